@@ -1,0 +1,251 @@
+/*
+ * os.h - the platform layer: every operating-system primitive the broker, the client
+ * library and the tests use. One implementation per OS: os_win32.c (Win32 API) and
+ * os_posix.c (Linux); each is wrapped whole in #if MB_OS_WIN / #if MB_OS_POSIX.
+ *
+ * Common contract, unless a function says otherwise:
+ *  - returns 0 on success or a negative MB_E* code (error.h) and leaves a detail message
+ *    with the raw OS error for this thread (mb_last_error());
+ *  - never prints, never aborts, never leaves a half-done object behind on failure (an out
+ *    parameter is only written on success);
+ *  - sizes and offsets of memory calls must be multiples of the page size, and addresses
+ *    page-aligned, or the call fails with MB_EINVAL.
+ *
+ * Portable code branches on the capabilities in mb_os_mem_config_t, never on the OS.
+ */
+#ifndef MB_OS_H
+#define MB_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "os_setup.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Memory configuration                                                                       */
+
+typedef struct mb_os_mem_config_s {
+  size_t page_size;         /* commit granularity (4096 on x86-64) */
+  size_t alloc_granularity; /* reservation and view alignment (64 KiB on Windows) */
+  /* 1 if mb_os_section_decommit() gives pages of a shared section back to the OS. */
+  int shared_decommit;
+} mb_os_mem_config_t;
+
+/* The machine's memory configuration, computed once; never fails. */
+const mb_os_mem_config_t *mb_os_mem_config(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Private virtual memory                                                                     */
+
+/*
+ * Reserve size bytes of address space, not accessible and not charged against the commit
+ * limit. *addr receives an address aligned to alloc_granularity. size > 0.
+ */
+int mb_os_reserve(size_t size, void **addr);
+
+/*
+ * Commit [addr, addr+size) inside a reservation: the pages become readable and writable,
+ * read as zero on first use, and are charged against the commit limit now (MB_ENOSPC if the
+ * OS refuses). Committing a range that is not inside a reservation fails with MB_ERANGE.
+ * Committing already committed pages is allowed and keeps their contents.
+ */
+int mb_os_commit(void *addr, size_t size);
+
+/*
+ * Decommit [addr, addr+size): the pages go back to the OS and become inaccessible; the
+ * range stays reserved. A later commit gives zero pages.
+ */
+int mb_os_decommit(void *addr, size_t size);
+
+/* Release a whole reservation made by mb_os_reserve (addr and size as returned / given). */
+int mb_os_release(void *addr, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Named shared sections                                                                      */
+
+/*
+ * Names are portable: 1..MB_OS_NAME_MAX characters from [A-Za-z0-9._-], e.g.
+ * "membroker.default.state". The layer maps them to "/<name>" (POSIX shared memory) or
+ * "Local\<name>" / "Global\<name>" (MB_OS_SEC_GLOBAL) on Windows. A longer name fails with
+ * MB_ENAMETOOLONG, an invalid character with MB_EINVAL.
+ */
+#define MB_OS_NAME_MAX 120
+
+enum {
+  /* Reserve-then-commit: the section's pages are charged and usable only once committed with
+   * mb_os_section_commit (SEC_RESERVE on Windows; a sparse shared-memory object on Linux).
+   * Without it every page is committed at creation. */
+  MB_OS_SEC_RESERVE = 1 << 0,
+  /* Windows: create / open in the Global\ namespace (a service); ignored elsewhere. */
+  MB_OS_SEC_GLOBAL = 1 << 1,
+};
+
+/*
+ * Who may open a section (or connect to a pipe). Portable form of a security descriptor:
+ *  - mode: POSIX permission bits for owner/group/other (only the 0666 bits matter). On
+ *    Windows: the owner, SYSTEM and Administrators always get full access; group bits grant
+ *    read/write to `group` (if set); other bits grant read/write to Authenticated Users.
+ *  - group: a group name (POSIX group / Windows account name) or NULL for the caller's
+ *    primary group (POSIX) / none (Windows).
+ * A NULL mb_os_access_t* means { 0600, NULL }: the creating user (and SYSTEM/Administrators on
+ * Windows) only.
+ */
+typedef struct mb_os_access_s {
+  uint32_t mode;
+  const char *group;
+} mb_os_access_t;
+
+/* An open section. Treat as opaque; `size` is the section's size in bytes. */
+typedef struct mb_os_section_s {
+  intptr_t handle; /* HANDLE or file descriptor; -1 / 0 when closed */
+  uint64_t size;
+  int flags; /* MB_OS_SEC_* it was created or opened with */
+  char name[MB_OS_NAME_MAX + 1];
+} mb_os_section_t;
+
+/*
+ * Create the named section `name` of `size` bytes (> 0, multiple of the page size) with the
+ * given access. Fails with MB_EEXIST if an object with that name already exists (a stale one
+ * must be unlinked first - see mb_os_section_unlink), MB_EACCES if not permitted, MB_ENOSPC if
+ * the OS cannot charge a fully committed section. Pages read as zero.
+ */
+int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, int flags,
+                         const mb_os_access_t *access);
+
+/*
+ * Open an existing named section. flags: MB_OS_SEC_GLOBAL (Windows namespace) and
+ * MB_OS_SEC_RESERVE if the caller knows it was created reserve-then-commit (needed on Windows
+ * to know pages must be committed per view; harmless elsewhere). writable: 0 = read-only.
+ * MB_ENOENT if it does not exist, MB_EACCES if not permitted. sec->size is the section size.
+ */
+int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int writable);
+
+/*
+ * Map the first `size` bytes of the section (size 0 = the whole section) into this process.
+ * *addr receives the view. size larger than the section fails with MB_ERANGE. writable must
+ * not exceed what the section was opened with (MB_EACCES).
+ */
+int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, void **addr);
+
+/* Unmap a view made by mb_os_section_map (addr and the mapped size). */
+int mb_os_section_unmap(void *addr, uint64_t size);
+
+/*
+ * Commit [offset, offset+len) of a reserve-then-commit section, mapped writable at `view`
+ * (the address mb_os_section_map returned). After success the pages are charged and read as
+ * zero until written; they are usable through this view at once. A process that touches
+ * pages another process committed calls mb_os_section_commit on its own view first: that is
+ * idempotent, cheap and never charges twice. MB_ENOSPC if the OS refuses (commit limit, full
+ * /dev/shm), so a first touch can never fault. MB_ERANGE if outside the section. On a fully
+ * committed section: no-op.
+ */
+int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len);
+
+/*
+ * Give [offset, offset+len) of a section back to the OS (contents become zero). MB_ENOTSUP
+ * where mem_config()->shared_decommit is 0.
+ */
+int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset,
+                           uint64_t len);
+
+/*
+ * Bytes of the section that are committed (charged), exactly, in pages. `view` is a view of
+ * the whole section (needed on Windows, ignored on Linux).
+ */
+int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes);
+
+/* Close the section handle (views stay valid until unmapped). Safe on a closed section. */
+void mb_os_section_close(mb_os_section_t *sec);
+
+/*
+ * Remove the name so a new section can be created under it. POSIX: shm_unlink (mappings
+ * that exist stay valid). Windows: names vanish with the last handle, so this is a no-op that
+ * returns 0. MB_ENOENT if there is nothing to remove (POSIX).
+ */
+int mb_os_section_unlink(const char *name, int flags);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Processes                                                                                  */
+
+/*
+ * A process identity that survives pid reuse: the pid plus the process's start time in
+ * OS-specific ticks (Windows: creation FILETIME; Linux: start time in clock ticks since
+ * boot). Two identities are the same process iff both fields are equal.
+ */
+typedef struct mb_os_procid_s {
+  uint32_t pid;
+  uint64_t start_time;
+} mb_os_procid_t;
+
+/* The calling process's identity. Never fails. */
+void mb_os_proc_self(mb_os_procid_t *id);
+
+/* The identity of the running process `pid`. MB_ESRCH if there is none. */
+int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id);
+
+/*
+ * 1 if the process `id` is still running, 0 if it has exited or its pid now belongs to
+ * another process (start time differs), negative on error (e.g. MB_EACCES when the OS does
+ * not say).
+ */
+int mb_os_proc_alive(const mb_os_procid_t *id);
+
+/* A child process started by mb_os_spawn. */
+typedef struct mb_os_child_s {
+  intptr_t handle; /* process HANDLE (Windows) or unused (POSIX) */
+  uint32_t pid;
+} mb_os_child_t;
+
+/*
+ * Start `argv[0]` (a path, not searched in PATH) with arguments argv[1..] (NULL-terminated),
+ * inheriting stdin/stdout/stderr and the environment. Windows: CreateProcessW with a properly
+ * quoted command line.
+ */
+int mb_os_spawn(const char *const argv[], mb_os_child_t *child);
+
+/*
+ * Wait up to timeout_ms (< 0: forever) for the child to exit. *exit_code receives its exit
+ * code (POSIX: 128 + signal number if killed by a signal). MB_ETIMEOUT if still running; the
+ * child is then still waitable. After success the child is reaped and must not be used again.
+ */
+int mb_os_child_wait(mb_os_child_t *child, int timeout_ms, int *exit_code);
+
+/* Kill the child at once (TerminateProcess / SIGKILL). It must still be waited for. */
+int mb_os_child_kill(mb_os_child_t *child);
+
+/* The absolute path of the running executable, NUL-terminated. MB_ERANGE if it does not fit. */
+int mb_os_self_exe(char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Clocks, memory status, misc                                                                */
+
+/* Monotonic clock in nanoseconds (arbitrary origin, never goes back). */
+uint64_t mb_os_mono_ns(void);
+
+/* Wall clock in nanoseconds since 1970-01-01 UTC. */
+uint64_t mb_os_wall_ns(void);
+
+/* Sleep at least ms milliseconds. */
+void mb_os_sleep_ms(unsigned ms);
+
+/* Physical memory of the machine, in bytes. */
+typedef struct mb_os_memstatus_s {
+  uint64_t total;
+  uint64_t available;
+} mb_os_memstatus_t;
+
+int mb_os_memstatus(mb_os_memstatus_t *st);
+
+/* Resident memory of this process in bytes (Linux: VmRSS; Windows: working-set size). */
+int mb_os_self_rss(uint64_t *rss);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_OS_H */

@@ -1,0 +1,543 @@
+/*
+ * os_posix.c - the platform layer on Linux (see os.h for every contract).
+ *
+ * Virtual memory: a reservation is a PROT_NONE, MAP_NORESERVE private mapping; commit makes
+ * pages writable (charged then under strict overcommit); decommit maps fresh PROT_NONE
+ * pages over the range, which drops the pages and their charge.
+ *
+ * Shared sections are POSIX shared-memory objects (tmpfs under /dev/shm). A reserve-then-
+ * commit section is a sparse object: ftruncate sets its size and allocates nothing. Commit
+ * is fallocate() on the object, so a full /dev/shm is reported as MB_ENOSPC at commit time;
+ * a first touch of committed pages can never SIGBUS. Decommit punches a hole, which also
+ * zaps the pages from every mapping. Committed bytes are the object's allocated blocks.
+ */
+#include "os_setup.h"
+
+#if MB_OS_POSIX
+
+#define _GNU_SOURCE 1
+
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
+#define MB__SEC_WRITABLE (1 << 8)
+
+/* Translate an errno into our code; `dflt` for errors with no better meaning. */
+static int mb__from_errno(int e, int dflt) {
+  switch (e) {
+  case ENOENT:
+    return MB_ENOENT;
+  case EEXIST:
+    return MB_EEXIST;
+  case EACCES:
+  case EPERM:
+    return MB_EACCES;
+  case ENAMETOOLONG:
+    return MB_ENAMETOOLONG;
+  case EINVAL:
+    return MB_EINVAL;
+  case ENOSPC:
+  case EDQUOT:
+    return MB_ENOSPC;
+  case ENOMEM:
+    return MB_ENOMEM;
+  case ESRCH:
+    return MB_ESRCH;
+  case EIO:
+    return MB_EIO;
+  case EBUSY:
+    return MB_EBUSY;
+  case ENOSYS:
+  case EOPNOTSUPP:
+    return MB_ENOTSUP;
+  default:
+    return dflt;
+  }
+}
+
+const mb_os_mem_config_t *mb_os_mem_config(void) {
+  static mb_os_mem_config_t cfg;
+  if (cfg.page_size == 0) {
+    long ps = sysconf(_SC_PAGESIZE);
+    cfg.shared_decommit = 1;
+    cfg.alloc_granularity = ps > 0 ? (size_t)ps : 4096;
+    /* Written last: a racing first call computes the same values. */
+    __atomic_store_n(&cfg.page_size, ps > 0 ? (size_t)ps : 4096, __ATOMIC_RELEASE);
+  }
+  return &cfg;
+}
+
+static int mb__page_aligned(const void *addr, uint64_t size) {
+  size_t ps = mb_os_mem_config()->page_size;
+  return ((uintptr_t)addr % ps) == 0 && (size % ps) == 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+int mb_os_reserve(size_t size, void **addr) {
+  void *p;
+  if (size == 0 || !mb__page_aligned(NULL, size))
+    return mb__errorf(MB_EINVAL, 0, "reserve %zu bytes", size);
+  p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    return mb__errorf(mb__from_errno(errno, MB_ENOMEM), errno, "reserve %zu bytes", size);
+  *addr = p;
+  return 0;
+}
+
+/* 1 if every page of [addr, addr+size) is mapped in this process. */
+static int mb__is_mapped(void *addr, size_t size) {
+  /* msync fails with ENOMEM on an unmapped range and does nothing on anonymous memory. */
+  return msync(addr, size, MS_ASYNC) == 0;
+}
+
+int mb_os_commit(void *addr, size_t size) {
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "commit %zu bytes at %p", size, addr);
+  if (!mb__is_mapped(addr, size))
+    return mb__errorf(MB_ERANGE, errno, "commit %zu bytes at %p outside a reservation", size,
+                      addr);
+  if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
+    return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+                      "commit %zu bytes at %p", size, addr);
+  return 0;
+}
+
+int mb_os_decommit(void *addr, size_t size) {
+  void *p;
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "decommit %zu bytes at %p", size, addr);
+  if (!mb__is_mapped(addr, size))
+    return mb__errorf(MB_ERANGE, errno, "decommit %zu bytes at %p outside a reservation", size,
+                      addr);
+  p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+           0);
+  if (p == MAP_FAILED)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit %zu bytes at %p", size,
+                      addr);
+  return 0;
+}
+
+int mb_os_release(void *addr, size_t size) {
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
+  if (munmap(addr, size) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size,
+                      addr);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Check a portable name and build "/<name>" into path (MB_OS_NAME_MAX + 2 bytes). */
+static int mb__shm_path(const char *name, char *path) {
+  size_t n = 0;
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "section name is empty");
+  for (; name[n] != '\0'; n++) {
+    char c = name[n];
+    if (n >= MB_OS_NAME_MAX)
+      return mb__errorf(MB_ENAMETOOLONG, 0, "section name '%.40s...' is longer than %d", name,
+                        MB_OS_NAME_MAX);
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return mb__errorf(MB_EINVAL, 0, "section name '%s' has a character outside [A-Za-z0-9._-]",
+                        name);
+  }
+  path[0] = '/';
+  memcpy(path + 1, name, n + 1);
+  return 0;
+}
+
+/* Apply mode (ignoring the umask) and group to a freshly created object. */
+static int mb__apply_access(int fd, const char *name, const mb_os_access_t *access) {
+  mode_t mode = access ? (mode_t)(access->mode & 0666) : 0600;
+  if (fchmod(fd, mode) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'",
+                      (unsigned)mode, name);
+  if (access && access->group && access->group[0]) {
+    struct group gr, *res = NULL;
+    char buf[4096];
+    int e = getgrnam_r(access->group, &gr, buf, sizeof buf, &res);
+    if (e != 0 || res == NULL)
+      return mb__errorf(MB_ENOENT, e, "group '%s' for '%s' does not exist", access->group, name);
+    if (fchown(fd, (uid_t)-1, gr.gr_gid) != 0)
+      return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "give '%s' to group '%s'", name,
+                        access->group);
+  }
+  return 0;
+}
+
+int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, int flags,
+                         const mb_os_access_t *access) {
+  char path[MB_OS_NAME_MAX + 2];
+  int fd, rc;
+
+  if ((rc = mb__shm_path(name, path)) != 0)
+    return rc;
+  if (size == 0 || !mb__page_aligned(NULL, size) || size > (uint64_t)INT64_MAX)
+    return mb__errorf(MB_EINVAL, 0, "create section '%s' of %llu bytes", name,
+                      (unsigned long long)size);
+  fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "create section '%s'", name);
+  if ((rc = mb__apply_access(fd, name, access)) != 0)
+    goto fail;
+  if (ftruncate(fd, (off_t)size) != 0) {
+    rc = mb__errorf(mb__from_errno(errno, MB_ENOSPC), errno, "size section '%s' to %llu bytes",
+                    name, (unsigned long long)size);
+    goto fail;
+  }
+  if (!(flags & MB_OS_SEC_RESERVE) && fallocate(fd, 0, 0, (off_t)size) != 0) {
+    rc = mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+                    "commit section '%s' of %llu bytes", name, (unsigned long long)size);
+    goto fail;
+  }
+  sec->handle = fd;
+  sec->size = size;
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | MB__SEC_WRITABLE;
+  memcpy(sec->name, name, strlen(name) + 1);
+  return 0;
+
+fail:
+  close(fd);
+  shm_unlink(path);
+  return rc;
+}
+
+int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int writable) {
+  char path[MB_OS_NAME_MAX + 2];
+  struct stat st;
+  int fd, rc;
+
+  if ((rc = mb__shm_path(name, path)) != 0)
+    return rc;
+  fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+  if (fd < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open section '%s'", name);
+  if (fstat(fd, &st) != 0) {
+    rc = mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat section '%s'", name);
+    close(fd);
+    return rc;
+  }
+  sec->handle = fd;
+  sec->size = (uint64_t)st.st_size;
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | (writable ? MB__SEC_WRITABLE : 0);
+  memcpy(sec->name, name, strlen(name) + 1);
+  return 0;
+}
+
+int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, void **addr) {
+  void *p;
+  if (size == 0)
+    size = sec->size;
+  if (size > sec->size)
+    return mb__errorf(MB_ERANGE, 0, "map %llu bytes of section '%s' that holds %llu",
+                      (unsigned long long)size, sec->name, (unsigned long long)sec->size);
+  if (writable && !(sec->flags & MB__SEC_WRITABLE))
+    return mb__errorf(MB_EACCES, 0, "map section '%s' writable: opened read-only", sec->name);
+  if (size == 0)
+    return mb__errorf(MB_EINVAL, 0, "map section '%s': it is empty", sec->name);
+  p = mmap(NULL, (size_t)size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
+           (int)sec->handle, 0);
+  if (p == MAP_FAILED)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "map section '%s'", sec->name);
+  *addr = p;
+  return 0;
+}
+
+int mb_os_section_unmap(void *addr, uint64_t size) {
+  if (addr == NULL || size == 0)
+    return mb__errorf(MB_EINVAL, 0, "unmap %llu bytes at %p", (unsigned long long)size, addr);
+  if (munmap(addr, (size_t)size) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unmap view at %p", addr);
+  return 0;
+}
+
+/* Check that [offset, offset+len) is a page-aligned, non-empty range inside the section. */
+static int mb__section_range(const mb_os_section_t *sec, uint64_t offset, uint64_t len,
+                             const char *what) {
+  if (len == 0 || !mb__page_aligned(NULL, offset) || !mb__page_aligned(NULL, len))
+    return mb__errorf(MB_EINVAL, 0, "%s [%llu, +%llu) of section '%s': not page-aligned", what,
+                      (unsigned long long)offset, (unsigned long long)len, sec->name);
+  if (offset > sec->size || len > sec->size - offset)
+    return mb__errorf(MB_ERANGE, 0, "%s [%llu, +%llu) of section '%s' of %llu bytes", what,
+                      (unsigned long long)offset, (unsigned long long)len, sec->name,
+                      (unsigned long long)sec->size);
+  return 0;
+}
+
+int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
+  int rc;
+  (void)view;
+  if ((rc = mb__section_range(sec, offset, len, "commit")) != 0)
+    return rc;
+  if (!(sec->flags & MB_OS_SEC_RESERVE))
+    return 0;
+  do {
+    rc = fallocate((int)sec->handle, 0, (off_t)offset, (off_t)len);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0)
+    return mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+                      "commit [%llu, +%llu) of section '%s'", (unsigned long long)offset,
+                      (unsigned long long)len, sec->name);
+  return 0;
+}
+
+int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset,
+                           uint64_t len) {
+  int rc;
+  (void)view;
+  if ((rc = mb__section_range(sec, offset, len, "decommit")) != 0)
+    return rc;
+  if (fallocate((int)sec->handle, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                (off_t)len) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit [%llu, +%llu) of '%s'",
+                      (unsigned long long)offset, (unsigned long long)len, sec->name);
+  return 0;
+}
+
+int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
+  struct stat st;
+  (void)view;
+  if (fstat((int)sec->handle, &st) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat section '%s'", sec->name);
+  *bytes = (uint64_t)st.st_blocks * 512u;
+  return 0;
+}
+
+void mb_os_section_close(mb_os_section_t *sec) {
+  if (sec->handle > 0)
+    close((int)sec->handle);
+  sec->handle = -1;
+}
+
+int mb_os_section_unlink(const char *name, int flags) {
+  char path[MB_OS_NAME_MAX + 2];
+  int rc;
+  (void)flags;
+  if ((rc = mb__shm_path(name, path)) != 0)
+    return rc;
+  if (shm_unlink(path) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unlink section '%s'", name);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * Read state and start time (field 22, clock ticks since boot) of /proc/<pid>/stat.
+ * The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
+ */
+static int mb__proc_stat(uint32_t pid, char *state, uint64_t *start) {
+  char path[64], buf[1024];
+  const char *p;
+  ssize_t n;
+  int fd, field;
+
+  snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return mb__errorf(errno == ENOENT ? MB_ESRCH : mb__from_errno(errno, MB_EOS), errno,
+                      "query process %u", (unsigned)pid);
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return mb__errorf(MB_ESRCH, n < 0 ? errno : 0, "read %s", path);
+  buf[n] = '\0';
+  p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ')
+    return mb__errorf(MB_EIO, 0, "parse %s", path);
+  p += 2;
+  *state = *p;
+  /* p points at field 3; skip to field 22. */
+  for (field = 3; field < 22 && p != NULL; field++) {
+    p = strchr(p, ' ');
+    if (p)
+      p++;
+  }
+  if (p == NULL)
+    return mb__errorf(MB_EIO, 0, "parse %s", path);
+  *start = strtoull(p, NULL, 10);
+  return 0;
+}
+
+void mb_os_proc_self(mb_os_procid_t *id) {
+  char state;
+  uint64_t start = 0;
+  id->pid = (uint32_t)getpid();
+  if (mb__proc_stat(id->pid, &state, &start) != 0)
+    start = 0; /* /proc not mounted: identity degrades to the pid alone */
+  id->start_time = start;
+}
+
+int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id) {
+  char state;
+  uint64_t start;
+  int rc = mb__proc_stat(pid, &state, &start);
+  if (rc != 0)
+    return rc;
+  if (state == 'Z' || state == 'X')
+    return mb__errorf(MB_ESRCH, 0, "process %u has exited", (unsigned)pid);
+  id->pid = pid;
+  id->start_time = start;
+  return 0;
+}
+
+int mb_os_proc_alive(const mb_os_procid_t *id) {
+  mb_os_procid_t now;
+  int rc = mb_os_proc_query(id->pid, &now);
+  if (rc == MB_ESRCH)
+    return 0;
+  if (rc != 0)
+    return rc;
+  return now.start_time == id->start_time;
+}
+
+int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
+  pid_t pid;
+  int e;
+  if (argv == NULL || argv[0] == NULL)
+    return mb__errorf(MB_EINVAL, 0, "spawn: no program");
+  e = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+  if (e != 0)
+    return mb__errorf(mb__from_errno(e, MB_EOS), e, "spawn '%s'", argv[0]);
+  child->handle = -1;
+  child->pid = (uint32_t)pid;
+  return 0;
+}
+
+static int mb__decode_status(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int mb_os_child_wait(mb_os_child_t *child, int timeout_ms, int *exit_code) {
+  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  unsigned nap = 1;
+  int status;
+
+  for (;;) {
+    pid_t r = waitpid((pid_t)child->pid, &status, timeout_ms < 0 ? 0 : WNOHANG);
+    if (r == (pid_t)child->pid) {
+      *exit_code = mb__decode_status(status);
+      child->pid = 0;
+      return 0;
+    }
+    if (r < 0 && errno != EINTR)
+      return mb__errorf(mb__from_errno(errno, MB_ESRCH), errno, "wait for process %u",
+                        (unsigned)child->pid);
+    if (r == 0) {
+      if (mb_os_mono_ns() >= deadline)
+        return mb__errorf(MB_ETIMEOUT, 0, "process %u still running after %d ms",
+                          (unsigned)child->pid, timeout_ms);
+      /* Poll with a growing nap, capped at 10 ms, until the deadline. */
+      mb_os_sleep_ms(nap);
+      if (nap < 10)
+        nap *= 2;
+    }
+  }
+}
+
+int mb_os_child_kill(mb_os_child_t *child) {
+  if (child->pid == 0 || kill((pid_t)child->pid, SIGKILL) != 0)
+    return mb__errorf(MB_ESRCH, child->pid ? errno : 0, "kill process %u", (unsigned)child->pid);
+  return 0;
+}
+
+int mb_os_self_exe(char *buf, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", buf, size);
+  if (n < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "read /proc/self/exe");
+  if ((size_t)n >= size)
+    return mb__errorf(MB_ERANGE, 0, "executable path longer than %zu bytes", size);
+  buf[n] = '\0';
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+uint64_t mb_os_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mb_os_wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void mb_os_sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Read "Key:   N kB" from /proc/meminfo into *out (bytes). */
+static int mb__meminfo(const char *text, const char *key, uint64_t *out) {
+  const char *p = strstr(text, key);
+  if (p == NULL)
+    return -1;
+  *out = strtoull(p + strlen(key), NULL, 10) * 1024u;
+  return 0;
+}
+
+int mb_os_memstatus(mb_os_memstatus_t *st) {
+  char buf[4096];
+  ssize_t n;
+  int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/meminfo");
+  buf[n] = '\0';
+  if (mb__meminfo(buf, "MemTotal:", &st->total) != 0 ||
+      mb__meminfo(buf, "MemAvailable:", &st->available) != 0)
+    return mb__errorf(MB_EIO, 0, "parse /proc/meminfo");
+  return 0;
+}
+
+int mb_os_self_rss(uint64_t *rss) {
+  char buf[128];
+  unsigned long long size = 0, resident = 0;
+  ssize_t n;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open /proc/self/statm");
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/self/statm");
+  buf[n] = '\0';
+  if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+    return mb__errorf(MB_EIO, 0, "parse /proc/self/statm");
+  *rss = (uint64_t)resident * mb_os_mem_config()->page_size;
+  return 0;
+}
+
+#endif /* MB_OS_POSIX */

@@ -1,0 +1,31 @@
+/*
+ * os_setup.h - detect the operating system once.
+ *
+ * Everything else in the tree tests MB_OS_WIN / MB_OS_POSIX with #if (they are always
+ * defined to 0 or 1; the build uses -Wundef so a typo is an error). _WIN32 appears here and
+ * in the platform and service-glue files only.
+ */
+#ifndef MB_OS_SETUP_H
+#define MB_OS_SETUP_H
+
+#if defined(_WIN32)
+#define MB_OS_WIN 1
+#define MB_OS_POSIX 0
+#else
+#define MB_OS_WIN 0
+#define MB_OS_POSIX 1
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MB_THREAD_LOCAL __declspec(thread)
+#define MB_PRINTF(fmt, args)
+#elif defined(__MINGW32__)
+/* Built with __USE_MINGW_ANSI_STDIO=1, so the C99 formats (%zu, %lld) are the ones checked. */
+#define MB_THREAD_LOCAL _Thread_local
+#define MB_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#else
+#define MB_THREAD_LOCAL _Thread_local
+#define MB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#endif
+
+#endif /* MB_OS_SETUP_H */

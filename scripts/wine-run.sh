@@ -1,0 +1,56 @@
+#!/bin/sh
+# Runs a Windows program under Wine for CTest (CMAKE_CROSSCOMPILING_EMULATOR, set by
+# scripts/toolchain-mingw64.cmake to "wine-run.sh;<build>/wineprefix").
+#
+#   wine-run.sh PREFIX PROGRAM.exe [ARGS...]   run PROGRAM in Wine prefix PREFIX
+#   wine-run.sh --kill PREFIX                  end everything still running there
+#
+# Sets WINEDEBUG=-all (unless already set) and WINEPREFIX=PREFIX. The first use
+# creates the prefix (5-10 s) under a lock, so parallel ctest jobs wait instead of
+# racing. The program's exit status is passed through.
+set -eu
+
+WINE_LOADER="${MB_WINE:-/usr/lib/wine/wine64}"
+WINESERVER_BIN=/usr/lib/wine/wineserver64
+[ -x "$WINESERVER_BIN" ] || WINESERVER_BIN=wineserver
+
+if [ "${1:-}" = "--kill" ]; then
+  [ $# -eq 2 ] || { echo "usage: $0 --kill PREFIX" >&2; exit 2; }
+  [ -d "$2" ] || exit 0
+  WINEPREFIX="$2" "$WINESERVER_BIN" -k 2>/dev/null || true
+  exit 0
+fi
+
+if [ $# -lt 2 ]; then
+  echo "usage: $0 PREFIX PROGRAM.exe [ARGS...] | --kill PREFIX" >&2
+  exit 2
+fi
+if [ ! -x "$WINE_LOADER" ]; then
+  echo "wine-run.sh: $WINE_LOADER not found: install wine64 (scripts/deps.sh)" >&2
+  exit 127
+fi
+
+WINEPREFIX="$1"
+shift
+export WINEPREFIX
+export WINEDEBUG="${WINEDEBUG:--all}"
+# No Mono/Gecko install prompts while the prefix is created.
+export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}"
+
+if [ ! -f "$WINEPREFIX/.mb-ready" ]; then
+  mkdir -p "$(dirname "$WINEPREFIX")"
+  lock="$WINEPREFIX.lock"
+  exec 9>"$lock"
+  flock 9
+  if [ ! -f "$WINEPREFIX/.mb-ready" ]; then
+    "$WINE_LOADER" wineboot --init >/dev/null 2>&1 </dev/null || {
+      echo "wine-run.sh: creating Wine prefix $WINEPREFIX failed" >&2
+      exit 125
+    }
+    touch "$WINEPREFIX/.mb-ready"
+  fi
+  flock -u 9
+  exec 9>&-
+fi
+
+exec "$WINE_LOADER" "$@"

@@ -1,0 +1,143 @@
+/*
+ * task.h - the test framework: named tests, assertions that print both sides, and
+ * cross-process helpers (a test spawns its own binary as the child).
+ *
+ * A test file defines tests with TEST(name) { ... } and child entry points with
+ * CHILD(name) { ...; return exit_code; }. The runner (runner.c) provides main():
+ *   test-x              run every test in this binary, in order
+ *   test-x NAME         run one test
+ *   test-x --list       print the test names (CMake registers each one with CTest)
+ *   test-x --child NAME ARGS...   run a child entry point (used by mb_test_spawn)
+ * A failed assertion prints file:line and both sides, then exits with status 1.
+ */
+#ifndef MB_TASK_H
+#define MB_TASK_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "os.h"
+
+typedef void (*mb_test_fn)(void);
+typedef int (*mb_child_fn)(int argc, char **argv);
+
+void mb_test_register(const char *name, mb_test_fn fn);
+void mb_child_register(const char *name, mb_child_fn fn);
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#pragma section(".CRT$XCU", read)
+#define MB_TEST_CTOR(f)                                                                            \
+  static void f(void);                                                                             \
+  __declspec(allocate(".CRT$XCU")) void (*f##_)(void) = f;                                         \
+  static void f(void)
+#else
+#define MB_TEST_CTOR(f)                                                                            \
+  static void f(void) __attribute__((constructor));                                                \
+  static void f(void)
+#endif
+
+#define TEST(name)                                                                                 \
+  static void test_##name(void);                                                                   \
+  MB_TEST_CTOR(mb_reg_test_##name) { mb_test_register(#name, test_##name); }                       \
+  static void test_##name(void)
+
+#define CHILD(name)                                                                                \
+  static int child_##name(int argc, char **argv);                                                  \
+  MB_TEST_CTOR(mb_reg_child_##name) { mb_child_register(#name, child_##name); }                    \
+  static int child_##name(int argc, char **argv)
+
+void mb_test_fail(const char *file, int line, const char *fmt, ...) MB_PRINTF(3, 4);
+
+#define FAIL(...) mb_test_fail(__FILE__, __LINE__, __VA_ARGS__)
+
+#define ASSERT(cond)                                                                               \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      FAIL("assertion failed: %s", #cond);                                                         \
+  } while (0)
+
+#define ASSERT_CMP(a, op, b)                                                                       \
+  do {                                                                                             \
+    long long mb_a_ = (long long)(a), mb_b_ = (long long)(b);                                      \
+    if (!(mb_a_ op mb_b_))                                                                         \
+      FAIL("%s %s %s: %lld %s %lld is false", #a, #op, #b, mb_a_, #op, mb_b_);                     \
+  } while (0)
+
+#define ASSERT_EQ(a, b) ASSERT_CMP(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_CMP(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_CMP(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_CMP(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
+
+/* Unsigned 64-bit comparison (sizes, byte counts). */
+#define ASSERT_EQ_U64(a, b)                                                                        \
+  do {                                                                                             \
+    unsigned long long mb_a_ = (unsigned long long)(a), mb_b_ = (unsigned long long)(b);           \
+    if (mb_a_ != mb_b_)                                                                            \
+      FAIL("%s == %s: %llu != %llu", #a, #b, mb_a_, mb_b_);                                        \
+  } while (0)
+
+#define ASSERT_STR_EQ(a, b)                                                                        \
+  do {                                                                                             \
+    const char *mb_a_ = (a), *mb_b_ = (b);                                                         \
+    if (mb_a_ == NULL || mb_b_ == NULL || strcmp(mb_a_, mb_b_) != 0)                               \
+      FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, mb_a_ ? mb_a_ : "(null)",                         \
+           mb_b_ ? mb_b_ : "(null)");                                                              \
+  } while (0)
+
+/* haystack contains needle */
+#define ASSERT_CONTAINS(haystack, needle)                                                          \
+  do {                                                                                             \
+    const char *mb_h_ = (haystack), *mb_n_ = (needle);                                             \
+    if (mb_h_ == NULL || strstr(mb_h_, mb_n_) == NULL)                                             \
+      FAIL("%s contains \"%s\": \"%s\"", #haystack, mb_n_, mb_h_ ? mb_h_ : "(null)");              \
+  } while (0)
+
+/* A call that returns an MB_E* code: expect 0, print the code and detail otherwise. */
+#define ASSERT_OK(expr)                                                                            \
+  do {                                                                                             \
+    int mb_rc_ = (expr);                                                                           \
+    if (mb_rc_ != 0)                                                                               \
+      FAIL("%s: %s (%d): %s", #expr, mb_err_name(mb_rc_), mb_rc_, mb_last_error());                \
+  } while (0)
+
+/* A call that must fail with a given MB_E* code. */
+#define ASSERT_ERR(expr, code)                                                                     \
+  do {                                                                                             \
+    int mb_rc_ = (expr);                                                                           \
+    if (mb_rc_ != (code))                                                                          \
+      FAIL("%s: expected %s, got %s (%d): %s", #expr, mb_err_name(code), mb_err_name(mb_rc_),      \
+           mb_rc_, mb_last_error());                                                               \
+  } while (0)
+
+/*
+ * Spawn this test binary as a child running CHILD(child_name) with the given extra
+ * arguments (a NULL-terminated list).
+ */
+int mb_test_spawn(mb_os_child_t *child, const char *child_name, ...);
+
+/* Spawn, wait up to timeout_ms and return the child's exit code (fails the test on error). */
+int mb_test_run_child(int timeout_ms, const char *child_name, ...);
+
+/*
+ * A name unique to this test process, "mbt.<pid>.<tag>", for sections and pipes, so test
+ * runs in parallel never meet.
+ */
+const char *mb_test_name(char *buf, size_t size, const char *tag);
+
+/* Poll `cond` every millisecond or so until it holds or timeout_ms passes. */
+#define WAIT_FOR(cond, timeout_ms)                                                                 \
+  do {                                                                                             \
+    uint64_t mb_dl_ = mb_os_mono_ns() + (uint64_t)(timeout_ms) * 1000000u;                         \
+    while (!(cond)) {                                                                              \
+      if (mb_os_mono_ns() > mb_dl_)                                                                \
+        FAIL("timed out after %d ms waiting for %s", (int)(timeout_ms), #cond);                    \
+      mb_os_sleep_ms(1);                                                                           \
+    }                                                                                              \
+  } while (0)
+
+#endif /* MB_TASK_H */

@@ -1,0 +1,284 @@
+/*
+ * test-os.c - the platform layer, on every OS: virtual memory, named sections (one process
+ * and across processes), process identity and liveness, clocks, memory status, errors.
+ */
+#include "task.h"
+
+static size_t page(void) {
+  return mb_os_mem_config()->page_size;
+}
+
+TEST(mem_config) {
+  const mb_os_mem_config_t *c = mb_os_mem_config();
+  ASSERT_GE(c->page_size, 4096);
+  ASSERT_EQ(c->page_size & (c->page_size - 1), 0);
+  ASSERT_GE(c->alloc_granularity, c->page_size);
+  ASSERT_EQ(c->alloc_granularity % c->page_size, 0);
+}
+
+TEST(error_names) {
+  ASSERT_STR_EQ(mb_err_name(0), "ok");
+  ASSERT_STR_EQ(mb_err_name(MB_ENOENT), "not_found");
+  ASSERT_STR_EQ(mb_err_name(MB_EINTERNAL), "internal");
+  ASSERT_STR_EQ(mb_err_name(-9999), "unknown");
+  ASSERT_STR_EQ(mb_err_name(5), "unknown");
+  ASSERT_STR_EQ(mb_strerror(MB_EVERSION), "layout version mismatch");
+  ASSERT_EQ(mb__errorf(MB_EBUSY, 42, "lock '%s'", "x"), MB_EBUSY);
+  ASSERT_STR_EQ(mb_last_error(), "lock 'x': resource busy (os error 42)");
+  ASSERT_EQ(mb_last_os_error(), 42);
+  mb__error_clear();
+  ASSERT_STR_EQ(mb_last_error(), "");
+}
+
+TEST(reserve_commit_decommit_release) {
+  size_t ps = page(), size = 16 * ps;
+  unsigned char *p = NULL;
+  size_t i;
+
+  ASSERT_OK(mb_os_reserve(size, (void **)&p));
+  ASSERT(p != NULL);
+  ASSERT_EQ((uintptr_t)p % mb_os_mem_config()->alloc_granularity, 0);
+  ASSERT_OK(mb_os_commit(p + 2 * ps, 3 * ps));
+  for (i = 2 * ps; i < 5 * ps; i++)
+    ASSERT_EQ(p[i], 0); /* fresh pages read as zero */
+  memset(p + 2 * ps, 0xAB, 3 * ps);
+  /* Committing again keeps the contents. */
+  ASSERT_OK(mb_os_commit(p + 2 * ps, ps));
+  ASSERT_EQ(p[2 * ps + 7], 0xAB);
+  /* Decommit, recommit: zero again. */
+  ASSERT_OK(mb_os_decommit(p + 2 * ps, ps));
+  ASSERT_OK(mb_os_commit(p + 2 * ps, ps));
+  ASSERT_EQ(p[2 * ps + 7], 0);
+  ASSERT_EQ(p[3 * ps], 0xAB); /* the neighbour kept its bytes */
+  ASSERT_OK(mb_os_release(p, size));
+}
+
+TEST(vm_bad_arguments) {
+  size_t ps = page();
+  unsigned char *p = NULL;
+  ASSERT_ERR(mb_os_reserve(0, (void **)&p), MB_EINVAL);
+  ASSERT_ERR(mb_os_reserve(ps + 1, (void **)&p), MB_EINVAL);
+  ASSERT_OK(mb_os_reserve(4 * ps, (void **)&p));
+  ASSERT_ERR(mb_os_commit(p + 1, ps), MB_EINVAL);
+  ASSERT_ERR(mb_os_commit(p, ps + 3), MB_EINVAL);
+  ASSERT_ERR(mb_os_commit(NULL, ps), MB_EINVAL);
+  ASSERT_OK(mb_os_release(p, 4 * ps));
+  /* The reservation is gone: committing inside it now is outside any reservation. */
+  ASSERT_ERR(mb_os_commit(p, ps), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), "commit");
+  ASSERT_NE(mb_last_os_error(), 0);
+}
+
+TEST(section_names) {
+  mb_os_section_t s;
+  char longname[MB_OS_NAME_MAX + 10];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  ASSERT_ERR(mb_os_section_create(&s, longname, page(), 0, NULL), MB_ENAMETOOLONG);
+  ASSERT_ERR(mb_os_section_open(&s, longname, 0, 0), MB_ENAMETOOLONG);
+  ASSERT_ERR(mb_os_section_create(&s, "", page(), 0, NULL), MB_EINVAL);
+  ASSERT_ERR(mb_os_section_create(&s, "bad/name", page(), 0, NULL), MB_EINVAL);
+  ASSERT_ERR(mb_os_section_create(&s, "bad\\name", page(), 0, NULL), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "bad\\name");
+}
+
+TEST(section_open_missing) {
+  mb_os_section_t s;
+  char name[64];
+  mb_test_name(name, sizeof name, "nosuch");
+  ASSERT_ERR(mb_os_section_open(&s, name, 0, 1), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), name);
+  ASSERT_ERR(mb_os_section_open(&s, name, MB_OS_SEC_RESERVE, 0), MB_ENOENT);
+}
+
+TEST(section_committed_create_map) {
+  mb_os_section_t s, o;
+  char name[64];
+  unsigned char *a = NULL, *b = NULL;
+  uint64_t size = 8 * page(), committed = 0;
+
+  mb_test_name(name, sizeof name, "commit");
+  mb_os_section_unlink(name, 0);
+  ASSERT_OK(mb_os_section_create(&s, name, size, 0, NULL));
+  ASSERT_EQ_U64(s.size, size);
+  ASSERT_ERR(mb_os_section_create(&o, name, size, 0, NULL), MB_EEXIST);
+  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&a));
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, size);
+  ASSERT_EQ(a[size - 1], 0);
+
+  ASSERT_OK(mb_os_section_open(&o, name, 0, 0));
+  ASSERT_EQ_U64(o.size, size);
+  ASSERT_ERR(mb_os_section_map(&o, size + page(), 0, (void **)&b), MB_ERANGE);
+  ASSERT_ERR(mb_os_section_map(&o, 0, 1, (void **)&b), MB_EACCES);
+  ASSERT_OK(mb_os_section_map(&o, 0, 0, (void **)&b));
+  a[100] = 42;
+  a[size - 1] = 7;
+  ASSERT_EQ(b[100], 42);
+  ASSERT_EQ(b[size - 1], 7);
+
+  ASSERT_OK(mb_os_section_unmap(b, size));
+  mb_os_section_close(&o);
+  ASSERT_OK(mb_os_section_unmap(a, size));
+  mb_os_section_close(&s);
+  mb_os_section_unlink(name, 0);
+}
+
+TEST(section_reserve_commit_accounting) {
+  mb_os_section_t s;
+  char name[64];
+  unsigned char *a = NULL;
+  uint64_t ps = page(), size = 256 * ps, committed = 1;
+
+  mb_test_name(name, sizeof name, "reserve");
+  mb_os_section_unlink(name, 0);
+  ASSERT_OK(mb_os_section_create(&s, name, size, MB_OS_SEC_RESERVE, NULL));
+  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&a));
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, 0);
+
+  ASSERT_OK(mb_os_section_commit(&s, a, 3 * ps, 2 * ps));
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, 2 * ps);
+  ASSERT_EQ(a[3 * ps], 0);
+  a[3 * ps] = 1;
+  a[5 * ps - 1] = 2;
+  /* Idempotent: committing again neither charges again nor clears. */
+  ASSERT_OK(mb_os_section_commit(&s, a, 3 * ps, ps));
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, 2 * ps);
+  ASSERT_EQ(a[3 * ps], 1);
+
+  ASSERT_ERR(mb_os_section_commit(&s, a, size, ps), MB_ERANGE);
+  ASSERT_ERR(mb_os_section_commit(&s, a, size - ps, 2 * ps), MB_ERANGE);
+  ASSERT_ERR(mb_os_section_commit(&s, a, 1, ps), MB_EINVAL);
+
+  if (mb_os_mem_config()->shared_decommit) {
+    ASSERT_OK(mb_os_section_decommit(&s, a, 3 * ps, ps));
+    ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+    ASSERT_EQ_U64(committed, ps);
+    ASSERT_EQ(a[5 * ps - 1], 2);
+  } else {
+    ASSERT_ERR(mb_os_section_decommit(&s, a, 3 * ps, ps), MB_ENOTSUP);
+  }
+  ASSERT_OK(mb_os_section_unmap(a, size));
+  mb_os_section_close(&s);
+  mb_os_section_unlink(name, 0);
+}
+
+/* Child: open the section named argv[0], commit page argv[1], write argv[2] there. */
+CHILD(commit_and_write) {
+  mb_os_section_t s;
+  unsigned char *v = NULL;
+  uint64_t pg;
+  if (argc != 3)
+    return 10;
+  pg = strtoull(argv[1], NULL, 10);
+  if (mb_os_section_open(&s, argv[0], MB_OS_SEC_RESERVE, 1) != 0)
+    return 11;
+  if (mb_os_section_map(&s, 0, 1, (void **)&v) != 0)
+    return 12;
+  if (mb_os_section_commit(&s, v, pg * page(), page()) != 0)
+    return 13;
+  v[pg * page() + 1] = (unsigned char)atoi(argv[2]);
+  mb_os_section_unmap(v, s.size);
+  mb_os_section_close(&s);
+  return 0;
+}
+
+TEST(section_cross_process_commit) {
+  mb_os_section_t s;
+  char name[64];
+  unsigned char *a = NULL;
+  uint64_t ps = page(), size = 64 * ps, committed = 1;
+
+  mb_test_name(name, sizeof name, "xproc");
+  mb_os_section_unlink(name, 0);
+  ASSERT_OK(mb_os_section_create(&s, name, size, MB_OS_SEC_RESERVE, NULL));
+  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&a));
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, 0);
+
+  ASSERT_EQ(mb_test_run_child(30000, "commit_and_write", name, "9", "77", (char *)NULL), 0);
+
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, ps);
+  ASSERT_OK(mb_os_section_commit(&s, a, 9 * ps, ps)); /* our own view, no new charge */
+  ASSERT_EQ(a[9 * ps + 1], 77);
+  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
+  ASSERT_EQ_U64(committed, ps);
+
+  ASSERT_OK(mb_os_section_unmap(a, size));
+  mb_os_section_close(&s);
+  mb_os_section_unlink(name, 0);
+}
+
+CHILD(exit_with) {
+  return argc > 0 ? atoi(argv[0]) : 0;
+}
+
+CHILD(sleep_long) {
+  (void)argc;
+  (void)argv;
+  mb_os_sleep_ms(60000);
+  return 0;
+}
+
+TEST(process_identity) {
+  mb_os_procid_t self, q, fake;
+  mb_os_proc_self(&self);
+  ASSERT_NE(self.pid, 0);
+  ASSERT_OK(mb_os_proc_query(self.pid, &q));
+  ASSERT_EQ(q.pid, self.pid);
+  ASSERT_EQ_U64(q.start_time, self.start_time);
+  ASSERT_EQ(mb_os_proc_alive(&self), 1);
+  /* Same pid, another start time: a reused pid is not our process. */
+  fake = self;
+  fake.start_time += 12345;
+  ASSERT_EQ(mb_os_proc_alive(&fake), 0);
+}
+
+TEST(process_spawn_wait_kill) {
+  mb_os_child_t c;
+  mb_os_procid_t id;
+  int code = -1;
+
+  ASSERT_EQ(mb_test_run_child(30000, "exit_with", "23", (char *)NULL), 23);
+
+  ASSERT_OK(mb_test_spawn(&c, "sleep_long", (char *)NULL));
+  ASSERT_OK(mb_os_proc_query(c.pid, &id));
+  ASSERT_EQ(mb_os_proc_alive(&id), 1);
+  ASSERT_ERR(mb_os_child_wait(&c, 10, &code), MB_ETIMEOUT);
+  ASSERT_OK(mb_os_child_kill(&c));
+  ASSERT_OK(mb_os_child_wait(&c, 30000, &code));
+  ASSERT_NE(code, 0);
+  ASSERT_EQ(mb_os_proc_alive(&id), 0);
+}
+
+TEST(spawn_missing_program) {
+  mb_os_child_t c;
+  const char *argv[] = {"/nonexistent/membroker-no-such-program", NULL};
+  int rc = mb_os_spawn(argv, &c), code = 0;
+  /* posix_spawn may report the failure as exit status 127 of the child instead. */
+  if (rc == 0) {
+    ASSERT_OK(mb_os_child_wait(&c, 30000, &code));
+    ASSERT_EQ(code, 127);
+  } else {
+    ASSERT_ERR(rc, MB_ENOENT);
+  }
+}
+
+TEST(clocks_and_memory) {
+  uint64_t a = mb_os_mono_ns(), b, wall = mb_os_wall_ns(), rss = 0;
+  mb_os_memstatus_t st;
+  mb_os_sleep_ms(2);
+  b = mb_os_mono_ns();
+  ASSERT_GE(b - a, 1000000u);
+  /* Wall clock after 2020-01-01. */
+  ASSERT_GT(wall / 1000000000u, 1577836800u);
+  ASSERT_OK(mb_os_memstatus(&st));
+  ASSERT_GT(st.total, 0);
+  ASSERT_LE(st.available, st.total);
+  ASSERT_OK(mb_os_self_rss(&rss));
+  ASSERT_GT(rss, 0);
+}
