@@ -49,8 +49,8 @@ enum mb__error_index {
       MB__EIDX_COUNT
 };
 
+/* Success is plain 0 (no MB_OK: <windows.h> has a macro of that name). */
 enum mb_error {
-  MB_OK = 0,
 #define MB__X(name, code, msg) MB_E##name = -(MB__EIDX_##name + 1),
   MB_ERROR_MAP(MB__X)
 #undef MB__X

@@ -34,6 +34,9 @@ typedef struct mb_os_mem_config_s {
   size_t alloc_granularity; /* reservation and view alignment (64 KiB on Windows) */
   /* 1 if mb_os_section_decommit() gives pages of a shared section back to the OS. */
   int shared_decommit;
+  /* 1 if a named section outlives the processes that hold it until it is unlinked (POSIX
+   * shared memory); 0 if it vanishes with its last handle (Windows). */
+  int names_persist;
 } mb_os_mem_config_t;
 
 /* The machine's memory configuration, computed once; never fails. */
@@ -102,7 +105,7 @@ typedef struct mb_os_access_s {
 
 /* An open section. Treat as opaque; `size` is the section's size in bytes. */
 typedef struct mb_os_section_s {
-  intptr_t handle; /* HANDLE or file descriptor; -1 / 0 when closed */
+  intptr_t handle; /* HANDLE or file descriptor; -1 once closed (0 is treated as closed too) */
   uint64_t size;
   int flags; /* MB_OS_SEC_* it was created or opened with */
   char name[MB_OS_NAME_MAX + 1];
@@ -168,6 +171,24 @@ void mb_os_section_close(mb_os_section_t *sec);
  * returns 0. MB_ENOENT if there is nothing to remove (POSIX).
  */
 int mb_os_section_unlink(const char *name, int flags);
+
+/*
+ * Take the single-instance lock `name` (a portable name as for sections), held until
+ * mb_os_lock_release or until the process dies, whichever comes first - a crashed broker
+ * never leaves it behind. MB_EBUSY if another live process holds it. Windows: a named mutex
+ * (Local\ or Global\ with MB_OS_SEC_GLOBAL); POSIX: flock() on <runtime dir>/<name>.lock.
+ */
+int mb_os_lock_take(const char *name, int flags, intptr_t *lock);
+
+/* Release a lock taken with mb_os_lock_take. */
+void mb_os_lock_release(intptr_t lock);
+
+/*
+ * The directory for sockets and lock files, NUL-terminated, created if missing:
+ * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root, $XDG_RUNTIME_DIR or /tmp
+ * otherwise; Windows: the temp directory (pipes need none). MB_ERANGE if it does not fit.
+ */
+int mb_os_runtime_dir(char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Processes                                                                                  */
@@ -243,6 +264,16 @@ int mb_os_memstatus(mb_os_memstatus_t *st);
 
 /* Resident memory of this process in bytes (Linux: VmRSS; Windows: working-set size). */
 int mb_os_self_rss(uint64_t *rss);
+
+/*
+ * Failure injection for tests (SQLite's overridable system calls, in small): the next `count`
+ * calls of mb_os_commit / mb_os_section_commit fail with MB_ENOSPC as they would at the OS
+ * commit limit or with /dev/shm full, without calling the OS. 0 turns it off. Process-wide.
+ */
+void mb_os_inject_commit_failures(int count);
+
+/* Internal, for the OS files: 1 if this commit is to fail by injection (consumes one). */
+int mb__os_injected_commit_failure(void);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -78,6 +79,7 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
   if (cfg.page_size == 0) {
     long ps = sysconf(_SC_PAGESIZE);
     cfg.shared_decommit = 1;
+    cfg.names_persist = 1;
     cfg.alloc_granularity = ps > 0 ? (size_t)ps : 4096;
     /* Written last: a racing first call computes the same values. */
     __atomic_store_n(&cfg.page_size, ps > 0 ? (size_t)ps : 4096, __ATOMIC_RELEASE);
@@ -115,6 +117,8 @@ int mb_os_commit(void *addr, size_t size) {
   if (!mb__is_mapped(addr, size))
     return mb__errorf(MB_ERANGE, errno, "commit %zu bytes at %p outside a reservation", size,
                       addr);
+  if (mb__os_injected_commit_failure())
+    return mb__errorf(MB_ENOSPC, 0, "commit %zu bytes at %p (injected failure)", size, addr);
   if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
     return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
                       "commit %zu bytes at %p", size, addr);
@@ -292,6 +296,9 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
     return rc;
   if (!(sec->flags & MB_OS_SEC_RESERVE))
     return 0;
+  if (mb__os_injected_commit_failure())
+    return mb__errorf(MB_ENOSPC, 0, "commit [%llu, +%llu) of section '%s' (injected failure)",
+                      (unsigned long long)offset, (unsigned long long)len, sec->name);
   do {
     rc = fallocate((int)sec->handle, 0, (off_t)offset, (off_t)len);
   } while (rc != 0 && errno == EINTR);
@@ -339,6 +346,47 @@ int mb_os_section_unlink(const char *name, int flags) {
   if (shm_unlink(path) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unlink section '%s'", name);
   return 0;
+}
+
+int mb_os_runtime_dir(char *buf, size_t size) {
+  const char *dir = getenv("MEMBROKER_RUNTIME_DIR");
+  if (dir == NULL || dir[0] == '\0') {
+    if (geteuid() == 0)
+      dir = "/run/membroker";
+    else if ((dir = getenv("XDG_RUNTIME_DIR")) == NULL || dir[0] == '\0')
+      dir = "/tmp";
+  }
+  if (strlen(dir) + 1 > size)
+    return mb__errorf(MB_ERANGE, 0, "runtime directory '%s' is too long", dir);
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "create runtime directory '%s'", dir);
+  memcpy(buf, dir, strlen(dir) + 1);
+  return 0;
+}
+
+int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
+  char dir[512], path[MB_OS_NAME_MAX + 2], file[700];
+  int fd, rc;
+  (void)flags;
+  if ((rc = mb__shm_path(name, path)) != 0 || (rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
+    return rc;
+  snprintf(file, sizeof file, "%s%s.lock", dir, path);
+  fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    return mb__errorf(e == EWOULDBLOCK ? MB_EBUSY : mb__from_errno(e, MB_EOS), e,
+                      "lock '%s' (held by another process)", file);
+  }
+  *lock = fd;
+  return 0;
+}
+
+void mb_os_lock_release(intptr_t lock) {
+  if (lock > 0)
+    close((int)lock); /* closing the last descriptor drops the flock */
 }
 
 /* ---------------------------------------------------------------------------------------- */

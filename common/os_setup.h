@@ -19,7 +19,7 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #define MB_THREAD_LOCAL __declspec(thread)
 #define MB_PRINTF(fmt, args)
-#elif defined(__MINGW32__)
+#elif defined(__MINGW32__) && !defined(__clang__)
 /* Built with __USE_MINGW_ANSI_STDIO=1, so the C99 formats (%zu, %lld) are the ones checked. */
 #define MB_THREAD_LOCAL _Thread_local
 #define MB_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))

@@ -11,7 +11,7 @@
 # <deps> is $MB_DEPS_DIR, default <repo>/build/deps. Everything third-party lives
 # there (build/ is gitignored). Stamp files make a rerun take about a second.
 # Non-interactive (CI=true, no terminal); needs root or sudo only to install.
-set -euo pipefail
+set -Eeuo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLCHAIN_FILE="$REPO_DIR/scripts/toolchain-mingw64.cmake"
@@ -113,6 +113,7 @@ mapfile -t MISSING < <(missing_packages)
 # Debian release itself (suite == codename or codename-*) in *.sources files.
 codename() {
   local c=""
+  # shellcheck disable=SC1091
   if [[ -r /etc/os-release ]]; then c="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"; fi
   [[ -n "$c" ]] || c="$(lsb_release -sc 2>/dev/null || true)"
   [[ -n "$c" ]] || c=bookworm
@@ -152,6 +153,7 @@ derive_deb822() {
       }
       nf = 0
     }
+    FNR == 1 { flush() }
     /^[ \t]*#/ { next }
     /^[ \t]*$/ { flush(); next }
     /^[ \t]/ { if (nf > 0) { raw[nf] = raw[nf] "\n" $0; val[nf] = val[nf] " " $0 } next }
@@ -163,7 +165,6 @@ derive_deb822() {
       raw[nf] = substr($0, p + 1)
       val[nf] = raw[nf]
     }
-    ENDFILE { flush() }
     END { flush() }
   ' "$@"
 }
@@ -201,7 +202,7 @@ have_deb_src() {
   return 1
 }
 
-# Adds the deb-src file if needed; prints "added" when it wrote one.
+# Adds the deb-src file if needed; sets DEB_SRC_ADDED=1 when it wrote one.
 ensure_deb_src() {
   have_deb_src && return 0
   local code tmp sources=() lists=() f
@@ -222,7 +223,7 @@ ensure_deb_src() {
         cat "$tmp"; } | "${SUDO[@]}" tee "/etc/apt/sources.list.d/$SRC_LIST_NAME.sources" >/dev/null
       rm -f "$tmp"
       log "added /etc/apt/sources.list.d/$SRC_LIST_NAME.sources"
-      echo added >&3
+      DEB_SRC_ADDED=1
       return 0
     fi
   fi
@@ -233,7 +234,7 @@ ensure_deb_src() {
         cat "$tmp"; } | "${SUDO[@]}" tee "/etc/apt/sources.list.d/$SRC_LIST_NAME.list" >/dev/null
       rm -f "$tmp"
       log "added /etc/apt/sources.list.d/$SRC_LIST_NAME.list"
-      echo added >&3
+      DEB_SRC_ADDED=1
       return 0
     fi
   fi
@@ -253,8 +254,9 @@ fi
 NEED_UPDATE=0
 if ((NEED_SOURCES)); then
   STEP="add deb-src entry"
-  added="$(ensure_deb_src 3>&1 1>&2)"
-  [[ "$added" == added ]] && NEED_UPDATE=1
+  DEB_SRC_ADDED=0
+  ensure_deb_src
+  ((DEB_SRC_ADDED)) && NEED_UPDATE=1
   # Sources may be configured but never fetched (e.g. an interrupted earlier run).
   if ((!NEED_UPDATE)) && ! apt-cache showsrc "${SRC_PACKAGES[0]}" 2>/dev/null | grep -q '^Package:'; then
     NEED_UPDATE=1
@@ -294,14 +296,17 @@ fetch_source() {
   local pkg="$1" dl="$SRC_DIR/download-$1" dsc
   STEP="apt-get source $pkg"
   log "fetching Debian source package $pkg"
-  rm -rf "$dl" "$SRC_DIR/$pkg"
+  rm -rf "${dl:?}" "${SRC_DIR:?}/$pkg"
   mkdir -p "$dl"
   local apt_opts=()
   # As root, apt drops to user _apt to download and warns that it cannot write
   # here; downloading as root into our own directory is what we want.
   [[ $EUID -eq 0 ]] && apt_opts=(-o APT::Sandbox::User=root)
-  (cd "$dl" && run "src-$pkg-download" apt-get "${apt_opts[@]}" source --download-only "$pkg")
-  dsc="$(ls "$dl"/*.dsc | head -n 1)"
+  cd "$dl"
+  run "src-$pkg-download" apt-get "${apt_opts[@]}" source --download-only "$pkg"
+  cd "$REPO_DIR"
+  dsc="$(find "$dl" -maxdepth 1 -name '*.dsc' | head -n 1)"
+  [[ -n "$dsc" ]] || { echo "deps: apt-get source $pkg gave no .dsc" >&2; false; }
   STEP="dpkg-source -x $pkg"
   run "src-$pkg-extract" dpkg-source --no-check -x "$dsc" "$SRC_DIR/$pkg"
   basename "$dsc" .dsc >"$STAMP_DIR/src-$pkg.done"
@@ -332,7 +337,7 @@ mingw_build() {
   fi
   log "mingw $name: building (log: $LOG_DIR/mingw-$name-*.log)"
   rm -f "$STAMP_DIR/mingw-$name.done"
-  rm -rf "$bdir"
+  rm -rf "${bdir:?}"
   STEP="mingw $name: configure"
   run "mingw-$name-configure" cmake -S "$src" -B "$bdir" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN_FILE" \

@@ -34,23 +34,35 @@ WINEPREFIX="$1"
 shift
 export WINEPREFIX
 export WINEDEBUG="${WINEDEBUG:--all}"
-# No Mono/Gecko install prompts while the prefix is created.
-export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}"
+# No Mono/Gecko install prompts while the prefix is created, no menu entries.
+export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=;winemenubuilder.exe=d}"
 
-if [ ! -f "$WINEPREFIX/.mb-ready" ]; then
-  mkdir -p "$(dirname "$WINEPREFIX")"
-  lock="$WINEPREFIX.lock"
-  exec 9>"$lock"
-  flock 9
-  if [ ! -f "$WINEPREFIX/.mb-ready" ]; then
-    "$WINE_LOADER" wineboot --init >/dev/null 2>&1 </dev/null || {
+# Debian's wine starts its wineserver with -p0: it exits, and ends Wine's
+# system processes (services.exe, explorer.exe, ...), as soon as the last program
+# exits, so each test would pay ~3 s to start them again. A wineserver that
+# lingers MB_WINE_PERSIST seconds (default 10) keeps them: later tests take ~0.1 s.
+# But system processes inherit the stdout/stderr of whatever program started
+# them, and ctest waits until every holder of its output pipe exits. So when we
+# start the server we also start the system processes right away (wineboot) with
+# /dev/null as their stdio, under a lock so parallel ctest jobs wait for it. The
+# first use also creates the prefix (5-10 s).
+persist="${MB_WINE_PERSIST:-10}"
+mkdir -p "$WINEPREFIX"
+exec 9>"$WINEPREFIX.lock"
+flock 9
+if "$WINESERVER_BIN" -p"$persist" </dev/null >/dev/null 2>&1 9>&- \
+  || [ ! -f "$WINEPREFIX/.mb-ready" ]; then
+  if [ -f "$WINEPREFIX/.mb-ready" ]; then
+    "$WINE_LOADER" wineboot </dev/null >/dev/null 2>&1 9>&- || true
+  else
+    "$WINE_LOADER" wineboot --init </dev/null >/dev/null 2>&1 9>&- || {
       echo "wine-run.sh: creating Wine prefix $WINEPREFIX failed" >&2
       exit 125
     }
     touch "$WINEPREFIX/.mb-ready"
   fi
-  flock -u 9
-  exec 9>&-
 fi
+flock -u 9
+exec 9>&-
 
 exec "$WINE_LOADER" "$@"

@@ -1,0 +1,218 @@
+/*
+ * layout.h - every byte that crosses a process boundary.
+ *
+ * The broker creates these blocks; game servers (the client library) and mbctl read them.
+ * Rules:
+ *  - fixed-width types only, no pointers (offsets from the start of the block), no per-OS
+ *    fields; sizes and key offsets are static-asserted below;
+ *  - fields that change after the block is published are mb_au32 / mb_au64 (atomics.h);
+ *    plain fields are written once by the broker before it publishes the block with a
+ *    release store of `initialised`, and only read after an acquire load of it;
+ *  - a reader checks magic, layout version, header size and total size and refuses a
+ *    mismatch with a distinct error (mb__state_check);
+ *  - hot counters sit on their own 64-byte cache lines.
+ *
+ * Object names (portable; the platform layer adds "/" or "Local\" / "Global\"):
+ *   control block   membroker.<instance>.state
+ *   region          membroker.<instance>.region.<name>
+ */
+#ifndef MB_LAYOUT_H
+#define MB_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "MBSTATE1" read as a little-endian 64-bit integer. */
+#define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
+/* Bumped whenever any struct in this file changes. */
+#define MB_LAYOUT_VERSION 1u
+/* Value of `initialised` once the block is complete. */
+#define MB_STATE_READY 0x59444552u /* "REDY" */
+
+#define MB_INSTANCE_MAX 32   /* bytes of an instance name, NUL included */
+#define MB_REGION_NAME_MAX 32 /* bytes of a region name, NUL included */
+#define MB_CLIENT_NAME_MAX 32 /* bytes of a client name, NUL included */
+#define MB_REGIONS_MAX 16
+#define MB_CLIENTS_MAX 256
+#define MB_STATUS_MSG_MAX 256 /* bytes of the status message, NUL included */
+
+/* server_status values (the seed's 0/1/2, plus draining). */
+enum mb_server_status {
+  MB_STATUS_STOPPED = 0,
+  MB_STATUS_RUNNING = 1,
+  MB_STATUS_SHUTTING_DOWN = 2,
+  MB_STATUS_DRAINING = 3,
+};
+
+/* mb_region_desc_t.flags */
+enum {
+  MB_REGION_LAZY = 1u << 0, /* reserved at start, committed page by page on demand */
+};
+
+/*
+ * One region of the directory. The region's section holds `size` data bytes at offset 0 and,
+ * for a slotted region, a slot table at `table_offset`:
+ *   mb_au32 pages[page_count]          per data page: users | MB_PAGE_COMMITTED | MB_PAGE_BUSY
+ *   (pad to 8)
+ *   mb_slot_t slots[slot_count]        per slot: owner and player id
+ */
+typedef struct mb_region_desc_s {
+  char name[MB_REGION_NAME_MAX]; /* NUL-terminated */
+  uint64_t size;                 /* data bytes reserved (the section's data part) */
+  uint64_t section_size;         /* whole section: data + slot table */
+  uint64_t table_offset;         /* 0 if the region has no slots */
+  uint64_t slot_count;
+  uint32_t slot_size; /* 0: no slots */
+  uint32_t flags;     /* MB_REGION_* */
+  uint32_t page_size; /* commit granularity the page table counts in */
+  uint32_t reserved0;
+  mb_au64 committed;       /* data bytes committed now, exact (multiple of page_size) */
+  mb_au64 peak_committed;  /* highest `committed` seen */
+  mb_au64 slots_used;      /* slots held by clients now */
+  mb_au64 commit_failures; /* commits the OS refused */
+  mb_au64 reserved1[2];
+} mb_region_desc_t;
+
+/* Page word of a slotted region. */
+#define MB_PAGE_USERS_MASK 0x00FFFFFFu
+#define MB_PAGE_COMMITTED (1u << 30)
+#define MB_PAGE_BUSY (1u << 31) /* being committed or decommitted: wait */
+
+/* Slot entry of a slotted region. owner: 0 free, else client table index + 1. */
+typedef struct mb_slot_s {
+  mb_au64 owner;
+  mb_au64 player_id;
+} mb_slot_t;
+
+/* client entry state */
+enum mb_client_state {
+  MB_CLIENT_FREE = 0,
+  MB_CLIENT_CLAIMED = 1,  /* being filled in by an attaching client */
+  MB_CLIENT_ATTACHED = 2, /* live */
+  MB_CLIENT_DEAD = 3,     /* process gone; resources kept for the grace period */
+};
+
+/* One attached game server (filled in by the client library). */
+typedef struct mb_client_entry_s {
+  mb_au32 state; /* enum mb_client_state */
+  mb_au32 pid;
+  mb_au64 start_time;     /* process start time (mb_os_procid_t) */
+  mb_au64 attach_wall_ns; /* when it attached */
+  mb_au64 heartbeat_ns;   /* monotonic clock of its last heartbeat */
+  mb_au64 dead_since_ns;  /* monotonic clock when the broker saw it die */
+  mb_au64 slots_held;
+  mb_au64 name[MB_CLIENT_NAME_MAX / 8]; /* NUL-terminated UTF-8, copied word by word */
+  mb_au64 reserved[6];
+} mb_client_entry_t;
+
+/* The control block: the seed's SharedGameState and everything a client needs to find. */
+typedef struct mb_state_s {
+  /* 0: header (plain fields written once before `initialised`) */
+  uint64_t magic;          /* MB_STATE_MAGIC */
+  uint32_t layout_version; /* MB_LAYOUT_VERSION */
+  uint32_t header_size;    /* offsetof(mb_state_t, game) */
+  uint64_t total_size;     /* sizeof(mb_state_t) */
+  uint32_t broker_pid;
+  uint32_t max_clients; /* configured limit, <= MB_CLIENTS_MAX */
+  uint64_t broker_start_time;
+  uint64_t created_wall_ns;
+  mb_au32 initialised; /* MB_STATE_READY once complete */
+  uint32_t region_count;
+  mb_au64 generation; /* changes on every broker start */
+
+  /* 64: game state */
+  struct {
+    mb_au32 server_status; /* enum mb_server_status */
+    mb_au32 reserved0;
+    mb_au64 total_players;
+    mb_au64 total_npcs;
+    mb_au64 last_update_wall_ns; /* last change of any game field or message */
+    mb_au64 broker_heartbeat_ns; /* monotonic clock, refreshed by the broker every second */
+    mb_au64 reserved1[3];
+  } game;
+
+  /* 128: status message under a sequence counter: odd while a writer is in it. */
+  struct {
+    mb_au32 seq;
+    mb_au32 len; /* bytes, without NUL */
+    mb_au64 reserved[7];
+    mb_au64 text[MB_STATUS_MSG_MAX / 8]; /* UTF-8, NUL-terminated */
+  } msg;
+
+  /* 448: region directory */
+  mb_region_desc_t regions[MB_REGIONS_MAX];
+
+  /* client table */
+  mb_au32 clients_attached;
+  mb_au32 reserved2[15];
+  mb_client_entry_t clients[MB_CLIENTS_MAX];
+} mb_state_t;
+
+/* ---- static checks: any change here must bump MB_LAYOUT_VERSION --------------------------- */
+#ifdef __cplusplus
+#define MB_LAYOUT_ASSERT(cond, msg) static_assert(cond, msg)
+#define MB_ALIGNOF(t) alignof(t)
+#else
+#define MB_LAYOUT_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define MB_ALIGNOF(t) _Alignof(t)
+#endif
+MB_LAYOUT_ASSERT(sizeof(mb_au32) == 4 && sizeof(mb_au64) == 8, "atomic sizes");
+MB_LAYOUT_ASSERT(MB_ALIGNOF(mb_au64) == 8, "64-bit atomics aligned");
+MB_LAYOUT_ASSERT(sizeof(mb_region_desc_t) == 128, "region descriptor size");
+MB_LAYOUT_ASSERT(sizeof(mb_slot_t) == 16, "slot size");
+MB_LAYOUT_ASSERT(sizeof(mb_client_entry_t) == 128, "client entry size");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, generation) == 56, "generation offset");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, game) == 64, "game state on its own line");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg) == 128, "message on its own line");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg.text) == 192, "message text offset");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, regions) == 448, "region directory offset");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients_attached) == 448 + 16 * 128, "client count");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client table offset");
+MB_LAYOUT_ASSERT(sizeof(mb_state_t) == 448 + 16 * 128 + 64 + 256 * 128, "state block size");
+
+/* ---- helpers shared by broker and client (state.c) ------------------------------------------ */
+
+/* Build "membroker.<instance>.state" or "membroker.<instance>.region.<name>" (name NULL for the
+ * state block). MB_ENAMETOOLONG if it does not fit. */
+int mb__object_name(char *buf, size_t size, const char *instance, const char *region);
+
+/* Check a mapped block of `mapped` bytes: magic (MB_EBADMAGIC), version (MB_EVERSION), header
+ * and total size (MB_EVERSION), and that it is initialised (MB_ENOTRUNNING if not yet). */
+int mb__state_check(const mb_state_t *st, uint64_t mapped);
+
+/* Read the status message without tearing into buf (>= MB_STATUS_MSG_MAX bytes). Returns
+ * its length. */
+size_t mb__state_read_msg(const mb_state_t *st, char *buf);
+
+/* Replace the status message (truncated to MB_STATUS_MSG_MAX - 1 bytes at a UTF-8 boundary).
+ * Writers are serialised by the caller's own means (the broker writes; clients CAS the seq). */
+void mb__state_write_msg(mb_state_t *st, const char *text);
+
+/* The slot table of a slotted region inside its mapped section at `base`. */
+static inline mb_au32 *mb__region_pages(const mb_region_desc_t *d, void *base) {
+  return (mb_au32 *)((unsigned char *)base + d->table_offset);
+}
+static inline mb_slot_t *mb__region_slots(const mb_region_desc_t *d, void *base) {
+  uint64_t pages = d->size / d->page_size;
+  uint64_t off = d->table_offset + ((pages * 4 + 7) & ~(uint64_t)7);
+  return (mb_slot_t *)((unsigned char *)base + off);
+}
+/* Bytes the slot table needs (rounded up to `round`). */
+static inline uint64_t mb__region_table_size(uint64_t size, uint32_t page_size, uint64_t slots,
+                                             uint64_t round) {
+  uint64_t pages = size / page_size;
+  uint64_t bytes = ((pages * 4 + 7) & ~(uint64_t)7) + slots * sizeof(mb_slot_t);
+  return (bytes + round - 1) / round * round;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_LAYOUT_H */

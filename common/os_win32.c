@@ -1,0 +1,1192 @@
+/*
+ * os_win32.c - the platform layer on Windows (see os.h for every contract).
+ *
+ * Virtual memory is VirtualAlloc / VirtualFree. Shared sections are pagefile-backed file
+ * mappings (CreateFileMappingW on INVALID_HANDLE_VALUE): SEC_RESERVE for reserve-then-commit
+ * sections, whose pages are committed through a view with VirtualAlloc(MEM_COMMIT) and can
+ * never be decommitted again (mem_config()->shared_decommit is 0); SEC_COMMIT otherwise.
+ * Names live in the Local\ or Global\ namespace and vanish with the last handle.
+ *
+ * Win32 has no call that returns a section's size or its committed bytes, so both are read
+ * from a view with VirtualQuery: a view is one allocation (every region shares the view's
+ * AllocationBase), its uncommitted pages are MEM_RESERVE and its committed ones MEM_COMMIT.
+ *
+ * Security: sections get an explicit, protected DACL built from mb_os_access_t (owner,
+ * SYSTEM, Administrators; optionally a group and Authenticated Users).
+ *
+ * Built with _WIN32_WINNT >= 0x0601 (Windows 7 API level). GetSystemTimePreciseAsFileTime
+ * (Windows 8) is looked up at run time.
+ */
+#include "os_setup.h"
+
+#if MB_OS_WIN
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef PSAPI_VERSION
+#define PSAPI_VERSION 2 /* GetProcessMemoryInfo is K32GetProcessMemoryInfo in kernel32 */
+#endif
+
+#include "os.h"
+
+#include <windows.h>
+#include <psapi.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+/* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
+#define MB__SEC_WRITABLE (1 << 8)
+
+/* Windows' own exit code for a killed child: 128 + SIGKILL, as POSIX reports it. */
+#define MB__KILL_EXIT_CODE 137
+
+/* 100 ns FILETIME ticks between 1601-01-01 and 1970-01-01. */
+#define MB__EPOCH_DIFF_100NS 116444736000000000ULL
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                     */
+
+/*
+ * Translate a Win32 error into our code. `nomem` is what running out of memory means for the
+ * call at hand: MB_ENOSPC when pages are being charged (commit, committed section), MB_ENOMEM
+ * otherwise (address space, kernel memory). Anything unknown is MB_EOS.
+ */
+static int mb__from_win(DWORD e, int nomem) {
+  switch (e) {
+  case ERROR_FILE_NOT_FOUND:
+  case ERROR_PATH_NOT_FOUND:
+  case ERROR_INVALID_DRIVE:
+  case ERROR_NONE_MAPPED:
+    return MB_ENOENT;
+  case ERROR_ALREADY_EXISTS:
+  case ERROR_FILE_EXISTS:
+    return MB_EEXIST;
+  case ERROR_ACCESS_DENIED:
+  case ERROR_PRIVILEGE_NOT_HELD:
+    return MB_EACCES;
+  case ERROR_INVALID_PARAMETER:
+  case ERROR_INVALID_HANDLE:
+  case ERROR_INVALID_NAME:
+  case ERROR_BAD_PATHNAME:
+  case ERROR_BAD_EXE_FORMAT:
+  case ERROR_NO_UNICODE_TRANSLATION:
+    return MB_EINVAL;
+  case ERROR_INVALID_ADDRESS:
+  case ERROR_INSUFFICIENT_BUFFER:
+    return MB_ERANGE;
+  case ERROR_FILENAME_EXCED_RANGE:
+    return MB_ENAMETOOLONG;
+  case ERROR_NOT_ENOUGH_MEMORY:
+  case ERROR_OUTOFMEMORY:
+  case ERROR_COMMITMENT_LIMIT:
+  case ERROR_NO_SYSTEM_RESOURCES:
+  case ERROR_PAGEFILE_QUOTA:
+  case ERROR_WORKING_SET_QUOTA:
+    return nomem;
+  case ERROR_DISK_FULL:
+  case ERROR_HANDLE_DISK_FULL:
+    return MB_ENOSPC;
+  case ERROR_SHARING_VIOLATION:
+  case ERROR_LOCK_VIOLATION:
+  case ERROR_BUSY:
+    return MB_EBUSY;
+  case ERROR_TIMEOUT:
+  case WAIT_TIMEOUT:
+    return MB_ETIMEOUT;
+  case ERROR_NOT_SUPPORTED:
+  case ERROR_CALL_NOT_IMPLEMENTED:
+    return MB_ENOTSUP;
+  default:
+    return MB_EOS;
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Machine configuration, computed once                                                       */
+
+typedef VOID(WINAPI *mb__filetime_fn)(LPFILETIME);
+
+static mb_os_mem_config_t mb__mem_config;
+static LARGE_INTEGER mb__qpc_freq;
+static mb__filetime_fn mb__wall_fn;
+static INIT_ONCE mb__once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK mb__init_once(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  SYSTEM_INFO si;
+  HMODULE k32;
+  (void)once;
+  (void)param;
+  (void)ctx;
+
+  GetSystemInfo(&si);
+  mb__mem_config.page_size = si.dwPageSize;
+  mb__mem_config.alloc_granularity = si.dwAllocationGranularity;
+  /* Committed pages of a SEC_RESERVE section cannot be decommitted (VirtualFree refuses). */
+  mb__mem_config.shared_decommit = 0;
+  /* Named objects vanish with their last handle. */
+  mb__mem_config.names_persist = 0;
+
+  /* Never fails on Windows XP and later. */
+  QueryPerformanceFrequency(&mb__qpc_freq);
+
+  /* Windows 8+ (and Wine) have the precise wall clock; Windows 7 has the 1-16 ms one. */
+  mb__wall_fn = GetSystemTimeAsFileTime;
+  k32 = GetModuleHandleW(L"kernel32.dll");
+  if (k32 != NULL) {
+    FARPROC f = GetProcAddress(k32, "GetSystemTimePreciseAsFileTime");
+    if (f != NULL)
+      mb__wall_fn = (mb__filetime_fn)(void (*)(void))f;
+  }
+  return TRUE;
+}
+
+static void mb__init(void) {
+  InitOnceExecuteOnce(&mb__once, mb__init_once, NULL, NULL);
+}
+
+const mb_os_mem_config_t *mb_os_mem_config(void) {
+  mb__init();
+  return &mb__mem_config;
+}
+
+static int mb__page_aligned(const void *addr, uint64_t size) {
+  size_t ps = mb_os_mem_config()->page_size;
+  return ((uintptr_t)addr % ps) == 0 && (size % ps) == 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Private virtual memory                                                                     */
+
+int mb_os_reserve(size_t size, void **addr) {
+  void *p;
+  if (size == 0 || !mb__page_aligned(NULL, size))
+    return mb__errorf(MB_EINVAL, 0, "reserve %zu bytes", size);
+  p = VirtualAlloc(NULL, size, MEM_RESERVE, PAGE_NOACCESS);
+  if (p == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "reserve %zu bytes", size);
+  }
+  *addr = p;
+  return 0;
+}
+
+/*
+ * Check that [addr, addr+size) lies inside one private reservation (MEM_RESERVE or MEM_COMMIT
+ * pages of one VirtualAlloc allocation). An allocation is contiguous, so it is enough that the
+ * first and the last page belong to the same one. Fails with MB_ERANGE; the OS code recorded
+ * is ERROR_INVALID_ADDRESS, what VirtualAlloc / VirtualFree report for such a range.
+ */
+static int mb__in_reservation(void *addr, size_t size, const char *what) {
+  MEMORY_BASIC_INFORMATION first, last;
+  char *end = (char *)addr + size - 1;
+
+  if ((uintptr_t)addr + size < (uintptr_t)addr || VirtualQuery(addr, &first, sizeof first) == 0 ||
+      VirtualQuery(end, &last, sizeof last) == 0 || first.State == MEM_FREE ||
+      first.Type != MEM_PRIVATE || first.AllocationBase != last.AllocationBase ||
+      last.State == MEM_FREE)
+    return mb__errorf(MB_ERANGE, ERROR_INVALID_ADDRESS, "%s %zu bytes at %p outside a reservation",
+                      what, size, addr);
+  return 0;
+}
+
+int mb_os_commit(void *addr, size_t size) {
+  int rc;
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "commit %zu bytes at %p", size, addr);
+  if ((rc = mb__in_reservation(addr, size, "commit")) != 0)
+    return rc;
+  if (mb__os_injected_commit_failure())
+    return mb__errorf(MB_ENOSPC, 0, "commit %zu bytes at %p (injected failure)", size, addr);
+  if (VirtualAlloc(addr, size, MEM_COMMIT, PAGE_READWRITE) == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOSPC), (long)e, "commit %zu bytes at %p", size, addr);
+  }
+  return 0;
+}
+
+int mb_os_decommit(void *addr, size_t size) {
+  int rc;
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "decommit %zu bytes at %p", size, addr);
+  if ((rc = mb__in_reservation(addr, size, "decommit")) != 0)
+    return rc;
+  if (!VirtualFree(addr, size, MEM_DECOMMIT)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "decommit %zu bytes at %p", size, addr);
+  }
+  return 0;
+}
+
+/*
+ * Release the reservation that starts at addr. VirtualFree(MEM_RELEASE) frees the whole
+ * allocation whatever size says, so the size is checked against it first: a caller with the
+ * wrong base or size gets MB_EINVAL instead of silently freeing something else.
+ */
+int mb_os_release(void *addr, size_t size) {
+  MEMORY_BASIC_INFORMATION mbi;
+  char *p = addr;
+  size_t total = 0;
+
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
+  while (total < size && VirtualQuery(p, &mbi, sizeof mbi) != 0 && mbi.AllocationBase == addr &&
+         mbi.State != MEM_FREE && mbi.Type == MEM_PRIVATE) {
+    total += mbi.RegionSize;
+    p += mbi.RegionSize;
+  }
+  if (total != size || (VirtualQuery(p, &mbi, sizeof mbi) != 0 && mbi.AllocationBase == addr))
+    return mb__errorf(MB_EINVAL, ERROR_INVALID_ADDRESS,
+                      "release %zu bytes at %p: not a reservation of that size", size, addr);
+  if (!VirtualFree(addr, 0, MEM_RELEASE)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "release %zu bytes at %p", size, addr);
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Names and strings                                                                          */
+
+/*
+ * UTF-8 -> newly allocated UTF-16 (free() it). NULL on failure, with GetLastError() set
+ * (ERROR_NO_UNICODE_TRANSLATION for invalid UTF-8, ERROR_NOT_ENOUGH_MEMORY).
+ */
+static wchar_t *mb__utf8_to_wide(const char *s) {
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+  wchar_t *w;
+  if (n <= 0)
+    return NULL;
+  w = malloc((size_t)n * sizeof *w);
+  if (w == NULL) {
+    SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+    return NULL;
+  }
+  if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
+    DWORD e = GetLastError();
+    free(w);
+    SetLastError(e);
+    return NULL;
+  }
+  return w;
+}
+
+/* Longest kernel object name we build: "Global\" + name + NUL. */
+#define MB__WNAME_MAX (7 + MB_OS_NAME_MAX + 1)
+
+/*
+ * Check a portable object name (os.h) and build "Local\<name>" or "Global\<name>" into wname
+ * (MB__WNAME_MAX wide characters). `what` names the kind of object in error messages.
+ */
+static int mb__object_wname(const char *name, int flags, wchar_t *wname, const char *what) {
+  const wchar_t *prefix = (flags & MB_OS_SEC_GLOBAL) ? L"Global\\" : L"Local\\";
+  size_t n = 0, plen = wcslen(prefix);
+
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "%s name is empty", what);
+  for (; name[n] != '\0'; n++) {
+    char c = name[n];
+    if (n >= MB_OS_NAME_MAX)
+      return mb__errorf(MB_ENAMETOOLONG, 0, "%s name '%.40s...' is longer than %d", what, name,
+                        MB_OS_NAME_MAX);
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return mb__errorf(MB_EINVAL, 0, "%s name '%s' has a character outside [A-Za-z0-9._-]", what,
+                        name);
+  }
+  memcpy(wname, prefix, plen * sizeof *wname);
+  /* The name is plain ASCII now, so this cannot fail; UTF-8 is the contract all the same. */
+  if (MultiByteToWideChar(CP_UTF8, 0, name, (int)n + 1, wname + plen,
+                          (int)(MB__WNAME_MAX - plen)) == 0) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "convert %s name '%s'", what, name);
+  }
+  return 0;
+}
+
+/*
+ * UTF-16 -> UTF-8 into buf (size bytes, NUL-terminated). MB_ERANGE if it does not fit; buf
+ * is not written then. `what` is for error messages.
+ */
+static int mb__wide_to_utf8(const wchar_t *w, char *buf, size_t size, const char *what) {
+  int len = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+  if (len <= 0) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "convert %s to UTF-8", what);
+  }
+  if (buf == NULL || (size_t)len > size)
+    return mb__errorf(MB_ERANGE, 0, "%s is longer than %zu bytes", what, size);
+  WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, len, NULL, NULL);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Security descriptors                                                                       */
+
+/* Room for the five ACEs we may add: header + 5 * (ACE header + mask + largest SID). */
+#define MB__ACL_BYTES (sizeof(ACL) + 5 * (sizeof(ACCESS_ALLOWED_ACE) + SECURITY_MAX_SID_SIZE))
+
+typedef struct mb__sd_s {
+  SECURITY_ATTRIBUTES sa;
+  SECURITY_DESCRIPTOR sd;
+  DWORD acl[(MB__ACL_BYTES + sizeof(DWORD) - 1) / sizeof(DWORD)]; /* DWORD-aligned ACL */
+} mb__sd_t;
+
+/* The SID inside a TOKEN_USER buffer (copied out: no type-punned access to the buffer). */
+static PSID mb__token_user_sid(const void *buf) {
+  TOKEN_USER tu;
+  memcpy(&tu, buf, sizeof tu);
+  return tu.User.Sid;
+}
+
+/* The current user's SID from the process token into sid (SECURITY_MAX_SID_SIZE bytes). */
+static int mb__user_sid(PSID sid, const char *name) {
+  /* TOKEN_USER holds a pointer: keep the buffer pointer-aligned. */
+  ULONG_PTR buf[(sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE) / sizeof(ULONG_PTR) + 1];
+  DWORD len = 0, e;
+  HANDLE tok;
+  BOOL ok;
+
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "open process token for '%s'", name);
+  }
+  ok = GetTokenInformation(tok, TokenUser, buf, sizeof buf, &len);
+  e = GetLastError();
+  CloseHandle(tok);
+  if (!ok || !CopySid(SECURITY_MAX_SID_SIZE, sid, mb__token_user_sid(buf))) {
+    e = ok ? GetLastError() : e;
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "read user SID for '%s'", name);
+  }
+  return 0;
+}
+
+/* Look up the account `group` (UTF-8) into sid (SECURITY_MAX_SID_SIZE bytes). */
+static int mb__account_sid(const char *group, PSID sid, const char *name) {
+  wchar_t *wgroup = mb__utf8_to_wide(group), *domain = NULL;
+  DWORD sid_len = SECURITY_MAX_SID_SIZE, dom_len = 0, e;
+  SID_NAME_USE use;
+  BOOL ok;
+
+  if (wgroup == NULL) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "group name '%s' for '%s'", group, name);
+  }
+  /* First call: learn the domain name's length (the SID buffer is already large enough). */
+  ok = LookupAccountNameW(NULL, wgroup, sid, &sid_len, NULL, &dom_len, &use);
+  e = GetLastError();
+  if (!ok && e == ERROR_INSUFFICIENT_BUFFER && dom_len > 0) {
+    domain = malloc(dom_len * sizeof *domain);
+    sid_len = SECURITY_MAX_SID_SIZE;
+    ok = domain != NULL && LookupAccountNameW(NULL, wgroup, sid, &sid_len, domain, &dom_len, &use);
+    e = domain == NULL ? ERROR_NOT_ENOUGH_MEMORY : GetLastError();
+  }
+  free(domain);
+  free(wgroup);
+  if (!ok)
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "group '%s' for '%s' does not exist",
+                      group, name);
+  return 0;
+}
+
+/*
+ * Build a SECURITY_ATTRIBUTES with an explicit, protected DACL from access (NULL means
+ * { 0600, NULL }): the owner (the process token's user), SYSTEM and Administrators get
+ * `full`; group read bits (0040) grant `rd` and write bits (0020) `wr` to the account
+ * access->group, if set; other bits (0004 / 0002) grant them to Authenticated Users. The
+ * owner bits do not matter: the owner always has full access. The access masks are the
+ * caller's, so the same builder serves sections and pipes. `name` is for error messages.
+ */
+static int mb__sd_build(mb__sd_t *s, const mb_os_access_t *access, DWORD full, DWORD rd, DWORD wr,
+                        const char *name) {
+  DWORD sid[5][SECURITY_MAX_SID_SIZE / sizeof(DWORD)];
+  uint32_t mode = access ? access->mode : 0600;
+  DWORD group_mask = ((mode & 0040) ? rd : 0) | ((mode & 0020) ? wr : 0);
+  DWORD other_mask = ((mode & 0004) ? rd : 0) | ((mode & 0002) ? wr : 0);
+  PACL acl = (PACL)s->acl;
+  DWORD mask[5], len, e;
+  int n = 0, i, rc;
+
+  /* Owner, SYSTEM, Administrators: full access. */
+  if ((rc = mb__user_sid(sid[n], name)) != 0)
+    return rc;
+  mask[n++] = full;
+  len = SECURITY_MAX_SID_SIZE;
+  if (!CreateWellKnownSid(WinLocalSystemSid, NULL, sid[n], &len))
+    goto fail;
+  mask[n++] = full;
+  len = SECURITY_MAX_SID_SIZE;
+  if (!CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, sid[n], &len))
+    goto fail;
+  mask[n++] = full;
+
+  if (group_mask != 0 && access->group != NULL && access->group[0] != '\0') {
+    if ((rc = mb__account_sid(access->group, sid[n], name)) != 0)
+      return rc;
+    mask[n++] = group_mask;
+  }
+  if (other_mask != 0) {
+    len = SECURITY_MAX_SID_SIZE;
+    if (!CreateWellKnownSid(WinAuthenticatedUserSid, NULL, sid[n], &len))
+      goto fail;
+    mask[n++] = other_mask;
+  }
+
+  if (!InitializeAcl(acl, sizeof s->acl, ACL_REVISION))
+    goto fail;
+  for (i = 0; i < n; i++)
+    if (!AddAccessAllowedAce(acl, ACL_REVISION, mask[i], sid[i]))
+      goto fail;
+  /* Protected: no ACEs inherited from the object directory are merged in. */
+  if (!InitializeSecurityDescriptor(&s->sd, SECURITY_DESCRIPTOR_REVISION) ||
+      !SetSecurityDescriptorDacl(&s->sd, TRUE, acl, FALSE) ||
+      !SetSecurityDescriptorControl(&s->sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED))
+    goto fail;
+  s->sa.nLength = sizeof s->sa;
+  s->sa.lpSecurityDescriptor = &s->sd;
+  s->sa.bInheritHandle = FALSE;
+  return 0;
+
+fail:
+  e = GetLastError();
+  return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "build security descriptor for '%s'",
+                    name);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Named shared sections                                                                      */
+
+/* Rights in a section's DACL: everything for the owners, map-read / map-write for others. */
+#define MB__SEC_RIGHTS_FULL SECTION_ALL_ACCESS
+#define MB__SEC_RIGHTS_READ (SECTION_QUERY | SECTION_MAP_READ | READ_CONTROL)
+#define MB__SEC_RIGHTS_WRITE SECTION_MAP_WRITE
+
+static int mb__sec_is_open(const mb_os_section_t *sec) {
+  return sec != NULL && sec->handle != 0 && sec->handle != -1;
+}
+
+/*
+ * Walk the view at `view` region by region: *total receives the view's size, *committed its
+ * MEM_COMMIT bytes, *reserved 1 if any page is only reserved. MB_EINVAL if view is not the
+ * base of a mapped view.
+ */
+static int mb__view_scan(void *view, uint64_t *total, uint64_t *committed, int *reserved,
+                         const char *name) {
+  MEMORY_BASIC_INFORMATION mbi;
+  char *p = view;
+  uint64_t t = 0, c = 0;
+  int r = 0;
+
+  if (VirtualQuery(p, &mbi, sizeof mbi) == 0 || mbi.AllocationBase != view ||
+      mbi.Type != MEM_MAPPED)
+    return mb__errorf(MB_EINVAL, ERROR_INVALID_ADDRESS, "query view %p of section '%s'", view,
+                      name);
+  do {
+    t += mbi.RegionSize;
+    if (mbi.State == MEM_COMMIT)
+      c += mbi.RegionSize;
+    else
+      r = 1;
+    p += mbi.RegionSize;
+  } while (VirtualQuery(p, &mbi, sizeof mbi) != 0 && mbi.AllocationBase == view &&
+           mbi.State != MEM_FREE);
+  *total = t;
+  *committed = c;
+  *reserved = r;
+  return 0;
+}
+
+/*
+ * Create the section. CreateFileMappingW opens an existing object of the same name instead
+ * of failing (GetLastError() == ERROR_ALREADY_EXISTS): that handle is closed and the call
+ * fails with MB_EEXIST. ERROR_INVALID_HANDLE means the name belongs to an object of another
+ * type (an event, a mutex), also MB_EEXIST.
+ */
+int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, int flags,
+                         const mb_os_access_t *access) {
+  wchar_t wname[MB__WNAME_MAX];
+  mb__sd_t sd;
+  DWORD prot, e;
+  HANDLE h;
+  int rc;
+
+  if ((rc = mb__object_wname(name, flags, wname, "section")) != 0)
+    return rc;
+  if (size == 0 || !mb__page_aligned(NULL, size))
+    return mb__errorf(MB_EINVAL, 0, "create section '%s' of %llu bytes", name,
+                      (unsigned long long)size);
+  if ((rc = mb__sd_build(&sd, access, MB__SEC_RIGHTS_FULL, MB__SEC_RIGHTS_READ,
+                         MB__SEC_RIGHTS_WRITE, name)) != 0)
+    return rc;
+  prot = PAGE_READWRITE | ((flags & MB_OS_SEC_RESERVE) ? SEC_RESERVE : SEC_COMMIT);
+  h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sd.sa, prot, (DWORD)(size >> 32),
+                         (DWORD)(size & 0xFFFFFFFFu), wname);
+  e = GetLastError();
+  if (h != NULL && e == ERROR_ALREADY_EXISTS) {
+    CloseHandle(h);
+    return mb__errorf(MB_EEXIST, (long)e, "create section '%s'", name);
+  }
+  if (h == NULL)
+    return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_EEXIST : mb__from_win(e, MB_ENOSPC), (long)e,
+                      "create section '%s' of %llu bytes", name, (unsigned long long)size);
+  sec->handle = (intptr_t)h;
+  sec->size = size;
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | MB__SEC_WRITABLE;
+  memcpy(sec->name, name, strlen(name) + 1);
+  return 0;
+}
+
+/*
+ * Open the section and learn its size: map a whole read-only view (size 0), add up the
+ * regions of that allocation with VirtualQuery, unmap. That uses only documented calls and
+ * FILE_MAP_READ, which every opener has (NtQuerySection would need SECTION_QUERY and ntdll).
+ * A view is page-granular, and so are our sections. A view with reserved pages also tells
+ * that the section is reserve-then-commit, so MB_OS_SEC_RESERVE is added if the caller did
+ * not know it; a fully committed one reads the same either way.
+ */
+int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int writable) {
+  wchar_t wname[MB__WNAME_MAX];
+  uint64_t total = 0, committed = 0;
+  int rc, reserved = 0;
+  void *view;
+  DWORD e;
+  HANDLE h;
+
+  if ((rc = mb__object_wname(name, flags, wname, "section")) != 0)
+    return rc;
+  h = OpenFileMappingW(FILE_MAP_READ | (writable ? FILE_MAP_WRITE : 0), FALSE, wname);
+  if (h == NULL) {
+    e = GetLastError();
+    /* ERROR_INVALID_HANDLE: the name is taken by an object that is not a section. */
+    return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_ENOENT : mb__from_win(e, MB_ENOMEM), (long)e,
+                      "open section '%s'", name);
+  }
+  view = MapViewOfFile(h, FILE_MAP_READ, 0, 0, 0);
+  if (view == NULL) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "map section '%s' to read its size",
+                      name);
+  }
+  rc = mb__view_scan(view, &total, &committed, &reserved, name);
+  UnmapViewOfFile(view);
+  if (rc != 0) {
+    CloseHandle(h);
+    return rc;
+  }
+  sec->handle = (intptr_t)h;
+  sec->size = total;
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) |
+               (reserved ? MB_OS_SEC_RESERVE : 0) | (writable ? MB__SEC_WRITABLE : 0);
+  memcpy(sec->name, name, strlen(name) + 1);
+  return 0;
+}
+
+int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, void **addr) {
+  void *p;
+  if (!mb__sec_is_open(sec))
+    return mb__errorf(MB_EINVAL, 0, "map a closed section");
+  if (size == 0)
+    size = sec->size;
+  if (!mb__page_aligned(NULL, size) || (uint64_t)(SIZE_T)size != size)
+    return mb__errorf(MB_EINVAL, 0, "map %llu bytes of section '%s'", (unsigned long long)size,
+                      sec->name);
+  if (size > sec->size)
+    return mb__errorf(MB_ERANGE, 0, "map %llu bytes of section '%s' that holds %llu",
+                      (unsigned long long)size, sec->name, (unsigned long long)sec->size);
+  if (writable && !(sec->flags & MB__SEC_WRITABLE))
+    return mb__errorf(MB_EACCES, 0, "map section '%s' writable: opened read-only", sec->name);
+  /* FILE_MAP_WRITE is a read/write view. */
+  p = MapViewOfFile((HANDLE)sec->handle, writable ? FILE_MAP_WRITE : FILE_MAP_READ, 0, 0,
+                    (SIZE_T)size);
+  if (p == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "map section '%s'", sec->name);
+  }
+  *addr = p;
+  return 0;
+}
+
+int mb_os_section_unmap(void *addr, uint64_t size) {
+  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+    return mb__errorf(MB_EINVAL, 0, "unmap %llu bytes at %p", (unsigned long long)size, addr);
+  if (!UnmapViewOfFile(addr)) {
+    DWORD e = GetLastError();
+    return mb__errorf(e == ERROR_INVALID_ADDRESS ? MB_EINVAL : mb__from_win(e, MB_EOS), (long)e,
+                      "unmap view at %p", addr);
+  }
+  return 0;
+}
+
+/* Check that view is given and [offset, offset+len) is a page-aligned range in the section. */
+static int mb__section_range(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len,
+                             const char *what) {
+  if (!mb__sec_is_open(sec))
+    return mb__errorf(MB_EINVAL, 0, "%s in a closed section", what);
+  if (view == NULL || len == 0 || !mb__page_aligned(view, offset) || !mb__page_aligned(NULL, len))
+    return mb__errorf(MB_EINVAL, 0, "%s [%llu, +%llu) of section '%s' at %p: not page-aligned",
+                      what, (unsigned long long)offset, (unsigned long long)len, sec->name, view);
+  if (offset > sec->size || len > sec->size - offset)
+    return mb__errorf(MB_ERANGE, 0, "%s [%llu, +%llu) of section '%s' of %llu bytes", what,
+                      (unsigned long long)offset, (unsigned long long)len, sec->name,
+                      (unsigned long long)sec->size);
+  return 0;
+}
+
+/*
+ * Commit pages of a SEC_RESERVE section through the caller's view. The pages are committed
+ * in the section itself (once, for every process); committing them again through another
+ * view only makes them accessible there and charges nothing. The view must be writable and
+ * cover the range: a read-only view is MB_EACCES, a view too short for the range MB_ERANGE.
+ */
+int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
+  MEMORY_BASIC_INFORMATION first, last;
+  char *start = (char *)view + offset;
+  int rc;
+
+  if ((rc = mb__section_range(sec, view, offset, len, "commit")) != 0)
+    return rc;
+  if (!(sec->flags & MB_OS_SEC_RESERVE))
+    return 0;
+  if (VirtualQuery(view, &first, sizeof first) == 0 || first.AllocationBase != view ||
+      first.Type != MEM_MAPPED)
+    return mb__errorf(MB_EINVAL, ERROR_INVALID_ADDRESS, "commit in section '%s': %p is not a view",
+                      sec->name, view);
+  if (!(first.AllocationProtect & (PAGE_READWRITE | PAGE_WRITECOPY)))
+    return mb__errorf(MB_EACCES, ERROR_ACCESS_DENIED,
+                      "commit in section '%s': the view at %p is read-only", sec->name, view);
+  if (VirtualQuery(start + len - 1, &last, sizeof last) == 0 || last.AllocationBase != view)
+    return mb__errorf(MB_ERANGE, ERROR_INVALID_ADDRESS,
+                      "commit [%llu, +%llu) of section '%s': beyond the view at %p",
+                      (unsigned long long)offset, (unsigned long long)len, sec->name, view);
+  if (mb__os_injected_commit_failure())
+    return mb__errorf(MB_ENOSPC, 0, "commit [%llu, +%llu) of section '%s' (injected failure)",
+                      (unsigned long long)offset, (unsigned long long)len, sec->name);
+  if (VirtualAlloc(start, (SIZE_T)len, MEM_COMMIT, PAGE_READWRITE) == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOSPC), (long)e, "commit [%llu, +%llu) of section '%s'",
+                      (unsigned long long)offset, (unsigned long long)len, sec->name);
+  }
+  return 0;
+}
+
+/* Pages of a section can be committed but never decommitted on Windows. */
+int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
+  int rc;
+  if ((rc = mb__section_range(sec, view, offset, len, "decommit")) != 0)
+    return rc;
+  return mb__errorf(MB_ENOTSUP, 0, "decommit [%llu, +%llu) of section '%s'",
+                    (unsigned long long)offset, (unsigned long long)len, sec->name);
+}
+
+/*
+ * A fully committed section is charged whole at creation. For a SEC_RESERVE one, count the
+ * MEM_COMMIT regions of the view: the commit state is the section's, so pages committed by
+ * another process show up in this view too.
+ */
+int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
+  uint64_t total = 0, committed = 0;
+  int rc, reserved = 0;
+
+  if (!mb__sec_is_open(sec))
+    return mb__errorf(MB_EINVAL, 0, "committed bytes of a closed section");
+  if (!(sec->flags & MB_OS_SEC_RESERVE)) {
+    *bytes = sec->size;
+    return 0;
+  }
+  if (view == NULL)
+    return mb__errorf(MB_EINVAL, 0, "committed bytes of section '%s': no view", sec->name);
+  if ((rc = mb__view_scan(view, &total, &committed, &reserved, sec->name)) != 0)
+    return rc;
+  *bytes = committed;
+  return 0;
+}
+
+void mb_os_section_close(mb_os_section_t *sec) {
+  if (mb__sec_is_open(sec))
+    CloseHandle((HANDLE)sec->handle);
+  if (sec != NULL)
+    sec->handle = -1;
+}
+
+/* Names vanish with their last handle: nothing to remove, but the name is still checked. */
+int mb_os_section_unlink(const char *name, int flags) {
+  wchar_t wname[MB__WNAME_MAX];
+  return mb__object_wname(name, flags, wname, "section");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Single-instance lock, runtime directory                                                    */
+
+/*
+ * The lock is the existence of a named mutex: whoever creates it holds the lock, and anyone
+ * who finds it already there (ERROR_ALREADY_EXISTS) gets MB_EBUSY and closes the handle at
+ * once. The kernel destroys the object with its last handle - at mb_os_lock_release or when
+ * the holder dies - so a crashed broker never leaves it behind. Mutex ownership is not used:
+ * it belongs to a thread, so the lock would break when the taking thread exits and could
+ * not be released from another thread, while this lock is the process's.
+ */
+int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
+  wchar_t wname[MB__WNAME_MAX];
+  HANDLE h;
+  DWORD e;
+  int rc;
+
+  if ((rc = mb__object_wname(name, flags, wname, "lock")) != 0)
+    return rc;
+  h = CreateMutexW(NULL, FALSE, wname);
+  e = GetLastError();
+  if (h != NULL && e == ERROR_ALREADY_EXISTS) {
+    CloseHandle(h);
+    return mb__errorf(MB_EBUSY, (long)e, "lock '%s' is already held", name);
+  }
+  if (h == NULL)
+    /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. ERROR_ACCESS_DENIED:
+     * held by a process of another user, or no right to create Global\ objects. */
+    return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_EEXIST : mb__from_win(e, MB_ENOMEM), (long)e,
+                      "lock '%s'", name);
+  *lock = (intptr_t)h;
+  return 0;
+}
+
+void mb_os_lock_release(intptr_t lock) {
+  if (lock != 0 && lock != -1)
+    CloseHandle((HANDLE)lock);
+}
+
+/*
+ * %MEMBROKER_RUNTIME_DIR% if set, else GetTempPathW (the user's temp directory;
+ * C:\Windows\Temp for a service running as SYSTEM), without a trailing backslash unless it
+ * is a drive root, created if missing (its parent must exist).
+ */
+int mb_os_runtime_dir(char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 2];
+  char u8[3 * (MAX_PATH + 2)]; /* a UTF-16 unit is at most 3 UTF-8 bytes */
+  DWORD n = GetEnvironmentVariableW(L"MEMBROKER_RUNTIME_DIR", w, MAX_PATH + 1), e;
+  int rc;
+
+  if (n == 0 || n > MAX_PATH) {
+    if (n > MAX_PATH)
+      return mb__errorf(MB_ERANGE, 0, "MEMBROKER_RUNTIME_DIR is longer than %d characters",
+                        MAX_PATH);
+    n = GetTempPathW(MAX_PATH + 1, w);
+    if (n == 0 || n > MAX_PATH) {
+      e = n == 0 ? GetLastError() : ERROR_INSUFFICIENT_BUFFER;
+      return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "find the temp directory");
+    }
+  }
+  while (n > 1 && (w[n - 1] == L'\\' || w[n - 1] == L'/') && !(n == 3 && w[1] == L':'))
+    w[--n] = L'\0';
+  if ((rc = mb__wide_to_utf8(w, u8, sizeof u8, "runtime directory")) != 0)
+    return rc;
+  if (!CreateDirectoryW(w, NULL) && (e = GetLastError()) != ERROR_ALREADY_EXISTS)
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "create runtime directory '%s'", u8);
+  if (buf == NULL || strlen(u8) + 1 > size)
+    return mb__errorf(MB_ERANGE, 0, "runtime directory '%s' is longer than %zu bytes", u8, size);
+  memcpy(buf, u8, strlen(u8) + 1);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Processes                                                                                  */
+
+static uint64_t mb__filetime_u64(const FILETIME *ft) {
+  return ((uint64_t)ft->dwHighDateTime << 32) | ft->dwLowDateTime;
+}
+
+void mb_os_proc_self(mb_os_procid_t *id) {
+  FILETIME created, exited, kernel, user;
+  id->pid = (uint32_t)GetCurrentProcessId();
+  /* Cannot fail on the current-process pseudo handle. */
+  if (GetProcessTimes(GetCurrentProcess(), &created, &exited, &kernel, &user))
+    id->start_time = mb__filetime_u64(&created);
+  else
+    id->start_time = 0;
+}
+
+/*
+ * Open process `pid` for querying and learn whether it still runs and when it started. A
+ * process object outlives the process while handles to it are open, so a successful
+ * OpenProcess does not mean "running": WaitForSingleObject(h, 0) decides (GetExitCodeProcess
+ * when SYNCHRONIZE is refused, with the usual STILL_ACTIVE ambiguity). MB_ESRCH if there is
+ * no such process or it has exited.
+ */
+static int mb__proc_probe(uint32_t pid, uint64_t *start) {
+  FILETIME created, exited, kernel, user;
+  HANDLE h;
+  DWORD e, code;
+  int running;
+
+  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, pid);
+  if (h == NULL && GetLastError() == ERROR_ACCESS_DENIED)
+    h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+  if (h == NULL) {
+    e = GetLastError();
+    /* A pid that names no process is ERROR_INVALID_PARAMETER. */
+    return mb__errorf(e == ERROR_INVALID_PARAMETER ? MB_ESRCH : mb__from_win(e, MB_ENOMEM), (long)e,
+                      "query process %u", (unsigned)pid);
+  }
+  switch (WaitForSingleObject(h, 0)) {
+  case WAIT_OBJECT_0:
+    running = 0;
+    break;
+  case WAIT_TIMEOUT:
+    running = 1;
+    break;
+  default: /* no SYNCHRONIZE right */
+    running = GetExitCodeProcess(h, &code) && code == STILL_ACTIVE;
+    break;
+  }
+  if (running && !GetProcessTimes(h, &created, &exited, &kernel, &user)) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "read start time of process %u",
+                      (unsigned)pid);
+  }
+  CloseHandle(h);
+  if (!running)
+    return mb__errorf(MB_ESRCH, 0, "process %u has exited", (unsigned)pid);
+  *start = mb__filetime_u64(&created);
+  return 0;
+}
+
+int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id) {
+  uint64_t start;
+  int rc = mb__proc_probe(pid, &start);
+  if (rc != 0)
+    return rc;
+  id->pid = pid;
+  id->start_time = start;
+  return 0;
+}
+
+int mb_os_proc_alive(const mb_os_procid_t *id) {
+  uint64_t start;
+  int rc = mb__proc_probe(id->pid, &start);
+  if (rc == MB_ESRCH)
+    return 0;
+  if (rc != 0)
+    return rc;
+  return start == id->start_time;
+}
+
+/* Put `count` copies of c at out[*n] and advance *n (with out == NULL only count). */
+static void mb__put(wchar_t *out, size_t *n, wchar_t c, size_t count) {
+  for (; count > 0; count--, (*n)++)
+    if (out)
+      out[*n] = c;
+}
+
+/*
+ * Append arg to a command line as the MSVCRT (and CommandLineToArgvW) parser reads it back:
+ * an argument without blanks or quotes is copied as is; otherwise it is put in quotes, a
+ * quote inside is written \", and backslashes are doubled where they come before a quote
+ * (an inner one or the closing one) and copied as they are elsewhere. With out == NULL only
+ * count. Returns the number of characters.
+ */
+static size_t mb__quote_arg(const wchar_t *arg, wchar_t *out) {
+  size_t n = 0;
+  if (arg[0] != L'\0' && wcspbrk(arg, L" \t\n\v\"") == NULL) {
+    n = wcslen(arg);
+    if (out)
+      memcpy(out, arg, n * sizeof *out);
+    return n;
+  }
+  mb__put(out, &n, L'"', 1);
+  for (;; arg++) {
+    size_t slashes = 0;
+    while (*arg == L'\\') {
+      arg++;
+      slashes++;
+    }
+    if (*arg == L'\0') {
+      mb__put(out, &n, L'\\', 2 * slashes); /* they precede the closing quote */
+      break;
+    }
+    mb__put(out, &n, L'\\', *arg == L'"' ? 2 * slashes + 1 : slashes);
+    mb__put(out, &n, *arg, 1);
+  }
+  mb__put(out, &n, L'"', 1);
+  return n;
+}
+
+/*
+ * Build the command line for argv (wide strings, count argc) into a new buffer. The program
+ * name follows other rules (it ends at the first blank unless quoted, and backslashes are
+ * plain characters), so it is always quoted as is; it cannot hold a quote (a path cannot).
+ */
+static wchar_t *mb__command_line(wchar_t **wargv, int argc) {
+  size_t len = wcslen(wargv[0]) + 3, pos;
+  wchar_t *cmd;
+  int i;
+
+  for (i = 1; i < argc; i++)
+    len += 1 + mb__quote_arg(wargv[i], NULL);
+  cmd = malloc(len * sizeof *cmd);
+  if (cmd == NULL)
+    return NULL;
+  pos = 0;
+  cmd[pos++] = L'"';
+  memcpy(cmd + pos, wargv[0], wcslen(wargv[0]) * sizeof *cmd);
+  pos += wcslen(wargv[0]);
+  cmd[pos++] = L'"';
+  for (i = 1; i < argc; i++) {
+    cmd[pos++] = L' ';
+    pos += mb__quote_arg(wargv[i], cmd + pos);
+  }
+  cmd[pos] = L'\0';
+  return cmd;
+}
+
+/*
+ * Start the child with CreateProcessW. Its standard handles are inheritable duplicates of
+ * ours, and a PROC_THREAD_ATTRIBUTE_HANDLE_LIST limits inheritance to exactly those three,
+ * so no other inheritable handle of this process (or of a thread spawning at the same time)
+ * leaks into the child. A missing standard handle (a service has none) stays NULL.
+ */
+int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
+  static const DWORD std_ids[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  HANDLE std[3] = {NULL, NULL, NULL}, inherit[3];
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  wchar_t **wargv = NULL, *cmd = NULL;
+  SIZE_T attrs_size = 0;
+  DWORD e = 0, create_flags = 0;
+  int argc, i, ndup = 0, ninherit = 0, rc = 0;
+  BOOL ok;
+
+  if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "spawn: no program");
+  if (strchr(argv[0], '"') != NULL)
+    return mb__errorf(MB_EINVAL, 0, "spawn '%s': a quote in the program path", argv[0]);
+  for (argc = 0; argv[argc] != NULL; argc++) {
+  }
+  wargv = calloc((size_t)argc, sizeof *wargv);
+  if (wargv == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "spawn '%s'", argv[0]);
+  for (i = 0; i < argc; i++)
+    if ((wargv[i] = mb__utf8_to_wide(argv[i])) == NULL) {
+      e = GetLastError();
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s': argument %d", argv[0], i);
+      goto done;
+    }
+  if ((cmd = mb__command_line(wargv, argc)) == NULL) {
+    rc = mb__errorf(MB_ENOMEM, 0, "spawn '%s': command line", argv[0]);
+    goto done;
+  }
+
+  memset(&si, 0, sizeof si);
+  si.StartupInfo.cb = sizeof si.StartupInfo;
+  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+  for (i = 0; i < 3; i++) {
+    HANDLE h = GetStdHandle(std_ids[i]);
+    if (h == NULL || h == INVALID_HANDLE_VALUE)
+      continue;
+    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &std[i], 0, TRUE,
+                         DUPLICATE_SAME_ACCESS)) {
+      std[i] = NULL; /* not duplicable: the child goes without it */
+      continue;
+    }
+    ndup++;
+    /* Windows 7 console handles are pseudo handles (low bits 11) that a handle list refuses;
+     * the child reaches them through the shared console. Real handles are multiples of 4. */
+    if (((uintptr_t)std[i] & 3) != 3)
+      inherit[ninherit++] = std[i];
+  }
+  si.StartupInfo.hStdInput = std[0];
+  si.StartupInfo.hStdOutput = std[1];
+  si.StartupInfo.hStdError = std[2];
+
+  if (ninherit > 0) {
+    InitializeProcThreadAttributeList(NULL, 1, 0, &attrs_size);
+    attrs = malloc(attrs_size);
+    if (attrs == NULL || !InitializeProcThreadAttributeList(attrs, 1, 0, &attrs_size)) {
+      e = attrs == NULL ? ERROR_NOT_ENOUGH_MEMORY : GetLastError();
+      free(attrs);
+      attrs = NULL;
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s': attribute list", argv[0]);
+      goto done;
+    }
+    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, inherit,
+                                   (SIZE_T)ninherit * sizeof inherit[0], NULL, NULL)) {
+      e = GetLastError();
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s': handle list", argv[0]);
+      goto done;
+    }
+    si.lpAttributeList = attrs;
+    si.StartupInfo.cb = sizeof si;
+    create_flags |= EXTENDED_STARTUPINFO_PRESENT;
+  }
+
+  ok = CreateProcessW(wargv[0], cmd, NULL, NULL, ndup > 0, create_flags, NULL, NULL,
+                      &si.StartupInfo, &pi);
+  if (!ok) {
+    e = GetLastError();
+    rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s'", argv[0]);
+    goto done;
+  }
+  CloseHandle(pi.hThread);
+  child->handle = (intptr_t)pi.hProcess;
+  child->pid = (uint32_t)pi.dwProcessId;
+
+done:
+  if (attrs != NULL) {
+    DeleteProcThreadAttributeList(attrs);
+    free(attrs);
+  }
+  for (i = 0; i < 3; i++)
+    if (std[i] != NULL)
+      CloseHandle(std[i]);
+  free(cmd);
+  if (wargv != NULL)
+    for (i = 0; i < argc; i++)
+      free(wargv[i]);
+  free(wargv);
+  return rc;
+}
+
+static int mb__child_is_open(const mb_os_child_t *child) {
+  return child != NULL && child->handle != 0 && child->handle != -1;
+}
+
+/* Wait for the child; on success read its exit code and close the process handle. */
+int mb_os_child_wait(mb_os_child_t *child, int timeout_ms, int *exit_code) {
+  DWORD r, code, e;
+  if (!mb__child_is_open(child))
+    return mb__errorf(MB_ESRCH, 0, "wait for a child that was already reaped");
+  r = WaitForSingleObject((HANDLE)child->handle, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+  if (r == WAIT_TIMEOUT)
+    return mb__errorf(MB_ETIMEOUT, 0, "process %u still running after %d ms", (unsigned)child->pid,
+                      timeout_ms);
+  if (r != WAIT_OBJECT_0) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "wait for process %u",
+                      (unsigned)child->pid);
+  }
+  if (!GetExitCodeProcess((HANDLE)child->handle, &code)) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "exit code of process %u",
+                      (unsigned)child->pid);
+  }
+  CloseHandle((HANDLE)child->handle);
+  child->handle = -1;
+  child->pid = 0;
+  *exit_code = (int)code;
+  return 0;
+}
+
+/*
+ * TerminateProcess with exit code 137 (128 + SIGKILL, what POSIX reports). A child that has
+ * exited but not been waited for is not an error, as with kill() on a zombie.
+ */
+int mb_os_child_kill(mb_os_child_t *child) {
+  DWORD e;
+  if (!mb__child_is_open(child))
+    return mb__errorf(MB_ESRCH, 0, "kill a child that was already reaped");
+  if (TerminateProcess((HANDLE)child->handle, MB__KILL_EXIT_CODE))
+    return 0;
+  e = GetLastError();
+  if (WaitForSingleObject((HANDLE)child->handle, 0) == WAIT_OBJECT_0)
+    return 0;
+  return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "kill process %u", (unsigned)child->pid);
+}
+
+/* GetModuleFileNameW into a buffer that grows to the longest path, then UTF-8. */
+int mb_os_self_exe(char *buf, size_t size) {
+  DWORD cap = MAX_PATH, n, e;
+  wchar_t *w = NULL;
+  int rc;
+
+  if (buf == NULL || size == 0)
+    return mb__errorf(MB_ERANGE, 0, "executable path into %zu bytes", size);
+  for (;;) {
+    wchar_t *nw = realloc(w, cap * sizeof *w);
+    if (nw == NULL) {
+      free(w);
+      return mb__errorf(MB_ENOMEM, 0, "executable path");
+    }
+    w = nw;
+    n = GetModuleFileNameW(NULL, w, cap);
+    if (n == 0) {
+      e = GetLastError();
+      free(w);
+      return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "executable path");
+    }
+    if (n < cap)
+      break;
+    if (cap >= 32768) { /* longer than any Windows path */
+      free(w);
+      return mb__errorf(MB_ERANGE, ERROR_INSUFFICIENT_BUFFER, "executable path");
+    }
+    cap *= 2;
+  }
+  rc = mb__wide_to_utf8(w, buf, size, "executable path");
+  free(w);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Clocks, memory status                                                                      */
+
+/*
+ * QueryPerformanceCounter in nanoseconds. counter * 1e9 would overflow after ~15 minutes at
+ * 10 MHz, so whole seconds and the remainder are converted apart; the remainder is below the
+ * frequency, so remainder * 1e9 fits in 64 bits for any frequency below 18 GHz.
+ */
+uint64_t mb_os_mono_ns(void) {
+  LARGE_INTEGER now;
+  uint64_t freq, c;
+  mb__init();
+  QueryPerformanceCounter(&now);
+  freq = (uint64_t)mb__qpc_freq.QuadPart;
+  c = (uint64_t)now.QuadPart;
+  return (c / freq) * 1000000000u + (c % freq) * 1000000000u / freq;
+}
+
+uint64_t mb_os_wall_ns(void) {
+  FILETIME ft;
+  uint64_t t;
+  mb__init();
+  mb__wall_fn(&ft);
+  t = mb__filetime_u64(&ft);
+  return t < MB__EPOCH_DIFF_100NS ? 0 : (t - MB__EPOCH_DIFF_100NS) * 100u;
+}
+
+/*
+ * Sleep() may wake a little early (before the next timer tick): sleep again for the rest.
+ * Each Sleep stays below INFINITE, which would never return.
+ */
+void mb_os_sleep_ms(unsigned ms) {
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)ms * 1000000u, now;
+  while ((now = mb_os_mono_ns()) < deadline) {
+    uint64_t left = (deadline - now + 999999u) / 1000000u;
+    Sleep(left >= INFINITE ? INFINITE - 1 : (DWORD)left);
+  }
+}
+
+int mb_os_memstatus(mb_os_memstatus_t *st) {
+  MEMORYSTATUSEX ms;
+  ms.dwLength = sizeof ms;
+  if (!GlobalMemoryStatusEx(&ms)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "query memory status");
+  }
+  st->total = ms.ullTotalPhys;
+  st->available = ms.ullAvailPhys;
+  return 0;
+}
+
+int mb_os_self_rss(uint64_t *rss) {
+  PROCESS_MEMORY_COUNTERS pmc;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "query working set");
+  }
+  *rss = pmc.WorkingSetSize;
+  return 0;
+}
+
+#endif /* MB_OS_WIN */

@@ -1,0 +1,176 @@
+/*
+ * slots.c - lock-free player slots (see slots.h).
+ */
+#include "slots.h"
+
+#include <string.h>
+
+/* Add `delta` page-size units to the committed count and keep the peak. */
+static void mb__account(mb_region_desc_t *d, int64_t delta) {
+  uint64_t now = mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta;
+  uint64_t peak = mb_load64(&d->peak_committed);
+  while (now > peak && !mb_cas64(&d->peak_committed, &peak, now)) {
+  }
+}
+
+/*
+ * Take one user reference on page p, committing it first if nobody has. *was_committed tells
+ * whether the page held data before (then a reused slot must be cleared).
+ */
+static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
+  mb_region_desc_t *d = r->desc;
+  mb_au32 *w = &mb__region_pages(d, r->base)[p];
+  uint32_t v = mb_load32(w);
+  for (;;) {
+    if (v & MB_PAGE_BUSY) {
+      v = mb_load32(w); /* another process is committing or decommitting it: a few µs */
+      continue;
+    }
+    if (v & MB_PAGE_COMMITTED) {
+      if (mb_cas32(w, &v, v + 1)) {
+        *was_committed = 1;
+        return 0;
+      }
+      continue;
+    }
+    if (mb_cas32(w, &v, v | MB_PAGE_BUSY)) {
+      int rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size);
+      if (rc != 0) {
+        mb_add64(&d->commit_failures, 1);
+        mb_store32(w, v); /* back to uncommitted, not busy */
+        return rc;
+      }
+      mb__account(d, (int64_t)d->page_size);
+      mb_store32(w, (v | MB_PAGE_COMMITTED) + 1);
+      *was_committed = 0;
+      return 0;
+    }
+  }
+}
+
+/* Drop one user reference on page p (the page stays committed until compaction). */
+static void mb__page_put(mb_region_map_t *r, uint64_t p) {
+  mb_add32(&mb__region_pages(r->desc, r->base)[p], (uint32_t)-1);
+}
+
+static void mb__slot_pages(const mb_region_desc_t *d, uint64_t index, uint64_t *first,
+                           uint64_t *last) {
+  uint64_t off = index * d->slot_size;
+  *first = off / d->page_size;
+  *last = (off + d->slot_size - 1) / d->page_size;
+}
+
+int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index) {
+  mb_region_desc_t *d = r->desc;
+  mb_slot_t *slots;
+  uint64_t i, p, first, last;
+  int reused = 0, rc;
+
+  if (d->slot_size == 0)
+    return mb__errorf(MB_EINVAL, 0, "region '%s' has no player slots", d->name);
+  if (owner == 0)
+    return mb__errorf(MB_EINVAL, 0, "slot owner 0 is reserved for free slots");
+  slots = mb__region_slots(d, r->base);
+  for (i = 0; i < d->slot_count; i++) {
+    uint64_t expected = 0;
+    if (mb_load64_relaxed(&slots[i].owner) != 0)
+      continue;
+    if (mb_cas64(&slots[i].owner, &expected, owner))
+      break;
+  }
+  if (i == d->slot_count)
+    return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", d->name,
+                      (unsigned long long)d->slot_count);
+
+  mb__slot_pages(d, i, &first, &last);
+  for (p = first; p <= last; p++) {
+    int was = 0;
+    if ((rc = mb__page_get(r, p, &was)) != 0) {
+      while (p-- > first)
+        mb__page_put(r, p);
+      mb_store64(&slots[i].owner, 0);
+      return rc;
+    }
+    reused |= was;
+  }
+  /* Fresh pages are zero; a page that held data may hold a former player's bytes. */
+  if (reused)
+    memset(mb__slot_ptr(r, i), 0, d->slot_size);
+  mb_store64(&slots[i].player_id, player_id);
+  mb_add64(&d->slots_used, 1);
+  *index = i;
+  return 0;
+}
+
+int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
+  mb_region_desc_t *d = r->desc;
+  mb_slot_t *slots = mb__region_slots(d, r->base);
+  uint64_t expected = owner, p, first, last;
+
+  if (d->slot_size == 0 || index >= d->slot_count)
+    return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", d->name,
+                      (unsigned long long)index);
+  if (!mb_cas64(&slots[index].owner, &expected, 0))
+    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u",
+                      d->name, (unsigned long long)index, (unsigned)owner);
+  mb__slot_pages(d, index, &first, &last);
+  for (p = first; p <= last; p++)
+    mb__page_put(r, p);
+  mb_add64(&d->slots_used, (uint64_t)-1);
+  return 0;
+}
+
+int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) {
+  mb_region_desc_t *d = r->desc;
+  mb_slot_t *slots;
+  uint64_t i, n = 0;
+  if (d->slot_size == 0) {
+    if (count)
+      *count = 0;
+    return 0;
+  }
+  slots = mb__region_slots(d, r->base);
+  for (i = 0; i < d->slot_count; i++)
+    if (mb_load64_relaxed(&slots[i].owner) == owner && mb__slot_release(r, i, owner) == 0)
+      n++;
+  if (count)
+    *count = n;
+  return 0;
+}
+
+/*
+ * A page is freed only from the exact state "committed, no users, not busy", moved to busy
+ * by CAS: a process that wants the page meanwhile waits on the busy bit and then commits it
+ * afresh, so no slot ever sits on a decommitted page.
+ */
+int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
+  mb_region_desc_t *d = r->desc;
+  mb_au32 *pages;
+  uint64_t p, npages, bytes = 0;
+  int rc = 0;
+
+  *freed = 0;
+  if (d->slot_size == 0)
+    return 0;
+  if (!mb_os_mem_config()->shared_decommit)
+    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages",
+                      d->name);
+  pages = mb__region_pages(d, r->base);
+  npages = d->size / d->page_size;
+  for (p = 0; p < npages; p++) {
+    uint32_t v = MB_PAGE_COMMITTED;
+    if (mb_load32_relaxed(&pages[p]) != MB_PAGE_COMMITTED ||
+        !mb_cas32(&pages[p], &v, MB_PAGE_COMMITTED | MB_PAGE_BUSY))
+      continue;
+    rc = mb_os_section_decommit(&r->sec, r->base, p * d->page_size, d->page_size);
+    if (rc != 0) {
+      mb_store32(&pages[p], MB_PAGE_COMMITTED);
+      break;
+    }
+    mb__account(d, -(int64_t)d->page_size);
+    bytes += d->page_size;
+    mb_store32(&pages[p], 0);
+  }
+  *freed = bytes;
+  return rc;
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build membroker (native, release) and run the broker in the foreground with the default
+# config (config/membroker.json). Ctrl-C stops it cleanly. Extra arguments go to the broker
+# after the config, e.g. scripts/run.sh   or   MB_CONFIG=my.json scripts/run.sh
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dir="$root/build/release"
+if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null || ! pkg-config --exists libuv 2>/dev/null; then
+  bash "$root/scripts/deps.sh" --native-only
+fi
+cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF >/dev/null
+cmake --build "$dir" --target membroker >/dev/null
+exec "$dir/membroker" run -c "${MB_CONFIG:-$root/config/membroker.json}" "$@"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Install what is needed, then build and test membroker three times: native, native with
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the Windows build (mingw-w64) run under
+# Wine. Prints one summary; exits non-zero if any build or test failed.
+#
+#   scripts/test.sh                 everything
+#   MB_CONFIGS="native asan" scripts/test.sh   a subset (native, asan, mingw)
+#   MB_SKIP_DEPS=1 scripts/test.sh  do not run scripts/deps.sh first
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="$root/build"
+configs=${MB_CONFIGS:-native asan mingw}
+jobs=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+
+if [ -z "${MB_SKIP_DEPS:-}" ]; then
+  deps_args=()
+  case " $configs " in *" mingw "*) ;; *) deps_args=(--native-only) ;; esac
+  bash "$root/scripts/deps.sh" "${deps_args[@]}" || { echo "test.sh: scripts/deps.sh failed" >&2; exit 1; }
+fi
+
+declare -A passed failed status secs
+total_pass=0
+total_fail=0
+rc=0
+
+# run_config NAME CMAKE_ARGS...: configure, build, ctest; record the counts.
+run_config() {
+  local name=$1 dir="$build/$1" t0 log out p f
+  shift
+  t0=$(date +%s)
+  log="$dir/test.log"
+  mkdir -p "$dir"
+  echo "=== $name: configure + build"
+  if ! cmake -S "$root" -B "$dir" -G Ninja -DMB_WERROR=ON "$@" >"$dir/configure.log" 2>&1; then
+    cat "$dir/configure.log"
+    status[$name]="configure failed"; passed[$name]=0; failed[$name]=1; rc=1
+    return
+  fi
+  if ! cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1; then
+    tail -n 60 "$dir/build.log"
+    status[$name]="build failed"; passed[$name]=0; failed[$name]=1; rc=1
+    return
+  fi
+  echo "=== $name: ctest"
+  (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 300) >"$log" 2>&1
+  local crc=$?
+  grep -E '^ *[0-9]+/[0-9]+ Test' "$log" | grep -v ' Passed ' || true
+  out=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -z "$out" ]; then
+    tail -n 40 "$log"
+    status[$name]="ctest did not finish"; passed[$name]=0; failed[$name]=1; rc=1
+    return
+  fi
+  f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$out")
+  p=$(( $(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$out") - f ))
+  passed[$name]=$p; failed[$name]=$f
+  if [ "$crc" -ne 0 ] || [ "$f" -ne 0 ]; then
+    sed -n '/The following tests FAILED/,$p' "$log"
+    grep -B2 -A30 -E '^not ok' "$log" | head -n 200
+    status[$name]="FAILED"; rc=1
+  else
+    status[$name]="ok"
+  fi
+  secs[$name]=$(( $(date +%s) - t0 ))
+}
+
+for c in $configs; do
+  case $c in
+    native) run_config native -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+    asan)
+      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        run_config asan -DCMAKE_BUILD_TYPE=Debug -DMB_SANITIZE=ON ;;
+    mingw)
+      run_config mingw -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_TOOLCHAIN_FILE="$root/scripts/toolchain-mingw64.cmake"
+      # Whatever a failed test left running in the suite's Wine prefix ends here.
+      "$root/scripts/wine-run.sh" --kill "$build/mingw/wineprefix" || true ;;
+    *) echo "test.sh: unknown configuration '$c' (native, asan, mingw)" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "configuration   passed  failed  seconds  result"
+for c in $configs; do
+  printf '%-15s %6s  %6s  %7s  %s\n' "$c" "${passed[$c]:-0}" "${failed[$c]:-0}" "${secs[$c]:--}" "${status[$c]:-?}"
+  total_pass=$(( total_pass + ${passed[$c]:-0} ))
+  total_fail=$(( total_fail + ${failed[$c]:-0} ))
+done
+echo "total time: $(( $(date +%s) - start )) s"
+echo "$total_pass passed, $total_fail failed"
+exit $rc

@@ -1,0 +1,305 @@
+/*
+ * broker.c - the broker's memory from start to stop (see broker.h).
+ *
+ * Start order: instance lock; then for each object (regions first, control block last) purge
+ * what a dead broker left under its name and create it afresh; fill the region directory;
+ * publish the block with a release store of `initialised`. Nothing is ever written to fresh
+ * data pages: they are zero already, and touching them would only make them resident.
+ */
+#include "broker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* How long to wait for a stale Windows object to vanish (its last handle is held by a game
+ * server of the dead broker, which lets go once it sees the old block stopped). */
+#define MB_STALE_WAIT_MS 5000
+
+static void mb__access(const mb_broker_t *b, mb_os_access_t *acc) {
+  acc->mode = b->cfg.section_mode;
+  acc->group = b->cfg.section_group[0] ? b->cfg.section_group : NULL;
+}
+
+/*
+ * If an object named `name` exists, it belongs to a broker that died (we hold the instance
+ * lock): mark a control block stopped so game servers still mapping it let go, remember its
+ * generation, then remove the name. Returns 0 when the name is free to create.
+ */
+static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint64_t *prev_gen) {
+  mb_os_section_t s;
+  int rc = mb_os_section_open(&s, name, b->flags, 1);
+  if (rc == MB_ENOENT)
+    return 0;
+  if (rc != 0) {
+    mb_log_warn("stale object '%s' cannot be opened: %s", name, mb_last_error());
+  } else {
+    mb_state_t *old = NULL;
+    if (is_state && s.size >= sizeof(mb_state_t) &&
+        mb_os_section_map(&s, sizeof(mb_state_t), 1, (void **)&old) == 0) {
+      if (old->magic == MB_STATE_MAGIC && old->layout_version == MB_LAYOUT_VERSION) {
+        *prev_gen = mb_load64(&old->generation);
+        mb_log_warn("found the control block of a broker that died (pid %u, generation %llu): "
+                    "marking it stopped and replacing it",
+                    (unsigned)old->broker_pid, (unsigned long long)*prev_gen);
+        mb_store32(&old->game.server_status, MB_STATUS_STOPPED);
+      } else {
+        mb_log_warn("found an unknown object under '%s' (not a layout %u block): replacing it",
+                    name, (unsigned)MB_LAYOUT_VERSION);
+      }
+      mb_os_section_unmap(old, sizeof(mb_state_t));
+    } else {
+      mb_log_warn("found stale region object '%s' of a broker that died: replacing it", name);
+    }
+    mb_os_section_close(&s);
+  }
+  b->stale_purged++;
+  rc = mb_os_section_unlink(name, b->flags);
+  return rc == MB_ENOENT ? 0 : rc;
+}
+
+/* Create a section, waiting a while for a stale one whose name cannot be removed at once. */
+static int mb__create(mb_broker_t *b, mb_os_section_t *s, const char *name, uint64_t size,
+                      int flags) {
+  mb_os_access_t acc;
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)MB_STALE_WAIT_MS * 1000000u;
+  int rc;
+  mb__access(b, &acc);
+  for (;;) {
+    rc = mb_os_section_create(s, name, size, flags, &acc);
+    if (rc != MB_EEXIST || mb_os_mono_ns() > deadline)
+      break;
+    mb_os_sleep_ms(50);
+  }
+  if (rc == MB_EEXIST)
+    return mb__errorf(MB_EBUSY, 0,
+                      "'%s' of a previous broker is still open in other processes (game servers "
+                      "attached to it); stop them or retry",
+                      name);
+  return rc;
+}
+
+static uint64_t mb__round_up(uint64_t v, uint64_t to) {
+  return (v + to - 1) / to * to;
+}
+
+/* Create region i: its section (data + slot table), mapped whole, and its descriptor. */
+static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
+  const mb_region_cfg_t *rc_ = &b->cfg.regions[i];
+  mb_region_desc_t *d = &b->state->regions[i];
+  mb_region_map_t *r = &b->regions[i];
+  uint32_t page = (uint32_t)mb_os_mem_config()->page_size;
+  uint64_t slots = rc_->slot_size ? rc_->size / rc_->slot_size : 0;
+  uint64_t table = slots ? mb__region_table_size(rc_->size, page, slots, page) : 0;
+  uint64_t section_size = mb__round_up(rc_->size + table, page);
+  char name[MB_OS_NAME_MAX + 1];
+  int rc;
+
+  if ((rc = mb__object_name(name, sizeof name, b->cfg.instance, rc_->name)) != 0 ||
+      (rc = mb__purge_stale(b, name, 0, prev_gen)) != 0 ||
+      (rc = mb__create(b, &r->sec, name, section_size,
+                       b->flags | (rc_->lazy ? MB_OS_SEC_RESERVE : 0))) != 0)
+    return rc;
+  if ((rc = mb_os_section_map(&r->sec, 0, 1, (void **)&r->base)) != 0)
+    goto fail;
+  if (table && rc_->lazy &&
+      (rc = mb_os_section_commit(&r->sec, r->base, rc_->size, section_size - rc_->size)) != 0)
+    goto fail_unmap;
+
+  memcpy(d->name, rc_->name, sizeof d->name);
+  d->size = rc_->size;
+  d->section_size = section_size;
+  d->table_offset = slots ? rc_->size : 0;
+  d->slot_count = slots;
+  d->slot_size = rc_->slot_size;
+  d->flags = rc_->lazy ? MB_REGION_LAZY : 0;
+  d->page_size = page;
+  r->desc = d;
+  if (!rc_->lazy) {
+    uint64_t p;
+    mb_store64(&d->committed, d->size);
+    mb_store64(&d->peak_committed, d->size);
+    for (p = 0; slots && p < d->size / page; p++)
+      mb_store32(&mb__region_pages(d, r->base)[p], MB_PAGE_COMMITTED);
+  }
+  mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s", d->name,
+              (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
+              rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "");
+  if (slots)
+    mb_log_debug("region %s: %llu slots of %u bytes, slot table %llu bytes", d->name,
+                 (unsigned long long)slots, (unsigned)d->slot_size, (unsigned long long)table);
+  return 0;
+
+fail_unmap:
+  mb_os_section_unmap(r->base, r->sec.size);
+fail:
+  mb_os_section_close(&r->sec);
+  mb_os_section_unlink(name, b->flags);
+  r->base = NULL;
+  return rc;
+}
+
+static void mb__region_destroy(mb_broker_t *b, int i) {
+  mb_region_map_t *r = &b->regions[i];
+  char name[MB_OS_NAME_MAX + 1];
+  if (r->base == NULL)
+    return;
+  mb_os_section_unmap(r->base, r->sec.size);
+  mb_os_section_close(&r->sec);
+  if (mb__object_name(name, sizeof name, b->cfg.instance, b->cfg.regions[i].name) == 0)
+    mb_os_section_unlink(name, b->flags);
+  r->base = NULL;
+  r->desc = NULL;
+}
+
+/* Refuse a config whose reserved bytes could exceed limits.max_committed. */
+static int mb__check_limit(const mb_config_t *cfg) {
+  uint64_t total = sizeof(mb_state_t);
+  int i;
+  if (cfg->max_committed == 0)
+    return 0;
+  for (i = 0; i < cfg->nregions; i++)
+    total += cfg->regions[i].size;
+  if (total > cfg->max_committed)
+    return mb__errorf(MB_ECONFIG, 0,
+                      "regions reserve %llu bytes, more than limits.max_committed (%llu)",
+                      (unsigned long long)total, (unsigned long long)cfg->max_committed);
+  return 0;
+}
+
+int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
+  char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1];
+  uint64_t prev_gen = 0, size;
+  mb_state_t *st;
+  int rc, i;
+
+  memset(b, 0, sizeof *b);
+  b->cfg = *cfg;
+  b->flags = flags & MB_OS_SEC_GLOBAL;
+  b->lock = -1;
+  b->start_mono_ns = mb_os_mono_ns();
+  b->start_wall_ns = mb_os_wall_ns();
+  mb_os_proc_self(&b->self);
+
+  if ((rc = mb__check_limit(cfg)) != 0)
+    return rc;
+  if ((rc = mb__object_name(name, sizeof name, cfg->instance, NULL)) != 0)
+    return rc;
+  snprintf(lockname, sizeof lockname, "membroker.%s.lock", cfg->instance);
+  if ((rc = mb_os_lock_take(lockname, b->flags, &b->lock)) != 0) {
+    if (rc == MB_EBUSY)
+      return mb__errorf(MB_EBUSY, 0, "another broker is already running for instance '%s'",
+                        cfg->instance);
+    return rc;
+  }
+
+  /* The control block first, unpublished (initialised == 0), to hold the directory. */
+  size = mb__round_up(sizeof(mb_state_t), mb_os_mem_config()->alloc_granularity);
+  if ((rc = mb__purge_stale(b, name, 1, &prev_gen)) != 0 ||
+      (rc = mb__create(b, &b->state_sec, name, size, b->flags)) != 0)
+    goto fail_lock;
+  if ((rc = mb_os_section_map(&b->state_sec, 0, 1, (void **)&b->state)) != 0)
+    goto fail_state;
+  st = b->state;
+
+  for (i = 0; i < cfg->nregions; i++) {
+    if ((rc = mb__region_create(b, i, &prev_gen)) != 0) {
+      while (i-- > 0)
+        mb__region_destroy(b, i);
+      goto fail_map;
+    }
+  }
+  b->nregions = cfg->nregions;
+
+  st->magic = MB_STATE_MAGIC;
+  st->layout_version = MB_LAYOUT_VERSION;
+  st->header_size = (uint32_t)offsetof(mb_state_t, game);
+  st->total_size = sizeof(mb_state_t);
+  st->broker_pid = b->self.pid;
+  st->broker_start_time = b->self.start_time;
+  st->created_wall_ns = b->start_wall_ns;
+  st->max_clients = cfg->max_clients;
+  st->region_count = (uint32_t)cfg->nregions;
+  mb_store64(&st->generation, prev_gen + 1);
+  mb_store64(&st->game.broker_heartbeat_ns, mb_os_mono_ns());
+  mb_store64(&st->game.last_update_wall_ns, b->start_wall_ns);
+  mb__state_write_msg(st, "");
+  mb_store32(&st->game.server_status, MB_STATUS_RUNNING);
+  /* Publish: readers that see READY see everything above. */
+  mb_store32(&st->initialised, MB_STATE_READY);
+  mb_log_info("control block '%s' published: instance %s, generation %llu, %d regions", name,
+              cfg->instance, (unsigned long long)(prev_gen + 1), cfg->nregions);
+  return 0;
+
+fail_map:
+  mb_os_section_unmap(b->state, b->state_sec.size);
+  b->state = NULL;
+fail_state:
+  mb_os_section_close(&b->state_sec);
+  mb_os_section_unlink(name, b->flags);
+fail_lock:
+  mb_os_lock_release(b->lock);
+  b->lock = -1;
+  return rc;
+}
+
+void mb__broker_tick(mb_broker_t *b) {
+  if (b->state)
+    mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
+}
+
+void mb__broker_begin_stop(mb_broker_t *b) {
+  if (b->state == NULL)
+    return;
+  mb_store32(&b->state->game.server_status, MB_STATUS_SHUTTING_DOWN);
+  mb_store64(&b->state->game.last_update_wall_ns, mb_os_wall_ns());
+}
+
+void mb__broker_stop(mb_broker_t *b) {
+  char name[MB_OS_NAME_MAX + 1];
+  int i;
+  if (b->state == NULL)
+    return;
+  mb__broker_begin_stop(b);
+  for (i = b->nregions; i-- > 0;)
+    mb__region_destroy(b, i);
+  b->nregions = 0;
+  /* The block itself last: game servers still mapping it keep seeing "shutting down". */
+  mb_os_section_unmap(b->state, b->state_sec.size);
+  b->state = NULL;
+  mb_os_section_close(&b->state_sec);
+  if (mb__object_name(name, sizeof name, b->cfg.instance, NULL) == 0)
+    mb_os_section_unlink(name, b->flags);
+  mb_os_lock_release(b->lock);
+  b->lock = -1;
+}
+
+mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name) {
+  int i;
+  for (i = 0; i < b->nregions; i++)
+    if (strcmp(b->regions[i].desc->name, name) == 0)
+      return &b->regions[i];
+  return NULL;
+}
+
+int mb__broker_compact(mb_broker_t *b, uint64_t *freed) {
+  uint64_t total = 0, f;
+  int i, rc = 0;
+  for (i = 0; i < b->nregions; i++) {
+    int r = mb__region_compact(&b->regions[i], &f);
+    total += f;
+    if (r != 0 && rc == 0)
+      rc = r;
+  }
+  *freed = total;
+  return rc;
+}
+
+uint64_t mb__broker_committed(const mb_broker_t *b) {
+  uint64_t total = b->state_sec.size;
+  int i;
+  for (i = 0; i < b->nregions; i++)
+    total += mb_load64(&b->regions[i].desc->committed);
+  return total;
+}

@@ -1,0 +1,1101 @@
+/*
+ * config.c - the broker's configuration: one table of options, the JSON file over it.
+ *
+ * Every scalar option is one row of cfg_opts[] (key path, type, field, default, range), and
+ * every field of a region one row of region_opts[]; defaults, parsing, validation and the
+ * effective-config JSON are all driven by those rows (after mimalloc's options.c). Only what
+ * spans several options is code: the region list, duplicate region names, a slot bigger
+ * than its region, and the commit limit against what the regions commit at start.
+ *
+ * Parsing goes into a local copy that is copied out only on success, so a bad file never
+ * leaves a half-filled config. Each error is one message:
+ *   <source>: <key path>: <what is wrong>: invalid configuration
+ * (the last part is added by mb__errorf), e.g.
+ *   membroker.json: pipe.max_line: "32MiB" is out of range (allowed: 1 KiB..16 MiB)
+ *   membroker.json: unknown key "regoins" (did you mean "regions"?)
+ *   membroker.json: line 3, column 5: JSON syntax error near '}'
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+#define KIB UINT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define TIB (GIB * 1024)
+
+#define CFG_SIZE_LIMIT UINT64_C(0x7FFFFFFFFFFFFFFF)   /* sizes are below 2^63 bytes */
+#define CFG_EXACT_MAX UINT64_C(0x20000000000000)      /* 2^53: a JSON number is exact up to it */
+#define CFG_PRINT_EXACT_MAX UINT64_C(999999999999999) /* cJSON prints numbers this big exactly */
+#define CFG_FILE_MAX (1024 * 1024)                    /* largest config file read */
+#define CFG_MS_MAX 86400000u                          /* one day, for the client timeouts */
+#define CFG_PATH_LEN 96                               /* key paths: "regions[15].slot_size" */
+#define CFG_QUOTE_LEN 200                             /* a quoted value in a message */
+
+/* Field sizes are copied as 4- or 8-byte unsigned integers, whatever their C type. */
+_Static_assert(sizeof(int) == 4, "int fields are stored as 4 bytes");
+_Static_assert(sizeof(mb_log_level_t) == 4, "enum fields are stored as 4 bytes");
+
+typedef enum {
+  OPT_BOOL, /* true / false, stored as 0 / 1 */
+  OPT_UINT, /* a JSON integer */
+  OPT_SIZE, /* a JSON integer (bytes) or a size string such as "64MiB" */
+  OPT_MODE, /* an octal permission string such as "0660"; `max` holds the allowed bits */
+  OPT_ENUM, /* one of `names`, stored as its index */
+  OPT_NAME, /* an identifier: [A-Za-z0-9_-] ([a-z0-9_-] with OPT_LOWER), 1..size-1 chars */
+  OPT_TEXT, /* free text without control characters, 1..size-1 bytes */
+} opt_type_t;
+
+enum {
+  OPT_NULLABLE = 1u << 0, /* strings: null is allowed and stored as "" */
+  OPT_REQUIRED = 1u << 1, /* the key must be present (region fields) */
+  OPT_ZERO_OK = 1u << 2,  /* numbers: 0 is allowed besides min..max */
+  OPT_POW2 = 1u << 3,     /* numbers: a non-zero value must be a power of two */
+  OPT_LOWER = 1u << 4,    /* OPT_NAME: lower-case letters only */
+};
+
+/* One option: where it lives in the JSON, where it lives in the struct, what it accepts. */
+typedef struct opt_s {
+  const char *section;      /* enclosing object ("log", ...), NULL at the top of the table */
+  const char *key;          /* key inside that object */
+  opt_type_t type;          /* what the JSON value must be */
+  unsigned flags;           /* OPT_* */
+  size_t offset;            /* of the field in the struct the table describes */
+  size_t size;              /* bytes of the field: 4 or 8 for numbers, array size for text */
+  uint64_t def;             /* default of numbers, booleans, enums and modes */
+  const char *sdef;         /* default of strings (NULL: "") */
+  uint64_t min, max;        /* OPT_UINT, OPT_SIZE: accepted range; OPT_MODE: allowed bits */
+  uint64_t multiple;        /* OPT_SIZE: the value must be a multiple of this (0: any) */
+  const char *const *names; /* OPT_ENUM: accepted strings, NULL-terminated; index = value */
+} opt_t;
+
+#define CFG_FIELD(f) .offset = offsetof(mb_config_t, f), .size = sizeof(((mb_config_t *)0)->f)
+#define REG_FIELD(f)                                                                               \
+  .offset = offsetof(mb_region_cfg_t, f), .size = sizeof(((mb_region_cfg_t *)0)->f)
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const commit_names[] = {"start", "lazy", NULL};
+
+/* The scalar options of mb_config_t, in the order of the effective-config JSON. */
+/* clang-format off */
+static const opt_t cfg_opts[] = {
+  {.key = "instance", .type = OPT_NAME, CFG_FIELD(instance), .sdef = "default"},
+  {.section = "log", .key = "level", .type = OPT_ENUM, CFG_FIELD(log_level),
+   .def = MB_LOG_INFO, .names = log_level_names},
+  {.section = "log", .key = "file", .type = OPT_TEXT, .flags = OPT_NULLABLE,
+   CFG_FIELD(log_file)},
+  {.section = "log", .key = "event_log", .type = OPT_BOOL, CFG_FIELD(log_event_log),
+   .def = 0},
+  {.section = "clients", .key = "heartbeat_timeout_ms", .type = OPT_UINT,
+   CFG_FIELD(heartbeat_timeout_ms), .def = 10000, .min = 0, .max = CFG_MS_MAX},
+  {.section = "clients", .key = "grace_period_ms", .type = OPT_UINT,
+   CFG_FIELD(grace_period_ms), .def = 30000, .min = 0, .max = CFG_MS_MAX},
+  {.section = "clients", .key = "max", .type = OPT_UINT,
+   CFG_FIELD(max_clients), .def = 64, .min = 1, .max = MB_CLIENTS_MAX},
+  {.section = "pipe", .key = "mode", .type = OPT_MODE,
+   CFG_FIELD(pipe_mode), .def = 0660, .max = 0666},
+  {.section = "pipe", .key = "operators_group", .type = OPT_TEXT, .flags = OPT_NULLABLE,
+   CFG_FIELD(pipe_operators_group)},
+  {.section = "pipe", .key = "max_line", .type = OPT_SIZE,
+   CFG_FIELD(pipe_max_line), .def = 64 * KIB, .min = KIB, .max = 16 * MIB},
+  {.section = "pipe", .key = "max_connections", .type = OPT_UINT,
+   CFG_FIELD(pipe_max_connections), .def = 1024, .min = 1, .max = 100000},
+  {.section = "sections", .key = "mode", .type = OPT_MODE,
+   CFG_FIELD(section_mode), .def = 0660, .max = 0666},
+  {.section = "sections", .key = "group", .type = OPT_TEXT, .flags = OPT_NULLABLE,
+   CFG_FIELD(section_group)},
+  {.section = "limits", .key = "max_committed", .type = OPT_SIZE,
+   CFG_FIELD(max_committed), .def = 0, .min = 0, .max = CFG_SIZE_LIMIT},
+};
+
+/* The fields of one entry of "regions". */
+static const opt_t region_opts[] = {
+  {.key = "name", .type = OPT_NAME, .flags = OPT_REQUIRED | OPT_LOWER, REG_FIELD(name)},
+  {.key = "size", .type = OPT_SIZE, .flags = OPT_REQUIRED, REG_FIELD(size),
+   .min = 64 * KIB, .max = CFG_SIZE_LIMIT, .multiple = 64 * KIB},
+  {.key = "commit", .type = OPT_ENUM, REG_FIELD(lazy), .def = 0, .names = commit_names},
+  {.key = "slot_size", .type = OPT_SIZE, .flags = OPT_ZERO_OK | OPT_POW2, REG_FIELD(slot_size),
+   .def = 0, .min = 64, .max = MIB},
+};
+/* clang-format on */
+
+#define NOPTS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* Options present are recorded as bits of a uint32_t; key lists are fixed arrays. */
+_Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32, "too many options");
+
+/* The default regions, also the content of config/membroker.json. */
+static const mb_region_cfg_t default_regions[] = {
+    {"world", 64 * MIB, 0, 0},
+    {"players", 32 * MIB, 1, 1024},
+    {"npc", 16 * MIB, 0, 0},
+};
+
+/* Keys allowed besides the options: strings, ignored. */
+static const char *const top_extra_keys[] = {"$schema", "comment", "regions"};
+
+/* ---- messages ----------------------------------------------------------------------------- */
+
+static int cfg_err(const char *src, const char *path, const char *fmt, ...) MB_PRINTF(3, 4);
+
+/*
+ * Record the one message of a config error, "<src>: <path>: <text>" (no path part when path
+ * is NULL or empty), and return MB_ECONFIG. mb__errorf appends ": invalid configuration".
+ */
+static int cfg_err(const char *src, const char *path, const char *fmt, ...) {
+  char text[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  if (path == NULL || path[0] == '\0')
+    return mb__errorf(MB_ECONFIG, 0, "%s: %s", src, text);
+  return mb__errorf(MB_ECONFIG, 0, "%s: %s: %s", src, path, text);
+}
+
+/*
+ * Write s to out in double quotes for a message: at most 48 bytes of it (then "..."), with
+ * quotes, backslashes and control characters escaped. UTF-8 passes through unchanged.
+ */
+static void quote(char *out, size_t size, const char *s) {
+  size_t o = 0, i;
+  if (size < 8) {
+    if (size > 0)
+      out[0] = '\0';
+    return;
+  }
+  out[o++] = '"';
+  for (i = 0; s[i] != '\0' && o + 8 < size; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (i == 48) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      o += (size_t)snprintf(out + o, size - o, "\\x%02X", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o++] = '"';
+  out[o] = '\0';
+}
+
+/* Write a JSON number for a message: integers in full, others with 15 significant digits. */
+static void fmt_number(char *out, size_t size, double d) {
+  snprintf(out, size, "%.15g", d);
+}
+
+/* Write a byte count in its largest exact binary unit ("64 KiB"), else in bytes ("100 B"). */
+static void fmt_size(char *out, size_t size, uint64_t v) {
+  static const struct {
+    const char *name;
+    uint64_t mult;
+  } units[] = {{"TiB", TIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB}};
+  size_t i;
+  for (i = 0; v != 0 && i < NOPTS(units); i++) {
+    if (v % units[i].mult == 0) {
+      snprintf(out, size, "%llu %s", (unsigned long long)(v / units[i].mult), units[i].name);
+      return;
+    }
+  }
+  snprintf(out, size, "%llu B", (unsigned long long)v);
+}
+
+/* Describe a JSON value for "expected X, got Y": its kind and, when short, its value. */
+static void describe(char *out, size_t size, const cJSON *it) {
+  char v[CFG_QUOTE_LEN];
+  if (cJSON_IsNull(it)) {
+    snprintf(out, size, "null");
+  } else if (cJSON_IsBool(it)) {
+    snprintf(out, size, "a boolean (%s)", cJSON_IsTrue(it) ? "true" : "false");
+  } else if (cJSON_IsNumber(it)) {
+    fmt_number(v, sizeof v, it->valuedouble);
+    snprintf(out, size, "a number (%s)", v);
+  } else if (cJSON_IsString(it)) {
+    quote(v, sizeof v, it->valuestring);
+    snprintf(out, size, "a string (%s)", v);
+  } else if (cJSON_IsArray(it)) {
+    snprintf(out, size, "an array");
+  } else if (cJSON_IsObject(it)) {
+    snprintf(out, size, "an object");
+  } else {
+    snprintf(out, size, "an invalid value");
+  }
+}
+
+/* Error "expected <what>, got <the value's kind>". */
+static int type_err(const char *src, const char *path, const char *what, const cJSON *it) {
+  char got[CFG_QUOTE_LEN + 32];
+  describe(got, sizeof got, it);
+  return cfg_err(src, path, "expected %s, got %s", what, got);
+}
+
+/*
+ * Join a key to an object's path: "" + "instance" = "instance", "pipe" + "mode" = "pipe.mode".
+ * Truncated to fit `size` (key paths are short: only known keys are joined).
+ */
+static void join(char *out, size_t size, const char *prefix, const char *key) {
+  size_t n = 0, k = strlen(key);
+  if (prefix != NULL && prefix[0] != '\0') {
+    n = strlen(prefix);
+    if (n > size - 2)
+      n = size - 2;
+    memcpy(out, prefix, n);
+    out[n++] = '.';
+  }
+  if (k > size - 1 - n)
+    k = size - 1 - n;
+  memcpy(out + n, key, k);
+  out[n + k] = '\0';
+}
+
+/* Append s to the string in buf (of `size` bytes), as much of it as fits. */
+static void append(char *buf, size_t size, const char *s) {
+  size_t n = strlen(buf), k = strlen(s);
+  if (k > size - 1 - n)
+    k = size - 1 - n;
+  memcpy(buf + n, s, k);
+  buf[n + k] = '\0';
+}
+
+/*
+ * The optimal-string-alignment edit distance of a and b (insertions, deletions,
+ * substitutions and swaps of neighbours each count 1), or 99 if either is over 63 bytes.
+ */
+static int edit_distance(const char *a, const char *b) {
+  int rows[3][64], *prev2 = rows[0], *prev = rows[1], *cur = rows[2], *t;
+  size_t la = strlen(a), lb = strlen(b), i, j;
+  if (la > 63 || lb > 63)
+    return 99;
+  for (j = 0; j <= lb; j++)
+    prev[j] = (int)j;
+  for (i = 1; i <= la; i++) {
+    cur[0] = (int)i;
+    for (j = 1; j <= lb; j++) {
+      int cost = a[i - 1] != b[j - 1], best = prev[j - 1] + cost;
+      if (prev[j] + 1 < best)
+        best = prev[j] + 1;
+      if (cur[j - 1] + 1 < best)
+        best = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+        best = prev2[j - 2] + 1;
+      cur[j] = best;
+    }
+    t = prev2;
+    prev2 = prev;
+    prev = cur;
+    cur = t;
+  }
+  return prev[lb];
+}
+
+/*
+ * The candidate closest to `word` if it is close enough to be a likely typo: an edit
+ * distance of at most 2 and at most half the candidate's length (so "foo" does not suggest
+ * "log"). NULL if none is.
+ */
+static const char *closest(const char *word, const char *const *cands, size_t n) {
+  const char *best = NULL;
+  int bestd = 3;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int d = edit_distance(word, cands[i]);
+    if (d < bestd && (size_t)d * 2 <= strlen(cands[i])) {
+      bestd = d;
+      best = cands[i];
+    }
+  }
+  return best;
+}
+
+/* ---- storing values in the struct an option table describes ------------------------------ */
+
+/* Store v in the 4- or 8-byte numeric field of o. */
+static void store_num(void *base, const opt_t *o, uint64_t v) {
+  unsigned char *p = (unsigned char *)base + o->offset;
+  if (o->size == 8) {
+    memcpy(p, &v, 8);
+  } else {
+    uint32_t w = (uint32_t)v;
+    memcpy(p, &w, 4);
+  }
+}
+
+/* Read the 4- or 8-byte numeric field of o. */
+static uint64_t load_num(const void *base, const opt_t *o) {
+  const unsigned char *p = (const unsigned char *)base + o->offset;
+  uint64_t v;
+  uint32_t w;
+  if (o->size == 8) {
+    memcpy(&v, p, 8);
+    return v;
+  }
+  memcpy(&w, p, 4);
+  return w;
+}
+
+/* Store s (already checked to fit) in the text field of o, zero-filling the rest. */
+static void store_str(void *base, const opt_t *o, const char *s) {
+  char *p = (char *)base + o->offset;
+  memset(p, 0, o->size);
+  if (s != NULL)
+    memcpy(p, s, strlen(s));
+}
+
+/* Set every field the table describes to its default. */
+static void apply_defaults(void *base, const opt_t *opts, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (opts[i].type == OPT_NAME || opts[i].type == OPT_TEXT)
+      store_str(base, &opts[i], opts[i].sdef);
+    else
+      store_num(base, &opts[i], opts[i].def);
+  }
+}
+
+/* ---- checking one value ------------------------------------------------------------------- */
+
+/* Write the accepted range of a numeric option: "1..256", "0 or 64 B..1 MiB", "at least ...". */
+static void fmt_range(char *out, size_t size, const opt_t *o) {
+  char lo[48], hi[48];
+  const char *zero = (o->flags & OPT_ZERO_OK) ? "0 or " : "";
+  if (o->type == OPT_SIZE) {
+    fmt_size(lo, sizeof lo, o->min);
+    fmt_size(hi, sizeof hi, o->max);
+  } else {
+    snprintf(lo, sizeof lo, "%llu", (unsigned long long)o->min);
+    snprintf(hi, sizeof hi, "%llu", (unsigned long long)o->max);
+  }
+  if (o->max >= CFG_SIZE_LIMIT)
+    snprintf(out, size, "%sat least %s", zero, lo);
+  else
+    snprintf(out, size, "%s%s..%s", zero, lo, hi);
+}
+
+/* Check a number against the option's range, multiple and power-of-two rules. `shown` is the
+ * value as written in the file, for the message. */
+static int check_num(const char *src, const char *path, const opt_t *o, uint64_t v,
+                     const char *shown) {
+  char range[120], m[48];
+  if (!(v == 0 && (o->flags & OPT_ZERO_OK)) && (v < o->min || v > o->max)) {
+    fmt_range(range, sizeof range, o);
+    return cfg_err(src, path, "%s is out of range (allowed: %s)", shown, range);
+  }
+  if (o->multiple != 0 && v % o->multiple != 0) {
+    fmt_size(m, sizeof m, o->multiple);
+    return cfg_err(src, path, "%s is not a multiple of %s (%llu bytes)", shown, m,
+                   (unsigned long long)o->multiple);
+  }
+  if ((o->flags & OPT_POW2) && (v & (v - 1)) != 0)
+    return cfg_err(src, path, "%s is not a power of two", shown);
+  return 0;
+}
+
+/*
+ * Convert a JSON number to an unsigned integer: refuse negatives, fractions and anything
+ * above 2^53 (a double is not exact there; 1e30 is refused, never wrapped).
+ */
+static int get_integer(const char *src, const char *path, const opt_t *o, const cJSON *it,
+                       uint64_t *out) {
+  double d = it->valuedouble;
+  char shown[64], range[120];
+  uint64_t v;
+  fmt_number(shown, sizeof shown, d);
+  fmt_range(range, sizeof range, o);
+  if (d < 0)
+    return cfg_err(src, path, "%s is negative (allowed: %s)", shown, range);
+  if (!(d <= (double)CFG_EXACT_MAX)) { /* also NaN and infinity */
+    if (o->max < CFG_EXACT_MAX)
+      return cfg_err(src, path, "%s is out of range (allowed: %s)", shown, range);
+    return cfg_err(src, path,
+                   "%s is too large for a JSON number (above 2^53); write it as a size string "
+                   "such as \"8TiB\"",
+                   shown);
+  }
+  v = (uint64_t)d;
+  if ((double)v != d)
+    return cfg_err(src, path, "%s is not an integer", shown);
+  *out = v;
+  return 0;
+}
+
+/*
+ * Parse a size string: decimal digits, optional spaces, an optional binary unit (B, KiB,
+ * MiB, GiB, TiB; case-sensitive). Decimal-looking units (KB, MB, k, ...) are refused with
+ * the binary unit to use instead, as are fractions, signs and values of 2^63 bytes or more.
+ */
+static int get_size_string(const char *src, const char *path, const char *s, uint64_t *out) {
+  static const struct {
+    const char *name;
+    uint64_t mult;
+  } units[] = {{"", 1}, {"B", 1}, {"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB}, {"TiB", TIB}};
+  static const char *const decimal[] = {"k", "kb", "m", "mb", "g", "gb", "t", "tb"};
+  static const char binary_of[] = {'K', 'K', 'M', 'M', 'G', 'G', 'T', 'T'};
+  char q[CFG_QUOTE_LEN];
+  const char *p = s;
+  uint64_t v = 0;
+  size_t i, ndigits = 0;
+
+  quote(q, sizeof q, s);
+  if (*p == '\0')
+    return cfg_err(src, path, "\"\" is empty (expected a size such as \"64MiB\")");
+  if (*p == '-')
+    return cfg_err(src, path, "%s is negative", q);
+  for (; *p >= '0' && *p <= '9'; p++, ndigits++) {
+    uint64_t d = (uint64_t)(*p - '0');
+    if (v > (CFG_SIZE_LIMIT - d) / 10)
+      return cfg_err(src, path, "%s is too large (sizes must be below 2^63 bytes)", q);
+    v = v * 10 + d;
+  }
+  if (ndigits > 0 && (*p == '.' || *p == ','))
+    return cfg_err(src, path,
+                   "%s is not a whole number (fractions are not allowed; use a smaller unit, "
+                   "e.g. \"1536MiB\" for 1.5 GiB)",
+                   q);
+  if (ndigits == 0)
+    return cfg_err(src, path, "%s is not a size (use bytes or B/KiB/MiB/GiB/TiB)", q);
+  while (*p == ' ')
+    p++;
+  for (i = 0; i < NOPTS(units); i++) {
+    if (strcmp(p, units[i].name) == 0) {
+      if (v > CFG_SIZE_LIMIT / units[i].mult)
+        return cfg_err(src, path, "%s is too large (sizes must be below 2^63 bytes)", q);
+      *out = v * units[i].mult;
+      return 0;
+    }
+  }
+  for (i = 1; i < NOPTS(units); i++) {
+    const char *a = p, *b = units[i].name;
+    while (*a && *b && (*a | 0x20) == (*b | 0x20))
+      a++, b++;
+    if (*a == '\0' && *b == '\0')
+      return cfg_err(src, path, "%s: write the unit as \"%s\" (units are case-sensitive)", q,
+                     units[i].name);
+  }
+  for (i = 0; i < NOPTS(decimal); i++) {
+    const char *a = p, *b = decimal[i];
+    while (*a && *b && (*a | 0x20) == *b)
+      a++, b++;
+    if (*a == '\0' && *b == '\0')
+      return cfg_err(src, path,
+                     "%s: \"%s\" is not accepted, write \"%ciB\" (units are binary: B, KiB, MiB, "
+                     "GiB, TiB)",
+                     q, p, binary_of[i]);
+  }
+  return cfg_err(src, path, "%s is not a size (use bytes or B/KiB/MiB/GiB/TiB)", q);
+}
+
+/* Check an identifier: 1..size-1 characters of [A-Za-z0-9_-] ([a-z0-9_-] with OPT_LOWER). */
+static int check_name(const char *src, const char *path, const opt_t *o, const char *s) {
+  char q[CFG_QUOTE_LEN];
+  size_t i, n = strlen(s);
+  int ok = n >= 1 && n < o->size;
+  for (i = 0; ok && i < n; i++) {
+    char c = s[i];
+    ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+         (!(o->flags & OPT_LOWER) && c >= 'A' && c <= 'Z');
+  }
+  if (ok)
+    return 0;
+  quote(q, sizeof q, s);
+  return cfg_err(src, path, "%s is not a valid name (use 1..%zu characters of %s)", q, o->size - 1,
+                 (o->flags & OPT_LOWER) ? "a-z 0-9 _ -" : "A-Z a-z 0-9 _ -");
+}
+
+/* Check free text: not empty, fits the field, no control characters. */
+static int check_text(const char *src, const char *path, const opt_t *o, const char *s) {
+  char q[CFG_QUOTE_LEN];
+  size_t i, n = strlen(s);
+  quote(q, sizeof q, s);
+  if (n == 0)
+    return cfg_err(src, path, "\"\" is empty%s", (o->flags & OPT_NULLABLE) ? " (use null)" : "");
+  if (n >= o->size)
+    return cfg_err(src, path, "%s is too long (at most %zu bytes)", q, o->size - 1);
+  for (i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+      return cfg_err(src, path, "%s contains a control character", q);
+  return 0;
+}
+
+/* Parse an octal mode string of 1..4 digits and check it has no bits outside o->max. */
+static int get_mode(const char *src, const char *path, const opt_t *o, const char *s,
+                    uint64_t *out) {
+  char q[CFG_QUOTE_LEN];
+  size_t i, n = strlen(s);
+  uint64_t v = 0;
+  quote(q, sizeof q, s);
+  for (i = 0; i < n && n <= 4; i++) {
+    if (s[i] < '0' || s[i] > '7')
+      break;
+    v = v * 8 + (uint64_t)(s[i] - '0');
+  }
+  if (n == 0 || n > 4 || i < n)
+    return cfg_err(src, path, "%s is not an octal mode (use a string such as \"0660\")", q);
+  if (v & ~o->max)
+    return cfg_err(src, path, "%s has bits outside 0%03llo (only read and write bits are allowed)",
+                   q, (unsigned long long)o->max);
+  *out = v;
+  return 0;
+}
+
+/* Match an enum string; on failure list the accepted strings and suggest a close one. */
+static int get_enum(const char *src, const char *path, const opt_t *o, const char *s,
+                    uint64_t *out) {
+  char q[CFG_QUOTE_LEN], list[200];
+  const char *near;
+  size_t i, n = 0;
+  for (i = 0; o->names[i] != NULL; i++, n++) {
+    if (strcmp(s, o->names[i]) == 0) {
+      *out = i;
+      return 0;
+    }
+  }
+  list[0] = '\0';
+  for (i = 0; i < n; i++) {
+    append(list, sizeof list, i ? ", \"" : "\"");
+    append(list, sizeof list, o->names[i]);
+    append(list, sizeof list, "\"");
+  }
+  quote(q, sizeof q, s);
+  near = closest(s, o->names, n);
+  if (near != NULL)
+    return cfg_err(src, path, "%s is not one of %s (did you mean \"%s\"?)", q, list, near);
+  return cfg_err(src, path, "%s is not one of %s", q, list);
+}
+
+/* What an option's value must look like, for type errors. */
+static const char *expected(const opt_t *o) {
+  switch (o->type) {
+  case OPT_BOOL:
+    return "true or false";
+  case OPT_UINT:
+    return "an integer";
+  case OPT_SIZE:
+    return "a size (an integer or a string such as \"64MiB\")";
+  case OPT_MODE:
+    return "a string (an octal mode such as \"0660\")";
+  case OPT_ENUM:
+    return "a string";
+  case OPT_NAME:
+    return "a string";
+  case OPT_TEXT:
+    return (o->flags & OPT_NULLABLE) ? "a string or null" : "a string";
+  }
+  return "a value";
+}
+
+/* Check the JSON value `it` against option o and store it in the struct at base. */
+static int apply_opt(const char *src, const char *path, const opt_t *o, const cJSON *it,
+                     void *base) {
+  char shown[CFG_QUOTE_LEN];
+  uint64_t v = 0;
+  int rc;
+  switch (o->type) {
+  case OPT_BOOL:
+    if (!cJSON_IsBool(it))
+      return type_err(src, path, expected(o), it);
+    store_num(base, o, cJSON_IsTrue(it) ? 1 : 0);
+    return 0;
+  case OPT_UINT:
+  case OPT_SIZE:
+    if (cJSON_IsNumber(it)) {
+      fmt_number(shown, sizeof shown, it->valuedouble);
+      rc = get_integer(src, path, o, it, &v);
+    } else if (o->type == OPT_SIZE && cJSON_IsString(it)) {
+      quote(shown, sizeof shown, it->valuestring);
+      rc = get_size_string(src, path, it->valuestring, &v);
+    } else {
+      return type_err(src, path, expected(o), it);
+    }
+    if (rc == 0)
+      rc = check_num(src, path, o, v, shown);
+    if (rc == 0)
+      store_num(base, o, v);
+    return rc;
+  case OPT_MODE:
+  case OPT_ENUM:
+    if (!cJSON_IsString(it))
+      return type_err(src, path, expected(o), it);
+    rc = o->type == OPT_MODE ? get_mode(src, path, o, it->valuestring, &v)
+                             : get_enum(src, path, o, it->valuestring, &v);
+    if (rc == 0)
+      store_num(base, o, v);
+    return rc;
+  case OPT_NAME:
+  case OPT_TEXT:
+    if (cJSON_IsNull(it) && (o->flags & OPT_NULLABLE)) {
+      store_str(base, o, NULL);
+      return 0;
+    }
+    if (!cJSON_IsString(it))
+      return type_err(src, path, expected(o), it);
+    rc = o->type == OPT_NAME ? check_name(src, path, o, it->valuestring)
+                             : check_text(src, path, o, it->valuestring);
+    if (rc == 0)
+      store_str(base, o, it->valuestring);
+    return rc;
+  }
+  return cfg_err(src, path, "internal error: option type %d", (int)o->type);
+}
+
+/* ---- objects ------------------------------------------------------------------------------ */
+
+/*
+ * Check the keys of object `obj` at `path`: each must be in known[] (else "unknown key",
+ * with the closest known key if one is near) and appear once (cJSON keeps both copies of a
+ * duplicate, so compare with the earlier siblings).
+ */
+static int check_keys(const char *src, const char *path, const cJSON *obj, const char *const *known,
+                      size_t nknown) {
+  const cJSON *it, *prev;
+  char q[CFG_QUOTE_LEN], kp[CFG_PATH_LEN];
+  const char *near;
+  size_t i;
+  for (it = obj->child; it != NULL; it = it->next) {
+    for (i = 0; i < nknown && strcmp(it->string, known[i]) != 0; i++)
+      ;
+    if (i == nknown) {
+      quote(q, sizeof q, it->string);
+      near = closest(it->string, known, nknown);
+      if (near != NULL)
+        return cfg_err(src, path, "unknown key %s (did you mean \"%s\"?)", q, near);
+      return cfg_err(src, path, "unknown key %s", q);
+    }
+    for (prev = obj->child; prev != it; prev = prev->next) {
+      if (strcmp(prev->string, it->string) == 0) {
+        join(kp, sizeof kp, path, it->string);
+        return cfg_err(src, kp, "duplicate key (each key may appear once per object)");
+      }
+    }
+  }
+  return 0;
+}
+
+/* Does option o live in the object `section` (NULL: the top of its table)? */
+static int in_section(const opt_t *o, const char *section) {
+  if (o->section == NULL || section == NULL)
+    return o->section == section;
+  return strcmp(o->section, section) == 0;
+}
+
+/* The index of the option of opts[] at `section`.`key`, or n if there is none. */
+static size_t find_opt(const opt_t *opts, size_t n, const char *section, const char *key) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (in_section(&opts[i], section) && strcmp(opts[i].key, key) == 0)
+      break;
+  return i;
+}
+
+/*
+ * Apply the object `obj` at `path` to the options of `section` in opts[] (stored at base).
+ * Besides those options only "comment" (a string) is allowed. *seen gets bit i set for every
+ * option opts[i] present.
+ */
+static int parse_fields(const char *src, const char *path, const cJSON *obj, const opt_t *opts,
+                        size_t n, const char *section, void *base, uint32_t *seen) {
+  const char *known[33]; /* <= 32 options (static-asserted) + "comment" */
+  char kp[CFG_PATH_LEN];
+  const cJSON *it;
+  size_t i, nknown = 0;
+  int rc;
+  for (i = 0; i < n; i++)
+    if (in_section(&opts[i], section))
+      known[nknown++] = opts[i].key;
+  known[nknown++] = "comment";
+  if ((rc = check_keys(src, path, obj, known, nknown)) != 0)
+    return rc;
+  for (it = obj->child; it != NULL; it = it->next) {
+    join(kp, sizeof kp, path, it->string);
+    if (strcmp(it->string, "comment") == 0) {
+      if (!cJSON_IsString(it))
+        return type_err(src, kp, "a string", it);
+      continue;
+    }
+    i = find_opt(opts, n, section, it->string); /* found: check_keys passed */
+    if ((rc = apply_opt(src, kp, &opts[i], it, base)) != 0)
+      return rc;
+    *seen |= UINT32_C(1) << i;
+  }
+  return 0;
+}
+
+/*
+ * Replace the region list with the array `arr`: 1..MB_REGIONS_MAX objects, each with the
+ * required fields, a slot no bigger than its region, and a name no other region has.
+ */
+static int parse_regions(const char *src, const cJSON *arr, mb_config_t *cfg) {
+  char path[CFG_PATH_LEN], kp[CFG_PATH_LEN], a[48], b[48];
+  const cJSON *it;
+  int n, i = 0, j, rc;
+  size_t k;
+  if (!cJSON_IsArray(arr))
+    return type_err(src, "regions", "an array of region objects", arr);
+  n = cJSON_GetArraySize(arr);
+  if (n == 0)
+    return cfg_err(src, "regions", "the list is empty (give 1..%d regions)", MB_REGIONS_MAX);
+  if (n > MB_REGIONS_MAX)
+    return cfg_err(src, "regions", "%d regions given, at most %d are allowed", n, MB_REGIONS_MAX);
+  memset(cfg->regions, 0, sizeof cfg->regions);
+  cfg->nregions = n;
+  for (it = arr->child; it != NULL; it = it->next, i++) {
+    mb_region_cfg_t *r = &cfg->regions[i];
+    uint32_t seen = 0;
+    snprintf(path, sizeof path, "regions[%d]", i);
+    if (!cJSON_IsObject(it))
+      return type_err(src, path, "an object", it);
+    apply_defaults(r, region_opts, NOPTS(region_opts));
+    if ((rc = parse_fields(src, path, it, region_opts, NOPTS(region_opts), NULL, r, &seen)) != 0)
+      return rc;
+    for (k = 0; k < NOPTS(region_opts); k++)
+      if ((region_opts[k].flags & OPT_REQUIRED) && !(seen & (UINT32_C(1) << k)))
+        return cfg_err(src, path, "missing required key \"%s\"", region_opts[k].key);
+    if (r->slot_size > r->size) {
+      fmt_size(a, sizeof a, r->slot_size);
+      fmt_size(b, sizeof b, r->size);
+      join(kp, sizeof kp, path, "slot_size");
+      return cfg_err(src, kp, "%s is larger than the region (%s)", a, b);
+    }
+    for (j = 0; j < i; j++) {
+      if (strcmp(cfg->regions[j].name, r->name) == 0) {
+        join(kp, sizeof kp, path, "name");
+        return cfg_err(src, kp, "\"%s\" is already the name of regions[%d]", r->name, j);
+      }
+    }
+  }
+  return 0;
+}
+
+/*
+ * Apply the top-level object: its own options, the sections, "regions", and the ignored
+ * string keys "$schema" and "comment". Then the checks that span options.
+ */
+static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
+  const char *known[NOPTS(cfg_opts) + NOPTS(top_extra_keys)];
+  const cJSON *it;
+  size_t i, j, nknown = 0, first_section;
+  uint32_t seen = 0;
+  uint64_t start = 0;
+  char a[48], b[48];
+  int rc;
+
+  /* Known keys: top-level options, then each section once, then the extra keys. */
+  for (i = 0; i < NOPTS(cfg_opts); i++)
+    if (cfg_opts[i].section == NULL)
+      known[nknown++] = cfg_opts[i].key;
+  first_section = nknown;
+  for (i = 0; i < NOPTS(cfg_opts); i++) {
+    if (cfg_opts[i].section == NULL)
+      continue;
+    for (j = first_section; j < nknown && strcmp(known[j], cfg_opts[i].section) != 0; j++)
+      ;
+    if (j == nknown)
+      known[nknown++] = cfg_opts[i].section;
+  }
+  for (i = 0; i < NOPTS(top_extra_keys); i++)
+    known[nknown++] = top_extra_keys[i];
+  if ((rc = check_keys(src, "", root, known, nknown)) != 0)
+    return rc;
+
+  for (it = root->child; it != NULL; it = it->next) {
+    const char *key = it->string;
+    if (strcmp(key, "$schema") == 0 || strcmp(key, "comment") == 0) {
+      if (!cJSON_IsString(it))
+        return type_err(src, key, "a string", it);
+    } else if (strcmp(key, "regions") == 0) {
+      if ((rc = parse_regions(src, it, cfg)) != 0)
+        return rc;
+    } else {
+      for (i = 0; i < NOPTS(cfg_opts); i++)
+        if (cfg_opts[i].section != NULL && strcmp(cfg_opts[i].section, key) == 0)
+          break;
+      if (i < NOPTS(cfg_opts)) { /* a section */
+        if (!cJSON_IsObject(it))
+          return type_err(src, key, "an object", it);
+        rc = parse_fields(src, key, it, cfg_opts, NOPTS(cfg_opts), key, cfg, &seen);
+      } else { /* a top-level option: check_keys passed */
+        i = find_opt(cfg_opts, NOPTS(cfg_opts), NULL, key);
+        rc = apply_opt(src, key, &cfg_opts[i], it, cfg);
+      }
+      if (rc != 0)
+        return rc;
+    }
+  }
+
+  /* A commit limit below what the regions commit at start could never be met. */
+  if (cfg->max_committed != 0) {
+    for (i = 0; i < (size_t)cfg->nregions; i++)
+      if (!cfg->regions[i].lazy)
+        start = start + cfg->regions[i].size < start ? UINT64_MAX : start + cfg->regions[i].size;
+    if (start > cfg->max_committed) {
+      fmt_size(a, sizeof a, cfg->max_committed);
+      fmt_size(b, sizeof b, start);
+      return cfg_err(src, "limits.max_committed",
+                     "%s is less than the %s the regions commit at start", a, b);
+    }
+  }
+  return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+void mb__config_defaults(mb_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  apply_defaults(cfg, cfg_opts, NOPTS(cfg_opts));
+  memcpy(cfg->regions, default_regions, sizeof default_regions);
+  cfg->nregions = (int)NOPTS(default_regions);
+}
+
+/* The 1-based line and column (in characters, not bytes) of byte `off` of text. */
+static void text_pos(const char *text, size_t off, unsigned *line, unsigned *col) {
+  size_t i;
+  *line = 1;
+  *col = 1;
+  for (i = 0; i < off; i++) {
+    if (text[i] == '\n') {
+      ++*line;
+      *col = 1;
+    } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+      ++*col;
+    }
+  }
+}
+
+/*
+ * Error for a JSON syntax error at byte `off` of the `len` bytes of text: its line and
+ * column, and the text there (or "unexpected end of the file").
+ */
+static int syntax_err(const char *src, const char *text, size_t len, size_t off) {
+  char near[40];
+  size_t i, n = 0;
+  unsigned line, col;
+  if (off > len)
+    off = len;
+  text_pos(text, off, &line, &col);
+  if (off == len)
+    return cfg_err(src, NULL, "line %u, column %u: JSON syntax error: unexpected end of the file",
+                   line, col);
+  for (i = off; i < len && n < 20 && text[i] != '\n' && text[i] != '\r'; i++)
+    near[n++] = ((unsigned char)text[i] < 0x20) ? ' ' : text[i];
+  near[n] = '\0';
+  return cfg_err(src, NULL, "line %u, column %u: JSON syntax error near '%s'", line, col, near);
+}
+
+int mb__config_parse(mb_config_t *cfg, const char *text, size_t len, const char *source) {
+  const char *src = source != NULL ? source : "<config>";
+  const char *end = NULL, *nul;
+  mb_config_t tmp;
+  cJSON *root;
+  char *buf, got[CFG_QUOTE_LEN + 32];
+  size_t i;
+  unsigned line, col;
+  int rc;
+
+  if (cfg == NULL || (text == NULL && len != 0) || len == (size_t)-1)
+    return mb__errorf(MB_EINVAL, 0, "%s: parse config: bad arguments", src);
+  if (len == 0)
+    return cfg_err(src, NULL, "the file is empty");
+  for (i = 0; i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n');
+       i++)
+    ;
+  if (i == len)
+    return cfg_err(src, NULL, "the file is empty (whitespace only)");
+  /* cJSON would stop at a NUL (or skip it as whitespace): refuse it here. */
+  nul = memchr(text, '\0', len);
+  if (nul != NULL) {
+    text_pos(text, (size_t)(nul - text), &line, &col);
+    return cfg_err(src, NULL, "line %u, column %u: a NUL byte (is this a text file?)", line, col);
+  }
+
+  /* cJSON wants the NUL inside the length to accept the end with require_null_terminated. */
+  buf = malloc(len + 1);
+  if (buf == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "%s: parse config: %zu bytes", src, len + 1);
+  memcpy(buf, text, len);
+  buf[len] = '\0';
+  root = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
+  if (root == NULL) {
+    rc = syntax_err(src, buf, len, end != NULL && end >= buf ? (size_t)(end - buf) : 0);
+    free(buf);
+    return rc;
+  }
+  free(buf);
+  if (!cJSON_IsObject(root)) {
+    describe(got, sizeof got, root);
+    cJSON_Delete(root);
+    return cfg_err(src, NULL, "the top level must be an object ({...}), got %s", got);
+  }
+  mb__config_defaults(&tmp);
+  rc = parse_root(src, root, &tmp);
+  cJSON_Delete(root);
+  if (rc == 0)
+    memcpy(cfg, &tmp, sizeof tmp);
+  return rc;
+}
+
+/* Read the whole file at path into a malloc'ed buffer (at most CFG_FILE_MAX bytes). */
+static int read_file(const char *path, char **out, size_t *outlen) {
+  FILE *f;
+  char *buf = NULL, *nb;
+  size_t len = 0, cap = 0, n;
+  int e;
+
+  errno = 0;
+  f = fopen(path, "rb");
+  if (f == NULL) {
+    e = errno;
+    return mb__errorf(MB_ECONFIG, e, "%s: cannot open the file (%s)", path,
+                      e ? strerror(e) : "unknown reason");
+  }
+  for (;;) {
+    if (len == cap) {
+      if (cap > CFG_FILE_MAX) {
+        free(buf);
+        fclose(f);
+        return cfg_err(path, NULL, "the file is larger than %d bytes", CFG_FILE_MAX);
+      }
+      cap = cap ? cap * 2 : 16384;
+      if (cap > CFG_FILE_MAX + 1)
+        cap = CFG_FILE_MAX + 1;
+      nb = realloc(buf, cap);
+      if (nb == NULL) {
+        free(buf);
+        fclose(f);
+        return mb__errorf(MB_ENOMEM, 0, "%s: read config: %zu bytes", path, cap);
+      }
+      buf = nb;
+    }
+    errno = 0;
+    n = fread(buf + len, 1, cap - len, f);
+    len += n;
+    if (n == 0)
+      break;
+  }
+  if (ferror(f)) {
+    e = errno;
+    free(buf);
+    fclose(f);
+    return mb__errorf(MB_ECONFIG, e, "%s: cannot read the file (%s)", path,
+                      e ? strerror(e) : "read error");
+  }
+  fclose(f);
+  *out = buf;
+  *outlen = len;
+  return 0;
+}
+
+int mb__config_load(mb_config_t *cfg, const char *path) {
+  char *text = NULL;
+  size_t len = 0;
+  int rc;
+  if (cfg == NULL || path == NULL)
+    return mb__errorf(MB_EINVAL, 0, "load config: no config or no path");
+  if (strlen(path) >= MB_CONFIG_PATH_MAX)
+    return mb__errorf(MB_ECONFIG, 0, "%.60s...: the path is longer than %d bytes", path,
+                      MB_CONFIG_PATH_MAX - 1);
+  if ((rc = read_file(path, &text, &len)) != 0)
+    return rc;
+  rc = mb__config_parse(cfg, text, len, path);
+  free(text);
+  if (rc == 0) {
+    memset(cfg->path, 0, sizeof cfg->path);
+    memcpy(cfg->path, path, strlen(path));
+  }
+  return rc;
+}
+
+/* The JSON value of option o in the struct at base; NULL when out of memory. */
+static cJSON *opt_to_json(const opt_t *o, const void *base) {
+  const char *s = (const char *)base + o->offset;
+  uint64_t v;
+  char num[32];
+  size_t n = 0;
+  switch (o->type) {
+  case OPT_BOOL:
+    return cJSON_CreateBool(load_num(base, o) != 0);
+  case OPT_UINT:
+  case OPT_SIZE:
+    v = load_num(base, o);
+    if (v <= CFG_PRINT_EXACT_MAX)
+      return cJSON_CreateNumber((double)v);
+    /* cJSON prints 15 significant digits: larger sizes become strings ("8192 TiB"). */
+    fmt_size(num, sizeof num, v);
+    return cJSON_CreateString(num);
+  case OPT_MODE:
+    snprintf(num, sizeof num, "0%03llo", (unsigned long long)load_num(base, o));
+    return cJSON_CreateString(num);
+  case OPT_ENUM:
+    v = load_num(base, o);
+    while (o->names[n] != NULL)
+      n++;
+    return v < n ? cJSON_CreateString(o->names[v]) : cJSON_CreateNull();
+  case OPT_NAME:
+  case OPT_TEXT:
+    if (s[0] == '\0' && (o->flags & OPT_NULLABLE))
+      return cJSON_CreateNull();
+    return cJSON_CreateString(s);
+  }
+  return cJSON_CreateNull();
+}
+
+/* Add the options of opts[] (stored at base) to obj, sections as nested objects. */
+static int add_opts(cJSON *obj, const opt_t *opts, size_t n, const void *base) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    cJSON *parent = obj, *v;
+    if (opts[i].section != NULL) {
+      parent = cJSON_GetObjectItemCaseSensitive(obj, opts[i].section);
+      if (parent == NULL && (parent = cJSON_AddObjectToObject(obj, opts[i].section)) == NULL)
+        return -1;
+    }
+    if ((v = opt_to_json(&opts[i], base)) == NULL)
+      return -1;
+    if (!cJSON_AddItemToObject(parent, opts[i].key, v)) {
+      cJSON_Delete(v);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+cJSON *mb__config_to_json(const mb_config_t *cfg) {
+  cJSON *root = cJSON_CreateObject(), *arr, *r;
+  int i;
+  if (root == NULL)
+    return NULL;
+  if (add_opts(root, cfg_opts, NOPTS(cfg_opts), cfg) != 0)
+    goto oom;
+  if ((arr = cJSON_AddArrayToObject(root, "regions")) == NULL)
+    goto oom;
+  for (i = 0; i < cfg->nregions && i < MB_REGIONS_MAX; i++) {
+    if ((r = cJSON_CreateObject()) == NULL)
+      goto oom;
+    if (!cJSON_AddItemToArray(arr, r)) {
+      cJSON_Delete(r);
+      goto oom;
+    }
+    if (add_opts(r, region_opts, NOPTS(region_opts), &cfg->regions[i]) != 0)
+      goto oom;
+  }
+  return root;
+oom:
+  cJSON_Delete(root);
+  return NULL;
+}
+
+const char *mb__log_level_name(mb_log_level_t l) {
+  if ((unsigned)l < NOPTS(log_level_names) - 1)
+    return log_level_names[l];
+  return "unknown";
+}

@@ -1,0 +1,96 @@
+/*
+ * config.h - the broker's configuration: defaults, the JSON file, the effective config.
+ *
+ * One table of scalar options (config.c) holds every key path with its type, default and
+ * range; the JSON file (config/membroker.json, schema in config/README.md) overrides it.
+ * Loading either succeeds completely or leaves the caller's config untouched: a bad file
+ * gives MB_ECONFIG and one detail message (mb_last_error()) naming the file, the key path
+ * and what is wrong, e.g.
+ *   membroker.json: regions[1].size: "64XB" is not a size (use bytes or
+ *   B/KiB/MiB/GiB/TiB): invalid configuration
+ */
+#ifndef MB_CONFIG_H
+#define MB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "layout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MB_CONFIG_PATH_MAX 512
+
+typedef enum { MB_LOG_ERROR = 0, MB_LOG_WARN, MB_LOG_INFO, MB_LOG_DEBUG } mb_log_level_t;
+
+typedef struct mb_region_cfg_s {
+  char name[MB_REGION_NAME_MAX]; /* [a-z0-9_-], 1..31 chars */
+  uint64_t size;                 /* bytes, > 0, multiple of 65536 */
+  int lazy;                      /* "commit": "lazy" (1) or "start" (0, default) */
+  uint32_t slot_size;            /* 0 = no slots; else power of two, 64 B .. 1 MiB, <= size */
+} mb_region_cfg_t;
+
+typedef struct mb_config_s {
+  char path[MB_CONFIG_PATH_MAX];     /* file it was loaded from ("" for defaults) */
+  char instance[MB_INSTANCE_MAX];    /* [A-Za-z0-9_-], 1..31 chars, default "default" */
+  mb_log_level_t log_level;          /* "log": {"level": "error|warn|info|debug"} default info */
+  char log_file[MB_CONFIG_PATH_MAX]; /* "log": {"file": null|"path"} default "" (stderr) */
+  int log_event_log;                 /* "log": {"event_log": bool} Windows event log; default 0 */
+  uint32_t heartbeat_timeout_ms;     /* "clients": {"heartbeat_timeout_ms": N} 0 = off */
+  uint32_t grace_period_ms;          /* "clients": {"grace_period_ms": N} default 30000 */
+  uint32_t max_clients;              /* "clients": {"max": N} 1..MB_CLIENTS_MAX, default 64 */
+  uint32_t pipe_mode;                /* "pipe": {"mode": "0660"} octal, 0666 bits at most */
+  char pipe_operators_group[64];     /* "pipe": {"operators_group": null|"name"} default "" */
+  uint64_t pipe_max_line;            /* "pipe": {"max_line": size} 1 KiB .. 16 MiB, 64 KiB */
+  uint32_t pipe_max_connections;     /* "pipe": {"max_connections": N} 1..100000, 1024 */
+  uint32_t section_mode;             /* "sections": {"mode": "0660"} default 0660 */
+  char section_group[64];            /* "sections": {"group": null|"name"} default "" */
+  uint64_t max_committed;            /* "limits": {"max_committed": size} 0 = no limit */
+  int nregions;
+  mb_region_cfg_t regions[MB_REGIONS_MAX];
+} mb_config_t;
+
+/*
+ * Fill cfg with the built-in defaults, including the three default regions (world 64 MiB
+ * committed at start, players 32 MiB lazy with 1 KiB slots, npc 16 MiB committed at start).
+ * Every byte of cfg is written (unused bytes are zero), so two configs compare with memcmp.
+ */
+void mb__config_defaults(mb_config_t *cfg);
+
+/*
+ * Parse `len` bytes of JSON text over the defaults. `source` names the text in error
+ * messages (normally the file name; NULL gives "<config>"). On success cfg holds the
+ * defaults overridden by the text, cfg->path is "" and 0 is returned. On failure cfg is not
+ * touched and MB_ECONFIG is returned with one message naming source, key path and problem
+ * (MB_EINVAL for a NULL cfg, MB_ENOMEM if a copy of the text cannot be allocated).
+ */
+int mb__config_parse(mb_config_t *cfg, const char *text, size_t len, const char *source);
+
+/*
+ * Read the file at `path` (at most 1 MiB) and parse it as mb__config_parse() does, then set
+ * cfg->path. A missing or unreadable file is MB_ECONFIG too, with the OS reason in the
+ * message and the errno value in mb_last_os_error().
+ */
+int mb__config_load(mb_config_t *cfg, const char *path);
+
+/*
+ * The effective config as JSON in the file's schema (every key present, sizes as integers,
+ * modes as octal strings, unset strings as null), so printing it and parsing the text gives
+ * the same config back. Sizes of 10^15 bytes or more, which cJSON would print rounded, are
+ * size strings instead ("8192 TiB"). The caller frees it with cJSON_Delete; NULL when out
+ * of memory.
+ */
+cJSON *mb__config_to_json(const mb_config_t *cfg);
+
+/* "error", "warn", "info" or "debug" ("unknown" for any other value). */
+const char *mb__log_level_name(mb_log_level_t l);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_CONFIG_H */

@@ -1,0 +1,106 @@
+/*
+ * main.c - the membroker command line.
+ *
+ *   membroker run [-c FILE]             run in the foreground until Ctrl-C / SIGTERM
+ *   membroker service [-c FILE] [-n NAME]  run under the service manager (sc create / systemd)
+ *   membroker --check-config FILE       validate a config file; exit 0 (valid) or 1
+ *   membroker --help | --version
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "svc.h"
+
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+#ifndef MB_DEFAULT_CONFIG
+#define MB_DEFAULT_CONFIG ""
+#endif
+
+static void mb__usage(FILE *fp) {
+  fprintf(fp,
+          "usage: membroker run [-c FILE]\n"
+          "       membroker service [-c FILE] [-n SERVICE_NAME]\n"
+          "       membroker --check-config FILE\n"
+          "       membroker --help | --version\n"
+          "\n"
+          "  run             run in the foreground; Ctrl-C or SIGTERM stops it cleanly\n"
+          "  service         run under the Windows Service Control Manager (or systemd)\n"
+          "  -c, --config    configuration file (default: built-in defaults%s%s)\n"
+          "  -n, --name      service name registered with sc create (default: membroker)\n"
+          "  --check-config  validate FILE and exit 0 if it is valid, 1 if not\n",
+          MB_DEFAULT_CONFIG[0] ? ", or " : "", MB_DEFAULT_CONFIG);
+}
+
+/* Load `path`, or the defaults when it is NULL. Prints the reason and returns 1 on error. */
+static int mb__load(mb_config_t *cfg, const char *path) {
+  if (path == NULL) {
+    mb__config_defaults(cfg);
+    return 0;
+  }
+  if (mb__config_load(cfg, path) != 0) {
+    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = NULL, *config = NULL, *name = "membroker";
+  mb_config_t cfg;
+  int i, rc;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      mb__usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("membroker %s (layout %u)\n", MB_VERSION, (unsigned)MB_LAYOUT_VERSION);
+      return 0;
+    } else if (strcmp(a, "--check-config") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "membroker: --check-config needs a FILE\n");
+        return 2;
+      }
+      if (mb__config_load(&cfg, argv[i + 1]) != 0) {
+        fprintf(stderr, "membroker: %s\n", mb_last_error());
+        return 1;
+      }
+      printf("%s: valid (instance %s, %d regions)\n", argv[i + 1], cfg.instance, cfg.nregions);
+      return 0;
+    } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+      config = argv[++i];
+    } else if ((strcmp(a, "-n") == 0 || strcmp(a, "--name") == 0) && i + 1 < argc) {
+      name = argv[++i];
+    } else if (mode == NULL && (strcmp(a, "run") == 0 || strcmp(a, "service") == 0)) {
+      mode = a;
+    } else {
+      fprintf(stderr, "membroker: unknown argument '%s'\n\n", a);
+      mb__usage(stderr);
+      return 2;
+    }
+  }
+  if (mode == NULL) {
+    mb__usage(stderr);
+    return 2;
+  }
+  if (mb__load(&cfg, config) != 0)
+    return 1;
+  if (mb__log_open(cfg.log_level, strcmp(mode, "run") == 0 ? "" : cfg.log_file) != 0) {
+    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    return 1;
+  }
+  mb_log_info("membroker %s starting (%s mode, config %s)", MB_VERSION, mode,
+              config ? config : "built-in defaults");
+  if (strcmp(mode, "service") == 0)
+    rc = mb__svc_main(name, &cfg);
+  else
+    rc = mb__run(&cfg, 0, NULL);
+  mb__log_close();
+  return rc;
+}

@@ -1,0 +1,111 @@
+/*
+ * run.c - the broker's event loop (libuv): start the broker's memory, tick once a second,
+ * stop cleanly on request. Portable: signals go through uv_signal (Ctrl-C on Windows
+ * consoles), cross-thread stop requests (the SCM handler) through uv_async.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "log.h"
+#include "svc.h"
+
+typedef struct mb_run_s {
+  uv_loop_t loop;
+  uv_timer_t tick;
+  uv_async_t stop;
+  uv_signal_t sigint, sigterm;
+  mb_broker_t broker;
+  int stopping;
+} mb_run_t;
+
+static mb_run_t *volatile mb__running; /* for mb__run_request_stop */
+
+static void mb__on_tick(uv_timer_t *t) {
+  mb_run_t *run = t->data;
+  mb__broker_tick(&run->broker);
+}
+
+static void mb__close_cb(uv_handle_t *h) {
+  (void)h;
+}
+
+/* Begin the stop: game servers see "shutting down" first; then the loop's handles close. */
+static void mb__stop_loop(mb_run_t *run, const char *why) {
+  if (run->stopping)
+    return;
+  run->stopping = 1;
+  mb__running = NULL;
+  mb_log_info("stopping (%s)", why);
+  mb__broker_begin_stop(&run->broker);
+  uv_close((uv_handle_t *)&run->tick, mb__close_cb);
+  uv_close((uv_handle_t *)&run->stop, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
+}
+
+static void mb__on_stop(uv_async_t *a) {
+  mb__stop_loop(a->data, "stop requested");
+}
+
+static void mb__on_signal(uv_signal_t *s, int signum) {
+  mb__stop_loop(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+void mb__run_request_stop(void) {
+  mb_run_t *run = mb__running;
+  if (run)
+    uv_async_send(&run->stop);
+}
+
+int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
+  static mb_run_t run;
+  uint64_t t0 = mb_os_mono_ns(), rss = 0;
+  int rc;
+
+  memset(&run, 0, sizeof run);
+  if (hooks && hooks->starting)
+    hooks->starting(hooks->ctx, 1);
+  if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
+    mb_log_error("cannot start: %s", mb_last_error());
+    return 1;
+  }
+  if (hooks && hooks->starting)
+    hooks->starting(hooks->ctx, 2);
+
+  if ((rc = uv_loop_init(&run.loop)) != 0) {
+    mb_log_error("cannot start the event loop: %s", uv_strerror(rc));
+    mb__broker_stop(&run.broker);
+    return 1;
+  }
+  uv_timer_init(&run.loop, &run.tick);
+  uv_async_init(&run.loop, &run.stop, mb__on_stop);
+  uv_signal_init(&run.loop, &run.sigint);
+  uv_signal_init(&run.loop, &run.sigterm);
+  run.tick.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
+  uv_timer_start(&run.tick, mb__on_tick, 1000, 1000);
+  uv_signal_start(&run.sigint, mb__on_signal, SIGINT);
+  uv_signal_start(&run.sigterm, mb__on_signal, SIGTERM);
+  mb__running = &run;
+
+  mb_os_self_rss(&rss);
+  mb_log_info("ready in %.1f ms: instance %s, %llu bytes committed, resident %llu KiB",
+              (double)(mb_os_mono_ns() - t0) / 1e6, cfg->instance,
+              (unsigned long long)mb__broker_committed(&run.broker),
+              (unsigned long long)(rss / 1024));
+  if (hooks && hooks->ready)
+    hooks->ready(hooks->ctx);
+
+  uv_run(&run.loop, UV_RUN_DEFAULT);
+
+  mb__running = NULL;
+  if (hooks && hooks->stopping)
+    hooks->stopping(hooks->ctx, 1);
+  mb__broker_stop(&run.broker);
+  if (hooks && hooks->stopping)
+    hooks->stopping(hooks->ctx, 2);
+  uv_loop_close(&run.loop);
+  mb_log_info("stopped");
+  return 0;
+}

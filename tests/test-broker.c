@@ -1,0 +1,330 @@
+/*
+ * test-broker.c - the broker's memory: the published control block (seen from this and from a
+ * second process), region commit accounting with player slots across page boundaries,
+ * compaction, the single-instance lock and stale objects of a dead broker.
+ */
+#include "task.h"
+
+#include "broker.h"
+#include "log.h"
+
+/* A small config for instance "t<pid><tag>": regions world (256 KiB committed), players
+ * (1 MiB lazy, 1 KiB slots), big (1 MiB lazy, 8 KiB slots). */
+static void test_config(mb_config_t *cfg, const char *tag) {
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb__config_defaults(cfg);
+  snprintf(cfg->instance, sizeof cfg->instance, "t%u%s", (unsigned)self.pid, tag);
+  cfg->nregions = 3;
+  memset(cfg->regions, 0, sizeof cfg->regions);
+  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
+  cfg->regions[0].size = 256 * 1024;
+  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "players");
+  cfg->regions[1].size = 1024 * 1024;
+  cfg->regions[1].lazy = 1;
+  cfg->regions[1].slot_size = 1024;
+  snprintf(cfg->regions[2].name, sizeof cfg->regions[2].name, "big");
+  cfg->regions[2].size = 1024 * 1024;
+  cfg->regions[2].lazy = 1;
+  cfg->regions[2].slot_size = 8192;
+  mb__log_open(MB_LOG_ERROR, "");
+}
+
+TEST(start_publishes_state) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_section_t s;
+  mb_state_t *st = NULL;
+  char name[MB_OS_NAME_MAX + 1], msg[MB_STATUS_MSG_MAX];
+
+  test_config(&cfg, "pub");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+  ASSERT_OK(mb_os_section_open(&s, name, 0, 0));
+  ASSERT_OK(mb_os_section_map(&s, 0, 0, (void **)&st));
+  ASSERT_OK(mb__state_check(st, s.size));
+  ASSERT_EQ(st->broker_pid, b.self.pid);
+  ASSERT_EQ(mb_load32(&st->game.server_status), MB_STATUS_RUNNING);
+  ASSERT_EQ(st->region_count, 3);
+  ASSERT_STR_EQ(st->regions[1].name, "players");
+  ASSERT_EQ_U64(st->regions[0].size, 256 * 1024);
+  ASSERT_EQ_U64(mb_load64(&st->regions[0].committed), 256 * 1024);
+  ASSERT_EQ_U64(mb_load64(&st->regions[1].committed), 0);
+  ASSERT_EQ_U64(st->regions[1].slot_count, 1024);
+  ASSERT_EQ_U64(st->regions[2].slot_count, 128);
+  ASSERT_GE(mb_load64(&st->generation), 1);
+
+  mb__state_write_msg(b.state, "héllo wörld");
+  ASSERT_EQ(mb__state_read_msg(st, msg), strlen("héllo wörld"));
+  ASSERT_STR_EQ(msg, "héllo wörld");
+
+  mb__broker_begin_stop(&b);
+  ASSERT_EQ(mb_load32(&st->game.server_status), MB_STATUS_SHUTTING_DOWN);
+  mb__broker_stop(&b);
+  /* Our view outlives the broker's objects and still says "shutting down". */
+  ASSERT_EQ(mb_load32(&st->game.server_status), MB_STATUS_SHUTTING_DOWN);
+  mb_os_section_unmap(st, s.size);
+  mb_os_section_close(&s);
+  ASSERT_ERR(mb_os_section_open(&s, name, 0, 0), MB_ENOENT);
+}
+
+TEST(status_message_is_cut_at_utf8_boundary) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  char text[400], msg[MB_STATUS_MSG_MAX];
+  size_t i, n;
+  test_config(&cfg, "msg");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  /* 200 two-byte characters: 400 bytes, cut to 254 (never half a character). */
+  for (i = 0; i + 2 < sizeof text; i += 2) {
+    text[i] = (char)0xC3;
+    text[i + 1] = (char)0xA9;
+  }
+  text[i] = '\0';
+  n = mb__state_read_msg(b.state, msg);
+  ASSERT_EQ(n, 0);
+  mb__state_write_msg(b.state, text);
+  n = mb__state_read_msg(b.state, msg);
+  ASSERT_EQ(n, 254);
+  ASSERT_EQ((unsigned char)msg[253], 0xA9);
+  mb__broker_stop(&b);
+}
+
+/* Child: open instance argv[0]'s block, check it, return status*10 + region count. */
+CHILD(read_state) {
+  mb_os_section_t s;
+  mb_state_t *st = NULL;
+  char name[MB_OS_NAME_MAX + 1], msg[MB_STATUS_MSG_MAX];
+  if (argc != 2 || mb__object_name(name, sizeof name, argv[0], NULL) != 0)
+    return 100;
+  if (mb_os_section_open(&s, name, 0, 0) != 0)
+    return 101;
+  if (mb_os_section_map(&s, 0, 0, (void **)&st) != 0)
+    return 102;
+  if (mb__state_check(st, s.size) != 0)
+    return 103;
+  mb__state_read_msg(st, msg);
+  if (strcmp(msg, argv[1]) != 0)
+    return 104;
+  if (mb_load64(&st->game.total_players) != 42)
+    return 105;
+  return (int)mb_load32(&st->game.server_status) * 10 + (int)st->region_count;
+}
+
+TEST(state_read_from_second_process) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  test_config(&cfg, "xp");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb_store64(&b.state->game.total_players, 42);
+  mb__state_write_msg(b.state, "maintenance at 06:00");
+  ASSERT_EQ(mb_test_run_child(30000, "read_state", cfg.instance, "maintenance at 06:00",
+                              (char *)NULL),
+            MB_STATUS_RUNNING * 10 + 3);
+  mb__broker_stop(&b);
+  /* Gone: the child cannot open it. */
+  ASSERT_EQ(mb_test_run_child(30000, "read_state", cfg.instance, "", (char *)NULL), 101);
+}
+
+TEST(single_instance) {
+  mb_config_t cfg;
+  mb_broker_t a, b;
+  test_config(&cfg, "one");
+  ASSERT_OK(mb__broker_start(&a, &cfg, 0));
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), "already running");
+  ASSERT_CONTAINS(mb_last_error(), cfg.instance);
+  /* The first one is untouched. */
+  ASSERT_EQ(mb_load32(&a.state->game.server_status), MB_STATUS_RUNNING);
+  mb__broker_stop(&a);
+  /* Once it stopped, a new broker starts. */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb__broker_stop(&b);
+}
+
+TEST(slots_across_pages_and_compact) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t idx[9], freed = 0, ps = mb_os_mem_config()->page_size, per_page;
+  int i;
+
+  test_config(&cfg, "slots");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  ASSERT(r != NULL);
+  per_page = ps / 1024;
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), 0);
+
+  /* One page's worth of slots commits exactly one page; one more crosses into the next. */
+  for (i = 0; i < (int)per_page; i++) {
+    ASSERT_OK(mb__slot_acquire(r, 1, 1000 + (uint64_t)i, &idx[i]));
+    ASSERT_EQ_U64(idx[i], (uint64_t)i);
+  }
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), ps);
+  ASSERT_OK(mb__slot_acquire(r, 2, 2000, &idx[per_page]));
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), 2 * ps);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), per_page + 1);
+  memset(mb__slot_ptr(r, idx[per_page]), 0x5A, 1024);
+
+  /* Only the owner may release. */
+  ASSERT_ERR(mb__slot_release(r, idx[per_page], 1), MB_EACCES);
+  ASSERT_ERR(mb__slot_release(r, 999999, 2), MB_ERANGE);
+  ASSERT_OK(mb__slot_release(r, idx[per_page], 2));
+
+  /* The second page holds nothing now: compact gives it back, the first page stays. */
+  if (mb_os_mem_config()->shared_decommit) {
+    ASSERT_OK(mb__broker_compact(&b, &freed));
+    ASSERT_EQ_U64(freed, ps);
+    ASSERT_EQ_U64(mb_load64(&r->desc->committed), ps);
+  } else {
+    ASSERT_ERR(mb__broker_compact(&b, &freed), MB_ENOTSUP);
+    ASSERT_EQ_U64(freed, 0);
+  }
+  ASSERT_EQ_U64(mb_load64(&r->desc->peak_committed), 2 * ps);
+
+  /* Re-acquiring lands on the freed slot again, and it reads zero. */
+  ASSERT_OK(mb__slot_acquire(r, 2, 2001, &idx[per_page]));
+  ASSERT_EQ_U64(idx[per_page], per_page);
+  ASSERT_EQ(((unsigned char *)mb__slot_ptr(r, idx[per_page]))[100], 0);
+
+  ASSERT_OK(mb__slot_release_owner(r, 1, &freed));
+  ASSERT_EQ_U64(freed, per_page);
+  ASSERT_OK(mb__slot_release_owner(r, 2, &freed));
+  ASSERT_EQ_U64(freed, 1);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 0);
+  if (mb_os_mem_config()->shared_decommit) {
+    ASSERT_OK(mb__broker_compact(&b, &freed));
+    ASSERT_EQ_U64(mb_load64(&r->desc->committed), 0);
+  }
+  mb__broker_stop(&b);
+}
+
+TEST(slot_spanning_two_pages) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t i0, i1, ps = mb_os_mem_config()->page_size;
+
+  test_config(&cfg, "span");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "big");
+  ASSERT(r != NULL);
+  ASSERT_OK(mb__slot_acquire(r, 1, 1, &i0));
+  ASSERT_OK(mb__slot_acquire(r, 1, 2, &i1));
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), 2 * 8192 / ps * ps);
+  memset(mb__slot_ptr(r, i1), 0xEE, 8192); /* every byte of the slot is usable */
+  ASSERT_OK(mb__slot_release(r, i0, 1));
+  ASSERT_OK(mb__slot_release(r, i1, 1));
+  mb__broker_stop(&b);
+}
+
+TEST(slots_full) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t i, idx;
+  test_config(&cfg, "full");
+  cfg.regions[2].size = 64 * 1024; /* 8 slots of 8 KiB */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "big");
+  for (i = 0; i < 8; i++)
+    ASSERT_OK(mb__slot_acquire(r, 3, i, &idx));
+  ASSERT_ERR(mb__slot_acquire(r, 3, 99, &idx), MB_EFULL);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 8);
+  ASSERT_ERR(mb__slot_acquire(mb__broker_region(&b, "world"), 3, 1, &idx), MB_EINVAL);
+  mb__broker_stop(&b);
+}
+
+TEST(stale_block_of_dead_broker) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_section_t s;
+  mb_state_t *old = NULL;
+  char name[MB_OS_NAME_MAX + 1];
+  uint64_t size = 256 * 1024;
+
+  test_config(&cfg, "stale");
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+  mb_os_section_unlink(name, 0);
+  /* What a killed broker leaves: a published block, generation 7, status running. */
+  ASSERT_OK(mb_os_section_create(&s, name, size, 0, NULL));
+  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&old));
+  old->magic = MB_STATE_MAGIC;
+  old->layout_version = MB_LAYOUT_VERSION;
+  old->broker_pid = 1;
+  mb_store64(&old->generation, 7);
+  mb_store32(&old->game.server_status, MB_STATUS_RUNNING);
+  mb_store32(&old->initialised, MB_STATE_READY);
+
+  if (mb_os_mem_config()->names_persist) {
+    /* POSIX: the object outlives its creator; the new broker purges it. */
+    mb_os_section_close(&s);
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    ASSERT_EQ(b.stale_purged, 1);
+    ASSERT_EQ_U64(mb_load64(&b.state->generation), 8);
+    /* A game server still mapping the old block is told it stopped. */
+    ASSERT_EQ(mb_load32(&old->game.server_status), MB_STATUS_STOPPED);
+    mb__broker_stop(&b);
+  } else {
+    /* Windows: a name lives while a handle is open; one held by an old game server makes
+     * the start wait, then fail with a clear message - never mix with the old block. */
+    ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EBUSY);
+    ASSERT_CONTAINS(mb_last_error(), "still open");
+    ASSERT_EQ(mb_load32(&old->game.server_status), MB_STATUS_STOPPED);
+    mb_os_section_close(&s);
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    mb__broker_stop(&b);
+  }
+  mb_os_section_unmap(old, size);
+}
+
+TEST(limit_refuses_oversized_config) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  test_config(&cfg, "lim");
+  cfg.max_committed = 1024 * 1024;
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "limits.max_committed");
+}
+
+TEST(commit_failure_is_an_error_not_a_crash) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t idx = 77;
+  test_config(&cfg, "cfail");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  mb_os_inject_commit_failures(1);
+  ASSERT_ERR(mb__slot_acquire(r, 1, 5, &idx), MB_ENOSPC);
+  ASSERT_CONTAINS(mb_last_error(), "commit");
+  ASSERT_EQ_U64(idx, 77); /* untouched on failure */
+  ASSERT_EQ_U64(mb_load64(&r->desc->commit_failures), 1);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 0);
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), 0);
+  /* Nothing leaked: the same slot is handed out once the OS agrees again. */
+  ASSERT_OK(mb__slot_acquire(r, 1, 5, &idx));
+  ASSERT_EQ_U64(idx, 0);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 1);
+  mb__broker_stop(&b);
+}
+
+TEST(commit_failure_at_start_releases_everything) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  char name[MB_OS_NAME_MAX + 1];
+  mb_os_section_t s;
+  test_config(&cfg, "sfail");
+  /* The players slot table is committed at start: refuse it. */
+  mb_os_inject_commit_failures(1);
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_ENOSPC);
+  mb_os_inject_commit_failures(0);
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, "world"));
+  ASSERT_ERR(mb_os_section_open(&s, name, 0, 0), MB_ENOENT);
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+  ASSERT_ERR(mb_os_section_open(&s, name, 0, 0), MB_ENOENT);
+  /* And the lock is free again. */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb__broker_stop(&b);
+}

@@ -1,0 +1,520 @@
+/*
+ * test-config.c - the configuration: the defaults and the shipped config/membroker.json, a
+ * full custom file, every accepted size form, the effective-config round trip, and a table
+ * of bad configs, each refused with MB_ECONFIG and one message naming the file, the key path
+ * and the problem.
+ */
+#include "task.h"
+
+#include "config.h"
+
+#ifndef MB_SOURCE_DIR
+#error "MB_SOURCE_DIR must name the source tree (target_compile_definitions in CMake)"
+#endif
+
+#define KIB UINT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define TIB (GIB * 1024)
+
+/* Parse a NUL-terminated text as "test.json". */
+static int parse(mb_config_t *cfg, const char *text) {
+  return mb__config_parse(cfg, text, strlen(text), "test.json");
+}
+
+/* Write `len` bytes to a file named after this test process; returns the name in buf. */
+static const char *write_temp(char *buf, size_t size, const char *tag, const char *text,
+                              size_t len) {
+  char name[64];
+  FILE *f;
+  mb_test_name(name, sizeof name, tag);
+  snprintf(buf, size, "%s.json", name);
+  f = fopen(buf, "wb");
+  if (f == NULL)
+    FAIL("cannot create %s", buf);
+  if (len > 0 && fwrite(text, 1, len, f) != len)
+    FAIL("cannot write %s", buf);
+  fclose(f);
+  return buf;
+}
+
+/* Two configs are equal field by field (reported by name) and byte for byte. */
+static void assert_cfg_eq(const mb_config_t *a, const mb_config_t *b) {
+  int i;
+  ASSERT_STR_EQ(a->path, b->path);
+  ASSERT_STR_EQ(a->instance, b->instance);
+  ASSERT_EQ(a->log_level, b->log_level);
+  ASSERT_STR_EQ(a->log_file, b->log_file);
+  ASSERT_EQ(a->log_event_log, b->log_event_log);
+  ASSERT_EQ(a->heartbeat_timeout_ms, b->heartbeat_timeout_ms);
+  ASSERT_EQ(a->grace_period_ms, b->grace_period_ms);
+  ASSERT_EQ(a->max_clients, b->max_clients);
+  ASSERT_EQ(a->pipe_mode, b->pipe_mode);
+  ASSERT_STR_EQ(a->pipe_operators_group, b->pipe_operators_group);
+  ASSERT_EQ_U64(a->pipe_max_line, b->pipe_max_line);
+  ASSERT_EQ(a->pipe_max_connections, b->pipe_max_connections);
+  ASSERT_EQ(a->section_mode, b->section_mode);
+  ASSERT_STR_EQ(a->section_group, b->section_group);
+  ASSERT_EQ_U64(a->max_committed, b->max_committed);
+  ASSERT_EQ(a->nregions, b->nregions);
+  for (i = 0; i < a->nregions; i++) {
+    ASSERT_STR_EQ(a->regions[i].name, b->regions[i].name);
+    ASSERT_EQ_U64(a->regions[i].size, b->regions[i].size);
+    ASSERT_EQ(a->regions[i].lazy, b->regions[i].lazy);
+    ASSERT_EQ(a->regions[i].slot_size, b->regions[i].slot_size);
+  }
+  ASSERT_EQ(memcmp(a, b, sizeof *a), 0);
+}
+
+/* cfg -> JSON -> text -> cfg gives cfg back (path aside: parsed text has none). */
+static void assert_round_trip(const mb_config_t *cfg) {
+  mb_config_t back, want;
+  cJSON *json = mb__config_to_json(cfg);
+  char *text;
+  ASSERT(json != NULL);
+  text = cJSON_PrintUnformatted(json);
+  ASSERT(text != NULL);
+  memset(&back, 0xAB, sizeof back);
+  ASSERT_OK(mb__config_parse(&back, text, strlen(text), "effective"));
+  want = *cfg;
+  memset(want.path, 0, sizeof want.path);
+  assert_cfg_eq(&back, &want);
+  cJSON_free(text);
+  cJSON_Delete(json);
+}
+
+TEST(defaults) {
+  mb_config_t c;
+  memset(&c, 0x5A, sizeof c);
+  mb__config_defaults(&c);
+  ASSERT_STR_EQ(c.path, "");
+  ASSERT_STR_EQ(c.instance, "default");
+  ASSERT_EQ(c.log_level, MB_LOG_INFO);
+  ASSERT_STR_EQ(c.log_file, "");
+  ASSERT_EQ(c.log_event_log, 0);
+  ASSERT_EQ(c.heartbeat_timeout_ms, 10000);
+  ASSERT_EQ(c.grace_period_ms, 30000);
+  ASSERT_EQ(c.max_clients, 64);
+  ASSERT_EQ(c.pipe_mode, 0660);
+  ASSERT_STR_EQ(c.pipe_operators_group, "");
+  ASSERT_EQ_U64(c.pipe_max_line, 64 * KIB);
+  ASSERT_EQ(c.pipe_max_connections, 1024);
+  ASSERT_EQ(c.section_mode, 0660);
+  ASSERT_STR_EQ(c.section_group, "");
+  ASSERT_EQ_U64(c.max_committed, 0);
+  ASSERT_EQ(c.nregions, 3);
+  ASSERT_STR_EQ(c.regions[0].name, "world");
+  ASSERT_EQ_U64(c.regions[0].size, 64 * MIB);
+  ASSERT_EQ(c.regions[0].lazy, 0);
+  ASSERT_EQ(c.regions[0].slot_size, 0);
+  ASSERT_STR_EQ(c.regions[1].name, "players");
+  ASSERT_EQ_U64(c.regions[1].size, 32 * MIB);
+  ASSERT_EQ(c.regions[1].lazy, 1);
+  ASSERT_EQ(c.regions[1].slot_size, 1024);
+  ASSERT_STR_EQ(c.regions[2].name, "npc");
+  ASSERT_EQ_U64(c.regions[2].size, 16 * MIB);
+  ASSERT_EQ(c.regions[2].lazy, 0);
+  ASSERT_EQ(c.regions[2].slot_size, 0);
+  /* The defaults pass their own validation. */
+  assert_round_trip(&c);
+}
+
+TEST(empty_object_is_defaults) {
+  mb_config_t c, d;
+  mb__config_defaults(&d);
+  ASSERT_OK(parse(&c, "{}"));
+  assert_cfg_eq(&c, &d);
+  /* A UTF-8 byte order mark, the ignored keys and trailing whitespace are fine. */
+  ASSERT_OK(parse(&c, "\xEF\xBB\xBF{ \"comment\": \"x\", \"$schema\": \"y\" }\r\n"));
+  assert_cfg_eq(&c, &d);
+}
+
+TEST(shipped_file_equals_defaults) {
+  const char *path = MB_SOURCE_DIR "/config/membroker.json";
+  mb_config_t c, d;
+  mb__config_defaults(&d);
+  ASSERT_OK(mb__config_load(&c, path));
+  ASSERT_STR_EQ(c.path, path);
+  memset(c.path, 0, sizeof c.path);
+  assert_cfg_eq(&c, &d);
+}
+
+TEST(full_custom_config) {
+  static const char text[] =
+      "{\n"
+      "  \"$schema\": \"https://example.invalid/membroker.schema.json\",\n"
+      "  \"comment\": \"test\",\n"
+      "  \"instance\": \"World-2_eu\",\n"
+      "  \"log\": {\"level\": \"debug\", \"file\": \"/var/log/membroker.log\", "
+      "\"event_log\": true},\n"
+      "  \"clients\": {\"heartbeat_timeout_ms\": 0, \"grace_period_ms\": 86400000, "
+      "\"max\": 256, \"comment\": \"c\"},\n"
+      "  \"pipe\": {\"mode\": \"0600\", \"operators_group\": \"ops\", \"max_line\": \"1 MiB\",\n"
+      "           \"max_connections\": 100000},\n"
+      "  \"sections\": {\"mode\": \"640\", \"group\": \"game servers\"},\n"
+      "  \"limits\": {\"max_committed\": \"2GiB\"},\n"
+      "  \"regions\": [\n"
+      "    {\"name\": \"map\", \"size\": \"1GiB\"},\n"
+      "    {\"name\": \"slots-2\", \"size\": 131072, \"commit\": \"start\", \"slot_size\": 64},\n"
+      "    {\"name\": \"big_lazy\", \"size\": \"4 TiB\", \"commit\": \"lazy\", "
+      "\"slot_size\": \"1MiB\", \"comment\": \"r\"},\n"
+      "    {\"name\": \"exact\", \"size\": \"64KiB\", \"slot_size\": 65536}\n"
+      "  ]\n"
+      "}\n";
+  mb_config_t c;
+  ASSERT_OK(parse(&c, text));
+  ASSERT_STR_EQ(c.path, "");
+  ASSERT_STR_EQ(c.instance, "World-2_eu");
+  ASSERT_EQ(c.log_level, MB_LOG_DEBUG);
+  ASSERT_STR_EQ(c.log_file, "/var/log/membroker.log");
+  ASSERT_EQ(c.log_event_log, 1);
+  ASSERT_EQ(c.heartbeat_timeout_ms, 0);
+  ASSERT_EQ(c.grace_period_ms, 86400000);
+  ASSERT_EQ(c.max_clients, 256);
+  ASSERT_EQ(c.pipe_mode, 0600);
+  ASSERT_STR_EQ(c.pipe_operators_group, "ops");
+  ASSERT_EQ_U64(c.pipe_max_line, MIB);
+  ASSERT_EQ(c.pipe_max_connections, 100000);
+  ASSERT_EQ(c.section_mode, 0640);
+  ASSERT_STR_EQ(c.section_group, "game servers");
+  ASSERT_EQ_U64(c.max_committed, 2 * GIB);
+  ASSERT_EQ(c.nregions, 4);
+  ASSERT_STR_EQ(c.regions[0].name, "map");
+  ASSERT_EQ_U64(c.regions[0].size, GIB);
+  ASSERT_EQ(c.regions[0].lazy, 0);
+  ASSERT_EQ(c.regions[0].slot_size, 0);
+  /* Slots on a region committed at start are allowed. */
+  ASSERT_STR_EQ(c.regions[1].name, "slots-2");
+  ASSERT_EQ_U64(c.regions[1].size, 128 * KIB);
+  ASSERT_EQ(c.regions[1].lazy, 0);
+  ASSERT_EQ(c.regions[1].slot_size, 64);
+  ASSERT_STR_EQ(c.regions[2].name, "big_lazy");
+  ASSERT_EQ_U64(c.regions[2].size, 4 * TIB);
+  ASSERT_EQ(c.regions[2].lazy, 1);
+  ASSERT_EQ(c.regions[2].slot_size, MIB);
+  ASSERT_STR_EQ(c.regions[3].name, "exact");
+  ASSERT_EQ(c.regions[3].slot_size, 64 * KIB);
+  assert_round_trip(&c);
+}
+
+TEST(partial_config_keeps_other_defaults) {
+  mb_config_t c, d;
+  mb__config_defaults(&d);
+  ASSERT_OK(parse(&c, "{\"clients\": {\"max\": 8}, \"log\": {\"file\": null}}"));
+  d.max_clients = 8;
+  assert_cfg_eq(&c, &d);
+  /* A "regions" list replaces the default list entirely. */
+  ASSERT_OK(parse(&c, "{\"regions\": [{\"name\": \"only\", \"size\": 65536}]}"));
+  ASSERT_EQ(c.nregions, 1);
+  ASSERT_STR_EQ(c.regions[0].name, "only");
+  ASSERT_STR_EQ(c.regions[1].name, "");
+  ASSERT_EQ_U64(c.regions[1].size, 0);
+}
+
+TEST(sizes_in_every_form) {
+  static const struct {
+    const char *value; /* JSON value of limits.max_committed */
+    uint64_t bytes;
+  } sizes[] = {
+      {"0", 0},
+      {"65536", 64 * KIB},
+      {"\"65536\"", 64 * KIB},
+      {"\"512B\"", 512},
+      {"\"512 B\"", 512},
+      {"\"1KiB\"", KIB},
+      {"\"1 KiB\"", KIB},
+      {"\"1   KiB\"", KIB},
+      {"\"64MiB\"", 64 * MIB},
+      {"\"2GiB\"", 2 * GIB},
+      {"\"3TiB\"", 3 * TIB},
+      {"\"0B\"", 0},
+      {"1e6", 1000000},
+      {"9007199254740992", UINT64_C(9007199254740992)},
+      {"\"9223372036854775807\"", UINT64_C(9223372036854775807)},
+      {"\"8388607TiB\"", UINT64_C(8388607) * TIB},
+      {"\"0001KiB\"", KIB},
+  };
+  char text[256];
+  mb_config_t c;
+  size_t i;
+  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    snprintf(text, sizeof text,
+             "{\"regions\": [{\"name\": \"r\", \"size\": 65536, \"commit\": \"lazy\"}],"
+             " \"limits\": {\"max_committed\": %s}}",
+             sizes[i].value);
+    if (parse(&c, text) != 0)
+      FAIL("size %s: %s", sizes[i].value, mb_last_error());
+    if (c.max_committed != sizes[i].bytes)
+      FAIL("size %s: got %llu, want %llu", sizes[i].value, (unsigned long long)c.max_committed,
+           (unsigned long long)sizes[i].bytes);
+    /* Above 2^53 the effective config writes a string, so it still reads back exactly. */
+    assert_round_trip(&c);
+  }
+  /* The same syntax for region sizes, slot sizes and the pipe's line limit. */
+  ASSERT_OK(parse(&c, "{\"pipe\": {\"max_line\": \"16MiB\"}, \"regions\": [{\"name\": \"a\","
+                      " \"size\": \"1 GiB\", \"slot_size\": \"512 B\"}]}"));
+  ASSERT_EQ_U64(c.pipe_max_line, 16 * MIB);
+  ASSERT_EQ_U64(c.regions[0].size, GIB);
+  ASSERT_EQ(c.regions[0].slot_size, 512);
+}
+
+TEST(effective_config_json) {
+  mb_config_t c;
+  cJSON *j, *pipe, *regions;
+  ASSERT_OK(parse(&c, "{\"pipe\": {\"mode\": \"0640\", \"max_line\": \"2MiB\"},"
+                      " \"sections\": {\"group\": \"game\"}}"));
+  j = mb__config_to_json(&c);
+  ASSERT(j != NULL);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(j, "instance")->valuestring, "default");
+  pipe = cJSON_GetObjectItemCaseSensitive(j, "pipe");
+  ASSERT(cJSON_IsObject(pipe));
+  /* Sizes as integers, modes as octal strings, unset strings as null. */
+  ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(pipe, "max_line")));
+  ASSERT_EQ_U64(cJSON_GetObjectItemCaseSensitive(pipe, "max_line")->valuedouble, 2 * MIB);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(pipe, "mode")->valuestring, "0640");
+  ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(pipe, "operators_group")));
+  ASSERT_STR_EQ(
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "sections"), "group")
+          ->valuestring,
+      "game");
+  ASSERT_STR_EQ(
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "log"), "level")
+          ->valuestring,
+      "info");
+  regions = cJSON_GetObjectItemCaseSensitive(j, "regions");
+  ASSERT_EQ(cJSON_GetArraySize(regions), 3);
+  ASSERT_STR_EQ(
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(regions, 1), "commit")->valuestring,
+      "lazy");
+  ASSERT_EQ(
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(regions, 1), "slot_size")->valuedouble,
+      1024);
+  cJSON_Delete(j);
+  assert_round_trip(&c);
+}
+
+TEST(log_level_names) {
+  ASSERT_STR_EQ(mb__log_level_name(MB_LOG_ERROR), "error");
+  ASSERT_STR_EQ(mb__log_level_name(MB_LOG_WARN), "warn");
+  ASSERT_STR_EQ(mb__log_level_name(MB_LOG_INFO), "info");
+  ASSERT_STR_EQ(mb__log_level_name(MB_LOG_DEBUG), "debug");
+  ASSERT_STR_EQ(mb__log_level_name((mb_log_level_t)7), "unknown");
+}
+
+/* A region entry, for lists of many. */
+#define R "{\"name\":\"r\",\"size\":65536}"
+#define R4 R "," R "," R "," R
+#define R17 R4 "," R4 "," R4 "," R4 "," R
+
+/* Bad configs: the text and parts of the one message it must give. */
+static const struct {
+  const char *json;
+  const char *expect[3];
+} bad_configs[] = {
+    /* not a JSON object at all */
+    {"", {"bad.json: the file is empty"}},
+    {" \n\t\r\n ", {"bad.json: the file is empty (whitespace only)"}},
+    {"{\n  \"instance\": \"a\",\n  \"log\": {\n    \"level\" \"info\"\n  }\n}",
+     {"bad.json: line 4, column 13: JSON syntax error near '\"info\"'"}},
+    {"{\"log\": {}} x", {"bad.json: line 1, column 13: JSON syntax error near 'x'"}},
+    {"{\"log\": {}}\n}", {"line 2, column 1: JSON syntax error near '}'"}},
+    {"{\"clients\": {\"max\": 1", {"line 1, column 22: JSON syntax error: unexpected end"}},
+    /* columns count characters: the \xC3\xA9 of "café" is one */
+    {"{\"instance\": \"caf\xC3\xA9\" x}", {"line 1, column 21: JSON syntax error near 'x}'"}},
+    {"[1, 2]", {"bad.json: the top level must be an object ({...}), got an array"}},
+    {"\"x\"", {"the top level must be an object", "got a string (\"x\")"}},
+    /* keys */
+    {"{\"regoins\": []}", {"bad.json: unknown key \"regoins\" (did you mean \"regions\"?)"}},
+    {"{\"Instance\": \"x\"}", {"unknown key \"Instance\" (did you mean \"instance\"?)"}},
+    {"{\"frobnicate\": 1}", {"bad.json: unknown key \"frobnicate\": invalid configuration"}},
+    {"{\"pipe\": {\"max_lien\": 1024}}",
+     {"bad.json: pipe: unknown key \"max_lien\" (did you mean \"max_line\"?)"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"slotsize\": 64}]}",
+     {"regions[0]: unknown key \"slotsize\" (did you mean \"slot_size\"?)"}},
+    {"{\"log\": {\"level\": \"info\", \"level\": \"debug\"}}",
+     {"bad.json: log.level: duplicate key"}},
+    {"{\"instance\": \"a\", \"log\": {}, \"instance\": \"b\"}",
+     {"bad.json: instance: duplicate key"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"name\": \"b\"}]}",
+     {"regions[0].name: duplicate key"}},
+    /* types */
+    {"{\"log\": []}", {"bad.json: log: expected an object, got an array"}},
+    {"{\"log\": {\"event_log\": \"yes\"}}",
+     {"log.event_log: expected true or false, got a string (\"yes\")"}},
+    {"{\"clients\": {\"max\": \"64\"}}",
+     {"bad.json: clients.max: expected an integer, got a string (\"64\")"}},
+    {"{\"clients\": {\"max\": null}}", {"clients.max: expected an integer, got null"}},
+    {"{\"instance\": 5}", {"instance: expected a string, got a number (5)"}},
+    {"{\"log\": {\"file\": 1}}", {"log.file: expected a string or null, got a number (1)"}},
+    {"{\"comment\": false}", {"comment: expected a string, got a boolean (false)"}},
+    {"{\"regions\": {}}", {"regions: expected an array of region objects, got an object"}},
+    {"{\"regions\": [5]}", {"regions[0]: expected an object, got a number (5)"}},
+    /* numbers */
+    {"{\"clients\": {\"max\": -1}}", {"bad.json: clients.max: -1 is negative (allowed: 1..256)"}},
+    {"{\"clients\": {\"heartbeat_timeout_ms\": 1.5}}",
+     {"clients.heartbeat_timeout_ms: 1.5 is not an integer"}},
+    {"{\"clients\": {\"max\": 257}}", {"clients.max: 257 is out of range (allowed: 1..256)"}},
+    {"{\"clients\": {\"max\": 0}}", {"clients.max: 0 is out of range (allowed: 1..256)"}},
+    {"{\"clients\": {\"grace_period_ms\": 1e30}}",
+     {"clients.grace_period_ms: 1e+30 is out of range (allowed: 0..86400000)"}},
+    {"{\"clients\": {\"grace_period_ms\": 86400001}}", {"86400001 is out of range"}},
+    {"{\"pipe\": {\"max_connections\": 4294967297}}",
+     {"pipe.max_connections: 4294967297 is out of range (allowed: 1..100000)"}},
+    {"{\"limits\": {\"max_committed\": 1e30}}",
+     {"limits.max_committed: 1e+30 is too large for a JSON number"}},
+    /* sizes */
+    {"{\"regions\": [{\"name\": \"a\", \"size\": \"64XB\"}]}",
+     {"bad.json: regions[0].size: \"64XB\" is not a size (use bytes or B/KiB/MiB/GiB/TiB): "
+      "invalid configuration"}},
+    {"{\"pipe\": {\"max_line\": \"64MB\"}}",
+     {"pipe.max_line: \"64MB\": \"MB\" is not accepted, write \"MiB\""}},
+    {"{\"pipe\": {\"max_line\": \"64k\"}}", {"\"k\" is not accepted, write \"KiB\""}},
+    {"{\"pipe\": {\"max_line\": \"64kib\"}}", {"write the unit as \"KiB\""}},
+    {"{\"pipe\": {\"max_line\": \"1.5MiB\"}}", {"\"1.5MiB\" is not a whole number"}},
+    {"{\"pipe\": {\"max_line\": \"-1MiB\"}}", {"pipe.max_line: \"-1MiB\" is negative"}},
+    {"{\"pipe\": {\"max_line\": -65536}}", {"pipe.max_line: -65536 is negative"}},
+    {"{\"pipe\": {\"max_line\": \"\"}}", {"pipe.max_line: \"\" is empty"}},
+    {"{\"pipe\": {\"max_line\": \"MiB\"}}", {"\"MiB\" is not a size"}},
+    {"{\"pipe\": {\"max_line\": \"32MiB\"}}",
+     {"pipe.max_line: \"32MiB\" is out of range (allowed: 1 KiB..16 MiB)"}},
+    {"{\"limits\": {\"max_committed\": \"8388608TiB\"}}",
+     {"\"8388608TiB\" is too large (sizes must be below 2^63 bytes)"}},
+    {"{\"limits\": {\"max_committed\": \"99999999999999999999\"}}", {"is too large"}},
+    {"{\"limits\": {\"max_committed\": true}}",
+     {"limits.max_committed: expected a size (an integer or a string such as \"64MiB\")"}},
+    {"{\"limits\": {\"max_committed\": \"1MiB\"}}",
+     {"limits.max_committed: 1 MiB is less than the 80 MiB the regions commit at start"}},
+    /* regions */
+    {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},
+    {"{\"regions\": [" R17 "]}", {"regions: 17 regions given, at most 16 are allowed"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 100000}]}",
+     {"regions[0].size: 100000 is not a multiple of 64 KiB (65536 bytes)"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 0}]}",
+     {"regions[0].size: 0 is out of range (allowed: at least 64 KiB)"}},
+    {"{\"regions\": [{\"name\": \"a\"}]}", {"bad.json: regions[0]: missing required key \"size\""}},
+    {"{\"regions\": [{\"size\": 65536}]}", {"regions[0]: missing required key \"name\""}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"slot_size\": 1000}]}",
+     {"regions[0].slot_size: 1000 is not a power of two"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"slot_size\": 32}]}",
+     {"regions[0].slot_size: 32 is out of range (allowed: 0 or 64 B..1 MiB)"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"slot_size\": \"2MiB\"}]}",
+     {"regions[0].slot_size: \"2MiB\" is out of range"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": \"64KiB\", \"slot_size\": \"1MiB\"}]}",
+     {"regions[0].slot_size: 1 MiB is larger than the region (64 KiB)"}},
+    {"{\"regions\": [" R ", {\"name\": \"b\", \"size\": 65536}, " R "]}",
+     {"bad.json: regions[2].name: \"r\" is already the name of regions[0]"}},
+    {"{\"regions\": [{\"name\": \"World\", \"size\": 65536}]}",
+     {"regions[0].name: \"World\" is not a valid name (use 1..31 characters of a-z 0-9 _ -)"}},
+    {"{\"regions\": [{\"name\": \"\", \"size\": 65536}]}",
+     {"regions[0].name: \"\" is not a valid name"}},
+    {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"commit\": \"eager\"}]}",
+     {"regions[0].commit: \"eager\" is not one of \"start\", \"lazy\""}},
+    /* names, enums, modes, text */
+    {"{\"instance\": \"my instance\"}",
+     {"bad.json: instance: \"my instance\" is not a valid name (use 1..31 characters of "
+      "A-Z a-z 0-9 _ -)"}},
+    {"{\"instance\": \"abcdefghijklmnopqrstuvwxyz012345\"}", {"instance: \"abcdefghij", "1..31"}},
+    {"{\"log\": {\"level\": \"verbose\"}}",
+     {"log.level: \"verbose\" is not one of \"error\", \"warn\", \"info\", \"debug\": invalid"}},
+    {"{\"log\": {\"level\": \"dbug\"}}", {"(did you mean \"debug\"?)"}},
+    {"{\"pipe\": {\"mode\": \"rw-rw----\"}}",
+     {"pipe.mode: \"rw-rw----\" is not an octal mode (use a string such as \"0660\")"}},
+    {"{\"pipe\": {\"mode\": \"0777\"}}", {"pipe.mode: \"0777\" has bits outside 0666"}},
+    {"{\"sections\": {\"mode\": \"4660\"}}", {"sections.mode: \"4660\" has bits outside 0666"}},
+    {"{\"sections\": {\"mode\": 432}}",
+     {"sections.mode: expected a string (an octal mode such as \"0660\"), got a number (432)"}},
+    {"{\"log\": {\"file\": \"\"}}", {"log.file: \"\" is empty (use null)"}},
+    {"{\"sections\": {\"group\": \"a\\nb\"}}",
+     {"sections.group: \"a\\x0Ab\" contains a control character"}},
+};
+
+TEST(bad_configs_table) {
+  size_t i, k, n = sizeof bad_configs / sizeof bad_configs[0];
+  mb_config_t c, before;
+  ASSERT_GE(n, 20);
+  /* Start from a non-default config: a failure must leave every byte of it alone. */
+  ASSERT_OK(
+      parse(&c, "{\"instance\": \"keep\", \"regions\": [{\"name\": \"x\", \"size\": 65536}]}"));
+  before = c;
+  for (i = 0; i < n; i++) {
+    const char *json = bad_configs[i].json, *msg, *tail = ": invalid configuration";
+    int rc = mb__config_parse(&c, json, strlen(json), "bad.json");
+    msg = mb_last_error();
+    if (rc != MB_ECONFIG)
+      FAIL("bad_configs[%zu] %s: expected bad_config, got %s: %s", i, json, mb_err_name(rc), msg);
+    if (strncmp(msg, "bad.json: ", 10) != 0 || strchr(msg, '\n') != NULL ||
+        strlen(msg) < strlen(tail) || strcmp(msg + strlen(msg) - strlen(tail), tail) != 0)
+      FAIL("bad_configs[%zu] %s: not one line \"bad.json: ...%s\": %s", i, json, tail, msg);
+    for (k = 0; k < 3 && bad_configs[i].expect[k] != NULL; k++)
+      if (strstr(msg, bad_configs[i].expect[k]) == NULL)
+        FAIL("bad_configs[%zu] %s:\n  message  %s\n  lacks    %s", i, json, msg,
+             bad_configs[i].expect[k]);
+    if (memcmp(&c, &before, sizeof c) != 0)
+      FAIL("bad_configs[%zu] %s: the config was changed", i, json);
+  }
+}
+
+TEST(unknown_key_without_a_close_match) {
+  mb_config_t c;
+  ASSERT_ERR(parse(&c, "{\"log\": {\"foo\": 1}}"), MB_ECONFIG);
+  ASSERT_STR_EQ(mb_last_error(), "test.json: log: unknown key \"foo\": invalid configuration");
+}
+
+TEST(nul_byte) {
+  static const char text[] = "{\n  \"instance\": \"a\0b\"\n}";
+  mb_config_t c;
+  ASSERT_ERR(mb__config_parse(&c, text, sizeof text - 1, "nul.json"), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "nul.json: line 2, column 17: a NUL byte");
+}
+
+TEST(load_missing_file) {
+  mb_config_t c;
+  char name[64], path[96];
+  mb_test_name(name, sizeof name, "missing");
+  snprintf(path, sizeof path, "%s/no-such-dir/%s.json", MB_SOURCE_DIR, name);
+  mb__config_defaults(&c);
+  ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), ": cannot open the file (");
+  ASSERT_NE(mb_last_os_error(), 0);
+  ASSERT_STR_EQ(c.path, "");
+}
+
+TEST(load_empty_and_whitespace_files) {
+  mb_config_t c;
+  char path[96];
+  write_temp(path, sizeof path, "empty", "", 0);
+  ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), ": the file is empty: invalid configuration");
+  remove(path);
+  write_temp(path, sizeof path, "blank", "\r\n  \n", 5);
+  ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), ": the file is empty (whitespace only)");
+  remove(path);
+}
+
+TEST(load_file_errors_name_the_file) {
+  static const char text[] = "{\r\n  \"clients\": {\r\n    \"max\": 1000\r\n  }\r\n}\r\n";
+  mb_config_t c;
+  char path[96], want[160];
+  write_temp(path, sizeof path, "crlf", text, sizeof text - 1);
+  ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
+  snprintf(want, sizeof want, "%s: clients.max: 1000 is out of range (allowed: 1..256)", path);
+  ASSERT_CONTAINS(mb_last_error(), want);
+  remove(path);
+  /* A directory is not a config file (open or read fails, by OS). */
+  ASSERT_ERR(mb__config_load(&c, MB_SOURCE_DIR "/config"), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), MB_SOURCE_DIR "/config: cannot ");
+}
+
+TEST(load_good_file_sets_path) {
+  static const char text[] = "{\"instance\": \"t1\"}";
+  mb_config_t c;
+  char path[96];
+  write_temp(path, sizeof path, "good", text, sizeof text - 1);
+  ASSERT_OK(mb__config_load(&c, path));
+  ASSERT_STR_EQ(c.path, path);
+  ASSERT_STR_EQ(c.instance, "t1");
+  remove(path);
+}
