@@ -253,6 +253,9 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
   void *p;
   if (size == 0)
     size = sec->size;
+  if (!mb__page_aligned(NULL, size))
+    return mb__errorf(MB_EINVAL, 0, "map %llu bytes of section '%s': not a multiple of the page",
+                      (unsigned long long)size, sec->name);
   if (size > sec->size)
     return mb__errorf(MB_ERANGE, 0, "map %llu bytes of section '%s' that holds %llu",
                       (unsigned long long)size, sec->name, (unsigned long long)sec->size);

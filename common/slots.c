@@ -5,12 +5,34 @@
 
 #include <string.h>
 
-/* Add `delta` page-size units to the committed count and keep the peak. */
-static void mb__account(mb_region_desc_t *d, int64_t delta) {
-  uint64_t now = mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta;
-  uint64_t peak = mb_load64(&d->peak_committed);
-  while (now > peak && !mb_cas64(&d->peak_committed, &peak, now)) {
+/* Raise *peak to at least now. */
+static void mb__peak(mb_au64 *peak, uint64_t now) {
+  uint64_t p = mb_load64(peak);
+  while (now > p && !mb_cas64(peak, &p, now)) {
   }
+}
+
+/* Add `delta` bytes to the region's committed count and keep its peak. */
+static void mb__account(mb_region_desc_t *d, int64_t delta) {
+  mb__peak(&d->peak_committed, mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta);
+}
+
+/*
+ * Charge `bytes` against the broker-wide commit total before committing them; MB_ENOSPC if
+ * that would pass limits.max_committed (the charge is then taken back).
+ */
+static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
+  mb_state_t *st = r->state;
+  uint64_t limit = mb_load64(&st->game.commit_limit);
+  uint64_t now = mb_add64(&st->game.committed_total, bytes) + bytes;
+  if (limit != 0 && now > limit) {
+    mb_add64(&st->game.committed_total, (uint64_t)0 - bytes);
+    return mb__errorf(MB_ENOSPC, 0,
+                      "region '%s': committing %llu more bytes would pass limits.max_committed "
+                      "(%llu)",
+                      r->desc->name, (unsigned long long)bytes, (unsigned long long)limit);
+  }
+  return 0;
 }
 
 /*
@@ -34,7 +56,10 @@ static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
       continue;
     }
     if (mb_cas32(w, &v, v | MB_PAGE_BUSY)) {
-      int rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size);
+      int rc = mb__charge(r, d->page_size);
+      if (rc == 0 &&
+          (rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
+        mb_add64(&r->state->game.committed_total, (uint64_t)0 - d->page_size);
       if (rc != 0) {
         mb_add64(&d->commit_failures, 1);
         mb_store32(w, v); /* back to uncommitted, not busy */
@@ -168,6 +193,7 @@ int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
       break;
     }
     mb__account(d, -(int64_t)d->page_size);
+    mb_add64(&r->state->game.committed_total, (uint64_t)0 - d->page_size);
     bytes += d->page_size;
     mb_store32(&pages[p], 0);
   }

@@ -19,6 +19,7 @@ extern "C" {
 
 /* A region's section mapped into this process. */
 typedef struct mb_region_map_s {
+  mb_state_t *state;      /* the mapped control block (commit total and limit) */
   mb_region_desc_t *desc; /* in the mapped control block */
   mb_os_section_t sec;
   unsigned char *base; /* view of the whole section */
@@ -27,8 +28,9 @@ typedef struct mb_region_map_s {
 /*
  * Claim a free slot for `player_id` on behalf of client `owner` (client index + 1), committing
  * its page(s) if needed. *index receives the slot number. The slot's bytes are zero. MB_EFULL
- * if every slot is taken, MB_ENOSPC if the OS refused the commit (counted in
- * desc->commit_failures; nothing is left claimed), MB_EINVAL if the region has no slots.
+ * if every slot is taken, MB_ENOSPC if the commit would pass the broker's commit limit or the
+ * OS refused it (counted in desc->commit_failures; nothing is left claimed), MB_EINVAL if the
+ * region has no slots.
  */
 int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index);
 

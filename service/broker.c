@@ -37,7 +37,7 @@ static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint6
   } else {
     mb_state_t *old = NULL;
     if (is_state && s.size >= sizeof(mb_state_t) &&
-        mb_os_section_map(&s, sizeof(mb_state_t), 1, (void **)&old) == 0) {
+        mb_os_section_map(&s, 0, 1, (void **)&old) == 0) {
       if (old->magic == MB_STATE_MAGIC && old->layout_version == MB_LAYOUT_VERSION) {
         *prev_gen = mb_load64(&old->generation);
         mb_log_warn("found the control block of a broker that died (pid %u, generation %llu): "
@@ -48,7 +48,7 @@ static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint6
         mb_log_warn("found an unknown object under '%s' (not a layout %u block): replacing it",
                     name, (unsigned)MB_LAYOUT_VERSION);
       }
-      mb_os_section_unmap(old, sizeof(mb_state_t));
+      mb_os_section_unmap(old, s.size);
     } else {
       mb_log_warn("found stale region object '%s' of a broker that died: replacing it", name);
     }
@@ -116,6 +116,9 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   d->flags = rc_->lazy ? MB_REGION_LAZY : 0;
   d->page_size = page;
   r->desc = d;
+  r->state = b->state;
+  /* Charged now: a committed region whole, a lazy one's slot table. */
+  mb_add64(&b->state->game.committed_total, rc_->lazy ? section_size - rc_->size : section_size);
   if (!rc_->lazy) {
     uint64_t p;
     mb_store64(&d->committed, d->size);
@@ -153,21 +156,6 @@ static void mb__region_destroy(mb_broker_t *b, int i) {
   r->desc = NULL;
 }
 
-/* Refuse a config whose reserved bytes could exceed limits.max_committed. */
-static int mb__check_limit(const mb_config_t *cfg) {
-  uint64_t total = sizeof(mb_state_t);
-  int i;
-  if (cfg->max_committed == 0)
-    return 0;
-  for (i = 0; i < cfg->nregions; i++)
-    total += cfg->regions[i].size;
-  if (total > cfg->max_committed)
-    return mb__errorf(MB_ECONFIG, 0,
-                      "regions reserve %llu bytes, more than limits.max_committed (%llu)",
-                      (unsigned long long)total, (unsigned long long)cfg->max_committed);
-  return 0;
-}
-
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1];
   uint64_t prev_gen = 0, size;
@@ -182,8 +170,6 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   b->start_wall_ns = mb_os_wall_ns();
   mb_os_proc_self(&b->self);
 
-  if ((rc = mb__check_limit(cfg)) != 0)
-    return rc;
   if ((rc = mb__object_name(name, sizeof name, cfg->instance, NULL)) != 0)
     return rc;
   snprintf(lockname, sizeof lockname, "membroker.%s.lock", cfg->instance);
@@ -211,6 +197,18 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
     }
   }
   b->nregions = cfg->nregions;
+  mb_add64(&st->game.committed_total, b->state_sec.size);
+  if (cfg->max_committed != 0 && mb_load64(&st->game.committed_total) > cfg->max_committed) {
+    rc = mb__errorf(MB_ENOSPC, 0,
+                    "the control block, slot tables and regions committed at start take %llu "
+                    "bytes, more than limits.max_committed (%llu)",
+                    (unsigned long long)mb_load64(&st->game.committed_total),
+                    (unsigned long long)cfg->max_committed);
+    for (i = b->nregions; i-- > 0;)
+      mb__region_destroy(b, i);
+    b->nregions = 0;
+    goto fail_map;
+  }
 
   st->magic = MB_STATE_MAGIC;
   st->layout_version = MB_LAYOUT_VERSION;
@@ -223,6 +221,7 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   st->region_count = (uint32_t)cfg->nregions;
   mb_store64(&st->generation, prev_gen + 1);
   mb_store64(&st->game.broker_heartbeat_ns, mb_os_mono_ns());
+  mb_store64(&st->game.commit_limit, cfg->max_committed);
   mb_store64(&st->game.last_update_wall_ns, b->start_wall_ns);
   mb__state_write_msg(st, "");
   mb_store32(&st->game.server_status, MB_STATUS_RUNNING);
@@ -297,9 +296,5 @@ int mb__broker_compact(mb_broker_t *b, uint64_t *freed) {
 }
 
 uint64_t mb__broker_committed(const mb_broker_t *b) {
-  uint64_t total = b->state_sec.size;
-  int i;
-  for (i = 0; i < b->nregions; i++)
-    total += mb_load64(&b->regions[i].desc->committed);
-  return total;
+  return b->state ? mb_load64(&b->state->game.committed_total) : 0;
 }

@@ -279,13 +279,39 @@ TEST(stale_block_of_dead_broker) {
   mb_os_section_unmap(old, size);
 }
 
-TEST(limit_refuses_oversized_config) {
+TEST(commit_limit) {
   mb_config_t cfg;
   mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t idx, ps = mb_os_mem_config()->page_size, at_start;
+  unsigned i;
+
   test_config(&cfg, "lim");
-  cfg.max_committed = 1024 * 1024;
-  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_ECONFIG);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  at_start = mb__broker_committed(&b);
+  /* Control block + world (256 KiB) + the slot tables of the two lazy regions. */
+  ASSERT_GE(at_start, b.state_sec.size + 256 * 1024);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.commit_limit), 0);
+  mb__broker_stop(&b);
+
+  /* Too small for what is committed at start: refused, nothing left behind. */
+  cfg.max_committed = at_start - ps;
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_ENOSPC);
   ASSERT_CONTAINS(mb_last_error(), "limits.max_committed");
+
+  /* Room for exactly one more page: the first page of slots fits, the next is refused. */
+  cfg.max_committed = at_start + ps;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  for (i = 0; i < ps / 1024; i++)
+    ASSERT_OK(mb__slot_acquire(r, 1, i, &idx));
+  ASSERT_EQ_U64(mb__broker_committed(&b), at_start + ps);
+  ASSERT_ERR(mb__slot_acquire(r, 1, 99, &idx), MB_ENOSPC);
+  ASSERT_CONTAINS(mb_last_error(), "limits.max_committed");
+  ASSERT_EQ_U64(mb__broker_committed(&b), at_start + ps);
+  ASSERT_EQ_U64(mb_load64(&r->desc->commit_failures), 1);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), ps / 1024);
+  mb__broker_stop(&b);
 }
 
 TEST(commit_failure_is_an_error_not_a_crash) {
