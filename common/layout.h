@@ -136,7 +136,7 @@ typedef struct mb_state_s {
     mb_au64 broker_heartbeat_ns; /* monotonic clock, refreshed by the broker every second */
     mb_au64 committed_total;     /* bytes committed: control block + every region, exact */
     mb_au64 commit_limit;        /* limits.max_committed; 0 = none. A commit past it fails */
-    mb_au64 reserved1[1];
+    mb_au64 committed_peak;      /* highest committed_total seen */
   } game;
 
   /* 128: status message under a sequence counter: odd while a writer is in it. */

@@ -185,8 +185,8 @@ void mb_os_lock_release(intptr_t lock);
 
 /*
  * The directory for sockets and lock files, NUL-terminated, created if missing:
- * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root, $XDG_RUNTIME_DIR or /tmp
- * otherwise; Windows: the temp directory (pipes need none). MB_ERANGE if it does not fit.
+ * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root or when it exists (the
+ * systemd unit's RuntimeDirectory), $XDG_RUNTIME_DIR or /tmp otherwise; Windows: the temp directory (pipes need none). MB_ERANGE if it does not fit.
  */
 int mb_os_runtime_dir(char *buf, size_t size);
 

@@ -353,8 +353,11 @@ int mb_os_section_unlink(const char *name, int flags) {
 
 int mb_os_runtime_dir(char *buf, size_t size) {
   const char *dir = getenv("MEMBROKER_RUNTIME_DIR");
+  struct stat st;
   if (dir == NULL || dir[0] == '\0') {
-    if (geteuid() == 0)
+    /* The system broker's directory (systemd's RuntimeDirectory=) when it exists, so
+     * clients and mbctl of any user find a broker run as its own service user. */
+    if (geteuid() == 0 || (stat("/run/membroker", &st) == 0 && S_ISDIR(st.st_mode)))
       dir = "/run/membroker";
     else if ((dir = getenv("XDG_RUNTIME_DIR")) == NULL || dir[0] == '\0')
       dir = "/tmp";

@@ -32,6 +32,7 @@ static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
                       "(%llu)",
                       r->desc->name, (unsigned long long)bytes, (unsigned long long)limit);
   }
+  mb__peak(&st->game.committed_peak, now);
   return 0;
 }
 

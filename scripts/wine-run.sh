@@ -59,6 +59,13 @@ if "$WINESERVER_BIN" -p"$persist" </dev/null >/dev/null 2>&1 9>&- \
       echo "wine-run.sh: creating Wine prefix $WINEPREFIX failed" >&2
       exit 125
     }
+    # Right after --init two services.exe (SCMs) run until the server exits, and sc.exe
+    # reaches either at random (a service created in one is unknown to the other): restart
+    # the server once so exactly one SCM serves the suite.
+    "$WINESERVER_BIN" -k </dev/null >/dev/null 2>&1 9>&- || true
+    "$WINESERVER_BIN" -w </dev/null >/dev/null 2>&1 9>&- || true
+    "$WINESERVER_BIN" -p"$persist" </dev/null >/dev/null 2>&1 9>&- || true
+    "$WINE_LOADER" wineboot </dev/null >/dev/null 2>&1 9>&- || true
     touch "$WINEPREFIX/.mb-ready"
   fi
 fi

@@ -198,6 +198,7 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   }
   b->nregions = cfg->nregions;
   mb_add64(&st->game.committed_total, b->state_sec.size);
+  mb_store64(&st->game.committed_peak, mb_load64(&st->game.committed_total));
   if (cfg->max_committed != 0 && mb_load64(&st->game.committed_total) > cfg->max_committed) {
     rc = mb__errorf(MB_ENOSPC, 0,
                     "the control block, slot tables and regions committed at start take %llu "

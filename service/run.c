@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "ctl.h"
 #include "log.h"
 #include "svc.h"
 
@@ -39,6 +40,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   mb__running = NULL;
   mb_log_info("stopping (%s)", why);
   mb__broker_begin_stop(&run->broker);
+  mb__ctl_stop();
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
   uv_close((uv_handle_t *)&run->stop, mb__close_cb);
   uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
@@ -59,6 +61,18 @@ void mb__run_request_stop(void) {
     uv_async_send(&run->stop);
 }
 
+/* Close the loop's handles and let their close callbacks run (start failed: nothing runs). */
+static void mb__abandon_loop(mb_run_t *run) {
+  run->stopping = 1;
+  mb__running = NULL;
+  uv_close((uv_handle_t *)&run->tick, mb__close_cb);
+  uv_close((uv_handle_t *)&run->stop, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&run->loop);
+}
+
 int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   static mb_run_t run;
   uint64_t t0 = mb_os_mono_ns(), rss = 0;
@@ -67,16 +81,10 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   memset(&run, 0, sizeof run);
   if (hooks && hooks->starting)
     hooks->starting(hooks->ctx, 1);
-  if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
-    mb_log_error("cannot start: %s", mb_last_error());
-    return 1;
-  }
-  if (hooks && hooks->starting)
-    hooks->starting(hooks->ctx, 2);
-
+  /* The loop and its signal handlers come first: a SIGTERM or a stop request that arrives
+   * while the broker starts waits in the loop and stops it cleanly once it runs. */
   if ((rc = uv_loop_init(&run.loop)) != 0) {
     mb_log_error("cannot start the event loop: %s", uv_strerror(rc));
-    mb__broker_stop(&run.broker);
     return 1;
   }
   uv_timer_init(&run.loop, &run.tick);
@@ -84,10 +92,24 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   uv_signal_init(&run.loop, &run.sigint);
   uv_signal_init(&run.loop, &run.sigterm);
   run.tick.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
-  uv_timer_start(&run.tick, mb__on_tick, 1000, 1000);
   uv_signal_start(&run.sigint, mb__on_signal, SIGINT);
   uv_signal_start(&run.sigterm, mb__on_signal, SIGTERM);
   mb__running = &run;
+
+  if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
+    mb_log_error("cannot start: %s", mb_last_error());
+    mb__abandon_loop(&run);
+    return 1;
+  }
+  if (hooks && hooks->starting)
+    hooks->starting(hooks->ctx, 2);
+  if ((rc = mb__ctl_start(&run.loop, &run.broker, mb__run_request_stop)) != 0) {
+    mb_log_error("cannot open the control pipe: %s", mb_last_error());
+    mb__broker_stop(&run.broker);
+    mb__abandon_loop(&run);
+    return 1;
+  }
+  uv_timer_start(&run.tick, mb__on_tick, 1000, 1000);
 
   mb_os_self_rss(&rss);
   mb_log_info("ready in %.1f ms: instance %s, %llu bytes committed, resident %llu KiB",

@@ -309,6 +309,7 @@ TEST(commit_limit) {
   ASSERT_ERR(mb__slot_acquire(r, 1, 99, &idx), MB_ENOSPC);
   ASSERT_CONTAINS(mb_last_error(), "limits.max_committed");
   ASSERT_EQ_U64(mb__broker_committed(&b), at_start + ps);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.committed_peak), at_start + ps);
   ASSERT_EQ_U64(mb_load64(&r->desc->commit_failures), 1);
   ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), ps / 1024);
   mb__broker_stop(&b);

@@ -1,0 +1,371 @@
+/*
+ * mbctl.c - the operator CLI: one request over the control pipe, the answer as a readable
+ * overview (default) or as JSON (--json, for scripts).
+ *
+ *   mbctl [--instance NAME] [--json] [--timeout MS] COMMAND [ARGS]
+ *
+ * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
+ * 3 the broker is not running.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ctlconn.h"
+#include "os.h"
+
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
+
+static void usage(FILE *fp) {
+  fprintf(fp, "usage: mbctl [--instance NAME] [--json] [--timeout MS] [--] COMMAND [ARGS]\n"
+              "       (options may also follow the command; -- ends them)\n"
+              "\n"
+              "commands:\n"
+              "  ping                         check that the broker answers\n"
+              "  version                      broker version, layout version and build\n"
+              "  status [SECTION...]          overview; sections: server memory regions clients "
+              "pools\n"
+              "  regions                      memory regions: reserved, committed, slots\n"
+              "  clients                      attached game servers\n"
+              "  config                       the effective configuration (JSON)\n"
+              "  set-status running|draining  set the server status game servers see (admin)\n"
+              "  set-message TEXT             set the status message, up to 255 bytes (admin)\n"
+              "  compact                      give unused slot pages back to the OS (admin)\n"
+              "  shutdown                     stop the broker (admin)\n"
+              "  help                         the broker's command list\n"
+              "\n"
+              "options:\n"
+              "  --instance NAME  broker instance (default: default)\n"
+              "  --json           print the result as JSON\n"
+              "  --timeout MS     how long to wait for the answer (default 10000)\n"
+              "\n"
+              "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n");
+}
+
+/* ---- small formatting helpers ------------------------------------------------------------ */
+
+static double num(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static const char *str(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* "64.0 MiB" - into one of four rotating buffers, so a printf can use several. */
+static const char *bytes(double v) {
+  static char bufs[4][32];
+  static int next;
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  char *b = bufs[next++ & 3];
+  int u = 0;
+  if (v < 0) {
+    snprintf(b, 32, "-");
+    return b;
+  }
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(b, 32, "%.0f B", v);
+  else
+    snprintf(b, 32, "%.1f %s", v, units[u]);
+  return b;
+}
+
+static const char *duration(double ms) {
+  static char b[48];
+  unsigned long long s = ms < 0 ? 0 : (unsigned long long)(ms / 1000);
+  if (s >= 86400)
+    snprintf(b, sizeof b, "%llud %02lluh %02llum", s / 86400, s / 3600 % 24, s / 60 % 60);
+  else if (s >= 3600)
+    snprintf(b, sizeof b, "%lluh %02llum %02llus", s / 3600, s / 60 % 60, s % 60);
+  else if (s >= 60)
+    snprintf(b, sizeof b, "%llum %02llus", s / 60, s % 60);
+  else
+    snprintf(b, sizeof b, "%.1fs", ms < 0 ? 0 : ms / 1000);
+  return b;
+}
+
+/* ---- human output ------------------------------------------------------------------------ */
+
+static void print_server(const cJSON *s) {
+  const cJSON *path = cJSON_GetObjectItemCaseSensitive(s, "config_path");
+  printf("membroker   instance '%s', %s\n", str(s, "instance"), str(s, "status"));
+  printf("message     \"%s\"\n", str(s, "message"));
+  printf("game        %.0f players, %.0f NPCs\n", num(s, "players"), num(s, "npcs"));
+  printf("uptime      %s (pid %.0f, generation %.0f, run %s)\n", duration(num(s, "uptime_ms")),
+         num(s, "pid"), num(s, "generation"), str(s, "run_id"));
+  printf("version     %s (%s)\n", str(s, "version"), str(s, "build"));
+  printf("config      %s\n", cJSON_IsString(path) ? path->valuestring : "built-in defaults");
+}
+
+static void print_memory(const cJSON *m) {
+  const cJSON *limit = cJSON_GetObjectItemCaseSensitive(m, "limit");
+  printf("committed   %s (peak %s, limit %s)\n", bytes(num(m, "committed")),
+         bytes(num(m, "committed_peak")),
+         cJSON_IsNumber(limit) ? bytes(limit->valuedouble) : "none");
+  printf("resident    %s (broker process)\n", bytes(num(m, "rss")));
+  printf("system      %s total, %s available\n", bytes(num(m, "system_total")),
+         bytes(num(m, "system_available")));
+}
+
+static void print_regions(const cJSON *arr) {
+  const cJSON *r;
+  printf("%-12s %11s %11s %11s %-5s %17s %9s %8s\n", "REGION", "RESERVED", "COMMITTED", "PEAK",
+         "LAZY", "SLOTS USED/TOTAL", "SLOT", "FAILURES");
+  cJSON_ArrayForEach(r, arr) {
+    char slots[40] = "-", size[16] = "-";
+    if (num(r, "slot_size") > 0) {
+      snprintf(slots, sizeof slots, "%.0f/%.0f", num(r, "slots_used"), num(r, "slot_count"));
+      snprintf(size, sizeof size, "%s", bytes(num(r, "slot_size")));
+    }
+    printf("%-12s %11s %11s %11s %-5s %17s %9s %8.0f\n", str(r, "name"), bytes(num(r, "reserved")),
+           bytes(num(r, "committed")), bytes(num(r, "peak")),
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "lazy")) ? "yes" : "no", slots, size,
+           num(r, "commit_failures"));
+  }
+}
+
+static void print_clients(const cJSON *c) {
+  const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "table"), *e;
+  printf("clients     %.0f attached (at most %.0f)\n", num(c, "attached"), num(c, "max"));
+  if (cJSON_GetArraySize(table) == 0)
+    return;
+  printf("%5s %-9s %8s %-24s %10s %6s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT", "SLOTS");
+  cJSON_ArrayForEach(e, table) {
+    double hb = num(e, "heartbeat_age_ms");
+    char age[32] = "-";
+    if (hb >= 0)
+      snprintf(age, sizeof age, "%s ago", duration(hb));
+    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f\n", num(e, "index"), str(e, "state"), num(e, "pid"),
+           str(e, "name"), age, num(e, "slots_held"));
+  }
+}
+
+static void print_status(const cJSON *res) {
+  const cJSON *s;
+  int first = 1;
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "server")) != NULL) {
+    print_server(s);
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "memory")) != NULL) {
+    print_memory(s);
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "clients")) != NULL) {
+    print_clients(s);
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "pools")) != NULL) {
+    printf("pools       %d\n", cJSON_GetArraySize(s));
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "regions")) != NULL) {
+    if (!first)
+      printf("\n");
+    print_regions(s);
+  }
+}
+
+static void print_json(const cJSON *v) {
+  char *text = cJSON_Print(v);
+  if (text) {
+    printf("%s\n", text);
+    cJSON_free(text);
+  }
+}
+
+/* Print a successful result for humans. */
+static void print_result(const char *cmd, const cJSON *res, const char *instance) {
+  if (strcmp(cmd, "ping") == 0) {
+    printf("%s\n", cJSON_IsString(res) ? res->valuestring : "pong");
+  } else if (strcmp(cmd, "version") == 0) {
+    printf("membroker %s (layout %.0f, %s)\n", str(res, "version"), num(res, "layout_version"),
+           str(res, "build"));
+  } else if (strcmp(cmd, "status") == 0) {
+    print_status(res);
+  } else if (strcmp(cmd, "regions") == 0) {
+    print_regions(res);
+  } else if (strcmp(cmd, "clients") == 0) {
+    print_clients(res);
+  } else if (strcmp(cmd, "set-status") == 0) {
+    printf("server status: %s (was %s)\n", str(res, "status"), str(res, "previous"));
+  } else if (strcmp(cmd, "set-message") == 0) {
+    printf("status message: \"%s\"\n", str(res, "message"));
+  } else if (strcmp(cmd, "compact") == 0) {
+    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(res, "supported")))
+      printf("compact: not supported on this platform (nothing freed)\n");
+    else
+      printf("compact: %s given back\n", bytes(num(res, "freed_bytes")));
+  } else if (strcmp(cmd, "shutdown") == 0) {
+    printf("membroker '%s' is stopping\n", instance);
+  } else if (strcmp(cmd, "help") == 0 && cJSON_IsArray(res)) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, res) {
+      printf("  %-14s%s\n", str(c, "name"),
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "admin")) ? " (admin)" : "");
+    }
+  } else {
+    print_json(res);
+  }
+}
+
+/* ---- request ----------------------------------------------------------------------------- */
+
+/* Build the request for argv[0..argc) (the command and its arguments); NULL = usage error. */
+static cJSON *build_request(int argc, char **argv) {
+  const char *cmd = argv[0];
+  cJSON *req = cJSON_CreateObject(), *args = cJSON_CreateObject();
+  int i;
+  cJSON_AddNumberToObject(req, "id", 1);
+  cJSON_AddStringToObject(req, "cmd", cmd);
+  if (strcmp(cmd, "status") == 0) {
+    if (argc > 1) {
+      cJSON *secs = cJSON_AddArrayToObject(args, "sections");
+      for (i = 1; i < argc; i++)
+        cJSON_AddItemToArray(secs, cJSON_CreateString(argv[i]));
+    }
+  } else if (strcmp(cmd, "set-status") == 0) {
+    if (argc != 2) {
+      fprintf(stderr, "mbctl: set-status needs one argument: running or draining\n");
+      goto usage;
+    }
+    cJSON_AddStringToObject(args, "status", argv[1]);
+  } else if (strcmp(cmd, "set-message") == 0) {
+    size_t n = 0;
+    char *text;
+    if (argc < 2) {
+      fprintf(stderr, "mbctl: set-message needs the TEXT (\"\" clears the message)\n");
+      goto usage;
+    }
+    for (i = 1; i < argc; i++)
+      n += strlen(argv[i]) + 1;
+    if ((text = malloc(n)) == NULL)
+      goto usage;
+    text[0] = '\0';
+    for (i = 1; i < argc; i++) {
+      if (i > 1)
+        strcat(text, " ");
+      strcat(text, argv[i]);
+    }
+    cJSON_AddStringToObject(args, "message", text);
+    free(text);
+  } else if (argc > 1) {
+    fprintf(stderr, "mbctl: '%s' takes no arguments\n", cmd);
+    goto usage;
+  }
+  cJSON_AddItemToObject(req, "args", args);
+  return req;
+usage:
+  cJSON_Delete(args);
+  cJSON_Delete(req);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *instance = "default";
+  int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
+  static char *cmdv[256];
+  char pipe[MB_PIPE_NAME_MAX], *text, *line;
+  mb_pipe_conn_t conn;
+  cJSON *req, *resp;
+  const cJSON *ok, *err;
+  size_t len;
+
+  /* Options may stand before or after the command; "--" ends them (for a message that
+   * starts with '-'). Everything else is the command and its arguments, in order. */
+  for (i = 1; i < argc; i++) {
+    if (!opts_done && argv[i][0] == '-' && argv[i][1] != '\0') {
+      if (strcmp(argv[i], "--") == 0) {
+        opts_done = 1;
+      } else if (strcmp(argv[i], "--json") == 0) {
+        json = 1;
+      } else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
+        instance = argv[++i];
+      } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+        timeout_ms = atoi(argv[++i]);
+      } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+      } else if (strcmp(argv[i], "--version") == 0) {
+        printf("mbctl %s\n", MB_VERSION);
+        return EXIT_OK;
+      } else {
+        fprintf(stderr, "mbctl: unknown option '%s'\n\n", argv[i]);
+        usage(stderr);
+        return EXIT_USAGE;
+      }
+    } else if (cmdc < (int)(sizeof cmdv / sizeof cmdv[0])) {
+      cmdv[cmdc++] = argv[i];
+    }
+  }
+  if (cmdc == 0) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  req = build_request(cmdc, cmdv);
+  if (req == NULL) {
+    fprintf(stderr, "run 'mbctl --help' for usage\n");
+    return EXIT_USAGE;
+  }
+  if (mb__pipe_name(instance, pipe, sizeof pipe, &is_path) != 0) {
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    return EXIT_USAGE;
+  }
+  if ((rc = mb__pipe_connect(&conn, pipe, timeout_ms)) != 0) {
+    if (rc == MB_ENOTRUNNING) {
+      fprintf(stderr,
+              "membroker is not running for instance '%s' (no pipe at %s): start it with "
+              "`membroker run` or `sc start membroker`\n",
+              instance, pipe);
+      return EXIT_NOT_RUNNING;
+    }
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    return EXIT_FAILED;
+  }
+  text = cJSON_PrintUnformatted(req);
+  rc = text ? mb__pipe_write(&conn, text, strlen(text)) : MB_ENOMEM;
+  if (rc == 0)
+    rc = mb__pipe_write(&conn, "\n", 1);
+  cJSON_free(text);
+  if (rc == 0)
+    rc = mb__pipe_read_line(&conn, &line, &len, 64u << 20,
+                            mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u);
+  if (rc != 0) {
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    mb__pipe_close(&conn);
+    return EXIT_FAILED;
+  }
+  resp = cJSON_Parse(line);
+  mb__pipe_close(&conn);
+  ok = cJSON_GetObjectItemCaseSensitive(resp, "ok");
+  if (resp == NULL || !cJSON_IsBool(ok)) {
+    fprintf(stderr, "mbctl: the broker's answer is not a protocol response\n");
+    return EXIT_FAILED;
+  }
+  if (cJSON_IsFalse(ok)) {
+    err = cJSON_GetObjectItemCaseSensitive(resp, "error");
+    if (json)
+      print_json(resp);
+    fprintf(stderr, "mbctl: %s failed: %s: %s\n", cmdv[0], str(err, "code"), str(err, "message"));
+    return EXIT_FAILED;
+  }
+  if (json)
+    print_json(cJSON_GetObjectItemCaseSensitive(resp, "result"));
+  else
+    print_result(cmdv[0], cJSON_GetObjectItemCaseSensitive(resp, "result"), instance);
+  cJSON_Delete(resp);
+  cJSON_Delete(req);
+  return EXIT_OK;
+}

@@ -1,0 +1,155 @@
+<#
+.SYNOPSIS
+  Install membroker as a Windows service (same behaviour as install-service.cmd).
+
+.DESCRIPTION
+  Registers the service with sc.exe:
+    sc.exe create <Name> binPath= "\"<exe>\" service -c \"<config>\" -n <Name>" start= auto
+    sc.exe description <Name> "..."
+    sc.exe failure <Name> reset= 86400 actions= restart/5000/restart/5000/restart/60000
+    sc.exe failureflag <Name> 1      (failure actions also when it stops with an error code)
+  and, when the .NET Framework's EventLogMessages.dll is present, registers the event-log
+  source <Name> so events written with "log": {"event_log": true} display without a
+  "description cannot be found" preamble.
+
+  The config is validated first (membroker --check-config). If a step after `sc create`
+  fails, the service is deleted again. Must run elevated.
+
+  Default layout (an unpacked release):  <root>\bin\membroker.exe
+                                         <root>\config\membroker.json
+                                         <root>\scripts\install-service.ps1
+
+.PARAMETER Name
+  Service name (default membroker); also passed to membroker with -n. Letters, digits,
+  '.', '_' and '-'. Use one name per broker instance.
+
+.PARAMETER BinaryPath
+  membroker.exe (default: <root>\bin\membroker.exe, <root> being this script's parent folder).
+
+.PARAMETER ConfigPath
+  Configuration file (default: <root>\config\membroker.json). The service reads it at every
+  start; keep it where only administrators can change it.
+
+.PARAMETER Start
+  Start the service after installing it and wait until it is RUNNING.
+
+.EXAMPLE
+  .\install-service.ps1 -Start
+.EXAMPLE
+  .\install-service.ps1 -Name membroker-eu1 -ConfigPath D:\worlds\eu1\membroker.json -Start
+#>
+[CmdletBinding()]
+param(
+  [ValidatePattern('^[A-Za-z0-9._-]{1,80}$')]
+  [string]$Name = 'membroker',
+  [string]$BinaryPath = (Join-Path $PSScriptRoot '..\bin\membroker.exe'),
+  [string]$ConfigPath = (Join-Path $PSScriptRoot '..\config\membroker.json'),
+  [switch]$Start,
+  [int]$TimeoutSeconds = 60
+)
+
+$ErrorActionPreference = 'Stop'
+
+function Fail([string]$Message) {
+  Write-Host "install-service: error: $Message" -ForegroundColor Red
+  exit 1
+}
+
+# sc.exe with a raw argument line: PowerShell 5.1 does not escape the embedded quotes of
+# binPath= for native commands, so the command line is passed as it is. Returns the exit code.
+function Invoke-Sc([string]$ArgumentLine) {
+  $p = Start-Process -FilePath "$env:SystemRoot\System32\sc.exe" -ArgumentList $ArgumentLine `
+    -NoNewWindow -PassThru
+  [void]$p.Handle # keeps the exit code readable after the process is gone
+  $p.WaitForExit()
+  return $p.ExitCode
+}
+
+function Undo-Install {
+  Write-Host "install-service: removing the half-installed service $Name"
+  [void](Invoke-Sc "delete $Name")
+}
+
+# ---- checks -------------------------------------------------------------------------------
+$principal = New-Object Security.Principal.WindowsPrincipal(
+  [Security.Principal.WindowsIdentity]::GetCurrent())
+if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+  Fail 'this script must run elevated (Run as administrator).'
+}
+
+if (-not (Test-Path -LiteralPath $BinaryPath -PathType Leaf)) {
+  Fail "membroker executable not found: $BinaryPath (pass -BinaryPath)"
+}
+if (-not (Test-Path -LiteralPath $ConfigPath -PathType Leaf)) {
+  Fail "config file not found: $ConfigPath (pass -ConfigPath)"
+}
+$exe = (Resolve-Path -LiteralPath $BinaryPath).ProviderPath
+$config = (Resolve-Path -LiteralPath $ConfigPath).ProviderPath
+if ($exe.Contains('"') -or $config.Contains('"')) {
+  Fail 'paths must not contain double quotes.'
+}
+
+& $exe --check-config $config
+if ($LASTEXITCODE -ne 0) {
+  Fail "invalid config $config (see above)"
+}
+
+if (Get-Service -Name $Name -ErrorAction SilentlyContinue) {
+  Fail "a service named $Name is already installed (remove it with uninstall-service.ps1 -Name $Name)"
+}
+
+# ---- install ------------------------------------------------------------------------------
+$display = if ($Name -eq 'membroker') { 'membroker' } else { "membroker ($Name)" }
+$binPath = "\`"$exe\`" service -c \`"$config\`" -n $Name"
+
+$rc = Invoke-Sc "create $Name binPath= `"$binPath`" start= auto DisplayName= `"$display`""
+if ($rc -ne 0) { Fail "sc create failed (exit code $rc)" }
+
+$rc = Invoke-Sc "description $Name `"Memory broker for game servers: shared world memory, player slots and object pools.`""
+if ($rc -ne 0) { Undo-Install; Fail "sc description failed (exit code $rc)" }
+
+$rc = Invoke-Sc "failure $Name reset= 86400 actions= restart/5000/restart/5000/restart/60000"
+if ($rc -ne 0) { Undo-Install; Fail "sc failure failed (exit code $rc)" }
+
+# Not available in every SCM (Wine's sc.exe lacks it): without it, failure actions run on
+# crashes only, not when the broker stops with an error code.
+$rc = Invoke-Sc "failureflag $Name 1"
+if ($rc -ne 0) { Write-Warning "sc failureflag failed (exit code $rc); failure actions apply to crashes only" }
+
+# Event-log source (optional): every event ID maps to the text "%1" in this DLL.
+$msgDll = "$env:SystemRoot\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll"
+if (Test-Path -LiteralPath $msgDll) {
+  $key = "HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$Name"
+  try {
+    if (-not (Test-Path $key)) { [void](New-Item -Path $key -Force) }
+    [void](New-ItemProperty -Path $key -Name EventMessageFile -PropertyType ExpandString `
+        -Value '%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll' -Force)
+    [void](New-ItemProperty -Path $key -Name TypesSupported -PropertyType DWord -Value 7 -Force)
+  } catch {
+    Write-Warning "could not register the event-log source ${Name}: $_"
+  }
+}
+
+Write-Host "install-service: installed $Name"
+Write-Host "  binary: $exe"
+Write-Host "  config: $config"
+
+# ---- start --------------------------------------------------------------------------------
+if ($Start) {
+  $rc = Invoke-Sc "start $Name"
+  if ($rc -ne 0) {
+    [void](Invoke-Sc "query $Name")
+    Fail "sc start failed (exit code $rc); see the broker's log (config log.file) or the event log"
+  }
+  $deadline = (Get-Date).AddSeconds($TimeoutSeconds)
+  do {
+    Start-Sleep -Milliseconds 250
+    $status = (Get-Service -Name $Name).Status
+  } while ($status -ne 'Running' -and $status -ne 'Stopped' -and (Get-Date) -lt $deadline)
+  if ($status -ne 'Running') {
+    [void](Invoke-Sc "query $Name")
+    Fail "service $Name is $status, not Running; see the broker's log (config log.file) or the event log"
+  }
+  Write-Host "install-service: $Name is running"
+}
+exit 0

@@ -1,0 +1,209 @@
+/*
+ * cmd_broker.c - the broker's own commands: ping, help, version, status, regions, clients,
+ * config, set-status, set-message, compact, shutdown. Each handler reads call->args (already
+ * checked by the dispatcher to hold only the names its table entry lists), leaves its answer
+ * in call->result, or fails with mb__ctl_fail naming what was wrong.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "report.h"
+
+/* The result when it could not be built: nothing else is worth saying. */
+static int mb__oom(mb_ctl_call_t *call, const char *what) {
+  return mb__ctl_fail(call, MB_CTL_EINTERNAL, "out of memory building the %s answer", what);
+}
+
+/* The JSON type of an item, for messages. */
+static const char *mb__jtype(const cJSON *item) {
+  if (cJSON_IsString(item))
+    return "a string";
+  if (cJSON_IsNumber(item))
+    return "a number";
+  if (cJSON_IsBool(item))
+    return "a boolean";
+  if (cJSON_IsNull(item))
+    return "null";
+  if (cJSON_IsArray(item))
+    return "an array";
+  if (cJSON_IsObject(item))
+    return "an object";
+  return "invalid";
+}
+
+int mb__cmd_ping(mb_ctl_call_t *call) {
+  if ((call->result = cJSON_CreateString("pong")) == NULL)
+    return mb__oom(call, "ping");
+  return 0;
+}
+
+/* help -> [{"name": "status", "admin": false, "args": ["sections"]}, ...] */
+int mb__cmd_help(mb_ctl_call_t *call) {
+  const mb_ctl_cmd_t *c;
+  cJSON *arr = cJSON_CreateArray();
+  for (c = mb__ctl_commands(); arr && c->name; c++) {
+    cJSON *o = cJSON_CreateObject(), *args;
+    const char *p = c->args;
+    if (o == NULL || !cJSON_AddItemToArray(arr, o) ||
+        !cJSON_AddStringToObject(o, "name", c->name) ||
+        !cJSON_AddBoolToObject(o, "admin", c->needs_admin) ||
+        (args = cJSON_AddArrayToObject(o, "args")) == NULL) {
+      cJSON_Delete(arr);
+      return mb__oom(call, "help");
+    }
+    while (*p) {
+      char name[64];
+      size_t n = strcspn(p, " ");
+      cJSON *s;
+      snprintf(name, sizeof name, "%.*s", (int)n, p);
+      if ((s = cJSON_CreateString(name)) == NULL || !cJSON_AddItemToArray(args, s)) {
+        cJSON_Delete(s);
+        cJSON_Delete(arr);
+        return mb__oom(call, "help");
+      }
+      p += n + (p[n] == ' ');
+    }
+  }
+  if (arr == NULL)
+    return mb__oom(call, "help");
+  call->result = arr;
+  return 0;
+}
+
+int mb__cmd_version(mb_ctl_call_t *call) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL || !cJSON_AddStringToObject(o, "version", mb__version()) ||
+      !cJSON_AddNumberToObject(o, "layout_version", MB_LAYOUT_VERSION) ||
+      !cJSON_AddStringToObject(o, "build", mb__build_id())) {
+    cJSON_Delete(o);
+    return mb__oom(call, "version");
+  }
+  call->result = o;
+  return 0;
+}
+
+/* status [sections: ["memory", "clients"]] - the report, all sections when none are named. */
+int mb__cmd_status(mb_ctl_call_t *call) {
+  const cJSON *secs = cJSON_GetObjectItemCaseSensitive(call->args, "sections"), *s;
+  unsigned mask = 0;
+  if (secs != NULL) {
+    if (!cJSON_IsArray(secs))
+      return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                          "'sections' must be an array of section names (%s), got %s",
+                          mb__report_section_list(), mb__jtype(secs));
+    cJSON_ArrayForEach(s, secs) {
+      unsigned bit;
+      if (!cJSON_IsString(s))
+        return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'sections' must hold strings, got %s",
+                            mb__jtype(s));
+      if ((bit = mb__report_section(s->valuestring)) == 0)
+        return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "unknown section '%.64s' (sections: %s)",
+                            s->valuestring, mb__report_section_list());
+      mask |= bit;
+    }
+  }
+  if ((call->result = mb__report(call->broker, mask ? mask : MB_REPORT_ALL)) == NULL)
+    return mb__oom(call, "status");
+  return 0;
+}
+
+int mb__cmd_regions(mb_ctl_call_t *call) {
+  if ((call->result = mb__report_regions(call->broker)) == NULL)
+    return mb__oom(call, "regions");
+  return 0;
+}
+
+int mb__cmd_clients(mb_ctl_call_t *call) {
+  if ((call->result = mb__report_clients(call->broker)) == NULL)
+    return mb__oom(call, "clients");
+  return 0;
+}
+
+int mb__cmd_config(mb_ctl_call_t *call) {
+  if ((call->result = mb__config_to_json(&call->broker->cfg)) == NULL)
+    return mb__oom(call, "config");
+  return 0;
+}
+
+/* set-status {"status": "running" | "draining"} -> {"status": new, "previous": old} */
+int mb__cmd_set_status(mb_ctl_call_t *call) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "status");
+  mb_state_t *st = call->broker->state;
+  uint32_t want, old;
+  cJSON *o;
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'status' (\"running\" or \"draining\")");
+  if (!cJSON_IsString(v))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'status' must be \"running\" or \"draining\", got %s", mb__jtype(v));
+  if (strcmp(v->valuestring, "running") == 0)
+    want = MB_STATUS_RUNNING;
+  else if (strcmp(v->valuestring, "draining") == 0)
+    want = MB_STATUS_DRAINING;
+  else
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'status' must be \"running\" or \"draining\", got \"%.64s\"",
+                        v->valuestring);
+  old = mb_load32(&st->game.server_status);
+  mb_store32(&st->game.server_status, want);
+  mb_store64(&st->game.last_update_wall_ns, mb_os_wall_ns());
+  if (old != want)
+    mb_log_info("server status %s -> %s (control pipe)", mb__status_name(old),
+                mb__status_name(want));
+  o = cJSON_CreateObject();
+  if (o == NULL || !cJSON_AddStringToObject(o, "status", mb__status_name(want)) ||
+      !cJSON_AddStringToObject(o, "previous", mb__status_name(old))) {
+    cJSON_Delete(o);
+    return mb__oom(call, "set-status");
+  }
+  call->result = o;
+  return 0;
+}
+
+/* set-message {"message": "..."} (UTF-8, at most MB_STATUS_MSG_MAX - 1 bytes) */
+int mb__cmd_set_message(mb_ctl_call_t *call) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "message");
+  mb_state_t *st = call->broker->state;
+  size_t n;
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'message' (a string)");
+  if (!cJSON_IsString(v))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' must be a string, got %s", mb__jtype(v));
+  if ((n = strlen(v->valuestring)) > MB_STATUS_MSG_MAX - 1)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' is %zu bytes, at most %d allowed", n,
+                        MB_STATUS_MSG_MAX - 1);
+  mb__state_write_msg(st, v->valuestring);
+  mb_store64(&st->game.last_update_wall_ns, mb_os_wall_ns());
+  mb_log_info("status message set (control pipe): \"%s\"", v->valuestring);
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddStringToObject(call->result, "message", v->valuestring))
+    return mb__oom(call, "set-message");
+  return 0;
+}
+
+/* compact -> {"freed_bytes": N, "supported": bool} */
+int mb__cmd_compact(mb_ctl_call_t *call) {
+  uint64_t freed = 0;
+  int rc = mb__broker_compact(call->broker, &freed), supported = rc != MB_ENOTSUP;
+  if (rc != 0 && rc != MB_ENOTSUP)
+    return mb__ctl_fail(call, MB_CTL_EINTERNAL, "compact failed: %s", mb_last_error());
+  if (freed)
+    mb_log_info("compact: %llu bytes given back (control pipe)", (unsigned long long)freed);
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddNumberToObject(call->result, "freed_bytes", (double)freed) ||
+      !cJSON_AddBoolToObject(call->result, "supported", supported))
+    return mb__oom(call, "compact");
+  return 0;
+}
+
+/* shutdown -> {"stopping": true}; the stop is requested once this answer is written. */
+int mb__cmd_shutdown(mb_ctl_call_t *call) {
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddBoolToObject(call->result, "stopping", 1))
+    return mb__oom(call, "shutdown");
+  mb_log_info("shutdown requested over the control pipe");
+  call->stop_after = 1;
+  return 0;
+}

@@ -1,0 +1,791 @@
+/*
+ * ctl.c - the control pipe (see ctl.h): a libuv pipe server, line framing, limits and
+ * back-pressure, the command table and the dispatcher.
+ *
+ * Reading: every connection reads into one shared 64 KiB buffer; whole lines are answered
+ * straight from it, and only an unfinished line (or input held back while a client is over
+ * its write budget) is copied into the connection's own buffer. A line longer than
+ * pipe.max_line is answered with too_large and skipped up to its newline.
+ *
+ * Writing: the answers to the lines of one read are gathered and handed to uv_write as one
+ * buffer, in request order. A client that does not read its answers is held to
+ * MB_CTL_QUEUE_MAX bytes in flight: past that, its requests wait and reading from it stops
+ * (uv_read_stop) until its writes drain, so it costs bounded memory and others are served.
+ */
+#include "ctl.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctlconn.h"
+#include "log.h"
+
+#define MB_CTL_READ_CHUNK 65536
+#define MB_CTL_QUEUE_MAX (1024u * 1024u) /* answer bytes in flight per connection */
+#define MB_CTL_BACKLOG 511
+
+/* ------------------------------------------------------------------------------------------ */
+/* Command table: later issues add their rows here (handlers in their own files).             */
+
+static const mb_ctl_cmd_t mb__cmds[] = {
+    {"ping", mb__cmd_ping, 0, ""},
+    {"help", mb__cmd_help, 0, ""},
+    {"version", mb__cmd_version, 0, ""},
+    {"status", mb__cmd_status, 0, "sections"},
+    {"regions", mb__cmd_regions, 0, ""},
+    {"clients", mb__cmd_clients, 0, ""},
+    {"config", mb__cmd_config, 0, ""},
+    {"set-status", mb__cmd_set_status, 1, "status"},
+    {"set-message", mb__cmd_set_message, 1, "message"},
+    {"compact", mb__cmd_compact, 1, ""},
+    {"shutdown", mb__cmd_shutdown, 1, ""},
+    {NULL, NULL, 0, NULL},
+};
+
+const mb_ctl_cmd_t *mb__ctl_commands(void) {
+  return mb__cmds;
+}
+
+const mb_ctl_cmd_t *mb__ctl_command(const char *name) {
+  const mb_ctl_cmd_t *c;
+  for (c = mb__cmds; c->name; c++)
+    if (strcmp(c->name, name) == 0)
+      return c;
+  return NULL;
+}
+
+const char *mb__ctl_err_code(int err) {
+  switch (err) {
+#define MB__X(name, code)                                                                          \
+  case MB_CTL_E##name:                                                                             \
+    return code;
+    MB_CTL_ERROR_MAP(MB__X)
+#undef MB__X
+  default:
+    return "internal";
+  }
+}
+
+size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, need, k;
+  while (i < n) {
+    unsigned c = p[i];
+    uint32_t cp;
+    if (c < 0x80) {
+      if (c == 0 && !nul_ok)
+        return i;
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF)
+      need = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+      need = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+      need = 3, cp = c & 0x07;
+    else
+      return i;
+    if (n - i <= need)
+      return i;
+    for (k = 1; k <= need; k++) {
+      if ((p[i + k] & 0xC0) != 0x80)
+        return i;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return i;
+    i += need + 1;
+  }
+  return n;
+}
+
+int mb__ctl_fail(mb_ctl_call_t *call, int err, const char *fmt, ...) {
+  va_list ap;
+  size_t n, at = 0;
+  va_start(ap, fmt);
+  vsnprintf(call->msg, sizeof call->msg, fmt, ap);
+  va_end(ap);
+  /* A name cut by %.64s may end in half a character: keep the message valid UTF-8. */
+  n = strlen(call->msg);
+  while ((at += mb__utf8_invalid(call->msg + at, n - at, 0)) < n)
+    call->msg[at++] = '?';
+  call->err = err;
+  return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dispatcher                                                                                  */
+
+static const char *mb__jtype(const cJSON *item) {
+  if (cJSON_IsString(item))
+    return "a string";
+  if (cJSON_IsNumber(item))
+    return "a number";
+  if (cJSON_IsBool(item))
+    return "a boolean";
+  if (cJSON_IsNull(item))
+    return "null";
+  if (cJSON_IsArray(item))
+    return "an array";
+  if (cJSON_IsObject(item))
+    return "an object";
+  return "invalid";
+}
+
+static int mb__is_space(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* 1 if `name` is one of the space-separated names in `list`. */
+static int mb__listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  while (*list) {
+    size_t k = strcspn(list, " ");
+    if (k == n && memcmp(list, name, n) == 0)
+      return 1;
+    list += k + (list[k] == ' ');
+  }
+  return 0;
+}
+
+/* Validate the parsed request, find its command and run it; the outcome lands in `call`. */
+static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
+  const cJSON *cmd, *args, *it;
+  const mb_ctl_cmd_t *c;
+  cJSON *id;
+
+  if (!cJSON_IsObject(req)) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
+                 "a request must be a JSON object like {\"id\":1,\"cmd\":\"ping\"}, got %s",
+                 mb__jtype(req));
+    return;
+  }
+  id = cJSON_GetObjectItemCaseSensitive(req, "id");
+  if (id != NULL) {
+    if (!cJSON_IsNumber(id) && !cJSON_IsString(id)) {
+      mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'id' must be a number or a string, got %s",
+                   mb__jtype(id));
+      return;
+    }
+    *id_out = cJSON_DetachItemViaPointer(req, id);
+  }
+  cJSON_ArrayForEach(it, req) {
+    if (strcmp(it->string, "cmd") != 0 && strcmp(it->string, "args") != 0 &&
+        strcmp(it->string, "id") != 0) {
+      mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
+                   "unknown request field '%.64s' (fields: id, cmd, args)", it->string);
+      return;
+    }
+  }
+  cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+  if (cmd == NULL) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "missing 'cmd' (the command name, a string)");
+    return;
+  }
+  if (!cJSON_IsString(cmd)) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'cmd' must be a string, got %s", mb__jtype(cmd));
+    return;
+  }
+  args = cJSON_GetObjectItemCaseSensitive(req, "args");
+  if (args != NULL && cJSON_IsNull(args))
+    args = NULL;
+  if (args != NULL && !cJSON_IsObject(args)) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s", mb__jtype(args));
+    return;
+  }
+  if ((c = mb__ctl_command(cmd->valuestring)) == NULL) {
+    mb__ctl_fail(call, MB_CTL_EUNKNOWN_COMMAND, "unknown command '%.64s' (try 'help')",
+                 cmd->valuestring);
+    return;
+  }
+  if (c->needs_admin && !call->admin) {
+    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator", c->name);
+    mb__ctl_fail(call, MB_CTL_EFORBIDDEN,
+                 "'%s' changes the broker and needs an administrator (root or the broker's user)",
+                 c->name);
+    return;
+  }
+  cJSON_ArrayForEach(it, args) {
+    if (!mb__listed(c->args, it->string)) {
+      if (c->args[0])
+        mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' has no argument '%.64s' (arguments: %s)",
+                     c->name, it->string, c->args);
+      else
+        mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' takes no arguments, got '%.64s'", c->name,
+                     it->string);
+      return;
+    }
+  }
+  call->args = args;
+  if (c->handler(call) != 0) {
+    if (call->err == MB_CTL_OK)
+      mb__ctl_fail(call, MB_CTL_EINTERNAL, "'%s' failed", c->name);
+    cJSON_Delete(call->result);
+    call->result = NULL;
+    call->stop_after = 0;
+  }
+}
+
+/* The last resort when even the answer cannot be built. */
+static char *mb__oom_line(void) {
+  static const char text[] =
+      "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+  char *s = cJSON_malloc(sizeof text);
+  if (s)
+    memcpy(s, text, sizeof text);
+  return s;
+}
+
+/* Print {"id":..., "ok":..., "result"|"error":...}; takes ownership of id and call->result. */
+static char *mb__answer(mb_ctl_call_t *call, cJSON *id) {
+  cJSON *resp = cJSON_CreateObject(), *err;
+  char *text = NULL;
+  int ok = resp != NULL;
+  if (ok) {
+    cJSON *v = id ? id : cJSON_CreateNull();
+    if (v != NULL && cJSON_AddItemToObject(resp, "id", v)) {
+      id = NULL;
+    } else {
+      if (v != id)
+        cJSON_Delete(v);
+      ok = 0;
+    }
+  }
+  if (ok && call->err == MB_CTL_OK) {
+    cJSON *v = call->result ? call->result : cJSON_CreateTrue();
+    if (v != NULL && cJSON_AddTrueToObject(resp, "ok") != NULL &&
+        cJSON_AddItemToObject(resp, "result", v)) {
+      call->result = NULL;
+    } else {
+      if (v != call->result)
+        cJSON_Delete(v);
+      ok = 0;
+    }
+  } else if (ok) {
+    ok = cJSON_AddFalseToObject(resp, "ok") != NULL &&
+         (err = cJSON_AddObjectToObject(resp, "error")) != NULL &&
+         cJSON_AddStringToObject(err, "code", mb__ctl_err_code(call->err)) != NULL &&
+         cJSON_AddStringToObject(err, "message", call->msg) != NULL;
+  }
+  if (ok)
+    text = cJSON_PrintUnformatted(resp);
+  cJSON_Delete(resp);
+  cJSON_Delete(id);
+  cJSON_Delete(call->result);
+  call->result = NULL;
+  return text ? text : mb__oom_line();
+}
+
+char *mb__ctl_error_line(int err, const char *msg) {
+  mb_ctl_call_t call;
+  memset(&call, 0, sizeof call);
+  mb__ctl_fail(&call, err, "%s", msg);
+  return mb__answer(&call, NULL);
+}
+
+char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admin,
+                          int *stop_after) {
+  mb_ctl_call_t call;
+  cJSON *req = NULL, *id = NULL;
+  const char *end = NULL;
+  size_t bad, i = 0;
+
+  *stop_after = 0;
+  while (len > 0 && mb__is_space(line[len - 1]))
+    len--;
+  while (i < len && mb__is_space(line[i]))
+    i++;
+  if (i == len)
+    return NULL; /* blank line */
+  memset(&call, 0, sizeof call);
+  call.broker = b;
+  call.admin = admin;
+
+  if ((bad = mb__utf8_invalid(line, len, 0)) < len) {
+    if (line[bad] == '\0')
+      mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request holds a NUL byte at offset %zu", bad);
+    else
+      mb__ctl_fail(&call, MB_CTL_EBAD_JSON,
+                   "request is not valid UTF-8 text (byte 0x%02x at offset %zu)",
+                   (unsigned)(unsigned char)line[bad], bad);
+  } else if ((req = cJSON_ParseWithLengthOpts(line, len, &end, 0)) == NULL) {
+    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON (error at offset %zu)",
+                 end && end >= line && end <= line + len ? (size_t)(end - line) : (size_t)0);
+  } else {
+    while (end < line + len && mb__is_space(*end))
+      end++;
+    if (end < line + len)
+      mb__ctl_fail(&call, MB_CTL_EBAD_JSON,
+                   "unexpected text after the request at offset %zu (one request a line)",
+                   (size_t)(end - line));
+    else
+      mb__dispatch(&call, req, &id);
+  }
+  cJSON_Delete(req);
+  *stop_after = call.err == MB_CTL_OK && call.stop_after;
+  return mb__answer(&call, id);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The pipe server                                                                             */
+
+typedef struct mb_conn_s mb_conn_t;
+
+struct mb_conn_s {
+  uv_pipe_t pipe;
+  mb_conn_t *prev, *next;
+  char *in; /* input not yet answered: an unfinished line, or lines held back */
+  size_t in_len, in_cap;
+  char *out; /* answers not yet handed to uv_write */
+  size_t out_len, out_cap;
+  size_t queued; /* bytes handed to uv_write and not yet written */
+  unsigned num;  /* connection number, for the log */
+  long uid;
+  int admin;
+  int reading;    /* uv_read_start is in effect */
+  int discarding; /* skipping the rest of a too-long line */
+  int eof;        /* the peer sent everything it will send */
+  int closing;
+  int refused;    /* over pipe.max_connections: one busy line, then close */
+  int stop_after; /* `out` holds the answer to shutdown */
+};
+
+typedef struct mb_wreq_s {
+  uv_write_t req;
+  mb_conn_t *conn;
+  char *data;
+  size_t len;
+  int stop_after;
+} mb_wreq_t;
+
+static struct {
+  uv_loop_t *loop;
+  uv_pipe_t server;
+  mb_broker_t *broker;
+  void (*request_stop)(void);
+  int started, stopping;
+  mb_conn_t *conns; /* every open connection, served or refused */
+  unsigned nserved; /* connections counted against pipe.max_connections */
+  unsigned next_num;
+  uint64_t last_refusal_log_ns;
+  char name[MB_PIPE_NAME_MAX];
+  char rbuf[MB_CTL_READ_CHUNK]; /* shared by every read (see mb__on_alloc) */
+} mb__ctl;
+
+static void mb__on_conn_closed(uv_handle_t *h) {
+  mb_conn_t *c = h->data;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    mb__ctl.conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  free(c->in);
+  free(c->out);
+  free(c);
+}
+
+static void mb__conn_close(mb_conn_t *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  if (!c->refused)
+    mb__ctl.nserved--;
+  mb_log_debug("control pipe: connection %u closed", c->num);
+  uv_close((uv_handle_t *)&c->pipe, mb__on_conn_closed);
+}
+
+/* Over budget: answers already waiting fill the write allowance. */
+static int mb__conn_paused(const mb_conn_t *c) {
+  return c->queued + c->out_len >= MB_CTL_QUEUE_MAX;
+}
+
+static int mb__grow(char **buf, size_t *cap, size_t need) {
+  size_t n = *cap ? *cap : 256;
+  char *p;
+  if (need <= *cap)
+    return 0;
+  while (n < need)
+    n *= 2;
+  if ((p = realloc(*buf, n)) == NULL)
+    return -1;
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+/* Queue one answer line (takes the cJSON-allocated text). */
+static void mb__conn_answer(mb_conn_t *c, char *text) {
+  size_t n;
+  if (text == NULL)
+    return;
+  n = strlen(text);
+  if (mb__grow(&c->out, &c->out_cap, c->out_len + n + 1) != 0) {
+    cJSON_free(text);
+    mb_log_error("control pipe: out of memory for an answer; closing connection %u", c->num);
+    mb__conn_close(c);
+    return;
+  }
+  memcpy(c->out + c->out_len, text, n);
+  c->out[c->out_len + n] = '\n';
+  c->out_len += n + 1;
+  cJSON_free(text);
+}
+
+static void mb__on_write(uv_write_t *req, int status);
+
+/* Hand the gathered answers to uv_write as one buffer. */
+static void mb__conn_flush(mb_conn_t *c) {
+  mb_wreq_t *w;
+  uv_buf_t buf;
+  int rc;
+  if (c->out_len == 0 || c->closing)
+    return;
+  if ((w = malloc(sizeof *w)) == NULL) {
+    mb_log_error("control pipe: out of memory for a write; closing connection %u", c->num);
+    mb__conn_close(c);
+    return;
+  }
+  w->conn = c;
+  w->data = c->out;
+  w->len = c->out_len;
+  w->stop_after = c->stop_after;
+  c->out = NULL;
+  c->out_len = c->out_cap = 0;
+  c->stop_after = 0;
+  buf = uv_buf_init(w->data, (unsigned)w->len);
+  if ((rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, mb__on_write)) != 0) {
+    mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(rc));
+    if (w->stop_after && mb__ctl.request_stop)
+      mb__ctl.request_stop();
+    free(w->data);
+    free(w);
+    mb__conn_close(c);
+    return;
+  }
+  c->queued += w->len;
+}
+
+/* Answer one line of a served connection. */
+static void mb__conn_line(mb_conn_t *c, const char *line, size_t len) {
+  int stop = 0;
+  char *text = mb__ctl_handle_line(mb__ctl.broker, line, len, c->admin, &stop);
+  mb__conn_answer(c, text);
+  if (stop)
+    c->stop_after = 1;
+}
+
+static void mb__conn_too_large(mb_conn_t *c) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "request line longer than %llu bytes (pipe.max_line): skipped up to its newline",
+           (unsigned long long)mb__ctl.broker->cfg.pipe_max_line);
+  mb__conn_answer(c, mb__ctl_error_line(MB_CTL_ETOO_LARGE, msg));
+}
+
+/*
+ * Answer the whole lines of data[0..len) while the connection is within its write budget.
+ * Returns the bytes consumed; the rest (an unfinished line, or lines held back) is for the
+ * caller to keep. A too-long unfinished line is answered and consumed at once.
+ */
+static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
+  size_t pos = 0, max = mb__ctl.broker->cfg.pipe_max_line;
+  while (pos < len && !c->closing && !mb__conn_paused(c)) {
+    const char *start = data + pos, *nl = memchr(start, '\n', len - pos);
+    size_t n;
+    if (c->discarding) {
+      if (nl == NULL)
+        return len;
+      c->discarding = 0;
+      pos = (size_t)(nl - data) + 1;
+      continue;
+    }
+    if (nl == NULL) {
+      if (len - pos > max) {
+        mb__conn_too_large(c);
+        c->discarding = 1;
+        return len;
+      }
+      break;
+    }
+    n = (size_t)(nl - start);
+    if (n > max)
+      mb__conn_too_large(c);
+    else
+      mb__conn_line(c, start, n);
+    pos += n + 1;
+  }
+  return pos;
+}
+
+/* Keep data[0..len) as the connection's pending input (after what it already holds). */
+static int mb__conn_keep(mb_conn_t *c, const char *data, size_t len) {
+  if (len == 0)
+    return 0;
+  if (mb__grow(&c->in, &c->in_cap, c->in_len + len) != 0) {
+    mb_log_error("control pipe: out of memory for input; closing connection %u", c->num);
+    mb__conn_close(c);
+    return -1;
+  }
+  memcpy(c->in + c->in_len, data, len);
+  c->in_len += len;
+  return 0;
+}
+
+/* Every read lands in the shared buffer: libuv runs one read callback at a time on the loop
+ * thread, and each callback consumes or copies its data before it returns. */
+static void mb__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(mb__ctl.rbuf, sizeof mb__ctl.rbuf);
+}
+
+static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * After input or a finished write: answer held-back input while within budget, start or
+ * stop reading to match the budget, and close a finished connection once drained.
+ */
+static void mb__conn_pump(mb_conn_t *c) {
+  if (c->closing)
+    return;
+  if (c->in_len > 0 && !mb__conn_paused(c)) {
+    size_t used = mb__conn_feed(c, c->in, c->in_len);
+    if (c->closing)
+      return;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->eof && c->in_len > 0 && !mb__conn_paused(c) && memchr(c->in, '\n', c->in_len) == NULL) {
+      /* The peer's last line had no newline: answer it all the same. */
+      if (!c->discarding)
+        mb__conn_line(c, c->in, c->in_len);
+      c->in_len = 0;
+    }
+  }
+  if (c->in_len > 0 && c->in_cap > 2 * MB_CTL_READ_CHUNK && c->in_len < c->in_cap / 4) {
+    char *p = realloc(c->in, c->in_len); /* a long line came and went: give the room back */
+    if (p) {
+      c->in = p;
+      c->in_cap = c->in_len;
+    }
+  } else if (c->in_len == 0 && c->in_cap > MB_CTL_READ_CHUNK) {
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
+  }
+  mb__conn_flush(c);
+  if (c->closing)
+    return;
+  if (c->eof) {
+    if (c->queued == 0 && c->in_len == 0)
+      mb__conn_close(c);
+    return;
+  }
+  if (mb__conn_paused(c) || c->in_len > mb__ctl.broker->cfg.pipe_max_line + MB_CTL_READ_CHUNK) {
+    if (c->reading) {
+      uv_read_stop((uv_stream_t *)&c->pipe);
+      c->reading = 0;
+    }
+  } else if (!c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->pipe, mb__on_alloc, mb__on_read) != 0) {
+      mb__conn_close(c);
+      return;
+    }
+    c->reading = 1;
+  }
+}
+
+static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  mb_conn_t *c = s->data;
+  if (c->closing || nread == 0)
+    return;
+  if (nread < 0) {
+    if (nread != UV_EOF) {
+      mb_log_debug("control pipe: read from connection %u: %s", c->num, uv_strerror((int)nread));
+      mb__conn_close(c);
+      return;
+    }
+    c->eof = 1;
+    c->reading = 0;
+    mb__conn_pump(c);
+    return;
+  }
+  if (c->in_len == 0) {
+    /* Fast path: answer straight from the shared buffer, keep only the rest. */
+    size_t used = mb__conn_feed(c, buf->base, (size_t)nread);
+    if (c->closing || mb__conn_keep(c, buf->base + used, (size_t)nread - used) != 0)
+      return;
+  } else if (mb__conn_keep(c, buf->base, (size_t)nread) != 0) {
+    return;
+  }
+  mb__conn_pump(c);
+}
+
+static void mb__on_write(uv_write_t *req, int status) {
+  mb_wreq_t *w = (mb_wreq_t *)req;
+  mb_conn_t *c = w->conn;
+  c->queued -= w->len;
+  if (w->stop_after && mb__ctl.request_stop)
+    mb__ctl.request_stop();
+  free(w->data);
+  free(w);
+  if (status < 0) {
+    if (status != UV_ECANCELED)
+      mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(status));
+    mb__conn_close(c);
+    return;
+  }
+  if (c->refused) {
+    if (c->queued == 0)
+      mb__conn_close(c);
+    return;
+  }
+  mb__conn_pump(c);
+}
+
+static void mb__refuse(mb_conn_t *c) {
+  char msg[160];
+  uint64_t now = mb_os_mono_ns();
+  unsigned max = mb__ctl.broker->cfg.pipe_max_connections;
+  c->refused = 1;
+  snprintf(msg, sizeof msg,
+           "too many connections: %u open, pipe.max_connections is %u; try again later",
+           mb__ctl.nserved, max);
+  if (now - mb__ctl.last_refusal_log_ns > 10000000000u || mb__ctl.last_refusal_log_ns == 0) {
+    mb__ctl.last_refusal_log_ns = now;
+    mb_log_warn("control pipe: connection refused, %u open (pipe.max_connections %u)",
+                mb__ctl.nserved, max);
+  }
+  mb__conn_answer(c, mb__ctl_error_line(MB_CTL_EBUSY, msg));
+  mb__conn_flush(c);
+}
+
+static void mb__on_connection(uv_stream_t *server, int status) {
+  mb_conn_t *c;
+  uv_os_fd_t fd;
+  if (status < 0) {
+    mb_log_warn("control pipe: accept: %s", uv_strerror(status));
+    return;
+  }
+  if ((c = calloc(1, sizeof *c)) == NULL) {
+    mb_log_error("control pipe: out of memory for a connection");
+    return;
+  }
+  uv_pipe_init(mb__ctl.loop, &c->pipe, 0);
+  c->pipe.data = c;
+  c->num = ++mb__ctl.next_num;
+  c->uid = -1;
+  c->next = mb__ctl.conns;
+  if (c->next)
+    c->next->prev = c;
+  mb__ctl.conns = c;
+  c->refused = 1; /* not counted until served */
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+    mb__conn_close(c);
+    return;
+  }
+  if (mb__ctl.nserved >= mb__ctl.broker->cfg.pipe_max_connections) {
+    mb__refuse(c);
+    return;
+  }
+  c->refused = 0;
+  mb__ctl.nserved++;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
+    c->admin = mb__pipe_peer_admin((intptr_t)fd, &c->uid);
+  mb_log_debug("control pipe: connection %u (uid %ld%s), %u open", c->num, c->uid,
+               c->admin ? ", administrator" : "", mb__ctl.nserved);
+  mb__conn_pump(c);
+}
+
+static void mb__on_server_closed(uv_handle_t *h) {
+  (void)h;
+  mb__ctl.started = 0;
+}
+
+/* libuv's error as an MB_E* code with a detail message. */
+static int mb__uv_fail(int uverr, const char *what) {
+  int code = MB_EOS;
+  if (uverr == UV_EADDRINUSE)
+    code = MB_EBUSY;
+  else if (uverr == UV_EACCES || uverr == UV_EPERM)
+    code = MB_EACCES;
+  else if (uverr == UV_ENAMETOOLONG)
+    code = MB_ENAMETOOLONG;
+  else if (uverr == UV_ENOMEM)
+    code = MB_ENOMEM;
+  return mb__errorf(code, 0, "%s '%s': %s (%s)", what, mb__ctl.name, uv_strerror(uverr),
+                    uv_err_name(uverr));
+}
+
+int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
+  int is_path = 0, rc;
+  uv_fs_t req;
+
+  if (mb__ctl.started)
+    return mb__errorf(MB_EBUSY, 0, "the control pipe '%s' is already open", mb__ctl.name);
+  memset(&mb__ctl, 0, sizeof mb__ctl);
+  mb__ctl.loop = loop;
+  mb__ctl.broker = b;
+  mb__ctl.request_stop = request_stop;
+#ifdef SIGPIPE
+  /* A client that hangs up must give a write error, not end the broker. */
+  signal(SIGPIPE, SIG_IGN);
+#endif
+  if ((rc = mb__pipe_name(b->cfg.instance, mb__ctl.name, sizeof mb__ctl.name, &is_path)) != 0)
+    return rc;
+  if (is_path) {
+    /* We hold the instance lock, so a socket file here was left by a broker that died. */
+    rc = uv_fs_unlink(loop, &req, mb__ctl.name, NULL);
+    uv_fs_req_cleanup(&req);
+    if (rc == 0)
+      mb_log_warn("removed the stale control socket '%s' of a broker that died", mb__ctl.name);
+    else if (rc != UV_ENOENT)
+      return mb__uv_fail(rc, "remove stale control socket");
+  }
+  if ((rc = uv_pipe_init(loop, &mb__ctl.server, 0)) != 0)
+    return mb__uv_fail(rc, "create control pipe");
+  mb__ctl.started = 1;
+  if ((rc = uv_pipe_bind(&mb__ctl.server, mb__ctl.name)) != 0) {
+    rc = mb__uv_fail(rc, "bind control pipe");
+    goto fail;
+  }
+  if (is_path) {
+    /* The socket's mode decides who may connect (connect needs write permission). */
+    rc = uv_fs_chmod(loop, &req, mb__ctl.name, (int)b->cfg.pipe_mode, NULL);
+    uv_fs_req_cleanup(&req);
+    if (rc != 0) {
+      rc = mb__uv_fail(rc, "set the mode of control socket");
+      goto fail;
+    }
+  }
+  if ((rc = uv_listen((uv_stream_t *)&mb__ctl.server, MB_CTL_BACKLOG, mb__on_connection)) != 0) {
+    rc = mb__uv_fail(rc, "listen on control pipe");
+    goto fail;
+  }
+  mb_log_info("control pipe listening on %s (mode %04o, at most %u connections, lines up to "
+              "%llu bytes)",
+              mb__ctl.name, (unsigned)b->cfg.pipe_mode, (unsigned)b->cfg.pipe_max_connections,
+              (unsigned long long)b->cfg.pipe_max_line);
+  return 0;
+
+fail:
+  mb__ctl.stopping = 1;
+  uv_close((uv_handle_t *)&mb__ctl.server, mb__on_server_closed);
+  return rc;
+}
+
+void mb__ctl_stop(void) {
+  mb_conn_t *c;
+  if (!mb__ctl.started || mb__ctl.stopping)
+    return;
+  mb__ctl.stopping = 1;
+  uv_close((uv_handle_t *)&mb__ctl.server, mb__on_server_closed);
+  for (c = mb__ctl.conns; c; c = c->next)
+    mb__conn_close(c);
+  mb_log_info("control pipe closed");
+}

@@ -1,0 +1,127 @@
+/*
+ * ctl.h - the control plane: a libuv pipe server speaking newline-delimited JSON, and the
+ * command table its dispatcher uses.
+ *
+ * Protocol: one request object a line, {"id":1,"cmd":"status","args":{}}; one response a
+ * line, {"id":1,"ok":true,"result":...} or
+ * {"id":1,"ok":false,"error":{"code":"bad_args","message":"..."}}. "id" is echoed as given
+ * (a number or a string; null when absent or when the request could not be parsed).
+ * Requests of one connection are answered in order. Empty lines are ignored.
+ *
+ * The loop part (ctl.c) owns framing, limits and back-pressure; handlers live in files by
+ * area (cmd_broker.c) and see only an mb_ctl_call_t.
+ */
+#ifndef MB_CTL_H
+#define MB_CTL_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "broker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(NAME, "code") - the fixed error codes of the protocol. */
+#define MB_CTL_ERROR_MAP(X)                                                                        \
+  X(BAD_JSON, "bad_json")                                                                          \
+  X(BAD_REQUEST, "bad_request")                                                                    \
+  X(UNKNOWN_COMMAND, "unknown_command")                                                            \
+  X(BAD_ARGS, "bad_args")                                                                          \
+  X(FORBIDDEN, "forbidden")                                                                        \
+  X(TOO_LARGE, "too_large")                                                                        \
+  X(BUSY, "busy")                                                                                  \
+  X(INTERNAL, "internal")
+
+enum mb_ctl_error {
+  MB_CTL_OK = 0,
+#define MB__X(name, code) MB_CTL_E##name,
+  MB_CTL_ERROR_MAP(MB__X)
+#undef MB__X
+};
+
+/* The "code" string of a protocol error ("internal" for an unknown value). */
+const char *mb__ctl_err_code(int err);
+
+/* One request as a handler sees it. */
+typedef struct mb_ctl_call_s {
+  mb_broker_t *broker;
+  const cJSON *args; /* the request's "args" object, or NULL when it had none */
+  int admin;         /* the peer is an administrator */
+  cJSON *result;     /* set by a successful handler; NULL answers `true` */
+  int stop_after;    /* set by `shutdown`: request the stop once the answer is written */
+  int err;           /* MB_CTL_E* once mb__ctl_fail was called */
+  char msg[320];     /* its message */
+} mb_ctl_call_t;
+
+/* A handler: 0 on success (call->result set), or the value of mb__ctl_fail(). */
+typedef int (*mb_ctl_handler_fn)(mb_ctl_call_t *call);
+
+/* One command of the table. `args` lists the argument names it accepts, space-separated. */
+typedef struct mb_ctl_cmd_s {
+  const char *name;
+  mb_ctl_handler_fn handler;
+  int needs_admin;
+  const char *args;
+} mb_ctl_cmd_t;
+
+/* Fail the call with `err` and a message naming what was wrong; returns -1 for `return`. */
+int mb__ctl_fail(mb_ctl_call_t *call, int err, const char *fmt, ...) MB_PRINTF(3, 4);
+
+/* The command table (NULL-terminated) and a lookup by name (NULL if unknown). */
+const mb_ctl_cmd_t *mb__ctl_commands(void);
+const mb_ctl_cmd_t *mb__ctl_command(const char *name);
+
+/*
+ * Answer one request line of `len` bytes (no newline; it need not be NUL-terminated) from a
+ * peer with the given admin right: parse, validate, dispatch. Returns the response line
+ * (no newline, malloc'd, the caller frees it), or NULL for a blank line. Never fails: out of
+ * memory gives a static `internal` answer copied into a malloc'd string, or NULL only if even
+ * that fails. *stop_after is set when the broker is to stop once the answer is written.
+ * Independent of libuv, so the fuzzer drives it directly.
+ */
+char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admin, int *stop_after);
+
+/* A response line for an error that has no request (too_large, busy); malloc'd. */
+char *mb__ctl_error_line(int err, const char *msg);
+
+/*
+ * Offset of the first byte of s[0..n) that is not valid UTF-8 (overlong forms, surrogates and
+ * code points past U+10FFFF are invalid; so is NUL when nul_ok is 0), or n if all of it is.
+ */
+size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok);
+
+/*
+ * Bind the control pipe of b->cfg.instance (mb__pipe_name), remove a stale socket file of a
+ * dead broker first (the caller holds the instance lock), set the socket's mode from
+ * cfg.pipe_mode where the pipe is a file, and listen on `loop`. `request_stop` is called
+ * (on the loop thread) once the answer to `shutdown` is written. Returns 0 or an MB_E* code
+ * with a detail message. One server per process.
+ */
+int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void));
+
+/* Close the server and every connection (answers not yet written are dropped). Idempotent;
+ * the handles finish closing as the loop runs on. */
+void mb__ctl_stop(void);
+
+/* Handlers (cmd_broker.c). */
+int mb__cmd_ping(mb_ctl_call_t *call);
+int mb__cmd_help(mb_ctl_call_t *call);
+int mb__cmd_version(mb_ctl_call_t *call);
+int mb__cmd_status(mb_ctl_call_t *call);
+int mb__cmd_regions(mb_ctl_call_t *call);
+int mb__cmd_clients(mb_ctl_call_t *call);
+int mb__cmd_config(mb_ctl_call_t *call);
+int mb__cmd_set_status(mb_ctl_call_t *call);
+int mb__cmd_set_message(mb_ctl_call_t *call);
+int mb__cmd_compact(mb_ctl_call_t *call);
+int mb__cmd_shutdown(mb_ctl_call_t *call);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_CTL_H */

@@ -1,0 +1,304 @@
+/*
+ * report.c - the status report (see report.h). Everything is read from the control block
+ * and the broker's own fields with atomic loads; nothing here changes state.
+ */
+#include "report.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "os.h"
+
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+
+#ifndef MB_BUILD_ID
+#if defined(__clang__)
+#define MB_BUILD_ID "clang " __clang_version__
+#elif defined(__GNUC__)
+#define MB_BUILD_ID "gcc " __VERSION__
+#elif defined(_MSC_VER)
+#define MB_BUILD_ID "msvc"
+#else
+#define MB_BUILD_ID "cc"
+#endif
+#endif
+
+static const struct {
+  const char *name;
+  unsigned bit;
+} mb__sections[] = {
+    {"server", MB_REPORT_SERVER},   {"memory", MB_REPORT_MEMORY}, {"regions", MB_REPORT_REGIONS},
+    {"clients", MB_REPORT_CLIENTS}, {"pools", MB_REPORT_POOLS},
+};
+
+unsigned mb__report_section(const char *name) {
+  size_t i;
+  for (i = 0; i < sizeof mb__sections / sizeof mb__sections[0]; i++)
+    if (strcmp(mb__sections[i].name, name) == 0)
+      return mb__sections[i].bit;
+  return 0;
+}
+
+const char *mb__report_section_list(void) {
+  return "server, memory, regions, clients, pools";
+}
+
+const char *mb__status_name(uint32_t status) {
+  switch (status) {
+  case MB_STATUS_STOPPED:
+    return "stopped";
+  case MB_STATUS_RUNNING:
+    return "running";
+  case MB_STATUS_SHUTTING_DOWN:
+    return "shutting_down";
+  case MB_STATUS_DRAINING:
+    return "draining";
+  default:
+    return "unknown";
+  }
+}
+
+const char *mb__version(void) {
+  return MB_VERSION;
+}
+
+const char *mb__build_id(void) {
+  return MB_OS_WIN ? MB_BUILD_ID ", windows" : MB_BUILD_ID ", posix";
+}
+
+static uint64_t mb__mix(uint64_t x) {
+  x += UINT64_C(0x9E3779B97F4A7C15);
+  x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return x ^ (x >> 31);
+}
+
+void mb__run_id(const mb_broker_t *b, char out[17]) {
+  uint64_t h = mb__mix(b->start_wall_ns);
+  h = mb__mix(h ^ b->self.pid);
+  h = mb__mix(h ^ b->self.start_time);
+  h = mb__mix(h ^ (b->state ? mb_load64(&b->state->generation) : 0));
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* Builders record a failed allocation in *ok and carry on; the caller checks once. */
+static void mb__num(cJSON *o, const char *key, uint64_t v, int *ok) {
+  if (cJSON_AddNumberToObject(o, key, (double)v) == NULL)
+    *ok = 0;
+}
+
+/*
+ * Add text that another process wrote (a client name, the status message) as a string:
+ * bytes that are not valid UTF-8 become '?', so the response stays valid JSON text.
+ */
+static void mb__text(cJSON *o, const char *key, char *s, int *ok) {
+  size_t n = strlen(s), at = 0;
+  while ((at += mb__utf8_invalid(s + at, n - at, 0)) < n)
+    s[at++] = '?';
+  if (cJSON_AddStringToObject(o, key, s) == NULL)
+    *ok = 0;
+}
+
+static cJSON *mb__obj(cJSON *parent, const char *key, int *ok) {
+  cJSON *o = cJSON_AddObjectToObject(parent, key);
+  if (o == NULL)
+    *ok = 0;
+  return o;
+}
+
+static void mb__server(const mb_broker_t *b, cJSON *o, int *ok) {
+  const mb_state_t *st = b->state;
+  char msg[MB_STATUS_MSG_MAX], run_id[17], inst[MB_INSTANCE_MAX];
+  mb__state_read_msg(st, msg);
+  mb__run_id(b, run_id);
+  if (cJSON_AddStringToObject(o, "status", mb__status_name(mb_load32(&st->game.server_status))) ==
+      NULL)
+    *ok = 0;
+  mb__text(o, "message", msg, ok);
+  mb__num(o, "players", mb_load64(&st->game.total_players), ok);
+  mb__num(o, "npcs", mb_load64(&st->game.total_npcs), ok);
+  mb__num(o, "uptime_ms", (mb_os_mono_ns() - b->start_mono_ns) / 1000000u, ok);
+  mb__num(o, "started_ms", b->start_wall_ns / 1000000u, ok);
+  mb__num(o, "last_update_ms", mb_load64(&st->game.last_update_wall_ns) / 1000000u, ok);
+  mb__num(o, "generation", mb_load64(&st->generation), ok);
+  mb__num(o, "pid", b->self.pid, ok);
+  memcpy(inst, b->cfg.instance, sizeof inst);
+  inst[sizeof inst - 1] = '\0';
+  mb__text(o, "instance", inst, ok);
+  if (cJSON_AddStringToObject(o, "run_id", run_id) == NULL ||
+      cJSON_AddStringToObject(o, "version", mb__version()) == NULL ||
+      cJSON_AddStringToObject(o, "build", mb__build_id()) == NULL)
+    *ok = 0;
+  if (b->cfg.path[0]) {
+    char path[MB_CONFIG_PATH_MAX];
+    memcpy(path, b->cfg.path, sizeof path);
+    path[sizeof path - 1] = '\0';
+    mb__text(o, "config_path", path, ok);
+  } else if (cJSON_AddNullToObject(o, "config_path") == NULL) {
+    *ok = 0;
+  }
+}
+
+static void mb__memory(const mb_broker_t *b, cJSON *o, int *ok) {
+  mb_os_memstatus_t ms = {0, 0};
+  uint64_t rss = 0, committed = mb__broker_committed(b);
+  uint64_t peak = mb_load64(&b->state->game.committed_peak);
+  mb_os_memstatus(&ms);
+  mb_os_self_rss(&rss);
+  mb__num(o, "system_total", ms.total, ok);
+  mb__num(o, "system_available", ms.available, ok);
+  mb__num(o, "committed", committed, ok);
+  mb__num(o, "committed_peak", peak, ok);
+  if (b->cfg.max_committed)
+    mb__num(o, "limit", b->cfg.max_committed, ok);
+  else if (cJSON_AddNullToObject(o, "limit") == NULL)
+    *ok = 0;
+  mb__num(o, "rss", rss, ok);
+}
+
+static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
+  cJSON *arr = cJSON_CreateArray();
+  int i;
+  if (arr == NULL) {
+    *ok = 0;
+    return NULL;
+  }
+  for (i = 0; i < b->nregions; i++) {
+    const mb_region_desc_t *d = b->regions[i].desc;
+    cJSON *r = cJSON_CreateObject();
+    char name[MB_REGION_NAME_MAX];
+    if (r == NULL || !cJSON_AddItemToArray(arr, r)) {
+      cJSON_Delete(r);
+      *ok = 0;
+      break;
+    }
+    memcpy(name, d->name, sizeof name);
+    name[sizeof name - 1] = '\0';
+    mb__text(r, "name", name, ok);
+    mb__num(r, "reserved", d->size, ok);
+    mb__num(r, "committed", mb_load64(&d->committed), ok);
+    mb__num(r, "peak", mb_load64(&d->peak_committed), ok);
+    if (cJSON_AddBoolToObject(r, "lazy", (d->flags & MB_REGION_LAZY) != 0) == NULL)
+      *ok = 0;
+    mb__num(r, "slot_size", d->slot_size, ok);
+    mb__num(r, "slot_count", d->slot_count, ok);
+    mb__num(r, "slots_used", mb_load64(&d->slots_used), ok);
+    mb__num(r, "commit_failures", mb_load64(&d->commit_failures), ok);
+  }
+  return arr;
+}
+
+static const char *mb__client_state_name(uint32_t s) {
+  switch (s) {
+  case MB_CLIENT_CLAIMED:
+    return "claimed";
+  case MB_CLIENT_ATTACHED:
+    return "attached";
+  case MB_CLIENT_DEAD:
+    return "dead";
+  default:
+    return "unknown";
+  }
+}
+
+static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
+  const mb_state_t *st = b->state;
+  cJSON *o = cJSON_CreateObject(), *table;
+  uint64_t now = mb_os_mono_ns();
+  uint32_t i, max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
+  if (o == NULL) {
+    *ok = 0;
+    return NULL;
+  }
+  mb__num(o, "attached", mb_load32(&st->clients_attached), ok);
+  mb__num(o, "max", st->max_clients, ok);
+  if ((table = cJSON_AddArrayToObject(o, "table")) == NULL) {
+    *ok = 0;
+    return o;
+  }
+  for (i = 0; i < max; i++) {
+    const mb_client_entry_t *e = &st->clients[i];
+    uint32_t state = mb_load32(&e->state);
+    uint64_t hb, dead;
+    char name[MB_CLIENT_NAME_MAX];
+    cJSON *c;
+    size_t w;
+    if (state == MB_CLIENT_FREE)
+      continue;
+    if ((c = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(table, c)) {
+      cJSON_Delete(c);
+      *ok = 0;
+      break;
+    }
+    for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
+      uint64_t v = mb_load64_relaxed(&e->name[w]);
+      memcpy(name + w * 8, &v, 8);
+    }
+    name[sizeof name - 1] = '\0';
+    hb = mb_load64(&e->heartbeat_ns);
+    dead = mb_load64(&e->dead_since_ns);
+    mb__num(c, "index", i, ok);
+    if (cJSON_AddStringToObject(c, "state", mb__client_state_name(state)) == NULL)
+      *ok = 0;
+    mb__num(c, "pid", mb_load32(&e->pid), ok);
+    mb__text(c, "name", name, ok);
+    mb__num(c, "attached_ms", mb_load64(&e->attach_wall_ns) / 1000000u, ok);
+    if (hb && hb <= now)
+      mb__num(c, "heartbeat_age_ms", (now - hb) / 1000000u, ok);
+    else if (cJSON_AddNullToObject(c, "heartbeat_age_ms") == NULL)
+      *ok = 0;
+    mb__num(c, "slots_held", mb_load64(&e->slots_held), ok);
+    if (state == MB_CLIENT_DEAD && dead && dead <= now)
+      mb__num(c, "dead_for_ms", (now - dead) / 1000000u, ok);
+  }
+  return o;
+}
+
+cJSON *mb__report_regions(const mb_broker_t *b) {
+  int ok = 1;
+  cJSON *r = mb__regions(b, &ok);
+  if (!ok) {
+    cJSON_Delete(r);
+    return NULL;
+  }
+  return r;
+}
+
+cJSON *mb__report_clients(const mb_broker_t *b) {
+  int ok = 1;
+  cJSON *r = mb__clients(b, &ok);
+  if (!ok) {
+    cJSON_Delete(r);
+    return NULL;
+  }
+  return r;
+}
+
+cJSON *mb__report(const mb_broker_t *b, unsigned sections) {
+  cJSON *rep = cJSON_CreateObject(), *o;
+  int ok = rep != NULL;
+  if (ok && (sections & MB_REPORT_SERVER) && (o = mb__obj(rep, "server", &ok)) != NULL)
+    mb__server(b, o, &ok);
+  if (ok && (sections & MB_REPORT_MEMORY) && (o = mb__obj(rep, "memory", &ok)) != NULL)
+    mb__memory(b, o, &ok);
+  if (ok && (sections & MB_REPORT_REGIONS) &&
+      ((o = mb__regions(b, &ok)) == NULL || !cJSON_AddItemToObject(rep, "regions", o))) {
+    cJSON_Delete(o);
+    ok = 0;
+  }
+  if (ok && (sections & MB_REPORT_CLIENTS) &&
+      ((o = mb__clients(b, &ok)) == NULL || !cJSON_AddItemToObject(rep, "clients", o))) {
+    cJSON_Delete(o);
+    ok = 0;
+  }
+  if (ok && (sections & MB_REPORT_POOLS) && cJSON_AddArrayToObject(rep, "pools") == NULL)
+    ok = 0;
+  if (!ok) {
+    cJSON_Delete(rep);
+    return NULL;
+  }
+  return rep;
+}

@@ -1,0 +1,71 @@
+/*
+ * report.h - the one status-report builder: `status` over the pipe, the `regions` and
+ * `clients` commands and mbctl's overview all come from these functions, so a field has
+ * one name and one meaning everywhere.
+ */
+#ifndef MB_REPORT_H
+#define MB_REPORT_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Report sections, in report order. */
+enum {
+  MB_REPORT_SERVER = 1u << 0,
+  MB_REPORT_MEMORY = 1u << 1,
+  MB_REPORT_REGIONS = 1u << 2,
+  MB_REPORT_CLIENTS = 1u << 3,
+  MB_REPORT_POOLS = 1u << 4,
+  MB_REPORT_ALL = (1u << 5) - 1,
+};
+
+/* The bit of section `name` ("server", "memory", ...), 0 if there is no such section. */
+unsigned mb__report_section(const char *name);
+
+/* "server, memory, regions, clients, pools" - for messages. */
+const char *mb__report_section_list(void);
+
+/*
+ * The status report: an object with one member per selected section (MB_REPORT_* bits):
+ *   server   status, message, players, npcs, uptime_ms, started_ms, last_update_ms,
+ *            generation, pid, instance, run_id, version, build, config_path
+ *   memory   system_total, system_available, committed, committed_peak (every region at
+ *            its own peak: an upper bound), limit (null: none), rss
+ *   regions  array, see mb__report_regions
+ *   clients  see mb__report_clients
+ *   pools    array (empty until pools exist)
+ * Byte counts are integers; times are milliseconds (wall clock: since 1970). NULL when out
+ * of memory. The caller frees it with cJSON_Delete.
+ */
+cJSON *mb__report(const mb_broker_t *b, unsigned sections);
+
+/* Per region: name, reserved, committed, peak, lazy, slot_size, slot_count, slots_used,
+ * commit_failures. */
+cJSON *mb__report_regions(const mb_broker_t *b);
+
+/* {attached, max, table: [{index, state, pid, name, attached_ms, heartbeat_age_ms,
+ * slots_held, dead_for_ms}]} for every table entry that is not free. */
+cJSON *mb__report_clients(const mb_broker_t *b);
+
+/* "stopped", "running", "shutting_down", "draining" or "unknown". */
+const char *mb__status_name(uint32_t status);
+
+/* The broker's version ("0.1.0") and build id ("gcc 12.2.0, linux"). */
+const char *mb__version(void);
+const char *mb__build_id(void);
+
+/* A 16-hex-digit id unique to this broker run (pid, start times and generation). */
+void mb__run_id(const mb_broker_t *b, char out[17]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_REPORT_H */
