@@ -75,7 +75,7 @@ typedef struct mb_region_desc_s {
   mb_au64 committed;       /* data bytes committed now, exact (multiple of page_size) */
   mb_au64 peak_committed;  /* highest `committed` seen */
   mb_au64 slots_used;      /* slots held by clients now */
-  mb_au64 commit_failures; /* commits the OS refused */
+  mb_au64 commit_failures; /* commits refused by the OS or by limits.max_committed */
   mb_au64 reserved1[2];
 } mb_region_desc_t;
 
@@ -142,8 +142,10 @@ typedef struct mb_state_s {
   /* 128: status message under a sequence counter: odd while a writer is in it. */
   struct {
     mb_au32 seq;
-    mb_au32 len; /* bytes, without NUL */
-    mb_au64 reserved[7];
+    mb_au32 len;               /* bytes, without NUL */
+    mb_au64 writer_pid;        /* process that holds the writer side (seq odd) */
+    mb_au64 writer_start_time; /* and its start time, so a dead writer can be replaced */
+    mb_au64 reserved[5];
     mb_au64 text[MB_STATUS_MSG_MAX / 8]; /* UTF-8, NUL-terminated */
   } msg;
 
@@ -188,13 +190,20 @@ int mb__object_name(char *buf, size_t size, const char *instance, const char *re
  * and total size (MB_EVERSION), and that it is initialised (MB_ENOTRUNNING if not yet). */
 int mb__state_check(const mb_state_t *st, uint64_t mapped);
 
-/* Read the status message without tearing into buf (>= MB_STATUS_MSG_MAX bytes). Returns
- * its length. */
-size_t mb__state_read_msg(const mb_state_t *st, char *buf);
+/*
+ * Read the status message into buf (>= MB_STATUS_MSG_MAX bytes), never torn. Returns its
+ * length, or MB_EBUSY (buf then "") if no consistent copy could be had within ~10 ms: a
+ * writer is in the middle of it, or died there and no writer has replaced it yet.
+ */
+int mb__state_read_msg(const mb_state_t *st, char *buf);
 
-/* Replace the status message (truncated to MB_STATUS_MSG_MAX - 1 bytes at a UTF-8 boundary).
- * Writers are serialised by the caller's own means (the broker writes; clients CAS the seq). */
-void mb__state_write_msg(mb_state_t *st, const char *text);
+/*
+ * Replace the status message (cut to MB_STATUS_MSG_MAX - 1 bytes at a UTF-8 boundary). Any
+ * process may write: writers take turns through the sequence counter, and one that died
+ * mid-write is replaced once the OS says it is gone (never merely because it is slow).
+ * Returns 0, or MB_EBUSY if a live writer held the message for over a second.
+ */
+int mb__state_write_msg(mb_state_t *st, const char *text);
 
 /* The slot table of a slotted region inside its mapped section at `base`. */
 static inline mb_au32 *mb__region_pages(const mb_region_desc_t *d, void *base) {

@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+/* How long a claim waits for a page another process holds busy. */
+#define MB_PAGE_BUSY_WAIT_NS (2000u * 1000000u)
+
 /* Raise *peak to at least now. */
 static void mb__peak(mb_au64 *peak, uint64_t now) {
   uint64_t p = mb_load64(peak);
@@ -44,9 +47,23 @@ static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
   mb_region_desc_t *d = r->desc;
   mb_au32 *w = &mb__region_pages(d, r->base)[p];
   uint32_t v = mb_load32(w);
+  unsigned spins = 0;
+  uint64_t deadline = 0;
   for (;;) {
     if (v & MB_PAGE_BUSY) {
-      v = mb_load32(w); /* another process is committing or decommitting it: a few µs */
+      /* Another process commits or decommits it: a few µs. Back off after a while; a page
+       * that stays busy belongs to a process that died mid-commit, and waiting longer
+       * would hang this one. */
+      if (++spins > 1000) {
+        uint64_t now = mb_os_mono_ns();
+        if (deadline == 0)
+          deadline = now + MB_PAGE_BUSY_WAIT_NS;
+        else if (now > deadline)
+          return mb__errorf(MB_EBUSY, 0, "region '%s': page %llu stays busy (a process died "
+                            "while committing it?)", d->name, (unsigned long long)p);
+        mb_os_sleep_ms(1);
+      }
+      v = mb_load32(w);
       continue;
     }
     if (v & MB_PAGE_COMMITTED) {
@@ -86,10 +103,41 @@ static void mb__slot_pages(const mb_region_desc_t *d, uint64_t index, uint64_t *
   *last = (off + d->slot_size - 1) / d->page_size;
 }
 
+/* Take the page references of slot i (all or none); *reused: a page held data before. */
+static int mb__slot_pages_get(mb_region_map_t *r, uint64_t i, int *reused) {
+  uint64_t p, first, last;
+  int rc;
+  *reused = 0;
+  mb__slot_pages(r->desc, i, &first, &last);
+  for (p = first; p <= last; p++) {
+    int was = 0;
+    if ((rc = mb__page_get(r, p, &was)) != 0) {
+      while (p-- > first)
+        mb__page_put(r, p);
+      return rc;
+    }
+    *reused |= was;
+  }
+  return 0;
+}
+
+static void mb__slot_pages_put(mb_region_map_t *r, uint64_t i) {
+  uint64_t p, first, last;
+  mb__slot_pages(r->desc, i, &first, &last);
+  for (p = first; p <= last; p++)
+    mb__page_put(r, p);
+}
+
+/*
+ * Invariant: a slot's owner is set only while its page references are held. So the page
+ * references are taken first and the owner is claimed last; a process that dies in between
+ * leaks a page reference (that page is never compacted) but never leaves an owner whose
+ * release would drop references nobody took.
+ */
 int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index) {
   mb_region_desc_t *d = r->desc;
   mb_slot_t *slots;
-  uint64_t i, p, first, last;
+  uint64_t i;
   int reused = 0, rc;
 
   if (d->slot_size == 0)
@@ -101,29 +149,22 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
     uint64_t expected = 0;
     if (mb_load64_relaxed(&slots[i].owner) != 0)
       continue;
+    if ((rc = mb__slot_pages_get(r, i, &reused)) != 0)
+      return rc;
+    mb_add64(&d->slots_used, 1);
     if (mb_cas64(&slots[i].owner, &expected, owner))
       break;
+    /* Taken by another process meanwhile: give the references back, look further. */
+    mb_add64(&d->slots_used, (uint64_t)-1);
+    mb__slot_pages_put(r, i);
   }
   if (i == d->slot_count)
     return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", d->name,
                       (unsigned long long)d->slot_count);
-
-  mb__slot_pages(d, i, &first, &last);
-  for (p = first; p <= last; p++) {
-    int was = 0;
-    if ((rc = mb__page_get(r, p, &was)) != 0) {
-      while (p-- > first)
-        mb__page_put(r, p);
-      mb_store64(&slots[i].owner, 0);
-      return rc;
-    }
-    reused |= was;
-  }
   /* Fresh pages are zero; a page that held data may hold a former player's bytes. */
   if (reused)
     memset(mb__slot_ptr(r, i), 0, d->slot_size);
   mb_store64(&slots[i].player_id, player_id);
-  mb_add64(&d->slots_used, 1);
   *index = i;
   return 0;
 }
@@ -131,7 +172,7 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
 int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   mb_region_desc_t *d = r->desc;
   mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t expected = owner, p, first, last;
+  uint64_t expected = owner;
 
   if (d->slot_size == 0 || index >= d->slot_count)
     return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", d->name,
@@ -139,10 +180,8 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   if (!mb_cas64(&slots[index].owner, &expected, 0))
     return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u",
                       d->name, (unsigned long long)index, (unsigned)owner);
-  mb__slot_pages(d, index, &first, &last);
-  for (p = first; p <= last; p++)
-    mb__page_put(r, p);
   mb_add64(&d->slots_used, (uint64_t)-1);
+  mb__slot_pages_put(r, index);
   return 0;
 }
 
@@ -176,7 +215,9 @@ int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
   int rc = 0;
 
   *freed = 0;
-  if (d->slot_size == 0)
+  /* A region committed at start stays committed: its commits are not real commits (no-ops
+   * on a fully committed section), so a decommitted page could not be charged back. */
+  if (d->slot_size == 0 || !(d->flags & MB_REGION_LAZY))
     return 0;
   if (!mb_os_mem_config()->shared_decommit)
     return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages",

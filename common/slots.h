@@ -47,8 +47,8 @@ static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
 }
 
 /*
- * Give back committed pages of a slotted region that hold no used slot. *freed receives the
- * bytes decommitted. Where the OS cannot decommit shared pages (mb_os_mem_config()->
+ * Give back committed pages of a lazy slotted region that hold no used slot (a region
+ * committed at start stays committed). *freed receives the bytes decommitted. Where the OS cannot decommit shared pages (mb_os_mem_config()->
  * shared_decommit == 0) nothing is freed and MB_ENOTSUP is returned.
  */
 int mb__region_compact(mb_region_map_t *r, uint64_t *freed);

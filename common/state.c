@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "os.h"
 
 int mb__object_name(char *buf, size_t size, const char *instance, const char *region) {
   int n = region ? snprintf(buf, size, "membroker.%s.region.%s", instance, region)
@@ -45,32 +46,41 @@ int mb__state_check(const mb_state_t *st, uint64_t mapped) {
 /*
  * Seqlock read: copy the words, then confirm the counter was even and unchanged; retry
  * otherwise. Each word is read atomically, so there is no data race, only a possibly mixed
- * copy, which the counter check throws away. A writer that died mid-update leaves the counter
- * odd: after many tries the reader returns the (possibly mixed, always NUL-terminated) copy
- * rather than spin forever.
+ * copy, which the counter check throws away. Spins briefly, then naps, and gives up after
+ * ~10 ms rather than hang on a writer that died.
  */
-size_t mb__state_read_msg(const mb_state_t *st, char *buf) {
+int mb__state_read_msg(const mb_state_t *st, char *buf) {
+  uint64_t deadline = 0;
   unsigned tries;
-  uint32_t len = 0;
-  for (tries = 0; tries < 100000; tries++) {
-    uint32_t s1 = mb_load32(&st->msg.seq), s2;
+  for (tries = 0;; tries++) {
+    uint32_t s1 = mb_load32(&st->msg.seq), s2, len;
     size_t i;
-    if (s1 & 1u)
-      continue;
-    len = mb_load32_relaxed(&st->msg.len);
-    for (i = 0; i < MB_STATUS_MSG_MAX / 8; i++) {
-      uint64_t w = mb_load64_relaxed(&st->msg.text[i]);
-      memcpy(buf + i * 8, &w, 8);
+    if (!(s1 & 1u)) {
+      len = mb_load32_relaxed(&st->msg.len);
+      for (i = 0; i < MB_STATUS_MSG_MAX / 8; i++) {
+        uint64_t w = mb_load64_relaxed(&st->msg.text[i]);
+        memcpy(buf + i * 8, &w, 8);
+      }
+      mb_fence();
+      s2 = mb_load32_relaxed(&st->msg.seq);
+      if (s1 == s2) {
+        if (len > MB_STATUS_MSG_MAX - 1)
+          len = MB_STATUS_MSG_MAX - 1;
+        buf[len] = '\0';
+        return (int)len;
+      }
     }
-    mb_fence();
-    s2 = mb_load32_relaxed(&st->msg.seq);
-    if (s1 == s2)
-      break;
+    if (tries >= 1000) {
+      uint64_t now = mb_os_mono_ns();
+      if (deadline == 0)
+        deadline = now + 10u * 1000000u;
+      else if (now > deadline)
+        break;
+      mb_os_sleep_ms(1);
+    }
   }
-  if (len > MB_STATUS_MSG_MAX - 1)
-    len = MB_STATUS_MSG_MAX - 1;
-  buf[len] = '\0';
-  return len;
+  buf[0] = '\0';
+  return mb__errorf(MB_EBUSY, 0, "status message: a writer is in the middle of it");
 }
 
 /* Length of text cut to at most max bytes without splitting a UTF-8 sequence. */
@@ -84,24 +94,53 @@ static size_t mb__utf8_cut(const char *text, size_t max) {
   return n;
 }
 
-void mb__state_write_msg(mb_state_t *st, const char *text) {
+/*
+ * The writer side is the counter moving from even s to odd s+1 (CAS); the writer records its
+ * identity, writes, and publishes with a CAS from its odd value to the next even one. If the
+ * counter stays odd, the recorded writer is checked: only when it is dead (or never got to
+ * record itself within a second) is its turn taken over, with a CAS from its odd value to the
+ * next odd one, so at most one process takes over and the dead one could never publish.
+ */
+int mb__state_write_msg(mb_state_t *st, const char *text) {
   char buf[MB_STATUS_MSG_MAX];
   size_t n = mb__utf8_cut(text, MB_STATUS_MSG_MAX - 1), i;
-  uint32_t s = mb_load32(&st->msg.seq);
-  unsigned spins = 0;
-  /* Take the writer side: move the counter from even s to odd s+1. */
+  uint32_t s = mb_load32(&st->msg.seq), mine;
+  uint64_t waited_since = 0;
+  mb_os_procid_t self;
+
   for (;;) {
     if (!(s & 1u)) {
-      if (mb_cas32(&st->msg.seq, &s, s + 1))
+      if (mb_cas32(&st->msg.seq, &s, s + 1)) {
+        mine = s + 1;
         break;
+      }
       continue;
     }
-    if (++spins > 1000000u) {
-      s -= 1; /* a writer died mid-update: take its place (the counter is already odd) */
-      break;
+    /* Odd: someone writes. Normally gone in a microsecond; look closer after a while. */
+    if (waited_since == 0) {
+      waited_since = mb_os_mono_ns();
+    } else if (mb_os_mono_ns() - waited_since > 1000000u) {
+      mb_os_procid_t w;
+      uint64_t age = mb_os_mono_ns() - waited_since;
+      w.pid = (uint32_t)mb_load64(&st->msg.writer_pid);
+      w.start_time = mb_load64(&st->msg.writer_start_time);
+      if ((w.pid != 0 && mb_os_proc_alive(&w) == 0) || (w.pid == 0 && age > 1000000000u)) {
+        if (mb_cas32(&st->msg.seq, &s, s + 2)) {
+          mine = s + 2;
+          break;
+        }
+        continue;
+      }
+      if (age > 1000000000u)
+        return mb__errorf(MB_EBUSY, 0, "status message: process %u holds it for over a second",
+                          (unsigned)w.pid);
+      mb_os_sleep_ms(1);
     }
     s = mb_load32(&st->msg.seq);
   }
+  mb_os_proc_self(&self);
+  mb_store64(&st->msg.writer_pid, self.pid);
+  mb_store64(&st->msg.writer_start_time, self.start_time);
   mb_fence();
   memset(buf, 0, sizeof buf);
   memcpy(buf, text, n);
@@ -111,5 +150,9 @@ void mb__state_write_msg(mb_state_t *st, const char *text) {
     mb_store64_relaxed(&st->msg.text[i], w);
   }
   mb_store32(&st->msg.len, (uint32_t)n);
-  mb_store32(&st->msg.seq, s + 2);
+  mb_store64(&st->msg.writer_pid, 0);
+  /* Publish. Failing here means our turn was taken over: the other writer's text stands. */
+  if (!mb_cas32(&st->msg.seq, &mine, mine + 1))
+    return mb__errorf(MB_EBUSY, 0, "status message: another writer took over");
+  return 0;
 }

@@ -224,7 +224,7 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   mb_store64(&st->game.broker_heartbeat_ns, mb_os_mono_ns());
   mb_store64(&st->game.commit_limit, cfg->max_committed);
   mb_store64(&st->game.last_update_wall_ns, b->start_wall_ns);
-  mb__state_write_msg(st, "");
+  (void)mb__state_write_msg(st, ""); /* unpublished block: no other writer exists */
   mb_store32(&st->game.server_status, MB_STATUS_RUNNING);
   /* Publish: readers that see READY see everything above. */
   mb_store32(&st->initialised, MB_STATE_READY);

@@ -174,7 +174,8 @@ int mb__cmd_set_message(mb_ctl_call_t *call) {
   if ((n = strlen(v->valuestring)) > MB_STATUS_MSG_MAX - 1)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' is %zu bytes, at most %d allowed", n,
                         MB_STATUS_MSG_MAX - 1);
-  mb__state_write_msg(st, v->valuestring);
+  if (mb__state_write_msg(st, v->valuestring) != 0)
+    return mb__ctl_fail(call, MB_CTL_EBUSY, "%s", mb_last_error());
   mb_store64(&st->game.last_update_wall_ns, mb_os_wall_ns());
   mb_log_info("status message set (control pipe): \"%s\"", v->valuestring);
   if ((call->result = cJSON_CreateObject()) == NULL ||

@@ -54,7 +54,7 @@ TEST(start_publishes_state) {
   ASSERT_EQ_U64(st->regions[2].slot_count, 128);
   ASSERT_GE(mb_load64(&st->generation), 1);
 
-  mb__state_write_msg(b.state, "héllo wörld");
+  ASSERT_OK(mb__state_write_msg(b.state, "héllo wörld"));
   ASSERT_EQ(mb__state_read_msg(st, msg), strlen("héllo wörld"));
   ASSERT_STR_EQ(msg, "héllo wörld");
 
@@ -83,7 +83,7 @@ TEST(status_message_is_cut_at_utf8_boundary) {
   text[i] = '\0';
   n = mb__state_read_msg(b.state, msg);
   ASSERT_EQ(n, 0);
-  mb__state_write_msg(b.state, text);
+  ASSERT_OK(mb__state_write_msg(b.state, text));
   n = mb__state_read_msg(b.state, msg);
   ASSERT_EQ(n, 254);
   ASSERT_EQ((unsigned char)msg[253], 0xA9);
@@ -103,8 +103,7 @@ CHILD(read_state) {
     return 102;
   if (mb__state_check(st, s.size) != 0)
     return 103;
-  mb__state_read_msg(st, msg);
-  if (strcmp(msg, argv[1]) != 0)
+  if (mb__state_read_msg(st, msg) < 0 || strcmp(msg, argv[1]) != 0)
     return 104;
   if (mb_load64(&st->game.total_players) != 42)
     return 105;
@@ -117,7 +116,7 @@ TEST(state_read_from_second_process) {
   test_config(&cfg, "xp");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   mb_store64(&b.state->game.total_players, 42);
-  mb__state_write_msg(b.state, "maintenance at 06:00");
+  ASSERT_OK(mb__state_write_msg(b.state, "maintenance at 06:00"));
   ASSERT_EQ(mb_test_run_child(30000, "read_state", cfg.instance, "maintenance at 06:00",
                               (char *)NULL),
             MB_STATUS_RUNNING * 10 + 3);
