@@ -275,6 +275,14 @@ void mb_os_inject_commit_failures(int count);
 /* Internal, for the OS files: 1 if this commit is to fail by injection (consumes one). */
 int mb__os_injected_commit_failure(void);
 
+/* Internal, for the OS files (os_common.c): checks both implementations make alike. */
+int mb__os_page_aligned(const void *addr, uint64_t size);
+/* A portable object name (1..MB_OS_NAME_MAX of [A-Za-z0-9._-]); *len receives its length. */
+int mb__os_check_name(const char *name, const char *what, size_t *len);
+/* [offset, offset+len) is non-empty, page-aligned (MB_EINVAL) and inside sec (MB_ERANGE). */
+int mb__os_section_range(const mb_os_section_t *sec, uint64_t offset, uint64_t len,
+                         const char *what);
+
 #ifdef __cplusplus
 }
 #endif

@@ -87,16 +87,11 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
   return &cfg;
 }
 
-static int mb__page_aligned(const void *addr, uint64_t size) {
-  size_t ps = mb_os_mem_config()->page_size;
-  return ((uintptr_t)addr % ps) == 0 && (size % ps) == 0;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 
 int mb_os_reserve(size_t size, void **addr) {
   void *p;
-  if (size == 0 || !mb__page_aligned(NULL, size))
+  if (size == 0 || !mb__os_page_aligned(NULL, size))
     return mb__errorf(MB_EINVAL, 0, "reserve %zu bytes", size);
   p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
@@ -112,7 +107,7 @@ static int mb__is_mapped(void *addr, size_t size) {
 }
 
 int mb_os_commit(void *addr, size_t size) {
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "commit %zu bytes at %p", size, addr);
   if (!mb__is_mapped(addr, size))
     return mb__errorf(MB_ERANGE, errno, "commit %zu bytes at %p outside a reservation", size,
@@ -127,7 +122,7 @@ int mb_os_commit(void *addr, size_t size) {
 
 int mb_os_decommit(void *addr, size_t size) {
   void *p;
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "decommit %zu bytes at %p", size, addr);
   if (!mb__is_mapped(addr, size))
     return mb__errorf(MB_ERANGE, errno, "decommit %zu bytes at %p outside a reservation", size,
@@ -141,7 +136,7 @@ int mb_os_decommit(void *addr, size_t size) {
 }
 
 int mb_os_release(void *addr, size_t size) {
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
   if (munmap(addr, size) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size,
@@ -153,19 +148,10 @@ int mb_os_release(void *addr, size_t size) {
 
 /* Check a portable name and build "/<name>" into path (MB_OS_NAME_MAX + 2 bytes). */
 static int mb__shm_path(const char *name, char *path) {
-  size_t n = 0;
-  if (name == NULL || name[0] == '\0')
-    return mb__errorf(MB_EINVAL, 0, "section name is empty");
-  for (; name[n] != '\0'; n++) {
-    char c = name[n];
-    if (n >= MB_OS_NAME_MAX)
-      return mb__errorf(MB_ENAMETOOLONG, 0, "section name '%.40s...' is longer than %d", name,
-                        MB_OS_NAME_MAX);
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
-      return mb__errorf(MB_EINVAL, 0, "section name '%s' has a character outside [A-Za-z0-9._-]",
-                        name);
-  }
+  size_t n;
+  int rc = mb__os_check_name(name, "section", &n);
+  if (rc != 0)
+    return rc;
   path[0] = '/';
   memcpy(path + 1, name, n + 1);
   return 0;
@@ -197,7 +183,7 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
 
   if ((rc = mb__shm_path(name, path)) != 0)
     return rc;
-  if (size == 0 || !mb__page_aligned(NULL, size) || size > (uint64_t)INT64_MAX)
+  if (size == 0 || !mb__os_page_aligned(NULL, size) || size > (uint64_t)INT64_MAX)
     return mb__errorf(MB_EINVAL, 0, "create section '%s' of %llu bytes", name,
                       (unsigned long long)size);
   fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -253,7 +239,7 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
   void *p;
   if (size == 0)
     size = sec->size;
-  if (!mb__page_aligned(NULL, size))
+  if (!mb__os_page_aligned(NULL, size))
     return mb__errorf(MB_EINVAL, 0, "map %llu bytes of section '%s': not a multiple of the page",
                       (unsigned long long)size, sec->name);
   if (size > sec->size)
@@ -279,23 +265,10 @@ int mb_os_section_unmap(void *addr, uint64_t size) {
   return 0;
 }
 
-/* Check that [offset, offset+len) is a page-aligned, non-empty range inside the section. */
-static int mb__section_range(const mb_os_section_t *sec, uint64_t offset, uint64_t len,
-                             const char *what) {
-  if (len == 0 || !mb__page_aligned(NULL, offset) || !mb__page_aligned(NULL, len))
-    return mb__errorf(MB_EINVAL, 0, "%s [%llu, +%llu) of section '%s': not page-aligned", what,
-                      (unsigned long long)offset, (unsigned long long)len, sec->name);
-  if (offset > sec->size || len > sec->size - offset)
-    return mb__errorf(MB_ERANGE, 0, "%s [%llu, +%llu) of section '%s' of %llu bytes", what,
-                      (unsigned long long)offset, (unsigned long long)len, sec->name,
-                      (unsigned long long)sec->size);
-  return 0;
-}
-
 int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
   int rc;
   (void)view;
-  if ((rc = mb__section_range(sec, offset, len, "commit")) != 0)
+  if ((rc = mb__os_section_range(sec, offset, len, "commit")) != 0)
     return rc;
   if (!(sec->flags & MB_OS_SEC_RESERVE))
     return 0;
@@ -316,7 +289,7 @@ int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offs
                            uint64_t len) {
   int rc;
   (void)view;
-  if ((rc = mb__section_range(sec, offset, len, "decommit")) != 0)
+  if ((rc = mb__os_section_range(sec, offset, len, "decommit")) != 0)
     return rc;
   if (fallocate((int)sec->handle, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
                 (off_t)len) != 0)

@@ -152,17 +152,12 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
   return &mb__mem_config;
 }
 
-static int mb__page_aligned(const void *addr, uint64_t size) {
-  size_t ps = mb_os_mem_config()->page_size;
-  return ((uintptr_t)addr % ps) == 0 && (size % ps) == 0;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Private virtual memory                                                                     */
 
 int mb_os_reserve(size_t size, void **addr) {
   void *p;
-  if (size == 0 || !mb__page_aligned(NULL, size))
+  if (size == 0 || !mb__os_page_aligned(NULL, size))
     return mb__errorf(MB_EINVAL, 0, "reserve %zu bytes", size);
   p = VirtualAlloc(NULL, size, MEM_RESERVE, PAGE_NOACCESS);
   if (p == NULL) {
@@ -194,7 +189,7 @@ static int mb__in_reservation(void *addr, size_t size, const char *what) {
 
 int mb_os_commit(void *addr, size_t size) {
   int rc;
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "commit %zu bytes at %p", size, addr);
   if ((rc = mb__in_reservation(addr, size, "commit")) != 0)
     return rc;
@@ -209,7 +204,7 @@ int mb_os_commit(void *addr, size_t size) {
 
 int mb_os_decommit(void *addr, size_t size) {
   int rc;
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "decommit %zu bytes at %p", size, addr);
   if ((rc = mb__in_reservation(addr, size, "decommit")) != 0)
     return rc;
@@ -230,7 +225,7 @@ int mb_os_release(void *addr, size_t size) {
   char *p = addr;
   size_t total = 0;
 
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
   while (total < size && VirtualQuery(p, &mbi, sizeof mbi) != 0 && mbi.AllocationBase == addr &&
          mbi.State != MEM_FREE && mbi.Type == MEM_PRIVATE) {
@@ -283,19 +278,10 @@ static wchar_t *mb__utf8_to_wide(const char *s) {
 static int mb__object_wname(const char *name, int flags, wchar_t *wname, const char *what) {
   const wchar_t *prefix = (flags & MB_OS_SEC_GLOBAL) ? L"Global\\" : L"Local\\";
   size_t n = 0, plen = wcslen(prefix);
+  int rc = mb__os_check_name(name, what, &n);
 
-  if (name == NULL || name[0] == '\0')
-    return mb__errorf(MB_EINVAL, 0, "%s name is empty", what);
-  for (; name[n] != '\0'; n++) {
-    char c = name[n];
-    if (n >= MB_OS_NAME_MAX)
-      return mb__errorf(MB_ENAMETOOLONG, 0, "%s name '%.40s...' is longer than %d", what, name,
-                        MB_OS_NAME_MAX);
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return mb__errorf(MB_EINVAL, 0, "%s name '%s' has a character outside [A-Za-z0-9._-]", what,
-                        name);
-  }
+  if (rc != 0)
+    return rc;
   memcpy(wname, prefix, plen * sizeof *wname);
   /* The name is plain ASCII now, so this cannot fail; UTF-8 is the contract all the same. */
   if (MultiByteToWideChar(CP_UTF8, 0, name, (int)n + 1, wname + plen,
@@ -514,7 +500,7 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
 
   if ((rc = mb__object_wname(name, flags, wname, "section")) != 0)
     return rc;
-  if (size == 0 || !mb__page_aligned(NULL, size))
+  if (size == 0 || !mb__os_page_aligned(NULL, size))
     return mb__errorf(MB_EINVAL, 0, "create section '%s' of %llu bytes", name,
                       (unsigned long long)size);
   if ((rc = mb__sd_build(&sd, access, MB__SEC_RIGHTS_FULL, MB__SEC_RIGHTS_READ,
@@ -590,7 +576,7 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
     return mb__errorf(MB_EINVAL, 0, "map a closed section");
   if (size == 0)
     size = sec->size;
-  if (!mb__page_aligned(NULL, size) || (uint64_t)(SIZE_T)size != size)
+  if (!mb__os_page_aligned(NULL, size) || (uint64_t)(SIZE_T)size != size)
     return mb__errorf(MB_EINVAL, 0, "map %llu bytes of section '%s'", (unsigned long long)size,
                       sec->name);
   if (size > sec->size)
@@ -610,7 +596,7 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
 }
 
 int mb_os_section_unmap(void *addr, uint64_t size) {
-  if (addr == NULL || size == 0 || !mb__page_aligned(addr, size))
+  if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "unmap %llu bytes at %p", (unsigned long long)size, addr);
   if (!UnmapViewOfFile(addr)) {
     DWORD e = GetLastError();
@@ -625,14 +611,10 @@ static int mb__section_range(const mb_os_section_t *sec, void *view, uint64_t of
                              const char *what) {
   if (!mb__sec_is_open(sec))
     return mb__errorf(MB_EINVAL, 0, "%s in a closed section", what);
-  if (view == NULL || len == 0 || !mb__page_aligned(view, offset) || !mb__page_aligned(NULL, len))
-    return mb__errorf(MB_EINVAL, 0, "%s [%llu, +%llu) of section '%s' at %p: not page-aligned",
-                      what, (unsigned long long)offset, (unsigned long long)len, sec->name, view);
-  if (offset > sec->size || len > sec->size - offset)
-    return mb__errorf(MB_ERANGE, 0, "%s [%llu, +%llu) of section '%s' of %llu bytes", what,
-                      (unsigned long long)offset, (unsigned long long)len, sec->name,
-                      (unsigned long long)sec->size);
-  return 0;
+  if (view == NULL || !mb__os_page_aligned(view, 0))
+    return mb__errorf(MB_EINVAL, 0, "%s in section '%s': view %p is not page-aligned", what,
+                      sec->name, view);
+  return mb__os_section_range(sec, offset, len, what);
 }
 
 /*

@@ -16,23 +16,6 @@ static int mb__oom(mb_ctl_call_t *call, const char *what) {
   return mb__ctl_fail(call, MB_CTL_EINTERNAL, "out of memory building the %s answer", what);
 }
 
-/* The JSON type of an item, for messages. */
-static const char *mb__jtype(const cJSON *item) {
-  if (cJSON_IsString(item))
-    return "a string";
-  if (cJSON_IsNumber(item))
-    return "a number";
-  if (cJSON_IsBool(item))
-    return "a boolean";
-  if (cJSON_IsNull(item))
-    return "null";
-  if (cJSON_IsArray(item))
-    return "an array";
-  if (cJSON_IsObject(item))
-    return "an object";
-  return "invalid";
-}
-
 int mb__cmd_ping(mb_ctl_call_t *call) {
   if ((call->result = cJSON_CreateString("pong")) == NULL)
     return mb__oom(call, "ping");
@@ -92,12 +75,12 @@ int mb__cmd_status(mb_ctl_call_t *call) {
     if (!cJSON_IsArray(secs))
       return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
                           "'sections' must be an array of section names (%s), got %s",
-                          mb__report_section_list(), mb__jtype(secs));
+                          mb__report_section_list(), mb__ctl_jtype(secs));
     cJSON_ArrayForEach(s, secs) {
       unsigned bit;
       if (!cJSON_IsString(s))
         return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'sections' must hold strings, got %s",
-                            mb__jtype(s));
+                            mb__ctl_jtype(s));
       if ((bit = mb__report_section(s->valuestring)) == 0)
         return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "unknown section '%.64s' (sections: %s)",
                             s->valuestring, mb__report_section_list());
@@ -137,7 +120,7 @@ int mb__cmd_set_status(mb_ctl_call_t *call) {
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'status' (\"running\" or \"draining\")");
   if (!cJSON_IsString(v))
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
-                        "'status' must be \"running\" or \"draining\", got %s", mb__jtype(v));
+                        "'status' must be \"running\" or \"draining\", got %s", mb__ctl_jtype(v));
   if (strcmp(v->valuestring, "running") == 0)
     want = MB_STATUS_RUNNING;
   else if (strcmp(v->valuestring, "draining") == 0)
@@ -170,7 +153,7 @@ int mb__cmd_set_message(mb_ctl_call_t *call) {
   if (v == NULL)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'message' (a string)");
   if (!cJSON_IsString(v))
-    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' must be a string, got %s", mb__jtype(v));
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' must be a string, got %s", mb__ctl_jtype(v));
   if ((n = strlen(v->valuestring)) > MB_STATUS_MSG_MAX - 1)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' is %zu bytes, at most %d allowed", n,
                         MB_STATUS_MSG_MAX - 1);

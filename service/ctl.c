@@ -121,7 +121,7 @@ int mb__ctl_fail(mb_ctl_call_t *call, int err, const char *fmt, ...) {
 /* ------------------------------------------------------------------------------------------ */
 /* Dispatcher                                                                                  */
 
-static const char *mb__jtype(const cJSON *item) {
+const char *mb__ctl_jtype(const cJSON *item) {
   if (cJSON_IsString(item))
     return "a string";
   if (cJSON_IsNumber(item))
@@ -162,14 +162,14 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
   if (!cJSON_IsObject(req)) {
     mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
                  "a request must be a JSON object like {\"id\":1,\"cmd\":\"ping\"}, got %s",
-                 mb__jtype(req));
+                 mb__ctl_jtype(req));
     return;
   }
   id = cJSON_GetObjectItemCaseSensitive(req, "id");
   if (id != NULL) {
     if (!cJSON_IsNumber(id) && !cJSON_IsString(id)) {
       mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'id' must be a number or a string, got %s",
-                   mb__jtype(id));
+                   mb__ctl_jtype(id));
       return;
     }
     *id_out = cJSON_DetachItemViaPointer(req, id);
@@ -188,14 +188,14 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
     return;
   }
   if (!cJSON_IsString(cmd)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'cmd' must be a string, got %s", mb__jtype(cmd));
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'cmd' must be a string, got %s", mb__ctl_jtype(cmd));
     return;
   }
   args = cJSON_GetObjectItemCaseSensitive(req, "args");
   if (args != NULL && cJSON_IsNull(args))
     args = NULL;
   if (args != NULL && !cJSON_IsObject(args)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s", mb__jtype(args));
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s", mb__ctl_jtype(args));
     return;
   }
   if ((c = mb__ctl_command(cmd->valuestring)) == NULL) {

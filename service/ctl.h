@@ -43,6 +43,9 @@ enum mb_ctl_error {
 #undef MB__X
 };
 
+/* The JSON type of an item for messages: "a string", "a number", "an object", ... */
+const char *mb__ctl_jtype(const cJSON *item);
+
 /* The "code" string of a protocol error ("internal" for an unknown value). */
 const char *mb__ctl_err_code(int err);
 
