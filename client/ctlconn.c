@@ -7,8 +7,6 @@
  * that went away is an error, not a SIGPIPE. Windows: the named pipe opened with CreateFileW
  * in overlapped mode, so a read can wait with a deadline (WaitForSingleObject).
  */
-#define _GNU_SOURCE 1 /* struct ucred */
-
 #include "ctlconn.h"
 
 #include <stdio.h>
@@ -63,6 +61,10 @@ int mb__pipe_read_line(mb_pipe_conn_t *c, char **line, size_t *len, size_t max,
                         c->len ? " in the middle of a line" : "");
     c->len += n;
   }
+}
+
+int mb__pipe_peer_admin(intptr_t fd, long *uid) {
+  return mb_os_pipe_peer_admin(fd, uid);
 }
 
 /* Milliseconds left until deadline_ns (0: forever, -1); 0 once it has passed. */
@@ -186,16 +188,6 @@ void mb__pipe_close(mb_pipe_conn_t *c) {
   c->len = c->cap = c->skip = 0;
 }
 
-int mb__pipe_peer_admin(intptr_t fd, long *uid) {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  *uid = -1;
-  if (getsockopt((int)fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return 0; /* unknown peer: not an administrator */
-  *uid = (long)cred.uid;
-  return cred.uid == 0 || cred.uid == geteuid();
-}
-
 #endif /* MB_OS_POSIX */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -224,8 +216,11 @@ int mb__pipe_connect(mb_pipe_conn_t *c, const char *name, int timeout_ms) {
   if (MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, MB_PIPE_NAME_MAX) == 0)
     return mb__errorf(MB_ENAMETOOLONG, (long)GetLastError(), "pipe name '%s'", name);
   for (;;) {
-    h = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
-                    FILE_FLAG_OVERLAPPED, NULL);
+    /* Not GENERIC_WRITE: it includes FILE_CREATE_PIPE_INSTANCE (FILE_APPEND_DATA), which the
+     * pipe's DACL grants only to the broker's user, SYSTEM and Administrators (os.h,
+     * mb_os_pipe_secure). FILE_WRITE_ATTRIBUTES is for SetNamedPipeHandleState. */
+    h = CreateFileW(wname, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES, 0, NULL,
+                    OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
     if (h != INVALID_HANDLE_VALUE)
       break;
     e = GetLastError();
@@ -337,12 +332,6 @@ void mb__pipe_close(mb_pipe_conn_t *c) {
   free(c->buf);
   c->buf = NULL;
   c->len = c->cap = c->skip = 0;
-}
-
-int mb__pipe_peer_admin(intptr_t fd, long *uid) {
-  (void)fd;
-  *uid = -1;
-  return 1; /* for now every peer; the client token check (issue 4) replaces this */
 }
 
 #endif /* MB_OS_WIN */

@@ -70,8 +70,9 @@ void mb__pipe_close(mb_pipe_conn_t *c);
 
 /*
  * Whether the peer of the accepted connection `fd` (uv_fileno of a libuv pipe) is an
- * administrator. POSIX: SO_PEERCRED uid is 0 or the broker's effective uid; *uid receives
- * the peer's uid. Windows: always 1 for now, *uid -1 (the token check comes later).
+ * administrator: mb_os_pipe_peer_admin (os.h). POSIX: SO_PEERCRED uid is 0 or the broker's
+ * effective uid; *uid receives the peer's uid. Windows: the client process's token is
+ * LocalSystem, an enabled Administrators member or the broker's user; *uid is -1.
  */
 int mb__pipe_peer_admin(intptr_t fd, long *uid);
 

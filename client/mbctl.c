@@ -3,6 +3,7 @@
  * overview (default) or as JSON (--json, for scripts).
  *
  *   mbctl [--instance NAME] [--json] [--timeout MS] COMMAND [ARGS]
+ *   mbctl watch [--interval MS] [--count N] [SECTION...]   a live view, one line per event
  *
  * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
  * 3 the broker is not running.
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -38,12 +40,16 @@ static void usage(FILE *fp) {
               "  set-message TEXT             set the status message, up to 255 bytes (admin)\n"
               "  compact                      give unused slot pages back to the OS (admin)\n"
               "  shutdown                     stop the broker (admin)\n"
+              "  watch [SECTION...]           live view, one line per interval until Ctrl-C\n"
               "  help                         the broker's command list\n"
               "\n"
               "options:\n"
               "  --instance NAME  broker instance (default: default)\n"
               "  --json           print the result as JSON\n"
               "  --timeout MS     how long to wait for the answer (default 10000)\n"
+              "  --interval MS    watch: time between lines, 50..60000 (default 1000)\n"
+              "  --count N        watch: stop after N lines\n"
+              "                   (watch --json prints the raw event lines)\n"
               "\n"
               "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n");
 }
@@ -221,16 +227,90 @@ static void print_result(const char *cmd, const cJSON *res, const char *instance
   }
 }
 
+/* One watch event for humans: time, status, players, NPCs, committed, clients and the
+ * committed bytes of each region; a section the watch did not ask for shows as '-'. */
+static void print_watch_line(const cJSON *res) {
+  const cJSON *srv = cJSON_GetObjectItemCaseSensitive(res, "server");
+  const cJSON *mem = cJSON_GetObjectItemCaseSensitive(res, "memory");
+  const cJSON *cli = cJSON_GetObjectItemCaseSensitive(res, "clients");
+  const cJSON *regs = cJSON_GetObjectItemCaseSensitive(res, "regions"), *r;
+  char when[16] = "--:--:--";
+  time_t now = time(NULL);
+  const struct tm *tm = localtime(&now);
+  if (tm)
+    strftime(when, sizeof when, "%H:%M:%S", tm);
+  printf("%s %-8s", when, srv ? str(srv, "status") : "-");
+  if (srv)
+    printf("  players %.0f  npcs %.0f", num(srv, "players"), num(srv, "npcs"));
+  else
+    printf("  players -  npcs -");
+  printf("  committed %s", mem ? bytes(num(mem, "committed")) : "-");
+  if (cli)
+    printf("  clients %.0f", num(cli, "attached"));
+  else
+    printf("  clients -");
+  cJSON_ArrayForEach(r, regs) {
+    printf("  %s %s", str(r, "name"), bytes(num(r, "committed")));
+  }
+  printf("\n");
+}
+
+/*
+ * The watch stream after the broker's ok: print each event (raw with --json) until `count`
+ * events (0: no limit) or the broker ends the stream. EXIT_OK when it did (or count was
+ * reached), EXIT_FAILED when an event is overdue (interval + timeout) or unreadable.
+ */
+static int run_watch(mb_pipe_conn_t *conn, int json, long count, long interval_ms,
+                     int timeout_ms) {
+  long seen = 0;
+  char *line;
+  size_t len;
+  int rc;
+  while (count <= 0 || seen < count) {
+    cJSON *ev;
+    const cJSON *res;
+    rc = mb__pipe_read_line(conn, &line, &len, 64u << 20,
+                            mb_os_mono_ns() + (uint64_t)(interval_ms + timeout_ms) * 1000000u);
+    if (rc == MB_EIO) {
+      printf("broker stopped\n");
+      fflush(stdout);
+      return EXIT_OK;
+    }
+    if (rc != 0) {
+      fprintf(stderr, "mbctl: watch: %s\n", mb_last_error());
+      return EXIT_FAILED;
+    }
+    ev = cJSON_Parse(line);
+    res = cJSON_GetObjectItemCaseSensitive(ev, "result");
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ev, "event")) || !cJSON_IsObject(res)) {
+      cJSON_Delete(ev);
+      fprintf(stderr, "mbctl: watch: the broker sent a line that is not a status event\n");
+      return EXIT_FAILED;
+    }
+    if (json)
+      printf("%s\n", line);
+    else
+      print_watch_line(res);
+    fflush(stdout);
+    cJSON_Delete(ev);
+    seen++;
+  }
+  return EXIT_OK;
+}
+
 /* ---- request ----------------------------------------------------------------------------- */
 
-/* Build the request for argv[0..argc) (the command and its arguments); NULL = usage error. */
-static cJSON *build_request(int argc, char **argv) {
+/* Build the request for argv[0..argc) (the command and its arguments); NULL = usage error.
+ * interval_ms > 0 is watch's interval. */
+static cJSON *build_request(int argc, char **argv, long interval_ms) {
   const char *cmd = argv[0];
   cJSON *req = cJSON_CreateObject(), *args = cJSON_CreateObject();
   int i;
   cJSON_AddNumberToObject(req, "id", 1);
   cJSON_AddStringToObject(req, "cmd", cmd);
-  if (strcmp(cmd, "status") == 0) {
+  if (strcmp(cmd, "status") == 0 || strcmp(cmd, "watch") == 0) {
+    if (interval_ms > 0)
+      cJSON_AddNumberToObject(args, "interval_ms", (double)interval_ms);
     if (argc > 1) {
       cJSON *secs = cJSON_AddArrayToObject(args, "sections");
       for (i = 1; i < argc; i++)
@@ -276,6 +356,7 @@ usage:
 int main(int argc, char **argv) {
   const char *instance = "default";
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
+  long interval_ms = 0, count = 0;
   static char *cmdv[256];
   char pipe[MB_PIPE_NAME_MAX], *text, *line;
   mb_pipe_conn_t conn;
@@ -295,6 +376,19 @@ int main(int argc, char **argv) {
         instance = argv[++i];
       } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
         timeout_ms = atoi(argv[++i]);
+      } else if ((strcmp(argv[i], "--interval") == 0 || strcmp(argv[i], "--count") == 0) &&
+                 i + 1 < argc) {
+        char *end;
+        long v = strtol(argv[i + 1], &end, 10);
+        if (*end != '\0' || end == argv[i + 1] || v <= 0 || v > 100000000) {
+          fprintf(stderr, "mbctl: %s needs a positive number, got '%s'\n", argv[i], argv[i + 1]);
+          return EXIT_USAGE;
+        }
+        if (strcmp(argv[i], "--interval") == 0)
+          interval_ms = v;
+        else
+          count = v;
+        i++;
       } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
         usage(stdout);
         return EXIT_OK;
@@ -314,7 +408,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
-  req = build_request(cmdc, cmdv);
+  if ((interval_ms || count) && strcmp(cmdv[0], "watch") != 0) {
+    fprintf(stderr, "mbctl: --interval and --count are options of watch\n");
+    return EXIT_USAGE;
+  }
+  req = build_request(cmdc, cmdv, interval_ms);
   if (req == NULL) {
     fprintf(stderr, "run 'mbctl --help' for usage\n");
     return EXIT_USAGE;
@@ -348,18 +446,31 @@ int main(int argc, char **argv) {
     return EXIT_FAILED;
   }
   resp = cJSON_Parse(line);
-  mb__pipe_close(&conn);
+  if (strcmp(cmdv[0], "watch") != 0)
+    mb__pipe_close(&conn); /* watch reads on: its events follow the answer */
   ok = cJSON_GetObjectItemCaseSensitive(resp, "ok");
   if (resp == NULL || !cJSON_IsBool(ok)) {
     fprintf(stderr, "mbctl: the broker's answer is not a protocol response\n");
+    mb__pipe_close(&conn);
     return EXIT_FAILED;
   }
   if (cJSON_IsFalse(ok)) {
+    mb__pipe_close(&conn);
     err = cJSON_GetObjectItemCaseSensitive(resp, "error");
     if (json)
       print_json(resp);
     fprintf(stderr, "mbctl: %s failed: %s: %s\n", cmdv[0], str(err, "code"), str(err, "message"));
     return EXIT_FAILED;
+  }
+  if (strcmp(cmdv[0], "watch") == 0) {
+    const cJSON *iv = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(resp, "result"), "interval_ms");
+    rc = run_watch(&conn, json, count, cJSON_IsNumber(iv) ? (long)iv->valuedouble : 60000,
+                   timeout_ms);
+    mb__pipe_close(&conn);
+    cJSON_Delete(resp);
+    cJSON_Delete(req);
+    return rc;
   }
   if (json)
     print_json(cJSON_GetObjectItemCaseSensitive(resp, "result"));

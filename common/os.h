@@ -183,6 +183,45 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock);
 /* Release a lock taken with mb_os_lock_take. */
 void mb_os_lock_release(intptr_t lock);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Control pipe security                                                                      */
+
+/*
+ * Restrict who may use the control pipe, after it is bound and before it listens. `handle`
+ * is the bound server pipe (uv_fileno: the first instance's HANDLE on Windows, unused on
+ * POSIX); `path` is the socket file (POSIX; ignored on Windows). `access` as for sections
+ * (NULL = { 0600, NULL }), except:
+ *  - Windows: the pipe gets an explicit protected DACL: the broker's user, SYSTEM and
+ *    Administrators get full access; group (0060) and other (0006, Authenticated Users) bits
+ *    grant read / write data only - never FILE_CREATE_PIPE_INSTANCE, so nobody but them can
+ *    add an instance of the broker's pipe and impersonate it. Clients must therefore open
+ *    the pipe with FILE_WRITE_DATA, not GENERIC_WRITE (which includes that right).
+ *  - POSIX: chmod(path, mode & 0666) and chown to `group`, or to the broker's effective
+ *    group when group is NULL (connect needs write permission on the socket file).
+ * MB_ENOENT if the group does not exist, MB_EACCES if the OS refuses.
+ */
+int mb_os_pipe_secure(intptr_t handle, const char *path, const mb_os_access_t *access);
+
+/*
+ * Whether the peer of a connected control-pipe connection `conn` (an accepted libuv pipe's
+ * uv_fileno) is an administrator: 1 yes, 0 no (also when its identity cannot be learned -
+ * fail closed). POSIX: SO_PEERCRED uid is 0 or the broker's effective uid; *uid receives the
+ * peer's uid. Windows: the client process's token (GetNamedPipeClientProcessId, then
+ * OpenProcessToken) is LocalSystem, has BUILTIN\Administrators enabled (a filtered UAC
+ * token does not), or has the broker's own user SID (the service account); *uid is -1.
+ * Never fails otherwise.
+ */
+int mb_os_pipe_peer_admin(intptr_t conn, long *uid);
+
+/*
+ * Describe the access control of an object, for tests and diagnostics, into buf
+ * (NUL-terminated). POSIX: "<mode octal> <uid> <gid>" of `path` when given (a socket file),
+ * else of the descriptor `handle` (a section), e.g. "660 0 100". Windows: the SDDL of the
+ * owner and DACL of `handle` (a section or pipe handle opened with READ_CONTROL; path is
+ * unused), e.g. "O:S-1-5-...D:P(A;;FA;;;SY)...". MB_ERANGE if it does not fit.
+ */
+int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t size);
+
 /*
  * The directory for sockets and lock files, NUL-terminated, created if missing:
  * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root or when it exists (the

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -157,6 +158,8 @@ static int mb__shm_path(const char *name, char *path) {
   return 0;
 }
 
+static int mb__group_gid(const char *name, gid_t *gid, const char *what);
+
 /* Apply mode (ignoring the umask) and group to a freshly created object. */
 static int mb__apply_access(int fd, const char *name, const mb_os_access_t *access) {
   mode_t mode = access ? (mode_t)(access->mode & 0666) : 0600;
@@ -164,12 +167,11 @@ static int mb__apply_access(int fd, const char *name, const mb_os_access_t *acce
     return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'",
                       (unsigned)mode, name);
   if (access && access->group && access->group[0]) {
-    struct group gr, *res = NULL;
-    char buf[4096];
-    int e = getgrnam_r(access->group, &gr, buf, sizeof buf, &res);
-    if (e != 0 || res == NULL)
-      return mb__errorf(MB_ENOENT, e, "group '%s' for '%s' does not exist", access->group, name);
-    if (fchown(fd, (uid_t)-1, gr.gr_gid) != 0)
+    gid_t gid;
+    int rc = mb__group_gid(access->group, &gid, name);
+    if (rc != 0)
+      return rc;
+    if (fchown(fd, (uid_t)-1, gid) != 0)
       return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "give '%s' to group '%s'", name,
                         access->group);
   }
@@ -366,6 +368,65 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
 void mb_os_lock_release(intptr_t lock) {
   if (lock > 0)
     close((int)lock); /* closing the last descriptor drops the flock */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* The gid of group `name` into *gid. MB_ENOENT if there is no such group. */
+static int mb__group_gid(const char *name, gid_t *gid, const char *what) {
+  struct group gr, *res = NULL;
+  char buf[4096];
+  int e = getgrnam_r(name, &gr, buf, sizeof buf, &res);
+  if (e != 0 || res == NULL)
+    return mb__errorf(MB_ENOENT, e, "group '%s' for '%s' does not exist", name, what);
+  *gid = gr.gr_gid;
+  return 0;
+}
+
+/*
+ * The socket file decides who may connect (connect(2) needs write permission on it). The
+ * broker calls this before listen(), and a connect to a socket that does not listen yet is
+ * refused, so there is no window with the mode libuv created the file with.
+ */
+int mb_os_pipe_secure(intptr_t handle, const char *path, const mb_os_access_t *access) {
+  mode_t mode = access ? (mode_t)(access->mode & 0666) : 0600;
+  gid_t gid = getegid();
+  int rc;
+  (void)handle;
+  if (path == NULL || path[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "secure the control socket: no path");
+  if (access && access->group && access->group[0] &&
+      (rc = mb__group_gid(access->group, &gid, path)) != 0)
+    return rc;
+  if (chown(path, (uid_t)-1, gid) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "give control socket '%s' to gid %u",
+                      path, (unsigned)gid);
+  if (chmod(path, mode) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on control socket '%s'",
+                      (unsigned)mode, path);
+  return 0;
+}
+
+int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  *uid = -1;
+  if (getsockopt((int)conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return 0; /* unknown peer: not an administrator */
+  *uid = (long)cred.uid;
+  return cred.uid == 0 || cred.uid == geteuid();
+}
+
+int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t size) {
+  struct stat st;
+  int n;
+  if ((path != NULL ? stat(path, &st) : fstat((int)handle, &st)) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat '%s'", path ? path : "(fd)");
+  n = snprintf(buf, size, "%o %ld %ld", (unsigned)(st.st_mode & 07777), (long)st.st_uid,
+               (long)st.st_gid);
+  if (n < 0 || (size_t)n >= size)
+    return mb__errorf(MB_ERANGE, 0, "security description longer than %zu bytes", size);
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -11,8 +11,8 @@
  * from a view with VirtualQuery: a view is one allocation (every region shares the view's
  * AllocationBase), its uncommitted pages are MEM_RESERVE and its committed ones MEM_COMMIT.
  *
- * Security: sections get an explicit, protected DACL built from mb_os_access_t (owner,
- * SYSTEM, Administrators; optionally a group and Authenticated Users).
+ * Security: sections and the control pipe get an explicit, protected DACL built from
+ * mb_os_access_t (owner, SYSTEM, Administrators; optionally a group and Authenticated Users).
  *
  * Built with _WIN32_WINNT >= 0x0601 (Windows 7 API level). GetSystemTimePreciseAsFileTime
  * (Windows 8) is looked up at run time.
@@ -31,7 +31,11 @@
 #include "os.h"
 
 #include <windows.h>
+#include <aclapi.h>
 #include <psapi.h>
+#include <sddl.h>
+
+#include <stddef.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -736,6 +740,154 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
 void mb_os_lock_release(intptr_t lock) {
   if (lock != 0 && lock != -1)
     CloseHandle((HANDLE)lock);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Control pipe security                                                                      */
+
+/* Rights in the pipe's DACL. Others may read and write data but not create instances:
+ * FILE_CREATE_PIPE_INSTANCE is FILE_APPEND_DATA, part of FILE_GENERIC_WRITE, so the write
+ * mask is spelled out. SYNCHRONIZE and READ_CONTROL come with FILE_GENERIC_READ. */
+#define MB__PIPE_RIGHTS_FULL FILE_ALL_ACCESS
+#define MB__PIPE_RIGHTS_READ FILE_GENERIC_READ
+#define MB__PIPE_RIGHTS_WRITE (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE)
+
+/*
+ * Why SetSecurityInfo on the first instance is enough: a named pipe has one security
+ * descriptor for all its instances ("controls access to both client and server ends of the
+ * named pipe", Named Pipe Security and Access Rights). It is set when the first instance is
+ * created; a later CreateNamedPipe of the same name is access-checked against it (the caller
+ * needs FILE_CREATE_PIPE_INSTANCE) and does not replace it. So the instances libuv creates
+ * later (uv_listen, after each accept) share this DACL; Wine behaves the same here.
+ * Why not the token's default DACL instead: it is process-wide, so every object any thread
+ * creates meanwhile without a descriptor would get pipe-shaped rights, and it buys little:
+ * libuv creates the first instance with FILE_FLAG_FIRST_PIPE_INSTANCE (a squatter's pipe
+ * makes bind fail, we never join it), and until this call the pipe has the default
+ * descriptor, which lets nobody but the broker's user, SYSTEM and Administrators write to it
+ * or create instances (Everyone may at most open it read-only, and a read-only client cannot
+ * send a request). The pipe lives as long as one instance does, and libuv always keeps
+ * instances open while listening, so the descriptor is never lost.
+ */
+int mb_os_pipe_secure(intptr_t handle, const char *path, const mb_os_access_t *access) {
+  mb__sd_t sd;
+  DWORD e;
+  int rc;
+  (void)path;
+  if (handle == 0 || handle == -1)
+    return mb__errorf(MB_EINVAL, 0, "secure the control pipe: no handle");
+  if ((rc = mb__sd_build(&sd, access, MB__PIPE_RIGHTS_FULL, MB__PIPE_RIGHTS_READ,
+                         MB__PIPE_RIGHTS_WRITE, "control pipe")) != 0)
+    return rc;
+  e = SetSecurityInfo((HANDLE)handle, SE_KERNEL_OBJECT,
+                      DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL,
+                      (PACL)sd.acl, NULL);
+  if (e != ERROR_SUCCESS)
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "set the DACL of the control pipe");
+  return 0;
+}
+
+/* The SID of a SID_AND_ATTRIBUTES entry at byte offset `at` of a token buffer. */
+static SID_AND_ATTRIBUTES mb__sid_attr(const void *buf, size_t at) {
+  SID_AND_ATTRIBUTES sa;
+  memcpy(&sa, (const char *)buf + at, sizeof sa);
+  return sa;
+}
+
+/*
+ * Read a token information class into a new buffer (free() it); NULL on failure. The
+ * buffer is malloc'ed, so suitably aligned for the structures it holds.
+ */
+static void *mb__token_info(HANDLE tok, TOKEN_INFORMATION_CLASS cls) {
+  DWORD len = 0;
+  void *buf;
+  GetTokenInformation(tok, cls, NULL, 0, &len);
+  if (len == 0 || (buf = malloc(len)) == NULL)
+    return NULL;
+  if (!GetTokenInformation(tok, cls, buf, len, &len)) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+/*
+ * The client's process token decides. Only TOKEN_QUERY is needed, which a service running
+ * as LocalSystem has on every token and a broker of an ordinary user on its own processes.
+ * Administrators must be an enabled group: in a UAC-filtered token it is deny-only, and such
+ * a client is not an administrator. Any failure (process gone, access denied) is "no".
+ * The pid is the client's at connect time; a client that hands its handle to another
+ * process is judged as the process that opened the pipe.
+ */
+int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {
+  DWORD sys[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], adm[SECURITY_MAX_SID_SIZE / sizeof(DWORD)];
+  DWORD self[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], len, i, count;
+  void *user = NULL, *groups = NULL;
+  ULONG pid = 0;
+  HANDLE proc, tok = NULL;
+  int admin = 0;
+
+  *uid = -1;
+  if (!GetNamedPipeClientProcessId((HANDLE)conn, &pid))
+    return 0;
+  if ((proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) == NULL)
+    return 0;
+  if (!OpenProcessToken(proc, TOKEN_QUERY, &tok))
+    tok = NULL;
+  CloseHandle(proc);
+  if (tok == NULL)
+    return 0;
+  len = sizeof sys;
+  if (!CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &len))
+    goto done;
+  len = sizeof adm;
+  if (!CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, adm, &len))
+    goto done;
+  if ((user = mb__token_info(tok, TokenUser)) != NULL) {
+    PSID u = mb__token_user_sid(user);
+    if (EqualSid(u, sys) || (mb__user_sid(self, "peer check") == 0 && EqualSid(u, self))) {
+      admin = 1;
+      goto done;
+    }
+  }
+  if ((groups = mb__token_info(tok, TokenGroups)) != NULL) {
+    memcpy(&count, groups, sizeof count); /* TOKEN_GROUPS.GroupCount */
+    for (i = 0; i < count; i++) {
+      SID_AND_ATTRIBUTES g =
+          mb__sid_attr(groups, offsetof(TOKEN_GROUPS, Groups) + i * sizeof(SID_AND_ATTRIBUTES));
+      if ((g.Attributes & SE_GROUP_ENABLED) && !(g.Attributes & SE_GROUP_USE_FOR_DENY_ONLY) &&
+          EqualSid(g.Sid, adm)) {
+        admin = 1;
+        break;
+      }
+    }
+  }
+done:
+  free(user);
+  free(groups);
+  CloseHandle(tok);
+  return admin;
+}
+
+int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t size) {
+  const SECURITY_INFORMATION what = OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION;
+  PSECURITY_DESCRIPTOR psd = NULL;
+  wchar_t *sddl = NULL;
+  DWORD e;
+  int rc;
+  (void)path;
+  e = GetSecurityInfo((HANDLE)handle, SE_KERNEL_OBJECT, what, NULL, NULL, NULL, NULL, &psd);
+  if (e != ERROR_SUCCESS)
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "read a security descriptor");
+  if (!ConvertSecurityDescriptorToStringSecurityDescriptorW(psd, SDDL_REVISION_1, what, &sddl,
+                                                            NULL)) {
+    e = GetLastError();
+    LocalFree(psd);
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "convert a security descriptor");
+  }
+  rc = mb__wide_to_utf8(sddl, buf, size, "security descriptor");
+  LocalFree(sddl);
+  LocalFree(psd);
+  return rc;
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * cmd_broker.c - the broker's own commands: ping, help, version, status, regions, clients,
- * config, set-status, set-message, compact, shutdown. Each handler reads call->args (already
+ * config, set-status, set-message, compact, shutdown, watch, unwatch. Each handler reads call->args (already
  * checked by the dispatcher to hold only the names its table entry lists), leaves its answer
  * in call->result, or fails with mb__ctl_fail naming what was wrong.
  */
@@ -67,8 +67,9 @@ int mb__cmd_version(mb_ctl_call_t *call) {
   return 0;
 }
 
-/* status [sections: ["memory", "clients"]] - the report, all sections when none are named. */
-int mb__cmd_status(mb_ctl_call_t *call) {
+/* The "sections" argument of status and watch as MB_REPORT_* bits in *out (all sections when
+ * it is absent or empty). 0, or the value of mb__ctl_fail. */
+static int mb__sections_arg(mb_ctl_call_t *call, unsigned *out) {
   const cJSON *secs = cJSON_GetObjectItemCaseSensitive(call->args, "sections"), *s;
   unsigned mask = 0;
   if (secs != NULL) {
@@ -87,8 +88,59 @@ int mb__cmd_status(mb_ctl_call_t *call) {
       mask |= bit;
     }
   }
-  if ((call->result = mb__report(call->broker, mask ? mask : MB_REPORT_ALL)) == NULL)
+  *out = mask ? mask : MB_REPORT_ALL;
+  return 0;
+}
+
+/* status [sections: ["memory", "clients"]] - the report, all sections when none are named. */
+int mb__cmd_status(mb_ctl_call_t *call) {
+  unsigned mask;
+  if (mb__sections_arg(call, &mask) != 0)
+    return -1;
+  if ((call->result = mb__report(call->broker, mask)) == NULL)
     return mb__oom(call, "status");
+  return 0;
+}
+
+/*
+ * watch [interval_ms: 50..60000, default 1000] [sections as for status]
+ *   -> {"watching": true, "interval_ms": N}
+ * The connection then streams the status report with those sections every interval_ms (the
+ * pipe server does that from call->watch*); a later watch replaces the stream.
+ */
+int mb__cmd_watch(mb_ctl_call_t *call) {
+  const cJSON *iv = cJSON_GetObjectItemCaseSensitive(call->args, "interval_ms");
+  unsigned mask, ms = MB_CTL_WATCH_DEFAULT_MS;
+  if (iv != NULL) {
+    if (!cJSON_IsNumber(iv))
+      return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                          "'interval_ms' must be an integer from %d to %d, got %s",
+                          MB_CTL_WATCH_MIN_MS, MB_CTL_WATCH_MAX_MS, mb__ctl_jtype(iv));
+    if (!(iv->valuedouble >= MB_CTL_WATCH_MIN_MS && iv->valuedouble <= MB_CTL_WATCH_MAX_MS) ||
+        iv->valuedouble != (double)(unsigned)iv->valuedouble)
+      return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                          "'interval_ms' must be an integer from %d to %d, got %.17g",
+                          MB_CTL_WATCH_MIN_MS, MB_CTL_WATCH_MAX_MS, iv->valuedouble);
+    ms = (unsigned)iv->valuedouble;
+  }
+  if (mb__sections_arg(call, &mask) != 0)
+    return -1;
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddBoolToObject(call->result, "watching", 1) ||
+      !cJSON_AddNumberToObject(call->result, "interval_ms", ms))
+    return mb__oom(call, "watch");
+  call->watch = 1;
+  call->watch_interval_ms = ms;
+  call->watch_sections = mask;
+  return 0;
+}
+
+/* unwatch -> {"watching": false}; ends the connection's stream (if any). */
+int mb__cmd_unwatch(mb_ctl_call_t *call) {
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddBoolToObject(call->result, "watching", 0))
+    return mb__oom(call, "unwatch");
+  call->watch = -1;
   return 0;
 }
 

@@ -11,6 +11,11 @@
  * buffer, in request order. A client that does not read its answers is held to
  * MB_CTL_QUEUE_MAX bytes in flight: past that, its requests wait and reading from it stops
  * (uv_read_stop) until its writes drain, so it costs bounded memory and others are served.
+ *
+ * Watching: a connection's `watch` stream is a timer owned by the connection (initialized on
+ * the first watch, closed with the connection). Each tick appends one event line to the
+ * answers; a tick that finds the connection over its write budget is skipped, so a watcher
+ * that does not read costs no more than any other client.
  */
 #include "ctl.h"
 
@@ -22,6 +27,7 @@
 
 #include "ctlconn.h"
 #include "log.h"
+#include "report.h"
 
 #define MB_CTL_READ_CHUNK 65536
 #define MB_CTL_QUEUE_MAX (1024u * 1024u) /* answer bytes in flight per connection */
@@ -42,6 +48,8 @@ static const mb_ctl_cmd_t mb__cmds[] = {
     {"set-message", mb__cmd_set_message, 1, "message"},
     {"compact", mb__cmd_compact, 1, ""},
     {"shutdown", mb__cmd_shutdown, 1, ""},
+    {"watch", mb__cmd_watch, 0, "interval_ms sections"},
+    {"unwatch", mb__cmd_unwatch, 0, ""},
     {NULL, NULL, 0, NULL},
 };
 
@@ -290,12 +298,21 @@ char *mb__ctl_error_line(int err, const char *msg) {
 
 char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admin,
                           int *stop_after) {
+  mb_ctl_effects_t fx;
+  char *text = mb__ctl_handle_request(b, line, len, admin, &fx);
+  cJSON_free(fx.watch_id);
+  *stop_after = fx.stop_after;
+  return text;
+}
+
+char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
+                             mb_ctl_effects_t *fx) {
   mb_ctl_call_t call;
   cJSON *req = NULL, *id = NULL;
   const char *end = NULL;
   size_t bad, i = 0;
 
-  *stop_after = 0;
+  memset(fx, 0, sizeof *fx);
   while (len > 0 && mb__is_space(line[len - 1]))
     len--;
   while (i < len && mb__is_space(line[i]))
@@ -327,7 +344,21 @@ char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admi
       mb__dispatch(&call, req, &id);
   }
   cJSON_Delete(req);
-  *stop_after = call.err == MB_CTL_OK && call.stop_after;
+  if (call.err == MB_CTL_OK && call.watch == 1) {
+    /* The stream's events carry the watch request's id: keep it as text. */
+    if ((fx->watch_id = id ? cJSON_PrintUnformatted(id) : NULL) == NULL && id != NULL) {
+      cJSON_Delete(call.result);
+      call.result = NULL;
+      mb__ctl_fail(&call, MB_CTL_EINTERNAL, "out of memory starting the watch");
+    } else {
+      fx->watch = 1;
+      fx->interval_ms = call.watch_interval_ms;
+      fx->sections = call.watch_sections;
+    }
+  } else if (call.err == MB_CTL_OK && call.watch == -1) {
+    fx->watch = -1;
+  }
+  fx->stop_after = call.err == MB_CTL_OK && call.stop_after;
   return mb__answer(&call, id);
 }
 
@@ -353,6 +384,13 @@ struct mb_conn_s {
   int closing;
   int refused;    /* over pipe.max_connections: one busy line, then close */
   int stop_after; /* `out` holds the answer to shutdown */
+  int handles;    /* handles (pipe, watch timer) still to close before the struct is freed */
+  int watch_init; /* `watch` timer initialized (it is closed with the connection) */
+  uv_timer_t watch;
+  char *watch_prefix; /* {"id":<id>,"event":"status","result": */
+  size_t watch_prefix_len;
+  unsigned watch_sections;
+  unsigned long watch_skipped; /* ticks skipped over budget, for the log */
 };
 
 typedef struct mb_wreq_s {
@@ -379,6 +417,8 @@ static struct {
 
 static void mb__on_conn_closed(uv_handle_t *h) {
   mb_conn_t *c = h->data;
+  if (--c->handles > 0)
+    return;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -387,6 +427,7 @@ static void mb__on_conn_closed(uv_handle_t *h) {
     c->next->prev = c->prev;
   free(c->in);
   free(c->out);
+  free(c->watch_prefix);
   free(c);
 }
 
@@ -397,6 +438,11 @@ static void mb__conn_close(mb_conn_t *c) {
   if (!c->refused)
     mb__ctl.nserved--;
   mb_log_debug("control pipe: connection %u closed", c->num);
+  c->handles = 1;
+  if (c->watch_init) {
+    c->handles++;
+    uv_close((uv_handle_t *)&c->watch, mb__on_conn_closed);
+  }
   uv_close((uv_handle_t *)&c->pipe, mb__on_conn_closed);
 }
 
@@ -471,13 +517,85 @@ static void mb__conn_flush(mb_conn_t *c) {
   c->queued += w->len;
 }
 
+/*
+ * One tick of a connection's watch: append an event line with a fresh report and hand it to
+ * uv_write. Skipped while the connection is over its write budget (a watcher that does not
+ * read) and when the report cannot be built (out of memory: the next tick tries again).
+ */
+static void mb__on_watch_tick(uv_timer_t *t) {
+  mb_conn_t *c = t->data;
+  cJSON *rep;
+  char *text;
+  size_t n;
+  if (c->closing || c->eof)
+    return;
+  if (mb__conn_paused(c)) {
+    if (c->watch_skipped++ == 0)
+      mb_log_debug("control pipe: connection %u does not read its watch events; skipping ticks",
+                   c->num);
+    return;
+  }
+  rep = mb__report(mb__ctl.broker, c->watch_sections);
+  text = rep ? cJSON_PrintUnformatted(rep) : NULL;
+  cJSON_Delete(rep);
+  if (text == NULL)
+    return;
+  n = strlen(text);
+  if (mb__grow(&c->out, &c->out_cap, c->out_len + c->watch_prefix_len + n + 2) == 0) {
+    memcpy(c->out + c->out_len, c->watch_prefix, c->watch_prefix_len);
+    memcpy(c->out + c->out_len + c->watch_prefix_len, text, n);
+    c->out_len += c->watch_prefix_len + n;
+    c->out[c->out_len++] = '}';
+    c->out[c->out_len++] = '\n';
+  }
+  cJSON_free(text);
+  mb__conn_flush(c);
+}
+
+/* Start or replace the connection's watch (fx->watch == 1), or end it (-1). */
+static void mb__conn_watch(mb_conn_t *c, const mb_ctl_effects_t *fx) {
+  static const char head[] = "{\"id\":", tail[] = ",\"event\":\"status\",\"result\":";
+  const char *id = fx->watch_id ? fx->watch_id : "null";
+  size_t n;
+  char *p;
+  if (fx->watch < 0) {
+    if (c->watch_init && uv_is_active((uv_handle_t *)&c->watch)) {
+      uv_timer_stop(&c->watch);
+      mb_log_debug("control pipe: connection %u stopped watching", c->num);
+    }
+    return;
+  }
+  n = strlen(head) + strlen(id) + strlen(tail);
+  if ((p = malloc(n + 1)) == NULL) {
+    mb_log_error("control pipe: out of memory for a watch; closing connection %u", c->num);
+    mb__conn_close(c);
+    return;
+  }
+  snprintf(p, n + 1, "%s%s%s", head, id, tail);
+  free(c->watch_prefix);
+  c->watch_prefix = p;
+  c->watch_prefix_len = n;
+  c->watch_sections = fx->sections;
+  c->watch_skipped = 0;
+  if (!c->watch_init) {
+    uv_timer_init(mb__ctl.loop, &c->watch);
+    c->watch.data = c;
+    c->watch_init = 1;
+  }
+  uv_timer_start(&c->watch, mb__on_watch_tick, fx->interval_ms, fx->interval_ms);
+  mb_log_debug("control pipe: connection %u watching every %u ms", c->num, fx->interval_ms);
+}
+
 /* Answer one line of a served connection. */
 static void mb__conn_line(mb_conn_t *c, const char *line, size_t len) {
-  int stop = 0;
-  char *text = mb__ctl_handle_line(mb__ctl.broker, line, len, c->admin, &stop);
+  mb_ctl_effects_t fx;
+  char *text = mb__ctl_handle_request(mb__ctl.broker, line, len, c->admin, &fx);
   mb__conn_answer(c, text);
-  if (stop)
+  if (fx.stop_after)
     c->stop_after = 1;
+  if (fx.watch != 0 && !c->closing)
+    mb__conn_watch(c, &fx);
+  cJSON_free(fx.watch_id);
 }
 
 static void mb__conn_too_large(mb_conn_t *c) {
@@ -754,14 +872,19 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
     rc = mb__uv_fail(rc, "bind control pipe");
     goto fail;
   }
-  if (is_path) {
-    /* The socket's mode decides who may connect (connect needs write permission). */
-    rc = uv_fs_chmod(loop, &req, mb__ctl.name, (int)b->cfg.pipe_mode, NULL);
-    uv_fs_req_cleanup(&req);
-    if (rc != 0) {
-      rc = mb__uv_fail(rc, "set the mode of control socket");
+  {
+    /* Who may connect, before anyone can: pipe.mode and pipe.operators_group become the
+     * socket file's mode and group, or the pipe's DACL on Windows (os.h). */
+    mb_os_access_t acc;
+    uv_os_fd_t fd;
+    acc.mode = b->cfg.pipe_mode;
+    acc.group = b->cfg.pipe_operators_group[0] ? b->cfg.pipe_operators_group : NULL;
+    if ((rc = uv_fileno((uv_handle_t *)&mb__ctl.server, &fd)) != 0) {
+      rc = mb__uv_fail(rc, "find the handle of control pipe");
       goto fail;
     }
+    if ((rc = mb_os_pipe_secure((intptr_t)fd, is_path ? mb__ctl.name : NULL, &acc)) != 0)
+      goto fail;
   }
   if ((rc = uv_listen((uv_stream_t *)&mb__ctl.server, MB_CTL_BACKLOG, mb__on_connection)) != 0) {
     rc = mb__uv_fail(rc, "listen on control pipe");

@@ -8,6 +8,11 @@
  * (a number or a string; null when absent or when the request could not be parsed).
  * Requests of one connection are answered in order. Empty lines are ignored.
  *
+ * `watch` turns a connection into a subscriber as well: after its ok answer, one line
+ * {"id":<the watch's id>,"event":"status","result":{...}} every interval_ms, between the
+ * answers to whatever else the client sends, until `unwatch`, another `watch` (which
+ * replaces it) or the connection's end.
+ *
  * The loop part (ctl.c) owns framing, limits and back-pressure; handlers live in files by
  * area (cmd_broker.c) and see only an mb_ctl_call_t.
  */
@@ -56,6 +61,9 @@ typedef struct mb_ctl_call_s {
   int admin;         /* the peer is an administrator */
   cJSON *result;     /* set by a successful handler; NULL answers `true` */
   int stop_after;    /* set by `shutdown`: request the stop once the answer is written */
+  int watch;         /* set by `watch` (1: start or replace the stream) and `unwatch` (-1) */
+  unsigned watch_interval_ms; /* with watch == 1: the period */
+  unsigned watch_sections;    /* with watch == 1: MB_REPORT_* bits of each event's report */
   int err;           /* MB_CTL_E* once mb__ctl_fail was called */
   char msg[320];     /* its message */
 } mb_ctl_call_t;
@@ -87,6 +95,28 @@ const mb_ctl_cmd_t *mb__ctl_command(const char *name);
  * Independent of libuv, so the fuzzer drives it directly.
  */
 char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admin, int *stop_after);
+
+/* What a request asks of its connection besides its answer (see mb__ctl_handle_request). */
+typedef struct mb_ctl_effects_s {
+  int stop_after;       /* stop the broker once the answer is written */
+  int watch;            /* 1: start (or replace) the connection's watch; -1: end it; 0: none */
+  unsigned interval_ms; /* with watch == 1: the period, MB_CTL_WATCH_MIN_MS..MB_CTL_WATCH_MAX_MS */
+  unsigned sections;    /* with watch == 1: MB_REPORT_* bits */
+  char *watch_id;       /* with watch == 1: the request's id as JSON text ("7", "null");
+                           malloc'd (cJSON allocator), the caller frees it with cJSON_free */
+} mb_ctl_effects_t;
+
+#define MB_CTL_WATCH_MIN_MS 50
+#define MB_CTL_WATCH_MAX_MS 60000
+#define MB_CTL_WATCH_DEFAULT_MS 1000
+
+/*
+ * mb__ctl_handle_line with everything a request may ask of its connection in *fx (zeroed
+ * first): the pipe server uses it to start and end `watch` streams. Returns the answer as
+ * mb__ctl_handle_line does; fx->watch_id is set only when fx->watch == 1.
+ */
+char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
+                             mb_ctl_effects_t *fx);
 
 /* A response line for an error that has no request (too_large, busy); malloc'd. */
 char *mb__ctl_error_line(int err, const char *msg);
@@ -122,6 +152,8 @@ int mb__cmd_set_status(mb_ctl_call_t *call);
 int mb__cmd_set_message(mb_ctl_call_t *call);
 int mb__cmd_compact(mb_ctl_call_t *call);
 int mb__cmd_shutdown(mb_ctl_call_t *call);
+int mb__cmd_watch(mb_ctl_call_t *call);
+int mb__cmd_unwatch(mb_ctl_call_t *call);
 
 #ifdef __cplusplus
 }

@@ -22,8 +22,7 @@
 
 #if MB_OS_WIN
 
-/* Ours first: <winuser.h> defines MB_OK (a MessageBox flag), which error.h's enum also
- * names; after error.h the macro only shadows a name this file does not use. */
+/* Project headers first, then <windows.h>. */
 #include "log.h"
 #include "os.h"
 #include "svc.h"
