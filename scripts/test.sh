@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Install what is needed, then build and test membroker three times: native, native with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the Windows build (mingw-w64) run under
-# Wine. Prints one summary; exits non-zero if any build or test failed.
+# Wine; and fuzz the control protocol (clang + libFuzzer) for a bounded time. Prints one
+# summary; exits non-zero if any build, test or fuzz run failed.
 #
 #   scripts/test.sh                 everything
-#   MB_CONFIGS="native asan" scripts/test.sh   a subset (native, asan, mingw)
+#   MB_CONFIGS="native asan" scripts/test.sh   a subset (native, asan, fuzz, mingw)
 #   MB_SKIP_DEPS=1 scripts/test.sh  do not run scripts/deps.sh first
+#   MB_FUZZ_SECONDS=600 MB_CONFIGS=fuzz scripts/test.sh   fuzz longer (default 60 s)
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build"
-configs=${MB_CONFIGS:-native asan mingw}
+configs=${MB_CONFIGS:-native asan fuzz mingw}
 jobs=$(nproc 2>/dev/null || echo 2)
 start=$(date +%s)
 
@@ -25,24 +27,31 @@ total_pass=0
 total_fail=0
 rc=0
 
-# run_config NAME CMAKE_ARGS...: configure, build, ctest; record the counts.
-run_config() {
-  local name=$1 dir="$build/$1" t0 log out p f
+# build_config NAME CMAKE_ARGS...: configure and build in build/NAME; a failure is recorded
+# and returns 1.
+build_config() {
+  local name=$1 dir="$build/$1"
   shift
-  t0=$(date +%s)
-  log="$dir/test.log"
   mkdir -p "$dir"
   echo "=== $name: configure + build"
   if ! cmake -S "$root" -B "$dir" -G Ninja -DMB_WERROR=ON "$@" >"$dir/configure.log" 2>&1; then
     cat "$dir/configure.log"
     status[$name]="configure failed"; passed[$name]=0; failed[$name]=1; rc=1
-    return
+    return 1
   fi
   if ! cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1; then
     tail -n 60 "$dir/build.log"
     status[$name]="build failed"; passed[$name]=0; failed[$name]=1; rc=1
-    return
+    return 1
   fi
+}
+
+# run_config NAME CMAKE_ARGS...: configure, build, ctest; record the counts.
+run_config() {
+  local name=$1 dir="$build/$1" t0 log out p f
+  t0=$(date +%s)
+  log="$dir/test.log"
+  build_config "$@" || return
   echo "=== $name: ctest"
   (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 300) >"$log" 2>&1
   local crc=$?
@@ -66,6 +75,42 @@ run_config() {
   secs[$name]=$(( $(date +%s) - t0 ))
 }
 
+# run_fuzz NAME CMAKE_ARGS...: configure, build, then run the libFuzzer target fuzz-ctl for
+# MB_FUZZ_SECONDS (default 60) on a copy of tests/corpus/ctl in the build folder (tests/ is
+# never written). A crash, leak, timeout or broken protocol promise fails it; it counts as
+# one test.
+run_fuzz() {
+  local name=$1 dir="$build/$1" t0 log frc
+  t0=$(date +%s)
+  log="$dir/fuzz.log"
+  build_config "$@" || return
+  echo "=== $name: fuzz-ctl for ${MB_FUZZ_SECONDS:-60} s"
+  rm -rf "$dir/corpus" "$dir/artifacts" "$dir/runtime"
+  mkdir -p "$dir/corpus" "$dir/artifacts" "$dir/runtime"
+  cp "$root"/tests/corpus/ctl/* "$dir/corpus/"
+  MEMBROKER_RUNTIME_DIR="$dir/runtime" \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    "$dir/fuzz-ctl" -max_total_time="${MB_FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 \
+      -dict="$root/tests/corpus/ctl.dict" -artifact_prefix="$dir/artifacts/" \
+      -print_final_stats=1 "$dir/corpus" >"$log" 2>&1
+  frc=$?
+  # A crash skips the target's atexit: remove the shared memory its broker left behind.
+  sed -n "s/^fuzz-ctl: broker instance '\([A-Za-z0-9_-]*\)' started$/\1/p" "$log" |
+    while read -r inst; do rm -f /dev/shm/membroker."$inst".*; done
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE) |^stat::(average_exec_per_sec|peak_rss_mb)' "$log" || true
+  if [ "$frc" -ne 0 ]; then
+    # The report (a sanitizer's, libFuzzer's or the target's own), then the failing input.
+    grep -m1 -A40 -E 'ERROR: |runtime error: |^fuzz-ctl: broken promise' "$log" && echo ...
+    tail -n 12 "$log"
+    echo "fuzz-ctl exited with $frc; the failing input is in $dir/artifacts/ (replay it with"
+    echo "ASAN_OPTIONS=fast_unwind_on_malloc=0 $dir/fuzz-ctl FILE for full allocation stacks)"
+    status[$name]="FAILED"; passed[$name]=0; failed[$name]=1; rc=1
+  else
+    status[$name]="ok"; passed[$name]=1; failed[$name]=0
+  fi
+  secs[$name]=$(( $(date +%s) - t0 ))
+}
+
 for c in $configs; do
   case $c in
     native) run_config native -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
@@ -73,12 +118,14 @@ for c in $configs; do
       ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         run_config asan -DCMAKE_BUILD_TYPE=Debug -DMB_SANITIZE=ON ;;
+    fuzz) run_fuzz fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMB_FUZZ=ON \
+            -DMB_TESTS=OFF ;;
     mingw)
       run_config mingw -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_TOOLCHAIN_FILE="$root/scripts/toolchain-mingw64.cmake"
       # Whatever a failed test left running in the suite's Wine prefix ends here.
       "$root/scripts/wine-run.sh" --kill "$build/mingw/wineprefix" || true ;;
-    *) echo "test.sh: unknown configuration '$c' (native, asan, mingw)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown configuration '$c' (native, asan, fuzz, mingw)" >&2; exit 2 ;;
   esac
 done
 

@@ -149,6 +149,52 @@ static int mb__is_space(char ch) {
   return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/*
+ * What cJSON lets through but JSON (RFC 8259) does not, and what would make a request mean
+ * something other than it says: control bytes (outside strings only tab, CR and LF are
+ * whitespace; inside strings none is allowed raw) and a \u0000 escape (cJSON's strings end
+ * at NUL, so "ping\u0000x" would run `ping`). Returns the offset of the first such byte and
+ * sets *what, or `len` if there is none.
+ */
+static size_t mb__json_lint(const char *s, size_t len, const char **what) {
+  size_t i;
+  int in_str = 0;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch < 0x20 && (in_str || !(ch == '\t' || ch == '\r' || ch == '\n'))) {
+      *what = in_str ? "a raw control character in a string" : "a control character";
+      return i;
+    }
+    if (!in_str) {
+      in_str = ch == '"';
+      continue;
+    }
+    if (ch == '"') {
+      in_str = 0;
+    } else if (ch == '\\' && i + 1 < len) {
+      if (s[i + 1] == 'u' && i + 5 < len && s[i + 2] == '0' && s[i + 3] == '0' &&
+          s[i + 4] == '0' && s[i + 5] == '0') {
+        *what = "a \\u0000 (NUL) escape, which no field may hold";
+        return i;
+      }
+      i++; /* the escaped character */
+    }
+  }
+  return len;
+}
+
+/* The first member of object `o` whose name an earlier member has too, or NULL. Called on
+ * args once every member is known to be one of the command's few argument names, so a
+ * flood of members fails at its first repeat. */
+static const cJSON *mb__duplicate_member(const cJSON *o) {
+  const cJSON *a, *b;
+  for (a = o ? o->child : NULL; a != NULL; a = a->next)
+    for (b = o->child; b != a; b = b->next)
+      if (strcmp(a->string, b->string) == 0)
+        return a;
+  return NULL;
+}
+
 /* 1 if `name` is one of the space-separated names in `list`. */
 static int mb__listed(const char *list, const char *name) {
   size_t n = strlen(name);
@@ -161,11 +207,31 @@ static int mb__listed(const char *list, const char *name) {
   return 0;
 }
 
+/* Log a refused command: the first at once, then at most one line per 10 s with the count,
+ * so a peer cannot flood the log with refusals. */
+static void mb__warn_forbidden(const char *cmd) {
+  static uint64_t last_ns;
+  static unsigned long suppressed;
+  uint64_t now = mb_os_mono_ns();
+  if (last_ns != 0 && now - last_ns < 10000ull * 1000000u) {
+    suppressed++;
+    return;
+  }
+  if (suppressed)
+    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator (and %lu "
+                "more refusals in the last 10 s)", cmd, suppressed);
+  else
+    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator", cmd);
+  last_ns = now;
+  suppressed = 0;
+}
+
 /* Validate the parsed request, find its command and run it; the outcome lands in `call`. */
 static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
-  const cJSON *cmd, *args, *it;
+  const cJSON *cmd, *args, *it, *unknown = NULL;
   const mb_ctl_cmd_t *c;
   cJSON *id;
+  int nid = 0, ncmd = 0, nargs = 0;
 
   if (!cJSON_IsObject(req)) {
     mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
@@ -173,22 +239,46 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
                  mb__ctl_jtype(req));
     return;
   }
-  id = cJSON_GetObjectItemCaseSensitive(req, "id");
+  /* One pass: the first unknown member, and how often each known one is given. */
+  cJSON_ArrayForEach(it, req) {
+    if (strcmp(it->string, "id") == 0)
+      nid++;
+    else if (strcmp(it->string, "cmd") == 0)
+      ncmd++;
+    else if (strcmp(it->string, "args") == 0)
+      nargs++;
+    else if (unknown == NULL)
+      unknown = it;
+  }
+  /* The id first, when there is exactly one, so that the error answers below carry it. */
+  id = nid == 1 ? cJSON_GetObjectItemCaseSensitive(req, "id") : NULL;
   if (id != NULL) {
     if (!cJSON_IsNumber(id) && !cJSON_IsString(id)) {
       mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'id' must be a number or a string, got %s",
                    mb__ctl_jtype(id));
       return;
     }
-    *id_out = cJSON_DetachItemViaPointer(req, id);
-  }
-  cJSON_ArrayForEach(it, req) {
-    if (strcmp(it->string, "cmd") != 0 && strcmp(it->string, "args") != 0 &&
-        strcmp(it->string, "id") != 0) {
+    /* A number is echoed as the client sent it only if it is an integer a double holds
+     * exactly: anything else could come back as another number and match no request. */
+    if (cJSON_IsNumber(id) &&
+        !(id->valuedouble >= -9007199254740992.0 && id->valuedouble <= 9007199254740992.0 &&
+          id->valuedouble == (double)(long long)id->valuedouble)) {
       mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
-                   "unknown request field '%.64s' (fields: id, cmd, args)", it->string);
+                   "'id' must be a string or an integer from -2^53 to 2^53, got %.17g",
+                   id->valuedouble);
       return;
     }
+    *id_out = cJSON_DetachItemViaPointer(req, id);
+  }
+  if (unknown != NULL) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
+                 "unknown request field '%.64s' (fields: id, cmd, args)", unknown->string);
+    return;
+  }
+  if (nid > 1 || ncmd > 1 || nargs > 1) {
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "field '%s' is given twice",
+                 nid > 1 ? "id" : ncmd > 1 ? "cmd" : "args");
+    return;
   }
   cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
   if (cmd == NULL) {
@@ -212,7 +302,7 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
     return;
   }
   if (c->needs_admin && !call->admin) {
-    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator", c->name);
+    mb__warn_forbidden(c->name);
     mb__ctl_fail(call, MB_CTL_EFORBIDDEN,
                  "'%s' changes the broker and needs an administrator (root or the broker's user)",
                  c->name);
@@ -228,6 +318,11 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
                      it->string);
       return;
     }
+  }
+  if ((it = mb__duplicate_member(args)) != NULL) {
+    mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' argument '%s' is given twice", c->name,
+                 it->string);
+    return;
   }
   call->args = args;
   if (c->handler(call) != 0) {
@@ -309,7 +404,7 @@ char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int a
                              mb_ctl_effects_t *fx) {
   mb_ctl_call_t call;
   cJSON *req = NULL, *id = NULL;
-  const char *end = NULL;
+  const char *end = NULL, *lint = NULL;
   size_t bad, i = 0;
 
   memset(fx, 0, sizeof *fx);
@@ -330,6 +425,9 @@ char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int a
       mb__ctl_fail(&call, MB_CTL_EBAD_JSON,
                    "request is not valid UTF-8 text (byte 0x%02x at offset %zu)",
                    (unsigned)(unsigned char)line[bad], bad);
+  } else if ((bad = mb__json_lint(line, len, &lint)) < len) {
+    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON: %s at offset %zu", lint,
+                 bad);
   } else if ((req = cJSON_ParseWithLengthOpts(line, len, &end, 0)) == NULL) {
     mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON (error at offset %zu)",
                  end && end >= line && end <= line + len ? (size_t)(end - line) : (size_t)0);

@@ -129,8 +129,9 @@ size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok);
 
 /*
  * Bind the control pipe of b->cfg.instance (mb__pipe_name), remove a stale socket file of a
- * dead broker first (the caller holds the instance lock), set the socket's mode from
- * cfg.pipe_mode where the pipe is a file, and listen on `loop`. `request_stop` is called
+ * dead broker first (the caller holds the instance lock), restrict who may connect before
+ * listening (mb_os_pipe_secure: the socket file's mode and group from pipe.mode and
+ * pipe.operators_group; the pipe's DACL on Windows), and listen on `loop`. `request_stop` is called
  * (on the loop thread) once the answer to `shutdown` is written. Returns 0 or an MB_E* code
  * with a detail message. One server per process.
  */

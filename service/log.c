@@ -42,6 +42,17 @@ int mb__log_enabled(mb_log_level_t level) {
   return level <= mb__log_level;
 }
 
+/*
+ * One event, one line: control characters that reach a message (a status message or client
+ * name with a newline, say) would forge lines of their own. Each becomes '?', in place, so
+ * the line keeps its length and never grows past the buffer.
+ */
+static void mb__log_defang(char *msg) {
+  for (; *msg; msg++)
+    if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+      *msg = '?';
+}
+
 void mb__log(mb_log_level_t level, const char *fmt, ...) {
   char msg[1024], stamp[32];
   uint64_t ns = mb_os_wall_ns();
@@ -55,6 +66,7 @@ void mb__log(mb_log_level_t level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  mb__log_defang(msg);
 #if MB_OS_WIN
   gmtime_s(&tm, &secs);
 #else

@@ -1,0 +1,86 @@
+/*
+ * childbroker.h - a broker in a child process for the tests that talk to it over its control
+ * pipe (test-protocol.c, test-mbctl.c), and the client-side helpers they share.
+ *
+ * childbroker.c defines CHILD(serve): the test binary itself, run as a child, starts a small
+ * broker (small_config), a libuv loop and the control server, serves until `shutdown`, and
+ * stops on its own when the parent test dies. The parent starts it with broker_up*() and
+ * stops it with broker_down() (or a `shutdown` of its own, then broker_wait_exit()).
+ *
+ * Every helper fails the test (FAIL, task.h) instead of returning an error.
+ */
+#ifndef MB_CHILDBROKER_H
+#define MB_CHILDBROKER_H
+
+#include "task.h"
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "ctlconn.h"
+
+#define T_READ_MS 10000 /* generous: Wine and sanitizers are slow */
+
+/* A small broker config for instance `instance`: world 256 KiB, players 1 MiB lazy slots. */
+void small_config(mb_config_t *cfg, const char *instance);
+
+/* A broker child as the parent sees it. Zero it before the first use. */
+typedef struct {
+  mb_os_child_t child;
+  char instance[MB_INSTANCE_MAX];
+  char pipe[MB_PIPE_NAME_MAX];
+  int is_path; /* the pipe is a socket file (POSIX) */
+} tbroker_t;
+
+/* Name the broker "p<pid><tag>" (unique to this test process) and find its pipe's name. */
+void broker_name(tbroker_t *t, const char *tag);
+
+/*
+ * Start the broker child without waiting for it: pipe.max_line, pipe.max_connections, the
+ * pipe's mode (octal text, "600") and pipe.operators_group (NULL: none). Names it with
+ * broker_name(t, tag) unless t->instance is already set.
+ */
+void broker_spawn(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns,
+                  const char *mode, const char *group);
+
+/* Wait until the child's pipe answers; fails at once if the child exits first. */
+void broker_wait_ready(tbroker_t *t);
+
+/* broker_spawn + broker_wait_ready, with the defaults for what is not given (4096 bytes,
+ * 1024 connections, mode 600, no group). */
+void broker_up3(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns,
+                const char *mode);
+void broker_up2(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns);
+void broker_up(tbroker_t *t, const char *tag);
+
+/* Wait for the child to exit (up to 20 s, else kill it and fail) and return its exit code. */
+int broker_wait_exit(tbroker_t *t);
+
+/* Send `shutdown`, expect ok, and expect the child to exit 0. */
+void broker_down(tbroker_t *t);
+
+/* A fresh client still gets a full status with this broker's instance name. */
+void fresh_status(tbroker_t *t);
+
+/* Write all of text[0..len). */
+void send_text(mb_pipe_conn_t *c, const char *text, size_t len);
+
+/* Read one line (T_READ_MS at most) and parse it; fails unless it is a JSON object. */
+cJSON *read_json(mb_pipe_conn_t *c);
+
+/* Send `line` plus a newline and return the parsed response. */
+cJSON *call(mb_pipe_conn_t *c, const char *line);
+
+/* The member at a dotted path ("error.code"), or NULL. */
+const cJSON *jget(const cJSON *j, const char *path);
+/* The string at path, or NULL if it is missing or not a string. */
+const char *jstr(const cJSON *j, const char *path);
+/* The number at path; fails the test if it is missing or not a number. */
+double jnum(const cJSON *j, const char *path);
+
+/* The response is ok:true. */
+void expect_ok(cJSON *r);
+/* The response is an error with `code`, and a message of some length. */
+void expect_error(cJSON *r, const char *code);
+
+#endif /* MB_CHILDBROKER_H */

@@ -1,0 +1,335 @@
+/*
+ * test-mbctl.c - the operator CLI as an operator runs it: the real mbctl executable
+ * (MB_MBCTL_EXE, set by CMake) started as a separate process with its stdout and stderr in a
+ * file (mb_os_spawn_redirect), against a broker child (CHILD serve, childbroker.c). Checks the
+ * exit codes (0 ok, 1 command failed, 2 usage, 3 not running) and what it prints: the
+ * overview, --json, chosen sections, set-message, watch, and the messages of each failure.
+ */
+#include "childbroker.h"
+
+#include <stdarg.h>
+
+#ifndef MB_MBCTL_EXE
+#error "MB_MBCTL_EXE must name the mbctl executable (CMake: $<TARGET_FILE:mbctl>)"
+#endif
+
+#define T_MBCTL_MS 30000 /* one mbctl run, at most (Wine, sanitizers) */
+#define T_OUT_MAX (256 * 1024)
+
+/* mbctl's path as the platform layer takes it. The cross build's CMake gives a Unix path
+ * ("/work/.../mbctl.exe"); under Wine the Unix root is drive Z:. */
+static const char *mbctl_path(void) {
+  static char path[1024];
+#if MB_OS_WIN
+  size_t i, o = 0;
+  if (MB_MBCTL_EXE[0] == '/') {
+    path[o++] = 'Z';
+    path[o++] = ':';
+  }
+  for (i = 0; MB_MBCTL_EXE[i] != '\0' && o + 1 < sizeof path; i++)
+    path[o++] = MB_MBCTL_EXE[i] == '/' ? '\\' : MB_MBCTL_EXE[i];
+  path[o] = '\0';
+#else
+  snprintf(path, sizeof path, "%s", MB_MBCTL_EXE);
+#endif
+  return path;
+}
+
+/*
+ * Run mbctl with the given arguments (a NULL-terminated list), its stdout and stderr into
+ * one file; wait for it (T_MBCTL_MS at most, else kill it and fail) and return its exit code.
+ * `out` receives what it printed (text mode: "\n" line ends on every OS), NUL-terminated.
+ */
+static int mbctl(char *out, size_t size, const char *arg, ...) {
+  const char *argv[32];
+  char dir[512], name[128], path[700];
+  mb_os_child_t child;
+  va_list ap;
+  size_t n = 0;
+  FILE *fp;
+  int argc = 0, code = -1;
+  argv[argc++] = mbctl_path();
+  va_start(ap, arg);
+  for (; arg != NULL && argc < 31; arg = va_arg(ap, const char *))
+    argv[argc++] = arg;
+  va_end(ap);
+  argv[argc] = NULL;
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  snprintf(path, sizeof path, "%s/%s", dir, mb_test_name(name, sizeof name, "mbctl.out"));
+  ASSERT_OK(mb_os_spawn_redirect(argv, path, &child));
+  if (mb_os_child_wait(&child, T_MBCTL_MS, &code) != 0) {
+    mb_os_child_kill(&child);
+    mb_os_child_wait(&child, -1, &code);
+    FAIL("mbctl %s did not finish in %d ms", argc > 1 ? argv[1] : "", T_MBCTL_MS);
+  }
+  if ((fp = fopen(path, "r")) == NULL)
+    FAIL("mbctl's output file '%s' is missing", path);
+  n = fread(out, 1, size - 1, fp);
+  fclose(fp);
+  remove(path);
+  out[n] = '\0';
+  return code;
+}
+
+/* Fail unless the exit code is `want`; show what mbctl printed. */
+#define ASSERT_EXIT(code, want, out)                                                               \
+  do {                                                                                             \
+    int mb_c_ = (code);                                                                            \
+    if (mb_c_ != (want))                                                                           \
+      FAIL("mbctl exited %d, expected %d; it printed:\n%s", mb_c_, (want), (out));                 \
+  } while (0)
+
+#define ASSERT_NOT_CONTAINS(haystack, needle)                                                      \
+  do {                                                                                             \
+    if (strstr((haystack), (needle)) != NULL)                                                      \
+      FAIL("%s must not contain \"%s\": \"%s\"", #haystack, (needle), (haystack));                 \
+  } while (0)
+
+/* The number of lines in s (each ends with "\n"). */
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+static cJSON *parse_json(const char *text) {
+  cJSON *j = cJSON_Parse(text);
+  if (j == NULL || !cJSON_IsObject(j))
+    FAIL("mbctl's output is not a JSON object:\n%s", text);
+  return j;
+}
+
+static char out[T_OUT_MAX];
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+TEST(status_overview) {
+  tbroker_t t = {0};
+  char want[128];
+  broker_up(&t, "ov");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  snprintf(want, sizeof want, "membroker   instance '%s', running\n", t.instance);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "message     \"\"\n");
+  ASSERT_CONTAINS(out, "game        0 players, 0 NPCs\n");
+  ASSERT_CONTAINS(out, "config      built-in defaults\n");
+  ASSERT_CONTAINS(out, "committed   ");
+  ASSERT_CONTAINS(out, "clients     0 attached (at most 64");
+  ASSERT_CONTAINS(out, "REGION");
+  ASSERT_CONTAINS(out, "\nworld ");
+  ASSERT_CONTAINS(out, "\nplayers ");
+  ASSERT_CONTAINS(out, " 0/1024 ");  /* players: 1 MiB of 1 KiB slots, none used */
+  ASSERT_CONTAINS(out, "256.0 KiB"); /* world, reserved and committed */
+  /* The options may follow the command too. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--instance", t.instance, NULL), 0, out);
+  ASSERT_CONTAINS(out, want);
+  broker_down(&t);
+}
+
+TEST(status_json) {
+  static const char *const sections[] = {"server", "memory", "regions", "clients", "pools"};
+  tbroker_t t = {0};
+  cJSON *j;
+  size_t i;
+  broker_up(&t, "json");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "--json", NULL), 0, out);
+  j = parse_json(out);
+  for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
+    if (jget(j, sections[i]) == NULL)
+      FAIL("status --json has no \"%s\":\n%s", sections[i], out);
+  ASSERT_STR_EQ(jstr(j, "server.instance"), t.instance);
+  ASSERT_STR_EQ(jstr(j, "server.status"), "running");
+  ASSERT(cJSON_IsArray(jget(j, "regions")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(j, "regions")), 2);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(j, "regions"), 0), "name"), "world");
+  ASSERT_EQ(jnum(cJSON_GetArrayItem(jget(j, "regions"), 1), "slot_count"), 1024);
+  cJSON_Delete(j);
+  broker_down(&t);
+}
+
+TEST(status_sections) {
+  tbroker_t t = {0};
+  cJSON *j;
+  broker_up(&t, "sect");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
+  ASSERT_CONTAINS(out, "committed   ");
+  ASSERT_CONTAINS(out, "resident    ");
+  ASSERT_CONTAINS(out, "system      ");
+  ASSERT_NOT_CONTAINS(out, "membroker");
+  ASSERT_NOT_CONTAINS(out, "REGION");
+  ASSERT_NOT_CONTAINS(out, "clients");
+  ASSERT_EQ(count_lines(out), 3);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "--json", "status", "memory", NULL),
+              0, out);
+  j = parse_json(out);
+  ASSERT_EQ(cJSON_GetArraySize(j), 1);
+  ASSERT_GT(jnum(j, "memory.committed"), 0);
+  cJSON_Delete(j);
+  /* Two sections, in the overview's order. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "regions", "server", NULL),
+              0, out);
+  ASSERT_CONTAINS(out, "membroker   instance");
+  ASSERT_CONTAINS(out, "REGION");
+  ASSERT_NOT_CONTAINS(out, "resident");
+  ASSERT_LT(strstr(out, "membroker") - out, strstr(out, "REGION") - out);
+  /* An unknown section is the broker's bad_args. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "disks", NULL), 1, out);
+  ASSERT_CONTAINS(out, "bad_args");
+  ASSERT_CONTAINS(out, "disks");
+  broker_down(&t);
+}
+
+TEST(set_message) {
+  tbroker_t t = {0};
+  cJSON *j;
+  broker_up(&t, "msg");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "hi", NULL), 0, out);
+  ASSERT_CONTAINS(out, "status message: \"hi\"");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_CONTAINS(out, "message     \"hi\"\n");
+  /* Several arguments are one message; "--" lets it start with '-'. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "--", "-maintenance",
+                    "at 06:00", NULL),
+              0, out);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
+              0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "server.message"), "-maintenance at 06:00");
+  cJSON_Delete(j);
+  /* "" clears it. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "", NULL), 0, out);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
+  ASSERT_CONTAINS(out, "message     \"\"\n");
+  broker_down(&t);
+}
+
+TEST(watch_lines) {
+  tbroker_t t = {0};
+  const char *line;
+  int n = 0;
+  broker_up(&t, "watch");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
+                    "--interval", "50", NULL),
+              0, out);
+  ASSERT_EQ(count_lines(out), 2);
+  for (line = out; *line; line = strchr(line, '\n') + 1) {
+    ASSERT_CONTAINS(line, " running ");
+    ASSERT_CONTAINS(line, "players 0");
+    ASSERT_CONTAINS(line, "world 256.0 KiB");
+  }
+  /* --json: each line is the broker's event, as it came; sections chosen. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "--json", "watch", "--count", "3",
+                    "--interval", "50", "server", NULL),
+              0, out);
+  ASSERT_EQ(count_lines(out), 3);
+  for (line = out; *line; n++) {
+    char *nl = strchr(line, '\n');
+    cJSON *ev;
+    *nl = '\0';
+    ev = parse_json(line);
+    ASSERT_STR_EQ(jstr(ev, "event"), "status");
+    ASSERT_EQ(jnum(ev, "id"), 1);
+    ASSERT_STR_EQ(jstr(ev, "result.server.instance"), t.instance);
+    ASSERT_EQ(cJSON_GetArraySize(jget(ev, "result")), 1);
+    cJSON_Delete(ev);
+    line = nl + 1;
+  }
+  ASSERT_EQ(n, 3);
+  /* An interval the broker refuses is its bad_args, and no line is printed. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
+                    "--interval", "49", NULL),
+              1, out);
+  ASSERT_CONTAINS(out, "bad_args");
+  ASSERT_CONTAINS(out, "interval_ms");
+  fresh_status(&t);
+  broker_down(&t);
+}
+
+TEST(not_running) {
+  char inst[64], want[160];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%unosuch", (unsigned)self.pid);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
+  snprintf(want, sizeof want, "membroker is not running for instance '%s'", inst);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "membroker run"); /* how to start it */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", inst, "watch", "--count", "1", NULL), 3, out);
+  ASSERT_CONTAINS(out, want);
+}
+
+/* Usage errors exit 2 before any connection is tried (no broker runs here). */
+TEST(usage_errors) {
+  ASSERT_EXIT(mbctl(out, sizeof out, "--bogus", NULL), 2, out);
+  ASSERT_CONTAINS(out, "unknown option '--bogus'");
+  ASSERT_CONTAINS(out, "usage: mbctl");
+  ASSERT_EXIT(mbctl(out, sizeof out, NULL), 2, out);
+  ASSERT_CONTAINS(out, "usage: mbctl");
+  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--count", "2", NULL), 2, out);
+  ASSERT_CONTAINS(out, "options of watch");
+  ASSERT_EXIT(mbctl(out, sizeof out, "watch", "--interval", "fast", NULL), 2, out);
+  ASSERT_CONTAINS(out, "'fast'");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--timeout", "-5", "status", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--timeout needs a positive number, got '-5'");
+  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--instance", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--instance needs a value");
+  ASSERT_EXIT(mbctl(out, sizeof out, "set-status", NULL), 2, out);
+  ASSERT_CONTAINS(out, "running or draining");
+  ASSERT_EXIT(mbctl(out, sizeof out, "ping", "extra", NULL), 2, out);
+  ASSERT_CONTAINS(out, "takes no arguments");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running");
+}
+
+TEST(command_fails) {
+  tbroker_t t = {0};
+  broker_up(&t, "fail");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-status", "bogus", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "set-status failed: bad_args");
+  ASSERT_CONTAINS(out, "bogus");
+  /* With --json the error response goes to stdout, the message to stderr: both are here. */
+  ASSERT_EXIT(
+      mbctl(out, sizeof out, "--instance", t.instance, "--json", "set-status", "bogus", NULL), 1,
+      out);
+  ASSERT_CONTAINS(out, "\"code\":\t\"bad_args\"");
+  ASSERT_CONTAINS(out, "set-status failed: bad_args");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-status", "draining", NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "server status: draining (was running)");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
+  ASSERT_CONTAINS(out, "', draining\n");
+  broker_down(&t);
+}
+
+TEST(ping_version_shutdown) {
+  tbroker_t t = {0};
+  broker_up(&t, "down");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "ping", NULL), 0, out);
+  ASSERT_STR_EQ(out, "pong\n");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "version", NULL), 0, out);
+  ASSERT_CONTAINS(out, "membroker ");
+  ASSERT_CONTAINS(out, "(layout ");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "shutdown", NULL), 0, out);
+  ASSERT_CONTAINS(out, "is stopping");
+  ASSERT_EQ(broker_wait_exit(&t), 0);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 3, out);
+}
+
+/* The redirection itself: a file that cannot be created fails the spawn, and no child runs. */
+TEST(output_file_cannot_be_created) {
+  const char *argv[3];
+  char dir[512], path[700];
+  mb_os_child_t child;
+  argv[0] = mbctl_path();
+  argv[1] = "--version";
+  argv[2] = NULL;
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  snprintf(path, sizeof path, "%s/mbt-no-such-dir/mbctl.out", dir);
+  ASSERT_ERR(mb_os_spawn_redirect(argv, path, &child), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), "mbt-no-such-dir");
+  /* And with a good file, the version line lands in it. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--version", NULL), 0, out);
+  ASSERT_CONTAINS(out, "mbctl ");
+}
