@@ -88,17 +88,20 @@ static const char *bytes(double v) {
   return b;
 }
 
+/* "3m 05s" - into one of four rotating buffers, like bytes(). */
 static const char *duration(double ms) {
-  static char b[48];
+  static char bufs[4][48];
+  static int next;
+  char *b = bufs[next++ & 3];
   unsigned long long s = ms < 0 ? 0 : (unsigned long long)(ms / 1000);
   if (s >= 86400)
-    snprintf(b, sizeof b, "%llud %02lluh %02llum", s / 86400, s / 3600 % 24, s / 60 % 60);
+    snprintf(b, 48, "%llud %02lluh %02llum", s / 86400, s / 3600 % 24, s / 60 % 60);
   else if (s >= 3600)
-    snprintf(b, sizeof b, "%lluh %02llum %02llus", s / 3600, s / 60 % 60, s % 60);
+    snprintf(b, 48, "%lluh %02llum %02llus", s / 3600, s / 60 % 60, s % 60);
   else if (s >= 60)
-    snprintf(b, sizeof b, "%llum %02llus", s / 60, s % 60);
+    snprintf(b, 48, "%llum %02llus", s / 60, s % 60);
   else
-    snprintf(b, sizeof b, "%.1fs", ms < 0 ? 0 : ms / 1000);
+    snprintf(b, 48, "%.1fs", ms < 0 ? 0 : ms / 1000);
   return b;
 }
 
@@ -144,17 +147,24 @@ static void print_regions(const cJSON *arr) {
 
 static void print_clients(const cJSON *c) {
   const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "table"), *e;
-  printf("clients     %.0f attached (at most %.0f)\n", num(c, "attached"), num(c, "max"));
+  double hb_ms = num(c, "heartbeat_timeout_ms");
+  printf("clients     %.0f attached (at most %.0f; heartbeat timeout %s, grace period %s)\n",
+         num(c, "attached"), num(c, "max"), hb_ms > 0 ? duration(hb_ms) : "off",
+         duration(num(c, "grace_period_ms")));
   if (cJSON_GetArraySize(table) == 0)
     return;
-  printf("%5s %-9s %8s %-24s %10s %6s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT", "SLOTS");
+  printf("%5s %-9s %8s %-24s %10s %6s %8s  %s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT",
+         "SLOTS", "RESTARTS", "NOTE");
   cJSON_ArrayForEach(e, table) {
     double hb = num(e, "heartbeat_age_ms");
-    char age[32] = "-";
+    char age[32] = "-", note[96] = "";
     if (hb >= 0)
       snprintf(age, sizeof age, "%s ago", duration(hb));
-    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f\n", num(e, "index"), str(e, "state"), num(e, "pid"),
-           str(e, "name"), age, num(e, "slots_held"));
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "dead_reason")))
+      snprintf(note, sizeof note, "%s; slots freed in %s unless it comes back",
+               str(e, "dead_reason"), duration(num(e, "freed_in_ms")));
+    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %8.0f  %s\n", num(e, "index"), str(e, "state"),
+           num(e, "pid"), str(e, "name"), age, num(e, "slots_held"), num(e, "restarts"), note);
   }
 }
 
@@ -360,9 +370,10 @@ int main(int argc, char **argv) {
   static char *cmdv[256];
   char pipe[MB_PIPE_NAME_MAX], *text, *line;
   mb_pipe_conn_t conn;
-  cJSON *req, *resp;
+  cJSON *req, *resp = NULL;
   const cJSON *ok, *err;
   size_t len;
+  int code = EXIT_FAILED;
 
   /* Options may stand before or after the command; "--" ends them (for a message that
    * starts with '-'). Everything else is the command and its arguments, in order. */
@@ -374,9 +385,8 @@ int main(int argc, char **argv) {
         json = 1;
       } else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
         instance = argv[++i];
-      } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-        timeout_ms = atoi(argv[++i]);
-      } else if ((strcmp(argv[i], "--interval") == 0 || strcmp(argv[i], "--count") == 0) &&
+      } else if ((strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--interval") == 0 ||
+                  strcmp(argv[i], "--count") == 0) &&
                  i + 1 < argc) {
         char *end;
         long v = strtol(argv[i + 1], &end, 10);
@@ -384,11 +394,18 @@ int main(int argc, char **argv) {
           fprintf(stderr, "mbctl: %s needs a positive number, got '%s'\n", argv[i], argv[i + 1]);
           return EXIT_USAGE;
         }
-        if (strcmp(argv[i], "--interval") == 0)
+        if (strcmp(argv[i], "--timeout") == 0)
+          timeout_ms = (int)v;
+        else if (strcmp(argv[i], "--interval") == 0)
           interval_ms = v;
         else
           count = v;
         i++;
+      } else if (i + 1 == argc &&
+                 (strcmp(argv[i], "--instance") == 0 || strcmp(argv[i], "--timeout") == 0 ||
+                  strcmp(argv[i], "--interval") == 0 || strcmp(argv[i], "--count") == 0)) {
+        fprintf(stderr, "mbctl: %s needs a value\n", argv[i]);
+        return EXIT_USAGE;
       } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
         usage(stdout);
         return EXIT_OK;
@@ -417,9 +434,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "run 'mbctl --help' for usage\n");
     return EXIT_USAGE;
   }
+  /* From here every exit goes through `done`, which frees what was made (the sanitizer
+   * build's leak check turns a leak at exit into a failed exit code). */
+  memset(&conn, 0, sizeof conn);
+  conn.h = -1;
   if (mb__pipe_name(instance, pipe, sizeof pipe, &is_path) != 0) {
     fprintf(stderr, "mbctl: %s\n", mb_last_error());
-    return EXIT_USAGE;
+    code = EXIT_USAGE;
+    goto done;
   }
   if ((rc = mb__pipe_connect(&conn, pipe, timeout_ms)) != 0) {
     if (rc == MB_ENOTRUNNING) {
@@ -427,10 +449,11 @@ int main(int argc, char **argv) {
               "membroker is not running for instance '%s' (no pipe at %s): start it with "
               "`membroker run` or `sc start membroker`\n",
               instance, pipe);
-      return EXIT_NOT_RUNNING;
+      code = EXIT_NOT_RUNNING;
+      goto done;
     }
     fprintf(stderr, "mbctl: %s\n", mb_last_error());
-    return EXIT_FAILED;
+    goto done;
   }
   text = cJSON_PrintUnformatted(req);
   rc = text ? mb__pipe_write(&conn, text, strlen(text)) : MB_ENOMEM;
@@ -442,8 +465,7 @@ int main(int argc, char **argv) {
                             mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u);
   if (rc != 0) {
     fprintf(stderr, "mbctl: %s\n", mb_last_error());
-    mb__pipe_close(&conn);
-    return EXIT_FAILED;
+    goto done;
   }
   resp = cJSON_Parse(line);
   if (strcmp(cmdv[0], "watch") != 0)
@@ -451,32 +473,30 @@ int main(int argc, char **argv) {
   ok = cJSON_GetObjectItemCaseSensitive(resp, "ok");
   if (resp == NULL || !cJSON_IsBool(ok)) {
     fprintf(stderr, "mbctl: the broker's answer is not a protocol response\n");
-    mb__pipe_close(&conn);
-    return EXIT_FAILED;
+    goto done;
   }
   if (cJSON_IsFalse(ok)) {
-    mb__pipe_close(&conn);
     err = cJSON_GetObjectItemCaseSensitive(resp, "error");
     if (json)
       print_json(resp);
     fprintf(stderr, "mbctl: %s failed: %s: %s\n", cmdv[0], str(err, "code"), str(err, "message"));
-    return EXIT_FAILED;
+    goto done;
   }
   if (strcmp(cmdv[0], "watch") == 0) {
     const cJSON *iv = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(resp, "result"), "interval_ms");
-    rc = run_watch(&conn, json, count, cJSON_IsNumber(iv) ? (long)iv->valuedouble : 60000,
-                   timeout_ms);
-    mb__pipe_close(&conn);
-    cJSON_Delete(resp);
-    cJSON_Delete(req);
-    return rc;
+    code = run_watch(&conn, json, count, cJSON_IsNumber(iv) ? (long)iv->valuedouble : 60000,
+                     timeout_ms);
+    goto done;
   }
   if (json)
     print_json(cJSON_GetObjectItemCaseSensitive(resp, "result"));
   else
     print_result(cmdv[0], cJSON_GetObjectItemCaseSensitive(resp, "result"), instance);
+  code = EXIT_OK;
+done:
+  mb__pipe_close(&conn);
   cJSON_Delete(resp);
   cJSON_Delete(req);
-  return EXIT_OK;
+  return code;
 }

@@ -31,7 +31,7 @@ extern "C" {
 /* "MBSTATE1" read as a little-endian 64-bit integer. */
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes. */
-#define MB_LAYOUT_VERSION 1u
+#define MB_LAYOUT_VERSION 2u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -76,7 +76,9 @@ typedef struct mb_region_desc_s {
   mb_au64 peak_committed;  /* highest `committed` seen */
   mb_au64 slots_used;      /* slots held by clients now */
   mb_au64 commit_failures; /* commits refused by the OS or by limits.max_committed */
-  mb_au64 reserved1[2];
+  mb_au64 free_hint;       /* slots below it were in use when last looked at: claims start
+                              here (a hint only: a claim that finds nothing scans from 0) */
+  mb_au64 reserved1;
 } mb_region_desc_t;
 
 /* Page word of a slotted region. */
@@ -90,15 +92,35 @@ typedef struct mb_slot_s {
   mb_au64 player_id;
 } mb_slot_t;
 
-/* client entry state */
+/*
+ * Client entry state. Every change of state is one CAS, so exactly one process makes it:
+ *   FREE -> CLAIMED            a client attaches (it fills the entry in, then:)
+ *   CLAIMED -> ATTACHED        ... publishes it (clients_attached + 1)
+ *   ATTACHED -> DEAD           the broker saw the process exit or its heartbeat run out
+ *   ATTACHED/DEAD -> CLAIMED   a client of the same name takes it over, slots and all (from
+ *                              ATTACHED only when the OS says the old process is gone)
+ *   ATTACHED -> CLAIMED        the client detaches (it frees its slots, then: CLAIMED -> FREE)
+ *   DEAD -> CLAIMED -> FREE    the broker, once the grace period is over, frees its slots
+ * Leaving ATTACHED takes one from clients_attached, entering it adds one.
+ */
 enum mb_client_state {
   MB_CLIENT_FREE = 0,
-  MB_CLIENT_CLAIMED = 1,  /* being filled in by an attaching client */
+  MB_CLIENT_CLAIMED = 1,  /* held by one process for a moment: being filled in or freed */
   MB_CLIENT_ATTACHED = 2, /* live */
-  MB_CLIENT_DEAD = 3,     /* process gone; resources kept for the grace period */
+  MB_CLIENT_DEAD = 3,     /* process gone (or silent); its slots kept for the grace period */
 };
 
-/* One attached game server (filled in by the client library). */
+/* Why an entry is DEAD (mb_client_entry_t.dead_reason). */
+enum mb_client_dead_reason {
+  MB_DEAD_NONE = 0,
+  MB_DEAD_EXITED = 1,    /* the OS says the process exited */
+  MB_DEAD_HEARTBEAT = 2, /* no heartbeat for clients.heartbeat_timeout_ms */
+  MB_DEAD_ABANDONED = 3, /* a process died while it held the entry CLAIMED */
+};
+
+/* One attached game server (filled in by the client library). Slots of a slotted region
+ * record their owner as the entry's index + 1, so a client that takes an entry over owns
+ * its slots at once. */
 typedef struct mb_client_entry_s {
   mb_au32 state; /* enum mb_client_state */
   mb_au32 pid;
@@ -108,7 +130,9 @@ typedef struct mb_client_entry_s {
   mb_au64 dead_since_ns;  /* monotonic clock when the broker saw it die */
   mb_au64 slots_held;
   mb_au64 name[MB_CLIENT_NAME_MAX / 8]; /* NUL-terminated UTF-8, copied word by word */
-  mb_au64 reserved[6];
+  mb_au32 dead_reason;                  /* enum mb_client_dead_reason, with DEAD */
+  mb_au32 takeovers;                    /* times the entry was taken over by a restart */
+  mb_au64 reserved[5];
 } mb_client_entry_t;
 
 /* The control block: the seed's SharedGameState and everything a client needs to find. */
@@ -124,7 +148,8 @@ typedef struct mb_state_s {
   uint64_t created_wall_ns;
   mb_au32 initialised; /* MB_STATE_READY once complete */
   uint32_t region_count;
-  mb_au64 generation; /* changes on every broker start */
+  mb_au64 generation; /* unique per broker start: start time in ms since 1970, or the dead
+                         predecessor's generation + 1 if that is larger */
 
   /* 64: game state */
   struct {
@@ -171,6 +196,8 @@ MB_LAYOUT_ASSERT(MB_ALIGNOF(mb_au64) == 8, "64-bit atomics aligned");
 MB_LAYOUT_ASSERT(sizeof(mb_region_desc_t) == 128, "region descriptor size");
 MB_LAYOUT_ASSERT(sizeof(mb_slot_t) == 16, "slot size");
 MB_LAYOUT_ASSERT(sizeof(mb_client_entry_t) == 128, "client entry size");
+MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, name) == 48, "client name offset");
+MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, dead_reason) == 80, "client dead reason offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, generation) == 56, "generation offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, game) == 64, "game state on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg) == 128, "message on its own line");
@@ -204,6 +231,13 @@ int mb__state_read_msg(const mb_state_t *st, char *buf);
  * Returns 0, or MB_EBUSY if a live writer held the message for over a second.
  */
 int mb__state_write_msg(mb_state_t *st, const char *text);
+
+/* The name of client entry e into buf (MB_CLIENT_NAME_MAX bytes, always NUL-terminated). The
+ * words are read one by one: a name changing under the reader may come out mixed. */
+void mb__client_name_get(const mb_client_entry_t *e, char *buf);
+
+/* Write `name` (at most MB_CLIENT_NAME_MAX - 1 bytes) into entry e, NUL-padded. */
+void mb__client_name_set(mb_client_entry_t *e, const char *name);
 
 /* The slot table of a slotted region inside its mapped section at `base`. */
 static inline mb_au32 *mb__region_pages(const mb_region_desc_t *d, void *base) {

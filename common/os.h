@@ -176,7 +176,8 @@ int mb_os_section_unlink(const char *name, int flags);
  * Take the single-instance lock `name` (a portable name as for sections), held until
  * mb_os_lock_release or until the process dies, whichever comes first - a crashed broker
  * never leaves it behind. MB_EBUSY if another live process holds it. Windows: a named mutex
- * (Local\ or Global\ with MB_OS_SEC_GLOBAL); POSIX: flock() on <runtime dir>/<name>.lock.
+ * (Local\ or Global\ with MB_OS_SEC_GLOBAL); POSIX: flock() on <runtime dir>/<name>, a file
+ * removed again on release (a crashed holder leaves it; the next taker reuses it).
  */
 int mb_os_lock_take(const char *name, int flags, intptr_t *lock);
 
@@ -223,6 +224,17 @@ int mb_os_pipe_peer_admin(intptr_t conn, long *uid);
 int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t size);
 
 /*
+ * Describe the access control of the control pipe `name` (as mb__pipe_name gives it) like
+ * mb_os_security_describe, for tests and diagnostics. POSIX: the socket file `name`, as
+ * mb_os_security_describe(-1, name, ...). Windows: opens the pipe as a client asking for
+ * READ_CONTROL only (no data access: the broker sees a connection that ends without a
+ * request) and gives the SDDL of its owner and DACL, the one descriptor every instance of
+ * the pipe shares. MB_ENOENT if no such pipe exists, MB_EBUSY if no instance is free within
+ * 5 seconds, MB_EACCES if this user may not read the descriptor, MB_ERANGE if it does not fit.
+ */
+int mb_os_pipe_describe(const char *name, char *buf, size_t size);
+
+/*
  * The directory for sockets and lock files, NUL-terminated, created if missing:
  * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root or when it exists (the
  * systemd unit's RuntimeDirectory), $XDG_RUNTIME_DIR or /tmp otherwise; Windows: the temp directory (pipes need none). MB_ERANGE if it does not fit.
@@ -255,6 +267,21 @@ int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id);
  */
 int mb_os_proc_alive(const mb_os_procid_t *id);
 
+/*
+ * A watch on a process: the OS's own word that it exited, not a guess from a pid. *watch
+ * receives a handle that refers to exactly the process `id` (Linux: a pidfd; Windows: a
+ * process HANDLE with SYNCHRONIZE), so pid reuse cannot fool it. MB_ESRCH if `id` is not
+ * running (already exited, or its pid belongs to another process now). Where the OS has no
+ * such handle (Linux before 5.3) the watch falls back to mb_os_proc_alive.
+ */
+int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch);
+
+/* 1 if the watched process has exited, 0 if it runs. Never blocks, never fails. */
+int mb_os_proc_watch_exited(intptr_t watch);
+
+/* Close a watch (a no-op for 0). */
+void mb_os_proc_watch_close(intptr_t watch);
+
 /* A child process started by mb_os_spawn. */
 typedef struct mb_os_child_s {
   intptr_t handle; /* process HANDLE (Windows) or unused (POSIX) */
@@ -264,9 +291,22 @@ typedef struct mb_os_child_s {
 /*
  * Start `argv[0]` (a path, not searched in PATH) with arguments argv[1..] (NULL-terminated),
  * inheriting stdin/stdout/stderr and the environment. Windows: CreateProcessW with a properly
- * quoted command line.
+ * quoted command line. Same as mb_os_spawn_redirect(argv, NULL, child).
  */
 int mb_os_spawn(const char *const argv[], mb_os_child_t *child);
+
+/*
+ * mb_os_spawn with the child's stdout and stderr both going to the file `out_path` (UTF-8),
+ * created or truncated, as `PROGRAM >out_path 2>&1` would: one file position, so the two
+ * streams interleave in the order the child writes them (each as the child's stdio buffers
+ * it). stdin is inherited. out_path NULL: stdout and stderr are inherited too. POSIX: the
+ * file is opened in the child before exec (mode 0666 less the umask); the child gets what
+ * any exec passes on (descriptors without FD_CLOEXEC). Windows: inheritable duplicates of
+ * one handle serve both, and the child inherits its three standard handles and nothing
+ * else. A file that cannot be created fails the call (MB_ENOENT, MB_EACCES) and no child
+ * runs.
+ */
+int mb_os_spawn_redirect(const char *const argv[], const char *out_path, mb_os_child_t *child);
 
 /*
  * Wait up to timeout_ms (< 0: forever) for the child to exit. *exit_code receives its exit
@@ -280,6 +320,19 @@ int mb_os_child_kill(mb_os_child_t *child);
 
 /* The absolute path of the running executable, NUL-terminated. MB_ERANGE if it does not fit. */
 int mb_os_self_exe(char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads                                                                                    */
+
+typedef struct mb_os_thread_s {
+  intptr_t handle; /* HANDLE (Windows) / pthread_t (POSIX) */
+} mb_os_thread_t;
+
+/* Start fn(arg) on a new thread. MB_ENOMEM / MB_EOS if the OS refuses. */
+int mb_os_thread_start(mb_os_thread_t *t, void (*fn)(void *), void *arg);
+
+/* Wait for the thread to return and free it. */
+void mb_os_thread_join(mb_os_thread_t *t);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Clocks, memory status, misc                                                                */

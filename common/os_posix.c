@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -345,29 +346,61 @@ int mb_os_runtime_dir(char *buf, size_t size) {
   return 0;
 }
 
+/*
+ * The lock is flock() on <runtime dir>/<name>, and the file is removed when the lock is
+ * released, so instances that come and go leave nothing behind. Removing a lock file is safe
+ * only with the check below: a process that opened the file just before its holder removed
+ * it could lock the removed inode while a third creates and locks a new file. So after
+ * flock, the path must still name the inode we locked; if not, start over.
+ */
+typedef struct mb__lock_s {
+  int fd;
+  char path[1];
+} mb__lock_t;
+
 int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
   char dir[512], path[MB_OS_NAME_MAX + 2], file[700];
-  int fd, rc;
+  struct stat held, named;
+  mb__lock_t *l;
+  int fd, rc, tries;
   (void)flags;
   if ((rc = mb__shm_path(name, path)) != 0 || (rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
     return rc;
-  snprintf(file, sizeof file, "%s%s.lock", dir, path);
-  fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
-    close(fd);
-    return mb__errorf(e == EWOULDBLOCK ? MB_EBUSY : mb__from_errno(e, MB_EOS), e,
-                      "lock '%s' (held by another process)", file);
+  snprintf(file, sizeof file, "%s%s", dir, path);
+  for (tries = 0;; tries++) {
+    fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      close(fd);
+      return mb__errorf(e == EWOULDBLOCK ? MB_EBUSY : mb__from_errno(e, MB_EOS), e,
+                        "lock '%s' (held by another process)", file);
+    }
+    if (fstat(fd, &held) == 0 && stat(file, &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino)
+      break;
+    close(fd); /* its holder removed it meanwhile: lock the file that is there now */
+    if (tries == 100)
+      return mb__errorf(MB_EBUSY, 0, "lock '%s': the file keeps being replaced", file);
   }
-  *lock = fd;
+  if ((l = malloc(sizeof *l + strlen(file))) == NULL) {
+    close(fd);
+    return mb__errorf(MB_ENOMEM, 0, "lock '%s'", file);
+  }
+  l->fd = fd;
+  memcpy(l->path, file, strlen(file) + 1);
+  *lock = (intptr_t)l;
   return 0;
 }
 
 void mb_os_lock_release(intptr_t lock) {
-  if (lock > 0)
-    close((int)lock); /* closing the last descriptor drops the flock */
+  mb__lock_t *l = (mb__lock_t *)lock;
+  if (lock == 0 || lock == -1)
+    return;
+  unlink(l->path); /* while still holding it: see mb_os_lock_take */
+  close(l->fd);
+  free(l);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -427,6 +460,12 @@ int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t
   if (n < 0 || (size_t)n >= size)
     return mb__errorf(MB_ERANGE, 0, "security description longer than %zu bytes", size);
   return 0;
+}
+
+int mb_os_pipe_describe(const char *name, char *buf, size_t size) {
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "describe the control pipe: no name");
+  return mb_os_security_describe(-1, name, buf, size);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -500,14 +539,134 @@ int mb_os_proc_alive(const mb_os_procid_t *id) {
   return now.start_time == id->start_time;
 }
 
+/*
+ * A watch is a small heap struct: the pidfd (-1 where pidfd_open is missing: then liveness
+ * is asked of /proc each time) and the identity. pidfd_open refers to the process that has
+ * the pid at the time of the call; the start time read after it proves it is the one meant
+ * (if the pid had been reused in between, the start time differs and the watch is refused).
+ * A pidfd polls readable once the process has exited, zombie or reaped.
+ */
+typedef struct mb__proc_watch_s {
+  int fd;
+  mb_os_procid_t id;
+} mb__proc_watch_t;
+
+int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch) {
+  mb__proc_watch_t *w;
+  int fd = -1, alive;
+#ifdef SYS_pidfd_open
+  fd = (int)syscall(SYS_pidfd_open, (pid_t)id->pid, 0);
+  if (fd < 0 && errno == ESRCH)
+    return mb__errorf(MB_ESRCH, errno, "watch process %u: no such process", (unsigned)id->pid);
+  if (fd >= 0)
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  if ((alive = mb_os_proc_alive(id)) != 1) {
+    if (fd >= 0)
+      close(fd);
+    return alive < 0 ? alive
+                     : mb__errorf(MB_ESRCH, 0, "watch process %u: it has exited",
+                                  (unsigned)id->pid);
+  }
+  if ((w = malloc(sizeof *w)) == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return mb__errorf(MB_ENOMEM, 0, "watch process %u", (unsigned)id->pid);
+  }
+  w->fd = fd;
+  w->id = *id;
+  *watch = (intptr_t)w;
+  return 0;
+}
+
+int mb_os_proc_watch_exited(intptr_t watch) {
+  const mb__proc_watch_t *w = (const mb__proc_watch_t *)watch;
+  if (w->fd >= 0) {
+    struct pollfd p;
+    p.fd = w->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+  }
+  return mb_os_proc_alive(&w->id) == 0;
+}
+
+void mb_os_proc_watch_close(intptr_t watch) {
+  mb__proc_watch_t *w = (mb__proc_watch_t *)watch;
+  if (w == NULL)
+    return;
+  if (w->fd >= 0)
+    close(w->fd);
+  free(w);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mb__thread_start_s {
+  void (*fn)(void *);
+  void *arg;
+} mb__thread_start_t;
+
+static void *mb__thread_main(void *p) {
+  mb__thread_start_t s = *(mb__thread_start_t *)p;
+  free(p);
+  s.fn(s.arg);
+  return NULL;
+}
+
+int mb_os_thread_start(mb_os_thread_t *t, void (*fn)(void *), void *arg) {
+  pthread_t th;
+  mb__thread_start_t *s = malloc(sizeof *s);
+  int e;
+  if (s == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "start a thread");
+  s->fn = fn;
+  s->arg = arg;
+  if ((e = pthread_create(&th, NULL, mb__thread_main, s)) != 0) {
+    free(s);
+    return mb__errorf(mb__from_errno(e, MB_EOS), e, "start a thread");
+  }
+  t->handle = (intptr_t)th;
+  return 0;
+}
+
+void mb_os_thread_join(mb_os_thread_t *t) {
+  pthread_join((pthread_t)t->handle, NULL);
+  t->handle = 0;
+}
+
 int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
+  return mb_os_spawn_redirect(argv, NULL, child);
+}
+
+/*
+ * The redirection is two file actions run in the child before exec: open out_path as fd 1
+ * (without O_CLOEXEC, so it survives the exec), then dup2 it to fd 2. glibc's posix_spawn
+ * reports a failed file action (or exec) as its return value, so a bad path is an error here
+ * and not a child that exits 127.
+ */
+int mb_os_spawn_redirect(const char *const argv[], const char *out_path, mb_os_child_t *child) {
+  posix_spawn_file_actions_t fa;
   pid_t pid;
   int e;
   if (argv == NULL || argv[0] == NULL)
     return mb__errorf(MB_EINVAL, 0, "spawn: no program");
-  e = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+  if (out_path != NULL) {
+    if ((e = posix_spawn_file_actions_init(&fa)) != 0)
+      return mb__errorf(mb__from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
+    if ((e = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path,
+                                              O_WRONLY | O_CREAT | O_TRUNC, 0666)) != 0 ||
+        (e = posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO)) != 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      return mb__errorf(mb__from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
+    }
+  }
+  e = posix_spawn(&pid, argv[0], out_path ? &fa : NULL, NULL, (char *const *)argv, environ);
+  if (out_path != NULL)
+    posix_spawn_file_actions_destroy(&fa);
   if (e != 0)
-    return mb__errorf(mb__from_errno(e, MB_EOS), e, "spawn '%s'", argv[0]);
+    return mb__errorf(mb__from_errno(e, MB_EOS), e, "spawn '%s'%s%s", argv[0],
+                      out_path ? " with its output to " : "", out_path ? out_path : "");
   child->handle = -1;
   child->pid = (uint32_t)pid;
   return 0;

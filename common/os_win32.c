@@ -32,9 +32,11 @@
 
 #include <windows.h>
 #include <aclapi.h>
+#include <process.h>
 #include <psapi.h>
 #include <sddl.h>
 
+#include <errno.h>
 #include <stddef.h>
 
 #include <stdlib.h>
@@ -726,7 +728,7 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
   e = GetLastError();
   if (h != NULL && e == ERROR_ALREADY_EXISTS) {
     CloseHandle(h);
-    return mb__errorf(MB_EBUSY, (long)e, "lock '%s' is already held", name);
+    return mb__errorf(MB_EBUSY, (long)e, "lock '%s' (held by another process)", name);
   }
   if (h == NULL)
     /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. ERROR_ACCESS_DENIED:
@@ -891,6 +893,41 @@ int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t
 }
 
 /*
+ * A client open of the pipe with READ_CONTROL alone: enough for GetSecurityInfo, and it asks
+ * for no data access, so it passes any DACL that lets this user read the descriptor. It
+ * takes a free instance like any client; while all are taken, wait for one (up to 5 s).
+ */
+int mb_os_pipe_describe(const char *name, char *buf, size_t size) {
+  uint64_t deadline = mb_os_mono_ns() + 5000000000u;
+  wchar_t *wname;
+  HANDLE h;
+  DWORD e;
+  int rc;
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "describe the control pipe: no name");
+  if ((wname = mb__utf8_to_wide(name)) == NULL) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "pipe name '%s'", name);
+  }
+  for (;;) {
+    h = CreateFileW(wname, READ_CONTROL, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE)
+      break;
+    e = GetLastError();
+    if (e != ERROR_PIPE_BUSY || mb_os_mono_ns() >= deadline)
+      break;
+    WaitNamedPipeW(wname, 50);
+  }
+  free(wname);
+  if (h == INVALID_HANDLE_VALUE)
+    return mb__errorf(e == ERROR_PIPE_BUSY ? MB_EBUSY : mb__from_win(e, MB_EOS), (long)e,
+                      "open pipe '%s' to read its security descriptor", name);
+  rc = mb_os_security_describe((intptr_t)h, NULL, buf, size);
+  CloseHandle(h);
+  return rc;
+}
+
+/*
  * %MEMBROKER_RUNTIME_DIR% if set, else GetTempPathW (the user's temp directory;
  * C:\Windows\Temp for a service running as SYSTEM), without a trailing backslash unless it
  * is a drive root, created if missing (its parent must exist).
@@ -1006,6 +1043,80 @@ int mb_os_proc_alive(const mb_os_procid_t *id) {
   return start == id->start_time;
 }
 
+/*
+ * The watch is the process HANDLE itself: it keeps the process object, so the pid cannot be
+ * reused while we hold it, and it is signaled when the process exits. The start time read
+ * through that very handle proves it is the process meant.
+ */
+int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch) {
+  FILETIME created, exited, kernel, user;
+  HANDLE h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, id->pid);
+  DWORD e;
+  if (h == NULL) {
+    e = GetLastError();
+    return mb__errorf(e == ERROR_INVALID_PARAMETER ? MB_ESRCH : mb__from_win(e, MB_EOS), (long)e,
+                      "watch process %u", (unsigned)id->pid);
+  }
+  if (!GetProcessTimes(h, &created, &exited, &kernel, &user)) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "read start time of process %u",
+                      (unsigned)id->pid);
+  }
+  if (mb__filetime_u64(&created) != id->start_time || WaitForSingleObject(h, 0) == WAIT_OBJECT_0) {
+    CloseHandle(h);
+    return mb__errorf(MB_ESRCH, 0, "watch process %u: it has exited", (unsigned)id->pid);
+  }
+  *watch = (intptr_t)h;
+  return 0;
+}
+
+int mb_os_proc_watch_exited(intptr_t watch) {
+  return WaitForSingleObject((HANDLE)watch, 0) == WAIT_OBJECT_0;
+}
+
+void mb_os_proc_watch_close(intptr_t watch) {
+  if (watch != 0)
+    CloseHandle((HANDLE)watch);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mb__thread_start_s {
+  void (*fn)(void *);
+  void *arg;
+} mb__thread_start_t;
+
+static unsigned __stdcall mb__thread_main(void *p) {
+  mb__thread_start_t s = *(mb__thread_start_t *)p;
+  free(p);
+  s.fn(s.arg);
+  return 0;
+}
+
+/* _beginthreadex, not CreateThread: the C runtime's per-thread state is set up for it. */
+int mb_os_thread_start(mb_os_thread_t *t, void (*fn)(void *), void *arg) {
+  mb__thread_start_t *s = malloc(sizeof *s);
+  uintptr_t h;
+  if (s == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "start a thread");
+  s->fn = fn;
+  s->arg = arg;
+  if ((h = _beginthreadex(NULL, 0, mb__thread_main, s, 0, NULL)) == 0) {
+    int e = errno;
+    free(s);
+    return mb__errorf(MB_EOS, e, "start a thread");
+  }
+  t->handle = (intptr_t)h;
+  return 0;
+}
+
+void mb_os_thread_join(mb_os_thread_t *t) {
+  WaitForSingleObject((HANDLE)t->handle, INFINITE);
+  CloseHandle((HANDLE)t->handle);
+  t->handle = 0;
+}
+
 /* Put `count` copies of c at out[*n] and advance *n (with out == NULL only count). */
 static void mb__put(wchar_t *out, size_t *n, wchar_t c, size_t count) {
   for (; count > 0; count--, (*n)++)
@@ -1074,17 +1185,23 @@ static wchar_t *mb__command_line(wchar_t **wargv, int argc) {
   return cmd;
 }
 
+int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
+  return mb_os_spawn_redirect(argv, NULL, child);
+}
+
 /*
  * Start the child with CreateProcessW. Its standard handles are inheritable duplicates of
- * ours, and a PROC_THREAD_ATTRIBUTE_HANDLE_LIST limits inheritance to exactly those three,
- * so no other inheritable handle of this process (or of a thread spawning at the same time)
- * leaks into the child. A missing standard handle (a service has none) stays NULL.
+ * ours - or, with out_path, of one handle to that file for stdout and stderr (shared file
+ * position, as 2>&1) - and a PROC_THREAD_ATTRIBUTE_HANDLE_LIST limits inheritance to exactly
+ * those three, so no other inheritable handle of this process (or of a thread spawning at
+ * the same time) leaks into the child. A missing standard handle (a service has none) stays
+ * NULL.
  */
-int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
+int mb_os_spawn_redirect(const char *const argv[], const char *out_path, mb_os_child_t *child) {
   static const DWORD std_ids[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
   STARTUPINFOEXW si;
   PROCESS_INFORMATION pi;
-  HANDLE std[3] = {NULL, NULL, NULL}, inherit[3];
+  HANDLE std[3] = {NULL, NULL, NULL}, inherit[3], out = INVALID_HANDLE_VALUE;
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   wchar_t **wargv = NULL, *cmd = NULL;
   SIZE_T attrs_size = 0;
@@ -1112,17 +1229,42 @@ int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
     goto done;
   }
 
+  if (out_path != NULL) {
+    /* Not inheritable itself: the loop below makes the inheritable duplicates. */
+    wchar_t *wout = mb__utf8_to_wide(out_path);
+    if (wout == NULL) {
+      e = GetLastError();
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s': output path '%s'", argv[0],
+                      out_path);
+      goto done;
+    }
+    out = CreateFileW(wout, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                      NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    e = GetLastError();
+    free(wout);
+    if (out == INVALID_HANDLE_VALUE) {
+      rc = mb__errorf(mb__from_win(e, MB_EOS), (long)e, "spawn '%s': create output file '%s'",
+                      argv[0], out_path);
+      goto done;
+    }
+  }
+
   memset(&si, 0, sizeof si);
   si.StartupInfo.cb = sizeof si.StartupInfo;
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
   for (i = 0; i < 3; i++) {
-    HANDLE h = GetStdHandle(std_ids[i]);
+    HANDLE h = i > 0 && out != INVALID_HANDLE_VALUE ? out : GetStdHandle(std_ids[i]);
     if (h == NULL || h == INVALID_HANDLE_VALUE)
       continue;
     if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &std[i], 0, TRUE,
                          DUPLICATE_SAME_ACCESS)) {
-      std[i] = NULL; /* not duplicable: the child goes without it */
-      continue;
+      std[i] = NULL;
+      if (h != out)
+        continue; /* one of ours that is not duplicable: the child goes without it */
+      e = GetLastError();
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "spawn '%s': output file '%s'", argv[0],
+                      out_path);
+      goto done;
     }
     ndup++;
     /* Windows 7 console handles are pseudo handles (low bits 11) that a handle list refuses;
@@ -1174,6 +1316,8 @@ done:
   for (i = 0; i < 3; i++)
     if (std[i] != NULL)
       CloseHandle(std[i]);
+  if (out != INVALID_HANDLE_VALUE)
+    CloseHandle(out);
   free(cmd);
   if (wargv != NULL)
     for (i = 0; i < argc; i++)

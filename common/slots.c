@@ -137,30 +137,43 @@ static void mb__slot_pages_put(mb_region_map_t *r, uint64_t i) {
 int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index) {
   mb_region_desc_t *d = r->desc;
   mb_slot_t *slots;
-  uint64_t i;
-  int reused = 0, rc;
+  uint64_t i = 0, start, hint;
+  int reused = 0, rc, pass;
 
   if (d->slot_size == 0)
     return mb__errorf(MB_EINVAL, 0, "region '%s' has no player slots", d->name);
   if (owner == 0)
     return mb__errorf(MB_EINVAL, 0, "slot owner 0 is reserved for free slots");
   slots = mb__region_slots(d, r->base);
-  for (i = 0; i < d->slot_count; i++) {
-    uint64_t expected = 0;
-    if (mb_load64_relaxed(&slots[i].owner) != 0)
-      continue;
-    if ((rc = mb__slot_pages_get(r, i, &reused)) != 0)
-      return rc;
-    mb_add64(&d->slots_used, 1);
-    if (mb_cas64(&slots[i].owner, &expected, owner))
+  /* From the hint up; if that finds nothing, once more from 0 (the hint may have been
+   * raised past a slot freed meanwhile), so "full" is only said after every slot was seen. */
+  start = mb_load64(&d->free_hint);
+  if (start >= d->slot_count)
+    start = 0;
+  for (pass = start == 0 ? 1 : 0; pass < 2; pass++) {
+    for (i = pass == 0 ? start : 0; i < d->slot_count; i++) {
+      uint64_t expected = 0;
+      if (mb_load64_relaxed(&slots[i].owner) != 0)
+        continue;
+      if ((rc = mb__slot_pages_get(r, i, &reused)) != 0)
+        return rc;
+      mb_add64(&d->slots_used, 1);
+      if (mb_cas64(&slots[i].owner, &expected, owner))
+        break;
+      /* Taken by another process meanwhile: give the references back, look further. */
+      mb_add64(&d->slots_used, (uint64_t)-1);
+      mb__slot_pages_put(r, i);
+    }
+    if (i < d->slot_count)
       break;
-    /* Taken by another process meanwhile: give the references back, look further. */
-    mb_add64(&d->slots_used, (uint64_t)-1);
-    mb__slot_pages_put(r, i);
   }
   if (i == d->slot_count)
     return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", d->name,
                       (unsigned long long)d->slot_count);
+  /* Slots below i were taken as we passed them: the next claim may start after i. */
+  hint = mb_load64(&d->free_hint);
+  if (hint <= i)
+    mb_cas64(&d->free_hint, &hint, i + 1);
   /* Fresh pages are zero; a page that held data may hold a former player's bytes. */
   if (reused)
     memset(mb__slot_ptr(r, i), 0, d->slot_size);
@@ -172,7 +185,7 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
 int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   mb_region_desc_t *d = r->desc;
   mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t expected = owner;
+  uint64_t expected = owner, hint;
 
   if (d->slot_size == 0 || index >= d->slot_count)
     return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", d->name,
@@ -182,6 +195,10 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
                       d->name, (unsigned long long)index, (unsigned)owner);
   mb_add64(&d->slots_used, (uint64_t)-1);
   mb__slot_pages_put(r, index);
+  /* Lower the hint to this slot, so claims stay lowest-first. */
+  hint = mb_load64(&d->free_hint);
+  while (index < hint && !mb_cas64(&d->free_hint, &hint, index)) {
+  }
   return 0;
 }
 
@@ -201,6 +218,33 @@ int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) 
   if (count)
     *count = n;
   return 0;
+}
+
+void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
+                     uint64_t *freed) {
+  mb_client_entry_t *e = &st->clients[index];
+  uint64_t total = 0, n;
+  size_t w;
+  int i;
+  for (i = 0; i < nregions; i++) {
+    if (regions[i].base == NULL || regions[i].desc == NULL || regions[i].desc->slot_size == 0)
+      continue;
+    if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
+      total += n;
+  }
+  mb_store32(&e->pid, 0);
+  mb_store64(&e->start_time, 0);
+  mb_store64(&e->attach_wall_ns, 0);
+  mb_store64(&e->heartbeat_ns, 0);
+  mb_store64(&e->dead_since_ns, 0);
+  mb_store64(&e->slots_held, 0);
+  mb_store32(&e->dead_reason, MB_DEAD_NONE);
+  mb_store32(&e->takeovers, 0);
+  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++)
+    mb_store64(&e->name[w], 0);
+  mb_store32(&e->state, MB_CLIENT_FREE); /* release: the cleared fields are seen first */
+  if (freed)
+    *freed = total;
 }
 
 /*

@@ -41,6 +41,15 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner);
 /* Release every slot held by `owner`; *count (may be NULL) receives how many. */
 int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count);
 
+/*
+ * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
+ * every slot the entry owns in the given regions (those without slots are skipped), clear the
+ * entry and store FREE, after which the caller must not touch it. *freed (may be NULL)
+ * receives the number of slots released.
+ */
+void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
+                     uint64_t *freed);
+
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
   return r->base + index * r->desc->slot_size;

@@ -20,6 +20,15 @@ int mb__object_name(char *buf, size_t size, const char *instance, const char *re
 }
 
 int mb__state_check(const mb_state_t *st, uint64_t mapped) {
+  /* `initialised` first (acquire): once READY, the header the broker wrote before it is
+   * visible. Before that, a block of zeros (or with our magic) is one being built: not
+   * running yet, so an attach that waits tries again; anything else is not ours. */
+  if (mapped >= 64 && mb_load32(&st->initialised) != MB_STATE_READY) {
+    uint64_t magic;
+    memcpy(&magic, (const void *)&st->magic, sizeof magic);
+    if (magic == 0 || magic == MB_STATE_MAGIC)
+      return mb__errorf(MB_ENOTRUNNING, 0, "control block is not initialised yet");
+  }
   if (mapped < 64 || st->magic != MB_STATE_MAGIC)
     return mb__errorf(MB_EBADMAGIC, 0, "control block: magic %016llx, expected %016llx",
                       mapped < 64 ? 0ull : (unsigned long long)st->magic,
@@ -155,4 +164,25 @@ int mb__state_write_msg(mb_state_t *st, const char *text) {
   if (!mb_cas32(&st->msg.seq, &mine, mine + 1))
     return mb__errorf(MB_EBUSY, 0, "status message: another writer took over");
   return 0;
+}
+
+void mb__client_name_get(const mb_client_entry_t *e, char *buf) {
+  size_t w;
+  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
+    uint64_t v = mb_load64_relaxed(&e->name[w]);
+    memcpy(buf + w * 8, &v, 8);
+  }
+  buf[MB_CLIENT_NAME_MAX - 1] = '\0';
+}
+
+void mb__client_name_set(mb_client_entry_t *e, const char *name) {
+  char buf[MB_CLIENT_NAME_MAX];
+  size_t w, n = strlen(name);
+  memset(buf, 0, sizeof buf);
+  memcpy(buf, name, n < sizeof buf - 1 ? n : sizeof buf - 1);
+  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
+    uint64_t v;
+    memcpy(&v, buf + w * 8, 8);
+    mb_store64_relaxed(&e->name[w], v);
+  }
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark (not a test) of the control pipe: membroker `ping` and `status` round trips side
-# by side with Redis PING and a plain blocking echo server, all over Unix sockets on this
-# machine, in one run. One load generator (tests/bench-ctl.c) drives every target, so only
-# the server differs. Rounds are interleaved and the table shows medians over rounds; the
+# Benchmarks (not tests), each side by side with its reference in one run:
+#  - the control pipe: membroker `ping` and `status` round trips beside Redis PING and a plain
+#    blocking echo server, all over Unix sockets on this machine;
+#  - the client library (tests/bench-client.c): attach + detach, player connect on a fresh page
+#    and on a reused one, beside a shared page commit alone and a private first touch.
+# One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
+# differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
 #
 #   scripts/bench.sh
@@ -33,17 +36,12 @@ fail() { echo "bench.sh: $*" >&2; exit 1; }
 # ---- build: Release, no tests; bench-ctl via CMake if the tree has the target, else cc ----
 echo "=== build (Release) in $build"
 mkdir -p "$build"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF -DMB_BENCH=ON \
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-if grep -q 'bench-ctl' "$root/CMakeLists.txt"; then
-  cmake --build "$build" --target bench-ctl >>"$build/build.log" 2>&1 ||
-    { tail -n 40 "$build/build.log"; fail "build of bench-ctl failed"; }
-else
-  ${CC:-cc} -O2 -std=c11 -Wall -Wextra -pthread "$root/tests/bench-ctl.c" -o "$build/bench-ctl" ||
-    fail "build of bench-ctl failed"
-fi
+cmake --build "$build" --target bench-ctl bench-client >>"$build/build.log" 2>&1 ||
+  { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
 
@@ -163,6 +161,10 @@ aim issue "ping req/s vs Redis PING, 16 clients" "$tput16" ">=" 0.5
 aim PERF "ping req/s vs Redis PING, 1 client" "$tput1" ">=" 0.9
 aim PERF "ping req/s vs Redis PING, 16 clients" "$tput16" ">=" 1.0
 aim PERF "ping p50 vs blocking echo p50, 1 client" "$p50echo" "<=" 1.3
+
+# ---- the client library: attach, player connect, beside a page commit alone --------------
+echo
+"$build/bench-client" "$rounds" || fail "bench-client failed"
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

@@ -158,7 +158,7 @@ static void mb__region_destroy(mb_broker_t *b, int i) {
 
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1];
-  uint64_t prev_gen = 0, size;
+  uint64_t prev_gen = 0, size, gen;
   mb_state_t *st;
   int rc, i;
 
@@ -220,7 +220,12 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   st->created_wall_ns = b->start_wall_ns;
   st->max_clients = cfg->max_clients;
   st->region_count = (uint32_t)cfg->nregions;
-  mb_store64(&st->generation, prev_gen + 1);
+  /* Unique per start: past the dead broker's (when its block was found) and past any
+   * earlier start (the start time in ms), so a client can tell a restarted broker. */
+  gen = b->start_wall_ns / 1000000u;
+  if (gen <= prev_gen)
+    gen = prev_gen + 1;
+  mb_store64(&st->generation, gen);
   mb_store64(&st->game.broker_heartbeat_ns, mb_os_mono_ns());
   mb_store64(&st->game.commit_limit, cfg->max_committed);
   mb_store64(&st->game.last_update_wall_ns, b->start_wall_ns);
@@ -229,7 +234,7 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   /* Publish: readers that see READY see everything above. */
   mb_store32(&st->initialised, MB_STATE_READY);
   mb_log_info("control block '%s' published: instance %s, generation %llu, %d regions", name,
-              cfg->instance, (unsigned long long)(prev_gen + 1), cfg->nregions);
+              cfg->instance, (unsigned long long)gen, cfg->nregions);
   return 0;
 
 fail_map:
@@ -245,8 +250,122 @@ fail_lock:
 }
 
 void mb__broker_tick(mb_broker_t *b) {
-  if (b->state)
-    mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
+  if (b->state == NULL)
+    return;
+  mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
+  mb__broker_sweep(b);
+}
+
+static const char *mb__dead_why(uint32_t reason) {
+  switch (reason) {
+  case MB_DEAD_EXITED:
+    return "its process exited";
+  case MB_DEAD_HEARTBEAT:
+    return "no heartbeat in time (its process still runs)";
+  case MB_DEAD_ABANDONED:
+    return "its process died while attaching or detaching";
+  default:
+    return "unknown";
+  }
+}
+
+/*
+ * Entry i goes from `from` (ATTACHED, or CLAIMED held by a process that is gone) to DEAD.
+ * The broker takes it CLAIMED first so that dead_since and the reason are written before
+ * anyone can see DEAD (a restarting client waits a moment for a CLAIMED entry of its name).
+ */
+static int mb__client_dead(mb_broker_t *b, uint32_t i, uint32_t from, uint32_t reason,
+                           uint64_t now) {
+  mb_state_t *st = b->state;
+  mb_client_entry_t *e = &st->clients[i];
+  char name[MB_CLIENT_NAME_MAX];
+  uint32_t s = from;
+  if (from == MB_CLIENT_ATTACHED) {
+    if (!mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED))
+      return 0; /* it detached or was taken over meanwhile */
+    mb_add32(&st->clients_attached, (uint32_t)-1);
+  }
+  mb_store64(&e->dead_since_ns, now);
+  mb_store32(&e->dead_reason, reason);
+  mb_store32(&e->state, MB_CLIENT_DEAD);
+  mb__client_name_get(e, name);
+  mb_log_warn("client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
+              (unsigned)mb_load32(&e->pid), mb__dead_why(reason),
+              (unsigned long long)mb_load64(&e->slots_held), (unsigned)b->cfg.grace_period_ms);
+  return 1;
+}
+
+int mb__broker_sweep(mb_broker_t *b) {
+  mb_state_t *st = b->state;
+  uint64_t now = mb_os_mono_ns(), timeout = (uint64_t)b->cfg.heartbeat_timeout_ms * 1000000u;
+  uint64_t grace = (uint64_t)b->cfg.grace_period_ms * 1000000u;
+  uint32_t i;
+  int changed = 0;
+  if (st == NULL)
+    return 0;
+  for (i = 0; i < st->max_clients; i++) {
+    mb_client_entry_t *e = &st->clients[i];
+    uint32_t s = mb_load32(&e->state);
+    mb_os_procid_t id;
+    id.pid = mb_load32(&e->pid);
+    id.start_time = mb_load64(&e->start_time);
+    /* A watch belongs to the process that holds the entry now, or is dropped. */
+    if (b->clients[i].watch != 0 &&
+        (s != MB_CLIENT_ATTACHED || b->clients[i].id.pid != id.pid ||
+         b->clients[i].id.start_time != id.start_time)) {
+      mb_os_proc_watch_close(b->clients[i].watch);
+      b->clients[i].watch = 0;
+    }
+    if (s != MB_CLIENT_ATTACHED)
+      b->clients[i].watch_failed = 0;
+    if (s != MB_CLIENT_CLAIMED)
+      b->clients[i].claimed_ns = 0;
+
+    if (s == MB_CLIENT_ATTACHED) {
+      int dead = 0;
+      if (b->clients[i].watch == 0 && !b->clients[i].watch_failed) {
+        int rc = mb_os_proc_watch(&id, &b->clients[i].watch);
+        if (rc == MB_ESRCH) {
+          dead = 1;
+        } else if (rc != 0) {
+          b->clients[i].watch = 0;
+          b->clients[i].watch_failed = 1;
+          mb_log_debug("client %u (pid %u): no process watch, polling instead: %s", (unsigned)i,
+                       (unsigned)id.pid, mb_last_error());
+        } else {
+          b->clients[i].id = id;
+        }
+      }
+      if (!dead)
+        dead = b->clients[i].watch != 0 ? mb_os_proc_watch_exited(b->clients[i].watch)
+                                        : mb_os_proc_alive(&id) == 0;
+      if (dead) {
+        changed += mb__client_dead(b, i, MB_CLIENT_ATTACHED, MB_DEAD_EXITED, now);
+      } else if (timeout != 0) {
+        uint64_t hb = mb_load64(&e->heartbeat_ns);
+        if (hb < now && now - hb > timeout)
+          changed += mb__client_dead(b, i, MB_CLIENT_ATTACHED, MB_DEAD_HEARTBEAT, now);
+      }
+    } else if (s == MB_CLIENT_CLAIMED) {
+      if (b->clients[i].claimed_ns == 0)
+        b->clients[i].claimed_ns = now;
+      else if (now - b->clients[i].claimed_ns > (uint64_t)MB_CLAIM_STALE_MS * 1000000u &&
+               (id.pid == 0 || mb_os_proc_alive(&id) == 0))
+        changed += mb__client_dead(b, i, MB_CLIENT_CLAIMED, MB_DEAD_ABANDONED, now);
+    } else if (s == MB_CLIENT_DEAD) {
+      uint64_t since = mb_load64(&e->dead_since_ns);
+      if (now >= since && now - since >= grace && mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED)) {
+        char name[MB_CLIENT_NAME_MAX];
+        uint64_t freed = 0;
+        mb__client_name_get(e, name);
+        mb__client_free(st, i, b->regions, b->nregions, &freed);
+        mb_log_info("client '%s' (pid %u) reaped after its grace period: %llu slots freed", name,
+                    (unsigned)id.pid, (unsigned long long)freed);
+        changed++;
+      }
+    }
+  }
+  return changed;
 }
 
 void mb__broker_begin_stop(mb_broker_t *b) {
@@ -262,6 +381,10 @@ void mb__broker_stop(mb_broker_t *b) {
   if (b->state == NULL)
     return;
   mb__broker_begin_stop(b);
+  for (i = 0; i < MB_CLIENTS_MAX; i++) {
+    mb_os_proc_watch_close(b->clients[i].watch);
+    b->clients[i].watch = 0;
+  }
   for (i = b->nregions; i-- > 0;)
     mb__region_destroy(b, i);
   b->nregions = 0;

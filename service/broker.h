@@ -22,7 +22,21 @@ typedef struct mb_broker_s {
   uint64_t start_mono_ns;
   uint64_t start_wall_ns;
   int stale_purged; /* objects of a dead broker found and purged at start */
+  /* What the broker knows of each client-table entry (the sweep's own memory). */
+  struct {
+    intptr_t watch;       /* mb_os_proc_watch of the attached process, 0 if none */
+    mb_os_procid_t id;    /* the process `watch` watches */
+    uint64_t claimed_ns;  /* when the entry was first seen CLAIMED, 0 if not */
+    int watch_failed;     /* the OS gave no watch: liveness is asked each sweep */
+  } clients[MB_CLIENTS_MAX];
 } mb_broker_t;
+
+/* How often the run loop calls mb__broker_tick: a dead client is noticed within this. */
+#define MB_BROKER_TICK_MS 250
+
+/* An entry that stays CLAIMED this long belongs to a process that stopped while it held
+ * it: if that process is gone, the entry is treated as dead. */
+#define MB_CLAIM_STALE_MS 2000
 
 /*
  * Bring the broker's memory up: take the instance lock (MB_EBUSY: another broker runs), purge
@@ -32,8 +46,19 @@ typedef struct mb_broker_s {
  */
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags);
 
-/* Once a second: refresh the broker heartbeat in the control block. */
+/*
+ * Every MB_BROKER_TICK_MS: refresh the broker heartbeat in the control block and sweep the
+ * client table (mb__broker_sweep).
+ */
 void mb__broker_tick(mb_broker_t *b);
+
+/*
+ * Sweep the client table once: an attached client whose process exited (the OS's word,
+ * through a process watch) or whose heartbeat is older than clients.heartbeat_timeout_ms
+ * (unless 0) becomes DEAD and is logged; a DEAD one whose grace period is over is freed
+ * with every slot it held. Returns the number of entries changed.
+ */
+int mb__broker_sweep(mb_broker_t *b);
 
 /* Server status "shutting down" (what game servers see first). */
 void mb__broker_begin_stop(mb_broker_t *b);

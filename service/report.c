@@ -16,7 +16,10 @@
 
 #ifndef MB_BUILD_ID
 #if defined(__clang__)
-#define MB_BUILD_ID "clang " __clang_version__
+#define MB_STR2(x) #x
+#define MB_STR(x) MB_STR2(x)
+#define MB_BUILD_ID                                                                                \
+  "clang " MB_STR(__clang_major__) "." MB_STR(__clang_minor__) "." MB_STR(__clang_patchlevel__)
 #elif defined(__GNUC__)
 #define MB_BUILD_ID "gcc " __VERSION__
 #elif defined(_MSC_VER)
@@ -204,6 +207,19 @@ static const char *mb__client_state_name(uint32_t s) {
   }
 }
 
+static const char *mb__dead_reason_name(uint32_t r) {
+  switch (r) {
+  case MB_DEAD_EXITED:
+    return "exited";
+  case MB_DEAD_HEARTBEAT:
+    return "heartbeat";
+  case MB_DEAD_ABANDONED:
+    return "abandoned";
+  default:
+    return "unknown";
+  }
+}
+
 static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   const mb_state_t *st = b->state;
   cJSON *o = cJSON_CreateObject(), *table;
@@ -215,6 +231,8 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   }
   mb__num(o, "attached", mb_load32(&st->clients_attached), ok);
   mb__num(o, "max", st->max_clients, ok);
+  mb__num(o, "heartbeat_timeout_ms", b->cfg.heartbeat_timeout_ms, ok);
+  mb__num(o, "grace_period_ms", b->cfg.grace_period_ms, ok);
   if ((table = cJSON_AddArrayToObject(o, "table")) == NULL) {
     *ok = 0;
     return o;
@@ -225,7 +243,6 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
     uint64_t hb, dead;
     char name[MB_CLIENT_NAME_MAX];
     cJSON *c;
-    size_t w;
     if (state == MB_CLIENT_FREE)
       continue;
     if ((c = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(table, c)) {
@@ -233,11 +250,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
       *ok = 0;
       break;
     }
-    for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
-      uint64_t v = mb_load64_relaxed(&e->name[w]);
-      memcpy(name + w * 8, &v, 8);
-    }
-    name[sizeof name - 1] = '\0';
+    mb__client_name_get(e, name);
     hb = mb_load64(&e->heartbeat_ns);
     dead = mb_load64(&e->dead_since_ns);
     mb__num(c, "index", i, ok);
@@ -251,8 +264,16 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
     else if (cJSON_AddNullToObject(c, "heartbeat_age_ms") == NULL)
       *ok = 0;
     mb__num(c, "slots_held", mb_load64(&e->slots_held), ok);
-    if (state == MB_CLIENT_DEAD && dead && dead <= now)
-      mb__num(c, "dead_for_ms", (now - dead) / 1000000u, ok);
+    mb__num(c, "restarts", mb_load32(&e->takeovers), ok);
+    if (state == MB_CLIENT_DEAD) {
+      uint64_t grace = (uint64_t)b->cfg.grace_period_ms * 1000000u;
+      uint64_t age = dead && dead <= now ? now - dead : 0;
+      if (cJSON_AddStringToObject(c, "dead_reason",
+                                  mb__dead_reason_name(mb_load32(&e->dead_reason))) == NULL)
+        *ok = 0;
+      mb__num(c, "dead_for_ms", age / 1000000u, ok);
+      mb__num(c, "freed_in_ms", (age < grace ? grace - age : 0) / 1000000u, ok);
+    }
   }
   return o;
 }

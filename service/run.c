@@ -1,5 +1,6 @@
 /*
- * run.c - the broker's event loop (libuv): start the broker's memory, tick once a second,
+ * run.c - the broker's event loop (libuv): start the broker's memory, tick (heartbeat and
+ * client sweep) every MB_BROKER_TICK_MS,
  * stop cleanly on request. Portable: signals go through uv_signal (Ctrl-C on Windows
  * consoles), cross-thread stop requests (the SCM handler) through uv_async.
  */
@@ -109,7 +110,7 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     mb__abandon_loop(&run);
     return 1;
   }
-  uv_timer_start(&run.tick, mb__on_tick, 1000, 1000);
+  uv_timer_start(&run.tick, mb__on_tick, MB_BROKER_TICK_MS, MB_BROKER_TICK_MS);
 
   mb_os_self_rss(&rss);
   mb_log_info("ready in %.1f ms: instance %s, %llu bytes committed, resident %llu KiB",

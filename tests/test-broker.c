@@ -246,13 +246,14 @@ TEST(stale_block_of_dead_broker) {
   test_config(&cfg, "stale");
   ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
   mb_os_section_unlink(name, 0);
-  /* What a killed broker leaves: a published block, generation 7, status running. */
+  /* What a killed broker leaves: a published block, a generation later than any start time
+   * in ms (so the next must be exactly one more), status running. */
   ASSERT_OK(mb_os_section_create(&s, name, size, 0, NULL));
   ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&old));
   old->magic = MB_STATE_MAGIC;
   old->layout_version = MB_LAYOUT_VERSION;
   old->broker_pid = 1;
-  mb_store64(&old->generation, 7);
+  mb_store64(&old->generation, UINT64_C(1) << 60);
   mb_store32(&old->game.server_status, MB_STATUS_RUNNING);
   mb_store32(&old->initialised, MB_STATE_READY);
 
@@ -261,7 +262,7 @@ TEST(stale_block_of_dead_broker) {
     mb_os_section_close(&s);
     ASSERT_OK(mb__broker_start(&b, &cfg, 0));
     ASSERT_EQ(b.stale_purged, 1);
-    ASSERT_EQ_U64(mb_load64(&b.state->generation), 8);
+    ASSERT_EQ_U64(mb_load64(&b.state->generation), (UINT64_C(1) << 60) + 1);
     /* A game server still mapping the old block is told it stopped. */
     ASSERT_EQ(mb_load32(&old->game.server_status), MB_STATUS_STOPPED);
     mb__broker_stop(&b);
@@ -353,4 +354,61 @@ TEST(commit_failure_at_start_releases_everything) {
   /* And the lock is free again. */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   mb__broker_stop(&b);
+}
+
+/* Claims start at the region's free hint; a release lowers it, so slots stay lowest-first,
+ * and a hint left too high (raised past a slot freed meanwhile) never makes a claim fail
+ * while a slot is free. */
+TEST(slot_free_hint) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  uint64_t i, idx;
+  test_config(&cfg, "hint");
+  cfg.regions[2].size = 64 * 1024; /* 8 slots of 8 KiB */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "big");
+  for (i = 0; i < 6; i++) {
+    ASSERT_OK(mb__slot_acquire(r, 3, i, &idx));
+    ASSERT_EQ_U64(idx, i);
+  }
+  ASSERT_EQ_U64(mb_load64(&r->desc->free_hint), 6);
+  ASSERT_OK(mb__slot_release(r, 4, 3));
+  ASSERT_OK(mb__slot_release(r, 2, 3));
+  ASSERT_EQ_U64(mb_load64(&r->desc->free_hint), 2);
+  ASSERT_OK(mb__slot_acquire(r, 3, 10, &idx));
+  ASSERT_EQ_U64(idx, 2);
+  ASSERT_OK(mb__slot_acquire(r, 3, 11, &idx));
+  ASSERT_EQ_U64(idx, 4);
+  /* 6 and 7 left; take them, free 1, and leave the hint past everything. */
+  ASSERT_OK(mb__slot_acquire(r, 3, 12, &idx));
+  ASSERT_OK(mb__slot_acquire(r, 3, 13, &idx));
+  ASSERT_OK(mb__slot_release(r, 1, 3));
+  mb_store64(&r->desc->free_hint, 7);
+  ASSERT_OK(mb__slot_acquire(r, 3, 14, &idx));
+  ASSERT_EQ_U64(idx, 1);
+  ASSERT_ERR(mb__slot_acquire(r, 3, 15, &idx), MB_EFULL);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 8);
+  mb__broker_stop(&b);
+}
+
+/* One event, one line: text from outside (a status message, a client name) cannot forge
+ * log lines with control characters. */
+TEST(log_line_cannot_be_forged) {
+  char path[128], line[512];
+  FILE *f;
+  int lines = 0;
+  snprintf(path, sizeof path, "%s.log", mb_test_name(line, sizeof line, "log"));
+  ASSERT_OK(mb__log_open(MB_LOG_INFO, path));
+  mb_log_info("status message set to \"%s\"", "ok\n2026-01-01T00:00:00.000Z error fake\r\x1b[2J");
+  mb__log_close();
+  f = fopen(path, "r");
+  ASSERT(f != NULL);
+  while (fgets(line, sizeof line, f) != NULL) {
+    lines++;
+    ASSERT_CONTAINS(line, "ok?2026-01-01T00:00:00.000Z error fake??[2J\"\n");
+  }
+  fclose(f);
+  remove(path);
+  ASSERT_EQ(lines, 1);
 }

@@ -282,3 +282,29 @@ TEST(clocks_and_memory) {
   ASSERT_OK(mb_os_self_rss(&rss));
   ASSERT_GT(rss, 0);
 }
+
+/* The single-instance lock: one holder at a time, and (POSIX) its file goes with it. */
+TEST(instance_lock) {
+  char name[64], dir[512], file[700];
+  intptr_t a = 0, b = 0;
+  mb_test_name(name, sizeof name, "lock");
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), "held by another process");
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+#if MB_OS_POSIX
+  snprintf(file, sizeof file, "%s/%s", dir, name);
+  {
+    FILE *f = fopen(file, "r");
+    ASSERT(f != NULL);
+    fclose(f);
+  }
+#endif
+  mb_os_lock_release(a);
+#if MB_OS_POSIX
+  ASSERT(fopen(file, "r") == NULL); /* removed with the lock */
+#endif
+  (void)file;
+  ASSERT_OK(mb_os_lock_take(name, 0, &b));
+  mb_os_lock_release(b);
+}

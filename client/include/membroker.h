@@ -1,0 +1,285 @@
+/*
+ * membroker.h - the client library of membroker: what a game server links to attach to the
+ * broker of its host, read and update the shared game state, map regions and keep its
+ * players' state in slots that survive a crash of the game server.
+ *
+ * Plain C, usable from C++; no libuv, cJSON or Windows types. Every call that can fail
+ * returns 0 or a negative MB_E* code (mb_strerror, mb_err_name); the detail of the last
+ * failure on the calling thread is in mb_last_error(). The library never prints: give
+ * mb_attach_options_t.log a function to hear what it has to say.
+ *
+ * Threads: one mb_client_t is used by one thread at a time (the optional heartbeat thread
+ * the library starts is internal and safe). Different mb_client_t may be used in parallel.
+ *
+ * A typical game server:
+ *
+ *   mb_client_t *c;
+ *   mb_attach_options_t o;
+ *   mb_attach_options_init(&o);
+ *   o.timeout_ms = 10000;      // wait up to 10 s for the broker to come up
+ *   o.heartbeat_ms = 1000;     // a library thread keeps the heartbeat
+ *   if ((rc = mb_attach("default", "zone-1", &o, &c)) != 0) { ... mb_strerror(rc) ... }
+ *   void *slot;
+ *   mb_player_connect(c, player_id, &slot);   // the player's bytes; kept across a crash
+ *   mb_counter_add(c, MB_COUNTER_PLAYERS, 1, NULL);
+ *   ...
+ *   if (mb_tick(c) == MB_ESTALE) mb_reattach(c, &o);  // the broker restarted
+ *   mb_detach(c);
+ */
+#ifndef MEMBROKER_H
+#define MEMBROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MEMBROKER_VERSION_MAJOR 0
+#define MEMBROKER_VERSION_MINOR 1
+#define MEMBROKER_VERSION_PATCH 0
+
+/* MB_API marks the library's functions (empty by default; a build may define it, e.g. for
+ * symbol visibility). The shared library exports every public function on every platform. */
+#ifndef MB_API
+#define MB_API
+#endif
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+/* X(NAME, "code_name", "sentence"). Codes are only ever appended: their numbers are stable. */
+#define MB_ERROR_MAP(X)                                                                            \
+  X(INVAL, "invalid_argument", "invalid argument")                                                 \
+  X(NOMEM, "out_of_memory", "out of memory")                                                       \
+  X(NOENT, "not_found", "no such object")                                                          \
+  X(EXIST, "already_exists", "object already exists")                                              \
+  X(ACCES, "access_denied", "access denied")                                                       \
+  X(NAMETOOLONG, "name_too_long", "name too long")                                                 \
+  X(RANGE, "out_of_range", "address or size out of range")                                         \
+  X(NOSPC, "no_space", "commit refused: commit limit reached or shared memory full")               \
+  X(BUSY, "busy", "resource busy")                                                                 \
+  X(TIMEOUT, "timeout", "timed out")                                                               \
+  X(SRCH, "no_such_process", "no such process")                                                    \
+  X(IO, "io_error", "input/output error")                                                          \
+  X(NOTSUP, "not_supported", "operation not supported on this platform")                           \
+  X(BADMAGIC, "bad_magic", "not a membroker object (bad magic)")                                   \
+  X(VERSION, "version_mismatch", "layout version mismatch")                                        \
+  X(NOTRUNNING, "broker_not_running", "broker is not running")                                     \
+  X(FULL, "table_full", "table full")                                                              \
+  X(CONFIG, "bad_config", "invalid configuration")                                                 \
+  X(OS, "os_error", "operating system error")                                                      \
+  X(INTERNAL, "internal", "internal error")                                                        \
+  X(STALE, "stale", "attachment is stale: the broker restarted or reaped this client")
+
+enum mb__error_index {
+#define MB__X(name, code, msg) MB__EIDX_##name,
+  MB_ERROR_MAP(MB__X)
+#undef MB__X
+      MB__EIDX_COUNT
+};
+
+/* Success is plain 0 (no MB_OK: <windows.h> has a macro of that name). */
+enum mb_error {
+#define MB__X(name, code, msg) MB_E##name = -(MB__EIDX_##name + 1),
+  MB_ERROR_MAP(MB__X)
+#undef MB__X
+};
+
+/* A sentence describing err (0 gives "success"; an unknown code gives "unknown error"). */
+MB_API const char *mb_strerror(int err);
+
+/* The stable snake_case name of err ("ok", "not_found", ...; "unknown" if not a code). */
+MB_API const char *mb_err_name(int err);
+
+/* The detail message of the last failure on this thread ("" if none), e.g. "attach to
+ * instance 'default': control block 'membroker.default.state' does not exist: ...". */
+MB_API const char *mb_last_error(void);
+
+/* ---- attach ------------------------------------------------------------------------------- */
+
+typedef struct mb_client_s mb_client_t;
+
+/* Levels of the messages the library hands to mb_attach_options_t.log. */
+enum mb_client_log_level {
+  MB_CLIENT_LOG_ERROR = 0,
+  MB_CLIENT_LOG_WARN = 1,
+  MB_CLIENT_LOG_INFO = 2,
+};
+
+typedef void (*mb_log_fn)(void *user, int level, const char *message);
+
+/* mb_attach_options_t.flags */
+enum {
+  /* The broker runs as a Windows service: its objects are in the Global\ namespace.
+   * Ignored elsewhere. */
+  MB_ATTACH_GLOBAL = 1u << 0,
+};
+
+typedef struct mb_attach_options_s {
+  uint32_t size;         /* sizeof(mb_attach_options_t), set by mb_attach_options_init */
+  uint32_t flags;        /* MB_ATTACH_* */
+  uint32_t timeout_ms;   /* keep trying this long while the broker is not (yet) running,
+                            with backoff from 10 ms to 1 s; 0 = one try. Default 0 */
+  uint32_t heartbeat_ms; /* a library thread beats every heartbeat_ms; 0 = no thread: call
+                            mb_tick at least every heartbeat_timeout_ms/2. Default 0 */
+  mb_log_fn log;         /* what the library has to say (retries, reattach); NULL = nothing.
+                            Repeated messages are rate-limited to one in 10 s. */
+  void *log_user;        /* first argument of log */
+} mb_attach_options_t;
+
+/* Defaults: size set, everything else 0. */
+MB_API void mb_attach_options_init(mb_attach_options_t *opts);
+
+/*
+ * Attach to the broker of `instance` ("default" when NULL) as `name` (1..31 bytes of
+ * [A-Za-z0-9._-]), which identifies this game server across restarts. opts may be NULL.
+ *
+ * Checks the control block's magic, layout version and sizes, waits (up to timeout_ms) for
+ * it to be initialised, and takes an entry in the broker's client table. If an entry of the
+ * same name belongs to a process that died (or that the broker reaped) and its grace period
+ * has not run out, this client takes it over, with every player slot it held, bytes intact.
+ *
+ * Errors: MB_ENOTRUNNING (no broker, or it is stopping), MB_EVERSION (the broker's layout
+ * differs from this library's), MB_EBADMAGIC, MB_EACCES (not permitted to map the broker's
+ * objects), MB_EFULL (client table full), MB_EEXIST (a live process is attached under that
+ * name), MB_EINVAL (bad name), MB_ETIMEOUT is never returned: after timeout_ms the last
+ * error stands.
+ */
+MB_API int mb_attach(const char *instance, const char *name, const mb_attach_options_t *opts,
+                     mb_client_t **client);
+
+/*
+ * Detach cleanly: release every player slot this client holds, leave the client table and
+ * unmap everything. `client` is freed, whatever the result (an error only says that the
+ * broker's state could not be updated, e.g. it had restarted: nothing leaks in this process).
+ * A game server that wants its slots kept across a restart does not detach: it exits or
+ * crashes, and attaches again under the same name within the broker's grace period.
+ */
+MB_API int mb_detach(mb_client_t *client);
+
+/*
+ * Keep the attachment for a later process and let go of this handle: the heartbeat thread
+ * stops, everything is unmapped and `client` is freed, but the table entry and the player
+ * slots stay. The broker notices when this process exits (or, if it runs on, when its
+ * heartbeat runs out) and keeps the slots for the grace period, for a process that attaches
+ * under the same name. This is how a game server restarts on purpose without losing state.
+ */
+MB_API int mb_close(mb_client_t *client);
+
+/*
+ * Heartbeat and health check; cheap (no system call on the fast path; the broker's process
+ * is asked of the OS once a second). Returns 0 while the broker runs (or drains);
+ * MB_ENOTRUNNING once it is shutting down or stopped, or its process is gone - which is also
+ * how a restart shows: the restarted broker has a new control block, and the one this client
+ * maps says stopped; MB_ESTALE if the broker reaped this client (its heartbeat was too old)
+ * or another process took its entry over. After either, call mb_reattach. Slot pointers stay
+ * readable until then.
+ */
+MB_API int mb_tick(mb_client_t *client);
+
+/*
+ * Attach again under the same instance and name (after mb_tick said the broker stopped or
+ * restarted, or reaped this client), with `opts` (NULL: those of the first attach). On
+ * success the client is as after mb_attach, and slot pointers of the old attachment are
+ * invalid: if the broker is the same one (mb_info's generation did not change) the slots
+ * were taken back and mb_player_find gives their new addresses; a restarted broker (new
+ * generation) starts with empty regions. On failure the client stays detached (calls say
+ * MB_ENOTRUNNING) and mb_reattach may be repeated.
+ */
+MB_API int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts);
+
+/* ---- the shared game state ---------------------------------------------------------------- */
+
+/* Server status, as in the control block. */
+enum mb_server_status_value {
+  MB_SERVER_STOPPED = 0,
+  MB_SERVER_RUNNING = 1,
+  MB_SERVER_SHUTTING_DOWN = 2,
+  MB_SERVER_DRAINING = 3,
+};
+
+#define MB_MESSAGE_MAX 256 /* bytes of the status message, NUL included */
+
+typedef struct mb_info_s {
+  uint32_t server_status;       /* MB_SERVER_* */
+  uint32_t broker_pid;
+  uint64_t generation;          /* unique per broker start (grows): compare to see a restart */
+  uint64_t players;             /* the shared counters (MB_COUNTER_*) */
+  uint64_t npcs;
+  uint64_t last_update_wall_ns; /* last change of a counter or the message (ns since 1970) */
+  uint32_t client_index;        /* this client's entry in the broker's table */
+  uint32_t slot_size;           /* bytes of a player slot; 0 if the broker has no slots */
+  uint64_t slot_count;          /* slots in all */
+  uint64_t slots_held;          /* slots this client holds */
+  char message[MB_MESSAGE_MAX]; /* UTF-8 status message, never torn */
+} mb_info_t;
+
+/* Read the shared state. MB_EBUSY if the message could not be read consistently (a writer
+ * died mid-way and was not replaced yet); the other fields are valid then. */
+MB_API int mb_info(mb_client_t *client, mb_info_t *info);
+
+/* The shared counters. */
+enum mb_counter {
+  MB_COUNTER_PLAYERS = 0,
+  MB_COUNTER_NPCS = 1,
+};
+
+/* Set a counter (atomic). MB_EINVAL for an unknown counter. */
+MB_API int mb_counter_set(mb_client_t *client, int counter, uint64_t value);
+
+/*
+ * Add delta to a counter atomically, with every other process adding at the same time; no
+ * update is lost. *result (may be NULL) receives the new value. A delta that would take the
+ * counter below zero or past UINT64_MAX fails with MB_ERANGE and changes nothing.
+ */
+MB_API int mb_counter_add(mb_client_t *client, int counter, int64_t delta, uint64_t *result);
+
+/* Replace the status message (UTF-8, cut to 255 bytes at a character boundary). MB_EBUSY if
+ * a live writer held it for over a second. */
+MB_API int mb_set_message(mb_client_t *client, const char *text);
+
+/* ---- regions ------------------------------------------------------------------------------ */
+
+/*
+ * Map the region `name` (read and write) and return its data bytes. The mapping lives until
+ * detach. Of a region committed at start every byte may be used; of a lazy region only the
+ * slots handed out by mb_player_connect (touching other pages faults). MB_ENOENT if the broker
+ * has no such region.
+ */
+MB_API int mb_region(mb_client_t *client, const char *name, void **base, uint64_t *size);
+
+/* ---- player slots ------------------------------------------------------------------------- */
+
+/*
+ * The slot of player `player_id` in the broker's slotted region (the first region with
+ * slot_size in the config, "players" by default), committing its page on demand.
+ * If this client already holds a slot for the player (also one taken back after a crash), that
+ * slot is returned with its bytes; otherwise a free slot is claimed and reads as zero. *slot
+ * stays valid until the player is disconnected, the client detaches or reattaches.
+ * Errors: MB_EFULL (no free slot), MB_ENOSPC (the commit was refused: commit limit or shared
+ * memory full; nothing is claimed), MB_ENOENT (the broker has no slotted region).
+ * Player ids are the game server's own: two clients may each hold a slot for the same id.
+ */
+MB_API int mb_player_connect(mb_client_t *client, uint64_t player_id, void **slot);
+
+/* The slot this client holds for player_id, or MB_ENOENT. */
+MB_API int mb_player_find(mb_client_t *client, uint64_t player_id, void **slot);
+
+/* Free the player's slot (its page is given back by the broker's compact). MB_ENOENT if this
+ * client holds no slot for the player. */
+MB_API int mb_player_disconnect(mb_client_t *client, uint64_t player_id);
+
+/*
+ * Iterate over the slots this client holds: start with *cursor = 0; each call gives the next
+ * player id and slot and returns 0, and MB_ENOENT when there are no more. Connecting or
+ * disconnecting players during a walk may make it skip or repeat slots.
+ */
+MB_API int mb_player_next(mb_client_t *client, uint64_t *cursor, uint64_t *player_id,
+                          void **slot);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMBROKER_H */

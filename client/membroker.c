@@ -1,0 +1,853 @@
+/*
+ * membroker.c - the client library (membroker.h): attach to the broker's control block,
+ * keep an entry in its client table, the shared counters and message, regions and player
+ * slots.
+ *
+ * The client table protocol is in layout.h (every state change one CAS). The library holds
+ * no lock of its own: slots are claimed lock-free (slots.c); the player map below is private
+ * to the mb_client_t, which one thread uses at a time. The heartbeat thread touches only the
+ * entry's heartbeat word, and only while the entry is this process's.
+ */
+#include "membroker.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "layout.h"
+#include "os.h"
+#include "slots.h"
+
+#define MB__BROKER_CHECK_NS (1000u * 1000000u) /* how often mb_tick asks the OS of the broker */
+#define MB__LOG_REPEAT_NS (10000ull * 1000000u) /* one repeated log message in 10 s */
+#define MB__CLAIMED_WAIT_MS 200 /* how long attach waits for an entry of its name held CLAIMED */
+
+MB_LAYOUT_ASSERT((int)MB_SERVER_STOPPED == (int)MB_STATUS_STOPPED &&
+                     (int)MB_SERVER_RUNNING == (int)MB_STATUS_RUNNING &&
+                     (int)MB_SERVER_SHUTTING_DOWN == (int)MB_STATUS_SHUTTING_DOWN &&
+                     (int)MB_SERVER_DRAINING == (int)MB_STATUS_DRAINING,
+                 "public server status values match the layout");
+MB_LAYOUT_ASSERT(MB_MESSAGE_MAX == MB_STATUS_MSG_MAX, "message size");
+
+/* Player id -> slot index + 1 (0: empty), open addressing with linear probing. */
+typedef struct mb__pmap_entry_s {
+  uint64_t player;
+  uint64_t slot1;
+} mb__pmap_entry_t;
+
+struct mb_client_s {
+  char instance[MB_INSTANCE_MAX];
+  char name[MB_CLIENT_NAME_MAX];
+  mb_attach_options_t opts;
+  int sec_flags; /* MB_OS_SEC_GLOBAL or 0 */
+  mb_os_procid_t self;
+
+  /* the attachment (st == NULL: detached) */
+  mb_os_section_t state_sec;
+  mb_state_t *st;
+  mb_client_entry_t *entry;
+  uint32_t index;
+  uint64_t generation;
+  mb_os_procid_t broker;
+  uint64_t broker_checked_ns;
+  mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
+  int slot_region;                         /* index of the slotted region, -1 if none */
+
+  /* the player map */
+  mb__pmap_entry_t *pmap;
+  size_t pmap_cap; /* power of two, or 0 */
+  size_t pmap_count;
+
+  /* the heartbeat thread */
+  mb_os_thread_t hb;
+  int hb_running;
+  mb_au32 hb_stop;
+
+  /* rate limit of log messages */
+  char last_log[512];
+  uint64_t last_log_ns;
+  unsigned long log_suppressed;
+};
+
+/* ---- logging ------------------------------------------------------------------------------ */
+
+/*
+ * Hand a message to opts.log. The same text again within 10 s is counted, not repeated; the
+ * count is told with that same text once it may be said again, or on its own line before a
+ * different message.
+ */
+static void mb__clog(mb_client_t *c, int level, const char *fmt, ...) MB_PRINTF(3, 4);
+static void mb__clog(mb_client_t *c, int level, const char *fmt, ...) {
+  char msg[512], more[sizeof msg + 64];
+  uint64_t now = mb_os_mono_ns();
+  int same;
+  va_list ap;
+  if (c->opts.log == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  same = c->last_log_ns != 0 && strcmp(msg, c->last_log) == 0;
+  if (same && now - c->last_log_ns < MB__LOG_REPEAT_NS) {
+    c->log_suppressed++;
+    return;
+  }
+  if (same && c->log_suppressed) {
+    snprintf(more, sizeof more, "%s (%lu times more since it was last said)", msg,
+             c->log_suppressed);
+    c->opts.log(c->opts.log_user, level, more);
+  } else {
+    if (c->log_suppressed) {
+      snprintf(more, sizeof more, "membroker: the last message came %lu times more",
+               c->log_suppressed);
+      c->opts.log(c->opts.log_user, level, more);
+    }
+    c->opts.log(c->opts.log_user, level, msg);
+  }
+  memcpy(c->last_log, msg, sizeof msg);
+  c->last_log_ns = now;
+  c->log_suppressed = 0;
+}
+
+/* ---- the player map ----------------------------------------------------------------------- */
+
+static size_t mb__pmap_home(const mb_client_t *c, uint64_t player) {
+  uint64_t x = player + UINT64_C(0x9E3779B97F4A7C15); /* splitmix64 finalizer */
+  x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+  x ^= x >> 31;
+  return (size_t)x & (c->pmap_cap - 1);
+}
+
+/* Position of player in the map, or (size_t)-1. */
+static size_t mb__pmap_find(const mb_client_t *c, uint64_t player) {
+  size_t i;
+  if (c->pmap_cap == 0)
+    return (size_t)-1;
+  for (i = mb__pmap_home(c, player); c->pmap[i].slot1 != 0; i = (i + 1) & (c->pmap_cap - 1))
+    if (c->pmap[i].player == player)
+      return i;
+  return (size_t)-1;
+}
+
+static void mb__pmap_insert_new(mb_client_t *c, uint64_t player, uint64_t slot1) {
+  size_t i = mb__pmap_home(c, player);
+  while (c->pmap[i].slot1 != 0)
+    i = (i + 1) & (c->pmap_cap - 1);
+  c->pmap[i].player = player;
+  c->pmap[i].slot1 = slot1;
+  c->pmap_count++;
+}
+
+/* Add player -> slot (the player must not be in the map), growing at half load. */
+static int mb__pmap_put(mb_client_t *c, uint64_t player, uint64_t slot) {
+  if ((c->pmap_count + 1) * 2 > c->pmap_cap) {
+    size_t old_cap = c->pmap_cap, i, cap = old_cap ? old_cap * 2 : 64;
+    mb__pmap_entry_t *old = c->pmap, *t = calloc(cap, sizeof *t);
+    if (t == NULL)
+      return mb__errorf(MB_ENOMEM, 0, "player map of %zu entries", cap);
+    c->pmap = t;
+    c->pmap_cap = cap;
+    c->pmap_count = 0;
+    for (i = 0; i < old_cap; i++)
+      if (old[i].slot1 != 0)
+        mb__pmap_insert_new(c, old[i].player, old[i].slot1);
+    free(old);
+  }
+  mb__pmap_insert_new(c, player, slot + 1);
+  return 0;
+}
+
+/* Remove the entry at position i, shifting later entries of its probe run back. */
+static void mb__pmap_delete_at(mb_client_t *c, size_t i) {
+  size_t mask = c->pmap_cap - 1, j = i, k;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (c->pmap[j].slot1 == 0)
+      break;
+    k = mb__pmap_home(c, c->pmap[j].player);
+    /* The entry at j may fill the hole at i unless its home lies cyclically in (i, j]. */
+    if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+      continue;
+    c->pmap[i] = c->pmap[j];
+    i = j;
+  }
+  c->pmap[i].slot1 = 0;
+  c->pmap[i].player = 0;
+  c->pmap_count--;
+}
+
+static void mb__pmap_clear(mb_client_t *c) {
+  free(c->pmap);
+  c->pmap = NULL;
+  c->pmap_cap = c->pmap_count = 0;
+}
+
+/* ---- heartbeat ---------------------------------------------------------------------------- */
+
+/* Whether the entry is still this process's live attachment. */
+static int mb__entry_mine(const mb_client_t *c) {
+  const mb_client_entry_t *e = c->entry;
+  return mb_load32(&e->state) == MB_CLIENT_ATTACHED && mb_load32(&e->pid) == c->self.pid &&
+         mb_load64(&e->start_time) == c->self.start_time;
+}
+
+static void mb__hb_main(void *arg) {
+  mb_client_t *c = arg;
+  uint64_t period = (uint64_t)c->opts.heartbeat_ms * 1000000u, next = mb_os_mono_ns() + period;
+  while (!mb_load32(&c->hb_stop)) {
+    uint64_t now = mb_os_mono_ns();
+    if (now >= next) {
+      if (mb__entry_mine(c))
+        mb_store64(&c->entry->heartbeat_ns, now);
+      next = now + period;
+    }
+    mb_os_sleep_ms(c->opts.heartbeat_ms < 20 ? c->opts.heartbeat_ms : 20);
+  }
+}
+
+static void mb__hb_stop(mb_client_t *c) {
+  if (!c->hb_running)
+    return;
+  mb_store32(&c->hb_stop, 1);
+  mb_os_thread_join(&c->hb);
+  c->hb_running = 0;
+}
+
+/* ---- attach ------------------------------------------------------------------------------- */
+
+void mb_attach_options_init(mb_attach_options_t *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->size = (uint32_t)sizeof *opts;
+}
+
+/* 1..max-1 bytes of [A-Za-z0-9._-]. */
+static int mb__valid_name(const char *s, size_t max) {
+  size_t n = 0;
+  for (; s[n] != '\0'; n++) {
+    char ch = s[n];
+    if (n + 1 >= max ||
+        !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '.' || ch == '_' || ch == '-'))
+      return 0;
+  }
+  return n > 0;
+}
+
+/* Map region i (once) into c->regions[i]; on Windows also commit a lazy region's slot table
+ * in this view (the broker committed it; each view commits for itself). */
+static int mb__region_map(mb_client_t *c, int i) {
+  mb_region_desc_t *d = &c->st->regions[i];
+  mb_region_map_t *r = &c->regions[i];
+  char name[MB_OS_NAME_MAX + 1];
+  int lazy = (d->flags & MB_REGION_LAZY) != 0, rc;
+  void *base;
+  if (r->base != NULL)
+    return 0;
+  if ((rc = mb__object_name(name, sizeof name, c->instance, d->name)) != 0)
+    return rc;
+  if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0),
+                               1)) != 0)
+    return rc;
+  if (r->sec.size < d->section_size) {
+    mb_os_section_close(&r->sec);
+    return mb__errorf(MB_EVERSION, 0, "region '%s' holds %llu bytes, its descriptor says %llu",
+                      d->name, (unsigned long long)r->sec.size,
+                      (unsigned long long)d->section_size);
+  }
+  if ((rc = mb_os_section_map(&r->sec, d->section_size, 1, &base)) != 0) {
+    mb_os_section_close(&r->sec);
+    return rc;
+  }
+  if (lazy && d->slot_size != 0 &&
+      (rc = mb_os_section_commit(&r->sec, base, d->size, d->section_size - d->size)) != 0) {
+    mb_os_section_unmap(base, d->section_size);
+    mb_os_section_close(&r->sec);
+    return rc;
+  }
+  r->base = base;
+  r->desc = d;
+  r->state = c->st;
+  return 0;
+}
+
+static void mb__regions_unmap(mb_client_t *c) {
+  int i;
+  for (i = 0; i < MB_REGIONS_MAX; i++) {
+    mb_region_map_t *r = &c->regions[i];
+    if (r->base == NULL)
+      continue;
+    mb_os_section_unmap(r->base, r->desc->section_size);
+    mb_os_section_close(&r->sec);
+    memset(r, 0, sizeof *r);
+  }
+}
+
+/* Undo the mappings of an attachment (not its table entry). */
+static void mb__unmap(mb_client_t *c) {
+  mb__hb_stop(c);
+  mb__regions_unmap(c);
+  mb__pmap_clear(c);
+  if (c->st != NULL) {
+    mb_os_section_unmap(c->st, c->state_sec.size);
+    mb_os_section_close(&c->state_sec);
+  }
+  c->st = NULL;
+  c->entry = NULL;
+  c->slot_region = -1;
+}
+
+/*
+ * After taking an entry over: find the slots it owns, put them in the player map and make
+ * their pages usable in this view (a no-op where views need no commit of their own).
+ */
+static int mb__adopt_slots(mb_client_t *c) {
+  mb_region_map_t *r = &c->regions[c->slot_region];
+  const mb_region_desc_t *d = r->desc;
+  mb_slot_t *slots = mb__region_slots(d, r->base);
+  uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0;
+  int rc;
+  for (i = 0; i < d->slot_count; i++) {
+    uint64_t first, last, p;
+    if (mb_load64(&slots[i].owner) != owner)
+      continue;
+    first = i * d->slot_size / d->page_size;
+    last = (i * d->slot_size + d->slot_size - 1) / d->page_size;
+    for (p = first; p <= last; p++) {
+      if (p == done_page)
+        continue;
+      if ((rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
+        return rc;
+      done_page = p;
+    }
+    if (mb__pmap_find(c, mb_load64(&slots[i].player_id)) != (size_t)-1)
+      continue; /* cannot happen through this library: one slot per player and client */
+    if ((rc = mb__pmap_put(c, mb_load64(&slots[i].player_id), i)) != 0)
+      return rc;
+    held++;
+  }
+  mb_store64(&c->entry->slots_held, held);
+  return 0;
+}
+
+/* The broker's process still runs: 1, 0, or < 0 if the OS does not say. */
+static int mb__broker_alive(mb_client_t *c) {
+  return mb_os_proc_alive(&c->broker);
+}
+
+/*
+ * Take an entry in the table: take over the one of our name if its process is gone (DEAD, or
+ * ATTACHED by a process the OS says exited), else claim a FREE one. *index receives it and
+ * *taken_over whether it was ours before. The entry is left CLAIMED.
+ */
+static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
+  mb_state_t *st = c->st;
+  uint32_t i, max = st->max_clients, free_at;
+  uint64_t deadline = 0;
+  char name[MB_CLIENT_NAME_MAX];
+  for (;;) {
+    int seen_claimed = 0;
+    free_at = UINT32_MAX;
+    for (i = 0; i < max; i++) {
+      mb_client_entry_t *e = &st->clients[i];
+      uint32_t s = mb_load32(&e->state);
+      if (s == MB_CLIENT_FREE) {
+        if (free_at == UINT32_MAX)
+          free_at = i;
+        continue;
+      }
+      mb__client_name_get(e, name);
+      if (strcmp(name, c->name) != 0)
+        continue;
+      if (s == MB_CLIENT_CLAIMED) {
+        seen_claimed = 1; /* the broker or another process holds it for a moment */
+        continue;
+      }
+      if (s == MB_CLIENT_ATTACHED) {
+        mb_os_procid_t old;
+        int alive;
+        old.pid = mb_load32(&e->pid);
+        old.start_time = mb_load64(&e->start_time);
+        alive = mb_os_proc_alive(&old);
+        if (alive != 0)
+          return mb__errorf(MB_EEXIST, 0,
+                            "client name '%s' is attached by process %u, which is running",
+                            c->name, (unsigned)old.pid);
+      }
+      if (mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED)) {
+        if (s == MB_CLIENT_ATTACHED)
+          mb_add32(&st->clients_attached, (uint32_t)-1);
+        *index = i;
+        *taken_over = 1;
+        return 0;
+      }
+      seen_claimed = 1; /* it changed under us: look again */
+    }
+    if (!seen_claimed) {
+      for (i = free_at; i < max; i++) {
+        uint32_t s = MB_CLIENT_FREE;
+        if (mb_cas32(&st->clients[i].state, &s, MB_CLIENT_CLAIMED)) {
+          *index = i;
+          *taken_over = 0;
+          return 0;
+        }
+      }
+      return mb__errorf(MB_EFULL, 0, "the broker's client table is full (%u entries)",
+                        (unsigned)max);
+    }
+    if (deadline == 0)
+      deadline = mb_os_mono_ns() + (uint64_t)MB__CLAIMED_WAIT_MS * 1000000u;
+    else if (mb_os_mono_ns() > deadline)
+      return mb__errorf(MB_EBUSY, 0, "the entry of client '%s' stays claimed by another process",
+                        c->name);
+    mb_os_sleep_ms(1);
+  }
+}
+
+/* One attempt to attach; on failure nothing is left mapped or claimed. */
+static int mb__attach_once(mb_client_t *c) {
+  char obj[MB_OS_NAME_MAX + 1];
+  mb_state_t *st;
+  mb_client_entry_t *e;
+  uint32_t index = 0, status;
+  int rc, taken_over = 0, i;
+  uint64_t now;
+
+  if ((rc = mb__object_name(obj, sizeof obj, c->instance, NULL)) != 0)
+    return rc;
+  rc = mb_os_section_open(&c->state_sec, obj, c->sec_flags, 1);
+  if (rc == MB_ENOENT)
+    return mb__errorf(MB_ENOTRUNNING, 0, "no broker runs for instance '%s' (no control block '%s')",
+                      c->instance, obj);
+  if (rc != 0)
+    return rc;
+  if (c->state_sec.size < 64) {
+    mb_os_section_close(&c->state_sec);
+    return mb__errorf(MB_EBADMAGIC, 0, "'%s' is %llu bytes: not a control block", obj,
+                      (unsigned long long)c->state_sec.size);
+  }
+  if ((rc = mb_os_section_map(&c->state_sec, 0, 1, (void **)&st)) != 0) {
+    mb_os_section_close(&c->state_sec);
+    return rc;
+  }
+  c->st = st;
+  if ((rc = mb__state_check(st, c->state_sec.size)) != 0)
+    goto fail;
+  c->broker.pid = st->broker_pid;
+  c->broker.start_time = st->broker_start_time;
+  c->generation = mb_load64(&st->generation);
+  status = mb_load32(&st->game.server_status);
+  if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN) {
+    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' is %s", c->instance,
+                    status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
+    goto fail;
+  }
+  if (mb__broker_alive(c) == 0) {
+    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' (pid %u) is gone",
+                    c->instance, (unsigned)c->broker.pid);
+    goto fail;
+  }
+  c->slot_region = -1;
+  for (i = 0; i < (int)st->region_count; i++)
+    if (st->regions[i].slot_size != 0) {
+      c->slot_region = i;
+      break;
+    }
+  /* Map the slotted region before taking an entry: a failure here leaves nothing claimed. */
+  if (c->slot_region >= 0 && (rc = mb__region_map(c, c->slot_region)) != 0)
+    goto fail;
+
+  if ((rc = mb__claim_entry(c, &index, &taken_over)) != 0)
+    goto fail;
+  e = &st->clients[index];
+  c->index = index;
+  c->entry = e;
+  now = mb_os_mono_ns();
+  mb_store32(&e->pid, c->self.pid);
+  mb_store64(&e->start_time, c->self.start_time);
+  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
+  mb_store64(&e->heartbeat_ns, now);
+  mb_store64(&e->dead_since_ns, 0);
+  mb_store32(&e->dead_reason, MB_DEAD_NONE);
+  if (taken_over) {
+    mb_add32(&e->takeovers, 1);
+  } else {
+    mb_store64(&e->slots_held, 0);
+    mb_store32(&e->takeovers, 0);
+    mb__client_name_set(e, c->name);
+  }
+  if (taken_over && c->slot_region >= 0 && (rc = mb__adopt_slots(c)) != 0) {
+    /* Give the entry back as it was found: dead, its slots kept for the grace period. */
+    mb_store64(&e->dead_since_ns, mb_os_mono_ns());
+    mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
+    mb_store32(&e->state, MB_CLIENT_DEAD);
+    goto fail;
+  }
+  mb_store32(&e->state, MB_CLIENT_ATTACHED);
+  mb_add32(&st->clients_attached, 1);
+  c->broker_checked_ns = now;
+  if (taken_over)
+    mb__clog(c, MB_CLIENT_LOG_INFO, "membroker: '%s' took back its entry %u with %llu slots",
+             c->name, (unsigned)index, (unsigned long long)mb_load64(&e->slots_held));
+  return 0;
+
+fail:
+  mb__unmap(c);
+  return rc;
+}
+
+/* Attach with retries while the broker is not running, up to opts.timeout_ms. */
+static int mb__attach_retry(mb_client_t *c) {
+  uint64_t start = mb_os_mono_ns(), limit = (uint64_t)c->opts.timeout_ms * 1000000u;
+  unsigned delay = 10, tries = 0;
+  int rc;
+  for (;;) {
+    rc = mb__attach_once(c);
+    tries++;
+    uint64_t spent;
+    if (rc != MB_ENOTRUNNING && rc != MB_EBUSY)
+      break;
+    if ((spent = mb_os_mono_ns() - start) >= limit)
+      break;
+    mb__clog(c, MB_CLIENT_LOG_WARN, "membroker: attach '%s' to instance '%s': %s; retrying",
+             c->name, c->instance, mb_last_error());
+    /* Back off, but try once more at the deadline itself. */
+    if ((uint64_t)delay * 1000000u > limit - spent)
+      mb_os_sleep_ms((unsigned)((limit - spent + 999999u) / 1000000u));
+    else
+      mb_os_sleep_ms(delay);
+    delay = delay * 2 > 1000 ? 1000 : delay * 2;
+  }
+  if (rc != 0)
+    return rc;
+  if (c->opts.heartbeat_ms != 0) {
+    mb_store32(&c->hb_stop, 0);
+    if ((rc = mb_os_thread_start(&c->hb, mb__hb_main, c)) != 0) {
+      mb__clog(c, MB_CLIENT_LOG_WARN, "membroker: no heartbeat thread: %s; call mb_tick",
+               mb_last_error());
+      rc = 0; /* attached all the same: mb_tick still beats */
+    } else {
+      c->hb_running = 1;
+    }
+  }
+  if (tries > 1)
+    mb__clog(c, MB_CLIENT_LOG_INFO, "membroker: '%s' attached to instance '%s' (generation %llu)",
+             c->name, c->instance, (unsigned long long)c->generation);
+  return 0;
+}
+
+static int mb__set_opts(mb_client_t *c, const mb_attach_options_t *opts) {
+  if (opts == NULL)
+    return 0;
+  if (opts->size < sizeof(uint32_t) * 4 || opts->size > sizeof c->opts)
+    return mb__errorf(MB_EINVAL, 0, "attach options: size %u, expected %u (call "
+                      "mb_attach_options_init)", (unsigned)opts->size, (unsigned)sizeof c->opts);
+  memcpy(&c->opts, opts, opts->size);
+  c->opts.size = (uint32_t)sizeof c->opts;
+  c->sec_flags = (c->opts.flags & MB_ATTACH_GLOBAL) ? MB_OS_SEC_GLOBAL : 0;
+  return 0;
+}
+
+int mb_attach(const char *instance, const char *name, const mb_attach_options_t *opts,
+              mb_client_t **client) {
+  mb_client_t *c;
+  int rc;
+  if (client == NULL || name == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_attach: client and name are required");
+  *client = NULL;
+  if (instance == NULL)
+    instance = "default";
+  if (!mb__valid_name(instance, MB_INSTANCE_MAX))
+    return mb__errorf(MB_EINVAL, 0, "instance '%s': 1 to %d characters of A-Z a-z 0-9 . _ -",
+                      instance, MB_INSTANCE_MAX - 1);
+  if (!mb__valid_name(name, MB_CLIENT_NAME_MAX))
+    return mb__errorf(MB_EINVAL, 0, "client name '%s': 1 to %d characters of A-Z a-z 0-9 . _ -",
+                      name, MB_CLIENT_NAME_MAX - 1);
+  if ((c = calloc(1, sizeof *c)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "mb_attach");
+  snprintf(c->instance, sizeof c->instance, "%s", instance);
+  snprintf(c->name, sizeof c->name, "%s", name);
+  mb_attach_options_init(&c->opts);
+  c->slot_region = -1;
+  mb_os_proc_self(&c->self);
+  if ((rc = mb__set_opts(c, opts)) != 0 || (rc = mb__attach_retry(c)) != 0) {
+    free(c);
+    return rc;
+  }
+  *client = c;
+  return 0;
+}
+
+/*
+ * Leave the table: the entry goes ATTACHED -> CLAIMED (ours alone), its slots are freed and
+ * it becomes FREE. MB_ESTALE if it is no longer ours (reaped, taken over, broker restarted):
+ * then nothing in shared memory is touched.
+ */
+static int mb__leave(mb_client_t *c) {
+  uint32_t s = MB_CLIENT_ATTACHED;
+  if (c->st == NULL)
+    return 0;
+  if (!mb__entry_mine(c) || !mb_cas32(&c->entry->state, &s, MB_CLIENT_CLAIMED))
+    return mb__errorf(MB_ESTALE, 0, "client '%s' was no longer attached (reaped by the broker, "
+                      "or the broker restarted)", c->name);
+  mb_add32(&c->st->clients_attached, (uint32_t)-1);
+  mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, NULL);
+  return 0;
+}
+
+int mb_detach(mb_client_t *client) {
+  int rc;
+  if (client == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_detach: no client");
+  mb__hb_stop(client);
+  rc = mb__leave(client);
+  mb__unmap(client);
+  free(client);
+  return rc;
+}
+
+int mb_close(mb_client_t *client) {
+  if (client == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_close: no client");
+  mb__unmap(client); /* stops the heartbeat thread first */
+  free(client);
+  return 0;
+}
+
+int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts) {
+  int rc;
+  if (client == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_reattach: no client");
+  if ((rc = mb__set_opts(client, opts)) != 0)
+    return rc;
+  mb__unmap(client); /* the entry stays: attach takes it back if the broker is the same */
+  return mb__attach_retry(client);
+}
+
+/* The attachment or MB_ENOTRUNNING for a client left detached by a failed reattach. */
+static int mb__need(const mb_client_t *c) {
+  if (c == NULL)
+    return mb__errorf(MB_EINVAL, 0, "no client");
+  if (c->st == NULL)
+    return mb__errorf(MB_ENOTRUNNING, 0, "client '%s' is not attached: call mb_reattach",
+                      c->name);
+  return 0;
+}
+
+int mb_tick(mb_client_t *c) {
+  uint32_t status;
+  uint64_t now;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (!mb__entry_mine(c))
+    return mb__errorf(MB_ESTALE, 0, "client '%s' was reaped by the broker (%s)", c->name,
+                      mb_load32(&c->entry->dead_reason) == MB_DEAD_HEARTBEAT
+                          ? "no heartbeat in time"
+                          : "entry taken over or freed");
+  now = mb_os_mono_ns();
+  mb_store64(&c->entry->heartbeat_ns, now);
+  /* A restarted broker has a block of its own; the one we map says stopped or shutting
+   * down (or its broker is gone), so a restart is seen as "not running" here. */
+  status = mb_load32(&c->st->game.server_status);
+  if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN)
+    return mb__errorf(MB_ENOTRUNNING, 0, "the broker is %s",
+                      status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
+  if (now - c->broker_checked_ns >= MB__BROKER_CHECK_NS) {
+    c->broker_checked_ns = now;
+    if (mb__broker_alive(c) == 0)
+      return mb__errorf(MB_ENOTRUNNING, 0, "the broker (pid %u) is gone",
+                        (unsigned)c->broker.pid);
+  }
+  return 0;
+}
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+int mb_info(mb_client_t *c, mb_info_t *info) {
+  const mb_state_t *st;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (info == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_info: no info");
+  st = c->st;
+  memset(info, 0, sizeof *info);
+  info->server_status = mb_load32(&st->game.server_status);
+  info->broker_pid = st->broker_pid;
+  info->generation = mb_load64(&st->generation);
+  info->players = mb_load64(&st->game.total_players);
+  info->npcs = mb_load64(&st->game.total_npcs);
+  info->last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
+  info->client_index = c->index;
+  if (c->slot_region >= 0) {
+    info->slot_size = st->regions[c->slot_region].slot_size;
+    info->slot_count = st->regions[c->slot_region].slot_count;
+  }
+  info->slots_held = c->pmap_count;
+  rc = mb__state_read_msg(st, info->message);
+  return rc < 0 ? rc : 0;
+}
+
+static mb_au64 *mb__counter(mb_client_t *c, int counter) {
+  switch (counter) {
+  case MB_COUNTER_PLAYERS:
+    return &c->st->game.total_players;
+  case MB_COUNTER_NPCS:
+    return &c->st->game.total_npcs;
+  default:
+    return NULL;
+  }
+}
+
+int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
+  mb_au64 *v;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if ((v = mb__counter(c, counter)) == NULL)
+    return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
+  mb_store64(v, value);
+  mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
+  return 0;
+}
+
+int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result) {
+  mb_au64 *v;
+  uint64_t old, next;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if ((v = mb__counter(c, counter)) == NULL)
+    return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
+  old = mb_load64(v);
+  do {
+    if (delta < 0 ? old < (uint64_t)0 - (uint64_t)delta : UINT64_MAX - old < (uint64_t)delta)
+      return mb__errorf(MB_ERANGE, 0, "counter %d is %llu: adding %lld leaves its range", counter,
+                        (unsigned long long)old, (long long)delta);
+    next = old + (uint64_t)delta;
+  } while (!mb_cas64(v, &old, next));
+  mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
+  if (result)
+    *result = next;
+  return 0;
+}
+
+int mb_set_message(mb_client_t *c, const char *text) {
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (text == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_set_message: no text");
+  if ((rc = mb__state_write_msg(c->st, text)) != 0)
+    return rc;
+  mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
+  return 0;
+}
+
+/* ---- regions ------------------------------------------------------------------------------ */
+
+int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
+  uint32_t i;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (name == NULL || base == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_region: name and base are required");
+  for (i = 0; i < c->st->region_count; i++) {
+    if (strncmp(c->st->regions[i].name, name, MB_REGION_NAME_MAX) != 0)
+      continue;
+    if ((rc = mb__region_map(c, (int)i)) != 0)
+      return rc;
+    *base = c->regions[i].base;
+    if (size)
+      *size = c->regions[i].desc->size;
+    return 0;
+  }
+  return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,
+                    name);
+}
+
+/* ---- player slots ------------------------------------------------------------------------- */
+
+/* The slotted region, or an error for a client without one. */
+static int mb__slots_need(mb_client_t *c) {
+  int rc = mb__need(c);
+  if (rc == 0 && c->slot_region < 0)
+    rc = mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region with player slots",
+                    c->instance);
+  return rc;
+}
+
+int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
+  size_t at;
+  int rc;
+  if ((rc = mb__slots_need(c)) != 0)
+    return rc;
+  if ((at = mb__pmap_find(c, player_id)) == (size_t)-1)
+    return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
+                      (unsigned long long)player_id);
+  if (slot)
+    *slot = mb__slot_ptr(&c->regions[c->slot_region], c->pmap[at].slot1 - 1);
+  return 0;
+}
+
+int mb_player_connect(mb_client_t *c, uint64_t player_id, void **slot) {
+  mb_region_map_t *r;
+  uint64_t index;
+  int rc;
+  if ((rc = mb__slots_need(c)) != 0)
+    return rc;
+  if (slot == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_player_connect: no slot pointer");
+  if (mb__pmap_find(c, player_id) != (size_t)-1)
+    return mb_player_find(c, player_id, slot);
+  r = &c->regions[c->slot_region];
+  if ((rc = mb__slot_acquire(r, c->index + 1, player_id, &index)) != 0)
+    return rc;
+  if ((rc = mb__pmap_put(c, player_id, index)) != 0) {
+    mb__slot_release(r, index, c->index + 1);
+    return rc;
+  }
+  mb_add64(&c->entry->slots_held, 1);
+  *slot = mb__slot_ptr(r, index);
+  return 0;
+}
+
+int mb_player_disconnect(mb_client_t *c, uint64_t player_id) {
+  size_t at;
+  int rc;
+  if ((rc = mb__slots_need(c)) != 0)
+    return rc;
+  if ((at = mb__pmap_find(c, player_id)) == (size_t)-1)
+    return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
+                      (unsigned long long)player_id);
+  rc = mb__slot_release(&c->regions[c->slot_region], c->pmap[at].slot1 - 1, c->index + 1);
+  mb__pmap_delete_at(c, at);
+  if (rc == 0)
+    mb_add64(&c->entry->slots_held, (uint64_t)-1);
+  return rc;
+}
+
+int mb_player_next(mb_client_t *c, uint64_t *cursor, uint64_t *player_id, void **slot) {
+  int rc;
+  if ((rc = mb__slots_need(c)) != 0)
+    return rc;
+  if (cursor == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_player_next: no cursor");
+  /* The cursor is a position in the player map; the map does not change during a walk
+   * unless the caller connects or disconnects. */
+  while (*cursor < c->pmap_cap) {
+    const mb__pmap_entry_t *p = &c->pmap[(*cursor)++];
+    if (p->slot1 == 0)
+      continue;
+    if (player_id)
+      *player_id = p->player;
+    if (slot)
+      *slot = mb__slot_ptr(&c->regions[c->slot_region], p->slot1 - 1);
+    return 0;
+  }
+  return mb__errorf(MB_ENOENT, 0, "no more slots");
+}

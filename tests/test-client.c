@@ -1,0 +1,543 @@
+/*
+ * test-client.c - the client library (client/include/membroker.h) against a broker running
+ * in this test process (its sweep called directly), with game servers as real child
+ * processes: attach errors, counters from several processes without lost updates, a client
+ * killed mid-update reaped after its grace period, a restarted client taking its slots back
+ * with their bytes, heartbeats, broker restarts, and 1,000 attach/detach cycles.
+ */
+#include "task.h"
+
+#include "broker.h"
+#include "log.h"
+#include "membroker.h"
+
+/* A broker config for instance "c<pid><tag>": world 256 KiB, players 1 MiB lazy 1 KiB slots. */
+static void client_config(mb_config_t *cfg, const char *tag) {
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb__config_defaults(cfg);
+  snprintf(cfg->instance, sizeof cfg->instance, "c%u%s", (unsigned)self.pid, tag);
+  cfg->nregions = 2;
+  memset(cfg->regions, 0, sizeof cfg->regions);
+  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
+  cfg->regions[0].size = 256 * 1024;
+  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "players");
+  cfg->regions[1].size = 1024 * 1024;
+  cfg->regions[1].lazy = 1;
+  cfg->regions[1].slot_size = 1024;
+  cfg->heartbeat_timeout_ms = 0;
+  mb__log_open(MB_LOG_ERROR, "");
+}
+
+/* The table entry named `name`, or NULL. */
+static mb_client_entry_t *entry_named(mb_broker_t *b, const char *name) {
+  uint32_t i;
+  char n[MB_CLIENT_NAME_MAX];
+  for (i = 0; i < b->state->max_clients; i++) {
+    mb_client_entry_t *e = &b->state->clients[i];
+    if (mb_load32(&e->state) == MB_CLIENT_FREE)
+      continue;
+    mb__client_name_get(e, n);
+    if (strcmp(n, name) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+static uint32_t entry_state(mb_broker_t *b, const char *name) {
+  mb_client_entry_t *e = entry_named(b, name);
+  return e ? mb_load32(&e->state) : MB_CLIENT_FREE;
+}
+
+static uint32_t entries_in_use(mb_broker_t *b) {
+  uint32_t i, n = 0;
+  for (i = 0; i < MB_CLIENTS_MAX; i++)
+    n += mb_load32(&b->state->clients[i].state) != MB_CLIENT_FREE;
+  return n;
+}
+
+/* The bytes a game server keeps in player p's slot. */
+static void player_bytes(uint64_t p, char *buf, size_t size) {
+  snprintf(buf, size, "player %llu: hp=%llu pos=(%llu,%llu)", (unsigned long long)p,
+           (unsigned long long)(100 + p), (unsigned long long)(p * 7), (unsigned long long)(p * 13));
+}
+
+/* ---- children: game servers ---------------------------------------------------------------- */
+
+/* argv: instance name count - attach, add 1 to players `count` times, detach. */
+CHILD(add_players) {
+  mb_client_t *c;
+  long i, n;
+  if (argc != 3 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
+    return 100;
+  n = atol(argv[2]);
+  for (i = 0; i < n; i++)
+    if (mb_counter_add(c, MB_COUNTER_PLAYERS, 1, NULL) != 0)
+      return 101;
+  return mb_detach(c) == 0 ? 0 : 102;
+}
+
+/* argv: instance name first count - connect players first..first+count-1, write their bytes,
+ * then keep updating the NPC counter until killed. */
+CHILD(hold_players) {
+  mb_client_t *c;
+  uint64_t p, first, count;
+  char buf[128];
+  if (argc != 4 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
+    return 100;
+  first = (uint64_t)atol(argv[2]);
+  count = (uint64_t)atol(argv[3]);
+  for (p = first; p < first + count; p++) {
+    void *slot;
+    if (mb_player_connect(c, p, &slot) != 0)
+      return 101;
+    player_bytes(p, buf, sizeof buf);
+    memcpy(slot, buf, strlen(buf) + 1);
+  }
+  for (;;) { /* mid-update when killed */
+    mb_counter_add(c, MB_COUNTER_NPCS, 1, NULL);
+    mb_counter_add(c, MB_COUNTER_NPCS, -1, NULL);
+    mb_tick(c);
+  }
+}
+
+/* argv: instance name first count - connect players first..first+count-1, write their
+ * bytes, then let go with mb_close (a planned restart) and exit cleanly. */
+CHILD(hold_and_close) {
+  mb_client_t *c;
+  uint64_t p, first, count;
+  char buf[128];
+  mb_attach_options_t o;
+  mb_attach_options_init(&o);
+  o.heartbeat_ms = 20; /* a thread that mb_close must stop */
+  if (argc != 4 || mb_attach(argv[0], argv[1], &o, &c) != 0)
+    return 100;
+  first = (uint64_t)atol(argv[2]);
+  count = (uint64_t)atol(argv[3]);
+  for (p = first; p < first + count; p++) {
+    void *slot;
+    if (mb_player_connect(c, p, &slot) != 0)
+      return 101;
+    player_bytes(p, buf, sizeof buf);
+    memcpy(slot, buf, strlen(buf) + 1);
+  }
+  return mb_close(c) == 0 ? 0 : 102;
+}
+
+/* argv: instance name first count - attach under the name of a crashed server and check that
+ * its players' slots came back with their bytes. Exit 0 if all did. */
+CHILD(take_back_players) {
+  mb_client_t *c;
+  mb_info_t info;
+  uint64_t p, first, count, cursor = 0, id, seen = 0;
+  char buf[128];
+  void *slot, *again;
+  if (argc != 4 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
+    return 100;
+  first = (uint64_t)atol(argv[2]);
+  count = (uint64_t)atol(argv[3]);
+  if (mb_info(c, &info) != 0 || info.slots_held != count)
+    return 101;
+  for (p = first; p < first + count; p++) {
+    player_bytes(p, buf, sizeof buf);
+    if (mb_player_find(c, p, &slot) != 0 || strcmp((char *)slot, buf) != 0)
+      return 102;
+    /* connect of a player it holds gives the same slot, bytes kept */
+    if (mb_player_connect(c, p, &again) != 0 || again != slot || strcmp((char *)again, buf) != 0)
+      return 103;
+  }
+  while (mb_player_next(c, &cursor, &id, &slot) == 0) {
+    if (id < first || id >= first + count)
+      return 104;
+    seen++;
+  }
+  if (seen != count)
+    return 105;
+  /* Writing to a slot taken back works (its page is usable in this process). */
+  memset(slot, 0x5A, 16);
+  return mb_detach(c) == 0 ? 0 : 106;
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+TEST(attach_errors) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c = NULL, *d = NULL;
+  mb_attach_options_t o;
+  uint64_t t0;
+  client_config(&cfg, "err");
+  /* No broker: broker_not_running, at once and after a bounded wait. */
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  ASSERT_CONTAINS(mb_last_error(), "no broker runs for instance");
+  ASSERT(c == NULL);
+  mb_attach_options_init(&o);
+  o.timeout_ms = 150;
+  t0 = mb_os_mono_ns();
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_ENOTRUNNING);
+  ASSERT_GE(mb_os_mono_ns() - t0, 100u * 1000000u);
+  /* Bad names and options. */
+  ASSERT_ERR(mb_attach(cfg.instance, "", NULL, &c), MB_EINVAL);
+  ASSERT_ERR(mb_attach(cfg.instance, "no spaces", NULL, &c), MB_EINVAL);
+  ASSERT_ERR(mb_attach(cfg.instance, "a-name-that-is-longer-than-31-bytes", NULL, &c), MB_EINVAL);
+  ASSERT_ERR(mb_attach("bad/instance", "zone", NULL, &c), MB_EINVAL);
+  o.size = 3;
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_EINVAL);
+
+  cfg.max_clients = 2;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  /* The same name, live in this process: refused. */
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &d), MB_EEXIST);
+  ASSERT_CONTAINS(mb_last_error(), "which is running");
+  ASSERT_OK(mb_attach(cfg.instance, "zone2", NULL, &d));
+  {
+    mb_client_t *e = NULL;
+    ASSERT_ERR(mb_attach(cfg.instance, "zone3", NULL, &e), MB_EFULL);
+    ASSERT_CONTAINS(mb_last_error(), "client table is full (2 entries)");
+  }
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 2);
+  ASSERT_OK(mb_detach(d));
+  ASSERT_OK(mb_detach(c));
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 0);
+  /* Shutting down: not running. */
+  mb__broker_begin_stop(&b);
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  ASSERT_CONTAINS(mb_last_error(), "shutting down");
+  mb__broker_stop(&b);
+}
+
+/* A control block of another layout version (or not one at all) is refused, distinctly. */
+TEST(attach_version_mismatch) {
+  mb_config_t cfg;
+  mb_os_section_t s;
+  mb_state_t *st;
+  mb_client_t *c = NULL;
+  char name[MB_OS_NAME_MAX + 1];
+  client_config(&cfg, "ver");
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+  ASSERT_OK(mb_os_section_create(&s, name, 65536, 0, NULL));
+  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&st));
+  st->magic = MB_STATE_MAGIC;
+  st->layout_version = MB_LAYOUT_VERSION + 1;
+  st->header_size = (uint32_t)offsetof(mb_state_t, game);
+  st->total_size = sizeof(mb_state_t);
+  mb_store32(&st->initialised, MB_STATE_READY);
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_EVERSION);
+  ASSERT_CONTAINS(mb_last_error(), "layout version");
+  st->magic = 0x1234;
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_EBADMAGIC);
+  /* A block still being built (all zero, as the broker creates it): not running yet, so an
+   * attach with a timeout keeps trying instead of failing with bad_magic. */
+  memset(st, 0, sizeof *st);
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  ASSERT_CONTAINS(mb_last_error(), "not initialised");
+  /* Not initialised yet: not running (and attach waits for it within its timeout). */
+  st->magic = MB_STATE_MAGIC;
+  st->layout_version = MB_LAYOUT_VERSION;
+  mb_store32(&st->initialised, 0);
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  ASSERT_CONTAINS(mb_last_error(), "not initialised");
+  mb_os_section_unmap(st, s.size);
+  mb_os_section_close(&s);
+  mb_os_section_unlink(name, 0);
+}
+
+TEST(counters_from_two_processes) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k1, k2;
+  int x1 = -1, x2 = -1;
+  const char *n = "20000";
+  client_config(&cfg, "cnt");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k1, "add_players", cfg.instance, "a", n, (char *)NULL));
+  ASSERT_OK(mb_test_spawn(&k2, "add_players", cfg.instance, "b", n, (char *)NULL));
+  ASSERT_OK(mb_os_child_wait(&k1, 60000, &x1));
+  ASSERT_OK(mb_os_child_wait(&k2, 60000, &x2));
+  ASSERT_EQ(x1, 0);
+  ASSERT_EQ(x2, 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 40000);
+  ASSERT_EQ(entries_in_use(&b), 0);
+  mb__broker_stop(&b);
+}
+
+TEST(counters_and_message) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_info_t info;
+  uint64_t v = 0;
+  client_config(&cfg, "msg");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_NPCS, 500));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_NPCS, -20, &v));
+  ASSERT_EQ_U64(v, 480);
+  ASSERT_ERR(mb_counter_add(c, MB_COUNTER_NPCS, -481, &v), MB_ERANGE);
+  ASSERT_ERR(mb_counter_add(c, 7, 1, NULL), MB_EINVAL);
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_PLAYERS, UINT64_MAX));
+  ASSERT_ERR(mb_counter_add(c, MB_COUNTER_PLAYERS, 1, NULL), MB_ERANGE);
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_PLAYERS, 12));
+  ASSERT_OK(mb_set_message(c, "zone 1 up"));
+  ASSERT_OK(mb_info(c, &info));
+  ASSERT_EQ(info.server_status, MB_SERVER_RUNNING);
+  ASSERT_EQ(info.broker_pid, b.self.pid);
+  ASSERT_EQ_U64(info.players, 12);
+  ASSERT_EQ_U64(info.npcs, 480);
+  ASSERT_STR_EQ(info.message, "zone 1 up");
+  ASSERT_EQ(info.slot_size, 1024);
+  ASSERT_EQ_U64(info.slot_count, 1024);
+  ASSERT_EQ_U64(info.generation, mb_load64(&b.state->generation));
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 480);
+  {
+    void *base = NULL;
+    uint64_t size = 0;
+    ASSERT_OK(mb_region(c, "world", &base, &size));
+    ASSERT_EQ_U64(size, 256 * 1024);
+    memset(base, 7, 4096); /* a committed region: every byte usable */
+    ASSERT_EQ(((unsigned char *)b.regions[0].base)[4095], 7);
+    ASSERT_ERR(mb_region(c, "nosuch", &base, &size), MB_ENOENT);
+  }
+  ASSERT_OK(mb_tick(c));
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+TEST(player_slots) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c, *d;
+  void *s1, *s2, *s3;
+  uint64_t cursor = 0, id, n = 0, i;
+  client_config(&cfg, "slot");
+  cfg.regions[1].size = 64 * 1024; /* 64 slots */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_attach(cfg.instance, "zone2", NULL, &d));
+  ASSERT_OK(mb_player_connect(c, 1001, &s1));
+  ASSERT_EQ(((unsigned char *)s1)[0], 0);
+  memcpy(s1, "alice", 6);
+  ASSERT_OK(mb_player_connect(c, 1001, &s2));
+  ASSERT(s1 == s2);
+  ASSERT_OK(mb_player_connect(d, 1001, &s3)); /* ids are per client */
+  ASSERT(s3 != s1);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 2);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].committed), mb_os_mem_config()->page_size);
+  ASSERT_EQ_U64(mb_load64(&entry_named(&b, "zone")->slots_held), 1);
+  ASSERT_OK(mb_player_find(c, 1001, &s2));
+  ASSERT(s1 == s2);
+  ASSERT_ERR(mb_player_find(c, 999, &s2), MB_ENOENT);
+  ASSERT_ERR(mb_player_disconnect(c, 999), MB_ENOENT);
+  /* Fill the region: 62 more fit, then table_full; many map entries exercise the map. */
+  for (i = 0; i < 62; i++)
+    ASSERT_OK(mb_player_connect(c, 2000 + i * 64, &s2));
+  ASSERT_ERR(mb_player_connect(c, 5, &s2), MB_EFULL);
+  while (mb_player_next(c, &cursor, &id, &s2) == 0)
+    n++;
+  ASSERT_EQ_U64(n, 63);
+  for (i = 0; i < 62; i += 2)
+    ASSERT_OK(mb_player_disconnect(c, 2000 + i * 64));
+  for (i = 1; i < 62; i += 2)
+    ASSERT_OK(mb_player_find(c, 2000 + i * 64, &s2));
+  ASSERT_OK(mb_player_find(c, 1001, &s2));
+  ASSERT_STR_EQ((char *)s2, "alice");
+  ASSERT_OK(mb_player_disconnect(c, 1001));
+  ASSERT_ERR(mb_player_find(c, 1001, &s2), MB_ENOENT);
+  ASSERT_EQ_U64(mb_load64(&entry_named(&b, "zone")->slots_held), 31);
+  /* Detach frees every slot the client held. */
+  ASSERT_OK(mb_detach(c));
+  ASSERT_OK(mb_detach(d));
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 0);
+  mb__broker_stop(&b);
+}
+
+/* Sweep until the entry `name` is in state `want` (the broker's loop does this every tick). */
+#define SWEEP_UNTIL(b, name, want, ms) WAIT_FOR((mb__broker_sweep(b), entry_state(b, name) == (want)), ms)
+
+TEST(killed_client_is_reaped_after_grace) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  mb_client_entry_t *e;
+  int code = -1;
+  uint64_t t_dead;
+  client_config(&cfg, "kill");
+  cfg.grace_period_ms = 300;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k, "hold_players", cfg.instance, "doomed", "1", "5", (char *)NULL));
+  WAIT_FOR((e = entry_named(&b, "doomed")) != NULL && mb_load64(&e->slots_held) == 5, 30000);
+  ASSERT_EQ(mb_load32(&e->state), MB_CLIENT_ATTACHED);
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 1);
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+  /* The OS says it died: noticed at the next sweep, slots kept for the grace period. */
+  SWEEP_UNTIL(&b, "doomed", MB_CLIENT_DEAD, 1000);
+  t_dead = mb_os_mono_ns();
+  ASSERT_EQ(mb_load32(&e->dead_reason), MB_DEAD_EXITED);
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 5);
+  /* After the grace period the entry and its slots are freed. */
+  SWEEP_UNTIL(&b, "doomed", MB_CLIENT_FREE, 10000);
+  ASSERT_GE(mb_os_mono_ns() - t_dead, 250u * 1000000u);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 0);
+  ASSERT_EQ(entries_in_use(&b), 0);
+  mb__broker_stop(&b);
+}
+
+/* The reason the broker exists: a game server killed mid-update restarts under its name and
+ * finds its players' slots, bytes intact - once after the broker saw it die, once so fast
+ * that the broker has not swept yet (the new process sees the old one is gone itself). */
+static void restart_case(int sweep_first) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  mb_client_entry_t *e;
+  int code = -1;
+  client_config(&cfg, sweep_first ? "rs1" : "rs2");
+  cfg.grace_period_ms = 60000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k, "hold_players", cfg.instance, "zone-7", "100", "40", (char *)NULL));
+  WAIT_FOR((e = entry_named(&b, "zone-7")) != NULL && mb_load64(&e->slots_held) == 40, 30000);
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+  if (sweep_first)
+    SWEEP_UNTIL(&b, "zone-7", MB_CLIENT_DEAD, 1000);
+  ASSERT_EQ(mb_test_run_child(60000, "take_back_players", cfg.instance, "zone-7", "100", "40",
+                              (char *)NULL),
+            0);
+  ASSERT_EQ(mb_load32(&e->takeovers), 0); /* the clean detach freed the entry */
+  ASSERT_EQ(entries_in_use(&b), 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 0);
+  mb__broker_stop(&b);
+}
+
+TEST(restarted_client_gets_its_slots_back) {
+  restart_case(1);
+}
+
+TEST(restarted_client_gets_its_slots_back_before_the_sweep) {
+  restart_case(0);
+}
+
+TEST(heartbeat_timeout_and_reattach) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c, *t;
+  mb_attach_options_t o;
+  void *slot;
+  client_config(&cfg, "hb");
+  cfg.heartbeat_timeout_ms = 200;
+  cfg.grace_period_ms = 60000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  /* A client with the heartbeat thread stays attached though it never ticks. */
+  mb_attach_options_init(&o);
+  o.heartbeat_ms = 30;
+  ASSERT_OK(mb_attach(cfg.instance, "threaded", &o, &t));
+  /* One that neither ticks nor has a thread is reaped, though its process runs. */
+  ASSERT_OK(mb_attach(cfg.instance, "silent", NULL, &c));
+  ASSERT_OK(mb_player_connect(c, 9, &slot));
+  memcpy(slot, "kept", 5);
+  SWEEP_UNTIL(&b, "silent", MB_CLIENT_DEAD, 5000);
+  ASSERT_EQ(mb_load32(&entry_named(&b, "silent")->dead_reason), MB_DEAD_HEARTBEAT);
+  ASSERT_EQ(entry_state(&b, "threaded"), MB_CLIENT_ATTACHED);
+  /* It learns so at its next tick, and comes back with its slot. */
+  ASSERT_ERR(mb_tick(c), MB_ESTALE);
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_OK(mb_tick(c));
+  ASSERT_OK(mb_player_find(c, 9, &slot));
+  ASSERT_STR_EQ((char *)slot, "kept");
+  ASSERT_EQ(mb_load32(&entry_named(&b, "silent")->takeovers), 1);
+  ASSERT_EQ(entry_state(&b, "threaded"), MB_CLIENT_ATTACHED);
+  ASSERT_OK(mb_detach(c));
+  ASSERT_OK(mb_detach(t));
+  ASSERT_EQ(entries_in_use(&b), 0);
+  mb__broker_stop(&b);
+}
+
+static int log_calls;
+static void count_log(void *user, int level, const char *msg) {
+  (void)user;
+  (void)level;
+  (void)msg;
+  log_calls++;
+}
+
+/* The broker stops and starts again: the client sees it and comes back to the new one. */
+TEST(broker_restart) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_info_t info;
+  mb_attach_options_t o;
+  uint64_t gen;
+  client_config(&cfg, "rst");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_info(c, &info));
+  gen = info.generation;
+  ASSERT_OK(mb_tick(c));
+  mb__broker_begin_stop(&b);
+  ASSERT_ERR(mb_tick(c), MB_ENOTRUNNING);
+  mb__broker_stop(&b);
+  ASSERT_ERR(mb_tick(c), MB_ENOTRUNNING);
+  /* No broker: reattach fails and may be repeated. */
+  mb_attach_options_init(&o);
+  o.timeout_ms = 50;
+  o.log = count_log;
+  log_calls = 0;
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING);
+  ASSERT_GE(log_calls, 1);
+  ASSERT_LE(log_calls, 2); /* rate-limited: the same message is not repeated */
+  ASSERT_ERR(mb_tick(c), MB_ENOTRUNNING);
+  ASSERT_ERR(mb_counter_add(c, MB_COUNTER_PLAYERS, 1, NULL), MB_ENOTRUNNING);
+  mb_os_sleep_ms(2); /* generations are start times in ms */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_OK(mb_info(c, &info));
+  ASSERT_EQ(info.server_status, MB_SERVER_RUNNING);
+  ASSERT_GT(info.generation, gen); /* a new broker: the client can tell */
+  ASSERT_EQ(info.broker_pid, b.self.pid);
+  ASSERT_OK(mb_tick(c));
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* 1,000 attach/detach cycles leave no entry and no slot behind. */
+TEST(attach_detach_cycles) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  void *slot;
+  int i;
+  client_config(&cfg, "cyc");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  for (i = 0; i < 1000; i++) {
+    ASSERT_OK(mb_attach(cfg.instance, (i & 1) ? "odd" : "even", NULL, &c));
+    ASSERT_OK(mb_player_connect(c, (uint64_t)i, &slot));
+    ASSERT_OK(mb_detach(c));
+  }
+  ASSERT_EQ(entries_in_use(&b), 0);
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 0);
+  mb__broker_stop(&b);
+}
+
+/* A planned restart: mb_close keeps the entry and slots for the next process of the name. */
+TEST(close_keeps_slots_for_the_next_process) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  client_config(&cfg, "cls");
+  cfg.grace_period_ms = 60000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_EQ(mb_test_run_child(60000, "hold_and_close", cfg.instance, "zone-3", "1", "8",
+                              (char *)NULL),
+            0);
+  SWEEP_UNTIL(&b, "zone-3", MB_CLIENT_DEAD, 1000);
+  ASSERT_EQ(mb_load32(&entry_named(&b, "zone-3")->dead_reason), MB_DEAD_EXITED);
+  ASSERT_EQ(mb_test_run_child(60000, "take_back_players", cfg.instance, "zone-3", "1", "8",
+                              (char *)NULL),
+            0);
+  ASSERT_EQ(entries_in_use(&b), 0);
+  mb__broker_stop(&b);
+}
