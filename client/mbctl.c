@@ -270,8 +270,7 @@ static void print_watch_line(const cJSON *res) {
  * events (0: no limit) or the broker ends the stream. EXIT_OK when it did (or count was
  * reached), EXIT_FAILED when an event is overdue (interval + timeout) or unreadable.
  */
-static int run_watch(mb_pipe_conn_t *conn, int json, long count, long interval_ms,
-                     int timeout_ms) {
+static int run_watch(mb_pipe_conn_t *conn, int json, long count, long interval_ms, int timeout_ms) {
   long seen = 0;
   char *line;
   size_t len;

@@ -20,7 +20,7 @@
 #include "os.h"
 #include "slots.h"
 
-#define MB__BROKER_CHECK_NS (1000u * 1000000u) /* how often mb_tick asks the OS of the broker */
+#define MB__BROKER_CHECK_NS (1000u * 1000000u)  /* how often mb_tick asks the OS of the broker */
 #define MB__LOG_REPEAT_NS (10000ull * 1000000u) /* one repeated log message in 10 s */
 #define MB__CLAIMED_WAIT_MS 200 /* how long attach waits for an entry of its name held CLAIMED */
 
@@ -49,6 +49,8 @@ struct mb_client_s {
   mb_state_t *st;
   mb_client_entry_t *entry;
   uint32_t index;
+  uint32_t seq;  /* this attachment's sequence number (MB_CLIENT_WORD) */
+  uint64_t word; /* the entry word while it is ours: {ATTACHED, seq, pid} */
   uint64_t generation;
   mb_os_procid_t broker;
   uint64_t broker_checked_ns;
@@ -70,6 +72,9 @@ struct mb_client_s {
   uint64_t last_log_ns;
   unsigned long log_suppressed;
 };
+
+/* Attachments of this process, numbered (the entry word tells them apart). */
+static mb_au32 mb__seq_next;
 
 /* ---- logging ------------------------------------------------------------------------------ */
 
@@ -187,11 +192,10 @@ static void mb__pmap_clear(mb_client_t *c) {
 
 /* ---- heartbeat ---------------------------------------------------------------------------- */
 
-/* Whether the entry is still this process's live attachment. */
+/* Whether the entry is still this attachment's: the whole word, so neither a reap nor a
+ * takeover by another process (or another attachment of this one) passes. */
 static int mb__entry_mine(const mb_client_t *c) {
-  const mb_client_entry_t *e = c->entry;
-  return mb_load32(&e->state) == MB_CLIENT_ATTACHED && mb_load32(&e->pid) == c->self.pid &&
-         mb_load64(&e->start_time) == c->self.start_time;
+  return mb_load64(&c->entry->word) == c->word;
 }
 
 static void mb__hb_main(void *arg) {
@@ -228,9 +232,8 @@ static int mb__valid_name(const char *s, size_t max) {
   size_t n = 0;
   for (; s[n] != '\0'; n++) {
     char ch = s[n];
-    if (n + 1 >= max ||
-        !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-          ch == '.' || ch == '_' || ch == '-'))
+    if (n + 1 >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
       return 0;
   }
   return n > 0;
@@ -248,8 +251,8 @@ static int mb__region_map(mb_client_t *c, int i) {
     return 0;
   if ((rc = mb__object_name(name, sizeof name, c->instance, d->name)) != 0)
     return rc;
-  if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0),
-                               1)) != 0)
+  if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0), 1)) !=
+      0)
     return rc;
   if (r->sec.size < d->section_size) {
     mb_os_section_close(&r->sec);
@@ -307,7 +310,7 @@ static int mb__adopt_slots(mb_client_t *c) {
   mb_region_map_t *r = &c->regions[c->slot_region];
   const mb_region_desc_t *d = r->desc;
   mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0;
+  uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
   for (i = 0; i < d->slot_count; i++) {
     uint64_t first, last, p;
@@ -322,9 +325,14 @@ static int mb__adopt_slots(mb_client_t *c) {
         return rc;
       done_page = p;
     }
-    if (mb__pmap_find(c, mb_load64(&slots[i].player_id)) != (size_t)-1)
-      continue; /* cannot happen through this library: one slot per player and client */
-    if ((rc = mb__pmap_put(c, mb_load64(&slots[i].player_id), i)) != 0)
+    player1 = mb_load64(&slots[i].player);
+    if (player1 == 0 || mb__pmap_find(c, player1 - 1) != (size_t)-1) {
+      /* A claim cut short by a crash (no player recorded yet), or a second slot for one
+       * player (not made by this library): give it back. */
+      mb__slot_release(r, i, (uint32_t)owner);
+      continue;
+    }
+    if ((rc = mb__pmap_put(c, player1 - 1, i)) != 0)
       return rc;
     held++;
   }
@@ -339,20 +347,23 @@ static int mb__broker_alive(mb_client_t *c) {
 
 /*
  * Take an entry in the table: take over the one of our name if its process is gone (DEAD, or
- * ATTACHED by a process the OS says exited), else claim a FREE one. *index receives it and
- * *taken_over whether it was ours before. The entry is left CLAIMED.
+ * ATTACHED by a process the OS says exited), else claim a FREE one. Each is one CAS from the
+ * exact word judged (layout.h), so a holder that changed meanwhile makes it fail and we look
+ * again. *index receives the entry and *taken_over whether it was ours before; it is left
+ * {CLAIMED, c->seq, self}.
  */
 static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
   mb_state_t *st = c->st;
   uint32_t i, max = st->max_clients, free_at;
-  uint64_t deadline = 0;
+  uint64_t deadline = 0, mine = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
   char name[MB_CLIENT_NAME_MAX];
   for (;;) {
     int seen_claimed = 0;
     free_at = UINT32_MAX;
     for (i = 0; i < max; i++) {
       mb_client_entry_t *e = &st->clients[i];
-      uint32_t s = mb_load32(&e->state);
+      uint64_t w = mb_load64(&e->word);
+      uint32_t s = MB_CLIENT_WORD_STATE(w);
       if (s == MB_CLIENT_FREE) {
         if (free_at == UINT32_MAX)
           free_at = i;
@@ -368,17 +379,24 @@ static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
       if (s == MB_CLIENT_ATTACHED) {
         mb_os_procid_t old;
         int alive;
-        old.pid = mb_load32(&e->pid);
+        old.pid = MB_CLIENT_WORD_PID(w);
         old.start_time = mb_load64(&e->start_time);
+        if (mb_load64(&e->word) != w) { /* the start time may be another holder's */
+          seen_claimed = 1;
+          continue;
+        }
         alive = mb_os_proc_alive(&old);
-        if (alive != 0)
+        if (alive == 1)
           return mb__errorf(MB_EEXIST, 0,
-                            "client name '%s' is attached by process %u, which is running",
+                            "client name '%s' is attached by process %u, which is running", c->name,
+                            (unsigned)old.pid);
+        if (alive < 0)
+          return mb__errorf(MB_EEXIST, 0,
+                            "client name '%s' is attached by process %u, and the OS does not "
+                            "say whether it still runs",
                             c->name, (unsigned)old.pid);
       }
-      if (mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED)) {
-        if (s == MB_CLIENT_ATTACHED)
-          mb_add32(&st->clients_attached, (uint32_t)-1);
+      if (mb_cas64(&e->word, &w, mine)) {
         *index = i;
         *taken_over = 1;
         return 0;
@@ -387,8 +405,8 @@ static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
     }
     if (!seen_claimed) {
       for (i = free_at; i < max; i++) {
-        uint32_t s = MB_CLIENT_FREE;
-        if (mb_cas32(&st->clients[i].state, &s, MB_CLIENT_CLAIMED)) {
+        uint64_t w = MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0);
+        if (mb_cas64(&st->clients[i].word, &w, mine)) {
           *index = i;
           *taken_over = 0;
           return 0;
@@ -406,13 +424,33 @@ static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
   }
 }
 
+/*
+ * After a fresh claim has written our name: is another entry of the same name being attached
+ * at this moment? Both sides write their name, fence, then look, so at least one of two
+ * simultaneous attaches sees the other and backs off.
+ */
+static int mb__name_taken_elsewhere(mb_client_t *c) {
+  uint32_t i;
+  char name[MB_CLIENT_NAME_MAX];
+  mb_fence();
+  for (i = 0; i < c->st->max_clients; i++) {
+    mb_client_entry_t *e = &c->st->clients[i];
+    if (i == c->index || MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
+      continue;
+    mb__client_name_get(e, name);
+    if (strcmp(name, c->name) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 /* One attempt to attach; on failure nothing is left mapped or claimed. */
 static int mb__attach_once(mb_client_t *c) {
   char obj[MB_OS_NAME_MAX + 1];
   mb_state_t *st;
   mb_client_entry_t *e;
   uint32_t index = 0, status;
-  int rc, taken_over = 0, i;
+  int rc, taken_over = 0, i, clashes = 0;
   uint64_t now;
 
   if ((rc = mb__object_name(obj, sizeof obj, c->instance, NULL)) != 0)
@@ -445,8 +483,8 @@ static int mb__attach_once(mb_client_t *c) {
     goto fail;
   }
   if (mb__broker_alive(c) == 0) {
-    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' (pid %u) is gone",
-                    c->instance, (unsigned)c->broker.pid);
+    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' (pid %u) is gone", c->instance,
+                    (unsigned)c->broker.pid);
     goto fail;
   }
   c->slot_region = -1;
@@ -459,34 +497,59 @@ static int mb__attach_once(mb_client_t *c) {
   if (c->slot_region >= 0 && (rc = mb__region_map(c, c->slot_region)) != 0)
     goto fail;
 
-  if ((rc = mb__claim_entry(c, &index, &taken_over)) != 0)
-    goto fail;
-  e = &st->clients[index];
-  c->index = index;
-  c->entry = e;
-  now = mb_os_mono_ns();
-  mb_store32(&e->pid, c->self.pid);
-  mb_store64(&e->start_time, c->self.start_time);
-  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
-  mb_store64(&e->heartbeat_ns, now);
-  mb_store64(&e->dead_since_ns, 0);
-  mb_store32(&e->dead_reason, MB_DEAD_NONE);
-  if (taken_over) {
-    mb_add32(&e->takeovers, 1);
-  } else {
+  /* Numbered per process and mixed with its start time, so a later process that happens to
+   * get the same pid does not repeat an old word. */
+  c->seq =
+      (mb_add32(&mb__seq_next, 1) + 1 + (uint32_t)c->self.start_time * 2654435761u) & 0xFFFFFFu;
+  for (;;) {
+    if ((rc = mb__claim_entry(c, &index, &taken_over)) != 0)
+      goto fail;
+    e = &st->clients[index];
+    c->index = index;
+    c->entry = e;
+    now = mb_os_mono_ns();
+    mb_store64(&e->start_time, c->self.start_time);
+    mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
+    mb_store64(&e->heartbeat_ns, now);
+    mb_store64(&e->dead_since_ns, 0);
+    mb_store32(&e->dead_reason, MB_DEAD_NONE);
+    if (taken_over) {
+      mb_add32(&e->takeovers, 1);
+      break;
+    }
     mb_store64(&e->slots_held, 0);
     mb_store32(&e->takeovers, 0);
     mb__client_name_set(e, c->name);
+    if (!mb__name_taken_elsewhere(c))
+      break;
+    /* Another process attaches under this name right now: step back, let it finish, and
+     * look again (we then find its entry: live, or ours to take over). */
+    mb__client_free(st, index, NULL, 0, NULL);
+    if (++clashes > 50) {
+      rc = mb__errorf(MB_EBUSY, 0, "another process keeps attaching as '%s' at the same time",
+                      c->name);
+      goto fail;
+    }
+    mb_os_sleep_ms(1 + (unsigned)(mb_os_mono_ns() % 4));
   }
+  c->word = MB_CLIENT_WORD(MB_CLIENT_ATTACHED, c->seq, c->self.pid);
   if (taken_over && c->slot_region >= 0 && (rc = mb__adopt_slots(c)) != 0) {
     /* Give the entry back as it was found: dead, its slots kept for the grace period. */
     mb_store64(&e->dead_since_ns, mb_os_mono_ns());
     mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
-    mb_store32(&e->state, MB_CLIENT_DEAD);
+    mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, c->seq, c->self.pid));
     goto fail;
   }
-  mb_store32(&e->state, MB_CLIENT_ATTACHED);
-  mb_add32(&st->clients_attached, 1);
+  {
+    uint64_t claimed = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
+    if (!mb_cas64(&e->word, &claimed, c->word)) {
+      /* The broker took it for abandoned (we were stopped for seconds): it is DEAD with our
+       * pid now, and the next attempt takes it over. */
+      rc = mb__errorf(MB_EBUSY, 0, "the broker reclaimed entry %u while '%s' attached",
+                      (unsigned)index, c->name);
+      goto fail;
+    }
+  }
   c->broker_checked_ns = now;
   if (taken_over)
     mb__clog(c, MB_CLIENT_LOG_INFO, "membroker: '%s' took back its entry %u with %llu slots",
@@ -538,16 +601,23 @@ static int mb__attach_retry(mb_client_t *c) {
   return 0;
 }
 
-static int mb__set_opts(mb_client_t *c, const mb_attach_options_t *opts) {
+/* Options must come from mb_attach_options_init (their size tells the version). */
+static int mb__check_opts(const mb_attach_options_t *opts) {
+  if (opts != NULL && (opts->size < sizeof(uint32_t) * 4 || opts->size > sizeof *opts))
+    return mb__errorf(MB_EINVAL, 0,
+                      "attach options: size %u, expected %u (call "
+                      "mb_attach_options_init)",
+                      (unsigned)opts->size, (unsigned)sizeof *opts);
+  return 0;
+}
+
+/* Take checked options (NULL: keep the current ones). */
+static void mb__apply_opts(mb_client_t *c, const mb_attach_options_t *opts) {
   if (opts == NULL)
-    return 0;
-  if (opts->size < sizeof(uint32_t) * 4 || opts->size > sizeof c->opts)
-    return mb__errorf(MB_EINVAL, 0, "attach options: size %u, expected %u (call "
-                      "mb_attach_options_init)", (unsigned)opts->size, (unsigned)sizeof c->opts);
+    return;
   memcpy(&c->opts, opts, opts->size);
   c->opts.size = (uint32_t)sizeof c->opts;
   c->sec_flags = (c->opts.flags & MB_ATTACH_GLOBAL) ? MB_OS_SEC_GLOBAL : 0;
-  return 0;
 }
 
 int mb_attach(const char *instance, const char *name, const mb_attach_options_t *opts,
@@ -572,7 +642,12 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
   mb_attach_options_init(&c->opts);
   c->slot_region = -1;
   mb_os_proc_self(&c->self);
-  if ((rc = mb__set_opts(c, opts)) != 0 || (rc = mb__attach_retry(c)) != 0) {
+  if ((rc = mb__check_opts(opts)) != 0) {
+    free(c);
+    return rc;
+  }
+  mb__apply_opts(c, opts);
+  if ((rc = mb__attach_retry(c)) != 0) {
     free(c);
     return rc;
   }
@@ -581,20 +656,36 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
 }
 
 /*
- * Leave the table: the entry goes ATTACHED -> CLAIMED (ours alone), its slots are freed and
- * it becomes FREE. MB_ESTALE if it is no longer ours (reaped, taken over, broker restarted):
- * then nothing in shared memory is touched.
+ * Leave the table: {ATTACHED, ours} -> {CLAIMED, ours}, its slots are freed and it becomes
+ * FREE. MB_ESTALE if it is no longer ours (reaped, taken over, broker restarted): then
+ * nothing in shared memory is touched.
  */
 static int mb__leave(mb_client_t *c) {
-  uint32_t s = MB_CLIENT_ATTACHED;
+  uint64_t w = c->word;
   if (c->st == NULL)
     return 0;
-  if (!mb__entry_mine(c) || !mb_cas32(&c->entry->state, &s, MB_CLIENT_CLAIMED))
-    return mb__errorf(MB_ESTALE, 0, "client '%s' was no longer attached (reaped by the broker, "
-                      "or the broker restarted)", c->name);
-  mb_add32(&c->st->clients_attached, (uint32_t)-1);
+  if (!mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
+    return mb__errorf(MB_ESTALE, 0,
+                      "client '%s' was no longer attached (reaped by the broker, "
+                      "or the broker restarted)",
+                      c->name);
   mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, NULL);
   return 0;
+}
+
+/*
+ * Let the entry go, keeping it: {ATTACHED, ours} -> {CLAIMED, ours} -> DEAD (reason CLOSED)
+ * with its slots, for the grace period. An attach under the same name - from another process
+ * or this one - takes it over. Nothing happens if it is no longer ours.
+ */
+static void mb__hand_off(mb_client_t *c) {
+  uint64_t w = c->word;
+  if (c->st == NULL ||
+      !mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
+    return;
+  mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
+  mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
+  mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
 }
 
 int mb_detach(mb_client_t *client) {
@@ -611,7 +702,9 @@ int mb_detach(mb_client_t *client) {
 int mb_close(mb_client_t *client) {
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_close: no client");
-  mb__unmap(client); /* stops the heartbeat thread first */
+  mb__hb_stop(client);
+  mb__hand_off(client);
+  mb__unmap(client);
   free(client);
   return 0;
 }
@@ -620,9 +713,14 @@ int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts) {
   int rc;
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_reattach: no client");
-  if ((rc = mb__set_opts(client, opts)) != 0)
+  if ((rc = mb__check_opts(opts)) != 0)
     return rc;
-  mb__unmap(client); /* the entry stays: attach takes it back if the broker is the same */
+  /* The heartbeat thread reads the options: stop it before they change. The entry is handed
+   * off (kept, DEAD) and taken back by the attach below if the broker is the same. */
+  mb__hb_stop(client);
+  mb__hand_off(client);
+  mb__unmap(client);
+  mb__apply_opts(client, opts);
   return mb__attach_retry(client);
 }
 
@@ -631,9 +729,21 @@ static int mb__need(const mb_client_t *c) {
   if (c == NULL)
     return mb__errorf(MB_EINVAL, 0, "no client");
   if (c->st == NULL)
-    return mb__errorf(MB_ENOTRUNNING, 0, "client '%s' is not attached: call mb_reattach",
-                      c->name);
+    return mb__errorf(MB_ENOTRUNNING, 0, "client '%s' is not attached: call mb_reattach", c->name);
   return 0;
+}
+
+/* MB_ESTALE for an entry that is no longer this attachment's, saying what became of it. */
+static int mb__stale(const mb_client_t *c) {
+  uint64_t w = mb_load64(&c->entry->word);
+  if (w == MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD) &&
+      mb_load32(&c->entry->dead_reason) == MB_DEAD_HEARTBEAT)
+    return mb__errorf(MB_ESTALE, 0, "client '%s' was reaped by the broker: no heartbeat in time",
+                      c->name);
+  return mb__errorf(MB_ESTALE, 0,
+                    "client '%s' is no longer attached: its entry was reaped or "
+                    "taken over",
+                    c->name);
 }
 
 int mb_tick(mb_client_t *c) {
@@ -643,10 +753,7 @@ int mb_tick(mb_client_t *c) {
   if ((rc = mb__need(c)) != 0)
     return rc;
   if (!mb__entry_mine(c))
-    return mb__errorf(MB_ESTALE, 0, "client '%s' was reaped by the broker (%s)", c->name,
-                      mb_load32(&c->entry->dead_reason) == MB_DEAD_HEARTBEAT
-                          ? "no heartbeat in time"
-                          : "entry taken over or freed");
+    return mb__stale(c);
   now = mb_os_mono_ns();
   mb_store64(&c->entry->heartbeat_ns, now);
   /* A restarted broker has a block of its own; the one we map says stopped or shutting
@@ -658,8 +765,7 @@ int mb_tick(mb_client_t *c) {
   if (now - c->broker_checked_ns >= MB__BROKER_CHECK_NS) {
     c->broker_checked_ns = now;
     if (mb__broker_alive(c) == 0)
-      return mb__errorf(MB_ENOTRUNNING, 0, "the broker (pid %u) is gone",
-                        (unsigned)c->broker.pid);
+      return mb__errorf(MB_ENOTRUNNING, 0, "the broker (pid %u) is gone", (unsigned)c->broker.pid);
   }
   return 0;
 }
@@ -772,9 +878,12 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
 
 /* ---- player slots ------------------------------------------------------------------------- */
 
-/* The slotted region, or an error for a client without one. */
+/* The slotted region, or an error for a client without one or no longer attached (its slots
+ * may be another client's by now: MB_ESTALE). */
 static int mb__slots_need(mb_client_t *c) {
   int rc = mb__need(c);
+  if (rc == 0 && !mb__entry_mine(c))
+    rc = mb__stale(c);
   if (rc == 0 && c->slot_region < 0)
     rc = mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region with player slots",
                     c->instance);

@@ -35,7 +35,7 @@ extern "C" {
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
-#define MB_INSTANCE_MAX 32   /* bytes of an instance name, NUL included */
+#define MB_INSTANCE_MAX 32    /* bytes of an instance name, NUL included */
 #define MB_REGION_NAME_MAX 32 /* bytes of a region name, NUL included */
 #define MB_CLIENT_NAME_MAX 32 /* bytes of a client name, NUL included */
 #define MB_REGIONS_MAX 16
@@ -86,29 +86,47 @@ typedef struct mb_region_desc_s {
 #define MB_PAGE_COMMITTED (1u << 30)
 #define MB_PAGE_BUSY (1u << 31) /* being committed or decommitted: wait */
 
-/* Slot entry of a slotted region. owner: 0 free, else client table index + 1. */
+/* Slot entry of a slotted region. owner: 0 free, else client table index + 1. player: the
+ * player's id + 1, set once the slot's bytes are clear (0: none yet, a claim cut short). */
 typedef struct mb_slot_s {
   mb_au64 owner;
-  mb_au64 player_id;
+  mb_au64 player;
 } mb_slot_t;
 
 /*
- * Client entry state. Every change of state is one CAS, so exactly one process makes it:
- *   FREE -> CLAIMED            a client attaches (it fills the entry in, then:)
- *   CLAIMED -> ATTACHED        ... publishes it (clients_attached + 1)
- *   ATTACHED -> DEAD           the broker saw the process exit or its heartbeat run out
- *   ATTACHED/DEAD -> CLAIMED   a client of the same name takes it over, slots and all (from
- *                              ATTACHED only when the OS says the old process is gone)
- *   ATTACHED -> CLAIMED        the client detaches (it frees its slots, then: CLAIMED -> FREE)
- *   DEAD -> CLAIMED -> FREE    the broker, once the grace period is over, frees its slots
- * Leaving ATTACHED takes one from clients_attached, entering it adds one.
+ * Client entry state. An entry's state, the pid of the process that holds it and the
+ * sequence number of that attachment share one 64-bit word (MB_CLIENT_WORD), and every
+ * change is one CAS on the whole word, so a process acts only on the exact holder it
+ * judged (a restart that took the entry over meanwhile makes the CAS fail):
+ *   {FREE}                  -> {CLAIMED, seq, self}   a client attaches: fills the entry in,
+ *   {CLAIMED, seq, self}    -> {ATTACHED, seq, self}  ... and publishes it
+ *   {ATTACHED, s, P}        -> {CLAIMED, s, P}        the broker: P exited or went silent; it
+ *   {CLAIMED, s, P}         -> {DEAD, s, P}           writes why and when, then publishes DEAD
+ *   {CLAIMED, s, P}         -> {DEAD, s, P}           ... also when P died holding it CLAIMED
+ *   {DEAD, s, P}            -> {CLAIMED, seq, self}   a client of the same name takes it over,
+ *   {ATTACHED, s, P}        -> {CLAIMED, seq, self}   slots and all (from ATTACHED only when
+ *                                                     the OS says P is gone)
+ *   {ATTACHED, seq, self}   -> {CLAIMED, seq, self}   detach (frees its slots, then FREE), or
+ *                                                     close / reattach (then DEAD: kept)
+ *   {DEAD, s, P}            -> {CLAIMED, s, P} -> FREE   the broker, after the grace period
+ * CLAIMED is held for microseconds; one that stays (its holder died) is turned DEAD by the
+ * broker after MB_CLAIM_STALE_MS. The sequence number tells two attachments of one process
+ * apart. clients_attached is counted by the broker's sweep.
  */
 enum mb_client_state {
   MB_CLIENT_FREE = 0,
   MB_CLIENT_CLAIMED = 1,  /* held by one process for a moment: being filled in or freed */
   MB_CLIENT_ATTACHED = 2, /* live */
-  MB_CLIENT_DEAD = 3,     /* process gone (or silent); its slots kept for the grace period */
+  MB_CLIENT_DEAD = 3,     /* process gone (or silent, or let go); slots kept for the grace period */
 };
+
+/* The entry word: state in bits 0..7, attachment sequence in bits 8..31, pid in bits 32..63. */
+#define MB_CLIENT_WORD(state, seq, pid)                                                            \
+  ((uint64_t)(state) | ((uint64_t)((seq)&0xFFFFFFu) << 8) | ((uint64_t)(pid) << 32))
+#define MB_CLIENT_WORD_STATE(w) ((uint32_t)((w)&0xFFu))
+#define MB_CLIENT_WORD_PID(w) ((uint32_t)((w) >> 32))
+/* The same holder (pid and sequence) in another state. */
+#define MB_CLIENT_WORD_AS(w, state) (((w) & ~(uint64_t)0xFFu) | (uint64_t)(state))
 
 /* Why an entry is DEAD (mb_client_entry_t.dead_reason). */
 enum mb_client_dead_reason {
@@ -116,18 +134,18 @@ enum mb_client_dead_reason {
   MB_DEAD_EXITED = 1,    /* the OS says the process exited */
   MB_DEAD_HEARTBEAT = 2, /* no heartbeat for clients.heartbeat_timeout_ms */
   MB_DEAD_ABANDONED = 3, /* a process died while it held the entry CLAIMED */
+  MB_DEAD_CLOSED = 4,    /* the client let go to come back (mb_close, mb_reattach) */
 };
 
 /* One attached game server (filled in by the client library). Slots of a slotted region
  * record their owner as the entry's index + 1, so a client that takes an entry over owns
  * its slots at once. */
 typedef struct mb_client_entry_s {
-  mb_au32 state; /* enum mb_client_state */
-  mb_au32 pid;
-  mb_au64 start_time;     /* process start time (mb_os_procid_t) */
+  mb_au64 word;           /* MB_CLIENT_WORD(state, seq, pid) */
+  mb_au64 start_time;     /* process start time of the holder (mb_os_procid_t) */
   mb_au64 attach_wall_ns; /* when it attached */
   mb_au64 heartbeat_ns;   /* monotonic clock of its last heartbeat */
-  mb_au64 dead_since_ns;  /* monotonic clock when the broker saw it die */
+  mb_au64 dead_since_ns;  /* monotonic clock when it became DEAD */
   mb_au64 slots_held;
   mb_au64 name[MB_CLIENT_NAME_MAX / 8]; /* NUL-terminated UTF-8, copied word by word */
   mb_au32 dead_reason;                  /* enum mb_client_dead_reason, with DEAD */
@@ -158,7 +176,8 @@ typedef struct mb_state_s {
     mb_au64 total_players;
     mb_au64 total_npcs;
     mb_au64 last_update_wall_ns; /* last change of any game field or message */
-    mb_au64 broker_heartbeat_ns; /* monotonic clock, refreshed by the broker every second */
+    mb_au64 broker_heartbeat_ns; /* monotonic clock, refreshed by the broker at every tick
+                                    (MB_BROKER_TICK_MS, 250 ms) */
     mb_au64 committed_total;     /* bytes committed: control block + every region, exact */
     mb_au64 commit_limit;        /* limits.max_committed; 0 = none. A commit past it fails */
     mb_au64 committed_peak;      /* highest committed_total seen */

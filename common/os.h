@@ -37,6 +37,10 @@ typedef struct mb_os_mem_config_s {
   /* 1 if a named section outlives the processes that hold it until it is unlinked (POSIX
    * shared memory); 0 if it vanishes with its last handle (Windows). */
   int names_persist;
+  /* 1 if each view of a reserve-then-commit section must commit pages itself before it
+   * touches them, even pages another view committed (Windows: VirtualAlloc per view); 0 if
+   * a page committed through one view is usable through all (POSIX). */
+  int view_commit;
 } mb_os_mem_config_t;
 
 /* The machine's memory configuration, computed once; never fails. */

@@ -82,6 +82,7 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
     long ps = sysconf(_SC_PAGESIZE);
     cfg.shared_decommit = 1;
     cfg.names_persist = 1;
+    cfg.view_commit = 0;
     cfg.alloc_granularity = ps > 0 ? (size_t)ps : 4096;
     /* Written last: a racing first call computes the same values. */
     __atomic_store_n(&cfg.page_size, ps > 0 ? (size_t)ps : 4096, __ATOMIC_RELEASE);
@@ -112,8 +113,7 @@ int mb_os_commit(void *addr, size_t size) {
   if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "commit %zu bytes at %p", size, addr);
   if (!mb__is_mapped(addr, size))
-    return mb__errorf(MB_ERANGE, errno, "commit %zu bytes at %p outside a reservation", size,
-                      addr);
+    return mb__errorf(MB_ERANGE, errno, "commit %zu bytes at %p outside a reservation", size, addr);
   if (mb__os_injected_commit_failure())
     return mb__errorf(MB_ENOSPC, 0, "commit %zu bytes at %p (injected failure)", size, addr);
   if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
@@ -129,11 +129,9 @@ int mb_os_decommit(void *addr, size_t size) {
   if (!mb__is_mapped(addr, size))
     return mb__errorf(MB_ERANGE, errno, "decommit %zu bytes at %p outside a reservation", size,
                       addr);
-  p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
-           0);
+  p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit %zu bytes at %p", size,
-                      addr);
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit %zu bytes at %p", size, addr);
   return 0;
 }
 
@@ -141,8 +139,7 @@ int mb_os_release(void *addr, size_t size) {
   if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
   if (munmap(addr, size) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size,
-                      addr);
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size, addr);
   return 0;
 }
 
@@ -165,8 +162,8 @@ static int mb__group_gid(const char *name, gid_t *gid, const char *what);
 static int mb__apply_access(int fd, const char *name, const mb_os_access_t *access) {
   mode_t mode = access ? (mode_t)(access->mode & 0666) : 0600;
   if (fchmod(fd, mode) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'",
-                      (unsigned)mode, name);
+    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'", (unsigned)mode,
+                      name);
   if (access && access->group && access->group[0]) {
     gid_t gid;
     int rc = mb__group_gid(access->group, &gid, name);
@@ -288,8 +285,7 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
   return 0;
 }
 
-int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset,
-                           uint64_t len) {
+int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
   int rc;
   (void)view;
   if ((rc = mb__os_section_range(sec, offset, len, "decommit")) != 0)
@@ -564,9 +560,9 @@ int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch) {
   if ((alive = mb_os_proc_alive(id)) != 1) {
     if (fd >= 0)
       close(fd);
-    return alive < 0 ? alive
-                     : mb__errorf(MB_ESRCH, 0, "watch process %u: it has exited",
-                                  (unsigned)id->pid);
+    return alive < 0
+               ? alive
+               : mb__errorf(MB_ESRCH, 0, "watch process %u: it has exited", (unsigned)id->pid);
   }
   if ((w = malloc(sizeof *w)) == NULL) {
     if (fd >= 0)
@@ -681,7 +677,8 @@ static int mb__decode_status(int status) {
 }
 
 int mb_os_child_wait(mb_os_child_t *child, int timeout_ms, int *exit_code) {
-  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t deadline =
+      timeout_ms < 0 ? UINT64_MAX : mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
   unsigned nap = 1;
   int status;
 

@@ -134,6 +134,7 @@ static BOOL CALLBACK mb__init_once(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   mb__mem_config.shared_decommit = 0;
   /* Named objects vanish with their last handle. */
   mb__mem_config.names_persist = 0;
+  mb__mem_config.view_commit = 1;
 
   /* Never fails on Windows XP and later. */
   QueryPerformanceFrequency(&mb__qpc_freq);

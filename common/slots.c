@@ -59,8 +59,10 @@ static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
         if (deadline == 0)
           deadline = now + MB_PAGE_BUSY_WAIT_NS;
         else if (now > deadline)
-          return mb__errorf(MB_EBUSY, 0, "region '%s': page %llu stays busy (a process died "
-                            "while committing it?)", d->name, (unsigned long long)p);
+          return mb__errorf(MB_EBUSY, 0,
+                            "region '%s': page %llu stays busy (a process died "
+                            "while committing it?)",
+                            d->name, (unsigned long long)p);
         mb_os_sleep_ms(1);
       }
       v = mb_load32(w);
@@ -68,6 +70,15 @@ static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
     }
     if (v & MB_PAGE_COMMITTED) {
       if (mb_cas32(w, &v, v + 1)) {
+        /* Committed through another process's view: where views commit for themselves
+         * (Windows), make it usable in ours too; that charges nothing. */
+        if (mb_os_mem_config()->view_commit) {
+          int rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size);
+          if (rc != 0) {
+            mb_add32(w, (uint32_t)-1);
+            return rc;
+          }
+        }
         *was_committed = 1;
         return 0;
       }
@@ -132,31 +143,56 @@ static void mb__slot_pages_put(mb_region_map_t *r, uint64_t i) {
  * Invariant: a slot's owner is set only while its page references are held. So the page
  * references are taken first and the owner is claimed last; a process that dies in between
  * leaks a page reference (that page is never compacted) but never leaves an owner whose
- * release would drop references nobody took.
+ * release would drop references nobody took. The player is recorded (as id + 1) only once
+ * the slot's bytes are clear, so a claim cut short leaves an owned slot with no player,
+ * which the owner's next attach gives back (mb__slot_release), never a phantom player.
+ *
+ * A page that cannot be had (another process died while committing it, or the commit was
+ * refused) does not stop the search: the claim goes on past it and fails with that error
+ * only if no slot at all could be had.
  */
 int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index) {
   mb_region_desc_t *d = r->desc;
   mb_slot_t *slots;
-  uint64_t i = 0, start, hint;
-  int reused = 0, rc, pass;
+  mb_au32 *pages;
+  uint64_t i = 0, start, hint, per_page;
+  int reused = 0, rc, pass, err = 0;
 
   if (d->slot_size == 0)
     return mb__errorf(MB_EINVAL, 0, "region '%s' has no player slots", d->name);
   if (owner == 0)
     return mb__errorf(MB_EINVAL, 0, "slot owner 0 is reserved for free slots");
+  if (player_id == UINT64_MAX)
+    return mb__errorf(MB_EINVAL, 0, "player id %llu is reserved", (unsigned long long)player_id);
   slots = mb__region_slots(d, r->base);
+  pages = mb__region_pages(d, r->base);
+  per_page = d->page_size / d->slot_size; /* 0 when a slot spans pages */
   /* From the hint up; if that finds nothing, once more from 0 (the hint may have been
    * raised past a slot freed meanwhile), so "full" is only said after every slot was seen. */
-  start = mb_load64(&d->free_hint);
+  hint = start = mb_load64(&d->free_hint);
   if (start >= d->slot_count)
     start = 0;
   for (pass = start == 0 ? 1 : 0; pass < 2; pass++) {
     for (i = pass == 0 ? start : 0; i < d->slot_count; i++) {
-      uint64_t expected = 0;
+      uint64_t expected = 0, first, last, p;
       if (mb_load64_relaxed(&slots[i].owner) != 0)
         continue;
-      if ((rc = mb__slot_pages_get(r, i, &reused)) != 0)
-        return rc;
+      mb__slot_pages(d, i, &first, &last);
+      if (err == MB_ENOSPC) {
+        /* A commit was refused: only slots on pages committed already can be had now. */
+        for (p = first; p <= last && (mb_load32(&pages[p]) & MB_PAGE_COMMITTED); p++) {
+        }
+        if (p <= last)
+          continue;
+      }
+      if ((rc = mb__slot_pages_get(r, i, &reused)) != 0) {
+        if (err == 0 || rc == MB_ENOSPC)
+          err = rc;
+        /* Go on after the page that failed: the last slot that starts on it is skipped. */
+        if (per_page)
+          i = (last + 1) * per_page - 1;
+        continue;
+      }
       mb_add64(&d->slots_used, 1);
       if (mb_cas64(&slots[i].owner, &expected, owner))
         break;
@@ -167,17 +203,19 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
     if (i < d->slot_count)
       break;
   }
-  if (i == d->slot_count)
+  if (i >= d->slot_count) {
+    if (err != 0)
+      return err; /* its detail message says which page and why */
     return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", d->name,
                       (unsigned long long)d->slot_count);
-  /* Slots below i were taken as we passed them: the next claim may start after i. */
-  hint = mb_load64(&d->free_hint);
-  if (hint <= i)
-    mb_cas64(&d->free_hint, &hint, i + 1);
+  }
+  /* The slots this scan passed below i were taken: the next claim may start after i. A CAS
+   * from the value read at the start, so a release that lowered the hint meanwhile wins. */
+  mb_cas64(&d->free_hint, &hint, i + 1);
   /* Fresh pages are zero; a page that held data may hold a former player's bytes. */
   if (reused)
     memset(mb__slot_ptr(r, i), 0, d->slot_size);
-  mb_store64(&slots[i].player_id, player_id);
+  mb_store64(&slots[i].player, player_id + 1);
   *index = i;
   return 0;
 }
@@ -190,9 +228,13 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   if (d->slot_size == 0 || index >= d->slot_count)
     return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", d->name,
                       (unsigned long long)index);
+  if (mb_load64(&slots[index].owner) != owner)
+    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", d->name,
+                      (unsigned long long)index, (unsigned)owner);
+  mb_store64(&slots[index].player, 0); /* before the owner: a claimer records its own */
   if (!mb_cas64(&slots[index].owner, &expected, 0))
-    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u",
-                      d->name, (unsigned long long)index, (unsigned)owner);
+    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", d->name,
+                      (unsigned long long)index, (unsigned)owner);
   mb_add64(&d->slots_used, (uint64_t)-1);
   mb__slot_pages_put(r, index);
   /* Lower the hint to this slot, so claims stay lowest-first. */
@@ -232,7 +274,6 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
     if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
       total += n;
   }
-  mb_store32(&e->pid, 0);
   mb_store64(&e->start_time, 0);
   mb_store64(&e->attach_wall_ns, 0);
   mb_store64(&e->heartbeat_ns, 0);
@@ -242,7 +283,7 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
   mb_store32(&e->takeovers, 0);
   for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++)
     mb_store64(&e->name[w], 0);
-  mb_store32(&e->state, MB_CLIENT_FREE); /* release: the cleared fields are seen first */
+  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
   if (freed)
     *freed = total;
 }
@@ -264,8 +305,7 @@ int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
   if (d->slot_size == 0 || !(d->flags & MB_REGION_LAZY))
     return 0;
   if (!mb_os_mem_config()->shared_decommit)
-    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages",
-                      d->name);
+    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages", d->name);
   pages = mb__region_pages(d, r->base);
   npages = d->size / d->page_size;
   for (p = 0; p < npages; p++) {

@@ -14,8 +14,8 @@ int mb__object_name(char *buf, size_t size, const char *instance, const char *re
   int n = region ? snprintf(buf, size, "membroker.%s.region.%s", instance, region)
                  : snprintf(buf, size, "membroker.%s.state", instance);
   if (n < 0 || (size_t)n >= size)
-    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s'%s%s is too long",
-                      instance, region ? " region " : "", region ? region : "");
+    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s'%s%s is too long", instance,
+                      region ? " region " : "", region ? region : "");
   return 0;
 }
 

@@ -264,34 +264,41 @@ static const char *mb__dead_why(uint32_t reason) {
     return "no heartbeat in time (its process still runs)";
   case MB_DEAD_ABANDONED:
     return "its process died while attaching or detaching";
+  case MB_DEAD_CLOSED:
+    return "it let go to come back (mb_close / mb_reattach)";
   default:
     return "unknown";
   }
 }
 
 /*
- * Entry i goes from `from` (ATTACHED, or CLAIMED held by a process that is gone) to DEAD.
- * The broker takes it CLAIMED first so that dead_since and the reason are written before
- * anyone can see DEAD (a restarting client waits a moment for a CLAIMED entry of its name).
+ * Entry i, whose word was `w` (ATTACHED, or CLAIMED by a process that is gone), becomes DEAD
+ * with `reason`. From ATTACHED the broker takes it CLAIMED first (one CAS from exactly `w`,
+ * so a restart that took it over meanwhile wins), writes when and why, then publishes DEAD;
+ * a restarting client waits a moment for a CLAIMED entry of its name. Returns 1 if it did.
  */
-static int mb__client_dead(mb_broker_t *b, uint32_t i, uint32_t from, uint32_t reason,
-                           uint64_t now) {
-  mb_state_t *st = b->state;
-  mb_client_entry_t *e = &st->clients[i];
+static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reason, uint64_t now) {
+  mb_client_entry_t *e = &b->state->clients[i];
   char name[MB_CLIENT_NAME_MAX];
-  uint32_t s = from;
-  if (from == MB_CLIENT_ATTACHED) {
-    if (!mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED))
-      return 0; /* it detached or was taken over meanwhile */
-    mb_add32(&st->clients_attached, (uint32_t)-1);
-  }
+  uint64_t held, expected = w;
+  if (MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED &&
+      !mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED)))
+    return 0; /* it detached or was taken over meanwhile */
+  mb__client_name_get(e, name);
+  held = mb_load64(&e->slots_held);
   mb_store64(&e->dead_since_ns, now);
   mb_store32(&e->dead_reason, reason);
-  mb_store32(&e->state, MB_CLIENT_DEAD);
-  mb__client_name_get(e, name);
+  if (MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED) {
+    mb_store64(&e->word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
+  } else {
+    /* A CLAIMED holder that is gone: a CAS, in case it was only slow and publishes now. */
+    expected = w;
+    if (!mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD)))
+      return 0;
+  }
   mb_log_warn("client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
-              (unsigned)mb_load32(&e->pid), mb__dead_why(reason),
-              (unsigned long long)mb_load64(&e->slots_held), (unsigned)b->cfg.grace_period_ms);
+              (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
+              (unsigned)b->cfg.grace_period_ms);
   return 1;
 }
 
@@ -299,62 +306,67 @@ int mb__broker_sweep(mb_broker_t *b) {
   mb_state_t *st = b->state;
   uint64_t now = mb_os_mono_ns(), timeout = (uint64_t)b->cfg.heartbeat_timeout_ms * 1000000u;
   uint64_t grace = (uint64_t)b->cfg.grace_period_ms * 1000000u;
-  uint32_t i;
+  uint32_t i, attached = 0;
   int changed = 0;
   if (st == NULL)
     return 0;
   for (i = 0; i < st->max_clients; i++) {
     mb_client_entry_t *e = &st->clients[i];
-    uint32_t s = mb_load32(&e->state);
+    uint64_t w = mb_load64(&e->word);
+    uint32_t s = MB_CLIENT_WORD_STATE(w);
     mb_os_procid_t id;
-    id.pid = mb_load32(&e->pid);
+    id.pid = MB_CLIENT_WORD_PID(w);
     id.start_time = mb_load64(&e->start_time);
-    /* A watch belongs to the process that holds the entry now, or is dropped. */
-    if (b->clients[i].watch != 0 &&
-        (s != MB_CLIENT_ATTACHED || b->clients[i].id.pid != id.pid ||
-         b->clients[i].id.start_time != id.start_time)) {
+    if (mb_load64(&e->word) != w) /* changing right now: its start time may not be w's */
+      continue;
+    /* A watch belongs to the attachment that holds the entry now, or is dropped. */
+    if (b->clients[i].watch != 0 && (s != MB_CLIENT_ATTACHED || b->clients[i].word != w)) {
       mb_os_proc_watch_close(b->clients[i].watch);
       b->clients[i].watch = 0;
     }
     if (s != MB_CLIENT_ATTACHED)
       b->clients[i].watch_failed = 0;
-    if (s != MB_CLIENT_CLAIMED)
-      b->clients[i].claimed_ns = 0;
+    if (s != MB_CLIENT_CLAIMED || b->clients[i].claimed_word != w) {
+      b->clients[i].claimed_word = s == MB_CLIENT_CLAIMED ? w : 0;
+      b->clients[i].claimed_ns = s == MB_CLIENT_CLAIMED ? now : 0;
+    }
 
     if (s == MB_CLIENT_ATTACHED) {
-      int dead = 0;
+      int dead = 0, rc;
       if (b->clients[i].watch == 0 && !b->clients[i].watch_failed) {
-        int rc = mb_os_proc_watch(&id, &b->clients[i].watch);
-        if (rc == MB_ESRCH) {
+        if ((rc = mb_os_proc_watch(&id, &b->clients[i].watch)) == 0) {
+          b->clients[i].word = w;
+        } else if (rc == MB_ESRCH) {
           dead = 1;
-        } else if (rc != 0) {
+        } else {
           b->clients[i].watch = 0;
           b->clients[i].watch_failed = 1;
           mb_log_debug("client %u (pid %u): no process watch, polling instead: %s", (unsigned)i,
                        (unsigned)id.pid, mb_last_error());
-        } else {
-          b->clients[i].id = id;
         }
       }
       if (!dead)
         dead = b->clients[i].watch != 0 ? mb_os_proc_watch_exited(b->clients[i].watch)
                                         : mb_os_proc_alive(&id) == 0;
       if (dead) {
-        changed += mb__client_dead(b, i, MB_CLIENT_ATTACHED, MB_DEAD_EXITED, now);
-      } else if (timeout != 0) {
+        changed += mb__client_dead(b, i, w, MB_DEAD_EXITED, now);
+      } else {
         uint64_t hb = mb_load64(&e->heartbeat_ns);
-        if (hb < now && now - hb > timeout)
-          changed += mb__client_dead(b, i, MB_CLIENT_ATTACHED, MB_DEAD_HEARTBEAT, now);
+        if (timeout != 0 && hb < now && now - hb > timeout)
+          changed += mb__client_dead(b, i, w, MB_DEAD_HEARTBEAT, now);
+        else
+          attached++;
       }
     } else if (s == MB_CLIENT_CLAIMED) {
-      if (b->clients[i].claimed_ns == 0)
-        b->clients[i].claimed_ns = now;
-      else if (now - b->clients[i].claimed_ns > (uint64_t)MB_CLAIM_STALE_MS * 1000000u &&
-               (id.pid == 0 || mb_os_proc_alive(&id) == 0))
-        changed += mb__client_dead(b, i, MB_CLIENT_CLAIMED, MB_DEAD_ABANDONED, now);
+      /* Held for microseconds normally; still held by the same holder seconds later while
+       * that process is gone: it died there. (The broker's own CLAIMED never lasts a sweep.) */
+      if (now - b->clients[i].claimed_ns > (uint64_t)MB_CLAIM_STALE_MS * 1000000u &&
+          (id.pid == 0 || mb_os_proc_alive(&id) == 0))
+        changed += mb__client_dead(b, i, w, MB_DEAD_ABANDONED, now);
     } else if (s == MB_CLIENT_DEAD) {
-      uint64_t since = mb_load64(&e->dead_since_ns);
-      if (now >= since && now - since >= grace && mb_cas32(&e->state, &s, MB_CLIENT_CLAIMED)) {
+      uint64_t since = mb_load64(&e->dead_since_ns), expected = w;
+      if (now >= since && now - since >= grace &&
+          mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED))) {
         char name[MB_CLIENT_NAME_MAX];
         uint64_t freed = 0;
         mb__client_name_get(e, name);
@@ -365,6 +377,7 @@ int mb__broker_sweep(mb_broker_t *b) {
       }
     }
   }
+  mb_store32(&st->clients_attached, attached);
   return changed;
 }
 

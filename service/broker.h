@@ -24,10 +24,11 @@ typedef struct mb_broker_s {
   int stale_purged; /* objects of a dead broker found and purged at start */
   /* What the broker knows of each client-table entry (the sweep's own memory). */
   struct {
-    intptr_t watch;       /* mb_os_proc_watch of the attached process, 0 if none */
-    mb_os_procid_t id;    /* the process `watch` watches */
-    uint64_t claimed_ns;  /* when the entry was first seen CLAIMED, 0 if not */
-    int watch_failed;     /* the OS gave no watch: liveness is asked each sweep */
+    intptr_t watch;        /* mb_os_proc_watch of the attached process, 0 if none */
+    uint64_t word;         /* the entry word (layout.h) of the attachment `watch` is for */
+    uint64_t claimed_word; /* the CLAIMED word last seen, and since when (0: none) */
+    uint64_t claimed_ns;
+    int watch_failed;      /* the OS gave no watch: liveness is asked each sweep */
   } clients[MB_CLIENTS_MAX];
 } mb_broker_t;
 
@@ -56,7 +57,8 @@ void mb__broker_tick(mb_broker_t *b);
  * Sweep the client table once: an attached client whose process exited (the OS's word,
  * through a process watch) or whose heartbeat is older than clients.heartbeat_timeout_ms
  * (unless 0) becomes DEAD and is logged; a DEAD one whose grace period is over is freed
- * with every slot it held. Returns the number of entries changed.
+ * with every slot it held; clients_attached is set to the live count. Returns the number of
+ * entries changed.
  */
 int mb__broker_sweep(mb_broker_t *b);
 

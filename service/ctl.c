@@ -172,8 +172,8 @@ static size_t mb__json_lint(const char *s, size_t len, const char **what) {
     if (ch == '"') {
       in_str = 0;
     } else if (ch == '\\' && i + 1 < len) {
-      if (s[i + 1] == 'u' && i + 5 < len && s[i + 2] == '0' && s[i + 3] == '0' &&
-          s[i + 4] == '0' && s[i + 5] == '0') {
+      if (s[i + 1] == 'u' && i + 5 < len && s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
+          s[i + 5] == '0') {
         *what = "a \\u0000 (NUL) escape, which no field may hold";
         return i;
       }
@@ -219,7 +219,8 @@ static void mb__warn_forbidden(const char *cmd) {
   }
   if (suppressed)
     mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator (and %lu "
-                "more refusals in the last 10 s)", cmd, suppressed);
+                "more refusals in the last 10 s)",
+                cmd, suppressed);
   else
     mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator", cmd);
   last_ns = now;
@@ -271,13 +272,15 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
     *id_out = cJSON_DetachItemViaPointer(req, id);
   }
   if (unknown != NULL) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
-                 "unknown request field '%.64s' (fields: id, cmd, args)", unknown->string);
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "unknown request field '%.64s' (fields: id, cmd, args)",
+                 unknown->string);
     return;
   }
   if (nid > 1 || ncmd > 1 || nargs > 1) {
     mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "field '%s' is given twice",
-                 nid > 1 ? "id" : ncmd > 1 ? "cmd" : "args");
+                 nid > 1    ? "id"
+                 : ncmd > 1 ? "cmd"
+                            : "args");
     return;
   }
   cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
@@ -293,7 +296,8 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
   if (args != NULL && cJSON_IsNull(args))
     args = NULL;
   if (args != NULL && !cJSON_IsObject(args)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s", mb__ctl_jtype(args));
+    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s",
+                 mb__ctl_jtype(args));
     return;
   }
   if ((c = mb__ctl_command(cmd->valuestring)) == NULL) {
@@ -320,8 +324,7 @@ static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
     }
   }
   if ((it = mb__duplicate_member(args)) != NULL) {
-    mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' argument '%s' is given twice", c->name,
-                 it->string);
+    mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' argument '%s' is given twice", c->name, it->string);
     return;
   }
   call->args = args;
@@ -426,8 +429,7 @@ char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int a
                    "request is not valid UTF-8 text (byte 0x%02x at offset %zu)",
                    (unsigned)(unsigned char)line[bad], bad);
   } else if ((bad = mb__json_lint(line, len, &lint)) < len) {
-    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON: %s at offset %zu", lint,
-                 bad);
+    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON: %s at offset %zu", lint, bad);
   } else if ((req = cJSON_ParseWithLengthOpts(line, len, &end, 0)) == NULL) {
     mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON (error at offset %zu)",
                  end && end >= line && end <= line + len ? (size_t)(end - line) : (size_t)0);

@@ -215,6 +215,8 @@ static const char *mb__dead_reason_name(uint32_t r) {
     return "heartbeat";
   case MB_DEAD_ABANDONED:
     return "abandoned";
+  case MB_DEAD_CLOSED:
+    return "closed";
   default:
     return "unknown";
   }
@@ -224,12 +226,16 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   const mb_state_t *st = b->state;
   cJSON *o = cJSON_CreateObject(), *table;
   uint64_t now = mb_os_mono_ns();
-  uint32_t i, max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
+  uint32_t i, attached = 0;
+  uint32_t max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
   if (o == NULL) {
     *ok = 0;
     return NULL;
   }
-  mb__num(o, "attached", mb_load32(&st->clients_attached), ok);
+  /* Counted from the table as it is now (the block's clients_attached follows each sweep). */
+  for (i = 0; i < max; i++)
+    attached += MB_CLIENT_WORD_STATE(mb_load64(&st->clients[i].word)) == MB_CLIENT_ATTACHED;
+  mb__num(o, "attached", attached, ok);
   mb__num(o, "max", st->max_clients, ok);
   mb__num(o, "heartbeat_timeout_ms", b->cfg.heartbeat_timeout_ms, ok);
   mb__num(o, "grace_period_ms", b->cfg.grace_period_ms, ok);
@@ -239,7 +245,8 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   }
   for (i = 0; i < max; i++) {
     const mb_client_entry_t *e = &st->clients[i];
-    uint32_t state = mb_load32(&e->state);
+    uint64_t word = mb_load64(&e->word);
+    uint32_t state = MB_CLIENT_WORD_STATE(word);
     uint64_t hb, dead;
     char name[MB_CLIENT_NAME_MAX];
     cJSON *c;
@@ -256,7 +263,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
     mb__num(c, "index", i, ok);
     if (cJSON_AddStringToObject(c, "state", mb__client_state_name(state)) == NULL)
       *ok = 0;
-    mb__num(c, "pid", mb_load32(&e->pid), ok);
+    mb__num(c, "pid", MB_CLIENT_WORD_PID(word), ok);
     mb__text(c, "name", name, ok);
     mb__num(c, "attached_ms", mb_load64(&e->attach_wall_ns) / 1000000u, ok);
     if (hb && hb <= now)

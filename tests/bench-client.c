@@ -176,8 +176,8 @@ int main(int argc, char **argv) {
     printf("%-52s %10.0f %8s\n", "attach + detach", a, "");
     printf("%-52s %10.0f %8.2f  (to a page commit + touch alone)\n",
            "player connect + first touch, fresh page", f, f / m);
-    printf("%-52s %10.0f %8.2f  (to a private first touch)\n",
-           "  same, to a private first touch", f, f / t);
+    printf("%-52s %10.0f %8.2f  (to a private first touch)\n", "  same, to a private first touch",
+           f, f / t);
     printf("%-52s %10.1f %8s\n", "player connect + write + disconnect, page reused", u, "");
     printf("%-52s %10.0f %8s\n", "shared section page: commit + first touch", m, "");
     printf("%-52s %10.0f %8s\n", "private page: first touch", t, "");

@@ -17,7 +17,7 @@
  * On start it reports the players it got back: if a server of the same name crashed (or
  * ended with --keep) less than the broker's grace period (clients.grace_period_ms) ago, its
  * slots, bytes intact, are this one's now. Ctrl-C or the end of --seconds prints a summary
- * and exits 0; with --keep it exits without detaching, so the broker keeps the slots for a
+ * and exits 0; with --keep it lets go with mb_close instead, so the broker keeps the slots for a
  * restart under the same name; otherwise it detaches, which frees them.
  *
  * Exit codes: 0 ok, 1 attach failed, 2 usage.
@@ -55,9 +55,8 @@ typedef struct sim_s {
   double seconds;  /* 0: until Ctrl-C */
   int keep;        /* exit without detaching */
   mb_attach_options_t opts;
-  uint64_t generation; /* of the broker attached to ... */
-  uint32_t broker_pid; /* ... and its process: a broker that stopped cleanly leaves no
-                          trace, so the next one starts at generation 1 again */
+  uint64_t generation; /* of the broker attached to: a new one has another */
+  uint32_t broker_pid;
   uint64_t start_ms, end_ms;
   /* the players: the game's own copy and the slot in the broker's memory */
   sim_player_t players[SIM_MAX_PLAYERS];
@@ -68,7 +67,6 @@ typedef struct sim_s {
   uint64_t rng;
 } sim_t;
 
-/* Global, so that a --keep exit leaves it reachable (not a leak to LeakSanitizer). */
 static mb_client_t *g_client;
 static sim_t g_sim;
 static volatile sig_atomic_t g_stop;
@@ -216,13 +214,13 @@ static unsigned take_back(sim_t *s) {
 }
 
 /*
- * After a reattach. The same broker (same process and generation) gave the slots back: new
+ * After a reattach. The same broker (same generation) gave the slots back: new
  * pointers, same bytes. A new broker starts with empty regions and counters: connect every
  * player again, write it from the game's copy and count it again. A player whose slot is gone
  * (the grace period ran out) is connected again too.
  */
 static void restore(sim_t *s, const mb_info_t *info) {
-  int fresh = info->generation != s->generation || info->broker_pid != s->broker_pid;
+  int fresh = info->generation != s->generation;
   unsigned i = 0, rewritten = 0;
   while (i < s->n) {
     void *slot;
@@ -422,13 +420,14 @@ int main(int argc, char **argv) {
   say(s, "%s: %u players now; %lu joined, %lu left, %lu reattaches",
       g_stop ? "interrupted" : "time is up", s->n, s->joined, s->left, s->reattaches);
   if (s->keep) {
-    /* No detach: the entry stays, and once the broker sees this process gone it keeps the
+    /* mb_close, not mb_detach: the entry is handed off at once and the broker keeps the
      * slots for its grace period. The counters keep this server's players too: the next run
      * takes them back without counting them again. */
-    say(s,
-        "--keep: exiting without detaching; the broker keeps %u players' slots for a "
-        "restart as '%s'",
-        s->n, s->name);
+    rc = mb_close(g_client);
+    g_client = NULL;
+    say(s, "--keep: closed without detaching (%s); the broker keeps %u players' slots for a "
+           "restart as '%s'",
+        rc == 0 ? "ok" : mb_err_name(rc), s->n, s->name);
     return 0;
   }
   if (s->n > 0) {

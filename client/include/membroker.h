@@ -202,10 +202,10 @@ enum mb_server_status_value {
 #define MB_MESSAGE_MAX 256 /* bytes of the status message, NUL included */
 
 typedef struct mb_info_s {
-  uint32_t server_status;       /* MB_SERVER_* */
+  uint32_t server_status; /* MB_SERVER_* */
   uint32_t broker_pid;
-  uint64_t generation;          /* unique per broker start (grows): compare to see a restart */
-  uint64_t players;             /* the shared counters (MB_COUNTER_*) */
+  uint64_t generation; /* unique per broker start (grows): compare to see a restart */
+  uint64_t players;    /* the shared counters (MB_COUNTER_*) */
   uint64_t npcs;
   uint64_t last_update_wall_ns; /* last change of a counter or the message (ns since 1970) */
   uint32_t client_index;        /* this client's entry in the broker's table */
@@ -275,8 +275,7 @@ MB_API int mb_player_disconnect(mb_client_t *client, uint64_t player_id);
  * player id and slot and returns 0, and MB_ENOENT when there are no more. Connecting or
  * disconnecting players during a walk may make it skip or repeat slots.
  */
-MB_API int mb_player_next(mb_client_t *client, uint64_t *cursor, uint64_t *player_id,
-                          void **slot);
+MB_API int mb_player_next(mb_client_t *client, uint64_t *cursor, uint64_t *player_id, void **slot);
 
 #ifdef __cplusplus
 }
