@@ -86,6 +86,40 @@ int mb_test_run_child(int timeout_ms, const char *child_name, ...) {
   return code;
 }
 
+int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
+  mb_os_child_t child;
+  char self[1024];
+  const char *argv[9];
+  if (!MB_OS_POSIX) {
+    printf("# skipped: no setpriv here\n");
+    return -1;
+  }
+  if (mb_os_self_exe(self, sizeof self) != 0) {
+    printf("# skipped: own executable not found\n");
+    return -1;
+  }
+  argv[0] = "/usr/bin/setpriv";
+  argv[1] = "--reuid=65534";
+  argv[2] = "--regid=65534";
+  argv[3] = "--clear-groups";
+  argv[4] = self;
+  argv[5] = "--child";
+  argv[6] = child_name;
+  argv[7] = arg;
+  argv[8] = NULL;
+  if (mb_os_spawn(argv, &child) != 0) {
+    printf("# skipped: no setpriv\n");
+    return -1;
+  }
+  if (mb_os_child_wait(&child, 20000, code) != 0)
+    FAIL("child %s as nobody did not finish in 20 s", child_name);
+  if (*code != 10 && *code < 100) {
+    printf("# skipped: setpriv could not switch users (exit %d)\n", *code);
+    return -1;
+  }
+  return 0;
+}
+
 const char *mb_test_name(char *buf, size_t size, const char *tag) {
   mb_os_procid_t self;
   mb_os_proc_self(&self);

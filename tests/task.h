@@ -124,6 +124,14 @@ int mb_test_spawn(mb_os_child_t *child, const char *child_name, ...);
 int mb_test_run_child(int timeout_ms, const char *child_name, ...);
 
 /*
+ * Run CHILD(child_name) with the one argument `arg` as user and group nobody (65534, no
+ * supplementary groups) with setpriv; *code receives its exit code. The child reports what
+ * it checked with exit code 10 (or a failure code of 100 and up). Returns 0 if it ran, -1
+ * (after a "# skipped" line) where that cannot be arranged: not POSIX, no setpriv, not root.
+ */
+int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code);
+
+/*
  * A name unique to this test process, "mbt.<pid>.<tag>", for sections and pipes, so test
  * runs in parallel never meet.
  */

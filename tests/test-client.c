@@ -658,3 +658,31 @@ TEST(same_name_at_the_same_moment) {
   }
   mb__broker_stop(&b);
 }
+
+/* argv: instance - run as another user (nobody): attach must be refused with access_denied
+ * by the sections' mode. Exit 10 when it was, 100+ otherwise. */
+CHILD(attach_as_other_user) {
+  mb_client_t *c = NULL;
+  int rc;
+  if (argc != 1)
+    return 100;
+  rc = mb_attach(argv[0], "intruder", NULL, &c);
+  if (rc == MB_EACCES && strstr(mb_last_error(), "membroker.") != NULL)
+    return 10;
+  printf("attach as nobody: %s (%s)\n", mb_err_name(rc), mb_last_error());
+  return 101;
+}
+
+/* Linux, run as root with setpriv: a user outside the sections' mode and group may not
+ * attach, and is told access_denied (not "not running"). Skipped where it cannot be arranged. */
+TEST(attach_access_denied) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  int code = -1;
+  client_config(&cfg, "acc");
+  cfg.section_mode = 0660;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  if (mb_test_run_as_nobody("attach_as_other_user", cfg.instance, &code) == 0)
+    ASSERT_EQ(code, 10);
+  mb__broker_stop(&b);
+}

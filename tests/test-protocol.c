@@ -584,40 +584,6 @@ CHILD(as_other_user) {
   return rc;
 }
 
-/*
- * Run CHILD(child_name) with argument `pipe` as user and group nobody (65534, no supplementary
- * groups) with setpriv; *code receives its exit code. 0 if it ran, -1 (after a "# skipped"
- * line) where that cannot be arranged: no setpriv, not root, or no socket file.
- */
-static int run_as_nobody(const char *child_name, const char *pipe, int *code) {
-  mb_os_child_t child;
-  char self[1024];
-  const char *argv[9];
-  if (mb_os_self_exe(self, sizeof self) != 0) {
-    printf("# skipped: own executable not found\n");
-    return -1;
-  }
-  argv[0] = "/usr/bin/setpriv";
-  argv[1] = "--reuid=65534";
-  argv[2] = "--regid=65534";
-  argv[3] = "--clear-groups";
-  argv[4] = self;
-  argv[5] = "--child";
-  argv[6] = child_name;
-  argv[7] = pipe;
-  argv[8] = NULL;
-  if (mb_os_spawn(argv, &child) != 0) {
-    printf("# skipped: no setpriv\n");
-    return -1;
-  }
-  ASSERT_OK(mb_os_child_wait(&child, 20000, code));
-  if (*code != 10 && *code < 100) {
-    printf("# skipped: setpriv could not switch users (exit %d)\n", *code);
-    return -1;
-  }
-  return 0;
-}
-
 /* Linux, run as root with setpriv: a peer that is neither root nor the broker's user may read
  * but not change (SO_PEERCRED). Skipped where that cannot be arranged. */
 TEST(forbidden_for_other_users) {
@@ -629,7 +595,7 @@ TEST(forbidden_for_other_users) {
     return;
   }
   broker_up3(&t, "user", "4096", "1024", "666");
-  if (run_as_nobody("as_other_user", t.pipe, &code) == 0)
+  if (mb_test_run_as_nobody("as_other_user", t.pipe, &code) == 0)
     ASSERT_EQ(code, 10);
   broker_down(&t);
 }
@@ -1246,7 +1212,7 @@ TEST(pipe_mode_refuses_other_users) {
     return;
   }
   broker_up3(&t, "refuse", "4096", "1024", "660");
-  if (run_as_nobody("connect_refused", t.pipe, &code) == 0)
+  if (mb_test_run_as_nobody("connect_refused", t.pipe, &code) == 0)
     ASSERT_EQ(code, 10);
   fresh_status(&t);
   broker_down(&t);
