@@ -469,7 +469,7 @@ TEST(nul_byte) {
 
 TEST(load_missing_file) {
   mb_config_t c;
-  char name[64], path[96];
+  char name[64], path[MB_CONFIG_PATH_MAX];
   mb_test_name(name, sizeof name, "missing");
   snprintf(path, sizeof path, "%s/no-such-dir/%s.json", MB_SOURCE_DIR, name);
   mb__config_defaults(&c);
@@ -482,7 +482,7 @@ TEST(load_missing_file) {
 
 TEST(load_empty_and_whitespace_files) {
   mb_config_t c;
-  char path[96];
+  char path[MB_CONFIG_PATH_MAX];
   write_temp(path, sizeof path, "empty", "", 0);
   ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
   ASSERT_CONTAINS(mb_last_error(), path);
@@ -497,7 +497,7 @@ TEST(load_empty_and_whitespace_files) {
 TEST(load_file_errors_name_the_file) {
   static const char text[] = "{\r\n  \"clients\": {\r\n    \"max\": 1000\r\n  }\r\n}\r\n";
   mb_config_t c;
-  char path[96], want[160];
+  char path[MB_CONFIG_PATH_MAX], want[MB_CONFIG_PATH_MAX + 64];
   write_temp(path, sizeof path, "crlf", text, sizeof text - 1);
   ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
   snprintf(want, sizeof want, "%s: clients.max: 1000 is out of range (allowed: 1..256)", path);
@@ -511,7 +511,7 @@ TEST(load_file_errors_name_the_file) {
 TEST(load_good_file_sets_path) {
   static const char text[] = "{\"instance\": \"t1\"}";
   mb_config_t c;
-  char path[96];
+  char path[MB_CONFIG_PATH_MAX];
   write_temp(path, sizeof path, "good", text, sizeof text - 1);
   ASSERT_OK(mb__config_load(&c, path));
   ASSERT_STR_EQ(c.path, path);
