@@ -35,6 +35,9 @@ static void usage(FILE *fp) {
               "pools\n"
               "  regions                      memory regions: reserved, committed, slots\n"
               "  clients                      attached game servers\n"
+              "  pools                        shared object pools: in use, free, peak, misses\n"
+              "  heaps [CLIENT]               game servers' private pools and heaps: in use,\n"
+              "                               peak, committed, allocs, frees, failures\n"
               "  config                       the effective configuration (JSON)\n"
               "  set-status running|draining  set the server status game servers see (admin)\n"
               "  set-message TEXT             set the status message, up to 255 bytes (admin)\n"
@@ -145,6 +148,41 @@ static void print_regions(const cJSON *arr) {
   }
 }
 
+/* The pool table; with no pools, the header and a line that says so. */
+static void print_pools(const cJSON *arr) {
+  const cJSON *p;
+  printf("%-12s %9s %9s %9s %9s %9s %9s %8s %9s %7s %s\n", "POOL", "OBJECT", "CAPACITY", "IN USE",
+         "FREE", "PEAK", "MIN FREE", "MISSES", "RECLAIMED", "ERRORS", "DEBUG");
+  if (cJSON_GetArraySize(arr) == 0)
+    printf("no pools configured\n");
+  cJSON_ArrayForEach(p, arr) {
+    printf("%-12s %9s %9.0f %9.0f %9.0f %9.0f %9.0f %8.0f %9.0f %7.0f %s\n", str(p, "name"),
+           bytes(num(p, "object_size")), num(p, "capacity"), num(p, "in_use"), num(p, "free"),
+           num(p, "peak"), num(p, "min_free"), num(p, "misses"), num(p, "reclaimed"),
+           num(p, "errors"),
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "debug")) ? "yes" : "no");
+  }
+}
+
+/* The private pools and heaps table, a row per pool or heap; with none, the header and a line
+ * that says so. */
+static void print_heaps(const cJSON *arr) {
+  const cJSON *c, *e;
+  int rows = 0;
+  printf("%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "CLIENT", "NAME", "KIND", "IN USE",
+         "PEAK", "COMMITTED", "ALLOCS", "FREES", "FAILURES");
+  cJSON_ArrayForEach(c, arr) {
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "entries")) {
+      printf("%-16s %-16s %-4s %10s %10s %10s %9.0f %9.0f %8.0f\n", str(c, "client"),
+             str(e, "name"), str(e, "kind"), bytes(num(e, "in_use")), bytes(num(e, "peak")),
+             bytes(num(e, "committed")), num(e, "allocs"), num(e, "frees"), num(e, "failures"));
+      rows++;
+    }
+  }
+  if (rows == 0)
+    printf("no private pools or heaps published\n");
+}
+
 static void print_clients(const cJSON *c) {
   const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "table"), *e;
   double hb_ms = num(c, "heartbeat_timeout_ms");
@@ -153,23 +191,28 @@ static void print_clients(const cJSON *c) {
          duration(num(c, "grace_period_ms")));
   if (cJSON_GetArraySize(table) == 0)
     return;
-  printf("%5s %-9s %8s %-24s %10s %6s %8s  %s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT",
-         "SLOTS", "RESTARTS", "NOTE");
+  printf("%5s %-9s %8s %-24s %10s %6s %10s %8s  %s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT",
+         "SLOTS", "PRIVATE", "RESTARTS", "NOTE");
   cJSON_ArrayForEach(e, table) {
+    const cJSON *priv = cJSON_GetObjectItemCaseSensitive(e, "private");
     double hb = num(e, "heartbeat_age_ms");
-    char age[32] = "-", note[96] = "";
+    char age[32] = "-", note[96] = "", mine[16] = "-";
     if (hb >= 0)
       snprintf(age, sizeof age, "%s ago", duration(hb));
+    /* committed bytes of its private pools and heaps; '-' when it shows none */
+    if (num(priv, "pools") + num(priv, "heaps") > 0)
+      snprintf(mine, sizeof mine, "%s", bytes(num(priv, "committed")));
     if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "dead_reason")))
       snprintf(note, sizeof note, "%s; slots freed in %s unless it comes back",
                str(e, "dead_reason"), duration(num(e, "freed_in_ms")));
-    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %8.0f  %s\n", num(e, "index"), str(e, "state"),
-           num(e, "pid"), str(e, "name"), age, num(e, "slots_held"), num(e, "restarts"), note);
+    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %10s %8.0f  %s\n", num(e, "index"), str(e, "state"),
+           num(e, "pid"), str(e, "name"), age, num(e, "slots_held"), mine, num(e, "restarts"),
+           note);
   }
 }
 
 static void print_status(const cJSON *res) {
-  const cJSON *s;
+  const cJSON *s, *pools = cJSON_GetObjectItemCaseSensitive(res, "pools");
   int first = 1;
   if ((s = cJSON_GetObjectItemCaseSensitive(res, "server")) != NULL) {
     print_server(s);
@@ -183,14 +226,21 @@ static void print_status(const cJSON *res) {
     print_clients(s);
     first = 0;
   }
-  if ((s = cJSON_GetObjectItemCaseSensitive(res, "pools")) != NULL) {
-    printf("pools       %d\n", cJSON_GetArraySize(s));
+  if (pools != NULL && cJSON_GetArraySize(pools) == 0) {
+    printf("pools       none\n");
     first = 0;
   }
   if ((s = cJSON_GetObjectItemCaseSensitive(res, "regions")) != NULL) {
     if (!first)
       printf("\n");
     print_regions(s);
+    first = 0;
+  }
+  /* The pool table follows the region table. */
+  if (cJSON_GetArraySize(pools) > 0) {
+    if (!first)
+      printf("\n");
+    print_pools(pools);
   }
 }
 
@@ -215,6 +265,10 @@ static void print_result(const char *cmd, const cJSON *res, const char *instance
     print_regions(res);
   } else if (strcmp(cmd, "clients") == 0) {
     print_clients(res);
+  } else if (strcmp(cmd, "pools") == 0) {
+    print_pools(res);
+  } else if (strcmp(cmd, "heaps") == 0) {
+    print_heaps(res);
   } else if (strcmp(cmd, "set-status") == 0) {
     printf("server status: %s (was %s)\n", str(res, "status"), str(res, "previous"));
   } else if (strcmp(cmd, "set-message") == 0) {
@@ -325,6 +379,13 @@ static cJSON *build_request(int argc, char **argv, long interval_ms) {
       for (i = 1; i < argc; i++)
         cJSON_AddItemToArray(secs, cJSON_CreateString(argv[i]));
     }
+  } else if (strcmp(cmd, "heaps") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "mbctl: heaps takes at most one argument: the client name\n");
+      goto usage;
+    }
+    if (argc == 2)
+      cJSON_AddStringToObject(args, "client", argv[1]);
   } else if (strcmp(cmd, "set-status") == 0) {
     if (argc != 2) {
       fprintf(stderr, "mbctl: set-status needs one argument: running or draining\n");

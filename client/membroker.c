@@ -18,8 +18,11 @@
 #include "error.h"
 #include "layout.h"
 #include "os.h"
+#include "pool.h"
+#include "private.h"
 #include "slots.h"
 
+#define MB__PUBLISH_NS (1000u * 1000000u)       /* how often mb_tick publishes private memory */
 #define MB__BROKER_CHECK_NS (1000u * 1000000u)  /* how often mb_tick asks the OS of the broker */
 #define MB__LOG_REPEAT_NS (10000ull * 1000000u) /* one repeated log message in 10 s */
 #define MB__CLAIMED_WAIT_MS 200 /* how long attach waits for an entry of its name held CLAIMED */
@@ -55,12 +58,25 @@ struct mb_client_s {
   mb_os_procid_t broker;
   uint64_t broker_checked_ns;
   mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
+  mb_pool_map_t pools_map[MB_POOLS_MAX];   /* base == NULL until a handle maps it */
+  struct mb_pool_s *pools[MB_POOLS_MAX];   /* handles from mb_pool_open, by pool index */
+  struct mb__tcache_s *tcaches;            /* every thread's caches of these pools */
+  uint64_t attach_seq;                     /* +1 at each attach: handles remap after it */
   int slot_region;                         /* index of the slotted region, -1 if none */
 
   /* the player map */
   mb__pmap_entry_t *pmap;
   size_t pmap_cap; /* power of two, or 0 */
   size_t pmap_count;
+
+  /* private pools and heaps shown in the entry's memory row (tracked[i] is row entry i) */
+  mb_os_mutex_t mem_lock;    /* tracked[] and the row: the app's thread and the heartbeat's */
+  uint64_t mem_published_ns; /* mb_tick's last publication (monotonic) */
+  struct {
+    int kind; /* MB_MEM_LPOOL, MB_MEM_HEAP, or MB_MEM_NONE: unused */
+    int threadsafe;
+    void *obj;
+  } tracked[MB_TRACK_MAX];
 
   /* the heartbeat thread */
   mb_os_thread_t hb;
@@ -72,6 +88,8 @@ struct mb_client_s {
   uint64_t last_log_ns;
   unsigned long log_suppressed;
 };
+
+static void mb__tcaches_release(mb_client_t *c, const mb_pool_t *pool); /* shared pools */
 
 /* Attachments of this process, numbered (the entry word tells them apart). */
 static mb_au32 mb__seq_next;
@@ -198,15 +216,22 @@ static int mb__entry_mine(const mb_client_t *c) {
   return mb_load64(&c->entry->word) == c->word;
 }
 
+static void mb__mem_publish(mb_client_t *c, int all);
+
 static void mb__hb_main(void *arg) {
   mb_client_t *c = arg;
   uint64_t period = (uint64_t)c->opts.heartbeat_ms * 1000000u, next = mb_os_mono_ns() + period;
+  uint64_t next_publish = 0;
   while (!mb_load32(&c->hb_stop)) {
     uint64_t now = mb_os_mono_ns();
     if (now >= next) {
       if (mb__entry_mine(c))
         mb_store64(&c->entry->heartbeat_ns, now);
       next = now + period;
+    }
+    if (now >= next_publish) {
+      mb__mem_publish(c, 0);
+      next_publish = now + MB__PUBLISH_NS;
     }
     mb_os_sleep_ms(c->opts.heartbeat_ms < 20 ? c->opts.heartbeat_ms : 20);
   }
@@ -288,9 +313,32 @@ static void mb__regions_unmap(mb_client_t *c) {
   }
 }
 
+/* Unmap the pools; their handles stay and map again on next use (after a reattach). */
+static void mb__pools_unmap(mb_client_t *c) {
+  int i;
+  for (i = 0; i < MB_POOLS_MAX; i++) {
+    mb_pool_map_t *p = &c->pools_map[i];
+    if (p->base == NULL)
+      continue;
+    mb_os_section_unmap(p->base, p->desc->section_size);
+    mb_os_section_close(&p->sec);
+    memset(p, 0, sizeof *p);
+  }
+}
+
+/* Free the pool handles (detach, close). */
+static void mb__pools_free(mb_client_t *c) {
+  int i;
+  for (i = 0; i < MB_POOLS_MAX; i++) {
+    free(c->pools[i]);
+    c->pools[i] = NULL;
+  }
+}
+
 /* Undo the mappings of an attachment (not its table entry). */
 static void mb__unmap(mb_client_t *c) {
   mb__hb_stop(c);
+  mb__pools_unmap(c);
   mb__regions_unmap(c);
   mb__pmap_clear(c);
   if (c->st != NULL) {
@@ -445,6 +493,8 @@ static int mb__name_taken_elsewhere(mb_client_t *c) {
 }
 
 /* One attempt to attach; on failure nothing is left mapped or claimed. */
+static void mb__mem_reset(mb_client_t *c);
+
 static int mb__attach_once(mb_client_t *c) {
   char obj[MB_OS_NAME_MAX + 1];
   mb_state_t *st;
@@ -524,7 +574,7 @@ static int mb__attach_once(mb_client_t *c) {
       break;
     /* Another process attaches under this name right now: step back, let it finish, and
      * look again (we then find its entry: live, or ours to take over). */
-    mb__client_free(st, index, NULL, 0, NULL);
+    mb__client_free(st, index, NULL, 0, NULL, 0, NULL);
     if (++clashes > 50) {
       rc = mb__errorf(MB_EBUSY, 0, "another process keeps attaching as '%s' at the same time",
                       c->name);
@@ -551,6 +601,8 @@ static int mb__attach_once(mb_client_t *c) {
     }
   }
   c->broker_checked_ns = now;
+  c->attach_seq++;
+  mb__mem_reset(c);
   if (taken_over)
     mb__clog(c, MB_CLIENT_LOG_INFO, "membroker: '%s' took back its entry %u with %llu slots",
              c->name, (unsigned)index, (unsigned long long)mb_load64(&e->slots_held));
@@ -637,17 +689,18 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
                       name, MB_CLIENT_NAME_MAX - 1);
   if ((c = calloc(1, sizeof *c)) == NULL)
     return mb__errorf(MB_ENOMEM, 0, "mb_attach");
+  if ((rc = mb_os_mutex_init(&c->mem_lock)) != 0) {
+    free(c);
+    return rc;
+  }
   snprintf(c->instance, sizeof c->instance, "%s", instance);
   snprintf(c->name, sizeof c->name, "%s", name);
   mb_attach_options_init(&c->opts);
   c->slot_region = -1;
   mb_os_proc_self(&c->self);
-  if ((rc = mb__check_opts(opts)) != 0) {
-    free(c);
-    return rc;
-  }
-  mb__apply_opts(c, opts);
-  if ((rc = mb__attach_retry(c)) != 0) {
+  if ((rc = mb__check_opts(opts)) != 0 ||
+      (mb__apply_opts(c, opts), rc = mb__attach_retry(c)) != 0) {
+    mb_os_mutex_destroy(&c->mem_lock);
     free(c);
     return rc;
   }
@@ -669,7 +722,8 @@ static int mb__leave(mb_client_t *c) {
                       "client '%s' was no longer attached (reaped by the broker, "
                       "or the broker restarted)",
                       c->name);
-  mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, NULL);
+  mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, c->pools_map, MB_POOLS_MAX,
+                  NULL);
   return 0;
 }
 
@@ -693,8 +747,11 @@ int mb_detach(mb_client_t *client) {
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_detach: no client");
   mb__hb_stop(client);
+  mb__tcaches_release(client, NULL);
   rc = mb__leave(client);
   mb__unmap(client);
+  mb__pools_free(client);
+  mb_os_mutex_destroy(&client->mem_lock);
   free(client);
   return rc;
 }
@@ -703,8 +760,11 @@ int mb_close(mb_client_t *client) {
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_close: no client");
   mb__hb_stop(client);
+  mb__tcaches_release(client, NULL);
   mb__hand_off(client);
   mb__unmap(client);
+  mb__pools_free(client);
+  mb_os_mutex_destroy(&client->mem_lock);
   free(client);
   return 0;
 }
@@ -718,6 +778,7 @@ int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts) {
   /* The heartbeat thread reads the options: stop it before they change. The entry is handed
    * off (kept, DEAD) and taken back by the attach below if the broker is the same. */
   mb__hb_stop(client);
+  mb__tcaches_release(client, NULL);
   mb__hand_off(client);
   mb__unmap(client);
   mb__apply_opts(client, opts);
@@ -756,6 +817,10 @@ int mb_tick(mb_client_t *c) {
     return mb__stale(c);
   now = mb_os_mono_ns();
   mb_store64(&c->entry->heartbeat_ns, now);
+  if (now - c->mem_published_ns >= MB__PUBLISH_NS) {
+    c->mem_published_ns = now;
+    mb__mem_publish(c, 0);
+  }
   /* A restarted broker has a block of its own; the one we map says stopped or shutting
    * down (or its broker is gone), so a restart is seen as "not running" here. */
   status = mb_load32(&c->st->game.server_status);
@@ -959,4 +1024,564 @@ int mb_player_next(mb_client_t *c, uint64_t *cursor, uint64_t *player_id, void *
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "no more slots");
+}
+
+/* ---- shared pools ------------------------------------------------------------------------- */
+
+#define MB__TCACHE_MAX 64 /* free blocks a thread keeps per pool */
+
+/*
+ * A thread's cache of free blocks of one pool (stamped MB_STAMP_CACHED | owner in shared
+ * memory, so the broker can take them back if the process dies). A thread's caches form a
+ * list hung on a thread-local slot whose exit callback gives their blocks back; the caches of
+ * one client form a second list, so detach, close and reattach can give back the blocks of
+ * every thread. Both lists and `pool` change under mb__tc_lock; the owning thread reads its
+ * cache without it (pool calls must not run while their client detaches or reattaches).
+ */
+typedef struct mb__tcache_s {
+  /* what the fast paths read, copied from the pool's mapping and the client when the cache
+   * is bound to a pool (valid while `pool` is set: caches are let go at detach, close,
+   * reattach and a change of the handle's flags) */
+  mb_pool_t *pool; /* NULL: its client let go; the entry can be reused */
+  uint32_t n;
+  uint32_t owner;            /* MB_STAMP_OWNER of the client's blocks */
+  const mb_au64 *entry_word; /* the client's entry word in shared memory ... */
+  uint64_t word;             /* ... and its value while the entry is this attachment's */
+  mb_au32 *stamps;
+  unsigned char *blocks;
+  uint64_t span;
+  uint32_t stride;
+  int shift;
+  struct mb__tcache_s *tnext;         /* this thread's caches */
+  struct mb__tcache_s *cnext, *cprev; /* the client's caches */
+  uint32_t idx[MB__TCACHE_MAX];
+} mb__tcache_t;
+
+/* A handle names its pool; the mapping belongs to the attachment and is made on first use.
+ * map/seq cache the mapping for the fast path: valid while seq == client->attach_seq. */
+struct mb_pool_s {
+  mb_client_t *client;
+  mb_pool_map_t *map;
+  uint64_t seq;
+  uint32_t owner; /* the client's table index + 1, with map */
+  int uncached;   /* with map: MB_POOL_NO_CACHE, or a debug pool */
+  unsigned flags; /* MB_POOL_* given to mb_pool_open */
+  char name[MB_POOL_NAME_MAX];
+};
+
+static mb_os_tls_t mb__tc_key;    /* its value: the thread's first cache */
+static mb_os_mutex_t mb__tc_lock; /* the lists and every cache's `pool` */
+static mb_au32 mb__tc_ready;      /* 0 not yet, 1 being set up, 2 ready, 3 failed */
+static MB_THREAD_LOCAL_FAST mb__tcache_t *mb__tc_last; /* the cache this thread used last */
+
+/* Give every block of cache t back to its pool (caller holds mb__tc_lock). */
+static void mb__tcache_flush(mb__tcache_t *t) {
+  mb_pool_map_t *p = t->pool ? t->pool->map : NULL;
+  uint32_t k;
+  if (p != NULL && p->base != NULL)
+    for (k = 0; k < t->n; k += MB_POOL_CHAIN)
+      mb__pool_give(p, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
+                    MB_STAMP_CACHED, NULL);
+  t->n = 0;
+}
+
+/* Unlink t from its client's list and orphan it (caller holds mb__tc_lock). */
+static void mb__tcache_orphan(mb__tcache_t *t) {
+  mb_client_t *c = t->pool->client;
+  if (t->cprev)
+    t->cprev->cnext = t->cnext;
+  else
+    c->tcaches = t->cnext;
+  if (t->cnext)
+    t->cnext->cprev = t->cprev;
+  t->cnext = t->cprev = NULL;
+  t->pool = NULL;
+}
+
+/* The thread-local slot's exit callback: give back and free every cache of the thread. */
+static void mb__tcache_thread_exit(void *head) {
+  mb__tcache_t *t = head, *next;
+  mb_os_mutex_lock(&mb__tc_lock);
+  for (; t != NULL; t = next) {
+    next = t->tnext;
+    if (t->pool != NULL) {
+      mb__tcache_flush(t);
+      mb__tcache_orphan(t);
+    }
+    free(t);
+  }
+  mb_os_mutex_unlock(&mb__tc_lock);
+  mb__tc_last = NULL;
+}
+
+/* Set up the key and the lock once per process. 0, or the error that made it impossible. */
+static int mb__tcache_init(void) {
+  uint32_t s = mb_load32(&mb__tc_ready);
+  while (s != 2) {
+    if (s == 3)
+      return mb__errorf(MB_EOS, 0, "thread caches cannot be set up in this process");
+    if (s == 0 && mb_cas32(&mb__tc_ready, &s, 1)) {
+      int ok = mb_os_mutex_init(&mb__tc_lock) == 0;
+      if (ok && mb_os_tls_create(&mb__tc_key, mb__tcache_thread_exit) != 0) {
+        mb_os_mutex_destroy(&mb__tc_lock);
+        ok = 0;
+      }
+      mb_store32(&mb__tc_ready, ok ? 2 : 3);
+    } else {
+      mb_os_sleep_ms(0);
+    }
+    s = mb_load32(&mb__tc_ready);
+  }
+  return 0;
+}
+
+/* This thread's cache for `pool`, made (or an orphan reused) on first use. */
+static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
+  mb__tcache_t *head, *t, *spare = NULL;
+  mb_client_t *c = pool->client;
+  int rc;
+  if ((rc = mb__tcache_init()) != 0)
+    return rc;
+  head = mb_os_tls_get(&mb__tc_key);
+  for (t = head; t != NULL; t = t->tnext) {
+    if (t->pool == pool) {
+      *out = mb__tc_last = t;
+      return 0;
+    }
+    if (t->pool == NULL && spare == NULL)
+      spare = t;
+  }
+  if ((t = spare) == NULL) {
+    if ((t = calloc(1, sizeof *t)) == NULL)
+      return mb__errorf(MB_ENOMEM, 0, "thread cache of pool '%s'", pool->name);
+    t->tnext = head;
+    mb_os_tls_set(&mb__tc_key, t);
+  }
+  mb_os_mutex_lock(&mb__tc_lock);
+  t->pool = pool;
+  t->n = 0;
+  t->owner = pool->owner;
+  t->entry_word = &c->entry->word;
+  t->word = c->word;
+  t->stamps = pool->map->stamps;
+  t->blocks = pool->map->blocks;
+  t->span = pool->map->span;
+  t->stride = pool->map->stride;
+  t->shift = pool->map->shift;
+  t->cprev = NULL;
+  t->cnext = c->tcaches;
+  if (c->tcaches)
+    c->tcaches->cprev = t;
+  c->tcaches = t;
+  mb_os_mutex_unlock(&mb__tc_lock);
+  *out = mb__tc_last = t;
+  return 0;
+}
+
+/* Give back the blocks of every thread's cache of client c (of one pool, or all with NULL)
+ * and let the caches go: detach, close, reattach, a change of a handle's flags. */
+static void mb__tcaches_release(mb_client_t *c, const mb_pool_t *pool) {
+  mb__tcache_t *t, *next;
+  if (c->tcaches == NULL || mb_load32(&mb__tc_ready) != 2)
+    return;
+  mb_os_mutex_lock(&mb__tc_lock);
+  for (t = c->tcaches; t != NULL; t = next) {
+    next = t->cnext;
+    if (pool != NULL && t->pool != pool)
+      continue;
+    mb__tcache_flush(t);
+    mb__tcache_orphan(t);
+  }
+  mb_os_mutex_unlock(&mb__tc_lock);
+}
+
+/* Map the pool `name` of the current attachment (once): its index in the directory into
+ * *index. MB_ENOENT if the broker has no such pool. The first map of an attachment gives
+ * back the blocks a predecessor of this name left in its thread caches (it died with them;
+ * this process's caches are empty: they were flushed before any remap). */
+static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
+  char obj[MB_OS_NAME_MAX + 1];
+  uint32_t i;
+  int rc;
+  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+    if (strncmp(c->st->pools[i].name, name, MB_POOL_NAME_MAX) == 0)
+      break;
+  if (i >= c->st->pool_count || i >= MB_POOLS_MAX)
+    return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
+                      name);
+  *index = i;
+  if (c->pools_map[i].base == NULL) {
+    mb_pool_map_t *p = &c->pools_map[i];
+    mb_pool_desc_t *d = &c->st->pools[i];
+    void *base;
+    if ((rc = mb__pool_object_name(obj, sizeof obj, c->instance, d->name)) != 0 ||
+        (rc = mb_os_section_open(&p->sec, obj, c->sec_flags, 1)) != 0)
+      return rc;
+    if (p->sec.size < d->section_size) {
+      mb_os_section_close(&p->sec);
+      return mb__errorf(MB_EVERSION, 0, "pool '%s' holds %llu bytes, its descriptor says %llu",
+                        d->name, (unsigned long long)p->sec.size,
+                        (unsigned long long)d->section_size);
+    }
+    if ((rc = mb_os_section_map(&p->sec, d->section_size, 1, &base)) != 0) {
+      mb_os_section_close(&p->sec);
+      return rc;
+    }
+    p->base = base;
+    p->desc = d;
+    p->state = c->st;
+    mb__pool_bind(p);
+    mb__pool_release_owner(p, c->index + 1, 1);
+  }
+  return 0;
+}
+
+int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **pool) {
+  uint32_t i;
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (name == NULL || pool == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_pool_open: name and pool are required");
+  if (flags & ~(unsigned)MB_POOL_NO_CACHE)
+    return mb__errorf(MB_EINVAL, 0, "mb_pool_open: unknown flags 0x%x", flags);
+  if ((rc = mb__pool_map(c, name, &i)) != 0)
+    return rc;
+  if (c->pools[i] == NULL) {
+    if ((c->pools[i] = calloc(1, sizeof *c->pools[i])) == NULL)
+      return mb__errorf(MB_ENOMEM, 0, "mb_pool_open '%s'", name);
+    c->pools[i]->client = c;
+    snprintf(c->pools[i]->name, sizeof c->pools[i]->name, "%s", name);
+  }
+  if (c->pools[i]->flags != flags) {
+    mb__tcaches_release(c, c->pools[i]); /* with or without caches from now on */
+    c->pools[i]->flags = flags;
+    c->pools[i]->map = NULL; /* the next call works out `uncached` again */
+  }
+  *pool = c->pools[i];
+  return 0;
+}
+
+/* The pool's mapping in the current attachment (cached in the handle), after the checks
+ * every pool call makes: the client is attached and the entry still its own. */
+static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
+  mb_client_t *c;
+  uint32_t i;
+  int rc;
+  *map = NULL;
+  if (pool == NULL)
+    return mb__errorf(MB_EINVAL, 0, "no pool");
+  c = pool->client;
+  if (c->st == NULL)
+    return mb__need(c);
+  if (!mb__entry_mine(c))
+    return mb__stale(c);
+  if (pool->seq != c->attach_seq || pool->map == NULL) {
+    if ((rc = mb__pool_map(c, pool->name, &i)) != 0)
+      return rc;
+    pool->map = &c->pools_map[i];
+    pool->seq = c->attach_seq;
+    pool->owner = c->index + 1;
+    /* Blocks go straight to and from the shared pool when the handle asked for it or the
+     * pool is a debug pool (each free checked with a CAS and poisoned, each alloc checks
+     * the poison). */
+    pool->uncached = (pool->flags & MB_POOL_NO_CACHE) || (pool->map->desc->flags & MB_POOL_F_DEBUG);
+  }
+  *map = pool->map;
+  return 0;
+}
+
+MB_COLD static int mb__pool_alloc_slow(mb_pool_t *pool, void **obj) {
+  mb_pool_map_t *p;
+  mb__tcache_t *t;
+  uint32_t idx, got, owner;
+  int rc;
+  if (obj == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_pool_alloc: no object pointer");
+  if ((rc = mb__pool_need(pool, &p)) != 0)
+    return rc;
+  owner = pool->owner;
+  if (pool->uncached) {
+    if ((rc = mb__pool_take(p, MB_STAMP_IN_USE | owner, 1, &idx, &got)) != 0)
+      return rc;
+  } else {
+    if ((t = mb__tc_last) == NULL || t->pool != pool) {
+      if ((rc = mb__tcache_get(pool, &t)) != 0)
+        return rc;
+    }
+    if (t->n == 0) {
+      if ((rc = mb__pool_take(p, MB_STAMP_CACHED | owner, MB_POOL_CHAIN, t->idx, &got)) != 0)
+        return rc;
+      t->n = got;
+    }
+    idx = t->idx[--t->n];
+    mb_store32(&p->stamps[idx], MB_STAMP_IN_USE | owner);
+  }
+  *obj = mb__pool_block(p, idx);
+  return 0;
+}
+
+/*
+ * The fast paths: the thread's last cache is this pool's (so bound in this attachment: caches
+ * are let go at detach and reattach) and the entry is still ours. Anything else - no cache
+ * yet, empty or full, another pool, a stale entry, a bad argument - takes the slow path,
+ * which checks everything again and says what is wrong.
+ */
+int mb_pool_alloc(mb_pool_t *pool, void **obj) {
+  mb__tcache_t *t = mb__tc_last;
+  if (t != NULL && t->pool == pool && t->n > 0 && obj != NULL &&
+      mb_load64(t->entry_word) == t->word) {
+    uint32_t idx = t->idx[--t->n];
+    mb_store32(&t->stamps[idx], MB_STAMP_IN_USE | t->owner);
+    *obj = t->blocks + (size_t)idx * t->stride;
+    return 0;
+  }
+  return mb__pool_alloc_slow(pool, obj);
+}
+
+MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
+  mb_pool_map_t *p;
+  mb__tcache_t *t;
+  uint32_t idx, s, owner;
+  int rc;
+  if ((rc = mb__pool_need(pool, &p)) != 0 || (rc = mb__pool_index(p, obj, &idx)) != 0)
+    return rc;
+  if (pool->uncached)
+    return mb__pool_give(p, &idx, 1, MB_STAMP_IN_USE, NULL);
+  if ((t = mb__tc_last) == NULL || t->pool != pool) {
+    if ((rc = mb__tcache_get(pool, &t)) != 0)
+      return rc;
+  }
+  /* A plain check and store: a free of a block that is not in use is refused; two frees
+   * racing on one block are caught only by a debug pool (which has no caches: a CAS there). */
+  s = mb_load32(&p->stamps[idx]);
+  if (!(s & MB_STAMP_IN_USE) || MB_STAMP_OWNER(s) == 0xFFFFu) {
+    mb_add64(&p->desc->errors, 1);
+    return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
+                      p->desc->name, (unsigned)idx);
+  }
+  owner = pool->owner;
+  mb_store32(&p->stamps[idx], MB_STAMP_CACHED | owner);
+  if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
+    mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED, NULL);
+    memmove(t->idx, t->idx + MB_POOL_CHAIN, (MB__TCACHE_MAX - MB_POOL_CHAIN) * sizeof t->idx[0]);
+    t->n -= MB_POOL_CHAIN;
+  }
+  t->idx[t->n++] = idx;
+  return 0;
+}
+
+int mb_pool_free(mb_pool_t *pool, void *obj) {
+  mb__tcache_t *t = mb__tc_last;
+  if (obj == NULL)
+    return 0;
+  if (t != NULL && t->pool == pool && pool != NULL && t->n < MB__TCACHE_MAX && t->shift >= 0 &&
+      mb_load64(t->entry_word) == t->word) {
+    uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
+    if (off < t->span && (off & (t->stride - 1)) == 0) {
+      uint32_t idx = (uint32_t)(off >> t->shift), s = mb_load32(&t->stamps[idx]);
+      if ((s & MB_STAMP_IN_USE) && MB_STAMP_OWNER(s) != 0xFFFFu) {
+        mb_store32(&t->stamps[idx], MB_STAMP_CACHED | t->owner);
+        t->idx[t->n++] = idx;
+        return 0;
+      }
+    }
+  }
+  return mb__pool_free_slow(pool, obj);
+}
+
+int mb_pool_flush(mb_pool_t *pool) {
+  mb__tcache_t *t;
+  mb_pool_map_t *p;
+  int rc;
+  if ((rc = mb__pool_need(pool, &p)) != 0)
+    return rc;
+  if (mb_load32(&mb__tc_ready) != 2)
+    return 0;
+  for (t = mb_os_tls_get(&mb__tc_key); t != NULL; t = t->tnext)
+    if (t->pool == pool) {
+      mb_os_mutex_lock(&mb__tc_lock);
+      mb__tcache_flush(t);
+      mb_os_mutex_unlock(&mb__tc_lock);
+    }
+  return 0;
+}
+
+int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj) {
+  mb_pool_map_t *p;
+  uint32_t owner, cap;
+  int rc;
+  if (cursor == NULL || obj == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_pool_next: cursor and obj are required");
+  if ((rc = mb__pool_need(pool, &p)) != 0)
+    return rc;
+  owner = MB_STAMP_IN_USE | (pool->client->index + 1);
+  cap = p->desc->capacity;
+  for (; *cursor < cap; (*cursor)++) {
+    if (mb_load32(&p->stamps[*cursor]) == owner) {
+      *obj = mb__pool_block(p, (uint32_t)(*cursor)++);
+      return 0;
+    }
+  }
+  return mb__errorf(MB_ENOENT, 0, "no more objects");
+}
+
+/* ---- private memory shown to the operator -------------------------------------------------- */
+
+MB_LAYOUT_ASSERT(MB_TRACK_MAX == MB_CLIENT_MEM_MAX, "one row entry per tracked pool or heap");
+
+/* Copy the figures of tracked[i] into row entry e (caller holds mem_lock). */
+static void mb__mem_fill(mb_client_t *c, int i, mb_mem_entry_t *e) {
+  if (c->tracked[i].kind == MB_MEM_LPOOL) {
+    mb_pool_stats_t ps;
+    if (mb_lpool_stats(c->tracked[i].obj, &ps) != 0)
+      return;
+    mb_store64_relaxed(&e->in_use, ps.in_use * ps.block_size);
+    mb_store64_relaxed(&e->peak, ps.peak * ps.block_size);
+    mb_store64_relaxed(&e->committed, ps.committed);
+    mb_store64_relaxed(&e->allocs, ps.allocs);
+    mb_store64_relaxed(&e->frees, ps.frees);
+    mb_store64_relaxed(&e->failures, ps.misses + ps.errors);
+    mb_store64_relaxed(&e->objects, ps.in_use);
+  } else {
+    mb_heap_stats_t hs;
+    if (mb_heap_stats(c->tracked[i].obj, &hs) != 0)
+      return;
+    mb_store64_relaxed(&e->in_use, hs.bytes_in_use);
+    mb_store64_relaxed(&e->peak, hs.peak_in_use);
+    mb_store64_relaxed(&e->committed, hs.committed);
+    mb_store64_relaxed(&e->allocs, hs.allocations + hs.reallocations);
+    mb_store64_relaxed(&e->frees, hs.frees);
+    mb_store64_relaxed(&e->failures, hs.failures);
+    mb_store64_relaxed(&e->objects, hs.blocks);
+  }
+}
+
+/* Write row entry i's name, detail and kind for tracked[i] (MB_MEM_NONE clears it). Caller
+ * holds mem_lock and the entry is ours. */
+static void mb__mem_describe(mb_client_t *c, int i) {
+  mb_mem_entry_t *e = &c->st->client_mem[c->index].entries[i];
+  void *obj = c->tracked[i].obj;
+  mb_store32(&e->kind, MB_MEM_NONE);
+  if (c->tracked[i].kind == MB_MEM_NONE)
+    return;
+  mb_store64_relaxed(&e->in_use, 0); /* figures a failed read would leave are not shown */
+  mb_store64_relaxed(&e->peak, 0);
+  mb_store64_relaxed(&e->committed, 0);
+  mb_store64_relaxed(&e->allocs, 0);
+  mb_store64_relaxed(&e->frees, 0);
+  mb_store64_relaxed(&e->failures, 0);
+  mb_store64_relaxed(&e->objects, 0);
+  if (c->tracked[i].kind == MB_MEM_LPOOL) {
+    mb_pool_stats_t ps;
+    mb__name_set(e->name, mb_lpool_name(obj));
+    mb_store32(&e->detail, mb_lpool_stats(obj, &ps) == 0 ? (uint32_t)ps.object_size : 0);
+  } else {
+    mb_heap_stats_t hs;
+    mb__name_set(e->name, mb_heap_name(obj));
+    mb_store32(&e->detail, mb_heap_stats(obj, &hs) == 0 ? (uint32_t)hs.purpose : 0);
+  }
+  mb__mem_fill(c, i, e);
+  mb_store32(&e->kind, (uint32_t)c->tracked[i].kind); /* release: name and figures first */
+}
+
+/* A new attachment: its row starts empty, then shows what is tracked. */
+static void mb__mem_reset(mb_client_t *c) {
+  mb_client_mem_t *row = &c->st->client_mem[c->index];
+  int i;
+  mb_os_mutex_lock(&c->mem_lock);
+  for (i = 0; i < MB_CLIENT_MEM_MAX; i++)
+    mb_store32(&row->entries[i].kind, MB_MEM_NONE);
+  for (i = 0; i < MB_TRACK_MAX; i++) /* attach runs on the app's thread: all may be read */
+    if (c->tracked[i].kind != MB_MEM_NONE)
+      mb__mem_describe(c, i);
+  mb_store64(&row->published_ns, mb_os_wall_ns());
+  mb_os_mutex_unlock(&c->mem_lock);
+}
+
+/* Refresh the figures of the tracked pools and heaps (only the thread-safe ones unless all). */
+static void mb__mem_publish(mb_client_t *c, int all) {
+  mb_client_mem_t *row;
+  int i;
+  mb_os_mutex_lock(&c->mem_lock);
+  if (c->st != NULL && mb__entry_mine(c)) {
+    row = &c->st->client_mem[c->index];
+    for (i = 0; i < MB_TRACK_MAX; i++) {
+      if (c->tracked[i].kind == MB_MEM_NONE || !(all || c->tracked[i].threadsafe))
+        continue;
+      if (mb_load32(&row->entries[i].kind) == MB_MEM_NONE)
+        mb__mem_describe(c, i); /* tracked before this attachment, not described yet */
+      else
+        mb__mem_fill(c, i, &row->entries[i]);
+    }
+    mb_store64(&row->published_ns, mb_os_wall_ns());
+  }
+  mb_os_mutex_unlock(&c->mem_lock);
+}
+
+static int mb__track(mb_client_t *c, int kind, void *obj, int threadsafe) {
+  int i, slot = -1, rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (obj == NULL)
+    return mb__errorf(MB_EINVAL, 0, "mb_track: no %s", kind == MB_MEM_LPOOL ? "pool" : "heap");
+  mb_os_mutex_lock(&c->mem_lock);
+  for (i = 0; i < MB_TRACK_MAX; i++) {
+    if (c->tracked[i].kind != MB_MEM_NONE && c->tracked[i].obj == obj) {
+      mb_os_mutex_unlock(&c->mem_lock);
+      return mb__errorf(MB_EINVAL, 0, "mb_track: %s '%s' is tracked already",
+                        kind == MB_MEM_LPOOL ? "pool" : "heap",
+                        kind == MB_MEM_LPOOL ? mb_lpool_name(obj) : mb_heap_name(obj));
+    }
+    if (c->tracked[i].kind == MB_MEM_NONE && slot < 0)
+      slot = i;
+  }
+  if (slot < 0) {
+    mb_os_mutex_unlock(&c->mem_lock);
+    return mb__errorf(MB_EFULL, 0, "mb_track: client '%s' tracks %d pools and heaps already",
+                      c->name, MB_TRACK_MAX);
+  }
+  c->tracked[slot].kind = kind;
+  c->tracked[slot].obj = obj;
+  c->tracked[slot].threadsafe = threadsafe;
+  if (c->st != NULL && mb__entry_mine(c))
+    mb__mem_describe(c, slot);
+  mb_os_mutex_unlock(&c->mem_lock);
+  return 0;
+}
+
+int mb_track_lpool(mb_client_t *c, mb_lpool_t *pool) {
+  return mb__track(c, MB_MEM_LPOOL, pool, pool != NULL && mb__lpool_threadsafe(pool));
+}
+
+int mb_track_heap(mb_client_t *c, mb_heap_t *heap) {
+  return mb__track(c, MB_MEM_HEAP, heap, heap != NULL && mb__heap_threadsafe(heap));
+}
+
+int mb_untrack(mb_client_t *c, const void *obj) {
+  int i, rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  mb_os_mutex_lock(&c->mem_lock);
+  for (i = 0; i < MB_TRACK_MAX; i++)
+    if (c->tracked[i].kind != MB_MEM_NONE && c->tracked[i].obj == obj) {
+      c->tracked[i].kind = MB_MEM_NONE;
+      c->tracked[i].obj = NULL;
+      if (c->st != NULL && mb__entry_mine(c))
+        mb__mem_describe(c, i);
+      mb_os_mutex_unlock(&c->mem_lock);
+      return 0;
+    }
+  mb_os_mutex_unlock(&c->mem_lock);
+  return mb__errorf(MB_ENOENT, 0, "mb_untrack: not a tracked pool or heap");
+}
+
+int mb_publish(mb_client_t *c) {
+  int rc;
+  if ((rc = mb__need(c)) != 0)
+    return rc;
+  if (!mb__entry_mine(c))
+    return mb__stale(c);
+  mb__mem_publish(c, 1);
+  return 0;
 }

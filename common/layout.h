@@ -31,7 +31,7 @@ extern "C" {
 /* "MBSTATE1" read as a little-endian 64-bit integer. */
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes. */
-#define MB_LAYOUT_VERSION 2u
+#define MB_LAYOUT_VERSION 3u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -39,6 +39,8 @@ extern "C" {
 #define MB_REGION_NAME_MAX 32 /* bytes of a region name, NUL included */
 #define MB_CLIENT_NAME_MAX 32 /* bytes of a client name, NUL included */
 #define MB_REGIONS_MAX 16
+#define MB_POOL_NAME_MAX 32 /* bytes of a pool name, NUL included */
+#define MB_POOLS_MAX 16
 #define MB_CLIENTS_MAX 256
 #define MB_STATUS_MSG_MAX 256 /* bytes of the status message, NUL included */
 
@@ -153,6 +155,91 @@ typedef struct mb_client_entry_s {
   mb_au64 reserved[5];
 } mb_client_entry_t;
 
+/* mb_pool_desc_t.flags */
+enum {
+  MB_POOL_F_DEBUG = 1u << 0, /* check every free and poison freed blocks (slower) */
+};
+
+/* Block stamp of a shared pool (mb_pool_desc_t, stamps array): who holds the block. */
+#define MB_STAMP_FREE 0u                /* in the pool's free stack, or never handed out */
+#define MB_STAMP_IN_USE (1u << 31)      /* | owner: allocated by client `owner` */
+#define MB_STAMP_CACHED (1u << 30)      /* | owner: free, in a thread cache of client `owner` */
+#define MB_STAMP_OWNER(s) ((s)&0xFFFFu) /* client table index + 1 */
+
+/*
+ * One fixed-size object pool, shared by every attached process. Its section
+ * (membroker.<instance>.pool.<name>, committed at start) holds, at the offsets below:
+ *   mb_au64 links[capacity]    per free block: next block of its chain + 1 (0: chain end) in
+ *                              the low 32 bits; for a chain's first block, the first block of
+ *                              the next chain + 1 in the high 32 bits
+ *   mb_au32 stamps[capacity]   MB_STAMP_* of each block
+ *   blocks                     capacity * stride bytes, aligned to `align` (and a page)
+ * The free blocks form a stack of chains (a chain: up to MB_POOL_CHAIN blocks linked through
+ * `links`), so a whole chain moves in one CAS. `head` is the stack: (ABA tag << 32) |
+ * (first block of the top chain + 1). Blocks at or above `bump` were never handed out and
+ * are in no chain: they are taken by advancing `bump` with a CAS.
+ */
+#define MB_POOL_CHAIN 32
+typedef struct mb_pool_desc_s {
+  char name[MB_POOL_NAME_MAX]; /* NUL-terminated */
+  uint64_t section_size;
+  uint64_t links_offset;
+  uint64_t stamps_offset;
+  uint64_t blocks_offset;
+  uint32_t object_size; /* bytes the user asked for */
+  uint32_t stride;      /* object_size rounded up to align: block i is at blocks + i * stride */
+  uint32_t align;
+  uint32_t capacity;
+  uint32_t flags; /* MB_POOL_F_* */
+  uint32_t reserved0[11];
+  /* 128: the free stack, alone on its cache line */
+  mb_au64 head;
+  mb_au64 bump;
+  mb_au64 reserved1[6];
+  /* 192: statistics, changed only when blocks move between the pool and a client */
+  mb_au64 allocated; /* blocks handed out, ever */
+  mb_au64 freed;     /* blocks given back, ever (reclaimed ones included); out of the pool
+                        now: allocated - freed (mb__pool_in_use: no counter of its own, so
+                        a pair of calls costs two atomic adds on this line, not four) */
+  mb_au64 reserved3;
+  mb_au64 peak;      /* highest allocated - freed seen (capacity - peak: the lowest free) */
+  mb_au64 misses;    /* allocations refused: the pool was exhausted */
+  mb_au64 reclaimed; /* blocks the broker took back from dead clients */
+  mb_au64 errors;    /* frees refused (debug: double free, foreign pointer, poison) */
+  mb_au64 reserved2;
+} mb_pool_desc_t;
+
+/*
+ * A game server's private memory (in-process pools and heaps it registered with
+ * mb_track_lpool / mb_track_heap), published by the client library into the row of the
+ * state block that belongs to its client-table entry, so the broker can show it. The client
+ * writes an entry's name before it stores `kind` (release); readers take the name only for
+ * a kind they read (acquire). Figures are copied from the pool or heap's own statistics.
+ */
+#define MB_CLIENT_MEM_MAX 10
+enum mb_mem_kind {
+  MB_MEM_NONE = 0,  /* the entry is unused */
+  MB_MEM_LPOOL = 1, /* an in-process pool (mb_lpool_t) */
+  MB_MEM_HEAP = 2,  /* a per-purpose heap (mb_heap_t) */
+};
+typedef struct mb_mem_entry_s {
+  mb_au64 name[4]; /* NUL-terminated, word by word (31 bytes at most) */
+  mb_au32 kind;    /* enum mb_mem_kind */
+  mb_au32 detail;  /* heap: its purpose (MB_HEAP_*, 0 is game objects); pool: object size */
+  mb_au64 in_use;  /* bytes in use (a pool: objects in use x block size) */
+  mb_au64 peak;    /* the highest in_use */
+  mb_au64 committed;
+  mb_au64 allocs;   /* successful allocations (and a heap's reallocations) */
+  mb_au64 frees;    /* successful frees */
+  mb_au64 failures; /* refused calls: full, out of memory, misuse caught */
+  mb_au64 objects;  /* a pool's objects in use, a heap's live blocks */
+} mb_mem_entry_t;
+typedef struct mb_client_mem_s {
+  mb_au64 published_ns; /* wall clock of the last publication; 0: never */
+  mb_au64 reserved[7];
+  mb_mem_entry_t entries[MB_CLIENT_MEM_MAX];
+} mb_client_mem_t;
+
 /* The control block: the seed's SharedGameState and everything a client needs to find. */
 typedef struct mb_state_s {
   /* 0: header (plain fields written once before `initialised`) */
@@ -198,8 +285,15 @@ typedef struct mb_state_s {
 
   /* client table */
   mb_au32 clients_attached;
-  mb_au32 reserved2[15];
+  uint32_t pool_count;
+  mb_au32 reserved2[14];
   mb_client_entry_t clients[MB_CLIENTS_MAX];
+
+  /* pool directory */
+  mb_pool_desc_t pools[MB_POOLS_MAX];
+
+  /* private memory of each client, by client-table index */
+  mb_client_mem_t client_mem[MB_CLIENTS_MAX];
 } mb_state_t;
 
 /* ---- static checks: any change here must bump MB_LAYOUT_VERSION --------------------------- */
@@ -224,7 +318,18 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg.text) == 192, "message text offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, regions) == 448, "region directory offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients_attached) == 448 + 16 * 128, "client count");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client table offset");
-MB_LAYOUT_ASSERT(sizeof(mb_state_t) == 448 + 16 * 128 + 64 + 256 * 128, "state block size");
+MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
+MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");
+MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == 448 + 16 * 128 + 64 + 256 * 128,
+                 "pool directory offset");
+MB_LAYOUT_ASSERT(MB_CLIENT_NAME_MAX == 32, "names are four words (mb__name_get)");
+MB_LAYOUT_ASSERT(sizeof(mb_mem_entry_t) == 96, "private memory entry size");
+MB_LAYOUT_ASSERT(sizeof(mb_client_mem_t) == 1024, "private memory row size");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, client_mem) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256,
+                 "private memory table offset");
+MB_LAYOUT_ASSERT(sizeof(mb_state_t) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024,
+                 "state block size");
 
 /* ---- helpers shared by broker and client (state.c) ------------------------------------------ */
 
@@ -253,6 +358,10 @@ int mb__state_write_msg(mb_state_t *st, const char *text);
 
 /* The name of client entry e into buf (MB_CLIENT_NAME_MAX bytes, always NUL-terminated). The
  * words are read one by one: a name changing under the reader may come out mixed. */
+/* A 32-byte name kept as four atomic words: read into buf[32] / written from a string. */
+void mb__name_get(const mb_au64 *words, char *buf);
+void mb__name_set(mb_au64 *words, const char *name);
+
 void mb__client_name_get(const mb_client_entry_t *e, char *buf);
 
 /* Write `name` (at most MB_CLIENT_NAME_MAX - 1 bytes) into entry e, NUL-padded. */

@@ -157,8 +157,7 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
  * Give [offset, offset+len) of a section back to the OS (contents become zero). MB_ENOTSUP
  * where mem_config()->shared_decommit is 0.
  */
-int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset,
-                           uint64_t len);
+int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len);
 
 /*
  * Bytes of the section that are committed (charged), exactly, in pages. `view` is a view of
@@ -241,7 +240,8 @@ int mb_os_pipe_describe(const char *name, char *buf, size_t size);
 /*
  * The directory for sockets and lock files, NUL-terminated, created if missing:
  * $MEMBROKER_RUNTIME_DIR if set; else POSIX: /run/membroker for root or when it exists (the
- * systemd unit's RuntimeDirectory), $XDG_RUNTIME_DIR or /tmp otherwise; Windows: the temp directory (pipes need none). MB_ERANGE if it does not fit.
+ * systemd unit's RuntimeDirectory), $XDG_RUNTIME_DIR or /tmp otherwise; Windows: the temp directory
+ * (pipes need none). MB_ERANGE if it does not fit.
  */
 int mb_os_runtime_dir(char *buf, size_t size);
 
@@ -337,6 +337,121 @@ int mb_os_thread_start(mb_os_thread_t *t, void (*fn)(void *), void *arg);
 
 /* Wait for the thread to return and free it. */
 void mb_os_thread_join(mb_os_thread_t *t);
+
+/*
+ * A thread-local slot with a callback when a thread that set it exits: on_exit(value) runs on
+ * that thread (POSIX: a pthread key destructor; Windows: a fiber-local slot's callback, which
+ * FlsAlloc calls at thread exit). Keys are few in a process: create one once and keep it.
+ * MB_ENOMEM / MB_EOS if the OS has none left.
+ */
+typedef struct mb_os_tls_s {
+  intptr_t key;
+} mb_os_tls_t;
+
+int mb_os_tls_create(mb_os_tls_t *tls, void (*on_exit)(void *value));
+void *mb_os_tls_get(const mb_os_tls_t *tls);
+void mb_os_tls_set(const mb_os_tls_t *tls, void *value);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Private locks and heaps (in-process pools and heaps of the client library)                 */
+
+/*
+ * A mutex between the threads of one process (not shared memory, not recursive): an SRWLOCK
+ * taken exclusively on Windows, a pthread_mutex_t (default type) on POSIX. Opaque storage
+ * big enough for either; init before use, destroy when no thread holds or waits on it.
+ * init fails only if the OS refuses (MB_ENOMEM / MB_EOS); lock and unlock never fail.
+ */
+typedef struct mb_os_mutex_s {
+  union {
+    void *p[8];
+    uint64_t u[8];
+  } opaque_;
+} mb_os_mutex_t;
+
+int mb_os_mutex_init(mb_os_mutex_t *m);
+void mb_os_mutex_lock(mb_os_mutex_t *m);
+void mb_os_mutex_unlock(mb_os_mutex_t *m);
+void mb_os_mutex_destroy(mb_os_mutex_t *m);
+
+/*
+ * A private heap: variable-size blocks of 16-byte aligned memory, of this process only.
+ * Windows: HeapCreate / HeapAlloc / HeapReAlloc / HeapFree / HeapSize / HeapCompact /
+ * HeapValidate / HeapWalk / HeapDestroy. POSIX: the boundary-tag heap of common/heap.c
+ * (mb__theap_*) over memory reserved with mb_os_reserve and committed as it grows.
+ * Statistics and the maximum are kept by the caller (client/heap.c), the same on every OS.
+ */
+typedef struct mb_os_heap_s mb_os_heap_t;
+
+enum {
+  /* The heap takes no lock: only one thread uses it at a time (HEAP_NO_SERIALIZE). */
+  MB_OS_HEAP_NO_SERIALIZE = 1 << 0,
+};
+
+/*
+ * Create a heap with `initial` bytes committed at once (rounded up to pages; 0 = the OS's
+ * minimum). `maximum` is the most the caller will keep allocated (0: no bound): POSIX sizes
+ * its reservation from it (twice maximum plus slack, so fragmentation rarely refuses an
+ * allocation below it; 64 GiB of address space when 0); Windows creates a growable heap
+ * whatever it is (a fixed-size Windows heap refuses blocks over 512 KiB), and the caller
+ * enforces it.
+ */
+int mb_os_heap_create(unsigned flags, size_t initial, size_t maximum, mb_os_heap_t **heap);
+
+/* Allocate size > 0 bytes, 16-byte aligned, not zeroed. MB_ENOMEM / MB_ENOSPC if refused.
+ * A block's size (mb_os_heap_size) is the size asked for, as HeapSize reports it. */
+int mb_os_heap_alloc(mb_os_heap_t *heap, size_t size, void **p);
+
+/*
+ * Resize block p (of this heap) to size > 0 bytes, keeping its contents up to the smaller
+ * size; *np receives the block, possibly moved. On failure p is untouched and still valid.
+ * MB_EINVAL if p is not a live block of this heap (as far as the OS can tell).
+ */
+int mb_os_heap_realloc(mb_os_heap_t *heap, void *p, size_t size, void **np);
+
+/*
+ * Free block p. MB_EINVAL, and nothing is freed, if p is not a live block of this heap as far
+ * as can be told: POSIX checks the reserved range, the block's tags and its in-use bit (a
+ * double free is caught unless the block was handed out again); Windows asks HeapValidate
+ * for that one block first.
+ */
+int mb_os_heap_free(mb_os_heap_t *heap, void *p);
+
+/* The size of live block p: what it was allocated or last resized to. MB_EINVAL if p is not
+ * a live block of this heap (as for mb_os_heap_free). */
+int mb_os_heap_size(mb_os_heap_t *heap, const void *p, size_t *size);
+
+/*
+ * Coalesce free blocks and give whole free pages at the end back to the OS (POSIX: decommit
+ * down to what `initial` and the last used block need; Windows: HeapCompact decides).
+ * *largest_free (may be NULL) receives the size of the largest free block now committed.
+ */
+int mb_os_heap_compact(mb_os_heap_t *heap, size_t *largest_free);
+
+/* Check every block of the heap: 0, or MB_EIO with what is wrong in the detail message. */
+int mb_os_heap_validate(mb_os_heap_t *heap);
+
+/* Bytes the heap has committed now (*reserved, may be NULL: address space it holds). */
+int mb_os_heap_committed(mb_os_heap_t *heap, uint64_t *committed, uint64_t *reserved);
+
+/* Destroy the heap and every block in it. NULL is ignored. */
+void mb_os_heap_destroy(mb_os_heap_t *heap);
+
+/*
+ * Internal: the portable boundary-tag heap (common/heap.c) that is mb_os_heap_* on POSIX. It
+ * is built on every OS so that its own tests run under Wine too; same contracts as above.
+ * mb__theap_block_offset gives the tests where a block's tags lie (to damage them).
+ */
+typedef struct mb__theap_s mb__theap_t;
+int mb__theap_create(unsigned flags, size_t initial, size_t maximum, mb__theap_t **heap);
+int mb__theap_alloc(mb__theap_t *h, size_t size, void **p);
+int mb__theap_realloc(mb__theap_t *h, void *p, size_t size, void **np);
+int mb__theap_free(mb__theap_t *h, void *p);
+int mb__theap_size(mb__theap_t *h, const void *p, size_t *size);
+int mb__theap_compact(mb__theap_t *h, size_t *largest_free);
+int mb__theap_validate(mb__theap_t *h);
+int mb__theap_committed(mb__theap_t *h, uint64_t *committed, uint64_t *reserved);
+void mb__theap_destroy(mb__theap_t *h);
+#define MB__THEAP_HEADER 32 /* bytes of tags before each block's payload */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Clocks, memory status, misc                                                                */

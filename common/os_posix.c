@@ -631,6 +631,81 @@ void mb_os_thread_join(mb_os_thread_t *t) {
   t->handle = 0;
 }
 
+int mb_os_tls_create(mb_os_tls_t *tls, void (*on_exit)(void *value)) {
+  pthread_key_t k;
+  int e = pthread_key_create(&k, on_exit);
+  if (e != 0)
+    return mb__errorf(e == ENOMEM ? MB_ENOMEM : MB_EOS, e, "create a thread-local key");
+  tls->key = (intptr_t)k;
+  return 0;
+}
+
+void *mb_os_tls_get(const mb_os_tls_t *tls) {
+  return pthread_getspecific((pthread_key_t)tls->key);
+}
+
+void mb_os_tls_set(const mb_os_tls_t *tls, void *value) {
+  pthread_setspecific((pthread_key_t)tls->key, value);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Private locks and heaps: a pthread mutex; the heap is common/heap.c's boundary-tag heap.   */
+
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(mb_os_mutex_t), "mb_os_mutex_t too small");
+
+int mb_os_mutex_init(mb_os_mutex_t *m) {
+  int e = pthread_mutex_init((pthread_mutex_t *)(void *)m, NULL);
+  return e == 0 ? 0 : mb__errorf(mb__from_errno(e, MB_EOS), e, "create a mutex");
+}
+
+void mb_os_mutex_lock(mb_os_mutex_t *m) {
+  pthread_mutex_lock((pthread_mutex_t *)(void *)m);
+}
+
+void mb_os_mutex_unlock(mb_os_mutex_t *m) {
+  pthread_mutex_unlock((pthread_mutex_t *)(void *)m);
+}
+
+void mb_os_mutex_destroy(mb_os_mutex_t *m) {
+  pthread_mutex_destroy((pthread_mutex_t *)(void *)m);
+}
+
+int mb_os_heap_create(unsigned flags, size_t initial, size_t maximum, mb_os_heap_t **heap) {
+  return mb__theap_create(flags, initial, maximum, (mb__theap_t **)heap);
+}
+
+int mb_os_heap_alloc(mb_os_heap_t *heap, size_t size, void **p) {
+  return mb__theap_alloc((mb__theap_t *)heap, size, p);
+}
+
+int mb_os_heap_realloc(mb_os_heap_t *heap, void *p, size_t size, void **np) {
+  return mb__theap_realloc((mb__theap_t *)heap, p, size, np);
+}
+
+int mb_os_heap_free(mb_os_heap_t *heap, void *p) {
+  return mb__theap_free((mb__theap_t *)heap, p);
+}
+
+int mb_os_heap_size(mb_os_heap_t *heap, const void *p, size_t *size) {
+  return mb__theap_size((mb__theap_t *)heap, p, size);
+}
+
+int mb_os_heap_compact(mb_os_heap_t *heap, size_t *largest_free) {
+  return mb__theap_compact((mb__theap_t *)heap, largest_free);
+}
+
+int mb_os_heap_validate(mb_os_heap_t *heap) {
+  return mb__theap_validate((mb__theap_t *)heap);
+}
+
+int mb_os_heap_committed(mb_os_heap_t *heap, uint64_t *committed, uint64_t *reserved) {
+  return mb__theap_committed((mb__theap_t *)heap, committed, reserved);
+}
+
+void mb_os_heap_destroy(mb_os_heap_t *heap) {
+  mb__theap_destroy((mb__theap_t *)heap);
+}
+
 int mb_os_spawn(const char *const argv[], mb_os_child_t *child) {
   return mb_os_spawn_redirect(argv, NULL, child);
 }

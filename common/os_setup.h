@@ -28,4 +28,21 @@
 #define MB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #endif
 
+/* A function kept out of line, so that its caller's fast path stays small (no register
+ * saves for the rare case). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MB_COLD __declspec(noinline)
+#else
+#define MB_COLD __attribute__((noinline, cold))
+#endif
+
+/* A thread-local on a hot path: on ELF, the initial-exec model (an offset from the thread
+ * pointer, no __tls_get_addr call in a shared library; it takes a few bytes of the static TLS
+ * that the C library keeps for libraries loaded later). */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define MB_THREAD_LOCAL_FAST _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define MB_THREAD_LOCAL_FAST MB_THREAD_LOCAL
+#endif
+
 #endif /* MB_OS_SETUP_H */

@@ -1118,6 +1118,167 @@ void mb_os_thread_join(mb_os_thread_t *t) {
   t->handle = 0;
 }
 
+/* Fiber-local, not thread-local, storage: only FlsAlloc takes a callback, which runs when a
+ * thread exits (for threads that never use fibers, a fiber-local slot is a thread's). */
+int mb_os_tls_create(mb_os_tls_t *tls, void (*on_exit)(void *value)) {
+  DWORD k = FlsAlloc((PFLS_CALLBACK_FUNCTION)(void (*)(void))on_exit);
+  if (k == FLS_OUT_OF_INDEXES)
+    return mb__errorf(MB_ENOMEM, (long)GetLastError(), "create a thread-local key");
+  tls->key = (intptr_t)k;
+  return 0;
+}
+
+void *mb_os_tls_get(const mb_os_tls_t *tls) {
+  return FlsGetValue((DWORD)tls->key);
+}
+
+void mb_os_tls_set(const mb_os_tls_t *tls, void *value) {
+  FlsSetValue((DWORD)tls->key, value);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Private locks and heaps: an SRWLOCK taken exclusively; HeapCreate and friends.            */
+
+_Static_assert(sizeof(SRWLOCK) <= sizeof(mb_os_mutex_t), "mb_os_mutex_t too small");
+
+int mb_os_mutex_init(mb_os_mutex_t *m) {
+  InitializeSRWLock((SRWLOCK *)(void *)m);
+  return 0;
+}
+
+void mb_os_mutex_lock(mb_os_mutex_t *m) {
+  AcquireSRWLockExclusive((SRWLOCK *)(void *)m);
+}
+
+void mb_os_mutex_unlock(mb_os_mutex_t *m) {
+  ReleaseSRWLockExclusive((SRWLOCK *)(void *)m);
+}
+
+void mb_os_mutex_destroy(mb_os_mutex_t *m) {
+  (void)m; /* an SRWLOCK needs no cleanup */
+}
+
+/* A heap is its HANDLE; the low bit of the pointer we hand out says HEAP_NO_SERIALIZE
+ * (heap handles are at least 4-aligned), which HeapLock must not be used with. */
+static HANDLE mb__heap_handle(mb_os_heap_t *heap) {
+  return (HANDLE)((uintptr_t)heap & ~(uintptr_t)1);
+}
+
+static DWORD mb__heap_flags(mb_os_heap_t *heap) {
+  return ((uintptr_t)heap & 1) ? HEAP_NO_SERIALIZE : 0;
+}
+
+int mb_os_heap_create(unsigned flags, size_t initial, size_t maximum, mb_os_heap_t **heap) {
+  DWORD f = (flags & MB_OS_HEAP_NO_SERIALIZE) ? HEAP_NO_SERIALIZE : 0;
+  HANDLE h;
+  (void)maximum; /* growable: a fixed-size heap refuses blocks over 512 KiB */
+  if ((h = HeapCreate(f, initial, 0)) == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "HeapCreate (initial %zu bytes)",
+                      initial);
+  }
+  *heap = (mb_os_heap_t *)((uintptr_t)h | (f ? 1u : 0u));
+  return 0;
+}
+
+int mb_os_heap_alloc(mb_os_heap_t *heap, size_t size, void **p) {
+  void *q;
+  if (size == 0)
+    return mb__errorf(MB_EINVAL, 0, "heap alloc of 0 bytes");
+  /* HeapAlloc sets no last error without HEAP_GENERATE_EXCEPTIONS. */
+  if ((q = HeapAlloc(mb__heap_handle(heap), mb__heap_flags(heap), size)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "HeapAlloc of %zu bytes", size);
+  *p = q;
+  return 0;
+}
+
+/* HeapValidate of one block: whether p is a live block of the heap, as far as it can tell. */
+static int mb__heap_block(mb_os_heap_t *heap, const void *p, const char *what) {
+  if (p == NULL || ((uintptr_t)p & 7) != 0 ||
+      !HeapValidate(mb__heap_handle(heap), mb__heap_flags(heap), p))
+    return mb__errorf(MB_EINVAL, 0, "%s %p: not a block of this heap (HeapValidate)", what, p);
+  return 0;
+}
+
+int mb_os_heap_realloc(mb_os_heap_t *heap, void *p, size_t size, void **np) {
+  void *q;
+  int rc;
+  if (size == 0)
+    return mb__errorf(MB_EINVAL, 0, "heap realloc of %p to 0 bytes", p);
+  if ((rc = mb__heap_block(heap, p, "heap realloc of")) != 0)
+    return rc;
+  if ((q = HeapReAlloc(mb__heap_handle(heap), mb__heap_flags(heap), p, size)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "HeapReAlloc of %p to %zu bytes", p, size);
+  *np = q;
+  return 0;
+}
+
+int mb_os_heap_free(mb_os_heap_t *heap, void *p) {
+  int rc;
+  if ((rc = mb__heap_block(heap, p, "heap free of")) != 0)
+    return rc;
+  if (!HeapFree(mb__heap_handle(heap), mb__heap_flags(heap), p)) {
+    DWORD e = GetLastError();
+    return mb__errorf(MB_EINVAL, (long)e, "HeapFree of %p", p);
+  }
+  return 0;
+}
+
+int mb_os_heap_size(mb_os_heap_t *heap, const void *p, size_t *size) {
+  SIZE_T n;
+  int rc;
+  if ((rc = mb__heap_block(heap, p, "heap size of")) != 0)
+    return rc;
+  if ((n = HeapSize(mb__heap_handle(heap), mb__heap_flags(heap), p)) == (SIZE_T)-1)
+    return mb__errorf(MB_EINVAL, 0, "HeapSize of %p", p);
+  *size = n;
+  return 0;
+}
+
+int mb_os_heap_compact(mb_os_heap_t *heap, size_t *largest_free) {
+  SIZE_T n;
+  SetLastError(NO_ERROR);
+  n = HeapCompact(mb__heap_handle(heap), mb__heap_flags(heap));
+  if (n == 0 && GetLastError() != NO_ERROR) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "HeapCompact");
+  }
+  if (largest_free != NULL)
+    *largest_free = n;
+  return 0;
+}
+
+int mb_os_heap_validate(mb_os_heap_t *heap) {
+  if (!HeapValidate(mb__heap_handle(heap), mb__heap_flags(heap), NULL))
+    return mb__errorf(MB_EIO, 0, "HeapValidate: the heap is damaged");
+  return 0;
+}
+
+/* Committed and reserved bytes: the regions of a HeapWalk (under HeapLock when serialized). */
+int mb_os_heap_committed(mb_os_heap_t *heap, uint64_t *committed, uint64_t *reserved) {
+  HANDLE h = mb__heap_handle(heap);
+  PROCESS_HEAP_ENTRY e;
+  uint64_t c = 0, r = 0;
+  int locked = mb__heap_flags(heap) == 0 && HeapLock(h);
+  memset(&e, 0, sizeof e);
+  while (HeapWalk(h, &e))
+    if (e.wFlags & PROCESS_HEAP_REGION) {
+      c += e.Region.dwCommittedSize;
+      r += e.Region.dwCommittedSize + e.Region.dwUnCommittedSize;
+    }
+  if (locked)
+    HeapUnlock(h);
+  *committed = c;
+  if (reserved != NULL)
+    *reserved = r;
+  return 0;
+}
+
+void mb_os_heap_destroy(mb_os_heap_t *heap) {
+  if (heap != NULL)
+    HeapDestroy(mb__heap_handle(heap));
+}
+
 /* Put `count` copies of c at out[*n] and advance *n (with out == NULL only count). */
 static void mb__put(wchar_t *out, size_t *n, wchar_t c, size_t count) {
   for (; count > 0; count--, (*n)++)

@@ -263,7 +263,7 @@ int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) 
 }
 
 void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                     uint64_t *freed) {
+                     mb_pool_map_t *pools, int npools, uint64_t *freed) {
   mb_client_entry_t *e = &st->clients[index];
   uint64_t total = 0, n;
   size_t w;
@@ -274,6 +274,9 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
     if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
       total += n;
   }
+  for (i = 0; i < npools; i++)
+    if (pools[i].base != NULL)
+      total += mb__pool_release_owner(&pools[i], index + 1, 0);
   mb_store64(&e->start_time, 0);
   mb_store64(&e->attach_wall_ns, 0);
   mb_store64(&e->heartbeat_ns, 0);
@@ -283,6 +286,9 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
   mb_store32(&e->takeovers, 0);
   for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++)
     mb_store64(&e->name[w], 0);
+  for (w = 0; w < MB_CLIENT_MEM_MAX; w++)
+    mb_store32(&st->client_mem[index].entries[w].kind, MB_MEM_NONE);
+  mb_store64(&st->client_mem[index].published_ns, 0);
   mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
   if (freed)
     *freed = total;

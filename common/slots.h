@@ -12,6 +12,7 @@
 
 #include "layout.h"
 #include "os.h"
+#include "pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,12 +44,13 @@ int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count);
 
 /*
  * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
- * every slot the entry owns in the given regions (those without slots are skipped), clear the
- * entry and store FREE, after which the caller must not touch it. *freed (may be NULL)
- * receives the number of slots released.
+ * every slot the entry owns in the given regions (those without slots are skipped) and every
+ * block it holds in the given pools (those not mapped are skipped), clear the entry and store
+ * FREE, after which the caller must not touch it. *freed (may be NULL) receives the number of
+ * slots and blocks released.
  */
 void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                     uint64_t *freed);
+                     mb_pool_map_t *pools, int npools, uint64_t *freed);
 
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
@@ -57,8 +59,9 @@ static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
 
 /*
  * Give back committed pages of a lazy slotted region that hold no used slot (a region
- * committed at start stays committed). *freed receives the bytes decommitted. Where the OS cannot decommit shared pages (mb_os_mem_config()->
- * shared_decommit == 0) nothing is freed and MB_ENOTSUP is returned.
+ * committed at start stays committed). *freed receives the bytes decommitted. Where the OS cannot
+ * decommit shared pages (mb_os_mem_config()-> shared_decommit == 0) nothing is freed and MB_ENOTSUP
+ * is returned.
  */
 int mb__region_compact(mb_region_map_t *r, uint64_t *freed);
 

@@ -166,23 +166,31 @@ int mb__state_write_msg(mb_state_t *st, const char *text) {
   return 0;
 }
 
-void mb__client_name_get(const mb_client_entry_t *e, char *buf) {
+void mb__name_get(const mb_au64 *words, char *buf) {
   size_t w;
-  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
-    uint64_t v = mb_load64_relaxed(&e->name[w]);
+  for (w = 0; w < 4; w++) {
+    uint64_t v = mb_load64_relaxed(&words[w]);
     memcpy(buf + w * 8, &v, 8);
   }
-  buf[MB_CLIENT_NAME_MAX - 1] = '\0';
+  buf[31] = '\0';
 }
 
-void mb__client_name_set(mb_client_entry_t *e, const char *name) {
-  char buf[MB_CLIENT_NAME_MAX];
+void mb__name_set(mb_au64 *words, const char *name) {
+  char buf[32];
   size_t w, n = strlen(name);
   memset(buf, 0, sizeof buf);
   memcpy(buf, name, n < sizeof buf - 1 ? n : sizeof buf - 1);
-  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++) {
+  for (w = 0; w < 4; w++) {
     uint64_t v;
     memcpy(&v, buf + w * 8, 8);
-    mb_store64_relaxed(&e->name[w], v);
+    mb_store64_relaxed(&words[w], v);
   }
+}
+
+void mb__client_name_get(const mb_client_entry_t *e, char *buf) {
+  mb__name_get(e->name, buf);
+}
+
+void mb__client_name_set(mb_client_entry_t *e, const char *name) {
+  mb__name_set(e->name, name);
 }

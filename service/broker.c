@@ -156,6 +156,62 @@ static void mb__region_destroy(mb_broker_t *b, int i) {
   r->desc = NULL;
 }
 
+/* Create pool i: its section (links, stamps, blocks), mapped whole, and its descriptor. The
+ * section is committed (charged) at start and nothing in it is written: zero links and
+ * stamps are an empty free stack and free blocks, and bump 0 says none was handed out. */
+static int mb__pool_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
+  const mb_pool_cfg_t *pc = &b->cfg.pools[i];
+  mb_pool_desc_t *d = &b->state->pools[i];
+  mb_pool_map_t *p = &b->pools[i];
+  char name[MB_OS_NAME_MAX + 1];
+  int rc;
+  memcpy(d->name, pc->name, sizeof d->name);
+  if ((rc = mb__pool_layout(d, pc->object_size, pc->align, pc->capacity,
+                            mb_os_mem_config()->page_size)) != 0 ||
+      (rc = mb__pool_object_name(name, sizeof name, b->cfg.instance, pc->name)) != 0 ||
+      (rc = mb__purge_stale(b, name, 0, prev_gen)) != 0 ||
+      (rc = mb__create(b, &p->sec, name, d->section_size, b->flags)) != 0)
+    return rc;
+  if ((rc = mb_os_section_map(&p->sec, 0, 1, (void **)&p->base)) != 0) {
+    mb_os_section_close(&p->sec);
+    mb_os_section_unlink(name, b->flags);
+    p->base = NULL;
+    return rc;
+  }
+  d->flags = pc->debug ? MB_POOL_F_DEBUG : 0;
+  p->desc = d;
+  p->state = b->state;
+  mb__pool_bind(p);
+  mb_add64(&b->state->game.committed_total, d->section_size);
+  mb_log_info("pool   %-10s %10u objects of %u bytes (stride %u), %llu bytes%s", d->name,
+              (unsigned)d->capacity, (unsigned)d->object_size, (unsigned)d->stride,
+              (unsigned long long)d->section_size, pc->debug ? ", debug" : "");
+  return 0;
+}
+
+static void mb__pool_destroy(mb_broker_t *b, int i) {
+  mb_pool_map_t *p = &b->pools[i];
+  char name[MB_OS_NAME_MAX + 1];
+  if (p->base == NULL)
+    return;
+  mb_os_section_unmap(p->base, p->sec.size);
+  mb_os_section_close(&p->sec);
+  if (mb__pool_object_name(name, sizeof name, b->cfg.instance, b->cfg.pools[i].name) == 0)
+    mb_os_section_unlink(name, b->flags);
+  memset(p, 0, sizeof *p);
+}
+
+/* Every pool and region made so far, last first. */
+static void mb__objects_destroy(mb_broker_t *b) {
+  int i;
+  for (i = b->npools; i-- > 0;)
+    mb__pool_destroy(b, i);
+  b->npools = 0;
+  for (i = b->nregions; i-- > 0;)
+    mb__region_destroy(b, i);
+  b->nregions = 0;
+}
+
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1];
   uint64_t prev_gen = 0, size, gen;
@@ -189,25 +245,27 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
     goto fail_state;
   st = b->state;
 
-  for (i = 0; i < cfg->nregions; i++) {
+  for (i = 0; i < cfg->nregions; i++, b->nregions++) {
     if ((rc = mb__region_create(b, i, &prev_gen)) != 0) {
-      while (i-- > 0)
-        mb__region_destroy(b, i);
+      mb__objects_destroy(b);
       goto fail_map;
     }
   }
-  b->nregions = cfg->nregions;
+  for (i = 0; i < cfg->npools; i++, b->npools++) {
+    if ((rc = mb__pool_create(b, i, &prev_gen)) != 0) {
+      mb__objects_destroy(b);
+      goto fail_map;
+    }
+  }
   mb_add64(&st->game.committed_total, b->state_sec.size);
   mb_store64(&st->game.committed_peak, mb_load64(&st->game.committed_total));
   if (cfg->max_committed != 0 && mb_load64(&st->game.committed_total) > cfg->max_committed) {
     rc = mb__errorf(MB_ENOSPC, 0,
-                    "the control block, slot tables and regions committed at start take %llu "
-                    "bytes, more than limits.max_committed (%llu)",
+                    "the control block, slot tables, pools and regions committed at start "
+                    "take %llu bytes, more than limits.max_committed (%llu)",
                     (unsigned long long)mb_load64(&st->game.committed_total),
                     (unsigned long long)cfg->max_committed);
-    for (i = b->nregions; i-- > 0;)
-      mb__region_destroy(b, i);
-    b->nregions = 0;
+    mb__objects_destroy(b);
     goto fail_map;
   }
 
@@ -220,6 +278,7 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   st->created_wall_ns = b->start_wall_ns;
   st->max_clients = cfg->max_clients;
   st->region_count = (uint32_t)cfg->nregions;
+  st->pool_count = (uint32_t)cfg->npools;
   /* Unique per start: past the dead broker's (when its block was found) and past any
    * earlier start (the start time in ms), so a client can tell a restarted broker. */
   gen = b->start_wall_ns / 1000000u;
@@ -369,10 +428,18 @@ int mb__broker_sweep(mb_broker_t *b) {
           mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED))) {
         char name[MB_CLIENT_NAME_MAX];
         uint64_t freed = 0;
+        uint64_t blocks = 0;
+        int k;
         mb__client_name_get(e, name);
-        mb__client_free(st, i, b->regions, b->nregions, &freed);
-        mb_log_info("client '%s' (pid %u) reaped after its grace period: %llu slots freed", name,
-                    (unsigned)id.pid, (unsigned long long)freed);
+        for (k = 0; k < b->npools; k++) {
+          uint64_t n = mb__pool_release_owner(&b->pools[k], i + 1, 0);
+          mb_add64(&b->pools[k].desc->reclaimed, n);
+          blocks += n;
+        }
+        mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed);
+        mb_log_info("client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
+                    "pool objects freed",
+                    name, (unsigned)id.pid, (unsigned long long)freed, (unsigned long long)blocks);
         changed++;
       }
     }
@@ -398,9 +465,7 @@ void mb__broker_stop(mb_broker_t *b) {
     mb_os_proc_watch_close(b->clients[i].watch);
     b->clients[i].watch = 0;
   }
-  for (i = b->nregions; i-- > 0;)
-    mb__region_destroy(b, i);
-  b->nregions = 0;
+  mb__objects_destroy(b);
   /* The block itself last: game servers still mapping it keep seeing "shutting down". */
   mb_os_section_unmap(b->state, b->state_sec.size);
   b->state = NULL;

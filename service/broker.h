@@ -8,6 +8,7 @@
 #include "config.h"
 #include "layout.h"
 #include "os.h"
+#include "pool.h"
 #include "slots.h"
 
 typedef struct mb_broker_s {
@@ -18,6 +19,8 @@ typedef struct mb_broker_s {
   mb_state_t *state;
   int nregions;
   mb_region_map_t regions[MB_REGIONS_MAX];
+  int npools;
+  mb_pool_map_t pools[MB_POOLS_MAX];
   mb_os_procid_t self;
   uint64_t start_mono_ns;
   uint64_t start_wall_ns;
@@ -28,7 +31,7 @@ typedef struct mb_broker_s {
     uint64_t word;         /* the entry word (layout.h) of the attachment `watch` is for */
     uint64_t claimed_word; /* the CLAIMED word last seen, and since when (0: none) */
     uint64_t claimed_ns;
-    int watch_failed;      /* the OS gave no watch: liveness is asked each sweep */
+    int watch_failed; /* the OS gave no watch: liveness is asked each sweep */
   } clients[MB_CLIENTS_MAX];
 } mb_broker_t;
 

@@ -1,8 +1,9 @@
 /*
  * cmd_broker.c - the broker's own commands: ping, help, version, status, regions, clients,
- * config, set-status, set-message, compact, shutdown, watch, unwatch. Each handler reads call->args (already
- * checked by the dispatcher to hold only the names its table entry lists), leaves its answer
- * in call->result, or fails with mb__ctl_fail naming what was wrong.
+ * pools, heaps, config, set-status, set-message, compact, shutdown, watch, unwatch. Each handler
+ * reads call->args (already checked by the dispatcher to hold only the names its table entry
+ * lists), leaves its answer in call->result, or fails with mb__ctl_fail naming what was
+ * wrong.
  */
 #include <stdio.h>
 #include <string.h>
@@ -156,6 +157,27 @@ int mb__cmd_clients(mb_ctl_call_t *call) {
   return 0;
 }
 
+/* pools -> the pool directory: one object per pool (mb__report_pools), [] when none. */
+int mb__cmd_pools(mb_ctl_call_t *call) {
+  if ((call->result = mb__report_pools(call->broker)) == NULL)
+    return mb__oom(call, "pools");
+  return 0;
+}
+
+/*
+ * heaps [client: name] -> the private pools and heaps of each attached client that publishes
+ * some (mb__report_heaps), of that client only when named; [] when none (or no such client).
+ */
+int mb__cmd_heaps(mb_ctl_call_t *call) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "client");
+  if (v != NULL && !cJSON_IsString(v))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'client' must be a string (a client name), got %s",
+                        mb__ctl_jtype(v));
+  if ((call->result = mb__report_heaps(call->broker, v ? v->valuestring : NULL)) == NULL)
+    return mb__oom(call, "heaps");
+  return 0;
+}
+
 int mb__cmd_config(mb_ctl_call_t *call) {
   if ((call->result = mb__config_to_json(&call->broker->cfg)) == NULL)
     return mb__oom(call, "config");
@@ -205,7 +227,8 @@ int mb__cmd_set_message(mb_ctl_call_t *call) {
   if (v == NULL)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'message' (a string)");
   if (!cJSON_IsString(v))
-    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' must be a string, got %s", mb__ctl_jtype(v));
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' must be a string, got %s",
+                        mb__ctl_jtype(v));
   if ((n = strlen(v->valuestring)) > MB_STATUS_MSG_MAX - 1)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'message' is %zu bytes, at most %d allowed", n,
                         MB_STATUS_MSG_MAX - 1);

@@ -1,11 +1,14 @@
 /*
  * config.c - the broker's configuration: one table of options, the JSON file over it.
  *
- * Every scalar option is one row of cfg_opts[] (key path, type, field, default, range), and
- * every field of a region one row of region_opts[]; defaults, parsing, validation and the
- * effective-config JSON are all driven by those rows (after mimalloc's options.c). Only what
- * spans several options is code: the region list, duplicate region names, a slot bigger
- * than its region, and the commit limit against what the regions commit at start.
+ * Every scalar option is one row of cfg_opts[] (key path, type, field, default, range), every
+ * field of a region one row of region_opts[] and every field of a pool one row of
+ * pool_opts[]; the two lists ("regions", "pools") are rows of cfg_lists[]. Defaults, parsing,
+ * validation and the effective-config JSON are all driven by those rows (after mimalloc's
+ * options.c). Only what spans several options is code: the list bounds, required keys and
+ * unique names (parse_list, shared by both lists), a slot bigger than its region, a pool
+ * bigger than CFG_POOL_BYTES_MAX, and the commit limit against what the regions commit at
+ * start.
  *
  * Parsing goes into a local copy that is copied out only on success, so a bad file never
  * leaves a half-filled config. Each error is one message:
@@ -16,6 +19,7 @@
  *   membroker.json: line 3, column 5: JSON syntax error near '}'
  */
 #include "config.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,6 +41,8 @@
 #define CFG_MS_MAX 86400000u                          /* one day, for the client timeouts */
 #define CFG_PATH_LEN 96                               /* key paths: "regions[15].slot_size" */
 #define CFG_QUOTE_LEN 200                             /* a quoted value in a message */
+#define CFG_POOL_CAPACITY_MAX 16777216u               /* objects in one pool (2^24) */
+#define CFG_POOL_BYTES_MAX (64 * GIB)                 /* blocks of one pool, alignment included */
 
 /* Field sizes are copied as 4- or 8-byte unsigned integers, whatever their C type. */
 _Static_assert(sizeof(int) == 4, "int fields are stored as 4 bytes");
@@ -54,7 +60,7 @@ typedef enum {
 
 enum {
   OPT_NULLABLE = 1u << 0, /* strings: null is allowed and stored as "" */
-  OPT_REQUIRED = 1u << 1, /* the key must be present (region fields) */
+  OPT_REQUIRED = 1u << 1, /* the key must be present (region and pool fields) */
   OPT_ZERO_OK = 1u << 2,  /* numbers: 0 is allowed besides min..max */
   OPT_POW2 = 1u << 3,     /* numbers: a non-zero value must be a power of two */
   OPT_LOWER = 1u << 4,    /* OPT_NAME: lower-case letters only */
@@ -78,6 +84,7 @@ typedef struct opt_s {
 #define CFG_FIELD(f) .offset = offsetof(mb_config_t, f), .size = sizeof(((mb_config_t *)0)->f)
 #define REG_FIELD(f)                                                                               \
   .offset = offsetof(mb_region_cfg_t, f), .size = sizeof(((mb_region_cfg_t *)0)->f)
+#define POOL_FIELD(f) .offset = offsetof(mb_pool_cfg_t, f), .size = sizeof(((mb_pool_cfg_t *)0)->f)
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const commit_names[] = {"start", "lazy", NULL};
@@ -123,12 +130,25 @@ static const opt_t region_opts[] = {
   {.key = "slot_size", .type = OPT_SIZE, .flags = OPT_ZERO_OK | OPT_POW2, REG_FIELD(slot_size),
    .def = 0, .min = 64, .max = MIB},
 };
+
+/* The fields of one entry of "pools". */
+static const opt_t pool_opts[] = {
+  {.key = "name", .type = OPT_NAME, .flags = OPT_REQUIRED | OPT_LOWER, POOL_FIELD(name)},
+  {.key = "object_size", .type = OPT_SIZE, .flags = OPT_REQUIRED, POOL_FIELD(object_size),
+   .min = 8, .max = MIB},
+  {.key = "align", .type = OPT_SIZE, .flags = OPT_POW2, POOL_FIELD(align),
+   .def = 16, .min = 8, .max = 4 * KIB},
+  {.key = "capacity", .type = OPT_UINT, .flags = OPT_REQUIRED, POOL_FIELD(capacity),
+   .min = 1, .max = CFG_POOL_CAPACITY_MAX},
+  {.key = "debug", .type = OPT_BOOL, POOL_FIELD(debug), .def = 0},
+};
 /* clang-format on */
 
 #define NOPTS(t) (sizeof(t) / sizeof((t)[0]))
 
 /* Options present are recorded as bits of a uint32_t; key lists are fixed arrays. */
-_Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32, "too many options");
+_Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32 && NOPTS(pool_opts) <= 32,
+               "too many options");
 
 /* The default regions, also the content of config/membroker.json. */
 static const mb_region_cfg_t default_regions[] = {
@@ -137,8 +157,8 @@ static const mb_region_cfg_t default_regions[] = {
     {"npc", 16 * MIB, 0, 0},
 };
 
-/* Keys allowed besides the options: strings, ignored. */
-static const char *const top_extra_keys[] = {"$schema", "comment", "regions"};
+/* Keys allowed besides the options and the lists: strings, ignored. */
+static const char *const top_extra_keys[] = {"$schema", "comment"};
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
@@ -731,46 +751,113 @@ static int parse_fields(const char *src, const char *path, const cJSON *obj, con
   return 0;
 }
 
+/* ---- lists of objects ("regions", "pools") ------------------------------------------------- */
+
+/* A region's slots must fit in the region. */
+static int check_region(const char *src, const char *path, const void *item) {
+  const mb_region_cfg_t *r = item;
+  char kp[CFG_PATH_LEN], a[48], b[48];
+  if (r->slot_size <= r->size)
+    return 0;
+  fmt_size(a, sizeof a, r->slot_size);
+  fmt_size(b, sizeof b, r->size);
+  join(kp, sizeof kp, path, "slot_size");
+  return cfg_err(src, kp, "%s is larger than the region (%s)", a, b);
+}
+
+/* A pool's blocks (each object rounded up to the alignment) must fit CFG_POOL_BYTES_MAX. */
+static int check_pool(const char *src, const char *path, const void *item) {
+  const mb_pool_cfg_t *p = item;
+  uint64_t stride = ((uint64_t)p->object_size + p->align - 1) / p->align * p->align;
+  uint64_t total = stride * p->capacity;
+  char obj[48], each[48], need[48], max[48], aligned[96] = "";
+  if (total <= CFG_POOL_BYTES_MAX)
+    return 0;
+  fmt_size(obj, sizeof obj, p->object_size);
+  fmt_size(need, sizeof need, total);
+  fmt_size(max, sizeof max, CFG_POOL_BYTES_MAX);
+  if (stride != p->object_size) {
+    fmt_size(each, sizeof each, stride);
+    snprintf(aligned, sizeof aligned, " (%s each with align %u)", each, (unsigned)p->align);
+  }
+  return cfg_err(src, path, "%u objects of %s%s need %s, more than a pool may hold (%s)",
+                 (unsigned)p->capacity, obj, aligned, need, max);
+}
+
+/* One list of objects in mb_config_t: an array of entries with a count beside it. */
+typedef struct list_s {
+  const char *key;     /* top-level key, also the plural in messages ("regions") */
+  const char *noun;    /* one entry, in messages ("region") */
+  int min, max;        /* entries allowed; max is the array's length */
+  const opt_t *opts;   /* the fields of one entry; one of them is the unique "name" */
+  size_t nopts;        /* rows of opts */
+  size_t item_size;    /* bytes of one entry */
+  size_t items_offset; /* of the array in mb_config_t */
+  size_t count_offset; /* of its int count in mb_config_t */
+  /* What spans fields of one entry, after its fields and required keys; NULL: nothing. */
+  int (*check)(const char *src, const char *path, const void *item);
+} list_t;
+
+#define CFG_LIST(k, n, lo, arr, cnt, o, chk)                                                       \
+  {                                                                                                \
+    .key = k, .noun = n, .min = lo, .max = (int)NOPTS(((mb_config_t *)0)->arr), .opts = o,         \
+    .nopts = NOPTS(o), .item_size = sizeof(((mb_config_t *)0)->arr[0]),                            \
+    .items_offset = offsetof(mb_config_t, arr), .count_offset = offsetof(mb_config_t, cnt),        \
+    .check = chk                                                                                   \
+  }
+
+/* The lists, in the order of the effective-config JSON. */
+static const list_t cfg_lists[] = {
+    CFG_LIST("regions", "region", 1, regions, nregions, region_opts, check_region),
+    CFG_LIST("pools", "pool", 0, pools, npools, pool_opts, check_pool),
+};
+
+/* The count of list l in cfg. */
+static int *list_count(mb_config_t *cfg, const list_t *l) {
+  return (int *)(void *)((char *)cfg + l->count_offset);
+}
+
 /*
- * Replace the region list with the array `arr`: 1..MB_REGIONS_MAX objects, each with the
- * required fields, a slot no bigger than its region, and a name no other region has.
+ * Replace the list l of cfg with the array `arr`: l->min..l->max objects, each with its
+ * fields (defaults for the missing ones), its required keys, l->check, and a name no earlier
+ * entry has. The unused entries are zeroed.
  */
-static int parse_regions(const char *src, const cJSON *arr, mb_config_t *cfg) {
-  char path[CFG_PATH_LEN], kp[CFG_PATH_LEN], a[48], b[48];
+static int parse_list(const char *src, const cJSON *arr, const list_t *l, mb_config_t *cfg) {
+  unsigned char *items = (unsigned char *)cfg + l->items_offset;
+  size_t name_off = l->opts[find_opt(l->opts, l->nopts, NULL, "name")].offset, k;
+  char path[CFG_PATH_LEN], kp[CFG_PATH_LEN], what[64];
   const cJSON *it;
   int n, i = 0, j, rc;
-  size_t k;
-  if (!cJSON_IsArray(arr))
-    return type_err(src, "regions", "an array of region objects", arr);
+  if (!cJSON_IsArray(arr)) {
+    snprintf(what, sizeof what, "an array of %s objects", l->noun);
+    return type_err(src, l->key, what, arr);
+  }
   n = cJSON_GetArraySize(arr);
-  if (n == 0)
-    return cfg_err(src, "regions", "the list is empty (give 1..%d regions)", MB_REGIONS_MAX);
-  if (n > MB_REGIONS_MAX)
-    return cfg_err(src, "regions", "%d regions given, at most %d are allowed", n, MB_REGIONS_MAX);
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  cfg->nregions = n;
+  if (n == 0 && l->min > 0)
+    return cfg_err(src, l->key, "the list is empty (give %d..%d %s)", l->min, l->max, l->key);
+  if (n > l->max)
+    return cfg_err(src, l->key, "%d %s given, at most %d are allowed", n, l->key, l->max);
+  memset(items, 0, l->item_size * (size_t)l->max);
+  *list_count(cfg, l) = n;
   for (it = arr->child; it != NULL; it = it->next, i++) {
-    mb_region_cfg_t *r = &cfg->regions[i];
+    unsigned char *item = items + (size_t)i * l->item_size;
+    const char *name = (const char *)item + name_off;
     uint32_t seen = 0;
-    snprintf(path, sizeof path, "regions[%d]", i);
+    snprintf(path, sizeof path, "%s[%d]", l->key, i);
     if (!cJSON_IsObject(it))
       return type_err(src, path, "an object", it);
-    apply_defaults(r, region_opts, NOPTS(region_opts));
-    if ((rc = parse_fields(src, path, it, region_opts, NOPTS(region_opts), NULL, r, &seen)) != 0)
+    apply_defaults(item, l->opts, l->nopts);
+    if ((rc = parse_fields(src, path, it, l->opts, l->nopts, NULL, item, &seen)) != 0)
       return rc;
-    for (k = 0; k < NOPTS(region_opts); k++)
-      if ((region_opts[k].flags & OPT_REQUIRED) && !(seen & (UINT32_C(1) << k)))
-        return cfg_err(src, path, "missing required key \"%s\"", region_opts[k].key);
-    if (r->slot_size > r->size) {
-      fmt_size(a, sizeof a, r->slot_size);
-      fmt_size(b, sizeof b, r->size);
-      join(kp, sizeof kp, path, "slot_size");
-      return cfg_err(src, kp, "%s is larger than the region (%s)", a, b);
-    }
+    for (k = 0; k < l->nopts; k++)
+      if ((l->opts[k].flags & OPT_REQUIRED) && !(seen & (UINT32_C(1) << k)))
+        return cfg_err(src, path, "missing required key \"%s\"", l->opts[k].key);
+    if (l->check != NULL && (rc = l->check(src, path, item)) != 0)
+      return rc;
     for (j = 0; j < i; j++) {
-      if (strcmp(cfg->regions[j].name, r->name) == 0) {
+      if (strcmp((const char *)items + (size_t)j * l->item_size + name_off, name) == 0) {
         join(kp, sizeof kp, path, "name");
-        return cfg_err(src, kp, "\"%s\" is already the name of regions[%d]", r->name, j);
+        return cfg_err(src, kp, "\"%s\" is already the name of %s[%d]", name, l->key, j);
       }
     }
   }
@@ -778,11 +865,12 @@ static int parse_regions(const char *src, const cJSON *arr, mb_config_t *cfg) {
 }
 
 /*
- * Apply the top-level object: its own options, the sections, "regions", and the ignored
- * string keys "$schema" and "comment". Then the checks that span options.
+ * Apply the top-level object: its own options, the sections, the lists ("regions",
+ * "pools"), and the ignored string keys "$schema" and "comment". Then the checks that span
+ * options.
  */
 static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
-  const char *known[NOPTS(cfg_opts) + NOPTS(top_extra_keys)];
+  const char *known[NOPTS(cfg_opts) + NOPTS(top_extra_keys) + NOPTS(cfg_lists)];
   const cJSON *it;
   size_t i, j, nknown = 0, first_section;
   uint32_t seen = 0;
@@ -790,7 +878,7 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
   char a[48], b[48];
   int rc;
 
-  /* Known keys: top-level options, then each section once, then the extra keys. */
+  /* Known keys: top-level options, each section once, the extra keys, the lists. */
   for (i = 0; i < NOPTS(cfg_opts); i++)
     if (cfg_opts[i].section == NULL)
       known[nknown++] = cfg_opts[i].key;
@@ -805,16 +893,20 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
   }
   for (i = 0; i < NOPTS(top_extra_keys); i++)
     known[nknown++] = top_extra_keys[i];
+  for (i = 0; i < NOPTS(cfg_lists); i++)
+    known[nknown++] = cfg_lists[i].key;
   if ((rc = check_keys(src, "", root, known, nknown)) != 0)
     return rc;
 
   for (it = root->child; it != NULL; it = it->next) {
     const char *key = it->string;
+    for (j = 0; j < NOPTS(cfg_lists) && strcmp(key, cfg_lists[j].key) != 0; j++)
+      ;
     if (strcmp(key, "$schema") == 0 || strcmp(key, "comment") == 0) {
       if (!cJSON_IsString(it))
         return type_err(src, key, "a string", it);
-    } else if (strcmp(key, "regions") == 0) {
-      if ((rc = parse_regions(src, it, cfg)) != 0)
+    } else if (j < NOPTS(cfg_lists)) {
+      if ((rc = parse_list(src, it, &cfg_lists[j], cfg)) != 0)
         return rc;
     } else {
       for (i = 0; i < NOPTS(cfg_opts); i++)
@@ -833,16 +925,23 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
     }
   }
 
-  /* A commit limit below what the regions commit at start could never be met. */
+  /* A commit limit below what the regions and pools commit at start could never be met. */
   if (cfg->max_committed != 0) {
     for (i = 0; i < (size_t)cfg->nregions; i++)
       if (!cfg->regions[i].lazy)
         start = start + cfg->regions[i].size < start ? UINT64_MAX : start + cfg->regions[i].size;
+    for (i = 0; i < (size_t)cfg->npools; i++) {
+      mb_pool_desc_t d;
+      memset(&d, 0, sizeof d);
+      if (mb__pool_layout(&d, cfg->pools[i].object_size, cfg->pools[i].align,
+                          cfg->pools[i].capacity, mb_os_mem_config()->page_size) == 0)
+        start = start + d.section_size < start ? UINT64_MAX : start + d.section_size;
+    }
     if (start > cfg->max_committed) {
       fmt_size(a, sizeof a, cfg->max_committed);
       fmt_size(b, sizeof b, start);
       return cfg_err(src, "limits.max_committed",
-                     "%s is less than the %s the regions commit at start", a, b);
+                     "%s is less than the %s the regions and pools commit at start", a, b);
     }
   }
   return 0;
@@ -1071,22 +1170,29 @@ static int add_opts(cJSON *obj, const opt_t *opts, size_t n, const void *base) {
 
 cJSON *mb__config_to_json(const mb_config_t *cfg) {
   cJSON *root = cJSON_CreateObject(), *arr, *r;
-  int i;
+  const unsigned char *items;
+  size_t k;
+  int i, n;
   if (root == NULL)
     return NULL;
   if (add_opts(root, cfg_opts, NOPTS(cfg_opts), cfg) != 0)
     goto oom;
-  if ((arr = cJSON_AddArrayToObject(root, "regions")) == NULL)
-    goto oom;
-  for (i = 0; i < cfg->nregions && i < MB_REGIONS_MAX; i++) {
-    if ((r = cJSON_CreateObject()) == NULL)
+  for (k = 0; k < NOPTS(cfg_lists); k++) { /* every list, [] when empty */
+    const list_t *l = &cfg_lists[k];
+    items = (const unsigned char *)cfg + l->items_offset;
+    memcpy(&n, (const char *)cfg + l->count_offset, sizeof n);
+    if ((arr = cJSON_AddArrayToObject(root, l->key)) == NULL)
       goto oom;
-    if (!cJSON_AddItemToArray(arr, r)) {
-      cJSON_Delete(r);
-      goto oom;
+    for (i = 0; i < n && i < l->max; i++) {
+      if ((r = cJSON_CreateObject()) == NULL)
+        goto oom;
+      if (!cJSON_AddItemToArray(arr, r)) {
+        cJSON_Delete(r);
+        goto oom;
+      }
+      if (add_opts(r, l->opts, l->nopts, items + (size_t)i * l->item_size) != 0)
+        goto oom;
     }
-    if (add_opts(r, region_opts, NOPTS(region_opts), &cfg->regions[i]) != 0)
-      goto oom;
   }
   return root;
 oom:

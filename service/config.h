@@ -34,6 +34,14 @@ typedef struct mb_region_cfg_s {
   uint32_t slot_size;            /* 0 = no slots; else power of two, 64 B .. 1 MiB, <= size */
 } mb_region_cfg_t;
 
+typedef struct mb_pool_cfg_s {
+  char name[MB_POOL_NAME_MAX]; /* [a-z0-9_-], 1..31 chars, unique among pools */
+  uint32_t object_size;        /* bytes, 8 .. 1 MiB */
+  uint32_t align;              /* power of two, 8 .. 4096, default 16 */
+  uint32_t capacity;           /* objects, 1 .. 16777216 */
+  int debug;                   /* bool, default false: check frees, poison freed blocks */
+} mb_pool_cfg_t;
+
 typedef struct mb_config_s {
   char path[MB_CONFIG_PATH_MAX];     /* file it was loaded from ("" for defaults) */
   char instance[MB_INSTANCE_MAX];    /* [A-Za-z0-9_-], 1..31 chars, default "default" */
@@ -52,6 +60,8 @@ typedef struct mb_config_s {
   uint64_t max_committed;            /* "limits": {"max_committed": size} 0 = no limit */
   int nregions;
   mb_region_cfg_t regions[MB_REGIONS_MAX];
+  int npools; /* "pools": [...] default none */
+  mb_pool_cfg_t pools[MB_POOLS_MAX];
 } mb_config_t;
 
 /*

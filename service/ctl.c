@@ -43,6 +43,8 @@ static const mb_ctl_cmd_t mb__cmds[] = {
     {"status", mb__cmd_status, 0, "sections"},
     {"regions", mb__cmd_regions, 0, ""},
     {"clients", mb__cmd_clients, 0, ""},
+    {"pools", mb__cmd_pools, 0, ""},
+    {"heaps", mb__cmd_heaps, 0, "client"},
     {"config", mb__cmd_config, 0, ""},
     {"set-status", mb__cmd_set_status, 1, "status"},
     {"set-message", mb__cmd_set_message, 1, "message"},

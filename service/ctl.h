@@ -64,8 +64,8 @@ typedef struct mb_ctl_call_s {
   int watch;         /* set by `watch` (1: start or replace the stream) and `unwatch` (-1) */
   unsigned watch_interval_ms; /* with watch == 1: the period */
   unsigned watch_sections;    /* with watch == 1: MB_REPORT_* bits of each event's report */
-  int err;           /* MB_CTL_E* once mb__ctl_fail was called */
-  char msg[320];     /* its message */
+  int err;                    /* MB_CTL_E* once mb__ctl_fail was called */
+  char msg[320];              /* its message */
 } mb_ctl_call_t;
 
 /* A handler: 0 on success (call->result set), or the value of mb__ctl_fail(). */
@@ -148,6 +148,8 @@ int mb__cmd_version(mb_ctl_call_t *call);
 int mb__cmd_status(mb_ctl_call_t *call);
 int mb__cmd_regions(mb_ctl_call_t *call);
 int mb__cmd_clients(mb_ctl_call_t *call);
+int mb__cmd_pools(mb_ctl_call_t *call);
+int mb__cmd_heaps(mb_ctl_call_t *call);
 int mb__cmd_config(mb_ctl_call_t *call);
 int mb__cmd_set_status(mb_ctl_call_t *call);
 int mb__cmd_set_message(mb_ctl_call_t *call);

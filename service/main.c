@@ -71,7 +71,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "membroker: %s\n", mb_last_error());
         return 1;
       }
-      printf("%s: valid (instance %s, %d regions)\n", argv[i + 1], cfg.instance, cfg.nregions);
+      printf("%s: valid (instance %s, %d regions, %d pools)\n", argv[i + 1], cfg.instance,
+             cfg.nregions, cfg.npools);
       return 0;
     } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
       config = argv[++i];

@@ -222,6 +222,82 @@ static const char *mb__dead_reason_name(uint32_t r) {
   }
 }
 
+/* a - b, 0 when b > a: counters read one by one may be a moment apart. */
+static uint64_t mb__sub0(uint64_t a, uint64_t b) {
+  return a > b ? a - b : 0;
+}
+
+/* One entry of a client's private-memory row as read (mb__mem_row). */
+typedef struct mb__mem_s {
+  char name[MB_CLIENT_NAME_MAX];
+  uint32_t kind; /* MB_MEM_LPOOL or MB_MEM_HEAP */
+  uint32_t detail;
+  uint64_t in_use, peak, committed, allocs, frees, failures, objects;
+} mb__mem_t;
+
+/*
+ * The private pools and heaps client i publishes, into out[] (row order, unused entries left
+ * out), when its entry word is `word` and that word is ATTACHED. Each entry's kind is loaded
+ * (acquire) before its name and figures, which the client wrote before it stored the kind.
+ * The word is read again afterwards: an attachment that ended or changed meanwhile may have
+ * left a row that is half another's, and counts as showing nothing. Peak is at least in_use
+ * (the two are stored one after the other). Returns the number of entries; *published gets
+ * the row's publication time (wall clock ns, 0: never).
+ */
+static int mb__mem_row(const mb_state_t *st, uint32_t i, uint64_t word,
+                       mb__mem_t out[MB_CLIENT_MEM_MAX], uint64_t *published) {
+  const mb_client_mem_t *row = &st->client_mem[i];
+  int j, n = 0;
+  *published = 0;
+  if (MB_CLIENT_WORD_STATE(word) != MB_CLIENT_ATTACHED)
+    return 0;
+  for (j = 0; j < MB_CLIENT_MEM_MAX; j++) {
+    const mb_mem_entry_t *e = &row->entries[j];
+    mb__mem_t *m = &out[n];
+    m->kind = mb_load32(&e->kind);
+    if (m->kind != MB_MEM_LPOOL && m->kind != MB_MEM_HEAP)
+      continue;
+    mb__name_get(e->name, m->name);
+    m->detail = mb_load32(&e->detail);
+    m->in_use = mb_load64(&e->in_use);
+    m->peak = mb_load64(&e->peak);
+    if (m->peak < m->in_use)
+      m->peak = m->in_use;
+    m->committed = mb_load64(&e->committed);
+    m->allocs = mb_load64(&e->allocs);
+    m->frees = mb_load64(&e->frees);
+    m->failures = mb_load64(&e->failures);
+    m->objects = mb_load64(&e->objects);
+    n++;
+  }
+  *published = mb_load64(&row->published_ns);
+  if (mb_load64(&st->clients[i].word) != word) {
+    *published = 0;
+    return 0;
+  }
+  return n;
+}
+
+/* The `private` member of a clients-table entry: the sums of what its row shows. */
+static void mb__private_sums(const mb_state_t *st, uint32_t i, uint64_t word, cJSON *c, int *ok) {
+  mb__mem_t mem[MB_CLIENT_MEM_MAX];
+  uint64_t published, in_use = 0, committed = 0, pools = 0, heaps = 0;
+  int j, n = mb__mem_row(st, i, word, mem, &published);
+  cJSON *o = mb__obj(c, "private", ok);
+  for (j = 0; j < n; j++) {
+    in_use += mem[j].in_use;
+    committed += mem[j].committed;
+    pools += mem[j].kind == MB_MEM_LPOOL;
+    heaps += mem[j].kind == MB_MEM_HEAP;
+  }
+  if (o == NULL)
+    return;
+  mb__num(o, "in_use", in_use, ok);
+  mb__num(o, "committed", committed, ok);
+  mb__num(o, "pools", pools, ok);
+  mb__num(o, "heaps", heaps, ok);
+}
+
 static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   const mb_state_t *st = b->state;
   cJSON *o = cJSON_CreateObject(), *table;
@@ -281,8 +357,161 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
       mb__num(c, "dead_for_ms", age / 1000000u, ok);
       mb__num(c, "freed_in_ms", (age < grace ? grace - age : 0) / 1000000u, ok);
     }
+    mb__private_sums(st, i, word, c, ok);
   }
   return o;
+}
+
+/*
+ * One pool: the descriptor's fixed fields, its statistics and what follows from them, as a
+ * field list. The counters are loaded one at a time while clients allocate, so in_use is read
+ * before peak (peak is raised after in_use) and the free counts never go below 0.
+ */
+static void mb__pool(const mb_pool_desc_t *d, cJSON *o, int *ok) {
+  enum { NUM, BOOL };
+  uint64_t cap = d->capacity, in_use = mb__pool_in_use(d), peak = mb_load64(&d->peak);
+  char name[MB_POOL_NAME_MAX];
+  size_t i;
+  const struct {
+    const char *key;
+    int type;
+    uint64_t v;
+  } f[] = {
+      {"object_size", NUM, d->object_size},
+      {"align", NUM, d->align},
+      {"capacity", NUM, cap},
+      {"debug", BOOL, (d->flags & MB_POOL_F_DEBUG) != 0},
+      {"in_use", NUM, in_use},
+      {"free", NUM, mb__sub0(cap, in_use)},
+      {"peak", NUM, peak > in_use ? peak : in_use},
+      {"min_free", NUM, mb__sub0(cap, peak > in_use ? peak : in_use)},
+      {"allocated", NUM, mb_load64(&d->allocated)},
+      {"freed", NUM, mb_load64(&d->freed)},
+      {"misses", NUM, mb_load64(&d->misses)},
+      {"reclaimed", NUM, mb_load64(&d->reclaimed)},
+      {"errors", NUM, mb_load64(&d->errors)},
+      {"bytes", NUM, cap * d->stride},
+  };
+  memcpy(name, d->name, sizeof name);
+  name[sizeof name - 1] = '\0';
+  mb__text(o, "name", name, ok);
+  for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+    if (f[i].type == NUM)
+      mb__num(o, f[i].key, f[i].v, ok);
+    else if (cJSON_AddBoolToObject(o, f[i].key, f[i].v != 0) == NULL)
+      *ok = 0;
+  }
+}
+
+static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
+  const mb_state_t *st = b->state;
+  uint32_t i, n = st->pool_count <= MB_POOLS_MAX ? st->pool_count : MB_POOLS_MAX;
+  cJSON *arr = cJSON_CreateArray();
+  if (arr == NULL) {
+    *ok = 0;
+    return NULL;
+  }
+  for (i = 0; i < n; i++) {
+    cJSON *p = cJSON_CreateObject();
+    if (p == NULL || !cJSON_AddItemToArray(arr, p)) {
+      cJSON_Delete(p);
+      *ok = 0;
+      break;
+    }
+    mb__pool(&st->pools[i], p, ok);
+  }
+  return arr;
+}
+
+/* One published pool or heap: name, kind, object_size (pools) or purpose (heaps), figures. */
+static void mb__mem_entry(const mb__mem_t *m, cJSON *o, int *ok) {
+  const struct {
+    const char *key;
+    uint64_t v;
+  } f[] = {
+      {"in_use", m->in_use},   {"peak", m->peak},   {"committed", m->committed},
+      {"allocs", m->allocs},   {"frees", m->frees}, {"failures", m->failures},
+      {"objects", m->objects},
+  };
+  char name[MB_CLIENT_NAME_MAX];
+  size_t i;
+  memcpy(name, m->name, sizeof name);
+  mb__text(o, "name", name, ok);
+  if (cJSON_AddStringToObject(o, "kind", m->kind == MB_MEM_LPOOL ? "pool" : "heap") == NULL)
+    *ok = 0;
+  if (m->kind == MB_MEM_LPOOL) {
+    mb__num(o, "object_size", m->detail, ok);
+  } else {
+    static const char *const purposes[] = {"game_objects", "network", "temp", "log"};
+    const char *purpose = m->detail < 4 ? purposes[m->detail] : "other";
+    if (cJSON_AddStringToObject(o, "purpose", purpose) == NULL)
+      *ok = 0;
+  }
+  for (i = 0; i < sizeof f / sizeof f[0]; i++)
+    mb__num(o, f[i].key, f[i].v, ok);
+}
+
+/* The heaps answer (see mb__report_heaps). */
+static cJSON *mb__heaps(const mb_broker_t *b, const char *client, int *ok) {
+  const mb_state_t *st = b->state;
+  uint32_t i, max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
+  uint64_t now = mb_os_wall_ns();
+  cJSON *arr = cJSON_CreateArray();
+  if (arr == NULL) {
+    *ok = 0;
+    return NULL;
+  }
+  for (i = 0; i < max && *ok; i++) {
+    const mb_client_entry_t *e = &st->clients[i];
+    uint64_t word = mb_load64(&e->word), published;
+    mb__mem_t mem[MB_CLIENT_MEM_MAX];
+    char name[MB_CLIENT_NAME_MAX];
+    cJSON *c, *entries;
+    int j, n;
+    if (MB_CLIENT_WORD_STATE(word) != MB_CLIENT_ATTACHED)
+      continue;
+    mb__client_name_get(e, name);
+    if (client != NULL && strcmp(name, client) != 0)
+      continue;
+    if ((n = mb__mem_row(st, i, word, mem, &published)) == 0)
+      continue;
+    if ((c = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(arr, c)) {
+      cJSON_Delete(c);
+      *ok = 0;
+      break;
+    }
+    mb__text(c, "client", name, ok);
+    mb__num(c, "index", i, ok);
+    mb__num(c, "pid", MB_CLIENT_WORD_PID(word), ok);
+    if (published)
+      mb__num(c, "published_ms_ago", mb__sub0(now, published) / 1000000u, ok);
+    else if (cJSON_AddNullToObject(c, "published_ms_ago") == NULL)
+      *ok = 0;
+    if ((entries = cJSON_AddArrayToObject(c, "entries")) == NULL) {
+      *ok = 0;
+      break;
+    }
+    for (j = 0; j < n; j++) {
+      cJSON *m = cJSON_CreateObject();
+      if (m == NULL || !cJSON_AddItemToArray(entries, m)) {
+        cJSON_Delete(m);
+        *ok = 0;
+        break;
+      }
+      mb__mem_entry(&mem[j], m, ok);
+    }
+  }
+  return arr;
+}
+
+cJSON *mb__report_heaps(const mb_broker_t *b, const char *client) {
+  int ok = 1;
+  cJSON *r = mb__heaps(b, client, &ok);
+  if (!ok) {
+    cJSON_Delete(r);
+    return NULL;
+  }
+  return r;
 }
 
 cJSON *mb__report_regions(const mb_broker_t *b) {
@@ -298,6 +527,16 @@ cJSON *mb__report_regions(const mb_broker_t *b) {
 cJSON *mb__report_clients(const mb_broker_t *b) {
   int ok = 1;
   cJSON *r = mb__clients(b, &ok);
+  if (!ok) {
+    cJSON_Delete(r);
+    return NULL;
+  }
+  return r;
+}
+
+cJSON *mb__report_pools(const mb_broker_t *b) {
+  int ok = 1;
+  cJSON *r = mb__pools(b, &ok);
   if (!ok) {
     cJSON_Delete(r);
     return NULL;
@@ -322,8 +561,11 @@ cJSON *mb__report(const mb_broker_t *b, unsigned sections) {
     cJSON_Delete(o);
     ok = 0;
   }
-  if (ok && (sections & MB_REPORT_POOLS) && cJSON_AddArrayToObject(rep, "pools") == NULL)
+  if (ok && (sections & MB_REPORT_POOLS) &&
+      ((o = mb__pools(b, &ok)) == NULL || !cJSON_AddItemToObject(rep, "pools", o))) {
+    cJSON_Delete(o);
     ok = 0;
+  }
   if (!ok) {
     cJSON_Delete(rep);
     return NULL;

@@ -1,7 +1,7 @@
 /*
- * report.h - the one status-report builder: `status` over the pipe, the `regions` and
- * `clients` commands and mbctl's overview all come from these functions, so a field has
- * one name and one meaning everywhere.
+ * report.h - the one status-report builder: `status` over the pipe, the `regions`, `clients`,
+ * `pools` and `heaps` commands and mbctl's overview all come from these functions, so a field
+ * has one name and one meaning everywhere.
  */
 #ifndef MB_REPORT_H
 #define MB_REPORT_H
@@ -40,7 +40,7 @@ const char *mb__report_section_list(void);
  *            its own peak: an upper bound), limit (null: none), rss
  *   regions  array, see mb__report_regions
  *   clients  see mb__report_clients
- *   pools    array (empty until pools exist)
+ *   pools    array, see mb__report_pools (empty when no pools are configured)
  * Byte counts are integers; times are milliseconds (wall clock: since 1970). NULL when out
  * of memory. The caller frees it with cJSON_Delete.
  */
@@ -50,9 +50,27 @@ cJSON *mb__report(const mb_broker_t *b, unsigned sections);
  * commit_failures. */
 cJSON *mb__report_regions(const mb_broker_t *b);
 
-/* {attached, max, table: [{index, state, pid, name, attached_ms, heartbeat_age_ms,
- * slots_held, dead_for_ms}]} for every table entry that is not free. */
+/* Per shared pool: name, object_size, align, capacity, debug (bool), in_use, free
+ * (capacity - in_use), peak, min_free (capacity - peak: the lowest free count seen),
+ * allocated, freed, misses, reclaimed, errors, bytes (capacity * stride). */
+cJSON *mb__report_pools(const mb_broker_t *b);
+
+/* {attached, max, heartbeat_timeout_ms, grace_period_ms, table: [{index, state, pid, name,
+ * attached_ms, heartbeat_age_ms, slots_held, restarts, [dead_reason, dead_for_ms,
+ * freed_in_ms,] private: {in_use, committed, pools, heaps}}]} for every table entry that is
+ * not free. `private` sums the client's published private pools and heaps (mb__report_heaps);
+ * all zeros unless the entry is attached. */
 cJSON *mb__report_clients(const mb_broker_t *b);
+
+/*
+ * The private pools and heaps game servers publish (mb_track_lpool, mb_track_heap): one
+ * object per attached client that shows at least one, in table order, {client, index, pid,
+ * published_ms_ago (null: never), entries: [{name, kind ("pool" or "heap"), object_size
+ * (pools only), in_use, peak, committed (bytes), allocs, frees, failures, objects}]}. Only
+ * the client named `client` when it is not NULL ([] if there is none). NULL when out of
+ * memory.
+ */
+cJSON *mb__report_heaps(const mb_broker_t *b, const char *client);
 
 /* "stopped", "running", "shutting_down", "draining" or "unknown". */
 const char *mb__status_name(uint32_t status);

@@ -251,3 +251,23 @@ void broker_down(tbroker_t *t) {
   mb__pipe_close(&c);
   ASSERT_EQ(broker_wait_exit(t), 0);
 }
+
+/* Entry j of client i's private-memory row, written as the client library does: name and
+ * figures first, the kind last (release). */
+void fake_mem(mb_state_t *st, uint32_t i, int j, uint32_t kind, const char *name,
+                     uint32_t detail, uint64_t in_use, uint64_t peak, uint64_t committed,
+                     uint64_t allocs, uint64_t frees, uint64_t failures, uint64_t objects) {
+  mb_mem_entry_t *e = &st->client_mem[i].entries[j];
+  mb_store32(&e->kind, MB_MEM_NONE);
+  mb__name_set(e->name, name);
+  mb_store32(&e->detail, detail);
+  mb_store64(&e->in_use, in_use);
+  mb_store64(&e->peak, peak);
+  mb_store64(&e->committed, committed);
+  mb_store64(&e->allocs, allocs);
+  mb_store64(&e->frees, frees);
+  mb_store64(&e->failures, failures);
+  mb_store64(&e->objects, objects);
+  mb_store32(&e->kind, kind);
+  mb_store64(&st->client_mem[i].published_ns, mb_os_wall_ns());
+}

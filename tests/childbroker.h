@@ -62,6 +62,12 @@ void broker_down(tbroker_t *t);
 /* A fresh client still gets a full status with this broker's instance name. */
 void fresh_status(tbroker_t *t);
 
+/* Entry j of client i's private-memory row, written as the client library does: name and
+ * figures first, the kind last (release); the row's publication time is now. */
+void fake_mem(mb_state_t *st, uint32_t i, int j, uint32_t kind, const char *name, uint32_t detail,
+              uint64_t in_use, uint64_t peak, uint64_t committed, uint64_t allocs, uint64_t frees,
+              uint64_t failures, uint64_t objects);
+
 /* Write all of text[0..len). */
 void send_text(mb_pipe_conn_t *c, const char *text, size_t len);
 

@@ -241,7 +241,7 @@ TEST(stale_block_of_dead_broker) {
   mb_os_section_t s;
   mb_state_t *old = NULL;
   char name[MB_OS_NAME_MAX + 1];
-  uint64_t size = 256 * 1024;
+  uint64_t size = (sizeof(mb_state_t) + 65535) / 65536 * 65536; /* whole granules */
 
   test_config(&cfg, "stale");
   ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));

@@ -219,7 +219,7 @@ TEST(attach_version_mismatch) {
   char name[MB_OS_NAME_MAX + 1];
   client_config(&cfg, "ver");
   ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
-  ASSERT_OK(mb_os_section_create(&s, name, 65536, 0, NULL));
+  ASSERT_OK(mb_os_section_create(&s, name, (sizeof(mb_state_t) + 65535) / 65536 * 65536, 0, NULL));
   ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&st));
   st->magic = MB_STATE_MAGIC;
   st->layout_version = MB_LAYOUT_VERSION + 1;

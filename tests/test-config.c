@@ -1,8 +1,8 @@
 /*
  * test-config.c - the configuration: the defaults and the shipped config/membroker.json, a
- * full custom file, every accepted size form, the effective-config round trip, and a table
- * of bad configs, each refused with MB_ECONFIG and one message naming the file, the key path
- * and the problem.
+ * full custom file, every accepted size form, object pools, the effective-config round trip,
+ * and a table of bad configs, each refused with MB_ECONFIG and one message naming the file, the key
+ * path and the problem.
  */
 #include "task.h"
 
@@ -63,6 +63,14 @@ static void assert_cfg_eq(const mb_config_t *a, const mb_config_t *b) {
     ASSERT_EQ(a->regions[i].lazy, b->regions[i].lazy);
     ASSERT_EQ(a->regions[i].slot_size, b->regions[i].slot_size);
   }
+  ASSERT_EQ(a->npools, b->npools);
+  for (i = 0; i < a->npools; i++) {
+    ASSERT_STR_EQ(a->pools[i].name, b->pools[i].name);
+    ASSERT_EQ(a->pools[i].object_size, b->pools[i].object_size);
+    ASSERT_EQ(a->pools[i].align, b->pools[i].align);
+    ASSERT_EQ(a->pools[i].capacity, b->pools[i].capacity);
+    ASSERT_EQ(a->pools[i].debug, b->pools[i].debug);
+  }
   ASSERT_EQ(memcmp(a, b, sizeof *a), 0);
 }
 
@@ -85,6 +93,7 @@ static void assert_round_trip(const mb_config_t *cfg) {
 
 TEST(defaults) {
   mb_config_t c;
+  size_t i;
   memset(&c, 0x5A, sizeof c);
   mb__config_defaults(&c);
   ASSERT_STR_EQ(c.path, "");
@@ -115,6 +124,10 @@ TEST(defaults) {
   ASSERT_EQ_U64(c.regions[2].size, 16 * MIB);
   ASSERT_EQ(c.regions[2].lazy, 0);
   ASSERT_EQ(c.regions[2].slot_size, 0);
+  /* No pools, and every byte of the pool array zero. */
+  ASSERT_EQ(c.npools, 0);
+  for (i = 0; i < sizeof c.pools; i++)
+    ASSERT_EQ(((const unsigned char *)c.pools)[i], 0);
   /* The defaults pass their own validation. */
   assert_round_trip(&c);
 }
@@ -289,7 +302,97 @@ TEST(effective_config_json) {
   ASSERT_EQ(
       cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(regions, 1), "slot_size")->valuedouble,
       1024);
+  /* "pools" is always there, right after "regions": [] when there are none. */
+  ASSERT(regions->next != NULL);
+  ASSERT_STR_EQ(regions->next->string, "pools");
+  ASSERT(cJSON_IsArray(regions->next));
+  ASSERT_EQ(cJSON_GetArraySize(regions->next), 0);
   cJSON_Delete(j);
+  assert_round_trip(&c);
+}
+
+TEST(pools_two_pools) {
+  static const char text[] =
+      "{\n"
+      "  \"pools\": [\n"
+      "    {\"name\": \"bullets\", \"object_size\": \"64B\", \"capacity\": 100000},\n"
+      "    {\"name\": \"npc-state_2\", \"object_size\": 1000, \"align\": \"4KiB\",\n"
+      "     \"capacity\": 16777216, \"debug\": true, \"comment\": \"p\"}\n"
+      "  ]\n"
+      "}\n";
+  mb_config_t c, d;
+  cJSON *j, *pools, *p;
+  ASSERT_OK(parse(&c, text));
+  ASSERT_EQ(c.npools, 2);
+  ASSERT_STR_EQ(c.pools[0].name, "bullets");
+  ASSERT_EQ(c.pools[0].object_size, 64);
+  ASSERT_EQ(c.pools[0].align, 16); /* the default */
+  ASSERT_EQ(c.pools[0].capacity, 100000);
+  ASSERT_EQ(c.pools[0].debug, 0);
+  ASSERT_STR_EQ(c.pools[1].name, "npc-state_2");
+  ASSERT_EQ(c.pools[1].object_size, 1000);
+  ASSERT_EQ(c.pools[1].align, 4096);
+  ASSERT_EQ(c.pools[1].capacity, 16777216); /* 4 KiB blocks: exactly 64 GiB */
+  ASSERT_EQ(c.pools[1].debug, 1);
+  ASSERT_STR_EQ(c.pools[2].name, "");
+  ASSERT_EQ(c.pools[2].capacity, 0);
+  /* Everything else keeps its default, regions included. */
+  mb__config_defaults(&d);
+  d.npools = c.npools;
+  memcpy(d.pools, c.pools, sizeof d.pools);
+  assert_cfg_eq(&c, &d);
+  /* The effective config lists them, every field present, and reads back the same. */
+  j = mb__config_to_json(&c);
+  ASSERT(j != NULL);
+  pools = cJSON_GetObjectItemCaseSensitive(j, "pools");
+  ASSERT_EQ(cJSON_GetArraySize(pools), 2);
+  p = cJSON_GetArrayItem(pools, 1);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(p, "name")->valuestring, "npc-state_2");
+  ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(p, "object_size")->valuedouble, 1000);
+  ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(p, "align")->valuedouble, 4096);
+  ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(p, "capacity")->valuedouble, 16777216);
+  ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "debug")));
+  p = cJSON_GetArrayItem(pools, 0);
+  ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(p, "align")->valuedouble, 16);
+  ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "debug")));
+  cJSON_Delete(j);
+  assert_round_trip(&c);
+}
+
+TEST(pools_limits_accepted) {
+  char text[4096];
+  size_t o;
+  mb_config_t c, d;
+  int i;
+  /* An empty list is allowed (unlike regions) and means no pools. */
+  mb__config_defaults(&d);
+  ASSERT_OK(parse(&c, "{\"pools\": []}"));
+  assert_cfg_eq(&c, &d);
+  /* The edges of every range, and a pool of exactly 64 GiB. */
+  ASSERT_OK(parse(&c, "{\"pools\": ["
+                      "{\"name\": \"abcdefghijklmnopqrstuvwxyz01234\", \"object_size\": 8,"
+                      " \"align\": 8, \"capacity\": 1},"
+                      "{\"name\": \"max\", \"object_size\": \"1 MiB\", \"align\": 4096,"
+                      " \"capacity\": 65536}]}"));
+  ASSERT_EQ(c.npools, 2);
+  ASSERT_EQ(c.pools[0].object_size, 8);
+  ASSERT_EQ(c.pools[0].align, 8);
+  ASSERT_EQ(c.pools[0].capacity, 1);
+  ASSERT_EQ(c.pools[1].object_size, MIB);
+  ASSERT_EQ(c.pools[1].capacity, 65536);
+  assert_round_trip(&c);
+  /* 16 pools, the most there may be. */
+  o = (size_t)snprintf(text, sizeof text, "{\"pools\": [");
+  for (i = 0; i < 16; i++)
+    o += (size_t)snprintf(text + o, sizeof text - o,
+                          "%s{\"name\": \"p%d\", \"object_size\": %d, \"capacity\": %d}",
+                          i ? ", " : "", i, 8 << (i % 8), i + 1);
+  snprintf(text + o, sizeof text - o, "]}");
+  ASSERT_OK(parse(&c, text));
+  ASSERT_EQ(c.npools, 16);
+  ASSERT_STR_EQ(c.pools[15].name, "p15");
+  ASSERT_EQ(c.pools[15].object_size, 8 << 7);
+  ASSERT_EQ(c.pools[15].capacity, 16);
   assert_round_trip(&c);
 }
 
@@ -305,6 +408,10 @@ TEST(log_level_names) {
 #define R "{\"name\":\"r\",\"size\":65536}"
 #define R4 R "," R "," R "," R
 #define R17 R4 "," R4 "," R4 "," R4 "," R
+/* A pool entry, for lists of many (the duplicate names are not reached: the count is). */
+#define P "{\"name\":\"p\",\"object_size\":64,\"capacity\":1}"
+#define P4 P "," P "," P "," P
+#define P17 P4 "," P4 "," P4 "," P4 "," P
 
 /* Bad configs: the text and parts of the one message it must give. */
 static const struct {
@@ -383,7 +490,13 @@ static const struct {
     {"{\"limits\": {\"max_committed\": true}}",
      {"limits.max_committed: expected a size (an integer or a string such as \"64MiB\")"}},
     {"{\"limits\": {\"max_committed\": \"1MiB\"}}",
-     {"limits.max_committed: 1 MiB is less than the 80 MiB the regions commit at start"}},
+     {"limits.max_committed: 1 MiB is less than the 80 MiB the regions and pools commit at start"}},
+    /* 81 MiB holds the regions; a pool of 65536 x 256 B (16 MiB, 768 KiB of links and stamps,
+     * in whole pages) does not fit beside them. */
+    {"{\"limits\": {\"max_committed\": \"81MiB\"}, \"pools\": [{\"name\": \"p\", "
+     "\"object_size\": 256, \"capacity\": 65536}]}",
+     {"limits.max_committed: 81 MiB is less than the 99072 KiB the regions and pools commit at "
+      "start"}},
     /* regions */
     {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},
     {"{\"regions\": [" R17 "]}", {"regions: 17 regions given, at most 16 are allowed"}},
@@ -409,6 +522,68 @@ static const struct {
      {"regions[0].name: \"\" is not a valid name"}},
     {"{\"regions\": [{\"name\": \"a\", \"size\": 65536, \"commit\": \"eager\"}]}",
      {"regions[0].commit: \"eager\" is not one of \"start\", \"lazy\""}},
+    /* pools */
+    {"{\"pools\": {}}", {"bad.json: pools: expected an array of pool objects, got an object"}},
+    {"{\"pools\": null}", {"pools: expected an array of pool objects, got null"}},
+    {"{\"pools\": [\"bullets\"]}", {"pools[0]: expected an object, got a string (\"bullets\")"}},
+    {"{\"pools\": [" P17 "]}", {"bad.json: pools: 17 pools given, at most 16 are allowed"}},
+    {"{\"pools\": [{\"object_size\": 64, \"capacity\": 1}]}",
+     {"bad.json: pools[0]: missing required key \"name\""}},
+    {"{\"pools\": [{\"name\": \"a\", \"capacity\": 1}]}",
+     {"pools[0]: missing required key \"object_size\""}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64}]}",
+     {"pools[0]: missing required key \"capacity\""}},
+    {"{\"pools\": [{\"name\": \"bullets\", \"object_size\": 64, \"capacity\": 1},"
+     " {\"name\": \"npc\", \"object_size\": 64, \"capacity\": 1},"
+     " {\"name\": \"bullets\", \"object_size\": 8, \"capacity\": 2}]}",
+     {"bad.json: pools[2].name: \"bullets\" is already the name of pools[0]: invalid"}},
+    {"{\"pools\": [{\"name\": \"Bullets\", \"object_size\": 64, \"capacity\": 1}]}",
+     {"pools[0].name: \"Bullets\" is not a valid name (use 1..31 characters of a-z 0-9 _ -)"}},
+    {"{\"pools\": [{\"name\": \"abcdefghijklmnopqrstuvwxyz012345\", \"object_size\": 64,"
+     " \"capacity\": 1}]}",
+     {"pools[0].name: \"abcdefghij", "is not a valid name"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 4, \"capacity\": 1}]}",
+     {"pools[0].object_size: 4 is out of range (allowed: 8 B..1 MiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": \"2MiB\", \"capacity\": 1}]}",
+     {"pools[0].object_size: \"2MiB\" is out of range (allowed: 8 B..1 MiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": \"64KB\", \"capacity\": 1}]}",
+     {"pools[0].object_size: \"64KB\": \"KB\" is not accepted, write \"KiB\""}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"align\": 8192, "
+     "\"capacity\": 1}]}",
+     {"bad.json: pools[0].align: 8192 is out of range (allowed: 8 B..4 KiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"align\": \"1MiB\", "
+     "\"capacity\": 1}]}",
+     {"pools[0].align: \"1MiB\" is out of range (allowed: 8 B..4 KiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"align\": 4, \"capacity\": 1}]}",
+     {"pools[0].align: 4 is out of range (allowed: 8 B..4 KiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"align\": 24, \"capacity\": 1}]}",
+     {"pools[0].align: 24 is not a power of two"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": 0}]}",
+     {"pools[0].capacity: 0 is out of range (allowed: 1..16777216)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": 16777217}]}",
+     {"pools[0].capacity: 16777217 is out of range (allowed: 1..16777216)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": \"1000\"}]}",
+     {"pools[0].capacity: expected an integer, got a string (\"1000\")"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": 1, \"debug\": 1}]}",
+     {"pools[0].debug: expected true or false, got a number (1)"}},
+    {"{\"pools\": [" P ", {\"name\": \"big\", \"object_size\": \"1MiB\", "
+     "\"capacity\": 16777216}]}",
+     {"bad.json: pools[1]: 16777216 objects of 1 MiB need 16 TiB, more than a pool may hold "
+      "(64 GiB): invalid configuration"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 4097, \"align\": 4096, "
+     "\"capacity\": 10000000}]}",
+     {"pools[0]: 10000000 objects of 4097 B (8 KiB each with align 4096) need 78125 MiB, more "
+      "than a pool may hold (64 GiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": \"1MiB\", \"capacity\": 65537}]}",
+     {"pools[0]: 65537 objects of 1 MiB need 65537 MiB, more than a pool may hold (64 GiB)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": 1, \"algin\": 64}]}",
+     {"bad.json: pools[0]: unknown key \"algin\" (did you mean \"align\"?)"}},
+    {"{\"pools\": [{\"name\": \"a\", \"object_size\": 64, \"capacity\": 1, \"size\": 64}]}",
+     {"pools[0]: unknown key \"size\": invalid configuration"}},
+    {"{\"pools\": [{\"name\": \"a\", \"name\": \"b\", \"object_size\": 64, \"capacity\": 1}]}",
+     {"pools[0].name: duplicate key (each key may appear once per object)"}},
+    {"{\"pool\": []}", {"bad.json: unknown key \"pool\" (did you mean \"pools\"?)"}},
+    {"{\"pools\": [], \"pools\": []}", {"bad.json: pools: duplicate key"}},
     /* names, enums, modes, text */
     {"{\"instance\": \"my instance\"}",
      {"bad.json: instance: \"my instance\" is not a valid name (use 1..31 characters of "
@@ -433,8 +608,9 @@ TEST(bad_configs_table) {
   mb_config_t c, before;
   ASSERT_GE(n, 20);
   /* Start from a non-default config: a failure must leave every byte of it alone. */
-  ASSERT_OK(
-      parse(&c, "{\"instance\": \"keep\", \"regions\": [{\"name\": \"x\", \"size\": 65536}]}"));
+  ASSERT_OK(parse(&c, "{\"instance\": \"keep\", \"regions\": [{\"name\": \"x\", \"size\": 65536}],"
+                      " \"pools\": [{\"name\": \"keep\", \"object_size\": 64, \"capacity\": 1}]}"));
+  ASSERT_EQ(c.npools, 1);
   before = c;
   for (i = 0; i < n; i++) {
     const char *json = bad_configs[i].json, *msg, *tail = ": invalid configuration";

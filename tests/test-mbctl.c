@@ -180,6 +180,164 @@ TEST(status_sections) {
   broker_down(&t);
 }
 
+/* No pools configured: `mbctl pools` prints the table's header and says so, status has a
+ * "pools none" line (and no pool table), --json is the empty array; help lists the command. */
+TEST(pools) {
+  static const char *const header[] = {"POOL",     "OBJECT", "CAPACITY",  "IN USE", "FREE", "PEAK",
+                                       "MIN FREE", "MISSES", "RECLAIMED", "ERRORS", "DEBUG"};
+  tbroker_t t = {0};
+  cJSON *j;
+  size_t i;
+  broker_up(&t, "pools");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", NULL), 0, out);
+  ASSERT_EQ(strncmp(out, "POOL ", 5), 0);
+  for (i = 0; i < sizeof header / sizeof header[0]; i++)
+    ASSERT_CONTAINS(out, header[i]);
+  ASSERT_CONTAINS(out, "\nno pools configured\n");
+  ASSERT_EQ(count_lines(out), 2);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", "--json", NULL), 0, out);
+  j = cJSON_Parse(out);
+  if (!cJSON_IsArray(j))
+    FAIL("pools --json is not a JSON array:\n%s", out);
+  ASSERT_EQ(cJSON_GetArraySize(j), 0);
+  cJSON_Delete(j);
+  /* The overview: one line, no table. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_CONTAINS(out, "\npools       none\n");
+  ASSERT_NOT_CONTAINS(out, "POOL ");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "pools", NULL), 0, out);
+  ASSERT_STR_EQ(out, "pools       none\n");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "\n  pools ");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", "extra", NULL), 2, out);
+  ASSERT_CONTAINS(out, "takes no arguments");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "  pools   ");
+  broker_down(&t);
+}
+
+/* The broker child's control block, mapped writable in this process (the test plays a game
+ * server that publishes its private memory, as the client library would). */
+typedef struct {
+  mb_os_section_t sec;
+  mb_state_t *st;
+} tstate_t;
+
+static void state_open(tstate_t *m, const tbroker_t *t) {
+  char obj[MB_OS_NAME_MAX + 1];
+  ASSERT_OK(mb__object_name(obj, sizeof obj, t->instance, NULL));
+  ASSERT_OK(mb_os_section_open(&m->sec, obj, 0, 1));
+  ASSERT_OK(mb_os_section_map(&m->sec, 0, 1, (void **)&m->st));
+  ASSERT_OK(mb__state_check(m->st, m->sec.size));
+}
+
+/* Give back entry i (free, its row cleared) and unmap. */
+static void state_close(tstate_t *m, uint32_t i) {
+  memset((void *)&m->st->client_mem[i], 0, sizeof m->st->client_mem[i]);
+  mb_store64(&m->st->clients[i].word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0));
+  mb_os_section_unmap(m->st, m->sec.size);
+  mb_os_section_close(&m->sec);
+}
+
+/* Hold client entry i as `name`, attached, with a fresh heartbeat (again before each mbctl
+ * run: under Wine a test can take longer than the heartbeat timeout). */
+static void hold_entry(mb_state_t *st, uint32_t i, const char *name) {
+  mb_client_entry_t *e = &st->clients[i];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb_store64(&e->start_time, self.start_time);
+  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
+  mb_store64(&e->heartbeat_ns, mb_os_mono_ns());
+  mb__client_name_set(e, name);
+  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, 1, self.pid));
+}
+
+
+/*
+ * `mbctl heaps`: nothing published is the header and a line that says so; a client's pool
+ * and heap are a row each (human sizes), also with the client named; --json is the raw
+ * array; `mbctl clients` shows the committed sum in its PRIVATE column; usage and help.
+ */
+TEST(heaps) {
+  static const char *const header[] = {"CLIENT",    "NAME",   "KIND",  "IN USE",  "PEAK",
+                                       "COMMITTED", "ALLOCS", "FREES", "FAILURES"};
+  tbroker_t t = {0};
+  tstate_t m;
+  char want[256];
+  const cJSON *c;
+  cJSON *j;
+  size_t i;
+  broker_up(&t, "heaps");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
+  ASSERT_EQ(strncmp(out, "CLIENT ", 7), 0);
+  for (i = 0; i < sizeof header / sizeof header[0]; i++)
+    ASSERT_CONTAINS(out, header[i]);
+  ASSERT_CONTAINS(out, "\nno private pools or heaps published\n");
+  ASSERT_EQ(count_lines(out), 2);
+
+  /* zone-1 publishes a pool of 48-byte objects (3 in use, 5 at most) and a heap. */
+  state_open(&m, &t);
+  hold_entry(m.st, 0, "zone-1");
+  fake_mem(m.st, 0, 0, MB_MEM_LPOOL, "bullets", 48, 3 * 48, 5 * 48, 65536, 5, 2, 1, 3);
+  fake_mem(m.st, 0, 1, MB_MEM_HEAP, "net", 0, 400, 600, 131072, 3, 1, 0, 2);
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
+  ASSERT_EQ(count_lines(out), 3);
+  snprintf(want, sizeof want, "\n%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "zone-1",
+           "bullets", "pool", "144 B", "240 B", "64.0 KiB", "5", "2", "1");
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want, "\n%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "zone-1", "net",
+           "heap", "400 B", "600 B", "128.0 KiB", "3", "1", "0");
+  ASSERT_CONTAINS(out, want);
+  hold_entry(m.st, 0, "zone-1");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "zone-1", NULL), 0, out);
+  ASSERT_EQ(count_lines(out), 3);
+  ASSERT_CONTAINS(out, "\nzone-1           net ");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "zone-9", NULL), 0, out);
+  ASSERT_CONTAINS(out, "\nno private pools or heaps published\n");
+
+  /* --json: the raw array. */
+  hold_entry(m.st, 0, "zone-1");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "--json", NULL), 0, out);
+  j = cJSON_Parse(out);
+  if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 1)
+    FAIL("heaps --json is not an array of one client:\n%s", out);
+  c = cJSON_GetArrayItem(j, 0);
+  ASSERT_STR_EQ(jstr(c, "client"), "zone-1");
+  ASSERT_EQ(jnum(c, "index"), 0);
+  ASSERT_EQ(cJSON_GetArraySize(jget(c, "entries")), 2);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(c, "entries"), 0), "kind"), "pool");
+  ASSERT_EQ(jnum(cJSON_GetArrayItem(jget(c, "entries"), 0), "object_size"), 48);
+  ASSERT_EQ(jnum(cJSON_GetArrayItem(jget(c, "entries"), 0), "in_use"), 144);
+  ASSERT_EQ(jnum(cJSON_GetArrayItem(jget(c, "entries"), 1), "committed"), 131072);
+  cJSON_Delete(j);
+
+  /* clients: the committed bytes of its pools and heaps; --json has the sums. */
+  hold_entry(m.st, 0, "zone-1");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "clients", NULL), 0, out);
+  ASSERT_CONTAINS(out, " PRIVATE ");
+  ASSERT_CONTAINS(out, " zone-1 ");
+  ASSERT_CONTAINS(out, " 192.0 KiB ");
+  hold_entry(m.st, 0, "zone-1");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "clients", "--json", NULL), 0, out);
+  j = parse_json(out);
+  c = cJSON_GetArrayItem(jget(j, "table"), 0);
+  ASSERT_EQ(jnum(c, "private.in_use"), 544);
+  ASSERT_EQ(jnum(c, "private.committed"), 196608);
+  ASSERT_EQ(jnum(c, "private.pools"), 1);
+  ASSERT_EQ(jnum(c, "private.heaps"), 1);
+  cJSON_Delete(j);
+  state_close(&m, 0);
+
+  /* Usage and help. */
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "a", "b", NULL), 2, out);
+  ASSERT_CONTAINS(out, "heaps takes at most one argument");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "\n  heaps ");
+  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "  heaps [CLIENT]   ");
+  broker_down(&t);
+}
+
 TEST(set_message) {
   tbroker_t t = {0};
   cJSON *j;

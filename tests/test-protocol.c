@@ -16,6 +16,8 @@
 #include "ctl.h"
 #include "ctlconn.h"
 #include "log.h"
+#include "membroker.h"
+#include "report.h"
 
 #if MB_OS_POSIX
 #include <grp.h>
@@ -49,6 +51,18 @@ TEST(ping_version_help) {
   r = call(&c, "{\"id\":2,\"cmd\":\"help\"}");
   expect_ok(r);
   ASSERT_GE(cJSON_GetArraySize(jget(r, "result")), 11);
+  {
+    /* help lists pools: read-only, no arguments. */
+    const cJSON *cmd, *pools = NULL;
+    cJSON_ArrayForEach(cmd, jget(r, "result")) {
+      if (jstr(cmd, "name") && strcmp(jstr(cmd, "name"), "pools") == 0)
+        pools = cmd;
+    }
+    if (pools == NULL)
+      FAIL("help does not list pools");
+    ASSERT(cJSON_IsFalse(jget(pools, "admin")));
+    ASSERT_EQ(cJSON_GetArraySize(jget(pools, "args")), 0);
+  }
   cJSON_Delete(r);
   mb__pipe_close(&c);
   broker_down(&t);
@@ -110,6 +124,21 @@ TEST(status_sections) {
   r = call(&c, "{\"id\":5,\"cmd\":\"clients\"}");
   expect_ok(r);
   ASSERT_EQ(jnum(r, "result.max"), 64);
+  cJSON_Delete(r);
+  /* No pools configured: an empty array, and the command takes no arguments. */
+  r = call(&c, "{\"id\":8,\"cmd\":\"pools\"}");
+  expect_ok(r);
+  ASSERT(cJSON_IsArray(jget(r, "result")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+  r = call(&c, "{\"id\":9,\"cmd\":\"pools\",\"args\":{\"name\":\"x\"}}");
+  expect_error(r, "bad_args");
+  cJSON_Delete(r);
+  r = call(&c, "{\"id\":10,\"cmd\":\"status\",\"args\":{\"sections\":[\"pools\"]}}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 1);
+  ASSERT(cJSON_IsArray(jget(r, "result.pools")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result.pools")), 0);
   cJSON_Delete(r);
   r = call(&c, "{\"id\":6,\"cmd\":\"config\"}");
   expect_ok(r);
@@ -640,6 +669,447 @@ TEST(dispatch_admin_rights) {
   ASSERT_EQ(stop, 1);
   cJSON_free(out);
   ASSERT(mb__ctl_handle_line(&b, " \t\r", 3, 1, &stop) == NULL);
+  mb__broker_stop(&b);
+}
+
+/* Fill pool descriptor d by hand, as the broker does at start. */
+static void fake_pool(mb_pool_desc_t *d, const char *name, uint32_t object_size, uint32_t align,
+                      uint32_t capacity, uint32_t flags) {
+  memset(d, 0, sizeof *d);
+  snprintf(d->name, sizeof d->name, "%s", name);
+  d->object_size = object_size;
+  d->align = align;
+  d->stride = (object_size + align - 1) / align * align;
+  d->capacity = capacity;
+  d->flags = flags;
+}
+
+/* Every member of one pool object, and no others. */
+static void expect_pool(const cJSON *p, const char *name, double object_size, double align,
+                        double capacity, int debug, double in_use, double peak, double allocated,
+                        double freed, double misses, double reclaimed, double errors,
+                        double bytes) {
+  ASSERT(cJSON_IsObject(p));
+  ASSERT_EQ(cJSON_GetArraySize(p), 15);
+  ASSERT_STR_EQ(jstr(p, "name"), name);
+  ASSERT_EQ(jnum(p, "object_size"), object_size);
+  ASSERT_EQ(jnum(p, "align"), align);
+  ASSERT_EQ(jnum(p, "capacity"), capacity);
+  ASSERT(cJSON_IsBool(jget(p, "debug")));
+  ASSERT_EQ(cJSON_IsTrue(jget(p, "debug")), debug);
+  ASSERT_EQ(jnum(p, "in_use"), in_use);
+  ASSERT_EQ(jnum(p, "free"), capacity - in_use);
+  ASSERT_EQ(jnum(p, "peak"), peak);
+  ASSERT_EQ(jnum(p, "min_free"), capacity - peak);
+  ASSERT_EQ(jnum(p, "allocated"), allocated);
+  ASSERT_EQ(jnum(p, "freed"), freed);
+  ASSERT_EQ(jnum(p, "misses"), misses);
+  ASSERT_EQ(jnum(p, "reclaimed"), reclaimed);
+  ASSERT_EQ(jnum(p, "errors"), errors);
+  ASSERT_EQ_U64(jnum(p, "bytes"), bytes);
+}
+
+/* The pools section in-process, from descriptors filled by hand: every field of each pool,
+ * the same through status, `pools` and the report builder, and 0 pools is []. */
+TEST(report_pools) {
+  static const char *const lines[] = {
+      "{\"id\":1,\"cmd\":\"pools\"}",
+      "{\"id\":2,\"cmd\":\"status\",\"args\":{\"sections\":[\"pools\"]}}",
+  };
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_procid_t self;
+  mb_pool_desc_t *d;
+  char inst[MB_INSTANCE_MAX];
+  char *out;
+  cJSON *r;
+  const cJSON *arr;
+  size_t i;
+  int stop;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%upool", (unsigned)self.pid);
+  small_config(&cfg, inst);
+  mb__log_open(MB_LOG_ERROR, "");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+
+  /* None yet. */
+  ASSERT_EQ(b.state->pool_count, 0);
+  r = mb__report_pools(&b);
+  ASSERT(cJSON_IsArray(r));
+  ASSERT_EQ(cJSON_GetArraySize(r), 0);
+  cJSON_Delete(r);
+
+  /* Two pools: a debug one part used, and one whose counters were read a moment apart
+   * (allocated already up, peak not yet): peak shows at least in_use, free counts stay >= 0. */
+  b.state->pool_count = 2;
+  d = &b.state->pools[0];
+  fake_pool(d, "bullets", 40, 16, 1000, MB_POOL_F_DEBUG); /* stride 48 */
+  mb_store64(&d->allocated, 700);
+  mb_store64(&d->freed, 400);
+  mb_store64(&d->peak, 950);
+  mb_store64(&d->misses, 7);
+  mb_store64(&d->reclaimed, 25);
+  mb_store64(&d->errors, 3);
+  d = &b.state->pools[1];
+  fake_pool(d, "npc_state", 256, 64, 64, 0);
+  mb_store64(&d->allocated, 64);
+  mb_store64(&d->peak, 63);
+
+  for (i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+    out = mb__ctl_handle_line(&b, lines[i], strlen(lines[i]), 0, &stop);
+    r = cJSON_Parse(out);
+    expect_ok(r);
+    arr = i == 0 ? jget(r, "result") : jget(r, "result.pools");
+    ASSERT(cJSON_IsArray(arr));
+    ASSERT_EQ(cJSON_GetArraySize(arr), 2);
+    expect_pool(cJSON_GetArrayItem(arr, 0), "bullets", 40, 16, 1000, 1, 300, 950, 700, 400, 7, 25,
+                3, 1000 * 48);
+    expect_pool(cJSON_GetArrayItem(arr, 1), "npc_state", 256, 64, 64, 0, 64, 64, 64, 0, 0, 0, 0,
+                64 * 256);
+    cJSON_Delete(r);
+    cJSON_free(out);
+  }
+  /* The whole report has it too, after the other sections. */
+  r = mb__report(&b, MB_REPORT_ALL);
+  ASSERT(r != NULL);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "pools")), 2);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(r, "pools"), 1), "name"), "npc_state");
+  cJSON_Delete(r);
+
+  /* A count past the directory is read as the directory's size. */
+  b.state->pool_count = MB_POOLS_MAX + 5;
+  r = mb__report_pools(&b);
+  ASSERT_EQ(cJSON_GetArraySize(r), MB_POOLS_MAX);
+  cJSON_Delete(r);
+
+  /* The broker stops with what it started with. */
+  b.state->pool_count = 0;
+  memset(b.state->pools, 0, sizeof b.state->pools);
+  mb__broker_stop(&b);
+}
+
+/* ---- private pools and heaps (heaps, clients' private) -------------------------------------- */
+
+/* Answer `line` in-process as a read-only peer; the parsed response. */
+static cJSON *handle(mb_broker_t *b, const char *line) {
+  int stop;
+  char *out = mb__ctl_handle_line(b, line, strlen(line), 0, &stop);
+  cJSON *r = out ? cJSON_Parse(out) : NULL;
+  if (r == NULL)
+    FAIL("no JSON answer to %s: %s", line, out ? out : "(null)");
+  cJSON_free(out);
+  return r;
+}
+
+/* Client entry i in `state` under `name`, held by this process, as the client library fills
+ * it in (an attached one with a fresh heartbeat). */
+static void fake_client(mb_state_t *st, uint32_t i, uint32_t state, const char *name) {
+  mb_client_entry_t *e = &st->clients[i];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb_store64(&e->start_time, self.start_time);
+  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
+  mb_store64(&e->heartbeat_ns, mb_os_mono_ns());
+  mb__client_name_set(e, name);
+  mb_store64(&e->word, MB_CLIENT_WORD(state, i + 1, self.pid));
+}
+
+/* Every member of one published pool or heap, and no others (object_size: a heap's purpose). */
+static void expect_mem(const cJSON *m, const char *name, const char *kind, double object_size,
+                       double in_use, double peak, double committed, double allocs, double frees,
+                       double failures, double objects) {
+  int is_pool = strcmp(kind, "pool") == 0;
+  ASSERT(cJSON_IsObject(m));
+  ASSERT_EQ(cJSON_GetArraySize(m), 10);
+  ASSERT_STR_EQ(jstr(m, "name"), name);
+  ASSERT_STR_EQ(jstr(m, "kind"), kind);
+  if (is_pool) {
+    ASSERT_EQ(jnum(m, "object_size"), object_size);
+    ASSERT(jget(m, "purpose") == NULL);
+  } else { /* object_size is the heap's purpose here */
+    static const char *const purposes[] = {"game_objects", "network", "temp", "log"};
+    ASSERT(jget(m, "object_size") == NULL);
+    ASSERT_STR_EQ(jstr(m, "purpose"), purposes[(int)object_size]);
+  }
+  ASSERT_EQ_U64(jnum(m, "in_use"), in_use);
+  ASSERT_EQ_U64(jnum(m, "peak"), peak);
+  ASSERT_EQ_U64(jnum(m, "committed"), committed);
+  ASSERT_EQ_U64(jnum(m, "allocs"), allocs);
+  ASSERT_EQ_U64(jnum(m, "frees"), frees);
+  ASSERT_EQ_U64(jnum(m, "failures"), failures);
+  ASSERT_EQ_U64(jnum(m, "objects"), objects);
+}
+
+/* The `private` sums of the clients-table entry at index i. */
+static void expect_private(const cJSON *clients, double index, double in_use, double committed,
+                           double pools, double heaps) {
+  const cJSON *e, *found = NULL;
+  cJSON_ArrayForEach(e, jget(clients, "table")) {
+    if (jnum(e, "index") == index)
+      found = e;
+  }
+  if (found == NULL)
+    FAIL("the clients table has no entry %.0f", index);
+  ASSERT(cJSON_IsObject(jget(found, "private")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(found, "private")), 4);
+  ASSERT_EQ_U64(jnum(found, "private.in_use"), in_use);
+  ASSERT_EQ_U64(jnum(found, "private.committed"), committed);
+  ASSERT_EQ(jnum(found, "private.pools"), pools);
+  ASSERT_EQ(jnum(found, "private.heaps"), heaps);
+}
+
+/*
+ * `heaps` and the clients' `private` sums in-process, from rows written by hand: only
+ * attached clients count (a dead or claimed entry's row is ignored, an attached one that
+ * shows nothing is left out), unused row entries are skipped, peak is at least in_use, the
+ * client filter, published_ms_ago, an entry that goes away, and bad arguments.
+ */
+TEST(report_heaps) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_procid_t self;
+  mb_state_t *st;
+  char inst[MB_INSTANCE_MAX];
+  const cJSON *arr, *c, *cmd, *heaps = NULL;
+  cJSON *r;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%uheaps", (unsigned)self.pid);
+  small_config(&cfg, inst);
+  mb__log_open(MB_LOG_ERROR, "");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  st = b.state;
+
+  /* help lists it: read-only, one argument. */
+  r = handle(&b, "{\"cmd\":\"help\"}");
+  cJSON_ArrayForEach(cmd, jget(r, "result")) {
+    if (jstr(cmd, "name") && strcmp(jstr(cmd, "name"), "heaps") == 0)
+      heaps = cmd;
+  }
+  if (heaps == NULL)
+    FAIL("help does not list heaps");
+  ASSERT(cJSON_IsFalse(jget(heaps, "admin")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(heaps, "args")), 1);
+  ASSERT_STR_EQ(cJSON_GetArrayItem(jget(heaps, "args"), 0)->valuestring, "client");
+  cJSON_Delete(r);
+
+  /* Nobody attached: []. */
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  expect_ok(r);
+  ASSERT(cJSON_IsArray(jget(r, "result")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+
+  /* 0: attached, a pool, an unused entry, a heap whose peak was read before its in_use rose.
+   * 1: dead, 2: claimed (rows ignored). 3: attached, nothing tracked. */
+  fake_client(st, 0, MB_CLIENT_ATTACHED, "zone-1");
+  fake_mem(st, 0, 0, MB_MEM_LPOOL, "bullets", 48, 3 * 48, 5 * 48, 65536, 5, 2, 1, 3);
+  fake_mem(st, 0, 2, MB_MEM_HEAP, "net", 0, 400, 300, 131072, 3, 1, 1, 2);
+  mb_store64(&st->client_mem[0].published_ns, mb_os_wall_ns() - UINT64_C(5000000000));
+  fake_client(st, 1, MB_CLIENT_DEAD, "zone-2");
+  fake_mem(st, 1, 0, MB_MEM_HEAP, "gone", 0, 1000, 1000, 4096, 1, 0, 0, 1);
+  fake_client(st, 2, MB_CLIENT_CLAIMED, "zone-3");
+  fake_mem(st, 2, 0, MB_MEM_HEAP, "half", 0, 1000, 1000, 4096, 1, 0, 0, 1);
+  fake_client(st, 3, MB_CLIENT_ATTACHED, "zone-4");
+  mb_store64(&st->client_mem[3].published_ns, mb_os_wall_ns());
+
+  r = handle(&b, "{\"id\":1,\"cmd\":\"heaps\"}");
+  expect_ok(r);
+  arr = jget(r, "result");
+  ASSERT_EQ(cJSON_GetArraySize(arr), 1);
+  c = cJSON_GetArrayItem(arr, 0);
+  ASSERT_EQ(cJSON_GetArraySize(c), 5);
+  ASSERT_STR_EQ(jstr(c, "client"), "zone-1");
+  ASSERT_EQ(jnum(c, "index"), 0);
+  ASSERT_EQ(jnum(c, "pid"), self.pid);
+  ASSERT_GE(jnum(c, "published_ms_ago"), 5000);
+  ASSERT_LT(jnum(c, "published_ms_ago"), 5000 + 60000);
+  ASSERT_EQ(cJSON_GetArraySize(jget(c, "entries")), 2);
+  expect_mem(cJSON_GetArrayItem(jget(c, "entries"), 0), "bullets", "pool", 48, 144, 240, 65536, 5,
+             2, 1, 3);
+  expect_mem(cJSON_GetArrayItem(jget(c, "entries"), 1), "net", "heap", 0, 400, 400, 131072, 3, 1, 1,
+             2);
+  cJSON_Delete(r);
+
+  /* The same through the report builder; the clients table and status carry the sums. */
+  r = mb__report_heaps(&b, NULL);
+  ASSERT_EQ(cJSON_GetArraySize(r), 1);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"clients\"}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result.table")), 4);
+  expect_private(jget(r, "result"), 0, 544, 196608, 1, 1);
+  expect_private(jget(r, "result"), 1, 0, 0, 0, 0);
+  expect_private(jget(r, "result"), 2, 0, 0, 0, 0);
+  expect_private(jget(r, "result"), 3, 0, 0, 0, 0);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"status\",\"args\":{\"sections\":[\"clients\"]}}");
+  expect_ok(r);
+  expect_private(jget(r, "result.clients"), 0, 544, 196608, 1, 1);
+  cJSON_Delete(r);
+
+  /* The filter: that client, or nothing. */
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":\"zone-1\"}}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 1);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(r, "result"), 0), "client"), "zone-1");
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":\"zone-2\"}}"); /* dead */
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":\"nobody\"}}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+
+  /* Bad arguments. */
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":7}}");
+  expect_error(r, "bad_args");
+  ASSERT_CONTAINS(jstr(r, "error.message"), "'client' must be a string");
+  ASSERT_CONTAINS(jstr(r, "error.message"), "a number");
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":[\"zone-1\"]}}");
+  expect_error(r, "bad_args");
+  ASSERT_CONTAINS(jstr(r, "error.message"), "'client'");
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"name\":\"zone-1\"}}");
+  expect_error(r, "bad_args");
+  ASSERT_CONTAINS(jstr(r, "error.message"), "'name'");
+  cJSON_Delete(r);
+
+  /* An entry goes away (untracked), then the other: the client leaves the answer. A row
+   * never published shows published_ms_ago null. */
+  mb_store32(&st->client_mem[0].entries[2].kind, MB_MEM_NONE);
+  mb_store64(&st->client_mem[0].published_ns, 0);
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  c = cJSON_GetArrayItem(jget(r, "result"), 0);
+  ASSERT_EQ(cJSON_GetArraySize(jget(c, "entries")), 1);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(c, "entries"), 0), "name"), "bullets");
+  ASSERT(cJSON_IsNull(jget(c, "published_ms_ago")));
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"clients\"}");
+  expect_private(jget(r, "result"), 0, 144, 65536, 1, 0);
+  cJSON_Delete(r);
+  mb_store32(&st->client_mem[0].entries[0].kind, MB_MEM_NONE);
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+
+  /* An attached client's row is read again once it is attached again. */
+  fake_client(st, 1, MB_CLIENT_ATTACHED, "zone-2");
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 1);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(r, "result"), 0), "client"), "zone-2");
+  cJSON_Delete(r);
+
+  /* The broker stops with an empty table. */
+  memset(st->clients, 0, sizeof st->clients);
+  memset(st->client_mem, 0, sizeof st->client_mem);
+  mb__broker_stop(&b);
+}
+
+/*
+ * The same end to end: a real client attached in this process publishes a pool and a heap
+ * (mb_track_*, mb_publish), and `heaps` shows exactly their statistics; untracking the heap
+ * takes it out at once, and a detached client is gone.
+ */
+TEST(heaps_from_client) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_procid_t self;
+  mb_client_t *cl;
+  mb_lpool_t *pool;
+  mb_heap_t *heap;
+  mb_pool_stats_t ps;
+  mb_heap_stats_t hs;
+  char inst[MB_INSTANCE_MAX];
+  void *obj[6], *blk[3], *big;
+  const cJSON *c;
+  cJSON *r;
+  int i;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%uhcli", (unsigned)self.pid);
+  small_config(&cfg, inst);
+  cfg.heartbeat_timeout_ms = 0;
+  mb__log_open(MB_LOG_ERROR, "");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(inst, "zone-1", NULL, &cl));
+
+  /* Attached, nothing tracked: no row in heaps, zeros in clients. */
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"clients\"}");
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result.table")), 1);
+  expect_private(jget(r, "result"), 0, 0, 0, 0, 0);
+  cJSON_Delete(r);
+
+  /* A pool of at most 5 objects of 48 bytes (a multiple of the 16-byte alignment: the block
+   * is 48 bytes too): 5 taken, a 6th refused, 2 given back. A heap of at most 4096 bytes in
+   * use: 100 + 200 + 300 bytes, an 8192-byte block refused, the 200 freed. */
+  ASSERT_OK(mb_lpool_create("bullets", 48, 16, 0, 5, 0, &pool));
+  for (i = 0; i < 5; i++)
+    ASSERT_OK(mb_lpool_alloc(pool, &obj[i]));
+  ASSERT_ERR(mb_lpool_alloc(pool, &obj[5]), MB_EFULL);
+  ASSERT_OK(mb_lpool_free(pool, obj[1]));
+  ASSERT_OK(mb_lpool_free(pool, obj[3]));
+  ASSERT_OK(mb_heap_create("net", MB_HEAP_NETWORK, MB_HEAP_NO_SERIALIZE, 0, 4096, &heap));
+  for (i = 0; i < 3; i++)
+    ASSERT_OK(mb_heap_alloc(heap, (size_t)(i + 1) * 100, &blk[i]));
+  ASSERT_ERR(mb_heap_alloc(heap, 8192, &big), MB_ENOSPC);
+  ASSERT_OK(mb_heap_free(heap, blk[1]));
+  ASSERT_OK(mb_track_lpool(cl, pool));
+  ASSERT_OK(mb_track_heap(cl, heap));
+  ASSERT_OK(mb_publish(cl));
+  ASSERT_OK(mb_lpool_stats(pool, &ps));
+  ASSERT_OK(mb_heap_stats(heap, &hs));
+  ASSERT_EQ_U64(ps.block_size, 48);
+
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":\"zone-1\"}}");
+  expect_ok(r);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 1);
+  c = cJSON_GetArrayItem(jget(r, "result"), 0);
+  ASSERT_STR_EQ(jstr(c, "client"), "zone-1");
+  ASSERT_EQ(jnum(c, "pid"), self.pid);
+  ASSERT_GE(jnum(c, "published_ms_ago"), 0);
+  ASSERT_LT(jnum(c, "published_ms_ago"), 60000);
+  ASSERT_EQ(cJSON_GetArraySize(jget(c, "entries")), 2);
+  expect_mem(cJSON_GetArrayItem(jget(c, "entries"), 0), "bullets", "pool", 48, 3 * 48, 5 * 48,
+             (double)ps.committed, 5, 2, 1, 3);
+  expect_mem(cJSON_GetArrayItem(jget(c, "entries"), 1), "net", "heap", MB_HEAP_NETWORK, 400, 600,
+             (double)hs.committed, 3, 1, 1, 2);
+  ASSERT_GT(ps.committed, 0);
+  ASSERT_GT(hs.committed, 0);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"clients\"}");
+  expect_private(jget(r, "result"), 0, 3 * 48 + 400, (double)(ps.committed + hs.committed), 1, 1);
+  cJSON_Delete(r);
+
+  /* Bad argument type. */
+  r = handle(&b, "{\"cmd\":\"heaps\",\"args\":{\"client\":true}}");
+  expect_error(r, "bad_args");
+  ASSERT_CONTAINS(jstr(r, "error.message"), "'client'");
+  cJSON_Delete(r);
+
+  /* Untracked, the heap is gone from the row at once. */
+  ASSERT_OK(mb_untrack(cl, heap));
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  c = cJSON_GetArrayItem(jget(r, "result"), 0);
+  ASSERT_EQ(cJSON_GetArraySize(jget(c, "entries")), 1);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(c, "entries"), 0), "kind"), "pool");
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"clients\"}");
+  expect_private(jget(r, "result"), 0, 3 * 48, (double)ps.committed, 1, 0);
+  cJSON_Delete(r);
+
+  /* Detached: the client and its row are gone. */
+  ASSERT_OK(mb_detach(cl));
+  r = handle(&b, "{\"cmd\":\"heaps\"}");
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result")), 0);
+  cJSON_Delete(r);
+  mb_heap_destroy(heap);
+  mb_lpool_destroy(pool);
   mb__broker_stop(&b);
 }
 

@@ -277,6 +277,239 @@ MB_API int mb_player_disconnect(mb_client_t *client, uint64_t player_id);
  */
 MB_API int mb_player_next(mb_client_t *client, uint64_t *cursor, uint64_t *player_id, void **slot);
 
+/* ---- shared pools ------------------------------------------------------------------------ */
+
+/*
+ * Fixed-size object pools that live in the broker's shared memory (declared in its config,
+ * "pools"): any attached process allocates and frees without a lock, and a game server that
+ * crashes and comes back under its name within the grace period finds its objects where it
+ * left them (mb_pool_next). A dead client's objects go back to the pool after the grace
+ * period. Blocks are not cleared: a fresh block reads as zero, a reused one holds what was
+ * there (or, in a debug pool, the poison pattern).
+ */
+typedef struct mb_pool_s mb_pool_t;
+
+/* mb_pool_open flags */
+enum {
+  /* No thread caches: every alloc and free goes to the shared pool (one or two CAS). */
+  MB_POOL_NO_CACHE = 1u << 0,
+};
+
+/*
+ * The pool `name` (a handle kept until detach; it stays valid across mb_reattach; opening it
+ * again gives the same handle with the new flags). MB_ENOENT if the broker has no such pool.
+ * By default each thread keeps a cache of up to 64 free blocks in front of the pool, moved
+ * to and from it 32 at a time; a thread's cache goes back to the pool when the thread exits,
+ * at mb_pool_flush, detach, close and reattach. A block may be freed by any thread (into that
+ * thread's cache). Pool calls may come from many threads at once, but not while their client
+ * detaches, closes or reattaches.
+ */
+MB_API int mb_pool_open(mb_client_t *client, const char *name, unsigned flags, mb_pool_t **pool);
+
+/* Give the calling thread's cached blocks of the pool back to it now. */
+MB_API int mb_pool_flush(mb_pool_t *pool);
+
+/*
+ * One object of the pool's object size and alignment. MB_EFULL when the pool is exhausted
+ * (counted as a miss), MB_ESTALE when this client is no longer attached; a debug pool returns
+ * MB_EIO when the block it was about to hand out had been written after its free (use after
+ * free: the block is set aside and counted; the next call goes on).
+ */
+MB_API int mb_pool_alloc(mb_pool_t *pool, void **obj);
+
+/*
+ * Give an object back (NULL does nothing). MB_EINVAL, with nothing changed, for a pointer
+ * that is not the start of a block of this pool or a block that is not in use (a double
+ * free); any client may free any client's object.
+ */
+MB_API int mb_pool_free(mb_pool_t *pool, void *obj);
+
+/* Iterate over the objects this client holds in the pool (start with *cursor = 0): 0 with
+ * the next one, MB_ENOENT at the end. */
+MB_API int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj);
+
+/* ---- private pools and heaps: a game server's own memory -------------------------------- */
+
+/*
+ * Statistics of a pool of fixed-size objects: an in-process pool (mb_lpool_stats) now, and
+ * the broker's shared pools later. Counters run from the pool's creation.
+ */
+typedef struct mb_pool_stats_s {
+  uint64_t capacity;    /* objects the pool can hold at most (max_objects) */
+  uint64_t allocs;      /* successful allocations */
+  uint64_t frees;       /* successful frees */
+  uint64_t in_use;      /* objects not free now: allocated, plus quarantined ones */
+  uint64_t peak;        /* the highest in_use ever */
+  uint64_t misses;      /* allocations refused: the pool was full (MB_EFULL) or its memory
+                           could not be committed (MB_ENOSPC) */
+  uint64_t min_free;    /* the fewest free objects there ever were (capacity - peak) */
+  uint64_t object_size; /* bytes of an object as created */
+  uint64_t block_size;  /* bytes between objects (object_size rounded up to the alignment) */
+  uint64_t committed;   /* bytes of memory the pool has committed */
+  uint64_t chunks;      /* chunks committed so far */
+  uint64_t errors;      /* misuse caught: bad or double frees, use after free, a free list
+                           found damaged */
+  uint64_t quarantined; /* objects taken out of use because they were written after free */
+} mb_pool_stats_t;
+
+/* ---- in-process pools ---- */
+
+typedef struct mb_lpool_s mb_lpool_t;
+
+/* mb_lpool_create flags */
+enum {
+  /* Catch misuse: a double free, a pointer that is not an object of the pool, and a write
+   * to an object after it was freed (freed objects are filled with MB_LPOOL_POISON and checked
+   * when handed out again). Costs a memset and a check per operation. */
+  MB_POOL_DEBUG = 1u << 0,
+  /* Usable from several threads at once (a mutex). Without it, one thread at a time. */
+  MB_POOL_THREADSAFE = 1u << 1,
+};
+
+#define MB_LPOOL_POISON 0xDB /* the byte freed objects are filled with under MB_POOL_DEBUG */
+
+/*
+ * Create a pool of up to max_objects objects of object_size bytes each, aligned to `align`
+ * (a power of two up to the page size; 0 = 16). Memory is reserved for max_objects at once
+ * (address space only) and committed objects_per_chunk objects at a time (0 = as many as fit
+ * in 64 KiB) as the pool grows; it is never given back before mb_lpool_destroy. `name`
+ * (1..31 bytes of [A-Za-z0-9._-]) is used in messages and statistics. Objects are not zeroed:
+ * one never handed out before reads as zero (fresh pages), a reused one holds what its last
+ * user left (under MB_POOL_DEBUG: poison).
+ * Errors: MB_EINVAL (bad argument), MB_ENOMEM (no address space), MB_ENOSPC (commit refused).
+ */
+MB_API int mb_lpool_create(const char *name, size_t object_size, size_t align,
+                           size_t objects_per_chunk, size_t max_objects, unsigned flags,
+                           mb_lpool_t **pool);
+
+/*
+ * Take an object: the most recently freed one, else the next never-used one. MB_EFULL when
+ * max_objects are in use, MB_ENOSPC when the next chunk cannot be committed (both counted as
+ * misses). MB_EIO when damage is found and nothing is handed out: under MB_POOL_DEBUG "use
+ * after free detected in pool 'x' block N" (the object is quarantined: never handed out
+ * again) or a damaged free-list link; without it, a free-list link that points outside the
+ * pool (the rest of the free list is abandoned). The call after an MB_EIO works normally.
+ */
+MB_API int mb_lpool_alloc(mb_lpool_t *pool, void **obj);
+
+/*
+ * Give an object back. A pointer outside the pool's committed chunks is always refused with
+ * MB_EINVAL. Under MB_POOL_DEBUG, so are a double free and a pointer inside the pool that is
+ * not the start of an object (the message names the pool and the address); without it those
+ * are undefined behaviour, whose damage stays inside the pool's own objects.
+ */
+MB_API int mb_lpool_free(mb_lpool_t *pool, void *obj);
+
+/* The pool's statistics (a consistent snapshot). */
+MB_API int mb_lpool_stats(const mb_lpool_t *pool, mb_pool_stats_t *stats);
+
+/* Destroy the pool: its memory goes back to the OS, objects still in use included. */
+MB_API void mb_lpool_destroy(mb_lpool_t *pool);
+
+/* ---- per-purpose heaps ---- */
+
+typedef struct mb_heap_s mb_heap_t;
+
+/* What a heap is for (reported with its statistics). */
+enum mb_heap_purpose {
+  MB_HEAP_GAME_OBJECTS = 0,
+  MB_HEAP_NETWORK = 1,
+  MB_HEAP_TEMP = 2,
+  MB_HEAP_LOG = 3,
+};
+
+/* mb_heap_create flags */
+enum {
+  /* No lock: the heap is used by one thread at a time (Windows: HEAP_NO_SERIALIZE). */
+  MB_HEAP_NO_SERIALIZE = 1u << 0,
+};
+
+#define MB_HEAP_MAX_ALLOC ((size_t)1 << 40) /* larger requests fail with MB_ERANGE */
+
+typedef struct mb_heap_stats_s {
+  int32_t purpose;        /* MB_HEAP_* */
+  uint32_t flags;         /* MB_HEAP_* flags it was created with */
+  uint64_t maximum;       /* the cap on bytes_in_use; 0 = none */
+  uint64_t bytes_in_use;  /* sum of the sizes of live blocks, as asked for */
+  uint64_t peak_in_use;   /* the highest bytes_in_use ever */
+  uint64_t blocks;        /* live blocks */
+  uint64_t allocations;   /* successful mb_heap_alloc, and mb_heap_realloc of NULL */
+  uint64_t reallocations; /* successful mb_heap_realloc of a block */
+  uint64_t frees;         /* successful mb_heap_free of a block */
+  uint64_t failures;      /* calls refused: maximum reached, out of memory, bad pointer */
+  uint64_t committed;     /* bytes the heap has committed now (OS-dependent overhead) */
+  uint64_t reserved;      /* address space it holds (Windows: its regions) */
+} mb_heap_stats_t;
+
+/*
+ * Create a heap for `purpose` (MB_HEAP_*), named `name` (1..31 bytes of [A-Za-z0-9._-]),
+ * with `initial` bytes committed at once and at most `maximum` bytes in use (0: growable).
+ * Windows: HeapCreate (HEAP_NO_SERIALIZE with MB_HEAP_NO_SERIALIZE). Elsewhere: a
+ * boundary-tag heap of our own over reserved virtual memory, with a lock unless
+ * MB_HEAP_NO_SERIALIZE.
+ */
+MB_API int mb_heap_create(const char *name, int purpose, unsigned flags, size_t initial,
+                          size_t maximum, mb_heap_t **heap);
+
+/*
+ * Allocate size bytes, 16-byte aligned, not zeroed. MB_EINVAL for size 0, MB_ERANGE above
+ * MB_HEAP_MAX_ALLOC, MB_ENOSPC if bytes in use would pass the maximum, MB_ENOMEM if the OS
+ * refuses.
+ */
+MB_API int mb_heap_alloc(mb_heap_t *heap, size_t size, void **p);
+
+/*
+ * Resize block p to size bytes, keeping its contents up to the smaller size; *np receives
+ * the block, which may have moved. p NULL: as mb_heap_alloc. On failure (the errors of
+ * mb_heap_alloc, MB_EINVAL if p is not a block of this heap) p is untouched and still valid.
+ */
+MB_API int mb_heap_realloc(mb_heap_t *heap, void *p, size_t size, void **np);
+
+/* Free block p (NULL: nothing, 0). MB_EINVAL, and nothing freed, if p is not a live block of
+ * this heap as far as can be told (a double free is caught unless the block was reused). */
+MB_API int mb_heap_free(mb_heap_t *heap, void *p);
+
+/* Give free memory at the heap's end back to the OS where it can; *largest_free (may be NULL)
+ * receives the largest free block left committed. */
+MB_API int mb_heap_compact(mb_heap_t *heap, size_t *largest_free);
+
+/* Check every block of the heap: 0, or MB_EIO with what is wrong in mb_last_error(). */
+MB_API int mb_heap_validate(mb_heap_t *heap);
+
+/* The heap's statistics. */
+MB_API int mb_heap_stats(mb_heap_t *heap, mb_heap_stats_t *stats);
+
+/* Destroy the heap with every block in it. NULL is ignored. */
+MB_API void mb_heap_destroy(mb_heap_t *heap);
+
+/* The name a pool or heap was created with. */
+MB_API const char *mb_lpool_name(const mb_lpool_t *pool);
+MB_API const char *mb_heap_name(const mb_heap_t *heap);
+
+/* ---- showing private memory to the operator ---- */
+
+#define MB_TRACK_MAX 10 /* pools and heaps one client can show */
+
+/*
+ * Show a private pool or heap in this client's row of the broker's state block, so
+ * `mbctl heaps` (and the totals in `mbctl clients`) show the memory of every game server.
+ * Its figures are copied when it is tracked and at every mb_publish; pools made
+ * MB_POOL_THREADSAFE and heaps without MB_HEAP_NO_SERIALIZE are also copied once a second by
+ * the heartbeat thread or mb_tick. The others may be read only by the thread that uses them:
+ * call mb_publish from that thread. Tracking survives mb_reattach. MB_EINVAL for NULL or a
+ * pool or heap tracked already, MB_EFULL past MB_TRACK_MAX. Untrack (or detach) before
+ * destroying the pool or heap.
+ */
+MB_API int mb_track_lpool(mb_client_t *client, mb_lpool_t *pool);
+MB_API int mb_track_heap(mb_client_t *client, mb_heap_t *heap);
+
+/* Stop showing a pool or heap (MB_ENOENT if it is not tracked). */
+MB_API int mb_untrack(mb_client_t *client, const void *pool_or_heap);
+
+/* Copy the figures of every tracked pool and heap now (call it from the thread that uses
+ * the unsynchronized ones). */
+MB_API int mb_publish(mb_client_t *client);
+
 #ifdef __cplusplus
 }
 #endif

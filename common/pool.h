@@ -1,0 +1,91 @@
+/*
+ * pool.h - fixed-size object pools in shared memory (layout.h, mb_pool_desc_t): blocks taken
+ * and given back by any attached process without a lock, stamped with the client that holds
+ * them so the broker can take back a dead client's blocks.
+ *
+ * The free blocks form a stack of chains; a chain (up to MB_POOL_CHAIN blocks) moves in one
+ * CAS on the stack's head, which carries an ABA tag. Blocks never handed out are taken from
+ * a bump index, so a fresh pool costs no initialisation and no page is touched before use.
+ */
+#ifndef MB_POOL_H
+#define MB_POOL_H
+
+#include "layout.h"
+#include "os.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A pool's section mapped into this process. */
+typedef struct mb_pool_map_s {
+  mb_state_t *state;    /* the mapped control block */
+  mb_pool_desc_t *desc; /* in the mapped control block */
+  mb_os_section_t sec;
+  unsigned char *base; /* view of the whole section; NULL when not mapped */
+  mb_au64 *links;
+  mb_au32 *stamps;
+  unsigned char *blocks;
+  /* copies of the descriptor's figures, for the fast paths (mb__pool_bind) */
+  uint64_t span; /* bytes of all blocks: capacity * stride */
+  uint32_t stride;
+  int shift; /* log2(stride) if a power of two, else -1 */
+} mb_pool_map_t;
+
+/* "membroker.<instance>.pool.<name>". MB_ENAMETOOLONG if it does not fit. */
+int mb__pool_object_name(char *buf, size_t size, const char *instance, const char *pool);
+
+/* Section layout of a pool of `capacity` blocks of `object_size` bytes aligned to `align`:
+ * fills the desc's offsets, stride and section_size (page-rounded). MB_ERANGE on overflow. */
+int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
+                    size_t page_size);
+
+/* Set the array pointers of a map whose base and desc are set. */
+void mb__pool_bind(mb_pool_map_t *p);
+
+/*
+ * Take up to `want` (1..MB_POOL_CHAIN) blocks, stamped `stamp` (MB_STAMP_IN_USE or
+ * MB_STAMP_CACHED, | the client's table index + 1): their indexes into out[], their number
+ * into *got (>= 1). MB_EFULL
+ * if the pool has none (counted as a miss). Debug pools check that a block taken from the
+ * free stack still holds the poison its free wrote: one that does not was written after it
+ * was freed; it is set aside (never handed out again, counted in errors) and MB_EIO is
+ * returned with a message naming the block - the blocks taken with it go back first.
+ */
+int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out, uint32_t *got);
+
+/*
+ * Give n (1..MB_POOL_CHAIN) blocks back as one chain. Each block's stamp must have the bit
+ * `expect` (MB_STAMP_IN_USE for a free, MB_STAMP_CACHED for a thread cache's flush), moved
+ * to free by one CAS per block, so two frees of one block cannot both pass: a block that
+ * does not is a double free, refused with MB_EINVAL (counted in errors) before anything is
+ * linked - the other blocks are given back (*given, may be NULL, says how many). Debug
+ * pools fill the freed blocks with poison.
+ */
+int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t expect,
+                  uint32_t *given);
+
+/* The block index of obj: MB_EINVAL if obj is not the start of a block of this pool. */
+int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx);
+
+/* Blocks out of the pool now (held or in thread caches). freed is read first: every block it
+ * counts was counted in allocated before, so the difference never goes below 0. */
+static inline uint64_t mb__pool_in_use(const mb_pool_desc_t *d) {
+  uint64_t freed = mb_load64(&d->freed);
+  return mb_load64(&d->allocated) - freed;
+}
+
+static inline void *mb__pool_block(const mb_pool_map_t *p, uint32_t idx) {
+  return p->blocks + (size_t)idx * p->desc->stride;
+}
+
+/* Give back every block of `owner` (in use or in its thread caches, when a client is freed)
+ * or, with cached_only, only those in its thread caches (a restart: its caches are gone);
+ * returns how many. */
+uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_POOL_H */

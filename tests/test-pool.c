@@ -1,0 +1,500 @@
+/*
+ * test-pool.c - shared-memory object pools: a broker in this process, game servers as child
+ * processes (and threads in them). Every block accounted for after a concurrent workload,
+ * misuse refused without touching the free stack, a killed client's blocks reclaimed after
+ * its grace period, a restarted client finding its objects.
+ */
+#include "task.h"
+
+#include "broker.h"
+#include "log.h"
+#include "membroker.h"
+
+/* A broker for instance "p<pid><tag>" with one pool "obj" of `capacity` 64-byte objects. */
+static void pool_config(mb_config_t *cfg, const char *tag, uint32_t capacity, int debug) {
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb__config_defaults(cfg);
+  snprintf(cfg->instance, sizeof cfg->instance, "p%u%s", (unsigned)self.pid, tag);
+  cfg->nregions = 1;
+  memset(cfg->regions, 0, sizeof cfg->regions);
+  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
+  cfg->regions[0].size = 64 * 1024;
+  cfg->npools = 1;
+  memset(cfg->pools, 0, sizeof cfg->pools);
+  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "obj");
+  cfg->pools[0].object_size = 64;
+  cfg->pools[0].align = 64;
+  cfg->pools[0].capacity = capacity;
+  cfg->pools[0].debug = debug;
+  cfg->heartbeat_timeout_ms = 0;
+  mb__log_open(MB_LOG_ERROR, "");
+}
+
+static mb_pool_desc_t *desc(mb_broker_t *b) {
+  return &b->state->pools[0];
+}
+
+TEST(alloc_until_full_and_back) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p, *again;
+  void *obj[100], *x;
+  int i, j;
+  pool_config(&cfg, "full", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_ERR(mb_pool_open(c, "nosuch", 0, &p), MB_ENOENT);
+  ASSERT_ERR(mb_pool_open(c, "obj", 0x80, &p), MB_EINVAL);
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  /* Without thread caches every call is counted in the pool at once. */
+  ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &again));
+  ASSERT(p == again);
+  for (i = 0; i < 100; i++) {
+    ASSERT_OK(mb_pool_alloc(p, &obj[i]));
+    ASSERT_EQ((uintptr_t)obj[i] % 64, 0);
+    memset(obj[i], i, 64);
+  }
+  for (i = 0; i < 100; i++)
+    for (j = 0; j < 64; j++)
+      ASSERT_EQ(((unsigned char *)obj[i])[j], i); /* no two share bytes */
+  ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->misses), 1);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 100);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->peak), 100);
+  for (i = 0; i < 100; i += 2)
+    ASSERT_OK(mb_pool_free(p, obj[i]));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 50);
+  for (i = 0; i < 100; i += 2)
+    ASSERT_OK(mb_pool_alloc(p, &obj[i]));
+  ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), 150);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->freed), 50);
+  ASSERT_OK(mb_pool_free(p, NULL));
+  /* Detach gives everything back. */
+  ASSERT_OK(mb_detach(c));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  mb__broker_stop(&b);
+}
+
+/* Misuse is refused with its error and leaves the free stack intact: afterwards exactly the
+ * capacity can be allocated again. */
+TEST(misuse_is_refused) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[8], *x;
+  char local[64];
+  int i;
+  pool_config(&cfg, "bad", 8, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  for (i = 0; i < 8; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_ERR(mb_pool_free(p, local), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "is not a block of this pool");
+  ASSERT_ERR(mb_pool_free(p, (char *)o[3] + 8), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "not at its start");
+  ASSERT_OK(mb_pool_free(p, o[5]));
+  ASSERT_ERR(mb_pool_free(p, o[5]), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "double free");
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 1);
+  for (i = 0; i < 8; i++)
+    if (i != 5)
+      ASSERT_OK(mb_pool_free(p, o[i]));
+  for (i = 0; i < 8; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* Debug pools: a block written after its free is caught when it would be handed out again,
+ * set aside for good, and the pool goes on. */
+TEST(debug_catches_use_after_free) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o, *o2, *all[4];
+  int i, n = 0, rc;
+  pool_config(&cfg, "dbg", 4, 1);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc(p, &o));
+  ASSERT_OK(mb_pool_free(p, o));
+  ASSERT_EQ(((unsigned char *)o)[10], 0xDB); /* poisoned */
+  ((char *)o)[10] = 1;                       /* use after free */
+  ASSERT_ERR(mb_pool_alloc(p, &o2), MB_EIO);
+  ASSERT_CONTAINS(mb_last_error(), "use after free");
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 1);
+  /* The other three blocks are still there; the bad one never comes back. */
+  for (i = 0; i < 4; i++) {
+    rc = mb_pool_alloc(p, &all[n]);
+    if (rc == 0) {
+      ASSERT(all[n] != o);
+      n++;
+    } else {
+      ASSERT_EQ(rc, MB_EFULL);
+    }
+  }
+  ASSERT_EQ(n, 3);
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* ---- two processes x two threads ------------------------------------------------------------ */
+
+typedef struct worker_s {
+  mb_pool_t *pool;
+  uint32_t tag; /* process and thread, written into every block it holds */
+  uint64_t ms;
+  int failures;
+  unsigned long ops;
+} worker_t;
+
+static void worker_main(void *arg) {
+  worker_t *w = arg;
+  void *held[64];
+  uint64_t end = mb_os_mono_ns() + w->ms * 1000000u, rng = w->tag * 2654435761u + 1;
+  int n = 0, i;
+  while (mb_os_mono_ns() < end) {
+    int batch;
+    rng = rng * 6364136223846793005u + 1442695040888963407u;
+    batch = 1 + (int)((rng >> 33) % 64);
+    /* Take a batch, stamp each block with our tag and its slot, check, give it back. */
+    for (i = 0; i < batch && n < 64; i++) {
+      void *o;
+      int rc = mb_pool_alloc(w->pool, &o);
+      if (rc == MB_EFULL)
+        break;
+      if (rc != 0) {
+        w->failures++;
+        break;
+      }
+      ((uint32_t *)o)[0] = w->tag;
+      ((uint32_t *)o)[1] = (uint32_t)n;
+      held[n++] = o;
+      w->ops++;
+    }
+    for (i = 0; i < n; i++)
+      if (((uint32_t *)held[i])[0] != w->tag || ((uint32_t *)held[i])[1] != (uint32_t)i)
+        w->failures++; /* handed out twice: someone else wrote it */
+    while (n > 0)
+      if (mb_pool_free(w->pool, held[--n]) != 0)
+        w->failures++;
+  }
+}
+
+/* argv: instance name ms cache|nocache - two threads allocate and free for ms milliseconds,
+ * through thread caches or not. Exit 0 if no block was ever seen held by two at once and
+ * every call did what it should. */
+CHILD(pool_workers) {
+  mb_client_t *c;
+  worker_t w[2];
+  mb_os_thread_t t[2];
+  mb_os_procid_t self;
+  int k;
+  if (argc != 4 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
+    return 100;
+  mb_os_proc_self(&self);
+  for (k = 0; k < 2; k++) {
+    memset(&w[k], 0, sizeof w[k]);
+    if (mb_pool_open(c, "obj", strcmp(argv[3], "cache") == 0 ? 0 : MB_POOL_NO_CACHE, &w[k].pool) !=
+        0)
+      return 101;
+    w[k].tag = (self.pid << 1) | (uint32_t)k;
+    w[k].ms = (uint64_t)atol(argv[2]);
+    if (mb_os_thread_start(&t[k], worker_main, &w[k]) != 0)
+      return 102;
+  }
+  for (k = 0; k < 2; k++)
+    mb_os_thread_join(&t[k]);
+  if (w[0].failures || w[1].failures)
+    return 103;
+  if (w[0].ops == 0 || w[1].ops == 0)
+    return 104;
+  return mb_detach(c) == 0 ? 0 : 105;
+}
+
+TEST(two_processes_two_threads) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k1, k2;
+  int x1 = -1, x2 = -1;
+  uint32_t i;
+  /* 200 < 4 x 64: exhaustion happens too. Process a's threads keep up to 64 free blocks
+   * each in their caches, process b's go straight to the pool. */
+  pool_config(&cfg, "mt", 200, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k1, "pool_workers", cfg.instance, "a", "1500", "cache", (char *)NULL));
+  ASSERT_OK(mb_test_spawn(&k2, "pool_workers", cfg.instance, "b", "1500", "nocache", (char *)NULL));
+  ASSERT_OK(mb_os_child_wait(&k1, 60000, &x1));
+  ASSERT_OK(mb_os_child_wait(&k2, 60000, &x2));
+  ASSERT_EQ(x1, 0);
+  ASSERT_EQ(x2, 0);
+  /* Every block accounted for: all free, handed out as often as given back. */
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), mb_load64(&desc(&b)->freed));
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 0);
+  ASSERT_LE(mb_load64(&desc(&b)->peak), 200);
+  for (i = 0; i < 200; i++)
+    ASSERT_EQ(mb_load32(&b.pools[0].stamps[i]), MB_STAMP_FREE);
+  {
+    /* ... and the free stack holds each block exactly once: all 200 can be had again. */
+    mb_client_t *c;
+    mb_pool_t *p;
+    void *o;
+    int n = 0;
+    ASSERT_OK(mb_attach(cfg.instance, "check", NULL, &c));
+    ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &p));
+    while (mb_pool_alloc(p, &o) == 0)
+      n++;
+    ASSERT_EQ(n, 200);
+    ASSERT_OK(mb_detach(c));
+  }
+  mb__broker_stop(&b);
+}
+
+/* ---- crash: reclaimed after the grace period, or found again by a restart ------------------ */
+
+/* argv: instance name count - allocate count objects (through a thread cache, which keeps
+ * some more), write 1000 + i into each, set the NPC counter to count, wait to be killed. */
+CHILD(hold_objects) {
+  mb_client_t *c;
+  mb_pool_t *p;
+  long i, n;
+  if (argc != 3 || mb_attach(argv[0], argv[1], NULL, &c) != 0 || mb_pool_open(c, "obj", 0, &p) != 0)
+    return 100;
+  n = atol(argv[2]);
+  for (i = 0; i < n; i++) {
+    void *o;
+    if (mb_pool_alloc(p, &o) != 0)
+      return 101;
+    ((uint64_t *)o)[0] = 1000 + (uint64_t)i;
+  }
+  mb_counter_set(c, MB_COUNTER_NPCS, (uint64_t)n); /* all written */
+  for (;;)
+    mb_os_sleep_ms(10);
+}
+
+/* argv: instance name count - attach under a crashed holder's name: its objects are there. */
+CHILD(find_objects) {
+  mb_client_t *c;
+  mb_pool_t *p;
+  uint64_t cursor = 0, sum = 0, n = 0;
+  void *o;
+  if (argc != 3 || mb_attach(argv[0], argv[1], NULL, &c) != 0 || mb_pool_open(c, "obj", 0, &p) != 0)
+    return 100;
+  while (mb_pool_next(p, &cursor, &o) == 0) {
+    sum += ((uint64_t *)o)[0];
+    n++;
+  }
+  if (n != (uint64_t)atol(argv[2]) || sum != n * 1000 + n * (n - 1) / 2)
+    return 101;
+  return mb_detach(c) == 0 ? 0 : 102;
+}
+
+static uint32_t state_of(mb_broker_t *b, uint32_t i) {
+  return MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word));
+}
+
+static uint32_t count_stamps(mb_broker_t *b, uint32_t stamp) {
+  uint32_t i, n = 0;
+  for (i = 0; i < desc(b)->capacity; i++)
+    n += mb_load32(&b->pools[0].stamps[i]) == stamp;
+  return n;
+}
+
+TEST(killed_client_objects_reclaimed) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  uint64_t held;
+  int code = -1;
+  pool_config(&cfg, "rec", 100, 0);
+  cfg.grace_period_ms = 200;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k, "hold_objects", cfg.instance, "doomed", "40", (char *)NULL));
+  WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 40, 30000);
+  held = mb__pool_in_use(desc(&b)); /* the 40 and what its thread cache keeps */
+  ASSERT_EQ(held, 64);              /* two chains of 32 */
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 40);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 24);
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+  WAIT_FOR((mb__broker_sweep(&b), state_of(&b, 0) == MB_CLIENT_FREE), 10000);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->reclaimed), held);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+TEST(restarted_client_finds_its_objects) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  int code = -1;
+  pool_config(&cfg, "rst", 100, 0);
+  cfg.grace_period_ms = 60000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k, "hold_objects", cfg.instance, "zone", "25", (char *)NULL));
+  WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 25, 30000);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32); /* 25 held, 7 in its thread cache */
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+  /* The restart finds its 25 objects; the 7 its predecessor's cache held go back. */
+  ASSERT_EQ(mb_test_run_child(60000, "find_objects", cfg.instance, "zone", "25", (char *)NULL), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0); /* its clean detach gave them back */
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->reclaimed), 0);
+  mb__broker_stop(&b);
+}
+
+/* ---- thread caches ----------------------------------------------------------------------------
+ */
+
+/* Blocks move between a thread's cache and the pool 32 at a time; flush, detach and thread
+ * exit give the cached ones back. */
+TEST(thread_cache_batches_and_flush) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[100], *x;
+  int i;
+  pool_config(&cfg, "tc", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc(p, &o[0]));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32); /* one chain into the cache */
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 31);
+  ASSERT_OK(mb_pool_free(p, o[0]));
+  ASSERT_ERR(mb_pool_free(p, o[0]), MB_EINVAL); /* in the cache now: a double free */
+  ASSERT_CONTAINS(mb_last_error(), "double free");
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_OK(mb_pool_flush(p));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  /* The whole capacity can be had through the cache, then a miss. */
+  for (i = 0; i < 100; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->misses), 1);
+  for (i = 0; i < 100; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  /* A full cache (64) gives its older half back at the next free: twice here, 36 left. */
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 36);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 64);
+  ASSERT_OK(mb_detach(c)); /* flushes */
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+typedef struct xfree_s {
+  mb_pool_t *pool;
+  void **objs;
+  int n, failures;
+} xfree_t;
+
+static void free_them(void *arg) {
+  xfree_t *x = arg;
+  int i;
+  for (i = 0; i < x->n; i++)
+    if (mb_pool_free(x->pool, x->objs[i]) != 0)
+      x->failures++;
+}
+
+/* Objects allocated on one thread and freed on another go to the freeing thread's cache,
+ * which goes back to the pool when that thread exits; nothing is lost or handed out twice. */
+TEST(thread_cache_cross_thread_free) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[50], *again[50];
+  xfree_t x;
+  mb_os_thread_t t;
+  int i, j;
+  pool_config(&cfg, "xt", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  for (i = 0; i < 50; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 64); /* 50 held, 14 in this thread's cache */
+  x.pool = p;
+  x.objs = o;
+  x.n = 50;
+  x.failures = 0;
+  ASSERT_OK(mb_os_thread_start(&t, free_them, &x));
+  mb_os_thread_join(&t);
+  ASSERT_EQ(x.failures, 0);
+  /* The other thread's cache (all 50) went back at its exit; this thread's 14 are still
+   * cached. */
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 14);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 14);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 0);
+  /* Every block can be had again, each once. */
+  for (i = 0; i < 50; i++)
+    ASSERT_OK(mb_pool_alloc(p, &again[i]));
+  for (i = 0; i < 50; i++)
+    for (j = i + 1; j < 50; j++)
+      ASSERT(again[i] != again[j]);
+  for (i = 0; i < 50; i++)
+    ASSERT_OK(mb_pool_free(p, again[i]));
+  ASSERT_OK(mb_detach(c));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), mb_load64(&desc(&b)->freed));
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 0);
+  mb__broker_stop(&b);
+}
+
+/* Reattach and a change of the handle's flags give the thread caches back; a client whose
+ * entry is no longer its own gets MB_ESTALE from the fast path too. */
+TEST(thread_cache_let_go_on_reattach_reopen_and_stale) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p, *q;
+  void *o1, *o2, *x;
+  uint64_t w, cursor;
+  pool_config(&cfg, "rg", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc(p, &o1));
+  ((uint64_t *)o1)[0] = 77;
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 1); /* the held one stays, with its contents */
+  cursor = 0;                                  /* ... at a new address: the pool is mapped again */
+  ASSERT_OK(mb_pool_next(p, &cursor, &o1));
+  ASSERT_EQ_U64(((uint64_t *)o1)[0], 77);
+  ASSERT_ERR(mb_pool_next(p, &cursor, &x), MB_ENOENT);
+  ASSERT_OK(mb_pool_alloc(p, &o2)); /* the refill: the chain of 31 the reattach gave back */
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &q));
+  ASSERT(p == q);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 2);
+  ASSERT_OK(mb_pool_free(p, o2));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 1);
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &q));
+  ASSERT_OK(mb_pool_alloc(p, &o2));
+  ASSERT_OK(mb_pool_free(p, o2)); /* into the cache */
+  /* As if the broker had reaped it: the entry is not this attachment's any more. */
+  w = mb_load64(&b.state->clients[0].word);
+  mb_store64(&b.state->clients[0].word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
+  ASSERT_ERR(mb_pool_alloc(p, &x), MB_ESTALE);
+  ASSERT_ERR(mb_pool_free(p, o1), MB_ESTALE);
+  mb_store64(&b.state->clients[0].word, w);
+  ASSERT_OK(mb_pool_free(p, o1));
+  ASSERT_OK(mb_detach(c));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
