@@ -3,13 +3,18 @@
 #  - the control pipe: membroker `ping` and `status` round trips beside Redis PING and a plain
 #    blocking echo server, all over Unix sockets on this machine;
 #  - the client library (tests/bench-client.c): attach + detach, player connect on a fresh page
-#    and on a reused one, beside a shared page commit alone and a private first touch.
+#    and on a reused one, beside a shared page commit alone and a private first touch;
+#  - object pools (tests/bench-pool.c): alloc+free of 64- and 256-byte objects, one thread and
+#    two, pairs and batches of 1M, through glibc malloc, mimalloc, jemalloc (preloaded), the
+#    seed's mutex-protected pool, an unlocked free list, mb_lpool, the shared pool and the
+#    shared pool with thread caches.
 # One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
 # differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
 #
 #   scripts/bench.sh
 #   MB_BENCH_ROUNDS=7 MB_BENCH_SECONDS=3 scripts/bench.sh
+#   MB_BENCH_ONLY=pools scripts/bench.sh     just the pool table
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -40,10 +45,105 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF 
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-cmake --build "$build" --target bench-ctl bench-client >>"$build/build.log" 2>&1 ||
+cmake --build "$build" --target bench-ctl bench-client bench-pool >>"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
+
+# ---- helpers ------------------------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# aim KIND TEXT VALUE OP LIMIT
+aim() {
+  local verdict
+  if awk -v v="$3" -v l="$5" -v op="$4" 'BEGIN { exit !((op == "<" && v < l) || (op == "<=" && v <= l) || (op == ">=" && v >= l)) }'; then
+    verdict=PASS
+  else
+    verdict=MISS
+  fi
+  printf '%-4s %-6s %-52s %8.2f %s %s\n' "$verdict" "$1" "$2" "$3" "$4" "$5"
+}
+
+# ---- object pools -------------------------------------------------------------------------
+# One process per allocator and round (a preloaded malloc must own its whole process),
+# allocators interleaved within a round; medians over rounds, ns per alloc+free of a thread.
+bench_pools() {
+  local r impl name pre out mi je
+  mi=$(ldconfig -p | awk '/libmimalloc\.so\.2 / { print $NF; exit }')
+  je=$(ldconfig -p | awk '/libjemalloc\.so\.2 / { print $NF; exit }')
+  [ -n "$mi" ] && [ -f "$mi" ] && [ -n "$je" ] && [ -f "$je" ] || fail "mimalloc or jemalloc missing (scripts/deps.sh installs libmimalloc-dev libjemalloc-dev)"
+  local pres="$tmp/pools"
+  : >"$pres"
+  echo "=== object pools: $rounds rounds x 8 allocators"
+  for r in $(seq "$rounds"); do
+    for impl in glibc mimalloc jemalloc freelist mutexpool lpool shared shared-tc; do
+      pre=""
+      case $impl in mimalloc) pre=$mi ;; jemalloc) pre=$je ;; esac
+      case $impl in glibc | mimalloc | jemalloc) name=malloc ;; *) name=$impl ;; esac
+      out=$(LD_PRELOAD=$pre "$build/bench-pool" "$name" 1) || fail "bench-pool $impl failed"
+      case $impl in
+        glibc | mimalloc | jemalloc)
+          grep -q "^malloc=$impl\$" <<<"$out" || fail "bench-pool: asked for $impl, got $(head -n 1 <<<"$out")" ;;
+      esac
+      grep '^impl=' <<<"$out" | sed "s/^impl=[^ ]*/impl=$impl/" >>"$pres"
+    done
+    printf '  round %d done\n' "$r"
+  done
+  # pool_ns IMPL SIZE THREADS MODE: the median over rounds ("" if the case was not run).
+  pool_ns() {
+    awk -v i="impl=$1" -v s="size=$2" -v t="threads=$3" -v m="mode=$4" \
+      '$1 == i && $2 == s && $3 == t && $4 == m { sub("ns=", "", $5); print $5 }' "$pres" | median
+  }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
+  local impls=(glibc mimalloc jemalloc mutexpool freelist lpool shared shared-tc)
+  echo
+  echo "ns per alloc+free of one thread (median of $rounds rounds; two threads run at once)"
+  printf '%-18s' case
+  printf ' %9s' "${impls[@]}"
+  printf ' %9s %9s %9s\n' glibc/tc mutex/shr mutex/tc
+  local size threads mode v
+  for size in 64 256; do
+    for threads in 1 2; do
+      for mode in pairs batch; do
+        printf '%-18s' "${size}B ${threads}t $mode"
+        for impl in "${impls[@]}"; do
+          v=$(pool_ns "$impl" "$size" "$threads" "$mode")
+          if [ "$v" = nan ]; then printf ' %9s' -; else printf ' %9.1f' "$v"; fi
+        done
+        printf ' %9.2f %9.2f %9.2f\n' \
+          "$(ratio "$(pool_ns glibc "$size" "$threads" "$mode")" "$(pool_ns shared-tc "$size" "$threads" "$mode")")" \
+          "$(ratio "$(pool_ns mutexpool "$size" "$threads" "$mode")" "$(pool_ns shared "$size" "$threads" "$mode")")" \
+          "$(ratio "$(pool_ns mutexpool "$size" "$threads" "$mode")" "$(pool_ns shared-tc "$size" "$threads" "$mode")")"
+      done
+    done
+  done
+  # The aims of issue 6, on the worst case each covers.
+  local tc_fl=0 glibc_tc=1e9 mutex_shr=1e9 x
+  for size in 64 256; do
+    for mode in pairs batch; do
+      x=$(ratio "$(pool_ns shared-tc $size 1 $mode)" "$(pool_ns freelist $size 1 $mode)")
+      tc_fl=$(awk -v a="$tc_fl" -v b="$x" 'BEGIN { print (b > a) ? b : a }')
+      for threads in 1 2; do
+        x=$(ratio "$(pool_ns glibc $size $threads $mode)" "$(pool_ns shared-tc $size $threads $mode)")
+        glibc_tc=$(awk -v a="$glibc_tc" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+      done
+      x=$(ratio "$(pool_ns mutexpool $size 2 $mode)" "$(pool_ns shared $size 2 $mode)")
+      mutex_shr=$(awk -v a="$mutex_shr" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+    done
+  done
+  echo
+  echo "aims (issue 6; the worst case of each):"
+  aim issue "shared-tc / unlocked free list, 1 thread (max)" "$tc_fl" "<=" 1.5
+  aim issue "glibc malloc / shared-tc, every case (min)" "$glibc_tc" ">=" 3
+  aim issue "mutex pool / shared (no cache), 2 threads (min)" "$mutex_shr" ">=" 5
+  local mutex_tc=1e9
+  for size in 64 256; do
+    for mode in pairs batch; do
+      x=$(ratio "$(pool_ns mutexpool $size 2 $mode)" "$(pool_ns shared-tc $size 2 $mode)")
+      mutex_tc=$(awk -v a="$mutex_tc" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+    done
+  done
+  aim info "mutex pool / shared-tc, 2 threads (min)" "$mutex_tc" ">=" 5
+}
 
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "=== redis-server missing: installing it (scripts/deps.sh lists it)"
@@ -52,8 +152,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
     redis-server redis-tools >/dev/null 2>&1 || fail "could not install redis-server"
 fi
 
-# ---- start the three servers ------------------------------------------------------------
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
+only=${MB_BENCH_ONLY:-all}
+case $only in all | pools) ;; *) fail "MB_BENCH_ONLY: all or pools, not '$only'" ;; esac
+if [ "$only" = pools ]; then
+  bench_pools
+  exit 0
+fi
+
+# ---- start the three servers ------------------------------------------------------------
 inst="bench$$"
 cat >"$tmp/bench.json" <<EOF
 {
@@ -134,7 +241,6 @@ field() {
   awk -F'|' -v n="$1" -v c="$2" -v k="$3" '$2 == n && $3 == c {
     m = split($4, kv, " "); for (i = 1; i <= m; i++) { split(kv[i], p, "="); if (p[1] == k) print p[2] } }' "$results"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # ratio_median A_NAME A_CLIENTS A_KEY B_NAME B_CLIENTS B_KEY: median over rounds of A/B.
 ratio_median() {
   paste -d' ' <(field "$1" "$2" "$3") <(field "$4" "$5" "$6") |
@@ -164,17 +270,7 @@ printf 'membroker/redis req/s, 16 clients: %.2f\n' "$tput16"
 printf 'membroker p50 / echo p50, 1 client: %.2f\n' "$p50echo"
 printf 'pinned: membroker/redis req/s %.2f, membroker p50 / echo p50 %.2f\n' "$tputpin" "$p50pin"
 
-# ---- aims -------------------------------------------------------------------------------
-# aim KIND TEXT VALUE OP LIMIT
-aim() {
-  local verdict
-  if awk -v v="$3" -v l="$5" -v op="$4" 'BEGIN { exit !((op == "<" && v < l) || (op == "<=" && v <= l) || (op == ">=" && v >= l)) }'; then
-    verdict=PASS
-  else
-    verdict=MISS
-  fi
-  printf '%-4s %-6s %-52s %8.2f %s %s\n' "$verdict" "$1" "$2" "$3" "$4" "$5"
-}
+# ---- aims ----
 echo
 echo "aims (issue 4 decides; PERF.md is for information):"
 aim issue "ping p99, 1 client, pinned (µs)" "$p99pin" "<" 100
@@ -187,6 +283,9 @@ aim PERF "ping p50 vs blocking echo p50, 1 client" "$p50echo" "<=" 1.3
 # ---- the client library: attach, player connect, beside a page commit alone --------------
 echo
 "$build/bench-client" "$rounds" || fail "bench-client failed"
+
+echo
+bench_pools
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

@@ -1,0 +1,331 @@
+/*
+ * bench-pool.c - what an object costs: allocate + free through one allocator, for 64- and
+ * 256-byte objects, one thread and two, as alloc+free pairs and as a batch (1M allocations,
+ * then 1M frees, per thread). A benchmark, not a test: scripts/bench.sh runs it once per
+ * allocator and round, interleaved, and prints the medians side by side with the ratios.
+ *
+ *   bench-pool IMPL [REPS]     REPS (default 3) runs of every case; the median is printed
+ *
+ * IMPL:
+ *   malloc      malloc/free of this process: glibc's, or jemalloc's or mimalloc's when
+ *               bench.sh preloads them (the allocator found is printed, so a preload that did
+ *               not take is seen)
+ *   freelist    an unlocked free list over one array: the single-thread floor (1 thread only)
+ *   mutexpool   the seed's GameObjectPool: a free list of pointers behind one mutex
+ *   lpool       mb_lpool_* (MB_POOL_THREADSAFE with two threads)
+ *   shared      mb_pool_* of a broker's shared pool, MB_POOL_NO_CACHE
+ *   shared-tc   the same with the per-thread caches
+ *
+ * Output, one line per case: "impl=.. size=.. threads=.. mode=pairs|batch ns=.." where ns is
+ * wall time per alloc+free of one thread (both threads run the whole count at once). Every
+ * object is written once, so no allocation can be optimised away. POSIX (dlsym tells which
+ * malloc is in use).
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomics.h"
+#include "broker.h"
+#include "log.h"
+#include "membroker.h"
+
+#define PAIRS (2u << 20)            /* alloc+free pairs per thread */
+#define BATCH (1u << 20)            /* objects per thread in a batch */
+#define CAPACITY (2 * BATCH + 8192) /* pools hold both threads' batches and their caches */
+#define ALIGN 16
+
+typedef struct impl_s {
+  const char *name;
+  int max_threads;
+  void (*setup)(size_t size, int threads);
+  void *(*alloc)(void);
+  void (*release)(void *p);
+  void (*teardown)(void);
+} impl_t;
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "bench-pool: %s: %s (%s)\n", what, rc ? mb_strerror(rc) : "failed",
+          rc ? mb_last_error() : "");
+  exit(1);
+}
+
+/* ---- malloc ---- */
+static size_t g_size;
+static void malloc_setup(size_t size, int threads) {
+  g_size = size;
+  (void)threads;
+}
+static void *malloc_alloc(void) {
+  return malloc(g_size);
+}
+static void malloc_release(void *p) {
+  free(p);
+}
+static void nothing(void) {}
+
+/* ---- one array of blocks, carved once: the free lists below share it ---- */
+static char *g_arena;
+static char *g_bump, *g_end;
+static void arena_setup(size_t size) {
+  g_size = size;
+  if ((g_arena = malloc((size_t)CAPACITY * size)) == NULL)
+    die("arena", 0);
+  g_bump = g_arena;
+  g_end = g_arena + (size_t)CAPACITY * size;
+}
+static void arena_teardown(void) {
+  free(g_arena);
+  g_arena = NULL;
+}
+
+/* ---- unlocked free list ---- */
+static void *g_free;
+static void freelist_setup(size_t size, int threads) {
+  (void)threads;
+  arena_setup(size);
+  g_free = NULL;
+}
+static void *freelist_alloc(void) {
+  void *p = g_free;
+  if (p != NULL) {
+    memcpy(&g_free, p, sizeof g_free);
+    return p;
+  }
+  if (g_bump == g_end)
+    return NULL;
+  p = g_bump;
+  g_bump += g_size;
+  return p;
+}
+static void freelist_release(void *p) {
+  memcpy(p, &g_free, sizeof g_free);
+  g_free = p;
+}
+
+/* ---- the seed's GameObjectPool: a stack of free pointers behind a mutex ---- */
+static mb_os_mutex_t g_lock;
+static void **g_stack;
+static size_t g_top;
+static void mutexpool_setup(size_t size, int threads) {
+  size_t i;
+  (void)threads;
+  arena_setup(size);
+  if ((g_stack = malloc((size_t)CAPACITY * sizeof *g_stack)) == NULL ||
+      mb_os_mutex_init(&g_lock) != 0)
+    die("mutex pool", 0);
+  for (i = 0; i < CAPACITY; i++) /* the seed fills its free list up front */
+    g_stack[i] = g_arena + (CAPACITY - 1 - i) * size;
+  g_top = CAPACITY;
+}
+static void *mutexpool_alloc(void) {
+  void *p = NULL;
+  mb_os_mutex_lock(&g_lock);
+  if (g_top > 0)
+    p = g_stack[--g_top];
+  mb_os_mutex_unlock(&g_lock);
+  return p;
+}
+static void mutexpool_release(void *p) {
+  mb_os_mutex_lock(&g_lock);
+  g_stack[g_top++] = p;
+  mb_os_mutex_unlock(&g_lock);
+}
+static void mutexpool_teardown(void) {
+  mb_os_mutex_destroy(&g_lock);
+  free(g_stack);
+  arena_teardown();
+}
+
+/* ---- mb_lpool ---- */
+static mb_lpool_t *g_lpool;
+static void lpool_setup(size_t size, int threads) {
+  int rc = mb_lpool_create("bench", size, ALIGN, 0, CAPACITY, threads > 1 ? MB_POOL_THREADSAFE : 0,
+                           &g_lpool);
+  if (rc != 0)
+    die("mb_lpool_create", rc);
+}
+static void *lpool_alloc(void) {
+  void *p;
+  return mb_lpool_alloc(g_lpool, &p) == 0 ? p : NULL;
+}
+static void lpool_release(void *p) {
+  mb_lpool_free(g_lpool, p);
+}
+static void lpool_teardown(void) {
+  mb_lpool_destroy(g_lpool);
+}
+
+/* ---- mb_pool: a broker in this process with pools "p64" and "p256" ---- */
+static mb_broker_t g_broker;
+static mb_client_t *g_client;
+static mb_pool_t *g_pool;
+static unsigned g_pool_flags;
+static void broker_start(void) {
+  mb_config_t cfg;
+  mb_os_procid_t self;
+  int rc, i;
+  mb_os_proc_self(&self);
+  mb__config_defaults(&cfg);
+  mb__log_open(MB_LOG_ERROR, "");
+  snprintf(cfg.instance, sizeof cfg.instance, "bpool%u", (unsigned)self.pid);
+  cfg.nregions = 1;
+  memset(cfg.regions, 0, sizeof cfg.regions);
+  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
+  cfg.regions[0].size = 65536;
+  cfg.npools = 2;
+  memset(cfg.pools, 0, sizeof cfg.pools);
+  for (i = 0; i < 2; i++) {
+    snprintf(cfg.pools[i].name, sizeof cfg.pools[i].name, "p%d", i ? 256 : 64);
+    cfg.pools[i].object_size = i ? 256 : 64;
+    cfg.pools[i].align = ALIGN;
+    cfg.pools[i].capacity = CAPACITY;
+  }
+  cfg.heartbeat_timeout_ms = 0;
+  cfg.max_committed = 0;
+  if ((rc = mb__broker_start(&g_broker, &cfg, 0)) != 0)
+    die("start broker", rc);
+  if ((rc = mb_attach(cfg.instance, "bench", NULL, &g_client)) != 0)
+    die("attach", rc);
+}
+static void shared_setup(size_t size, int threads) {
+  int rc;
+  (void)threads;
+  if ((rc = mb_pool_open(g_client, size == 64 ? "p64" : "p256", g_pool_flags, &g_pool)) != 0)
+    die("mb_pool_open", rc);
+}
+static void *shared_alloc(void) {
+  void *p;
+  return mb_pool_alloc(g_pool, &p) == 0 ? p : NULL;
+}
+static void shared_release(void *p) {
+  mb_pool_free(g_pool, p);
+}
+
+static const impl_t impls[] = {
+    {"malloc", 2, malloc_setup, malloc_alloc, malloc_release, nothing},
+    {"freelist", 1, freelist_setup, freelist_alloc, freelist_release, arena_teardown},
+    {"mutexpool", 2, mutexpool_setup, mutexpool_alloc, mutexpool_release, mutexpool_teardown},
+    {"lpool", 2, lpool_setup, lpool_alloc, lpool_release, lpool_teardown},
+    {"shared", 2, shared_setup, shared_alloc, shared_release, nothing},
+    {"shared-tc", 2, shared_setup, shared_alloc, shared_release, nothing},
+};
+
+/* ---- the workloads ---- */
+
+typedef struct run_s {
+  const impl_t *impl;
+  int batch;
+  int threads;
+  void **held; /* BATCH per thread */
+  mb_au32 ready, go;
+} run_t;
+
+static void work(void *arg) {
+  run_t *r = arg;
+  void **held = NULL;
+  uint32_t i;
+  mb_add32(&r->ready, 1);
+  while (!mb_load32(&r->go)) {
+  }
+  if (r->batch) {
+    held = r->held + (size_t)(mb_add32(&r->ready, 1) - (uint32_t)r->threads) * BATCH;
+    for (i = 0; i < BATCH; i++) {
+      if ((held[i] = r->impl->alloc()) == NULL)
+        die("alloc (batch)", 0);
+      *(volatile uint64_t *)held[i] = i;
+    }
+    for (i = 0; i < BATCH; i++)
+      r->impl->release(held[i]);
+  } else {
+    for (i = 0; i < PAIRS; i++) {
+      void *p = r->impl->alloc();
+      if (p == NULL)
+        die("alloc (pairs)", 0);
+      *(volatile uint64_t *)p = i;
+      r->impl->release(p);
+    }
+  }
+}
+
+/* ns per alloc+free of one thread (the allocator is set up by the caller). */
+static double run_case(const impl_t *impl, int threads, int batch, void **held) {
+  run_t r;
+  mb_os_thread_t t[2];
+  uint64_t t0;
+  int k;
+  memset(&r, 0, sizeof r);
+  r.impl = impl;
+  r.batch = batch;
+  r.threads = threads;
+  r.held = held;
+  for (k = 0; k < threads; k++)
+    if (mb_os_thread_start(&t[k], work, &r) != 0)
+      die("thread", 0);
+  while (mb_load32(&r.ready) != (uint32_t)threads) {
+  }
+  t0 = mb_os_mono_ns();
+  mb_store32(&r.go, 1);
+  for (k = 0; k < threads; k++)
+    mb_os_thread_join(&t[k]);
+  t0 = mb_os_mono_ns() - t0;
+  return (double)t0 / (batch ? BATCH : PAIRS);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  const impl_t *impl = NULL;
+  int reps = argc > 2 ? atoi(argv[2]) : 3, s, threads, batch, k;
+  size_t i, sizes[2] = {64, 256};
+  void **held;
+  const char *found = "glibc";
+  if (argc < 2 || reps < 1 || reps > 15) {
+    fprintf(stderr, "usage: bench-pool IMPL [REPS 1..15]\n");
+    return 2;
+  }
+  for (i = 0; i < sizeof impls / sizeof impls[0]; i++)
+    if (strcmp(argv[1], impls[i].name) == 0)
+      impl = &impls[i];
+  if (impl == NULL) {
+    fprintf(stderr, "bench-pool: unknown IMPL '%s'\n", argv[1]);
+    return 2;
+  }
+  if (dlsym(RTLD_DEFAULT, "mi_version") != NULL)
+    found = "mimalloc";
+  else if (dlsym(RTLD_DEFAULT, "mallocx") != NULL)
+    found = "jemalloc";
+  printf("malloc=%s\n", found);
+  if (strncmp(impl->name, "shared", 6) == 0) {
+    g_pool_flags = strcmp(impl->name, "shared") == 0 ? MB_POOL_NO_CACHE : 0;
+    broker_start();
+  }
+  if ((held = malloc(2 * (size_t)BATCH * sizeof *held)) == NULL)
+    die("held", 0);
+  for (s = 0; s < 2; s++)
+    for (threads = 1; threads <= impl->max_threads; threads++)
+      for (batch = 0; batch < 2; batch++) {
+        double v[16];
+        /* One allocator for the case, as a game server makes its pool once; the first run
+         * warms it (pages, caches, arenas) and is not counted. */
+        impl->setup(sizes[s], threads);
+        run_case(impl, threads, batch, held);
+        for (k = 0; k < reps; k++)
+          v[k] = run_case(impl, threads, batch, held);
+        impl->teardown();
+        qsort(v, (size_t)reps, sizeof v[0], cmp_double);
+        printf("impl=%s size=%zu threads=%d mode=%s ns=%.2f\n", impl->name, sizes[s], threads,
+               batch ? "batch" : "pairs", v[reps / 2]);
+        fflush(stdout);
+      }
+  free(held);
+  if (g_client != NULL) {
+    mb_detach(g_client);
+    mb__broker_stop(&g_broker);
+  }
+  return 0;
+}
