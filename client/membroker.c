@@ -713,8 +713,12 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
  * FREE. MB_ESTALE if it is no longer ours (reaped, taken over, broker restarted): then
  * nothing in shared memory is touched.
  */
+static int mb__pool_map_index(mb_client_t *c, uint32_t i);
+
 static int mb__leave(mb_client_t *c) {
   uint64_t w = c->word;
+  uint32_t i;
+  int unmapped = 0;
   if (c->st == NULL)
     return 0;
   if (!mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
@@ -722,6 +726,20 @@ static int mb__leave(mb_client_t *c) {
                       "client '%s' was no longer attached (reaped by the broker, "
                       "or the broker restarted)",
                       c->name);
+  /* Every pool must be mapped to give back what the entry holds in it (a restart that never
+   * opened a pool still holds its predecessor's objects there). One that cannot be mapped
+   * leaves the entry DEAD instead, for the broker (which maps them all) to free. */
+  mb_os_mutex_lock(&c->mem_lock);
+  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+    if (mb__pool_map_index(c, i) != 0)
+      unmapped = 1;
+  mb_os_mutex_unlock(&c->mem_lock);
+  if (unmapped) {
+    mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
+    mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
+    mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
+    return 0;
+  }
   mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, c->pools_map, MB_POOLS_MAX,
                   NULL);
   return 0;
@@ -1062,7 +1080,7 @@ typedef struct mb__tcache_s {
 struct mb_pool_s {
   mb_client_t *client;
   mb_pool_map_t *map;
-  uint64_t seq;
+  mb_au64 seq;    /* the attach_seq map was set for (release, after the fields; 0: not yet) */
   uint32_t owner; /* the client's table index + 1, with map */
   int uncached;   /* with map: MB_POOL_NO_CACHE, or a debug pool */
   unsigned flags; /* MB_POOL_* given to mb_pool_open */
@@ -1074,14 +1092,19 @@ static mb_os_mutex_t mb__tc_lock; /* the lists and every cache's `pool` */
 static mb_au32 mb__tc_ready;      /* 0 not yet, 1 being set up, 2 ready, 3 failed */
 static MB_THREAD_LOCAL_FAST mb__tcache_t *mb__tc_last; /* the cache this thread used last */
 
-/* Give every block of cache t back to its pool (caller holds mb__tc_lock). */
+/*
+ * Give every block of cache t back to its pool (caller holds mb__tc_lock), if the client's
+ * entry is still this attachment's: once it was reaped (or taken over), its cached blocks are
+ * the broker's (or the successor's) to give back, and may be another client's by now. Each
+ * block goes back only if it is still stamped cached by this client (a CAS from that value).
+ */
 static void mb__tcache_flush(mb__tcache_t *t) {
   mb_pool_map_t *p = t->pool ? t->pool->map : NULL;
   uint32_t k;
-  if (p != NULL && p->base != NULL)
+  if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word)
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
       mb__pool_give(p, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
-                    MB_STAMP_CACHED, NULL);
+                    MB_STAMP_CACHED | t->owner, NULL);
   t->n = 0;
 }
 
@@ -1195,21 +1218,13 @@ static void mb__tcaches_release(mb_client_t *c, const mb_pool_t *pool) {
   mb_os_mutex_unlock(&mb__tc_lock);
 }
 
-/* Map the pool `name` of the current attachment (once): its index in the directory into
- * *index. MB_ENOENT if the broker has no such pool. The first map of an attachment gives
- * back the blocks a predecessor of this name left in its thread caches (it died with them;
- * this process's caches are empty: they were flushed before any remap). */
-static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
+/* Map pool i of the current attachment's directory, once (caller holds mem_lock). The first
+ * map of an attachment gives back the blocks a predecessor of this name left in its thread
+ * caches (it died with them; this process's caches are empty: they were let go before any
+ * remap). */
+static int mb__pool_map_index(mb_client_t *c, uint32_t i) {
   char obj[MB_OS_NAME_MAX + 1];
-  uint32_t i;
   int rc;
-  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
-    if (strncmp(c->st->pools[i].name, name, MB_POOL_NAME_MAX) == 0)
-      break;
-  if (i >= c->st->pool_count || i >= MB_POOLS_MAX)
-    return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
-                      name);
-  *index = i;
   if (c->pools_map[i].base == NULL) {
     mb_pool_map_t *p = &c->pools_map[i];
     mb_pool_desc_t *d = &c->st->pools[i];
@@ -1236,6 +1251,20 @@ static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
   return 0;
 }
 
+/* Find the pool `name` in the directory (its index into *index) and map it (caller holds
+ * mem_lock). MB_ENOENT if the broker has no such pool. */
+static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
+  uint32_t i;
+  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+    if (strncmp(c->st->pools[i].name, name, MB_POOL_NAME_MAX) == 0)
+      break;
+  if (i >= c->st->pool_count || i >= MB_POOLS_MAX)
+    return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
+                      name);
+  *index = i;
+  return mb__pool_map_index(c, i);
+}
+
 int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **pool) {
   uint32_t i;
   int rc;
@@ -1245,7 +1274,10 @@ int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **p
     return mb__errorf(MB_EINVAL, 0, "mb_pool_open: name and pool are required");
   if (flags & ~(unsigned)MB_POOL_NO_CACHE)
     return mb__errorf(MB_EINVAL, 0, "mb_pool_open: unknown flags 0x%x", flags);
-  if ((rc = mb__pool_map(c, name, &i)) != 0)
+  mb_os_mutex_lock(&c->mem_lock);
+  rc = mb__pool_map(c, name, &i);
+  mb_os_mutex_unlock(&c->mem_lock);
+  if (rc != 0)
     return rc;
   if (c->pools[i] == NULL) {
     if ((c->pools[i] = calloc(1, sizeof *c->pools[i])) == NULL)
@@ -1256,7 +1288,7 @@ int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **p
   if (c->pools[i]->flags != flags) {
     mb__tcaches_release(c, c->pools[i]); /* with or without caches from now on */
     c->pools[i]->flags = flags;
-    c->pools[i]->map = NULL; /* the next call works out `uncached` again */
+    mb_store64(&c->pools[i]->seq, 0); /* the next call works out `uncached` again */
   }
   *pool = c->pools[i];
   return 0;
@@ -1276,16 +1308,24 @@ static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
     return mb__need(c);
   if (!mb__entry_mine(c))
     return mb__stale(c);
-  if (pool->seq != c->attach_seq || pool->map == NULL) {
-    if ((rc = mb__pool_map(c, pool->name, &i)) != 0)
+  if (mb_load64(&pool->seq) != c->attach_seq) {
+    /* The first call after an attach: threads may race here, so one sets the handle up under
+     * the client's lock and publishes it with seq (release; read with acquire above). */
+    mb_os_mutex_lock(&c->mem_lock);
+    rc = 0;
+    if (mb_load64(&pool->seq) != c->attach_seq && (rc = mb__pool_map(c, pool->name, &i)) == 0) {
+      pool->map = &c->pools_map[i];
+      pool->owner = c->index + 1;
+      /* Blocks go straight to and from the shared pool when the handle asked for it or the
+       * pool is a debug pool (each free checked with a CAS and poisoned, each alloc checks
+       * the poison). */
+      pool->uncached =
+          (pool->flags & MB_POOL_NO_CACHE) || (pool->map->desc->flags & MB_POOL_F_DEBUG);
+      mb_store64(&pool->seq, c->attach_seq);
+    }
+    mb_os_mutex_unlock(&c->mem_lock);
+    if (rc != 0)
       return rc;
-    pool->map = &c->pools_map[i];
-    pool->seq = c->attach_seq;
-    pool->owner = c->index + 1;
-    /* Blocks go straight to and from the shared pool when the handle asked for it or the
-     * pool is a debug pool (each free checked with a CAS and poisoned, each alloc checks
-     * the poison). */
-    pool->uncached = (pool->flags & MB_POOL_NO_CACHE) || (pool->map->desc->flags & MB_POOL_F_DEBUG);
   }
   *map = pool->map;
   return 0;
@@ -1352,18 +1392,21 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
     if ((rc = mb__tcache_get(pool, &t)) != 0)
       return rc;
   }
-  /* A plain check and store: a free of a block that is not in use is refused; two frees
-   * racing on one block are caught only by a debug pool (which has no caches: a CAS there). */
+  /* A block of our own: a plain check and store (two threads freeing one block at once are
+   * caught only by a debug pool, which has no caches). Another client's: a CAS from the
+   * stamp seen, so a broker giving that client's blocks back at the same moment cannot
+   * also push it. Either way a block that is not in use is refused. */
+  owner = pool->owner;
   s = mb_load32(&p->stamps[idx]);
-  if (!(s & MB_STAMP_IN_USE) || MB_STAMP_OWNER(s) == 0xFFFFu) {
+  if (!(s & MB_STAMP_IN_USE) || MB_STAMP_OWNER(s) == 0xFFFFu ||
+      (MB_STAMP_OWNER(s) == owner ? (mb_store32(&p->stamps[idx], MB_STAMP_CACHED | owner), 0)
+                                  : !mb_cas32(&p->stamps[idx], &s, MB_STAMP_CACHED | owner))) {
     mb_add64(&p->desc->errors, 1);
     return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
                       p->desc->name, (unsigned)idx);
   }
-  owner = pool->owner;
-  mb_store32(&p->stamps[idx], MB_STAMP_CACHED | owner);
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
-    mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED, NULL);
+    mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
     memmove(t->idx, t->idx + MB_POOL_CHAIN, (MB__TCACHE_MAX - MB_POOL_CHAIN) * sizeof t->idx[0]);
     t->n -= MB_POOL_CHAIN;
   }
@@ -1380,7 +1423,7 @@ int mb_pool_free(mb_pool_t *pool, void *obj) {
     uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
     if (off < t->span && (off & (t->stride - 1)) == 0) {
       uint32_t idx = (uint32_t)(off >> t->shift), s = mb_load32(&t->stamps[idx]);
-      if ((s & MB_STAMP_IN_USE) && MB_STAMP_OWNER(s) != 0xFFFFu) {
+      if (s == (MB_STAMP_IN_USE | t->owner)) { /* our own; another client's: the slow path */
         mb_store32(&t->stamps[idx], MB_STAMP_CACHED | t->owner);
         t->idx[t->n++] = idx;
         return 0;

@@ -157,7 +157,8 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out
     uint32_t victim = out[bad];
     mb_store32(&p->stamps[victim], MB_STAMP_IN_USE | 0xFFFFu);
     mb_add64(&d->errors, 1);
-    mb__pool_peak(&d->peak, mb_add64(&d->allocated, 1) + 1 - mb_load64(&d->freed));
+    uint64_t now = mb_add64(&d->allocated, 1) + 1; /* before freed is read: see in_use */
+    mb__pool_peak(&d->peak, now - mb_load64(&d->freed));
     out[bad] = out[n - 1];
     if (n > 1)
       mb__push_chain(p, out, n - 1);
@@ -168,7 +169,10 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out
   }
   for (k = 0; k < n; k++)
     mb_store32(&p->stamps[out[k]], stamp);
-  mb__pool_peak(&d->peak, mb_add64(&d->allocated, n) + n - mb_load64(&d->freed));
+  {
+    uint64_t now = mb_add64(&d->allocated, n) + n; /* before freed is read: see in_use */
+    mb__pool_peak(&d->peak, now - mb_load64(&d->freed));
+  }
   *got = n;
   return 0;
 }
@@ -181,9 +185,10 @@ int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t ex
     n = MB_POOL_CHAIN;
   for (k = 0; k < n; k++) {
     uint32_t s = mb_load32(&p->stamps[idx[k]]);
+    int fits =
+        MB_STAMP_OWNER(expect) != 0 ? s == expect : (s & expect) && MB_STAMP_OWNER(s) != 0xFFFFu;
     /* Claim the free: only one of two frees of a block can move its stamp. */
-    if (!(s & expect) || MB_STAMP_OWNER(s) == 0xFFFFu ||
-        !mb_cas32(&p->stamps[idx[k]], &s, MB_STAMP_FREE)) {
+    if (!fits || !mb_cas32(&p->stamps[idx[k]], &s, MB_STAMP_FREE)) {
       if (bad == UINT32_MAX)
         bad = idx[k];
       continue;
@@ -201,12 +206,12 @@ int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t ex
   }
   if (given)
     *given = m;
-  if (bad != UINT32_MAX) {
+  if (bad != UINT32_MAX && MB_STAMP_OWNER(expect) == 0) {
     mb_add64(&d->errors, 1);
     return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)", d->name,
                       (unsigned)bad);
   }
-  return 0;
+  return 0; /* with an exact stamp, a block that changed hands is simply not ours to give */
 }
 
 int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {
@@ -228,30 +233,44 @@ int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {
   return 0;
 }
 
-/* Give back blocks that are in use or cached (a client's whole holding); how many went. */
-static uint32_t mb__pool_give_any(mb_pool_map_t *p, const uint32_t *idx, uint32_t n) {
+/* Give back the blocks idx[0..n) whose stamp is still exactly `stamp`; how many went. */
+static uint32_t mb__pool_give_exact(mb_pool_map_t *p, const uint32_t *idx, uint32_t n,
+                                    uint32_t stamp) {
   uint32_t given = 0;
-  mb__pool_give(p, idx, n, MB_STAMP_IN_USE | MB_STAMP_CACHED, &given);
+  mb__pool_give(p, idx, n, stamp, &given);
   return given;
 }
 
+/*
+ * The blocks are batched by the stamp they were seen with and given back only if they still
+ * have it (a CAS from that exact value): a block freed and taken again by another client
+ * between the scan and the give is left alone.
+ */
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only) {
   const mb_pool_desc_t *d = p->desc;
-  uint32_t batch[MB_POOL_CHAIN], n = 0, i, cap = d->capacity;
+  uint32_t used[MB_POOL_CHAIN], cached[MB_POOL_CHAIN], nu = 0, nc = 0, i, cap = d->capacity;
   uint64_t bump = mb_load64(&d->bump), total = 0;
   if (bump < cap)
     cap = (uint32_t)bump; /* blocks above bump were never handed out */
   for (i = 0; i < cap; i++) {
     uint32_t s = mb_load32(&p->stamps[i]);
-    if (s != (MB_STAMP_CACHED | owner) && (cached_only || s != (MB_STAMP_IN_USE | owner)))
-      continue;
-    batch[n++] = i;
-    if (n == MB_POOL_CHAIN) {
-      total += mb__pool_give_any(p, batch, n);
-      n = 0;
+    if (s == (MB_STAMP_CACHED | owner)) {
+      cached[nc++] = i;
+      if (nc == MB_POOL_CHAIN) {
+        total += mb__pool_give_exact(p, cached, nc, MB_STAMP_CACHED | owner);
+        nc = 0;
+      }
+    } else if (!cached_only && s == (MB_STAMP_IN_USE | owner)) {
+      used[nu++] = i;
+      if (nu == MB_POOL_CHAIN) {
+        total += mb__pool_give_exact(p, used, nu, MB_STAMP_IN_USE | owner);
+        nu = 0;
+      }
     }
   }
-  if (n > 0)
-    total += mb__pool_give_any(p, batch, n);
+  if (nc > 0)
+    total += mb__pool_give_exact(p, cached, nc, MB_STAMP_CACHED | owner);
+  if (nu > 0)
+    total += mb__pool_give_exact(p, used, nu, MB_STAMP_IN_USE | owner);
   return total;
 }

@@ -55,12 +55,15 @@ void mb__pool_bind(mb_pool_map_t *p);
 int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out, uint32_t *got);
 
 /*
- * Give n (1..MB_POOL_CHAIN) blocks back as one chain. Each block's stamp must have the bit
- * `expect` (MB_STAMP_IN_USE for a free, MB_STAMP_CACHED for a thread cache's flush), moved
- * to free by one CAS per block, so two frees of one block cannot both pass: a block that
- * does not is a double free, refused with MB_EINVAL (counted in errors) before anything is
- * linked - the other blocks are given back (*given, may be NULL, says how many). Debug
- * pools fill the freed blocks with poison.
+ * Give n (1..MB_POOL_CHAIN) blocks back as one chain. Each block's stamp must match
+ * `expect`: with an owner in it (MB_STAMP_OWNER != 0), exactly (a thread cache's flush, the
+ * release of a client's blocks: never another client's block); without, any owner with the
+ * bit `expect` (MB_STAMP_IN_USE: a free, which any client may do). It moves to free by one
+ * CAS per block, so two frees of one block cannot both pass. A block that does not match is
+ * left alone: without an owner in `expect` that is a double free, refused with MB_EINVAL
+ * (counted in errors); with one, it changed hands and is silently not ours to give. The
+ * other blocks are given back as one chain (*given, may be NULL, says how many). Debug pools fill
+ * the freed blocks with poison.
  */
 int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given);

@@ -35,6 +35,13 @@ static mb_pool_desc_t *desc(mb_broker_t *b) {
   return &b->state->pools[0];
 }
 
+static uint32_t count_stamps(mb_broker_t *b, uint32_t stamp) {
+  uint32_t i, n = 0;
+  for (i = 0; i < desc(b)->capacity; i++)
+    n += mb_load32(&b->pools[0].stamps[i]) == stamp;
+  return n;
+}
+
 TEST(alloc_until_full_and_back) {
   mb_config_t cfg;
   mb_broker_t b;
@@ -80,7 +87,7 @@ TEST(alloc_until_full_and_back) {
 
 /* Misuse is refused with its error and leaves the free stack intact: afterwards exactly the
  * capacity can be allocated again. */
-TEST(misuse_is_refused) {
+static void misuse(unsigned flags) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_client_t *c;
@@ -88,10 +95,10 @@ TEST(misuse_is_refused) {
   void *o[8], *x;
   char local[64];
   int i;
-  pool_config(&cfg, "bad", 8, 0);
+  pool_config(&cfg, flags ? "badnc" : "bad", 8, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
-  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_open(c, "obj", flags, &p));
   for (i = 0; i < 8; i++)
     ASSERT_OK(mb_pool_alloc(p, &o[i]));
   ASSERT_ERR(mb_pool_free(p, local), MB_EINVAL);
@@ -110,6 +117,12 @@ TEST(misuse_is_refused) {
   ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
   ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
+}
+
+/* Through a thread cache, and straight to the shared free stack (whose CAS refuses it). */
+TEST(misuse_is_refused) {
+  misuse(0);
+  misuse(MB_POOL_NO_CACHE);
 }
 
 /* Debug pools: a block written after its free is caught when it would be handed out again,
@@ -248,13 +261,17 @@ TEST(two_processes_two_threads) {
     /* ... and the free stack holds each block exactly once: all 200 can be had again. */
     mb_client_t *c;
     mb_pool_t *p;
-    void *o;
-    int n = 0;
+    void *o[201];
+    int n = 0, j;
     ASSERT_OK(mb_attach(cfg.instance, "check", NULL, &c));
     ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &p));
-    while (mb_pool_alloc(p, &o) == 0)
+    while (n < 201 && mb_pool_alloc(p, &o[n]) == 0)
       n++;
     ASSERT_EQ(n, 200);
+    for (i = 0; i < 200; i++)
+      for (j = (int)i + 1; j < 200; j++)
+        ASSERT(o[i] != o[j]);
+    ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 200);
     ASSERT_OK(mb_detach(c));
   }
   mb__broker_stop(&b);
@@ -301,13 +318,6 @@ CHILD(find_objects) {
 
 static uint32_t state_of(mb_broker_t *b, uint32_t i) {
   return MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word));
-}
-
-static uint32_t count_stamps(mb_broker_t *b, uint32_t stamp) {
-  uint32_t i, n = 0;
-  for (i = 0; i < desc(b)->capacity; i++)
-    n += mb_load32(&b->pools[0].stamps[i]) == stamp;
-  return n;
 }
 
 TEST(killed_client_objects_reclaimed) {
@@ -496,5 +506,150 @@ TEST(thread_cache_let_go_on_reattach_reopen_and_stale) {
   ASSERT_OK(mb_detach(c));
   ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* A client reaped while its thread caches held blocks: the broker gives them back, another
+ * client (here under the same table index, so the same owner number) takes them, and the
+ * reaped client's reattach, detach or thread exit must not give them back a second time. */
+TEST(reaped_client_does_not_give_back_others_blocks) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *a, *bb, *chk;
+  mb_pool_t *pa, *pb, *pc;
+  void *o, *held[64], *all[101];
+  uint64_t w;
+  int i, j, n = 0;
+  pool_config(&cfg, "reap", 100, 0);
+  cfg.grace_period_ms = 0;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "a", NULL, &a));
+  ASSERT_OK(mb_pool_open(a, "obj", 0, &pa));
+  ASSERT_OK(mb_pool_alloc(pa, &o)); /* 1 held, 31 in this thread's cache */
+  /* The broker reaps it (as for a missed heartbeat) and, grace 0, frees its entry. */
+  w = mb_load64(&b.state->clients[0].word);
+  mb_store64(&b.state->clients[0].dead_since_ns, mb_os_mono_ns() - UINT64_C(1000000000));
+  mb_store32(&b.state->clients[0].dead_reason, MB_DEAD_HEARTBEAT);
+  mb_store64(&b.state->clients[0].word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
+  mb__broker_sweep(&b);
+  ASSERT_EQ(state_of(&b, 0), MB_CLIENT_FREE);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  /* B gets entry 0 and takes the blocks A had through its own thread cache: 8 held, 24
+   * cached (among them those A's cache held), stamped with the owner number A had. */
+  ASSERT_OK(mb_attach(cfg.instance, "b", NULL, &bb));
+  ASSERT_OK(mb_pool_open(bb, "obj", 0, &pb));
+  for (i = 0; i < 8; i++)
+    ASSERT_OK(mb_pool_alloc(pb, &held[i]));
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 8);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 24);
+  /* A finds out and reattaches: its cache (the same thread's) is not given back. */
+  ASSERT_ERR(mb_pool_alloc(pa, &o), MB_ESTALE);
+  ASSERT_OK(mb_reattach(a, NULL));
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 8);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 24);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_OK(mb_detach(a));
+  ASSERT_OK(mb_pool_flush(pb));
+  /* Every block exactly once: B's 8 and the 92 left, all distinct. */
+  ASSERT_OK(mb_attach(cfg.instance, "check", NULL, &chk));
+  ASSERT_OK(mb_pool_open(chk, "obj", MB_POOL_NO_CACHE, &pc));
+  while (n < 101 && mb_pool_alloc(pc, &all[n]) == 0)
+    n++;
+  ASSERT_EQ(n, 92);
+  for (i = 0; i < 8; i++)
+    all[n++] = held[i];
+  for (i = 0; i < n; i++)
+    for (j = i + 1; j < n; j++)
+      ASSERT(all[i] != all[j]);
+  ASSERT_OK(mb_detach(chk));
+  ASSERT_OK(mb_detach(bb));
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* argv: instance name - attach under a crashed holder's name, never open the pool, detach:
+ * the predecessor's objects (held and cached) go back all the same. */
+CHILD(detach_without_opening) {
+  mb_client_t *c;
+  if (argc != 2 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
+    return 100;
+  return mb_detach(c) == 0 ? 0 : 101;
+}
+
+TEST(restart_that_never_opens_the_pool_gives_it_back) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  int code = -1;
+  pool_config(&cfg, "nopen", 100, 0);
+  cfg.grace_period_ms = 60000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_test_spawn(&k, "hold_objects", cfg.instance, "zone", "10", (char *)NULL));
+  WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 10, 30000);
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+  ASSERT_EQ(mb_test_run_child(60000, "detach_without_opening", cfg.instance, "zone", (char *)NULL),
+            0);
+  ASSERT_EQ(state_of(&b, 0), MB_CLIENT_FREE);
+  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* The first pool calls after a reattach, from several threads at once: the handle is set up
+ * once, and no thread's fresh cache is given back by another's first map. */
+typedef struct firstuse_s {
+  mb_pool_t *pool;
+  void *objs[16];
+  int failures;
+} firstuse_t;
+
+static void first_use(void *arg) {
+  firstuse_t *f = arg;
+  int i;
+  for (i = 0; i < 16; i++)
+    if (mb_pool_alloc(f->pool, &f->objs[i]) != 0)
+      f->failures++;
+}
+
+TEST(first_use_after_reattach_from_many_threads) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  firstuse_t f[4];
+  mb_os_thread_t t[4];
+  int round, k, i, j;
+  pool_config(&cfg, "fu", 1000, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  for (round = 0; round < 50; round++) {
+    ASSERT_OK(mb_reattach(c, NULL));
+    for (k = 0; k < 4; k++) {
+      memset(&f[k], 0, sizeof f[k]);
+      f[k].pool = p;
+      ASSERT_OK(mb_os_thread_start(&t[k], first_use, &f[k]));
+    }
+    for (k = 0; k < 4; k++)
+      mb_os_thread_join(&t[k]);
+    /* Their caches went back at their exit; the 64 objects are held, each once. */
+    ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 64);
+    ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 64);
+    for (k = 0; k < 4; k++) {
+      ASSERT_EQ(f[k].failures, 0);
+      for (i = 0; i < 16; i++)
+        for (j = 0; j < 4 * 16; j++)
+          if (j != k * 16 + i)
+            ASSERT(f[k].objs[i] != f[j / 16].objs[j % 16]);
+    }
+    for (k = 0; k < 4; k++)
+      for (i = 0; i < 16; i++)
+        ASSERT_OK(mb_pool_free(p, f[k].objs[i]));
+    ASSERT_OK(mb_pool_flush(p));
+    ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  }
+  ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
 }

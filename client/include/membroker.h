@@ -302,7 +302,10 @@ enum {
  * to and from it 32 at a time; a thread's cache goes back to the pool when the thread exits,
  * at mb_pool_flush, detach, close and reattach. A block may be freed by any thread (into that
  * thread's cache). Pool calls may come from many threads at once, but not while their client
- * detaches, closes or reattaches.
+ * detaches, closes or reattaches, nor while the handle is opened again with other flags
+ * (which gives every thread's cache of it back). Caches belong to threads: do not use a
+ * cached pool from fibers that move between threads, and do not use one in a child made by
+ * fork() (open it with MB_POOL_NO_CACHE there, or attach anew).
  */
 MB_API int mb_pool_open(mb_client_t *client, const char *name, unsigned flags, mb_pool_t **pool);
 
