@@ -38,10 +38,15 @@ static void usage(FILE *fp) {
               "  pools                        shared object pools: in use, free, peak, misses\n"
               "  heaps [CLIENT]               game servers' private pools and heaps: in use,\n"
               "                               peak, committed, allocs, frees, failures\n"
+              "  maps                         game data maps: size, tiles, objects, checksum\n"
               "  config                       the effective configuration (JSON)\n"
               "  set-status running|draining  set the server status game servers see (admin)\n"
               "  set-message TEXT             set the status message, up to 255 bytes (admin)\n"
               "  compact                      give unused slot pages back to the OS (admin)\n"
+              "  map-load NAME PATH           load a GMAP file as map NAME (admin); a relative\n"
+              "                               PATH is relative to the broker's config file\n"
+              "  map-unload NAME              unload map NAME (admin); game servers keep what\n"
+              "                               they have open\n"
               "  shutdown                     stop the broker (admin)\n"
               "  watch [SECTION...]           live view, one line per interval until Ctrl-C\n"
               "  help                         the broker's command list\n"
@@ -127,6 +132,8 @@ static void print_memory(const cJSON *m) {
          bytes(num(m, "committed_peak")),
          cJSON_IsNumber(limit) ? bytes(limit->valuedouble) : "none");
   printf("resident    %s (broker process)\n", bytes(num(m, "rss")));
+  if (num(m, "maps") > 0)
+    printf("maps        %.0f loaded, %s\n", num(m, "maps"), bytes(num(m, "map_bytes")));
   printf("system      %s total, %s available\n", bytes(num(m, "system_total")),
          bytes(num(m, "system_available")));
 }
@@ -181,6 +188,22 @@ static void print_heaps(const cJSON *arr) {
   }
   if (rows == 0)
     printf("no private pools or heaps published\n");
+}
+
+/* The map table; with no maps, the header and a line that says so. */
+static void print_maps(const cJSON *arr) {
+  const cJSON *m;
+  printf("%-12s %10s %7s %7s %9s %5s %-16s %10s  %s\n", "MAP", "SIZE", "WIDTH", "HEIGHT", "OBJECTS",
+         "SEQ", "CHECKSUM", "LOADED", "PATH");
+  if (cJSON_GetArraySize(arr) == 0)
+    printf("no maps loaded\n");
+  cJSON_ArrayForEach(m, arr) {
+    char ago[48];
+    snprintf(ago, sizeof ago, "%s ago", duration(num(m, "loaded_ms_ago")));
+    printf("%-12s %10s %7.0f %7.0f %9.0f %5.0f %-16s %10s  %s\n", str(m, "name"),
+           bytes(num(m, "size")), num(m, "width"), num(m, "height"), num(m, "objects"),
+           num(m, "seq"), str(m, "checksum"), ago, str(m, "path"));
+  }
 }
 
 static void print_clients(const cJSON *c) {
@@ -269,6 +292,15 @@ static void print_result(const char *cmd, const cJSON *res, const char *instance
     print_pools(res);
   } else if (strcmp(cmd, "heaps") == 0) {
     print_heaps(res);
+  } else if (strcmp(cmd, "maps") == 0) {
+    print_maps(res);
+  } else if (strcmp(cmd, "map-load") == 0) {
+    printf("map '%s' loaded from %s: %s, %.0f x %.0f tiles, %.0f objects (seq %.0f, checksum "
+           "%s)\n",
+           str(res, "name"), str(res, "path"), bytes(num(res, "size")), num(res, "width"),
+           num(res, "height"), num(res, "objects"), num(res, "seq"), str(res, "checksum"));
+  } else if (strcmp(cmd, "map-unload") == 0) {
+    printf("map '%s' unloaded\n", str(res, "name"));
   } else if (strcmp(cmd, "set-status") == 0) {
     printf("server status: %s (was %s)\n", str(res, "status"), str(res, "previous"));
   } else if (strcmp(cmd, "set-message") == 0) {
@@ -386,6 +418,19 @@ static cJSON *build_request(int argc, char **argv, long interval_ms) {
     }
     if (argc == 2)
       cJSON_AddStringToObject(args, "client", argv[1]);
+  } else if (strcmp(cmd, "map-load") == 0) {
+    if (argc != 3) {
+      fprintf(stderr, "mbctl: map-load needs two arguments: NAME PATH\n");
+      goto usage;
+    }
+    cJSON_AddStringToObject(args, "name", argv[1]);
+    cJSON_AddStringToObject(args, "path", argv[2]);
+  } else if (strcmp(cmd, "map-unload") == 0) {
+    if (argc != 2) {
+      fprintf(stderr, "mbctl: map-unload needs one argument: NAME\n");
+      goto usage;
+    }
+    cJSON_AddStringToObject(args, "name", argv[1]);
   } else if (strcmp(cmd, "set-status") == 0) {
     if (argc != 2) {
       fprintf(stderr, "mbctl: set-status needs one argument: running or draining\n");

@@ -31,7 +31,7 @@ extern "C" {
 /* "MBSTATE1" read as a little-endian 64-bit integer. */
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes. */
-#define MB_LAYOUT_VERSION 3u
+#define MB_LAYOUT_VERSION 4u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -137,6 +137,8 @@ enum mb_client_dead_reason {
   MB_DEAD_HEARTBEAT = 2, /* no heartbeat for clients.heartbeat_timeout_ms */
   MB_DEAD_ABANDONED = 3, /* a process died while it held the entry CLAIMED */
   MB_DEAD_CLOSED = 4,    /* the client let go to come back (mb_close, mb_reattach) */
+  MB_DEAD_RESTORED = 5,  /* restored from persist_dir by a restarted broker: kept for its
+                            client to take back within the grace period */
 };
 
 /* One attached game server (filled in by the client library). Slots of a slotted region
@@ -240,6 +242,33 @@ typedef struct mb_client_mem_s {
   mb_mem_entry_t entries[MB_CLIENT_MEM_MAX];
 } mb_client_mem_t;
 
+/*
+ * A game data map the broker loaded (the `maps` config, map-load): the file's bytes, checked
+ * as a GMAP image (membroker.h), in a read-only section membroker.<instance>.map.<name>.<seq>
+ * (seq makes every load a new object, so a reload never meets the old one's open handles).
+ * The broker writes the fields, then stores state READY (release); an unload stores FREE
+ * first. Readers load state (acquire), then the fields, then state and seq again.
+ */
+#define MB_MAPS_MAX 16
+#define MB_MAP_NAME_MAX 32 /* bytes of a map name, NUL included */
+enum mb_map_state {
+  MB_MAP_FREE = 0,
+  MB_MAP_READY = 1,
+};
+typedef struct mb_map_desc_s {
+  mb_au64 name[4]; /* NUL-terminated, word by word (mb__name_get) */
+  mb_au32 state;   /* enum mb_map_state */
+  mb_au32 seq;     /* the load's number: part of the section name */
+  mb_au64 size;    /* bytes of the image (the file) */
+  mb_au64 checksum;       /* FNV-1a 64 of the image */
+  mb_au64 loaded_wall_ns; /* when it was loaded */
+  mb_au32 width;          /* the GMAP header's, for listings */
+  mb_au32 height;
+  mb_au32 tile_count;
+  mb_au32 object_count;
+  mb_au64 reserved[6];
+} mb_map_desc_t;
+
 /* The control block: the seed's SharedGameState and everything a client needs to find. */
 typedef struct mb_state_s {
   /* 0: header (plain fields written once before `initialised`) */
@@ -294,6 +323,9 @@ typedef struct mb_state_s {
 
   /* private memory of each client, by client-table index */
   mb_client_mem_t client_mem[MB_CLIENTS_MAX];
+
+  /* map directory */
+  mb_map_desc_t maps[MB_MAPS_MAX];
 } mb_state_t;
 
 /* ---- static checks: any change here must bump MB_LAYOUT_VERSION --------------------------- */
@@ -328,7 +360,12 @@ MB_LAYOUT_ASSERT(sizeof(mb_mem_entry_t) == 96, "private memory entry size");
 MB_LAYOUT_ASSERT(sizeof(mb_client_mem_t) == 1024, "private memory row size");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, client_mem) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256,
                  "private memory table offset");
-MB_LAYOUT_ASSERT(sizeof(mb_state_t) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024,
+MB_LAYOUT_ASSERT(sizeof(mb_map_desc_t) == 128, "map descriptor size");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, maps) ==
+                     448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024,
+                 "map directory offset");
+MB_LAYOUT_ASSERT(sizeof(mb_state_t) ==
+                     448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024 + 16 * 128,
                  "state block size");
 
 /* ---- helpers shared by broker and client (state.c) ------------------------------------------ */

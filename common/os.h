@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "os_setup.h"
@@ -452,6 +453,41 @@ int mb__theap_validate(mb__theap_t *h);
 int mb__theap_committed(mb__theap_t *h, uint64_t *committed, uint64_t *reserved);
 void mb__theap_destroy(mb__theap_t *h);
 #define MB__THEAP_HEADER 32 /* bytes of tags before each block's payload */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files (the broker's saved state)                                                           */
+
+/*
+ * Paths are UTF-8 (Windows converts them to UTF-16; "/" and "\" both separate there). Bulk
+ * I/O is the C library's stdio on the FILE these calls open; these add what stdio lacks.
+ */
+
+/* fopen(path, mode) for a UTF-8 path (_wfopen on Windows). MB_ENOENT, MB_EACCES, ... */
+int mb_os_file_open(const char *path, const char *mode, FILE **f);
+
+/*
+ * Write f's buffered data to the OS (fflush) and make the OS put the file's data on stable
+ * storage before returning (fsync / FlushFileBuffers). f stays open. MB_EIO, MB_ENOSPC, ...
+ */
+int mb_os_file_sync(FILE *f);
+
+/*
+ * Replace the file `to` by the file `from` in one step: a reader sees the old file or the new
+ * one, never a mix or none (POSIX rename; Windows MoveFileExW with MOVEFILE_REPLACE_EXISTING
+ * | MOVEFILE_WRITE_THROUGH). Both are in the same directory. POSIX then fsyncs that
+ * directory, so the new name survives a crash of the machine too.
+ */
+int mb_os_file_replace(const char *from, const char *to);
+
+/* Remove the file `path`. MB_ENOENT if there is none. */
+int mb_os_file_remove(const char *path);
+
+/* Create the directory `path` (its parent must exist; POSIX mode 0750 less the umask). 0 if
+ * it exists already as a directory; MB_EEXIST if something else has that name. */
+int mb_os_dir_create(const char *path);
+
+/* Remove the empty directory `path`. MB_ENOENT if there is none. */
+int mb_os_dir_remove(const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Clocks, memory status, misc                                                                */

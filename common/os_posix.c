@@ -796,6 +796,72 @@ int mb_os_self_exe(char *buf, size_t size) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Files                                                                                      */
+
+int mb_os_file_open(const char *path, const char *mode, FILE **f) {
+  FILE *fp = fopen(path, mode);
+  if (fp == NULL)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open '%s'", path);
+  *f = fp;
+  return 0;
+}
+
+int mb_os_file_sync(FILE *f) {
+  if (fflush(f) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "write a file");
+  if (fsync(fileno(f)) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "sync a file to disk");
+  return 0;
+}
+
+int mb_os_file_replace(const char *from, const char *to) {
+  const char *slash = strrchr(to, '/');
+  char dir[4096];
+  int fd;
+  if (rename(from, to) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "rename '%s' to '%s'", from, to);
+  /* The rename lives in the directory: sync it, so the new name is on disk too. */
+  if (slash == NULL) {
+    snprintf(dir, sizeof dir, ".");
+  } else if ((size_t)(slash - to) + 2 > sizeof dir) {
+    return 0; /* renamed; no directory sync for a path this long */
+  } else {
+    memcpy(dir, to, (size_t)(slash - to) + 1);
+    dir[slash == to ? 1 : slash - to] = '\0';
+  }
+  if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open directory '%s'", dir);
+  if (fsync(fd) != 0 && errno != EINVAL) {
+    int e = errno;
+    close(fd);
+    return mb__errorf(mb__from_errno(e, MB_EIO), e, "sync directory '%s'", dir);
+  }
+  close(fd);
+  return 0;
+}
+
+int mb_os_file_remove(const char *path) {
+  if (unlink(path) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "remove '%s'", path);
+  return 0;
+}
+
+int mb_os_dir_create(const char *path) {
+  struct stat st;
+  if (mkdir(path, 0750) == 0)
+    return 0;
+  if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return 0;
+  return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "create directory '%s'", path);
+}
+
+int mb_os_dir_remove(const char *path) {
+  if (rmdir(path) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "remove directory '%s'", path);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 uint64_t mb_os_mono_ns(void) {
   struct timespec ts;

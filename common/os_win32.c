@@ -37,6 +37,7 @@
 #include <sddl.h>
 
 #include <errno.h>
+#include <io.h>
 #include <stddef.h>
 
 #include <stdlib.h>
@@ -1566,6 +1567,144 @@ int mb_os_self_exe(char *buf, size_t size) {
   rc = mb__wide_to_utf8(w, buf, size, "executable path");
   free(w);
   return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Files                                                                                      */
+
+/* A file error as our code: what mb__from_win says, with MB_EIO for the unknown ones. */
+static int mb__from_win_io(DWORD e) {
+  int rc = mb__from_win(e, MB_ENOMEM);
+  return rc == MB_EOS ? MB_EIO : rc;
+}
+
+/* A UTF-8 path as a new UTF-16 string in *w (free() it); `what` for the message. */
+static int mb__path_wide(const char *path, const char *what, wchar_t **w) {
+  if ((*w = mb__utf8_to_wide(path)) == NULL) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "%s '%s': convert the path", what, path);
+  }
+  return 0;
+}
+
+/* An errno of the C runtime (_wfopen, fflush) as our code. */
+static int mb__from_crt_errno(int e) {
+  switch (e) {
+  case ENOENT:
+    return MB_ENOENT;
+  case EACCES:
+  case EPERM:
+    return MB_EACCES;
+  case EEXIST:
+    return MB_EEXIST;
+  case ENOSPC:
+    return MB_ENOSPC;
+  case ENAMETOOLONG:
+    return MB_ENAMETOOLONG;
+  case EINVAL:
+    return MB_EINVAL;
+  case ENOMEM:
+    return MB_ENOMEM;
+  default:
+    return MB_EIO;
+  }
+}
+
+int mb_os_file_open(const char *path, const char *mode, FILE **f) {
+  wchar_t wmode[8], *w;
+  FILE *fp;
+  size_t i;
+  int rc, e;
+  for (i = 0; mode[i] != '\0' && i + 1 < sizeof wmode / sizeof wmode[0]; i++)
+    wmode[i] = (wchar_t)(unsigned char)mode[i];
+  wmode[i] = L'\0';
+  if ((rc = mb__path_wide(path, "open", &w)) != 0)
+    return rc;
+  fp = _wfopen(w, wmode);
+  e = errno;
+  free(w);
+  if (fp == NULL)
+    return mb__errorf(mb__from_crt_errno(e), e, "open '%s'", path);
+  *f = fp;
+  return 0;
+}
+
+int mb_os_file_sync(FILE *f) {
+  HANDLE h;
+  if (fflush(f) != 0) {
+    int e = errno;
+    return mb__errorf(mb__from_crt_errno(e), e, "write a file");
+  }
+  h = (HANDLE)_get_osfhandle(_fileno(f));
+  if (h == INVALID_HANDLE_VALUE || !FlushFileBuffers(h)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win_io(e), (long)e, "sync a file to disk");
+  }
+  return 0;
+}
+
+int mb_os_file_replace(const char *from, const char *to) {
+  wchar_t *wf, *wt;
+  DWORD e = 0;
+  int rc;
+  if ((rc = mb__path_wide(from, "rename", &wf)) != 0)
+    return rc;
+  if ((rc = mb__path_wide(to, "rename", &wt)) != 0) {
+    free(wf);
+    return rc;
+  }
+  if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+    e = GetLastError();
+  free(wf);
+  free(wt);
+  if (e != 0)
+    return mb__errorf(mb__from_win_io(e), (long)e, "rename '%s' to '%s'", from, to);
+  return 0;
+}
+
+int mb_os_file_remove(const char *path) {
+  wchar_t *w;
+  DWORD e = 0;
+  int rc;
+  if ((rc = mb__path_wide(path, "remove", &w)) != 0)
+    return rc;
+  if (!DeleteFileW(w))
+    e = GetLastError();
+  free(w);
+  if (e != 0)
+    return mb__errorf(mb__from_win_io(e), (long)e, "remove '%s'", path);
+  return 0;
+}
+
+int mb_os_dir_create(const char *path) {
+  wchar_t *w;
+  DWORD e = 0, attr = 0;
+  int rc;
+  if ((rc = mb__path_wide(path, "create directory", &w)) != 0)
+    return rc;
+  if (!CreateDirectoryW(w, NULL)) {
+    e = GetLastError();
+    attr = GetFileAttributesW(w);
+  }
+  free(w);
+  if (e == 0 || (e == ERROR_ALREADY_EXISTS && attr != INVALID_FILE_ATTRIBUTES &&
+                 (attr & FILE_ATTRIBUTE_DIRECTORY)))
+    return 0;
+  return mb__errorf(mb__from_win_io(e), (long)e, "create directory '%s'", path);
+}
+
+int mb_os_dir_remove(const char *path) {
+  wchar_t *w;
+  DWORD e = 0;
+  int rc;
+  if ((rc = mb__path_wide(path, "remove directory", &w)) != 0)
+    return rc;
+  if (!RemoveDirectoryW(w))
+    e = GetLastError();
+  free(w);
+  if (e != 0)
+    return mb__errorf(mb__from_win_io(e), (long)e, "remove directory '%s'", path);
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

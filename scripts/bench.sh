@@ -7,7 +7,10 @@
 #  - object pools (tests/bench-pool.c): alloc+free of 64- and 256-byte objects, one thread and
 #    two, pairs and batches of 1M, through glibc malloc, mimalloc, jemalloc (preloaded), the
 #    seed's mutex-protected pool, an unlocked free list, mb_lpool, the shared pool and the
-#    shared pool with thread caches.
+#    shared pool with thread caches;
+#  - game data maps (tests/bench-map.c): the broker's load of a 256 MiB GMAP file and a game
+#    server's mb_map_open beside a plain open + read() of the file into malloc'd memory, and
+#    random tile reads through mb_map_tile beside direct indexing in that buffer.
 # One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
 # differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
@@ -15,6 +18,7 @@
 #   scripts/bench.sh
 #   MB_BENCH_ROUNDS=7 MB_BENCH_SECONDS=3 scripts/bench.sh
 #   MB_BENCH_ONLY=pools scripts/bench.sh     just the pool table
+#   MB_BENCH_ONLY=maps scripts/bench.sh      just the game data map table (~20 s)
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -45,7 +49,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF 
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-cmake --build "$build" --target bench-ctl bench-client bench-pool >>"$build/build.log" 2>&1 ||
+cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map >>"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
@@ -145,6 +149,14 @@ bench_pools() {
   aim info "mutex pool / shared-tc, 2 threads (min)" "$mutex_tc" ">=" 5
 }
 
+# ---- game data maps ------------------------------------------------------------------------
+# One process; its rounds interleave the broker's load, mb_map_open, the plain read and the
+# random reads (tests/bench-map.c). The 256 MiB map file goes to the temporary directory.
+bench_maps() {
+  echo "=== game data maps: $rounds rounds"
+  "$build/bench-map" "$rounds" "$tmp" || fail "bench-map failed"
+}
+
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "=== redis-server missing: installing it (scripts/deps.sh lists it)"
   if [ "$EUID" -eq 0 ]; then sudo=(); else sudo=(sudo -n); fi
@@ -154,9 +166,13 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools) ;; *) fail "MB_BENCH_ONLY: all or pools, not '$only'" ;; esac
+case $only in all | pools | maps) ;; *) fail "MB_BENCH_ONLY: all, pools or maps, not '$only'" ;; esac
 if [ "$only" = pools ]; then
   bench_pools
+  exit 0
+fi
+if [ "$only" = maps ]; then
+  bench_maps
   exit 0
 fi
 
@@ -286,6 +302,9 @@ echo
 
 echo
 bench_pools
+
+echo
+bench_maps
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what is needed, then build and test membroker three times: native, native with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the Windows build (mingw-w64) run under
-# Wine; and fuzz the control protocol (clang + libFuzzer) for a bounded time. Prints one
-# summary; exits non-zero if any build, test or fuzz run failed.
+# Wine; and fuzz the control protocol and the GMAP validator (clang + libFuzzer) for a bounded
+# time. Prints one summary; exits non-zero if any build, test or fuzz run failed.
 #
 #   scripts/test.sh                 everything
 #   MB_CONFIGS="native asan" scripts/test.sh   a subset (native, asan, fuzz, mingw)
 #   MB_SKIP_DEPS=1 scripts/test.sh  do not run scripts/deps.sh first
-#   MB_FUZZ_SECONDS=600 MB_CONFIGS=fuzz scripts/test.sh   fuzz longer (default 60 s)
+#   MB_FUZZ_SECONDS=600 MB_CONFIGS=fuzz scripts/test.sh   fuzz fuzz-ctl longer (default 60 s;
+#                                   MB_FUZZ_GMAP_SECONDS: fuzz-gmap, default 30 s)
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,38 +76,67 @@ run_config() {
   secs[$name]=$(( $(date +%s) - t0 ))
 }
 
-# run_fuzz NAME CMAKE_ARGS...: configure, build, then run the libFuzzer target fuzz-ctl for
-# MB_FUZZ_SECONDS (default 60) on a copy of tests/corpus/ctl in the build folder (tests/ is
-# never written). A crash, leak, timeout or broken protocol promise fails it; it counts as
-# one test.
-run_fuzz() {
-  local name=$1 dir="$build/$1" t0 log frc
-  t0=$(date +%s)
-  log="$dir/fuzz.log"
-  build_config "$@" || return
-  echo "=== $name: fuzz-ctl for ${MB_FUZZ_SECONDS:-60} s"
-  rm -rf "$dir/corpus" "$dir/artifacts" "$dir/runtime"
-  mkdir -p "$dir/corpus" "$dir/artifacts" "$dir/runtime"
-  cp "$root"/tests/corpus/ctl/* "$dir/corpus/"
-  MEMBROKER_RUNTIME_DIR="$dir/runtime" \
+# fuzz_target DIR TARGET SECONDS LIBFUZZER_ARGS...: run the libFuzzer target DIR/fuzz-TARGET
+# for SECONDS on a copy of tests/corpus/TARGET in DIR (tests/ is never written); its output goes
+# to DIR/fuzz-TARGET.log (fuzz-ctl: DIR/fuzz.log), a failing input to DIR/artifacts-TARGET/
+# (fuzz-ctl: DIR/artifacts/). A crash, leak, timeout or broken promise of the target fails it:
+# returns 1 after showing the report.
+fuzz_target() {
+  local dir=$1 target=$2 seconds=$3 log corpus artifacts frc
+  shift 3
+  if [ "$target" = ctl ]; then
+    log="$dir/fuzz.log" corpus="$dir/corpus" artifacts="$dir/artifacts"
+  else
+    log="$dir/fuzz-$target.log" corpus="$dir/corpus-$target" artifacts="$dir/artifacts-$target"
+  fi
+  echo "=== $(basename "$dir"): fuzz-$target for $seconds s"
+  rm -rf "$corpus" "$artifacts"
+  mkdir -p "$corpus" "$artifacts"
+  cp "$root"/tests/corpus/"$target"/* "$corpus/"
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    "$dir/fuzz-ctl" -max_total_time="${MB_FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 \
-      -dict="$root/tests/corpus/ctl.dict" -artifact_prefix="$dir/artifacts/" \
-      -print_final_stats=1 "$dir/corpus" >"$log" 2>&1
+    "$dir/fuzz-$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$artifacts/" -print_final_stats=1 "$@" "$corpus" >"$log" 2>&1
   frc=$?
-  # A crash skips the target's atexit: remove the shared memory its broker left behind.
-  sed -n "s/^fuzz-ctl: broker instance '\([A-Za-z0-9_-]*\)' started$/\1/p" "$log" |
-    while read -r inst; do rm -f /dev/shm/membroker."$inst".*; done
   grep -E '^#[0-9]+[[:space:]]+(INITED|DONE) |^stat::(average_exec_per_sec|peak_rss_mb)' "$log" || true
   if [ "$frc" -ne 0 ]; then
     # The report (a sanitizer's, libFuzzer's or the target's own), then the failing input.
-    grep -m1 -A40 -E 'ERROR: |runtime error: |^fuzz-ctl: broken promise' "$log" && echo ...
+    grep -m1 -A40 -E "ERROR: |runtime error: |^fuzz-$target: broken promise" "$log" && echo ...
     tail -n 12 "$log"
-    echo "fuzz-ctl exited with $frc; the failing input is in $dir/artifacts/ (replay it with"
-    echo "ASAN_OPTIONS=fast_unwind_on_malloc=0 $dir/fuzz-ctl FILE for full allocation stacks)"
-    status[$name]="FAILED"; passed[$name]=0; failed[$name]=1; rc=1
+    echo "fuzz-$target exited with $frc; the failing input is in $artifacts/ (replay it with"
+    echo "ASAN_OPTIONS=fast_unwind_on_malloc=0 $dir/fuzz-$target FILE for full allocation stacks)"
+    return 1
+  fi
+}
+
+# run_fuzz NAME CMAKE_ARGS...: configure, build, then run the libFuzzer targets one after the
+# other: fuzz-ctl (the control protocol) for MB_FUZZ_SECONDS (default 60), then fuzz-gmap (the
+# GMAP validator) for MB_FUZZ_GMAP_SECONDS (default 30). Each target counts as one test.
+run_fuzz() {
+  local name=$1 dir="$build/$1" t0 p=0 f=0
+  t0=$(date +%s)
+  build_config "$@" || return
+  rm -rf "$dir/runtime"
+  mkdir -p "$dir/runtime"
+  # fuzz-ctl starts a broker: its lock file goes to the build folder.
+  if MEMBROKER_RUNTIME_DIR="$dir/runtime" fuzz_target "$dir" ctl "${MB_FUZZ_SECONDS:-60}" \
+       -dict="$root/tests/corpus/ctl.dict"; then
+    p=$((p + 1))
   else
-    status[$name]="ok"; passed[$name]=1; failed[$name]=0
+    f=$((f + 1))
+  fi
+  # A crash skips the target's atexit: remove the shared memory its broker left behind.
+  sed -n "s/^fuzz-ctl: broker instance '\([A-Za-z0-9_-]*\)' started$/\1/p" "$dir/fuzz.log" |
+    while read -r inst; do rm -f /dev/shm/membroker."$inst".*; done
+  if fuzz_target "$dir" gmap "${MB_FUZZ_GMAP_SECONDS:-30}"; then
+    p=$((p + 1))
+  else
+    f=$((f + 1))
+  fi
+  passed[$name]=$p; failed[$name]=$f
+  if [ "$f" -ne 0 ]; then
+    status[$name]="FAILED"; rc=1
+  else
+    status[$name]="ok"
   fi
   secs[$name]=$(( $(date +%s) - t0 ))
 }

@@ -44,6 +44,7 @@ static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint6
                     "marking it stopped and replacing it",
                     (unsigned)old->broker_pid, (unsigned long long)*prev_gen);
         mb_store32(&old->game.server_status, MB_STATUS_STOPPED);
+        mb__maps_purge_stale(b, old);
       } else {
         mb_log_warn("found an unknown object under '%s' (not a layout %u block): replacing it",
                     name, (unsigned)MB_LAYOUT_VERSION);
@@ -201,9 +202,10 @@ static void mb__pool_destroy(mb_broker_t *b, int i) {
   memset(p, 0, sizeof *p);
 }
 
-/* Every pool and region made so far, last first. */
+/* Every map, pool and region made so far, last first. */
 static void mb__objects_destroy(mb_broker_t *b) {
   int i;
+  mb__maps_stop(b);
   for (i = b->npools; i-- > 0;)
     mb__pool_destroy(b, i);
   b->npools = 0;
@@ -214,7 +216,8 @@ static void mb__objects_destroy(mb_broker_t *b) {
 
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1];
-  uint64_t prev_gen = 0, size, gen;
+  uint64_t prev_gen = 0, size, gen, saved_gen = 0;
+  mb_persist_image_t *saved = NULL;
   mb_state_t *st;
   int rc, i;
 
@@ -235,6 +238,9 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
                         cfg->instance);
     return rc;
   }
+  /* The saved state (persist.dir), checked whole before anything is made. */
+  if ((rc = mb__persist_open(&b->persist, cfg, &saved)) != 0)
+    goto fail_lock;
 
   /* The control block first, unpublished (initialised == 0), to hold the directory. */
   size = mb__round_up(sizeof(mb_state_t), mb_os_mem_config()->alloc_granularity);
@@ -257,11 +263,15 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
       goto fail_map;
     }
   }
+  if ((rc = mb__maps_start(b)) != 0) { /* the config's maps, before anyone can see the block */
+    mb__objects_destroy(b);
+    goto fail_map;
+  }
   mb_add64(&st->game.committed_total, b->state_sec.size);
   mb_store64(&st->game.committed_peak, mb_load64(&st->game.committed_total));
   if (cfg->max_committed != 0 && mb_load64(&st->game.committed_total) > cfg->max_committed) {
     rc = mb__errorf(MB_ENOSPC, 0,
-                    "the control block, slot tables, pools and regions committed at start "
+                    "the control block, slot tables, pools, regions and maps committed at start "
                     "take %llu bytes, more than limits.max_committed (%llu)",
                     (unsigned long long)mb_load64(&st->game.committed_total),
                     (unsigned long long)cfg->max_committed);
@@ -289,6 +299,17 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   mb_store64(&st->game.commit_limit, cfg->max_committed);
   mb_store64(&st->game.last_update_wall_ns, b->start_wall_ns);
   (void)mb__state_write_msg(st, ""); /* unpublished block: no other writer exists */
+  if (saved != NULL) {
+    rc = mb__persist_restore(b, saved, &saved_gen);
+    mb__persist_image_free(saved);
+    saved = NULL;
+    if (rc != 0) {
+      mb__objects_destroy(b);
+      goto fail_map;
+    }
+    if (gen <= saved_gen) /* past the broker that saved it, too */
+      mb_store64(&st->generation, gen = saved_gen + 1);
+  }
   mb_store32(&st->game.server_status, MB_STATUS_RUNNING);
   /* Publish: readers that see READY see everything above. */
   mb_store32(&st->initialised, MB_STATE_READY);
@@ -303,6 +324,7 @@ fail_state:
   mb_os_section_close(&b->state_sec);
   mb_os_section_unlink(name, b->flags);
 fail_lock:
+  mb__persist_image_free(saved);
   mb_os_lock_release(b->lock);
   b->lock = -1;
   return rc;
@@ -461,6 +483,7 @@ void mb__broker_stop(mb_broker_t *b) {
   if (b->state == NULL)
     return;
   mb__broker_begin_stop(b);
+  (void)mb__persist_flush(b); /* the last save, while everything is still mapped */
   for (i = 0; i < MB_CLIENTS_MAX; i++) {
     mb_os_proc_watch_close(b->clients[i].watch);
     b->clients[i].watch = 0;

@@ -7,7 +7,9 @@
 
 #include "config.h"
 #include "layout.h"
+#include "maps.h"
 #include "os.h"
+#include "persist.h"
 #include "pool.h"
 #include "slots.h"
 
@@ -21,10 +23,14 @@ typedef struct mb_broker_s {
   mb_region_map_t regions[MB_REGIONS_MAX];
   int npools;
   mb_pool_map_t pools[MB_POOLS_MAX];
+  mb_map_slot_t maps[MB_MAPS_MAX]; /* the map directory's entries as the broker knows them */
+  uint32_t map_seq;                /* the next load's seq (maps.h) */
   mb_os_procid_t self;
   uint64_t start_mono_ns;
   uint64_t start_wall_ns;
   int stale_purged; /* objects of a dead broker found and purged at start */
+  /* The saved state (persist.h). */
+  mb_persist_t persist;
   /* What the broker knows of each client-table entry (the sweep's own memory). */
   struct {
     intptr_t watch;        /* mb_os_proc_watch of the attached process, 0 if none */
@@ -43,10 +49,11 @@ typedef struct mb_broker_s {
 #define MB_CLAIM_STALE_MS 2000
 
 /*
- * Bring the broker's memory up: take the instance lock (MB_EBUSY: another broker runs), purge
- * objects a dead broker left behind, create the regions and the control block, and publish
- * it with server status "running". On failure everything made so far is released again and
- * the detail message says what failed.
+ * Bring the broker's memory up: take the instance lock (MB_EBUSY: another broker runs), check
+ * the saved state of persist.dir (persist.h; a bad file refuses the start), purge objects a
+ * dead broker left behind, create the regions and the control block, restore the saved
+ * state, and publish it with server status "running". On failure everything made so far is
+ * released again and the detail message says what failed.
  */
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags);
 
@@ -68,7 +75,8 @@ int mb__broker_sweep(mb_broker_t *b);
 /* Server status "shutting down" (what game servers see first). */
 void mb__broker_begin_stop(mb_broker_t *b);
 
-/* Release everything (after mb__broker_begin_stop); the instance lock last. */
+/* Release everything (after mb__broker_begin_stop); with persist.dir set, save the state
+ * first (mb__persist_flush); the instance lock last. */
 void mb__broker_stop(mb_broker_t *b);
 
 /* Find a region by name, or NULL. */

@@ -1,11 +1,12 @@
 /*
  * cmd_broker.c - the broker's own commands: ping, help, version, status, regions, clients,
- * pools, heaps, config, set-status, set-message, compact, shutdown, watch, unwatch. Each handler
- * reads call->args (already checked by the dispatcher to hold only the names its table entry
- * lists), leaves its answer in call->result, or fails with mb__ctl_fail naming what was
- * wrong.
+ * pools, heaps, config, set-status, set-message, compact, shutdown, watch, unwatch, maps,
+ * map-load, map-unload. Each handler reads call->args (already checked by the dispatcher to
+ * hold only the names its table entry lists), leaves its answer in call->result, or fails with
+ * mb__ctl_fail naming what was wrong; map-load hands its slow part off (mb_ctl_work_t).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -264,5 +265,103 @@ int mb__cmd_shutdown(mb_ctl_call_t *call) {
     return mb__oom(call, "shutdown");
   mb_log_info("shutdown requested over the control pipe");
   call->stop_after = 1;
+  return 0;
+}
+
+/* ---- game data maps ------------------------------------------------------------------------ */
+
+/* maps -> every loaded map (mb__report_maps), [] when none. */
+int mb__cmd_maps(mb_ctl_call_t *call) {
+  if ((call->result = mb__report_maps(call->broker)) == NULL)
+    return mb__oom(call, "maps");
+  return 0;
+}
+
+/* A map-load handed to a worker: the job and the work the pipe server runs. */
+typedef struct mb__map_work_s {
+  mb_ctl_work_t base; /* first: the pipe server hands it back as an mb_ctl_work_t */
+  mb_map_load_t *job;
+} mb__map_work_t;
+
+static void mb__map_work_run(mb_ctl_work_t *w) {
+  mb__map_load_run(((mb__map_work_t *)w)->job);
+}
+
+/* Publish the map (or undo the load) and answer with its maps entry or the load's error. */
+static int mb__map_work_done(mb_ctl_work_t *w, mb_ctl_call_t *call) {
+  mb__map_work_t *mw = (mb__map_work_t *)w;
+  int bad_input = 0, slot = -1;
+  int rc = mb__map_load_finish(call->broker, mw->job, &bad_input, &slot);
+  free(mw);
+  if (rc != 0)
+    return mb__ctl_fail(call, bad_input ? MB_CTL_EBAD_ARGS : MB_CTL_EINTERNAL, "%s",
+                        mb_last_error());
+  if ((call->result = mb__report_map(call->broker, slot)) == NULL)
+    return mb__oom(call, "map-load");
+  return 0;
+}
+
+/* The string argument `key` of call into *out: 0, or the value of mb__ctl_fail. */
+static int mb__string_arg(mb_ctl_call_t *call, const char *key, const char *what,
+                          const char **out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, key);
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing '%s' (%s)", key, what);
+  if (!cJSON_IsString(v))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' must be a string (%s), got %s", key, what,
+                        mb__ctl_jtype(v));
+  *out = v->valuestring;
+  return 0;
+}
+
+/*
+ * map-load {"name": "world1", "path": "maps/world1.gmap"} -> the new map as `maps` lists it.
+ * A relative path is relative to the directory of the broker's config file. The file is read
+ * and checked on a worker thread (the answer comes when it is loaded); a name that is loaded
+ * is refused (unload it first), one being loaded is busy.
+ */
+int mb__cmd_map_load(mb_ctl_call_t *call) {
+  const char *name = NULL, *path = NULL;
+  char full[MB_CONFIG_PATH_MAX];
+  mb__map_work_t *mw;
+  mb_map_load_t *job;
+  int rc;
+  if (mb__string_arg(call, "name", "the map's name", &name) != 0 ||
+      mb__string_arg(call, "path", "the GMAP file", &path) != 0)
+    return -1;
+  if (strlen(path) >= sizeof full)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'path' is longer than %d bytes",
+                        (int)sizeof full - 1);
+  if (mb__config_resolve_path(call->broker->cfg.path, path, full, sizeof full) != 0)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "%s", mb_last_error());
+  if ((rc = mb__map_load_begin(call->broker, name, full, &job)) != 0)
+    return mb__ctl_fail(call,
+                        rc == MB_EBUSY    ? MB_CTL_EBUSY
+                        : rc == MB_ENOMEM ? MB_CTL_EINTERNAL
+                                          : MB_CTL_EBAD_ARGS,
+                        "%s", mb_last_error());
+  if ((mw = calloc(1, sizeof *mw)) == NULL) {
+    mb__map_load_finish(call->broker, job, NULL, NULL); /* never ran: undone */
+    return mb__oom(call, "map-load");
+  }
+  mw->base.run = mb__map_work_run;
+  mw->base.done = mb__map_work_done;
+  mw->job = job;
+  call->work = &mw->base;
+  return 0;
+}
+
+/* map-unload {"name": "world1"} -> {"name", "unloaded": true}. Game servers that have it
+ * open keep reading it until they close it. */
+int mb__cmd_map_unload(mb_ctl_call_t *call) {
+  const char *name = NULL;
+  if (mb__string_arg(call, "name", "the map's name", &name) != 0)
+    return -1;
+  if (mb__map_unload(call->broker, name) != 0)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "%s", mb_last_error());
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddStringToObject(call->result, "name", name) ||
+      !cJSON_AddBoolToObject(call->result, "unloaded", 1))
+    return mb__oom(call, "map-unload");
   return 0;
 }

@@ -2,13 +2,13 @@
  * config.c - the broker's configuration: one table of options, the JSON file over it.
  *
  * Every scalar option is one row of cfg_opts[] (key path, type, field, default, range), every
- * field of a region one row of region_opts[] and every field of a pool one row of
- * pool_opts[]; the two lists ("regions", "pools") are rows of cfg_lists[]. Defaults, parsing,
- * validation and the effective-config JSON are all driven by those rows (after mimalloc's
- * options.c). Only what spans several options is code: the list bounds, required keys and
- * unique names (parse_list, shared by both lists), a slot bigger than its region, a pool
- * bigger than CFG_POOL_BYTES_MAX, and the commit limit against what the regions commit at
- * start.
+ * field of a region one row of region_opts[], of a pool one row of pool_opts[] and of a map
+ * one row of map_opts[]; the lists ("regions", "pools", "maps") are rows of cfg_lists[].
+ * Defaults, parsing, validation and the effective-config JSON are all driven by those rows
+ * (after mimalloc's options.c). Only what spans several options is code: the list bounds,
+ * required keys and unique names (parse_list, shared by the lists), a slot bigger than its
+ * region, a pool bigger than CFG_POOL_BYTES_MAX, the commit limit against what the regions
+ * commit at start, and map paths made relative to the config file (mb__config_load).
  *
  * Parsing goes into a local copy that is copied out only on success, so a bad file never
  * leaves a half-filled config. Each error is one message:
@@ -43,6 +43,7 @@
 #define CFG_QUOTE_LEN 200                             /* a quoted value in a message */
 #define CFG_POOL_CAPACITY_MAX 16777216u               /* objects in one pool (2^24) */
 #define CFG_POOL_BYTES_MAX (64 * GIB)                 /* blocks of one pool, alignment included */
+#define CFG_NAME_SLOT MB_REGION_NAME_MAX              /* bytes of one name of an OPT_NAMES field */
 
 /* Field sizes are copied as 4- or 8-byte unsigned integers, whatever their C type. */
 _Static_assert(sizeof(int) == 4, "int fields are stored as 4 bytes");
@@ -56,6 +57,8 @@ typedef enum {
   OPT_ENUM, /* one of `names`, stored as its index */
   OPT_NAME, /* an identifier: [A-Za-z0-9_-] ([a-z0-9_-] with OPT_LOWER), 1..size-1 chars */
   OPT_TEXT, /* free text without control characters, 1..size-1 bytes */
+  /* an array of distinct OPT_NAMEs, each in a CFG_NAME_SLOT-byte slot of the field */
+  OPT_NAMES,
 } opt_type_t;
 
 enum {
@@ -85,6 +88,7 @@ typedef struct opt_s {
 #define REG_FIELD(f)                                                                               \
   .offset = offsetof(mb_region_cfg_t, f), .size = sizeof(((mb_region_cfg_t *)0)->f)
 #define POOL_FIELD(f) .offset = offsetof(mb_pool_cfg_t, f), .size = sizeof(((mb_pool_cfg_t *)0)->f)
+#define MAP_FIELD(f) .offset = offsetof(mb_map_cfg_t, f), .size = sizeof(((mb_map_cfg_t *)0)->f)
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const commit_names[] = {"start", "lazy", NULL};
@@ -119,6 +123,12 @@ static const opt_t cfg_opts[] = {
    CFG_FIELD(section_group)},
   {.section = "limits", .key = "max_committed", .type = OPT_SIZE,
    CFG_FIELD(max_committed), .def = 0, .min = 0, .max = CFG_SIZE_LIMIT},
+  {.section = "persist", .key = "dir", .type = OPT_TEXT, .flags = OPT_NULLABLE,
+   CFG_FIELD(persist_dir)},
+  {.section = "persist", .key = "regions", .type = OPT_NAMES, .flags = OPT_LOWER,
+   CFG_FIELD(persist_regions)},
+  {.section = "persist", .key = "interval_ms", .type = OPT_UINT,
+   CFG_FIELD(persist_interval_ms), .def = 5000, .min = 100, .max = 3600000},
 };
 
 /* The fields of one entry of "regions". */
@@ -142,12 +152,19 @@ static const opt_t pool_opts[] = {
    .min = 1, .max = CFG_POOL_CAPACITY_MAX},
   {.key = "debug", .type = OPT_BOOL, POOL_FIELD(debug), .def = 0},
 };
+
+/* The fields of one entry of "maps". */
+static const opt_t map_opts[] = {
+  {.key = "name", .type = OPT_NAME, .flags = OPT_REQUIRED | OPT_LOWER, MAP_FIELD(name)},
+  {.key = "path", .type = OPT_TEXT, .flags = OPT_REQUIRED, MAP_FIELD(path)},
+};
 /* clang-format on */
 
 #define NOPTS(t) (sizeof(t) / sizeof((t)[0]))
 
 /* Options present are recorded as bits of a uint32_t; key lists are fixed arrays. */
-_Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32 && NOPTS(pool_opts) <= 32,
+_Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32 && NOPTS(pool_opts) <= 32 &&
+                   NOPTS(map_opts) <= 32,
                "too many options");
 
 /* The default regions, also the content of config/membroker.json. */
@@ -379,6 +396,8 @@ static void apply_defaults(void *base, const opt_t *opts, size_t n) {
   for (i = 0; i < n; i++) {
     if (opts[i].type == OPT_NAME || opts[i].type == OPT_TEXT)
       store_str(base, &opts[i], opts[i].sdef);
+    else if (opts[i].type == OPT_NAMES)
+      memset((char *)base + opts[i].offset, 0, opts[i].size); /* an empty list */
     else
       store_num(base, &opts[i], opts[i].def);
   }
@@ -611,8 +630,43 @@ static const char *expected(const opt_t *o) {
     return "a string";
   case OPT_TEXT:
     return (o->flags & OPT_NULLABLE) ? "a string or null" : "a string";
+  case OPT_NAMES:
+    return "an array of names";
   }
   return "a value";
+}
+
+/*
+ * An OPT_NAMES value: an array of at most size / CFG_NAME_SLOT names, each a valid OPT_NAME
+ * (path[i] in messages) and listed once, stored slot by slot with the unused slots zero.
+ */
+static int get_names(const char *src, const char *path, const opt_t *o, const cJSON *it,
+                     void *base) {
+  char *field = (char *)base + o->offset, kp[CFG_PATH_LEN];
+  size_t n = 0, j, max = o->size / CFG_NAME_SLOT;
+  opt_t one = *o;
+  const cJSON *e;
+  int rc;
+  if (!cJSON_IsArray(it))
+    return type_err(src, path, expected(o), it);
+  if ((size_t)cJSON_GetArraySize(it) > max)
+    return cfg_err(src, path, "%d names given, at most %zu are allowed", cJSON_GetArraySize(it),
+                   max);
+  one.type = OPT_NAME;
+  one.size = CFG_NAME_SLOT;
+  memset(field, 0, o->size);
+  for (e = it->child; e != NULL; e = e->next, n++) {
+    snprintf(kp, sizeof kp, "%s[%zu]", path, n);
+    if (!cJSON_IsString(e))
+      return type_err(src, kp, "a string", e);
+    if ((rc = check_name(src, kp, &one, e->valuestring)) != 0)
+      return rc;
+    for (j = 0; j < n; j++)
+      if (strcmp(field + j * CFG_NAME_SLOT, e->valuestring) == 0)
+        return cfg_err(src, kp, "\"%s\" is already %s[%zu]", e->valuestring, path, j);
+    memcpy(field + n * CFG_NAME_SLOT, e->valuestring, strlen(e->valuestring));
+  }
+  return 0;
 }
 
 /* Check the JSON value `it` against option o and store it in the struct at base. */
@@ -665,6 +719,8 @@ static int apply_opt(const char *src, const char *path, const opt_t *o, const cJ
     if (rc == 0)
       store_str(base, o, it->valuestring);
     return rc;
+  case OPT_NAMES:
+    return get_names(src, path, o, it, base);
   }
   return cfg_err(src, path, "internal error: option type %d", (int)o->type);
 }
@@ -751,7 +807,7 @@ static int parse_fields(const char *src, const char *path, const cJSON *obj, con
   return 0;
 }
 
-/* ---- lists of objects ("regions", "pools") ------------------------------------------------- */
+/* ---- lists of objects ("regions", "pools", "maps") ----------------------------------------- */
 
 /* A region's slots must fit in the region. */
 static int check_region(const char *src, const char *path, const void *item) {
@@ -810,6 +866,7 @@ typedef struct list_s {
 static const list_t cfg_lists[] = {
     CFG_LIST("regions", "region", 1, regions, nregions, region_opts, check_region),
     CFG_LIST("pools", "pool", 0, pools, npools, pool_opts, check_pool),
+    CFG_LIST("maps", "map", 0, maps, nmaps, map_opts, NULL),
 };
 
 /* The count of list l in cfg. */
@@ -865,9 +922,49 @@ static int parse_list(const char *src, const cJSON *arr, const list_t *l, mb_con
 }
 
 /*
+ * persist.regions: each names a region of this config that can be saved (committed at start,
+ * or with slots: of a lazy region without slots only the game servers know which pages are
+ * in use), and saving needs persist.dir.
+ */
+static int check_persist(const char *src, const mb_config_t *cfg) {
+  const char *names[MB_REGIONS_MAX], *near;
+  char kp[CFG_PATH_LEN], list[MB_REGIONS_MAX * (MB_REGION_NAME_MAX + 2)] = "";
+  int i, j;
+  for (j = 0; j < cfg->nregions; j++) {
+    names[j] = cfg->regions[j].name;
+    append(list, sizeof list, j ? ", " : "");
+    append(list, sizeof list, names[j]);
+  }
+  for (i = 0; i < MB_REGIONS_MAX && cfg->persist_regions[i][0] != '\0'; i++) {
+    const char *name = cfg->persist_regions[i];
+    snprintf(kp, sizeof kp, "persist.regions[%d]", i);
+    if (cfg->persist_dir[0] == '\0')
+      return cfg_err(src, "persist.regions",
+                     "regions to save are given but persist.dir is not (nothing is saved "
+                     "without it)");
+    for (j = 0; j < cfg->nregions && strcmp(names[j], name) != 0; j++)
+      ;
+    if (j == cfg->nregions) {
+      near = closest(name, names, (size_t)cfg->nregions);
+      if (near != NULL)
+        return cfg_err(src, kp, "\"%s\" is not a region of this config (did you mean \"%s\"?)",
+                       name, near);
+      return cfg_err(src, kp, "\"%s\" is not a region of this config (regions: %s)", name, list);
+    }
+    if (cfg->regions[j].lazy && cfg->regions[j].slot_size == 0)
+      return cfg_err(src, kp,
+                     "\"%s\" is lazy and has no slots: only the game servers know which of its "
+                     "pages are in use, so it cannot be saved (save a region committed at "
+                     "start or one with slots)",
+                     name);
+  }
+  return 0;
+}
+
+/*
  * Apply the top-level object: its own options, the sections, the lists ("regions",
- * "pools"), and the ignored string keys "$schema" and "comment". Then the checks that span
- * options.
+ * "pools", "maps"), and the ignored string keys "$schema" and "comment". Then the checks that
+ * span options.
  */
 static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
   const char *known[NOPTS(cfg_opts) + NOPTS(top_extra_keys) + NOPTS(cfg_lists)];
@@ -924,6 +1021,9 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
         return rc;
     }
   }
+
+  if ((rc = check_persist(src, cfg)) != 0)
+    return rc;
 
   /* A commit limit below what the regions and pools commit at start could never be met. */
   if (cfg->max_committed != 0) {
@@ -1094,7 +1194,53 @@ static int read_file(const char *path, char **out, size_t *outlen) {
   return 0;
 }
 
+/* Is p absolute: "/x", "\\x", or a drive letter ("C:x")? The same on every OS. */
+static int path_absolute(const char *p) {
+  return p[0] == '/' || p[0] == '\\' ||
+         (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':');
+}
+
+int mb__config_resolve_path(const char *cfg_path, const char *path, char *out, size_t size) {
+  const char *slash = strrchr(cfg_path, '/'), *back = strrchr(cfg_path, '\\');
+  size_t dir = 0, n = strlen(path);
+  if (back != NULL && (slash == NULL || back > slash))
+    slash = back;
+  if (slash != NULL && !path_absolute(path))
+    dir = (size_t)(slash - cfg_path) + 1; /* with its separator */
+  if (size == 0 || dir + n >= size) {
+    if (size > 0)
+      out[0] = '\0';
+    return mb__errorf(MB_ENAMETOOLONG, 0,
+                      "'%.200s' is too long once joined to the directory of '%.200s' (at most "
+                      "%zu bytes in all)",
+                      path, cfg_path, size ? size - 1 : 0);
+  }
+  memmove(out + dir, path, n + 1); /* out may be path itself */
+  memcpy(out, cfg_path, dir);
+  return 0;
+}
+
+/* Make the relative map paths of cfg relative to the directory of the config file `path`. */
+static int resolve_map_paths(mb_config_t *cfg, const char *path) {
+  char kp[CFG_PATH_LEN], q[CFG_QUOTE_LEN], was[MB_CONFIG_PATH_MAX];
+  int i;
+  for (i = 0; i < cfg->nmaps; i++) {
+    char *p = cfg->maps[i].path;
+    memcpy(was, p, sizeof was);
+    if (mb__config_resolve_path(path, was, p, sizeof cfg->maps[i].path) != 0) {
+      snprintf(kp, sizeof kp, "maps[%d].path", i);
+      quote(q, sizeof q, was);
+      return cfg_err(path, kp,
+                     "%s is too long once joined to the config file's directory (at "
+                     "most %zu bytes in all)",
+                     q, sizeof cfg->maps[i].path - 1);
+    }
+  }
+  return 0;
+}
+
 int mb__config_load(mb_config_t *cfg, const char *path) {
+  mb_config_t tmp;
   char *text = NULL;
   size_t len = 0;
   int rc;
@@ -1105,11 +1251,19 @@ int mb__config_load(mb_config_t *cfg, const char *path) {
                       MB_CONFIG_PATH_MAX - 1);
   if ((rc = read_file(path, &text, &len)) != 0)
     return rc;
-  rc = mb__config_parse(cfg, text, len, path);
+  rc = mb__config_parse(&tmp, text, len, path);
   free(text);
+  if (rc == 0)
+    rc = resolve_map_paths(&tmp, path);
+  if (rc == 0 && tmp.persist_dir[0] != '\0' &&
+      mb__config_resolve_path(path, tmp.persist_dir, tmp.persist_dir, sizeof tmp.persist_dir) != 0)
+    rc = cfg_err(path, "persist.dir",
+                 "too long once joined to the config file's directory (at most %zu bytes in all)",
+                 sizeof tmp.persist_dir - 1);
   if (rc == 0) {
-    memset(cfg->path, 0, sizeof cfg->path);
-    memcpy(cfg->path, path, strlen(path));
+    memset(tmp.path, 0, sizeof tmp.path);
+    memcpy(tmp.path, path, strlen(path));
+    memcpy(cfg, &tmp, sizeof tmp);
   }
   return rc;
 }
@@ -1144,6 +1298,18 @@ static cJSON *opt_to_json(const opt_t *o, const void *base) {
     if (s[0] == '\0' && (o->flags & OPT_NULLABLE))
       return cJSON_CreateNull();
     return cJSON_CreateString(s);
+  case OPT_NAMES: {
+    cJSON *arr = cJSON_CreateArray(), *name;
+    for (n = 0; arr != NULL && n < o->size / CFG_NAME_SLOT && s[n * CFG_NAME_SLOT] != '\0'; n++) {
+      if ((name = cJSON_CreateString(s + n * CFG_NAME_SLOT)) == NULL ||
+          !cJSON_AddItemToArray(arr, name)) {
+        cJSON_Delete(name);
+        cJSON_Delete(arr);
+        return NULL;
+      }
+    }
+    return arr;
+  }
   }
   return cJSON_CreateNull();
 }

@@ -42,6 +42,12 @@ typedef struct mb_pool_cfg_s {
   int debug;                   /* bool, default false: check frees, poison freed blocks */
 } mb_pool_cfg_t;
 
+typedef struct mb_map_cfg_s {
+  char name[MB_MAP_NAME_MAX];    /* [a-z0-9_-], 1..31 chars, unique among maps */
+  char path[MB_CONFIG_PATH_MAX]; /* the GMAP file; a relative path is made relative to the
+                                    config file's directory by mb__config_load */
+} mb_map_cfg_t;
+
 typedef struct mb_config_s {
   char path[MB_CONFIG_PATH_MAX];     /* file it was loaded from ("" for defaults) */
   char instance[MB_INSTANCE_MAX];    /* [A-Za-z0-9_-], 1..31 chars, default "default" */
@@ -58,10 +64,15 @@ typedef struct mb_config_s {
   uint32_t section_mode;             /* "sections": {"mode": "0660"} default 0660 */
   char section_group[64];            /* "sections": {"group": null|"name"} default "" */
   uint64_t max_committed;            /* "limits": {"max_committed": size} 0 = no limit */
+  char persist_dir[MB_CONFIG_PATH_MAX]; /* "persist": {"dir": null|"path"} "" = not saved */
+  char persist_regions[MB_REGIONS_MAX][MB_REGION_NAME_MAX]; /* "persist": {"regions": [..]} */
+  uint32_t persist_interval_ms; /* "persist": {"interval_ms": N} 100..3600000, default 5000 */
   int nregions;
   mb_region_cfg_t regions[MB_REGIONS_MAX];
   int npools; /* "pools": [...] default none */
   mb_pool_cfg_t pools[MB_POOLS_MAX];
+  int nmaps; /* "maps": [...] default none: game data maps loaded at start */
+  mb_map_cfg_t maps[MB_MAPS_MAX];
 } mb_config_t;
 
 /*
@@ -82,10 +93,19 @@ int mb__config_parse(mb_config_t *cfg, const char *text, size_t len, const char 
 
 /*
  * Read the file at `path` (at most 1 MiB) and parse it as mb__config_parse() does, then set
- * cfg->path. A missing or unreadable file is MB_ECONFIG too, with the OS reason in the
- * message and the errno value in mb_last_os_error().
+ * cfg->path and make every relative map path and persist.dir relative to the file's
+ * directory (the part of `path` up to its last '/' or '\'); a path is absolute when it starts
+ * with '/' or '\' or a drive letter ("C:"). A missing or unreadable file is MB_ECONFIG too,
+ * with the OS reason in the message and the errno value in mb_last_os_error().
  */
 int mb__config_load(mb_config_t *cfg, const char *path);
+
+/*
+ * `path` made relative to the directory of the config file `cfg_path` (what precedes its last
+ * '/' or '\'), into out[size] (out may be path): as it is when it is absolute or cfg_path has
+ * no directory part. MB_ENAMETOOLONG if it does not fit (out is then "").
+ */
+int mb__config_resolve_path(const char *cfg_path, const char *path, char *out, size_t size);
 
 /*
  * The effective config as JSON in the file's schema (every key present, sizes as integers,

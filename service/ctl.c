@@ -52,6 +52,9 @@ static const mb_ctl_cmd_t mb__cmds[] = {
     {"shutdown", mb__cmd_shutdown, 1, ""},
     {"watch", mb__cmd_watch, 0, "interval_ms sections"},
     {"unwatch", mb__cmd_unwatch, 0, ""},
+    {"maps", mb__cmd_maps, 0, ""},
+    {"map-load", mb__cmd_map_load, 1, "name path"},
+    {"map-unload", mb__cmd_map_unload, 1, "name"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -405,8 +408,38 @@ char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admi
   return text;
 }
 
-char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
-                             mb_ctl_effects_t *fx) {
+/*
+ * A call whose handler handed work off (mb_ctl_work_t), waiting for it: what its answer
+ * needs besides the work's own outcome.
+ */
+typedef struct mb_ctl_deferred_s {
+  uv_work_t req;
+  struct mb_conn_s *conn;
+  mb_ctl_work_t *work;
+  cJSON *id; /* the request's id, echoed in the answer */
+  int admin;
+} mb_ctl_deferred_t;
+
+/* Finish a call whose handler handed work off: its outcome, as a handler's, in `call`. */
+static void mb__work_done(mb_ctl_call_t *call, mb_ctl_work_t *work) {
+  call->work = NULL;
+  if (work->done(work, call) != 0 && call->err == MB_CTL_OK)
+    mb__ctl_fail(call, MB_CTL_EINTERNAL, "the command failed");
+  if (call->err != MB_CTL_OK) {
+    cJSON_Delete(call->result);
+    call->result = NULL;
+  }
+  call->stop_after = 0;
+  call->watch = 0;
+}
+
+/*
+ * mb__ctl_handle_request; with `deferred` (the pipe server), a call whose handler hands work
+ * off is not answered: *deferred receives it (its id taken from the request) and NULL is
+ * returned. Without, the work runs here and now.
+ */
+static char *mb__handle(mb_broker_t *b, const char *line, size_t len, int admin,
+                        mb_ctl_effects_t *fx, mb_ctl_deferred_t **deferred) {
   mb_ctl_call_t call;
   cJSON *req = NULL, *id = NULL;
   const char *end = NULL, *lint = NULL;
@@ -446,6 +479,18 @@ char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int a
       mb__dispatch(&call, req, &id);
   }
   cJSON_Delete(req);
+  if (call.err == MB_CTL_OK && call.work != NULL) {
+    mb_ctl_deferred_t *d = deferred ? calloc(1, sizeof *d) : NULL;
+    if (d != NULL) {
+      d->work = call.work;
+      d->id = id;
+      d->admin = admin;
+      *deferred = d;
+      return NULL;
+    }
+    call.work->run(call.work);
+    mb__work_done(&call, call.work);
+  }
   if (call.err == MB_CTL_OK && call.watch == 1) {
     /* The stream's events carry the watch request's id: keep it as text. */
     if ((fx->watch_id = id ? cJSON_PrintUnformatted(id) : NULL) == NULL && id != NULL) {
@@ -462,6 +507,11 @@ char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int a
   }
   fx->stop_after = call.err == MB_CTL_OK && call.stop_after;
   return mb__answer(&call, id);
+}
+
+char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
+                             mb_ctl_effects_t *fx) {
+  return mb__handle(b, line, len, admin, fx, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -493,6 +543,7 @@ struct mb_conn_s {
   size_t watch_prefix_len;
   unsigned watch_sections;
   unsigned long watch_skipped; /* ticks skipped over budget, for the log */
+  mb_ctl_deferred_t *deferred; /* a call waiting for its work: later requests wait for it */
 };
 
 typedef struct mb_wreq_s {
@@ -517,8 +568,8 @@ static struct {
   char rbuf[MB_CTL_READ_CHUNK]; /* shared by every read (see mb__on_alloc) */
 } mb__ctl;
 
-static void mb__on_conn_closed(uv_handle_t *h) {
-  mb_conn_t *c = h->data;
+/* One of the things a closing connection waits for (handles, deferred work) is over. */
+static void mb__conn_unref(mb_conn_t *c) {
   if (--c->handles > 0)
     return;
   if (c->prev)
@@ -533,6 +584,10 @@ static void mb__on_conn_closed(uv_handle_t *h) {
   free(c);
 }
 
+static void mb__on_conn_closed(uv_handle_t *h) {
+  mb__conn_unref(h->data);
+}
+
 static void mb__conn_close(mb_conn_t *c) {
   if (c->closing)
     return;
@@ -540,7 +595,7 @@ static void mb__conn_close(mb_conn_t *c) {
   if (!c->refused)
     mb__ctl.nserved--;
   mb_log_debug("control pipe: connection %u closed", c->num);
-  c->handles = 1;
+  c->handles = 1 + (c->deferred != NULL); /* its work's end frees it too */
   if (c->watch_init) {
     c->handles++;
     uv_close((uv_handle_t *)&c->watch, mb__on_conn_closed);
@@ -548,9 +603,10 @@ static void mb__conn_close(mb_conn_t *c) {
   uv_close((uv_handle_t *)&c->pipe, mb__on_conn_closed);
 }
 
-/* Over budget: answers already waiting fill the write allowance. */
+/* Over budget (answers already waiting fill the write allowance), or waiting for a call's
+ * work: its answer comes before the next request's. */
 static int mb__conn_paused(const mb_conn_t *c) {
-  return c->queued + c->out_len >= MB_CTL_QUEUE_MAX;
+  return c->queued + c->out_len >= MB_CTL_QUEUE_MAX || c->deferred != NULL;
 }
 
 static int mb__grow(char **buf, size_t *cap, size_t need) {
@@ -688,10 +744,60 @@ static void mb__conn_watch(mb_conn_t *c, const mb_ctl_effects_t *fx) {
   mb_log_debug("control pipe: connection %u watching every %u ms", c->num, fx->interval_ms);
 }
 
+static void mb__conn_pump(mb_conn_t *c);
+
+/* On a libuv worker thread: the deferred call's work. */
+static void mb__on_work(uv_work_t *req) {
+  mb_ctl_deferred_t *d = req->data;
+  d->work->run(d->work);
+}
+
+/* Back on the loop: answer the deferred call (if its connection is still open) and go on
+ * with the connection's next requests. */
+static void mb__on_work_done(uv_work_t *req, int status) {
+  mb_ctl_deferred_t *d = req->data;
+  mb_conn_t *c = d->conn;
+  mb_ctl_call_t call;
+  char *text;
+  memset(&call, 0, sizeof call);
+  call.broker = mb__ctl.broker;
+  call.admin = d->admin;
+  if (status != 0) /* cancelled before it ran (never done here): done still cleans up */
+    mb__ctl_fail(&call, MB_CTL_EINTERNAL, "the command's work was cancelled");
+  mb__work_done(&call, d->work);
+  text = mb__answer(&call, d->id);
+  c->deferred = NULL;
+  free(d);
+  if (c->closing) {
+    cJSON_free(text);
+    mb__conn_unref(c);
+    return;
+  }
+  mb__conn_answer(c, text);
+  mb__conn_pump(c);
+}
+
 /* Answer one line of a served connection. */
 static void mb__conn_line(mb_conn_t *c, const char *line, size_t len) {
   mb_ctl_effects_t fx;
-  char *text = mb__ctl_handle_request(mb__ctl.broker, line, len, c->admin, &fx);
+  mb_ctl_deferred_t *d = NULL;
+  char *text = mb__handle(mb__ctl.broker, line, len, c->admin, &fx, &d);
+  if (d != NULL) {
+    d->conn = c;
+    d->req.data = d;
+    c->deferred = d;
+    if (uv_queue_work(mb__ctl.loop, &d->req, mb__on_work, mb__on_work_done) != 0) {
+      mb_ctl_call_t call; /* no worker: do it here */
+      memset(&call, 0, sizeof call);
+      call.broker = mb__ctl.broker;
+      call.admin = d->admin;
+      d->work->run(d->work);
+      mb__work_done(&call, d->work);
+      text = mb__answer(&call, d->id);
+      c->deferred = NULL;
+      free(d);
+    }
+  }
   mb__conn_answer(c, text);
   if (fx.stop_after)
     c->stop_after = 1;
@@ -802,7 +908,7 @@ static void mb__conn_pump(mb_conn_t *c) {
   if (c->closing)
     return;
   if (c->eof) {
-    if (c->queued == 0 && c->in_len == 0)
+    if (c->queued == 0 && c->in_len == 0 && c->deferred == NULL)
       mb__conn_close(c);
     return;
   }

@@ -54,8 +54,26 @@ const char *mb__ctl_jtype(const cJSON *item);
 /* The "code" string of a protocol error ("internal" for an unknown value). */
 const char *mb__ctl_err_code(int err);
 
+typedef struct mb_ctl_call_s mb_ctl_call_t;
+
+/*
+ * Slow work a handler hands off instead of answering at once (map-load reads a file): it sets
+ * call->work and returns 0 without a result. The pipe server then runs `run` on a libuv worker
+ * thread and `done` on the loop thread, which ends the call as a handler would (call->result,
+ * or mb__ctl_fail) and frees the work; the connection's later requests wait for that answer,
+ * so answers stay in request order. mb__ctl_handle_line and mb__ctl_handle_request run both
+ * at once. `run` touches nothing the loop thread uses; `done` always runs, also when the
+ * connection closed meanwhile (its answer is then dropped) and when the broker is stopping
+ * (the loop runs until every work is done). A deferred call cannot stop the broker or watch.
+ */
+typedef struct mb_ctl_work_s mb_ctl_work_t;
+struct mb_ctl_work_s {
+  void (*run)(mb_ctl_work_t *w);
+  int (*done)(mb_ctl_work_t *w, mb_ctl_call_t *call);
+};
+
 /* One request as a handler sees it. */
-typedef struct mb_ctl_call_s {
+struct mb_ctl_call_s {
   mb_broker_t *broker;
   const cJSON *args; /* the request's "args" object, or NULL when it had none */
   int admin;         /* the peer is an administrator */
@@ -66,7 +84,8 @@ typedef struct mb_ctl_call_s {
   unsigned watch_sections;    /* with watch == 1: MB_REPORT_* bits of each event's report */
   int err;                    /* MB_CTL_E* once mb__ctl_fail was called */
   char msg[320];              /* its message */
-} mb_ctl_call_t;
+  mb_ctl_work_t *work;        /* set by a handler that hands slow work off (mb_ctl_work_t) */
+};
 
 /* A handler: 0 on success (call->result set), or the value of mb__ctl_fail(). */
 typedef int (*mb_ctl_handler_fn)(mb_ctl_call_t *call);
@@ -157,6 +176,9 @@ int mb__cmd_compact(mb_ctl_call_t *call);
 int mb__cmd_shutdown(mb_ctl_call_t *call);
 int mb__cmd_watch(mb_ctl_call_t *call);
 int mb__cmd_unwatch(mb_ctl_call_t *call);
+int mb__cmd_maps(mb_ctl_call_t *call);
+int mb__cmd_map_load(mb_ctl_call_t *call);
+int mb__cmd_map_unload(mb_ctl_call_t *call);
 
 #ifdef __cplusplus
 }

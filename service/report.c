@@ -145,6 +145,30 @@ static void mb__server(const mb_broker_t *b, cJSON *o, int *ok) {
   }
 }
 
+/* persist: {dir, interval_ms, last_flush_ms_ago (null: none yet), flushes, failures}, or
+ * null when persist.dir is not set. */
+static void mb__persist_status(const mb_broker_t *b, cJSON *o, int *ok) {
+  const mb_persist_t *p = &b->persist;
+  char dir[MB_PERSIST_PATH_MAX];
+  cJSON *s;
+  if (!p->enabled) {
+    if (cJSON_AddNullToObject(o, "persist") == NULL)
+      *ok = 0;
+    return;
+  }
+  if ((s = mb__obj(o, "persist", ok)) == NULL)
+    return;
+  memcpy(dir, p->dir, sizeof dir);
+  mb__text(s, "dir", dir, ok);
+  mb__num(s, "interval_ms", p->interval_ms, ok);
+  if (p->last_flush_ns != 0)
+    mb__num(s, "last_flush_ms_ago", (mb_os_mono_ns() - p->last_flush_ns) / 1000000u, ok);
+  else if (cJSON_AddNullToObject(s, "last_flush_ms_ago") == NULL)
+    *ok = 0;
+  mb__num(s, "flushes", p->flushes, ok);
+  mb__num(s, "failures", p->failures, ok);
+}
+
 static void mb__memory(const mb_broker_t *b, cJSON *o, int *ok) {
   mb_os_memstatus_t ms = {0, 0};
   uint64_t rss = 0, committed = mb__broker_committed(b);
@@ -160,6 +184,14 @@ static void mb__memory(const mb_broker_t *b, cJSON *o, int *ok) {
   else if (cJSON_AddNullToObject(o, "limit") == NULL)
     *ok = 0;
   mb__num(o, "rss", rss, ok);
+  mb__persist_status(b, o, ok);
+  {
+    uint32_t maps;
+    uint64_t map_bytes;
+    mb__maps_totals(b, &maps, &map_bytes);
+    mb__num(o, "maps", maps, ok);
+    mb__num(o, "map_bytes", map_bytes, ok);
+  }
 }
 
 static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
@@ -217,6 +249,8 @@ static const char *mb__dead_reason_name(uint32_t r) {
     return "abandoned";
   case MB_DEAD_CLOSED:
     return "closed";
+  case MB_DEAD_RESTORED:
+    return "restored";
   default:
     return "unknown";
   }
@@ -542,6 +576,57 @@ cJSON *mb__report_pools(const mb_broker_t *b) {
     return NULL;
   }
   return r;
+}
+
+cJSON *mb__report_map(const mb_broker_t *b, int i) {
+  const mb_map_slot_t *s;
+  const mb_map_desc_t *d;
+  char path[MB_CONFIG_PATH_MAX], sum[17];
+  uint64_t now = mb_os_wall_ns(), at;
+  cJSON *o;
+  int ok = 1;
+  if (i < 0 || i >= MB_MAPS_MAX || b->maps[i].state != MB_MAP_SLOT_LOADED)
+    return NULL;
+  s = &b->maps[i];
+  d = &b->state->maps[i];
+  if ((o = cJSON_CreateObject()) == NULL)
+    return NULL;
+  if (cJSON_AddStringToObject(o, "name", s->name) == NULL)
+    ok = 0;
+  memcpy(path, s->path, sizeof path);
+  path[sizeof path - 1] = '\0';
+  mb__text(o, "path", path, &ok);
+  mb__num(o, "size", s->size, &ok);
+  mb__num(o, "width", mb_load32(&d->width), &ok);
+  mb__num(o, "height", mb_load32(&d->height), &ok);
+  mb__num(o, "tiles", mb_load32(&d->tile_count), &ok);
+  mb__num(o, "objects", mb_load32(&d->object_count), &ok);
+  snprintf(sum, sizeof sum, "%016llx", (unsigned long long)mb_load64(&d->checksum));
+  if (cJSON_AddStringToObject(o, "checksum", sum) == NULL)
+    ok = 0;
+  at = mb_load64(&d->loaded_wall_ns);
+  mb__num(o, "loaded_ms_ago", mb__sub0(now, at) / 1000000u, &ok);
+  mb__num(o, "seq", s->seq, &ok);
+  if (!ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
+cJSON *mb__report_maps(const mb_broker_t *b) {
+  cJSON *arr = cJSON_CreateArray(), *m;
+  int i;
+  for (i = 0; arr != NULL && i < MB_MAPS_MAX; i++) {
+    if (b->maps[i].state != MB_MAP_SLOT_LOADED)
+      continue;
+    if ((m = mb__report_map(b, i)) == NULL || !cJSON_AddItemToArray(arr, m)) {
+      cJSON_Delete(m);
+      cJSON_Delete(arr);
+      return NULL;
+    }
+  }
+  return arr;
 }
 
 cJSON *mb__report(const mb_broker_t *b, unsigned sections) {

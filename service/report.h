@@ -37,7 +37,8 @@ const char *mb__report_section_list(void);
  *   server   status, message, players, npcs, uptime_ms, started_ms, last_update_ms,
  *            generation, pid, instance, run_id, version, build, config_path
  *   memory   system_total, system_available, committed, committed_peak (every region at
- *            its own peak: an upper bound), limit (null: none), rss
+ *            its own peak: an upper bound), limit (null: none), rss, maps (loaded now),
+ *            map_bytes (their images' bytes)
  *   regions  array, see mb__report_regions
  *   clients  see mb__report_clients
  *   pools    array, see mb__report_pools (empty when no pools are configured)
@@ -71,6 +72,17 @@ cJSON *mb__report_clients(const mb_broker_t *b);
  * memory.
  */
 cJSON *mb__report_heaps(const mb_broker_t *b, const char *client);
+
+/*
+ * Loaded map i of the directory: name, path (the file it was loaded from), size (bytes of the
+ * image), width, height, tiles, objects, checksum (FNV-1a 64 of the image, 16 hex digits),
+ * loaded_ms_ago, seq (the load's number: part of its section's name). NULL when out of memory
+ * or when entry i holds no loaded map.
+ */
+cJSON *mb__report_map(const mb_broker_t *b, int i);
+
+/* Every loaded map (mb__report_map) in directory order; [] when none. NULL when out of memory. */
+cJSON *mb__report_maps(const mb_broker_t *b);
 
 /* "stopped", "running", "shutting_down", "draining" or "unknown". */
 const char *mb__status_name(uint32_t status);

@@ -1,8 +1,8 @@
 /*
  * run.c - the broker's event loop (libuv): start the broker's memory, tick (heartbeat and
- * client sweep) every MB_BROKER_TICK_MS,
- * stop cleanly on request. Portable: signals go through uv_signal (Ctrl-C on Windows
- * consoles), cross-thread stop requests (the SCM handler) through uv_async.
+ * client sweep) every MB_BROKER_TICK_MS, save the state every persist.interval_ms (when
+ * persist.dir is set), stop cleanly on request. Portable: signals go through uv_signal
+ * (Ctrl-C on Windows consoles), cross-thread stop requests (the SCM handler) through uv_async.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 typedef struct mb_run_s {
   uv_loop_t loop;
   uv_timer_t tick;
+  uv_timer_t persist; /* saves the state every persist.interval_ms (persist.h) */
   uv_async_t stop;
   uv_signal_t sigint, sigterm;
   mb_broker_t broker;
@@ -27,6 +28,11 @@ static mb_run_t *volatile mb__running; /* for mb__run_request_stop */
 static void mb__on_tick(uv_timer_t *t) {
   mb_run_t *run = t->data;
   mb__broker_tick(&run->broker);
+}
+
+static void mb__on_persist(uv_timer_t *t) {
+  mb_run_t *run = t->data;
+  (void)mb__persist_flush(&run->broker); /* a failure is counted and logged */
 }
 
 static void mb__close_cb(uv_handle_t *h) {
@@ -43,6 +49,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   mb__broker_begin_stop(&run->broker);
   mb__ctl_stop();
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
+  uv_close((uv_handle_t *)&run->persist, mb__close_cb);
   uv_close((uv_handle_t *)&run->stop, mb__close_cb);
   uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
   uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
@@ -67,6 +74,7 @@ static void mb__abandon_loop(mb_run_t *run) {
   run->stopping = 1;
   mb__running = NULL;
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
+  uv_close((uv_handle_t *)&run->persist, mb__close_cb);
   uv_close((uv_handle_t *)&run->stop, mb__close_cb);
   uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
   uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
@@ -89,10 +97,11 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     return 1;
   }
   uv_timer_init(&run.loop, &run.tick);
+  uv_timer_init(&run.loop, &run.persist);
   uv_async_init(&run.loop, &run.stop, mb__on_stop);
   uv_signal_init(&run.loop, &run.sigint);
   uv_signal_init(&run.loop, &run.sigterm);
-  run.tick.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
+  run.tick.data = run.persist.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
   uv_signal_start(&run.sigint, mb__on_signal, SIGINT);
   uv_signal_start(&run.sigterm, mb__on_signal, SIGTERM);
   mb__running = &run;
@@ -111,6 +120,9 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     return 1;
   }
   uv_timer_start(&run.tick, mb__on_tick, MB_BROKER_TICK_MS, MB_BROKER_TICK_MS);
+  if (run.broker.persist.enabled)
+    uv_timer_start(&run.persist, mb__on_persist, run.broker.persist.interval_ms,
+                   run.broker.persist.interval_ms);
 
   mb_os_self_rss(&rss);
   mb_log_info("ready in %.1f ms: instance %s, %llu bytes committed, resident %llu KiB",

@@ -14,26 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MB_BENCH_NAME "bench-client"
+#include "bench.h"
 #include "broker.h"
 #include "log.h"
 #include "membroker.h"
 
 #define PAGES 4096 /* pages per round of the page benchmarks (16 MiB with 4 KiB pages) */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what, int rc) {
-  fprintf(stderr, "bench-client: %s: %s (%s)\n", what, mb_strerror(rc), mb_last_error());
-  exit(1);
-}
 
 /* ns per attach + detach. */
 static double bench_attach(const char *instance, int n) {

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MB_BENCH_NAME "bench-pool"
+#include "bench.h"
 #include "atomics.h"
 #include "broker.h"
 #include "log.h"
@@ -44,12 +46,6 @@ typedef struct impl_s {
   void (*release)(void *p);
   void (*teardown)(void);
 } impl_t;
-
-static void die(const char *what, int rc) {
-  fprintf(stderr, "bench-pool: %s: %s (%s)\n", what, rc ? mb_strerror(rc) : "failed",
-          rc ? mb_last_error() : "");
-  exit(1);
-}
 
 /* ---- malloc ---- */
 static size_t g_size;
@@ -273,11 +269,6 @@ static double run_case(const impl_t *impl, int threads, int batch, void **held) 
   return (double)t0 / (batch ? BATCH : PAIRS);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
   const impl_t *impl = NULL;
   int reps = argc > 2 ? atoi(argv[2]) : 3, s, threads, batch, k;
@@ -317,7 +308,7 @@ int main(int argc, char **argv) {
         for (k = 0; k < reps; k++)
           v[k] = run_case(impl, threads, batch, held);
         impl->teardown();
-        qsort(v, (size_t)reps, sizeof v[0], cmp_double);
+        sort_doubles(v, reps);
         printf("impl=%s size=%zu threads=%d mode=%s ns=%.2f\n", impl->name, sizes[s], threads,
                batch ? "batch" : "pairs", v[reps / 2]);
         fflush(stdout);

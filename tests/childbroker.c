@@ -227,6 +227,12 @@ void expect_error(cJSON *r, const char *code) {
   ASSERT(jstr(r, "error.message") != NULL && strlen(jstr(r, "error.message")) > 10);
 }
 
+void expect_fail(cJSON *r, const char *code, const char *message_part) {
+  expect_error(r, code);
+  ASSERT_CONTAINS(jstr(r, "error.message"), message_part);
+  cJSON_Delete(r);
+}
+
 void fresh_status(tbroker_t *t) {
   mb_pipe_conn_t c;
   cJSON *r;
@@ -254,9 +260,9 @@ void broker_down(tbroker_t *t) {
 
 /* Entry j of client i's private-memory row, written as the client library does: name and
  * figures first, the kind last (release). */
-void fake_mem(mb_state_t *st, uint32_t i, int j, uint32_t kind, const char *name,
-                     uint32_t detail, uint64_t in_use, uint64_t peak, uint64_t committed,
-                     uint64_t allocs, uint64_t frees, uint64_t failures, uint64_t objects) {
+void fake_mem(mb_state_t *st, uint32_t i, int j, uint32_t kind, const char *name, uint32_t detail,
+              uint64_t in_use, uint64_t peak, uint64_t committed, uint64_t allocs, uint64_t frees,
+              uint64_t failures, uint64_t objects) {
   mb_mem_entry_t *e = &st->client_mem[i].entries[j];
   mb_store32(&e->kind, MB_MEM_NONE);
   mb__name_set(e->name, name);

@@ -21,7 +21,8 @@
 
 #define T_READ_MS 10000 /* generous: Wine and sanitizers are slow */
 
-/* A small broker config for instance `instance`: world 256 KiB, players 1 MiB lazy slots. */
+/* A small broker config for instance `instance`: world 256 KiB, players 1 MiB lazy slots.
+ * Also the base of test-persist.c's config. */
 void small_config(mb_config_t *cfg, const char *instance);
 
 /* A broker child as the parent sees it. Zero it before the first use. */
@@ -88,5 +89,7 @@ double jnum(const cJSON *j, const char *path);
 void expect_ok(cJSON *r);
 /* The response is an error with `code`, and a message of some length. */
 void expect_error(cJSON *r, const char *code);
+/* expect_error, a message that contains message_part, then r is deleted. */
+void expect_fail(cJSON *r, const char *code, const char *message_part);
 
 #endif /* MB_CHILDBROKER_H */

@@ -127,6 +127,84 @@ const char *mb_test_name(char *buf, size_t size, const char *tag) {
   return buf;
 }
 
+const char *mb_test_exe_path(const char *exe, char *path, size_t size) {
+#if MB_OS_WIN
+  size_t i, o = 0;
+  if (exe[0] == '/') {
+    path[o++] = 'Z';
+    path[o++] = ':';
+  }
+  for (i = 0; exe[i] != '\0' && o + 1 < size; i++)
+    path[o++] = exe[i] == '/' ? '\\' : exe[i];
+  path[o] = '\0';
+#else
+  snprintf(path, size, "%s", exe);
+#endif
+  return path;
+}
+
+/* The base name of exe without a trailing ".exe" ("/x/mbctl.exe" -> "mbctl") into buf. */
+static const char *mb_exe_name(const char *exe, char *buf, size_t size) {
+  const char *base = exe, *p;
+  size_t n;
+  for (p = exe; *p != '\0'; p++)
+    if (*p == '/' || *p == '\\')
+      base = p + 1;
+  n = strlen(base);
+  if (n > 4 && strcmp(base + n - 4, ".exe") == 0)
+    n -= 4;
+  snprintf(buf, size, "%.*s", (int)n, base);
+  return buf;
+}
+
+int mb_test_run_exe(const char *exe, int timeout_ms, char *out, size_t size, const char *arg0,
+                    ...) {
+  const char *argv[32], *arg;
+  char exe_path[1024], name[128], tag[160], uniq[200], dir[512], file[760];
+  mb_os_child_t child;
+  va_list ap;
+  size_t n;
+  FILE *fp;
+  int argc = 0, code = -1;
+  argv[argc++] = mb_test_exe_path(exe, exe_path, sizeof exe_path);
+  va_start(ap, arg0);
+  for (arg = arg0; arg != NULL && argc < 31; arg = va_arg(ap, const char *))
+    argv[argc++] = arg;
+  va_end(ap);
+  argv[argc] = NULL;
+  mb_exe_name(exe, name, sizeof name);
+  snprintf(tag, sizeof tag, "%s.out", name);
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  snprintf(file, sizeof file, "%s/%s", dir, mb_test_name(uniq, sizeof uniq, tag));
+  ASSERT_OK(mb_os_spawn_redirect(argv, file, &child));
+  if (mb_os_child_wait(&child, timeout_ms, &code) != 0) {
+    mb_os_child_kill(&child);
+    mb_os_child_wait(&child, -1, &code);
+    FAIL("%s %s did not finish in %d ms", name, argc > 1 ? argv[1] : "", timeout_ms);
+  }
+  if ((fp = fopen(file, "r")) == NULL)
+    FAIL("%s's output file '%s' is missing", name, file);
+  n = fread(out, 1, size - 1, fp);
+  fclose(fp);
+  remove(file);
+  out[n] = '\0';
+  return code;
+}
+
+mb_client_entry_t *mb_test_entry_named(mb_state_t *st, const char *name) {
+  uint32_t i;
+  char n[MB_CLIENT_NAME_MAX];
+  for (i = 0; i < st->max_clients; i++) {
+    mb_client_entry_t *e = &st->clients[i];
+    if (MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
+      continue;
+    mb__client_name_get(e, n);
+    if (strcmp(n, name) == 0)
+      return e;
+  }
+  return NULL;
+}
+
 static int mb_run(const mb_test_entry *t) {
   mb_current = t->name;
   t->fn();

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "layout.h"
 #include "os.h"
 
 typedef void (*mb_test_fn)(void);
@@ -136,6 +137,34 @@ int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code);
  * runs in parallel never meet.
  */
 const char *mb_test_name(char *buf, size_t size, const char *tag);
+
+/*
+ * exe's path as the platform layer takes it, into path[0..size) (truncated to fit). CMake
+ * gives the cross build a Unix path ("/work/.../mbctl.exe"); under Wine the Unix root is drive
+ * Z: and the separator '\'. Elsewhere the path is used as it is.
+ */
+const char *mb_test_exe_path(const char *exe, char *path, size_t size);
+
+/*
+ * Run the executable `exe` (a path as CMake's $<TARGET_FILE> gives it; mb_test_exe_path) with the
+ * arguments arg0... (a NULL-terminated list; arg0 may be NULL), its stdout and stderr into one
+ * file; wait for it (timeout_ms at most, else kill it and fail the test) and return its exit code.
+ * `out` receives what it printed (read in text mode: "\n" line ends on every OS), NUL-terminated.
+ * Fails the test if it cannot be started, and, naming exe's base name ("mbctl"), if it does not
+ * finish or leaves no output file.
+ */
+int mb_test_run_exe(const char *exe, int timeout_ms, char *out, size_t size, const char *arg0, ...);
+
+/* Fail unless the exit code is `want`; show what the program printed (`out`). */
+#define ASSERT_EXIT(code, want, out)                                                               \
+  do {                                                                                             \
+    int mb_c_ = (code);                                                                            \
+    if (mb_c_ != (want))                                                                           \
+      FAIL("exited %d, expected %d; it printed:\n%s", mb_c_, (want), (out));                       \
+  } while (0)
+
+/* The entry of the client table of `st` in use under `name`, or NULL. */
+mb_client_entry_t *mb_test_entry_named(mb_state_t *st, const char *name);
 
 /* Poll `cond` every millisecond or so until it holds or timeout_ms passes. */
 #define WAIT_FOR(cond, timeout_ms)                                                                 \

@@ -29,23 +29,8 @@ static void client_config(mb_config_t *cfg, const char *tag) {
   mb__log_open(MB_LOG_ERROR, "");
 }
 
-/* The table entry named `name`, or NULL. */
-static mb_client_entry_t *entry_named(mb_broker_t *b, const char *name) {
-  uint32_t i;
-  char n[MB_CLIENT_NAME_MAX];
-  for (i = 0; i < b->state->max_clients; i++) {
-    mb_client_entry_t *e = &b->state->clients[i];
-    if (MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
-      continue;
-    mb__client_name_get(e, n);
-    if (strcmp(n, name) == 0)
-      return e;
-  }
-  return NULL;
-}
-
 static uint32_t entry_state(mb_broker_t *b, const char *name) {
-  mb_client_entry_t *e = entry_named(b, name);
+  mb_client_entry_t *e = mb_test_entry_named(b->state, name);
   return e ? MB_CLIENT_WORD_STATE(mb_load64(&e->word)) : MB_CLIENT_FREE;
 }
 
@@ -327,7 +312,7 @@ TEST(player_slots) {
   ASSERT(s3 != s1);
   ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 2);
   ASSERT_EQ_U64(mb_load64(&b.state->regions[1].committed), mb_os_mem_config()->page_size);
-  ASSERT_EQ_U64(mb_load64(&entry_named(&b, "zone")->slots_held), 1);
+  ASSERT_EQ_U64(mb_load64(&mb_test_entry_named(b.state, "zone")->slots_held), 1);
   ASSERT_OK(mb_player_find(c, 1001, &s2));
   ASSERT(s1 == s2);
   ASSERT_ERR(mb_player_find(c, 999, &s2), MB_ENOENT);
@@ -347,7 +332,7 @@ TEST(player_slots) {
   ASSERT_STR_EQ((char *)s2, "alice");
   ASSERT_OK(mb_player_disconnect(c, 1001));
   ASSERT_ERR(mb_player_find(c, 1001, &s2), MB_ENOENT);
-  ASSERT_EQ_U64(mb_load64(&entry_named(&b, "zone")->slots_held), 31);
+  ASSERT_EQ_U64(mb_load64(&mb_test_entry_named(b.state, "zone")->slots_held), 31);
   /* Detach frees every slot the client held. */
   ASSERT_OK(mb_detach(c));
   ASSERT_OK(mb_detach(d));
@@ -370,7 +355,8 @@ TEST(killed_client_is_reaped_after_grace) {
   cfg.grace_period_ms = 300;
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_test_spawn(&k, "hold_players", cfg.instance, "doomed", "1", "5", (char *)NULL));
-  WAIT_FOR((e = entry_named(&b, "doomed")) != NULL && mb_load64(&e->slots_held) == 5, 30000);
+  WAIT_FOR((e = mb_test_entry_named(b.state, "doomed")) != NULL && mb_load64(&e->slots_held) == 5,
+           30000);
   ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&e->word)), MB_CLIENT_ATTACHED);
   mb__broker_sweep(&b);
   ASSERT_EQ(mb_load32(&b.state->clients_attached), 1);
@@ -403,7 +389,8 @@ static void restart_case(int sweep_first) {
   cfg.grace_period_ms = 60000;
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_test_spawn(&k, "hold_players", cfg.instance, "zone-7", "100", "40", (char *)NULL));
-  WAIT_FOR((e = entry_named(&b, "zone-7")) != NULL && mb_load64(&e->slots_held) == 40, 30000);
+  WAIT_FOR((e = mb_test_entry_named(b.state, "zone-7")) != NULL && mb_load64(&e->slots_held) == 40,
+           30000);
   ASSERT_OK(mb_os_child_kill(&k));
   ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
   if (sweep_first)
@@ -444,7 +431,7 @@ TEST(heartbeat_timeout_and_reattach) {
   ASSERT_OK(mb_player_connect(c, 9, &slot));
   memcpy(slot, "kept", 5);
   SWEEP_UNTIL(&b, "silent", MB_CLIENT_DEAD, 5000);
-  ASSERT_EQ(mb_load32(&entry_named(&b, "silent")->dead_reason), MB_DEAD_HEARTBEAT);
+  ASSERT_EQ(mb_load32(&mb_test_entry_named(b.state, "silent")->dead_reason), MB_DEAD_HEARTBEAT);
   ASSERT_EQ(entry_state(&b, "threaded"), MB_CLIENT_ATTACHED);
   /* Its slot calls are refused from now on (its slots are kept for a comeback and would be
    * another client's after the grace period), and it learns so at its next tick. */
@@ -456,7 +443,7 @@ TEST(heartbeat_timeout_and_reattach) {
   ASSERT_OK(mb_tick(c));
   ASSERT_OK(mb_player_find(c, 9, &slot));
   ASSERT_STR_EQ((char *)slot, "kept");
-  ASSERT_EQ(mb_load32(&entry_named(&b, "silent")->takeovers), 1);
+  ASSERT_EQ(mb_load32(&mb_test_entry_named(b.state, "silent")->takeovers), 1);
   ASSERT_EQ(entry_state(&b, "threaded"), MB_CLIENT_ATTACHED);
   ASSERT_OK(mb_detach(c));
   ASSERT_OK(mb_detach(t));
@@ -545,7 +532,7 @@ TEST(close_keeps_slots_for_the_next_process) {
       0);
   /* Handed off at once: DEAD, slots kept, no need to wait for the broker to notice. */
   ASSERT_EQ(entry_state(&b, "zone-3"), MB_CLIENT_DEAD);
-  ASSERT_EQ(mb_load32(&entry_named(&b, "zone-3")->dead_reason), MB_DEAD_CLOSED);
+  ASSERT_EQ(mb_load32(&mb_test_entry_named(b.state, "zone-3")->dead_reason), MB_DEAD_CLOSED);
   ASSERT_EQ(
       mb_test_run_child(60000, "take_back_players", cfg.instance, "zone-3", "1", "8", (char *)NULL),
       0);
@@ -603,7 +590,7 @@ TEST(same_process_comes_back) {
   ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
   ASSERT_OK(mb_player_find(c, 5, &slot));
   ASSERT_STR_EQ((char *)slot, "five");
-  ASSERT_EQ(mb_load32(&entry_named(&b, "zone")->takeovers), 2);
+  ASSERT_EQ(mb_load32(&mb_test_entry_named(b.state, "zone")->takeovers), 2);
   ASSERT_OK(mb_detach(c));
   ASSERT_EQ(entries_in_use(&b), 0);
   mb__broker_stop(&b);

@@ -413,6 +413,11 @@ TEST(log_level_names) {
 #define P4 P "," P "," P "," P
 #define P17 P4 "," P4 "," P4 "," P4 "," P
 
+/* A map entry, for lists of many (the duplicate names are not reached: the count is). */
+#define M "{\"name\":\"m\",\"path\":\"m.gmap\"}"
+#define M4 M "," M "," M "," M
+#define M17 M4 "," M4 "," M4 "," M4 "," M
+
 /* Bad configs: the text and parts of the one message it must give. */
 static const struct {
   const char *json;
@@ -584,6 +589,55 @@ static const struct {
      {"pools[0].name: duplicate key (each key may appear once per object)"}},
     {"{\"pool\": []}", {"bad.json: unknown key \"pool\" (did you mean \"pools\"?)"}},
     {"{\"pools\": [], \"pools\": []}", {"bad.json: pools: duplicate key"}},
+    /* persist */
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [\"playrs\"]}}",
+     {"bad.json: persist.regions[0]: \"playrs\" is not a region of this config (did you mean "
+      "\"players\"?)"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [\"world\", \"loot\"]}}",
+     {"persist.regions[1]: \"loot\" is not a region of this config (regions: world, players, "
+      "npc)"}},
+    {"{\"persist\": {\"regions\": [\"players\"]}}",
+     {"bad.json: persist.regions: regions to save are given but persist.dir is not"}},
+    {"{\"regions\": [{\"name\": \"loot\", \"size\": 65536, \"commit\": \"lazy\"}],"
+     " \"persist\": {\"dir\": \"s\", \"regions\": [\"loot\"]}}",
+     {"persist.regions[0]: \"loot\" is lazy and has no slots", "cannot be saved"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [\"players\", \"players\"]}}",
+     {"bad.json: persist.regions[1]: \"players\" is already persist.regions[0]"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": \"players\"}}",
+     {"persist.regions: expected an array of names, got a string (\"players\")"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [1]}}",
+     {"persist.regions[0]: expected a string, got a number (1)"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [\"Players\"]}}",
+     {"persist.regions[0]: \"Players\" is not a valid name (use 1..31 characters of a-z 0-9 _ -)"}},
+    {"{\"persist\": {\"dir\": \"s\", \"regions\": [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\","
+     " \"g\", \"h\", \"i\", \"j\", \"k\", \"l\", \"m\", \"n\", \"o\", \"p\", \"q\"]}}",
+     {"persist.regions: 17 names given, at most 16 are allowed"}},
+    {"{\"persist\": {\"dir\": \"s\", \"interval_ms\": 99}}",
+     {"bad.json: persist.interval_ms: 99 is out of range (allowed: 100..3600000)"}},
+    {"{\"persist\": {\"dir\": \"s\", \"interval_ms\": 3600001}}",
+     {"persist.interval_ms: 3600001 is out of range"}},
+    {"{\"persist\": {\"dir\": \"\"}}", {"bad.json: persist.dir: \"\" is empty (use null)"}},
+    {"{\"persist\": {\"dir\": 5}}", {"persist.dir: expected a string or null, got a number (5)"}},
+    {"{\"persist\": {\"dri\": \"s\"}}",
+     {"bad.json: persist: unknown key \"dri\" (did you mean \"dir\"?)"}},
+    {"{\"persist\": [\"s\"]}", {"bad.json: persist: expected an object, got an array"}},
+    /* maps */
+    {"{\"maps\": {}}", {"bad.json: maps: expected an array of map objects, got an object"}},
+    {"{\"maps\": [" M17 "]}", {"bad.json: maps: 17 maps given, at most 16 are allowed"}},
+    {"{\"maps\": [{\"name\": \"a\"}]}", {"bad.json: maps[0]: missing required key \"path\""}},
+    {"{\"maps\": [{\"path\": \"a.gmap\"}]}", {"maps[0]: missing required key \"name\""}},
+    {"{\"maps\": [" M ", " M "]}",
+     {"bad.json: maps[1].name: \"m\" is already the name of maps[0]"}},
+    {"{\"maps\": [{\"name\": \"World\", \"path\": \"w.gmap\"}]}",
+     {"maps[0].name: \"World\" is not a valid name (use 1..31 characters of a-z 0-9 _ -)"}},
+    {"{\"maps\": [{\"name\": \"w\", \"path\": \"\"}]}", {"maps[0].path: \"\" is empty"}},
+    {"{\"maps\": [{\"name\": \"w\", \"path\": null}]}",
+     {"maps[0].path: expected a string, got null"}},
+    {"{\"maps\": [{\"name\": \"w\", \"path\": \"a\\tb\"}]}",
+     {"maps[0].path: \"a\\x09b\" contains a control character"}},
+    {"{\"maps\": [{\"name\": \"w\", \"pth\": \"w.gmap\"}]}",
+     {"bad.json: maps[0]: unknown key \"pth\" (did you mean \"path\"?)"}},
+    {"{\"map\": []}", {"bad.json: unknown key \"map\" (did you mean \"maps\"?)"}},
     /* names, enums, modes, text */
     {"{\"instance\": \"my instance\"}",
      {"bad.json: instance: \"my instance\" is not a valid name (use 1..31 characters of "
@@ -693,4 +747,168 @@ TEST(load_good_file_sets_path) {
   ASSERT_STR_EQ(c.path, path);
   ASSERT_STR_EQ(c.instance, "t1");
   remove(path);
+}
+
+/* persist: defaults (off), a full section, its effective JSON, and persist.dir made relative to
+ * the config file's directory when loaded from a file. */
+TEST(persist_section) {
+  static const char text[] = "{\"persist\": {\"dir\": \"state\", \"regions\": [\"players\", "
+                             "\"world\"], \"interval_ms\": 250}}";
+  mb_config_t c;
+  cJSON *j, *p, *r;
+  char path[MB_CONFIG_PATH_MAX], dotted[MB_CONFIG_PATH_MAX + 2];
+  mb__config_defaults(&c);
+  ASSERT_STR_EQ(c.persist_dir, "");
+  ASSERT_STR_EQ(c.persist_regions[0], "");
+  ASSERT_EQ(c.persist_interval_ms, 5000);
+  ASSERT_OK(parse(&c, text));
+  ASSERT_STR_EQ(c.persist_dir, "state");
+  ASSERT_STR_EQ(c.persist_regions[0], "players");
+  ASSERT_STR_EQ(c.persist_regions[1], "world");
+  ASSERT_STR_EQ(c.persist_regions[2], "");
+  ASSERT_EQ(c.persist_interval_ms, 250);
+  j = mb__config_to_json(&c);
+  ASSERT(j != NULL);
+  p = cJSON_GetObjectItemCaseSensitive(j, "persist");
+  ASSERT(cJSON_IsObject(p));
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(p, "dir")->valuestring, "state");
+  r = cJSON_GetObjectItemCaseSensitive(p, "regions");
+  ASSERT(cJSON_IsArray(r));
+  ASSERT_EQ(cJSON_GetArraySize(r), 2);
+  ASSERT_STR_EQ(cJSON_GetArrayItem(r, 1)->valuestring, "world");
+  ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(p, "interval_ms")->valuedouble, 250);
+  cJSON_Delete(j);
+  assert_round_trip(&c);
+  /* Off: dir null and no regions, in the effective config too. */
+  mb__config_defaults(&c);
+  j = mb__config_to_json(&c);
+  p = cJSON_GetObjectItemCaseSensitive(j, "persist");
+  ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "dir")));
+  ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "regions")), 0);
+  cJSON_Delete(j);
+  /* From a file: relative to its directory; an absolute one stays. */
+  write_temp(path, sizeof path, "persist", text, sizeof text - 1);
+  snprintf(dotted, sizeof dotted, "./%s", path);
+  ASSERT_OK(mb__config_load(&c, dotted));
+  ASSERT_STR_EQ(c.persist_dir, "./state");
+  ASSERT_OK(mb__config_load(&c, path));
+  ASSERT_STR_EQ(c.persist_dir, "state");
+  remove(path);
+  {
+    static const char abs_text[] = "{\"persist\": {\"dir\": \"/var/lib/mb\"}}";
+    write_temp(path, sizeof path, "persist-abs", abs_text, sizeof abs_text - 1);
+  }
+  snprintf(dotted, sizeof dotted, "./%s", path);
+  ASSERT_OK(mb__config_load(&c, dotted));
+  ASSERT_STR_EQ(c.persist_dir, "/var/lib/mb");
+  remove(path);
+}
+
+/* maps: none by default ("maps": [] in the effective config, after "pools"); 16 maps with
+ * their names and paths as written, and the round trip. */
+TEST(maps_listed) {
+  char text[4096];
+  size_t o;
+  mb_config_t c;
+  cJSON *j, *maps;
+  int i;
+  mb__config_defaults(&c);
+  ASSERT_EQ(c.nmaps, 0);
+  j = mb__config_to_json(&c);
+  maps = cJSON_GetObjectItemCaseSensitive(j, "maps");
+  ASSERT(cJSON_IsArray(maps));
+  ASSERT_EQ(cJSON_GetArraySize(maps), 0);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(j, "pools")->next->string, "maps");
+  cJSON_Delete(j);
+  ASSERT_OK(parse(&c, "{\"maps\": [{\"name\": \"world1\", \"path\": \"maps/world1.gmap\","
+                      " \"comment\": \"the overworld\"},"
+                      " {\"name\": \"dungeon_2\", \"path\": \"/srv/maps/d2.gmap\"}]}"));
+  ASSERT_EQ(c.nmaps, 2);
+  ASSERT_STR_EQ(c.maps[0].name, "world1");
+  ASSERT_STR_EQ(c.maps[0].path, "maps/world1.gmap"); /* parsed text: not resolved */
+  ASSERT_STR_EQ(c.maps[1].name, "dungeon_2");
+  ASSERT_STR_EQ(c.maps[1].path, "/srv/maps/d2.gmap");
+  j = mb__config_to_json(&c);
+  maps = cJSON_GetObjectItemCaseSensitive(j, "maps");
+  ASSERT_EQ(cJSON_GetArraySize(maps), 2);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(maps, 1), "path")->valuestring,
+                "/srv/maps/d2.gmap");
+  cJSON_Delete(j);
+  assert_round_trip(&c);
+  o = (size_t)snprintf(text, sizeof text, "{\"maps\": [");
+  for (i = 0; i < 16; i++)
+    o += (size_t)snprintf(text + o, sizeof text - o,
+                          "%s{\"name\": \"m%d\", \"path\": \"m%d.gmap\"}", i ? ", " : "", i, i);
+  snprintf(text + o, sizeof text - o, "]}");
+  ASSERT_OK(parse(&c, text));
+  ASSERT_EQ(c.nmaps, 16);
+  ASSERT_STR_EQ(c.maps[15].path, "m15.gmap");
+  assert_round_trip(&c);
+}
+
+/* Loaded from a file, a relative map path becomes relative to the file's directory (shown so
+ * by the effective config); an absolute one ("/x", "\x", "C:x") is kept; a join that does not
+ * fit is refused, naming the entry. */
+TEST(maps_paths_relative_to_the_config_file) {
+  char text[2048], path[MB_CONFIG_PATH_MAX], want[MB_CONFIG_PATH_MAX + 64], name[64], out[96];
+  char longp[511]; /* 510 bytes: fits the field, not once "./" is put before it */
+  mb_config_t c, before;
+  cJSON *j;
+  FILE *f;
+  mb_test_name(name, sizeof name, "mapsdir");
+  snprintf(path, sizeof path, "./%s.json", name); /* the build tree, with a directory part */
+  snprintf(text, sizeof text,
+           "{\"maps\": [{\"name\": \"a\", \"path\": \"maps/a.gmap\"},"
+           " {\"name\": \"b\", \"path\": \"/abs/b.gmap\"},"
+           " {\"name\": \"c\", \"path\": \"\\\\\\\\server\\\\c.gmap\"},"
+           " {\"name\": \"d\", \"path\": \"D:\\\\maps\\\\d.gmap\"}]}");
+  if ((f = fopen(path, "wb")) == NULL)
+    FAIL("cannot create %s", path);
+  fputs(text, f);
+  fclose(f);
+  ASSERT_OK(mb__config_load(&c, path));
+  remove(path);
+  snprintf(want, sizeof want, "./maps/a.gmap");
+  ASSERT_STR_EQ(c.maps[0].path, want);
+  ASSERT_STR_EQ(c.maps[1].path, "/abs/b.gmap");
+  ASSERT_STR_EQ(c.maps[2].path, "\\\\server\\c.gmap");
+  ASSERT_STR_EQ(c.maps[3].path, "D:\\maps\\d.gmap");
+  j = mb__config_to_json(&c);
+  ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "maps"), 0), "path")
+                    ->valuestring,
+                want);
+  cJSON_Delete(j);
+
+  /* A config file without a directory part: paths stay as written (the current directory). */
+  snprintf(out, sizeof out, "%s.json", name);
+  if ((f = fopen(out, "wb")) == NULL)
+    FAIL("cannot create %s", out);
+  fputs("{\"maps\": [{\"name\": \"a\", \"path\": \"a.gmap\"}]}", f);
+  fclose(f);
+  ASSERT_OK(mb__config_load(&c, out));
+  ASSERT_STR_EQ(c.maps[0].path, "a.gmap");
+  remove(out);
+  /* Backslashes separate too (Windows paths). */
+  ASSERT_OK(mb__config_resolve_path("C:\\mb\\membroker.json", "maps\\a.gmap", want, sizeof want));
+  ASSERT_STR_EQ(want, "C:\\mb\\maps\\a.gmap");
+  ASSERT_OK(mb__config_resolve_path("", "maps/a.gmap", want, sizeof want));
+  ASSERT_STR_EQ(want, "maps/a.gmap");
+  ASSERT_ERR(mb__config_resolve_path("dir/x.json", "abcdef", want, 8), MB_ENAMETOOLONG);
+
+  /* Too long once joined: refused as a whole, naming the entry. */
+  memset(longp, 'p', sizeof longp - 1);
+  longp[sizeof longp - 1] = '\0';
+  snprintf(text, sizeof text, "{\"maps\": [{\"name\": \"a\", \"path\": \"%s\"}]}", longp);
+  if ((f = fopen(path, "wb")) == NULL)
+    FAIL("cannot create %s", path);
+  fputs(text, f);
+  fclose(f);
+  mb__config_defaults(&c);
+  before = c;
+  ASSERT_ERR(mb__config_load(&c, path), MB_ECONFIG);
+  remove(path);
+  ASSERT_CONTAINS(mb_last_error(), "maps[0].path: \"pppp");
+  ASSERT_CONTAINS(mb_last_error(), "is too long once joined to the config file's directory");
+  ASSERT_EQ(memcmp(&c, &before, sizeof c), 0);
 }

@@ -7,7 +7,7 @@
  */
 #include "childbroker.h"
 
-#include <stdarg.h>
+#include "gmap.h"
 
 #ifndef MB_MBCTL_EXE
 #error "MB_MBCTL_EXE must name the mbctl executable (CMake: $<TARGET_FILE:mbctl>)"
@@ -16,68 +16,9 @@
 #define T_MBCTL_MS 30000 /* one mbctl run, at most (Wine, sanitizers) */
 #define T_OUT_MAX (256 * 1024)
 
-/* mbctl's path as the platform layer takes it. The cross build's CMake gives a Unix path
- * ("/work/.../mbctl.exe"); under Wine the Unix root is drive Z:. */
-static const char *mbctl_path(void) {
-  static char path[1024];
-#if MB_OS_WIN
-  size_t i, o = 0;
-  if (MB_MBCTL_EXE[0] == '/') {
-    path[o++] = 'Z';
-    path[o++] = ':';
-  }
-  for (i = 0; MB_MBCTL_EXE[i] != '\0' && o + 1 < sizeof path; i++)
-    path[o++] = MB_MBCTL_EXE[i] == '/' ? '\\' : MB_MBCTL_EXE[i];
-  path[o] = '\0';
-#else
-  snprintf(path, sizeof path, "%s", MB_MBCTL_EXE);
-#endif
-  return path;
-}
-
-/*
- * Run mbctl with the given arguments (a NULL-terminated list), its stdout and stderr into
- * one file; wait for it (T_MBCTL_MS at most, else kill it and fail) and return its exit code.
- * `out` receives what it printed (text mode: "\n" line ends on every OS), NUL-terminated.
- */
-static int mbctl(char *out, size_t size, const char *arg, ...) {
-  const char *argv[32];
-  char dir[512], name[128], path[700];
-  mb_os_child_t child;
-  va_list ap;
-  size_t n = 0;
-  FILE *fp;
-  int argc = 0, code = -1;
-  argv[argc++] = mbctl_path();
-  va_start(ap, arg);
-  for (; arg != NULL && argc < 31; arg = va_arg(ap, const char *))
-    argv[argc++] = arg;
-  va_end(ap);
-  argv[argc] = NULL;
-  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
-  snprintf(path, sizeof path, "%s/%s", dir, mb_test_name(name, sizeof name, "mbctl.out"));
-  ASSERT_OK(mb_os_spawn_redirect(argv, path, &child));
-  if (mb_os_child_wait(&child, T_MBCTL_MS, &code) != 0) {
-    mb_os_child_kill(&child);
-    mb_os_child_wait(&child, -1, &code);
-    FAIL("mbctl %s did not finish in %d ms", argc > 1 ? argv[1] : "", T_MBCTL_MS);
-  }
-  if ((fp = fopen(path, "r")) == NULL)
-    FAIL("mbctl's output file '%s' is missing", path);
-  n = fread(out, 1, size - 1, fp);
-  fclose(fp);
-  remove(path);
-  out[n] = '\0';
-  return code;
-}
-
-/* Fail unless the exit code is `want`; show what mbctl printed. */
-#define ASSERT_EXIT(code, want, out)                                                               \
-  do {                                                                                             \
-    int mb_c_ = (code);                                                                            \
-    if (mb_c_ != (want))                                                                           \
-      FAIL("mbctl exited %d, expected %d; it printed:\n%s", mb_c_, (want), (out));                 \
-  } while (0)
+/* Run mbctl with the given arguments (a NULL-terminated list; mb_test_run_exe, task.h): its
+ * exit code, what it printed into out[0..size). */
+#define MBCTL(out, size, ...) mb_test_run_exe(MB_MBCTL_EXE, T_MBCTL_MS, out, size, __VA_ARGS__)
 
 #define ASSERT_NOT_CONTAINS(haystack, needle)                                                      \
   do {                                                                                             \
@@ -108,7 +49,7 @@ TEST(status_overview) {
   tbroker_t t = {0};
   char want[128];
   broker_up(&t, "ov");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
   snprintf(want, sizeof want, "membroker   instance '%s', running\n", t.instance);
   ASSERT_CONTAINS(out, want);
   ASSERT_CONTAINS(out, "message     \"\"\n");
@@ -122,7 +63,7 @@ TEST(status_overview) {
   ASSERT_CONTAINS(out, " 0/1024 ");  /* players: 1 MiB of 1 KiB slots, none used */
   ASSERT_CONTAINS(out, "256.0 KiB"); /* world, reserved and committed */
   /* The options may follow the command too. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--instance", t.instance, NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--instance", t.instance, NULL), 0, out);
   ASSERT_CONTAINS(out, want);
   broker_down(&t);
 }
@@ -133,7 +74,7 @@ TEST(status_json) {
   cJSON *j;
   size_t i;
   broker_up(&t, "json");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "--json", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "--json", NULL), 0, out);
   j = parse_json(out);
   for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
     if (jget(j, sections[i]) == NULL)
@@ -152,7 +93,7 @@ TEST(status_sections) {
   tbroker_t t = {0};
   cJSON *j;
   broker_up(&t, "sect");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
   ASSERT_CONTAINS(out, "committed   ");
   ASSERT_CONTAINS(out, "resident    ");
   ASSERT_CONTAINS(out, "system      ");
@@ -160,21 +101,21 @@ TEST(status_sections) {
   ASSERT_NOT_CONTAINS(out, "REGION");
   ASSERT_NOT_CONTAINS(out, "clients");
   ASSERT_EQ(count_lines(out), 3);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "--json", "status", "memory", NULL),
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "--json", "status", "memory", NULL),
               0, out);
   j = parse_json(out);
   ASSERT_EQ(cJSON_GetArraySize(j), 1);
   ASSERT_GT(jnum(j, "memory.committed"), 0);
   cJSON_Delete(j);
   /* Two sections, in the overview's order. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "regions", "server", NULL),
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "regions", "server", NULL),
               0, out);
   ASSERT_CONTAINS(out, "membroker   instance");
   ASSERT_CONTAINS(out, "REGION");
   ASSERT_NOT_CONTAINS(out, "resident");
   ASSERT_LT(strstr(out, "membroker") - out, strstr(out, "REGION") - out);
   /* An unknown section is the broker's bad_args. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "disks", NULL), 1, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "disks", NULL), 1, out);
   ASSERT_CONTAINS(out, "bad_args");
   ASSERT_CONTAINS(out, "disks");
   broker_down(&t);
@@ -189,31 +130,92 @@ TEST(pools) {
   cJSON *j;
   size_t i;
   broker_up(&t, "pools");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "pools", NULL), 0, out);
   ASSERT_EQ(strncmp(out, "POOL ", 5), 0);
   for (i = 0; i < sizeof header / sizeof header[0]; i++)
     ASSERT_CONTAINS(out, header[i]);
   ASSERT_CONTAINS(out, "\nno pools configured\n");
   ASSERT_EQ(count_lines(out), 2);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", "--json", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "pools", "--json", NULL), 0, out);
   j = cJSON_Parse(out);
   if (!cJSON_IsArray(j))
     FAIL("pools --json is not a JSON array:\n%s", out);
   ASSERT_EQ(cJSON_GetArraySize(j), 0);
   cJSON_Delete(j);
   /* The overview: one line, no table. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
   ASSERT_CONTAINS(out, "\npools       none\n");
   ASSERT_NOT_CONTAINS(out, "POOL ");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "pools", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "pools", NULL), 0, out);
   ASSERT_STR_EQ(out, "pools       none\n");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
   ASSERT_CONTAINS(out, "\n  pools ");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "pools", "extra", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "pools", "extra", NULL), 2, out);
   ASSERT_CONTAINS(out, "takes no arguments");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
   ASSERT_CONTAINS(out, "  pools   ");
   broker_down(&t);
+}
+
+/*
+ * Game data maps: `mbctl maps` with none is the header and a line that says so; map-load
+ * prints what it loaded, the table a row per map, --json the raw array, status a maps line;
+ * a refused load exits 1 with the broker's message; map-unload; usage.
+ */
+TEST(maps) {
+  static const char *const header[] = {"MAP", "SIZE",     "WIDTH",  "HEIGHT", "OBJECTS",
+                                       "SEQ", "CHECKSUM", "LOADED", "PATH"};
+  tbroker_t t = {0};
+  char path[128], name[96];
+  cJSON *j;
+  size_t i;
+  snprintf(path, sizeof path, "%s.gmap", mb_test_name(name, sizeof name, "mbctl"));
+  ASSERT_OK(mb__gmap_write(path, 128, 64, 3, 1));
+  broker_up(&t, "maps");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "maps", NULL), 0, out);
+  ASSERT_EQ(strncmp(out, "MAP ", 4), 0);
+  for (i = 0; i < sizeof header / sizeof header[0]; i++)
+    ASSERT_CONTAINS(out, header[i]);
+  ASSERT_CONTAINS(out, "\nno maps loaded\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w1", path, NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "map 'w1' loaded from ");
+  ASSERT_CONTAINS(out, "128 x 64 tiles, 3 objects (seq ");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "maps", NULL), 0, out);
+  ASSERT_CONTAINS(out, "\nw1 ");
+  ASSERT_CONTAINS(out, "32.2 KiB");
+  ASSERT_CONTAINS(out, path);
+  ASSERT_EQ(count_lines(out), 2);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "maps", "--json", NULL), 0, out);
+  j = cJSON_Parse(out);
+  if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 1)
+    FAIL("maps --json is not an array of one map:\n%s", out);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(j, 0), "name"), "w1");
+  ASSERT_EQ(jnum(cJSON_GetArrayItem(j, 0), "width"), 128);
+  ASSERT_EQ(strlen(jstr(cJSON_GetArrayItem(j, 0), "checksum")), 16);
+  cJSON_Delete(j);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
+  ASSERT_CONTAINS(out, "maps        1 loaded, 32.2 KiB\n");
+  /* Refused: a loaded name, a file that is not GMAP. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w1", path, NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "bad_args");
+  ASSERT_CONTAINS(out, "map 'w1' is loaded; unload it first");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w2", ".", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "is not a regular file");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-unload", "w1", NULL), 0, out);
+  ASSERT_CONTAINS(out, "map 'w1' unloaded\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-unload", "w1", NULL), 1, out);
+  ASSERT_CONTAINS(out, "no map 'w1' is loaded");
+  /* Usage. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w1", NULL), 2, out);
+  ASSERT_CONTAINS(out, "map-load needs two arguments: NAME PATH");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-unload", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "  map-load NAME PATH ");
+  broker_down(&t);
+  remove(path);
 }
 
 /* The broker child's control block, mapped writable in this process (the test plays a game
@@ -252,7 +254,6 @@ static void hold_entry(mb_state_t *st, uint32_t i, const char *name) {
   mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, 1, self.pid));
 }
 
-
 /*
  * `mbctl heaps`: nothing published is the header and a line that says so; a client's pool
  * and heap are a row each (human sizes), also with the client named; --json is the raw
@@ -268,7 +269,7 @@ TEST(heaps) {
   cJSON *j;
   size_t i;
   broker_up(&t, "heaps");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
   ASSERT_EQ(strncmp(out, "CLIENT ", 7), 0);
   for (i = 0; i < sizeof header / sizeof header[0]; i++)
     ASSERT_CONTAINS(out, header[i]);
@@ -280,7 +281,7 @@ TEST(heaps) {
   hold_entry(m.st, 0, "zone-1");
   fake_mem(m.st, 0, 0, MB_MEM_LPOOL, "bullets", 48, 3 * 48, 5 * 48, 65536, 5, 2, 1, 3);
   fake_mem(m.st, 0, 1, MB_MEM_HEAP, "net", 0, 400, 600, 131072, 3, 1, 0, 2);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
   ASSERT_EQ(count_lines(out), 3);
   snprintf(want, sizeof want, "\n%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "zone-1",
            "bullets", "pool", "144 B", "240 B", "64.0 KiB", "5", "2", "1");
@@ -289,15 +290,15 @@ TEST(heaps) {
            "heap", "400 B", "600 B", "128.0 KiB", "3", "1", "0");
   ASSERT_CONTAINS(out, want);
   hold_entry(m.st, 0, "zone-1");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "zone-1", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "zone-1", NULL), 0, out);
   ASSERT_EQ(count_lines(out), 3);
   ASSERT_CONTAINS(out, "\nzone-1           net ");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "zone-9", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "zone-9", NULL), 0, out);
   ASSERT_CONTAINS(out, "\nno private pools or heaps published\n");
 
   /* --json: the raw array. */
   hold_entry(m.st, 0, "zone-1");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "--json", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "--json", NULL), 0, out);
   j = cJSON_Parse(out);
   if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 1)
     FAIL("heaps --json is not an array of one client:\n%s", out);
@@ -313,12 +314,12 @@ TEST(heaps) {
 
   /* clients: the committed bytes of its pools and heaps; --json has the sums. */
   hold_entry(m.st, 0, "zone-1");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "clients", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", NULL), 0, out);
   ASSERT_CONTAINS(out, " PRIVATE ");
   ASSERT_CONTAINS(out, " zone-1 ");
   ASSERT_CONTAINS(out, " 192.0 KiB ");
   hold_entry(m.st, 0, "zone-1");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "clients", "--json", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", "--json", NULL), 0, out);
   j = parse_json(out);
   c = cJSON_GetArrayItem(jget(j, "table"), 0);
   ASSERT_EQ(jnum(c, "private.in_use"), 544);
@@ -329,11 +330,11 @@ TEST(heaps) {
   state_close(&m, 0);
 
   /* Usage and help. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "heaps", "a", "b", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "a", "b", NULL), 2, out);
   ASSERT_CONTAINS(out, "heaps takes at most one argument");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
   ASSERT_CONTAINS(out, "\n  heaps ");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
   ASSERT_CONTAINS(out, "  heaps [CLIENT]   ");
   broker_down(&t);
 }
@@ -342,22 +343,22 @@ TEST(set_message) {
   tbroker_t t = {0};
   cJSON *j;
   broker_up(&t, "msg");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "hi", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", "hi", NULL), 0, out);
   ASSERT_CONTAINS(out, "status message: \"hi\"");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
   ASSERT_CONTAINS(out, "message     \"hi\"\n");
   /* Several arguments are one message; "--" lets it start with '-'. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "--", "-maintenance",
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", "--", "-maintenance",
                     "at 06:00", NULL),
               0, out);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
               0, out);
   j = parse_json(out);
   ASSERT_STR_EQ(jstr(j, "server.message"), "-maintenance at 06:00");
   cJSON_Delete(j);
   /* "" clears it. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-message", "", NULL), 0, out);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", "", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
   ASSERT_CONTAINS(out, "message     \"\"\n");
   broker_down(&t);
 }
@@ -367,7 +368,7 @@ TEST(watch_lines) {
   const char *line;
   int n = 0;
   broker_up(&t, "watch");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
                     "--interval", "50", NULL),
               0, out);
   ASSERT_EQ(count_lines(out), 2);
@@ -377,7 +378,7 @@ TEST(watch_lines) {
     ASSERT_CONTAINS(line, "world 256.0 KiB");
   }
   /* --json: each line is the broker's event, as it came; sections chosen. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "--json", "watch", "--count", "3",
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "--json", "watch", "--count", "3",
                     "--interval", "50", "server", NULL),
               0, out);
   ASSERT_EQ(count_lines(out), 3);
@@ -395,7 +396,7 @@ TEST(watch_lines) {
   }
   ASSERT_EQ(n, 3);
   /* An interval the broker refuses is its bad_args, and no line is printed. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "watch", "--count", "2",
                     "--interval", "49", NULL),
               1, out);
   ASSERT_CONTAINS(out, "bad_args");
@@ -409,54 +410,54 @@ TEST(not_running) {
   mb_os_procid_t self;
   mb_os_proc_self(&self);
   snprintf(inst, sizeof inst, "p%unosuch", (unsigned)self.pid);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
   snprintf(want, sizeof want, "membroker is not running for instance '%s'", inst);
   ASSERT_CONTAINS(out, want);
   ASSERT_CONTAINS(out, "membroker run"); /* how to start it */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", inst, "watch", "--count", "1", NULL), 3, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "watch", "--count", "1", NULL), 3, out);
   ASSERT_CONTAINS(out, want);
 }
 
 /* Usage errors exit 2 before any connection is tried (no broker runs here). */
 TEST(usage_errors) {
-  ASSERT_EXIT(mbctl(out, sizeof out, "--bogus", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--bogus", NULL), 2, out);
   ASSERT_CONTAINS(out, "unknown option '--bogus'");
   ASSERT_CONTAINS(out, "usage: mbctl");
-  ASSERT_EXIT(mbctl(out, sizeof out, NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, NULL), 2, out);
   ASSERT_CONTAINS(out, "usage: mbctl");
-  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--count", "2", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--count", "2", NULL), 2, out);
   ASSERT_CONTAINS(out, "options of watch");
-  ASSERT_EXIT(mbctl(out, sizeof out, "watch", "--interval", "fast", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "watch", "--interval", "fast", NULL), 2, out);
   ASSERT_CONTAINS(out, "'fast'");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--timeout", "-5", "status", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--timeout", "-5", "status", NULL), 2, out);
   ASSERT_CONTAINS(out, "--timeout needs a positive number, got '-5'");
-  ASSERT_EXIT(mbctl(out, sizeof out, "status", "--instance", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--instance", NULL), 2, out);
   ASSERT_CONTAINS(out, "--instance needs a value");
-  ASSERT_EXIT(mbctl(out, sizeof out, "set-status", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "set-status", NULL), 2, out);
   ASSERT_CONTAINS(out, "running or draining");
-  ASSERT_EXIT(mbctl(out, sizeof out, "ping", "extra", NULL), 2, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "ping", "extra", NULL), 2, out);
   ASSERT_CONTAINS(out, "takes no arguments");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
   ASSERT_CONTAINS(out, "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running");
 }
 
 TEST(command_fails) {
   tbroker_t t = {0};
   broker_up(&t, "fail");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-status", "bogus", NULL), 1,
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-status", "bogus", NULL), 1,
               out);
   ASSERT_CONTAINS(out, "set-status failed: bad_args");
   ASSERT_CONTAINS(out, "bogus");
   /* With --json the error response goes to stdout, the message to stderr: both are here. */
   ASSERT_EXIT(
-      mbctl(out, sizeof out, "--instance", t.instance, "--json", "set-status", "bogus", NULL), 1,
+      MBCTL(out, sizeof out, "--instance", t.instance, "--json", "set-status", "bogus", NULL), 1,
       out);
   ASSERT_CONTAINS(out, "\"code\":\t\"bad_args\"");
   ASSERT_CONTAINS(out, "set-status failed: bad_args");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "set-status", "draining", NULL), 0,
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-status", "draining", NULL), 0,
               out);
   ASSERT_CONTAINS(out, "server status: draining (was running)");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", NULL), 0, out);
   ASSERT_CONTAINS(out, "', draining\n");
   broker_down(&t);
 }
@@ -464,23 +465,23 @@ TEST(command_fails) {
 TEST(ping_version_shutdown) {
   tbroker_t t = {0};
   broker_up(&t, "down");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "ping", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "ping", NULL), 0, out);
   ASSERT_STR_EQ(out, "pong\n");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "version", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "version", NULL), 0, out);
   ASSERT_CONTAINS(out, "membroker ");
   ASSERT_CONTAINS(out, "(layout ");
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "shutdown", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "shutdown", NULL), 0, out);
   ASSERT_CONTAINS(out, "is stopping");
   ASSERT_EQ(broker_wait_exit(&t), 0);
-  ASSERT_EXIT(mbctl(out, sizeof out, "--instance", t.instance, "status", NULL), 3, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 3, out);
 }
 
 /* The redirection itself: a file that cannot be created fails the spawn, and no child runs. */
 TEST(output_file_cannot_be_created) {
   const char *argv[3];
-  char dir[512], path[700];
+  char exe[1024], dir[512], path[700];
   mb_os_child_t child;
-  argv[0] = mbctl_path();
+  argv[0] = mb_test_exe_path(MB_MBCTL_EXE, exe, sizeof exe);
   argv[1] = "--version";
   argv[2] = NULL;
   ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
@@ -488,6 +489,6 @@ TEST(output_file_cannot_be_created) {
   ASSERT_ERR(mb_os_spawn_redirect(argv, path, &child), MB_ENOENT);
   ASSERT_CONTAINS(mb_last_error(), "mbt-no-such-dir");
   /* And with a good file, the version line lands in it. */
-  ASSERT_EXIT(mbctl(out, sizeof out, "--version", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--version", NULL), 0, out);
   ASSERT_CONTAINS(out, "mbctl ");
 }

@@ -331,6 +331,59 @@ MB_API int mb_pool_free(mb_pool_t *pool, void *obj);
  * the next one, MB_ENOENT at the end. */
 MB_API int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj);
 
+/* ---- game data maps (the GMAP format) ----------------------------------------------------- */
+
+/*
+ * A GMAP file, little-endian: a 64-byte header, tile_count tiles (width x height of them, row
+ * by row: tile (x, y) is number y * width + x), then object_count objects. Nothing else.
+ */
+#define MB_GMAP_SIGNATURE 0x50414D47u /* the bytes 'G' 'M' 'A' 'P' read as a little-endian word */
+#define MB_GMAP_VERSION 1u
+typedef struct mb_gmap_header_s {
+  uint32_t signature; /* MB_GMAP_SIGNATURE */
+  uint32_t version;   /* MB_GMAP_VERSION */
+  uint32_t width;
+  uint32_t height;
+  uint32_t tile_count; /* width * height */
+  uint32_t object_count;
+  uint32_t reserved[10]; /* 0 in version 1 */
+} mb_gmap_header_t;      /* 64 bytes */
+typedef struct mb_gmap_tile_s {
+  uint16_t tile_id;
+  uint8_t elevation;
+  uint8_t flags;
+} mb_gmap_tile_t; /* 4 bytes */
+typedef struct mb_gmap_object_s {
+  uint32_t object_id;
+  float pos_x, pos_y, pos_z;
+  float rot_x, rot_y, rot_z;
+  uint32_t properties;
+} mb_gmap_object_t; /* 32 bytes */
+
+/*
+ * Check that data[0..size) is a whole GMAP image before anything in it is used: every header
+ * field against the size (signature, version, width x height = tile_count, counts whose bytes
+ * overflow or run past the end, bytes after the objects, reserved words). 0, or MB_EBADMAGIC
+ * (not GMAP), MB_EVERSION (another version) or MB_EINVAL, with a message that starts with
+ * `what` (e.g. the file's name) and names the field.
+ */
+MB_API int mb_gmap_check(const void *data, uint64_t size, const char *what);
+
+/*
+ * A map the broker loaded (its config's "maps", or map-load), shared read-only by every game
+ * server: one copy in memory for all. MB_ENOENT if there is no map of that name. The handle
+ * stays valid (its memory too) until mb_map_close, even if the broker unloads or reloads the
+ * map meanwhile; mb_detach and mb_close close the handles still open.
+ */
+typedef struct mb_map_s mb_map_t;
+MB_API int mb_map_open(mb_client_t *client, const char *name, mb_map_t **map);
+MB_API const mb_gmap_header_t *mb_map_header(const mb_map_t *map);
+/* The tile at (x, y): MB_ERANGE, *tile = NULL, outside width x height. */
+MB_API int mb_map_tile(const mb_map_t *map, uint32_t x, uint32_t y, const mb_gmap_tile_t **tile);
+/* Object number index: MB_ERANGE, *obj = NULL, at or past object_count. */
+MB_API int mb_map_object(const mb_map_t *map, uint32_t index, const mb_gmap_object_t **obj);
+MB_API void mb_map_close(mb_map_t *map);
+
 /* ---- private pools and heaps: a game server's own memory -------------------------------- */
 
 /*

@@ -1,0 +1,459 @@
+/*
+ * gmaptool.c - make and inspect GMAP files (game data maps, membroker.h) offline: the same
+ * validator the broker runs before it loads a map (mb_gmap_check), and the deterministic
+ * writer of the tests and benchmarks (mb__gmap_write, gmap.h).
+ *
+ *   gmaptool create FILE --width W --height H [--objects N] [--seed S]
+ *   gmaptool info FILE [--json]
+ *   gmaptool tile FILE X Y [--json]
+ *   gmaptool object FILE I [--json]
+ *
+ * The read commands read the whole file with stdio and check it first, so what they print
+ * comes only from a file the broker would accept. Exit codes: 0 ok, 1 the command failed (the
+ * file cannot be read or written, is not a valid GMAP file, or has no such tile or object),
+ * 2 usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+#include "gmap.h"
+
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *fp) {
+  fprintf(fp, "usage: gmaptool COMMAND FILE [ARGS] [OPTIONS]\n"
+              "       (options may also stand before the command; -- ends them)\n"
+              "\n"
+              "commands:\n"
+              "  create FILE --width W --height H [--objects N] [--seed S]\n"
+              "                          write a valid GMAP file whose tiles and objects are a\n"
+              "                          function of their position and the seed\n"
+              "  info FILE               check FILE as the broker does; print its header, the\n"
+              "                          sizes of its parts and its checksum (FNV-1a 64)\n"
+              "  tile FILE X Y           print the tile at column X, row Y (from 0)\n"
+              "  object FILE I           print object number I (from 0)\n"
+              "\n"
+              "options:\n"
+              "  --width W, --height H   create: the map's size in tiles, 1..4294967295 each,\n"
+              "                          W x H at most 4294967295\n"
+              "  --objects N             create: number of objects (default 0)\n"
+              "  --seed S                create: the contents' seed, 0..4294967295 (default 0)\n"
+              "  --json                  info, tile, object: print the result as JSON\n"
+              "  --help, --version\n"
+              "\n"
+              "exit codes: 0 ok, 1 command failed (unreadable or invalid file, no such tile or\n"
+              "object), 2 usage\n");
+}
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+/* A whole decimal number 0..UINT32_MAX (no sign, no spaces): 0, or -1 if s is not one. */
+static int parse_u32(const char *s, uint32_t *out) {
+  uint64_t v = 0;
+  const char *c = s;
+  if (*c == '\0')
+    return -1;
+  for (; *c != '\0'; c++) {
+    if (*c < '0' || *c > '9')
+      return -1;
+    v = v * 10 + (uint64_t)(*c - '0');
+    if (v > UINT32_MAX)
+      return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* "39.3 KiB" - into one of four rotating buffers, so a printf can use several. */
+static const char *bytes(uint64_t v) {
+  static char bufs[4][32];
+  static int next;
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  char *b = bufs[next++ & 3];
+  double d = (double)v;
+  int u = 0;
+  while (d >= 1024 && u < 4) {
+    d /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(b, 32, "%llu B", (unsigned long long)v);
+  else
+    snprintf(b, 32, "%.1f %s", d, units[u]);
+  return b;
+}
+
+/* Print j on stdout and flush it, so a message on stderr that follows comes after it even
+ * when both go to one file. */
+static void print_json(cJSON *j) {
+  char *text = cJSON_Print(j);
+  if (text != NULL)
+    printf("%s\n", text);
+  cJSON_free(text);
+  fflush(stdout);
+}
+
+/*
+ * Read the whole file `path` into *data (malloc'ed; *size bytes) with stdio. The file's size,
+ * where the C library can tell it, sizes the buffer at once; reading goes on to the end of
+ * the file whatever it said. Prints what went wrong and returns -1 on failure.
+ */
+static int read_file(const char *path, unsigned char **data, uint64_t *size) {
+  unsigned char *buf = NULL, *nbuf;
+  size_t cap = 64 * 1024, len = 0, n;
+  long hint;
+  FILE *fp;
+
+  errno = 0;
+  if ((fp = fopen(path, "rb")) == NULL) {
+    fprintf(stderr, "gmaptool: cannot open '%s': %s\n", path,
+            strerror(errno != 0 ? errno : ENOENT));
+    return -1;
+  }
+  if (fseek(fp, 0, SEEK_END) == 0 && (hint = ftell(fp)) >= 0)
+    cap = (size_t)hint + 1; /* + 1: the read that finds the end needs no larger buffer */
+  rewind(fp);
+  for (;;) {
+    if (buf == NULL || len == cap) {
+      if (buf != NULL) {
+        if (cap > (size_t)-1 / 2) {
+          fprintf(stderr, "gmaptool: '%s' is too large to read\n", path);
+          goto fail;
+        }
+        cap *= 2;
+      }
+      if ((nbuf = (unsigned char *)realloc(buf, cap)) == NULL) {
+        fprintf(stderr, "gmaptool: no memory to read '%s' (%s)\n", path, bytes(cap));
+        goto fail;
+      }
+      buf = nbuf;
+    }
+    errno = 0;
+    n = fread(buf + len, 1, cap - len, fp);
+    len += n;
+    if (len < cap) { /* a short read: the end of the file, or an error */
+      if (ferror(fp)) {
+        fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
+                strerror(errno != 0 ? errno : EIO));
+        goto fail;
+      }
+      break;
+    }
+  }
+  fclose(fp);
+  *data = buf;
+  *size = len;
+  return 0;
+fail:
+  fclose(fp);
+  free(buf);
+  return -1;
+}
+
+/* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why
+ * (with --json the failure is also printed as JSON on stdout). */
+static int load(const char *path, int json, unsigned char **data, uint64_t *size,
+                mb_gmap_header_t *h) {
+  int rc;
+  if (read_file(path, data, size) != 0)
+    return EXIT_FAILED;
+  if ((rc = mb_gmap_check(*data, *size, path)) != 0) {
+    if (json) {
+      cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(j, "file", path);
+      cJSON_AddBoolToObject(j, "valid", 0);
+      cJSON_AddNumberToObject(j, "size", (double)*size);
+      cJSON_AddStringToObject(e, "code", mb_err_name(rc));
+      cJSON_AddStringToObject(e, "message", mb_last_error());
+      cJSON_AddItemToObject(j, "error", e);
+      print_json(j);
+      cJSON_Delete(j);
+    }
+    fprintf(stderr, "gmaptool: not a valid GMAP file: %s (%s)\n", mb_last_error(), mb_err_name(rc));
+    free(*data);
+    *data = NULL;
+    return EXIT_FAILED;
+  }
+  mb__gmap_header(*data, h);
+  return 0;
+}
+
+/* ---- commands -------------------------------------------------------------------------------- */
+
+static int cmd_create(const char *path, uint32_t width, uint32_t height, uint32_t objects,
+                      uint32_t seed) {
+  if (mb__gmap_write(path, width, height, objects, seed) != 0) {
+    fprintf(stderr, "gmaptool: create failed: %s\n", mb_last_error());
+    return EXIT_FAILED;
+  }
+  printf("created     %s: %u x %u tiles, %u objects, %llu bytes (%s), seed %u\n", path,
+         (unsigned)width, (unsigned)height, (unsigned)objects,
+         (unsigned long long)mb__gmap_image_size(width * height, objects),
+         bytes(mb__gmap_image_size(width * height, objects)), (unsigned)seed);
+  return EXIT_OK;
+}
+
+static int cmd_info(const char *path, int json) {
+  unsigned char *data;
+  uint64_t size, tile_bytes, object_bytes, sum;
+  mb_gmap_header_t h;
+  char hex[24];
+  int rc;
+  if ((rc = load(path, json, &data, &size, &h)) != 0)
+    return rc;
+  tile_bytes = (uint64_t)h.tile_count * MB_GMAP_TILE_SIZE;
+  object_bytes = (uint64_t)h.object_count * MB_GMAP_OBJECT_SIZE;
+  sum = mb__gmap_fnv1a64(data, size);
+  snprintf(hex, sizeof hex, "0x%016llx", (unsigned long long)sum);
+  if (json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", path);
+    cJSON_AddBoolToObject(j, "valid", 1);
+    cJSON_AddNumberToObject(j, "size", (double)size);
+    cJSON_AddNumberToObject(j, "version", h.version);
+    cJSON_AddNumberToObject(j, "width", h.width);
+    cJSON_AddNumberToObject(j, "height", h.height);
+    cJSON_AddNumberToObject(j, "tile_count", h.tile_count);
+    cJSON_AddNumberToObject(j, "object_count", h.object_count);
+    cJSON_AddNumberToObject(j, "header_bytes", MB_GMAP_HEADER_SIZE);
+    cJSON_AddNumberToObject(j, "tiles_offset", (double)MB_GMAP_TILES_OFFSET);
+    cJSON_AddNumberToObject(j, "tile_bytes", (double)tile_bytes);
+    cJSON_AddNumberToObject(j, "objects_offset", (double)MB_GMAP_OBJECTS_OFFSET(&h));
+    cJSON_AddNumberToObject(j, "object_bytes", (double)object_bytes);
+    cJSON_AddStringToObject(j, "fnv1a64", hex);
+    print_json(j);
+    cJSON_Delete(j);
+  } else {
+    printf("file        %s\n", path);
+    printf("format      GMAP version %u, valid\n", (unsigned)h.version);
+    printf("map         %u x %u tiles (%u), %u objects\n", (unsigned)h.width, (unsigned)h.height,
+           (unsigned)h.tile_count, (unsigned)h.object_count);
+    printf("size        %llu bytes (%s)\n", (unsigned long long)size, bytes(size));
+    printf("header      %u bytes at offset 0\n", MB_GMAP_HEADER_SIZE);
+    printf("tiles       %llu bytes at offset %llu (%u bytes each)\n",
+           (unsigned long long)tile_bytes, (unsigned long long)MB_GMAP_TILES_OFFSET,
+           MB_GMAP_TILE_SIZE);
+    printf("objects     %llu bytes at offset %llu (%u bytes each)\n",
+           (unsigned long long)object_bytes, (unsigned long long)MB_GMAP_OBJECTS_OFFSET(&h),
+           MB_GMAP_OBJECT_SIZE);
+    printf("checksum    %s (FNV-1a 64)\n", hex);
+  }
+  free(data);
+  return EXIT_OK;
+}
+
+static int cmd_tile(const char *path, uint32_t x, uint32_t y, int json) {
+  unsigned char *data;
+  uint64_t size, index, offset;
+  mb_gmap_header_t h;
+  mb_gmap_tile_t t;
+  int rc;
+  if ((rc = load(path, json, &data, &size, &h)) != 0)
+    return rc;
+  if (mb__gmap_tile(data, &h, x, y, &t) != 0) {
+    fprintf(stderr, "gmaptool: %s: %s\n", path, mb_last_error());
+    free(data);
+    return EXIT_FAILED;
+  }
+  index = (uint64_t)y * h.width + x;
+  offset = MB_GMAP_TILES_OFFSET + index * MB_GMAP_TILE_SIZE;
+  if (json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "x", x);
+    cJSON_AddNumberToObject(j, "y", y);
+    cJSON_AddNumberToObject(j, "index", (double)index);
+    cJSON_AddNumberToObject(j, "offset", (double)offset);
+    cJSON_AddNumberToObject(j, "tile_id", t.tile_id);
+    cJSON_AddNumberToObject(j, "elevation", t.elevation);
+    cJSON_AddNumberToObject(j, "flags", t.flags);
+    print_json(j);
+    cJSON_Delete(j);
+  } else {
+    printf("tile        (%u, %u), number %llu at offset %llu\n", (unsigned)x, (unsigned)y,
+           (unsigned long long)index, (unsigned long long)offset);
+    printf("tile_id     %u\n", (unsigned)t.tile_id);
+    printf("elevation   %u\n", (unsigned)t.elevation);
+    printf("flags       0x%02x\n", (unsigned)t.flags);
+  }
+  free(data);
+  return EXIT_OK;
+}
+
+static cJSON *vec3(float a, float b, float c) {
+  const double v[3] = {a, b, c};
+  return cJSON_CreateDoubleArray(v, 3);
+}
+
+static int cmd_object(const char *path, uint32_t i, int json) {
+  unsigned char *data;
+  uint64_t size, offset;
+  mb_gmap_header_t h;
+  mb_gmap_object_t o;
+  int rc;
+  if ((rc = load(path, json, &data, &size, &h)) != 0)
+    return rc;
+  if (mb__gmap_object(data, &h, i, &o) != 0) {
+    fprintf(stderr, "gmaptool: %s: %s\n", path, mb_last_error());
+    free(data);
+    return EXIT_FAILED;
+  }
+  offset = MB_GMAP_OBJECTS_OFFSET(&h) + (uint64_t)i * MB_GMAP_OBJECT_SIZE;
+  if (json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "index", i);
+    cJSON_AddNumberToObject(j, "offset", (double)offset);
+    cJSON_AddNumberToObject(j, "object_id", o.object_id);
+    cJSON_AddItemToObject(j, "pos", vec3(o.pos_x, o.pos_y, o.pos_z));
+    cJSON_AddItemToObject(j, "rot", vec3(o.rot_x, o.rot_y, o.rot_z));
+    cJSON_AddNumberToObject(j, "properties", o.properties);
+    print_json(j);
+    cJSON_Delete(j);
+  } else {
+    printf("object      %u at offset %llu\n", (unsigned)i, (unsigned long long)offset);
+    printf("object_id   %u\n", (unsigned)o.object_id);
+    printf("position    (%g, %g, %g)\n", (double)o.pos_x, (double)o.pos_y, (double)o.pos_z);
+    printf("rotation    (%g, %g, %g)\n", (double)o.rot_x, (double)o.rot_y, (double)o.rot_z);
+    printf("properties  %u (0x%08x)\n", (unsigned)o.properties, (unsigned)o.properties);
+  }
+  free(data);
+  return EXIT_OK;
+}
+
+/* ---- command line ---------------------------------------------------------------------------- */
+
+/* The value options of create, in the order of `vals` in main. */
+static const char *const value_opts[] = {"--width", "--height", "--objects", "--seed"};
+#define N_VALUE_OPTS 4
+
+/* What a command takes: its name and the number of arguments after it, FILE included. */
+static const struct {
+  const char *name, *args;
+  int argc;
+} commands[] = {
+    {"create", "FILE --width W --height H [--objects N] [--seed S]", 1},
+    {"info", "FILE [--json]", 1},
+    {"tile", "FILE X Y [--json]", 3},
+    {"object", "FILE I [--json]", 2},
+};
+
+/* The argument `what` (a name for messages) as a number, or a usage message and -1. */
+static int arg_u32(const char *what, const char *s, uint32_t *out) {
+  if (parse_u32(s, out) == 0)
+    return 0;
+  fprintf(stderr, "gmaptool: %s must be a whole number from 0 to 4294967295, got '%s'\n", what, s);
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  static char *pos[8];
+  int npos = 0, json = 0, opts_done = 0, i, k, cmd = -1;
+  int given[N_VALUE_OPTS] = {0};
+  uint32_t vals[N_VALUE_OPTS] = {0, 0, 0, 0}; /* width, height, objects, seed */
+  uint32_t a, b;
+
+  /* Options may stand before or after the command; "--" ends them (for a file named "-x"). */
+  for (i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    if (!opts_done && s[0] == '-' && s[1] != '\0') {
+      if (strcmp(s, "--") == 0) {
+        opts_done = 1;
+        continue;
+      }
+      if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+      }
+      if (strcmp(s, "--version") == 0) {
+        printf("gmaptool %s (GMAP version %u)\n", MB_VERSION, MB_GMAP_VERSION);
+        return EXIT_OK;
+      }
+      if (strcmp(s, "--json") == 0) {
+        json = 1;
+        continue;
+      }
+      for (k = 0; k < N_VALUE_OPTS; k++)
+        if (strcmp(s, value_opts[k]) == 0)
+          break;
+      if (k == N_VALUE_OPTS) {
+        fprintf(stderr, "gmaptool: unknown option '%s'\n\n", s);
+        usage(stderr);
+        return EXIT_USAGE;
+      }
+      if (i + 1 == argc) {
+        fprintf(stderr, "gmaptool: %s needs a value\n", s);
+        return EXIT_USAGE;
+      }
+      if (parse_u32(argv[i + 1], &vals[k]) != 0 || (k < 2 && vals[k] == 0)) {
+        fprintf(stderr, "gmaptool: %s needs a whole number from %d to 4294967295, got '%s'\n", s,
+                k < 2 ? 1 : 0, argv[i + 1]);
+        return EXIT_USAGE;
+      }
+      given[k] = 1;
+      i++;
+    } else if (npos < (int)(sizeof pos / sizeof pos[0])) {
+      pos[npos++] = argv[i];
+    } else {
+      fprintf(stderr, "gmaptool: too many arguments\n");
+      return EXIT_USAGE;
+    }
+  }
+  if (npos == 0) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  for (k = 0; k < (int)(sizeof commands / sizeof commands[0]); k++)
+    if (strcmp(pos[0], commands[k].name) == 0)
+      cmd = k;
+  if (cmd < 0) {
+    fprintf(stderr, "gmaptool: unknown command '%s' (create, info, tile, object)\n", pos[0]);
+    fprintf(stderr, "run 'gmaptool --help' for usage\n");
+    return EXIT_USAGE;
+  }
+  if (npos - 1 != commands[cmd].argc) {
+    fprintf(stderr, "gmaptool: %s takes %s\n", commands[cmd].name, commands[cmd].args);
+    return EXIT_USAGE;
+  }
+
+  if (strcmp(pos[0], "create") == 0) {
+    if (json) {
+      fprintf(stderr, "gmaptool: --json is an option of info, tile and object\n");
+      return EXIT_USAGE;
+    }
+    if (!given[0] || !given[1]) {
+      fprintf(stderr, "gmaptool: create needs --width and --height\n");
+      return EXIT_USAGE;
+    }
+    if ((uint64_t)vals[0] * vals[1] > UINT32_MAX) {
+      fprintf(stderr,
+              "gmaptool: --width %u x --height %u is %llu tiles, more than a GMAP file holds "
+              "(4294967295)\n",
+              (unsigned)vals[0], (unsigned)vals[1], (unsigned long long)vals[0] * vals[1]);
+      return EXIT_USAGE;
+    }
+    return cmd_create(pos[1], vals[0], vals[1], vals[2], vals[3]);
+  }
+  for (k = 0; k < N_VALUE_OPTS; k++)
+    if (given[k]) {
+      fprintf(stderr, "gmaptool: %s is an option of create\n", value_opts[k]);
+      return EXIT_USAGE;
+    }
+  if (strcmp(pos[0], "info") == 0)
+    return cmd_info(pos[1], json);
+  if (strcmp(pos[0], "tile") == 0) {
+    if (arg_u32("X", pos[2], &a) != 0 || arg_u32("Y", pos[3], &b) != 0)
+      return EXIT_USAGE;
+    return cmd_tile(pos[1], a, b, json);
+  }
+  if (arg_u32("I", pos[2], &a) != 0)
+    return EXIT_USAGE;
+  return cmd_object(pos[1], a, json);
+}

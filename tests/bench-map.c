@@ -1,0 +1,204 @@
+/*
+ * bench-map.c - what a game data map costs, beside reading the file the plain way: the broker's
+ * load of a 256 MiB GMAP file (read into a shared section, checked, checksummed), a game
+ * server's mb_map_open, a plain open + read of the whole file into private memory (malloc),
+ * and random tile reads through mb_map_tile beside direct indexing in the read buffer. A
+ * benchmark, not a test: it prints medians over interleaved rounds and the ratios
+ * (scripts/bench.sh). Portable (platform layer, stdio).
+ *
+ *   bench-map [ROUNDS [DIR]]      default 5 rounds; the map file is written to DIR (".")
+ *
+ * A broker runs in this process (instance "bmap<pid>"); the client attaches to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MB_BENCH_NAME "bench-map"
+#include "bench.h"
+#include "broker.h"
+#include "gmap.h"
+#include "log.h"
+#include "maps.h"
+#include "membroker.h"
+
+#define SIDE 8192u       /* tiles per side: 8192 x 8192 x 4 bytes = 256 MiB of tiles */
+#define OBJECTS 1000u    /* a few objects after them */
+#define READS 20000000u  /* random tile reads per measurement */
+#define CHUNK (8u << 20) /* bytes per fread of the plain read */
+#define MAX_ROUNDS 32
+
+/* xorshift64: the same sequence of coordinates for both readers. */
+static uint64_t next(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* The whole file into malloc'd memory with stdio, unbuffered (fread of large chunks is one
+ * read() each). *ns receives the time it took, open to close. */
+static unsigned char *plain_read(const char *path, uint64_t size, double *ns) {
+  uint64_t t0 = mb_os_mono_ns(), off = 0;
+  unsigned char *buf;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "bench-map: cannot open %s\n", path);
+    exit(1);
+  }
+  setvbuf(f, NULL, _IONBF, 0);
+  if ((buf = malloc((size_t)size)) == NULL) {
+    fprintf(stderr, "bench-map: out of memory for %llu bytes\n", (unsigned long long)size);
+    exit(1);
+  }
+  while (off < size) {
+    size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK, r = fread(buf + off, 1, n, f);
+    if (r == 0) {
+      fprintf(stderr, "bench-map: short read of %s\n", path);
+      exit(1);
+    }
+    off += r;
+  }
+  fclose(f);
+  *ns = (double)(mb_os_mono_ns() - t0);
+  return buf;
+}
+
+/* ns per random tile read through the client API. */
+static double reads_map(const mb_map_t *m, uint64_t *sum) {
+  uint64_t s = 88172645463325252ull, t0 = mb_os_mono_ns(), acc = 0;
+  const mb_gmap_tile_t *t;
+  uint32_t i;
+  for (i = 0; i < READS; i++) {
+    uint64_t r = next(&s);
+    if (mb_map_tile(m, (uint32_t)r & (SIDE - 1), (uint32_t)(r >> 32) & (SIDE - 1), &t) != 0)
+      die("mb_map_tile", MB_ERANGE);
+    acc += t->tile_id;
+  }
+  *sum += acc;
+  return (double)(mb_os_mono_ns() - t0) / READS;
+}
+
+/* ns per random tile read by indexing an image directly (no bounds check): the read buffer,
+ * or the map's own memory (what the API call adds, apart from the memory it reads). */
+static double reads_direct(const unsigned char *buf, uint64_t *sum) {
+  uint64_t s = 88172645463325252ull, t0 = mb_os_mono_ns(), acc = 0;
+  const mb_gmap_tile_t *tiles = (const mb_gmap_tile_t *)(buf + MB_GMAP_TILES_OFFSET);
+  uint32_t i;
+  for (i = 0; i < READS; i++) {
+    uint64_t r = next(&s);
+    acc += tiles[(size_t)((uint32_t)(r >> 32) & (SIDE - 1)) * SIDE + ((uint32_t)r & (SIDE - 1))]
+               .tile_id;
+  }
+  *sum += acc;
+  return (double)(mb_os_mono_ns() - t0) / READS;
+}
+
+/* ns to read one byte of every page of the map once (a game server's first pass: each page
+ * is mapped into the process on first touch). */
+static double touch_map(const mb_map_t *m, uint64_t size, uint64_t *sum) {
+  const volatile unsigned char *p = (const volatile unsigned char *)mb_map_header(m);
+  size_t page = mb_os_mem_config()->page_size;
+  uint64_t t0 = mb_os_mono_ns(), off, acc = 0;
+  for (off = 0; off < size; off += page)
+    acc += p[off];
+  *sum += acc;
+  return (double)(mb_os_mono_ns() - t0);
+}
+
+int main(int argc, char **argv) {
+  int rounds = argc > 1 ? atoi(argv[1]) : 5, r, rc;
+  const char *dir = argc > 2 ? argv[2] : ".";
+  double load[MAX_ROUNDS], open_[MAX_ROUNDS], plain[MAX_ROUNDS], touch[MAX_ROUNDS];
+  double rmap[MAX_ROUNDS], rdirect[MAX_ROUNDS], rmapdirect[MAX_ROUNDS], fnv[MAX_ROUNDS];
+  double ratio_open[MAX_ROUNDS], ratio_reads[MAX_ROUNDS];
+  uint64_t size = mb__gmap_image_size(SIDE * SIDE, OBJECTS), sink = 0, t0;
+  char path[1024];
+  mb_os_procid_t self;
+  mb_config_t cfg;
+  static mb_broker_t b;
+  mb_client_t *c;
+
+  if (rounds < 1 || rounds > MAX_ROUNDS) {
+    fprintf(stderr, "usage: bench-map [ROUNDS 1..%d [DIR]]\n", MAX_ROUNDS);
+    return 2;
+  }
+  mb_os_proc_self(&self);
+  snprintf(path, sizeof path, "%s/bench-map-%u.gmap", dir, (unsigned)self.pid);
+  t0 = mb_os_mono_ns();
+  if ((rc = mb__gmap_write(path, SIDE, SIDE, OBJECTS, 1)) != 0)
+    die("write the map file", rc);
+  printf("game data map: %u x %u tiles, %u objects, %llu bytes (%s, written in %.0f ms)\n", SIDE,
+         SIDE, OBJECTS, (unsigned long long)size, path, (double)(mb_os_mono_ns() - t0) / 1e6);
+
+  mb__config_defaults(&cfg);
+  mb__log_open(MB_LOG_ERROR, "");
+  snprintf(cfg.instance, sizeof cfg.instance, "bmap%u", (unsigned)self.pid);
+  cfg.nregions = 1;
+  memset(cfg.regions, 0, sizeof cfg.regions);
+  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
+  cfg.regions[0].size = 64 * 1024;
+  cfg.heartbeat_timeout_ms = 0;
+  if ((rc = mb__broker_start(&b, &cfg, 0)) != 0)
+    die("start broker", rc);
+  if ((rc = mb_attach(cfg.instance, "bench", NULL, &c)) != 0)
+    die("attach", rc);
+
+  /* Interleaved rounds: every measurement of a round sees the same machine state. */
+  for (r = 0; r < rounds; r++) {
+    mb_map_t *m;
+    unsigned char *buf;
+    t0 = mb_os_mono_ns();
+    if ((rc = mb__map_load(&b, "world", path, NULL, NULL)) != 0)
+      die("map-load", rc);
+    load[r] = (double)(mb_os_mono_ns() - t0);
+    t0 = mb_os_mono_ns();
+    if ((rc = mb_map_open(c, "world", &m)) != 0)
+      die("mb_map_open", rc);
+    open_[r] = (double)(mb_os_mono_ns() - t0);
+    touch[r] = touch_map(m, size, &sink);
+    buf = plain_read(path, size, &plain[r]);
+    if (memcmp(buf, mb_map_header(m), 4096) != 0) {
+      fprintf(stderr, "bench-map: the map and the file differ\n");
+      return 1;
+    }
+    rmap[r] = reads_map(m, &sink);
+    rdirect[r] = reads_direct(buf, &sink);
+    rmapdirect[r] = reads_direct((const unsigned char *)mb_map_header(m), &sink);
+    t0 = mb_os_mono_ns();
+    sink += mb__gmap_fnv1a64(buf, size);
+    fnv[r] = (double)(mb_os_mono_ns() - t0);
+    ratio_open[r] = plain[r] / open_[r];
+    ratio_reads[r] = rmap[r] / rdirect[r];
+    free(buf);
+    mb_map_close(m);
+    if ((rc = mb__map_unload(&b, "world")) != 0)
+      die("map-unload", rc);
+  }
+  {
+    double l = median(load, rounds), o = median(open_, rounds), p = median(plain, rounds);
+    double t = median(touch, rounds), rm = median(rmap, rounds), rd = median(rdirect, rounds);
+    printf("%-56s %12s %9s\n", "game data map (medians of rounds)", "", "ratio");
+    printf("%-56s %9.1f ms\n", "broker: map-load (read, check, FNV-1a checksum)", l / 1e6);
+    printf("%-56s %9.1f ms\n", "  of which the checksum alone (FNV-1a, one byte a step)",
+           median(fnv, rounds) / 1e6);
+    printf("%-56s %9.3f ms\n", "client: mb_map_open", o / 1e6);
+    printf("%-56s %9.1f ms %9.0f  (read / open)\n", "plain: open + read() of the file into malloc",
+           p / 1e6, median(ratio_open, rounds));
+    printf("%-56s %9.1f ms\n", "client: first touch of every page of the map", t / 1e6);
+    printf("%-56s %9.1f M/s %8.2f  (ns per read, map / direct)\n",
+           "random tile reads: mb_map_tile (bounds-checked)", 1e3 / rm,
+           median(ratio_reads, rounds));
+    printf("%-56s %9.1f M/s\n", "random tile reads: direct index in the read() buffer", 1e3 / rd);
+    printf("%-56s %9.1f M/s\n", "random tile reads: direct index in the map's memory",
+           1e3 / median(rmapdirect, rounds));
+    printf("(%d rounds; %u random reads each; page cache warm after the first write; "
+           "checksum sink %llu)\n",
+           rounds, READS, (unsigned long long)(sink & 0xF));
+  }
+  mb_detach(c);
+  mb__broker_stop(&b);
+  remove(path);
+  return 0;
+}

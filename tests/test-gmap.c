@@ -1,0 +1,650 @@
+/*
+ * test-gmap.c - GMAP files (game data maps): the validator mb_gmap_check on a table of
+ * malformed images (each refused with its own code and a message that names the field) and
+ * on valid ones, the layout of membroker.h's structs, the deterministic writer (every tile
+ * and object as gmap.h predicts, its errors), the FNV-1a checksum, and gmaptool run as an
+ * operator runs it (MB_GMAPTOOL_EXE, set by CMake; under Wine for the Windows build), with
+ * the exit code and output of each success and failure.
+ *
+ * Every image is handed to the validator in a heap block of its exact size, so a read past
+ * its end is caught by AddressSanitizer.
+ */
+#include "task.h"
+
+#include <cjson/cJSON.h>
+
+#include "gmap.h"
+
+#ifndef MB_GMAPTOOL_EXE
+#error "MB_GMAPTOOL_EXE must name the gmaptool executable (CMake: $<TARGET_FILE:gmaptool>)"
+#endif
+
+#define T_TOOL_MS 30000 /* one gmaptool run, at most (Wine, sanitizers) */
+#define T_OUT_MAX (64 * 1024)
+#define T_IMG_MAX 2048 /* bytes of the largest hand-made image */
+
+/* ---- hand-made images ------------------------------------------------------------------------ */
+
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+/*
+ * An image of `size` bytes into buf (T_IMG_MAX): a header with the given fields (reserved
+ * all 0), then a byte pattern where tiles and objects go. size may be anything up to
+ * T_IMG_MAX, shorter or longer than what the counts make.
+ */
+static void make_image(unsigned char *buf, size_t size, uint32_t sig, uint32_t version,
+                       uint32_t width, uint32_t height, uint32_t tile_count,
+                       uint32_t object_count) {
+  unsigned char full[T_IMG_MAX];
+  size_t i;
+  memset(full, 0, sizeof full);
+  put32(full + 0, sig);
+  put32(full + 4, version);
+  put32(full + 8, width);
+  put32(full + 12, height);
+  put32(full + 16, tile_count);
+  put32(full + 20, object_count);
+  for (i = MB_GMAP_HEADER_SIZE; i < sizeof full; i++)
+    full[i] = (unsigned char)(i * 7 + 3);
+  if (size > sizeof full)
+    FAIL("image of %zu bytes is larger than %d", size, T_IMG_MAX);
+  memcpy(buf, full, size);
+}
+
+/* mb_gmap_check on a copy of img[0..size) in a heap block of exactly that size. */
+static int check_exact(const unsigned char *img, size_t size, const char *what) {
+  unsigned char *copy = (unsigned char *)malloc(size > 0 ? size : 1);
+  int rc;
+  ASSERT(copy != NULL);
+  memcpy(copy, img, size);
+  rc = mb_gmap_check(size > 0 ? copy : NULL, size, what);
+  free(copy);
+  return rc;
+}
+
+#define SIG MB_GMAP_SIGNATURE
+#define AUTO ((size_t)-1)                       /* the size the counts make */
+#define IMG(tc, oc) (64 + 4 * (tc) + 32 * (oc)) /* that size */
+
+typedef struct {
+  const char *name;
+  size_t size; /* AUTO: 64 + 4 * tile_count + 32 * object_count */
+  uint32_t sig, version, width, height, tile_count, object_count;
+  int reserved_index; /* -1: all reserved words 0 */
+  uint32_t reserved_value;
+  int code;
+  const char *message; /* what mb_last_error() must contain after "t.gmap: " */
+} bad_image_t;
+
+static const bad_image_t bad_images[] = {
+    {"empty", 0, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+     "empty file (0 bytes): a GMAP file starts with a 64-byte header"},
+    {"one byte", 1, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+     "truncated header: 1 bytes, the header is 64"},
+    {"63 bytes", 63, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+     "truncated header: 63 bytes, the header is 64"},
+    {"bad signature", AUTO, 0x12345678u, 1, 1, 1, 1, 0, -1, 0, MB_EBADMAGIC,
+     "header.signature: 0x12345678 is not 'GMAP'"},
+    {"byte-swapped signature", AUTO, 0x474D4150u, 1, 1, 1, 1, 0, -1, 0, MB_EBADMAGIC,
+     "header.signature: 0x474D4150 is not 'GMAP' (it is 'GMAP' byte-swapped"},
+    {"all zero header", 64, 0, 0, 0, 0, 0, 0, -1, 0, MB_EBADMAGIC,
+     "header.signature: 0x00000000 is not 'GMAP'"},
+    {"version 0", AUTO, SIG, 0, 1, 1, 1, 0, -1, 0, MB_EVERSION,
+     "header.version: 0, only version 1 is known"},
+    {"version 2", AUTO, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EVERSION,
+     "header.version: 2, only version 1 is known"},
+    {"version before width", 64, SIG, 2, 0, 0, 0, 0, -1, 0, MB_EVERSION, "header.version: 2"},
+    {"width 0", 64, SIG, 1, 0, 5, 0, 0, -1, 0, MB_EINVAL, "header.width: 0"},
+    {"height 0", 64, SIG, 1, 5, 0, 0, 0, -1, 0, MB_EINVAL, "header.height: 0"},
+    {"tile_count not width x height", IMG(99, 0), SIG, 1, 10, 10, 99, 0, -1, 0, MB_EINVAL,
+     "header.tile_count: 99, but width x height is 100"},
+    {"width x height past 32 bits", 64, SIG, 1, 65536, 65536, 0, 0, -1, 0, MB_EINVAL,
+     "header.tile_count: 0, but width x height is 4294967296 (more than a 32-bit tile_count"},
+    {"width x height wraps to 32 bits", 64, SIG, 1, 65537, 65537, 131073u, 0, -1, 0, MB_EINVAL,
+     "header.tile_count: 131073, but width x height is 4295098369"},
+    {"tile bytes past the end", IMG(0, 0) + 396, SIG, 1, 10, 10, 100, 0, -1, 0, MB_EINVAL,
+     "header.tile_count: 100 tiles need 400 bytes at offset 64, the file has only 396 bytes"},
+    {"largest tile_count, header only", 64, SIG, 1, 0xFFFFFFFFu, 1, 0xFFFFFFFFu, 0, -1, 0,
+     MB_EINVAL,
+     "header.tile_count: 4294967295 tiles need 17179869180 bytes at offset 64, the file has "
+     "only 0 bytes there"},
+    {"object bytes past the end", IMG(6, 5) - 1, SIG, 1, 3, 2, 6, 5, -1, 0, MB_EINVAL,
+     "header.object_count: 5 objects need 160 bytes at offset 88, the file has only 159 bytes"},
+    {"object_count 0xFFFFFFFF", IMG(1, 0), SIG, 1, 1, 1, 1, 0xFFFFFFFFu, -1, 0, MB_EINVAL,
+     "header.object_count: 4294967295 objects need 137438953440 bytes at offset 68, the file "
+     "has only 0 bytes there"},
+    {"trailing bytes", IMG(6, 5) + 3, SIG, 1, 3, 2, 6, 5, -1, 0, MB_EINVAL,
+     "trailing bytes: 3 after the last object, which ends at offset 248: the file has 251 bytes"},
+    {"trailing byte, no objects", IMG(1, 0) + 1, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+     "trailing bytes: 1 after the last object, which ends at offset 68"},
+    {"nonzero reserved[0]", AUTO, SIG, 1, 3, 2, 6, 5, 0, 1, MB_EINVAL,
+     "header.reserved[0]: 0x00000001, must be 0 in version 1"},
+    {"nonzero reserved[9]", AUTO, SIG, 1, 1, 1, 1, 0, 9, 0x80000000u, MB_EINVAL,
+     "header.reserved[9]: 0x80000000, must be 0"},
+    {"trailing bytes before reserved", IMG(1, 0) + 4, SIG, 1, 1, 1, 1, 0, 4, 7, MB_EINVAL,
+     "trailing bytes: 4 after"},
+};
+
+/* ---- gmaptool as a child process ------------------------------------------------------------- */
+
+/* A file name in the runtime directory unique to this test process: "<dir>/mbt.<pid>.<tag>". */
+static const char *tmp_path(char *buf, size_t size, const char *tag) {
+  char dir[512], name[128];
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  snprintf(buf, size, "%s/%s", dir, mb_test_name(name, sizeof name, tag));
+  return buf;
+}
+
+/* Run gmaptool with the given arguments (a NULL-terminated list; mb_test_run_exe, task.h):
+ * its exit code, what it printed into out[0..size). */
+#define GMAPTOOL(out, size, ...) mb_test_run_exe(MB_GMAPTOOL_EXE, T_TOOL_MS, out, size, __VA_ARGS__)
+
+/* The JSON object at the start of text (what follows it, e.g. a message, is ignored). */
+static cJSON *parse_json(const char *text) {
+  cJSON *j = cJSON_ParseWithOpts(text, NULL, 0);
+  if (j == NULL || !cJSON_IsObject(j))
+    FAIL("gmaptool's output does not start with a JSON object:\n%s", text);
+  return j;
+}
+
+static double jnum(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!cJSON_IsNumber(v))
+    FAIL("no number \"%s\" in the JSON", key);
+  return v->valuedouble;
+}
+
+static const char *jstr(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!cJSON_IsString(v))
+    FAIL("no string \"%s\" in the JSON", key);
+  return v->valuestring;
+}
+
+/* The whole file `path` (malloc'ed; *size bytes). */
+static unsigned char *slurp(const char *path, uint64_t *size) {
+  unsigned char *buf = NULL, *nbuf;
+  size_t cap = 0, len = 0, n;
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    FAIL("cannot open '%s'", path);
+  do {
+    if (len == cap) {
+      cap = cap ? cap * 2 : 65536;
+      if ((nbuf = (unsigned char *)realloc(buf, cap)) == NULL)
+        FAIL("no memory for '%s'", path);
+      buf = nbuf;
+    }
+    n = fread(buf + len, 1, cap - len, fp);
+    len += n;
+  } while (n > 0);
+  fclose(fp);
+  *size = len;
+  return buf;
+}
+
+/* Write img[0..size) to `path`. */
+static void spill(const char *path, const unsigned char *img, size_t size) {
+  FILE *fp = fopen(path, "wb");
+  if (fp == NULL || fwrite(img, 1, size, fp) != size)
+    FAIL("cannot write '%s'", path);
+  fclose(fp);
+}
+
+static char out[T_OUT_MAX];
+
+/* ---- the validator --------------------------------------------------------------------------- */
+
+/* Every malformed image is refused with its code, and a message that starts with `what` and
+ * says what is wrong; the checks run in the file's order (the first failure is the one). */
+TEST(check_refuses_malformed) {
+  unsigned char img[T_IMG_MAX];
+  size_t i;
+  ASSERT_GE(sizeof bad_images / sizeof bad_images[0], 14);
+  for (i = 0; i < sizeof bad_images / sizeof bad_images[0]; i++) {
+    const bad_image_t *b = &bad_images[i];
+    size_t size = b->size == AUTO ? IMG((size_t)b->tile_count, (size_t)b->object_count) : b->size;
+    int rc;
+    make_image(img, size, b->sig, b->version, b->width, b->height, b->tile_count, b->object_count);
+    if (b->reserved_index >= 0)
+      put32(img + 24 + 4 * b->reserved_index, b->reserved_value);
+    rc = check_exact(img, size, "t.gmap");
+    if (rc != b->code)
+      FAIL("%s: expected %s, got %s: %s", b->name, mb_err_name(b->code), mb_err_name(rc),
+           mb_last_error());
+    if (strncmp(mb_last_error(), "t.gmap: ", 8) != 0 || strstr(mb_last_error(), b->message) == NULL)
+      FAIL("%s: the message \"%s\" does not start with \"t.gmap: \" and contain \"%s\"", b->name,
+           mb_last_error(), b->message);
+    printf("# %-34s %-16s %s\n", b->name, mb_err_name(rc), mb_last_error());
+  }
+}
+
+/* The smallest map, and one with objects, pass; so do maps at the edges of the counts. */
+TEST(check_accepts_valid) {
+  unsigned char img[T_IMG_MAX];
+  make_image(img, IMG(1, 0), SIG, 1, 1, 1, 1, 0);
+  ASSERT_OK(check_exact(img, IMG(1, 0), "one.gmap"));
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  ASSERT_OK(check_exact(img, IMG(6, 5), "three-by-two.gmap"));
+  make_image(img, IMG(300, 0), SIG, 1, 300, 1, 300, 0);
+  ASSERT_OK(check_exact(img, IMG(300, 0), "row.gmap"));
+  make_image(img, IMG(300, 0), SIG, 1, 1, 300, 300, 0);
+  ASSERT_OK(check_exact(img, IMG(300, 0), "column.gmap"));
+  make_image(img, IMG(4, 40), SIG, 1, 2, 2, 4, 40);
+  ASSERT_OK(check_exact(img, IMG(4, 40), "objects.gmap"));
+}
+
+/* what NULL names the image "GMAP image"; no data with a size is refused, not read. */
+TEST(check_arguments) {
+  unsigned char img[T_IMG_MAX];
+  make_image(img, 63, SIG, 1, 1, 1, 1, 0);
+  ASSERT_ERR(check_exact(img, 63, NULL), MB_EINVAL);
+  ASSERT_EQ(strncmp(mb_last_error(), "GMAP image: truncated header: 63 bytes", 38), 0);
+  ASSERT_ERR(mb_gmap_check(NULL, 68, "n.gmap"), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "n.gmap: no data");
+  ASSERT_ERR(mb_gmap_check(NULL, 0, "n.gmap"), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "n.gmap: empty file (0 bytes)");
+}
+
+/* membroker.h's structs lie over the file's little-endian bytes field by field. */
+TEST(struct_layout) {
+  unsigned char img[T_IMG_MAX];
+  mb_gmap_header_t h;
+  mb_gmap_tile_t t;
+  mb_gmap_object_t o;
+  float f = 1.5f;
+  uint32_t fbits;
+  ASSERT_EQ(sizeof(mb_gmap_header_t), 64);
+  ASSERT_EQ(sizeof(mb_gmap_tile_t), 4);
+  ASSERT_EQ(sizeof(mb_gmap_object_t), 32);
+  make_image(img, IMG(6, 1), SIG, 1, 3, 2, 6, 1);
+  ASSERT_EQ(memcmp(img, "GMAP", 4), 0); /* MB_GMAP_SIGNATURE is 'G' 'M' 'A' 'P' on disk */
+  mb__gmap_header(img, &h);
+  ASSERT_EQ(h.signature, MB_GMAP_SIGNATURE);
+  ASSERT_EQ(h.version, 1);
+  ASSERT_EQ(h.width, 3);
+  ASSERT_EQ(h.height, 2);
+  ASSERT_EQ(h.tile_count, 6);
+  ASSERT_EQ(h.object_count, 1);
+  /* tile (1, 1) is number 4, at offset 64 + 16 */
+  img[80] = 0x34;
+  img[81] = 0x12;
+  img[82] = 200;
+  img[83] = 0x81;
+  ASSERT_OK(mb__gmap_tile(img, &h, 1, 1, &t));
+  ASSERT_EQ(t.tile_id, 0x1234);
+  ASSERT_EQ(t.elevation, 200);
+  ASSERT_EQ(t.flags, 0x81);
+  /* object 0 at offset 64 + 24 */
+  put32(img + 88, 0xCAFEF00Du);
+  memcpy(&fbits, &f, 4);
+  put32(img + 88 + 4, fbits);
+  put32(img + 88 + 24, fbits);
+  put32(img + 88 + 28, 0x01020304u);
+  ASSERT_OK(mb__gmap_object(img, &h, 0, &o));
+  ASSERT_EQ_U64(o.object_id, 0xCAFEF00Du);
+  ASSERT(o.pos_x == 1.5f);
+  ASSERT(o.rot_z == 1.5f);
+  ASSERT_EQ_U64(o.properties, 0x01020304u);
+  /* Nothing outside the map is read. */
+  ASSERT_ERR(mb__gmap_tile(img, &h, 3, 0, &t), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), "tile (3, 0) is outside the map's 3 x 2 tiles");
+  ASSERT_ERR(mb__gmap_tile(img, &h, 0, 2, &t), MB_ERANGE);
+  ASSERT_ERR(mb__gmap_tile(img, &h, 0xFFFFFFFFu, 0xFFFFFFFFu, &t), MB_ERANGE);
+  ASSERT_ERR(mb__gmap_object(img, &h, 1, &o), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), "object 1 is past the map's 1 objects");
+  ASSERT_EQ_U64(mb__gmap_image_size(0xFFFFFFFFu, 0xFFFFFFFFu),
+                64 + 4 * UINT64_C(0xFFFFFFFF) + 32 * UINT64_C(0xFFFFFFFF));
+}
+
+/* ---- the writer ------------------------------------------------------------------------------ */
+
+/* Write a map, read the file back: it passes the check, its size is what the counts make, and
+ * every tile and object is what mb__gmap_expect_* predicts. */
+static void write_and_compare(uint32_t width, uint32_t height, uint32_t objects, uint32_t seed) {
+  char path[700];
+  unsigned char *img;
+  uint64_t size;
+  mb_gmap_header_t h;
+  mb_gmap_tile_t t, want_t;
+  mb_gmap_object_t o, want_o;
+  uint32_t x, y, i;
+  tmp_path(path, sizeof path, "write.gmap");
+  ASSERT_OK(mb__gmap_write(path, width, height, objects, seed));
+  img = slurp(path, &size);
+  remove(path);
+  ASSERT_EQ_U64(size, mb__gmap_image_size(width * height, objects));
+  ASSERT_OK(mb_gmap_check(img, size, path));
+  mb__gmap_header(img, &h);
+  ASSERT_EQ_U64(h.width, width);
+  ASSERT_EQ_U64(h.height, height);
+  ASSERT_EQ_U64(h.object_count, objects);
+  for (y = 0; y < height; y++)
+    for (x = 0; x < width; x++) {
+      ASSERT_OK(mb__gmap_tile(img, &h, x, y, &t));
+      mb__gmap_expect_tile(x, y, seed, &want_t);
+      if (t.tile_id != want_t.tile_id || t.elevation != want_t.elevation || t.flags != want_t.flags)
+        FAIL("seed %u tile (%u, %u): %u/%u/%u, expected %u/%u/%u", seed, x, y, t.tile_id,
+             t.elevation, t.flags, want_t.tile_id, want_t.elevation, want_t.flags);
+    }
+  for (i = 0; i < objects; i++) {
+    ASSERT_OK(mb__gmap_object(img, &h, i, &o));
+    mb__gmap_expect_object(i, seed, &want_o);
+    if (memcmp(&o, &want_o, sizeof o) != 0)
+      FAIL("seed %u object %u differs: id %u pos (%g, %g, %g) rot z %g properties %u", seed, i,
+           o.object_id, o.pos_x, o.pos_y, o.pos_z, o.rot_z, o.properties);
+  }
+  free(img);
+}
+
+TEST(write_reads_back) {
+  mb_gmap_tile_t t;
+  mb_gmap_object_t o;
+  /* The formula of gmap.h, by hand. */
+  mb__gmap_expect_tile(3, 1, 0, &t);
+  ASSERT_EQ(t.tile_id, 3 * 31 + 17);
+  ASSERT_EQ(t.elevation, 4);
+  ASSERT_EQ(t.flags, 2);
+  mb__gmap_expect_tile(3000, 5000, 0xFFFFFFFFu, &t);
+  ASSERT_EQ(t.tile_id, (3000u * 31 + 5000u * 17 + 0xFFFFFFFFu) & 0xFFFF);
+  ASSERT_EQ(t.elevation, (8000u + 0xFFFFFFFFu) & 0xFF);
+  ASSERT_EQ(t.flags, (3000 ^ 5000) & 0xFF);
+  mb__gmap_expect_object(400, 9, &o);
+  ASSERT_EQ(o.object_id, 409);
+  ASSERT(o.pos_x == 400.0f && o.pos_y == 800.0f && o.pos_z == 1200.0f);
+  ASSERT(o.rot_x == 0.0f && o.rot_y == 0.0f && o.rot_z == 40.0f);
+  ASSERT_EQ(o.properties, 2800);
+
+  write_and_compare(1, 1, 0, 0);
+  write_and_compare(3, 2, 5, 7);
+  write_and_compare(37, 23, 11, 12345);
+  /* Over the writer's 256 KiB chunks (360064 + 320000 bytes), with a seed that wraps. */
+  write_and_compare(300, 300, 10000, 0xFFFFFFFFu);
+  /* A row longer than a chunk. */
+  write_and_compare(70000, 2, 3, 5);
+}
+
+/* The writer's bytes are little-endian whatever the host: the header and the first tile. */
+TEST(write_bytes) {
+  char path[700];
+  unsigned char *img;
+  uint64_t size;
+  tmp_path(path, sizeof path, "bytes.gmap");
+  ASSERT_OK(mb__gmap_write(path, 2, 1, 1, 0x01020304u));
+  img = slurp(path, &size);
+  remove(path);
+  ASSERT_EQ_U64(size, 64 + 8 + 32);
+  ASSERT_EQ(memcmp(img, "GMAP\1\0\0\0\2\0\0\0\1\0\0\0\2\0\0\0\1\0\0\0", 24), 0);
+  /* tile (0, 0): tile_id 0x0304, elevation 0x04, flags 0 */
+  ASSERT_EQ(memcmp(img + 64, "\x04\x03\x04\x00", 4), 0);
+  /* object 0: object_id = seed, pos 0, rot 0, properties 0 */
+  ASSERT_EQ(memcmp(img + 72, "\x04\x03\x02\x01", 4), 0);
+  free(img);
+}
+
+/* Arguments it refuses, paths it cannot write: the message names the path and the reason. */
+TEST(write_errors) {
+  char path[700], dir[512];
+  FILE *fp;
+  ASSERT_ERR(mb__gmap_write(NULL, 1, 1, 0, 0), MB_EINVAL);
+  tmp_path(path, sizeof path, "never.gmap");
+  ASSERT_ERR(mb__gmap_write(path, 0, 1, 0, 0), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), "a map is at least 1 x 1");
+  ASSERT_ERR(mb__gmap_write(path, 7, 0, 0, 0), MB_EINVAL);
+  ASSERT_ERR(mb__gmap_write(path, 65536, 65536, 0, 0), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), "65536 x 65536 is 4294967296 tiles");
+  ASSERT((fp = fopen(path, "rb")) == NULL); /* nothing was created */
+
+  /* A folder that does not exist. */
+  tmp_path(path, sizeof path, "no-such-dir/map.gmap");
+  ASSERT_ERR(mb__gmap_write(path, 4, 4, 0, 0), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), "create GMAP file '");
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_GT(mb_last_os_error(), 0);
+  /* A folder, not a file. */
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  ASSERT_NE(mb__gmap_write(dir, 4, 4, 0, 0), 0);
+  ASSERT_CONTAINS(mb_last_error(), dir);
+
+#if MB_OS_POSIX
+  /* A device that refuses every write: the error says so, and the device stays. */
+  if ((fp = fopen("/dev/full", "rb")) != NULL) {
+    fclose(fp);
+    ASSERT_ERR(mb__gmap_write("/dev/full", 100, 100, 0, 0), MB_ENOSPC);
+    ASSERT_CONTAINS(mb_last_error(), "write GMAP file '/dev/full': ");
+    ASSERT((fp = fopen("/dev/full", "rb")) != NULL);
+    fclose(fp);
+  } else {
+    printf("# skipped /dev/full: not here\n");
+  }
+#endif
+}
+
+/* FNV-1a 64 of the published test vectors. */
+TEST(fnv1a64) {
+  ASSERT_EQ_U64(mb__gmap_fnv1a64("", 0), UINT64_C(0xcbf29ce484222325));
+  ASSERT_EQ_U64(mb__gmap_fnv1a64(NULL, 0), UINT64_C(0xcbf29ce484222325));
+  ASSERT_EQ_U64(mb__gmap_fnv1a64("a", 1), UINT64_C(0xaf63dc4c8601ec8c));
+  ASSERT_EQ_U64(mb__gmap_fnv1a64("foobar", 6), UINT64_C(0x85944171f73967e8));
+}
+
+/* ---- gmaptool -------------------------------------------------------------------------------- */
+
+/* create, then info as text and JSON: the header, the sizes, the checksum of the bytes. */
+TEST(tool_create_info) {
+  char path[700], want[800], sum[24];
+  unsigned char *img;
+  uint64_t size;
+  cJSON *j;
+  tmp_path(path, sizeof path, "tool.gmap");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "40", "--height", "25",
+                       "--objects", "7", "--seed", "9", NULL),
+              0, out);
+  snprintf(want, sizeof want, "created     %s: 40 x 25 tiles, 7 objects, 4288 bytes", path);
+  ASSERT_CONTAINS(out, want);
+  img = slurp(path, &size);
+  ASSERT_EQ_U64(size, 4288);
+  ASSERT_OK(mb_gmap_check(img, size, path));
+  snprintf(sum, sizeof sum, "0x%016llx", (unsigned long long)mb__gmap_fnv1a64(img, size));
+  free(img);
+
+  /* Options may come first. */
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 0, out);
+  snprintf(want, sizeof want, "file        %s\n", path);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "format      GMAP version 1, valid\n");
+  ASSERT_CONTAINS(out, "map         40 x 25 tiles (1000), 7 objects\n");
+  ASSERT_CONTAINS(out, "size        4288 bytes (4.2 KiB)\n");
+  ASSERT_CONTAINS(out, "tiles       4000 bytes at offset 64 (4 bytes each)\n");
+  ASSERT_CONTAINS(out, "objects     224 bytes at offset 4064 (32 bytes each)\n");
+  snprintf(want, sizeof want, "checksum    %s (FNV-1a 64)\n", sum);
+  ASSERT_CONTAINS(out, want);
+
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--json", "info", path, NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "file"), path);
+  ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
+  ASSERT_EQ(jnum(j, "version"), 1);
+  ASSERT_EQ(jnum(j, "width"), 40);
+  ASSERT_EQ(jnum(j, "height"), 25);
+  ASSERT_EQ(jnum(j, "tile_count"), 1000);
+  ASSERT_EQ(jnum(j, "object_count"), 7);
+  ASSERT_EQ(jnum(j, "size"), 4288);
+  ASSERT_EQ(jnum(j, "tiles_offset"), 64);
+  ASSERT_EQ(jnum(j, "tile_bytes"), 4000);
+  ASSERT_EQ(jnum(j, "objects_offset"), 4064);
+  ASSERT_EQ(jnum(j, "object_bytes"), 224);
+  ASSERT_STR_EQ(jstr(j, "fnv1a64"), sum);
+  cJSON_Delete(j);
+  remove(path);
+}
+
+/* tile and object print what the writer put there, as text and JSON. */
+TEST(tool_tile_object) {
+  char path[700], want[128];
+  mb_gmap_tile_t t;
+  mb_gmap_object_t o;
+  const cJSON *pos;
+  cJSON *j;
+  tmp_path(path, sizeof path, "tile.gmap");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "40", "--height", "25",
+                       "--objects", "7", "--seed", "9", NULL),
+              0, out);
+
+  mb__gmap_expect_tile(39, 24, 9, &t);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "39", "24", NULL), 0, out);
+  ASSERT_CONTAINS(out, "tile        (39, 24), number 999 at offset 4060\n");
+  snprintf(want, sizeof want, "tile_id     %u\nelevation   %u\nflags       0x%02x\n", t.tile_id,
+           t.elevation, t.flags);
+  ASSERT_CONTAINS(out, want);
+  mb__gmap_expect_tile(3, 1, 9, &t);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "3", "1", "--json", NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_EQ(jnum(j, "x"), 3);
+  ASSERT_EQ(jnum(j, "y"), 1);
+  ASSERT_EQ(jnum(j, "index"), 43);
+  ASSERT_EQ(jnum(j, "offset"), 64 + 43 * 4);
+  ASSERT_EQ(jnum(j, "tile_id"), t.tile_id);
+  ASSERT_EQ(jnum(j, "elevation"), t.elevation);
+  ASSERT_EQ(jnum(j, "flags"), t.flags);
+  cJSON_Delete(j);
+
+  mb__gmap_expect_object(6, 9, &o);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", path, "6", NULL), 0, out);
+  ASSERT_CONTAINS(out, "object      6 at offset 4256\n");
+  ASSERT_CONTAINS(out, "object_id   15\n");
+  ASSERT_CONTAINS(out, "position    (6, 12, 18)\n");
+  ASSERT_CONTAINS(out, "rotation    (0, 0, 6)\n");
+  ASSERT_CONTAINS(out, "properties  42 (0x0000002a)\n");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", "--json", path, "6", NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_EQ(jnum(j, "index"), 6);
+  ASSERT_EQ(jnum(j, "object_id"), o.object_id);
+  ASSERT_EQ(jnum(j, "properties"), o.properties);
+  pos = cJSON_GetObjectItemCaseSensitive(j, "pos");
+  ASSERT_EQ(cJSON_GetArraySize(pos), 3);
+  ASSERT_EQ(cJSON_GetArrayItem(pos, 2)->valuedouble, 18);
+  ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "rot")), 3);
+  cJSON_Delete(j);
+  remove(path);
+}
+
+/* Every way it refuses: usage (2) names the option or argument; a failure (1) names the file
+ * and what is wrong with it. */
+TEST(tool_errors) {
+  unsigned char img[T_IMG_MAX];
+  char path[700], bad[700], missing[700], nodir[700];
+  const cJSON *e;
+  cJSON *j;
+  tmp_path(path, sizeof path, "err.gmap");
+  tmp_path(bad, sizeof bad, "bad.gmap");
+  tmp_path(missing, sizeof missing, "missing.gmap");
+  tmp_path(nodir, sizeof nodir, "no-such-dir/x.gmap");
+
+  /* usage */
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, NULL), 2, out);
+  ASSERT_CONTAINS(out, "usage: gmaptool");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--help", NULL), 0, out);
+  ASSERT_CONTAINS(out, "usage: gmaptool");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--version", NULL), 0, out);
+  ASSERT_EQ(strncmp(out, "gmaptool ", 9), 0);
+  ASSERT_CONTAINS(out, "(GMAP version 1)");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "frobnicate", path, NULL), 2, out);
+  ASSERT_CONTAINS(out, "unknown command 'frobnicate'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "--fast", NULL), 2, out);
+  ASSERT_CONTAINS(out, "unknown option '--fast'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "4", NULL), 2, out);
+  ASSERT_CONTAINS(out, "create needs --width and --height");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "0", "--height", "4", NULL), 2,
+              out);
+  ASSERT_CONTAINS(out, "--width needs a whole number from 1 to 4294967295, got '0'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "4", "--height", "-3", NULL), 2,
+              out);
+  ASSERT_CONTAINS(out, "--height needs a whole number from 1 to 4294967295, got '-3'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "4", "--height", "4",
+                       "--objects", "12x", NULL),
+              2, out);
+  ASSERT_CONTAINS(out, "--objects needs a whole number from 0 to 4294967295, got '12x'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "4", "--height", "4", "--seed",
+                       "4294967296", NULL),
+              2, out);
+  ASSERT_CONTAINS(out, "--seed needs a whole number from 0 to 4294967295, got '4294967296'");
+  ASSERT_EXIT(
+      GMAPTOOL(out, sizeof out, "create", path, "--width", "65536", "--height", "65536", NULL), 2,
+      out);
+  ASSERT_CONTAINS(out, "--width 65536 x --height 65536 is 4294967296 tiles");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--width needs a value");
+  ASSERT_EXIT(
+      GMAPTOOL(out, sizeof out, "create", path, "--width", "4", "--height", "4", "--json", NULL), 2,
+      out);
+  ASSERT_CONTAINS(out, "--json is an option of info, tile and object");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "--seed", "3", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--seed is an option of create");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "3", NULL), 2, out);
+  ASSERT_CONTAINS(out, "tile takes FILE X Y");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "3", "y", NULL), 2, out);
+  ASSERT_CONTAINS(out, "Y must be a whole number from 0 to 4294967295, got 'y'");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", path, NULL), 2, out);
+  ASSERT_CONTAINS(out, "object takes FILE I");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", path, "1.5", NULL), 2, out);
+  ASSERT_CONTAINS(out, "I must be a whole number");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "extra", NULL), 2, out);
+
+  /* failures */
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", nodir, "--width", "4", "--height", "4", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "gmaptool: create failed: create GMAP file '");
+  ASSERT_CONTAINS(out, nodir);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", missing, NULL), 1, out);
+  ASSERT_CONTAINS(out, "gmaptool: cannot open '");
+  ASSERT_CONTAINS(out, missing);
+
+  make_image(img, IMG(4, 0), SIG, 2, 2, 2, 4, 0); /* version 2 */
+  spill(bad, img, IMG(4, 0));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, NULL), 1, out);
+  ASSERT_CONTAINS(out, "gmaptool: not a valid GMAP file: ");
+  ASSERT_CONTAINS(out, ": header.version: 2, only version 1 is known");
+  ASSERT_CONTAINS(out, "(version_mismatch)");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, "--json", NULL), 1, out);
+  j = parse_json(out);
+  ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "valid")));
+  e = cJSON_GetObjectItemCaseSensitive(j, "error");
+  ASSERT_STR_EQ(jstr(e, "code"), "version_mismatch");
+  ASSERT_CONTAINS(jstr(e, "message"), "header.version: 2");
+  cJSON_Delete(j);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", bad, "0", "0", NULL), 1, out);
+  ASSERT_CONTAINS(out, "header.version: 2");
+
+  make_image(img, IMG(4, 0) + 5, SIG, 1, 2, 2, 4, 0); /* 5 bytes too many */
+  spill(bad, img, IMG(4, 0) + 5);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", bad, "0", NULL), 1, out);
+  ASSERT_CONTAINS(out, "trailing bytes: 5 after the last object");
+  make_image(img, 0, SIG, 1, 2, 2, 4, 0); /* empty */
+  spill(bad, img, 0);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, NULL), 1, out);
+  ASSERT_CONTAINS(out, ": empty file (0 bytes)");
+
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "create", path, "--width", "40", "--height", "25",
+                       "--objects", "7", NULL),
+              0, out);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "40", "0", NULL), 1, out);
+  ASSERT_CONTAINS(out, "tile (40, 0) is outside the map's 40 x 25 tiles");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "0", "25", NULL), 1, out);
+  ASSERT_CONTAINS(out, "tile (0, 25) is outside the map's 40 x 25 tiles");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", path, "4294967295", "4294967295", NULL), 1, out);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", path, "7", NULL), 1, out);
+  ASSERT_CONTAINS(out, "object 7 is past the map's 7 objects");
+  /* A file named like an option, after "--". */
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", "--", "--json", NULL), 1, out);
+  ASSERT_CONTAINS(out, "cannot open '--json'");
+
+  remove(path);
+  remove(bad);
+}
