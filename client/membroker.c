@@ -1697,6 +1697,7 @@ static int mb__map_find(mb_client_t *c, const char *name, uint32_t *seq, uint64_
 static int mb__map_attach(mb_client_t *c, const char *name, uint32_t seq, uint64_t size,
                           mb_map_t *m) {
   char obj[MB_OS_NAME_MAX + 1], what[MB_MAP_NAME_MAX + 16];
+  mb_gmap_header_t h;
   void *base;
   int rc;
   if ((rc = mb__map_object_name(obj, sizeof obj, c->instance, name, seq)) != 0 ||
@@ -1713,9 +1714,13 @@ static int mb__map_attach(mb_client_t *c, const char *name, uint32_t seq, uint64
     return rc;
   }
   /* The broker checked these bytes before it published them; check the header again, so a
-   * handle never trusts sizes it has not seen agree with the section (header-only cost). */
+   * handle never trusts sizes it has not seen agree with the section (header-only cost), and
+   * keep the figures from a copy that is the same before and after the check. */
   snprintf(what, sizeof what, "map '%s'", name);
-  if ((rc = mb_gmap_check(base, size, what)) != 0) {
+  memcpy(&h, base, sizeof h);
+  if ((rc = mb_gmap_check(base, size, what)) != 0 || memcmp(&h, base, sizeof h) != 0) {
+    if (rc == 0)
+      rc = mb__errorf(MB_EBUSY, 0, "map '%s' changed while it was opened", name);
     mb_os_section_unmap(base, m->sec.size);
     mb_os_section_close(&m->sec);
     return rc;
@@ -1724,10 +1729,10 @@ static int mb__map_attach(mb_client_t *c, const char *name, uint32_t seq, uint64
   m->mapped = m->sec.size;
   m->hdr = (const mb_gmap_header_t *)base;
   m->tiles = (const mb_gmap_tile_t *)(m->base + MB_GMAP_TILES_OFFSET);
-  m->objects = (const mb_gmap_object_t *)(m->base + MB_GMAP_OBJECTS_OFFSET(m->hdr));
-  m->width = m->hdr->width;
-  m->height = m->hdr->height;
-  m->object_count = m->hdr->object_count;
+  m->objects = (const mb_gmap_object_t *)(m->base + MB_GMAP_OBJECTS_OFFSET(&h));
+  m->width = h.width;
+  m->height = h.height;
+  m->object_count = h.object_count;
   m->seq = seq;
   snprintf(m->name, sizeof m->name, "%s", name);
   return 0;
@@ -1745,6 +1750,13 @@ int mb_map_open(mb_client_t *c, const char *name, mb_map_t **map) {
   *map = NULL;
   if (name[0] == '\0' || strlen(name) >= MB_MAP_NAME_MAX)
     return mb__errorf(MB_EINVAL, 0, "map name '%.64s': 1 to %d bytes", name, MB_MAP_NAME_MAX - 1);
+  {
+    /* A dead or stopping broker's directory is not read: reattach first. */
+    uint32_t status = mb_load32(&c->st->game.server_status);
+    if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN)
+      return mb__errorf(MB_ENOTRUNNING, 0, "map '%s': the broker is %s", name,
+                        status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
+  }
   if ((m = calloc(1, sizeof *m)) == NULL)
     return mb__errorf(MB_ENOMEM, 0, "mb_map_open '%s'", name);
   /* The entry may be unloaded (its name removed) between reading it and opening the section:

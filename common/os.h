@@ -462,7 +462,9 @@ void mb__theap_destroy(mb__theap_t *h);
  * I/O is the C library's stdio on the FILE these calls open; these add what stdio lacks.
  */
 
-/* fopen(path, mode) for a UTF-8 path (_wfopen on Windows). MB_ENOENT, MB_EACCES, ... */
+/* fopen(path, mode) for a UTF-8 path (_wfopen on Windows). MB_ENOENT, MB_EACCES, ... A file
+ * opened for writing ("w...") is created owner read-write, group read (0640 on POSIX, not the
+ * umask's choice) and never through a symbolic link (POSIX: O_NOFOLLOW). */
 int mb_os_file_open(const char *path, const char *mode, FILE **f);
 
 /*

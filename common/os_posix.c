@@ -799,9 +799,19 @@ int mb_os_self_exe(char *buf, size_t size) {
 /* Files                                                                                      */
 
 int mb_os_file_open(const char *path, const char *mode, FILE **f) {
-  FILE *fp = fopen(path, mode);
-  if (fp == NULL)
+  FILE *fp;
+  if (mode[0] == 'w') {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+      return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open '%s'", path);
+    if ((fp = fdopen(fd, mode)) == NULL) {
+      int e = errno;
+      close(fd);
+      return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+    }
+  } else if ((fp = fopen(path, mode)) == NULL) {
     return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open '%s'", path);
+  }
   *f = fp;
   return 0;
 }

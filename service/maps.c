@@ -132,10 +132,13 @@ static int mb__from_uv(int uverr) {
   }
 }
 
-/* 1 if two stat results say the file is the same: size and modification time. */
+/* 1 if two stat results say the file is the same and unchanged: device, inode, size, and the
+ * modification and change times (a coarse clock can give one write the same mtime as the
+ * last: writers should write a new file and rename it over the map, see README). */
 static int mb__same_file(const uv_stat_t *a, const uv_stat_t *b) {
-  return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /*
@@ -246,7 +249,9 @@ void mb__map_load_run(mb_map_load_t *job) {
     mb__job_fail(job, MB_EINVAL, 1, "map '%s': '%s' is not a regular file", job->name, job->path);
     return;
   }
-  fd = uv_fs_open(NULL, &req, job->path, UV_FS_O_RDONLY, 0, NULL);
+  /* Non-blocking, so a FIFO swapped in after the check above cannot hold the open (and the
+   * broker's stop) forever; the fstat below refuses it. */
+  fd = uv_fs_open(NULL, &req, job->path, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
   uv_fs_req_cleanup(&req);
   if (fd < 0) {
     mb__job_fail(job, mb__from_uv(fd), fd != UV_ENOMEM && fd != UV_EMFILE,
@@ -537,8 +542,10 @@ int mb__maps_start(mb_broker_t *b) {
     memset(&b->maps[i], 0, sizeof b->maps[i]);
     b->maps[i].sec.handle = -1;
   }
+  /* Each run numbers its loads from its own start (ms of the wall clock), so a game server
+   * still reading a dead broker's directory never finds this run's sections under its names. */
   if (b->map_seq == 0)
-    b->map_seq = 1;
+    b->map_seq = (uint32_t)(mb_os_wall_ns() / 1000000u) | 1u;
   for (i = 0; i < b->cfg.nmaps; i++) {
     const mb_map_cfg_t *m = &b->cfg.maps[i];
     if ((rc = mb__map_load(b, m->name, m->path, NULL, NULL)) != 0) {

@@ -490,6 +490,14 @@ int mb__persist_open(mb_persist_t *p, const mb_config_t *cfg, mb_persist_image_t
                     r->path);
       continue;
     }
+    if (!pf_listed(saved, nsaved, name)) {
+      /* Left from an older run (the region was out of persist.regions meanwhile): its slots
+       * and holders are not those of the state that was saved last. */
+      mb_log_warn("persist: %s is not part of the last save (the state file does not list "
+                  "region '%s'): not restored, it starts empty",
+                  r->path, name);
+      continue;
+    }
     img->nregions++; /* from here on freed with img */
     if (rc != 0 || (rc = pf_region_body(img, r, cfg)) != 0)
       goto fail;
@@ -785,10 +793,13 @@ static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_s
       if ((o = owner_of[owner - 1]) == -1) {
         char name[MB_CLIENT_NAME_MAX];
         mb_client_entry_t *e = &st->clients[owner - 1];
+        uint64_t ew = mb_load64(&e->word);
         o = -2;
-        if (MB_CLIENT_WORD_STATE(mb_load64(&e->word)) != MB_CLIENT_FREE) {
+        if (MB_CLIENT_WORD_STATE(ew) != MB_CLIENT_FREE) {
           mb__client_name_get(e, name);
-          if (name[0] != '\0') {
+          /* The name is the slot's holder's only if neither the entry nor the slot changed
+           * hands while it was read (a detach and another attach at this index). */
+          if (name[0] != '\0' && mb_load64(&e->word) == ew && mb_load64(&slots[k].owner) == owner) {
             pf_set_fixed(owners[in.owner_count], MB_CLIENT_NAME_MAX, name);
             o = (int32_t)in.owner_count++;
           }

@@ -559,3 +559,32 @@ TEST(off_by_default) {
   mb__broker_stop(&b);
   ASSERT_ERR(mb_os_dir_remove(dir), MB_ENOENT); /* never created */
 }
+
+/* A region file the last save did not write (the region was out of persist.regions for a
+ * while) is older than the state: it is not restored, the region starts empty. */
+TEST(region_file_not_in_the_last_save_is_not_restored) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  char path[MB_PERSIST_PATH_MAX];
+  setup(&cfg, path, sizeof path, "ol");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  connect_players(c, 100, 3);
+  ASSERT_OK(mb_close(c));
+  mb__broker_stop(&b); /* saves players (3 slots) and world */
+  ASSERT(file_exists(file_of(&cfg, "players", path, sizeof path)));
+  /* A run without players in persist.regions: its save lists world alone. */
+  memset(cfg.persist_regions, 0, sizeof cfg.persist_regions);
+  snprintf(cfg.persist_regions[0], sizeof cfg.persist_regions[0], "world");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb__broker_stop(&b);
+  ASSERT(file_exists(file_of(&cfg, "players", path, sizeof path))); /* left as it was */
+  /* players back in persist.regions: its old file is not restored. */
+  snprintf(cfg.persist_regions[1], sizeof cfg.persist_regions[1], "players");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT(mb_test_entry_named(b.state, "zone-1") == NULL);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].committed), 0);
+  mb__broker_stop(&b);
+  cleanup(&cfg);
+}
