@@ -63,6 +63,10 @@ void broker_down(tbroker_t *t);
 /* A fresh client still gets a full status with this broker's instance name. */
 void fresh_status(tbroker_t *t);
 
+/* Client entry i in `state` under `name`, held by this process, as the client library fills
+ * it in (an attached one with a fresh heartbeat). */
+void fake_client(mb_state_t *st, uint32_t i, uint32_t state, const char *name);
+
 /* Entry j of client i's private-memory row, written as the client library does: name and
  * figures first, the kind last (release); the row's publication time is now. */
 void fake_mem(mb_state_t *st, uint32_t i, int j, uint32_t kind, const char *name, uint32_t detail,

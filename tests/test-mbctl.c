@@ -241,19 +241,6 @@ static void state_close(tstate_t *m, uint32_t i) {
   mb_os_section_close(&m->sec);
 }
 
-/* Hold client entry i as `name`, attached, with a fresh heartbeat (again before each mbctl
- * run: under Wine a test can take longer than the heartbeat timeout). */
-static void hold_entry(mb_state_t *st, uint32_t i, const char *name) {
-  mb_client_entry_t *e = &st->clients[i];
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb_store64(&e->start_time, self.start_time);
-  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
-  mb_store64(&e->heartbeat_ns, mb_os_mono_ns());
-  mb__client_name_set(e, name);
-  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, 1, self.pid));
-}
-
 /*
  * `mbctl heaps`: nothing published is the header and a line that says so; a client's pool
  * and heap are a row each (human sizes), also with the client named; --json is the raw
@@ -278,7 +265,7 @@ TEST(heaps) {
 
   /* zone-1 publishes a pool of 48-byte objects (3 in use, 5 at most) and a heap. */
   state_open(&m, &t);
-  hold_entry(m.st, 0, "zone-1");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, "zone-1");
   fake_mem(m.st, 0, 0, MB_MEM_LPOOL, "bullets", 48, 3 * 48, 5 * 48, 65536, 5, 2, 1, 3);
   fake_mem(m.st, 0, 1, MB_MEM_HEAP, "net", 0, 400, 600, 131072, 3, 1, 0, 2);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", NULL), 0, out);
@@ -289,7 +276,7 @@ TEST(heaps) {
   snprintf(want, sizeof want, "\n%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "zone-1", "net",
            "heap", "400 B", "600 B", "128.0 KiB", "3", "1", "0");
   ASSERT_CONTAINS(out, want);
-  hold_entry(m.st, 0, "zone-1");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, "zone-1");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "zone-1", NULL), 0, out);
   ASSERT_EQ(count_lines(out), 3);
   ASSERT_CONTAINS(out, "\nzone-1           net ");
@@ -297,7 +284,7 @@ TEST(heaps) {
   ASSERT_CONTAINS(out, "\nno private pools or heaps published\n");
 
   /* --json: the raw array. */
-  hold_entry(m.st, 0, "zone-1");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, "zone-1");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "heaps", "--json", NULL), 0, out);
   j = cJSON_Parse(out);
   if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 1)
@@ -313,12 +300,12 @@ TEST(heaps) {
   cJSON_Delete(j);
 
   /* clients: the committed bytes of its pools and heaps; --json has the sums. */
-  hold_entry(m.st, 0, "zone-1");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, "zone-1");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", NULL), 0, out);
   ASSERT_CONTAINS(out, " PRIVATE ");
   ASSERT_CONTAINS(out, " zone-1 ");
   ASSERT_CONTAINS(out, " 192.0 KiB ");
-  hold_entry(m.st, 0, "zone-1");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, "zone-1");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", "--json", NULL), 0, out);
   j = parse_json(out);
   c = cJSON_GetArrayItem(jget(j, "table"), 0);

@@ -801,19 +801,6 @@ static cJSON *handle(mb_broker_t *b, const char *line) {
   return r;
 }
 
-/* Client entry i in `state` under `name`, held by this process, as the client library fills
- * it in (an attached one with a fresh heartbeat). */
-static void fake_client(mb_state_t *st, uint32_t i, uint32_t state, const char *name) {
-  mb_client_entry_t *e = &st->clients[i];
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb_store64(&e->start_time, self.start_time);
-  mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
-  mb_store64(&e->heartbeat_ns, mb_os_mono_ns());
-  mb__client_name_set(e, name);
-  mb_store64(&e->word, MB_CLIENT_WORD(state, i + 1, self.pid));
-}
-
 /* Every member of one published pool or heap, and no others (object_size: a heap's purpose). */
 static void expect_mem(const cJSON *m, const char *name, const char *kind, double object_size,
                        double in_use, double peak, double committed, double allocs, double frees,
