@@ -42,7 +42,7 @@ static int hp_fail(mb_heap_t *h, int rc, const char *what) {
 
 /* Claim `delta` more bytes in use against the maximum. */
 static int hp_claim(mb_heap_t *h, size_t delta) {
-  uint64_t cur = mb_load64_relaxed(&h->in_use), peak;
+  uint64_t cur = mb_load64_relaxed(&h->in_use);
   if (h->maximum == 0) {
     cur = mb_add64(&h->in_use, delta) + delta;
   } else {
@@ -57,9 +57,7 @@ static int hp_claim(mb_heap_t *h, size_t delta) {
     } while (!mb_cas64(&h->in_use, &cur, cur + delta));
     cur += delta;
   }
-  peak = mb_load64_relaxed(&h->peak);
-  while (cur > peak && !mb_cas64(&h->peak, &peak, cur)) {
-  }
+  mb_max64(&h->peak, cur);
   return 0;
 }
 

@@ -23,7 +23,7 @@
 #include "private.h"
 #include "slots.h"
 
-#define MB__PUBLISH_NS (1000u * 1000000u)       /* how often mb_tick publishes private memory */
+#define MB__PUBLISH_NS (1000u * 1000000u) /* private memory: thread-safe figures, once a second */
 #define MB__BROKER_CHECK_NS (1000u * 1000000u)  /* how often mb_tick asks the OS of the broker */
 #define MB__LOG_REPEAT_NS (10000ull * 1000000u) /* one repeated log message in 10 s */
 #define MB__CLAIMED_WAIT_MS 200 /* how long attach waits for an entry of its name held CLAIMED */
@@ -73,7 +73,7 @@ struct mb_client_s {
 
   /* private pools and heaps shown in the entry's memory row (tracked[i] is row entry i) */
   mb_os_mutex_t mem_lock;    /* tracked[] and the row: the app's thread and the heartbeat's */
-  uint64_t mem_published_ns; /* mb_tick's last publication (monotonic) */
+  uint64_t mem_published_ns; /* the last once-a-second publication (monotonic, mem_lock) */
   struct {
     int kind; /* MB_MEM_LPOOL, MB_MEM_HEAP, or MB_MEM_NONE: unused */
     int threadsafe;
@@ -224,7 +224,6 @@ static void mb__mem_publish(mb_client_t *c, int all);
 static void mb__hb_main(void *arg) {
   mb_client_t *c = arg;
   uint64_t period = (uint64_t)c->opts.heartbeat_ms * 1000000u, next = mb_os_mono_ns() + period;
-  uint64_t next_publish = 0;
   while (!mb_load32(&c->hb_stop)) {
     uint64_t now = mb_os_mono_ns();
     if (now >= next) {
@@ -232,10 +231,7 @@ static void mb__hb_main(void *arg) {
         mb_store64(&c->entry->heartbeat_ns, now);
       next = now + period;
     }
-    if (now >= next_publish) {
-      mb__mem_publish(c, 0);
-      next_publish = now + MB__PUBLISH_NS;
-    }
+    mb__mem_publish(c, 0); /* once a second, shared with mb_tick */
     mb_os_sleep_ms(c->opts.heartbeat_ms < 20 ? c->opts.heartbeat_ms : 20);
   }
 }
@@ -253,18 +249,6 @@ static void mb__hb_stop(mb_client_t *c) {
 void mb_attach_options_init(mb_attach_options_t *opts) {
   memset(opts, 0, sizeof *opts);
   opts->size = (uint32_t)sizeof *opts;
-}
-
-/* 1..max-1 bytes of [A-Za-z0-9._-]. */
-static int mb__valid_name(const char *s, size_t max) {
-  size_t n = 0;
-  for (; s[n] != '\0'; n++) {
-    char ch = s[n];
-    if (n + 1 >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-      return 0;
-  }
-  return n > 0;
 }
 
 /* Map region i (once) into c->regions[i]; on Windows also commit a lazy region's slot table
@@ -684,10 +668,10 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
   *client = NULL;
   if (instance == NULL)
     instance = "default";
-  if (!mb__valid_name(instance, MB_INSTANCE_MAX))
+  if (!mb__name_ok(instance, MB_INSTANCE_MAX, MB_NAME_UPPER | MB_NAME_DOT))
     return mb__errorf(MB_EINVAL, 0, "instance '%s': 1 to %d characters of A-Z a-z 0-9 . _ -",
                       instance, MB_INSTANCE_MAX - 1);
-  if (!mb__valid_name(name, MB_CLIENT_NAME_MAX))
+  if (!mb__name_ok(name, MB_CLIENT_NAME_MAX, MB_NAME_UPPER | MB_NAME_DOT))
     return mb__errorf(MB_EINVAL, 0, "client name '%s': 1 to %d characters of A-Z a-z 0-9 . _ -",
                       name, MB_CLIENT_NAME_MAX - 1);
   if ((c = calloc(1, sizeof *c)) == NULL)
@@ -716,7 +700,15 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
  * FREE. MB_ESTALE if it is no longer ours (reaped, taken over, broker restarted): then
  * nothing in shared memory is touched.
  */
-static int mb__pool_map_index(mb_client_t *c, uint32_t i);
+static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached);
+
+/* The entry, which we hold CLAIMED, becomes DEAD (reason CLOSED) with what it holds, for
+ * the grace period: the broker frees it then, or an attach under its name takes it over. */
+static void mb__claimed_to_dead(mb_client_t *c) {
+  mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
+  mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
+  mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
+}
 
 static int mb__leave(mb_client_t *c) {
   uint64_t w = c->word;
@@ -734,13 +726,11 @@ static int mb__leave(mb_client_t *c) {
    * leaves the entry DEAD instead, for the broker (which maps them all) to free. */
   mb_os_mutex_lock(&c->mem_lock);
   for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
-    if (mb__pool_map_index(c, i) != 0)
+    if (mb__pool_map_index(c, i, 0) != 0) /* mb__client_free gives back cached ones too */
       unmapped = 1;
   mb_os_mutex_unlock(&c->mem_lock);
   if (unmapped) {
-    mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
-    mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
-    mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
+    mb__claimed_to_dead(c);
     return 0;
   }
   mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, c->pools_map, MB_POOLS_MAX,
@@ -758,9 +748,7 @@ static void mb__hand_off(mb_client_t *c) {
   if (c->st == NULL ||
       !mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
     return;
-  mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
-  mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
-  mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
+  mb__claimed_to_dead(c);
 }
 
 int mb_detach(mb_client_t *client) {
@@ -840,10 +828,7 @@ int mb_tick(mb_client_t *c) {
     return mb__stale(c);
   now = mb_os_mono_ns();
   mb_store64(&c->entry->heartbeat_ns, now);
-  if (now - c->mem_published_ns >= MB__PUBLISH_NS) {
-    c->mem_published_ns = now;
-    mb__mem_publish(c, 0);
-  }
+  mb__mem_publish(c, 0);
   /* A restarted broker has a block of its own; the one we map says stopped or shutting
    * down (or its broker is gone), so a restart is seen as "not running" here. */
   status = mb_load32(&c->st->game.server_status);
@@ -1223,11 +1208,11 @@ static void mb__tcaches_release(mb_client_t *c, const mb_pool_t *pool) {
   mb_os_mutex_unlock(&mb__tc_lock);
 }
 
-/* Map pool i of the current attachment's directory, once (caller holds mem_lock). The first
- * map of an attachment gives back the blocks a predecessor of this name left in its thread
- * caches (it died with them; this process's caches are empty: they were let go before any
- * remap). */
-static int mb__pool_map_index(mb_client_t *c, uint32_t i) {
+/* Map pool i of the current attachment's directory, once (caller holds mem_lock). With
+ * release_cached, the first map of an attachment gives back the blocks a predecessor of this
+ * name left in its thread caches (it died with them; this process's caches are empty: they
+ * were let go before any remap). */
+static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
   char obj[MB_OS_NAME_MAX + 1];
   int rc;
   if (c->pools_map[i].base == NULL) {
@@ -1249,9 +1234,9 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i) {
     }
     p->base = base;
     p->desc = d;
-    p->state = c->st;
     mb__pool_bind(p);
-    mb__pool_release_owner(p, c->index + 1, 1);
+    if (release_cached)
+      mb__pool_release_owner(p, c->index + 1, 1);
   }
   return 0;
 }
@@ -1267,7 +1252,7 @@ static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
     return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
                       name);
   *index = i;
-  return mb__pool_map_index(c, i);
+  return mb__pool_map_index(c, i, 1);
 }
 
 int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **pool) {
@@ -1478,34 +1463,45 @@ int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj) {
 
 MB_LAYOUT_ASSERT(MB_TRACK_MAX == MB_CLIENT_MEM_MAX, "one row entry per tracked pool or heap");
 
-/* Copy the figures of tracked[i] into row entry e (caller holds mem_lock). */
+/* Copy the figures (and detail) of tracked[i] into row entry e, from one read of its
+ * statistics; zeros if they cannot be read (caller holds mem_lock). */
 static void mb__mem_fill(mb_client_t *c, int i, mb_mem_entry_t *e) {
+  uint64_t f[7] = {0}; /* in_use, peak, committed, allocs, frees, failures, objects */
+  uint32_t detail = 0;
   if (c->tracked[i].kind == MB_MEM_LPOOL) {
     mb_pool_stats_t ps;
-    if (mb_lpool_stats(c->tracked[i].obj, &ps) != 0)
-      return;
-    mb_store64_relaxed(&e->in_use, ps.in_use * ps.block_size);
-    mb_store64_relaxed(&e->peak, ps.peak * ps.block_size);
-    mb_store64_relaxed(&e->committed, ps.committed);
-    mb_store64_relaxed(&e->allocs, ps.allocs);
-    mb_store64_relaxed(&e->frees, ps.frees);
-    mb_store64_relaxed(&e->failures, ps.misses + ps.errors);
-    mb_store64_relaxed(&e->objects, ps.in_use);
+    if (mb_lpool_stats(c->tracked[i].obj, &ps) == 0) {
+      uint64_t v[7] = {ps.in_use * ps.block_size,
+                       ps.peak * ps.block_size,
+                       ps.committed,
+                       ps.allocs,
+                       ps.frees,
+                       ps.misses + ps.errors,
+                       ps.in_use};
+      memcpy(f, v, sizeof f);
+      detail = (uint32_t)ps.object_size;
+    }
   } else {
     mb_heap_stats_t hs;
-    if (mb_heap_stats(c->tracked[i].obj, &hs) != 0)
-      return;
-    mb_store64_relaxed(&e->in_use, hs.bytes_in_use);
-    mb_store64_relaxed(&e->peak, hs.peak_in_use);
-    mb_store64_relaxed(&e->committed, hs.committed);
-    mb_store64_relaxed(&e->allocs, hs.allocations + hs.reallocations);
-    mb_store64_relaxed(&e->frees, hs.frees);
-    mb_store64_relaxed(&e->failures, hs.failures);
-    mb_store64_relaxed(&e->objects, hs.blocks);
+    if (mb_heap_stats(c->tracked[i].obj, &hs) == 0) {
+      uint64_t v[7] = {
+          hs.bytes_in_use, hs.peak_in_use, hs.committed, hs.allocations + hs.reallocations,
+          hs.frees,        hs.failures,    hs.blocks};
+      memcpy(f, v, sizeof f);
+      detail = (uint32_t)hs.purpose;
+    }
   }
+  mb_store32(&e->detail, detail);
+  mb_store64_relaxed(&e->in_use, f[0]);
+  mb_store64_relaxed(&e->peak, f[1]);
+  mb_store64_relaxed(&e->committed, f[2]);
+  mb_store64_relaxed(&e->allocs, f[3]);
+  mb_store64_relaxed(&e->frees, f[4]);
+  mb_store64_relaxed(&e->failures, f[5]);
+  mb_store64_relaxed(&e->objects, f[6]);
 }
 
-/* Write row entry i's name, detail and kind for tracked[i] (MB_MEM_NONE clears it). Caller
+/* Write row entry i's name, figures and kind for tracked[i] (MB_MEM_NONE clears it). Caller
  * holds mem_lock and the entry is ours. */
 static void mb__mem_describe(mb_client_t *c, int i) {
   mb_mem_entry_t *e = &c->st->client_mem[c->index].entries[i];
@@ -1513,45 +1509,37 @@ static void mb__mem_describe(mb_client_t *c, int i) {
   mb_store32(&e->kind, MB_MEM_NONE);
   if (c->tracked[i].kind == MB_MEM_NONE)
     return;
-  mb_store64_relaxed(&e->in_use, 0); /* figures a failed read would leave are not shown */
-  mb_store64_relaxed(&e->peak, 0);
-  mb_store64_relaxed(&e->committed, 0);
-  mb_store64_relaxed(&e->allocs, 0);
-  mb_store64_relaxed(&e->frees, 0);
-  mb_store64_relaxed(&e->failures, 0);
-  mb_store64_relaxed(&e->objects, 0);
-  if (c->tracked[i].kind == MB_MEM_LPOOL) {
-    mb_pool_stats_t ps;
-    mb__name_set(e->name, mb_lpool_name(obj));
-    mb_store32(&e->detail, mb_lpool_stats(obj, &ps) == 0 ? (uint32_t)ps.object_size : 0);
-  } else {
-    mb_heap_stats_t hs;
-    mb__name_set(e->name, mb_heap_name(obj));
-    mb_store32(&e->detail, mb_heap_stats(obj, &hs) == 0 ? (uint32_t)hs.purpose : 0);
-  }
+  mb__name_set(e->name,
+               c->tracked[i].kind == MB_MEM_LPOOL ? mb_lpool_name(obj) : mb_heap_name(obj));
   mb__mem_fill(c, i, e);
   mb_store32(&e->kind, (uint32_t)c->tracked[i].kind); /* release: name and figures first */
 }
 
-/* A new attachment: its row starts empty, then shows what is tracked. */
+/* A new attachment: its row starts empty, then shows what is tracked (attach runs on the
+ * app's thread: all may be read). */
 static void mb__mem_reset(mb_client_t *c) {
-  mb_client_mem_t *row = &c->st->client_mem[c->index];
   int i;
   mb_os_mutex_lock(&c->mem_lock);
-  for (i = 0; i < MB_CLIENT_MEM_MAX; i++)
-    mb_store32(&row->entries[i].kind, MB_MEM_NONE);
-  for (i = 0; i < MB_TRACK_MAX; i++) /* attach runs on the app's thread: all may be read */
-    if (c->tracked[i].kind != MB_MEM_NONE)
-      mb__mem_describe(c, i);
-  mb_store64(&row->published_ns, mb_os_wall_ns());
+  for (i = 0; i < MB_TRACK_MAX; i++) /* one row entry per tracked slot (asserted above) */
+    mb__mem_describe(c, i);
+  mb_store64(&c->st->client_mem[c->index].published_ns, mb_os_wall_ns());
   mb_os_mutex_unlock(&c->mem_lock);
 }
 
-/* Refresh the figures of the tracked pools and heaps (only the thread-safe ones unless all). */
+/* Refresh the figures of the tracked pools and heaps: all of them (mb_publish), or the
+ * thread-safe ones at most once a second (the heartbeat thread and mb_tick, whichever
+ * comes first). */
 static void mb__mem_publish(mb_client_t *c, int all) {
   mb_client_mem_t *row;
+  uint64_t now = mb_os_mono_ns();
   int i;
   mb_os_mutex_lock(&c->mem_lock);
+  if (!all && now - c->mem_published_ns < MB__PUBLISH_NS) {
+    mb_os_mutex_unlock(&c->mem_lock);
+    return;
+  }
+  if (!all)
+    c->mem_published_ns = now;
   if (c->st != NULL && mb__entry_mine(c)) {
     row = &c->st->client_mem[c->index];
     for (i = 0; i < MB_TRACK_MAX; i++) {
@@ -1652,7 +1640,6 @@ struct mb_map_s {
   const mb_gmap_tile_t *tiles;
   const mb_gmap_object_t *objects;
   uint32_t width, height, object_count;
-  uint32_t seq;
   char name[MB_MAP_NAME_MAX];
 };
 
@@ -1733,7 +1720,6 @@ static int mb__map_attach(mb_client_t *c, const char *name, uint32_t seq, uint64
   m->width = h.width;
   m->height = h.height;
   m->object_count = h.object_count;
-  m->seq = seq;
   snprintf(m->name, sizeof m->name, "%s", name);
   return 0;
 }

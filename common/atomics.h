@@ -48,8 +48,8 @@ static __inline uint64_t mb_add64(mb_au64 *a, uint64_t d) {
   return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)&a->v_, (__int64)d);
 }
 static __inline int mb_cas32(mb_au32 *a, uint32_t *expected, uint32_t desired) {
-  uint32_t old =
-      (uint32_t)_InterlockedCompareExchange((volatile long *)&a->v_, (long)desired, (long)*expected);
+  uint32_t old = (uint32_t)_InterlockedCompareExchange((volatile long *)&a->v_, (long)desired,
+                                                       (long)*expected);
   if (old == *expected)
     return 1;
   *expected = old;
@@ -116,5 +116,12 @@ static inline int mb_cas64(mb_au64 *a, uint64_t *expected, uint64_t desired) {
 #else
 #define mb_fence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif
+
+/* Raise *a to at least v (a peak): a CAS only while v is higher than what is there. */
+static inline void mb_max64(mb_au64 *a, uint64_t v) {
+  uint64_t cur = mb_load64(a);
+  while (v > cur && !mb_cas64(a, &cur, v)) {
+  }
+}
 
 #endif /* MB_ATOMICS_H */

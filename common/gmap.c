@@ -379,9 +379,8 @@ fail:
 
 /* ---- checksum -------------------------------------------------------------------------------- */
 
-uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size) {
+uint64_t mb__fnv1a64_more(uint64_t h, const void *data, uint64_t size) {
   const unsigned char *p = (const unsigned char *)data;
-  uint64_t h = UINT64_C(0xcbf29ce484222325);
   uint64_t i;
   for (i = 0; i < size; i++) {
     h ^= p[i];
@@ -390,11 +389,6 @@ uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size) {
   return h;
 }
 
-int mb__map_object_name(char *buf, size_t size, const char *instance, const char *name,
-                        uint32_t seq) {
-  int n = snprintf(buf, size, "membroker.%s.map.%s.%u", instance, name, (unsigned)seq);
-  if (n < 0 || (size_t)n >= size)
-    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s' map '%s' is too long",
-                      instance, name);
-  return 0;
+uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size) {
+  return mb__fnv1a64_more(MB_FNV1A64_BASIS, data, size);
 }

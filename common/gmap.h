@@ -84,10 +84,10 @@ void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out);
  */
 uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size);
 
-/* The section name of load `seq` of map `name` (layout.h, mb_map_desc_t), for the broker
- * and the client alike. MB_ENAMETOOLONG if it does not fit. */
-int mb__map_object_name(char *buf, size_t size, const char *instance, const char *name,
-                        uint32_t seq);
+/* FNV-1a 64 continued from hash h over data[0..size) (mb__gmap_fnv1a64 starts from
+ * MB_FNV1A64_BASIS): a checksum built up a piece at a time. */
+#define MB_FNV1A64_BASIS UINT64_C(0xcbf29ce484222325)
+uint64_t mb__fnv1a64_more(uint64_t h, const void *data, uint64_t size);
 
 #ifdef __cplusplus
 }

@@ -256,10 +256,10 @@ enum mb_map_state {
   MB_MAP_READY = 1,
 };
 typedef struct mb_map_desc_s {
-  mb_au64 name[4]; /* NUL-terminated, word by word (mb__name_get) */
-  mb_au32 state;   /* enum mb_map_state */
-  mb_au32 seq;     /* the load's number: part of the section name */
-  mb_au64 size;    /* bytes of the image (the file) */
+  mb_au64 name[4];        /* NUL-terminated, word by word (mb__name_get) */
+  mb_au32 state;          /* enum mb_map_state */
+  mb_au32 seq;            /* the load's number: part of the section name */
+  mb_au64 size;           /* bytes of the image (the file) */
   mb_au64 checksum;       /* FNV-1a 64 of the image */
   mb_au64 loaded_wall_ns; /* when it was loaded */
   mb_au32 width;          /* the GMAP header's, for listings */
@@ -370,9 +370,14 @@ MB_LAYOUT_ASSERT(sizeof(mb_state_t) ==
 
 /* ---- helpers shared by broker and client (state.c) ------------------------------------------ */
 
-/* Build "membroker.<instance>.state" or "membroker.<instance>.region.<name>" (name NULL for the
- * state block). MB_ENAMETOOLONG if it does not fit. */
+/* The names of the instance's shared objects, for broker and client alike; MB_ENAMETOOLONG if
+ * the name does not fit. "membroker.<instance>.state" (region NULL) or
+ * "membroker.<instance>.region.<name>"; "membroker.<instance>.pool.<name>";
+ * "membroker.<instance>.map.<name>.<seq>" (load `seq` of map `name`, mb_map_desc_t). */
 int mb__object_name(char *buf, size_t size, const char *instance, const char *region);
+int mb__pool_object_name(char *buf, size_t size, const char *instance, const char *pool);
+int mb__map_object_name(char *buf, size_t size, const char *instance, const char *name,
+                        uint32_t seq);
 
 /* Check a mapped block of `mapped` bytes: magic (MB_EBADMAGIC), version (MB_EVERSION), header
  * and total size (MB_EVERSION), and that it is initialised (MB_ENOTRUNNING if not yet). */
@@ -414,11 +419,15 @@ static inline mb_slot_t *mb__region_slots(const mb_region_desc_t *d, void *base)
   return (mb_slot_t *)((unsigned char *)base + off);
 }
 /* Bytes the slot table needs (rounded up to `round`). */
+/* v rounded up to a multiple of `to` (> 0). */
+static inline uint64_t mb__round_up(uint64_t v, uint64_t to) {
+  return (v + to - 1) / to * to;
+}
+
 static inline uint64_t mb__region_table_size(uint64_t size, uint32_t page_size, uint64_t slots,
                                              uint64_t round) {
   uint64_t pages = size / page_size;
-  uint64_t bytes = ((pages * 4 + 7) & ~(uint64_t)7) + slots * sizeof(mb_slot_t);
-  return (bytes + round - 1) / round * round;
+  return mb__round_up(((pages * 4 + 7) & ~(uint64_t)7) + slots * sizeof(mb_slot_t), round);
 }
 
 #ifdef __cplusplus

@@ -524,6 +524,19 @@ void mb_os_inject_commit_failures(int count);
 /* Internal, for the OS files: 1 if this commit is to fail by injection (consumes one). */
 int mb__os_injected_commit_failure(void);
 
+/* Names of things (instances, clients, regions, pools, maps, object names): which characters
+ * a name may have besides a-z 0-9 _ - . */
+enum {
+  MB_NAME_UPPER = 1u << 0, /* A-Z */
+  MB_NAME_DOT = 1u << 1,   /* '.' */
+};
+static inline int mb__name_char_ok(char c, unsigned allow) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+         ((allow & MB_NAME_UPPER) && c >= 'A' && c <= 'Z') || ((allow & MB_NAME_DOT) && c == '.');
+}
+/* 1 if s is 1 to max - 1 characters that mb__name_char_ok(, allow) accepts. */
+int mb__name_ok(const char *s, size_t max, unsigned allow);
+
 /* Internal, for the OS files (os_common.c): checks both implementations make alike. */
 int mb__os_page_aligned(const void *addr, uint64_t size);
 /* A portable object name (1..MB_OS_NAME_MAX of [A-Za-z0-9._-]); *len receives its length. */

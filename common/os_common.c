@@ -10,6 +10,14 @@ int mb__os_page_aligned(const void *addr, uint64_t size) {
   return ((uintptr_t)addr % ps) == 0 && (size % ps) == 0;
 }
 
+int mb__name_ok(const char *s, size_t max, unsigned allow) {
+  size_t n = 0;
+  for (; s[n] != '\0'; n++)
+    if (n + 1 >= max || !mb__name_char_ok(s[n], allow))
+      return 0;
+  return n > 0;
+}
+
 int mb__os_check_name(const char *name, const char *what, size_t *len) {
   size_t n = 0;
   if (name == NULL || name[0] == '\0')
@@ -19,10 +27,9 @@ int mb__os_check_name(const char *name, const char *what, size_t *len) {
     if (n >= MB_OS_NAME_MAX)
       return mb__errorf(MB_ENAMETOOLONG, 0, "%s name '%.40s...' is longer than %d", what, name,
                         MB_OS_NAME_MAX);
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
-      return mb__errorf(MB_EINVAL, 0, "%s name '%s' has a character outside [A-Za-z0-9._-]",
-                        what, name);
+    if (!mb__name_char_ok(c, MB_NAME_UPPER | MB_NAME_DOT))
+      return mb__errorf(MB_EINVAL, 0, "%s name '%s' has a character outside [A-Za-z0-9._-]", what,
+                        name);
   }
   *len = n;
   return 0;

@@ -9,22 +9,9 @@
  */
 #include "pool.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #define MB_POOL_POISON 0xDB
-
-int mb__pool_object_name(char *buf, size_t size, const char *instance, const char *pool) {
-  int n = snprintf(buf, size, "membroker.%s.pool.%s", instance, pool);
-  if (n < 0 || (size_t)n >= size)
-    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s' pool '%s' is too long",
-                      instance, pool);
-  return 0;
-}
-
-static uint64_t mb__round(uint64_t v, uint64_t to) {
-  return (v + to - 1) / to * to;
-}
 
 int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
                     size_t page_size) {
@@ -33,7 +20,7 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
       align > page_size)
     return mb__errorf(MB_EINVAL, 0, "pool '%s': object size %u, alignment %u, capacity %u", d->name,
                       (unsigned)object_size, (unsigned)align, (unsigned)capacity);
-  stride = mb__round(object_size, align);
+  stride = mb__round_up(object_size, align);
   if (stride > UINT32_MAX)
     return mb__errorf(MB_ERANGE, 0, "pool '%s': objects of %u bytes are too large", d->name,
                       (unsigned)object_size);
@@ -43,9 +30,10 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
   d->capacity = capacity;
   d->links_offset = 0;
   d->stamps_offset = (uint64_t)capacity * sizeof(mb_au64);
-  d->blocks_offset = mb__round(d->stamps_offset + (uint64_t)capacity * sizeof(mb_au32), page_size);
+  d->blocks_offset =
+      mb__round_up(d->stamps_offset + (uint64_t)capacity * sizeof(mb_au32), page_size);
   blocks = stride * capacity;
-  d->section_size = mb__round(d->blocks_offset + blocks, page_size);
+  d->section_size = mb__round_up(d->blocks_offset + blocks, page_size);
   return 0;
 }
 
@@ -61,11 +49,11 @@ void mb__pool_bind(mb_pool_map_t *p) {
     p->shift = -1;
 }
 
-/* Raise *peak to at least now. */
-static void mb__pool_peak(mb_au64 *peak, uint64_t now) {
-  uint64_t v = mb_load64(peak);
-  while (now > v && !mb_cas64(peak, &v, now)) {
-  }
+/* Count n blocks out of the pool and raise the peak to what is out now. allocated is added
+ * before freed is read (mb__pool_in_use), so the difference never passes the capacity. */
+static void mb__pool_count_out(mb_pool_desc_t *d, uint32_t n) {
+  uint64_t now = mb_add64(&d->allocated, n) + n;
+  mb_max64(&d->peak, now - mb_load64(&d->freed));
 }
 
 /* Link idx[0..n) into a chain and push it on the free stack. */
@@ -157,8 +145,7 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out
     uint32_t victim = out[bad];
     mb_store32(&p->stamps[victim], MB_STAMP_IN_USE | 0xFFFFu);
     mb_add64(&d->errors, 1);
-    uint64_t now = mb_add64(&d->allocated, 1) + 1; /* before freed is read: see in_use */
-    mb__pool_peak(&d->peak, now - mb_load64(&d->freed));
+    mb__pool_count_out(d, 1);
     out[bad] = out[n - 1];
     if (n > 1)
       mb__push_chain(p, out, n - 1);
@@ -169,10 +156,7 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out
   }
   for (k = 0; k < n; k++)
     mb_store32(&p->stamps[out[k]], stamp);
-  {
-    uint64_t now = mb_add64(&d->allocated, n) + n; /* before freed is read: see in_use */
-    mb__pool_peak(&d->peak, now - mb_load64(&d->freed));
-  }
+  mb__pool_count_out(d, n);
   *got = n;
   return 0;
 }
@@ -218,7 +202,7 @@ int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {
   const mb_pool_desc_t *d = p->desc;
   const unsigned char *o = obj;
   uint64_t off;
-  if (o < p->blocks || o >= p->blocks + (uint64_t)d->stride * d->capacity)
+  if (o < p->blocks || o >= p->blocks + p->span)
     return mb__errorf(MB_EINVAL, 0, "pool '%s': %p is not a block of this pool", d->name, obj);
   off = (uint64_t)(o - p->blocks);
   if (p->shift >= 0 && (off & (d->stride - 1)) == 0) {

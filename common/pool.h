@@ -19,7 +19,6 @@ extern "C" {
 
 /* A pool's section mapped into this process. */
 typedef struct mb_pool_map_s {
-  mb_state_t *state;    /* the mapped control block */
   mb_pool_desc_t *desc; /* in the mapped control block */
   mb_os_section_t sec;
   unsigned char *base; /* view of the whole section; NULL when not mapped */
@@ -31,9 +30,6 @@ typedef struct mb_pool_map_s {
   uint32_t stride;
   int shift; /* log2(stride) if a power of two, else -1 */
 } mb_pool_map_t;
-
-/* "membroker.<instance>.pool.<name>". MB_ENAMETOOLONG if it does not fit. */
-int mb__pool_object_name(char *buf, size_t size, const char *instance, const char *pool);
 
 /* Section layout of a pool of `capacity` blocks of `object_size` bytes aligned to `align`:
  * fills the desc's offsets, stride and section_size (page-rounded). MB_ERANGE on overflow. */

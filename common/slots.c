@@ -8,35 +8,30 @@
 /* How long a claim waits for a page another process holds busy. */
 #define MB_PAGE_BUSY_WAIT_NS (2000u * 1000000u)
 
-/* Raise *peak to at least now. */
-static void mb__peak(mb_au64 *peak, uint64_t now) {
-  uint64_t p = mb_load64(peak);
-  while (now > p && !mb_cas64(peak, &p, now)) {
-  }
+void mb__region_account(mb_region_desc_t *d, int64_t delta) {
+  mb_max64(&d->peak_committed, mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta);
 }
 
-/* Add `delta` bytes to the region's committed count and keep its peak. */
-static void mb__account(mb_region_desc_t *d, int64_t delta) {
-  mb__peak(&d->peak_committed, mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta);
-}
-
-/*
- * Charge `bytes` against the broker-wide commit total before committing them; MB_ENOSPC if
- * that would pass limits.max_committed (the charge is then taken back).
- */
-static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
-  mb_state_t *st = r->state;
+int mb__commit_charge(mb_state_t *st, uint64_t bytes) {
   uint64_t limit = mb_load64(&st->game.commit_limit);
   uint64_t now = mb_add64(&st->game.committed_total, bytes) + bytes;
   if (limit != 0 && now > limit) {
     mb_add64(&st->game.committed_total, (uint64_t)0 - bytes);
-    return mb__errorf(MB_ENOSPC, 0,
-                      "region '%s': committing %llu more bytes would pass limits.max_committed "
-                      "(%llu)",
-                      r->desc->name, (unsigned long long)bytes, (unsigned long long)limit);
+    return MB_ENOSPC;
   }
-  mb__peak(&st->game.committed_peak, now);
+  mb_max64(&st->game.committed_peak, now);
   return 0;
+}
+
+/* mb__commit_charge for a region's commit, with the message. */
+static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
+  if (mb__commit_charge(r->state, bytes) == 0)
+    return 0;
+  return mb__errorf(MB_ENOSPC, 0,
+                    "region '%s': committing %llu more bytes would pass limits.max_committed "
+                    "(%llu)",
+                    r->desc->name, (unsigned long long)bytes,
+                    (unsigned long long)mb_load64(&r->state->game.commit_limit));
 }
 
 /*
@@ -94,7 +89,7 @@ static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
         mb_store32(w, v); /* back to uncommitted, not busy */
         return rc;
       }
-      mb__account(d, (int64_t)d->page_size);
+      mb__region_account(d, (int64_t)d->page_size);
       mb_store32(w, (v | MB_PAGE_COMMITTED) + 1);
       *was_committed = 0;
       return 0;
@@ -324,7 +319,7 @@ int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
       mb_store32(&pages[p], MB_PAGE_COMMITTED);
       break;
     }
-    mb__account(d, -(int64_t)d->page_size);
+    mb__region_account(d, -(int64_t)d->page_size);
     mb_add64(&r->state->game.committed_total, (uint64_t)0 - d->page_size);
     bytes += d->page_size;
     mb_store32(&pages[p], 0);

@@ -65,6 +65,17 @@ static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
  */
 int mb__region_compact(mb_region_map_t *r, uint64_t *freed);
 
+/*
+ * Charge `bytes` against the broker-wide commit total (mb_state_t.game) before committing
+ * them, raising its peak: 0, or MB_ENOSPC (no message: the caller says what it was
+ * committing) if that would pass the commit limit - the charge is then taken back. Give
+ * bytes back with mb_add64(&st->game.committed_total, 0 - bytes).
+ */
+int mb__commit_charge(mb_state_t *st, uint64_t bytes);
+
+/* Add `delta` bytes to region d's committed count and keep its peak. */
+void mb__region_account(mb_region_desc_t *d, int64_t delta);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,13 +10,33 @@
 #include "error.h"
 #include "os.h"
 
-int mb__object_name(char *buf, size_t size, const char *instance, const char *region) {
-  int n = region ? snprintf(buf, size, "membroker.%s.region.%s", instance, region)
-                 : snprintf(buf, size, "membroker.%s.state", instance);
+/* n as snprintf returned it for buf[size]: 0, or the error naming what did not fit. */
+static int mb__object_name_fits(int n, size_t size, const char *instance, const char *kind,
+                                const char *name) {
   if (n < 0 || (size_t)n >= size)
-    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s'%s%s is too long", instance,
-                      region ? " region " : "", region ? region : "");
+    return mb__errorf(MB_ENAMETOOLONG, 0, "object name for instance '%s' %s '%s' is too long",
+                      instance, kind, name);
   return 0;
+}
+
+int mb__object_name(char *buf, size_t size, const char *instance, const char *region) {
+  if (region == NULL)
+    return mb__object_name_fits(snprintf(buf, size, "membroker.%s.state", instance), size, instance,
+                                "control block", "state");
+  return mb__object_name_fits(snprintf(buf, size, "membroker.%s.region.%s", instance, region), size,
+                              instance, "region", region);
+}
+
+int mb__pool_object_name(char *buf, size_t size, const char *instance, const char *pool) {
+  return mb__object_name_fits(snprintf(buf, size, "membroker.%s.pool.%s", instance, pool), size,
+                              instance, "pool", pool);
+}
+
+int mb__map_object_name(char *buf, size_t size, const char *instance, const char *name,
+                        uint32_t seq) {
+  return mb__object_name_fits(
+      snprintf(buf, size, "membroker.%s.map.%s.%u", instance, name, (unsigned)seq), size, instance,
+      "map", name);
 }
 
 int mb__state_check(const mb_state_t *st, uint64_t mapped) {

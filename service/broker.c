@@ -81,10 +81,6 @@ static int mb__create(mb_broker_t *b, mb_os_section_t *s, const char *name, uint
   return rc;
 }
 
-static uint64_t mb__round_up(uint64_t v, uint64_t to) {
-  return (v + to - 1) / to * to;
-}
-
 /* Create region i: its section (data + slot table), mapped whole, and its descriptor. */
 static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   const mb_region_cfg_t *rc_ = &b->cfg.regions[i];
@@ -181,7 +177,6 @@ static int mb__pool_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   }
   d->flags = pc->debug ? MB_POOL_F_DEBUG : 0;
   p->desc = d;
-  p->state = b->state;
   mb__pool_bind(p);
   mb_add64(&b->state->game.committed_total, d->section_size);
   mb_log_info("pool   %-10s %10u objects of %u bytes (stride %u), %llu bytes%s", d->name,

@@ -538,14 +538,7 @@ static int get_size_string(const char *src, const char *path, const char *s, uin
 /* Check an identifier: 1..size-1 characters of [A-Za-z0-9_-] ([a-z0-9_-] with OPT_LOWER). */
 static int check_name(const char *src, const char *path, const opt_t *o, const char *s) {
   char q[CFG_QUOTE_LEN];
-  size_t i, n = strlen(s);
-  int ok = n >= 1 && n < o->size;
-  for (i = 0; ok && i < n; i++) {
-    char c = s[i];
-    ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-         (!(o->flags & OPT_LOWER) && c >= 'A' && c <= 'Z');
-  }
-  if (ok)
+  if (mb__name_ok(s, o->size, (o->flags & OPT_LOWER) ? 0 : MB_NAME_UPPER))
     return 0;
   quote(q, sizeof q, s);
   return cfg_err(src, path, "%s is not a valid name (use 1..%zu characters of %s)", q, o->size - 1,
@@ -824,7 +817,7 @@ static int check_region(const char *src, const char *path, const void *item) {
 /* A pool's blocks (each object rounded up to the alignment) must fit CFG_POOL_BYTES_MAX. */
 static int check_pool(const char *src, const char *path, const void *item) {
   const mb_pool_cfg_t *p = item;
-  uint64_t stride = ((uint64_t)p->object_size + p->align - 1) / p->align * p->align;
+  uint64_t stride = mb__round_up(p->object_size, p->align); /* as mb__pool_layout */
   uint64_t total = stride * p->capacity;
   char obj[48], each[48], need[48], max[48], aligned[96] = "";
   if (total <= CFG_POOL_BYTES_MAX)

@@ -59,22 +59,6 @@ struct mb_map_load_s {
   mb_gmap_header_t hdr;
 };
 
-static uint64_t mb__round_up(uint64_t v, uint64_t to) {
-  return (v + to - 1) / to * to;
-}
-
-/* 1..MB_MAP_NAME_MAX-1 of a-z 0-9 _ - (as pool and region names). */
-static int mb__map_name_ok(const char *s) {
-  size_t n = 0;
-  for (; s[n] != '\0'; n++) {
-    char c = s[n];
-    if (n + 1 >= MB_MAP_NAME_MAX ||
-        !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-      return 0;
-  }
-  return n > 0;
-}
-
 /* ---- the job --------------------------------------------------------------------------------- */
 
 /*
@@ -139,6 +123,15 @@ static int mb__same_file(const uv_stat_t *a, const uv_stat_t *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
          a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
          a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Close a load's section and remove its name (game servers that map it keep reading it). */
+static void mb__map_section_drop(mb_os_section_t *sec, const char *instance, const char *name,
+                                 uint32_t seq, int flags) {
+  char obj[MB_OS_NAME_MAX + 1];
+  mb_os_section_close(sec);
+  if (mb__map_object_name(obj, sizeof obj, instance, name, seq) == 0)
+    mb_os_section_unlink(obj, flags);
 }
 
 /*
@@ -344,10 +337,7 @@ done:
   uv_fs_close(NULL, &req, fd, NULL);
   uv_fs_req_cleanup(&req);
   if (job->rc != 0 && job->sec.handle > 0) {
-    char obj[MB_OS_NAME_MAX + 1];
-    mb_os_section_close(&job->sec);
-    if (mb__map_object_name(obj, sizeof obj, job->instance, job->name, job->seq) == 0)
-      mb_os_section_unlink(obj, job->sec_flags);
+    mb__map_section_drop(&job->sec, job->instance, job->name, job->seq, job->sec_flags);
   }
 }
 
@@ -370,7 +360,7 @@ int mb__map_load_begin(mb_broker_t *b, const char *name, const char *path, mb_ma
   mb_map_load_t *j;
   mb_map_desc_t *d;
   int i;
-  if (name == NULL || !mb__map_name_ok(name))
+  if (name == NULL || !mb__name_ok(name, MB_MAP_NAME_MAX, 0))
     return mb__errorf(MB_EINVAL, 0, "map name '%.64s': use 1..%d characters of a-z 0-9 _ -",
                       name ? name : "", MB_MAP_NAME_MAX - 1);
   if (path == NULL || path[0] == '\0' || strlen(path) >= MB_CONFIG_PATH_MAX)
@@ -432,24 +422,15 @@ int mb__map_load_finish(mb_broker_t *b, mb_map_load_t *job, int *bad_input, int 
     b->map_seq = job->seq + 1;
   if (rc == 0) {
     /* Charge the section; refuse it if the limit was reached meanwhile. */
-    uint64_t limit = mb_load64(&st->game.commit_limit), peak;
-    uint64_t now = mb_add64(&st->game.committed_total, job->sec.size) + job->sec.size;
-    if (limit != 0 && now > limit) {
-      char obj[MB_OS_NAME_MAX + 1];
-      mb_add64(&st->game.committed_total, (uint64_t)0 - job->sec.size);
+    if (mb__commit_charge(st, job->sec.size) != 0) {
+      uint64_t limit = mb_load64(&st->game.commit_limit);
       mb__job_fail(job, MB_ENOSPC, 1,
                    "map '%s': '%s' needs %llu bytes, more than limits.max_committed (%llu) leaves",
                    job->name, job->path, (unsigned long long)job->sec.size,
                    (unsigned long long)limit);
-      mb_os_section_close(&job->sec);
-      if (mb__map_object_name(obj, sizeof obj, job->instance, job->name, job->seq) == 0)
-        mb_os_section_unlink(obj, job->sec_flags);
+      mb__map_section_drop(&job->sec, job->instance, job->name, job->seq, job->sec_flags);
       rc = job->rc;
       blame = 1;
-    } else {
-      peak = mb_load64(&st->game.committed_peak);
-      while (peak < now && !mb_cas64(&st->game.committed_peak, &peak, now))
-        ;
     }
   }
   if (rc != 0) {
@@ -509,11 +490,8 @@ int mb__map_load(mb_broker_t *b, const char *name, const char *path, int *bad_in
 /* Take slot i out of the directory and let go of its section. */
 static void mb__slot_unload(mb_broker_t *b, int i, const char *why) {
   mb_map_slot_t *s = &b->maps[i];
-  char obj[MB_OS_NAME_MAX + 1];
   mb_store32(&b->state->maps[i].state, MB_MAP_FREE);
-  mb_os_section_close(&s->sec);
-  if (mb__map_object_name(obj, sizeof obj, b->cfg.instance, s->name, s->seq) == 0)
-    mb_os_section_unlink(obj, b->flags);
+  mb__map_section_drop(&s->sec, b->cfg.instance, s->name, s->seq, b->flags);
   mb_add64(&b->state->game.committed_total, (uint64_t)0 - s->charged);
   mb_log_info("map    %-10s unloaded (seq %u, %llu bytes)%s", s->name, (unsigned)s->seq,
               (unsigned long long)s->size, why);
@@ -575,7 +553,7 @@ void mb__maps_purge_stale(mb_broker_t *b, const mb_state_t *old) {
   for (i = 0; i < MB_MAPS_MAX; i++) {
     const mb_map_desc_t *d = &old->maps[i];
     mb__name_get(d->name, name);
-    if (!mb__map_name_ok(name) ||
+    if (!mb__name_ok(name, MB_MAP_NAME_MAX, 0) ||
         mb__map_object_name(obj, sizeof obj, b->cfg.instance, name, mb_load32(&d->seq)) != 0)
       continue;
     if (mb_os_section_unlink(obj, b->flags) == 0 && mb_os_mem_config()->names_persist)

@@ -21,10 +21,9 @@
 #include <string.h>
 
 #include "broker.h"
+#include "gmap.h"
 #include "log.h"
 
-#define PF_FNV_BASIS UINT64_C(0xcbf29ce484222325)
-#define PF_FNV_PRIME UINT64_C(0x100000001b3)
 #define PF_CHUNK (64u * 1024u)            /* bytes read at a time while checksumming */
 #define PF_WARN_EVERY_NS (60000000000ull) /* a failing flush is logged once a minute */
 #define PF_ADVICE "move it away to start without it"
@@ -59,21 +58,11 @@ struct mb_persist_image_s {
   char clients[MB_CLIENTS_MAX][MB_CLIENT_NAME_MAX];
 };
 
-/* FNV-1a 64, continued from h. */
-static uint64_t pf_fnv(uint64_t h, const void *data, size_t n) {
-  const unsigned char *p = data;
-  while (n--) {
-    h ^= *p++;
-    h *= PF_FNV_PRIME;
-  }
-  return h;
-}
-
 /* The checksum of a header with its checksum field as 0: where every file's checksum begins. */
 static uint64_t pf_header_hash(const mb_persist_header_t *h) {
   mb_persist_header_t c = *h;
   c.checksum = 0;
-  return pf_fnv(PF_FNV_BASIS, &c, sizeof c);
+  return mb__fnv1a64_more(MB_FNV1A64_BASIS, &c, sizeof c);
 }
 
 static unsigned pf_popcount(uint64_t w) {
@@ -216,7 +205,7 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
     n = fread(buf, 1, left < PF_CHUNK ? (size_t)left : PF_CHUNK, f);
     if (n == 0)
       break;
-    hash = pf_fnv(hash, buf, n);
+    hash = mb__fnv1a64_more(hash, buf, n);
   }
   while (left == 0 && (c = fgetc(f)) != EOF) {
     (void)c;
@@ -531,18 +520,17 @@ fail:
 static int pf_commit(mb_broker_t *b, mb_region_map_t *r, uint64_t p) {
   mb_state_t *st = b->state;
   mb_region_desc_t *d = r->desc;
-  uint64_t limit = b->cfg.max_committed, total = mb_load64(&st->game.committed_total);
   int rc;
-  if (limit != 0 && total + d->page_size > limit)
+  if (mb__commit_charge(st, d->page_size) != 0)
     return mb__errorf(MB_ENOSPC, 0,
                       "persist: restoring region '%s' needs more memory than "
                       "limits.max_committed (%llu bytes)",
-                      d->name, (unsigned long long)limit);
-  if ((rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
+                      d->name, (unsigned long long)mb_load64(&st->game.commit_limit));
+  if ((rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0) {
+    mb_add64(&st->game.committed_total, (uint64_t)0 - d->page_size);
     return rc;
-  mb_add64(&st->game.committed_total, d->page_size);
-  mb_add64(&d->committed, d->page_size);
-  mb_store64(&d->peak_committed, mb_load64(&d->committed));
+  }
+  mb__region_account(d, (int64_t)d->page_size);
   return 0;
 }
 
@@ -605,7 +593,7 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
   for (skip = f->meta_size + f->bitmap_words * 8; skip > 0 && rc == 0;) {
     size_t n = skip < PF_CHUNK ? (size_t)skip : PF_CHUNK;
     if ((rc = pf_read(fp, f->path, buf, n)) == 0)
-      hash = pf_fnv(hash, buf, n);
+      hash = mb__fnv1a64_more(hash, buf, n);
     skip -= n;
   }
   for (p = 0; p < npages && rc == 0; p++) {
@@ -615,7 +603,7 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
     /* A page of slots goes in place when a restored slot lies on it (always, as saved). */
     dst = d->slot_size == 0 || users[p] != 0 ? r->base + p * d->page_size : buf;
     if ((rc = pf_read(fp, f->path, dst, d->page_size)) == 0)
-      hash = pf_fnv(hash, dst, d->page_size);
+      hash = mb__fnv1a64_more(hash, dst, d->page_size);
   }
   if (rc == 0 && hash != h.checksum)
     rc = mb__errorf(MB_EIO, 0, "persist: %s: the file changed while it was restored", f->path);
@@ -644,8 +632,6 @@ int mb__persist_restore(mb_broker_t *b, mb_persist_image_t *img, uint64_t *saved
                 (unsigned long long)f->info.pages_written,
                 (unsigned long long)f->info.slot_records);
   }
-  if (mb_load64(&st->game.committed_total) > mb_load64(&st->game.committed_peak))
-    mb_store64(&st->game.committed_peak, mb_load64(&st->game.committed_total));
   /* One DEAD entry per game server that held slots: its own to take back within the grace
    * period. The block is not published yet, so plain stores in any order will do. */
   for (i = 0; i < img->nclients; i++) {
@@ -685,7 +671,7 @@ typedef struct pf_writer_s {
 static void pw_write(pf_writer_t *w, const void *p, size_t n) {
   if (w->rc != 0 || n == 0)
     return;
-  w->hash = pf_fnv(w->hash, p, n);
+  w->hash = mb__fnv1a64_more(w->hash, p, n);
   if (fwrite(p, 1, n, w->f) != n)
     w->rc = mb__errorf(MB_EIO, errno, "persist: write %s", w->path);
 }
