@@ -213,6 +213,15 @@ static void mb__pmap_clear(mb_client_t *c) {
 
 /* ---- heartbeat ---------------------------------------------------------------------------- */
 
+/* "stopped" or "shutting down" if the block's broker says so (a restarted broker has a block
+ * of its own, so this is how a client sees it went), else NULL. */
+static const char *mb__stopping(const mb_state_t *st) {
+  uint32_t status = mb_load32(&st->game.server_status);
+  return status == MB_STATUS_STOPPED         ? "stopped"
+         : status == MB_STATUS_SHUTTING_DOWN ? "shutting down"
+                                             : NULL;
+}
+
 /* Whether the entry is still this attachment's: the whole word, so neither a reap nor a
  * takeover by another process (or another attachment of this one) passes. */
 static int mb__entry_mine(const mb_client_t *c) {
@@ -351,8 +360,7 @@ static int mb__adopt_slots(mb_client_t *c) {
     uint64_t first, last, p;
     if (mb_load64(&slots[i].owner) != owner)
       continue;
-    first = i * d->slot_size / d->page_size;
-    last = (i * d->slot_size + d->slot_size - 1) / d->page_size;
+    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
     for (p = first; p <= last; p++) {
       if (p == done_page)
         continue;
@@ -486,7 +494,8 @@ static int mb__attach_once(mb_client_t *c) {
   char obj[MB_OS_NAME_MAX + 1];
   mb_state_t *st;
   mb_client_entry_t *e;
-  uint32_t index = 0, status;
+  uint32_t index = 0;
+  const char *why;
   int rc, taken_over = 0, i, clashes = 0;
   uint64_t now;
 
@@ -513,10 +522,8 @@ static int mb__attach_once(mb_client_t *c) {
   c->broker.pid = st->broker_pid;
   c->broker.start_time = st->broker_start_time;
   c->generation = mb_load64(&st->generation);
-  status = mb_load32(&st->game.server_status);
-  if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN) {
-    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' is %s", c->instance,
-                    status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
+  if ((why = mb__stopping(st)) != NULL) {
+    rc = mb__errorf(MB_ENOTRUNNING, 0, "the broker of instance '%s' is %s", c->instance, why);
     goto fail;
   }
   if (mb__broker_alive(c) == 0) {
@@ -819,7 +826,7 @@ static int mb__stale(const mb_client_t *c) {
 }
 
 int mb_tick(mb_client_t *c) {
-  uint32_t status;
+  const char *why;
   uint64_t now;
   int rc;
   if ((rc = mb__need(c)) != 0)
@@ -831,10 +838,8 @@ int mb_tick(mb_client_t *c) {
   mb__mem_publish(c, 0);
   /* A restarted broker has a block of its own; the one we map says stopped or shutting
    * down (or its broker is gone), so a restart is seen as "not running" here. */
-  status = mb_load32(&c->st->game.server_status);
-  if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN)
-    return mb__errorf(MB_ENOTRUNNING, 0, "the broker is %s",
-                      status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
+  if ((why = mb__stopping(c->st)) != NULL)
+    return mb__errorf(MB_ENOTRUNNING, 0, "the broker is %s", why);
   if (now - c->broker_checked_ns >= MB__BROKER_CHECK_NS) {
     c->broker_checked_ns = now;
     if (mb__broker_alive(c) == 0)
@@ -1725,6 +1730,7 @@ static int mb__map_attach(mb_client_t *c, const char *name, uint32_t seq, uint64
 }
 
 int mb_map_open(mb_client_t *c, const char *name, mb_map_t **map) {
+  const char *why;
   mb_map_t *m;
   uint32_t seq = 0;
   uint64_t size = 0;
@@ -1736,13 +1742,9 @@ int mb_map_open(mb_client_t *c, const char *name, mb_map_t **map) {
   *map = NULL;
   if (name[0] == '\0' || strlen(name) >= MB_MAP_NAME_MAX)
     return mb__errorf(MB_EINVAL, 0, "map name '%.64s': 1 to %d bytes", name, MB_MAP_NAME_MAX - 1);
-  {
-    /* A dead or stopping broker's directory is not read: reattach first. */
-    uint32_t status = mb_load32(&c->st->game.server_status);
-    if (status == MB_STATUS_STOPPED || status == MB_STATUS_SHUTTING_DOWN)
-      return mb__errorf(MB_ENOTRUNNING, 0, "map '%s': the broker is %s", name,
-                        status == MB_STATUS_STOPPED ? "stopped" : "shutting down");
-  }
+  /* A dead or stopping broker's directory is not read: reattach first. */
+  if ((why = mb__stopping(c->st)) != NULL)
+    return mb__errorf(MB_ENOTRUNNING, 0, "map '%s': the broker is %s", name, why);
   if ((m = calloc(1, sizeof *m)) == NULL)
     return mb__errorf(MB_ENOMEM, 0, "mb_map_open '%s'", name);
   /* The entry may be unloaded (its name removed) between reading it and opening the section:

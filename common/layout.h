@@ -419,6 +419,13 @@ static inline mb_slot_t *mb__region_slots(const mb_region_desc_t *d, void *base)
   return (mb_slot_t *)((unsigned char *)base + off);
 }
 /* Bytes the slot table needs (rounded up to `round`). */
+/* The pages [*first, *last] that slot `index` of `slot_size` bytes lies on. */
+static inline void mb__slot_page_range(uint64_t index, uint64_t slot_size, uint64_t page_size,
+                                       uint64_t *first, uint64_t *last) {
+  *first = index * slot_size / page_size;
+  *last = (index * slot_size + slot_size - 1) / page_size;
+}
+
 /* v rounded up to a multiple of `to` (> 0). */
 static inline uint64_t mb__round_up(uint64_t v, uint64_t to) {
   return (v + to - 1) / to * to;

@@ -102,19 +102,12 @@ static void mb__page_put(mb_region_map_t *r, uint64_t p) {
   mb_add32(&mb__region_pages(r->desc, r->base)[p], (uint32_t)-1);
 }
 
-static void mb__slot_pages(const mb_region_desc_t *d, uint64_t index, uint64_t *first,
-                           uint64_t *last) {
-  uint64_t off = index * d->slot_size;
-  *first = off / d->page_size;
-  *last = (off + d->slot_size - 1) / d->page_size;
-}
-
 /* Take the page references of slot i (all or none); *reused: a page held data before. */
 static int mb__slot_pages_get(mb_region_map_t *r, uint64_t i, int *reused) {
   uint64_t p, first, last;
   int rc;
   *reused = 0;
-  mb__slot_pages(r->desc, i, &first, &last);
+  mb__slot_page_range(i, r->desc->slot_size, r->desc->page_size, &first, &last);
   for (p = first; p <= last; p++) {
     int was = 0;
     if ((rc = mb__page_get(r, p, &was)) != 0) {
@@ -129,7 +122,7 @@ static int mb__slot_pages_get(mb_region_map_t *r, uint64_t i, int *reused) {
 
 static void mb__slot_pages_put(mb_region_map_t *r, uint64_t i) {
   uint64_t p, first, last;
-  mb__slot_pages(r->desc, i, &first, &last);
+  mb__slot_page_range(i, r->desc->slot_size, r->desc->page_size, &first, &last);
   for (p = first; p <= last; p++)
     mb__page_put(r, p);
 }
@@ -172,7 +165,7 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
       uint64_t expected = 0, first, last, p;
       if (mb_load64_relaxed(&slots[i].owner) != 0)
         continue;
-      mb__slot_pages(d, i, &first, &last);
+      mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
       if (err == MB_ENOSPC) {
         /* A commit was refused: only slots on pages committed already can be had now. */
         for (p = first; p <= last && (mb_load32(&pages[p]) & MB_PAGE_COMMITTED); p++) {

@@ -386,8 +386,7 @@ static int pf_region_body(mb_persist_image_t *img, pf_region_t *r, const mb_conf
       goto out;
     }
     prev = s->index;
-    first = s->index * in->slot_size / page;
-    last = (s->index * in->slot_size + in->slot_size - 1) / page;
+    mb__slot_page_range(s->index, in->slot_size, page, &first, &last);
     for (; first <= last; first++)
       if (!pf_bit(r->bitmap, first)) {
         snprintf(what, sizeof what, "slot %llu lies on page %llu, which is not in the file",
@@ -556,8 +555,7 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
     if ((users = calloc((size_t)npages, sizeof *users)) == NULL)
       return mb__errorf(MB_ENOMEM, 0, "persist: restore region '%s'", d->name);
     for (k = 0; k < in->slot_records; k++) {
-      first = f->slots[k].index * d->slot_size / d->page_size;
-      last = (f->slots[k].index * d->slot_size + d->slot_size - 1) / d->page_size;
+      mb__slot_page_range(f->slots[k].index, d->slot_size, d->page_size, &first, &last);
       for (p = first; p <= last; p++)
         users[p]++;
     }
@@ -794,8 +792,7 @@ static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_s
       }
       if (o < 0)
         continue;
-      first = k * d->slot_size / d->page_size;
-      last = (k * d->slot_size + d->slot_size - 1) / d->page_size;
+      mb__slot_page_range(k, d->slot_size, d->page_size, &first, &last);
       for (p = first; p <= last; p++)
         if ((mb_load32(&pw[p]) & (MB_PAGE_COMMITTED | MB_PAGE_BUSY)) != MB_PAGE_COMMITTED)
           break;
