@@ -23,9 +23,10 @@ if [ -z "${MB_SKIP_DEPS:-}" ]; then
   bash "$root/scripts/deps.sh" "${deps_args[@]}" || { echo "test.sh: scripts/deps.sh failed" >&2; exit 1; }
 fi
 
-declare -A passed failed status secs
+declare -A passed failed skipped status secs
 total_pass=0
 total_fail=0
+total_skip=0
 rc=0
 
 # build_config NAME CMAKE_ARGS...: configure and build in build/NAME; a failure is recorded
@@ -49,7 +50,7 @@ build_config() {
 
 # run_config NAME CMAKE_ARGS...: configure, build, ctest; record the counts.
 run_config() {
-  local name=$1 dir="$build/$1" t0 log out p f
+  local name=$1 dir="$build/$1" t0 log out p f s
   t0=$(date +%s)
   log="$dir/test.log"
   build_config "$@" || return
@@ -64,8 +65,10 @@ run_config() {
     return
   fi
   f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$out")
-  p=$(( $(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$out") - f ))
-  passed[$name]=$p; failed[$name]=$f
+  # CTest counts a skipped test (exit code 77, SKIP_RETURN_CODE) among those that did not fail.
+  s=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Skipped' "$log")
+  p=$(( $(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$out") - f - s ))
+  passed[$name]=$p; failed[$name]=$f; skipped[$name]=$s
   if [ "$crc" -ne 0 ] || [ "$f" -ne 0 ]; then
     sed -n '/The following tests FAILED/,$p' "$log"
     grep -B2 -A30 -E '^not ok' "$log" | head -n 200
@@ -160,12 +163,14 @@ for c in $configs; do
 done
 
 echo
-echo "configuration   passed  failed  seconds  result"
+echo "configuration   passed  failed  skipped  seconds  result"
 for c in $configs; do
-  printf '%-15s %6s  %6s  %7s  %s\n' "$c" "${passed[$c]:-0}" "${failed[$c]:-0}" "${secs[$c]:--}" "${status[$c]:-?}"
+  printf '%-15s %6s  %6s  %7s  %7s  %s\n' "$c" "${passed[$c]:-0}" "${failed[$c]:-0}" \
+    "${skipped[$c]:-0}" "${secs[$c]:--}" "${status[$c]:-?}"
   total_pass=$(( total_pass + ${passed[$c]:-0} ))
   total_fail=$(( total_fail + ${failed[$c]:-0} ))
+  total_skip=$(( total_skip + ${skipped[$c]:-0} ))
 done
 echo "total time: $(( $(date +%s) - start )) s"
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 exit $rc

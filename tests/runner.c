@@ -46,6 +46,17 @@ void mb_test_fail(const char *file, int line, const char *fmt, ...) {
   exit(1);
 }
 
+void mb_test_skip(const char *fmt, ...) {
+  va_list ap;
+  printf("SKIPPED: %s: ", mb_current);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  printf("\n");
+  fflush(stdout);
+  exit(MB_TEST_SKIP_CODE);
+}
+
 static int mb_vspawn(mb_os_child_t *child, const char *child_name, va_list ap) {
   const char *argv[32];
   int n = 0;
@@ -91,11 +102,11 @@ int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
   char self[1024];
   const char *argv[9];
   if (!MB_OS_POSIX) {
-    printf("# skipped: no setpriv here\n");
+    printf("# cannot run as nobody: no setpriv here\n");
     return -1;
   }
   if (mb_os_self_exe(self, sizeof self) != 0) {
-    printf("# skipped: own executable not found\n");
+    printf("# cannot run as nobody: own executable not found\n");
     return -1;
   }
   argv[0] = "/usr/bin/setpriv";
@@ -108,13 +119,13 @@ int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
   argv[7] = arg;
   argv[8] = NULL;
   if (mb_os_spawn(argv, &child) != 0) {
-    printf("# skipped: no setpriv\n");
+    printf("# cannot run as nobody: no setpriv\n");
     return -1;
   }
   if (mb_os_child_wait(&child, 20000, code) != 0)
     FAIL("child %s as nobody did not finish in 20 s", child_name);
   if (*code != 10 && *code < 100) {
-    printf("# skipped: setpriv could not switch users (exit %d)\n", *code);
+    printf("# cannot run as nobody: setpriv could not switch users (exit %d)\n", *code);
     return -1;
   }
   return 0;

@@ -54,6 +54,19 @@ void mb_test_fail(const char *file, int line, const char *fmt, ...) MB_PRINTF(3,
 
 #define FAIL(...) mb_test_fail(__FILE__, __LINE__, __VA_ARGS__)
 
+/* Exit code of a skipped test: CMake registers every test with SKIP_RETURN_CODE 77, so CTest
+ * reports it as skipped (never as passed). */
+#define MB_TEST_SKIP_CODE 77
+
+/*
+ * End the test as skipped: print "SKIPPED: <reason>" and exit with MB_TEST_SKIP_CODE. For a
+ * test that cannot run here (an OS it has no meaning on, a tool or privilege that is missing);
+ * clean up what the test started before calling it.
+ */
+void mb_test_skip(const char *fmt, ...) MB_PRINTF(1, 2);
+
+#define SKIP(...) mb_test_skip(__VA_ARGS__)
+
 #define ASSERT(cond)                                                                               \
   do {                                                                                             \
     if (!(cond))                                                                                   \
@@ -128,7 +141,8 @@ int mb_test_run_child(int timeout_ms, const char *child_name, ...);
  * Run CHILD(child_name) with the one argument `arg` as user and group nobody (65534, no
  * supplementary groups) with setpriv; *code receives its exit code. The child reports what
  * it checked with exit code 10 (or a failure code of 100 and up). Returns 0 if it ran, -1
- * (after a "# skipped" line) where that cannot be arranged: not POSIX, no setpriv, not root.
+ * (after a "# cannot run as nobody" line saying why) where that cannot be arranged: not POSIX,
+ * no setpriv, not root. The caller cleans up and SKIPs then.
  */
 int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code);
 
