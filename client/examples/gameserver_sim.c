@@ -1,14 +1,15 @@
 /*
  * gameserver_sim.c - a simulated game server on membroker's client library (membroker.h).
  *
- *   gameserver_sim [--instance NAME] [--name NAME] [--players N] [--seconds S] [--keep]
+ *   gameserver_sim [--instance NAME] [--name NAME] [--players N] [--steady] [--seconds S] [--keep]
  *
  * It attaches to the broker of the instance as NAME (default "zone-1"), with a heartbeat
  * thread, waiting up to 10 s for a broker to come up. Players join and leave at random,
  * around N (default 20) at a time: each has a slot in the broker's player region holding a
  * sim_player_t, which the game updates ten times a second. The shared player counter moves
  * with this server's own count (mb_counter_add: other servers add theirs), the NPC counter by
- * two NPCs per player, and now and then the status message says "zone-1: 37 players".
+ * two NPCs per player, and now and then the status message says "zone-1: 37 players". With
+ * --steady, players join until there are N and then nobody leaves (a fixed load to check).
  *
  * Every 100 ms it calls mb_tick. When the broker stops or restarts it says so and reattaches,
  * retrying with backoff until the broker is back or the time is up; a new broker has lost
@@ -54,6 +55,7 @@ typedef struct sim_s {
   unsigned target; /* players to aim at */
   double seconds;  /* 0: until Ctrl-C */
   int keep;        /* exit without detaching */
+  int steady;      /* players join up to target and never leave */
   mb_attach_options_t opts;
   uint64_t generation; /* of the broker attached to: a new one has another */
   uint32_t broker_pid;
@@ -175,7 +177,7 @@ static void simulate(sim_t *s) {
   unsigned i;
   if (s->n < s->target && s->n < SIM_MAX_PLAYERS && rnd01(s) < 0.4)
     join(s);
-  if (s->n > 0 && rnd01(s) < 0.05 + 0.1 * (double)s->n / (double)(s->target + 1))
+  if (s->n > 0 && !s->steady && rnd01(s) < 0.05 + 0.1 * (double)s->n / (double)(s->target + 1))
     leave(s, (unsigned)(rnd(s) % s->n));
   for (i = 0; i < s->n; i++) {
     sim_player_t *p = &s->players[i];
@@ -292,11 +294,12 @@ static int usage(const char *msg) {
   if (msg)
     fprintf(stderr, "gameserver_sim: %s\n", msg);
   fprintf(stderr,
-          "usage: gameserver_sim [--instance NAME] [--name NAME] [--players N] [--seconds S] "
-          "[--keep]\n"
+          "usage: gameserver_sim [--instance NAME] [--name NAME] [--players N] [--steady] "
+          "[--seconds S] [--keep]\n"
           "  --instance NAME  the broker's instance (default: default)\n"
           "  --name NAME      this game server's name, kept across restarts (default: zone-1)\n"
           "  --players N      players to aim at, at most %d (default: 20)\n"
+          "  --steady         players join until there are N, and none leaves\n"
           "  --seconds S      run S seconds (default: until Ctrl-C)\n"
           "  --keep           exit without detaching: the broker keeps the players' slots for\n"
           "                   its grace period, for a restart under the same name\n",
@@ -318,6 +321,10 @@ int main(int argc, char **argv) {
     char *end;
     if (strcmp(a, "--keep") == 0) {
       s->keep = 1;
+      continue;
+    }
+    if (strcmp(a, "--steady") == 0) {
+      s->steady = 1;
       continue;
     }
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
