@@ -3,6 +3,7 @@
  * overview (default) or as JSON (--json, for scripts).
  *
  *   mbctl [--instance NAME] [--json] [--timeout MS] COMMAND [ARGS]
+ *   (the instance is --instance, else $MEMBROKER_INSTANCE, else "default")
  *   mbctl watch [--interval MS] [--count N] [SECTION...]   a live view, one line per event
  *
  * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
@@ -16,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctlconn.h"
+#include "layout.h"
 #include "os.h"
 
 #ifndef MB_VERSION
@@ -52,14 +54,61 @@ static void usage(FILE *fp) {
               "  help                         the broker's command list\n"
               "\n"
               "options:\n"
-              "  --instance NAME  broker instance (default: default)\n"
+              "  --instance NAME  broker instance (default: $MEMBROKER_INSTANCE if set, else\n"
+              "                   default)\n"
               "  --json           print the result as JSON\n"
               "  --timeout MS     how long to wait for the answer (default 10000)\n"
               "  --interval MS    watch: time between lines, 50..60000 (default 1000)\n"
               "  --count N        watch: stop after N lines\n"
               "                   (watch --json prints the raw event lines)\n"
               "\n"
-              "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n");
+              "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
+              "\n"
+              "environment:\n"
+              "  MEMBROKER_INSTANCE     the instance when --instance is not given\n"
+              "  MEMBROKER_RUNTIME_DIR  where the broker's socket is (Linux; as the broker's)\n");
+}
+
+/*
+ * How to start the broker, after "membroker is not running": the commands of this OS's service
+ * manager. Windows: `sc start` with the name of the installed service that runs membroker.exe
+ * (or each of them, or how to install one); Linux: the shipped systemd unit. Either way the
+ * console alternative, `membroker run`.
+ */
+static void print_start_hint(FILE *fp) {
+  char names[4096], *p, *nl;
+  int n = 0, rc, first = 1;
+  if (mb_os_service_manager() == MB_OS_SVCMGR_SYSTEMD) {
+    fprintf(fp, "start it with `systemctl start membroker` (the systemd unit, "
+                "scripts/membroker.service) or in the foreground with `membroker run -c FILE`\n");
+    return;
+  }
+  rc = mb_os_services_find("membroker.exe", names, sizeof names, &n);
+  if (rc != 0 && rc != MB_ERANGE) {
+    fprintf(fp,
+            "start its service with `sc start NAME` (the installed services could not be "
+            "listed: %s) or in a console with `membroker run -c FILE`\n",
+            mb_last_error());
+  } else if (n == 0) {
+    fprintf(fp, "no service runs membroker.exe: install one with `membroker install` (or "
+                "scripts\\install-service.cmd) and start it with `sc start membroker`, or run it "
+                "in a console with `membroker run -c FILE`\n");
+  } else if (n == 1) {
+    names[strcspn(names, "\n")] = '\0';
+    fprintf(fp,
+            "start it with `sc start %s` (the service that runs membroker.exe) or in a console "
+            "with `membroker run -c FILE`\n",
+            names);
+  } else {
+    fprintf(fp, "%d services run membroker.exe; start the one for this instance:", n);
+    for (p = names; (nl = strchr(p, '\n')) != NULL; p = nl + 1, first = 0) {
+      *nl = '\0';
+      fprintf(fp, "%s `sc start %s`", first ? "" : " or", p);
+    }
+    if (rc == MB_ERANGE)
+      fprintf(fp, " (and more)");
+    fprintf(fp, "; or run it in a console with `membroker run -c FILE`\n");
+  }
 }
 
 /* ---- small formatting helpers ------------------------------------------------------------ */
@@ -469,7 +518,7 @@ usage:
 }
 
 int main(int argc, char **argv) {
-  const char *instance = "default";
+  const char *instance = NULL, *instance_from = "--instance";
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
   long interval_ms = 0, count = 0;
   static char *cmdv[256];
@@ -530,6 +579,23 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
+  /* The instance: --instance, else $MEMBROKER_INSTANCE (empty counts as unset), else
+   * "default". A bad name is refused here, naming where it came from. */
+  if (instance == NULL) {
+    const char *env = getenv("MEMBROKER_INSTANCE");
+    if (env != NULL && env[0] != '\0') {
+      instance = env;
+      instance_from = "MEMBROKER_INSTANCE";
+    } else {
+      instance = "default";
+    }
+  }
+  if (!mb__name_ok(instance, MB_INSTANCE_MAX, MB_NAME_UPPER | MB_NAME_DOT)) {
+    fprintf(stderr,
+            "mbctl: %s '%s' is not an instance name: 1 to %d characters of A-Z a-z 0-9 . _ -\n",
+            instance_from, instance, MB_INSTANCE_MAX - 1);
+    return EXIT_USAGE;
+  }
   if ((interval_ms || count) && strcmp(cmdv[0], "watch") != 0) {
     fprintf(stderr, "mbctl: --interval and --count are options of watch\n");
     return EXIT_USAGE;
@@ -550,10 +616,9 @@ int main(int argc, char **argv) {
   }
   if ((rc = mb__pipe_connect(&conn, pipe, timeout_ms)) != 0) {
     if (rc == MB_ENOTRUNNING) {
-      fprintf(stderr,
-              "membroker is not running for instance '%s' (no pipe at %s): start it with "
-              "`membroker run` or `sc start membroker`\n",
-              instance, pipe);
+      fprintf(stderr, "membroker is not running for instance '%s' (no pipe at %s)\n", instance,
+              pipe);
+      print_start_hint(stderr);
       code = EXIT_NOT_RUNNING;
       goto done;
     }

@@ -45,7 +45,7 @@ struct mb_client_s {
   char instance[MB_INSTANCE_MAX];
   char name[MB_CLIENT_NAME_MAX];
   mb_attach_options_t opts;
-  int sec_flags; /* MB_OS_SEC_GLOBAL or 0 */
+  int sec_flags; /* MB_OS_SEC_GLOBAL or 0: the namespace where the attach found the broker */
   mb_os_procid_t self;
 
   /* the attachment (st == NULL: detached) */
@@ -487,10 +487,12 @@ static int mb__name_taken_elsewhere(mb_client_t *c) {
   return 0;
 }
 
-/* One attempt to attach; on failure nothing is left mapped or claimed. */
+/* One attempt to attach in the namespace c->sec_flags; on failure nothing is left mapped or
+ * claimed. *absent is set to 1 (and the result is MB_ENOENT) when there is no control block
+ * there at all. */
 static void mb__mem_reset(mb_client_t *c);
 
-static int mb__attach_once(mb_client_t *c) {
+static int mb__attach_in(mb_client_t *c, int *absent) {
   char obj[MB_OS_NAME_MAX + 1];
   mb_state_t *st;
   mb_client_entry_t *e;
@@ -499,12 +501,12 @@ static int mb__attach_once(mb_client_t *c) {
   int rc, taken_over = 0, i, clashes = 0;
   uint64_t now;
 
+  *absent = 0;
   if ((rc = mb__object_name(obj, sizeof obj, c->instance, NULL)) != 0)
     return rc;
   rc = mb_os_section_open(&c->state_sec, obj, c->sec_flags, 1);
   if (rc == MB_ENOENT)
-    return mb__errorf(MB_ENOTRUNNING, 0, "no broker runs for instance '%s' (no control block '%s')",
-                      c->instance, obj);
+    *absent = 1;
   if (rc != 0)
     return rc;
   if (c->state_sec.size < 64) {
@@ -607,6 +609,67 @@ fail:
   return rc;
 }
 
+/*
+ * One attempt to attach, in the namespaces opts.flags allows. With neither MB_ATTACH_GLOBAL nor
+ * MB_ATTACH_LOCAL, where the OS has two (mem_config()->sec_namespaces: Windows), Global\ (a
+ * broker run as a service) is tried first, then Local\ (a console broker of this session);
+ * c->sec_flags keeps the namespace where the control block was found, and every later object
+ * (regions, pools, maps) is opened there. A block that exists but cannot be used (access
+ * denied, bad magic, other layout, table full, name taken) ends the search with that error:
+ * it is the answer, never masked by the other namespace. A block whose broker is stopping or
+ * gone (MB_ENOTRUNNING) lets the search go on, since a broker may run in the other namespace;
+ * if none does, that first answer stands. If there is no block anywhere: MB_ENOTRUNNING
+ * naming every name tried.
+ */
+static int mb__attach_once(mb_client_t *c) {
+  int spaces[2], nspaces = 0, i, rc, absent, first_rc = 0;
+  char obj[MB_OS_NAME_MAX + 1], tried[2][MB_OS_NAME_MAX + 16], first_msg[512];
+
+  if (c->opts.flags & MB_ATTACH_GLOBAL)
+    spaces[nspaces++] = MB_OS_SEC_GLOBAL;
+  else if ((c->opts.flags & MB_ATTACH_LOCAL) || !mb_os_mem_config()->sec_namespaces)
+    spaces[nspaces++] = 0;
+  else {
+    spaces[nspaces++] = MB_OS_SEC_GLOBAL;
+    spaces[nspaces++] = 0;
+  }
+  if ((rc = mb__object_name(obj, sizeof obj, c->instance, NULL)) != 0)
+    return rc;
+  for (i = 0; i < nspaces; i++) {
+    c->sec_flags = spaces[i];
+    if ((rc = mb_os_section_os_name(obj, spaces[i], tried[i], sizeof tried[i])) != 0)
+      return rc;
+    rc = mb__attach_in(c, &absent);
+    if (rc == 0)
+      return 0;
+    if (absent)
+      continue;
+    if (rc != MB_ENOTRUNNING)
+      return rc;
+    if (first_rc == 0) {
+      first_rc = rc;
+      snprintf(first_msg, sizeof first_msg, "%s", mb_last_error());
+    }
+  }
+  c->sec_flags = spaces[0];
+  if (first_rc != 0) {
+    /* That answer again, without the ": <sentence>" mb__errorf appends once more. */
+    const char *tail = mb_strerror(first_rc);
+    size_t n = strlen(first_msg), k = strlen(tail);
+    if (n >= k + 2 && strcmp(first_msg + n - k, tail) == 0 && first_msg[n - k - 2] == ':')
+      first_msg[n - k - 2] = '\0';
+    return mb__errorf(first_rc, 0, "%s", first_msg);
+  }
+  if (nspaces == 2)
+    return mb__errorf(MB_ENOTRUNNING, 0, "no broker runs for instance '%s' (tried %s and %s)",
+                      c->instance, tried[0], tried[1]);
+  return mb__errorf(MB_ENOTRUNNING, 0, "no broker runs for instance '%s' (no control block %s%s)",
+                    c->instance, tried[0],
+                    !mb_os_mem_config()->sec_namespaces  ? ""
+                    : (c->opts.flags & MB_ATTACH_GLOBAL) ? "; MB_ATTACH_GLOBAL looks nowhere else"
+                                                         : "; MB_ATTACH_LOCAL looks nowhere else");
+}
+
 /* Attach with retries while the broker is not running, up to opts.timeout_ms. */
 static int mb__attach_retry(mb_client_t *c) {
   uint64_t start = mb_os_mono_ns(), limit = (uint64_t)c->opts.timeout_ms * 1000000u;
@@ -654,6 +717,12 @@ static int mb__check_opts(const mb_attach_options_t *opts) {
                       "attach options: size %u, expected %u (call "
                       "mb_attach_options_init)",
                       (unsigned)opts->size, (unsigned)sizeof *opts);
+  if (opts != NULL && (opts->flags & MB_ATTACH_GLOBAL) && (opts->flags & MB_ATTACH_LOCAL))
+    return mb__errorf(MB_EINVAL, 0,
+                      "attach options: MB_ATTACH_GLOBAL and MB_ATTACH_LOCAL exclude each other");
+  if (opts != NULL && (opts->flags & ~(uint32_t)(MB_ATTACH_GLOBAL | MB_ATTACH_LOCAL)) != 0)
+    return mb__errorf(MB_EINVAL, 0, "attach options: unknown flags 0x%x",
+                      (unsigned)(opts->flags & ~(uint32_t)(MB_ATTACH_GLOBAL | MB_ATTACH_LOCAL)));
   return 0;
 }
 
@@ -663,7 +732,7 @@ static void mb__apply_opts(mb_client_t *c, const mb_attach_options_t *opts) {
     return;
   memcpy(&c->opts, opts, opts->size);
   c->opts.size = (uint32_t)sizeof c->opts;
-  c->sec_flags = (c->opts.flags & MB_ATTACH_GLOBAL) ? MB_OS_SEC_GLOBAL : 0;
+  /* c->sec_flags is chosen by each attach (mb__attach_once): where the broker is found. */
 }
 
 int mb_attach(const char *instance, const char *name, const mb_attach_options_t *opts,

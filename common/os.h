@@ -42,6 +42,10 @@ typedef struct mb_os_mem_config_s {
    * touches them, even pages another view committed (Windows: VirtualAlloc per view); 0 if
    * a page committed through one view is usable through all (POSIX). */
   int view_commit;
+  /* 1 if named sections live in one of two namespaces that MB_OS_SEC_GLOBAL chooses between
+   * (Windows: Global\ for a service, Local\ for a session); 0 if there is one namespace and
+   * the flag is ignored (POSIX). */
+  int sec_namespaces;
 } mb_os_mem_config_t;
 
 /* The machine's memory configuration, computed once; never fails. */
@@ -175,6 +179,14 @@ void mb_os_section_close(mb_os_section_t *sec);
  * returns 0. MB_ENOENT if there is nothing to remove (POSIX).
  */
 int mb_os_section_unlink(const char *name, int flags);
+
+/*
+ * The name the OS knows the section `name` by, for messages, NUL-terminated into buf:
+ * "Global\<name>" or "Local\<name>" (MB_OS_SEC_GLOBAL) on Windows, "/<name>" on POSIX. The
+ * name is checked as for mb_os_section_open (MB_EINVAL, MB_ENAMETOOLONG); MB_ERANGE if it
+ * does not fit in size bytes. Never touches the object.
+ */
+int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size);
 
 /*
  * Take the single-instance lock `name` (a portable name as for sections), held until
@@ -490,6 +502,38 @@ int mb_os_dir_create(const char *path);
 
 /* Remove the empty directory `path`. MB_ENOENT if there is none. */
 int mb_os_dir_remove(const char *path);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Environment and installed services                                                        */
+
+/*
+ * Set the environment variable `name` of this process to `value` (UTF-8), or remove it when
+ * value is NULL; children started later (mb_os_spawn) inherit it, and getenv() in this
+ * process sees it. Windows: SetEnvironmentVariableW and the C runtime's copy (_wputenv);
+ * POSIX: setenv / unsetenv. Not thread-safe against other threads reading the environment.
+ * MB_EINVAL for an empty name or one with '='; MB_ENOMEM if the OS refuses.
+ */
+int mb_os_env_set(const char *name, const char *value);
+
+/*
+ * The installed system services whose program is `exe` (a file name such as "membroker.exe",
+ * compared without regard to case with the last component of each service's binary path, its
+ * arguments left out): their names (the key for `sc start NAME`), each followed by '\n', into
+ * buf (NUL-terminated), and their number in *count. Windows: EnumServicesStatusExW over the
+ * Win32 services, then QueryServiceConfigW of each (a service this user may not query is
+ * passed over). POSIX: none (*count 0, buf ""), since systemd units are not programs of one
+ * name. MB_EACCES if the service manager refuses to list services; MB_ERANGE if the names do
+ * not fit (buf then holds those that did, *count says how many there are).
+ */
+int mb_os_services_find(const char *exe, char *buf, size_t size, int *count);
+
+/* The service manager that runs system services on this OS, so that messages to operators can
+ * name the right commands. Never fails. */
+enum {
+  MB_OS_SVCMGR_SCM = 1,     /* Windows: the service control manager (sc.exe) */
+  MB_OS_SVCMGR_SYSTEMD = 2, /* Linux: systemd (systemctl) */
+};
+int mb_os_service_manager(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Clocks, memory status, misc                                                                */

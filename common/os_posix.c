@@ -83,6 +83,7 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
     cfg.shared_decommit = 1;
     cfg.names_persist = 1;
     cfg.view_commit = 0;
+    cfg.sec_namespaces = 0;
     cfg.alloc_granularity = ps > 0 ? (size_t)ps : 4096;
     /* Written last: a racing first call computes the same values. */
     __atomic_store_n(&cfg.page_size, ps > 0 ? (size_t)ps : 4096, __ATOMIC_RELEASE);
@@ -320,6 +321,18 @@ int mb_os_section_unlink(const char *name, int flags) {
     return rc;
   if (shm_unlink(path) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unlink section '%s'", name);
+  return 0;
+}
+
+int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size) {
+  char path[MB_OS_NAME_MAX + 2];
+  int rc;
+  (void)flags;
+  if ((rc = mb__shm_path(name, path)) != 0)
+    return rc;
+  if (strlen(path) >= size)
+    return mb__errorf(MB_ERANGE, 0, "section name '%s' into %zu bytes", path, size);
+  memcpy(buf, path, strlen(path) + 1);
   return 0;
 }
 
@@ -793,6 +806,30 @@ int mb_os_self_exe(char *buf, size_t size) {
     return mb__errorf(MB_ERANGE, 0, "executable path longer than %zu bytes", size);
   buf[n] = '\0';
   return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Environment and installed services                                                       */
+
+int mb_os_env_set(const char *name, const char *value) {
+  if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
+    return mb__errorf(MB_EINVAL, 0, "environment variable name '%s'", name ? name : "(null)");
+  if ((value != NULL ? setenv(name, value, 1) : unsetenv(name)) != 0)
+    return mb__errorf(mb__from_errno(errno, MB_ENOMEM), errno, "set environment variable %s", name);
+  return 0;
+}
+
+/* systemd units are not found by program name: there is never one to name. */
+int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
+  (void)exe;
+  if (size > 0)
+    buf[0] = '\0';
+  *count = 0;
+  return 0;
+}
+
+int mb_os_service_manager(void) {
+  return MB_OS_SVCMGR_SYSTEMD;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -136,6 +136,8 @@ static BOOL CALLBACK mb__init_once(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   /* Named objects vanish with their last handle. */
   mb__mem_config.names_persist = 0;
   mb__mem_config.view_commit = 1;
+  /* Global\ (services) and Local\ (the session) are two namespaces. */
+  mb__mem_config.sec_namespaces = 1;
 
   /* Never fails on Windows XP and later. */
   QueryPerformanceFrequency(&mb__qpc_freq);
@@ -705,6 +707,19 @@ void mb_os_section_close(mb_os_section_t *sec) {
 int mb_os_section_unlink(const char *name, int flags) {
   wchar_t wname[MB__WNAME_MAX];
   return mb__object_wname(name, flags, wname, "section");
+}
+
+int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size) {
+  const char *prefix = (flags & MB_OS_SEC_GLOBAL) ? "Global\\" : "Local\\";
+  size_t n = 0;
+  int rc = mb__os_check_name(name, "section", &n);
+  if (rc != 0)
+    return rc;
+  if (strlen(prefix) + n >= size)
+    return mb__errorf(MB_ERANGE, 0, "section name '%s%s' into %zu bytes", prefix, name, size);
+  memcpy(buf, prefix, strlen(prefix));
+  memcpy(buf + strlen(prefix), name, n + 1);
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1567,6 +1582,188 @@ int mb_os_self_exe(char *buf, size_t size) {
   rc = mb__wide_to_utf8(w, buf, size, "executable path");
   free(w);
   return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Environment and installed services                                                       */
+
+/* Both copies of the environment: Win32's (what CreateProcessW hands children) and the C
+ * runtime's (what getenv reads), which _wputenv keeps in step. */
+int mb_os_env_set(const char *name, const char *value) {
+  wchar_t *wn = NULL, *wv = NULL, *wboth = NULL;
+  size_t nn, nv;
+  DWORD e = 0;
+  int rc = 0;
+
+  if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
+    return mb__errorf(MB_EINVAL, 0, "environment variable name '%s'", name ? name : "(null)");
+  if ((wn = mb__utf8_to_wide(name)) == NULL ||
+      (value != NULL && (wv = mb__utf8_to_wide(value)) == NULL)) {
+    e = GetLastError();
+    rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "environment variable %s", name);
+    goto done;
+  }
+  nn = wcslen(wn);
+  nv = wv != NULL ? wcslen(wv) : 0;
+  if ((wboth = malloc((nn + nv + 2) * sizeof *wboth)) == NULL) {
+    rc = mb__errorf(MB_ENOMEM, 0, "environment variable %s", name);
+    goto done;
+  }
+  memcpy(wboth, wn, nn * sizeof *wboth);
+  wboth[nn] = L'=';
+  memcpy(wboth + nn + 1, wv != NULL ? wv : L"", (nv + 1) * sizeof *wboth);
+  if (!SetEnvironmentVariableW(wn, wv)) {
+    e = GetLastError();
+    rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "set environment variable %s", name);
+  } else if (_wputenv(wboth) != 0) {
+    rc = mb__errorf(MB_ENOMEM, errno, "set environment variable %s in the C runtime", name);
+  }
+done:
+  free(wboth);
+  free(wv);
+  free(wn);
+  return rc;
+}
+
+/*
+ * The program's file name in a service's command line (QueryServiceConfigW's binary path):
+ * the quoted part when it starts with '"'; else everything up to the first ".exe" that ends
+ * the line or is followed by a space (an unquoted path may hold spaces, as Windows itself
+ * allows), or up to the first space. *len receives the length of the last component.
+ */
+static const wchar_t *mb__service_program(const wchar_t *cmd, size_t *len) {
+  const wchar_t *start = cmd, *end, *p, *base;
+  if (*start == L'"') {
+    start++;
+    end = wcschr(start, L'"');
+    if (end == NULL)
+      end = start + wcslen(start);
+  } else {
+    end = NULL;
+    for (p = start; *p != L'\0'; p++)
+      if (_wcsnicmp(p, L".exe", 4) == 0 && (p[4] == L'\0' || p[4] == L' ')) {
+        end = p + 4;
+        break;
+      }
+    if (end == NULL) {
+      end = wcschr(start, L' ');
+      if (end == NULL)
+        end = start + wcslen(start);
+    }
+  }
+  base = start;
+  for (p = start; p < end; p++)
+    if (*p == L'\\' || *p == L'/')
+      base = p + 1;
+  *len = (size_t)(end - base);
+  return base;
+}
+
+/* 1 if the service `name` runs the program wexe (case-insensitive); 0 if not or unknown. */
+static int mb__service_runs(SC_HANDLE scm, const wchar_t *name, const wchar_t *wexe) {
+  QUERY_SERVICE_CONFIGW *cfg = NULL;
+  DWORD need = 0;
+  SC_HANDLE h = OpenServiceW(scm, name, SERVICE_QUERY_CONFIG);
+  const wchar_t *prog;
+  size_t len;
+  int match = 0;
+
+  if (h == NULL)
+    return 0;
+  /* Most configurations fit in 8 KiB; a bigger one says how much it needs. */
+  need = 8192;
+  if ((cfg = malloc(need)) != NULL && !QueryServiceConfigW(h, cfg, need, &need)) {
+    DWORD e = GetLastError();
+    free(cfg);
+    cfg = NULL;
+    if (e == ERROR_INSUFFICIENT_BUFFER && (cfg = malloc(need)) != NULL &&
+        !QueryServiceConfigW(h, cfg, need, &need)) {
+      free(cfg);
+      cfg = NULL;
+    }
+  }
+  if (cfg != NULL && cfg->lpBinaryPathName != NULL) {
+    prog = mb__service_program(cfg->lpBinaryPathName, &len);
+    match = len == wcslen(wexe) && _wcsnicmp(prog, wexe, len) == 0;
+  }
+  free(cfg);
+  CloseServiceHandle(h);
+  return match;
+}
+
+int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
+  ENUM_SERVICE_STATUS_PROCESSW *list;
+  DWORD cap = 0, need = 0, got = 0, resume = 0, i, e;
+  BYTE *mem = NULL;
+  wchar_t *wexe;
+  SC_HANDLE scm;
+  size_t used = 0;
+  int n = 0, rc = 0, rounds;
+  BOOL ok;
+
+  if (size == 0)
+    return mb__errorf(MB_ERANGE, 0, "service names into 0 bytes");
+  buf[0] = '\0';
+  if ((wexe = mb__utf8_to_wide(exe)) == NULL) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "program name '%s'", exe);
+  }
+  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT | SC_MANAGER_ENUMERATE_SERVICE);
+  if (scm == NULL) {
+    e = GetLastError();
+    free(wexe);
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "open the service control manager");
+  }
+  /* ERROR_MORE_DATA: this batch is in the buffer (maybe none), the resume handle says where
+   * the next begins, and `need` how big the buffer should be. */
+  for (rounds = 0; rounds < 10000; rounds++) {
+    ok = EnumServicesStatusExW(scm, SC_ENUM_PROCESS_INFO, SERVICE_WIN32, SERVICE_STATE_ALL, mem,
+                               cap, &need, &got, &resume, NULL);
+    e = ok ? 0 : GetLastError();
+    if (!ok && e != ERROR_MORE_DATA) {
+      rc = mb__errorf(mb__from_win(e, MB_EOS), (long)e, "list the installed services");
+      break;
+    }
+    list = (ENUM_SERVICE_STATUS_PROCESSW *)mem;
+    for (i = 0; i < got; i++) {
+      char name[512];
+      size_t len;
+      if (!mb__service_runs(scm, list[i].lpServiceName, wexe) ||
+          mb__wide_to_utf8(list[i].lpServiceName, name, sizeof name, "service name") != 0)
+        continue;
+      n++;
+      len = strlen(name);
+      if (rc == 0 && used + len + 2 <= size) {
+        memcpy(buf + used, name, len);
+        buf[used + len] = '\n';
+        buf[used + len + 1] = '\0';
+        used += len + 1;
+      } else if (rc == 0) {
+        rc = mb__errorf(MB_ERANGE, 0, "service names into %zu bytes", size);
+      }
+    }
+    if (ok)
+      break;
+    if (need > cap) {
+      BYTE *nm = realloc(mem, need);
+      if (nm == NULL) {
+        rc = mb__errorf(MB_ENOMEM, 0, "list the installed services");
+        break;
+      }
+      mem = nm;
+      cap = need;
+    }
+  }
+  free(mem);
+  free(wexe);
+  CloseServiceHandle(scm);
+  if (rc == 0 || rc == MB_ERANGE)
+    *count = n;
+  return rc;
+}
+
+int mb_os_service_manager(void) {
+  return MB_OS_SVCMGR_SCM;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -676,3 +676,262 @@ TEST(attach_access_denied) {
   ASSERT_EQ(code, 10);
   mb__broker_stop(&b);
 }
+
+/* ---- where the broker is: Global\ (service) or Local\ (console) ---------------------------- */
+
+/* The OS's name of instance's control block in the namespace `flags` (MB_OS_SEC_GLOBAL or 0). */
+static void state_os_name(const char *instance, int flags, char *buf, size_t size) {
+  char obj[MB_OS_NAME_MAX + 1];
+  ASSERT_OK(mb__object_name(obj, sizeof obj, instance, NULL));
+  ASSERT_OK(mb_os_section_os_name(obj, flags, buf, size));
+}
+
+/* 1 if instance's control block exists in the namespace `flags`. */
+static int state_exists(const char *instance, int flags) {
+  char obj[MB_OS_NAME_MAX + 1];
+  mb_os_section_t s;
+  int rc;
+  ASSERT_OK(mb__object_name(obj, sizeof obj, instance, NULL));
+  rc = mb_os_section_open(&s, obj, flags, 0);
+  if (rc == MB_ENOENT)
+    return 0;
+  ASSERT_OK(rc);
+  mb_os_section_close(&s);
+  return 1;
+}
+
+/* A config with a pool "bolts" as well, so pools are opened where the broker was found. */
+static void ns_config(mb_config_t *cfg, const char *tag) {
+  client_config(cfg, tag);
+  cfg->npools = 1;
+  memset(cfg->pools, 0, sizeof cfg->pools);
+  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "bolts");
+  cfg->pools[0].object_size = 64;
+  cfg->pools[0].align = 16;
+  cfg->pools[0].capacity = 100;
+}
+
+/* Everything a game server maps works through client c: the region "world", a player slot
+ * in "players", and an object of the pool "bolts" (each in the broker's namespace). */
+static void use_everything(mb_broker_t *b, mb_client_t *c) {
+  void *base, *slot, *obj;
+  uint64_t size;
+  mb_pool_t *pool;
+  mb_region_map_t *world = mb__broker_region(b, "world");
+  ASSERT(world != NULL);
+  ASSERT_OK(mb_region(c, "world", &base, &size));
+  ASSERT_EQ_U64(size, 256 * 1024);
+  memcpy((char *)base + 4096, "seen by the broker", 19);
+  ASSERT_STR_EQ((char *)world->base + 4096, "seen by the broker");
+  ASSERT_OK(mb_player_connect(c, 4242, &slot));
+  memcpy(slot, "bob", 4);
+  ASSERT_EQ_U64(mb_load64(&b->state->regions[1].slots_used), 1);
+  ASSERT_OK(mb_pool_open(c, "bolts", MB_POOL_NO_CACHE, &pool));
+  ASSERT_OK(mb_pool_alloc(pool, &obj));
+  memset(obj, 0x5A, 64);
+  ASSERT_OK(mb_pool_free(pool, obj));
+  ASSERT_OK(mb_player_disconnect(c, 4242));
+}
+
+/* A broker as the service runs it (Global\ on Windows) is found with no flag - by this
+ * process and by a game server in another - and everything it publishes is usable. */
+TEST(attach_finds_service_broker) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c = NULL;
+  mb_attach_options_t o;
+  mb_os_child_t k;
+  int x = -1;
+  char name[MB_OS_NAME_MAX + 16];
+  ns_config(&cfg, "glb");
+  ASSERT_OK(mb__broker_start(&b, &cfg, MB_OS_SEC_GLOBAL));
+  if (mb_os_mem_config()->sec_namespaces) { /* the setup itself: Global\, not Local\ */
+    ASSERT(state_exists(cfg.instance, MB_OS_SEC_GLOBAL));
+    ASSERT(!state_exists(cfg.instance, 0));
+  }
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  use_everything(&b, c);
+  /* Another process, with no flag either, adds to the shared counter. */
+  ASSERT_OK(mb_test_spawn(&k, "add_players", cfg.instance, "other", "10", (char *)NULL));
+  ASSERT_OK(mb_os_child_wait(&k, 60000, &x));
+  ASSERT_EQ(x, 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
+  ASSERT_OK(mb_detach(c));
+  /* MB_ATTACH_GLOBAL insists on it and finds it too. */
+  mb_attach_options_init(&o);
+  o.flags = MB_ATTACH_GLOBAL;
+  ASSERT_OK(mb_attach(cfg.instance, "zone", &o, &c));
+  use_everything(&b, c);
+  ASSERT_OK(mb_detach(c));
+  if (mb_os_mem_config()->sec_namespaces) { /* MB_ATTACH_LOCAL looks in Local\ only */
+    o.flags = MB_ATTACH_LOCAL;
+    ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_ENOTRUNNING);
+    state_os_name(cfg.instance, 0, name, sizeof name);
+    ASSERT_CONTAINS(mb_last_error(), name);
+    ASSERT_CONTAINS(mb_last_error(), "MB_ATTACH_LOCAL looks nowhere else");
+  }
+  /* A broker that is there but stopping is the answer (not "tried ... and ..."), even though
+   * the other namespace has nothing. */
+  mb__broker_begin_stop(&b);
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  ASSERT_CONTAINS(mb_last_error(), "shutting down");
+  mb__broker_stop(&b);
+}
+
+/* A console broker (Local\ on Windows) is found with no flag, and with MB_ATTACH_LOCAL. */
+TEST(attach_finds_console_broker) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c = NULL;
+  mb_attach_options_t o;
+  mb_os_child_t k;
+  int x = -1;
+  ns_config(&cfg, "loc");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  if (mb_os_mem_config()->sec_namespaces) {
+    ASSERT(state_exists(cfg.instance, 0));
+    ASSERT(!state_exists(cfg.instance, MB_OS_SEC_GLOBAL));
+  }
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  use_everything(&b, c);
+  ASSERT_OK(mb_test_spawn(&k, "add_players", cfg.instance, "other", "10", (char *)NULL));
+  ASSERT_OK(mb_os_child_wait(&k, 60000, &x));
+  ASSERT_EQ(x, 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
+  ASSERT_OK(mb_detach(c));
+  mb_attach_options_init(&o);
+  o.flags = MB_ATTACH_LOCAL;
+  ASSERT_OK(mb_attach(cfg.instance, "zone", &o, &c));
+  use_everything(&b, c);
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* MB_ATTACH_GLOBAL means Global\ only: a console broker is not found, and the message says
+ * which name was tried and that no other was. */
+TEST(attach_global_refuses_console_broker) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c = NULL;
+  mb_attach_options_t o;
+  char name[MB_OS_NAME_MAX + 16];
+  if (!mb_os_mem_config()->sec_namespaces)
+    SKIP("one namespace for shared memory here: MB_ATTACH_GLOBAL has nothing to refuse");
+  ns_config(&cfg, "gol");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb_attach_options_init(&o);
+  o.flags = MB_ATTACH_GLOBAL;
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_ENOTRUNNING);
+  ASSERT(c == NULL);
+  state_os_name(cfg.instance, MB_OS_SEC_GLOBAL, name, sizeof name);
+  ASSERT_CONTAINS(mb_last_error(), name);
+  ASSERT_CONTAINS(mb_last_error(), "MB_ATTACH_GLOBAL looks nowhere else");
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c)); /* no flag: found */
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* Nothing runs: the message names every object tried; bad flags are refused. */
+TEST(attach_not_running_names_what_was_tried) {
+  mb_config_t cfg;
+  mb_client_t *c = NULL;
+  mb_attach_options_t o;
+  char want[3 * MB_OS_NAME_MAX], global[MB_OS_NAME_MAX + 16], local[MB_OS_NAME_MAX + 16];
+  client_config(&cfg, "none");
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", NULL, &c), MB_ENOTRUNNING);
+  if (mb_os_mem_config()->sec_namespaces) {
+    snprintf(want, sizeof want,
+             "no broker runs for instance '%s' (tried Global\\membroker.%s.state and "
+             "Local\\membroker.%s.state)",
+             cfg.instance, cfg.instance, cfg.instance);
+  } else {
+    snprintf(want, sizeof want,
+             "no broker runs for instance '%s' (no control block /membroker.%s.state)",
+             cfg.instance, cfg.instance);
+  }
+  ASSERT_CONTAINS(mb_last_error(), want);
+  /* The same through the platform layer's names (what the tests above compare with). */
+  state_os_name(cfg.instance, MB_OS_SEC_GLOBAL, global, sizeof global);
+  state_os_name(cfg.instance, 0, local, sizeof local);
+  ASSERT_CONTAINS(want, global);
+  ASSERT_CONTAINS(want, local);
+  mb_attach_options_init(&o);
+  o.flags = MB_ATTACH_GLOBAL | MB_ATTACH_LOCAL;
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "MB_ATTACH_GLOBAL and MB_ATTACH_LOCAL exclude each other");
+  o.flags = 1u << 7;
+  ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "unknown flags 0x80");
+}
+
+/* A broker that comes back in the other namespace (a console broker replaced by the service,
+ * or the other way round) is found by mb_reattach and mb_attach with no flag, and the client's
+ * objects are opened there. A stopped control block that a process still maps (Windows keeps
+ * it while a handle is open) does not hide a running broker in the other namespace. */
+TEST(reattach_follows_the_broker_to_the_other_namespace) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c = NULL, *d = NULL;
+  mb_info_t info;
+  mb_os_section_t old;
+  char obj[MB_OS_NAME_MAX + 1];
+  if (!mb_os_mem_config()->sec_namespaces)
+    SKIP("one namespace for shared memory here: a broker cannot move to another");
+  ns_config(&cfg, "mov");
+  ASSERT_OK(mb__object_name(obj, sizeof obj, cfg.instance, NULL));
+  /* Console broker -> service broker: the client maps the stopped Local\ block until it
+   * reattaches, and finds the new one in Global\. */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  use_everything(&b, c);
+  mb__broker_begin_stop(&b);
+  mb__broker_stop(&b);
+  ASSERT_ERR(mb_tick(c), MB_ENOTRUNNING);
+  mb_os_sleep_ms(2); /* generations are start times in ms */
+  ASSERT_OK(mb__broker_start(&b, &cfg, MB_OS_SEC_GLOBAL));
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_OK(mb_info(c, &info));
+  ASSERT_EQ(info.server_status, MB_SERVER_RUNNING);
+  use_everything(&b, c);
+  /* Service broker -> console broker, while this process still holds the stopped Global\
+   * block open: a new attach passes over it, and so does the reattach. */
+  ASSERT_OK(mb_os_section_open(&old, obj, MB_OS_SEC_GLOBAL, 0));
+  mb__broker_begin_stop(&b);
+  mb__broker_stop(&b);
+  ASSERT(state_exists(cfg.instance, MB_OS_SEC_GLOBAL));
+  ASSERT_ERR(mb_attach(cfg.instance, "zone2", NULL, &d), MB_ENOTRUNNING);
+  /* The only block there is, and what it says - once. */
+  ASSERT_CONTAINS(mb_last_error(), "the broker of instance");
+  ASSERT(strstr(mb_last_error(), "not running: broker is not running") == NULL);
+  mb_os_sleep_ms(2);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone2", NULL, &d));
+  use_everything(&b, d);
+  ASSERT_OK(mb_reattach(c, NULL));
+  use_everything(&b, c);
+  ASSERT_OK(mb_detach(d));
+  ASSERT_OK(mb_detach(c));
+  mb_os_section_close(&old);
+  mb__broker_stop(&b);
+}
+
+/* The shipped example game server, run as an operator runs it, attaches with no namespace
+ * option to a broker as the service runs it (Global\ on Windows) and plays a while. */
+TEST(gameserver_sim_finds_the_service_broker) {
+#ifdef MB_GAMESERVER_SIM_EXE
+  static char out[64 * 1024];
+  mb_config_t cfg;
+  mb_broker_t b;
+  client_config(&cfg, "sim");
+  ASSERT_OK(mb__broker_start(&b, &cfg, MB_OS_SEC_GLOBAL));
+  ASSERT_EXIT(mb_test_run_exe(MB_GAMESERVER_SIM_EXE, 60000, out, sizeof out, "--instance",
+                              cfg.instance, "--players", "5", "--seconds", "0.3", NULL),
+              0, out);
+  ASSERT(strstr(out, "cannot attach") == NULL);
+  mb__broker_sweep(&b);
+  ASSERT_EQ(entries_in_use(&b), 0); /* it detached at the end */
+  mb__broker_stop(&b);
+#else
+  SKIP("gameserver_sim is not built here (MSVC)");
+#endif
+}

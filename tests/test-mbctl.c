@@ -9,6 +9,10 @@
 
 #include "gmap.h"
 
+#if MB_OS_WIN
+#include <windows.h>
+#endif
+
 #ifndef MB_MBCTL_EXE
 #error "MB_MBCTL_EXE must name the mbctl executable (CMake: $<TARGET_FILE:mbctl>)"
 #endif
@@ -401,6 +405,7 @@ TEST(not_running) {
   snprintf(want, sizeof want, "membroker is not running for instance '%s'", inst);
   ASSERT_CONTAINS(out, want);
   ASSERT_CONTAINS(out, "membroker run"); /* how to start it */
+  ASSERT_CONTAINS(out, "-c FILE");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "watch", "--count", "1", NULL), 3, out);
   ASSERT_CONTAINS(out, want);
 }
@@ -478,4 +483,113 @@ TEST(output_file_cannot_be_created) {
   /* And with a good file, the version line lands in it. */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--version", NULL), 0, out);
   ASSERT_CONTAINS(out, "mbctl ");
+}
+
+/* mbctl run with MEMBROKER_INSTANCE set to `value` (NULL: unset) for it alone: its exit code. */
+static int mbctl_with_env(const char *value, const char *arg0, const char *arg1, const char *arg2) {
+  int code;
+  ASSERT_OK(mb_os_env_set("MEMBROKER_INSTANCE", value));
+  code = MBCTL(out, sizeof out, arg0, arg1, arg2, NULL);
+  ASSERT_OK(mb_os_env_set("MEMBROKER_INSTANCE", NULL));
+  return code;
+}
+
+/* Without --instance, MEMBROKER_INSTANCE picks the instance; --instance wins over it; a bad
+ * value is refused (usage, exit 2) with a message naming the variable. */
+TEST(instance_from_environment) {
+  tbroker_t t = {0};
+  char want[160], other[64];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  snprintf(other, sizeof other, "p%uelsewhere", (unsigned)self.pid);
+  broker_up(&t, "env");
+  ASSERT_EXIT(mbctl_with_env(t.instance, "status", "server", NULL), 0, out);
+  snprintf(want, sizeof want, "membroker   instance '%s', running\n", t.instance);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(mbctl_with_env(other, "--instance", t.instance, "ping"), 0, out);
+  ASSERT_STR_EQ(out, "pong\n");
+  ASSERT_EXIT(mbctl_with_env(other, "ping", NULL, NULL), 3, out);
+  snprintf(want, sizeof want, "membroker is not running for instance '%s'", other);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(mbctl_with_env("bad/name", "ping", NULL, NULL), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: MEMBROKER_INSTANCE 'bad/name' is not an instance name");
+  ASSERT_EXIT(mbctl_with_env(NULL, "--instance", "bad name", "ping"), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: --instance 'bad name' is not an instance name");
+  /* Empty counts as unset: the instance is "default" again (which may or may not run here). */
+  if (mbctl_with_env("", "ping", NULL, NULL) == 3)
+    ASSERT_CONTAINS(out, "instance 'default'");
+  ASSERT_NOT_CONTAINS(out, other);
+  broker_down(&t);
+}
+
+#if MB_OS_WIN
+/* Run sc.exe (the system's) with up to four arguments; its exit code. */
+static int run_sc(const char *a1, const char *a2, const char *a3, const char *a4) {
+  char sc[MAX_PATH + 16], scout[4096];
+  UINT n = GetSystemDirectoryA(sc, MAX_PATH);
+  if (n == 0 || n >= MAX_PATH)
+    FAIL("no system directory (os error %lu)", (unsigned long)GetLastError());
+  strcat(sc, "\\sc.exe");
+  return mb_test_run_exe(sc, 60000, scout, sizeof scout, a1, a2, a3, a4, NULL);
+}
+#endif
+
+/*
+ * "Not running" says how to start the broker with this OS's service manager. Linux: the
+ * systemd unit (systemctl), never sc. Windows: `sc start NAME` for each installed service whose
+ * program is membroker.exe - quoted path or not, any case, with arguments - and none other.
+ */
+TEST(not_running_hint_names_the_service_manager) {
+  char inst[64];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%unosvc", (unsigned)self.pid);
+  if (mb_os_service_manager() == MB_OS_SVCMGR_SYSTEMD) {
+    ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
+    ASSERT_CONTAINS(out, "systemctl start membroker");
+    ASSERT_CONTAINS(out, "membroker run -c FILE");
+    ASSERT_NOT_CONTAINS(out, "sc start");
+    ASSERT_NOT_CONTAINS(out, "`sc ");
+    return;
+  }
+#if MB_OS_WIN
+  {
+    /* Four services (created, never started): two run membroker.exe, two only look alike. */
+    static const char *const paths[4] = {
+        "C:\\Program Files\\mb test\\MemBroker.EXE service -c C:\\mb test\\membroker.json",
+        "\"C:\\mb dir\\membroker.exe\" service -n x",
+        "C:\\mb\\membroker.exe.bak service",
+        "C:\\mb\\notmembroker.exe service",
+    };
+    char names[4][64], want[128];
+    int i, code, created[4] = {0};
+    for (i = 0; i < 4; i++) {
+      snprintf(names[i], sizeof names[i], "mbt%u%c", (unsigned)self.pid, 'a' + i);
+      created[i] = run_sc("create", names[i], "binPath=", paths[i]) == 0;
+    }
+    code = MBCTL(out, sizeof out, "--instance", inst, "status", NULL);
+    for (i = 0; i < 4; i++)
+      if (created[i])
+        run_sc("delete", names[i], NULL, NULL);
+    for (i = 0; i < 4; i++)
+      if (!created[i])
+        FAIL("sc create %s binPath= %s failed", names[i], paths[i]);
+    ASSERT_EXIT(code, 3, out);
+    for (i = 0; i < 2; i++) {
+      snprintf(want, sizeof want, "`sc start %s`", names[i]);
+      ASSERT_CONTAINS(out, want);
+    }
+    ASSERT_NOT_CONTAINS(out, names[2]);
+    ASSERT_NOT_CONTAINS(out, names[3]);
+    ASSERT_CONTAINS(out, "membroker run -c FILE");
+    ASSERT_NOT_CONTAINS(out, "systemctl");
+    /* Without them: sc start with whatever else is installed, or how to install one. */
+    ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
+    if (strstr(out, "`sc start ") == NULL)
+      ASSERT_CONTAINS(out, "membroker install");
+    ASSERT_NOT_CONTAINS(out, names[0]);
+  }
+#else
+  FAIL("no service manager this test knows");
+#endif
 }

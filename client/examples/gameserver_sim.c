@@ -4,12 +4,13 @@
  *   gameserver_sim [--instance NAME] [--name NAME] [--players N] [--steady] [--seconds S] [--keep]
  *
  * It attaches to the broker of the instance as NAME (default "zone-1"), with a heartbeat
- * thread, waiting up to 10 s for a broker to come up. Players join and leave at random,
- * around N (default 20) at a time: each has a slot in the broker's player region holding a
- * sim_player_t, which the game updates ten times a second. The shared player counter moves
- * with this server's own count (mb_counter_add: other servers add theirs), the NPC counter by
- * two NPCs per player, and now and then the status message says "zone-1: 37 players". With
- * --steady, players join until there are N and then nobody leaves (a fixed load to check).
+ * thread, waiting up to 10 s for a broker to come up. It passes no namespace flag: on Windows
+ * the library finds a broker run as a service (Global\) or in a console (Local\) alike. Players
+ * join and leave at random, around N (default 20) at a time: each has a slot in the broker's player
+ * region holding a sim_player_t, which the game updates ten times a second. The shared player
+ * counter moves with this server's own count (mb_counter_add: other servers add theirs), the NPC
+ * counter by two NPCs per player, and now and then the status message says "zone-1: 37 players".
+ * With --steady, players join until there are N and then nobody leaves (a fixed load to check).
  *
  * Every 100 ms it calls mb_tick. When the broker stops or restarts it says so and reattaches,
  * retrying with backoff until the broker is back or the time is up; a new broker has lost
@@ -432,8 +433,9 @@ int main(int argc, char **argv) {
      * takes them back without counting them again. */
     rc = mb_close(g_client);
     g_client = NULL;
-    say(s, "--keep: closed without detaching (%s); the broker keeps %u players' slots for a "
-           "restart as '%s'",
+    say(s,
+        "--keep: closed without detaching (%s); the broker keeps %u players' slots for a "
+        "restart as '%s'",
         rc == 0 ? "ok" : mb_err_name(rc), s->n, s->name);
     return 0;
   }

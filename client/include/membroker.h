@@ -92,8 +92,8 @@ MB_API const char *mb_strerror(int err);
 /* The stable snake_case name of err ("ok", "not_found", ...; "unknown" if not a code). */
 MB_API const char *mb_err_name(int err);
 
-/* The detail message of the last failure on this thread ("" if none), e.g. "attach to
- * instance 'default': control block 'membroker.default.state' does not exist: ...". */
+/* The detail message of the last failure on this thread ("" if none), e.g. "no broker runs
+ * for instance 'default' (no control block /membroker.default.state)". */
 MB_API const char *mb_last_error(void);
 
 /* ---- attach ------------------------------------------------------------------------------- */
@@ -109,11 +109,19 @@ enum mb_client_log_level {
 
 typedef void (*mb_log_fn)(void *user, int level, const char *message);
 
-/* mb_attach_options_t.flags */
+/*
+ * mb_attach_options_t.flags. Without either flag, mb_attach and mb_reattach find the broker
+ * wherever it runs: on Windows they look for its control block in Global\ (a broker run as
+ * a service) first, then in Local\ (a console broker, `membroker run`, of this session), and
+ * open everything else in the namespace where they found it. The flags only narrow that
+ * search; both at once are MB_EINVAL. Elsewhere (Linux) there is one namespace and they
+ * change nothing.
+ */
 enum {
-  /* The broker runs as a Windows service: its objects are in the Global\ namespace.
-   * Ignored elsewhere. */
+  /* Global\ only: insist on a broker run as a Windows service. */
   MB_ATTACH_GLOBAL = 1u << 0,
+  /* Local\ only: insist on a console broker of this session. */
+  MB_ATTACH_LOCAL = 1u << 1,
 };
 
 typedef struct mb_attach_options_s {
@@ -140,10 +148,15 @@ MB_API void mb_attach_options_init(mb_attach_options_t *opts);
  * same name belongs to a process that died (or that the broker reaped) and its grace period
  * has not run out, this client takes it over, with every player slot it held, bytes intact.
  *
+ * Where the broker is: see MB_ATTACH_GLOBAL. A control block that exists but refuses this
+ * process is MB_EACCES, never hidden by looking in the other namespace. With no broker
+ * anywhere, MB_ENOTRUNNING's message names every object tried, e.g. "no broker runs for
+ * instance 'default' (tried Global\membroker.default.state and Local\membroker.default.state)".
+ *
  * Errors: MB_ENOTRUNNING (no broker, or it is stopping), MB_EVERSION (the broker's layout
  * differs from this library's), MB_EBADMAGIC, MB_EACCES (not permitted to map the broker's
  * objects), MB_EFULL (client table full), MB_EEXIST (a live process is attached under that
- * name), MB_EINVAL (bad name), MB_ETIMEOUT is never returned: after timeout_ms the last
+ * name), MB_EINVAL (bad name or flags), MB_ETIMEOUT is never returned: after timeout_ms the last
  * error stands.
  */
 MB_API int mb_attach(const char *instance, const char *name, const mb_attach_options_t *opts,
