@@ -503,6 +503,16 @@ int mb_os_dir_create(const char *path);
 /* Remove the empty directory `path`. MB_ENOENT if there is none. */
 int mb_os_dir_remove(const char *path);
 
+/*
+ * The machine-wide directory for the broker's own files (the service's default log) into
+ * buf, without a trailing separator; not created here. Windows: "%ProgramData%\membroker"
+ * (the ProgramData folder from SHGetKnownFolderPath, loaded at run time; %ProgramData% if that
+ * fails), UTF-8.
+ * POSIX: none, MB_ENOTSUP (a daemon logs to stderr, which systemd sends to the journal).
+ * MB_ENAMETOOLONG if it does not fit; MB_ENOENT if Windows names no ProgramData folder.
+ */
+int mb_os_data_dir(char *buf, size_t size);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Environment and installed services                                                        */
 

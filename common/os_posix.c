@@ -908,6 +908,12 @@ int mb_os_dir_remove(const char *path) {
   return 0;
 }
 
+int mb_os_data_dir(char *buf, size_t size) {
+  if (size > 0)
+    buf[0] = '\0';
+  return mb__errorf(MB_ENOTSUP, 0, "no machine-wide data directory on POSIX (log to stderr)");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 uint64_t mb_os_mono_ns(void) {

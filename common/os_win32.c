@@ -1904,6 +1904,74 @@ int mb_os_dir_remove(const char *path) {
   return 0;
 }
 
+/*
+ * FOLDERID_ProgramData, {62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}. SHGetKnownFolderPath (shell32)
+ * and CoTaskMemFree (ole32) are looked up at run time: only the broker asks for this folder,
+ * and the client library must not pull those DLLs into every game server.
+ */
+static const GUID mb__folderid_programdata = {
+    0x62AB5D82, 0xFDC1, 0x4DC3, {0xA9, 0xDD, 0x07, 0x0D, 0x1D, 0x49, 0x5D, 0x97}};
+typedef HRESULT(WINAPI *mb__shgetkfp_fn)(const GUID *, DWORD, HANDLE, PWSTR *);
+typedef void(WINAPI *mb__cotaskmemfree_fn)(void *);
+
+/* The ProgramData folder from the shell (what services see too), into w[MAX_PATH]. 1 if found. */
+static int mb__known_programdata(wchar_t *w) {
+  HMODULE shell = LoadLibraryW(L"shell32.dll"), ole = LoadLibraryW(L"ole32.dll");
+  mb__shgetkfp_fn get = NULL;
+  mb__cotaskmemfree_fn mfree = NULL;
+  PWSTR path = NULL;
+  int ok = 0;
+  if (shell != NULL)
+    get = (mb__shgetkfp_fn)(void (*)(void))GetProcAddress(shell, "SHGetKnownFolderPath");
+  if (ole != NULL)
+    mfree = (mb__cotaskmemfree_fn)(void (*)(void))GetProcAddress(ole, "CoTaskMemFree");
+  if (get != NULL && mfree != NULL && get(&mb__folderid_programdata, 0, NULL, &path) == S_OK) {
+    if (path != NULL && wcslen(path) > 0 && wcslen(path) < MAX_PATH) {
+      wcscpy(w, path);
+      ok = 1;
+    }
+  }
+  if (path != NULL && mfree != NULL)
+    mfree(path);
+  if (ole != NULL)
+    FreeLibrary(ole);
+  if (shell != NULL)
+    FreeLibrary(shell);
+  return ok;
+}
+
+int mb_os_data_dir(char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 16];
+  DWORD n = 0;
+  int len;
+
+  if (size > 0)
+    buf[0] = '\0';
+  if (mb__known_programdata(w)) {
+    n = (DWORD)wcslen(w);
+  } else {
+    n = GetEnvironmentVariableW(L"ProgramData", w, MAX_PATH);
+    if (n >= MAX_PATH)
+      n = 0; /* longer than a folder path can be: not usable */
+  }
+  if (n == 0)
+    return mb__errorf(MB_ENOENT, (long)GetLastError(),
+                      "no ProgramData folder (SHGetKnownFolderPath failed and %%ProgramData%% is "
+                      "not set)");
+  while (n > 0 && (w[n - 1] == L'\\' || w[n - 1] == L'/'))
+    n--;
+  wcscpy(w + n, L"\\membroker");
+  len = WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, (int)(size > INT_MAX ? INT_MAX : size), NULL,
+                            NULL);
+  if (len <= 0) {
+    if (size > 0)
+      buf[0] = '\0';
+    return mb__errorf(MB_ENAMETOOLONG, (long)GetLastError(),
+                      "the ProgramData folder's path does not fit in %u bytes", (unsigned)size);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Clocks, memory status                                                                      */
 

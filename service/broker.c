@@ -325,11 +325,68 @@ fail_lock:
   return rc;
 }
 
+/*
+ * `value` is the counter now (read from shared memory: a value below the last one is a reset
+ * or a forgery, taken as the new base and not reported). Returns 1 with *count = the rise
+ * not reported yet if a report is due (the first rise at once, then once per
+ * MB_BROKER_REPORT_EVERY_MS at most), else 0.
+ */
+static int mb__counter_due(mb_counter_watch_t *w, uint64_t value, uint64_t now, uint64_t *count) {
+  if (value < w->seen) {
+    w->seen = value;
+    return 0;
+  }
+  w->pending += value - w->seen;
+  w->seen = value;
+  if (w->pending == 0 || (w->reported_ns != 0 &&
+                          now - w->reported_ns < (uint64_t)MB_BROKER_REPORT_EVERY_MS * 1000000u))
+    return 0;
+  *count = w->pending;
+  w->pending = 0;
+  w->reported_ns = now;
+  return 1;
+}
+
+/* Report rising failure counters of the regions and pools (see mb__broker_tick). Names come
+ * from the broker's own config, never from shared memory. */
+static void mb__broker_watch_counters(mb_broker_t *b) {
+  uint64_t now = mb_os_mono_ns(), n;
+  char by[96];
+  int i;
+  if (!b->watch_ready) {
+    for (i = 0; i < b->nregions; i++)
+      b->commit_watch[i].seen = mb_load64(&b->regions[i].desc->commit_failures);
+    for (i = 0; i < b->npools; i++)
+      b->miss_watch[i].seen = mb_load64(&b->pools[i].desc->misses);
+    b->watch_ready = 1;
+    return;
+  }
+  if (b->cfg.max_committed != 0)
+    snprintf(by, sizeof by, "the OS or limits.max_committed (%llu bytes)",
+             (unsigned long long)b->cfg.max_committed);
+  else
+    snprintf(by, sizeof by, "the OS");
+  for (i = 0; i < b->nregions; i++)
+    if (mb__counter_due(&b->commit_watch[i], mb_load64(&b->regions[i].desc->commit_failures), now,
+                        &n))
+      mb_log_event(MB_EV_COMMIT_REFUSED, MB_LOG_WARN,
+                   "region '%s': %llu page commit%s refused by %s; %llu bytes committed in all",
+                   b->cfg.regions[i].name, (unsigned long long)n, n == 1 ? "" : "s", by,
+                   (unsigned long long)mb__broker_committed(b));
+  for (i = 0; i < b->npools; i++)
+    if (mb__counter_due(&b->miss_watch[i], mb_load64(&b->pools[i].desc->misses), now, &n))
+      mb_log_event(MB_EV_POOL_EXHAUSTED, MB_LOG_WARN,
+                   "pool '%s' is exhausted: %llu allocation%s refused (capacity %u objects)",
+                   b->cfg.pools[i].name, (unsigned long long)n, n == 1 ? "" : "s",
+                   (unsigned)b->cfg.pools[i].capacity);
+}
+
 void mb__broker_tick(mb_broker_t *b) {
   if (b->state == NULL)
     return;
   mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
   mb__broker_sweep(b);
+  mb__broker_watch_counters(b);
 }
 
 static const char *mb__dead_why(uint32_t reason) {
@@ -372,9 +429,10 @@ static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reas
     if (!mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD)))
       return 0;
   }
-  mb_log_warn("client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
-              (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
-              (unsigned)b->cfg.grace_period_ms);
+  mb_log_event(MB_EV_CLIENT_DIED, MB_LOG_WARN,
+               "client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
+               (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
+               (unsigned)b->cfg.grace_period_ms);
   return 1;
 }
 
@@ -454,9 +512,10 @@ int mb__broker_sweep(mb_broker_t *b) {
           blocks += n;
         }
         mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed);
-        mb_log_info("client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
-                    "pool objects freed",
-                    name, (unsigned)id.pid, (unsigned long long)freed, (unsigned long long)blocks);
+        mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
+                     "client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
+                     "pool objects freed",
+                     name, (unsigned)id.pid, (unsigned long long)freed, (unsigned long long)blocks);
         changed++;
       }
     }

@@ -13,6 +13,16 @@
 #include "pool.h"
 #include "slots.h"
 
+/* A counter that only rises (a failure count in shared memory) and what of it was reported. */
+typedef struct mb_counter_watch_s {
+  uint64_t seen;        /* value at the last look */
+  uint64_t pending;     /* risen since the last report */
+  uint64_t reported_ns; /* monotonic time of the last report (0: never) */
+} mb_counter_watch_t;
+
+/* A rising failure counter is reported at once, then at most once per this, with the count. */
+#define MB_BROKER_REPORT_EVERY_MS 60000
+
 typedef struct mb_broker_s {
   mb_config_t cfg;
   int flags; /* MB_OS_SEC_GLOBAL for a Windows service, else 0 */
@@ -39,6 +49,11 @@ typedef struct mb_broker_s {
     uint64_t claimed_ns;
     int watch_failed; /* the OS gave no watch: liveness is asked each sweep */
   } clients[MB_CLIENTS_MAX];
+  /* Failure counters in shared memory the broker reports as events (log.h), rate-limited:
+   * each region's commit_failures, each pool's misses (mb__broker_watch_counters). */
+  int watch_ready; /* `seen` holds the values at the first tick */
+  mb_counter_watch_t commit_watch[MB_REGIONS_MAX];
+  mb_counter_watch_t miss_watch[MB_POOLS_MAX];
 } mb_broker_t;
 
 /* How often the run loop calls mb__broker_tick: a dead client is noticed within this. */
@@ -58,8 +73,10 @@ typedef struct mb_broker_s {
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags);
 
 /*
- * Every MB_BROKER_TICK_MS: refresh the broker heartbeat in the control block and sweep the
- * client table (mb__broker_sweep).
+ * Every MB_BROKER_TICK_MS: refresh the broker heartbeat in the control block, sweep the
+ * client table (mb__broker_sweep) and report rising failure counters (commits refused in a
+ * region: MB_EV_COMMIT_REFUSED; allocations refused by an exhausted pool:
+ * MB_EV_POOL_EXHAUSTED), each at once and then at most once per MB_BROKER_REPORT_EVERY_MS.
  */
 void mb__broker_tick(mb_broker_t *b);
 

@@ -49,21 +49,23 @@ typedef struct mb_map_cfg_s {
 } mb_map_cfg_t;
 
 typedef struct mb_config_s {
-  char path[MB_CONFIG_PATH_MAX];     /* file it was loaded from ("" for defaults) */
-  char instance[MB_INSTANCE_MAX];    /* [A-Za-z0-9_-], 1..31 chars, default "default" */
-  mb_log_level_t log_level;          /* "log": {"level": "error|warn|info|debug"} default info */
-  char log_file[MB_CONFIG_PATH_MAX]; /* "log": {"file": null|"path"} default "" (stderr) */
-  int log_event_log;                 /* "log": {"event_log": bool} Windows event log; default 0 */
-  uint32_t heartbeat_timeout_ms;     /* "clients": {"heartbeat_timeout_ms": N} 0 = off */
-  uint32_t grace_period_ms;          /* "clients": {"grace_period_ms": N} default 30000 */
-  uint32_t max_clients;              /* "clients": {"max": N} 1..MB_CLIENTS_MAX, default 64 */
-  uint32_t pipe_mode;                /* "pipe": {"mode": "0660"} octal, 0666 bits at most */
-  char pipe_operators_group[64];     /* "pipe": {"operators_group": null|"name"} default "" */
-  uint64_t pipe_max_line;            /* "pipe": {"max_line": size} 1 KiB .. 16 MiB, 64 KiB */
-  uint32_t pipe_max_connections;     /* "pipe": {"max_connections": N} 1..100000, 1024 */
-  uint32_t section_mode;             /* "sections": {"mode": "0660"} default 0660 */
-  char section_group[64];            /* "sections": {"group": null|"name"} default "" */
-  uint64_t max_committed;            /* "limits": {"max_committed": size} 0 = no limit */
+  char path[MB_CONFIG_PATH_MAX];        /* file it was loaded from ("" for defaults) */
+  char instance[MB_INSTANCE_MAX];       /* [A-Za-z0-9_-], 1..31 chars, default "default" */
+  mb_log_level_t log_level;             /* "log": {"level": "error|warn|info|debug"} default info */
+  char log_file[MB_CONFIG_PATH_MAX];    /* "log": {"file": null|"path"} default "" (stderr) */
+  int log_event_log;                    /* "log": {"event_log": bool} Windows service; default 1 */
+  uint64_t log_max_bytes;               /* "log": {"max_bytes": size} 0 or 4 KiB..1 TiB, 10 MiB */
+  uint32_t log_keep;                    /* "log": {"keep": N} rotated files kept, 0..99, 5 */
+  uint32_t heartbeat_timeout_ms;        /* "clients": {"heartbeat_timeout_ms": N} 0 = off */
+  uint32_t grace_period_ms;             /* "clients": {"grace_period_ms": N} default 30000 */
+  uint32_t max_clients;                 /* "clients": {"max": N} 1..MB_CLIENTS_MAX, default 64 */
+  uint32_t pipe_mode;                   /* "pipe": {"mode": "0660"} octal, 0666 bits at most */
+  char pipe_operators_group[64];        /* "pipe": {"operators_group": null|"name"} default "" */
+  uint64_t pipe_max_line;               /* "pipe": {"max_line": size} 1 KiB .. 16 MiB, 64 KiB */
+  uint32_t pipe_max_connections;        /* "pipe": {"max_connections": N} 1..100000, 1024 */
+  uint32_t section_mode;                /* "sections": {"mode": "0660"} default 0660 */
+  char section_group[64];               /* "sections": {"group": null|"name"} default "" */
+  uint64_t max_committed;               /* "limits": {"max_committed": size} 0 = no limit */
   char persist_dir[MB_CONFIG_PATH_MAX]; /* "persist": {"dir": null|"path"} "" = not saved */
   char persist_regions[MB_REGIONS_MAX][MB_REGION_NAME_MAX]; /* "persist": {"regions": [..]} */
   uint32_t persist_interval_ms; /* "persist": {"interval_ms": N} 100..3600000, default 5000 */

@@ -90,18 +90,18 @@ int main(int argc, char **argv) {
     mb__usage(stderr);
     return 2;
   }
+  /* The service glue loads the config itself: under the SCM, a config error must still be
+   * reported to the SCM and logged (svc.h). */
+  if (strcmp(mode, "service") == 0)
+    return mb__svc_main(name, config);
   if (mb__load(&cfg, config) != 0)
     return 1;
-  if (mb__log_open(cfg.log_level, strcmp(mode, "run") == 0 ? "" : cfg.log_file) != 0) {
+  if (mb__log_open(cfg.log_level, "") != 0) {
     fprintf(stderr, "membroker: %s\n", mb_last_error());
     return 1;
   }
-  mb_log_info("membroker %s starting (%s mode, config %s)", MB_VERSION, mode,
-              config ? config : "built-in defaults");
-  if (strcmp(mode, "service") == 0)
-    rc = mb__svc_main(name, &cfg);
-  else
-    rc = mb__run(&cfg, 0, NULL);
+  mb__run_log_start(mode, config);
+  rc = mb__run(&cfg, 0, NULL);
   mb__log_close();
   return rc;
 }

@@ -900,11 +900,13 @@ static void pf_warn_failure(mb_persist_t *p) {
     return;
   }
   if (p->warn_suppressed)
-    mb_log_warn("persist: saving the state failed (and %lu more times in the last minute): %s",
-                p->warn_suppressed, mb_last_error());
+    mb_log_event(MB_EV_PERSIST_FAILED, MB_LOG_WARN,
+                 "persist: saving the state failed (and %lu more times in the last minute): %s",
+                 p->warn_suppressed, mb_last_error());
   else
-    mb_log_warn("persist: saving the state failed: %s; the files of the last good save stay",
-                mb_last_error());
+    mb_log_event(MB_EV_PERSIST_FAILED, MB_LOG_WARN,
+                 "persist: saving the state failed: %s; the files of the last good save stay",
+                 mb_last_error());
   p->warn_ns = now;
   p->warn_suppressed = 0;
 }

@@ -63,6 +63,15 @@ static void mb__on_signal(uv_signal_t *s, int signum) {
   mb__stop_loop(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+
+void mb__run_log_start(const char *mode, const char *config_path) {
+  mb_log_info("membroker %s starting (%s mode, config %s)", MB_VERSION, mode,
+              config_path ? config_path : "built-in defaults");
+}
+
 void mb__run_request_stop(void) {
   mb_run_t *run = mb__running;
   if (run)
@@ -93,7 +102,8 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   /* The loop and its signal handlers come first: a SIGTERM or a stop request that arrives
    * while the broker starts waits in the loop and stops it cleanly once it runs. */
   if ((rc = uv_loop_init(&run.loop)) != 0) {
-    mb_log_error("cannot start the event loop: %s", uv_strerror(rc));
+    mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start the event loop: %s",
+                 uv_strerror(rc));
     return 1;
   }
   uv_timer_init(&run.loop, &run.tick);
@@ -107,14 +117,15 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   mb__running = &run;
 
   if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
-    mb_log_error("cannot start: %s", mb_last_error());
+    mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
     mb__abandon_loop(&run);
     return 1;
   }
   if (hooks && hooks->starting)
     hooks->starting(hooks->ctx, 2);
   if ((rc = mb__ctl_start(&run.loop, &run.broker, mb__run_request_stop)) != 0) {
-    mb_log_error("cannot open the control pipe: %s", mb_last_error());
+    mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot open the control pipe: %s",
+                 mb_last_error());
     mb__broker_stop(&run.broker);
     mb__abandon_loop(&run);
     return 1;

@@ -9,9 +9,9 @@
 
 /* Callbacks from the run loop to the glue that started it. All may be NULL. */
 typedef struct mb_run_hooks_s {
-  void (*starting)(void *ctx, int step);  /* a start step is done (SCM checkpoints) */
-  void (*ready)(void *ctx);               /* state block published, loop running */
-  void (*stopping)(void *ctx, int step);  /* a stop step is done */
+  void (*starting)(void *ctx, int step); /* a start step is done (SCM checkpoints) */
+  void (*ready)(void *ctx);              /* state block published, loop running */
+  void (*stopping)(void *ctx, int step); /* a stop step is done */
   void *ctx;
 } mb_run_hooks_t;
 
@@ -27,11 +27,29 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks);
 void mb__run_request_stop(void);
 
 /*
- * Service glue. mb__svc_main: run under the OS service manager (Windows: connect to the SCM
- * with StartServiceCtrlDispatcher; POSIX: like the foreground, plus systemd notifications).
- * `service_name` is the name the service was installed under. Returns the exit code.
+ * The service-specific exit codes a Windows service reports with SERVICE_STOPPED and
+ * ERROR_SERVICE_SPECIFIC_ERROR (`sc query` shows them as SERVICE_EXIT_CODE); README lists
+ * them. A Linux service exits with 1 for each (as `membroker run` does).
  */
-int mb__svc_main(const char *service_name, const mb_config_t *cfg);
+typedef enum {
+  MB_SVC_EXIT_START = 1,  /* the broker could not start (instance taken, memory, pipe, ...) */
+  MB_SVC_EXIT_CONFIG = 2, /* the config file could not be read or is not valid */
+  MB_SVC_EXIT_LOG = 3,    /* the log file could not be opened */
+} mb_svc_exit_t;
+
+/*
+ * Service glue. mb__svc_main: run under the OS service manager. Windows: connect to the SCM
+ * with StartServiceCtrlDispatcher; ServiceMain reports START_PENDING, then loads the config
+ * (`config_path`, NULL for the built-in defaults), opens the log and runs the broker, so a
+ * config or start error still reaches the SCM (STOPPED with an mb_svc_exit_t code) and the
+ * log. POSIX: load the config (an error is printed to stderr: exit 1), then run like the
+ * foreground, plus systemd notifications. `service_name` is the name the service was
+ * installed under. Returns the process exit code.
+ */
+int mb__svc_main(const char *service_name, const char *config_path);
+
+/* The first line of the log: version, mode and config (main.c and the service glue). */
+void mb__run_log_start(const char *mode, const char *config_path);
 
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);

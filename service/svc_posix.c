@@ -7,12 +7,15 @@
 #if MB_OS_POSIX
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "error.h"
+#include "log.h"
 #include "os.h"
 #include "svc.h"
 
@@ -21,7 +24,8 @@ void mb__svc_notify(const char *state) {
   struct sockaddr_un sa;
   size_t n;
   int fd;
-  if (path == NULL || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof sa.sun_path)
+  if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+      (n = strlen(path)) >= sizeof sa.sun_path)
     return;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
@@ -47,10 +51,31 @@ static void mb__sd_stopping(void *ctx, int step) {
     mb__svc_notify("STOPPING=1");
 }
 
-int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
+/*
+ * `membroker service` on Linux: the config is loaded here (an error is printed to stderr, as
+ * `membroker run` prints it, and the exit code is 1: systemd's journal keeps stderr), the log
+ * goes to log.file or stderr, then the broker runs with READY=1 / STOPPING=1 notifications.
+ */
+int mb__svc_main(const char *service_name, const char *config_path) {
+  static mb_config_t cfg;
   mb_run_hooks_t hooks = {NULL, mb__sd_ready, mb__sd_stopping, NULL};
+  int rc;
   (void)service_name;
-  return mb__run(cfg, 0, &hooks);
+
+  if (config_path == NULL)
+    mb__config_defaults(&cfg);
+  else if (mb__config_load(&cfg, config_path) != 0) {
+    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    return 1;
+  }
+  if (mb__log_open_file(cfg.log_level, cfg.log_file, cfg.log_max_bytes, cfg.log_keep) != 0) {
+    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    return 1;
+  }
+  mb__run_log_start("service", config_path);
+  rc = mb__run(&cfg, 0, &hooks);
+  mb__log_close();
+  return rc;
 }
 
 #endif /* MB_OS_POSIX */

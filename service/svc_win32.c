@@ -11,18 +11,29 @@
  *   STOP_PENDING   on STOP / SHUTDOWN / PRESHUTDOWN (the control handler asks the loop to
  *                  stop; the loop sets server status "shutting down" before it releases
  *                  anything), checkpoints from the `stopping` steps
- *   STOPPED        exit code 0 after a clean stop; ERROR_SERVICE_SPECIFIC_ERROR with service
- *                  exit code 1 when the broker could not start
+ *   STOPPED        exit code 0 after a clean stop; ERROR_SERVICE_SPECIFIC_ERROR with a
+ *                  service exit code of mb_svc_exit_t (svc.h) when the config could not be
+ *                  loaded (2), the log file could not be opened (3) or the broker could not
+ *                  start (1)
+ *
+ * ServiceMain, not main(), loads the config and opens the log, so every failure reaches the
+ * SCM and a log. The log file is log.file, or by default
+ * %ProgramData%\membroker\<instance>\membroker.log (%ProgramData%\membroker\<service name>.log
+ * for a config error: the instance is not known then).
  *
  * The control handler runs on the dispatcher (main) thread, so the status is kept under a
- * lock. With "log": {"event_log": true} the log also goes to the Application event log
- * (source = the service name, no message DLL: the text is the event's only string).
+ * lock. With "log": {"event_log": true} (the default) the service reports to the Application
+ * event log under a source named after the service, whose message table is the resource
+ * compiled from service/messages.mc into membroker.exe: the event ID says what happened,
+ * the log line is the insertion string. It receives start, stop, warnings and errors only
+ * (log.h). A config or log-file error always goes there (nothing else would show it).
  */
 #include "os_setup.h"
 
 #if MB_OS_WIN
 
 /* Project headers first, then <windows.h>. */
+#include "error.h"
 #include "log.h"
 #include "os.h"
 #include "svc.h"
@@ -39,22 +50,19 @@
 #define MB_SVC_HINT_STOP 10000    /* from a stop control to the loop's first stop step */
 #define MB_SVC_HINT_RELEASE 30000 /* releasing the regions */
 
-/* Event IDs of the log levels (the text is the event's only insertion string). */
-#define MB_SVC_EVENT_ERROR 1000
-#define MB_SVC_EVENT_WARN 1001
-#define MB_SVC_EVENT_INFO 1002
-
 #define MB_SVC_NAME_MAX 257 /* the SCM allows 256 characters */
 
 typedef struct mb_svc_s {
-  CRITICAL_SECTION lock;        /* guards status and stop_wanted */
-  SERVICE_STATUS_HANDLE handle; /* from RegisterServiceCtrlHandlerExW */
-  SERVICE_STATUS status;        /* last status reported */
-  int stop_wanted;              /* a stop control came before RUNNING */
-  const mb_config_t *cfg;
-  wchar_t name[MB_SVC_NAME_MAX]; /* the service name */
-  HANDLE event_source;           /* RegisterEventSourceW, or NULL */
-  int rc;                        /* exit code of the service (mb__run) */
+  CRITICAL_SECTION lock;           /* guards status and stop_wanted */
+  SERVICE_STATUS_HANDLE handle;    /* from RegisterServiceCtrlHandlerExW */
+  SERVICE_STATUS status;           /* last status reported */
+  int stop_wanted;                 /* a stop control came before RUNNING */
+  const char *config_path;         /* -c FILE, or NULL for the built-in defaults */
+  mb_config_t cfg;                 /* loaded by ServiceMain */
+  wchar_t name[MB_SVC_NAME_MAX];   /* the service name */
+  char name8[MB_SVC_NAME_MAX * 3]; /* the same in UTF-8 */
+  HANDLE event_source;             /* RegisterEventSourceW, or NULL */
+  int rc;                          /* exit code of the service (mb__run) */
 } mb_svc_t;
 
 static mb_svc_t mb__svc;
@@ -71,42 +79,65 @@ static int mb__svc_widen(const char *s, wchar_t *buf, int count) {
 /* ---- event log ------------------------------------------------------------------------- */
 
 /*
- * Log sink: error, warn and info lines go to the event log as one event each (debug lines
- * stay in the file). The message is converted to UTF-16; a line that does not convert is
- * reported as '?'. Never fails visibly: the event log is a second destination.
+ * Log sink (log.h routes to it only start/stop and other events with an ID, warnings and
+ * errors): one event with the line's event ID, the type from its level, the message as the
+ * insertion string %1 of the ID's text. The message is converted to UTF-16; a line that does
+ * not convert is reported as '?'. Never fails visibly: the event log is a second destination.
  */
-static void mb__svc_event_sink(mb_log_level_t level, const char *msg) {
+static void mb__svc_event_sink(mb_log_level_t level, mb_event_t event, const char *msg) {
   HANDLE src = mb__svc.event_source;
   wchar_t text[1100]; /* a log line is at most 1023 bytes: as many UTF-16 units at most */
   const wchar_t *strings[1] = {text};
   WORD type;
-  DWORD id;
 
   if (src == NULL)
     return;
-  switch (level) {
-  case MB_LOG_ERROR:
-    type = EVENTLOG_ERROR_TYPE;
-    id = MB_SVC_EVENT_ERROR;
-    break;
-  case MB_LOG_WARN:
-    type = EVENTLOG_WARNING_TYPE;
-    id = MB_SVC_EVENT_WARN;
-    break;
-  case MB_LOG_INFO:
-    type = EVENTLOG_INFORMATION_TYPE;
-    id = MB_SVC_EVENT_INFO;
-    break;
-  default:
-    return;
-  }
+  type = level == MB_LOG_ERROR  ? EVENTLOG_ERROR_TYPE
+         : level == MB_LOG_WARN ? EVENTLOG_WARNING_TYPE
+                                : EVENTLOG_INFORMATION_TYPE;
   if (MultiByteToWideChar(CP_UTF8, 0, msg, -1, text, (int)(sizeof text / sizeof text[0])) <= 0)
     wcscpy(text, L"?");
-  (void)ReportEventW(src, type, 0, id, NULL, 1, 0, strings, NULL);
+  (void)ReportEventW(src, type, 0, (DWORD)event, NULL, 1, 0, strings, NULL);
+}
+
+/*
+ * Name this executable as the message file of the event source (HKLM\SYSTEM\...\EventLog\
+ * Application\<service name>: EventMessageFile, TypesSupported), so the event viewer shows
+ * the texts of messages.mc. Best effort: without it the events are still logged, with the
+ * viewer's "description cannot be found" and the line as their string. `membroker
+ * uninstall` removes the key.
+ */
+static void mb__svc_event_register(void) {
+  wchar_t sub[64 + MB_SVC_NAME_MAX], exe[MAX_PATH];
+  DWORD types = EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE, n;
+  HKEY key;
+  LONG e;
+
+  n = GetModuleFileNameW(NULL, exe, MAX_PATH);
+  if (n == 0 || n >= MAX_PATH)
+    return;
+  _snwprintf(sub, sizeof sub / sizeof sub[0],
+             L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\%ls", mb__svc.name);
+  sub[sizeof sub / sizeof sub[0] - 1] = L'\0';
+  e = RegCreateKeyExW(HKEY_LOCAL_MACHINE, sub, 0, NULL, 0, KEY_SET_VALUE, NULL, &key, NULL);
+  if (e != ERROR_SUCCESS) {
+    mb_log_debug("event log: cannot register the message file (os error %ld)", (long)e);
+    return;
+  }
+  e = RegSetValueExW(key, L"EventMessageFile", 0, REG_EXPAND_SZ, (const BYTE *)exe,
+                     (n + 1) * sizeof(wchar_t));
+  if (e == ERROR_SUCCESS)
+    e = RegSetValueExW(key, L"TypesSupported", 0, REG_DWORD, (const BYTE *)&types, sizeof types);
+  if (e != ERROR_SUCCESS)
+    mb_log_debug("event log: cannot register the message file (os error %ld)", (long)e);
+  RegCloseKey(key);
 }
 
 /* Register the event source named after the service and install the sink. */
 static void mb__svc_event_open(void) {
+  if (mb__svc.event_source != NULL)
+    return;
+  mb__svc_event_register();
   mb__svc.event_source = RegisterEventSourceW(NULL, mb__svc.name);
   if (mb__svc.event_source == NULL) {
     mb_log_warn("event log: RegisterEventSource failed (os error %lu); logging to the file only",
@@ -202,7 +233,8 @@ static void mb__svc_ready(void *ctx) {
     return;
   }
   mb__svc_report(SERVICE_RUNNING, 0, NO_ERROR, 0);
-  mb_log_info("service %ls running", mb__svc.name);
+  mb_log_event(MB_EV_STARTED, MB_LOG_INFO, "service %ls running: instance %s, log %s", mb__svc.name,
+               mb__svc.cfg.instance, mb__log_path());
 }
 
 /* Step 1: the loop has ended (status "shutting down" is published), regions are released
@@ -263,33 +295,84 @@ static DWORD WINAPI mb__svc_handler(DWORD control, DWORD type, LPVOID data, LPVO
 }
 
 /*
+ * Load the config and open the log (ServiceMain, after START_PENDING). Returns 0, or the
+ * service exit code after logging the reason: to the default log file and the event log
+ * (MB_EV_CONFIG_ERROR, MB_EV_LOG_FAILED), whatever log.event_log says.
+ */
+static int mb__svc_prepare(void) {
+  mb_config_t *cfg = &mb__svc.cfg;
+  char file[MB_CONFIG_PATH_MAX], why[1024];
+
+  if (mb__svc.config_path == NULL) {
+    mb__config_defaults(cfg);
+  } else if (mb__config_load(cfg, mb__svc.config_path) != 0) {
+    snprintf(why, sizeof why, "%s", mb_last_error());
+    if (mb__log_default_path(file, sizeof file, NULL, mb__svc.name8) == 0)
+      (void)mb__log_open_file(MB_LOG_INFO, file, MB_LOG_MAX_BYTES_DEFAULT, MB_LOG_KEEP_DEFAULT);
+    mb__svc_event_open();
+    mb_log_event(MB_EV_CONFIG_ERROR, MB_LOG_ERROR,
+                 "service %ls: configuration error: %s (service exit code %d)", mb__svc.name, why,
+                 MB_SVC_EXIT_CONFIG);
+    return MB_SVC_EXIT_CONFIG;
+  }
+  if (cfg->log_file[0] != '\0') {
+    snprintf(file, sizeof file, "%s", cfg->log_file);
+  } else if (mb__log_default_path(file, sizeof file, cfg->instance, NULL) != 0) {
+    snprintf(why, sizeof why, "default log file for instance %s: %s", cfg->instance,
+             mb_last_error());
+    goto log_failed;
+  }
+  if (mb__log_open_file(cfg->log_level, file, cfg->log_max_bytes, cfg->log_keep) != 0) {
+    snprintf(why, sizeof why, "%s", mb_last_error());
+    goto log_failed;
+  }
+  if (cfg->log_event_log)
+    mb__svc_event_open();
+  return 0;
+
+log_failed:
+  mb__svc_event_open();
+  mb_log_event(MB_EV_LOG_FAILED, MB_LOG_ERROR, "service %ls: %s (service exit code %d)",
+               mb__svc.name, why, MB_SVC_EXIT_LOG);
+  return MB_SVC_EXIT_LOG;
+}
+
+/*
  * ServiceMain: register the handler under the name the SCM started us as (argv[0]; the -n
- * name if absent), run the broker, report STOPPED with its exit code.
+ * name if absent), report START_PENDING, load the config and open the log, run the broker,
+ * report STOPPED with its exit code.
  */
 static void WINAPI mb__svc_service_main(DWORD argc, LPWSTR *argv) {
   mb_run_hooks_t hooks = {mb__svc_starting, mb__svc_ready, mb__svc_stopping, NULL};
   int rc;
 
-  if (argc >= 1 && argv[0] != NULL && argv[0][0] != L'\0' && wcslen(argv[0]) < MB_SVC_NAME_MAX)
+  if (argc >= 1 && argv[0] != NULL && argv[0][0] != L'\0' && wcslen(argv[0]) < MB_SVC_NAME_MAX) {
     wcscpy(mb__svc.name, argv[0]);
+    if (WideCharToMultiByte(CP_UTF8, 0, mb__svc.name, -1, mb__svc.name8, (int)sizeof mb__svc.name8,
+                            NULL, NULL) <= 0)
+      snprintf(mb__svc.name8, sizeof mb__svc.name8, "membroker");
+  }
   mb__svc.handle = RegisterServiceCtrlHandlerExW(mb__svc.name, mb__svc_handler, NULL);
   if (mb__svc.handle == NULL) {
     mb_log_error("RegisterServiceCtrlHandlerEx(%ls) failed (os error %lu)", mb__svc.name,
                  (unsigned long)GetLastError());
-    mb__svc.rc = 1;
+    mb__svc.rc = MB_SVC_EXIT_START;
     return;
   }
   mb__svc_report(SERVICE_START_PENDING, MB_SVC_HINT_START, NO_ERROR, 0);
-  if (mb__svc.cfg->log_event_log)
-    mb__svc_event_open();
 
-  rc = mb__run(mb__svc.cfg, MB_OS_SEC_GLOBAL, &hooks);
-
-  if (rc != 0)
-    mb_log_error("service %ls stopped: the broker could not start (exit code %d)", mb__svc.name,
-                 rc);
-  else
-    mb_log_info("service %ls stopped", mb__svc.name);
+  rc = mb__svc_prepare();
+  if (rc == 0) {
+    mb__run_log_start("service", mb__svc.config_path);
+    if (mb__run(&mb__svc.cfg, MB_OS_SEC_GLOBAL, &hooks) == 0) {
+      mb_log_event(MB_EV_STOPPED, MB_LOG_INFO, "service %ls stopped", mb__svc.name);
+    } else {
+      rc = MB_SVC_EXIT_START;
+      mb_log_event(MB_EV_STOPPED, MB_LOG_ERROR,
+                   "service %ls stopped: the broker could not start (service exit code %d)",
+                   mb__svc.name, rc);
+    }
+  }
   mb__svc_event_close();
   mb__svc.rc = rc;
   /* Last: after STOPPED the SCM may end the process at any time. */
@@ -302,20 +385,23 @@ static void WINAPI mb__svc_service_main(DWORD argc, LPWSTR *argv) {
 /*
  * Connect to the SCM and serve until the service has stopped. Returns the service's exit
  * code; 1 if this process was not started by the SCM (then `membroker run` is what the user
- * wants) or the dispatcher could not start.
+ * wants: said on stderr and, when the config names one, in the log file) or the dispatcher
+ * could not start.
  */
-int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
+int mb__svc_main(const char *service_name, const char *config_path) {
   SERVICE_TABLE_ENTRYW table[2];
   DWORD err;
 
   memset(&mb__svc, 0, sizeof mb__svc);
+  (void)mb__log_open(MB_LOG_INFO, ""); /* stderr until ServiceMain opens the file */
   if (mb__svc_widen(service_name, mb__svc.name, MB_SVC_NAME_MAX) != 0) {
     mb_log_error("service name '%s' is not valid UTF-8 or longer than %d characters", service_name,
                  MB_SVC_NAME_MAX - 1);
     return 1;
   }
-  mb__svc.cfg = cfg;
-  mb__svc.rc = 1; /* unless ServiceMain runs the broker */
+  snprintf(mb__svc.name8, sizeof mb__svc.name8, "%s", service_name);
+  mb__svc.config_path = config_path;
+  mb__svc.rc = 1; /* unless ServiceMain runs */
   mb__svc.status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
   mb__svc.status.dwCurrentState = SERVICE_START_PENDING;
   InitializeCriticalSection(&mb__svc.lock);
@@ -327,10 +413,14 @@ int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
   if (!StartServiceCtrlDispatcherW(table)) {
     err = GetLastError();
     if (err == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+      /* A console: tell stderr, and the log file the config names, if it loads. */
+      if (config_path != NULL && mb__config_load(&mb__svc.cfg, config_path) == 0 &&
+          mb__svc.cfg.log_file[0] != '\0')
+        (void)mb__log_open(mb__svc.cfg.log_level, mb__svc.cfg.log_file);
       mb_log_error("'membroker service' runs only under the Service Control Manager "
                    "(sc start %s); to run the broker in a console use 'membroker run'",
                    service_name);
-      if (cfg->log_file[0] != '\0') /* the log went to the file: tell the console too */
+      if (mb__log_path()[0] != '\0')
         fprintf(stderr,
                 "membroker: 'membroker service' runs only under the Service Control Manager "
                 "(sc start %s); to run the broker in a console use 'membroker run'\n",
@@ -338,9 +428,11 @@ int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
     } else {
       mb_log_error("StartServiceCtrlDispatcher failed (os error %lu)", (unsigned long)err);
     }
+    mb__log_close();
     DeleteCriticalSection(&mb__svc.lock);
     return 1;
   }
+  mb__log_close();
   DeleteCriticalSection(&mb__svc.lock);
   return mb__svc.rc;
 }

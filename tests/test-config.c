@@ -46,6 +46,8 @@ static void assert_cfg_eq(const mb_config_t *a, const mb_config_t *b) {
   ASSERT_EQ(a->log_level, b->log_level);
   ASSERT_STR_EQ(a->log_file, b->log_file);
   ASSERT_EQ(a->log_event_log, b->log_event_log);
+  ASSERT_EQ(a->log_max_bytes, b->log_max_bytes);
+  ASSERT_EQ(a->log_keep, b->log_keep);
   ASSERT_EQ(a->heartbeat_timeout_ms, b->heartbeat_timeout_ms);
   ASSERT_EQ(a->grace_period_ms, b->grace_period_ms);
   ASSERT_EQ(a->max_clients, b->max_clients);
@@ -100,7 +102,9 @@ TEST(defaults) {
   ASSERT_STR_EQ(c.instance, "default");
   ASSERT_EQ(c.log_level, MB_LOG_INFO);
   ASSERT_STR_EQ(c.log_file, "");
-  ASSERT_EQ(c.log_event_log, 0);
+  ASSERT_EQ(c.log_event_log, 1);
+  ASSERT_EQ(c.log_max_bytes, 10 * 1024 * 1024);
+  ASSERT_EQ(c.log_keep, 5);
   ASSERT_EQ(c.heartbeat_timeout_ms, 10000);
   ASSERT_EQ(c.grace_period_ms, 30000);
   ASSERT_EQ(c.max_clients, 64);
@@ -159,7 +163,7 @@ TEST(full_custom_config) {
       "  \"comment\": \"test\",\n"
       "  \"instance\": \"World-2_eu\",\n"
       "  \"log\": {\"level\": \"debug\", \"file\": \"/var/log/membroker.log\", "
-      "\"event_log\": true},\n"
+      "\"event_log\": false, \"max_bytes\": \"4KiB\", \"keep\": 0},\n"
       "  \"clients\": {\"heartbeat_timeout_ms\": 0, \"grace_period_ms\": 86400000, "
       "\"max\": 256, \"comment\": \"c\"},\n"
       "  \"pipe\": {\"mode\": \"0600\", \"operators_group\": \"ops\", \"max_line\": \"1 MiB\",\n"
@@ -180,7 +184,9 @@ TEST(full_custom_config) {
   ASSERT_STR_EQ(c.instance, "World-2_eu");
   ASSERT_EQ(c.log_level, MB_LOG_DEBUG);
   ASSERT_STR_EQ(c.log_file, "/var/log/membroker.log");
-  ASSERT_EQ(c.log_event_log, 1);
+  ASSERT_EQ(c.log_event_log, 0);
+  ASSERT_EQ(c.log_max_bytes, 4096);
+  ASSERT_EQ(c.log_keep, 0);
   ASSERT_EQ(c.heartbeat_timeout_ms, 0);
   ASSERT_EQ(c.grace_period_ms, 86400000);
   ASSERT_EQ(c.max_clients, 256);
@@ -453,6 +459,8 @@ static const struct {
     {"{\"log\": []}", {"bad.json: log: expected an object, got an array"}},
     {"{\"log\": {\"event_log\": \"yes\"}}",
      {"log.event_log: expected true or false, got a string (\"yes\")"}},
+    {"{\"log\": {\"max_bytes\": \"1KiB\"}}", {"log.max_bytes", "1KiB", "out of range"}},
+    {"{\"log\": {\"keep\": 100}}", {"log.keep", "100", "out of range"}},
     {"{\"clients\": {\"max\": \"64\"}}",
      {"bad.json: clients.max: expected an integer, got a string (\"64\")"}},
     {"{\"clients\": {\"max\": null}}", {"clients.max: expected an integer, got null"}},

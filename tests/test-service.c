@@ -23,6 +23,8 @@
 
 #include "task.h"
 
+#include "scm.h"
+
 #include "layout.h"
 
 #if MB_OS_POSIX
@@ -52,29 +54,6 @@ static unsigned self_pid(void) {
   return (unsigned)self.pid;
 }
 
-/* The directory for this test's files, with a trailing separator. */
-static void temp_dir(char *buf, size_t size) {
-#if MB_OS_WIN
-  DWORD n = GetTempPathA((DWORD)size, buf);
-  if (n == 0 || n >= size)
-    FAIL("GetTempPathA failed (os error %lu)", (unsigned long)GetLastError());
-#else
-  const char *t = getenv("TMPDIR");
-  snprintf(buf, size, "%s/", t && t[0] ? t : "/tmp");
-#endif
-}
-
-/* Write s as a JSON string literal (quotes included). */
-static void json_string(FILE *fp, const char *s) {
-  fputc('"', fp);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', fp);
-    fputc(*s, fp);
-  }
-  fputc('"', fp);
-}
-
 /*
  * Write a small config for instance `instance` to `path`: two small regions (one committed
  * at start, one lazy with slots), info log to `log`, and the event log on Windows.
@@ -94,21 +73,6 @@ static void write_config(const char *path, const char *instance, const char *log
               "\"slot_size\": \"1KiB\"}\n"
               "  ]\n}\n");
   fclose(fp);
-}
-
-/* Print the broker's log (for a failing test's output). */
-static void dump_log(const char *path) {
-  char line[1200];
-  FILE *fp = fopen(path, "r");
-  fprintf(stderr, "--- broker log %s ---\n", path);
-  if (fp == NULL) {
-    fprintf(stderr, "(none)\n");
-    return;
-  }
-  while (fgets(line, sizeof line, fp))
-    fputs(line, stderr);
-  fclose(fp);
-  fprintf(stderr, "--- end of log ---\n");
 }
 
 /* A mapped view of an instance's control block. */
@@ -348,92 +312,6 @@ static void start_failure(void) {
 #else /* MB_OS_WIN */
 /* ---- Windows ---------------------------------------------------------------------------- */
 
-/* 1 if the file at path contains needle. */
-static int file_contains(const char *path, const char *needle) {
-  static char text[65536];
-  size_t n;
-  FILE *fp = fopen(path, "rb");
-  if (fp == NULL)
-    return 0;
-  n = fread(text, 1, sizeof text - 1, fp);
-  fclose(fp);
-  text[n] = '\0';
-  return strstr(text, needle) != NULL;
-}
-
-/* The service this process installed, deleted again at exit even when a test fails. */
-static wchar_t svc_name[64];
-
-/*
- * A Windows path for `path`: a POSIX absolute path (what CMake gives under Wine) becomes
- * Z:\... (Wine maps drive Z: to /); slashes become backslashes.
- */
-static void windows_path(const char *path, char *out, size_t size) {
-  size_t i, o = 0;
-  if (path[0] == '/') {
-    ASSERT(size > 2);
-    out[o++] = 'Z';
-    out[o++] = ':';
-  }
-  for (i = 0; path[i] != '\0'; i++) {
-    if (o + 1 >= size)
-      FAIL("path too long: %s", path);
-    out[o++] = path[i] == '/' ? '\\' : path[i];
-  }
-  out[o] = '\0';
-}
-
-static void widen(const char *s, wchar_t *out, int count) {
-  if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, count) <= 0)
-    FAIL("cannot convert '%s' to UTF-16", s);
-}
-
-/*
- * Run `sc.exe <args>` (from the system directory), wait for it and return its exit code.
- * Its output goes to ours, so a failing step shows what sc said.
- */
-static int run_sc(const wchar_t *args) {
-  wchar_t sysdir[MAX_PATH], cmd[4096];
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  DWORD code = 0, n = GetSystemDirectoryW(sysdir, MAX_PATH);
-  if (n == 0 || n >= MAX_PATH)
-    FAIL("GetSystemDirectory failed (os error %lu)", (unsigned long)GetLastError());
-  if (_snwprintf(cmd, 4096, L"\"%ls\\sc.exe\" %ls", sysdir, args) < 0)
-    FAIL("sc command line too long");
-  cmd[4095] = L'\0';
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-    FAIL("cannot run sc.exe (os error %lu): %ls", (unsigned long)GetLastError(), cmd);
-  if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-    TerminateProcess(pi.hProcess, 255);
-    FAIL("sc.exe did not finish in 60 s: %ls", cmd);
-  }
-  GetExitCodeProcess(pi.hProcess, &code);
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
-  return (int)code;
-}
-
-/* The service's status; 0 with st->dwCurrentState set, or the OS error. */
-static DWORD query_status(const wchar_t *name, SERVICE_STATUS_PROCESS *st) {
-  SC_HANDLE scm, svc;
-  DWORD need = 0, err = 0;
-  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-  if (scm == NULL)
-    return GetLastError();
-  svc = OpenServiceW(scm, name, SERVICE_QUERY_STATUS);
-  if (svc == NULL)
-    err = GetLastError();
-  else if (!QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)st, sizeof *st, &need))
-    err = GetLastError();
-  if (svc != NULL)
-    CloseServiceHandle(svc);
-  CloseServiceHandle(scm);
-  return err;
-}
-
 /* Send INTERROGATE: the service answers with its current status. 0 or the OS error. */
 static DWORD interrogate(const wchar_t *name, SERVICE_STATUS *ss) {
   SC_HANDLE scm, svc;
@@ -448,45 +326,6 @@ static DWORD interrogate(const wchar_t *name, SERVICE_STATUS *ss) {
     CloseServiceHandle(svc);
   CloseServiceHandle(scm);
   return err;
-}
-
-/* Poll until the service is in `state` (or STOPPED, which ends every wait); fail on timeout. */
-static void wait_state(const wchar_t *name, DWORD state, SERVICE_STATUS_PROCESS *st, int timeout_ms,
-                       const char *log) {
-  uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-  DWORD err;
-  for (;;) {
-    if ((err = query_status(name, st)) != 0)
-      FAIL("QueryServiceStatusEx(%ls) failed (os error %lu)", name, (unsigned long)err);
-    if (st->dwCurrentState == state || st->dwCurrentState == SERVICE_STOPPED)
-      return;
-    if (mb_os_mono_ns() > deadline) {
-      dump_log(log);
-      FAIL("service %ls: state %lu, not %lu after %d ms", name, (unsigned long)st->dwCurrentState,
-           (unsigned long)state, timeout_ms);
-    }
-    mb_os_sleep_ms(10);
-  }
-}
-
-/* atexit: stop and delete the service if a failed assertion left it installed. */
-static void delete_service(void) {
-  SC_HANDLE scm, svc;
-  SERVICE_STATUS ss;
-  if (svc_name[0] == L'\0')
-    return;
-  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-  if (scm == NULL)
-    return;
-  svc = OpenServiceW(scm, svc_name, SERVICE_STOP | SERVICE_QUERY_STATUS | DELETE);
-  if (svc != NULL) {
-    ControlService(svc, SERVICE_CONTROL_STOP, &ss);
-    if (DeleteService(svc))
-      fprintf(stderr, "cleanup: deleted service %ls\n", svc_name);
-    CloseServiceHandle(svc);
-  }
-  CloseServiceHandle(scm);
-  svc_name[0] = L'\0';
 }
 
 /* sc create / start / RUNNING / block published / sc stop / STOPPED 0 / sc delete. */

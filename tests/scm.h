@@ -1,0 +1,55 @@
+/*
+ * scm.h - helpers of the tests that run the membroker executable as a service (test-service.c,
+ * test-svclog.c): temporary files, the broker's log, and on Windows the Service Control
+ * Manager through sc.exe and the service API. A failure FAILs the test (task.h).
+ */
+#ifndef MB_TEST_SCM_H
+#define MB_TEST_SCM_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "os_setup.h"
+
+/* The directory for a test's files, with a trailing separator. */
+void temp_dir(char *buf, size_t size);
+
+/* Write s as a JSON string literal (quotes included). */
+void json_string(FILE *fp, const char *s);
+
+/* Print the broker's log (for a failing test's output). */
+void dump_log(const char *path);
+
+/* 1 if the file at path contains needle (its first 64 KiB are searched). */
+int file_contains(const char *path, const char *needle);
+
+#if MB_OS_WIN
+#include <windows.h>
+
+/* The service this process installed, deleted again at exit (delete_service, registered with
+ * atexit by the test) even when a test fails; "" when there is none. */
+extern wchar_t svc_name[64];
+
+/* atexit: stop and delete the service svc_name names, and its event source's registry key. */
+void delete_service(void);
+
+/* A Windows path for `path`: a POSIX absolute path (what CMake gives under Wine) becomes
+ * Z:\... (Wine maps drive Z: to /); slashes become backslashes. */
+void windows_path(const char *path, char *out, size_t size);
+
+/* UTF-8 to UTF-16 (count wide characters). */
+void widen(const char *s, wchar_t *out, int count);
+
+/* Run `sc.exe <args>`, wait for it and return its exit code (its output goes to ours). */
+int run_sc(const wchar_t *args);
+
+/* The service's status; 0 with st->dwCurrentState set, or the OS error. */
+DWORD query_status(const wchar_t *name, SERVICE_STATUS_PROCESS *st);
+
+/* Poll until the service is in `state` (or STOPPED, which ends every wait); fail on timeout
+ * (printing the log at `log`). */
+void wait_state(const wchar_t *name, DWORD state, SERVICE_STATUS_PROCESS *st, int timeout_ms,
+                const char *log);
+#endif
+
+#endif /* MB_TEST_SCM_H */

@@ -1,0 +1,472 @@
+/*
+ * test-svclog.c - what the service says: the log's routing to the event sink, the log file's
+ * size cap and rotation, the event log's message table in membroker.exe, and, under the
+ * Windows SCM (Wine's here), config and start errors reported as STOPPED with a
+ * service-specific exit code and written to the default log file under %ProgramData%.
+ *
+ * Tests that have no meaning on one OS are reported as skipped there, with the reason.
+ */
+#include "os_setup.h"
+
+#if MB_OS_POSIX
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "task.h"
+
+#include "scm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "svc.h"
+
+#if MB_OS_WIN
+#include <wchar.h>
+#include <windows.h>
+
+#include <shlobj.h>
+#endif
+
+#ifndef MB_BROKER_EXE
+#error "MB_BROKER_EXE must name the membroker executable (CMake: $<TARGET_FILE:membroker>)"
+#endif
+
+#define START_TIMEOUT_MS 60000 /* the first service start under Wine also starts its SCM */
+
+static unsigned self_pid(void) {
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  return (unsigned)self.pid;
+}
+
+/* ---- the sink: what reaches the event log --------------------------------------------------- */
+
+typedef struct got_s {
+  mb_log_level_t level;
+  mb_event_t event;
+  char msg[128];
+} got_t;
+
+static got_t got[16];
+static int ngot;
+
+static void record_sink(mb_log_level_t level, mb_event_t event, const char *msg) {
+  if (ngot < (int)(sizeof got / sizeof got[0])) {
+    got[ngot].level = level;
+    got[ngot].event = event;
+    snprintf(got[ngot].msg, sizeof got[ngot].msg, "%s", msg);
+  }
+  ngot++;
+}
+
+/*
+ * The sink (the event log in service mode) gets explicit events at their level, warnings and
+ * errors as MB_EV_WARNING / MB_EV_ERROR, and never an info or debug line without an event;
+ * the file gets every line the level lets through.
+ */
+TEST(sink_routing) {
+  char dir[512], path[600];
+  temp_dir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%smbt.%u.route.log", dir, self_pid());
+  (void)mb_os_file_remove(path);
+  ASSERT_OK(mb__log_open(MB_LOG_DEBUG, path));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+
+  mb_log_debug("debug chatter %d", 1);
+  mb_log_info("info chatter %d", 2);
+  ASSERT_EQ(ngot, 0);
+  mb_log_warn("a warning %d", 3);
+  mb_log_error("an error %d", 4);
+  mb_log_event(MB_EV_STARTED, MB_LOG_INFO, "started %d", 5);
+  mb_log_event(MB_EV_CLIENT_DIED, MB_LOG_WARN, "client died %d", 6);
+  mb_log_event(MB_EV_CONFIG_ERROR, MB_LOG_ERROR, "bad config %d", 7);
+  ASSERT_EQ(ngot, 5);
+  ASSERT_EQ(got[0].event, MB_EV_WARNING);
+  ASSERT_EQ(got[0].level, MB_LOG_WARN);
+  ASSERT_STR_EQ(got[0].msg, "a warning 3");
+  ASSERT_EQ(got[1].event, MB_EV_ERROR);
+  ASSERT_EQ(got[1].level, MB_LOG_ERROR);
+  ASSERT_EQ(got[2].event, MB_EV_STARTED);
+  ASSERT_EQ(got[2].level, MB_LOG_INFO);
+  ASSERT_STR_EQ(got[2].msg, "started 5");
+  ASSERT_EQ(got[3].event, MB_EV_CLIENT_DIED);
+  ASSERT_EQ(got[4].event, MB_EV_CONFIG_ERROR);
+
+  /* Below the log level: neither the file nor the sink. */
+  ASSERT_OK(mb__log_open(MB_LOG_ERROR, path));
+  mb_log_warn("filtered warning");
+  mb_log_event(MB_EV_STOPPED, MB_LOG_INFO, "filtered event");
+  ASSERT_EQ(ngot, 5);
+  mb__log_set_sink(NULL);
+  mb__log_close();
+
+  ASSERT(file_contains(path, "debug chatter 1"));
+  ASSERT(file_contains(path, "info  info chatter 2"));
+  ASSERT(file_contains(path, "warn  a warning 3"));
+  ASSERT(file_contains(path, "started 5"));
+  ASSERT(!file_contains(path, "filtered"));
+  ASSERT_OK(mb_os_file_remove(path));
+}
+
+/* The event IDs are the stable numbers of messages.mc (README's table). */
+TEST(event_ids) {
+  ASSERT_EQ(MB_EV_STARTED, 1000);
+  ASSERT_EQ(MB_EV_STOPPED, 1001);
+  ASSERT_EQ(MB_EV_CONFIG_ERROR, 1002);
+  ASSERT_EQ(MB_EV_START_FAILED, 1003);
+  ASSERT_EQ(MB_EV_LOG_FAILED, 1004);
+  ASSERT_EQ(MB_EV_CLIENT_DIED, 1100);
+  ASSERT_EQ(MB_EV_CLIENT_RECLAIMED, 1101);
+  ASSERT_EQ(MB_EV_POOL_EXHAUSTED, 1200);
+  ASSERT_EQ(MB_EV_COMMIT_REFUSED, 1201);
+  ASSERT_EQ(MB_EV_PERSIST_FAILED, 1300);
+  ASSERT_EQ(MB_EV_WARNING, 1900);
+  ASSERT_EQ(MB_EV_ERROR, 1901);
+}
+
+/*
+ * The broker reports rising failure counters of its regions and pools as events, with the
+ * names from its own config: the first rise at once, later ones rate-limited, a counter that
+ * goes down (reset or forged in shared memory) silently taken as the new base.
+ */
+TEST(broker_counter_events) {
+  mb_config_t cfg;
+  static mb_broker_t b;
+
+  mb__config_defaults(&cfg);
+  snprintf(cfg.instance, sizeof cfg.instance, "t%uev", self_pid());
+  cfg.nregions = 1;
+  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "players");
+  cfg.regions[0].size = 1024 * 1024;
+  cfg.regions[0].lazy = 1;
+  cfg.regions[0].slot_size = 1024;
+  cfg.npools = 1;
+  snprintf(cfg.pools[0].name, sizeof cfg.pools[0].name, "bullets");
+  cfg.pools[0].object_size = 64;
+  cfg.pools[0].align = 16;
+  cfg.pools[0].capacity = 4;
+  mb__log_open(MB_LOG_WARN, ""); /* the events are warnings: below it they would be filtered */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+
+  mb__broker_tick(&b); /* the first tick takes the counters as they are */
+  ASSERT_EQ(ngot, 0);
+  mb_add64(&b.pools[0].desc->misses, 3); /* what a client's refused allocations do */
+  mb_add64(&b.regions[0].desc->commit_failures, 1);
+  mb__broker_tick(&b);
+  ASSERT_EQ(ngot, 2);
+  ASSERT_EQ(got[0].event, MB_EV_COMMIT_REFUSED);
+  ASSERT_EQ(got[0].level, MB_LOG_WARN);
+  ASSERT_CONTAINS(got[0].msg, "region 'players': 1 page commit refused");
+  ASSERT_EQ(got[1].event, MB_EV_POOL_EXHAUSTED);
+  ASSERT_CONTAINS(got[1].msg, "pool 'bullets' is exhausted: 3 allocations refused");
+  /* Within the minute: counted, not reported again. */
+  mb_add64(&b.pools[0].desc->misses, 2);
+  mb__broker_tick(&b);
+  ASSERT_EQ(ngot, 2);
+  /* A counter that goes down is a new base, not an event. */
+  mb_store64(&b.regions[0].desc->commit_failures, 0);
+  mb__broker_tick(&b);
+  ASSERT_EQ(ngot, 2);
+
+  mb__log_set_sink(NULL);
+  mb__broker_begin_stop(&b);
+  mb__broker_stop(&b);
+}
+
+/* ---- rotation ---------------------------------------------------------------------------------
+ */
+
+/* Size of the file at path, or -1 if there is none. */
+static long file_size(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  long n;
+  if (fp == NULL)
+    return -1;
+  fseek(fp, 0, SEEK_END);
+  n = ftell(fp);
+  fclose(fp);
+  return n;
+}
+
+/* The numbers N of the "line N " lines in the file at path, appended to nums[*n]. */
+static void read_lines(const char *path, int *nums, int *n, int max) {
+  char line[256];
+  FILE *fp = fopen(path, "r");
+  ASSERT(fp != NULL);
+  while (fgets(line, sizeof line, fp)) {
+    const char *p = strstr(line, "line ");
+    ASSERT(p != NULL);
+    ASSERT(*n < max);
+    nums[(*n)++] = atoi(p + 5);
+  }
+  fclose(fp);
+}
+
+/*
+ * log.max_bytes 4 KiB and log.keep 3 (from a config, as the service takes them): writing
+ * ~20 KiB rotates membroker.log into .1, .2, .3 and drops older files; no file passes the
+ * cap, and the files from .3 to the current one hold the last lines in order, none lost
+ * between them.
+ */
+TEST(rotation) {
+  static const char text[] = "{\"log\": {\"max_bytes\": \"4KiB\", \"keep\": 3}}";
+  char dir[512], base[600], name[620];
+  int nums[400], n = 0, i, k;
+  mb_config_t cfg;
+
+  ASSERT_OK(mb__config_parse(&cfg, text, sizeof text - 1, "rotation.json"));
+  ASSERT_EQ(cfg.log_max_bytes, 4096);
+  ASSERT_EQ(cfg.log_keep, 3);
+  temp_dir(dir, sizeof dir);
+  snprintf(base, sizeof base, "%smbt.%u.rot.log", dir, self_pid());
+  for (k = 0; k <= 5; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    (void)mb_os_file_remove(name);
+  }
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, cfg.log_max_bytes, cfg.log_keep));
+  for (i = 0; i < 200; i++) /* ~100 bytes a line */
+    mb_log_info("line %d %s", i,
+                "................................................................");
+  mb__log_close();
+
+  for (k = 0; k <= 3; k++) {
+    long size;
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    size = file_size(name);
+    ASSERT_GT(size, 0);
+    ASSERT_LE(size, 4096);
+  }
+  snprintf(name, sizeof name, "%s.4", base);
+  ASSERT_EQ(file_size(name), -1);
+
+  for (k = 3; k >= 0; k--) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    read_lines(name, nums, &n, 400);
+  }
+  ASSERT_EQ(nums[n - 1], 199);
+  for (i = 1; i < n; i++)
+    ASSERT_EQ(nums[i], nums[i - 1] + 1);
+  /* .3 is full too: it holds a whole file's worth, so ~4 files of ~40 lines. */
+  ASSERT_GT(n, 120);
+
+  for (k = 0; k <= 3; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    ASSERT_OK(mb_os_file_remove(name));
+  }
+}
+
+/* log.keep 0: a full file is started afresh; no rotated files. */
+TEST(rotation_keep_0) {
+  char dir[512], base[600], name[620];
+  int i;
+  temp_dir(dir, sizeof dir);
+  snprintf(base, sizeof base, "%smbt.%u.rot0.log", dir, self_pid());
+  (void)mb_os_file_remove(base);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 4096, 0));
+  for (i = 0; i < 100; i++)
+    mb_log_info("line %d %s", i,
+                "................................................................");
+  mb__log_close();
+  ASSERT_GT(file_size(base), 0);
+  ASSERT_LE(file_size(base), 4096);
+  ASSERT(file_contains(base, "line 99 "));
+  ASSERT(!file_contains(base, "line 0 "));
+  snprintf(name, sizeof name, "%s.1", base);
+  ASSERT_EQ(file_size(name), -1);
+  ASSERT_OK(mb_os_file_remove(base));
+}
+
+/* ---- Linux: `membroker service` with a bad config ------------------------------------------- */
+
+/* POSIX: a config error in service mode is printed to stderr (the journal) with exit code 1,
+ * as before; there is no default log file (mb__log_default_path: MB_ENOTSUP). */
+TEST(posix_service_config_error) {
+#if MB_OS_POSIX
+  char dir[512], cfg[600], out[4096], buf[256];
+  FILE *fp;
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.badsvc.json", dir, self_pid());
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fputs("{\"regoins\": []}\n", fp);
+  fclose(fp);
+  ASSERT_EXIT(mb_test_run_exe(MB_BROKER_EXE, 30000, out, sizeof out, "service", "-c", cfg, NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "unknown key \"regoins\" (did you mean \"regions\"?)");
+  ASSERT_ERR(mb__log_default_path(buf, sizeof buf, "x", NULL), MB_ENOTSUP);
+  remove(cfg);
+#else
+  SKIP("POSIX service mode only (Windows: scm_config_error)");
+#endif
+}
+
+#if MB_OS_WIN
+/* ---- Windows: the message table and the SCM ------------------------------------------------- */
+
+/*
+ * Every event ID of the list has a text in membroker.exe's message table, and the text
+ * carries the log line (insertion string %1): what the event viewer would show.
+ */
+static void message_table(void) {
+  static const DWORD ids[] = {
+#define ID_OF(name, id) id,
+      MB_EVENTS(ID_OF)
+#undef ID_OF
+  };
+  char exe[1024];
+  wchar_t wexe[1024], text[2048];
+  const wchar_t *probe = L"probe line 4711 from the test";
+  DWORD_PTR args[1];
+  HMODULE mod;
+  size_t i;
+
+  mb_test_exe_path(MB_BROKER_EXE, exe, sizeof exe);
+  widen(exe, wexe, 1024);
+  mod = LoadLibraryExW(wexe, NULL, LOAD_LIBRARY_AS_DATAFILE);
+  if (mod == NULL)
+    FAIL("LoadLibraryEx(%s, AS_DATAFILE) failed (os error %lu)", exe,
+         (unsigned long)GetLastError());
+  ASSERT_GE(sizeof ids / sizeof ids[0], 11);
+  args[0] = (DWORD_PTR)probe;
+  for (i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_ARGUMENT_ARRAY, mod,
+                             ids[i], 0, text, 2048, (va_list *)args);
+    if (n == 0)
+      FAIL("event ID %lu has no message in %s (os error %lu)", (unsigned long)ids[i], exe,
+           (unsigned long)GetLastError());
+    if (wcsstr(text, probe) == NULL)
+      FAIL("event ID %lu: the text \"%ls\" does not carry the insertion string",
+           (unsigned long)ids[i], text);
+  }
+  FreeLibrary(mod);
+}
+
+/* <ProgramData>\membroker\<rest>, the folder found as the test finds it: the older shell API
+ * (CSIDL_COMMON_APPDATA), not the code under test. (Under Wine the environment of a service
+ * has no %ProgramData%: the folder must come from the shell.) */
+static void data_path(char *out, size_t size, const char *rest) {
+  char pd[MAX_PATH];
+  HRESULT hr = SHGetFolderPathA(NULL, CSIDL_COMMON_APPDATA, NULL, SHGFP_TYPE_CURRENT, pd);
+  if (hr != S_OK)
+    FAIL("SHGetFolderPath(CSIDL_COMMON_APPDATA) failed (0x%lx)", (unsigned long)hr);
+  snprintf(out, size, "%s\\membroker\\%s", pd, rest);
+}
+
+/*
+ * Install `config` as service svc_name, start it, and expect STOPPED with
+ * ERROR_SERVICE_SPECIFIC_ERROR and `code`, never RUNNING; `log` must then hold `reason`.
+ */
+static void expect_failed_start(const char *cfg, const char *log, int code, const char *reason) {
+  char exe[1024];
+  wchar_t wexe[1024], wcfg[600], args[4096];
+  SERVICE_STATUS_PROCESS st;
+
+  windows_path(MB_BROKER_EXE, exe, sizeof exe);
+  widen(exe, wexe, 1024);
+  widen(cfg, wcfg, 600);
+  atexit(delete_service);
+  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
+             svc_name, wexe, wcfg, svc_name);
+  args[4095] = L'\0';
+  ASSERT_EQ(run_sc(args), 0);
+  /* sc start may succeed (START_PENDING) or report the failure, depending on timing. */
+  _snwprintf(args, 4096, L"start %ls", svc_name);
+  (void)run_sc(args);
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR ||
+      st.dwServiceSpecificExitCode != (DWORD)code || !file_contains(log, reason))
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, ERROR_SERVICE_SPECIFIC_ERROR);
+  ASSERT_EQ(st.dwServiceSpecificExitCode, code);
+  ASSERT(file_contains(log, reason));
+  delete_service();
+}
+
+/* A config that does not load: exit code 2, the reason in %ProgramData%\membroker\<name>.log
+ * (the instance is not known). */
+static void scm_config_error(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], rest[64];
+  unsigned pid = self_pid();
+  FILE *fp;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.badcfg.json", dir, pid);
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fputs("{\"instance\": \"x\", \"regoins\": []}\n", fp);
+  fclose(fp);
+  _snwprintf(svc_name, 64, L"mbtestc%u", pid);
+  snprintf(rest, sizeof rest, "mbtestc%u.log", pid);
+  data_path(log, sizeof log, rest);
+  remove(log);
+
+  expect_failed_start(cfg, log, MB_SVC_EXIT_CONFIG,
+                      "unknown key \"regoins\" (did you mean \"regions\"?)");
+  ASSERT(file_contains(log, "service exit code 2"));
+  remove(log);
+  remove(cfg);
+}
+
+/* A broker that cannot start (a region far bigger than memory, committed at start): exit
+ * code 1, the reason in the default log file %ProgramData%\membroker\<instance>\membroker.log. */
+static void scm_start_failed(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], logdir[MAX_PATH + 64], rest[64];
+  char instance[32];
+  unsigned pid = self_pid();
+  FILE *fp;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(instance, sizeof instance, "t%ubig", pid);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.big.json", dir, pid);
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fprintf(fp, "{\"instance\": ");
+  json_string(fp, instance);
+  fprintf(fp,
+          ", \"regions\": [{\"name\": \"huge\", \"size\": \"64TiB\", \"commit\": \"start\"}]}\n");
+  fclose(fp);
+  _snwprintf(svc_name, 64, L"mbtests%u", pid);
+  snprintf(rest, sizeof rest, "%s\\membroker.log", instance);
+  data_path(log, sizeof log, rest);
+  data_path(logdir, sizeof logdir, instance);
+  remove(log);
+
+  expect_failed_start(cfg, log, MB_SVC_EXIT_START, "cannot start: ");
+  ASSERT(file_contains(log, "huge"));
+  ASSERT(file_contains(log, "the broker could not start (service exit code 1)"));
+  remove(log);
+  RemoveDirectoryA(logdir);
+  remove(cfg);
+}
+#endif /* MB_OS_WIN */
+
+TEST(message_table) {
+#if MB_OS_WIN
+  message_table();
+#else
+  SKIP("the event log's message table is a Windows resource");
+#endif
+}
+
+TEST(scm_config_error) {
+#if MB_OS_WIN
+  scm_config_error();
+#else
+  SKIP("there is no Service Control Manager on POSIX (see posix_service_config_error)");
+#endif
+}
+
+TEST(scm_start_failed) {
+#if MB_OS_WIN
+  scm_start_failed();
+#else
+  SKIP("there is no Service Control Manager on POSIX (test-service start_failure: exit 1)");
+#endif
+}
