@@ -9,9 +9,9 @@
 
 /* Callbacks from the run loop to the glue that started it. All may be NULL. */
 typedef struct mb_run_hooks_s {
-  void (*starting)(void *ctx, int step);  /* a start step is done (SCM checkpoints) */
-  void (*ready)(void *ctx);               /* state block published, loop running */
-  void (*stopping)(void *ctx, int step);  /* a stop step is done */
+  void (*starting)(void *ctx, int step); /* a start step is done (SCM checkpoints) */
+  void (*ready)(void *ctx);              /* state block published, loop running */
+  void (*stopping)(void *ctx, int step); /* a stop step is done */
   void *ctx;
 } mb_run_hooks_t;
 
@@ -32,6 +32,26 @@ void mb__run_request_stop(void);
  * `service_name` is the name the service was installed under. Returns the exit code.
  */
 int mb__svc_main(const char *service_name, const mb_config_t *cfg);
+
+/* What `membroker install` was given; NULL members take their defaults. */
+typedef struct mb_svc_install_opts_s {
+  const char *name;     /* service name (required), 1..80 of [A-Za-z0-9._-] */
+  const char *config;   /* absolute config path; NULL: <exe dir>\..\config\membroker.json */
+  const char *start;    /* "auto" (NULL), "delayed" or "demand" */
+  const char *account;  /* "LocalSystem" (NULL), "NT SERVICE\<name>" or a user */
+  const char *password; /* a user account's password, else NULL */
+} mb_svc_install_opts_t;
+
+/*
+ * `membroker install` / `membroker uninstall` (svc_install.c on Windows). install validates
+ * the config, registers the service and its event-log source, reads every item back and
+ * prints one line each; uninstall stops the service (waiting for STOPPED), deletes it and
+ * its event-log source. Both print for the operator and return the process exit code: 0 done,
+ * 1 failed (the reason printed), 2 bad arguments. On POSIX both print that they are for
+ * Windows and point at the systemd unit, and return 2.
+ */
+int mb__svc_install(const mb_svc_install_opts_t *opts);
+int mb__svc_uninstall(const char *service_name);
 
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);

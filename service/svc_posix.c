@@ -7,6 +7,7 @@
 #if MB_OS_POSIX
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,7 +22,8 @@ void mb__svc_notify(const char *state) {
   struct sockaddr_un sa;
   size_t n;
   int fd;
-  if (path == NULL || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof sa.sun_path)
+  if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+      (n = strlen(path)) >= sizeof sa.sun_path)
     return;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
@@ -51,6 +53,26 @@ int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
   mb_run_hooks_t hooks = {NULL, mb__sd_ready, mb__sd_stopping, NULL};
   (void)service_name;
   return mb__run(cfg, 0, &hooks);
+}
+
+/* `membroker install` / `uninstall` register a Windows service; systemd has a unit file. */
+static int mb__svc_install_windows_only(const char *what) {
+  fprintf(stderr,
+          "membroker: %s is for Windows (the Service Control Manager). On Linux, install the "
+          "systemd unit instead: see scripts/membroker.service (installed as "
+          "share/membroker/membroker.service) and README.md, \"Installing as a Linux daemon\".\n",
+          what);
+  return 2;
+}
+
+int mb__svc_install(const mb_svc_install_opts_t *opts) {
+  (void)opts;
+  return mb__svc_install_windows_only("membroker install");
+}
+
+int mb__svc_uninstall(const char *service_name) {
+  (void)service_name;
+  return mb__svc_install_windows_only("membroker uninstall");
 }
 
 #endif /* MB_OS_POSIX */
