@@ -148,6 +148,8 @@ Write-Host "install-service: created $Name; reading back what was set:"
 $script:differs = 0
 $script:unverified = 0
 function Get-ScText([string]$Command) {
+  # Not 'Stop' here: PowerShell 5.1 turns a native command's stderr into a terminating error.
+  $ErrorActionPreference = 'Continue'
   $text = & "$env:SystemRoot\System32\sc.exe" $Command $Name 2>&1 | Out-String
   if ($LASTEXITCODE -ne 0) { return $null }
   return $text
