@@ -116,19 +116,19 @@ if errorlevel 1 echo install-service: warning: sc failureflag failed; failure ac
 sc sidtype "%NAME%" unrestricted >nul 2>&1
 if errorlevel 1 echo install-service: warning: sc sidtype failed 1>&2
 rem sc has no switch for the preshutdown timeout: the SCM keeps it in the service's key.
-reg add "%SVCKEY%" /v PreshutdownTimeout /t REG_DWORD /d 60000 /f >nul 2>&1
+reg add "%SVCKEY%" /v PreshutdownTimeout /t REG_DWORD /d 60000 /f >nul
 if errorlevel 1 (
   echo install-service: error: cannot set PreshutdownTimeout under %SVCKEY% 1>&2
   goto undo
 )
 
 rem The event-log source: membroker.exe carries the message table of its events.
-reg add "%EVTKEY%" /v EventMessageFile /t REG_EXPAND_SZ /d "%EXE%" /f >nul 2>&1
+reg add "%EVTKEY%" /v EventMessageFile /t REG_EXPAND_SZ /d "%EXE%" /f >nul
 if errorlevel 1 (
   echo install-service: error: cannot register the event-log source %EVTKEY% 1>&2
   goto undo
 )
-reg add "%EVTKEY%" /v TypesSupported /t REG_DWORD /d 7 /f >nul 2>&1
+reg add "%EVTKEY%" /v TypesSupported /t REG_DWORD /d 7 /f >nul
 if errorlevel 1 (
   echo install-service: error: cannot register the event-log source %EVTKEY% 1>&2
   goto undo
