@@ -202,6 +202,16 @@ have_deb_src() {
   return 1
 }
 
+# True when apt's index knows the source package $1 (deb-src entries fetched). The whole
+# output is read before it is searched: `apt-cache showsrc | grep -q` under pipefail fails
+# exactly when the package is there (grep -q exits at the first match, apt-cache dies of
+# SIGPIPE, the pipeline exits 141), which made every run think the index was missing.
+have_src_index() {
+  local out
+  out="$(apt-cache showsrc "$1" 2>/dev/null || true)"
+  [[ $'\n'"$out" == *$'\nPackage: '* ]]
+}
+
 # Adds the deb-src file if needed; sets DEB_SRC_ADDED=1 when it wrote one.
 ensure_deb_src() {
   have_deb_src && return 0
@@ -258,7 +268,7 @@ if ((NEED_SOURCES)); then
   ensure_deb_src
   ((DEB_SRC_ADDED)) && NEED_UPDATE=1
   # Sources may be configured but never fetched (e.g. an interrupted earlier run).
-  if ((!NEED_UPDATE)) && ! apt-cache showsrc "${SRC_PACKAGES[0]}" 2>/dev/null | grep -q '^Package:'; then
+  if ((!NEED_UPDATE)) && ! have_src_index "${SRC_PACKAGES[0]}"; then
     NEED_UPDATE=1
   fi
 fi

@@ -10,12 +10,17 @@ rem   /config   configuration file (default: <root>\config\membroker.json)
 rem   /start    start the service and wait until it is RUNNING (up to /timeout, 60 s)
 rem
 rem   <root> is the parent folder of this script (an unpacked release: bin\, config\,
-rem   scripts\). Runs: sc create NAME binPath= "\"EXE\" service -c \"CONFIG\" -n NAME"
-rem   start= auto, sc description, sc failure (restart after 5 s, 5 s, 60 s; reset after a
-rem   day), sc failureflag NAME 1, and registers the event-log source NAME when the .NET
-rem   Framework's EventLogMessages.dll is present. The config is validated first; if a step
-rem   after sc create fails, the service is deleted again. Must run elevated.
-rem   Exit code: 0 done, 1 failed, 2 bad usage.
+rem   scripts\). The same steps as `membroker install` (which uses the SCM API instead of sc):
+rem     sc create NAME binPath= "\"EXE\" service -c \"CONFIG\" -n NAME" start= auto
+rem     sc description      sc failure (restart after 5 s, after 60 s, then none; reset after
+rem     a day)   sc failureflag NAME 1   sc sidtype NAME unrestricted
+rem     PreshutdownTimeout = 60000 ms (a value of the service's registry key)
+rem     the event-log source NAME: EventMessageFile = EXE (its message table), TypesSupported 7
+rem   then reads each item back (sc qc / qdescription / qfailure / qfailureflag / qsidtype,
+rem   reg query) and prints "ok", "differs" or "could not verify" (an sc command this SCM lacks,
+rem   e.g. under Wine). The config is validated first; if a step after sc create fails, the
+rem   service is deleted again. Must run elevated.
+rem   Exit code: 0 done (every item that could be read back is right), 1 failed, 2 bad usage.
 setlocal EnableExtensions DisableDelayedExpansion
 rem Exit codes are tested with "if errorlevel 1" on the next line, not with "||" / "&&", which
 rem Wine's cmd (8.0) runs regardless of the exit code.
@@ -85,6 +90,8 @@ if not errorlevel 1 (
 )
 
 rem ---- install ------------------------------------------------------------------------------
+set "SVCKEY=HKLM\SYSTEM\CurrentControlSet\Services\%NAME%"
+set "EVTKEY=HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\%NAME%"
 set "DISPLAY=membroker (%NAME%)"
 if /i "%NAME%"=="membroker" set "DISPLAY=membroker"
 
@@ -98,22 +105,73 @@ if errorlevel 1 (
   echo install-service: error: sc description failed 1>&2
   goto undo
 )
-sc failure "%NAME%" reset= 86400 actions= restart/5000/restart/5000/restart/60000
+sc failure "%NAME%" reset= 86400 actions= restart/5000/restart/60000/""/0
 if errorlevel 1 (
   echo install-service: error: sc failure failed 1>&2
   goto undo
 )
-rem Not in every SCM (Wine's sc lacks it): then failure actions apply to crashes only.
+rem Not in every SCM (Wine's sc lacks them): the read-back below says what was not verified.
 sc failureflag "%NAME%" 1 >nul 2>&1
+if errorlevel 1 echo install-service: warning: sc failureflag failed; failure actions apply to crashes only 1>&2
+sc sidtype "%NAME%" unrestricted >nul 2>&1
+if errorlevel 1 echo install-service: warning: sc sidtype failed 1>&2
+rem sc has no switch for the preshutdown timeout: the SCM keeps it in the service's key.
+reg add "%SVCKEY%" /v PreshutdownTimeout /t REG_DWORD /d 60000 /f >nul
 if errorlevel 1 (
-  echo install-service: warning: sc failureflag failed; failure actions apply to crashes only 1>&2
+  echo install-service: error: cannot set PreshutdownTimeout under %SVCKEY% 1>&2
+  goto undo
 )
 
-rem Event-log source (optional): every event ID maps to the text "%%1" in this DLL.
-if exist "%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll" (
-  reg add "HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\%NAME%" /v EventMessageFile /t REG_EXPAND_SZ /d "%%SystemRoot%%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll" /f >nul 2>&1
-  reg add "HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\%NAME%" /v TypesSupported /t REG_DWORD /d 7 /f >nul 2>&1
+rem The event-log source: membroker.exe carries the message table of its events.
+reg add "%EVTKEY%" /v EventMessageFile /t REG_EXPAND_SZ /d "%EXE%" /f >nul
+if errorlevel 1 (
+  echo install-service: error: cannot register the event-log source %EVTKEY% 1>&2
+  goto undo
 )
+reg add "%EVTKEY%" /v TypesSupported /t REG_DWORD /d 7 /f >nul
+if errorlevel 1 (
+  echo install-service: error: cannot register the event-log source %EVTKEY% 1>&2
+  goto undo
+)
+
+rem ---- read back ----------------------------------------------------------------------------
+echo install-service: created %NAME%; reading back what was set:
+set "OUT=%TEMP%\membroker-install-%NAME%.txt"
+set "DIFFERS=0"
+set "UNVERIFIED=0"
+sc qc "%NAME%" >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "command line" "%EXE%" "sc qc"
+call :verify "config path" "%CONFIG%" "sc qc"
+call :verify "start type" "AUTO_START" "sc qc"
+sc qdescription "%NAME%" >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "description" "Memory broker for game servers" "sc qdescription"
+sc qfailure "%NAME%" >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "failure reset period" "86400" "sc qfailure"
+call :verify "failure actions" "RESTART" "sc qfailure"
+sc qfailureflag "%NAME%" >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "failure actions flag" "TRUE" "sc qfailureflag"
+sc qsidtype "%NAME%" >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "service SID type" "UNRESTRICTED" "sc qsidtype"
+reg query "%SVCKEY%" /v PreshutdownTimeout >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "preshutdown timeout" "0xea60" "reg query PreshutdownTimeout"
+reg query "%EVTKEY%" /v EventMessageFile >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "event message file" "%EXE%" "reg query EventMessageFile"
+reg query "%EVTKEY%" /v TypesSupported >"%OUT%" 2>&1
+if errorlevel 1 (set "RC=1") else (set "RC=0")
+call :verify "event types supported" "0x7" "reg query TypesSupported"
+del "%OUT%" >nul 2>&1
+if "%DIFFERS%"=="1" (
+  echo install-service: error: %NAME% is installed, but what was read back differs ^(see above^); remove it with uninstall-service.cmd /name %NAME% 1>&2
+  exit /b 1
+)
+if not "%UNVERIFIED%"=="0" echo install-service: %UNVERIFIED% item^(s^) could not be verified here ^(see above^)
 
 echo install-service: installed %NAME%
 echo   binary: %EXE%
@@ -151,4 +209,22 @@ exit /b 1
 :undo
 echo install-service: removing the half-installed service %NAME% 1>&2
 sc delete "%NAME%" >nul 2>&1
+reg delete "%EVTKEY%" /f >nul 2>&1
 exit /b 1
+
+rem call :verify ITEM TEXT TOOL - after TOOL wrote %OUT% and RC says whether it ran (0): print
+rem whether %OUT% shows TEXT. No if-blocks around the texts: a path may hold parentheses.
+:verify
+if "%RC%"=="1" goto verify_unknown
+find "%~2" "%OUT%" >nul 2>&1
+if errorlevel 1 goto verify_differs
+echo   %~1: ok
+exit /b 0
+:verify_unknown
+echo   %~1: could not verify: %~3 failed or is not available here
+set /a UNVERIFIED+=1
+exit /b 0
+:verify_differs
+echo   %~1: differs: %~3 does not show %~2
+set "DIFFERS=1"
+exit /b 0

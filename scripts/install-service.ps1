@@ -3,14 +3,18 @@
   Install membroker as a Windows service (same behaviour as install-service.cmd).
 
 .DESCRIPTION
-  Registers the service with sc.exe:
+  Registers the service with sc.exe, the same steps as `membroker install` (which uses the
+  SCM API instead):
     sc.exe create <Name> binPath= "\"<exe>\" service -c \"<config>\" -n <Name>" start= auto
     sc.exe description <Name> "..."
-    sc.exe failure <Name> reset= 86400 actions= restart/5000/restart/5000/restart/60000
+    sc.exe failure <Name> reset= 86400 actions= restart/5000/restart/60000/""/0
     sc.exe failureflag <Name> 1      (failure actions also when it stops with an error code)
-  and, when the .NET Framework's EventLogMessages.dll is present, registers the event-log
-  source <Name> so events written with "log": {"event_log": true} display without a
-  "description cannot be found" preamble.
+    sc.exe sidtype <Name> unrestricted
+    PreshutdownTimeout = 60000 (ms), a value of the service's registry key
+  and the event-log source <Name> (EventMessageFile = membroker.exe, which carries the
+  message table; TypesSupported = 7). Then it reads every item back (sc qc, qdescription,
+  qfailure, qfailureflag, qsidtype; the registry) and prints "ok", "differs" or "could not
+  verify" for each. Exit code 1 if an item differs (the service stays installed).
 
   The config is validated first (membroker --check-config). If a step after `sc create`
   fails, the service is deleted again. Must run elevated.
@@ -108,26 +112,79 @@ if ($rc -ne 0) { Fail "sc create failed (exit code $rc)" }
 $rc = Invoke-Sc "description $Name `"Memory broker for game servers: shared world memory, player slots and object pools.`""
 if ($rc -ne 0) { Undo-Install; Fail "sc description failed (exit code $rc)" }
 
-$rc = Invoke-Sc "failure $Name reset= 86400 actions= restart/5000/restart/5000/restart/60000"
+$rc = Invoke-Sc "failure $Name reset= 86400 actions= restart/5000/restart/60000/`"`"/0"
 if ($rc -ne 0) { Undo-Install; Fail "sc failure failed (exit code $rc)" }
 
-# Not available in every SCM (Wine's sc.exe lacks it): without it, failure actions run on
-# crashes only, not when the broker stops with an error code.
+# Not available in every SCM (Wine's sc.exe lacks them): the read-back below says what could
+# not be verified. Without the flag, failure actions run on crashes only, not when the broker
+# stops with an error code.
 $rc = Invoke-Sc "failureflag $Name 1"
 if ($rc -ne 0) { Write-Warning "sc failureflag failed (exit code $rc); failure actions apply to crashes only" }
+$rc = Invoke-Sc "sidtype $Name unrestricted"
+if ($rc -ne 0) { Write-Warning "sc sidtype failed (exit code $rc)" }
 
-# Event-log source (optional): every event ID maps to the text "%1" in this DLL.
-$msgDll = "$env:SystemRoot\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll"
-if (Test-Path -LiteralPath $msgDll) {
-  $key = "HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$Name"
-  try {
-    if (-not (Test-Path $key)) { [void](New-Item -Path $key -Force) }
-    [void](New-ItemProperty -Path $key -Name EventMessageFile -PropertyType ExpandString `
-        -Value '%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll' -Force)
-    [void](New-ItemProperty -Path $key -Name TypesSupported -PropertyType DWord -Value 7 -Force)
-  } catch {
-    Write-Warning "could not register the event-log source ${Name}: $_"
+# sc has no switch for the preshutdown timeout: the SCM keeps it in the service's key.
+$svcKey = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
+$evtKey = "HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$Name"
+try {
+  [void](New-ItemProperty -Path $svcKey -Name PreshutdownTimeout -PropertyType DWord -Value 60000 -Force)
+} catch { Undo-Install; Fail "cannot set PreshutdownTimeout under ${svcKey}: $_" }
+
+# The event-log source: membroker.exe carries the message table of its events.
+try {
+  if (-not (Test-Path $evtKey)) { [void](New-Item -Path $evtKey -Force) }
+  [void](New-ItemProperty -Path $evtKey -Name EventMessageFile -PropertyType ExpandString -Value $exe -Force)
+  [void](New-ItemProperty -Path $evtKey -Name TypesSupported -PropertyType DWord -Value 7 -Force)
+} catch {
+  Undo-Install
+  Remove-Item -Path $evtKey -Recurse -Force -ErrorAction SilentlyContinue
+  Fail "cannot register the event-log source ${evtKey}: $_"
+}
+
+# ---- read back ----------------------------------------------------------------------------
+# Each item: "ok", "differs" (the service stays installed, exit 1) or "could not verify" (the
+# sc query command is missing or failed, as with Wine's sc).
+Write-Host "install-service: created $Name; reading back what was set:"
+$script:differs = 0
+$script:unverified = 0
+function Get-ScText([string]$Command) {
+  # Not 'Stop' here: PowerShell 5.1 turns a native command's stderr into a terminating error.
+  $ErrorActionPreference = 'Continue'
+  $text = & "$env:SystemRoot\System32\sc.exe" $Command $Name 2>&1 | Out-String
+  if ($LASTEXITCODE -ne 0) { return $null }
+  return $text
+}
+function Test-Item([string]$Item, $Text, [string]$Want, [string]$Tool) {
+  if ($null -eq $Text) {
+    Write-Host "  ${Item}: could not verify: $Tool failed or is not available here"
+    $script:unverified++
+  } elseif ($Text.Contains($Want)) {
+    Write-Host "  ${Item}: ok"
+  } else {
+    Write-Host "  ${Item}: differs: $Tool does not show $Want"
+    $script:differs++
   }
+}
+$qc = Get-ScText 'qc'
+Test-Item 'command line' $qc $exe 'sc qc'
+Test-Item 'config path' $qc $config 'sc qc'
+Test-Item 'start type' $qc 'AUTO_START' 'sc qc'
+Test-Item 'description' (Get-ScText 'qdescription') 'Memory broker for game servers' 'sc qdescription'
+$qf = Get-ScText 'qfailure'
+Test-Item 'failure reset period' $qf '86400' 'sc qfailure'
+Test-Item 'failure actions' $qf 'RESTART' 'sc qfailure'
+Test-Item 'failure actions flag' (Get-ScText 'qfailureflag') 'TRUE' 'sc qfailureflag'
+Test-Item 'service SID type' (Get-ScText 'qsidtype') 'UNRESTRICTED' 'sc qsidtype'
+$v = (Get-ItemProperty -Path $svcKey -Name PreshutdownTimeout -ErrorAction SilentlyContinue)
+Test-Item 'preshutdown timeout' $(if ($v) { [string]$v.PreshutdownTimeout }) '60000' 'the registry'
+$v = (Get-ItemProperty -Path $evtKey -ErrorAction SilentlyContinue)
+Test-Item 'event message file' $(if ($v) { [string]$v.EventMessageFile }) $exe 'the registry'
+Test-Item 'event types supported' $(if ($v) { [string]$v.TypesSupported }) '7' 'the registry'
+if ($script:differs -gt 0) {
+  Fail "$Name is installed, but what was read back differs (see above); remove it with uninstall-service.ps1 -Name $Name"
+}
+if ($script:unverified -gt 0) {
+  Write-Host "install-service: $($script:unverified) item(s) could not be verified here (see above)"
 }
 
 Write-Host "install-service: installed $Name"

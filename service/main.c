@@ -3,6 +3,8 @@
  *
  *   membroker run [-c FILE]             run in the foreground until Ctrl-C / SIGTERM
  *   membroker service [-c FILE] [-n NAME]  run under the service manager (sc create / systemd)
+ *   membroker install [--name N] [-c FILE] [--start auto|delayed|demand] [--account A [--password
+ * P]] membroker uninstall [--name N]      register / remove the Windows service (svc_install.c)
  *   membroker --check-config FILE       validate a config file; exit 0 (valid) or 1
  *   membroker --help | --version
  */
@@ -25,13 +27,25 @@ static void mb__usage(FILE *fp) {
   fprintf(fp,
           "usage: membroker run [-c FILE]\n"
           "       membroker service [-c FILE] [-n SERVICE_NAME]\n"
+          "       membroker install [-n NAME] [-c FILE] [--start auto|delayed|demand]\n"
+          "                         [--account LocalSystem|\"NT SERVICE\\NAME\"|USER "
+          "[--password P]]\n"
+          "       membroker uninstall [-n NAME]\n"
           "       membroker --check-config FILE\n"
           "       membroker --help | --version\n"
           "\n"
           "  run             run in the foreground; Ctrl-C or SIGTERM stops it cleanly\n"
           "  service         run under the Windows Service Control Manager (or systemd)\n"
-          "  -c, --config    configuration file (default: built-in defaults%s%s)\n"
+          "  install         register the Windows service NAME (elevated): validate the config,\n"
+          "                  create it, set recovery and the event-log source, read it all back\n"
+          "  uninstall       stop and remove the Windows service NAME and its event-log source\n"
+          "  -c, --config    configuration file (default: built-in defaults%s%s;\n"
+          "                  install: an absolute path, default <exe dir>\\..\\config\\"
+          "membroker.json)\n"
           "  -n, --name      service name registered with sc create (default: membroker)\n"
+          "  --start         install: auto (default), delayed (auto, shortly after boot), demand\n"
+          "  --account       install: the account it runs as (default LocalSystem)\n"
+          "  --password      install: the password of a user --account\n"
           "  --check-config  validate FILE and exit 0 if it is valid, 1 if not\n",
           MB_DEFAULT_CONFIG[0] ? ", or " : "", MB_DEFAULT_CONFIG);
 }
@@ -51,6 +65,7 @@ static int mb__load(mb_config_t *cfg, const char *path) {
 
 int main(int argc, char **argv) {
   const char *mode = NULL, *config = NULL, *name = "membroker";
+  const char *start = NULL, *account = NULL, *password = NULL; /* install only */
   mb_config_t cfg;
   int i, rc;
 
@@ -78,6 +93,14 @@ int main(int argc, char **argv) {
       config = argv[++i];
     } else if ((strcmp(a, "-n") == 0 || strcmp(a, "--name") == 0) && i + 1 < argc) {
       name = argv[++i];
+    } else if (strcmp(a, "--start") == 0 && i + 1 < argc) {
+      start = argv[++i];
+    } else if (strcmp(a, "--account") == 0 && i + 1 < argc) {
+      account = argv[++i];
+    } else if (strcmp(a, "--password") == 0 && i + 1 < argc) {
+      password = argv[++i];
+    } else if (mode == NULL && (strcmp(a, "install") == 0 || strcmp(a, "uninstall") == 0)) {
+      mode = a;
     } else if (mode == NULL && (strcmp(a, "run") == 0 || strcmp(a, "service") == 0)) {
       mode = a;
     } else {
@@ -89,6 +112,21 @@ int main(int argc, char **argv) {
   if (mode == NULL) {
     mb__usage(stderr);
     return 2;
+  }
+  if ((start != NULL || account != NULL || password != NULL) && strcmp(mode, "install") != 0) {
+    fprintf(stderr, "membroker: --start, --account and --password are for membroker install\n");
+    return 2;
+  }
+  if (strcmp(mode, "install") == 0) {
+    mb_svc_install_opts_t opts = {name, config, start, account, password};
+    return mb__svc_install(&opts);
+  }
+  if (strcmp(mode, "uninstall") == 0) {
+    if (config != NULL) {
+      fprintf(stderr, "membroker: uninstall takes no config (-c); only --name\n");
+      return 2;
+    }
+    return mb__svc_uninstall(name);
   }
   /* The service glue loads the config itself: under the SCM, a config error must still be
    * reported to the SCM and logged (svc.h). */

@@ -51,6 +51,26 @@ int mb__svc_main(const char *service_name, const char *config_path);
 /* The first line of the log: version, mode and config (main.c and the service glue). */
 void mb__run_log_start(const char *mode, const char *config_path);
 
+/* What `membroker install` was given; NULL members take their defaults. */
+typedef struct mb_svc_install_opts_s {
+  const char *name;     /* service name (required), 1..80 of [A-Za-z0-9._-] */
+  const char *config;   /* absolute config path; NULL: <exe dir>\..\config\membroker.json */
+  const char *start;    /* "auto" (NULL), "delayed" or "demand" */
+  const char *account;  /* "LocalSystem" (NULL), "NT SERVICE\<name>" or a user */
+  const char *password; /* a user account's password, else NULL */
+} mb_svc_install_opts_t;
+
+/*
+ * `membroker install` / `membroker uninstall` (svc_install.c on Windows). install validates
+ * the config, registers the service and its event-log source, reads every item back and
+ * prints one line each; uninstall stops the service (waiting for STOPPED), deletes it and
+ * its event-log source. Both print for the operator and return the process exit code: 0 done,
+ * 1 failed (the reason printed), 2 bad arguments. On POSIX both print that they are for
+ * Windows and point at the systemd unit, and return 2.
+ */
+int mb__svc_install(const mb_svc_install_opts_t *opts);
+int mb__svc_uninstall(const char *service_name);
+
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);
 

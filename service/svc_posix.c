@@ -78,4 +78,24 @@ int mb__svc_main(const char *service_name, const char *config_path) {
   return rc;
 }
 
+/* `membroker install` / `uninstall` register a Windows service; systemd has a unit file. */
+static int mb__svc_install_windows_only(const char *what) {
+  fprintf(stderr,
+          "membroker: %s is for Windows (the Service Control Manager). On Linux, install the "
+          "systemd unit instead: see scripts/membroker.service (installed as "
+          "share/membroker/membroker.service) and README.md, \"Installing as a Linux daemon\".\n",
+          what);
+  return 2;
+}
+
+int mb__svc_install(const mb_svc_install_opts_t *opts) {
+  (void)opts;
+  return mb__svc_install_windows_only("membroker install");
+}
+
+int mb__svc_uninstall(const char *service_name) {
+  (void)service_name;
+  return mb__svc_install_windows_only("membroker uninstall");
+}
+
 #endif /* MB_OS_POSIX */
