@@ -159,6 +159,14 @@ void wait_state(const wchar_t *name, DWORD state, SERVICE_STATUS_PROCESS *st, in
 }
 
 /* atexit: stop and delete the service if a failed assertion left it installed. */
+const char *cmd_exe(char *buf, size_t size) {
+  UINT n = GetSystemDirectoryA(buf, (UINT)size);
+  if (n == 0 || n + sizeof "\\cmd.exe" > size)
+    FAIL("GetSystemDirectory failed (os error %lu)", (unsigned long)GetLastError());
+  strcat(buf, "\\cmd.exe");
+  return buf;
+}
+
 void delete_service(void) {
   wchar_t key[128];
   SC_HANDLE scm, svc;

@@ -43,6 +43,9 @@ void widen(const char *s, wchar_t *out, int count);
 /* Run `sc.exe <args>`, wait for it and return its exit code (its output goes to ours). */
 int run_sc(const wchar_t *args);
 
+/* The path of cmd.exe into buf (a .cmd script runs as `cmd.exe /c SCRIPT ARGS`). */
+const char *cmd_exe(char *buf, size_t size);
+
 /* The service's status; 0 with st->dwCurrentState set, or the OS error. */
 DWORD query_status(const wchar_t *name, SERVICE_STATUS_PROCESS *st);
 

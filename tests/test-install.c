@@ -17,9 +17,7 @@
 
 #include "task.h"
 
-#if MB_OS_WIN
-#include <windows.h>
-#endif
+#include "scm.h"
 
 #ifndef MB_BROKER_EXE
 #error "MB_BROKER_EXE must name the membroker executable (CMake: $<TARGET_FILE:membroker>)"
@@ -49,25 +47,11 @@ static const char *const items[] = {
     "event message file",   "event types supported"};
 #define NITEMS (sizeof items / sizeof items[0])
 
-static wchar_t svc_name[64]; /* the service to remove at exit if a test fails */
-
-/* A Unix path as Wine shows it ("/a/b" -> "Z:\a\b"); others as they are, '/' -> '\'. */
-static void windows_path(const char *path, char *out, size_t size) {
-  mb_test_exe_path(path, out, size);
-}
-
-static void widen(const char *s, wchar_t *out, int count) {
-  if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, count) <= 0)
-    FAIL("cannot convert '%s' to UTF-16", s);
-}
-
 /* A valid config for instance t<pid><tag> in the temp folder; its path into path. */
 static void write_config(char *path, size_t size, const char *tag) {
   char dir[MAX_PATH + 1];
   FILE *fp;
-  DWORD n = GetTempPathA(sizeof dir, dir);
-  if (n == 0 || n >= sizeof dir)
-    FAIL("GetTempPathA failed (os error %lu)", (unsigned long)GetLastError());
+  temp_dir(dir, sizeof dir);
   snprintf(path, size, "%smbt.%u.%s.json", dir, self_pid(), tag);
   if ((fp = fopen(path, "w")) == NULL)
     FAIL("cannot write config %s", path);
@@ -144,28 +128,6 @@ static DWORD reg_dword(const wchar_t *root, const wchar_t *name, const wchar_t *
   return v;
 }
 
-/* atexit: remove the service and its event source if a failed assertion left them. */
-static void cleanup(void) {
-  SC_HANDLE scm, svc;
-  SERVICE_STATUS ss;
-  wchar_t path[300];
-  if (svc_name[0] == L'\0')
-    return;
-  if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) != NULL) {
-    if ((svc = OpenServiceW(scm, svc_name, SERVICE_STOP | DELETE)) != NULL) {
-      ControlService(svc, SERVICE_CONTROL_STOP, &ss);
-      if (DeleteService(svc))
-        fprintf(stderr, "cleanup: deleted service %ls\n", svc_name);
-      CloseServiceHandle(svc);
-    }
-    CloseServiceHandle(scm);
-  }
-  _snwprintf(path, 300, L"%ls%ls", EVENT_KEY, svc_name);
-  path[299] = L'\0';
-  RegDeleteKeyW(HKEY_LOCAL_MACHINE, path);
-  svc_name[0] = L'\0';
-}
-
 /*
  * The read-back line of `item` in `out` ("  <item>   ok" and so on): its verdict after the
  * padding, into verdict. 0 if the item has no line.
@@ -239,14 +201,14 @@ static void install_uninstall(void) {
   widen(cfg, wcfg, 600);
   snprintf(name, sizeof name, "mbt-%u", self_pid());
   widen(name, svc_name, 64);
-  atexit(cleanup);
+  atexit(delete_service);
 
   code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name,
                          "-c", cfg, "--start", "demand", NULL);
   printf("%s", out);
   ASSERT_EXIT(code, 0, out);
   if (check_readback(out) == 0) {
-    cleanup();
+    delete_service();
     SKIP("the SCM here could not read back the command line or the start type");
   }
 
@@ -296,7 +258,7 @@ static void install_errors(void) {
   write_config(cfg, sizeof cfg, "e");
   snprintf(name, sizeof name, "mbt-%u-e", self_pid());
   widen(name, svc_name, 64);
-  atexit(cleanup);
+  atexit(delete_service);
   snprintf(vacct, sizeof vacct, "NT SERVICE\\%s", name);
   snprintf(other, sizeof other, "NT SERVICE\\someone-else");
   snprintf(missing, sizeof missing, "%s.missing.json", cfg);
@@ -342,7 +304,7 @@ static void install_delayed_virtual(void) {
   write_config(cfg, sizeof cfg, "d");
   snprintf(name, sizeof name, "mbt-%u-d", self_pid());
   widen(name, svc_name, 64);
-  atexit(cleanup);
+  atexit(delete_service);
   snprintf(acct, sizeof acct, "NT SERVICE\\%s", name);
   widen(acct, wacct, 96);
   code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name,
@@ -350,7 +312,7 @@ static void install_delayed_virtual(void) {
   printf("%s", out);
   ASSERT_EXIT(code, 0, out);
   if (check_readback(out) == 0) {
-    cleanup();
+    delete_service();
     SKIP("the SCM here could not read back the command line or the start type");
   }
   if (!item_line(out, "delayed auto-start", verdict, sizeof verdict))
@@ -376,12 +338,9 @@ static void install_delayed_virtual(void) {
 static int run_script(const char *script, char *out, size_t size, const char *a1, const char *a2,
                       const char *a3, const char *a4, const char *a5, const char *a6) {
   char cmd[MAX_PATH + 16], path[1024];
-  UINT n = GetSystemDirectoryA(cmd, MAX_PATH);
-  if (n == 0 || n >= MAX_PATH)
-    FAIL("GetSystemDirectoryA failed (os error %lu)", (unsigned long)GetLastError());
-  strcat(cmd, "\\cmd.exe");
   windows_path(script, path, sizeof path);
-  return mb_test_run_exe(cmd, RUN_TIMEOUT_MS, out, size, "/c", path, a1, a2, a3, a4, a5, a6, NULL);
+  return mb_test_run_exe(cmd_exe(cmd, sizeof cmd), RUN_TIMEOUT_MS, out, size, "/c", path, a1, a2,
+                         a3, a4, a5, a6, NULL);
 }
 
 /* install-service.cmd, then uninstall-service.cmd, run as an operator runs them. */
@@ -407,7 +366,7 @@ static void install_script(void) {
   }
   snprintf(name, sizeof name, "mbts-%u", self_pid());
   widen(name, svc_name, 64);
-  atexit(cleanup);
+  atexit(delete_service);
 
   code = run_script(MB_SOURCE_DIR "/scripts/install-service.cmd", out, sizeof out, "/name", name,
                     "/exe", exe, "/config", cfg);

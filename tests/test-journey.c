@@ -262,15 +262,6 @@ static void journey_cleanup(journey_t *j) {
 
 enum { INSTALL_SELF, INSTALL_SCRIPT };
 
-/* The path of cmd.exe (the scripts are .cmd files: cmd /c runs them). */
-static const char *cmd_exe(char *buf, size_t size) {
-  UINT n = GetSystemDirectoryA(buf, (UINT)size);
-  if (n == 0 || n + sizeof "\\cmd.exe" > size)
-    FAIL("GetSystemDirectory failed (os error %lu)", (unsigned long)GetLastError());
-  strcat(buf, "\\cmd.exe");
-  return buf;
-}
-
 static void journey_windows(int how) {
   journey_t j;
   wchar_t wname[64], args[512];
