@@ -733,6 +733,36 @@ static void use_everything(mb_broker_t *b, mb_client_t *c) {
   ASSERT_OK(mb_player_disconnect(c, 4242));
 }
 
+/*
+ * The broker b (its block in the namespace `space`: MB_OS_SEC_GLOBAL or 0) is there and not in
+ * the other namespace; this process attaches with no flag and uses everything, another process
+ * with no flag adds to the shared counter, and `insist` (MB_ATTACH_GLOBAL / MB_ATTACH_LOCAL)
+ * finds it too.
+ */
+static void found_with_and_without_flag(mb_broker_t *b, int space, uint32_t insist) {
+  const char *instance = b->cfg.instance;
+  mb_client_t *c = NULL;
+  mb_attach_options_t o;
+  mb_os_child_t k;
+  int x = -1;
+  if (mb_os_mem_config()->sec_namespaces) { /* the setup itself */
+    ASSERT(state_exists(instance, space));
+    ASSERT(!state_exists(instance, space ? 0 : MB_OS_SEC_GLOBAL));
+  }
+  ASSERT_OK(mb_attach(instance, "zone", NULL, &c));
+  use_everything(b, c);
+  ASSERT_OK(mb_test_spawn(&k, "add_players", instance, "other", "10", (char *)NULL));
+  ASSERT_OK(mb_os_child_wait(&k, 60000, &x));
+  ASSERT_EQ(x, 0);
+  ASSERT_EQ_U64(mb_load64(&b->state->game.total_players), 10);
+  ASSERT_OK(mb_detach(c));
+  mb_attach_options_init(&o);
+  o.flags = insist;
+  ASSERT_OK(mb_attach(instance, "zone", &o, &c));
+  use_everything(b, c);
+  ASSERT_OK(mb_detach(c));
+}
+
 /* A broker as the service runs it (Global\ on Windows) is found with no flag - by this
  * process and by a game server in another - and everything it publishes is usable. */
 TEST(attach_finds_service_broker) {
@@ -740,29 +770,11 @@ TEST(attach_finds_service_broker) {
   mb_broker_t b;
   mb_client_t *c = NULL;
   mb_attach_options_t o;
-  mb_os_child_t k;
-  int x = -1;
   char name[MB_OS_NAME_MAX + 16];
   ns_config(&cfg, "glb");
   ASSERT_OK(mb__broker_start(&b, &cfg, MB_OS_SEC_GLOBAL));
-  if (mb_os_mem_config()->sec_namespaces) { /* the setup itself: Global\, not Local\ */
-    ASSERT(state_exists(cfg.instance, MB_OS_SEC_GLOBAL));
-    ASSERT(!state_exists(cfg.instance, 0));
-  }
-  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
-  use_everything(&b, c);
-  /* Another process, with no flag either, adds to the shared counter. */
-  ASSERT_OK(mb_test_spawn(&k, "add_players", cfg.instance, "other", "10", (char *)NULL));
-  ASSERT_OK(mb_os_child_wait(&k, 60000, &x));
-  ASSERT_EQ(x, 0);
-  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
-  ASSERT_OK(mb_detach(c));
-  /* MB_ATTACH_GLOBAL insists on it and finds it too. */
+  found_with_and_without_flag(&b, MB_OS_SEC_GLOBAL, MB_ATTACH_GLOBAL);
   mb_attach_options_init(&o);
-  o.flags = MB_ATTACH_GLOBAL;
-  ASSERT_OK(mb_attach(cfg.instance, "zone", &o, &c));
-  use_everything(&b, c);
-  ASSERT_OK(mb_detach(c));
   if (mb_os_mem_config()->sec_namespaces) { /* MB_ATTACH_LOCAL looks in Local\ only */
     o.flags = MB_ATTACH_LOCAL;
     ASSERT_ERR(mb_attach(cfg.instance, "zone", &o, &c), MB_ENOTRUNNING);
@@ -782,28 +794,9 @@ TEST(attach_finds_service_broker) {
 TEST(attach_finds_console_broker) {
   mb_config_t cfg;
   mb_broker_t b;
-  mb_client_t *c = NULL;
-  mb_attach_options_t o;
-  mb_os_child_t k;
-  int x = -1;
   ns_config(&cfg, "loc");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
-  if (mb_os_mem_config()->sec_namespaces) {
-    ASSERT(state_exists(cfg.instance, 0));
-    ASSERT(!state_exists(cfg.instance, MB_OS_SEC_GLOBAL));
-  }
-  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
-  use_everything(&b, c);
-  ASSERT_OK(mb_test_spawn(&k, "add_players", cfg.instance, "other", "10", (char *)NULL));
-  ASSERT_OK(mb_os_child_wait(&k, 60000, &x));
-  ASSERT_EQ(x, 0);
-  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
-  ASSERT_OK(mb_detach(c));
-  mb_attach_options_init(&o);
-  o.flags = MB_ATTACH_LOCAL;
-  ASSERT_OK(mb_attach(cfg.instance, "zone", &o, &c));
-  use_everything(&b, c);
-  ASSERT_OK(mb_detach(c));
+  found_with_and_without_flag(&b, 0, MB_ATTACH_LOCAL);
   mb__broker_stop(&b);
 }
 
