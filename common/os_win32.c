@@ -717,33 +717,154 @@ int mb_os_section_unlink(const char *name, int flags) {
  * the holder dies - so a crashed broker never leaves it behind. Mutex ownership is not used:
  * it belongs to a thread, so the lock would break when the taking thread exits and could
  * not be released from another thread, while this lock is the process's.
+ *
+ * The mutex is always Global\: a service publishes in Global\ and a console broker in Local\,
+ * yet both must see one lock. CreateMutex in Global\ needs no privilege (unlike a section).
+ * When another user's process created it, its default DACL lets us neither open nor create
+ * it: ERROR_ACCESS_DENIED, which means held by someone else, so MB_EBUSY too.
+ *
+ * The holder's record is a file in %ProgramData%\membroker (a directory whose inherited ACL
+ * lets every user create files and read all of them, and LocalSystem do anything), created
+ * with FILE_FLAG_DELETE_ON_CLOSE and kept open with the lock: the file goes with the handle,
+ * so a crashed holder leaves no record; nobody else may write it while it is open.
  */
+typedef struct mb__lock_s {
+  HANDLE mutex;
+  HANDLE record; /* INVALID_HANDLE_VALUE when the record could not be written */
+} mb__lock_t;
+
+/*
+ * %ProgramData%\membroker\<name> (or only the directory when name is NULL) into w. The
+ * ProgramData directory comes from where Windows itself takes it (the ProfileList key's
+ * ProgramData value; RRF_RT_REG_SZ expands a REG_EXPAND_SZ "%SystemDrive%\ProgramData"), so a
+ * service and a console user agree on it. The variable is only a fallback: Wine gives
+ * services %ProgramData% = C:\users\Public.
+ */
+static int mb__lock_wpath(const char *name, wchar_t *w, size_t count) {
+  DWORD bytes = (DWORD)(count * sizeof *w), n, e;
+  size_t len;
+  e = RegGetValueW(HKEY_LOCAL_MACHINE,
+                   L"SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList", L"ProgramData",
+                   RRF_RT_REG_SZ, NULL, w, &bytes);
+  if (e == ERROR_SUCCESS && bytes >= 2 * sizeof *w) {
+    n = (DWORD)wcslen(w);
+  } else if ((n = GetEnvironmentVariableW(L"ProgramData", w, (DWORD)count)) == 0 || n >= count) {
+    e = n == 0 ? GetLastError() : ERROR_INSUFFICIENT_BUFFER;
+    return mb__errorf(n == 0 ? MB_ENOENT : MB_ERANGE, (long)e,
+                      "find the ProgramData directory for lock '%s'", name ? name : "");
+  }
+  len = n;
+  if (len > 0 && w[len - 1] == L'\\')
+    len--;
+  if (len + 12 + (name ? strlen(name) + 1 : 0) >= count)
+    return mb__errorf(MB_ERANGE, 0, "lock file path for '%s' is too long", name ? name : "");
+  memcpy(w + len, L"\\membroker", 11 * sizeof *w);
+  len += 10;
+  if (name != NULL) {
+    size_t i;
+    w[len++] = L'\\';
+    for (i = 0; name[i] != '\0'; i++) /* a checked portable name: ASCII */
+      w[len++] = (wchar_t)(unsigned char)name[i];
+    w[len] = L'\0';
+  }
+  return 0;
+}
+
+int mb_os_lock_path(const char *name, char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 1];
+  size_t n;
+  int rc;
+  if ((rc = mb__os_check_name(name, "lock", &n)) != 0 ||
+      (rc = mb__lock_wpath(name, w, MAX_PATH + 1)) != 0)
+    return rc;
+  return mb__wide_to_utf8(w, buf, size, "lock file path");
+}
+
+int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
+  wchar_t w[MAX_PATH + 1];
+  char text[128];
+  DWORD got = 0;
+  HANDLE f;
+  size_t n;
+  text[0] = '\0';
+  if (mb__os_check_name(name, "lock", &n) == 0 && mb__lock_wpath(name, w, MAX_PATH + 1) == 0) {
+    /* The holder has it open for writing (and delete-on-close): share both. */
+    f = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (f != INVALID_HANDLE_VALUE) {
+      if (!ReadFile(f, text, (DWORD)sizeof text - 1, &got, NULL))
+        got = 0;
+      CloseHandle(f);
+    }
+  }
+  text[got] = '\0';
+  return mb__os_lock_believe(text, "Windows service", holder);
+}
+
+/* Write this process's record for a lock just taken; INVALID_HANDLE_VALUE if it cannot. */
+static HANDLE mb__lock_record_write(const char *name, int flags) {
+  wchar_t w[MAX_PATH + 1];
+  char rec[96];
+  DWORD len, put = 0;
+  HANDLE f;
+  if (mb__lock_wpath(NULL, w, MAX_PATH + 1) != 0)
+    return INVALID_HANDLE_VALUE;
+  CreateDirectoryW(w, NULL); /* inherits %ProgramData%'s ACL; may exist already */
+  if (mb__lock_wpath(name, w, MAX_PATH + 1) != 0)
+    return INVALID_HANDLE_VALUE;
+  f = CreateFileW(w, GENERIC_WRITE | DELETE, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
+                  CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+  if (f == INVALID_HANDLE_VALUE)
+    return f;
+  len = (DWORD)mb__os_lock_record(rec, sizeof rec, flags);
+  if (!WriteFile(f, rec, len, &put, NULL) || put != len) {
+    CloseHandle(f); /* deletes it */
+    return INVALID_HANDLE_VALUE;
+  }
+  return f;
+}
+
 int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
   wchar_t wname[MB__WNAME_MAX];
+  mb_os_lock_holder_t who;
+  mb__lock_t *l;
   HANDLE h;
   DWORD e;
   int rc;
 
-  if ((rc = mb__object_wname(name, flags, wname, "lock")) != 0)
+  if ((rc = mb__object_wname(name, MB_OS_SEC_GLOBAL, wname, "lock")) != 0)
     return rc;
   h = CreateMutexW(NULL, FALSE, wname);
   e = GetLastError();
-  if (h != NULL && e == ERROR_ALREADY_EXISTS) {
+  if (h != NULL && e == ERROR_ALREADY_EXISTS)
     CloseHandle(h);
-    return mb__errorf(MB_EBUSY, (long)e, "lock '%s' (held by another process)", name);
+  if ((h != NULL && e == ERROR_ALREADY_EXISTS) || (h == NULL && e == ERROR_ACCESS_DENIED)) {
+    (void)mb_os_lock_holder(name, &who);
+    return mb__errorf(MB_EBUSY, (long)e, "lock 'Global\\%s' is held by another process (%s)", name,
+                      who.what);
   }
   if (h == NULL)
-    /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. ERROR_ACCESS_DENIED:
-     * held by a process of another user, or no right to create Global\ objects. */
+    /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. */
     return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_EEXIST : mb__from_win(e, MB_ENOMEM), (long)e,
-                      "lock '%s'", name);
-  *lock = (intptr_t)h;
+                      "lock 'Global\\%s'", name);
+  if ((l = malloc(sizeof *l)) == NULL) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "lock 'Global\\%s'", name);
+  }
+  l->mutex = h;
+  l->record = mb__lock_record_write(name, flags); /* best-effort: see above */
+  *lock = (intptr_t)l;
   return 0;
 }
 
 void mb_os_lock_release(intptr_t lock) {
-  if (lock != 0 && lock != -1)
-    CloseHandle((HANDLE)lock);
+  mb__lock_t *l = (mb__lock_t *)lock;
+  if (lock == 0 || lock == -1)
+    return;
+  if (l->record != INVALID_HANDLE_VALUE)
+    CloseHandle(l->record); /* the record goes first, while the lock is still held */
+  CloseHandle(l->mutex);
+  free(l);
 }
 
 /* ---------------------------------------------------------------------------------------- */

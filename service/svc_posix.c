@@ -50,7 +50,7 @@ static void mb__sd_stopping(void *ctx, int step) {
 int mb__svc_main(const char *service_name, const mb_config_t *cfg) {
   mb_run_hooks_t hooks = {NULL, mb__sd_ready, mb__sd_stopping, NULL};
   (void)service_name;
-  return mb__run(cfg, 0, &hooks);
+  return mb__run(cfg, MB_OS_LOCK_SERVICE, &hooks);
 }
 
 #endif /* MB_OS_POSIX */

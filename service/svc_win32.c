@@ -283,7 +283,7 @@ static void WINAPI mb__svc_service_main(DWORD argc, LPWSTR *argv) {
   if (mb__svc.cfg->log_event_log)
     mb__svc_event_open();
 
-  rc = mb__run(mb__svc.cfg, MB_OS_SEC_GLOBAL, &hooks);
+  rc = mb__run(mb__svc.cfg, MB_OS_SEC_GLOBAL | MB_OS_LOCK_SERVICE, &hooks);
 
   if (rc != 0)
     mb_log_error("service %ls stopped: the broker could not start (exit code %d)", mb__svc.name,
