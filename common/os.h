@@ -189,16 +189,64 @@ int mb_os_section_unlink(const char *name, int flags);
 int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size);
 
 /*
+ * The single-instance lock. One lock per name on the whole machine, whatever namespace the
+ * taker publishes its sections in: Windows: a named mutex, always in Global\ (creating a mutex
+ * there needs no privilege), so a console broker and a service see each other; POSIX: flock()
+ * on <runtime dir>/<name>, a file removed again on release (a crashed holder leaves it; the
+ * next taker reuses it).
+ *
+ * Its holder records who it is right after taking it, in the lock's record file
+ * (mb_os_lock_path): one line "<pid> <start time> <service|console>" (mb_os_procid_t and the
+ * mode from MB_OS_LOCK_SERVICE). POSIX: the flock'd file itself. Windows: a file in
+ * %ProgramData%\membroker\ (created as needed; a service and any console user can read it),
+ * opened delete-on-close and held open, so it goes with its holder, even a crashed one.
+ * Writing the record is best-effort: a lock whose record cannot be written is still held.
+ */
+enum {
+  /* mb_os_lock_take: the taker is a service (recorded for whoever finds the lock held). */
+  MB_OS_LOCK_SERVICE = 1 << 4,
+};
+
+/*
  * Take the single-instance lock `name` (a portable name as for sections), held until
  * mb_os_lock_release or until the process dies, whichever comes first - a crashed broker
- * never leaves it behind. MB_EBUSY if another live process holds it. Windows: a named mutex
- * (Local\ or Global\ with MB_OS_SEC_GLOBAL); POSIX: flock() on <runtime dir>/<name>, a file
- * removed again on release (a crashed holder leaves it; the next taker reuses it).
+ * never leaves it behind. flags: MB_OS_LOCK_SERVICE (else the holder is a console process);
+ * MB_OS_SEC_GLOBAL is accepted and ignored (the lock is machine-wide). MB_EBUSY if another
+ * live process holds it - on Windows also when it is held by another user's process, whose
+ * mutex this user may not open - with a detail message that names the holder as
+ * mb_os_lock_holder describes it: "lock 'NAME' is held by another process (pid 1234, Windows
+ * service)".
  */
 int mb_os_lock_take(const char *name, int flags, intptr_t *lock);
 
-/* Release a lock taken with mb_os_lock_take. */
+/* Release a lock taken with mb_os_lock_take (its record file goes first, then the lock). */
 void mb_os_lock_release(intptr_t lock);
+
+/* Who holds a single-instance lock, as its record says (mb_os_lock_holder). */
+typedef struct mb_os_lock_holder_s {
+  uint32_t pid; /* 0 when no believable record exists */
+  int service;  /* 1 a service (MB_OS_LOCK_SERVICE), 0 a console process; 0 when pid is 0 */
+  /* For messages: "pid 1234, Windows service" / "pid 99, service" (POSIX) / "pid 99, console",
+   * or "starting; it has not said who it is yet" when pid is 0. */
+  char what[64];
+} mb_os_lock_holder_t;
+
+/*
+ * Read the record of lock `name` into *holder. It is believed only if it parses and the
+ * process it names runs with that very start time (mb_os_proc_alive; a pid whose liveness the
+ * OS will not tell counts as running): a record of a dead or reused pid - left by a crashed
+ * holder for the next one to overwrite - is not. Returns 0 with holder->pid set, or MB_ENOENT
+ * with holder->pid == 0 and holder->what saying "starting" when there is no believable record
+ * (the holder has not written it yet, or nobody holds the lock). Never fails otherwise.
+ */
+int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder);
+
+/*
+ * The path of lock `name`'s record file into buf (NUL-terminated), for diagnostics and tests:
+ * POSIX <runtime dir>/<name>; Windows %ProgramData%\membroker\<name>. MB_ERANGE if it does
+ * not fit, and the errors of mb_os_runtime_dir / of finding %ProgramData%.
+ */
+int mb_os_lock_path(const char *name, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Control pipe security                                                                      */
@@ -506,10 +554,11 @@ int mb_os_dir_remove(const char *path);
 /*
  * The machine-wide directory for the broker's own files (the service's default log) into
  * buf, without a trailing separator; not created here. Windows: "%ProgramData%\membroker"
- * (the ProgramData folder from SHGetKnownFolderPath, loaded at run time; %ProgramData% if that
- * fails), UTF-8.
+ * (the ProgramData folder from SHGetKnownFolderPath, loaded at run time; else the registry's
+ * ProfileList value; else %ProgramData%), UTF-8 - the same directory the instance lock's
+ * record is in, for a service and a console user alike.
  * POSIX: none, MB_ENOTSUP (a daemon logs to stderr, which systemd sends to the journal).
- * MB_ENAMETOOLONG if it does not fit; MB_ENOENT if Windows names no ProgramData folder.
+ * MB_ERANGE if it does not fit; MB_ENOENT if Windows names no ProgramData folder.
  */
 int mb_os_data_dir(char *buf, size_t size);
 
@@ -598,6 +647,12 @@ int mb__os_check_name(const char *name, const char *what, size_t *len);
 /* [offset, offset+len) is non-empty, page-aligned (MB_EINVAL) and inside sec (MB_ERANGE). */
 int mb__os_section_range(const mb_os_section_t *sec, uint64_t offset, uint64_t len,
                          const char *what);
+/* The record of a lock's holder (mb_os_lock_take): this process's line "<pid> <start time>
+ * <service|console>\n" (mode from MB_OS_LOCK_SERVICE in flags) into buf; returns its length. */
+size_t mb__os_lock_record(char *buf, size_t size, int flags);
+/* Parse a lock record (text, NUL-terminated) and believe it as mb_os_lock_holder says;
+ * `service` is the OS's word for a service in holder->what. 0 or MB_ENOENT. */
+int mb__os_lock_believe(const char *text, const char *service, mb_os_lock_holder_t *holder);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,11 @@
 /*
  * os_common.c - the portable part of the platform layer, shared by os_win32.c and
- * os_posix.c: argument checks both make the same way, and failure injection (see os.h).
+ * os_posix.c: argument checks both make the same way, the single-instance lock's record
+ * (format and belief), and failure injection (see os.h).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "atomics.h"
 #include "os.h"
 
@@ -58,5 +62,54 @@ int mb__os_injected_commit_failure(void) {
   while (n > 0)
     if (mb_cas32(&mb__commit_failures, &n, n - 1))
       return 1;
+  return 0;
+}
+
+size_t mb__os_lock_record(char *buf, size_t size, int flags) {
+  mb_os_procid_t self;
+  int n;
+  mb_os_proc_self(&self);
+  n = snprintf(buf, size, "%u %llu %s\n", (unsigned)self.pid, (unsigned long long)self.start_time,
+               (flags & MB_OS_LOCK_SERVICE) ? "service" : "console");
+  return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/*
+ * A record is believed only whole ("<pid> <start> <mode>\n", nothing else) and only while that
+ * very process runs: a crashed holder's record names a dead pid, or a pid reused by another
+ * process with another start time. When the OS will not say (mb_os_proc_alive < 0, e.g. a
+ * process of another user) the record is believed: it is there and the lock is held.
+ */
+int mb__os_lock_believe(const char *text, const char *service, mb_os_lock_holder_t *holder) {
+  unsigned long pid = 0;
+  unsigned long long start = 0;
+  char mode[16], *end;
+  const char *p = text;
+  mb_os_procid_t id;
+
+  memset(holder, 0, sizeof *holder);
+  snprintf(holder->what, sizeof holder->what, "starting; it has not said who it is yet");
+  if (p == NULL || *p < '0' || *p > '9')
+    return MB_ENOENT;
+  pid = strtoul(p, &end, 10);
+  if (*end != ' ' || pid == 0 || pid > UINT32_MAX || end[1] < '0' || end[1] > '9')
+    return MB_ENOENT;
+  start = strtoull(end + 1, &end, 10);
+  if (*end != ' ' || sscanf(end + 1, "%15[a-z]", mode) != 1)
+    return MB_ENOENT;
+  if ((strcmp(mode, "service") != 0 && strcmp(mode, "console") != 0) ||
+      strcmp(end + 1 + strlen(mode), "\n") != 0)
+    return MB_ENOENT;
+  id.pid = (uint32_t)pid;
+  id.start_time = start;
+  if (mb_os_proc_alive(&id) == 0) {
+    mb__error_clear();
+    return MB_ENOENT;
+  }
+  mb__error_clear();
+  holder->pid = (uint32_t)pid;
+  holder->service = mode[0] == 's';
+  snprintf(holder->what, sizeof holder->what, "pid %u, %s", (unsigned)pid,
+           holder->service ? service : "console");
   return 0;
 }

@@ -361,30 +361,69 @@ int mb_os_runtime_dir(char *buf, size_t size) {
  * only with the check below: a process that opened the file just before its holder removed
  * it could lock the removed inode while a third creates and locks a new file. So after
  * flock, the path must still name the inode we locked; if not, start over.
+ *
+ * The file holds its holder's record (os.h), rewritten by each new holder: a crashed holder's
+ * line stays until then, and mb_os_lock_holder does not believe it (its pid is dead). A file
+ * another user left behind (0644, not writable for us) is locked read-only: the lock works,
+ * the record cannot be written.
  */
 typedef struct mb__lock_s {
   int fd;
   char path[1];
 } mb__lock_t;
 
-int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
-  char dir[512], path[MB_OS_NAME_MAX + 2], file[700];
-  struct stat held, named;
-  mb__lock_t *l;
-  int fd, rc, tries;
-  (void)flags;
+int mb_os_lock_path(const char *name, char *buf, size_t size) {
+  char dir[512], path[MB_OS_NAME_MAX + 2];
+  int rc, n;
   if ((rc = mb__shm_path(name, path)) != 0 || (rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
     return rc;
-  snprintf(file, sizeof file, "%s%s", dir, path);
+  n = snprintf(buf, size, "%s%s", dir, path);
+  if (n < 0 || (size_t)n >= size)
+    return mb__errorf(MB_ERANGE, 0, "lock file path '%s%s' is longer than %zu bytes", dir, path,
+                      size);
+  return 0;
+}
+
+int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
+  char file[700], text[128];
+  ssize_t n = -1;
+  int fd;
+  text[0] = '\0';
+  if (mb_os_lock_path(name, file, sizeof file) == 0 &&
+      (fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+    n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+  }
+  text[n > 0 ? n : 0] = '\0';
+  return mb__os_lock_believe(text, "service", holder);
+}
+
+int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
+  char file[700], rec[96];
+  struct stat held, named;
+  mb_os_lock_holder_t who;
+  mb__lock_t *l;
+  int fd, rc, tries, writable;
+  size_t n;
+
+  if ((rc = mb_os_lock_path(name, file, sizeof file)) != 0)
+    return rc;
   for (tries = 0;; tries++) {
-    fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    writable = 1;
+    fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == EACCES) { /* another user's file */
+      writable = 0;
+      fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
     if (fd < 0)
       return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       close(fd);
-      return mb__errorf(e == EWOULDBLOCK ? MB_EBUSY : mb__from_errno(e, MB_EOS), e,
-                        "lock '%s' (held by another process)", file);
+      if (e != EWOULDBLOCK)
+        return mb__errorf(mb__from_errno(e, MB_EOS), e, "lock '%s'", file);
+      (void)mb_os_lock_holder(name, &who);
+      return mb__errorf(MB_EBUSY, e, "lock '%s' is held by another process (%s)", file, who.what);
     }
     if (fstat(fd, &held) == 0 && stat(file, &named) == 0 && held.st_dev == named.st_dev &&
         held.st_ino == named.st_ino)
@@ -397,6 +436,11 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
     close(fd);
     return mb__errorf(MB_ENOMEM, 0, "lock '%s'", file);
   }
+  /* Who holds it, for the next taker's message: one write into an emptied file (a reader
+   * that comes between sees nothing, or the whole line). Best-effort. */
+  n = mb__os_lock_record(rec, sizeof rec, flags);
+  if (writable && ftruncate(fd, 0) == 0 && pwrite(fd, rec, n, 0) != (ssize_t)n)
+    (void)ftruncate(fd, 0);
   l->fd = fd;
   memcpy(l->path, file, strlen(file) + 1);
   *lock = (intptr_t)l;

@@ -732,33 +732,211 @@ int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size) {
  * the holder dies - so a crashed broker never leaves it behind. Mutex ownership is not used:
  * it belongs to a thread, so the lock would break when the taking thread exits and could
  * not be released from another thread, while this lock is the process's.
+ *
+ * The mutex is always Global\: a service publishes in Global\ and a console broker in Local\,
+ * yet both must see one lock. CreateMutex in Global\ needs no privilege (unlike a section).
+ * When another user's process created it, its default DACL lets us neither open nor create
+ * it: ERROR_ACCESS_DENIED, which means held by someone else, so MB_EBUSY too.
+ *
+ * The holder's record is a file in %ProgramData%\membroker (a directory whose inherited ACL
+ * lets every user create files and read all of them, and LocalSystem do anything), created
+ * with FILE_FLAG_DELETE_ON_CLOSE and kept open with the lock: the file goes with the handle,
+ * so a crashed holder leaves no record; nobody else may write it while it is open.
  */
+typedef struct mb__lock_s {
+  HANDLE mutex;
+  HANDLE record; /* INVALID_HANDLE_VALUE when the record could not be written */
+} mb__lock_t;
+
+/*
+ * FOLDERID_ProgramData, {62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}. SHGetKnownFolderPath (shell32)
+ * and CoTaskMemFree (ole32) are looked up at run time: only the broker asks for this folder,
+ * and the client library must not pull those DLLs into every game server.
+ */
+static const GUID mb__folderid_programdata = {
+    0x62AB5D82, 0xFDC1, 0x4DC3, {0xA9, 0xDD, 0x07, 0x0D, 0x1D, 0x49, 0x5D, 0x97}};
+typedef HRESULT(WINAPI *mb__shgetkfp_fn)(const GUID *, DWORD, HANDLE, PWSTR *);
+typedef void(WINAPI *mb__cotaskmemfree_fn)(void *);
+
+/* The ProgramData folder from the shell (what services see too), into w[MAX_PATH]. 1 if found. */
+static int mb__known_programdata(wchar_t *w) {
+  HMODULE shell = LoadLibraryW(L"shell32.dll"), ole = LoadLibraryW(L"ole32.dll");
+  mb__shgetkfp_fn get = NULL;
+  mb__cotaskmemfree_fn mfree = NULL;
+  PWSTR path = NULL;
+  int ok = 0;
+  if (shell != NULL)
+    get = (mb__shgetkfp_fn)(void (*)(void))GetProcAddress(shell, "SHGetKnownFolderPath");
+  if (ole != NULL)
+    mfree = (mb__cotaskmemfree_fn)(void (*)(void))GetProcAddress(ole, "CoTaskMemFree");
+  if (get != NULL && mfree != NULL && get(&mb__folderid_programdata, 0, NULL, &path) == S_OK) {
+    if (path != NULL && wcslen(path) > 0 && wcslen(path) < MAX_PATH) {
+      wcscpy(w, path);
+      ok = 1;
+    }
+  }
+  if (path != NULL && mfree != NULL)
+    mfree(path);
+  if (ole != NULL)
+    FreeLibrary(ole);
+  if (shell != NULL)
+    FreeLibrary(shell);
+  return ok;
+}
+
+/*
+ * The machine-wide directory of the broker's own files, "<ProgramData>\membroker", into
+ * w[count]. The ProgramData folder comes from the shell (SHGetKnownFolderPath), else from where
+ * Windows itself keeps it (the ProfileList key's ProgramData value; RRF_RT_REG_SZ expands a
+ * REG_EXPAND_SZ "%SystemDrive%\ProgramData"), else from %ProgramData%: a service and a console
+ * user must agree on it, and Wine gives services %ProgramData% = C:\users\Public.
+ */
+static int mb__data_wdir(wchar_t *w, size_t count) {
+  DWORD bytes = (DWORD)(count * sizeof *w), n = 0, e = 0;
+  if (count >= MAX_PATH && mb__known_programdata(w)) {
+    n = (DWORD)wcslen(w);
+  } else if ((e = RegGetValueW(HKEY_LOCAL_MACHINE,
+                               L"SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList",
+                               L"ProgramData", RRF_RT_REG_SZ, NULL, w, &bytes)) == ERROR_SUCCESS &&
+             bytes >= 2 * sizeof *w) {
+    n = (DWORD)wcslen(w);
+  } else if ((n = GetEnvironmentVariableW(L"ProgramData", w, (DWORD)count)) == 0 || n >= count) {
+    e = n == 0 ? GetLastError() : ERROR_INSUFFICIENT_BUFFER;
+    return mb__errorf(
+        n == 0 ? MB_ENOENT : MB_ERANGE, (long)e,
+        "no ProgramData folder (not from the shell, the registry or %%ProgramData%%)");
+  }
+  while (n > 0 && (w[n - 1] == L'\\' || w[n - 1] == L'/'))
+    n--;
+  if (n + 11 > count)
+    return mb__errorf(MB_ERANGE, 0, "the ProgramData folder's path is too long");
+  memcpy(w + n, L"\\membroker", 11 * sizeof *w);
+  return 0;
+}
+
+/* <data dir>\<name> (or only the data dir when name is NULL) into w[count]. */
+static int mb__lock_wpath(const char *name, wchar_t *w, size_t count) {
+  size_t len, i;
+  int rc;
+  if ((rc = mb__data_wdir(w, count)) != 0)
+    return rc;
+  if (name == NULL)
+    return 0;
+  len = wcslen(w);
+  if (len + strlen(name) + 2 > count)
+    return mb__errorf(MB_ERANGE, 0, "lock file path for '%s' is too long", name);
+  w[len++] = L'\\';
+  for (i = 0; name[i] != '\0'; i++) /* a checked portable name: ASCII */
+    w[len++] = (wchar_t)(unsigned char)name[i];
+  w[len] = L'\0';
+  return 0;
+}
+
+int mb_os_data_dir(char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 16];
+  int rc;
+  if (size > 0)
+    buf[0] = '\0';
+  if ((rc = mb__data_wdir(w, MAX_PATH + 16)) != 0)
+    return rc;
+  return mb__wide_to_utf8(w, buf, size, "ProgramData folder");
+}
+
+int mb_os_lock_path(const char *name, char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 1];
+  size_t n;
+  int rc;
+  if ((rc = mb__os_check_name(name, "lock", &n)) != 0 ||
+      (rc = mb__lock_wpath(name, w, MAX_PATH + 1)) != 0)
+    return rc;
+  return mb__wide_to_utf8(w, buf, size, "lock file path");
+}
+
+int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
+  wchar_t w[MAX_PATH + 1];
+  char text[128];
+  DWORD got = 0;
+  HANDLE f;
+  size_t n;
+  text[0] = '\0';
+  if (mb__os_check_name(name, "lock", &n) == 0 && mb__lock_wpath(name, w, MAX_PATH + 1) == 0) {
+    /* The holder has it open for writing (and delete-on-close): share both. */
+    f = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (f != INVALID_HANDLE_VALUE) {
+      if (!ReadFile(f, text, (DWORD)sizeof text - 1, &got, NULL))
+        got = 0;
+      CloseHandle(f);
+    }
+  }
+  text[got] = '\0';
+  return mb__os_lock_believe(text, "Windows service", holder);
+}
+
+/* Write this process's record for a lock just taken; INVALID_HANDLE_VALUE if it cannot. */
+static HANDLE mb__lock_record_write(const char *name, int flags) {
+  wchar_t w[MAX_PATH + 1];
+  char rec[96];
+  DWORD len, put = 0;
+  HANDLE f;
+  if (mb__lock_wpath(NULL, w, MAX_PATH + 1) != 0)
+    return INVALID_HANDLE_VALUE;
+  CreateDirectoryW(w, NULL); /* inherits %ProgramData%'s ACL; may exist already */
+  if (mb__lock_wpath(name, w, MAX_PATH + 1) != 0)
+    return INVALID_HANDLE_VALUE;
+  f = CreateFileW(w, GENERIC_WRITE | DELETE, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
+                  CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+  if (f == INVALID_HANDLE_VALUE)
+    return f;
+  len = (DWORD)mb__os_lock_record(rec, sizeof rec, flags);
+  if (!WriteFile(f, rec, len, &put, NULL) || put != len) {
+    CloseHandle(f); /* deletes it */
+    return INVALID_HANDLE_VALUE;
+  }
+  return f;
+}
+
 int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
   wchar_t wname[MB__WNAME_MAX];
+  mb_os_lock_holder_t who;
+  mb__lock_t *l;
   HANDLE h;
   DWORD e;
   int rc;
 
-  if ((rc = mb__object_wname(name, flags, wname, "lock")) != 0)
+  if ((rc = mb__object_wname(name, MB_OS_SEC_GLOBAL, wname, "lock")) != 0)
     return rc;
   h = CreateMutexW(NULL, FALSE, wname);
   e = GetLastError();
-  if (h != NULL && e == ERROR_ALREADY_EXISTS) {
+  if (h != NULL && e == ERROR_ALREADY_EXISTS)
     CloseHandle(h);
-    return mb__errorf(MB_EBUSY, (long)e, "lock '%s' (held by another process)", name);
+  if ((h != NULL && e == ERROR_ALREADY_EXISTS) || (h == NULL && e == ERROR_ACCESS_DENIED)) {
+    (void)mb_os_lock_holder(name, &who);
+    return mb__errorf(MB_EBUSY, (long)e, "lock 'Global\\%s' is held by another process (%s)", name,
+                      who.what);
   }
   if (h == NULL)
-    /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. ERROR_ACCESS_DENIED:
-     * held by a process of another user, or no right to create Global\ objects. */
+    /* ERROR_INVALID_HANDLE: the name belongs to another kind of object. */
     return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_EEXIST : mb__from_win(e, MB_ENOMEM), (long)e,
-                      "lock '%s'", name);
-  *lock = (intptr_t)h;
+                      "lock 'Global\\%s'", name);
+  if ((l = malloc(sizeof *l)) == NULL) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "lock 'Global\\%s'", name);
+  }
+  l->mutex = h;
+  l->record = mb__lock_record_write(name, flags); /* best-effort: see above */
+  *lock = (intptr_t)l;
   return 0;
 }
 
 void mb_os_lock_release(intptr_t lock) {
-  if (lock != 0 && lock != -1)
-    CloseHandle((HANDLE)lock);
+  mb__lock_t *l = (mb__lock_t *)lock;
+  if (lock == 0 || lock == -1)
+    return;
+  if (l->record != INVALID_HANDLE_VALUE)
+    CloseHandle(l->record); /* the record goes first, while the lock is still held */
+  CloseHandle(l->mutex);
+  free(l);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1901,74 +2079,6 @@ int mb_os_dir_remove(const char *path) {
   free(w);
   if (e != 0)
     return mb__errorf(mb__from_win_io(e), (long)e, "remove directory '%s'", path);
-  return 0;
-}
-
-/*
- * FOLDERID_ProgramData, {62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}. SHGetKnownFolderPath (shell32)
- * and CoTaskMemFree (ole32) are looked up at run time: only the broker asks for this folder,
- * and the client library must not pull those DLLs into every game server.
- */
-static const GUID mb__folderid_programdata = {
-    0x62AB5D82, 0xFDC1, 0x4DC3, {0xA9, 0xDD, 0x07, 0x0D, 0x1D, 0x49, 0x5D, 0x97}};
-typedef HRESULT(WINAPI *mb__shgetkfp_fn)(const GUID *, DWORD, HANDLE, PWSTR *);
-typedef void(WINAPI *mb__cotaskmemfree_fn)(void *);
-
-/* The ProgramData folder from the shell (what services see too), into w[MAX_PATH]. 1 if found. */
-static int mb__known_programdata(wchar_t *w) {
-  HMODULE shell = LoadLibraryW(L"shell32.dll"), ole = LoadLibraryW(L"ole32.dll");
-  mb__shgetkfp_fn get = NULL;
-  mb__cotaskmemfree_fn mfree = NULL;
-  PWSTR path = NULL;
-  int ok = 0;
-  if (shell != NULL)
-    get = (mb__shgetkfp_fn)(void (*)(void))GetProcAddress(shell, "SHGetKnownFolderPath");
-  if (ole != NULL)
-    mfree = (mb__cotaskmemfree_fn)(void (*)(void))GetProcAddress(ole, "CoTaskMemFree");
-  if (get != NULL && mfree != NULL && get(&mb__folderid_programdata, 0, NULL, &path) == S_OK) {
-    if (path != NULL && wcslen(path) > 0 && wcslen(path) < MAX_PATH) {
-      wcscpy(w, path);
-      ok = 1;
-    }
-  }
-  if (path != NULL && mfree != NULL)
-    mfree(path);
-  if (ole != NULL)
-    FreeLibrary(ole);
-  if (shell != NULL)
-    FreeLibrary(shell);
-  return ok;
-}
-
-int mb_os_data_dir(char *buf, size_t size) {
-  wchar_t w[MAX_PATH + 16];
-  DWORD n = 0;
-  int len;
-
-  if (size > 0)
-    buf[0] = '\0';
-  if (mb__known_programdata(w)) {
-    n = (DWORD)wcslen(w);
-  } else {
-    n = GetEnvironmentVariableW(L"ProgramData", w, MAX_PATH);
-    if (n >= MAX_PATH)
-      n = 0; /* longer than a folder path can be: not usable */
-  }
-  if (n == 0)
-    return mb__errorf(MB_ENOENT, (long)GetLastError(),
-                      "no ProgramData folder (SHGetKnownFolderPath failed and %%ProgramData%% is "
-                      "not set)");
-  while (n > 0 && (w[n - 1] == L'\\' || w[n - 1] == L'/'))
-    n--;
-  wcscpy(w + n, L"\\membroker");
-  len = WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, (int)(size > INT_MAX ? INT_MAX : size), NULL,
-                            NULL);
-  if (len <= 0) {
-    if (size > 0)
-      buf[0] = '\0';
-    return mb__errorf(MB_ENAMETOOLONG, (long)GetLastError(),
-                      "the ProgramData folder's path does not fit in %u bytes", (unsigned)size);
-  }
   return 0;
 }
 

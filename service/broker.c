@@ -226,12 +226,17 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
 
   if ((rc = mb__object_name(name, sizeof name, cfg->instance, NULL)) != 0)
     return rc;
+  /* One lock per instance on the machine, whatever the namespace (a console broker and a
+   * service exclude each other); a second broker refuses before it makes anything, naming
+   * the one that runs. */
   snprintf(lockname, sizeof lockname, "membroker.%s.lock", cfg->instance);
-  if ((rc = mb_os_lock_take(lockname, b->flags, &b->lock)) != 0) {
-    if (rc == MB_EBUSY)
-      return mb__errorf(MB_EBUSY, 0, "another broker is already running for instance '%s'",
-                        cfg->instance);
-    return rc;
+  if ((rc = mb_os_lock_take(lockname, flags & MB_OS_LOCK_SERVICE, &b->lock)) != 0) {
+    mb_os_lock_holder_t who;
+    if (rc != MB_EBUSY)
+      return rc;
+    (void)mb_os_lock_holder(lockname, &who);
+    return mb__errorf(MB_EBUSY, 0, "another broker is already running for instance '%s' (%s)",
+                      cfg->instance, who.what);
   }
   /* The saved state (persist.dir), checked whole before anything is made. */
   if ((rc = mb__persist_open(&b->persist, cfg, &saved)) != 0)

@@ -64,11 +64,15 @@ typedef struct mb_broker_s {
 #define MB_CLAIM_STALE_MS 2000
 
 /*
- * Bring the broker's memory up: take the instance lock (MB_EBUSY: another broker runs), check
- * the saved state of persist.dir (persist.h; a bad file refuses the start), purge objects a
- * dead broker left behind, create the regions and the control block, restore the saved
- * state, and publish it with server status "running". On failure everything made so far is
- * released again and the detail message says what failed.
+ * Bring the broker's memory up: take the instance lock (MB_EBUSY: another broker runs, and the
+ * message names it: "another broker is already running for instance 'x' (pid 1234, Windows
+ * service)"; one lock per instance whatever the namespace, so a console broker and a service
+ * exclude each other), check the saved state of persist.dir (persist.h; a bad file refuses the
+ * start), purge objects a dead broker left behind, create the regions and the control block,
+ * restore the saved state, and publish it with server status "running". On failure everything made
+ * so far is released again and the detail message says what failed. flags: MB_OS_SEC_GLOBAL to
+ * publish in Global\ (a Windows service), MB_OS_LOCK_SERVICE to record "service" as the lock's
+ * holder.
  */
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags);
 

@@ -18,8 +18,9 @@ typedef struct mb_run_hooks_s {
 /*
  * Run the broker with `cfg` until a stop is requested (mb__run_request_stop, SIGINT/SIGTERM
  * or Ctrl-C in the foreground, a `shutdown` command). flags: MB_OS_SEC_GLOBAL for a Windows
- * service. Returns the process exit code: 0 after a clean stop, 1 if the broker could not
- * start (the reason is logged).
+ * service (publish in Global\), MB_OS_LOCK_SERVICE for any service (the instance lock's
+ * record says "service", so a second broker's refusal names it as one). Returns the process exit
+ * code: 0 after a clean stop, 1 if the broker could not start (the reason is logged).
  */
 int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks);
 

@@ -73,7 +73,7 @@ int mb__svc_main(const char *service_name, const char *config_path) {
     return 1;
   }
   mb__run_log_start("service", config_path);
-  rc = mb__run(&cfg, 0, &hooks);
+  rc = mb__run(&cfg, MB_OS_LOCK_SERVICE, &hooks);
   mb__log_close();
   return rc;
 }

@@ -364,7 +364,7 @@ static void WINAPI mb__svc_service_main(DWORD argc, LPWSTR *argv) {
   rc = mb__svc_prepare();
   if (rc == 0) {
     mb__run_log_start("service", mb__svc.config_path);
-    if (mb__run(&mb__svc.cfg, MB_OS_SEC_GLOBAL, &hooks) == 0) {
+    if (mb__run(&mb__svc.cfg, MB_OS_SEC_GLOBAL | MB_OS_LOCK_SERVICE, &hooks) == 0) {
       mb_log_event(MB_EV_STOPPED, MB_LOG_INFO, "service %ls stopped", mb__svc.name);
     } else {
       rc = MB_SVC_EXIT_START;

@@ -128,17 +128,55 @@ TEST(state_read_from_second_process) {
 TEST(single_instance) {
   mb_config_t cfg;
   mb_broker_t a, b;
+  char want[64];
   test_config(&cfg, "one");
   ASSERT_OK(mb__broker_start(&a, &cfg, 0));
   ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EBUSY);
   ASSERT_CONTAINS(mb_last_error(), "already running");
   ASSERT_CONTAINS(mb_last_error(), cfg.instance);
+  /* It names the running one: its pid, and a console broker. */
+  snprintf(want, sizeof want, "(pid %u, console)", (unsigned)a.self.pid);
+  ASSERT_CONTAINS(mb_last_error(), want);
   /* The first one is untouched. */
   ASSERT_EQ(mb_load32(&a.state->game.server_status), MB_STATUS_RUNNING);
   mb__broker_stop(&a);
   /* Once it stopped, a new broker starts. */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   mb__broker_stop(&b);
+}
+
+/*
+ * A service broker (Windows: in Global\) and a console broker (Windows: in Local\) of one
+ * instance exclude each other, whichever starts first, and the one refused names the other's
+ * pid and mode - before it made anything.
+ */
+TEST(single_instance_service_and_console) {
+  mb_config_t cfg;
+  mb_broker_t a, b;
+  char want[64], name[MB_OS_NAME_MAX + 1];
+  mb_os_section_t s;
+  int service = MB_OS_SEC_GLOBAL | MB_OS_LOCK_SERVICE;
+  test_config(&cfg, "svc");
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+
+  ASSERT_OK(mb__broker_start(&a, &cfg, service));
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EBUSY);
+  snprintf(want, sizeof want, "(pid %u, %s)", (unsigned)a.self.pid,
+           MB_OS_WIN ? "Windows service" : "service");
+  ASSERT_CONTAINS(mb_last_error(), want);
+  ASSERT_CONTAINS(mb_last_error(), "another broker is already running for instance");
+  if (MB_OS_WIN) /* the refused one made nothing in Local\ */
+    ASSERT_ERR(mb_os_section_open(&s, name, 0, 0), MB_ENOENT);
+  ASSERT_EQ(mb_load32(&a.state->game.server_status), MB_STATUS_RUNNING);
+  mb__broker_stop(&a);
+
+  ASSERT_OK(mb__broker_start(&a, &cfg, 0));
+  ASSERT_ERR(mb__broker_start(&b, &cfg, service), MB_EBUSY);
+  snprintf(want, sizeof want, "(pid %u, console)", (unsigned)a.self.pid);
+  ASSERT_CONTAINS(mb_last_error(), want);
+  if (MB_OS_WIN) /* nor in Global\ */
+    ASSERT_ERR(mb_os_section_open(&s, name, MB_OS_SEC_GLOBAL, 0), MB_ENOENT);
+  mb__broker_stop(&a);
 }
 
 TEST(slots_across_pages_and_compact) {

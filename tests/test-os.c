@@ -1,8 +1,24 @@
 /*
  * test-os.c - the platform layer, on every OS: virtual memory, named sections (one process
- * and across processes), process identity and liveness, clocks, memory status, errors.
+ * and across processes), process identity and liveness, clocks, memory status, errors, the
+ * single-instance lock and its holder's record.
  */
+#include "os_setup.h"
+
+#if MB_OS_POSIX
+#define _DEFAULT_SOURCE 1
+#endif
+
 #include "task.h"
+
+#if MB_OS_POSIX
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#else
+#include <wchar.h>
+#include <windows.h>
+#endif
 
 static size_t page(void) {
   return mb_os_mem_config()->page_size;
@@ -307,4 +323,204 @@ TEST(instance_lock) {
   (void)file;
   ASSERT_OK(mb_os_lock_take(name, 0, &b));
   mb_os_lock_release(b);
+}
+
+/* ---- the single-instance lock names its holder ------------------------------------------- */
+
+/* The lock's record file as a string (empty if there is none). */
+static const char *lock_record(const char *name) {
+  static char text[256];
+  char path[700];
+  size_t n = 0;
+  FILE *fp;
+  ASSERT_OK(mb_os_lock_path(name, path, sizeof path));
+  text[0] = '\0';
+  if ((fp = fopen(path, "rb")) != NULL) {
+    n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+  }
+  text[n] = '\0';
+  return text;
+}
+
+/* The busy error names the holder: its pid and whether it is a service or a console. */
+TEST(instance_lock_names_holder) {
+  char name[64], want[64];
+  const char *svc = MB_OS_WIN ? "Windows service" : "service";
+  intptr_t a = 0, b = 0;
+  mb_os_lock_holder_t who;
+  mb_os_procid_t self;
+
+  mb_os_proc_self(&self);
+  mb_test_name(name, sizeof name, "lockwho");
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  ASSERT_OK(mb_os_lock_holder(name, &who));
+  ASSERT_EQ(who.pid, self.pid);
+  ASSERT_EQ(who.service, 0);
+  snprintf(want, sizeof want, "pid %u, console", (unsigned)self.pid);
+  ASSERT_STR_EQ(who.what, want);
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), "held by another process");
+  ASSERT_CONTAINS(mb_last_error(), want);
+  mb_os_lock_release(a);
+  /* The record went with the lock. */
+  ASSERT_STR_EQ(lock_record(name), "");
+  ASSERT_ERR(mb_os_lock_holder(name, &who), MB_ENOENT);
+  ASSERT_EQ(who.pid, 0);
+
+  ASSERT_OK(mb_os_lock_take(name, MB_OS_LOCK_SERVICE, &a));
+  ASSERT_OK(mb_os_lock_holder(name, &who));
+  ASSERT_EQ(who.service, 1);
+  snprintf(want, sizeof want, "pid %u, %s", (unsigned)self.pid, svc);
+  ASSERT_STR_EQ(who.what, want);
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), want);
+  mb_os_lock_release(a);
+  ASSERT_STR_EQ(lock_record(name), "");
+}
+
+/* One lock for both namespaces: a Windows service (Global\) and a console broker (Local\)
+ * exclude each other, whichever came first. (POSIX has one namespace: the same holds.) */
+TEST(instance_lock_one_namespace) {
+  char name[64];
+  intptr_t a = 0, b = 0;
+  mb_test_name(name, sizeof name, "lockns");
+  ASSERT_OK(mb_os_lock_take(name, MB_OS_SEC_GLOBAL | MB_OS_LOCK_SERVICE, &a));
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+  ASSERT_ERR(mb_os_lock_take(name, MB_OS_SEC_GLOBAL, &b), MB_EBUSY);
+  mb_os_lock_release(a);
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  ASSERT_ERR(mb_os_lock_take(name, MB_OS_SEC_GLOBAL | MB_OS_LOCK_SERVICE, &b), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), "console");
+  mb_os_lock_release(a);
+  ASSERT_OK(mb_os_lock_take(name, MB_OS_SEC_GLOBAL, &b));
+  mb_os_lock_release(b);
+}
+
+/* Child: take lock argv[0] (as a service if argv[1] is "service") and hold it until killed. */
+CHILD(hold_lock) {
+  intptr_t lock = 0;
+  if (argc != 2)
+    return 10;
+  if (mb_os_lock_take(argv[0], strcmp(argv[1], "service") == 0 ? MB_OS_LOCK_SERVICE : 0, &lock) !=
+      0)
+    return 11;
+  mb_os_sleep_ms(60000); /* the parent kills it long before */
+  return 12;
+}
+
+/* Another process holds it: the error names that process; once it is killed (a crash: no
+ * release), its record is not believed any more and the lock is free. */
+TEST(instance_lock_holder_other_process) {
+  char name[64], want[64];
+  mb_os_lock_holder_t who;
+  mb_os_child_t c;
+  intptr_t a = 0;
+  int code = -1;
+
+  mb_test_name(name, sizeof name, "lockxp");
+  ASSERT_OK(mb_test_spawn(&c, "hold_lock", name, "service", (char *)NULL));
+  WAIT_FOR(mb_os_lock_holder(name, &who) == 0 || mb_os_child_wait(&c, 0, &code) == 0, 30000);
+  ASSERT_EQ(code, -1); /* it did not exit */
+  ASSERT_EQ(who.pid, c.pid);
+  ASSERT_EQ(who.service, 1);
+  snprintf(want, sizeof want, "pid %u, %s", (unsigned)c.pid,
+           MB_OS_WIN ? "Windows service" : "service");
+  ASSERT_ERR(mb_os_lock_take(name, 0, &a), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), want);
+
+  ASSERT_OK(mb_os_child_kill(&c));
+  ASSERT_OK(mb_os_child_wait(&c, 30000, &code));
+  /* POSIX: the dead holder's line is still in the file, and not believed. Windows: the
+   * record file went with the dead holder's handle. */
+  ASSERT_ERR(mb_os_lock_holder(name, &who), MB_ENOENT);
+  ASSERT_CONTAINS(who.what, "starting");
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  ASSERT_OK(mb_os_lock_holder(name, &who));
+  ASSERT_EQ(who.service, 0);
+  mb_os_lock_release(a);
+}
+
+/* Write `text` as the lock's record file (what a crashed holder might leave). */
+static void write_record(const char *name, const char *text) {
+  char path[700];
+  FILE *fp;
+  ASSERT_OK(mb_os_lock_path(name, path, sizeof path));
+  fp = fopen(path, "wb");
+  ASSERT(fp != NULL);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+/* A record that names a dead or reused pid, or does not parse, is not believed: the holder is
+ * "starting", and the next holder replaces the record with its own. */
+TEST(instance_lock_stale_record) {
+  char name[64], text[128], path[700];
+  mb_os_lock_holder_t who;
+  mb_os_procid_t self;
+  intptr_t a = 0, b = 0;
+  int i;
+
+  mb_os_proc_self(&self);
+  mb_test_name(name, sizeof name, "lockstale");
+  ASSERT_OK(mb_os_lock_take(name, 0, &a)); /* makes the record's directory */
+  mb_os_lock_release(a);
+
+  /* Our own pid with another start time: a reused pid. Then records that do not parse. */
+  snprintf(text, sizeof text, "%u %llu service\n", (unsigned)self.pid,
+           (unsigned long long)self.start_time + 1);
+  {
+    const char *bad[5];
+    char good[128];
+    snprintf(good, sizeof good, "%u %llu service\n", (unsigned)self.pid,
+             (unsigned long long)self.start_time);
+    bad[0] = text;
+    bad[1] = "";
+    bad[2] = "garbage\n";
+    bad[3] = good + 1; /* a pid cut short */
+    bad[4] = "0 0 console\n";
+    for (i = 0; i < 5; i++) {
+      write_record(name, bad[i]);
+      ASSERT_ERR(mb_os_lock_holder(name, &who), MB_ENOENT);
+      ASSERT_EQ(who.pid, 0);
+      ASSERT_STR_EQ(who.what, "starting; it has not said who it is yet");
+    }
+    /* The same line with the true start time is believed (it is this process). */
+    write_record(name, good);
+    ASSERT_OK(mb_os_lock_holder(name, &who));
+    ASSERT_EQ(who.pid, self.pid);
+  }
+
+  /* Someone holds the lock but has not written its record yet; a stale one is there. */
+  write_record(name, text);
+  ASSERT_OK(mb_os_lock_path(name, path, sizeof path));
+#if MB_OS_POSIX
+  {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+    ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+    ASSERT_CONTAINS(mb_last_error(), "(starting; it has not said who it is yet)");
+    close(fd);
+  }
+#else
+  {
+    wchar_t wname[128];
+    HANDLE m;
+    swprintf(wname, 128, L"Global\\%hs", name);
+    m = CreateMutexW(NULL, FALSE, wname);
+    ASSERT(m != NULL);
+    ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+    ASSERT_CONTAINS(mb_last_error(), "(starting; it has not said who it is yet)");
+    CloseHandle(m);
+  }
+#endif
+  /* The next holder replaces the stale record with its own, and takes it away again. */
+  ASSERT_OK(mb_os_lock_take(name, MB_OS_LOCK_SERVICE, &a));
+  ASSERT_OK(mb_os_lock_holder(name, &who));
+  ASSERT_EQ(who.pid, self.pid);
+  ASSERT_EQ(who.service, 1);
+  mb_os_lock_release(a);
+  ASSERT_STR_EQ(lock_record(name), "");
+  remove(path); /* nothing left to remove, normally */
 }

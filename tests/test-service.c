@@ -523,3 +523,253 @@ TEST(service_outside_scm) {
   SKIP("there is no Service Control Manager on POSIX");
 #endif
 }
+
+/* ---- one broker per instance, across service and console modes --------------------------- */
+/*
+ * A service and a console broker of the same instance (the same config file) never run at
+ * once: whichever comes second exits 1 (Windows service: STOPPED with
+ * ERROR_SERVICE_SPECIFIC_ERROR), and says which broker runs - its pid and its mode - on its
+ * stderr (console) or in its log file (service). POSIX: `membroker service` (the foreground
+ * with systemd notifications) against `membroker run`.
+ */
+
+/* The text of the file at path (at most 64 KiB), "" if it cannot be read. */
+static const char *file_text(const char *path) {
+  static char text[65536];
+  size_t n = 0;
+  FILE *fp = fopen(path, "rb");
+  if (fp != NULL) {
+    n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+  }
+  text[n] = '\0';
+  return text;
+}
+
+/* Poll until the control block of `instance` (flags as view_open) is published, failing if
+ * the broker `child` exits first. */
+static void wait_block(view_t *v, const char *instance, int flags, mb_os_child_t *child) {
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
+  int code = -1;
+  while (!view_open(v, instance, flags)) {
+    if (mb_os_child_wait(child, 0, &code) == 0)
+      FAIL("membroker exited with code %d before it was ready", code);
+    if (mb_os_mono_ns() > deadline) {
+      mb_os_child_kill(child);
+      mb_os_child_wait(child, -1, &code);
+      FAIL("control block of instance %s not published after %d ms", instance, START_TIMEOUT_MS);
+    }
+    mb_os_sleep_ms(5);
+  }
+}
+
+/* The background broker of a test, killed at exit if a failed assertion left it running. */
+static mb_os_child_t *bg_child;
+
+static void kill_bg_child(void) {
+  unsigned pid;
+  int code;
+  if (bg_child == NULL)
+    return;
+  pid = (unsigned)bg_child->pid;
+  if (mb_os_child_kill(bg_child) == 0 && mb_os_child_wait(bg_child, STOP_TIMEOUT_MS, &code) == 0)
+    fprintf(stderr, "cleanup: killed membroker pid %u\n", pid);
+  bg_child = NULL;
+}
+
+/* Start `membroker <mode> -c cfg` in the background. */
+static void spawn_broker(mb_os_child_t *child, const char *mode, const char *cfg) {
+  static int registered;
+  char exe[1024];
+  const char *argv[5];
+#if MB_OS_WIN
+  windows_path(MB_BROKER_EXE, exe, sizeof exe);
+#else
+  snprintf(exe, sizeof exe, "%s", MB_BROKER_EXE);
+#endif
+  argv[0] = exe;
+  argv[1] = mode;
+  argv[2] = "-c";
+  argv[3] = cfg;
+  argv[4] = NULL;
+  if (!registered++)
+    atexit(kill_bg_child);
+  ASSERT_OK(mb_os_spawn(argv, child));
+  bg_child = child;
+}
+
+/* Stop a background broker: SIGTERM and a clean exit on POSIX; killed on Windows (a console
+ * broker has no stop request a test can send but Ctrl-C). */
+static void stop_broker(mb_os_child_t *child, const char *log) {
+#if MB_OS_POSIX
+  term_and_wait(child, log);
+#else
+  int code = -1;
+  (void)log;
+  ASSERT_OK(mb_os_child_kill(child));
+  ASSERT_OK(mb_os_child_wait(child, STOP_TIMEOUT_MS, &code));
+#endif
+  bg_child = NULL;
+}
+
+#if MB_OS_WIN
+/* sc create + sc start of the real membroker.exe as service svc_name for config cfg. */
+static void sc_create_start(const char *cfg) {
+  char exe[1024];
+  wchar_t wexe[1024], wcfg[600], args[4096];
+  windows_path(MB_BROKER_EXE, exe, sizeof exe);
+  widen(exe, wexe, 1024);
+  widen(cfg, wcfg, 600);
+  atexit(delete_service);
+  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
+             svc_name, wexe, wcfg, svc_name);
+  args[4095] = L'\0';
+  ASSERT_EQ(run_sc(args), 0);
+  /* sc start may succeed or report a failure, depending on how fast the service stops. */
+  _snwprintf(args, 4096, L"start %ls", svc_name);
+  (void)run_sc(args);
+}
+
+/* sc stop (when it runs) and sc delete. */
+static void sc_stop_delete(const char *log) {
+  SERVICE_STATUS_PROCESS st;
+  wchar_t args[256];
+  ASSERT_EQ(query_status(svc_name, &st), 0);
+  if (st.dwCurrentState != SERVICE_STOPPED) {
+    _snwprintf(args, 256, L"stop %ls", svc_name);
+    ASSERT_EQ(run_sc(args), 0);
+    wait_state(svc_name, SERVICE_STOPPED, &st, STOP_TIMEOUT_MS, log);
+  }
+  _snwprintf(args, 256, L"delete %ls", svc_name);
+  ASSERT_EQ(run_sc(args), 0);
+  svc_name[0] = L'\0';
+}
+#endif
+
+/* A service runs; `membroker run` of the same instance exits 1 and names the service. */
+static void service_then_console(void) {
+  char dir[600], cfg[700], log[700], instance[32], out[8192], want[64];
+  unsigned svc_pid;
+  view_t v = {0};
+  int code;
+#if MB_OS_WIN
+  SERVICE_STATUS_PROCESS st;
+  int ns = MB_OS_SEC_GLOBAL;
+#else
+  mb_os_child_t child;
+  int ns = 0;
+#endif
+
+  temp_dir(dir, sizeof dir);
+  snprintf(instance, sizeof instance, "t%us2", self_pid());
+  snprintf(cfg, sizeof cfg, "%smbt.%u.s2.json", dir, self_pid());
+  snprintf(log, sizeof log, "%smbt.%u.s2.log", dir, self_pid());
+  remove(log);
+  write_config(cfg, instance, log);
+#if MB_OS_WIN
+  _snwprintf(svc_name, 64, L"mbtests%u", self_pid());
+  sc_create_start(cfg);
+  wait_state(svc_name, SERVICE_RUNNING, &st, START_TIMEOUT_MS, log);
+  if (st.dwCurrentState != SERVICE_RUNNING) {
+    dump_log(log);
+    FAIL("service stopped while starting: exit %lu, service-specific %lu",
+         (unsigned long)st.dwWin32ExitCode, (unsigned long)st.dwServiceSpecificExitCode);
+  }
+  svc_pid = (unsigned)st.dwProcessId;
+  if (!view_open(&v, instance, ns)) {
+    dump_log(log);
+    FAIL("service RUNNING but Global\\membroker.%s.state is not published", instance);
+  }
+  snprintf(want, sizeof want, "(pid %u, Windows service)", svc_pid);
+#else
+  spawn_broker(&child, "service", cfg);
+  wait_block(&v, instance, ns, &child);
+  svc_pid = child.pid;
+  snprintf(want, sizeof want, "(pid %u, service)", svc_pid);
+#endif
+  ASSERT_EQ(v.st->broker_pid, svc_pid);
+
+  code = mb_test_run_exe(MB_BROKER_EXE, START_TIMEOUT_MS, out, sizeof out, "run", "-c", cfg,
+                         (char *)NULL);
+  ASSERT_EXIT(code, 1, out);
+  if (strstr(out, want) == NULL || strstr(out, "already running for instance") == NULL)
+    dump_log(log);
+  ASSERT_CONTAINS(out, "another broker is already running for instance");
+  ASSERT_CONTAINS(out, want);
+  /* The service was not disturbed. */
+  ASSERT_EQ(mb_load32(&v.st->game.server_status), MB_STATUS_RUNNING);
+  view_close(&v);
+
+#if MB_OS_WIN
+  sc_stop_delete(log);
+#else
+  stop_broker(&child, log);
+#endif
+  assert_block_gone(instance, ns);
+  remove(cfg);
+  remove(log);
+}
+
+/* A console broker runs; the service of the same instance stops with an error and its log
+ * names the console broker. */
+static void console_then_service(void) {
+  char dir[600], cfg[700], log[700], instance[32], want[64];
+  const char *text;
+  mb_os_child_t child;
+  view_t v = {0};
+  int code = -1;
+#if MB_OS_WIN
+  SERVICE_STATUS_PROCESS st;
+#else
+  char out[8192];
+#endif
+
+  temp_dir(dir, sizeof dir);
+  snprintf(instance, sizeof instance, "t%uc2", self_pid());
+  snprintf(cfg, sizeof cfg, "%smbt.%u.c2.json", dir, self_pid());
+  snprintf(log, sizeof log, "%smbt.%u.c2.log", dir, self_pid());
+  remove(log);
+  write_config(cfg, instance, log);
+  spawn_broker(&child, "run", cfg);
+  wait_block(&v, instance, 0, &child); /* Windows: Local\, the console's namespace */
+  snprintf(want, sizeof want, "(pid %u, console)", (unsigned)child.pid);
+
+#if MB_OS_WIN
+  _snwprintf(svc_name, 64, L"mbtestc%u", self_pid());
+  sc_create_start(cfg);
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR)
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, ERROR_SERVICE_SPECIFIC_ERROR);
+  ASSERT_NE(st.dwServiceSpecificExitCode, 0);
+  assert_block_gone(instance, MB_OS_SEC_GLOBAL); /* it published nothing */
+#else
+  code = mb_test_run_exe(MB_BROKER_EXE, START_TIMEOUT_MS, out, sizeof out, "service", "-c", cfg,
+                         (char *)NULL);
+  ASSERT_EXIT(code, 1, out);
+#endif
+  text = file_text(log);
+  if (strstr(text, want) == NULL)
+    dump_log(log);
+  ASSERT_CONTAINS(text, "another broker is already running for instance");
+  ASSERT_CONTAINS(text, want);
+  /* The console broker runs on, undisturbed. */
+  ASSERT_EQ(mb_os_child_wait(&child, 0, &code), MB_ETIMEOUT);
+  ASSERT_EQ(mb_load32(&v.st->game.server_status), MB_STATUS_RUNNING);
+  view_close(&v);
+
+#if MB_OS_WIN
+  sc_stop_delete(log);
+#endif
+  stop_broker(&child, log);
+  remove(cfg);
+  remove(log);
+}
+
+TEST(service_lock_service_then_console) {
+  service_then_console();
+}
+
+TEST(service_lock_console_then_service) {
+  console_then_service();
+}
