@@ -53,13 +53,17 @@ long mb_last_os_error(void) {
 }
 
 int mb__errorf(int err, long os_code, const char *fmt, ...) {
+  char text[sizeof mb__errbuf];
   va_list ap;
   int n;
   size_t len;
 
+  /* Formatted apart first: an argument may be mb_last_error() itself (a message prefixed to
+   * the one before it), and vsnprintf must not read the buffer it writes. */
   va_start(ap, fmt);
-  n = vsnprintf(mb__errbuf, sizeof mb__errbuf, fmt, ap);
+  n = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
+  memcpy(mb__errbuf, text, sizeof text);
   len = n < 0 ? 0 : ((size_t)n >= sizeof mb__errbuf ? sizeof mb__errbuf - 1 : (size_t)n);
   if (os_code != 0)
     snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s (os error %ld)", mb_strerror(err),

@@ -40,7 +40,7 @@ static int mb__log_fopen(const char *file, FILE **fp, uint64_t *size) {
   long end;
   int rc = mb_os_file_open(file, "a", fp);
   if (rc != 0)
-    return mb__errorf(rc, mb_last_os_error(), "open log file: %s", mb_last_error());
+    return rc; /* the message names the file: "open 'PATH': ..." */
   setvbuf(*fp, NULL, _IOFBF, 8192);
   end = fseek(*fp, 0, SEEK_END) == 0 ? ftell(*fp) : -1;
   *size = end > 0 ? (uint64_t)end : 0;

@@ -299,6 +299,21 @@ static DWORD WINAPI mb__svc_handler(DWORD control, DWORD type, LPVOID data, LPVO
  * service exit code after logging the reason: to the default log file and the event log
  * (MB_EV_CONFIG_ERROR, MB_EV_LOG_FAILED), whatever log.event_log says.
  */
+/*
+ * The service cannot open the log it was configured with (or cannot even read its config):
+ * say why in the service's own fallback file, %ProgramData%\membroker\<service name>.log, and
+ * in the event log, so the reason is found where README sends an operator. Returns `code`.
+ */
+static int mb__svc_fail_early(int event, int code, const char *what, const char *why) {
+  char file[MB_CONFIG_PATH_MAX];
+  if (mb__log_default_path(file, sizeof file, NULL, mb__svc.name8) == 0)
+    (void)mb__log_open_file(MB_LOG_INFO, file, MB_LOG_MAX_BYTES_DEFAULT, MB_LOG_KEEP_DEFAULT);
+  mb__svc_event_open();
+  mb_log_event(event, MB_LOG_ERROR, "service %ls: %s%s (service exit code %d)", mb__svc.name, what,
+               why, code);
+  return code;
+}
+
 static int mb__svc_prepare(void) {
   mb_config_t *cfg = &mb__svc.cfg;
   char file[MB_CONFIG_PATH_MAX], why[1024];
@@ -307,13 +322,7 @@ static int mb__svc_prepare(void) {
     mb__config_defaults(cfg);
   } else if (mb__config_load(cfg, mb__svc.config_path) != 0) {
     snprintf(why, sizeof why, "%s", mb_last_error());
-    if (mb__log_default_path(file, sizeof file, NULL, mb__svc.name8) == 0)
-      (void)mb__log_open_file(MB_LOG_INFO, file, MB_LOG_MAX_BYTES_DEFAULT, MB_LOG_KEEP_DEFAULT);
-    mb__svc_event_open();
-    mb_log_event(MB_EV_CONFIG_ERROR, MB_LOG_ERROR,
-                 "service %ls: configuration error: %s (service exit code %d)", mb__svc.name, why,
-                 MB_SVC_EXIT_CONFIG);
-    return MB_SVC_EXIT_CONFIG;
+    return mb__svc_fail_early(MB_EV_CONFIG_ERROR, MB_SVC_EXIT_CONFIG, "configuration error: ", why);
   }
   if (cfg->log_file[0] != '\0') {
     snprintf(file, sizeof file, "%s", cfg->log_file);
@@ -331,10 +340,7 @@ static int mb__svc_prepare(void) {
   return 0;
 
 log_failed:
-  mb__svc_event_open();
-  mb_log_event(MB_EV_LOG_FAILED, MB_LOG_ERROR, "service %ls: %s (service exit code %d)",
-               mb__svc.name, why, MB_SVC_EXIT_LOG);
-  return MB_SVC_EXIT_LOG;
+  return mb__svc_fail_early(MB_EV_LOG_FAILED, MB_SVC_EXIT_LOG, "cannot open the log file: ", why);
 }
 
 /*

@@ -414,6 +414,34 @@ static void scm_config_error(void) {
   remove(cfg);
 }
 
+/* A log.file whose folder does not exist: exit code 3, and the reason where the operator looks
+ * first, %ProgramData%\membroker\<service name>.log (the configured file cannot be opened). */
+static void scm_log_failed(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], rest[64], bad[700];
+  unsigned pid = self_pid();
+  FILE *fp;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.badlog.json", dir, pid);
+  snprintf(bad, sizeof bad, "%smbt.%u.no-such-folder\\membroker.log", dir, pid);
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fprintf(fp, "{\"instance\": \"t%ulog\", \"log\": {\"file\": ", pid);
+  json_string(fp, bad);
+  fprintf(fp, "}}\n");
+  fclose(fp);
+  _snwprintf(svc_name, 64, L"mbtestl%u", pid);
+  snprintf(rest, sizeof rest, "mbtestl%u.log", pid);
+  data_path(log, sizeof log, rest);
+  remove(log);
+
+  expect_failed_start(cfg, log, MB_SVC_EXIT_LOG, "cannot open the log file: ");
+  ASSERT(file_contains(log, "no-such-folder"));
+  ASSERT(file_contains(log, "service exit code 3"));
+  remove(log);
+  remove(cfg);
+}
+
 /* A broker that cannot start (a region far bigger than memory, committed at start): exit
  * code 1, the reason in the default log file %ProgramData%\membroker\<instance>\membroker.log. */
 static void scm_start_failed(void) {
@@ -452,6 +480,14 @@ TEST(message_table) {
   message_table();
 #else
   SKIP("the event log's message table is a Windows resource");
+#endif
+}
+
+TEST(scm_log_failed) {
+#if MB_OS_WIN
+  scm_log_failed();
+#else
+  SKIP("there is no Service Control Manager on POSIX");
 #endif
 }
 
