@@ -192,8 +192,10 @@ int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size);
  * The single-instance lock. One lock per name on the whole machine, whatever namespace the
  * taker publishes its sections in: Windows: a named mutex, always in Global\ (creating a mutex
  * there needs no privilege), so a console broker and a service see each other; POSIX: flock()
- * on <runtime dir>/<name>, a file removed again on release (a crashed holder leaves it; the
- * next taker reuses it).
+ * on /dev/shm/<name>, beside the shared objects it guards whoever runs the broker (a systemd
+ * service and a user's console broker have different runtime directories), a file removed
+ * again on release (a crashed holder leaves it; the next taker reuses it); something there
+ * that is not a regular file (a planted FIFO) is refused with MB_EEXIST, never waited on.
  *
  * Its holder records who it is right after taking it, in the lock's record file
  * (mb_os_lock_path): one line "<pid> <start time> <service|console>" (mb_os_procid_t and the
@@ -243,8 +245,8 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder);
 
 /*
  * The path of lock `name`'s record file into buf (NUL-terminated), for diagnostics and tests:
- * POSIX <runtime dir>/<name>; Windows %ProgramData%\membroker\<name>. MB_ERANGE if it does
- * not fit, and the errors of mb_os_runtime_dir / of finding %ProgramData%.
+ * POSIX /dev/shm/<name>; Windows %ProgramData%\membroker\<name>. MB_ERANGE if it does
+ * not fit, and the errors of finding %ProgramData%.
  */
 int mb_os_lock_path(const char *name, char *buf, size_t size);
 

@@ -372,16 +372,44 @@ typedef struct mb__lock_s {
   char path[1];
 } mb__lock_t;
 
+/*
+ * The directory of the shared-memory namespace (where shm_open puts its objects on Linux).
+ * The lock lives beside the objects it guards, not in the runtime directory: that one
+ * differs between a systemd service (/run/membroker) and a user's console broker
+ * ($XDG_RUNTIME_DIR, /tmp), and two brokers that took two locks would both own one set of
+ * objects.
+ */
+#define MB__SHM_DIR "/dev/shm"
+
 int mb_os_lock_path(const char *name, char *buf, size_t size) {
-  char dir[512], path[MB_OS_NAME_MAX + 2];
+  char path[MB_OS_NAME_MAX + 2];
   int rc, n;
-  if ((rc = mb__shm_path(name, path)) != 0 || (rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
+  if ((rc = mb__shm_path(name, path)) != 0)
     return rc;
-  n = snprintf(buf, size, "%s%s", dir, path);
+  n = snprintf(buf, size, "%s%s", MB__SHM_DIR, path);
   if (n < 0 || (size_t)n >= size)
-    return mb__errorf(MB_ERANGE, 0, "lock file path '%s%s' is longer than %zu bytes", dir, path,
-                      size);
+    return mb__errorf(MB_ERANGE, 0, "lock file path '%s%s' is longer than %zu bytes", MB__SHM_DIR,
+                      path, size);
   return 0;
+}
+
+/*
+ * Open the lock file `file` (flags as for open(2), O_CREAT allowed) without blocking and
+ * without following a link, and make sure it is a regular file: the directory is writable by
+ * everyone (sticky), and a FIFO planted under the name would hang an open or a read. Returns
+ * the descriptor, or -1 with errno set (EINVAL for something that is not a regular file).
+ */
+static int mb__lock_open(const char *file, int flags) {
+  struct stat st;
+  int fd = open(file, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (fd < 0)
+    return -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  return fd;
 }
 
 int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
@@ -389,8 +417,7 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
   ssize_t n = -1;
   int fd;
   text[0] = '\0';
-  if (mb_os_lock_path(name, file, sizeof file) == 0 &&
-      (fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+  if (mb_os_lock_path(name, file, sizeof file) == 0 && (fd = mb__lock_open(file, O_RDONLY)) >= 0) {
     n = pread(fd, text, sizeof text - 1, 0);
     close(fd);
   }
@@ -410,11 +437,15 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
     return rc;
   for (tries = 0;; tries++) {
     writable = 1;
-    fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    fd = mb__lock_open(file, O_RDWR | O_CREAT);
     if (fd < 0 && errno == EACCES) { /* another user's file */
       writable = 0;
-      fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      fd = mb__lock_open(file, O_RDONLY);
     }
+    if (fd < 0 && errno == EINVAL)
+      return mb__errorf(MB_EEXIST, 0,
+                        "lock file '%s' is not a regular file (someone else made it): remove it",
+                        file);
     if (fd < 0)
       return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

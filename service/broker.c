@@ -25,7 +25,9 @@ static void mb__access(const mb_broker_t *b, mb_os_access_t *acc) {
 /*
  * If an object named `name` exists, it belongs to a broker that died (we hold the instance
  * lock): mark a control block stopped so game servers still mapping it let go, remember its
- * generation, then remove the name. Returns 0 when the name is free to create.
+ * generation, then remove the name. Returns 0 when the name is free to create; MB_EBUSY, and
+ * nothing is touched, when the block's broker is alive after all (a broker that took another
+ * lock: the lock is not trusted with a live world).
  */
 static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint64_t *prev_gen) {
   mb_os_section_t s;
@@ -38,6 +40,22 @@ static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint6
     mb_state_t *old = NULL;
     if (is_state && s.size >= sizeof(mb_state_t) &&
         mb_os_section_map(&s, 0, 1, (void **)&old) == 0) {
+      mb_os_procid_t owner;
+      owner.pid = old->broker_pid;
+      owner.start_time = old->broker_start_time;
+      if (old->magic == MB_STATE_MAGIC && owner.pid != b->self.pid &&
+          mb_os_proc_alive(&owner) == 1) {
+        /* Holding the lock says no broker runs, but this block's broker does: two locks
+         * (another lock location, another version). Replacing its block would wreck its
+         * world under its game servers: refuse instead. */
+        rc = mb__errorf(MB_EBUSY, 0,
+                        "the control block '%s' belongs to a broker that is still running (pid "
+                        "%u), though this one holds the instance lock: stop that broker first",
+                        name, (unsigned)owner.pid);
+        mb_os_section_unmap(old, s.size);
+        mb_os_section_close(&s);
+        return rc;
+      }
       if (old->magic == MB_STATE_MAGIC && old->layout_version == MB_LAYOUT_VERSION) {
         *prev_gen = mb_load64(&old->generation);
         mb_log_warn("found the control block of a broker that died (pid %u, generation %llu): "

@@ -23,7 +23,18 @@ typedef struct mb_run_s {
   int stopping;
 } mb_run_t;
 
-static mb_run_t *volatile mb__running; /* for mb__run_request_stop */
+/* The running loop, for mb__run_request_stop. It is set and cleared under mb__running_lock,
+ * and a stop request sends under it too, so a request from another thread (the SCM's control
+ * handler) never reaches the stop handle after the loop has begun to close it. */
+static mb_run_t *mb__running;
+static mb_os_mutex_t mb__running_lock;
+static int mb__running_lock_ready;
+
+static void mb__set_running(mb_run_t *run) {
+  mb_os_mutex_lock(&mb__running_lock);
+  mb__running = run;
+  mb_os_mutex_unlock(&mb__running_lock);
+}
 
 static void mb__on_tick(uv_timer_t *t) {
   mb_run_t *run = t->data;
@@ -44,7 +55,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   if (run->stopping)
     return;
   run->stopping = 1;
-  mb__running = NULL;
+  mb__set_running(NULL);
   mb_log_info("stopping (%s)", why);
   mb__broker_begin_stop(&run->broker);
   mb__ctl_stop();
@@ -73,15 +84,18 @@ void mb__run_log_start(const char *mode, const char *config_path) {
 }
 
 void mb__run_request_stop(void) {
-  mb_run_t *run = mb__running;
-  if (run)
-    uv_async_send(&run->stop);
+  if (!mb__running_lock_ready)
+    return; /* no loop has run yet */
+  mb_os_mutex_lock(&mb__running_lock);
+  if (mb__running != NULL)
+    uv_async_send(&mb__running->stop);
+  mb_os_mutex_unlock(&mb__running_lock);
 }
 
 /* Close the loop's handles and let their close callbacks run (start failed: nothing runs). */
 static void mb__abandon_loop(mb_run_t *run) {
   run->stopping = 1;
-  mb__running = NULL;
+  mb__set_running(NULL);
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
   uv_close((uv_handle_t *)&run->persist, mb__close_cb);
   uv_close((uv_handle_t *)&run->stop, mb__close_cb);
@@ -99,6 +113,13 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   memset(&run, 0, sizeof run);
   if (hooks && hooks->starting)
     hooks->starting(hooks->ctx, 1);
+  if (!mb__running_lock_ready) {
+    if (mb_os_mutex_init(&mb__running_lock) != 0) {
+      mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
+      return 1;
+    }
+    mb__running_lock_ready = 1;
+  }
   /* The loop and its signal handlers come first: a SIGTERM or a stop request that arrives
    * while the broker starts waits in the loop and stops it cleanly once it runs. */
   if ((rc = uv_loop_init(&run.loop)) != 0) {
@@ -114,7 +135,7 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   run.tick.data = run.persist.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
   uv_signal_start(&run.sigint, mb__on_signal, SIGINT);
   uv_signal_start(&run.sigterm, mb__on_signal, SIGTERM);
-  mb__running = &run;
+  mb__set_running(&run);
 
   if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
     mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
@@ -145,7 +166,7 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
 
   uv_run(&run.loop, UV_RUN_DEFAULT);
 
-  mb__running = NULL;
+  mb__set_running(NULL);
   if (hooks && hooks->stopping)
     hooks->stopping(hooks->ctx, 1);
   mb__broker_stop(&run.broker);

@@ -145,6 +145,67 @@ TEST(single_instance) {
   mb__broker_stop(&b);
 }
 
+/* A broker for instance argv[0] that runs until it is killed (for live_world_is_kept). */
+CHILD(hold_broker) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  int i;
+  if (argc != 1)
+    return 100;
+  mb__config_defaults(&cfg);
+  snprintf(cfg.instance, sizeof cfg.instance, "%s", argv[0]);
+  cfg.nregions = 0;
+  mb__log_open(MB_LOG_ERROR, "");
+  if (mb__broker_start(&b, &cfg, 0) != 0)
+    return 101;
+  for (i = 0; i < 60000; i++)
+    mb_os_sleep_ms(1);
+  mb__broker_stop(&b);
+  return 0;
+}
+
+/*
+ * A broker that holds the instance lock still never replaces a control block whose broker is
+ * alive (a broker that took another lock: another version, another lock location): it refuses
+ * with MB_EBUSY naming that pid, and the live world is untouched. POSIX: the other lock is made
+ * by removing the live broker's lock file (the lock then exists twice).
+ */
+TEST(live_world_is_kept) {
+#if MB_OS_POSIX
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_child_t k;
+  mb_os_section_t sec;
+  mb_state_t *st = NULL;
+  char name[MB_OS_NAME_MAX + 1], lockname[MB_OS_NAME_MAX + 1], file[700], want[80];
+  int code;
+  test_config(&cfg, "live");
+  ASSERT_OK(mb__object_name(name, sizeof name, cfg.instance, NULL));
+  ASSERT_OK(mb_test_spawn(&k, "hold_broker", cfg.instance, (char *)NULL));
+  WAIT_FOR(mb_os_section_open(&sec, name, 0, 0) == 0 &&
+               mb_os_section_map(&sec, 0, 0, (void **)&st) == 0 &&
+               mb_load32(&st->initialised) == MB_STATE_READY,
+           30000);
+  snprintf(lockname, sizeof lockname, "membroker.%s.lock", cfg.instance);
+  ASSERT_OK(mb_os_lock_path(lockname, file, sizeof file));
+  ASSERT_EQ(remove(file), 0);
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EBUSY);
+  snprintf(want, sizeof want, "still running (pid %u)", (unsigned)k.pid);
+  ASSERT_CONTAINS(mb_last_error(), want);
+  ASSERT_EQ(mb_load32(&st->game.server_status), MB_STATUS_RUNNING);
+  ASSERT_EQ(mb_os_section_open(&sec, name, 0, 0), 0); /* still there */
+  mb_os_section_close(&sec);
+  mb_os_child_kill(&k);
+  mb_os_child_wait(&k, -1, &code);
+  /* Its broker dead, the block is stale: the next start replaces it. */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_EQ(mb_load32(&st->game.server_status), MB_STATUS_STOPPED);
+  mb__broker_stop(&b);
+#else
+  SKIP("the Windows lock is a named mutex: it cannot be taken twice to stage this");
+#endif
+}
+
 /*
  * A service broker (Windows: in Global\) and a console broker (Windows: in Local\) of one
  * instance exclude each other, whichever starts first, and the one refused names the other's

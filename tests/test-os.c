@@ -14,6 +14,7 @@
 #if MB_OS_POSIX
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #else
 #include <wchar.h>
@@ -307,9 +308,9 @@ TEST(instance_lock) {
   ASSERT_OK(mb_os_lock_take(name, 0, &a));
   ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
   ASSERT_CONTAINS(mb_last_error(), "held by another process");
-  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  (void)dir;
 #if MB_OS_POSIX
-  snprintf(file, sizeof file, "%s/%s", dir, name);
+  ASSERT_OK(mb_os_lock_path(name, file, sizeof file));
   {
     FILE *f = fopen(file, "r");
     ASSERT(f != NULL);
@@ -323,6 +324,47 @@ TEST(instance_lock) {
   (void)file;
   ASSERT_OK(mb_os_lock_take(name, 0, &b));
   mb_os_lock_release(b);
+}
+
+/* POSIX: the lock lives beside the shared objects (/dev/shm), not in the runtime directory,
+ * which differs between a systemd service and a user's console broker: two brokers that see
+ * two runtime directories still exclude each other. A FIFO planted under the lock's name is
+ * refused at once, never waited on. */
+TEST(instance_lock_whatever_the_runtime_dir) {
+#if MB_OS_POSIX
+  char name[64], file[700], dir[600], old[600];
+  const char *env = getenv("MEMBROKER_RUNTIME_DIR");
+  intptr_t a = 0, b = 0;
+  uint64_t t0;
+  snprintf(old, sizeof old, "%s", env ? env : "");
+  mb_test_name(name, sizeof name, "rdir");
+  snprintf(dir, sizeof dir, "/tmp/%s.a", name);
+  ASSERT_OK(mb_os_env_set("MEMBROKER_RUNTIME_DIR", dir));
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  snprintf(dir, sizeof dir, "/tmp/%s.b", name);
+  ASSERT_OK(mb_os_env_set("MEMBROKER_RUNTIME_DIR", dir));
+  ASSERT_ERR(mb_os_lock_take(name, MB_OS_LOCK_SERVICE, &b), MB_EBUSY);
+  ASSERT_OK(mb_os_env_set("MEMBROKER_RUNTIME_DIR", old[0] ? old : NULL));
+  mb_os_lock_release(a);
+  rmdir(dir);
+  snprintf(dir, sizeof dir, "/tmp/%s.a", name);
+  rmdir(dir);
+
+  ASSERT_OK(mb_os_lock_path(name, file, sizeof file));
+  ASSERT_EQ(mkfifo(file, 0644), 0);
+  t0 = mb_os_mono_ns();
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EEXIST);
+  ASSERT_CONTAINS(mb_last_error(), "not a regular file");
+  {
+    mb_os_lock_holder_t h;
+    (void)mb_os_lock_holder(name, &h); /* returns at once: nothing to believe */
+    ASSERT_EQ(h.pid, 0);
+  }
+  ASSERT_LT(mb_os_mono_ns() - t0, 10ull * 1000000000u); /* not blocked on the FIFO */
+  unlink(file);
+#else
+  SKIP("the Windows lock is a named mutex in Global\\: no runtime directory, no file to plant");
+#endif
 }
 
 /* ---- the single-instance lock names its holder ------------------------------------------- */
