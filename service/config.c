@@ -1257,6 +1257,11 @@ int mb__config_load(mb_config_t *cfg, const char *path) {
     rc = cfg_err(path, "persist.dir",
                  "too long once joined to the config file's directory (at most %zu bytes in all)",
                  sizeof tmp.persist_dir - 1);
+  if (rc == 0 && tmp.log_file[0] != '\0' &&
+      mb__config_resolve_path(path, tmp.log_file, tmp.log_file, sizeof tmp.log_file) != 0)
+    rc = cfg_err(path, "log.file",
+                 "too long once joined to the config file's directory (at most %zu bytes in all)",
+                 sizeof tmp.log_file - 1);
   if (rc == 0) {
     memset(tmp.path, 0, sizeof tmp.path);
     memcpy(tmp.path, path, strlen(path));

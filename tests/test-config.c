@@ -812,6 +812,24 @@ TEST(persist_section) {
   remove(path);
 }
 
+/* log.file from a file: relative to the config file's directory (a service does not run in
+ * the operator's folder), like persist.dir; an absolute one stays. */
+TEST(log_file_relative_to_config) {
+  static const char rel[] = "{\"log\": {\"file\": \"logs/mb.log\"}}";
+  static const char abs[] = "{\"log\": {\"file\": \"/var/log/mb.log\"}}";
+  char path[600], dotted[700];
+  mb_config_t c;
+  write_temp(path, sizeof path, "logrel", rel, sizeof rel - 1);
+  snprintf(dotted, sizeof dotted, "./%s", path);
+  ASSERT_OK(mb__config_load(&c, dotted));
+  ASSERT_STR_EQ(c.log_file, "./logs/mb.log");
+  remove(path);
+  write_temp(path, sizeof path, "logabs", abs, sizeof abs - 1);
+  ASSERT_OK(mb__config_load(&c, path));
+  ASSERT_STR_EQ(c.log_file, "/var/log/mb.log");
+  remove(path);
+}
+
 /* maps: none by default ("maps": [] in the effective config, after "pools"); 16 maps with
  * their names and paths as written, and the round trip. */
 TEST(maps_listed) {
