@@ -113,7 +113,7 @@ static void hint_read_config(hint_svc_t *s) {
   root = cJSON_Parse(text);
   free(text);
   if (!cJSON_IsObject(root)) {
-    snprintf(s->why, sizeof s->why, "not a JSON object");
+    snprintf(s->why, sizeof s->why, "not valid JSON");
     cJSON_Delete(root);
     return;
   }
@@ -150,19 +150,61 @@ static const char *hint_state(const mb_os_service_t *svc) {
 /* The service's log file: log.file, else %ProgramData%\membroker\<instance>\membroker.log. */
 static const char *hint_log_path(const hint_svc_t *s, char *buf, size_t size) {
   char dir[512];
+  const char *instance = s->instance[0] != '\0' ? s->instance : "<instance>";
   if (s->log_file[0] != '\0')
     snprintf(buf, size, "%s", s->log_file);
   else if (mb_os_data_dir(dir, sizeof dir) == 0)
-    snprintf(buf, size, "%s\\%s\\membroker.log", dir, s->instance);
+    snprintf(buf, size, "%s\\%s\\membroker.log", dir, instance);
   else
-    snprintf(buf, size, "%%ProgramData%%\\membroker\\%s\\membroker.log", s->instance);
+    snprintf(buf, size, "%%ProgramData%%\\membroker\\%s\\membroker.log", instance);
   return buf;
+}
+
+/*
+ * After a stopped service's line: why its last start failed (WIN32_EXIT_CODE 1066 and the
+ * service exit code, with where the service logged the reason), or the Windows error its last
+ * run ended with. Nothing after a clean stop or when it never started. `who` begins the line.
+ */
+static void hint_last_stop(FILE *fp, const hint_svc_t *s, const char *who) {
+  const mb_os_service_t *svc = s->svc;
+  char where[3 * MB_OS_SVC_CONFIG_MAX], dir[512], log[2 * MB_OS_SVC_CONFIG_MAX];
+
+  if (svc->state != MB_OS_SVC_STOPPED)
+    return;
+  if (svc->exit_code == 1066 /* ERROR_SERVICE_SPECIFIC_ERROR */) {
+    unsigned long n = svc->service_exit_code;
+    if (n == 2) {
+      if (mb_os_data_dir(dir, sizeof dir) == 0)
+        snprintf(where, sizeof where, "%s\\%s.log", dir, svc->name);
+      else
+        snprintf(where, sizeof where, "%%ProgramData%%\\membroker\\%s.log", svc->name);
+    } else if (n == 3) {
+      snprintf(where, sizeof where,
+               "the Application event log, source %s, event 1004 (the log file %s could not "
+               "be opened)",
+               svc->name, hint_log_path(s, log, sizeof log));
+    } else {
+      hint_log_path(s, where, sizeof where);
+    }
+    fprintf(fp,
+            "%s last start failed with service exit code %lu (%s): see %s "
+            "(`sc.exe query %s` shows the code)\n",
+            who, n,
+            n == 2   ? "config error"
+            : n == 1 ? "could not start"
+            : n == 3 ? "log file"
+                     : "unknown code",
+            where, svc->name);
+  } else if (svc->exit_code != 0 && svc->exit_code != 1077 /* ERROR_SERVICE_NEVER_STARTED */) {
+    fprintf(fp, "%s last run ended with Windows error %lu (`sc.exe query %s`); its log: %s\n", who,
+            svc->exit_code, svc->name, hint_log_path(s, where, sizeof where));
+  }
 }
 
 /* The hint for the service that serves this instance: what it is doing and what to do. */
 static void hint_for_service(FILE *fp, const hint_svc_t *s) {
   const mb_os_service_t *svc = s->svc;
-  char where[3 * MB_OS_SVC_CONFIG_MAX], dir[512], log[2 * MB_OS_SVC_CONFIG_MAX];
+  char where[2 * MB_OS_SVC_CONFIG_MAX];
   const char *config = svc->config[0] != '\0' ? svc->config : "none: built-in defaults";
 
   switch (svc->state) {
@@ -171,34 +213,7 @@ static void hint_for_service(FILE *fp, const hint_svc_t *s) {
             "service %s (config %s) serves instance '%s' and is stopped: start it with "
             "`sc.exe start %s`\n",
             svc->name, config, s->instance, svc->name);
-    if (svc->exit_code == 1066 /* ERROR_SERVICE_SPECIFIC_ERROR */) {
-      unsigned long n = svc->service_exit_code;
-      if (n == 2) {
-        if (mb_os_data_dir(dir, sizeof dir) == 0)
-          snprintf(where, sizeof where, "%s\\%s.log", dir, svc->name);
-        else
-          snprintf(where, sizeof where, "%%ProgramData%%\\membroker\\%s.log", svc->name);
-      } else if (n == 3) {
-        snprintf(where, sizeof where,
-                 "the Application event log, source %s, event 1004 (the log file %s could not "
-                 "be opened)",
-                 svc->name, hint_log_path(s, log, sizeof log));
-      } else {
-        hint_log_path(s, where, sizeof where);
-      }
-      fprintf(fp,
-              "its last start failed with service exit code %lu (%s): see %s "
-              "(`sc.exe query %s` shows the code)\n",
-              n,
-              n == 2   ? "config error"
-              : n == 1 ? "could not start"
-              : n == 3 ? "log file"
-                       : "unknown code",
-              where, svc->name);
-    } else if (svc->exit_code != 0 && svc->exit_code != 1077 /* ERROR_SERVICE_NEVER_STARTED */) {
-      fprintf(fp, "its last run ended with Windows error %lu (`sc.exe query %s`); its log: %s\n",
-              svc->exit_code, svc->name, hint_log_path(s, where, sizeof where));
-    }
+    hint_last_stop(fp, s, "its");
     break;
   case MB_OS_SVC_RUNNING:
     fprintf(fp,
@@ -289,6 +304,14 @@ static void print_start_hint(FILE *fp, const char *instance) {
             "CONFIG` (a config with \"instance\": \"%s\") and start it with `sc.exe start NAME`, "
             "or run it in a console with `membroker run -c FILE`\n",
             instance, instance);
+    /* A config mbctl cannot read may be the one meant, broken by a typo: say how it failed. */
+    for (i = 0; i < n; i++) {
+      char who[MB_OS_SVC_NAME_MAX * 3 + 16];
+      if (hs[i].instance[0] != '\0')
+        continue;
+      snprintf(who, sizeof who, "service %s:", list[i].name);
+      hint_last_stop(fp, &hs[i], who);
+    }
   }
   free(hs);
   free(list);

@@ -584,7 +584,8 @@ static void hint_delete_all(void) {
   hint_nsvcs = 0;
 }
 
-/* A config for `instance` logging to `log` (bad: with an unknown key, a config error). */
+/* A config for `instance` logging to `log`. bad 1: with an unknown key (a config error the
+ * service reports); 2: not even JSON (a missing brace, which mbctl cannot read either). */
 static void hint_config(const char *path, const char *instance, const char *log, int bad) {
   FILE *fp = fopen(path, "w");
   if (fp == NULL)
@@ -594,19 +595,22 @@ static void hint_config(const char *path, const char *instance, const char *log,
   fprintf(fp, ",\n  \"log\": {\"level\": \"info\", \"file\": ");
   json_string(fp, log);
   fprintf(fp, ", \"event_log\": false},\n%s", bad ? "  \"regoins\": [],\n" : "");
-  fprintf(fp, "  \"regions\": [{\"name\": \"world\", \"size\": \"256KiB\", \"commit\": "
-              "\"start\"}]\n}\n");
+  fprintf(fp,
+          "  \"regions\": [{\"name\": \"world\", \"size\": \"256KiB\", \"commit\": "
+          "\"start\"}]\n%s",
+          bad == 2 ? "" : "}\n");
   fclose(fp);
 }
 
 /*
- * Four real membroker.exe services, each for its own instance: a and b running, c installed
- * and never started, d stopped by a config error (service exit code 2). The hint names the one
+ * Five real membroker.exe services, each for its own instance: a and b running, c installed
+ * and never started, d and e stopped by a config error (service exit code 2; e's config is not
+ * even JSON, so mbctl cannot read its instance either). The hint names the one
  * for the instance asked about, with what to do; for an instance none serves, it lists them
  * all with their instances and states.
  */
 static void hint_real_services(void) {
-  char exe[1024], dir[600], cfg[4][700], log[4][700], inst[5][32], name[4][32];
+  char exe[1024], dir[600], cfg[5][700], log[5][700], inst[6][32], name[5][32];
   char bin[3000], want[1200], data[600];
   SERVICE_STATUS_PROCESS st;
   wchar_t wname[32], args[128];
@@ -618,31 +622,31 @@ static void hint_real_services(void) {
   pid = (unsigned)self.pid;
   windows_path(MB_BROKER_EXE, exe, sizeof exe);
   temp_dir(dir, sizeof dir);
-  for (i = 0; i < 5; i++)
+  for (i = 0; i < 6; i++)
     snprintf(inst[i], sizeof inst[i], "p%uh%c", pid, 'a' + i);
-  for (i = 0; i < 4; i++) {
+  for (i = 0; i < 5; i++) {
     snprintf(name[i], sizeof name[i], "mbth%u%c", pid, 'a' + i);
     snprintf(cfg[i], sizeof cfg[i], "%smbt.%u.h%c.json", dir, pid, 'a' + i);
     snprintf(log[i], sizeof log[i], "%smbt.%u.h%c.log", dir, pid, 'a' + i);
     remove(log[i]);
-    hint_config(cfg[i], inst[i], log[i], i == 3);
+    hint_config(cfg[i], inst[i], log[i], i == 3 ? 1 : i == 4 ? 2 : 0);
     snprintf(bin, sizeof bin, "\\\"%s\\\" service -c \\\"%s\\\" -n %s", exe, cfg[i], name[i]);
     if (!hint_create(name[i], bin))
       FAIL("sc.exe create %s failed", name[i]);
   }
-  for (i = 0; i < 4; i++) {
+  for (i = 0; i < 5; i++) {
     if (i == 2)
       continue; /* c stays as installed: stopped, never started */
     widen(name[i], wname, 32);
     _snwprintf(args, 128, L"start %ls", wname);
     (void)run_sc(args); /* d may fail at once or after START_PENDING */
-    wait_state(wname, i == 3 ? SERVICE_STOPPED : SERVICE_RUNNING, &st, T_SVC_MS, log[i]);
+    wait_state(wname, i >= 3 ? SERVICE_STOPPED : SERVICE_RUNNING, &st, T_SVC_MS, log[i]);
     if (i < 2 && st.dwCurrentState != SERVICE_RUNNING) {
       dump_log(log[i]);
       FAIL("service %s stopped while starting: exit %lu, service-specific %lu", name[i],
            (unsigned long)st.dwWin32ExitCode, (unsigned long)st.dwServiceSpecificExitCode);
     }
-    if (i == 3 &&
+    if (i >= 3 &&
         (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR || st.dwServiceSpecificExitCode != 2))
       FAIL("service %s: exit %lu, service-specific %lu; wanted 1066 and 2 (config error)", name[i],
            (unsigned long)st.dwWin32ExitCode, (unsigned long)st.dwServiceSpecificExitCode);
@@ -651,15 +655,22 @@ static void hint_real_services(void) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[0], "ping", NULL), 0, out);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[1], "ping", NULL), 0, out);
 
-  /* e: no service serves it; all four are named with their instances and states. */
-  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[4], "status", NULL), 3, out);
+  /* f: no service serves it; all are named with their instances and states, and the one whose
+   * config cannot be read with how its last start failed. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[5], "status", NULL), 3, out);
   printf("%s", out);
   for (i = 0; i < 4; i++) {
     snprintf(want, sizeof want, "%s (instance %s, %s)", name[i], inst[i],
              i < 2 ? "running" : "stopped");
     ASSERT_CONTAINS(out, want);
   }
-  snprintf(want, sizeof want, "none is for instance '%s'", inst[4]);
+  snprintf(want, sizeof want, "%s (config %s cannot be read: not valid JSON; stopped)", name[4],
+           cfg[4]);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want,
+           "service %s: last start failed with service exit code 2 (config error)", name[4]);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want, "none is for instance '%s'", inst[5]);
   ASSERT_CONTAINS(out, want);
   ASSERT_CONTAINS(out, "membroker install --name NAME -c CONFIG");
   ASSERT_NOT_CONTAINS(out, "sc.exe start mbth");
@@ -673,6 +684,7 @@ static void hint_real_services(void) {
   ASSERT_NOT_CONTAINS(out, name[0]);
   ASSERT_NOT_CONTAINS(out, name[1]);
   ASSERT_NOT_CONTAINS(out, name[3]);
+  ASSERT_NOT_CONTAINS(out, name[4]);
   ASSERT_NOT_CONTAINS(out, "last start failed");
 
   /* d: its last start failed with a config error, logged under the service's name. */
@@ -690,7 +702,7 @@ static void hint_real_services(void) {
   ASSERT_NOT_CONTAINS(out, name[0]);
 
   hint_delete_all();
-  for (i = 0; i < 4; i++) {
+  for (i = 0; i < 5; i++) {
     remove(cfg[i]);
     remove(log[i]);
   }
