@@ -576,17 +576,43 @@ int mb_os_data_dir(char *buf, size_t size);
  */
 int mb_os_env_set(const char *name, const char *value);
 
+/* What an installed service is doing (mb_os_service_t.state). */
+enum {
+  MB_OS_SVC_STOPPED = 1,
+  MB_OS_SVC_STARTING = 2, /* START_PENDING */
+  MB_OS_SVC_RUNNING = 3,
+  MB_OS_SVC_STOPPING = 4, /* STOP_PENDING */
+  MB_OS_SVC_OTHER = 5,    /* paused, pausing, continuing, or not known */
+};
+#define MB_OS_SVC_NAME_MAX 257    /* a service name: 256 characters, UTF-16 units */
+#define MB_OS_SVC_CONFIG_MAX 1024 /* the -c argument of its command line, UTF-8 */
+
+/* One installed service (mb_os_services_list). */
+typedef struct mb_os_service_s {
+  char name[MB_OS_SVC_NAME_MAX * 3]; /* the key for `sc.exe start NAME`, UTF-8 */
+  int state;                         /* MB_OS_SVC_* */
+  unsigned long exit_code;           /* dwWin32ExitCode: 0, or why it last stopped; 1066
+                                        (ERROR_SERVICE_SPECIFIC_ERROR): see service_exit_code */
+  unsigned long service_exit_code;   /* dwServiceSpecificExitCode */
+  int status_known;                  /* 0: this user may not query its status (state OTHER) */
+  char config[MB_OS_SVC_CONFIG_MAX]; /* the value of the last -c / --config argument of its
+                                        command line (Windows argv quoting undone); "" when it
+                                        has none or it does not fit */
+} mb_os_service_t;
+
 /*
  * The installed system services whose program is `exe` (a file name such as "membroker.exe",
  * compared without regard to case with the last component of each service's binary path, its
- * arguments left out): their names (the key for `sc start NAME`), each followed by '\n', into
- * buf (NUL-terminated), and their number in *count. Windows: EnumServicesStatusExW over the
- * Win32 services, then QueryServiceConfigW of each (a service this user may not query is
- * passed over). POSIX: none (*count 0, buf ""), since systemd units are not programs of one
- * name. MB_EACCES if the service manager refuses to list services; MB_ERANGE if the names do
- * not fit (buf then holds those that did, *count says how many there are).
+ * arguments left out): a new array of them in *list (free() it; NULL when there are none) and
+ * their number in *count, in the order the service manager lists them. For each: its name, its
+ * state and last exit codes (QueryServiceStatusEx), and the config path its command line
+ * passes with -c / --config (the installer writes `"<exe>" service -c "<cfg>" -n NAME`).
+ * Windows: EnumServicesStatusExW over the Win32 services, then QueryServiceConfigW of each (a
+ * service this user may not query is passed over). POSIX: none (*list NULL, *count 0), since
+ * systemd units are not programs of one name. MB_EACCES if the service manager refuses to list
+ * services; MB_ENOMEM. On error *list is NULL and *count 0.
  */
-int mb_os_services_find(const char *exe, char *buf, size_t size, int *count);
+int mb_os_services_list(const char *exe, mb_os_service_t **list, int *count);
 
 /* The service manager that runs system services on this OS, so that messages to operators can
  * name the right commands. Never fails. */

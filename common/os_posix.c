@@ -895,10 +895,9 @@ int mb_os_env_set(const char *name, const char *value) {
 }
 
 /* systemd units are not found by program name: there is never one to name. */
-int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
+int mb_os_services_list(const char *exe, mb_os_service_t **list, int *count) {
   (void)exe;
-  if (size > 0)
-    buf[0] = '\0';
+  *list = NULL;
   *count = 0;
   return 0;
 }

@@ -1837,19 +1837,70 @@ static const wchar_t *mb__service_program(const wchar_t *cmd, size_t *len) {
   return base;
 }
 
-/* 1 if the service `name` runs the program wexe (case-insensitive); 0 if not or unknown. */
-static int mb__service_runs(SC_HANDLE scm, const wchar_t *name, const wchar_t *wexe) {
+/*
+ * The next argument of a command line from *p, Windows argv rules (as the C runtime splits a
+ * program's command line): blanks separate arguments, '"' starts and ends quoting, 2n
+ * backslashes before '"' are n backslashes and the quote counts, 2n+1 are n backslashes and a
+ * literal '"'; other backslashes are literal. Into out (count wide characters, truncated to
+ * fit); *p moves past it. 0 when there is no argument left.
+ */
+static int mb__cmdline_arg(const wchar_t **p, wchar_t *out, size_t count) {
+  const wchar_t *s = *p;
+  size_t n = 0, bs;
+  int quoted = 0;
+
+#define MB__PUT(c)                                                                                 \
+  do {                                                                                             \
+    if (n + 1 < count)                                                                             \
+      out[n++] = (c);                                                                              \
+  } while (0)
+  while (*s == L' ' || *s == L'\t')
+    s++;
+  if (*s == L'\0')
+    return 0;
+  while (*s != L'\0' && (quoted || (*s != L' ' && *s != L'\t'))) {
+    if (*s == L'\\') {
+      for (bs = 0; *s == L'\\'; s++)
+        bs++;
+      if (*s == L'"') {
+        for (; bs >= 2; bs -= 2)
+          MB__PUT(L'\\');
+        if (bs == 1) {
+          MB__PUT(L'"');
+          s++;
+        }
+      } else {
+        for (; bs > 0; bs--)
+          MB__PUT(L'\\');
+      }
+    } else if (*s == L'"') {
+      quoted = !quoted;
+      s++;
+    } else {
+      MB__PUT(*s);
+      s++;
+    }
+  }
+#undef MB__PUT
+  out[n] = L'\0';
+  *p = s;
+  return 1;
+}
+
+/*
+ * One service's configuration: 1 if its program is wexe (case-insensitive), with the value of
+ * its last -c / --config argument in svc->config ("" if none or too long); 0 if not, or if it
+ * cannot be queried.
+ */
+static int mb__service_runs(SC_HANDLE h, const wchar_t *wexe, mb_os_service_t *svc) {
   QUERY_SERVICE_CONFIGW *cfg = NULL;
-  DWORD need = 0;
-  SC_HANDLE h = OpenServiceW(scm, name, SERVICE_QUERY_CONFIG);
-  const wchar_t *prog;
-  size_t len;
+  DWORD need = 8192; /* most configurations fit in 8 KiB; a bigger one says what it needs */
+  const wchar_t *prog, *p;
+  wchar_t *arg = NULL, *val = NULL;
+  size_t len, cap;
   int match = 0;
 
-  if (h == NULL)
-    return 0;
-  /* Most configurations fit in 8 KiB; a bigger one says how much it needs. */
-  need = 8192;
+  svc->config[0] = '\0';
   if ((cfg = malloc(need)) != NULL && !QueryServiceConfigW(h, cfg, need, &need)) {
     DWORD e = GetLastError();
     free(cfg);
@@ -1860,28 +1911,76 @@ static int mb__service_runs(SC_HANDLE scm, const wchar_t *name, const wchar_t *w
       cfg = NULL;
     }
   }
-  if (cfg != NULL && cfg->lpBinaryPathName != NULL) {
-    prog = mb__service_program(cfg->lpBinaryPathName, &len);
-    match = len == wcslen(wexe) && _wcsnicmp(prog, wexe, len) == 0;
+  if (cfg == NULL || cfg->lpBinaryPathName == NULL) {
+    free(cfg);
+    return 0;
   }
+  prog = mb__service_program(cfg->lpBinaryPathName, &len);
+  match = len == wcslen(wexe) && _wcsnicmp(prog, wexe, len) == 0;
+  cap = wcslen(cfg->lpBinaryPathName) + 1;
+  if (match && (arg = malloc(cap * sizeof *arg)) != NULL &&
+      (val = malloc(cap * sizeof *val)) != NULL) {
+    /* The arguments begin after the program (and its closing quote). */
+    p = prog + len;
+    if (*p == L'"')
+      p++;
+    while (mb__cmdline_arg(&p, arg, cap)) {
+      if (wcscmp(arg, L"-c") != 0 && wcscmp(arg, L"--config") != 0)
+        continue;
+      if (!mb__cmdline_arg(&p, val, cap))
+        break;
+      if (mb__wide_to_utf8(val, svc->config, sizeof svc->config, "service config path") != 0)
+        svc->config[0] = '\0';
+    }
+  }
+  free(val);
+  free(arg);
   free(cfg);
-  CloseServiceHandle(h);
   return match;
 }
 
-int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
+/* A service's state from QueryServiceStatusEx into svc (status_known 0 if it cannot be read). */
+static void mb__service_status(SC_HANDLE h, mb_os_service_t *svc) {
+  SERVICE_STATUS_PROCESS st;
+  DWORD need = 0;
+  svc->state = MB_OS_SVC_OTHER;
+  svc->status_known = 0;
+  svc->exit_code = svc->service_exit_code = 0;
+  if (!QueryServiceStatusEx(h, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof st, &need))
+    return;
+  svc->status_known = 1;
+  svc->exit_code = st.dwWin32ExitCode;
+  svc->service_exit_code = st.dwServiceSpecificExitCode;
+  switch (st.dwCurrentState) {
+  case SERVICE_STOPPED:
+    svc->state = MB_OS_SVC_STOPPED;
+    break;
+  case SERVICE_START_PENDING:
+    svc->state = MB_OS_SVC_STARTING;
+    break;
+  case SERVICE_RUNNING:
+    svc->state = MB_OS_SVC_RUNNING;
+    break;
+  case SERVICE_STOP_PENDING:
+    svc->state = MB_OS_SVC_STOPPING;
+    break;
+  default:
+    break;
+  }
+}
+
+int mb_os_services_list(const char *exe, mb_os_service_t **out, int *count) {
   ENUM_SERVICE_STATUS_PROCESSW *list;
   DWORD cap = 0, need = 0, got = 0, resume = 0, i, e;
   BYTE *mem = NULL;
   wchar_t *wexe;
   SC_HANDLE scm;
-  size_t used = 0;
-  int n = 0, rc = 0, rounds;
+  mb_os_service_t *svcs = NULL, one;
+  int n = 0, room = 0, rc = 0, rounds;
   BOOL ok;
 
-  if (size == 0)
-    return mb__errorf(MB_ERANGE, 0, "service names into 0 bytes");
-  buf[0] = '\0';
+  *out = NULL;
+  *count = 0;
   if ((wexe = mb__utf8_to_wide(exe)) == NULL) {
     e = GetLastError();
     return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "program name '%s'", exe);
@@ -1894,7 +1993,7 @@ int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
   }
   /* ERROR_MORE_DATA: this batch is in the buffer (maybe none), the resume handle says where
    * the next begins, and `need` how big the buffer should be. */
-  for (rounds = 0; rounds < 10000; rounds++) {
+  for (rounds = 0; rounds < 10000 && rc == 0; rounds++) {
     ok = EnumServicesStatusExW(scm, SC_ENUM_PROCESS_INFO, SERVICE_WIN32, SERVICE_STATE_ALL, mem,
                                cap, &need, &got, &resume, NULL);
     e = ok ? 0 : GetLastError();
@@ -1903,24 +2002,34 @@ int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
       break;
     }
     list = (ENUM_SERVICE_STATUS_PROCESSW *)mem;
-    for (i = 0; i < got; i++) {
-      char name[512];
-      size_t len;
-      if (!mb__service_runs(scm, list[i].lpServiceName, wexe) ||
-          mb__wide_to_utf8(list[i].lpServiceName, name, sizeof name, "service name") != 0)
+    for (i = 0; i < got && rc == 0; i++) {
+      SC_HANDLE h =
+          OpenServiceW(scm, list[i].lpServiceName, SERVICE_QUERY_CONFIG | SERVICE_QUERY_STATUS);
+      if (h == NULL)
+        h = OpenServiceW(scm, list[i].lpServiceName, SERVICE_QUERY_CONFIG);
+      if (h == NULL)
         continue;
-      n++;
-      len = strlen(name);
-      if (rc == 0 && used + len + 2 <= size) {
-        memcpy(buf + used, name, len);
-        buf[used + len] = '\n';
-        buf[used + len + 1] = '\0';
-        used += len + 1;
-      } else if (rc == 0) {
-        rc = mb__errorf(MB_ERANGE, 0, "service names into %zu bytes", size);
+      memset(&one, 0, sizeof one);
+      if (!mb__service_runs(h, wexe, &one) ||
+          mb__wide_to_utf8(list[i].lpServiceName, one.name, sizeof one.name, "service name") != 0) {
+        CloseServiceHandle(h);
+        continue;
       }
+      mb__service_status(h, &one);
+      CloseServiceHandle(h);
+      if (n == room) {
+        int nroom = room ? 2 * room : 8;
+        mb_os_service_t *grown = realloc(svcs, (size_t)nroom * sizeof *svcs);
+        if (grown == NULL) {
+          rc = mb__errorf(MB_ENOMEM, 0, "list the installed services");
+          break;
+        }
+        svcs = grown;
+        room = nroom;
+      }
+      svcs[n++] = one;
     }
-    if (ok)
+    if (ok || rc != 0)
       break;
     if (need > cap) {
       BYTE *nm = realloc(mem, need);
@@ -1935,9 +2044,13 @@ int mb_os_services_find(const char *exe, char *buf, size_t size, int *count) {
   free(mem);
   free(wexe);
   CloseServiceHandle(scm);
-  if (rc == 0 || rc == MB_ERANGE)
-    *count = n;
-  return rc;
+  if (rc != 0) {
+    free(svcs);
+    return rc;
+  }
+  *out = svcs;
+  *count = n;
+  return 0;
 }
 
 int mb_os_service_manager(void) {

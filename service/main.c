@@ -29,7 +29,7 @@ static void mb__usage(FILE *fp) {
           "       membroker service [-c FILE] [-n SERVICE_NAME]\n"
           "       membroker install [-n NAME] [-c FILE] [--start auto|delayed|demand]\n"
           "                         [--account LocalSystem|\"NT SERVICE\\NAME\"|USER "
-          "[--password P]]\n"
+          "[--password P]] [--force]\n"
           "       membroker uninstall [-n NAME]\n"
           "       membroker --check-config FILE\n"
           "       membroker --help | --version\n"
@@ -46,6 +46,8 @@ static void mb__usage(FILE *fp) {
           "  --start         install: auto (default), delayed (auto, shortly after boot), demand\n"
           "  --account       install: the account it runs as (default LocalSystem)\n"
           "  --password      install: the password of a user --account\n"
+          "  --force         install: even if another membroker service has this config's\n"
+          "                  instance (only one of them can run at a time)\n"
           "  --check-config  validate FILE and exit 0 if it is valid, 1 if not\n",
           MB_DEFAULT_CONFIG[0] ? ", or " : "", MB_DEFAULT_CONFIG);
 }
@@ -66,6 +68,7 @@ static int mb__load(mb_config_t *cfg, const char *path) {
 int main(int argc, char **argv) {
   const char *mode = NULL, *config = NULL, *name = "membroker";
   const char *start = NULL, *account = NULL, *password = NULL; /* install only */
+  int force = 0;                                               /* install only */
   mb_config_t cfg;
   int i, rc;
 
@@ -99,6 +102,8 @@ int main(int argc, char **argv) {
       account = argv[++i];
     } else if (strcmp(a, "--password") == 0 && i + 1 < argc) {
       password = argv[++i];
+    } else if (strcmp(a, "--force") == 0) {
+      force = 1;
     } else if (mode == NULL && (strcmp(a, "install") == 0 || strcmp(a, "uninstall") == 0)) {
       mode = a;
     } else if (mode == NULL && (strcmp(a, "run") == 0 || strcmp(a, "service") == 0)) {
@@ -113,12 +118,14 @@ int main(int argc, char **argv) {
     mb__usage(stderr);
     return 2;
   }
-  if ((start != NULL || account != NULL || password != NULL) && strcmp(mode, "install") != 0) {
-    fprintf(stderr, "membroker: --start, --account and --password are for membroker install\n");
+  if ((start != NULL || account != NULL || password != NULL || force) &&
+      strcmp(mode, "install") != 0) {
+    fprintf(stderr,
+            "membroker: --start, --account, --password and --force are for membroker install\n");
     return 2;
   }
   if (strcmp(mode, "install") == 0) {
-    mb_svc_install_opts_t opts = {name, config, start, account, password};
+    mb_svc_install_opts_t opts = {name, config, start, account, password, force};
     return mb__svc_install(&opts);
   }
   if (strcmp(mode, "uninstall") == 0) {

@@ -59,15 +59,17 @@ typedef struct mb_svc_install_opts_s {
   const char *start;    /* "auto" (NULL), "delayed" or "demand" */
   const char *account;  /* "LocalSystem" (NULL), "NT SERVICE\<name>" or a user */
   const char *password; /* a user account's password, else NULL */
+  int force;            /* install even if another membroker service has the same instance */
 } mb_svc_install_opts_t;
 
 /*
  * `membroker install` / `membroker uninstall` (svc_install.c on Windows). install validates
- * the config, registers the service and its event-log source, reads every item back and
- * prints one line each; uninstall stops the service (waiting for STOPPED), deletes it and
- * its event-log source. Both print for the operator and return the process exit code: 0 done,
- * 1 failed (the reason printed), 2 bad arguments. On POSIX both print that they are for
- * Windows and point at the systemd unit, and return 2.
+ * the config, refuses an instance that another installed membroker service's config already
+ * has (unless opts->force: two services of one instance cannot both run), registers the service and
+ * its event-log source, reads every item back and prints one line each; uninstall stops the service
+ * (waiting for STOPPED), deletes it and its event-log source. Both print for the operator and
+ * return the process exit code: 0 done, 1 failed (the reason printed), 2 bad arguments. On POSIX
+ * both print that they are for Windows and point at the systemd unit, and return 2.
  */
 int mb__svc_install(const mb_svc_install_opts_t *opts);
 int mb__svc_uninstall(const char *service_name);

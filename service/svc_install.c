@@ -3,11 +3,12 @@
  * broker registering itself with the Service Control Manager (beside `sc create` and the
  * scripts/install-service.* scripts, which do the same steps).
  *
- * install: validate the config (as --check-config does), CreateServiceW with the command line
- * the scripts use ("<exe>" service -c "<config>" -n NAME), then the description, failure
- * actions (restart, restart, none; reset after a day) and their flag, the preshutdown timeout,
- * the service SID type, delayed auto-start, and the event-log source (EventMessageFile = this
- * exe). Then it reads every item back and prints one line each: "ok", "differs: wanted X, got
+ * install: validate the config (as --check-config does), refuse an instance that another
+ * installed membroker service's config already has (unless --force), CreateServiceW with the
+ * command line the scripts use ("<exe>" service -c "<config>" -n NAME), then the description,
+ * failure actions (restart, restart, none; reset after a day) and their flag, the preshutdown
+ * timeout, the service SID type, delayed auto-start, and the event-log source (EventMessageFile =
+ * this exe). Then it reads every item back and prints one line each: "ok", "differs: wanted X, got
  * Y", or "not supported here: <why>" where the SCM (Wine's) does not implement the item.
  *
  * uninstall: stop the service if it runs (waiting for STOPPED), DeleteService, remove the
@@ -23,6 +24,7 @@
 /* Project headers first, then <windows.h>. */
 #include "config.h"
 #include "error.h"
+#include "os.h"
 #include "svc.h"
 
 #include <windows.h>
@@ -460,6 +462,54 @@ static int mb__inst_account(const char *account, const char *password, const cha
   return 0;
 }
 
+/*
+ * Another installed membroker.exe service whose config has `instance` (none is looked for when
+ * a service `name` exists: reinstalling under its name is CreateService's "already exists"): its
+ * instance lock would refuse one of the two, so the new one could never run beside it. Configs that
+ * cannot be read are passed over; a service without -c runs the built-in defaults (instance
+ * "default"). Returns 0 when there is none (or the services cannot be listed: said, not fatal),
+ * else prints the clash and returns 1.
+ */
+static int mb__inst_same_instance(const char *name, const char *instance, const char *cfgpath) {
+  mb_os_service_t *list = NULL;
+  mb_config_t *other;
+  int n = 0, i, clash = 0;
+
+  if (mb_os_services_list("membroker.exe", &list, &n) != 0) {
+    fprintf(stderr,
+            "membroker: warning: cannot list the installed services to check that none runs "
+            "instance %s already: %s\n",
+            instance, mb_last_error());
+    return 0;
+  }
+  if ((other = malloc(sizeof *other)) == NULL) {
+    free(list);
+    return 0;
+  }
+  /* A service of this very name: CreateService says "already exists", which comes first. */
+  for (i = 0; i < n; i++)
+    if (_stricmp(list[i].name, name) == 0)
+      n = 0;
+  for (i = 0; i < n && !clash; i++) {
+    if (list[i].config[0] == '\0')
+      mb__config_defaults(other);
+    else if (mb__config_load(other, list[i].config) != 0)
+      continue;
+    if (strcmp(other->instance, instance) != 0)
+      continue;
+    clash = 1;
+    fprintf(stderr,
+            "membroker: service '%s' already runs instance '%s' (config %s): give this config "
+            "(%s) another \"instance\", or install with --force to have both (only one can "
+            "run at a time)\n",
+            list[i].name, instance,
+            list[i].config[0] != '\0' ? list[i].config : "none: the built-in defaults", cfgpath);
+  }
+  free(other);
+  free(list);
+  return clash;
+}
+
 /* Undo a half-done install: delete the service and its event source. */
 static void mb__inst_undo(SC_HANDLE svc, const wchar_t *name) {
   DeleteService(svc);
@@ -573,6 +623,10 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
     return 1;
   }
   printf("membroker: config %s: valid (instance %s)\n", cfgpath, cfg.instance);
+  if (!o->force && mb__inst_same_instance(o->name, cfg.instance, cfgpath) != 0) {
+    fprintf(stderr, "membroker: not installed\n");
+    return 1;
+  }
 
   /* ---- create ---- */
   _snwprintf(cmdline, 3 * MB_INST_PATH_MAX, L"\"%ls\" service -c \"%ls\" -n %ls", exe, full, wname);
@@ -673,7 +727,7 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
   }
   printf("membroker: installed service %s (%d items ok, %d not supported here)\n", o->name,
          tally.ok, tally.unsupported);
-  printf("membroker: start it with: sc start %s\n", o->name);
+  printf("membroker: start it with: sc.exe start %s\n", o->name);
   return 0;
 }
 

@@ -6,6 +6,7 @@
  *   `membroker install --name mbt-<pid> -c CFG`: exit 0, one read-back line per item; the SCM
  *   shows the command line and start type, the registry the event-log source.
  *   `membroker uninstall`: the service and the event-log source are gone.
+ *   A second service for an instance already installed is refused (unless --force).
  *   `install-service.cmd` / `uninstall-service.cmd` (cmd.exe /c): the same.
  *
  * Items the SCM here does not implement (Wine: failure actions, SID type, ...) are printed as
@@ -290,6 +291,84 @@ static void install_errors(void) {
   remove(cfg);
 }
 
+/* The second service of install_same_instance, deleted at exit like svc_name. */
+static wchar_t second_svc[64];
+
+static void delete_second_service(void) {
+  wchar_t keep[64];
+  if (second_svc[0] == L'\0')
+    return;
+  wcscpy(keep, svc_name);
+  wcscpy(svc_name, second_svc);
+  delete_service();
+  wcscpy(svc_name, keep);
+  second_svc[0] = L'\0';
+}
+
+/*
+ * A second service for an instance an installed membroker service already has could never run
+ * beside it (the instance lock): install refuses it, naming the other service and its config,
+ * and installs nothing; with --force it installs.
+ */
+static void install_same_instance(void) {
+  char cfg[600], cfg2[600], dir[MAX_PATH + 1], name[64], name2[64], want[1400], out[OUT_SIZE];
+  FILE *fp;
+  int code;
+
+  write_config(cfg, sizeof cfg, "u");
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg2, sizeof cfg2, "%smbt.%u.u2.json", dir, self_pid());
+  if ((fp = fopen(cfg2, "w")) == NULL)
+    FAIL("cannot write config %s", cfg2);
+  fprintf(fp, "{\"instance\": \"t%uu\", \"log\": {\"level\": \"debug\"}}\n", self_pid());
+  fclose(fp);
+  snprintf(name, sizeof name, "mbt-%u-u1", self_pid());
+  snprintf(name2, sizeof name2, "mbt-%u-u2", self_pid());
+  widen(name, svc_name, 64);
+  widen(name2, second_svc, 64);
+  atexit(delete_service);
+  atexit(delete_second_service);
+
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name,
+                         "-c", cfg, "--start", "demand", NULL);
+  ASSERT_EXIT(code, 0, out);
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name2,
+                         "-c", cfg2, "--start", "demand", NULL);
+  printf("%s", out);
+  ASSERT_EXIT(code, 1, out);
+  snprintf(want, sizeof want, "service '%s' already runs instance 't%uu' (config %s)", name,
+           self_pid(), cfg);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "give this config");
+  ASSERT_CONTAINS(out, "another \"instance\"");
+  ASSERT_CONTAINS(out, "--force");
+  ASSERT_CONTAINS(out, "not installed");
+  ASSERT_EQ(service_error(second_svc), ERROR_SERVICE_DOES_NOT_EXIST);
+
+  /* --force: installed all the same. */
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name2,
+                         "-c", cfg2, "--start", "demand", "--force", NULL);
+  ASSERT_EXIT(code, 0, out);
+  ASSERT_EQ(service_error(second_svc), 0);
+
+  /* Reinstalling under its own name is not a clash of instances: "already exists". */
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name,
+                         "-c", cfg, NULL);
+  ASSERT_EXIT(code, 1, out);
+  ASSERT_CONTAINS(out, "already exists");
+
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "uninstall", "--name",
+                         name2, NULL);
+  ASSERT_EXIT(code, 0, out);
+  second_svc[0] = L'\0';
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "uninstall", "--name",
+                         name, NULL);
+  ASSERT_EXIT(code, 0, out);
+  svc_name[0] = L'\0';
+  remove(cfg);
+  remove(cfg2);
+}
+
 /* --start delayed --account "NT SERVICE\<name>": auto start, the virtual account read back. */
 static void install_delayed_virtual(void) {
   char cfg[600], name[64], acct[96], out[OUT_SIZE], verdict[512];
@@ -454,6 +533,14 @@ TEST(install_uninstall) {
 TEST(install_errors) {
 #if MB_OS_WIN
   install_errors();
+#else
+  SKIP("membroker install registers a Windows service; Linux has the systemd unit");
+#endif
+}
+
+TEST(install_same_instance_refused) {
+#if MB_OS_WIN
+  install_same_instance();
 #else
   SKIP("membroker install registers a Windows service; Linux has the systemd unit");
 #endif

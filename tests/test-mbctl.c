@@ -11,6 +11,8 @@
 
 #if MB_OS_WIN
 #include <windows.h>
+
+#include "scm.h"
 #endif
 
 #ifndef MB_MBCTL_EXE
@@ -523,21 +525,196 @@ TEST(instance_from_environment) {
 }
 
 #if MB_OS_WIN
-/* Run sc.exe (the system's) with up to four arguments; its exit code. */
-static int run_sc(const char *a1, const char *a2, const char *a3, const char *a4) {
-  char sc[MAX_PATH + 16], scout[4096];
-  UINT n = GetSystemDirectoryA(sc, MAX_PATH);
-  if (n == 0 || n >= MAX_PATH)
-    FAIL("no system directory (os error %lu)", (unsigned long)GetLastError());
-  strcat(sc, "\\sc.exe");
-  return mb_test_run_exe(sc, 60000, scout, sizeof scout, a1, a2, a3, a4, NULL);
+#ifndef MB_BROKER_EXE
+#error "MB_BROKER_EXE must name the membroker executable (CMake: $<TARGET_FILE:membroker>)"
+#endif
+#define T_SVC_MS 60000 /* a service starting or stopping under Wine's SCM */
+
+/* The services the hint test created: stopped and deleted at exit, even when it fails. */
+static wchar_t hint_svcs[8][64];
+static int hint_nsvcs;
+
+static void hint_cleanup(void) {
+  int i;
+  for (i = 0; i < hint_nsvcs; i++) {
+    if (hint_svcs[i][0] == L'\0')
+      continue;
+    wcscpy(svc_name, hint_svcs[i]);
+    delete_service();
+    hint_svcs[i][0] = L'\0';
+  }
+}
+
+/* `sc.exe create NAME binPath= PATH`: 1 if it was created (and is deleted at exit). */
+static int hint_create(const char *name, const char *binpath) {
+  wchar_t args[4096], wname[64], wpath[3000];
+  static int registered;
+  if (hint_nsvcs == 8)
+    FAIL("more than 8 test services");
+  if (!registered++)
+    atexit(hint_cleanup);
+  widen(name, wname, 64);
+  widen(binpath, wpath, 3000);
+  _snwprintf(args, 4096, L"create %ls binPath= \"%ls\"", wname,
+             wpath); /* sc takes the value whole; \" inside it is a literal quote */
+  args[4095] = L'\0';
+  if (run_sc(args) != 0)
+    return 0;
+  wcscpy(hint_svcs[hint_nsvcs++], wname);
+  return 1;
+}
+
+/* sc.exe stop (when it runs, waiting for STOPPED) and sc.exe delete of every test service. */
+static void hint_delete_all(void) {
+  SERVICE_STATUS_PROCESS st;
+  wchar_t args[128];
+  int i;
+  for (i = 0; i < hint_nsvcs; i++) {
+    if (hint_svcs[i][0] == L'\0')
+      continue;
+    if (query_status(hint_svcs[i], &st) == 0 && st.dwCurrentState != SERVICE_STOPPED) {
+      _snwprintf(args, 128, L"stop %ls", hint_svcs[i]);
+      (void)run_sc(args);
+      wait_state(hint_svcs[i], SERVICE_STOPPED, &st, T_SVC_MS, "");
+    }
+    _snwprintf(args, 128, L"delete %ls", hint_svcs[i]);
+    ASSERT_EQ(run_sc(args), 0);
+    hint_svcs[i][0] = L'\0';
+  }
+  hint_nsvcs = 0;
+}
+
+/* A config for `instance` logging to `log`. bad 1: with an unknown key (a config error the
+ * service reports); 2: not even JSON (a missing brace, which mbctl cannot read either). */
+static void hint_config(const char *path, const char *instance, const char *log, int bad) {
+  FILE *fp = fopen(path, "w");
+  if (fp == NULL)
+    FAIL("cannot write config %s", path);
+  fprintf(fp, "{\n  \"instance\": ");
+  json_string(fp, instance);
+  fprintf(fp, ",\n  \"log\": {\"level\": \"info\", \"file\": ");
+  json_string(fp, log);
+  fprintf(fp, ", \"event_log\": false},\n%s", bad ? "  \"regoins\": [],\n" : "");
+  fprintf(fp,
+          "  \"regions\": [{\"name\": \"world\", \"size\": \"256KiB\", \"commit\": "
+          "\"start\"}]\n%s",
+          bad == 2 ? "" : "}\n");
+  fclose(fp);
+}
+
+/*
+ * Five real membroker.exe services, each for its own instance: a and b running, c installed
+ * and never started, d and e stopped by a config error (service exit code 2; e's config is not
+ * even JSON, so mbctl cannot read its instance either). The hint names the one
+ * for the instance asked about, with what to do; for an instance none serves, it lists them
+ * all with their instances and states.
+ */
+static void hint_real_services(void) {
+  char exe[1024], dir[600], cfg[5][700], log[5][700], inst[6][32], name[5][32];
+  char bin[3000], want[1200], data[600];
+  SERVICE_STATUS_PROCESS st;
+  wchar_t wname[32], args[128];
+  unsigned pid;
+  int i;
+  mb_os_procid_t self;
+
+  mb_os_proc_self(&self);
+  pid = (unsigned)self.pid;
+  windows_path(MB_BROKER_EXE, exe, sizeof exe);
+  temp_dir(dir, sizeof dir);
+  for (i = 0; i < 6; i++)
+    snprintf(inst[i], sizeof inst[i], "p%uh%c", pid, 'a' + i);
+  for (i = 0; i < 5; i++) {
+    snprintf(name[i], sizeof name[i], "mbth%u%c", pid, 'a' + i);
+    snprintf(cfg[i], sizeof cfg[i], "%smbt.%u.h%c.json", dir, pid, 'a' + i);
+    snprintf(log[i], sizeof log[i], "%smbt.%u.h%c.log", dir, pid, 'a' + i);
+    remove(log[i]);
+    hint_config(cfg[i], inst[i], log[i], i == 3 ? 1 : i == 4 ? 2 : 0);
+    snprintf(bin, sizeof bin, "\\\"%s\\\" service -c \\\"%s\\\" -n %s", exe, cfg[i], name[i]);
+    if (!hint_create(name[i], bin))
+      FAIL("sc.exe create %s failed", name[i]);
+  }
+  for (i = 0; i < 5; i++) {
+    if (i == 2)
+      continue; /* c stays as installed: stopped, never started */
+    widen(name[i], wname, 32);
+    _snwprintf(args, 128, L"start %ls", wname);
+    (void)run_sc(args); /* d may fail at once or after START_PENDING */
+    wait_state(wname, i >= 3 ? SERVICE_STOPPED : SERVICE_RUNNING, &st, T_SVC_MS, log[i]);
+    if (i < 2 && st.dwCurrentState != SERVICE_RUNNING) {
+      dump_log(log[i]);
+      FAIL("service %s stopped while starting: exit %lu, service-specific %lu", name[i],
+           (unsigned long)st.dwWin32ExitCode, (unsigned long)st.dwServiceSpecificExitCode);
+    }
+    if (i >= 3 &&
+        (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR || st.dwServiceSpecificExitCode != 2))
+      FAIL("service %s: exit %lu, service-specific %lu; wanted 1066 and 2 (config error)", name[i],
+           (unsigned long)st.dwWin32ExitCode, (unsigned long)st.dwServiceSpecificExitCode);
+  }
+  /* They serve what their configs say. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[0], "ping", NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[1], "ping", NULL), 0, out);
+
+  /* f: no service serves it; all are named with their instances and states, and the one whose
+   * config cannot be read with how its last start failed. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[5], "status", NULL), 3, out);
+  printf("%s", out);
+  for (i = 0; i < 4; i++) {
+    snprintf(want, sizeof want, "%s (instance %s, %s)", name[i], inst[i],
+             i < 2 ? "running" : "stopped");
+    ASSERT_CONTAINS(out, want);
+  }
+  snprintf(want, sizeof want, "%s (config %s cannot be read: not valid JSON; stopped)", name[4],
+           cfg[4]);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want,
+           "service %s: last start failed with service exit code 2 (config error)", name[4]);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want, "none is for instance '%s'", inst[5]);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "membroker install --name NAME -c CONFIG");
+  ASSERT_NOT_CONTAINS(out, "sc.exe start mbth");
+  ASSERT_NOT_CONTAINS(out, "`sc start");
+
+  /* c: stopped, never started: start it. No other service is named. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[2], "status", NULL), 3, out);
+  printf("%s", out);
+  snprintf(want, sizeof want, "start it with `sc.exe start %s`", name[2]);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_NOT_CONTAINS(out, name[0]);
+  ASSERT_NOT_CONTAINS(out, name[1]);
+  ASSERT_NOT_CONTAINS(out, name[3]);
+  ASSERT_NOT_CONTAINS(out, name[4]);
+  ASSERT_NOT_CONTAINS(out, "last start failed");
+
+  /* d: its last start failed with a config error, logged under the service's name. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst[3], "status", NULL), 3, out);
+  printf("%s", out);
+  snprintf(want, sizeof want, "start it with `sc.exe start %s`", name[3]);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "its last start failed with service exit code 2 (config error)");
+  ASSERT_OK(mb_os_data_dir(data, sizeof data));
+  snprintf(want, sizeof want, "see %s\\%s.log", data, name[3]);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want, "%s\\%s.log", data, name[3]);
+  if (!file_contains(want, "regoins"))
+    FAIL("the log the hint names, %s, does not say what was wrong", want);
+  ASSERT_NOT_CONTAINS(out, name[0]);
+
+  hint_delete_all();
+  for (i = 0; i < 5; i++) {
+    remove(cfg[i]);
+    remove(log[i]);
+  }
 }
 #endif
 
 /*
  * "Not running" says how to start the broker with this OS's service manager. Linux: the
- * systemd unit (systemctl), never sc. Windows: `sc start NAME` for each installed service whose
- * program is membroker.exe - quoted path or not, any case, with arguments - and none other.
+ * systemd unit (systemctl), never sc. Windows: the installed services whose program is
+ * membroker.exe - quoted path or not, any case, with arguments - and none other, each with the
+ * instance its config (-c) names; the one for the instance asked about with `sc.exe start
+ * NAME` and why its last start failed (hint_real_services).
  */
 TEST(not_running_hint_names_the_service_manager) {
   char inst[64];
@@ -549,46 +726,49 @@ TEST(not_running_hint_names_the_service_manager) {
     ASSERT_CONTAINS(out, "systemctl start membroker");
     ASSERT_CONTAINS(out, "membroker run -c FILE");
     ASSERT_NOT_CONTAINS(out, "sc start");
+    ASSERT_NOT_CONTAINS(out, "sc.exe");
     ASSERT_NOT_CONTAINS(out, "`sc ");
     return;
   }
 #if MB_OS_WIN
   {
-    /* Four services (created, never started): two run membroker.exe, two only look alike. */
+    /* Four services (created, never started): two run membroker.exe, two only look alike.
+     * The first's -c is unquoted with a blank: its config is "C:\mb", which cannot be read;
+     * the second has no -c: the built-in defaults, instance "default". */
     static const char *const paths[4] = {
         "C:\\Program Files\\mb test\\MemBroker.EXE service -c C:\\mb test\\membroker.json",
-        "\"C:\\mb dir\\membroker.exe\" service -n x",
+        "\\\"C:\\mb dir\\membroker.exe\\\" service -n x",
         "C:\\mb\\membroker.exe.bak service",
         "C:\\mb\\notmembroker.exe service",
     };
-    char names[4][64], want[128];
-    int i, code, created[4] = {0};
+    char names[4][64], want[256];
+    int i, code;
     for (i = 0; i < 4; i++) {
       snprintf(names[i], sizeof names[i], "mbt%u%c", (unsigned)self.pid, 'a' + i);
-      created[i] = run_sc("create", names[i], "binPath=", paths[i]) == 0;
+      if (!hint_create(names[i], paths[i]))
+        FAIL("sc create %s binPath= %s failed", names[i], paths[i]);
     }
     code = MBCTL(out, sizeof out, "--instance", inst, "status", NULL);
-    for (i = 0; i < 4; i++)
-      if (created[i])
-        run_sc("delete", names[i], NULL, NULL);
-    for (i = 0; i < 4; i++)
-      if (!created[i])
-        FAIL("sc create %s binPath= %s failed", names[i], paths[i]);
+    hint_delete_all();
     ASSERT_EXIT(code, 3, out);
-    for (i = 0; i < 2; i++) {
-      snprintf(want, sizeof want, "`sc start %s`", names[i]);
-      ASSERT_CONTAINS(out, want);
-    }
+    printf("%s", out);
+    snprintf(want, sizeof want, "%s (config C:\\mb cannot be read", names[0]);
+    ASSERT_CONTAINS(out, want);
+    snprintf(want, sizeof want, "%s (instance default, stopped)", names[1]);
+    ASSERT_CONTAINS(out, want);
+    snprintf(want, sizeof want, "none is for instance '%s'", inst);
+    ASSERT_CONTAINS(out, want);
     ASSERT_NOT_CONTAINS(out, names[2]);
     ASSERT_NOT_CONTAINS(out, names[3]);
+    ASSERT_NOT_CONTAINS(out, "`sc start");
     ASSERT_CONTAINS(out, "membroker run -c FILE");
     ASSERT_NOT_CONTAINS(out, "systemctl");
-    /* Without them: sc start with whatever else is installed, or how to install one. */
+    /* Without them: whatever else is installed, and how to install one. */
     ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", inst, "status", NULL), 3, out);
-    if (strstr(out, "`sc start ") == NULL)
-      ASSERT_CONTAINS(out, "membroker install");
+    ASSERT_CONTAINS(out, "membroker install");
     ASSERT_NOT_CONTAINS(out, names[0]);
   }
+  hint_real_services();
 #else
   FAIL("no service manager this test knows");
 #endif
