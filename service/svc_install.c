@@ -270,14 +270,55 @@ static DWORD mb__inst_event_source(const wchar_t *name, const wchar_t *exe) {
   return (DWORD)err;
 }
 
-/* Remove the event-log source NAME. 0 (also when there was none), or the OS error. */
-static DWORD mb__inst_event_source_remove(const wchar_t *name) {
+/*
+ * 1 if the event-log source NAME is absent or ours (its EventMessageFile is a membroker.exe),
+ * 0 if it belongs to another program; its message file then goes into other[count].
+ */
+static int mb__inst_event_source_ours(const wchar_t *name, wchar_t *other, DWORD count) {
   wchar_t path[256];
+  const wchar_t *base;
+  DWORD size = count * sizeof(wchar_t);
   LONG err;
+  _snwprintf(path, 256, L"%ls%ls", MB_INST_EVENT_KEY, name);
+  path[255] = L'\0';
+  other[0] = L'\0';
+  err = RegGetValueW(HKEY_LOCAL_MACHINE, path, L"EventMessageFile",
+                     RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND, NULL, other, &size);
+  if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND)
+    return 1; /* no such source (or no message file: nobody's) */
+  if (err != ERROR_SUCCESS)
+    return 0;
+  other[count - 1] = L'\0';
+  base = wcsrchr(other, L'\\');
+  base = base ? base + 1 : other;
+  return _wcsicmp(base, L"membroker.exe") == 0;
+}
+
+/* Remove the event-log source NAME if it is ours (mb__inst_event_source_ours): 0 (also when
+ * there was none, or it is another program's and is left alone), or the OS error. */
+static DWORD mb__inst_event_source_remove(const wchar_t *name) {
+  wchar_t path[256], other[MB_INST_PATH_MAX];
+  LONG err;
+  if (!mb__inst_event_source_ours(name, other, MB_INST_PATH_MAX))
+    return 0;
   _snwprintf(path, 256, L"%ls%ls", MB_INST_EVENT_KEY, name);
   path[255] = L'\0';
   err = RegDeleteKeyW(HKEY_LOCAL_MACHINE, path);
   return err == ERROR_FILE_NOT_FOUND ? 0 : (DWORD)err;
+}
+
+/* 1 if the installed service `name` runs membroker.exe (or the list cannot be had: then the
+ * SCM's own answers decide), 0 if it is another program's. */
+static int mb__inst_service_is_ours(const char *name) {
+  mb_os_service_t *list = NULL;
+  int n = 0, i, ours = 0;
+  if (mb_os_services_list("membroker.exe", &list, &n) != 0)
+    return 1;
+  for (i = 0; i < n; i++)
+    if (_stricmp(list[i].name, name) == 0)
+      ours = 1;
+  free(list);
+  return ours;
 }
 
 /* Read back the event-log source's two values. */
@@ -519,7 +560,7 @@ static void mb__inst_undo(SC_HANDLE svc, const wchar_t *name) {
 
 int mb__svc_install(const mb_svc_install_opts_t *o) {
   static wchar_t exe[MB_INST_PATH_MAX], wcfg[MB_INST_PATH_MAX], full[MB_INST_PATH_MAX],
-      cmdline[3 * MB_INST_PATH_MAX];
+      other[MB_INST_PATH_MAX], cmdline[3 * MB_INST_PATH_MAX];
   static char cfgpath[4 * MB_INST_PATH_MAX];
   wchar_t wname[MB_INST_NAME_MAX + 1], display[MB_INST_NAME_MAX + 16], waccount[512];
   wchar_t wpassword[512];
@@ -625,6 +666,13 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
   printf("membroker: config %s: valid (instance %s)\n", cfgpath, cfg.instance);
   if (!o->force && mb__inst_same_instance(o->name, cfg.instance, cfgpath) != 0) {
     fprintf(stderr, "membroker: not installed\n");
+    return 1;
+  }
+  if (!mb__inst_event_source_ours(wname, other, MB_INST_PATH_MAX)) {
+    fprintf(stderr,
+            "membroker: the event-log source '%s' belongs to another program (its message file "
+            "is %ls): choose another --name; not installed\n",
+            o->name, other);
     return 1;
   }
 
@@ -764,6 +812,15 @@ int mb__svc_uninstall(const char *name) {
       mb__inst_fail("cannot open the service", err);
     CloseServiceHandle(scm);
     return 1;
+  }
+
+  /* Only a service that runs membroker.exe: a typo must not stop and delete another one. */
+  if (!mb__inst_service_is_ours(name)) {
+    fprintf(stderr,
+            "membroker: service %s does not run membroker.exe: not stopped, not removed (use "
+            "sc.exe delete if you really mean it)\n",
+            name);
+    goto fail;
   }
 
   /* Stop it, and wait for STOPPED. A service still starting cannot take STOP yet: ask again. */

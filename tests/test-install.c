@@ -310,6 +310,50 @@ static void delete_second_service(void) {
  * beside it (the instance lock): install refuses it, naming the other service and its config,
  * and installs nothing; with --force it installs.
  */
+/*
+ * What is not ours is left alone: `membroker uninstall` of a service whose program is not
+ * membroker.exe refuses (the service stays), and `membroker install` under the name of an
+ * event-log source another program registered refuses (the source stays as it was).
+ */
+static void not_ours(void) {
+  char cfg[600], name[64], out[OUT_SIZE];
+  wchar_t args[512], key[300], file[1100];
+  int code;
+
+  snprintf(name, sizeof name, "mbt-%u-o", self_pid());
+  widen(name, svc_name, 64);
+  atexit(delete_service);
+  _snwprintf(args, 512, L"create %ls binPath= \"C:\\windows\\system32\\cmd.exe /c exit\"",
+             svc_name);
+  args[511] = L'\0';
+  ASSERT_EQ(run_sc(args), 0);
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "uninstall", "--name",
+                         name, NULL);
+  ASSERT_EXIT(code, 1, out);
+  ASSERT_CONTAINS(out, "does not run membroker.exe");
+  ASSERT_EQ(service_error(svc_name), 0); /* still installed */
+  _snwprintf(args, 512, L"delete %ls", svc_name);
+  ASSERT_EQ(run_sc(args), 0);
+
+  /* An event source of that name, another program's. */
+  _snwprintf(key, 300, L"%ls%ls", EVENT_KEY, svc_name);
+  key[299] = L'\0';
+  ASSERT_EQ(RegSetKeyValueW(HKEY_LOCAL_MACHINE, key, L"EventMessageFile", REG_SZ,
+                            L"C:\\other\\msgs.dll", (DWORD)sizeof L"C:\\other\\msgs.dll"),
+            ERROR_SUCCESS);
+  write_config(cfg, sizeof cfg, "o");
+  code = mb_test_run_exe(MB_BROKER_EXE, RUN_TIMEOUT_MS, out, sizeof out, "install", "--name", name,
+                         "-c", cfg, NULL);
+  ASSERT_EXIT(code, 1, out);
+  ASSERT_CONTAINS(out, "belongs to another program");
+  ASSERT_EQ(service_error(svc_name), ERROR_SERVICE_DOES_NOT_EXIST);
+  reg_string(EVENT_KEY, svc_name, L"EventMessageFile", file, 1100);
+  ASSERT(wcscmp(file, L"C:\\other\\msgs.dll") == 0);
+  ASSERT_EQ(RegDeleteKeyW(HKEY_LOCAL_MACHINE, key), ERROR_SUCCESS);
+  svc_name[0] = L'\0';
+  remove(cfg);
+}
+
 static void install_same_instance(void) {
   char cfg[600], cfg2[600], dir[MAX_PATH + 1], name[64], name2[64], want[1400], out[OUT_SIZE];
   FILE *fp;
@@ -533,6 +577,14 @@ TEST(install_uninstall) {
 TEST(install_errors) {
 #if MB_OS_WIN
   install_errors();
+#else
+  SKIP("membroker install registers a Windows service; Linux has the systemd unit");
+#endif
+}
+
+TEST(install_leaves_what_is_not_ours) {
+#if MB_OS_WIN
+  not_ours();
 #else
   SKIP("membroker install registers a Windows service; Linux has the systemd unit");
 #endif
