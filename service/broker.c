@@ -5,6 +5,17 @@
  * what a dead broker left under its name and create it afresh; fill the region directory;
  * publish the block with a release store of `initialised`. Nothing is ever written to fresh
  * data pages: they are zero already, and touching them would only make them resident.
+ *
+ * Liveness (the sweep): dead comes from the OS, hung from the heartbeat. The sweep opens a
+ * process watch (pid + start time: a reused pid is refused) for each attachment it finds
+ * ATTACHED and hands it to the loop (watch_ops, service/watch.c), which runs the sweep again
+ * the moment the process exits; the tick's sweep asks every watch (or the pid) too, so a
+ * missed wake-up costs at most a tick. A heartbeat older than the timeout only marks the
+ * attachment hung, in the broker's private memory (nothing in shared memory changes, so
+ * there is no step to be cut short); the mark belongs to that entry word and goes with it.
+ * Crash points: the broker dies -> its watches and hung marks die with it; the restarted
+ * broker publishes a new block, clients reattach, and its first sweep opens fresh watches.
+ * The ATTACHED -> CLAIMED -> DEAD steps of mb__client_dead are listed in layout.h.
  */
 #include "broker.h"
 
