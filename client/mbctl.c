@@ -464,8 +464,11 @@ static void print_maps(const cJSON *arr) {
 static void print_clients(const cJSON *c) {
   const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "table"), *e;
   double hb_ms = num(c, "heartbeat_timeout_ms");
-  printf("clients     %.0f attached (at most %.0f; heartbeat timeout %s, grace period %s)\n",
-         num(c, "attached"), num(c, "max"), hb_ms > 0 ? duration(hb_ms) : "off",
+  char hung[32] = "";
+  if (num(c, "hung") > 0)
+    snprintf(hung, sizeof hung, ", %.0f hung", num(c, "hung"));
+  printf("clients     %.0f attached%s (at most %.0f; heartbeat timeout %s, grace period %s)\n",
+         num(c, "attached"), hung, num(c, "max"), hb_ms > 0 ? duration(hb_ms) : "off",
          duration(num(c, "grace_period_ms")));
   if (cJSON_GetArraySize(table) == 0)
     return;
@@ -474,6 +477,7 @@ static void print_clients(const cJSON *c) {
   cJSON_ArrayForEach(e, table) {
     const cJSON *priv = cJSON_GetObjectItemCaseSensitive(e, "private");
     double hb = num(e, "heartbeat_age_ms");
+    int is_hung = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "hung"));
     char age[32] = "-", note[96] = "", mine[16] = "-";
     if (hb >= 0)
       snprintf(age, sizeof age, "%s ago", duration(hb));
@@ -483,9 +487,12 @@ static void print_clients(const cJSON *c) {
     if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "dead_reason")))
       snprintf(note, sizeof note, "%s; slots freed in %s unless it comes back",
                str(e, "dead_reason"), duration(num(e, "freed_in_ms")));
-    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %10s %8.0f  %s\n", num(e, "index"), str(e, "state"),
-           num(e, "pid"), str(e, "name"), age, num(e, "slots_held"), mine, num(e, "restarts"),
-           note);
+    else if (is_hung)
+      snprintf(note, sizeof note, "hung for %s: all kept; dead once its process exits",
+               duration(num(e, "hung_for_ms")));
+    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %10s %8.0f  %s\n", num(e, "index"),
+           is_hung ? "hung" : str(e, "state"), num(e, "pid"), str(e, "name"), age,
+           num(e, "slots_held"), mine, num(e, "restarts"), note);
   }
 }
 

@@ -102,7 +102,7 @@ typedef struct mb_slot_s {
  * judged (a restart that took the entry over meanwhile makes the CAS fail):
  *   {FREE}                  -> {CLAIMED, seq, self}   a client attaches: fills the entry in,
  *   {CLAIMED, seq, self}    -> {ATTACHED, seq, self}  ... and publishes it
- *   {ATTACHED, s, P}        -> {CLAIMED, s, P}        the broker: P exited or went silent; it
+ *   {ATTACHED, s, P}        -> {CLAIMED, s, P}        the broker: the OS says P exited; it
  *   {CLAIMED, s, P}         -> {DEAD, s, P}           writes why and when, then publishes DEAD
  *   {CLAIMED, s, P}         -> {DEAD, s, P}           ... also when P died holding it CLAIMED
  *   {DEAD, s, P}            -> {CLAIMED, seq, self}   a client of the same name takes it over,
@@ -119,7 +119,9 @@ enum mb_client_state {
   MB_CLIENT_FREE = 0,
   MB_CLIENT_CLAIMED = 1,  /* held by one process for a moment: being filled in or freed */
   MB_CLIENT_ATTACHED = 2, /* live */
-  MB_CLIENT_DEAD = 3,     /* process gone (or silent, or let go); slots kept for the grace period */
+  MB_CLIENT_DEAD = 3,     /* process gone (or let go); slots kept for the grace period. A client
+                             that only misses heartbeats stays ATTACHED (the broker shows it
+                             hung) */
 };
 
 /* The entry word: state in bits 0..7, attachment sequence in bits 8..31, pid in bits 32..63. */
@@ -134,7 +136,8 @@ enum mb_client_state {
 enum mb_client_dead_reason {
   MB_DEAD_NONE = 0,
   MB_DEAD_EXITED = 1,    /* the OS says the process exited */
-  MB_DEAD_HEARTBEAT = 2, /* no heartbeat for clients.heartbeat_timeout_ms */
+  MB_DEAD_HEARTBEAT = 2, /* not given any more (a silent client is hung, not dead); the value
+                            stays reserved so reasons keep their numbers */
   MB_DEAD_ABANDONED = 3, /* a process died while it held the entry CLAIMED */
   MB_DEAD_CLOSED = 4,    /* the client let go to come back (mb_close, mb_reattach) */
   MB_DEAD_RESTORED = 5,  /* restored from persist_dir by a restarted broker: kept for its

@@ -346,7 +346,30 @@ int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch);
 /* 1 if the watched process has exited, 0 if it runs. Never blocks, never fails. */
 int mb_os_proc_watch_exited(intptr_t watch);
 
-/* Close a watch (a no-op for 0). */
+/*
+ * How an event loop learns of the exit without asking (capabilities, not OS; a caller tries
+ * the descriptor first, then the notification, and else asks mb_os_proc_watch_exited at
+ * intervals):
+ *
+ * mb_os_proc_watch_fd: a descriptor that polls readable once the process has exited, and
+ * stays readable (Linux: the pidfd, for uv_poll / epoll); -1 when the watch has none (Windows;
+ * Linux without pidfd_open). The watch owns it: stop polling it before mb_os_proc_watch_close.
+ */
+int mb_os_proc_watch_fd(intptr_t watch);
+
+/*
+ * mb_os_proc_watch_notify: have fn(arg) called once, on a thread of the OS's thread pool, when
+ * the watched process exits (soon after the call if it has already). Windows:
+ * RegisterWaitForSingleObject(WT_EXECUTEONLYONCE) on the process handle. fn must be short and
+ * safe on any thread (an event loop's wake-up: uv_async_send) and must not call into this
+ * watch. One registration per watch: a new one replaces the last. fn NULL cancels: it returns
+ * once a call of fn in progress has finished, and fn is not called afterwards;
+ * mb_os_proc_watch_close cancels the same way. Never cancel from inside fn. MB_ENOTSUP where
+ * the OS has no such wait (POSIX: poll mb_os_proc_watch_fd); MB_ENOMEM / MB_EOS if refused.
+ */
+int mb_os_proc_watch_notify(intptr_t watch, void (*fn)(void *arg), void *arg);
+
+/* Close a watch, cancelling its notification first (a no-op for 0). */
 void mb_os_proc_watch_close(intptr_t watch);
 
 /* A child process started by mb_os_spawn. */

@@ -675,6 +675,21 @@ int mb_os_proc_watch_exited(intptr_t watch) {
   return mb_os_proc_alive(&w->id) == 0;
 }
 
+int mb_os_proc_watch_fd(intptr_t watch) {
+  return ((const mb__proc_watch_t *)watch)->fd;
+}
+
+int mb_os_proc_watch_notify(intptr_t watch, void (*fn)(void *arg), void *arg) {
+  (void)arg;
+  if (fn == NULL)
+    return 0; /* nothing was ever registered */
+  return mb__errorf(MB_ENOTSUP, 0, "watch process %u: no exit notification on this OS (%s)",
+                    (unsigned)((const mb__proc_watch_t *)watch)->id.pid,
+                    ((const mb__proc_watch_t *)watch)->fd >= 0
+                        ? "poll its pidfd instead"
+                        : "and no pidfd: pidfd_open is missing or refused; ask at intervals");
+}
+
 void mb_os_proc_watch_close(intptr_t watch) {
   mb__proc_watch_t *w = (mb__proc_watch_t *)watch;
   if (w == NULL)

@@ -1239,13 +1239,23 @@ int mb_os_proc_alive(const mb_os_procid_t *id) {
 }
 
 /*
- * The watch is the process HANDLE itself: it keeps the process object, so the pid cannot be
- * reused while we hold it, and it is signaled when the process exits. The start time read
- * through that very handle proves it is the process meant.
+ * A watch is a small heap struct around the process HANDLE: the handle keeps the process
+ * object, so the pid cannot be reused while we hold it, and it is signaled when the process
+ * exits. The start time read through that very handle proves it is the process meant. `wait`
+ * is the thread pool's wait on it (mb_os_proc_watch_notify), NULL when none is registered.
  */
+typedef struct mb__proc_watch_s {
+  HANDLE proc;
+  HANDLE wait;
+  uint32_t pid;
+  void (*fn)(void *arg);
+  void *arg;
+} mb__proc_watch_t;
+
 int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch) {
   FILETIME created, exited, kernel, user;
   HANDLE h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, id->pid);
+  mb__proc_watch_t *w;
   DWORD e;
   if (h == NULL) {
     e = GetLastError();
@@ -1262,17 +1272,61 @@ int mb_os_proc_watch(const mb_os_procid_t *id, intptr_t *watch) {
     CloseHandle(h);
     return mb__errorf(MB_ESRCH, 0, "watch process %u: it has exited", (unsigned)id->pid);
   }
-  *watch = (intptr_t)h;
+  if ((w = calloc(1, sizeof *w)) == NULL) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "watch process %u", (unsigned)id->pid);
+  }
+  w->proc = h;
+  w->pid = id->pid;
+  *watch = (intptr_t)w;
   return 0;
 }
 
 int mb_os_proc_watch_exited(intptr_t watch) {
-  return WaitForSingleObject((HANDLE)watch, 0) == WAIT_OBJECT_0;
+  return WaitForSingleObject(((const mb__proc_watch_t *)watch)->proc, 0) == WAIT_OBJECT_0;
+}
+
+int mb_os_proc_watch_fd(intptr_t watch) {
+  (void)watch;
+  return -1;
+}
+
+/* The thread pool's callback: the process handle is signaled (no timeout was asked for). */
+static VOID CALLBACK mb__proc_watch_fired(PVOID ctx, BOOLEAN timed_out) {
+  const mb__proc_watch_t *w = ctx;
+  (void)timed_out;
+  w->fn(w->arg);
+}
+
+int mb_os_proc_watch_notify(intptr_t watch, void (*fn)(void *arg), void *arg) {
+  mb__proc_watch_t *w = (mb__proc_watch_t *)watch;
+  DWORD e;
+  if (w->wait != NULL) {
+    /* INVALID_HANDLE_VALUE: wait for a callback in progress to return. */
+    (void)UnregisterWaitEx(w->wait, INVALID_HANDLE_VALUE);
+    w->wait = NULL;
+  }
+  w->fn = fn;
+  w->arg = arg;
+  if (fn == NULL)
+    return 0;
+  if (!RegisterWaitForSingleObject(&w->wait, w->proc, mb__proc_watch_fired, w, INFINITE,
+                                   WT_EXECUTEONLYONCE)) {
+    e = GetLastError();
+    w->wait = NULL;
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "wait for the exit of process %u",
+                      (unsigned)w->pid);
+  }
+  return 0;
 }
 
 void mb_os_proc_watch_close(intptr_t watch) {
-  if (watch != 0)
-    CloseHandle((HANDLE)watch);
+  mb__proc_watch_t *w = (mb__proc_watch_t *)watch;
+  if (w == NULL)
+    return;
+  (void)mb_os_proc_watch_notify(watch, NULL, NULL);
+  CloseHandle(w->proc);
+  free(w);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -10,7 +10,9 @@
 #    shared pool with thread caches;
 #  - game data maps (tests/bench-map.c): the broker's load of a 256 MiB GMAP file and a game
 #    server's mb_map_open beside a plain open + read() of the file into malloc'd memory, and
-#    random tile reads through mb_map_tile beside direct indexing in that buffer.
+#    random tile reads through mb_map_tile beside direct indexing in that buffer;
+#  - death detection (tests/bench-death.c): time from SIGKILL of an attached game server to
+#    the broker showing it dead, p50/p99 over 100 kills (issue 11 aims at p99 < 100 ms).
 # One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
 # differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
@@ -19,6 +21,8 @@
 #   MB_BENCH_ROUNDS=7 MB_BENCH_SECONDS=3 scripts/bench.sh
 #   MB_BENCH_ONLY=pools scripts/bench.sh     just the pool table
 #   MB_BENCH_ONLY=maps scripts/bench.sh      just the game data map table (~20 s)
+#   MB_BENCH_ONLY=death scripts/bench.sh     just death detection (~5 s)
+#   MB_BENCH_KILLS=1000 ...                  kills for death detection (default 100)
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -49,7 +53,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF 
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map >>"$build/build.log" 2>&1 ||
+cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map bench-death >>"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
@@ -157,6 +161,19 @@ bench_maps() {
   "$build/bench-map" "$rounds" "$tmp" || fail "bench-map failed"
 }
 
+# ---- death detection -----------------------------------------------------------------------
+# A broker on its own thread (the production loop: tick + process watches), game servers as
+# child processes, each SIGKILLed once attached; its own table with PASS/MISS.
+bench_death() {
+  echo "=== death detection: ${MB_BENCH_KILLS:-100} kills"
+  "$build/bench-death" "${MB_BENCH_KILLS:-100}" || fail "bench-death failed"
+}
+
+if [ "${MB_BENCH_ONLY:-all}" = death ]; then
+  bench_death
+  exit 0
+fi
+
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "=== redis-server missing: installing it (scripts/deps.sh lists it)"
   if [ "$EUID" -eq 0 ]; then sudo=(); else sudo=(sudo -n); fi
@@ -166,7 +183,7 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools | maps) ;; *) fail "MB_BENCH_ONLY: all, pools or maps, not '$only'" ;; esac
+case $only in all | pools | maps | death) ;; *) fail "MB_BENCH_ONLY: all, pools, maps or death, not '$only'" ;; esac
 if [ "$only" = pools ]; then
   bench_pools
   exit 0
@@ -305,6 +322,9 @@ bench_pools
 
 echo
 bench_maps
+
+echo
+bench_death
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

@@ -5,6 +5,17 @@
  * what a dead broker left under its name and create it afresh; fill the region directory;
  * publish the block with a release store of `initialised`. Nothing is ever written to fresh
  * data pages: they are zero already, and touching them would only make them resident.
+ *
+ * Liveness (the sweep): dead comes from the OS, hung from the heartbeat. The sweep opens a
+ * process watch (pid + start time: a reused pid is refused) for each attachment it finds
+ * ATTACHED and hands it to the loop (watch_ops, service/watch.c), which runs the sweep again
+ * the moment the process exits; the tick's sweep asks every watch (or the pid) too, so a
+ * missed wake-up costs at most a tick. A heartbeat older than the timeout only marks the
+ * attachment hung, in the broker's private memory (nothing in shared memory changes, so
+ * there is no step to be cut short); the mark belongs to that entry word and goes with it.
+ * Crash points: the broker dies -> its watches and hung marks die with it; the restarted
+ * broker publishes a new block, clients reattach, and its first sweep opens fresh watches.
+ * The ATTACHED -> CLAIMED -> DEAD steps of mb__client_dead are listed in layout.h.
  */
 #include "broker.h"
 
@@ -416,8 +427,8 @@ static const char *mb__dead_why(uint32_t reason) {
   switch (reason) {
   case MB_DEAD_EXITED:
     return "its process exited";
-  case MB_DEAD_HEARTBEAT:
-    return "no heartbeat in time (its process still runs)";
+  case MB_DEAD_HEARTBEAT: /* not given by this broker (a hung client stays attached) */
+    return "no heartbeat in time";
   case MB_DEAD_ABANDONED:
     return "its process died while attaching or detaching";
   case MB_DEAD_CLOSED:
@@ -459,6 +470,96 @@ static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reas
   return 1;
 }
 
+/* Open a watch on client i's process for attachment w and hand it to the loop. 0, MB_ESRCH
+ * (the process is gone already), or another code: the sweep polls this client instead. */
+static int mb__watch_open(mb_broker_t *b, uint32_t i, uint64_t w, const mb_os_procid_t *id) {
+  int rc = mb_os_proc_watch(id, &b->clients[i].watch);
+  if (rc != 0) {
+    b->clients[i].watch = 0;
+    return rc;
+  }
+  b->clients[i].word = w;
+  if (b->watch_ops != NULL) {
+    if (b->watch_ops->arm(b->watch_ops->ctx, i, b->clients[i].watch) == 0)
+      b->clients[i].armed = 1;
+    else
+      mb_log_debug("client %u (pid %u): the loop cannot wait for its exit, polled instead: %s",
+                   (unsigned)i, (unsigned)id->pid, mb_last_error());
+  }
+  return 0;
+}
+
+/* Stop waiting for client i's process and close its watch (none: nothing to do). */
+static void mb__watch_drop(mb_broker_t *b, uint32_t i) {
+  if (b->clients[i].watch == 0)
+    return;
+  if (b->clients[i].armed && b->watch_ops != NULL)
+    b->watch_ops->disarm(b->watch_ops->ctx, i, b->clients[i].watch);
+  b->clients[i].armed = 0;
+  mb_os_proc_watch_close(b->clients[i].watch);
+  b->clients[i].watch = 0;
+}
+
+void mb__broker_set_watch_ops(mb_broker_t *b, const mb_broker_watch_ops_t *ops) {
+  uint32_t i;
+  for (i = 0; i < MB_CLIENTS_MAX; i++) {
+    if (b->clients[i].armed && b->watch_ops != NULL)
+      b->watch_ops->disarm(b->watch_ops->ctx, i, b->clients[i].watch);
+    b->clients[i].armed = 0;
+  }
+  b->watch_ops = ops;
+  for (i = 0; ops != NULL && i < MB_CLIENTS_MAX; i++)
+    if (b->clients[i].watch != 0 && ops->arm(ops->ctx, i, b->clients[i].watch) == 0)
+      b->clients[i].armed = 1;
+}
+
+int mb__broker_client_hung(const mb_broker_t *b, uint32_t i, uint64_t word, uint64_t *since_ns) {
+  int hung = i < MB_CLIENTS_MAX && b->clients[i].hung_word != 0 && b->clients[i].hung_word == word;
+  if (since_ns != NULL)
+    *since_ns = hung ? b->clients[i].hung_ns : 0;
+  return hung;
+}
+
+const char *mb__broker_client_watch(const mb_broker_t *b, uint32_t i, uint64_t word) {
+  if (i >= MB_CLIENTS_MAX)
+    return "pending";
+  if (b->clients[i].watch != 0 && b->clients[i].word == word)
+    return b->clients[i].armed ? "os" : "poll";
+  return b->clients[i].watch_failed ? "poll" : "pending";
+}
+
+/*
+ * Attachment w of client i is alive but its heartbeat (hb, monotonic ns) is `late`: say so
+ * once when it starts (hung) and once when it ends (beats again). Nothing of the client's is
+ * touched: a process that hangs in a debugger, is stopped or swaps keeps its players; it is
+ * dead only when the OS says its process is gone.
+ */
+static void mb__client_hung(mb_broker_t *b, uint32_t i, uint64_t w, int late, uint64_t hb,
+                            uint64_t now) {
+  mb_client_entry_t *e = &b->state->clients[i];
+  char name[MB_CLIENT_NAME_MAX];
+  if (late == (b->clients[i].hung_word == w))
+    return;
+  mb__client_name_get(e, name);
+  if (late) {
+    b->clients[i].hung_word = w;
+    b->clients[i].hung_ns = now;
+    mb_log_event(MB_EV_CLIENT_HUNG, MB_LOG_WARN,
+                 "client '%s' (pid %u) is hung: no heartbeat for %llu ms (its process still "
+                 "runs); it keeps its entry and %llu slots, and is dead only once its process "
+                 "exits",
+                 name, (unsigned)MB_CLIENT_WORD_PID(w),
+                 (unsigned long long)(hb < now ? (now - hb) / 1000000u : 0),
+                 (unsigned long long)mb_load64(&e->slots_held));
+  } else {
+    mb_log_info("client '%s' (pid %u) beats again after %llu ms hung", name,
+                (unsigned)MB_CLIENT_WORD_PID(w),
+                (unsigned long long)((now - b->clients[i].hung_ns) / 1000000u));
+    b->clients[i].hung_word = 0;
+    b->clients[i].hung_ns = 0;
+  }
+}
+
 int mb__broker_sweep(mb_broker_t *b) {
   mb_state_t *st = b->state;
   uint64_t now = mb_os_mono_ns(), timeout = (uint64_t)b->cfg.heartbeat_timeout_ms * 1000000u;
@@ -476,13 +577,14 @@ int mb__broker_sweep(mb_broker_t *b) {
     id.start_time = mb_load64(&e->start_time);
     if (mb_load64(&e->word) != w) /* changing right now: its start time may not be w's */
       continue;
-    /* A watch belongs to the attachment that holds the entry now, or is dropped. */
-    if (b->clients[i].watch != 0 && (s != MB_CLIENT_ATTACHED || b->clients[i].word != w)) {
-      mb_os_proc_watch_close(b->clients[i].watch);
-      b->clients[i].watch = 0;
-    }
+    /* A watch belongs to the attachment that holds the entry now, or is dropped; so does
+     * the hung mark. */
+    if (b->clients[i].watch != 0 && (s != MB_CLIENT_ATTACHED || b->clients[i].word != w))
+      mb__watch_drop(b, i);
     if (s != MB_CLIENT_ATTACHED)
       b->clients[i].watch_failed = 0;
+    if (b->clients[i].hung_word != 0 && b->clients[i].hung_word != w)
+      b->clients[i].hung_word = b->clients[i].hung_ns = 0;
     if (s != MB_CLIENT_CLAIMED || b->clients[i].claimed_word != w) {
       b->clients[i].claimed_word = s == MB_CLIENT_CLAIMED ? w : 0;
       b->clients[i].claimed_ns = s == MB_CLIENT_CLAIMED ? now : 0;
@@ -491,12 +593,9 @@ int mb__broker_sweep(mb_broker_t *b) {
     if (s == MB_CLIENT_ATTACHED) {
       int dead = 0, rc;
       if (b->clients[i].watch == 0 && !b->clients[i].watch_failed) {
-        if ((rc = mb_os_proc_watch(&id, &b->clients[i].watch)) == 0) {
-          b->clients[i].word = w;
-        } else if (rc == MB_ESRCH) {
+        if ((rc = mb__watch_open(b, i, w, &id)) == MB_ESRCH) {
           dead = 1;
-        } else {
-          b->clients[i].watch = 0;
+        } else if (rc != 0) {
           b->clients[i].watch_failed = 1;
           mb_log_debug("client %u (pid %u): no process watch, polling instead: %s", (unsigned)i,
                        (unsigned)id.pid, mb_last_error());
@@ -506,13 +605,15 @@ int mb__broker_sweep(mb_broker_t *b) {
         dead = b->clients[i].watch != 0 ? mb_os_proc_watch_exited(b->clients[i].watch)
                                         : mb_os_proc_alive(&id) == 0;
       if (dead) {
-        changed += mb__client_dead(b, i, w, MB_DEAD_EXITED, now);
+        if (mb__client_dead(b, i, w, MB_DEAD_EXITED, now)) {
+          changed++;
+          mb__watch_drop(b, i); /* it has said what it had to */
+        }
       } else {
+        /* A missed heartbeat says hung, never dead: only the OS says a process is gone. */
         uint64_t hb = mb_load64(&e->heartbeat_ns);
-        if (timeout != 0 && hb < now && now - hb > timeout)
-          changed += mb__client_dead(b, i, w, MB_DEAD_HEARTBEAT, now);
-        else
-          attached++;
+        mb__client_hung(b, i, w, timeout != 0 && hb < now && now - hb > timeout, hb, now);
+        attached++;
       }
     } else if (s == MB_CLIENT_CLAIMED) {
       /* Held for microseconds normally; still held by the same holder seconds later while
@@ -561,10 +662,9 @@ void mb__broker_stop(mb_broker_t *b) {
     return;
   mb__broker_begin_stop(b);
   (void)mb__persist_flush(b); /* the last save, while everything is still mapped */
-  for (i = 0; i < MB_CLIENTS_MAX; i++) {
-    mb_os_proc_watch_close(b->clients[i].watch);
-    b->clients[i].watch = 0;
-  }
+  for (i = 0; i < MB_CLIENTS_MAX; i++)
+    mb__watch_drop(b, i);
+  b->watch_ops = NULL;
   mb__objects_destroy(b);
   /* The block itself last: game servers still mapping it keep seeing "shutting down". */
   mb_os_section_unmap(b->state, b->state_sec.size);

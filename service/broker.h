@@ -23,6 +23,22 @@ typedef struct mb_counter_watch_s {
 /* A rising failure counter is reported at once, then at most once per this, with the count. */
 #define MB_BROKER_REPORT_EVERY_MS 60000
 
+/*
+ * How the broker's event loop waits for client processes to exit (service/watch.c; the
+ * broker itself knows no loop). The sweep opens a process watch for each attached client
+ * and hands it to arm(); when the loop learns that a watched process exited it runs
+ * mb__broker_sweep at once, so death is seen when the OS says so, not at the next tick.
+ * disarm() comes before the watch is closed. Both run on the loop's thread.
+ */
+typedef struct mb_broker_watch_ops_s {
+  void *ctx;
+  /* Wait for the exit of client i's process (`watch`, mb_os_proc_watch). 0, or a negative
+   * MB_E* code with a detail message: then the sweep polls this client each tick. */
+  int (*arm)(void *ctx, uint32_t i, intptr_t watch);
+  /* Stop waiting for client i's `watch`: it is about to be closed. */
+  void (*disarm)(void *ctx, uint32_t i, intptr_t watch);
+} mb_broker_watch_ops_t;
+
 typedef struct mb_broker_s {
   mb_config_t cfg;
   int flags; /* MB_OS_SEC_GLOBAL for a Windows service, else 0 */
@@ -48,7 +64,13 @@ typedef struct mb_broker_s {
     uint64_t claimed_word; /* the CLAIMED word last seen, and since when (0: none) */
     uint64_t claimed_ns;
     int watch_failed; /* the OS gave no watch: liveness is asked each sweep */
+    int armed;        /* the loop waits for `watch` (watch_ops->arm succeeded) */
+    /* The attachment (entry word) whose heartbeat is overdue, and since when the broker
+     * has said so (0: none is). A hung client keeps everything; only the OS says dead. */
+    uint64_t hung_word;
+    uint64_t hung_ns;
   } clients[MB_CLIENTS_MAX];
+  const mb_broker_watch_ops_t *watch_ops; /* NULL: exits are seen by the sweep alone */
   /* Failure counters in shared memory the broker reports as events (log.h), rate-limited:
    * each region's commit_failures, each pool's misses (mb__broker_watch_counters). */
   int watch_ready; /* `seen` holds the values at the first tick */
@@ -86,12 +108,33 @@ void mb__broker_tick(mb_broker_t *b);
 
 /*
  * Sweep the client table once: an attached client whose process exited (the OS's word,
- * through a process watch) or whose heartbeat is older than clients.heartbeat_timeout_ms
- * (unless 0) becomes DEAD and is logged; a DEAD one whose grace period is over is freed
- * with every slot it held; clients_attached is set to the live count. Returns the number of
- * entries changed.
+ * through a process watch, else asked of the OS by pid and start time) becomes DEAD
+ * (reason MB_DEAD_EXITED) and is logged; one whose heartbeat is older than
+ * clients.heartbeat_timeout_ms (unless 0) is *hung*: logged once (MB_EV_CLIENT_HUNG), shown
+ * so by status, and kept whole - entry, slots, blocks - until its process exits or it beats
+ * again; a DEAD one whose grace period is over is freed with every slot it held;
+ * clients_attached is set to the live count (hung ones included). Opens a process watch for
+ * each newly attached client (armed in the loop through watch_ops) and closes those of
+ * entries that changed. Returns the number of entries changed.
  */
 int mb__broker_sweep(mb_broker_t *b);
+
+/*
+ * Let the loop wait for client exits (ops, which must outlive its use), or stop that (NULL):
+ * the watches already open are armed with the new ops, or disarmed from the old ones (the
+ * watches stay open; the sweep polls them). Call on the loop's thread; set NULL before the
+ * loop's handles are closed.
+ */
+void mb__broker_set_watch_ops(mb_broker_t *b, const mb_broker_watch_ops_t *ops);
+
+/* 1 if client i's current attachment (entry word `word`) is hung (see mb__broker_sweep);
+ * *since_ns (may be NULL) receives when the broker found it so (monotonic clock). */
+int mb__broker_client_hung(const mb_broker_t *b, uint32_t i, uint64_t word, uint64_t *since_ns);
+
+/* How the broker learns that client i's attachment `word` (ATTACHED) ends with its process:
+ * "os" (the loop waits for the exit), "poll" (asked of the OS each sweep), "pending" (not
+ * swept yet: the next sweep opens its watch). */
+const char *mb__broker_client_watch(const mb_broker_t *b, uint32_t i, uint64_t word);
 
 /* Server status "shutting down" (what game servers see first). */
 void mb__broker_begin_stop(mb_broker_t *b);

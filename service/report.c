@@ -243,7 +243,7 @@ static const char *mb__dead_reason_name(uint32_t r) {
   switch (r) {
   case MB_DEAD_EXITED:
     return "exited";
-  case MB_DEAD_HEARTBEAT:
+  case MB_DEAD_HEARTBEAT: /* an older broker's; a missed heartbeat is "hung" now */
     return "heartbeat";
   case MB_DEAD_ABANDONED:
     return "abandoned";
@@ -336,16 +336,22 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   const mb_state_t *st = b->state;
   cJSON *o = cJSON_CreateObject(), *table;
   uint64_t now = mb_os_mono_ns();
-  uint32_t i, attached = 0;
+  uint32_t i, attached = 0, hung = 0;
   uint32_t max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
   if (o == NULL) {
     *ok = 0;
     return NULL;
   }
-  /* Counted from the table as it is now (the block's clients_attached follows each sweep). */
-  for (i = 0; i < max; i++)
-    attached += MB_CLIENT_WORD_STATE(mb_load64(&st->clients[i].word)) == MB_CLIENT_ATTACHED;
+  /* Counted from the table as it is now (the block's clients_attached follows each sweep);
+   * hung ones are attached too. */
+  for (i = 0; i < max; i++) {
+    uint64_t word = mb_load64(&st->clients[i].word);
+    attached += MB_CLIENT_WORD_STATE(word) == MB_CLIENT_ATTACHED;
+    hung += MB_CLIENT_WORD_STATE(word) == MB_CLIENT_ATTACHED &&
+            mb__broker_client_hung(b, i, word, NULL);
+  }
   mb__num(o, "attached", attached, ok);
+  mb__num(o, "hung", hung, ok);
   mb__num(o, "max", st->max_clients, ok);
   mb__num(o, "heartbeat_timeout_ms", b->cfg.heartbeat_timeout_ms, ok);
   mb__num(o, "grace_period_ms", b->cfg.grace_period_ms, ok);
@@ -382,6 +388,15 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
       *ok = 0;
     mb__num(c, "slots_held", mb_load64(&e->slots_held), ok);
     mb__num(c, "restarts", mb_load32(&e->takeovers), ok);
+    if (state == MB_CLIENT_ATTACHED) {
+      uint64_t since;
+      int is_hung = mb__broker_client_hung(b, i, word, &since);
+      if (cJSON_AddBoolToObject(c, "hung", is_hung) == NULL ||
+          cJSON_AddStringToObject(c, "watch", mb__broker_client_watch(b, i, word)) == NULL)
+        *ok = 0;
+      if (is_hung)
+        mb__num(c, "hung_for_ms", since <= now ? (now - since) / 1000000u : 0, ok);
+    }
     if (state == MB_CLIENT_DEAD) {
       uint64_t grace = (uint64_t)b->cfg.grace_period_ms * 1000000u;
       uint64_t age = dead && dead <= now ? now - dead : 0;

@@ -56,11 +56,16 @@ cJSON *mb__report_regions(const mb_broker_t *b);
  * allocated, freed, misses, reclaimed, errors, bytes (capacity * stride). */
 cJSON *mb__report_pools(const mb_broker_t *b);
 
-/* {attached, max, heartbeat_timeout_ms, grace_period_ms, table: [{index, state, pid, name,
- * attached_ms, heartbeat_age_ms, slots_held, restarts, [dead_reason, dead_for_ms,
- * freed_in_ms,] private: {in_use, committed, pools, heaps}}]} for every table entry that is
- * not free. `private` sums the client's published private pools and heaps (mb__report_heaps);
- * all zeros unless the entry is attached. */
+/* {attached, hung, max, heartbeat_timeout_ms, grace_period_ms, table: [{index, state, pid,
+ * name, attached_ms, heartbeat_age_ms, slots_held, restarts, [hung, [hung_for_ms,] watch,]
+ * [dead_reason, dead_for_ms, freed_in_ms,] private: {in_use, committed, pools, heaps}}]} for
+ * every table entry that is not free. An attached entry has `hung` (its heartbeat is older
+ * than heartbeat_timeout_ms; `hung_for_ms`: since the broker found it so; it keeps
+ * everything, and becomes dead only when its process exits) and `watch`, how its exit is
+ * learnt: "os" (at once), "poll" (each sweep) or "pending" (the next sweep opens a watch);
+ * `attached` counts hung ones too. A dead one has why, since when and when it is freed.
+ * `private` sums the client's published private pools and heaps (mb__report_heaps); all
+ * zeros unless the entry is attached. */
 cJSON *mb__report_clients(const mb_broker_t *b);
 
 /*

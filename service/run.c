@@ -1,7 +1,8 @@
 /*
  * run.c - the broker's event loop (libuv): start the broker's memory, tick (heartbeat and
- * client sweep) every MB_BROKER_TICK_MS, save the state every persist.interval_ms (when
- * persist.dir is set), stop cleanly on request. Portable: signals go through uv_signal
+ * client sweep) every MB_BROKER_TICK_MS, sweep at once when a client's process exits
+ * (watch.h), save the state every persist.interval_ms (when persist.dir is set), stop
+ * cleanly on request. Portable: signals go through uv_signal
  * (Ctrl-C on Windows consoles), cross-thread stop requests (the SCM handler) through uv_async.
  */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "svc.h"
+#include "watch.h"
 
 typedef struct mb_run_s {
   uv_loop_t loop;
@@ -20,6 +22,7 @@ typedef struct mb_run_s {
   uv_async_t stop;
   uv_signal_t sigint, sigterm;
   mb_broker_t broker;
+  mb_watch_t watch; /* the loop waits for client exits (watch.h) */
   int stopping;
 } mb_run_t;
 
@@ -59,6 +62,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   mb_log_info("stopping (%s)", why);
   mb__broker_begin_stop(&run->broker);
   mb__ctl_stop();
+  mb__watch_stop(&run->watch);
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
   uv_close((uv_handle_t *)&run->persist, mb__close_cb);
   uv_close((uv_handle_t *)&run->stop, mb__close_cb);
@@ -151,6 +155,11 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     mb__abandon_loop(&run);
     return 1;
   }
+  /* Death from the OS: an exiting client is seen at once; the tick's sweep stays the
+   * fallback (a platform or process without a waitable watch is polled each tick). */
+  if (mb__watch_start(&run.watch, &run.loop, &run.broker) != 0)
+    mb_log_warn("client exits are seen at each sweep only (every %d ms): %s", MB_BROKER_TICK_MS,
+                mb_last_error());
   uv_timer_start(&run.tick, mb__on_tick, MB_BROKER_TICK_MS, MB_BROKER_TICK_MS);
   if (run.broker.persist.enabled)
     uv_timer_start(&run.persist, mb__on_persist, run.broker.persist.interval_ms,

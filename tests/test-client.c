@@ -3,7 +3,8 @@
  * in this test process (its sweep called directly), with game servers as real child
  * processes: attach errors, counters from several processes without lost updates, a client
  * killed mid-update reaped after its grace period, a restarted client taking its slots back
- * with their bytes, heartbeats, broker restarts, and 1,000 attach/detach cycles.
+ * with their bytes, heartbeats (a silent client is hung, not dead), broker restarts, and 1,000
+ * attach/detach cycles.
  */
 #include "task.h"
 
@@ -412,33 +413,48 @@ TEST(restarted_client_gets_its_slots_back_before_the_sweep) {
   restart_case(0);
 }
 
-TEST(heartbeat_timeout_and_reattach) {
+/* A missed heartbeat says hung, never dead: the silent client keeps its entry and slots,
+ * its calls keep working, and it is no longer hung once it beats again. */
+TEST(heartbeat_timeout_marks_hung_not_dead) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_client_t *c, *t;
   mb_attach_options_t o;
+  mb_client_entry_t *e;
+  uint32_t i;
   void *slot;
   client_config(&cfg, "hb");
   cfg.heartbeat_timeout_ms = 200;
   cfg.grace_period_ms = 60000;
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
-  /* A client with the heartbeat thread stays attached though it never ticks. */
+  /* A client with the heartbeat thread is never hung though it never ticks. */
   mb_attach_options_init(&o);
   o.heartbeat_ms = 30;
   ASSERT_OK(mb_attach(cfg.instance, "threaded", &o, &t));
-  /* One that neither ticks nor has a thread is reaped, though its process runs. */
+  /* One that neither ticks nor has a thread is hung, though still attached. */
   ASSERT_OK(mb_attach(cfg.instance, "silent", NULL, &c));
   ASSERT_OK(mb_player_connect(c, 9, &slot));
   memcpy(slot, "kept", 5);
-  SWEEP_UNTIL(&b, "silent", MB_CLIENT_DEAD, 5000);
-  ASSERT_EQ(mb_load32(&mb_test_entry_named(b.state, "silent")->dead_reason), MB_DEAD_HEARTBEAT);
+  e = mb_test_entry_named(b.state, "silent");
+  i = (uint32_t)(e - b.state->clients);
+  WAIT_FOR((mb__broker_sweep(&b), mb__broker_client_hung(&b, i, mb_load64(&e->word), NULL)), 5000);
+  ASSERT_EQ(entry_state(&b, "silent"), MB_CLIENT_ATTACHED);
   ASSERT_EQ(entry_state(&b, "threaded"), MB_CLIENT_ATTACHED);
-  /* Its slot calls are refused from now on (its slots are kept for a comeback and would be
-   * another client's after the grace period), and it learns so at its next tick. */
-  ASSERT_ERR(mb_player_connect(c, 10, &slot), MB_ESTALE);
-  ASSERT_ERR(mb_player_disconnect(c, 9), MB_ESTALE);
-  ASSERT_ERR(mb_tick(c), MB_ESTALE);
-  ASSERT_CONTAINS(mb_last_error(), "no heartbeat in time");
+  ASSERT_EQ(mb__broker_client_hung(
+                &b, (uint32_t)(mb_test_entry_named(b.state, "threaded") - b.state->clients),
+                mb_load64(&mb_test_entry_named(b.state, "threaded")->word), NULL),
+            0);
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 2);
+  /* Nothing was taken from it: its slot calls work and its bytes are there. */
+  ASSERT_OK(mb_player_connect(c, 10, &slot));
+  ASSERT_OK(mb_player_find(c, 9, &slot));
+  ASSERT_STR_EQ((char *)slot, "kept");
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[1].slots_used), 2);
+  /* It beats again: no longer hung. */
+  ASSERT_OK(mb_tick(c));
+  mb__broker_sweep(&b);
+  ASSERT_EQ(mb__broker_client_hung(&b, i, mb_load64(&e->word), NULL), 0);
+  /* A reattach still takes its entry back with its slots. */
   ASSERT_OK(mb_reattach(c, NULL));
   ASSERT_OK(mb_tick(c));
   ASSERT_OK(mb_player_find(c, 9, &slot));

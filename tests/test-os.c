@@ -13,6 +13,7 @@
 
 #if MB_OS_POSIX
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -270,6 +271,78 @@ TEST(process_spawn_wait_kill) {
   ASSERT_OK(mb_os_child_wait(&c, 30000, &code));
   ASSERT_NE(code, 0);
   ASSERT_EQ(mb_os_proc_alive(&id), 0);
+}
+
+static mb_au32 exits_told;     /* calls of on_exit_told (mb_os_proc_watch_notify) */
+static mb_au32 cancelled_told; /* calls that came though their notification was cancelled */
+
+static void on_exit_told(void *arg) {
+  mb_add32((mb_au32 *)arg, 1);
+}
+
+/* 1 once `fd` polls readable (a watch's descriptor: its process exited). */
+static int fd_readable(int fd) {
+#if MB_OS_POSIX
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+#else
+  (void)fd;
+  return 0;
+#endif
+}
+
+/*
+ * A process watch refers to exactly the process meant (a pid with another start time gets
+ * none), and says when it exits without being asked: its descriptor polls readable (Linux:
+ * the pidfd) or the OS calls back on one of its threads (Windows), also while the child is
+ * not reaped yet. A cancelled notification never comes.
+ */
+TEST(process_watch) {
+  mb_os_child_t c;
+  mb_os_procid_t id, other;
+  intptr_t w = 0, w2 = 0;
+  int code, fd, rc;
+  ASSERT_OK(mb_test_spawn(&c, "sleep_long", (char *)NULL));
+  ASSERT_OK(mb_os_proc_query(c.pid, &id));
+  other = id;
+  other.start_time += 1;
+  ASSERT_ERR(mb_os_proc_watch(&other, &w), MB_ESRCH);
+  ASSERT_OK(mb_os_proc_watch(&id, &w));
+  ASSERT_OK(mb_os_proc_watch(&id, &w2));
+  ASSERT_EQ(mb_os_proc_watch_exited(w), 0);
+  fd = mb_os_proc_watch_fd(w);
+  rc = mb_os_proc_watch_notify(w, on_exit_told, &exits_told);
+  if (fd < 0 && rc != 0) {
+    mb_os_proc_watch_close(w);
+    mb_os_proc_watch_close(w2);
+    mb_os_child_kill(&c);
+    mb_os_child_wait(&c, 30000, &code);
+    SKIP("no waitable process exit here (the broker polls): %s", mb_last_error());
+  }
+  if (fd >= 0) {
+    ASSERT_ERR(rc, MB_ENOTSUP); /* one way is enough: the descriptor */
+    ASSERT_EQ(fd_readable(fd), 0);
+  } else {
+    ASSERT_OK(mb_os_proc_watch_notify(w2, on_exit_told, &cancelled_told));
+    ASSERT_OK(mb_os_proc_watch_notify(w2, NULL, NULL));
+  }
+  ASSERT_EQ(mb_load32(&exits_told), 0);
+  ASSERT_OK(mb_os_child_kill(&c));
+  if (fd >= 0)
+    WAIT_FOR(fd_readable(fd), 30000);
+  else
+    WAIT_FOR(mb_load32(&exits_told) == 1, 30000);
+  ASSERT_EQ(mb_os_proc_watch_exited(w), 1);
+  ASSERT_EQ(mb_os_proc_watch_exited(w2), 1);
+  mb_os_proc_watch_close(w);
+  mb_os_proc_watch_close(w2);
+  ASSERT_EQ(mb_load32(&exits_told), fd >= 0 ? 0 : 1);
+  ASSERT_EQ(mb_load32(&cancelled_told), 0);
+  ASSERT_OK(mb_os_child_wait(&c, 30000, &code));
+  ASSERT_ERR(mb_os_proc_watch(&id, &w), MB_ESRCH); /* gone */
 }
 
 TEST(spawn_missing_program) {
