@@ -58,6 +58,12 @@ struct mb_client_s {
   uint64_t generation;
   mb_os_procid_t broker;
   uint64_t broker_checked_ns;
+  /* The block's counts, copied once at attach after mb__state_check: any member of the
+   * game servers' group can write the block, so they are never read from it again. */
+  uint32_t max_clients, region_count, pool_count;
+  uint64_t region_len[MB_REGIONS_MAX];     /* bytes mapped of each region (for the unmap) */
+  uint64_t region_size[MB_REGIONS_MAX];    /* its data bytes, as checked when it was mapped */
+  uint64_t pool_len[MB_POOLS_MAX];         /* bytes mapped of each pool (for the unmap) */
   mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
   mb_pool_map_t pools_map[MB_POOLS_MAX];   /* base == NULL until a handle maps it */
   struct mb_pool_s *pools[MB_POOLS_MAX];   /* handles from mb_pool_open, by pool index */
@@ -262,37 +268,45 @@ void mb_attach_options_init(mb_attach_options_t *opts) {
 
 /* Map region i (once) into c->regions[i]; on Windows also commit a lazy region's slot table
  * in this view (the broker committed it; each view commits for itself). */
+/* The descriptor is checked (mb__region_desc_check: MB_ECORRUPT if any group member wrote
+ * an impossible value into it) on a private copy, which gives every size used here; the
+ * section is mapped whole, as the OS reports its size, and unmapped with that size. */
 static int mb__region_map(mb_client_t *c, int i) {
-  mb_region_desc_t *d = &c->st->regions[i];
+  mb_region_desc_t d;
   mb_region_map_t *r = &c->regions[i];
   char name[MB_OS_NAME_MAX + 1];
-  int lazy = (d->flags & MB_REGION_LAZY) != 0, rc;
+  int lazy, rc;
   void *base;
   if (r->base != NULL)
     return 0;
-  if ((rc = mb__object_name(name, sizeof name, c->instance, d->name)) != 0)
+  memcpy(&d, &c->st->regions[i], offsetof(mb_region_desc_t, committed));
+  if ((rc = mb__region_desc_check(&d, 0)) != 0)
+    return rc;
+  lazy = (d.flags & MB_REGION_LAZY) != 0;
+  if ((rc = mb__object_name(name, sizeof name, c->instance, d.name)) != 0)
     return rc;
   if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0), 1)) !=
       0)
     return rc;
-  if (r->sec.size < d->section_size) {
+  if (r->sec.size < d.section_size) {
     mb_os_section_close(&r->sec);
-    return mb__errorf(MB_EVERSION, 0, "region '%s' holds %llu bytes, its descriptor says %llu",
-                      d->name, (unsigned long long)r->sec.size,
-                      (unsigned long long)d->section_size);
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s' holds %llu bytes, its descriptor says %llu",
+                      d.name, (unsigned long long)r->sec.size, (unsigned long long)d.section_size);
   }
-  if ((rc = mb_os_section_map(&r->sec, d->section_size, 1, &base)) != 0) {
-    mb_os_section_close(&r->sec);
-    return rc;
-  }
-  if (lazy && d->slot_size != 0 &&
-      (rc = mb_os_section_commit(&r->sec, base, d->size, d->section_size - d->size)) != 0) {
-    mb_os_section_unmap(base, d->section_size);
+  if ((rc = mb_os_section_map(&r->sec, r->sec.size, 1, &base)) != 0) {
     mb_os_section_close(&r->sec);
     return rc;
   }
+  if (lazy && d.slot_size != 0 &&
+      (rc = mb_os_section_commit(&r->sec, base, d.size, d.section_size - d.size)) != 0) {
+    mb_os_section_unmap(base, r->sec.size);
+    mb_os_section_close(&r->sec);
+    return rc;
+  }
+  c->region_len[i] = r->sec.size;
+  c->region_size[i] = d.size;
   r->base = base;
-  r->desc = d;
+  r->desc = &c->st->regions[i];
   r->state = c->st;
   return 0;
 }
@@ -303,7 +317,7 @@ static void mb__regions_unmap(mb_client_t *c) {
     mb_region_map_t *r = &c->regions[i];
     if (r->base == NULL)
       continue;
-    mb_os_section_unmap(r->base, r->desc->section_size);
+    mb_os_section_unmap(r->base, c->region_len[i]);
     mb_os_section_close(&r->sec);
     memset(r, 0, sizeof *r);
   }
@@ -316,7 +330,7 @@ static void mb__pools_unmap(mb_client_t *c) {
     mb_pool_map_t *p = &c->pools_map[i];
     if (p->base == NULL)
       continue;
-    mb_os_section_unmap(p->base, p->desc->section_size);
+    mb_os_section_unmap(p->base, c->pool_len[i]);
     mb_os_section_close(&p->sec);
     memset(p, 0, sizeof *p);
   }
@@ -397,7 +411,7 @@ static int mb__broker_alive(mb_client_t *c) {
  */
 static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
   mb_state_t *st = c->st;
-  uint32_t i, max = st->max_clients, free_at;
+  uint32_t i, max = c->max_clients, free_at;
   uint64_t deadline = 0, mine = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
   char name[MB_CLIENT_NAME_MAX];
   for (;;) {
@@ -476,7 +490,7 @@ static int mb__name_taken_elsewhere(mb_client_t *c) {
   uint32_t i;
   char name[MB_CLIENT_NAME_MAX];
   mb_fence();
-  for (i = 0; i < c->st->max_clients; i++) {
+  for (i = 0; i < c->max_clients; i++) {
     mb_client_entry_t *e = &c->st->clients[i];
     if (i == c->index || MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
       continue;
@@ -521,6 +535,16 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
   c->st = st;
   if ((rc = mb__state_check(st, c->state_sec.size)) != 0)
     goto fail;
+  /* The counts, once, checked again on the copy (the block may have changed since). */
+  c->max_clients = st->max_clients;
+  c->region_count = st->region_count;
+  c->pool_count = st->pool_count;
+  if (c->max_clients == 0 || c->max_clients > MB_CLIENTS_MAX || c->region_count > MB_REGIONS_MAX ||
+      c->pool_count > MB_POOLS_MAX) {
+    rc = mb__errorf(MB_ECORRUPT, 0, "control block: max_clients %u, region_count %u, pool_count %u",
+                    (unsigned)c->max_clients, (unsigned)c->region_count, (unsigned)c->pool_count);
+    goto fail;
+  }
   c->broker.pid = st->broker_pid;
   c->broker.start_time = st->broker_start_time;
   c->generation = mb_load64(&st->generation);
@@ -534,7 +558,7 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
     goto fail;
   }
   c->slot_region = -1;
-  for (i = 0; i < (int)st->region_count; i++)
+  for (i = 0; i < (int)c->region_count; i++)
     if (st->regions[i].slot_size != 0) {
       c->slot_region = i;
       break;
@@ -801,7 +825,7 @@ static int mb__leave(mb_client_t *c) {
    * opened a pool still holds its predecessor's objects there). One that cannot be mapped
    * leaves the entry DEAD instead, for the broker (which maps them all) to free. */
   mb_os_mutex_lock(&c->mem_lock);
-  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+  for (i = 0; i < c->pool_count; i++)
     if (mb__pool_map_index(c, i, 0) != 0) /* mb__client_free gives back cached ones too */
       unmapped = 1;
   mb_os_mutex_unlock(&c->mem_lock);
@@ -809,7 +833,7 @@ static int mb__leave(mb_client_t *c) {
     mb__claimed_to_dead(c);
     return 0;
   }
-  mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, c->pools_map, MB_POOLS_MAX,
+  mb__client_free(c->st, c->index, c->regions, (int)c->region_count, c->pools_map, MB_POOLS_MAX,
                   NULL);
   return 0;
 }
@@ -1009,14 +1033,14 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
     return rc;
   if (name == NULL || base == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_region: name and base are required");
-  for (i = 0; i < c->st->region_count; i++) {
+  for (i = 0; i < c->region_count; i++) {
     if (strncmp(c->st->regions[i].name, name, MB_REGION_NAME_MAX) != 0)
       continue;
     if ((rc = mb__region_map(c, (int)i)) != 0)
       return rc;
     *base = c->regions[i].base;
     if (size)
-      *size = c->regions[i].desc->size;
+      *size = c->region_size[i];
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,
@@ -1291,24 +1315,28 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
   int rc;
   if (c->pools_map[i].base == NULL) {
     mb_pool_map_t *p = &c->pools_map[i];
-    mb_pool_desc_t *d = &c->st->pools[i];
+    mb_pool_desc_t d; /* checked on a copy: the block's is writable by the whole group */
     void *base;
-    if ((rc = mb__pool_object_name(obj, sizeof obj, c->instance, d->name)) != 0 ||
+    memcpy(&d, &c->st->pools[i], offsetof(mb_pool_desc_t, head));
+    if ((rc = mb__pool_desc_check(&d, 0)) != 0 ||
+        (rc = mb__pool_object_name(obj, sizeof obj, c->instance, d.name)) != 0 ||
         (rc = mb_os_section_open(&p->sec, obj, c->sec_flags, 1)) != 0)
       return rc;
-    if (p->sec.size < d->section_size) {
+    if (p->sec.size < d.section_size) {
       mb_os_section_close(&p->sec);
-      return mb__errorf(MB_EVERSION, 0, "pool '%s' holds %llu bytes, its descriptor says %llu",
-                        d->name, (unsigned long long)p->sec.size,
-                        (unsigned long long)d->section_size);
+      return mb__errorf(MB_ECORRUPT, 0, "pool '%s' holds %llu bytes, its descriptor says %llu",
+                        d.name, (unsigned long long)p->sec.size,
+                        (unsigned long long)d.section_size);
     }
-    if ((rc = mb_os_section_map(&p->sec, d->section_size, 1, &base)) != 0) {
+    if ((rc = mb_os_section_map(&p->sec, p->sec.size, 1, &base)) != 0) {
       mb_os_section_close(&p->sec);
       return rc;
     }
+    c->pool_len[i] = p->sec.size;
     p->base = base;
-    p->desc = d;
+    p->desc = &d; /* bound from the checked copy, then the live descriptor */
     mb__pool_bind(p);
+    p->desc = &c->st->pools[i];
     if (release_cached)
       mb__pool_release_owner(p, c->index + 1, 1);
   }
@@ -1319,10 +1347,10 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
  * mem_lock). MB_ENOENT if the broker has no such pool. */
 static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
   uint32_t i;
-  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+  for (i = 0; i < c->pool_count; i++)
     if (strncmp(c->st->pools[i].name, name, MB_POOL_NAME_MAX) == 0)
       break;
-  if (i >= c->st->pool_count || i >= MB_POOLS_MAX)
+  if (i >= c->pool_count)
     return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
                       name);
   *index = i;
