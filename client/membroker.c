@@ -1494,8 +1494,8 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
       (MB_STAMP_OWNER(s) == owner ? (mb_store32(&p->stamps[idx], MB_STAMP_CACHED | owner), 0)
                                   : !mb_cas32(&p->stamps[idx], &s, MB_STAMP_CACHED | owner))) {
     mb_add64(&p->desc->errors, 1);
-    return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
-                      p->desc->name, (unsigned)idx);
+    return mb__errorf(MB_EINVAL, 0, "pool '%.*s': block %u is not in use (double free?)",
+                      MB_POOL_NAME_MAX - 1, p->desc->name, (unsigned)idx);
   }
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
     mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
@@ -1551,7 +1551,7 @@ int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj) {
   if ((rc = mb__pool_need(pool, &p)) != 0)
     return rc;
   owner = MB_STAMP_IN_USE | (pool->client->index + 1);
-  cap = p->desc->capacity;
+  cap = (uint32_t)(p->span / p->stride); /* the map's copy, checked when it was mapped */
   for (; *cursor < cap; (*cursor)++) {
     if (mb_load32(&p->stamps[*cursor]) == owner) {
       *obj = mb__pool_block(p, (uint32_t)(*cursor)++);

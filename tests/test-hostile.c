@@ -141,7 +141,10 @@ static void exercise(mb_client_t *c, uint64_t player, int must_work) {
   if (rc == 0) {
     CALL(mb_pool_alloc(p, &obj));
     if (rc == 0) {
+      uint64_t cursor = 0;
+      void *held;
       memset(obj, 0x33, 64);
+      CALL(mb_pool_next(p, &cursor, &held)); /* walks the pool's blocks */
       CALL(mb_pool_free(p, obj));
     }
     CALL(mb_pool_flush(p));
@@ -217,6 +220,12 @@ enum kind {
   K_SLOT_OWNERS,
 };
 
+/* Garbage in a region or pool descriptor, or in the pool and slot tables themselves. */
+static int shared_tables(enum kind k) {
+  return (k >= K_REGION_SIZE && k <= K_POOL_NAME) || k == K_POOL_LINKS || k == K_POOL_STAMPS ||
+         k == K_SLOT_OWNERS;
+}
+
 /* What a kind does to a client that attaches while the garbage is there. */
 enum before { ANY, CORRUPT, ERROR };
 
@@ -224,7 +233,7 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
   mb_config_t cfg;
   mb_broker_t b;
   peer_t peer;
-  mb_client_t *victim, *fresh;
+  mb_client_t *victim, *fresh, *leaver;
   mb_state_t *st;
   mb_client_entry_t *forged = NULL;
   mb_region_desc_t region0;
@@ -242,6 +251,8 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
   ASSERT_OK(mb_player_connect(victim, 1, &slot));
   exercise(victim, 2, 1);
   doomed(&cfg, "doomed");
+  ASSERT_OK(mb_attach(cfg.instance, "leaver", NULL, &leaver));
+  ASSERT_OK(mb_player_connect(leaver, 50, &slot));
   peer_open(&peer, &cfg);
   st = peer.st;
   memcpy(header, st, sizeof header);
@@ -342,11 +353,17 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
     mb_store32(&forged->dead_reason, MB_DEAD_EXITED);
     mb_store64(&forged->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, 1, 12345));
     break;
-  case K_HEARTBEAT_FUTURE:
-    forged = mb_test_entry_named(b.state, "victim");
-    ASSERT(forged != NULL);
+  case K_HEARTBEAT_FUTURE: {
+    /* an entry of a live process (this one) whose heartbeat claims to come in an hour */
+    mb_os_procid_t self;
+    mb_os_proc_self(&self);
+    forged = free_entry(&b, &fi);
+    mb__client_name_set(forged, "ghost");
+    mb_store64(&forged->start_time, self.start_time);
     mb_store64(&forged->heartbeat_ns, now + FOREVER_NS);
+    mb_store64(&forged->word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, 3, self.pid));
     break;
+  }
   case K_CLIENT_NAME:
     forged = mb_test_entry_named(b.state, "victim");
     ASSERT(forged != NULL);
@@ -432,6 +449,16 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
     rc = mb_pool_open(fresh, "obj", 0, &p);
     (void)mb_detach(fresh);
   }
+  /* Clients attached before the garbage call into it, and one leaves (its detach frees
+   * what it holds in every region and pool the counts name) - except over forged
+   * descriptors and pool or slot tables, whose internal reads are pool.c's and slots.c's to
+   * range-check: those calls come after the broker's repair. */
+  if (!shared_tables(k)) {
+    exercise(victim, 4, 0);
+    (void)mb_detach(leaver);
+    leaver = NULL;
+  }
+
   /* The broker answers with the garbage in place, then repairs it at its tick. */
   (void)status_damage(&b);
   for (ticks = 0; ticks < 2; ticks++) /* two: a message held mid-write is one seen twice */
@@ -470,6 +497,8 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
    * after the repair works. Only the pool and slot garbage, parts of the shared data any
    * group member can spoil for everyone, may leave calls failing. */
   exercise(victim, 3, 0);
+  if (leaver != NULL)
+    (void)mb_detach(leaver);
   ASSERT_OK(mb_attach(cfg.instance, "late", NULL, &fresh));
   exercise(fresh, 20, k != K_POOL_LINKS && k != K_POOL_STAMPS && k != K_SLOT_OWNERS);
   (void)mb_detach(fresh);
