@@ -6,6 +6,13 @@
  * atomic; a plain field is copied by bytes and compared, never used as a size or an index)
  * and writes back only what the broker itself published. Never follows an offset, count or
  * index read from shared memory: loops run over the broker's configuration.
+ *
+ * Crash points of the multi-step writes here (the broker dying between two steps): a forged
+ * entry made dead (CAS to CLAIMED, time and reason, CAS to DEAD), a header or descriptor
+ * written back field by field, a map entry republished (FREE, fields, READY) - the control
+ * block belongs to this broker and goes with it: the next broker purges it and publishes a
+ * new one from its own config, so no step is left for anyone to finish. A client that takes
+ * the entry while the broker works on it makes the broker's CAS fail: the client's stands.
  */
 #include "trust.h"
 
@@ -140,6 +147,48 @@ static int mb__check_header(mb_broker_t *b) {
   return found;
 }
 
+/*
+ * The map directory against the broker's own records (b->maps, maps.h): a loaded map's entry
+ * is READY with its seq, size and name; every other entry is FREE (a load in flight keeps
+ * its seq). A READY entry that differs is published again as maps.c does (FREE, the fields,
+ * READY), so a reader that checks state and seq around its copy never takes a mix. The GMAP
+ * figures (width, height, counts, checksum) are for listings only and are not checked.
+ */
+static int mb__check_maps(mb_broker_t *b) {
+  char what[160], name[MB_MAP_NAME_MAX];
+  int i, found = 0;
+  for (i = 0; i < MB_MAPS_MAX; i++) {
+    const mb_map_slot_t *s = &b->maps[i];
+    mb_map_desc_t *d = &b->state->maps[i];
+    uint32_t state = mb_load32(&d->state);
+    if (s->state != MB_MAP_SLOT_LOADED) {
+      if (state == MB_MAP_FREE)
+        continue;
+      mb_store32(&d->state, MB_MAP_FREE);
+      snprintf(what, sizeof what, "map directory entry %d: state %u, no map is loaded there: freed",
+               i, (unsigned)state);
+      mb__damage(b, MB_DAMAGE_DIRECTORY, what);
+      found++;
+      continue;
+    }
+    mb__name_get(d->name, name);
+    if (state == MB_MAP_READY && mb_load32(&d->seq) == s->seq && mb_load64(&d->size) == s->size &&
+        strcmp(name, s->name) == 0)
+      continue;
+    mb_store32(&d->state, MB_MAP_FREE);
+    mb_store32(&d->seq, s->seq);
+    mb_fence();
+    mb__name_set(d->name, s->name);
+    mb_store64(&d->size, s->size);
+    mb_store32(&d->state, MB_MAP_READY);
+    snprintf(what, sizeof what, "map directory entry %d (map '%s') was overwritten: restored", i,
+             s->name);
+    mb__damage(b, MB_DAMAGE_DIRECTORY, what);
+    found++;
+  }
+  return found;
+}
+
 /* Region and pool descriptors: the fixed parts, compared as bytes and written back. */
 static int mb__check_directory(mb_broker_t *b) {
   char what[160];
@@ -168,7 +217,7 @@ static int mb__check_directory(mb_broker_t *b) {
   }
   /* Entries past the configured ones are not read by anyone who trusts the counts; a
    * region_count or pool_count forged to reach them was restored above. */
-  return found;
+  return found + mb__check_maps(b);
 }
 
 /*

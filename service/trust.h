@@ -23,7 +23,7 @@
 /* What was found forged (the `damage` object of `status`). */
 #define MB_DAMAGE_MAP(X)                                                                           \
   X(HEADER, "header")        /* the block's header or commit limit */                              \
-  X(DIRECTORY, "directory")  /* a region or pool descriptor's fixed fields */                      \
+  X(DIRECTORY, "directory")  /* a region, pool or map descriptor's fixed fields */                 \
   X(STATUS, "server_status") /* server_status other than the broker's */                           \
   X(CLIENTS, "clients")      /* a client entry: state, pid, time, reason or name */                \
   X(MESSAGE, "message")      /* the status message held mid-write */

@@ -137,6 +137,12 @@ static void exercise(mb_client_t *c, uint64_t player, int must_work) {
     ((unsigned char *)base)[0] = 1;
     ((unsigned char *)base)[size - 1] = 1;
   }
+  {
+    mb_map_t *m;
+    if (mb_map_open(c, "ghostmap", &m) ==
+        0) /* no such map: an error, whatever the directory says */
+      FAIL("opened a map the broker never loaded");
+  }
   CALL(mb_pool_open(c, "obj", 0, &p));
   if (rc == 0) {
     CALL(mb_pool_alloc(p, &obj));
@@ -218,6 +224,7 @@ enum kind {
   K_POOL_LINKS,
   K_POOL_STAMPS,
   K_SLOT_OWNERS,
+  K_MAP_ENTRY,
 };
 
 /* Garbage in a region or pool descriptor, or in the pool and slot tables themselves. */
@@ -250,6 +257,8 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
   ASSERT_OK(mb_attach(cfg.instance, "victim", NULL, &victim));
   ASSERT_OK(mb_player_connect(victim, 1, &slot));
   exercise(victim, 2, 1);
+  mb__broker_tick(&b); /* a block nobody forged: nothing found */
+  ASSERT(status_damage(&b) <= 0);
   doomed(&cfg, "doomed");
   ASSERT_OK(mb_attach(cfg.instance, "leaver", NULL, &leaver));
   ASSERT_OK(mb_player_connect(leaver, 50, &slot));
@@ -422,6 +431,13 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
       mb_store32(&stamps[i], i % 2 ? 0xFFFFFFFFu : MB_STAMP_CACHED | 0xFFFFu);
     break;
   }
+  case K_MAP_ENTRY:
+    /* a map the broker never loaded, READY in the directory, huge */
+    mb__name_set(st->maps[3].name, "ghostmap");
+    mb_store32(&st->maps[3].seq, 999);
+    mb_store64(&st->maps[3].size, UINT64_C(1) << 40);
+    mb_store32(&st->maps[3].state, MB_MAP_READY);
+    break;
   case K_SLOT_OWNERS: {
     /* The slot table through the broker's own view of the region (the same bytes a group
      * member maps): owners of no entry, of an entry past max_clients, and page user counts
@@ -476,6 +492,7 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
   ASSERT(memcmp(&region0, &st->regions[0], offsetof(mb_region_desc_t, committed)) == 0);
   ASSERT(memcmp(&pool0, &st->pools[0], offsetof(mb_pool_desc_t, head)) == 0);
   ASSERT_EQ(st->pool_count, 1);
+  ASSERT_EQ(mb_load32(&st->maps[3].state), MB_MAP_FREE);
   ASSERT_EQ_U64(mb_load64(&st->game.commit_limit), cfg.max_committed);
   status = mb_load32(&st->game.server_status);
   ASSERT_EQ(status, MB_STATUS_RUNNING);
@@ -625,4 +642,153 @@ TEST(pool_stamps) {
 }
 TEST(slot_owners) {
   hostile(K_SLOT_OWNERS, "so", ANY, 0);
+}
+TEST(map_entry) {
+  hostile(K_MAP_ENTRY, "map", ANY, 1);
+}
+
+/* ---- the damage report is rate-limited; a peer that never stops cannot crash the broker ---- */
+
+static mb_au32 damage_lines;
+
+static void count_damage(mb_log_level_t level, mb_event_t event, const char *msg) {
+  (void)event;
+  if (level == MB_LOG_WARN && strstr(msg, "control block damaged") != NULL)
+    mb_add32(&damage_lines, 1);
+}
+
+/* Five forgeries of one kind, each repaired at the next tick: five in the count, one log
+ * line (the next is due a minute later); another kind has a line of its own. */
+TEST(damage_is_counted_and_logged_once_per_kind) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  peer_t peer;
+  cJSON *r;
+  int i;
+  hostile_config(&cfg, "log");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb__log_open(MB_LOG_WARN, "");
+  mb__log_set_sink(count_damage);
+  peer_open(&peer, &cfg);
+  for (i = 0; i < 5; i++) {
+    mb_store32(&peer.st->game.server_status, MB_STATUS_SHUTTING_DOWN);
+    mb__broker_tick(&b);
+    ASSERT_EQ(mb_load32(&peer.st->game.server_status), MB_STATUS_RUNNING);
+  }
+  ASSERT_EQ(mb_load32(&damage_lines), 1);
+  poke32(&peer.st->max_clients, 0xFFFFFFFFu);
+  mb__broker_tick(&b);
+  ASSERT_EQ(mb_load32(&damage_lines), 2);
+  r = mb__report(&b, MB_REPORT_SERVER);
+  ASSERT(r != NULL);
+  {
+    const cJSON *d =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "server"), "damage");
+    ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(d, "total")->valuedouble, 6);
+    ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(d, "server_status")->valuedouble, 5);
+    ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(d, "header")->valuedouble, 1);
+    ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(d, "clients")->valuedouble, 0);
+  }
+  cJSON_Delete(r);
+  mb__log_set_sink(NULL);
+  mb__log_open(MB_LOG_ERROR, "");
+  peer_close(&peer);
+  mb__broker_stop(&b);
+}
+
+/* A peer that writes garbage without pause into the header, the game state, the message and
+ * the client table (not the descriptors and tables whose reads are pool.c's and slots.c's),
+ * while the broker ticks and answers status and a game server works: a fixed number of
+ * rounds, each of which must return. */
+typedef struct storm_s {
+  mb_state_t *st;
+  uint32_t clients;
+  mb_au32 stop;
+} storm_t;
+
+static uint64_t storm_next(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static void storm_main(void *arg) {
+  storm_t *s = arg;
+  uint64_t x = UINT64_C(0x9E3779B97F4A7C15);
+  while (!mb_load32(&s->stop)) {
+    uint64_t v = storm_next(&x), w = storm_next(&x);
+    mb_client_entry_t *e = &s->st->clients[v % s->clients];
+    switch ((v >> 8) % 10) {
+    case 0:
+      poke32((unsigned char *)s->st + (w % 56 & ~(uint64_t)3), (uint32_t)w);
+      break;
+    case 1:
+      mb_store32(&s->st->game.server_status, (uint32_t)w % 5);
+      break;
+    case 2:
+      mb_store32(&s->st->msg.seq, (uint32_t)w);
+      mb_store32(&s->st->msg.len, (uint32_t)(w >> 32));
+      break;
+    case 3:
+      mb_store64(&e->word, w);
+      break;
+    case 4:
+      mb_store64(&e->dead_since_ns, w);
+      break;
+    case 5:
+      mb_store64(&e->heartbeat_ns, w);
+      break;
+    case 6:
+      mb_store64(&e->name[w % 4], w);
+      break;
+    case 7:
+      mb_store32(&e->dead_reason, (uint32_t)w);
+      break;
+    case 8:
+      mb_store64(&s->st->game.commit_limit, w % 4 ? 0 : w);
+      break;
+    default:
+      mb_store64(&e->start_time, w);
+      break;
+    }
+  }
+}
+
+TEST(storm) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  peer_t peer;
+  storm_t s;
+  mb_os_thread_t t;
+  mb_client_t *c;
+  int i;
+  hostile_config(&cfg, "storm");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "steady", NULL, &c));
+  peer_open(&peer, &cfg);
+  memset(&s, 0, sizeof s);
+  s.st = peer.st;
+  s.clients = cfg.max_clients;
+  ASSERT_OK(mb_os_thread_start(&t, storm_main, &s));
+  for (i = 0; i < 300; i++) {
+    mb__broker_tick(&b);
+    (void)status_damage(&b);
+    if (i % 10 == 0)
+      exercise(c, 100 + (uint64_t)i, 0);
+  }
+  mb_store32(&s.stop, 1);
+  mb_os_thread_join(&t);
+  /* Quiet again: the broker's repair holds, and a new game server works. */
+  mb__broker_tick(&b);
+  mb__broker_tick(&b);
+  ASSERT(memcmp(peer.st, b.trust.header, 48) == 0);
+  ASSERT_EQ(mb_load32(&peer.st->game.server_status), MB_STATUS_RUNNING);
+  ASSERT_GT(status_damage(&b), 0);
+  (void)mb_detach(c);
+  ASSERT_OK(mb_attach(cfg.instance, "after", NULL, &c));
+  exercise(c, 1000, 1);
+  (void)mb_detach(c);
+  peer_close(&peer);
+  mb__broker_stop(&b);
 }
