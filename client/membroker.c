@@ -61,16 +61,16 @@ struct mb_client_s {
   /* The block's counts, copied once at attach after mb__state_check: any member of the
    * game servers' group can write the block, so they are never read from it again. */
   uint32_t max_clients, region_count, pool_count;
-  uint64_t region_len[MB_REGIONS_MAX];     /* bytes mapped of each region (for the unmap) */
-  uint64_t region_size[MB_REGIONS_MAX];    /* its data bytes, as checked when it was mapped */
-  uint64_t pool_len[MB_POOLS_MAX];         /* bytes mapped of each pool (for the unmap) */
-  mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
-  mb_pool_map_t pools_map[MB_POOLS_MAX];   /* base == NULL until a handle maps it */
-  struct mb_pool_s *pools[MB_POOLS_MAX];   /* handles from mb_pool_open, by pool index */
-  struct mb__tcache_s *tcaches;            /* every thread's caches of these pools */
-  uint64_t attach_seq;                     /* +1 at each attach: handles remap after it */
-  int slot_region;                         /* index of the slotted region, -1 if none */
-  struct mb_map_s *maps_open;              /* handles from mb_map_open not closed yet */
+  uint64_t region_len[MB_REGIONS_MAX];           /* bytes mapped of each region (for the unmap) */
+  mb_region_desc_t region_fixed[MB_REGIONS_MAX]; /* fixed fields as checked when mapped */
+  uint64_t pool_len[MB_POOLS_MAX];               /* bytes mapped of each pool (for the unmap) */
+  mb_region_map_t regions[MB_REGIONS_MAX];       /* base == NULL until mapped */
+  mb_pool_map_t pools_map[MB_POOLS_MAX];         /* base == NULL until a handle maps it */
+  struct mb_pool_s *pools[MB_POOLS_MAX];         /* handles from mb_pool_open, by pool index */
+  struct mb__tcache_s *tcaches;                  /* every thread's caches of these pools */
+  uint64_t attach_seq;                           /* +1 at each attach: handles remap after it */
+  int slot_region;                               /* index of the slotted region, -1 if none */
+  struct mb_map_s *maps_open;                    /* handles from mb_map_open not closed yet */
 
   /* the player map */
   mb__pmap_entry_t *pmap;
@@ -304,7 +304,7 @@ static int mb__region_map(mb_client_t *c, int i) {
     return rc;
   }
   c->region_len[i] = r->sec.size;
-  c->region_size[i] = d.size;
+  memcpy(&c->region_fixed[i], &d, offsetof(mb_region_desc_t, committed));
   r->base = base;
   r->desc = &c->st->regions[i];
   r->state = c->st;
@@ -366,7 +366,7 @@ static void mb__unmap(mb_client_t *c) {
  */
 static int mb__adopt_slots(mb_client_t *c) {
   mb_region_map_t *r = &c->regions[c->slot_region];
-  const mb_region_desc_t *d = r->desc;
+  const mb_region_desc_t *d = &c->region_fixed[c->slot_region]; /* checked, never re-read */
   mb_slot_t *slots = mb__region_slots(d, r->base);
   uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
@@ -960,8 +960,8 @@ int mb_info(mb_client_t *c, mb_info_t *info) {
   info->last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   info->client_index = c->index;
   if (c->slot_region >= 0) {
-    info->slot_size = st->regions[c->slot_region].slot_size;
-    info->slot_count = st->regions[c->slot_region].slot_count;
+    info->slot_size = c->region_fixed[c->slot_region].slot_size;
+    info->slot_count = c->region_fixed[c->slot_region].slot_count;
   }
   info->slots_held = c->pmap_count;
   rc = mb__state_read_msg(st, info->message);
@@ -1040,7 +1040,7 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
       return rc;
     *base = c->regions[i].base;
     if (size)
-      *size = c->region_size[i];
+      *size = c->region_fixed[i].size;
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,
@@ -1061,6 +1061,18 @@ static int mb__slots_need(mb_client_t *c) {
   return rc;
 }
 
+/* The bytes of slot `index` of the slotted region, located by the sizes checked when it was
+ * mapped (never the descriptor's, which any member of the group can write): an index past
+ * them is MB_ECORRUPT, not a pointer outside the mapping. */
+static int mb__slot_at(mb_client_t *c, uint64_t index, void **slot) {
+  const mb_region_desc_t *d = &c->region_fixed[c->slot_region];
+  if (index >= d->slot_count)
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': slot %llu past its %llu slots", d->name,
+                      (unsigned long long)index, (unsigned long long)d->slot_count);
+  *slot = c->regions[c->slot_region].base + index * d->slot_size;
+  return 0;
+}
+
 int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
   size_t at;
   int rc;
@@ -1070,7 +1082,7 @@ int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
     return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
                       (unsigned long long)player_id);
   if (slot)
-    *slot = mb__slot_ptr(&c->regions[c->slot_region], c->pmap[at].slot1 - 1);
+    return mb__slot_at(c, c->pmap[at].slot1 - 1, slot);
   return 0;
 }
 
@@ -1087,12 +1099,11 @@ int mb_player_connect(mb_client_t *c, uint64_t player_id, void **slot) {
   r = &c->regions[c->slot_region];
   if ((rc = mb__slot_acquire(r, c->index + 1, player_id, &index)) != 0)
     return rc;
-  if ((rc = mb__pmap_put(c, player_id, index)) != 0) {
+  if ((rc = mb__slot_at(c, index, slot)) != 0 || (rc = mb__pmap_put(c, player_id, index)) != 0) {
     mb__slot_release(r, index, c->index + 1);
     return rc;
   }
   mb_add64(&c->entry->slots_held, 1);
-  *slot = mb__slot_ptr(r, index);
   return 0;
 }
 
@@ -1126,7 +1137,7 @@ int mb_player_next(mb_client_t *c, uint64_t *cursor, uint64_t *player_id, void *
     if (player_id)
       *player_id = p->player;
     if (slot)
-      *slot = mb__slot_ptr(&c->regions[c->slot_region], p->slot1 - 1);
+      return mb__slot_at(c, p->slot1 - 1, slot);
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "no more slots");

@@ -571,6 +571,8 @@ mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name) {
 int mb__broker_compact(mb_broker_t *b, uint64_t *freed) {
   uint64_t total = 0, f;
   int i, rc = 0;
+  /* Between ticks a client may have written over a descriptor slots.c reads: repair first. */
+  mb__trust_check(b);
   for (i = 0; i < b->nregions; i++) {
     int r = mb__region_compact(&b->regions[i], &f);
     total += f;

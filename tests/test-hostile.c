@@ -475,8 +475,13 @@ static void hostile(enum kind k, const char *tag, enum before before, int repair
     leaver = NULL;
   }
 
-  /* The broker answers with the garbage in place, then repairs it at its tick. */
+  /* The broker answers with the garbage in place, runs `compact` over it (which repairs
+   * first: slots.c reads the descriptors), then repairs the rest at its tick. */
   (void)status_damage(&b);
+  {
+    uint64_t freed = 0;
+    (void)mb__broker_compact(&b, &freed);
+  }
   for (ticks = 0; ticks < 2; ticks++) /* two: a message held mid-write is one seen twice */
     mb__broker_tick(&b);
   damage = status_damage(&b);
