@@ -58,13 +58,19 @@ struct mb_client_s {
   uint64_t generation;
   mb_os_procid_t broker;
   uint64_t broker_checked_ns;
-  mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
-  mb_pool_map_t pools_map[MB_POOLS_MAX];   /* base == NULL until a handle maps it */
-  struct mb_pool_s *pools[MB_POOLS_MAX];   /* handles from mb_pool_open, by pool index */
-  struct mb__tcache_s *tcaches;            /* every thread's caches of these pools */
-  uint64_t attach_seq;                     /* +1 at each attach: handles remap after it */
-  int slot_region;                         /* index of the slotted region, -1 if none */
-  struct mb_map_s *maps_open;              /* handles from mb_map_open not closed yet */
+  /* The block's counts, copied once at attach after mb__state_check: any member of the
+   * game servers' group can write the block, so they are never read from it again. */
+  uint32_t max_clients, region_count, pool_count;
+  uint64_t region_len[MB_REGIONS_MAX];           /* bytes mapped of each region (for the unmap) */
+  mb_region_desc_t region_fixed[MB_REGIONS_MAX]; /* fixed fields as checked when mapped */
+  uint64_t pool_len[MB_POOLS_MAX];               /* bytes mapped of each pool (for the unmap) */
+  mb_region_map_t regions[MB_REGIONS_MAX];       /* base == NULL until mapped */
+  mb_pool_map_t pools_map[MB_POOLS_MAX];         /* base == NULL until a handle maps it */
+  struct mb_pool_s *pools[MB_POOLS_MAX];         /* handles from mb_pool_open, by pool index */
+  struct mb__tcache_s *tcaches;                  /* every thread's caches of these pools */
+  uint64_t attach_seq;                           /* +1 at each attach: handles remap after it */
+  int slot_region;                               /* index of the slotted region, -1 if none */
+  struct mb_map_s *maps_open;                    /* handles from mb_map_open not closed yet */
 
   /* the player map */
   mb__pmap_entry_t *pmap;
@@ -262,37 +268,45 @@ void mb_attach_options_init(mb_attach_options_t *opts) {
 
 /* Map region i (once) into c->regions[i]; on Windows also commit a lazy region's slot table
  * in this view (the broker committed it; each view commits for itself). */
+/* The descriptor is checked (mb__region_desc_check: MB_ECORRUPT if any group member wrote
+ * an impossible value into it) on a private copy, which gives every size used here; the
+ * section is mapped whole, as the OS reports its size, and unmapped with that size. */
 static int mb__region_map(mb_client_t *c, int i) {
-  mb_region_desc_t *d = &c->st->regions[i];
+  mb_region_desc_t d;
   mb_region_map_t *r = &c->regions[i];
   char name[MB_OS_NAME_MAX + 1];
-  int lazy = (d->flags & MB_REGION_LAZY) != 0, rc;
+  int lazy, rc;
   void *base;
   if (r->base != NULL)
     return 0;
-  if ((rc = mb__object_name(name, sizeof name, c->instance, d->name)) != 0)
+  memcpy(&d, &c->st->regions[i], offsetof(mb_region_desc_t, committed));
+  if ((rc = mb__region_desc_check(&d, 0)) != 0)
+    return rc;
+  lazy = (d.flags & MB_REGION_LAZY) != 0;
+  if ((rc = mb__object_name(name, sizeof name, c->instance, d.name)) != 0)
     return rc;
   if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0), 1)) !=
       0)
     return rc;
-  if (r->sec.size < d->section_size) {
+  if (r->sec.size < d.section_size) {
     mb_os_section_close(&r->sec);
-    return mb__errorf(MB_EVERSION, 0, "region '%s' holds %llu bytes, its descriptor says %llu",
-                      d->name, (unsigned long long)r->sec.size,
-                      (unsigned long long)d->section_size);
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s' holds %llu bytes, its descriptor says %llu",
+                      d.name, (unsigned long long)r->sec.size, (unsigned long long)d.section_size);
   }
-  if ((rc = mb_os_section_map(&r->sec, d->section_size, 1, &base)) != 0) {
-    mb_os_section_close(&r->sec);
-    return rc;
-  }
-  if (lazy && d->slot_size != 0 &&
-      (rc = mb_os_section_commit(&r->sec, base, d->size, d->section_size - d->size)) != 0) {
-    mb_os_section_unmap(base, d->section_size);
+  if ((rc = mb_os_section_map(&r->sec, r->sec.size, 1, &base)) != 0) {
     mb_os_section_close(&r->sec);
     return rc;
   }
+  if (lazy && d.slot_size != 0 &&
+      (rc = mb_os_section_commit(&r->sec, base, d.size, d.section_size - d.size)) != 0) {
+    mb_os_section_unmap(base, r->sec.size);
+    mb_os_section_close(&r->sec);
+    return rc;
+  }
+  c->region_len[i] = r->sec.size;
+  memcpy(&c->region_fixed[i], &d, offsetof(mb_region_desc_t, committed));
   r->base = base;
-  r->desc = d;
+  r->desc = &c->st->regions[i];
   r->state = c->st;
   return 0;
 }
@@ -303,7 +317,7 @@ static void mb__regions_unmap(mb_client_t *c) {
     mb_region_map_t *r = &c->regions[i];
     if (r->base == NULL)
       continue;
-    mb_os_section_unmap(r->base, r->desc->section_size);
+    mb_os_section_unmap(r->base, c->region_len[i]);
     mb_os_section_close(&r->sec);
     memset(r, 0, sizeof *r);
   }
@@ -316,7 +330,7 @@ static void mb__pools_unmap(mb_client_t *c) {
     mb_pool_map_t *p = &c->pools_map[i];
     if (p->base == NULL)
       continue;
-    mb_os_section_unmap(p->base, p->desc->section_size);
+    mb_os_section_unmap(p->base, c->pool_len[i]);
     mb_os_section_close(&p->sec);
     memset(p, 0, sizeof *p);
   }
@@ -352,7 +366,7 @@ static void mb__unmap(mb_client_t *c) {
  */
 static int mb__adopt_slots(mb_client_t *c) {
   mb_region_map_t *r = &c->regions[c->slot_region];
-  const mb_region_desc_t *d = r->desc;
+  const mb_region_desc_t *d = &c->region_fixed[c->slot_region]; /* checked, never re-read */
   mb_slot_t *slots = mb__region_slots(d, r->base);
   uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
@@ -397,7 +411,7 @@ static int mb__broker_alive(mb_client_t *c) {
  */
 static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
   mb_state_t *st = c->st;
-  uint32_t i, max = st->max_clients, free_at;
+  uint32_t i, max = c->max_clients, free_at;
   uint64_t deadline = 0, mine = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
   char name[MB_CLIENT_NAME_MAX];
   for (;;) {
@@ -476,7 +490,7 @@ static int mb__name_taken_elsewhere(mb_client_t *c) {
   uint32_t i;
   char name[MB_CLIENT_NAME_MAX];
   mb_fence();
-  for (i = 0; i < c->st->max_clients; i++) {
+  for (i = 0; i < c->max_clients; i++) {
     mb_client_entry_t *e = &c->st->clients[i];
     if (i == c->index || MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
       continue;
@@ -521,6 +535,16 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
   c->st = st;
   if ((rc = mb__state_check(st, c->state_sec.size)) != 0)
     goto fail;
+  /* The counts, once, checked again on the copy (the block may have changed since). */
+  c->max_clients = st->max_clients;
+  c->region_count = st->region_count;
+  c->pool_count = st->pool_count;
+  if (c->max_clients == 0 || c->max_clients > MB_CLIENTS_MAX || c->region_count > MB_REGIONS_MAX ||
+      c->pool_count > MB_POOLS_MAX) {
+    rc = mb__errorf(MB_ECORRUPT, 0, "control block: max_clients %u, region_count %u, pool_count %u",
+                    (unsigned)c->max_clients, (unsigned)c->region_count, (unsigned)c->pool_count);
+    goto fail;
+  }
   c->broker.pid = st->broker_pid;
   c->broker.start_time = st->broker_start_time;
   c->generation = mb_load64(&st->generation);
@@ -534,7 +558,7 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
     goto fail;
   }
   c->slot_region = -1;
-  for (i = 0; i < (int)st->region_count; i++)
+  for (i = 0; i < (int)c->region_count; i++)
     if (st->regions[i].slot_size != 0) {
       c->slot_region = i;
       break;
@@ -801,7 +825,7 @@ static int mb__leave(mb_client_t *c) {
    * opened a pool still holds its predecessor's objects there). One that cannot be mapped
    * leaves the entry DEAD instead, for the broker (which maps them all) to free. */
   mb_os_mutex_lock(&c->mem_lock);
-  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+  for (i = 0; i < c->pool_count; i++)
     if (mb__pool_map_index(c, i, 0) != 0) /* mb__client_free gives back cached ones too */
       unmapped = 1;
   mb_os_mutex_unlock(&c->mem_lock);
@@ -809,7 +833,7 @@ static int mb__leave(mb_client_t *c) {
     mb__claimed_to_dead(c);
     return 0;
   }
-  mb__client_free(c->st, c->index, c->regions, (int)c->st->region_count, c->pools_map, MB_POOLS_MAX,
+  mb__client_free(c->st, c->index, c->regions, (int)c->region_count, c->pools_map, MB_POOLS_MAX,
                   NULL);
   return 0;
 }
@@ -936,8 +960,8 @@ int mb_info(mb_client_t *c, mb_info_t *info) {
   info->last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   info->client_index = c->index;
   if (c->slot_region >= 0) {
-    info->slot_size = st->regions[c->slot_region].slot_size;
-    info->slot_count = st->regions[c->slot_region].slot_count;
+    info->slot_size = c->region_fixed[c->slot_region].slot_size;
+    info->slot_count = c->region_fixed[c->slot_region].slot_count;
   }
   info->slots_held = c->pmap_count;
   rc = mb__state_read_msg(st, info->message);
@@ -1009,14 +1033,14 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
     return rc;
   if (name == NULL || base == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_region: name and base are required");
-  for (i = 0; i < c->st->region_count; i++) {
+  for (i = 0; i < c->region_count; i++) {
     if (strncmp(c->st->regions[i].name, name, MB_REGION_NAME_MAX) != 0)
       continue;
     if ((rc = mb__region_map(c, (int)i)) != 0)
       return rc;
     *base = c->regions[i].base;
     if (size)
-      *size = c->regions[i].desc->size;
+      *size = c->region_fixed[i].size;
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,
@@ -1037,6 +1061,18 @@ static int mb__slots_need(mb_client_t *c) {
   return rc;
 }
 
+/* The bytes of slot `index` of the slotted region, located by the sizes checked when it was
+ * mapped (never the descriptor's, which any member of the group can write): an index past
+ * them is MB_ECORRUPT, not a pointer outside the mapping. */
+static int mb__slot_at(mb_client_t *c, uint64_t index, void **slot) {
+  const mb_region_desc_t *d = &c->region_fixed[c->slot_region];
+  if (index >= d->slot_count)
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': slot %llu past its %llu slots", d->name,
+                      (unsigned long long)index, (unsigned long long)d->slot_count);
+  *slot = c->regions[c->slot_region].base + index * d->slot_size;
+  return 0;
+}
+
 int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
   size_t at;
   int rc;
@@ -1046,7 +1082,7 @@ int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
     return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
                       (unsigned long long)player_id);
   if (slot)
-    *slot = mb__slot_ptr(&c->regions[c->slot_region], c->pmap[at].slot1 - 1);
+    return mb__slot_at(c, c->pmap[at].slot1 - 1, slot);
   return 0;
 }
 
@@ -1063,12 +1099,11 @@ int mb_player_connect(mb_client_t *c, uint64_t player_id, void **slot) {
   r = &c->regions[c->slot_region];
   if ((rc = mb__slot_acquire(r, c->index + 1, player_id, &index)) != 0)
     return rc;
-  if ((rc = mb__pmap_put(c, player_id, index)) != 0) {
+  if ((rc = mb__slot_at(c, index, slot)) != 0 || (rc = mb__pmap_put(c, player_id, index)) != 0) {
     mb__slot_release(r, index, c->index + 1);
     return rc;
   }
   mb_add64(&c->entry->slots_held, 1);
-  *slot = mb__slot_ptr(r, index);
   return 0;
 }
 
@@ -1102,7 +1137,7 @@ int mb_player_next(mb_client_t *c, uint64_t *cursor, uint64_t *player_id, void *
     if (player_id)
       *player_id = p->player;
     if (slot)
-      *slot = mb__slot_ptr(&c->regions[c->slot_region], p->slot1 - 1);
+      return mb__slot_at(c, p->slot1 - 1, slot);
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "no more slots");
@@ -1291,24 +1326,28 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
   int rc;
   if (c->pools_map[i].base == NULL) {
     mb_pool_map_t *p = &c->pools_map[i];
-    mb_pool_desc_t *d = &c->st->pools[i];
+    mb_pool_desc_t d; /* checked on a copy: the block's is writable by the whole group */
     void *base;
-    if ((rc = mb__pool_object_name(obj, sizeof obj, c->instance, d->name)) != 0 ||
+    memcpy(&d, &c->st->pools[i], offsetof(mb_pool_desc_t, head));
+    if ((rc = mb__pool_desc_check(&d, 0)) != 0 ||
+        (rc = mb__pool_object_name(obj, sizeof obj, c->instance, d.name)) != 0 ||
         (rc = mb_os_section_open(&p->sec, obj, c->sec_flags, 1)) != 0)
       return rc;
-    if (p->sec.size < d->section_size) {
+    if (p->sec.size < d.section_size) {
       mb_os_section_close(&p->sec);
-      return mb__errorf(MB_EVERSION, 0, "pool '%s' holds %llu bytes, its descriptor says %llu",
-                        d->name, (unsigned long long)p->sec.size,
-                        (unsigned long long)d->section_size);
+      return mb__errorf(MB_ECORRUPT, 0, "pool '%s' holds %llu bytes, its descriptor says %llu",
+                        d.name, (unsigned long long)p->sec.size,
+                        (unsigned long long)d.section_size);
     }
-    if ((rc = mb_os_section_map(&p->sec, d->section_size, 1, &base)) != 0) {
+    if ((rc = mb_os_section_map(&p->sec, p->sec.size, 1, &base)) != 0) {
       mb_os_section_close(&p->sec);
       return rc;
     }
+    c->pool_len[i] = p->sec.size;
     p->base = base;
-    p->desc = d;
+    p->desc = &d; /* bound from the checked copy, then the live descriptor */
     mb__pool_bind(p);
+    p->desc = &c->st->pools[i];
     if (release_cached)
       mb__pool_release_owner(p, c->index + 1, 1);
   }
@@ -1319,10 +1358,10 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
  * mem_lock). MB_ENOENT if the broker has no such pool. */
 static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
   uint32_t i;
-  for (i = 0; i < c->st->pool_count && i < MB_POOLS_MAX; i++)
+  for (i = 0; i < c->pool_count; i++)
     if (strncmp(c->st->pools[i].name, name, MB_POOL_NAME_MAX) == 0)
       break;
-  if (i >= c->st->pool_count || i >= MB_POOLS_MAX)
+  if (i >= c->pool_count)
     return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no pool '%s'", c->instance,
                       name);
   *index = i;
@@ -1466,8 +1505,8 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
       (MB_STAMP_OWNER(s) == owner ? (mb_store32(&p->stamps[idx], MB_STAMP_CACHED | owner), 0)
                                   : !mb_cas32(&p->stamps[idx], &s, MB_STAMP_CACHED | owner))) {
     mb_add64(&p->desc->errors, 1);
-    return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
-                      p->desc->name, (unsigned)idx);
+    return mb__errorf(MB_EINVAL, 0, "pool '%.*s': block %u is not in use (double free?)",
+                      MB_POOL_NAME_MAX - 1, p->desc->name, (unsigned)idx);
   }
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
     mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
@@ -1523,7 +1562,7 @@ int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj) {
   if ((rc = mb__pool_need(pool, &p)) != 0)
     return rc;
   owner = MB_STAMP_IN_USE | (pool->client->index + 1);
-  cap = p->desc->capacity;
+  cap = (uint32_t)(p->span / p->stride); /* the map's copy, checked when it was mapped */
   for (; *cursor < cap; (*cursor)++) {
     if (mb_load32(&p->stamps[*cursor]) == owner) {
       *obj = mb__pool_block(p, (uint32_t)(*cursor)++);

@@ -383,8 +383,20 @@ int mb__map_object_name(char *buf, size_t size, const char *instance, const char
                         uint32_t seq);
 
 /* Check a mapped block of `mapped` bytes: magic (MB_EBADMAGIC), version (MB_EVERSION), header
- * and total size (MB_EVERSION), and that it is initialised (MB_ENOTRUNNING if not yet). */
+ * and total size (MB_EVERSION), that it is initialised (MB_ENOTRUNNING if not yet), and that
+ * its counts (max_clients, region_count, pool_count) are in range (MB_ECORRUPT). A reader
+ * copies the counts once after this check and never reads them again. */
 int mb__state_check(const mb_state_t *st, uint64_t mapped);
+
+/*
+ * Check the fixed fields of a region or pool descriptor read from the control block (any
+ * member of the game servers' group can write them) before anything is located by them:
+ * name NUL-terminated, sizes and counts consistent, every offset and array inside
+ * `section` bytes (the section as the OS reports it; 0 when not opened yet: the
+ * descriptor's own section_size is used). Returns 0, or MB_ECORRUPT naming the field.
+ */
+int mb__region_desc_check(const mb_region_desc_t *d, uint64_t section);
+int mb__pool_desc_check(const mb_pool_desc_t *d, uint64_t section);
 
 /*
  * Read the status message into buf (>= MB_STATUS_MSG_MAX bytes), never torn. Returns its

@@ -66,9 +66,114 @@ int mb__state_check(const mb_state_t *st, uint64_t mapped) {
                       (unsigned long long)mapped);
   if (mb_load32(&st->initialised) != MB_STATE_READY)
     return mb__errorf(MB_ENOTRUNNING, 0, "control block is not initialised yet");
-  if (st->region_count > MB_REGIONS_MAX || st->max_clients > MB_CLIENTS_MAX)
-    return mb__errorf(MB_EBADMAGIC, 0, "control block: %u regions, %u clients out of range",
-                      (unsigned)st->region_count, (unsigned)st->max_clients);
+  if (st->region_count > MB_REGIONS_MAX)
+    return mb__errorf(MB_ECORRUPT, 0, "control block: region_count %u (at most %u)",
+                      (unsigned)st->region_count, (unsigned)MB_REGIONS_MAX);
+  if (st->max_clients == 0 || st->max_clients > MB_CLIENTS_MAX)
+    return mb__errorf(MB_ECORRUPT, 0, "control block: max_clients %u (1 to %u)",
+                      (unsigned)st->max_clients, (unsigned)MB_CLIENTS_MAX);
+  if (st->pool_count > MB_POOLS_MAX)
+    return mb__errorf(MB_ECORRUPT, 0, "control block: pool_count %u (at most %u)",
+                      (unsigned)st->pool_count, (unsigned)MB_POOLS_MAX);
+  return 0;
+}
+
+/* [off, off + len) inside [0, size), without overflow. */
+static int mb__fits(uint64_t off, uint64_t len, uint64_t size) {
+  return off <= size && len <= size - off;
+}
+
+/* [a, a + alen) and [b, b + blen) share no byte (both already inside one section). */
+static int mb__apart(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
+  return a + alen <= b || b + blen <= a;
+}
+
+static int mb__pow2(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
+
+/*
+ * The descriptor is copied first (its fixed part), so the checks see one set of values even
+ * while another process writes it; the caller reads the shared fields again, so a value
+ * forged after the check is the callee's to range-check (pool.c, slots.c) or the broker's
+ * to repair (service/trust.c).
+ */
+int mb__region_desc_check(const mb_region_desc_t *src, uint64_t section) {
+  mb_region_desc_t d;
+  uint64_t pages, table;
+  memcpy(&d, src, offsetof(mb_region_desc_t, committed));
+  if (memchr(d.name, '\0', sizeof d.name) == NULL)
+    return mb__errorf(MB_ECORRUPT, 0, "region descriptor: name is not NUL-terminated");
+  if (!mb__pow2(d.page_size))
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': page_size %u is not a power of two", d.name,
+                      (unsigned)d.page_size);
+  if (d.section_size == 0 || (section != 0 && d.section_size > section))
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': section_size %llu, the section holds %llu",
+                      d.name, (unsigned long long)d.section_size, (unsigned long long)section);
+  if (d.size > d.section_size)
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': size %llu past section_size %llu", d.name,
+                      (unsigned long long)d.size, (unsigned long long)d.section_size);
+  if ((d.flags & ~(uint32_t)MB_REGION_LAZY) != 0)
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': unknown flags %#x", d.name, (unsigned)d.flags);
+  if (d.slot_size == 0) {
+    if (d.slot_count != 0 || d.table_offset != 0)
+      return mb__errorf(
+          MB_ECORRUPT, 0, "region '%s': slot_count %llu / table_offset %llu without a slot size",
+          d.name, (unsigned long long)d.slot_count, (unsigned long long)d.table_offset);
+    return 0;
+  }
+  if (d.slot_count == 0 || d.slot_count > d.size / d.slot_size)
+    return mb__errorf(MB_ECORRUPT, 0,
+                      "region '%s': slot_count %llu of %u bytes in a region of %llu bytes", d.name,
+                      (unsigned long long)d.slot_count, (unsigned)d.slot_size,
+                      (unsigned long long)d.size);
+  pages = d.size / d.page_size;
+  if (pages > (UINT64_MAX >> 4) || d.slot_count > (UINT64_MAX >> 6))
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': %llu pages, %llu slots", d.name,
+                      (unsigned long long)pages, (unsigned long long)d.slot_count);
+  table = ((pages * 4 + 7) & ~(uint64_t)7) + d.slot_count * sizeof(mb_slot_t);
+  if (d.table_offset < d.size || !mb__fits(d.table_offset, table, d.section_size))
+    return mb__errorf(MB_ECORRUPT, 0,
+                      "region '%s': slot table at %llu (%llu bytes) outside the section's table "
+                      "part [%llu, %llu)",
+                      d.name, (unsigned long long)d.table_offset, (unsigned long long)table,
+                      (unsigned long long)d.size, (unsigned long long)d.section_size);
+  return 0;
+}
+
+int mb__pool_desc_check(const mb_pool_desc_t *src, uint64_t section) {
+  mb_pool_desc_t d;
+  uint64_t links, stamps, blocks;
+  memcpy(&d, src, offsetof(mb_pool_desc_t, head));
+  if (memchr(d.name, '\0', sizeof d.name) == NULL)
+    return mb__errorf(MB_ECORRUPT, 0, "pool descriptor: name is not NUL-terminated");
+  if (d.object_size == 0 || !mb__pow2(d.align) || d.stride < d.object_size ||
+      d.stride % d.align != 0 || d.capacity == 0)
+    return mb__errorf(MB_ECORRUPT, 0,
+                      "pool '%s': object_size %u, align %u, stride %u, capacity %u do not agree",
+                      d.name, (unsigned)d.object_size, (unsigned)d.align, (unsigned)d.stride,
+                      (unsigned)d.capacity);
+  if ((d.flags & ~(uint32_t)MB_POOL_F_DEBUG) != 0)
+    return mb__errorf(MB_ECORRUPT, 0, "pool '%s': unknown flags %#x", d.name, (unsigned)d.flags);
+  if (d.section_size == 0 || (section != 0 && d.section_size > section))
+    return mb__errorf(MB_ECORRUPT, 0, "pool '%s': section_size %llu, the section holds %llu",
+                      d.name, (unsigned long long)d.section_size, (unsigned long long)section);
+  links = (uint64_t)d.capacity * sizeof(mb_au64);
+  stamps = (uint64_t)d.capacity * sizeof(mb_au32);
+  blocks = (uint64_t)d.capacity * d.stride;
+  if (d.links_offset % 8 != 0 || d.stamps_offset % 4 != 0 || d.blocks_offset % d.align != 0 ||
+      !mb__fits(d.links_offset, links, d.section_size) ||
+      !mb__fits(d.stamps_offset, stamps, d.section_size) ||
+      !mb__fits(d.blocks_offset, blocks, d.section_size) ||
+      !mb__apart(d.links_offset, links, d.stamps_offset, stamps) ||
+      !mb__apart(d.links_offset, links, d.blocks_offset, blocks) ||
+      !mb__apart(d.stamps_offset, stamps, d.blocks_offset, blocks))
+    return mb__errorf(MB_ECORRUPT, 0,
+                      "pool '%s': links at %llu, stamps at %llu, blocks at %llu (%u of %u bytes) "
+                      "do not fit apart in %llu bytes",
+                      d.name, (unsigned long long)d.links_offset,
+                      (unsigned long long)d.stamps_offset, (unsigned long long)d.blocks_offset,
+                      (unsigned)d.capacity, (unsigned)d.stride, (unsigned long long)d.section_size);
   return 0;
 }
 

@@ -339,7 +339,8 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
     if (gen <= saved_gen) /* past the broker that saved it, too */
       mb_store64(&st->generation, gen = saved_gen + 1);
   }
-  mb_store32(&st->game.server_status, MB_STATUS_RUNNING);
+  mb__trust_init(b); /* the private copies of what is published */
+  mb__trust_set_status(b, MB_STATUS_RUNNING);
   /* Publish: readers that see READY see everything above. */
   mb_store32(&st->initialised, MB_STATE_READY);
   mb_log_info("control block '%s' published: instance %s, generation %llu, %d regions", name,
@@ -418,6 +419,7 @@ static void mb__broker_watch_counters(mb_broker_t *b) {
 void mb__broker_tick(mb_broker_t *b) {
   if (b->state == NULL)
     return;
+  mb__trust_check(b); /* before anything below reads the block */
   mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
   mb__broker_sweep(b);
   mb__broker_watch_counters(b);
@@ -568,7 +570,7 @@ int mb__broker_sweep(mb_broker_t *b) {
   int changed = 0;
   if (st == NULL)
     return 0;
-  for (i = 0; i < st->max_clients; i++) {
+  for (i = 0; i < b->cfg.max_clients; i++) { /* the config's count: the block's is writable */
     mb_client_entry_t *e = &st->clients[i];
     uint64_t w = mb_load64(&e->word);
     uint32_t s = MB_CLIENT_WORD_STATE(w);
@@ -651,7 +653,7 @@ int mb__broker_sweep(mb_broker_t *b) {
 void mb__broker_begin_stop(mb_broker_t *b) {
   if (b->state == NULL)
     return;
-  mb_store32(&b->state->game.server_status, MB_STATUS_SHUTTING_DOWN);
+  mb__trust_set_status(b, MB_STATUS_SHUTTING_DOWN);
   mb_store64(&b->state->game.last_update_wall_ns, mb_os_wall_ns());
 }
 
@@ -679,7 +681,7 @@ void mb__broker_stop(mb_broker_t *b) {
 mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name) {
   int i;
   for (i = 0; i < b->nregions; i++)
-    if (strcmp(b->regions[i].desc->name, name) == 0)
+    if (strcmp(b->cfg.regions[i].name, name) == 0)
       return &b->regions[i];
   return NULL;
 }
@@ -687,6 +689,8 @@ mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name) {
 int mb__broker_compact(mb_broker_t *b, uint64_t *freed) {
   uint64_t total = 0, f;
   int i, rc = 0;
+  /* Between ticks a client may have written over a descriptor slots.c reads: repair first. */
+  mb__trust_check(b);
   for (i = 0; i < b->nregions; i++) {
     int r = mb__region_compact(&b->regions[i], &f);
     total += f;

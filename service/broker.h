@@ -12,6 +12,7 @@
 #include "persist.h"
 #include "pool.h"
 #include "slots.h"
+#include "trust.h"
 
 /* A counter that only rises (a failure count in shared memory) and what of it was reported. */
 typedef struct mb_counter_watch_s {
@@ -76,6 +77,9 @@ typedef struct mb_broker_s {
   int watch_ready; /* `seen` holds the values at the first tick */
   mb_counter_watch_t commit_watch[MB_REGIONS_MAX];
   mb_counter_watch_t miss_watch[MB_POOLS_MAX];
+  /* Private copies of the control block's fixed fields and what was found forged (trust.h):
+   * sizes, counts and offsets come from here or from cfg, never from shared memory. */
+  mb_trust_t trust;
 } mb_broker_t;
 
 /* How often the run loop calls mb__broker_tick: a dead client is noticed within this. */
@@ -99,7 +103,9 @@ typedef struct mb_broker_s {
 int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags);
 
 /*
- * Every MB_BROKER_TICK_MS: refresh the broker heartbeat in the control block, sweep the
+ * Every MB_BROKER_TICK_MS: hold the control block to the broker's private copies
+ * (mb__trust_check: forged fields repaired, reported as damage), refresh the broker
+ * heartbeat in the control block, sweep the
  * client table (mb__broker_sweep) and report rising failure counters (commits refused in a
  * region: MB_EV_COMMIT_REFUSED; allocations refused by an exhausted pool:
  * MB_EV_POOL_EXHAUSTED), each at once and then at most once per MB_BROKER_REPORT_EVERY_MS.

@@ -743,7 +743,7 @@ typedef struct pw_stats_s {
  */
 static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_stats_t *out) {
   mb_region_map_t *r = &b->regions[i];
-  mb_region_desc_t *d = r->desc;
+  mb_region_desc_t *d = &b->trust.regions[i]; /* the private copy: sizes never read back */
   mb_state_t *st = b->state;
   mb_persist_region_t in;
   mb_persist_header_t h;
@@ -770,7 +770,7 @@ static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_s
     for (k = 0; k < d->slot_count; k++) {
       uint64_t owner = mb_load64_relaxed(&slots[k].owner), player, first, last;
       int32_t o;
-      if (owner == 0 || owner > st->max_clients)
+      if (owner == 0 || owner > b->cfg.max_clients)
         continue;
       if ((player = mb_load64(&slots[k].player)) == 0)
         continue; /* a claim under way or cut short */
@@ -877,7 +877,7 @@ static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions
   g.total_players = mb_load64(&st->game.total_players);
   g.total_npcs = mb_load64(&st->game.total_npcs);
   g.last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
-  g.server_status = mb_load32(&st->game.server_status);
+  g.server_status = b->trust.server_status;
   pf_set_fixed(g.msg, sizeof g.msg, b->persist.msg);
   g.msg_len = (uint32_t)strlen(g.msg);
   g.nregions = (uint32_t)n;

@@ -1,6 +1,9 @@
 /*
  * report.c - the status report (see report.h). Everything is read from the control block
- * and the broker's own fields with atomic loads; nothing here changes state.
+ * and the broker's own fields with atomic loads; nothing here changes state. Sizes, counts
+ * and the other fixed fields come from the broker's private copies (cfg, b->trust), never
+ * from the block, which any game server can write (trust.h); what is read from the block
+ * (states, times, names, counters) is range-checked or shown as a number only.
  */
 #include "report.h"
 
@@ -112,13 +115,24 @@ static cJSON *mb__obj(cJSON *parent, const char *key, int *ok) {
   return o;
 }
 
+/* damage: {total, header, directory, server_status, clients, message}: what the broker found
+ * forged in the control block and repaired or set aside (trust.h), counted since it started. */
+static void mb__damage_report(const mb_broker_t *b, cJSON *o, int *ok) {
+  cJSON *d = mb__obj(o, "damage", ok);
+  int k;
+  if (d == NULL)
+    return;
+  mb__num(d, "total", mb__damage_total(b), ok);
+  for (k = 0; k < MB_DAMAGE_KINDS; k++)
+    mb__num(d, mb__damage_key(k), b->trust.damage[k], ok);
+}
+
 static void mb__server(const mb_broker_t *b, cJSON *o, int *ok) {
   const mb_state_t *st = b->state;
   char msg[MB_STATUS_MSG_MAX], run_id[17], inst[MB_INSTANCE_MAX];
   mb__state_read_msg(st, msg);
   mb__run_id(b, run_id);
-  if (cJSON_AddStringToObject(o, "status", mb__status_name(mb_load32(&st->game.server_status))) ==
-      NULL)
+  if (cJSON_AddStringToObject(o, "status", mb__status_name(b->trust.server_status)) == NULL)
     *ok = 0;
   mb__text(o, "message", msg, ok);
   mb__num(o, "players", mb_load64(&st->game.total_players), ok);
@@ -143,6 +157,7 @@ static void mb__server(const mb_broker_t *b, cJSON *o, int *ok) {
   } else if (cJSON_AddNullToObject(o, "config_path") == NULL) {
     *ok = 0;
   }
+  mb__damage_report(b, o, ok);
 }
 
 /* persist: {dir, interval_ms, last_flush_ms_ago (null: none yet), flushes, failures}, or
@@ -202,7 +217,7 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
     return NULL;
   }
   for (i = 0; i < b->nregions; i++) {
-    const mb_region_desc_t *d = b->regions[i].desc;
+    const mb_region_desc_t *f = &b->trust.regions[i], *d = b->regions[i].desc;
     cJSON *r = cJSON_CreateObject();
     char name[MB_REGION_NAME_MAX];
     if (r == NULL || !cJSON_AddItemToArray(arr, r)) {
@@ -210,16 +225,16 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
       *ok = 0;
       break;
     }
-    memcpy(name, d->name, sizeof name);
+    memcpy(name, f->name, sizeof name);
     name[sizeof name - 1] = '\0';
     mb__text(r, "name", name, ok);
-    mb__num(r, "reserved", d->size, ok);
+    mb__num(r, "reserved", f->size, ok);
     mb__num(r, "committed", mb_load64(&d->committed), ok);
     mb__num(r, "peak", mb_load64(&d->peak_committed), ok);
-    if (cJSON_AddBoolToObject(r, "lazy", (d->flags & MB_REGION_LAZY) != 0) == NULL)
+    if (cJSON_AddBoolToObject(r, "lazy", (f->flags & MB_REGION_LAZY) != 0) == NULL)
       *ok = 0;
-    mb__num(r, "slot_size", d->slot_size, ok);
-    mb__num(r, "slot_count", d->slot_count, ok);
+    mb__num(r, "slot_size", f->slot_size, ok);
+    mb__num(r, "slot_count", f->slot_count, ok);
     mb__num(r, "slots_used", mb_load64(&d->slots_used), ok);
     mb__num(r, "commit_failures", mb_load64(&d->commit_failures), ok);
   }
@@ -337,7 +352,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   cJSON *o = cJSON_CreateObject(), *table;
   uint64_t now = mb_os_mono_ns();
   uint32_t i, attached = 0, hung = 0;
-  uint32_t max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
+  uint32_t max = b->cfg.max_clients <= MB_CLIENTS_MAX ? b->cfg.max_clients : MB_CLIENTS_MAX;
   if (o == NULL) {
     *ok = 0;
     return NULL;
@@ -352,7 +367,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
   }
   mb__num(o, "attached", attached, ok);
   mb__num(o, "hung", hung, ok);
-  mb__num(o, "max", st->max_clients, ok);
+  mb__num(o, "max", max, ok);
   mb__num(o, "heartbeat_timeout_ms", b->cfg.heartbeat_timeout_ms, ok);
   mb__num(o, "grace_period_ms", b->cfg.grace_period_ms, ok);
   if ((table = cJSON_AddArrayToObject(o, "table")) == NULL) {
@@ -416,9 +431,9 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
  * field list. The counters are loaded one at a time while clients allocate, so in_use is read
  * before peak (peak is raised after in_use) and the free counts never go below 0.
  */
-static void mb__pool(const mb_pool_desc_t *d, cJSON *o, int *ok) {
+static void mb__pool(const mb_pool_desc_t *fx, const mb_pool_desc_t *d, cJSON *o, int *ok) {
   enum { NUM, BOOL };
-  uint64_t cap = d->capacity, in_use = mb__pool_in_use(d), peak = mb_load64(&d->peak);
+  uint64_t cap = fx->capacity, in_use = mb__pool_in_use(d), peak = mb_load64(&d->peak);
   char name[MB_POOL_NAME_MAX];
   size_t i;
   const struct {
@@ -426,10 +441,10 @@ static void mb__pool(const mb_pool_desc_t *d, cJSON *o, int *ok) {
     int type;
     uint64_t v;
   } f[] = {
-      {"object_size", NUM, d->object_size},
-      {"align", NUM, d->align},
+      {"object_size", NUM, fx->object_size},
+      {"align", NUM, fx->align},
       {"capacity", NUM, cap},
-      {"debug", BOOL, (d->flags & MB_POOL_F_DEBUG) != 0},
+      {"debug", BOOL, (fx->flags & MB_POOL_F_DEBUG) != 0},
       {"in_use", NUM, in_use},
       {"free", NUM, mb__sub0(cap, in_use)},
       {"peak", NUM, peak > in_use ? peak : in_use},
@@ -439,9 +454,9 @@ static void mb__pool(const mb_pool_desc_t *d, cJSON *o, int *ok) {
       {"misses", NUM, mb_load64(&d->misses)},
       {"reclaimed", NUM, mb_load64(&d->reclaimed)},
       {"errors", NUM, mb_load64(&d->errors)},
-      {"bytes", NUM, cap * d->stride},
+      {"bytes", NUM, cap * fx->stride},
   };
-  memcpy(name, d->name, sizeof name);
+  memcpy(name, fx->name, sizeof name);
   name[sizeof name - 1] = '\0';
   mb__text(o, "name", name, ok);
   for (i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -454,7 +469,7 @@ static void mb__pool(const mb_pool_desc_t *d, cJSON *o, int *ok) {
 
 static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
   const mb_state_t *st = b->state;
-  uint32_t i, n = st->pool_count <= MB_POOLS_MAX ? st->pool_count : MB_POOLS_MAX;
+  uint32_t i, n = (uint32_t)b->npools;
   cJSON *arr = cJSON_CreateArray();
   if (arr == NULL) {
     *ok = 0;
@@ -467,7 +482,7 @@ static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
       *ok = 0;
       break;
     }
-    mb__pool(&st->pools[i], p, ok);
+    mb__pool(&b->trust.pools[i], &st->pools[i], p, ok);
   }
   return arr;
 }
@@ -503,7 +518,7 @@ static void mb__mem_entry(const mb__mem_t *m, cJSON *o, int *ok) {
 /* The heaps answer (see mb__report_heaps). */
 static cJSON *mb__heaps(const mb_broker_t *b, const char *client, int *ok) {
   const mb_state_t *st = b->state;
-  uint32_t i, max = st->max_clients <= MB_CLIENTS_MAX ? st->max_clients : MB_CLIENTS_MAX;
+  uint32_t i, max = b->cfg.max_clients <= MB_CLIENTS_MAX ? b->cfg.max_clients : MB_CLIENTS_MAX;
   uint64_t now = mb_os_wall_ns();
   cJSON *arr = cJSON_CreateArray();
   if (arr == NULL) {
