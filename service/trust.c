@@ -229,7 +229,7 @@ static int mb__check_directory(mb_broker_t *b) {
 static int mb__entry_kill(mb_broker_t *b, uint32_t i, uint64_t w, uint64_t now, const char *why) {
   mb_client_entry_t *e = &b->state->clients[i];
   uint64_t expected = w, claimed = MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED);
-  char what[160];
+  char what[256];
   if (!mb_cas64(&e->word, &expected, claimed))
     return 0;
   mb_store64(&e->dead_since_ns, now);
