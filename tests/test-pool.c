@@ -35,6 +35,18 @@ static mb_pool_desc_t *desc(mb_broker_t *b) {
   return &b->state->pools[0];
 }
 
+static uint64_t allocated_of(mb_broker_t *b) {
+  uint64_t a, f;
+  mb__pool_totals(&b->pools[0], &a, &f);
+  return a;
+}
+
+static uint64_t freed_of(mb_broker_t *b) {
+  uint64_t a, f;
+  mb__pool_totals(&b->pools[0], &a, &f);
+  return f;
+}
+
 static uint32_t count_stamps(mb_broker_t *b, uint32_t stamp) {
   uint32_t i, n = 0;
   for (i = 0; i < desc(b)->capacity; i++)
@@ -68,20 +80,20 @@ TEST(alloc_until_full_and_back) {
       ASSERT_EQ(((unsigned char *)obj[i])[j], i); /* no two share bytes */
   ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
   ASSERT_EQ_U64(mb_load64(&desc(&b)->misses), 1);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 100);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 100);
   ASSERT_EQ_U64(mb_load64(&desc(&b)->peak), 100);
   for (i = 0; i < 100; i += 2)
     ASSERT_OK(mb_pool_free(p, obj[i]));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 50);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 50);
   for (i = 0; i < 100; i += 2)
     ASSERT_OK(mb_pool_alloc(p, &obj[i]));
   ASSERT_ERR(mb_pool_alloc(p, &x), MB_EFULL);
-  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), 150);
-  ASSERT_EQ_U64(mb_load64(&desc(&b)->freed), 50);
+  ASSERT_EQ_U64(allocated_of(&b), 150);
+  ASSERT_EQ_U64(freed_of(&b), 50);
   ASSERT_OK(mb_pool_free(p, NULL));
   /* Detach gives everything back. */
   ASSERT_OK(mb_detach(c));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   mb__broker_stop(&b);
 }
 
@@ -251,8 +263,8 @@ TEST(two_processes_two_threads) {
   ASSERT_EQ(x1, 0);
   ASSERT_EQ(x2, 0);
   /* Every block accounted for: all free, handed out as often as given back. */
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
-  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), mb_load64(&desc(&b)->freed));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_EQ_U64(allocated_of(&b), freed_of(&b));
   ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 0);
   ASSERT_LE(mb_load64(&desc(&b)->peak), 200);
   for (i = 0; i < 200; i++)
@@ -331,14 +343,14 @@ TEST(killed_client_objects_reclaimed) {
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_test_spawn(&k, "hold_objects", cfg.instance, "doomed", "40", (char *)NULL));
   WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 40, 30000);
-  held = mb__pool_in_use(desc(&b)); /* the 40 and what its thread cache keeps */
-  ASSERT_EQ(held, 64);              /* two chains of 32 */
+  held = mb__pool_in_use(&b.pools[0]); /* the 40 and what its thread cache keeps */
+  ASSERT_EQ(held, 64);                 /* two chains of 32 */
   ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 40);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 24);
   ASSERT_OK(mb_os_child_kill(&k));
   ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
   WAIT_FOR((mb__broker_sweep(&b), state_of(&b, 0) == MB_CLIENT_FREE), 10000);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ_U64(mb_load64(&desc(&b)->reclaimed), held);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
   mb__broker_stop(&b);
@@ -354,12 +366,12 @@ TEST(restarted_client_finds_its_objects) {
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_test_spawn(&k, "hold_objects", cfg.instance, "zone", "25", (char *)NULL));
   WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 25, 30000);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32); /* 25 held, 7 in its thread cache */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32); /* 25 held, 7 in its thread cache */
   ASSERT_OK(mb_os_child_kill(&k));
   ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
   /* The restart finds its 25 objects; the 7 its predecessor's cache held go back. */
   ASSERT_EQ(mb_test_run_child(60000, "find_objects", cfg.instance, "zone", "25", (char *)NULL), 0);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0); /* its clean detach gave them back */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0); /* its clean detach gave them back */
   ASSERT_EQ_U64(mb_load64(&desc(&b)->reclaimed), 0);
   mb__broker_stop(&b);
 }
@@ -381,14 +393,14 @@ TEST(thread_cache_batches_and_flush) {
   ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
   ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
   ASSERT_OK(mb_pool_alloc(p, &o[0]));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32); /* one chain into the cache */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32); /* one chain into the cache */
   ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 31);
   ASSERT_OK(mb_pool_free(p, o[0]));
   ASSERT_ERR(mb_pool_free(p, o[0]), MB_EINVAL); /* in the cache now: a double free */
   ASSERT_CONTAINS(mb_last_error(), "double free");
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
   ASSERT_OK(mb_pool_flush(p));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   /* The whole capacity can be had through the cache, then a miss. */
   for (i = 0; i < 100; i++)
     ASSERT_OK(mb_pool_alloc(p, &o[i]));
@@ -397,10 +409,10 @@ TEST(thread_cache_batches_and_flush) {
   for (i = 0; i < 100; i++)
     ASSERT_OK(mb_pool_free(p, o[i]));
   /* A full cache (64) gives its older half back at the next free: twice here, 36 left. */
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 36);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 36);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 64);
   ASSERT_OK(mb_detach(c)); /* flushes */
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
   mb__broker_stop(&b);
 }
@@ -436,7 +448,7 @@ TEST(thread_cache_cross_thread_free) {
   ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
   for (i = 0; i < 50; i++)
     ASSERT_OK(mb_pool_alloc(p, &o[i]));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 64); /* 50 held, 14 in this thread's cache */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 64); /* 50 held, 14 in this thread's cache */
   x.pool = p;
   x.objs = o;
   x.n = 50;
@@ -446,7 +458,7 @@ TEST(thread_cache_cross_thread_free) {
   ASSERT_EQ(x.failures, 0);
   /* The other thread's cache (all 50) went back at its exit; this thread's 14 are still
    * cached. */
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 14);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 14);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 14);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 0);
   /* Every block can be had again, each once. */
@@ -458,8 +470,8 @@ TEST(thread_cache_cross_thread_free) {
   for (i = 0; i < 50; i++)
     ASSERT_OK(mb_pool_free(p, again[i]));
   ASSERT_OK(mb_detach(c));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
-  ASSERT_EQ_U64(mb_load64(&desc(&b)->allocated), mb_load64(&desc(&b)->freed));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_EQ_U64(allocated_of(&b), freed_of(&b));
   ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 0);
   mb__broker_stop(&b);
 }
@@ -479,20 +491,20 @@ TEST(thread_cache_let_go_on_reattach_reopen_and_stale) {
   ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
   ASSERT_OK(mb_pool_alloc(p, &o1));
   ((uint64_t *)o1)[0] = 77;
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
   ASSERT_OK(mb_reattach(c, NULL));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 1); /* the held one stays, with its contents */
-  cursor = 0;                                  /* ... at a new address: the pool is mapped again */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 1); /* the held one stays, with its contents */
+  cursor = 0; /* ... at a new address: the pool is mapped again */
   ASSERT_OK(mb_pool_next(p, &cursor, &o1));
   ASSERT_EQ_U64(((uint64_t *)o1)[0], 77);
   ASSERT_ERR(mb_pool_next(p, &cursor, &x), MB_ENOENT);
   ASSERT_OK(mb_pool_alloc(p, &o2)); /* the refill: the chain of 31 the reattach gave back */
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
   ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &q));
   ASSERT(p == q);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 2);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 2);
   ASSERT_OK(mb_pool_free(p, o2));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 1);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 1);
   ASSERT_OK(mb_pool_open(c, "obj", 0, &q));
   ASSERT_OK(mb_pool_alloc(p, &o2));
   ASSERT_OK(mb_pool_free(p, o2)); /* into the cache */
@@ -504,7 +516,7 @@ TEST(thread_cache_let_go_on_reattach_reopen_and_stale) {
   mb_store64(&b.state->clients[0].word, w);
   ASSERT_OK(mb_pool_free(p, o1));
   ASSERT_OK(mb_detach(c));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
   mb__broker_stop(&b);
 }
@@ -533,7 +545,7 @@ TEST(reaped_client_does_not_give_back_others_blocks) {
   mb_store64(&b.state->clients[0].word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
   mb__broker_sweep(&b);
   ASSERT_EQ(state_of(&b, 0), MB_CLIENT_FREE);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   /* B gets entry 0 and takes the blocks A had through its own thread cache: 8 held, 24
    * cached (among them those A's cache held), stamped with the owner number A had. */
   ASSERT_OK(mb_attach(cfg.instance, "b", NULL, &bb));
@@ -547,7 +559,7 @@ TEST(reaped_client_does_not_give_back_others_blocks) {
   ASSERT_OK(mb_reattach(a, NULL));
   ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 8);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 24);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 32);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
   ASSERT_OK(mb_detach(a));
   ASSERT_OK(mb_pool_flush(pb));
   /* Every block exactly once: B's 8 and the 92 left, all distinct. */
@@ -563,7 +575,7 @@ TEST(reaped_client_does_not_give_back_others_blocks) {
       ASSERT(all[i] != all[j]);
   ASSERT_OK(mb_detach(chk));
   ASSERT_OK(mb_detach(bb));
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
   mb__broker_stop(&b);
 }
@@ -592,7 +604,7 @@ TEST(restart_that_never_opens_the_pool_gives_it_back) {
   ASSERT_EQ(mb_test_run_child(60000, "detach_without_opening", cfg.instance, "zone", (char *)NULL),
             0);
   ASSERT_EQ(state_of(&b, 0), MB_CLIENT_FREE);
-  ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
   mb__broker_stop(&b);
 }
@@ -636,7 +648,7 @@ TEST(first_use_after_reattach_from_many_threads) {
       mb_os_thread_join(&t[k]);
     /* Their caches went back at their exit; the 64 objects are held, each once. */
     ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 64);
-    ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 64);
+    ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 64);
     for (k = 0; k < 4; k++) {
       ASSERT_EQ(f[k].failures, 0);
       for (i = 0; i < 16; i++)
@@ -648,7 +660,7 @@ TEST(first_use_after_reattach_from_many_threads) {
       for (i = 0; i < 16; i++)
         ASSERT_OK(mb_pool_free(p, f[k].objs[i]));
     ASSERT_OK(mb_pool_flush(p));
-    ASSERT_EQ_U64(mb__pool_in_use(desc(&b)), 0);
+    ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   }
   ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
