@@ -1350,7 +1350,7 @@ static int mb__pool_map(mb_client_t *c, const char *name, uint32_t *index) {
 }
 
 int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **pool) {
-  uint32_t i;
+  uint32_t i = 0;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
@@ -1382,7 +1382,7 @@ int mb_pool_open(mb_client_t *c, const char *name, unsigned flags, mb_pool_t **p
  * every pool call makes: the client is attached and the entry still its own. */
 static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
   mb_client_t *c;
-  uint32_t i;
+  uint32_t i = 0;
   int rc;
   *map = NULL;
   if (pool == NULL)

@@ -65,6 +65,13 @@ enum { MB__OP_POP = 1, MB__OP_BUMP = 2, MB__OP_PUSH = 3 };
 #define MB__WHO(rec, seq) (0x8000u | (((seq)&31u) << 10) | (rec))
 #define MB__WORD_WHO(w) ((uint32_t)((w) >> 32) & 0xFFFFu)
 #define MB__WORD_LOW(w) ((uint32_t)((w)&0xFFFFFFFFu))
+/* Crash points (pool.h, mb__pool_crash_hook): the numbers the tests kill a thread at. */
+void (*mb__pool_crash_hook)(int point);
+#define MB__CRASH(n)                                                                               \
+  do {                                                                                             \
+    if (mb__pool_crash_hook != NULL)                                                               \
+      mb__pool_crash_hook(n);                                                                      \
+  } while (0)
 #define MB__NO_WORD UINT64_MAX /* `next` before a CAS is tried: never a head (low > capacity) */
 
 int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
@@ -263,6 +270,7 @@ static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, const uin
     uint64_t nw = mb__next_word(h, MB__WHO(rec, q), first + 1);
     mb_store64(&p->links[first], ((uint64_t)MB__WORD_LOW(h) << 32) | low);
     mb_store64(&r->next, nw);
+    MB__CRASH(13);
     if (mb_cas64(&d->head, &h, nw))
       return;
   }
@@ -286,10 +294,13 @@ static uint32_t mb__pop_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32
     mb_store64(&r->first, first1 - 1);
     nw = mb__next_word(h, MB__WHO(rec, q), next);
     mb_store64(&r->next, nw);
+    MB__CRASH(2);
     if (mb_cas64(&d->head, &h, nw))
       break;
   }
+  MB__CRASH(3);
   mb__op_set(r, q, MB__OP_LANDED, MB__OP_POP);
+  MB__CRASH(4);
   return mb__walk_chain(p, first1 - 1, out);
 }
 
@@ -311,11 +322,13 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
     mb_store64(&r->first, v);
     mb_store64(&r->count, n);
     mb_store64(&r->next, nw);
+    MB__CRASH(8);
     if (mb_cas64(&d->bump, &b, nw)) {
       *first = v;
       break;
     }
   }
+  MB__CRASH(9);
   mb__op_set(r, q, MB__OP_LANDED, MB__OP_BUMP);
   return n;
 }
@@ -340,6 +353,7 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
   if (want == 0 || want > MB_POOL_CHAIN)
     want = want == 0 ? 1 : MB_POOL_CHAIN;
   q = mb__op_begin(r, MB__OP_POP, base);
+  MB__CRASH(1);
   n = mb__pop_chain(p, rec, q, chain);
   if (n == 0) {
     kind = MB__OP_BUMP;
@@ -360,11 +374,15 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
         bad = k;
   /* T3: every block gets an owner (the rest of a long chain: this client's cache stamp, to be
    * given back below); T4: counted. */
-  for (k = 0; k < n; k++)
+  for (k = 0; k < n; k++) {
+    MB__CRASH(5);
     mb_store32(&p->stamps[chain[k]], k < want ? stamp : rest);
+  }
   if (bad != UINT32_MAX)
     mb_store32(&p->stamps[chain[bad]], MB_STAMP_IN_USE | 0xFFFFu); /* set aside for good */
+  MB__CRASH(6);
   mb_store64(&r->taken, base + n);
+  MB__CRASH(7);
   mb__op_set(r, q, MB__OP_IDLE, kind);
   mb__pool_peak(p);
   if (n > want) /* T5 */
@@ -399,6 +417,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
   giving = MB_STAMP_GIVING | (rec << 16) |
            MB_POOL_HOLDER_OWNER(mb_load64_relaxed(&p->intents[rec].holder));
   q = mb__op_begin(r, MB__OP_PUSH, base); /* G0 */
+  MB__CRASH(10);
   mb_store64(&r->count, 0);
   for (k = 0; k < n; k++) {
     uint32_t s, i = idx[k];
@@ -411,6 +430,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
     s = mb_load32(&p->stamps[i]);
     fits = MB_STAMP_OWNER(expect) != 0 ? s == expect : (s & expect) && MB_STAMP_OWNER(s) != 0xFFFFu;
     /* G1: claim the free: only one of two frees of a block can move its stamp. */
+    MB__CRASH(11);
     if (!fits || !mb_cas32(&p->stamps[i], &s, giving)) {
       if (bad == UINT32_MAX)
         bad = i;
@@ -422,14 +442,20 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
     if (d->flags & MB_POOL_F_DEBUG)
       for (k = 0; k < m; k++)
         memset(mb__pool_block(p, ok[k]), MB_POOL_POISON, p->stride);
+    MB__CRASH(12);
     mb__push_chain(p, rec, q, ok, m); /* G2 */
+    MB__CRASH(14);
     mb__op_set(r, q, MB__OP_LANDED, MB__OP_PUSH);
+    MB__CRASH(15);
     for (k = 0; k < m; k++) { /* G3 */
       uint32_t s = giving;
       mb_cas32(&p->stamps[ok[k]], &s, MB_STAMP_FREE);
+      MB__CRASH(16);
     }
     mb_store64(&r->given, base + m); /* G4 */
+    MB__CRASH(17);
   }
+  MB__CRASH(18);
   mb__op_set(r, q, MB__OP_IDLE, MB__OP_PUSH);
   if (given)
     *given = m;

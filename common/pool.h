@@ -79,6 +79,13 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
 int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given);
 
+/*
+ * Failure injection for tests: when set, called at each crash point of a take or give (the
+ * numbers in pool.c, MB__CRASH); a test longjmps out of it to leave the op exactly as a thread
+ * killed there leaves it. NULL (never set) outside tests.
+ */
+extern void (*mb__pool_crash_hook)(int point);
+
 /* The block index of obj: MB_EINVAL if obj is not the start of a block of this pool. */
 int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx);
 
