@@ -810,3 +810,49 @@ TEST(crash_points_every_step) {
   }
   printf("# %d runs, %d of them killed inside the call\n", runs, crashed);
 }
+
+/*
+ * The reaper reads what any client can write: forged intent records (indexes and counts out
+ * of range, ops of no kind), stamps naming records past the array, a cycle in the links, a
+ * forged record count. It stays inside the pool, ends, and the published figures stay sane.
+ */
+TEST(reaper_survives_forged_records) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t r1, r2, r3, r4, idx[MB_POOL_CHAIN], got, k;
+  uint64_t a, f;
+  pool_config(&cfg, "forge", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  r1 = fake_record(p, 5, 1);
+  r2 = fake_record(p, 5, 1);
+  r3 = fake_record(p, 5, 1);
+  r4 = fake_record(p, 5, 1);
+  ASSERT_OK(mb__pool_take(p, r1, MB_STAMP_IN_USE | 5u, 32, idx, &got));
+  /* ops as pool.c encodes them: (seq << 32) | (state << 8) | kind; 2 = landed */
+  mb_store64(&p->intents[r1].op, (7ull << 32) | (2u << 8) | 1u); /* a pop ... */
+  mb_store64(&p->intents[r1].first, 1ull << 40);                 /* ... of no block */
+  mb_store64(&p->intents[r2].op, (7ull << 32) | (2u << 8) | 3u); /* a push ... */
+  mb_store64(&p->intents[r2].count, 1ull << 40);                 /* ... of too many */
+  mb_store64(&p->intents[r3].op, (7ull << 32) | (2u << 8) | 2u); /* a bump take ... */
+  mb_store64(&p->intents[r3].first, 120);                        /* ... past the end */
+  mb_store64(&p->intents[r3].count, 1000);
+  mb_store64(&p->intents[r4].op, (7ull << 32) | (1u << 8) | 99u);  /* no such kind */
+  mb_store64(&p->intents[r4].given, UINT64_MAX / 2);               /* more given than taken */
+  mb_store32(&p->stamps[3], MB_STAMP_GIVING | (1023u << 16) | 5u); /* a record never claimed */
+  mb_store32(&p->stamps[200 % 128], MB_STAMP_IN_USE | 5u);
+  mb_store64(&p->links[40], 41); /* a chain that loops on itself */
+  mb_store64(&p->desc->head, 41);
+  mb_store64(&p->desc->intents_used, UINT64_MAX);
+  mb__pool_release_owner(p, 5, 0);
+  mb__pool_totals(p, &a, &f);
+  ASSERT_LE(f, a);
+  mb__pool_publish(p);
+  ASSERT_LE(mb_load64(&p->desc->peak), 128);
+  /* A take from the looping chain ends after one chain. */
+  for (k = 0; k < 4; k++)
+    if (mb__pool_take(p, 0, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0)
+      ASSERT_LE(got, 32);
+  mb__broker_stop(&b);
+}
