@@ -14,33 +14,47 @@
  * a CAS on `head` or `bump`: so the record says what the CAS is for before it is tried
  * (op = {seq q, PENDING, kind}, first, count, base, and `next`: the exact word the CAS
  * installs, which carries a new 16-bit tag and writer = {record, q mod 32}). Whoever replaces
- * a word w written by record r first marks r's op LANDED if it is still PENDING and r's next
- * is w (mb__ack, a CAS on the op). So for a dead holder's record "did my CAS happen?" has an
- * answer (mb__landed): yes if head (bump) still equals its next, else yes iff its op reads
- * LANDED. A false answer needs head to come back to that exact 64-bit word - same tag after
- * 65536 CASes, same writer and seq bits, same block - without r's CAS: the ABA bound.
+ * a word w written by record r first (before its own CAS) marks r's op LANDED if it is still
+ * PENDING and r's next is w (mb__ack, a CAS on the op). So for a dead holder's record "did my CAS
+ * happen?" has an answer (mb__landed): yes if head (bump) still equals its next, else yes iff its
+ * op reads LANDED. A false answer needs head to come back to that exact 64-bit word - same tag
+ * after 65536 CASes, same writer and seq bits, same block - without r's CAS: the ABA bound.
  *
  * Counters: taken and given of a record are written only by its holder, as base + n (a
  * store, not an add), so completing a dead holder's op sets them again to the same value.
  * allocated / freed of the pool are their sums, exact whatever died where.
  *
+ * The crash points, with the MB__CRASH numbers test-pool's crash_points_every_step kills a
+ * thread at, and what the reaper sees and does at each:
  * Take (pop: a chain from the stack; bump: blocks never used), record r, client o:
- *   T0 op = {q, PENDING, POP|BUMP}, base = taken       crash: not landed, nothing moved
- *   T1 first (count) written, CAS head / bump         crash before: not landed; after: landed
- *   T2 op LANDED                                       (same as after T1)
- *   T3 each block stamped (the caller's stamp)         crash: landed; the reaper stamps the
- *                                                      blocks of the chain still FREE CACHED|o
- *   T4 taken = base + n, op IDLE                       crash: taken set again to base + n
+ *   T0 op = {q, PENDING, POP|BUMP}, base = taken, next = none                       (1)
+ *        crash: not landed (next is no word), nothing moved: nothing to do
+ *   T1 first (count) and next written, CAS head / bump                         (2, 8 | 3, 9)
+ *        crash before the CAS: not landed; after: landed (head still next, or op LANDED)
+ *   T2 op LANDED                                                                     (4)
+ *        as after T1. A landed pop's chain is detached: its links are still the ones the
+ *        pop saw (only the holder writes links of blocks it owns), so the reaper walks it
+ *   T3 each block stamped (the caller's stamp)                                       (5)
+ *        landed: the reaper stamps the blocks of the chain (bump range) still FREE CACHED|o
+ *   T4 taken = base + n, op IDLE                                                  (6, 7)
+ *        landed: taken set again to base + n; after IDLE: nothing to complete
  *   T5 a chain longer than wanted: the rest given back (a give, below, stamped CACHED|o in T3)
  * Give (push), record r, client o (blocks stamped IN_USE/CACHED):
- *   G0 op = {q, PENDING, PUSH}, base = given           crash: nothing moved
- *   G1 each block: CAS stamp -> GIVING|r|o             crash: not landed: the reaper gives
- *                                                      back every block stamped GIVING|r|o
- *   G2 chain linked, first/count written, CAS head     crash before: not landed (as G1);
- *                                                      after: landed: in the stack
- *   G3 op LANDED; each block CAS GIVING|r|o -> FREE    crash: landed: the reaper CASes the
- *      (fails harmlessly if popped and restamped)      blocks still GIVING|r|o to FREE
- *   G4 given = base + n, op IDLE                       crash: given set again to base + n
+ *   G0 op = {q, PENDING, PUSH}, base = given, next = none                           (10)
+ *        crash: nothing moved
+ *   G1 each block: CAS stamp -> GIVING|r|o                                          (11)
+ *        not landed: the reaper gives back (through its own record) every block stamped
+ *        GIVING|r|o, as it does the IN_USE|o and CACHED|o ones
+ *   G2 chain linked, first/count/next written, CAS head                         (12, 13 | 14)
+ *        before the CAS: not landed (as G1); after: landed: the chain is in the stack
+ *   G3 op LANDED; each block CAS GIVING|r|o -> FREE                             (15, 16)
+ *        (fails harmlessly for a block popped and restamped meanwhile)
+ *        landed: the reaper CASes the blocks still GIVING|r|o to FREE (they are in the stack)
+ *   G4 given = base + n, op IDLE                                                (17, 18)
+ *        landed: given set again to base + n
+ * A restart of the same client (the entry taken over) does the same for its predecessor's
+ * records but keeps the IN_USE|o blocks: they are its objects (mb_pool_next). A block a killed
+ * thread had stamped IN_USE in T3 of an alloc that never returned is one of them.
  * The reaper (mb__pool_release_owner) first completes every record of the dead client (the
  * landed ops rolled forward, the others rolled back - they changed nothing visible but
  * GIVING stamps), then gives back every block stamped IN_USE|o, CACHED|o or GIVING|r|o of a
