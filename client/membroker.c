@@ -69,8 +69,9 @@ struct mb_client_s {
   struct mb_pool_s *pools[MB_POOLS_MAX];         /* handles from mb_pool_open, by pool index */
   struct mb__tcache_s *tcaches;                  /* every thread's caches of these pools */
   uint64_t attach_seq;                           /* +1 at each attach: handles remap after it */
-  int slot_region;                               /* index of the slotted region, -1 if none */
-  struct mb_map_s *maps_open;                    /* handles from mb_map_open not closed yet */
+  uint64_t pool_holder;       /* MB_POOL_HOLDER of this attachment: its pool intent records */
+  int slot_region;            /* index of the slotted region, -1 if none */
+  struct mb_map_s *maps_open; /* handles from mb_map_open not closed yet */
 
   /* the player map */
   mb__pmap_entry_t *pmap;
@@ -330,6 +331,7 @@ static void mb__pools_unmap(mb_client_t *c) {
     mb_pool_map_t *p = &c->pools_map[i];
     if (p->base == NULL)
       continue;
+    mb__pool_intent_release(p, p->rec, c->pool_holder);
     mb_os_section_unmap(p->base, c->pool_len[i]);
     mb_os_section_close(&p->sec);
     memset(p, 0, sizeof *p);
@@ -622,6 +624,7 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
   }
   c->broker_checked_ns = now;
   c->attach_seq++;
+  c->pool_holder = MB_POOL_HOLDER(index + 1, c->seq, c->self.pid);
   mb__mem_reset(c);
   if (taken_over)
     mb__clog(c, MB_CLIENT_LOG_INFO, "membroker: '%s' took back its entry %u with %llu slots",
@@ -1161,6 +1164,8 @@ typedef struct mb__tcache_s {
    * reattach and a change of the handle's flags) */
   mb_pool_t *pool; /* NULL: its client let go; the entry can be reused */
   uint32_t n;
+  uint32_t rec;              /* the thread's intent record in the pool (pool.c), held while bound */
+  uint64_t holder;           /* ... under this attachment's MB_POOL_HOLDER */
   uint32_t owner;            /* MB_STAMP_OWNER of the client's blocks */
   const mb_au64 *entry_word; /* the client's entry word in shared memory ... */
   uint64_t word;             /* ... and its value while the entry is this attachment's */
@@ -1202,7 +1207,7 @@ static void mb__tcache_flush(mb__tcache_t *t) {
   uint32_t k;
   if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word)
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
-      mb__pool_give(p, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
+      mb__pool_give(p, t->rec, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
                     MB_STAMP_CACHED | t->owner, NULL);
   t->n = 0;
 }
@@ -1210,6 +1215,8 @@ static void mb__tcache_flush(mb__tcache_t *t) {
 /* Unlink t from its client's list and orphan it (caller holds mb__tc_lock). */
 static void mb__tcache_orphan(mb__tcache_t *t) {
   mb_client_t *c = t->pool->client;
+  if (t->pool->map != NULL && t->pool->map->base != NULL)
+    mb__pool_intent_release(t->pool->map, t->rec, t->holder);
   if (t->cprev)
     t->cprev->cnext = t->cnext;
   else
@@ -1279,7 +1286,11 @@ static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
     t->tnext = head;
     mb_os_tls_set(&mb__tc_key, t);
   }
+  /* Every take and give of this thread goes through its own intent record. */
+  if ((rc = mb__pool_intent_claim(pool->map, c->pool_holder, &t->rec)) != 0)
+    return rc;
   mb_os_mutex_lock(&mb__tc_lock);
+  t->holder = c->pool_holder;
   t->pool = pool;
   t->n = 0;
   t->owner = pool->owner;
@@ -1289,7 +1300,8 @@ static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
   t->blocks = pool->map->blocks;
   t->span = pool->map->span;
   t->stride = pool->map->stride;
-  t->shift = pool->map->shift;
+  t->shift = pool->uncached ? -1 : pool->map->shift; /* -1: mb_pool_free's fast path never
+                                                       caches for an uncached handle */
   t->cprev = NULL;
   t->cnext = c->tcaches;
   if (c->tcaches)
@@ -1348,6 +1360,14 @@ static int mb__pool_map_index(mb_client_t *c, uint32_t i, int release_cached) {
     p->desc = &d; /* bound from the checked copy, then the live descriptor */
     mb__pool_bind(p);
     p->desc = &c->st->pools[i];
+    /* This process's own record: what it gives back outside a thread's calls goes through
+     * it (a predecessor's caches here, the entry's blocks at detach). */
+    if ((rc = mb__pool_intent_claim(p, c->pool_holder, &p->rec)) != 0) {
+      mb_os_section_unmap(base, c->pool_len[i]);
+      mb_os_section_close(&p->sec);
+      memset(p, 0, sizeof *p);
+      return rc;
+    }
     if (release_cached)
       mb__pool_release_owner(p, c->index + 1, 1);
   }
@@ -1444,16 +1464,17 @@ MB_COLD static int mb__pool_alloc_slow(mb_pool_t *pool, void **obj) {
   if ((rc = mb__pool_need(pool, &p)) != 0)
     return rc;
   owner = pool->owner;
+  if ((t = mb__tc_last) == NULL || t->pool != pool) {
+    if ((rc = mb__tcache_get(pool, &t)) != 0) /* the record, even without caching */
+      return rc;
+  }
   if (pool->uncached) {
-    if ((rc = mb__pool_take(p, MB_STAMP_IN_USE | owner, 1, &idx, &got)) != 0)
+    if ((rc = mb__pool_take(p, t->rec, MB_STAMP_IN_USE | owner, 1, &idx, &got)) != 0)
       return rc;
   } else {
-    if ((t = mb__tc_last) == NULL || t->pool != pool) {
-      if ((rc = mb__tcache_get(pool, &t)) != 0)
-        return rc;
-    }
     if (t->n == 0) {
-      if ((rc = mb__pool_take(p, MB_STAMP_CACHED | owner, MB_POOL_CHAIN, t->idx, &got)) != 0)
+      if ((rc = mb__pool_take(p, t->rec, MB_STAMP_CACHED | owner, MB_POOL_CHAIN, t->idx, &got)) !=
+          0)
         return rc;
       t->n = got;
     }
@@ -1489,12 +1510,12 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
   int rc;
   if ((rc = mb__pool_need(pool, &p)) != 0 || (rc = mb__pool_index(p, obj, &idx)) != 0)
     return rc;
-  if (pool->uncached)
-    return mb__pool_give(p, &idx, 1, MB_STAMP_IN_USE, NULL);
   if ((t = mb__tc_last) == NULL || t->pool != pool) {
     if ((rc = mb__tcache_get(pool, &t)) != 0)
       return rc;
   }
+  if (pool->uncached)
+    return mb__pool_give(p, t->rec, &idx, 1, MB_STAMP_IN_USE, NULL);
   /* A block of our own: a plain check and store (two threads freeing one block at once are
    * caught only by a debug pool, which has no caches). Another client's: a CAS from the
    * stamp seen, so a broker giving that client's blocks back at the same moment cannot
@@ -1509,7 +1530,7 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
                       MB_POOL_NAME_MAX - 1, p->desc->name, (unsigned)idx);
   }
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
-    mb__pool_give(p, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
+    mb__pool_give(p, t->rec, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
     memmove(t->idx, t->idx + MB_POOL_CHAIN, (MB__TCACHE_MAX - MB_POOL_CHAIN) * sizeof t->idx[0]);
     t->n -= MB_POOL_CHAIN;
   }

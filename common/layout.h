@@ -31,7 +31,7 @@ extern "C" {
 /* "MBSTATE1" read as a little-endian 64-bit integer. */
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes. */
-#define MB_LAYOUT_VERSION 4u
+#define MB_LAYOUT_VERSION 5u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -170,21 +170,52 @@ enum {
 #define MB_STAMP_IN_USE (1u << 31)      /* | owner: allocated by client `owner` */
 #define MB_STAMP_CACHED (1u << 30)      /* | owner: free, in a thread cache of client `owner` */
 #define MB_STAMP_OWNER(s) ((s)&0xFFFFu) /* client table index + 1 */
+/* | (intent record << 16) | owner: being given back through that record of client `owner`
+ * (pool.c: in the free stack once the record's push landed, else not yet) */
+#define MB_STAMP_GIVING (1u << 29)
+#define MB_STAMP_REC(s) (((s) >> 16) & 0x3FFu) /* the intent record of a GIVING stamp */
+#define MB_STAMP_BROKER 0xFFFEu                /* owner of the blocks the broker gives back */
 
 /*
  * One fixed-size object pool, shared by every attached process. Its section
  * (membroker.<instance>.pool.<name>, committed at start) holds, at the offsets below:
+ *   mb_pool_intent_t intents[MB_POOL_INTENTS]   at offset 0: one record per thread (and per
+ *                              process, and the broker's, record 0) that takes or gives
+ *                              blocks: what it is doing and its counts (pool.c)
  *   mb_au64 links[capacity]    per free block: next block of its chain + 1 (0: chain end) in
  *                              the low 32 bits; for a chain's first block, the first block of
  *                              the next chain + 1 in the high 32 bits
  *   mb_au32 stamps[capacity]   MB_STAMP_* of each block
  *   blocks                     capacity * stride bytes, aligned to `align` (and a page)
  * The free blocks form a stack of chains (a chain: up to MB_POOL_CHAIN blocks linked through
- * `links`), so a whole chain moves in one CAS. `head` is the stack: (ABA tag << 32) |
- * (first block of the top chain + 1). Blocks at or above `bump` were never handed out and
- * are in no chain: they are taken by advancing `bump` with a CAS.
+ * `links`), so a whole chain moves in one CAS. `head` is the stack: (ABA tag << 48) | (writer
+ * << 32) | (first block of the top chain + 1), where writer names the intent record (and the
+ * low bits of its op's seq) of the CAS that put it there (pool.c). Blocks at or above `bump`'s
+ * low 32 bits were never handed out and are in no chain: they are taken by advancing it with
+ * a CAS, which names its writer the same way.
  */
 #define MB_POOL_CHAIN 32
+#define MB_POOL_INTENTS 1024 /* intent records of a pool: threads using it at once, all clients */
+
+/*
+ * An intent record (pool.c has the protocol and the crash points). Written by the one thread
+ * that holds it (holder); read and completed by the broker's reaper, or by a restart of the
+ * same client, once the holder is dead. taken and given count blocks through this record,
+ * ever: the pool's allocated and freed are their sums.
+ */
+typedef struct mb_pool_intent_s {
+  mb_au64 holder; /* 0: free; else MB_POOL_HOLDER(owner, attachment seq, pid) */
+  mb_au64 op;     /* (seq << 32) | (state << 8) | kind (pool.c: MB__OP_*) */
+  mb_au64 first;  /* the block the op starts at: the chain it pops or pushes, or bump's */
+  mb_au64 count;  /* blocks of a push or a bump take */
+  mb_au64 base;   /* taken (a take) or given (a give) before the op */
+  mb_au64 next;   /* the exact word its CAS installs in head or bump (pool.c: landed?) */
+  mb_au64 taken;  /* blocks taken from the pool through this record, ever */
+  mb_au64 given;  /* blocks given back to the pool through it, ever */
+} mb_pool_intent_t;
+#define MB_POOL_HOLDER(owner, seq, pid)                                                            \
+  (((uint64_t)(pid) << 32) | ((uint64_t)((seq)&0xFFFFu) << 16) | ((owner)&0xFFFFu))
+#define MB_POOL_HOLDER_OWNER(h) ((uint32_t)((h)&0xFFFFu))
 typedef struct mb_pool_desc_s {
   char name[MB_POOL_NAME_MAX]; /* NUL-terminated */
   uint64_t section_size;
@@ -201,16 +232,16 @@ typedef struct mb_pool_desc_s {
   mb_au64 head;
   mb_au64 bump;
   mb_au64 reserved1[6];
-  /* 192: statistics, changed only when blocks move between the pool and a client */
-  mb_au64 allocated; /* blocks handed out, ever */
-  mb_au64 freed;     /* blocks given back, ever (reclaimed ones included); out of the pool
-                        now: allocated - freed (mb__pool_in_use: no counter of its own, so
-                        a pair of calls costs two atomic adds on this line, not four) */
-  mb_au64 reserved3;
-  mb_au64 peak;      /* highest allocated - freed seen (capacity - peak: the lowest free) */
-  mb_au64 misses;    /* allocations refused: the pool was exhausted */
-  mb_au64 reclaimed; /* blocks the broker took back from dead clients */
-  mb_au64 errors;    /* frees refused (debug: double free, foreign pointer, poison) */
+  /* 192: statistics. allocated and freed are published copies (the broker's tick, a reap) of
+   * the sums of the intent records' taken and given, which are the truth (mb__pool_totals):
+   * out of the pool now is allocated - freed. */
+  mb_au64 allocated;    /* blocks handed out, ever */
+  mb_au64 freed;        /* blocks given back, ever (reclaimed ones included) */
+  mb_au64 intents_used; /* intent records claimed so far: the highest index + 1 */
+  mb_au64 peak;         /* highest allocated - freed seen (capacity - peak: the lowest free) */
+  mb_au64 misses;       /* allocations refused: the pool was exhausted */
+  mb_au64 reclaimed;    /* blocks the broker took back from dead clients */
+  mb_au64 errors;       /* frees refused (debug: double free, foreign pointer, poison) */
   mb_au64 reserved2;
 } mb_pool_desc_t;
 
@@ -356,6 +387,9 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client t
 MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics");
+MB_LAYOUT_ASSERT(sizeof(mb_pool_intent_t) == 64, "intent record: one cache line");
+MB_LAYOUT_ASSERT(MB_POOL_INTENTS <= 1024,
+                 "a GIVING stamp and a head word name a record in 10 bits");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == 448 + 16 * 128 + 64 + 256 * 128,
                  "pool directory offset");
 MB_LAYOUT_ASSERT(MB_CLIENT_NAME_MAX == 32, "names are four words (mb__name_get)");

@@ -1,11 +1,67 @@
 /*
  * pool.c - lock-free fixed-size object pools in shared memory (see pool.h).
  *
- * The free stack's head is (tag << 32) | (first block of the top chain + 1). A pop reads the
- * head, then the next chain from the top chain's first block, and CASes the head to it with
- * tag + 1; if another process popped and pushed in between, the tag differs and the CAS
- * fails, so a stale "next chain" is never installed (ABA). links[] lives apart from the
- * blocks, so reading a link of a block another process holds is harmless.
+ * The free stack's head is (tag << 48) | (writer << 32) | (first block of the top chain + 1).
+ * A pop reads the head, then the next chain from the top chain's first block, and CASes the
+ * head to it with tag + 1; if another process popped and pushed in between, the head differs
+ * and the CAS fails, so a stale "next chain" is never installed (ABA). links[] lives apart
+ * from the blocks, so reading a link of a block another process holds is harmless.
+ *
+ * ---- Death at any instruction: intent records ------------------------------------------------
+ *
+ * Every take and give runs through an intent record (layout.h, mb_pool_intent_t) that only
+ * its holder - one thread - writes. The one step whose outcome a dead thread cannot report is
+ * a CAS on `head` or `bump`: so the record says what the CAS is for before it is tried
+ * (op = {seq q, PENDING, kind}, first, count, base, and `next`: the exact word the CAS
+ * installs, which carries a new 16-bit tag and writer = {record, q mod 32}). Whoever replaces
+ * a word w written by record r first (before its own CAS) marks r's op LANDED if it is still
+ * PENDING and r's next is w (mb__ack, a CAS on the op). So for a dead holder's record "did my CAS
+ * happen?" has an answer (mb__landed): yes if head (bump) still equals its next, else yes iff its
+ * op reads LANDED. A false answer needs head to come back to that exact 64-bit word - same tag
+ * after 65536 CASes, same writer and seq bits, same block - without r's CAS: the ABA bound.
+ *
+ * Counters: taken and given of a record are written only by its holder, as base + n (a
+ * store, not an add), so completing a dead holder's op sets them again to the same value.
+ * allocated / freed of the pool are their sums, exact whatever died where.
+ *
+ * The crash points, with the MB__CRASH numbers test-pool's crash_points_every_step kills a
+ * thread at, and what the reaper sees and does at each:
+ * Take (pop: a chain from the stack; bump: blocks never used), record r, client o:
+ *   T0 op = {q, PENDING, POP|BUMP}, base = taken, next = none                       (1)
+ *        crash: not landed (next is no word), nothing moved: nothing to do
+ *   T1 first (count) and next written, CAS head / bump                         (2, 8 | 3, 9)
+ *        crash before the CAS: not landed; after: landed (head still next, or op LANDED)
+ *   T2 op LANDED                                                                     (4)
+ *        as after T1. A landed pop's chain is detached: its links are still the ones the
+ *        pop saw (only the holder writes links of blocks it owns), so the reaper walks it
+ *   T3 each block stamped (the caller's stamp)                                       (5)
+ *        landed: the reaper stamps the blocks of the chain (bump range) still FREE CACHED|o
+ *   T4 taken = base + n, op IDLE                                                  (6, 7)
+ *        landed: taken set again to base + n; after IDLE: nothing to complete
+ *   T5 a chain longer than wanted: the rest given back (a give, below, stamped CACHED|o in T3)
+ * Give (push), record r, client o (blocks stamped IN_USE/CACHED):
+ *   G0 op = {q, PENDING, PUSH}, base = given, next = none                           (10)
+ *        crash: nothing moved
+ *   G1 each block: CAS stamp -> GIVING|r|o                                          (11)
+ *        not landed: the reaper gives back (through its own record) every block stamped
+ *        GIVING|r|o, as it does the IN_USE|o and CACHED|o ones
+ *   G2 chain linked, first/count/next written, CAS head                         (12, 13 | 14)
+ *        before the CAS: not landed (as G1); after: landed: the chain is in the stack
+ *   G3 op LANDED; each block CAS GIVING|r|o -> FREE                             (15, 16)
+ *        (fails harmlessly for a block popped and restamped meanwhile)
+ *        landed: the reaper CASes the blocks still GIVING|r|o to FREE (they are in the stack)
+ *   G4 given = base + n, op IDLE                                                (17, 18)
+ *        landed: given set again to base + n
+ * A restart of the same client (the entry taken over) does the same for its predecessor's
+ * records but keeps the IN_USE|o blocks: they are its objects (mb_pool_next). A block a killed
+ * thread had stamped IN_USE in T3 of an alloc that never returned is one of them.
+ * The reaper (mb__pool_release_owner) first completes every record of the dead client (the
+ * landed ops rolled forward, the others rolled back - they changed nothing visible but
+ * GIVING stamps), then gives back every block stamped IN_USE|o, CACHED|o or GIVING|r|o of a
+ * record not landed, through its own record, and lets the records go. Blocks of a detached
+ * chain are touched by no one else: a free needs an IN_USE stamp, and links are written only
+ * by whoever owns a block. Every walk is bounded (MB_POOL_CHAIN, capacity) and every index
+ * read from shared memory is range-checked: a forged link ends a walk, never leaves the pool.
  */
 #include "pool.h"
 
@@ -13,11 +69,30 @@
 
 #define MB_POOL_POISON 0xDB
 
+enum { MB__OP_IDLE = 0, MB__OP_PENDING = 1, MB__OP_LANDED = 2 };
+enum { MB__OP_POP = 1, MB__OP_BUMP = 2, MB__OP_PUSH = 3 };
+#define MB__OP(seq, state, kind) (((uint64_t)(seq) << 32) | ((uint64_t)(state) << 8) | (kind))
+#define MB__OP_SEQ(op) ((uint32_t)((op) >> 32))
+#define MB__OP_STATE(op) ((uint32_t)(((op) >> 8) & 0xFFu))
+#define MB__OP_KIND(op) ((uint32_t)((op)&0xFFu))
+/* The writer field of head and bump: valid bit, seq mod 32, record. */
+#define MB__WHO(rec, seq) (0x8000u | (((seq)&31u) << 10) | (rec))
+#define MB__WORD_WHO(w) ((uint32_t)((w) >> 32) & 0xFFFFu)
+#define MB__WORD_LOW(w) ((uint32_t)((w)&0xFFFFFFFFu))
+/* Crash points (pool.h, mb__pool_crash_hook): the numbers the tests kill a thread at. */
+void (*mb__pool_crash_hook)(int point);
+#define MB__CRASH(n)                                                                               \
+  do {                                                                                             \
+    if (mb__pool_crash_hook != NULL)                                                               \
+      mb__pool_crash_hook(n);                                                                      \
+  } while (0)
+#define MB__NO_WORD UINT64_MAX /* `next` before a CAS is tried: never a head (low > capacity) */
+
 int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
                     size_t page_size) {
   uint64_t stride, blocks;
-  if (object_size == 0 || capacity == 0 || align == 0 || (align & (align - 1)) != 0 ||
-      align > page_size)
+  if (object_size == 0 || capacity == 0 || capacity == UINT32_MAX || align == 0 ||
+      (align & (align - 1)) != 0 || align > page_size)
     return mb__errorf(MB_EINVAL, 0, "pool '%s': object size %u, alignment %u, capacity %u", d->name,
                       (unsigned)object_size, (unsigned)align, (unsigned)capacity);
   stride = mb__round_up(object_size, align);
@@ -28,8 +103,8 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
   d->stride = (uint32_t)stride;
   d->align = align;
   d->capacity = capacity;
-  d->links_offset = 0;
-  d->stamps_offset = (uint64_t)capacity * sizeof(mb_au64);
+  d->links_offset = (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_intent_t); /* intents at 0 */
+  d->stamps_offset = d->links_offset + (uint64_t)capacity * sizeof(mb_au64);
   d->blocks_offset =
       mb__round_up(d->stamps_offset + (uint64_t)capacity * sizeof(mb_au32), page_size);
   blocks = stride * capacity;
@@ -38,156 +113,364 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
 }
 
 void mb__pool_bind(mb_pool_map_t *p) {
+  p->intents = (mb_pool_intent_t *)p->base;
+  p->rec = UINT32_MAX;
   p->links = (mb_au64 *)(p->base + p->desc->links_offset);
   p->stamps = (mb_au32 *)(p->base + p->desc->stamps_offset);
   p->blocks = p->base + p->desc->blocks_offset;
   p->stride = p->desc->stride;
-  p->span = (uint64_t)p->stride * p->desc->capacity;
+  p->capacity = p->desc->capacity;
+  p->span = (uint64_t)p->stride * p->capacity;
   for (p->shift = 0; p->shift < 32 && (1u << p->shift) != p->stride; p->shift++) {
   }
   if (p->shift == 32)
     p->shift = -1;
 }
 
-/* Count n blocks out of the pool and raise the peak to what is out now. allocated is added
- * before freed is read (mb__pool_in_use), so the difference never passes the capacity. */
-static void mb__pool_count_out(mb_pool_desc_t *d, uint32_t n) {
-  uint64_t now = mb_add64(&d->allocated, n) + n;
-  mb_max64(&d->peak, now - mb_load64(&d->freed));
+/* ---- intent records ------------------------------------------------------------------------- */
+
+int mb__pool_intent_claim(mb_pool_map_t *p, uint64_t holder, uint32_t *rec) {
+  uint32_t i;
+  for (i = 1; i < MB_POOL_INTENTS; i++) {
+    uint64_t h = 0;
+    if (mb_load64_relaxed(&p->intents[i].holder) == 0 &&
+        mb_cas64(&p->intents[i].holder, &h, holder)) {
+      mb_store64(&p->intents[i].op, MB__OP(MB__OP_SEQ(mb_load64(&p->intents[i].op)), 0, 0));
+      mb_max64(&p->desc->intents_used, i + 1);
+      *rec = i;
+      return 0;
+    }
+  }
+  return mb__errorf(MB_EFULL, 0, "pool '%s': all %u intent records are held (threads at once)",
+                    p->desc->name, (unsigned)MB_POOL_INTENTS);
 }
 
-/* Link idx[0..n) into a chain and push it on the free stack. */
-static void mb__push_chain(mb_pool_map_t *p, const uint32_t *idx, uint32_t n) {
+void mb__pool_intent_claim_broker(mb_pool_map_t *p, uint32_t pid) {
+  mb_store64(&p->intents[0].holder, MB_POOL_HOLDER(MB_STAMP_BROKER, 0, pid));
+  mb_max64(&p->desc->intents_used, 1);
+  p->rec = 0;
+}
+
+void mb__pool_intent_release(mb_pool_map_t *p, uint32_t rec, uint64_t holder) {
+  if (rec < MB_POOL_INTENTS && holder != 0)
+    mb_cas64(&p->intents[rec].holder, &holder, 0);
+}
+
+/* Records in use so far, from the descriptor, bounded (a forged figure is cut to the array). */
+static uint32_t mb__intents_used(const mb_pool_map_t *p) {
+  uint64_t n = mb_load64(&p->desc->intents_used);
+  return n < MB_POOL_INTENTS ? (uint32_t)n : MB_POOL_INTENTS;
+}
+
+void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
+  uint32_t i, n = mb__intents_used(p);
+  uint64_t a = 0, f = 0;
+  for (i = 0; i < n; i++)
+    f += mb_load64(&p->intents[i].given);
+  for (i = 0; i < n; i++)
+    a += mb_load64(&p->intents[i].taken);
+  *allocated = a;
+  *freed = f < a ? f : a;
+}
+
+uint64_t mb__pool_in_use(const mb_pool_map_t *p) {
+  uint64_t a, f;
+  mb__pool_totals(p, &a, &f);
+  return a - f;
+}
+
+/* Raise the peak to what is out now (at most the capacity: a forged record cannot lift it). */
+static void mb__pool_peak(mb_pool_map_t *p) {
+  uint64_t a, f, cap = p->capacity;
+  mb__pool_totals(p, &a, &f);
+  mb_max64(&p->desc->peak, a - f < cap ? a - f : cap);
+}
+
+void mb__pool_publish(mb_pool_map_t *p) {
+  uint64_t a, f;
+  mb__pool_totals(p, &a, &f);
+  mb_store64(&p->desc->allocated, a);
+  mb_store64(&p->desc->freed, f);
+  mb__pool_peak(p);
+}
+
+/* Start an op of `kind` on record r: a new seq, PENDING. Returns the seq. */
+static uint32_t mb__op_begin(mb_pool_intent_t *r, uint32_t kind, uint64_t base) {
+  uint32_t q = MB__OP_SEQ(mb_load64_relaxed(&r->op)) + 1;
+  mb_store64(&r->base, base);
+  mb_store64(&r->next, MB__NO_WORD); /* not the last op's: that one may still be in head */
+  mb_store64(&r->op, MB__OP(q, MB__OP_PENDING, kind));
+  return q;
+}
+
+static void mb__op_set(mb_pool_intent_t *r, uint32_t q, uint32_t state, uint32_t kind) {
+  mb_store64(&r->op, MB__OP(q, state, kind));
+}
+
+/*
+ * `w` was just read from *word (head or bump): if it names a record whose op is still PENDING
+ * and whose `next` is w (the word that op's CAS installs), mark the op LANDED (its CAS
+ * happened) before anyone replaces w. *word is read again after the op and next, so they are
+ * the ones of the op that wrote w. A forged writer is only a record index < 1024.
+ */
+static void mb__ack(mb_pool_map_t *p, uint64_t w, const mb_au64 *word) {
+  uint32_t who = MB__WORD_WHO(w);
+  mb_pool_intent_t *r;
+  uint64_t op;
+  if (!(who & 0x8000u) || (who & 0x3FFu) >= MB_POOL_INTENTS)
+    return;
+  r = &p->intents[who & 0x3FFu];
+  op = mb_load64(&r->op);
+  while (MB__OP_STATE(op) == MB__OP_PENDING && (MB__OP_SEQ(op) & 31u) == ((who >> 10) & 31u) &&
+         mb_load64(&r->next) == w && mb_load64(word) == w) {
+    if (mb_cas64(&r->op, &op, MB__OP(MB__OP_SEQ(op), MB__OP_LANDED, MB__OP_KIND(op))))
+      return;
+  }
+}
+
+/* The next word for head or bump after w: tag + 1, writer, low 32 bits. */
+static uint64_t mb__next_word(uint64_t w, uint32_t who, uint32_t low) {
+  return ((((w >> 48) + 1) & 0xFFFFu) << 48) | ((uint64_t)who << 32) | low;
+}
+
+/* Did the CAS of record rec's op (read as `op`) happen? (See the top of the file.) */
+static int mb__landed(mb_pool_map_t *p, uint32_t rec, uint64_t op) {
+  const mb_au64 *word = MB__OP_KIND(op) == MB__OP_BUMP ? &p->desc->bump : &p->desc->head;
+  uint64_t w;
+  if (MB__OP_STATE(op) == MB__OP_LANDED)
+    return 1;
+  if (MB__OP_STATE(op) != MB__OP_PENDING)
+    return 0;
+  w = mb_load64(word);
+  if (w == mb_load64(&p->intents[rec].next) && MB__WORD_WHO(w) == MB__WHO(rec, MB__OP_SEQ(op)))
+    return 1; /* its word is still there (exact: tag, writer and block) */
+  return MB__OP_STATE(mb_load64(&p->intents[rec].op)) == MB__OP_LANDED;
+}
+
+/* ---- the free stack ------------------------------------------------------------------------- */
+
+/* The blocks of the chain starting at `first` (detached: ours) into out[]; how many. Bounded
+ * by MB_POOL_CHAIN and the capacity: a bad link ends the chain. */
+static uint32_t mb__walk_chain(const mb_pool_map_t *p, uint32_t first, uint32_t *out) {
+  uint32_t n = 0, i = first, cap = p->capacity;
+  if (first >= cap)
+    return 0;
+  for (;;) {
+    uint32_t low = MB__WORD_LOW(mb_load64(&p->links[i]));
+    out[n++] = i;
+    if (low == 0 || low > cap || n == MB_POOL_CHAIN)
+      return n;
+    i = low - 1;
+  }
+}
+
+/* Link idx[0..n) into a chain and push it on the free stack through record rec (op q). */
+static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, const uint32_t *idx,
+                           uint32_t n) {
   mb_pool_desc_t *d = p->desc;
-  uint64_t h = mb_load64(&d->head);
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint64_t h;
   uint32_t k, first = idx[0];
   for (k = 0; k + 1 < n; k++)
     mb_store64(&p->links[idx[k]], (uint64_t)idx[k + 1] + 1);
   if (n > 1)
     mb_store64(&p->links[idx[n - 1]], 0);
+  mb_store64(&r->first, first);
+  mb_store64(&r->count, n);
+  h = mb_load64(&d->head);
   for (;;) {
     uint64_t low = n > 1 ? (uint64_t)idx[1] + 1 : 0;
-    mb_store64(&p->links[first], ((h & 0xFFFFFFFFu) << 32) | low);
-    if (mb_cas64(&d->head, &h, (((h >> 32) + 1) << 32) | ((uint64_t)first + 1)))
+    mb__ack(p, h, &d->head);
+    uint64_t nw = mb__next_word(h, MB__WHO(rec, q), first + 1);
+    mb_store64(&p->links[first], ((uint64_t)MB__WORD_LOW(h) << 32) | low);
+    mb_store64(&r->next, nw);
+    MB__CRASH(13);
+    if (mb_cas64(&d->head, &h, nw))
       return;
   }
 }
 
-/* Pop the top chain into out[] (at most MB_POOL_CHAIN); its length, or 0 if the stack is
- * empty. */
-static uint32_t mb__pop_chain(mb_pool_map_t *p, uint32_t *out) {
+/* Pop the top chain into out[] (at most MB_POOL_CHAIN) through record rec, op q (PENDING):
+ * its length, or 0 if the stack is empty. */
+static uint32_t mb__pop_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t *out) {
   mb_pool_desc_t *d = p->desc;
-  uint64_t h = mb_load64(&d->head);
-  uint32_t n = 0, i;
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint64_t h = mb_load64(&d->head), nw;
+  uint32_t first1, next;
   for (;;) {
-    uint64_t first1 = h & 0xFFFFFFFFu, next;
-    if (first1 == 0 || first1 > d->capacity)
+    first1 = MB__WORD_LOW(h);
+    if (first1 == 0 || first1 > p->capacity)
       return 0;
-    next = mb_load64(&p->links[first1 - 1]) >> 32;
-    if (mb_cas64(&d->head, &h, (((h >> 32) + 1) << 32) | next))
+    mb__ack(p, h, &d->head);
+    next = (uint32_t)(mb_load64(&p->links[first1 - 1]) >> 32);
+    if (next > p->capacity)
+      next = 0; /* a bad link: the rest of the stack is cut off rather than followed */
+    mb_store64(&r->first, first1 - 1);
+    nw = mb__next_word(h, MB__WHO(rec, q), next);
+    mb_store64(&r->next, nw);
+    MB__CRASH(2);
+    if (mb_cas64(&d->head, &h, nw))
       break;
   }
-  /* The chain is ours now: walk it. */
-  i = (uint32_t)(h & 0xFFFFFFFFu) - 1;
+  MB__CRASH(3);
+  mb__op_set(r, q, MB__OP_LANDED, MB__OP_POP);
+  MB__CRASH(4);
+  return mb__walk_chain(p, first1 - 1, out);
+}
+
+/* Advance bump by up to want blocks through record rec, op q: the first into *first, how many
+ * (0: none left). */
+static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t want,
+                         uint32_t *first) {
+  mb_pool_desc_t *d = p->desc;
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint64_t b = mb_load64(&d->bump);
+  uint32_t n;
   for (;;) {
-    uint64_t low = mb_load64(&p->links[i]) & 0xFFFFFFFFu;
-    out[n++] = i;
-    if (low == 0 || low > d->capacity || n == MB_POOL_CHAIN)
+    uint32_t v = MB__WORD_LOW(b);
+    if (v >= p->capacity)
+      return 0;
+    n = p->capacity - v < want ? p->capacity - v : want;
+    mb__ack(p, b, &d->bump);
+    uint64_t nw = mb__next_word(b, MB__WHO(rec, q), v + n);
+    mb_store64(&r->first, v);
+    mb_store64(&r->count, n);
+    mb_store64(&r->next, nw);
+    MB__CRASH(8);
+    if (mb_cas64(&d->bump, &b, nw)) {
+      *first = v;
       break;
-    i = (uint32_t)low - 1;
+    }
   }
+  MB__CRASH(9);
+  mb__op_set(r, q, MB__OP_LANDED, MB__OP_BUMP);
   return n;
 }
 
 /* 1 if block i holds nothing but poison (or, never used, nothing but zero). */
 static int mb__poison_intact(const mb_pool_map_t *p, uint32_t i) {
   const unsigned char *b = mb__pool_block(p, i);
-  uint32_t k, stride = p->desc->stride;
+  uint32_t k, stride = p->stride;
   for (k = 0; k < stride; k++)
     if (b[k] != MB_POOL_POISON)
       return 0;
   return 1;
 }
 
-int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out, uint32_t *got) {
+int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want, uint32_t *out,
+                  uint32_t *got) {
   mb_pool_desc_t *d = p->desc;
-  uint32_t n, k, chain[MB_POOL_CHAIN], bad = UINT32_MAX;
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint32_t n, k, chain[MB_POOL_CHAIN], bad = UINT32_MAX, q, kind = MB__OP_POP, first = 0;
+  uint32_t rest = MB_STAMP_CACHED | MB_STAMP_OWNER(stamp);
+  uint64_t base = mb_load64_relaxed(&r->taken);
   if (want == 0 || want > MB_POOL_CHAIN)
     want = want == 0 ? 1 : MB_POOL_CHAIN;
-  n = mb__pop_chain(p, chain);
-  if (n > 0) {
-    if (n > want) { /* keep what we want, the rest back as one chain */
-      mb__push_chain(p, chain + want, n - want);
-      n = want;
-    }
-    memcpy(out, chain, n * sizeof *out);
-    if (d->flags & MB_POOL_F_DEBUG)
-      for (k = 0; k < n && bad == UINT32_MAX; k++)
-        if (!mb__poison_intact(p, out[k]))
-          bad = k;
-  } else {
-    uint64_t b = mb_load64(&d->bump);
-    for (;;) {
-      if (b >= d->capacity) {
-        mb_add64(&d->misses, 1);
-        return mb__errorf(MB_EFULL, 0, "pool '%s': all %u objects are in use", d->name,
-                          (unsigned)d->capacity);
-      }
-      n = d->capacity - b < want ? (uint32_t)(d->capacity - b) : want;
-      if (mb_cas64(&d->bump, &b, b + n))
-        break;
+  q = mb__op_begin(r, MB__OP_POP, base);
+  MB__CRASH(1);
+  n = mb__pop_chain(p, rec, q, chain);
+  if (n == 0) {
+    kind = MB__OP_BUMP;
+    mb_store64(&r->next, MB__NO_WORD);
+    mb__op_set(r, q, MB__OP_PENDING, MB__OP_BUMP); /* the pop did not land: no CAS names q */
+    if ((n = mb__bump(p, rec, q, want, &first)) == 0) {
+      mb__op_set(r, q, MB__OP_IDLE, MB__OP_BUMP);
+      mb_add64(&d->misses, 1);
+      return mb__errorf(MB_EFULL, 0, "pool '%s': all %u objects are in use", d->name,
+                        (unsigned)p->capacity);
     }
     for (k = 0; k < n; k++)
-      out[k] = (uint32_t)b + k;
+      chain[k] = first + k;
   }
+  if (kind == MB__OP_POP && (d->flags & MB_POOL_F_DEBUG))
+    for (k = 0; k < n && k < want && bad == UINT32_MAX; k++)
+      if (!mb__poison_intact(p, chain[k]))
+        bad = k;
+  /* T3: every block gets an owner (the rest of a long chain: this client's cache stamp, to be
+   * given back below); T4: counted. */
+  for (k = 0; k < n; k++) {
+    MB__CRASH(5);
+    mb_store32(&p->stamps[chain[k]], k < want ? stamp : rest);
+  }
+  if (bad != UINT32_MAX)
+    mb_store32(&p->stamps[chain[bad]], MB_STAMP_IN_USE | 0xFFFFu); /* set aside for good */
+  MB__CRASH(6);
+  mb_store64(&r->taken, base + n);
+  MB__CRASH(7);
+  mb__op_set(r, q, MB__OP_IDLE, kind);
+  mb__pool_peak(p);
+  if (n > want) /* T5 */
+    mb__pool_give(p, rec, chain + want, n - want, rest, NULL);
+  if (n > want)
+    n = want;
   if (bad != UINT32_MAX) {
-    /* Written after its free: set it aside for good, give the others back. */
-    uint32_t victim = out[bad];
-    mb_store32(&p->stamps[victim], MB_STAMP_IN_USE | 0xFFFFu);
+    /* Written after its free: it stays out (counted, never handed out); the others back. */
+    uint32_t victim = chain[bad];
     mb_add64(&d->errors, 1);
-    mb__pool_count_out(d, 1);
-    out[bad] = out[n - 1];
+    chain[bad] = chain[n - 1];
     if (n > 1)
-      mb__push_chain(p, out, n - 1);
+      mb__pool_give(p, rec, chain, n - 1, stamp, NULL);
     return mb__errorf(MB_EIO, 0,
                       "pool '%s': block %u was written after it was freed (use after free); "
                       "it is set aside",
                       d->name, (unsigned)victim);
   }
-  for (k = 0; k < n; k++)
-    mb_store32(&p->stamps[out[k]], stamp);
-  mb__pool_count_out(d, n);
+  memcpy(out, chain, n * sizeof *out);
   *got = n;
   return 0;
 }
 
-int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t expect,
+int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given) {
   mb_pool_desc_t *d = p->desc;
-  uint32_t ok[MB_POOL_CHAIN], m = 0, k, bad = UINT32_MAX;
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint32_t ok[MB_POOL_CHAIN], m = 0, k, bad = UINT32_MAX, q, giving;
+  uint64_t base = mb_load64_relaxed(&r->given);
   if (n > MB_POOL_CHAIN)
     n = MB_POOL_CHAIN;
+  giving = MB_STAMP_GIVING | (rec << 16) |
+           MB_POOL_HOLDER_OWNER(mb_load64_relaxed(&p->intents[rec].holder));
+  q = mb__op_begin(r, MB__OP_PUSH, base); /* G0 */
+  MB__CRASH(10);
+  mb_store64(&r->count, 0);
   for (k = 0; k < n; k++) {
-    uint32_t s = mb_load32(&p->stamps[idx[k]]);
-    int fits =
-        MB_STAMP_OWNER(expect) != 0 ? s == expect : (s & expect) && MB_STAMP_OWNER(s) != 0xFFFFu;
-    /* Claim the free: only one of two frees of a block can move its stamp. */
-    if (!fits || !mb_cas32(&p->stamps[idx[k]], &s, MB_STAMP_FREE)) {
+    uint32_t s, i = idx[k];
+    int fits;
+    if (i >= p->capacity) {
       if (bad == UINT32_MAX)
-        bad = idx[k];
+        bad = i;
       continue;
     }
-    ok[m++] = idx[k];
+    s = mb_load32(&p->stamps[i]);
+    fits = MB_STAMP_OWNER(expect) != 0 ? s == expect : (s & expect) && MB_STAMP_OWNER(s) != 0xFFFFu;
+    /* G1: claim the free: only one of two frees of a block can move its stamp. */
+    MB__CRASH(11);
+    if (!fits || !mb_cas32(&p->stamps[i], &s, giving)) {
+      if (bad == UINT32_MAX)
+        bad = i;
+      continue;
+    }
+    ok[m++] = i;
   }
   if (m > 0) {
     if (d->flags & MB_POOL_F_DEBUG)
       for (k = 0; k < m; k++)
-        memset(mb__pool_block(p, ok[k]), MB_POOL_POISON, d->stride);
-    /* Counted out before they can be taken again, so allocated - freed never counts a
-     * block twice (and peak never passes the capacity). */
-    mb_add64(&d->freed, m);
-    mb__push_chain(p, ok, m);
+        memset(mb__pool_block(p, ok[k]), MB_POOL_POISON, p->stride);
+    MB__CRASH(12);
+    mb__push_chain(p, rec, q, ok, m); /* G2 */
+    MB__CRASH(14);
+    mb__op_set(r, q, MB__OP_LANDED, MB__OP_PUSH);
+    MB__CRASH(15);
+    for (k = 0; k < m; k++) { /* G3 */
+      uint32_t s = giving;
+      mb_cas32(&p->stamps[ok[k]], &s, MB_STAMP_FREE);
+      MB__CRASH(16);
+    }
+    mb_store64(&r->given, base + m); /* G4 */
+    MB__CRASH(17);
   }
+  MB__CRASH(18);
+  mb__op_set(r, q, MB__OP_IDLE, MB__OP_PUSH);
   if (given)
     *given = m;
   if (bad != UINT32_MAX && MB_STAMP_OWNER(expect) == 0) {
@@ -205,23 +488,68 @@ int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {
   if (o < p->blocks || o >= p->blocks + p->span)
     return mb__errorf(MB_EINVAL, 0, "pool '%s': %p is not a block of this pool", d->name, obj);
   off = (uint64_t)(o - p->blocks);
-  if (p->shift >= 0 && (off & (d->stride - 1)) == 0) {
+  if (p->shift >= 0 && (off & (p->stride - 1)) == 0) {
     *idx = (uint32_t)(off >> p->shift);
     return 0;
   }
-  if (off % d->stride != 0)
+  if (off % p->stride != 0)
     return mb__errorf(
         MB_EINVAL, 0, "pool '%s': %p points %llu bytes into block %llu, not at its start", d->name,
-        obj, (unsigned long long)(off % d->stride), (unsigned long long)(off / d->stride));
-  *idx = (uint32_t)(off / d->stride);
+        obj, (unsigned long long)(off % p->stride), (unsigned long long)(off / p->stride));
+  *idx = (uint32_t)(off / p->stride);
   return 0;
 }
 
-/* Give back the blocks idx[0..n) whose stamp is still exactly `stamp`; how many went. */
-static uint32_t mb__pool_give_exact(mb_pool_map_t *p, const uint32_t *idx, uint32_t n,
-                                    uint32_t stamp) {
+/* ---- the reaper ------------------------------------------------------------------------------ */
+
+/*
+ * Complete or roll back the op of dead record rec of client `owner`. A landed take has its
+ * blocks still FREE stamped CACHED|owner (so they go back with the cached ones) and taken set
+ * to base + n; a landed give has given set to base + count. Returns 1 if a push landed (its
+ * GIVING blocks are in the stack), else 0 (GIVING blocks of rec are not: give them back).
+ */
+static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint64_t op = mb_load64(&r->op), base = mb_load64(&r->base);
+  uint64_t first = mb_load64(&r->first), count = mb_load64(&r->count);
+  uint32_t kind = MB__OP_KIND(op), q = MB__OP_SEQ(op), chain[MB_POOL_CHAIN], n = 0, k;
+  int landed = mb__landed(p, rec, op);
+  if (landed && kind == MB__OP_POP) {
+    n = mb__walk_chain(p, first < p->capacity ? (uint32_t)first : UINT32_MAX, chain);
+  } else if (landed && kind == MB__OP_BUMP && first < p->capacity) {
+    if (count > MB_POOL_CHAIN)
+      count = MB_POOL_CHAIN;
+    for (k = 0; k < count && first + k < p->capacity; k++)
+      chain[n++] = (uint32_t)first + k;
+  }
+  for (k = 0; k < n; k++) {
+    uint32_t s = MB_STAMP_FREE;
+    mb_cas32(&p->stamps[chain[k]], &s, MB_STAMP_CACHED | owner);
+  }
+  if (n > 0 && mb_load64(&r->taken) != base + n)
+    mb_store64(&r->taken, base + n);
+  if (landed && kind == MB__OP_PUSH && count <= MB_POOL_CHAIN &&
+      mb_load64(&r->given) != base + count)
+    mb_store64(&r->given, base + count);
+  mb__op_set(r, q, MB__OP_IDLE, kind);
+  return landed && kind == MB__OP_PUSH;
+}
+
+/* A batch of blocks to give back with one stamp. */
+typedef struct mb__batch_s {
+  uint32_t stamp, n, idx[MB_POOL_CHAIN];
+} mb__batch_t;
+
+static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, uint32_t i) {
   uint32_t given = 0;
-  mb__pool_give(p, idx, n, stamp, &given);
+  if (b->n > 0 && (b->stamp != stamp || b->n == MB_POOL_CHAIN)) {
+    mb__pool_give(p, p->rec, b->idx, b->n, b->stamp, &given);
+    b->n = 0;
+  }
+  if (i != UINT32_MAX) {
+    b->stamp = stamp;
+    b->idx[b->n++] = i;
+  }
   return given;
 }
 
@@ -232,29 +560,56 @@ static uint32_t mb__pool_give_exact(mb_pool_map_t *p, const uint32_t *idx, uint3
  */
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only) {
   const mb_pool_desc_t *d = p->desc;
-  uint32_t used[MB_POOL_CHAIN], cached[MB_POOL_CHAIN], nu = 0, nc = 0, i, cap = d->capacity;
-  uint64_t bump = mb_load64(&d->bump), total = 0;
+  uint8_t dead[MB_POOL_INTENTS], landed[MB_POOL_INTENTS];
+  uint64_t holders[MB_POOL_INTENTS];
+  mb__batch_t used, cached, giving;
+  uint32_t i, cap = p->capacity, nrec = mb__intents_used(p), rec;
+  uint64_t bump, total = 0, self;
+  int any = 0;
+  if (p->rec >= MB_POOL_INTENTS || owner == 0 || owner >= 0xFFFEu)
+    return 0;
+  self = mb_load64(&p->intents[p->rec].holder);
+  memset(dead, 0, sizeof dead);
+  memset(landed, 0, sizeof landed);
+  used.n = cached.n = giving.n = 0;
+  /* 1: the dead attachments' records, completed or rolled back. */
+  for (rec = 0; rec < nrec; rec++) {
+    uint64_t h = mb_load64(&p->intents[rec].holder);
+    holders[rec] = h;
+    if (h == 0 || h == self || MB_POOL_HOLDER_OWNER(h) != owner)
+      continue;
+    dead[rec] = 1;
+    any = 1;
+    landed[rec] = (uint8_t)mb__intent_complete(p, rec, owner);
+  }
+  /* 2: the blocks. */
+  bump = MB__WORD_LOW(mb_load64(&d->bump));
   if (bump < cap)
     cap = (uint32_t)bump; /* blocks above bump were never handed out */
   for (i = 0; i < cap; i++) {
     uint32_t s = mb_load32(&p->stamps[i]);
+    if (MB_STAMP_OWNER(s) != owner)
+      continue;
     if (s == (MB_STAMP_CACHED | owner)) {
-      cached[nc++] = i;
-      if (nc == MB_POOL_CHAIN) {
-        total += mb__pool_give_exact(p, cached, nc, MB_STAMP_CACHED | owner);
-        nc = 0;
-      }
-    } else if (!cached_only && s == (MB_STAMP_IN_USE | owner)) {
-      used[nu++] = i;
-      if (nu == MB_POOL_CHAIN) {
-        total += mb__pool_give_exact(p, used, nu, MB_STAMP_IN_USE | owner);
-        nu = 0;
+      total += mb__batch_add(p, &cached, s, i);
+    } else if (s == (MB_STAMP_IN_USE | owner)) {
+      if (!cached_only)
+        total += mb__batch_add(p, &used, s, i);
+    } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_GIVING | owner) && any && dead[MB_STAMP_REC(s)]) {
+      if (landed[MB_STAMP_REC(s)]) {
+        uint32_t e = s;
+        mb_cas32(&p->stamps[i], &e, MB_STAMP_FREE); /* in the stack already */
+      } else {
+        total += mb__batch_add(p, &giving, s, i);
       }
     }
   }
-  if (nc > 0)
-    total += mb__pool_give_exact(p, cached, nc, MB_STAMP_CACHED | owner);
-  if (nu > 0)
-    total += mb__pool_give_exact(p, used, nu, MB_STAMP_IN_USE | owner);
+  total += mb__batch_add(p, &cached, 0, UINT32_MAX);
+  total += mb__batch_add(p, &used, 0, UINT32_MAX);
+  total += mb__batch_add(p, &giving, 0, UINT32_MAX);
+  /* 3: the dead records let go. */
+  for (rec = 0; rec < nrec; rec++)
+    if (dead[rec])
+      mb__pool_intent_release(p, rec, holders[rec]);
   return total;
 }

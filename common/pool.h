@@ -22,13 +22,17 @@ typedef struct mb_pool_map_s {
   mb_pool_desc_t *desc; /* in the mapped control block */
   mb_os_section_t sec;
   unsigned char *base; /* view of the whole section; NULL when not mapped */
+  mb_pool_intent_t *intents;
+  uint32_t rec; /* this process's own intent record (release_owner); UINT32_MAX: none */
   mb_au64 *links;
   mb_au32 *stamps;
   unsigned char *blocks;
   /* copies of the descriptor's figures, for the fast paths (mb__pool_bind) */
   uint64_t span; /* bytes of all blocks: capacity * stride */
   uint32_t stride;
-  int shift; /* log2(stride) if a power of two, else -1 */
+  uint32_t capacity; /* the only capacity the pool code uses: a forged descriptor changes
+                        nothing once a map is bound */
+  int shift;         /* log2(stride) if a power of two, else -1 */
 } mb_pool_map_t;
 
 /* Section layout of a pool of `capacity` blocks of `object_size` bytes aligned to `align`:
@@ -40,47 +44,75 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
 void mb__pool_bind(mb_pool_map_t *p);
 
 /*
- * Take up to `want` (1..MB_POOL_CHAIN) blocks, stamped `stamp` (MB_STAMP_IN_USE or
- * MB_STAMP_CACHED, | the client's table index + 1): their indexes into out[], their number
- * into *got (>= 1). MB_EFULL
- * if the pool has none (counted as a miss). Debug pools check that a block taken from the
- * free stack still holds the poison its free wrote: one that does not was written after it
- * was freed; it is set aside (never handed out again, counted in errors) and MB_EIO is
- * returned with a message naming the block - the blocks taken with it go back first.
+ * Claim a free intent record for `holder` (MB_POOL_HOLDER: the client's index + 1, its
+ * attachment, its pid; the broker's is record 0, claimed by mb__pool_intent_claim_broker).
+ * Its index into *rec; MB_EFULL if all MB_POOL_INTENTS are held. Every take and give goes
+ * through a record of the calling thread, which no other thread uses at the same time.
  */
-int mb__pool_take(mb_pool_map_t *p, uint32_t stamp, uint32_t want, uint32_t *out, uint32_t *got);
+int mb__pool_intent_claim(mb_pool_map_t *p, uint64_t holder, uint32_t *rec);
+void mb__pool_intent_claim_broker(mb_pool_map_t *p, uint32_t pid);
+
+/* Let record rec go if `holder` still holds it (its op is over). */
+void mb__pool_intent_release(mb_pool_map_t *p, uint32_t rec, uint64_t holder);
 
 /*
- * Give n (1..MB_POOL_CHAIN) blocks back as one chain. Each block's stamp must match
- * `expect`: with an owner in it (MB_STAMP_OWNER != 0), exactly (a thread cache's flush, the
- * release of a client's blocks: never another client's block); without, any owner with the
- * bit `expect` (MB_STAMP_IN_USE: a free, which any client may do). It moves to free by one
- * CAS per block, so two frees of one block cannot both pass. A block that does not match is
- * left alone: without an owner in `expect` that is a double free, refused with MB_EINVAL
- * (counted in errors); with one, it changed hands and is silently not ours to give. The
- * other blocks are given back as one chain (*given, may be NULL, says how many). Debug pools fill
- * the freed blocks with poison.
+ * Take up to `want` (1..MB_POOL_CHAIN) blocks through intent record rec, stamped `stamp`
+ * (MB_STAMP_IN_USE or MB_STAMP_CACHED, | the client's table index + 1): their indexes into out[],
+ * their number into *got (>= 1). MB_EFULL if the pool has none (counted as a miss). Debug pools
+ * check that a block taken from the free stack still holds the poison its free wrote: one that does
+ * not was written after it was freed; it is set aside (never handed out again, counted in errors)
+ * and MB_EIO is returned with a message naming the block - the blocks taken with it go back first.
  */
-int mb__pool_give(mb_pool_map_t *p, const uint32_t *idx, uint32_t n, uint32_t expect,
+int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want, uint32_t *out,
+                  uint32_t *got);
+
+/*
+ * Give n (1..MB_POOL_CHAIN) blocks back as one chain, through intent record rec. Each block's stamp
+ * must match `expect`: with an owner in it (MB_STAMP_OWNER != 0), exactly (a thread cache's flush,
+ * the release of a client's blocks: never another client's block); without, any owner with the bit
+ * `expect` (MB_STAMP_IN_USE: a free, which any client may do). It moves to free by one CAS per
+ * block, so two frees of one block cannot both pass. A block that does not match is left alone:
+ * without an owner in `expect` that is a double free, refused with MB_EINVAL (counted in errors);
+ * with one, it changed hands and is silently not ours to give. The other blocks are given back as
+ * one chain (*given, may be NULL, says how many). Debug pools fill the freed blocks with poison.
+ */
+int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given);
+
+/*
+ * Failure injection for tests: when set, called at each crash point of a take or give (the
+ * numbers in pool.c, MB__CRASH); a test longjmps out of it to leave the op exactly as a thread
+ * killed there leaves it. NULL (never set) outside tests.
+ */
+extern void (*mb__pool_crash_hook)(int point);
 
 /* The block index of obj: MB_EINVAL if obj is not the start of a block of this pool. */
 int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx);
 
-/* Blocks out of the pool now (held or in thread caches). freed is read first: every block it
- * counts was counted in allocated before, so the difference never goes below 0. */
-static inline uint64_t mb__pool_in_use(const mb_pool_desc_t *d) {
-  uint64_t freed = mb_load64(&d->freed);
-  return mb_load64(&d->allocated) - freed;
-}
+/* The pool's allocated and freed: the sums of its intent records' taken and given. Every
+ * given is read before any taken (a block is counted taken before it can be given), so
+ * allocated >= freed, and while nothing moves they are exact. */
+void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed);
+
+/* Blocks out of the pool now (held or in thread caches): allocated - freed, never below 0. */
+uint64_t mb__pool_in_use(const mb_pool_map_t *p);
+
+/* Copy the totals into the descriptor's allocated and freed and raise peak (the broker). */
+void mb__pool_publish(mb_pool_map_t *p);
 
 static inline void *mb__pool_block(const mb_pool_map_t *p, uint32_t idx) {
-  return p->blocks + (size_t)idx * p->desc->stride;
+  return p->blocks + (size_t)idx * p->stride;
 }
 
-/* Give back every block of `owner` (in use or in its thread caches, when a client is freed)
+/*
+ * Give back every block of `owner` (in use or in its thread caches, when a client is freed)
  * or, with cached_only, only those in its thread caches (a restart: its caches are gone);
- * returns how many. */
+ * returns how many. First every intent record of `owner` held by another attachment than
+ * this process's own record (p->rec, which does the giving) is completed or rolled back (a
+ * thread died in a take or give: pool.c's crash points) and let go. The caller holds the
+ * client entry so that no live thread uses those records (the broker: DEAD -> CLAIMED; a
+ * restart: the entry taken over, before its threads use the pool).
+ */
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only);
 
 #ifdef __cplusplus

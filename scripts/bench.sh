@@ -8,6 +8,8 @@
 #    two, pairs and batches of 1M, through glibc malloc, mimalloc, jemalloc (preloaded), the
 #    seed's mutex-protected pool, an unlocked free list, mb_lpool, the shared pool and the
 #    shared pool with thread caches;
+#  - reclaim (tests/bench-pool.c, `reclaim`): the broker's sweep that gives back the 100,000
+#    pool blocks of a SIGKILLed client (aim < 50 ms);
 #  - game data maps (tests/bench-map.c): the broker's load of a 256 MiB GMAP file and a game
 #    server's mb_map_open beside a plain open + read() of the file into malloc'd memory, and
 #    random tile reads through mb_map_tile beside direct indexing in that buffer;
@@ -23,6 +25,7 @@
 #   MB_BENCH_ONLY=maps scripts/bench.sh      just the game data map table (~20 s)
 #   MB_BENCH_ONLY=death scripts/bench.sh     just death detection (~5 s)
 #   MB_BENCH_KILLS=1000 ...                  kills for death detection (default 100)
+#   MB_BENCH_ONLY=reclaim scripts/bench.sh   just the reclaim of a dead client's pool blocks
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -174,6 +177,19 @@ if [ "${MB_BENCH_ONLY:-all}" = death ]; then
   exit 0
 fi
 
+
+# ---- reclaim: a SIGKILLed client holding 100,000 pool blocks --------------------------------
+# The broker's sweep that reaps it (intent records completed, every block given back), timed
+# in one process (tests/bench-pool.c, `reclaim`); median of the rounds. Aim of issue 11: < 50 ms.
+bench_reclaim() {
+  local out ms
+  echo "=== reclaim of one dead client's pool blocks: $rounds rounds"
+  out=$("$build/bench-pool" reclaim "$rounds") || fail "bench-pool reclaim failed"
+  echo "$out"
+  ms=$(sed -n 's/^reclaim blocks=[0-9]* ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  aim issue "reclaim of 100,000 blocks of a dead client (ms)" "$ms" "<" 50
+}
+
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "=== redis-server missing: installing it (scripts/deps.sh lists it)"
   if [ "$EUID" -eq 0 ]; then sudo=(); else sudo=(sudo -n); fi
@@ -183,7 +199,11 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools | maps | death) ;; *) fail "MB_BENCH_ONLY: all, pools, maps or death, not '$only'" ;; esac
+case $only in all | pools | maps | death | reclaim) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death or reclaim, not '$only'" ;; esac
+if [ "$only" = reclaim ]; then
+  bench_reclaim
+  exit 0
+fi
 if [ "$only" = pools ]; then
   bench_pools
   exit 0
@@ -325,6 +345,8 @@ bench_maps
 
 echo
 bench_death
+echo
+bench_reclaim
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

@@ -207,6 +207,7 @@ static int mb__pool_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   d->flags = pc->debug ? MB_POOL_F_DEBUG : 0;
   p->desc = d;
   mb__pool_bind(p);
+  mb__pool_intent_claim_broker(p, b->self.pid); /* record 0: the reaper's gives */
   mb_add64(&b->state->game.committed_total, d->section_size);
   mb_log_info("pool   %-10s %10u objects of %u bytes (stride %u), %llu bytes%s", d->name,
               (unsigned)d->capacity, (unsigned)d->object_size, (unsigned)d->stride,
@@ -423,6 +424,11 @@ void mb__broker_tick(mb_broker_t *b) {
   mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
   mb__broker_sweep(b);
   mb__broker_watch_counters(b);
+  {
+    int i;
+    for (i = 0; i < b->npools; i++) /* allocated / freed / peak from the intent records */
+      mb__pool_publish(&b->pools[i]);
+  }
 }
 
 static const char *mb__dead_why(uint32_t reason) {
@@ -635,6 +641,7 @@ int mb__broker_sweep(mb_broker_t *b) {
         for (k = 0; k < b->npools; k++) {
           uint64_t n = mb__pool_release_owner(&b->pools[k], i + 1, 0);
           mb_add64(&b->pools[k].desc->reclaimed, n);
+          mb__pool_publish(&b->pools[k]);
           blocks += n;
         }
         mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed);

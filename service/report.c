@@ -431,9 +431,20 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
  * field list. The counters are loaded one at a time while clients allocate, so in_use is read
  * before peak (peak is raised after in_use) and the free counts never go below 0.
  */
-static void mb__pool(const mb_pool_desc_t *fx, const mb_pool_desc_t *d, cJSON *o, int *ok) {
+static void mb__pool(const mb_broker_t *b, uint32_t k, const mb_pool_desc_t *fx,
+                     const mb_pool_desc_t *d, cJSON *o, int *ok) {
   enum { NUM, BOOL };
-  uint64_t cap = fx->capacity, in_use = mb__pool_in_use(d), peak = mb_load64(&d->peak);
+  uint64_t allocated, freed, cap = fx->capacity, in_use, peak;
+  if ((int)k < b->npools && b->pools[k].base != NULL) {
+    mb__pool_totals(&b->pools[k], &allocated, &freed); /* the intent records' sums: exact */
+  } else { /* not the broker's own: what was published */
+    freed = mb_load64(&d->freed);
+    allocated = mb_load64(&d->allocated);
+    if (freed > allocated)
+      freed = allocated;
+  }
+  in_use = allocated - freed;
+  peak = mb_load64(&d->peak);
   char name[MB_POOL_NAME_MAX];
   size_t i;
   const struct {
@@ -449,8 +460,8 @@ static void mb__pool(const mb_pool_desc_t *fx, const mb_pool_desc_t *d, cJSON *o
       {"free", NUM, mb__sub0(cap, in_use)},
       {"peak", NUM, peak > in_use ? peak : in_use},
       {"min_free", NUM, mb__sub0(cap, peak > in_use ? peak : in_use)},
-      {"allocated", NUM, mb_load64(&d->allocated)},
-      {"freed", NUM, mb_load64(&d->freed)},
+      {"allocated", NUM, allocated},
+      {"freed", NUM, freed},
       {"misses", NUM, mb_load64(&d->misses)},
       {"reclaimed", NUM, mb_load64(&d->reclaimed)},
       {"errors", NUM, mb_load64(&d->errors)},
@@ -482,7 +493,7 @@ static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
       *ok = 0;
       break;
     }
-    mb__pool(&b->trust.pools[i], &st->pools[i], p, ok);
+    mb__pool(b, i, &b->trust.pools[i], &st->pools[i], p, ok);
   }
   return arr;
 }

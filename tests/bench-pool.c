@@ -15,6 +15,9 @@
  *   lpool       mb_lpool_* (MB_POOL_THREADSAFE with two threads)
  *   shared      mb_pool_* of a broker's shared pool, MB_POOL_NO_CACHE
  *   shared-tc   the same with the per-thread caches
+ *   reclaim     not an allocator: a child process takes 100,000 blocks of a shared pool
+ *               (thread cache on) and is SIGKILLed; the time of the broker's sweep that
+ *               reaps it and gives every block back ("reclaim blocks=.. ms=..", median)
  *
  * Output, one line per case: "impl=.. size=.. threads=.. mode=pairs|batch ns=.." where ns is
  * wall time per alloc+free of one thread (both threads run the whole count at once). Every
@@ -22,7 +25,10 @@
  * malloc is in use).
  */
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +275,88 @@ static double run_case(const impl_t *impl, int threads, int batch, void **held) 
   return (double)t0 / (batch ? BATCH : PAIRS);
 }
 
+/* ---- reclaim: one dead client's 100,000 blocks ---- */
+#define RECLAIM_BLOCKS 100000u
+
+/* One round: a child takes RECLAIM_BLOCKS blocks and is killed; returns the ms of the sweep
+ * that reaps it (after the sweep that sees it dead), checking every block came back. */
+static double reclaim_round(const char *instance) {
+  mb_pool_map_t *p = &g_broker.pools[0];
+  uint64_t t0, t1, deadline;
+  pid_t pid;
+  int status;
+  if ((pid = fork()) < 0)
+    die("fork", 0);
+  if (pid == 0) {
+    mb_client_t *c;
+    mb_pool_t *pool;
+    uint32_t i;
+    void *o;
+    if (mb_attach(instance, "doomed", NULL, &c) != 0 || mb_pool_open(c, "p64", 0, &pool) != 0)
+      _exit(100);
+    for (i = 0; i < RECLAIM_BLOCKS; i++)
+      if (mb_pool_alloc(pool, &o) != 0)
+        _exit(101);
+    mb_counter_set(c, MB_COUNTER_NPCS, 1);
+    for (;;)
+      pause();
+  }
+  deadline = mb_os_mono_ns() + 30000000000ull;
+  while (mb_load64(&g_broker.state->game.total_npcs) != 1)
+    if (mb_os_mono_ns() > deadline)
+      die("the child did not take its blocks", 0);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  mb_store64(&g_broker.state->game.total_npcs, 0);
+  /* The sweep that sees it dead, then the one that reaps it (grace period 0). */
+  while (MB_CLIENT_WORD_STATE(mb_load64(&g_broker.state->clients[1].word)) == MB_CLIENT_ATTACHED)
+    mb__broker_sweep(&g_broker);
+  t0 = mb_os_mono_ns();
+  mb__broker_sweep(&g_broker);
+  t1 = mb_os_mono_ns();
+  if (MB_CLIENT_WORD_STATE(mb_load64(&g_broker.state->clients[1].word)) != MB_CLIENT_FREE ||
+      mb__pool_in_use(p) != 0)
+    die("the dead client's blocks did not all come back", 0);
+  return (double)(t1 - t0) / 1e6;
+}
+
+static int reclaim_main(int reps) {
+  mb_config_t cfg;
+  mb_os_procid_t self;
+  double v[16];
+  int rc, k;
+  mb_os_proc_self(&self);
+  mb__config_defaults(&cfg);
+  mb__log_open(MB_LOG_ERROR, "");
+  snprintf(cfg.instance, sizeof cfg.instance, "brec%u", (unsigned)self.pid);
+  cfg.nregions = 1;
+  memset(cfg.regions, 0, sizeof cfg.regions);
+  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
+  cfg.regions[0].size = 65536;
+  cfg.npools = 1;
+  memset(cfg.pools, 0, sizeof cfg.pools);
+  snprintf(cfg.pools[0].name, sizeof cfg.pools[0].name, "p64");
+  cfg.pools[0].object_size = 64;
+  cfg.pools[0].align = ALIGN;
+  cfg.pools[0].capacity = 2 * RECLAIM_BLOCKS;
+  cfg.heartbeat_timeout_ms = 0;
+  cfg.grace_period_ms = 0;
+  cfg.max_committed = 0;
+  if ((rc = mb__broker_start(&g_broker, &cfg, 0)) != 0)
+    die("start broker", rc);
+  /* Entry 0 stays attached (this process), so the doomed client is entry 1. */
+  if ((rc = mb_attach(cfg.instance, "bench", NULL, &g_client)) != 0)
+    die("attach", rc);
+  reclaim_round(cfg.instance); /* warm: pages of the pool touched once */
+  for (k = 0; k < reps; k++)
+    v[k] = reclaim_round(cfg.instance);
+  printf("reclaim blocks=%u ms=%.2f reclaimed=%llu\n", RECLAIM_BLOCKS, median(v, reps),
+         (unsigned long long)mb_load64(&g_broker.pools[0].desc->reclaimed));
+  mb_detach(g_client);
+  mb__broker_stop(&g_broker);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const impl_t *impl = NULL;
   int reps = argc > 2 ? atoi(argv[2]) : 3, s, threads, batch, k;
@@ -279,6 +367,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench-pool IMPL [REPS 1..15]\n");
     return 2;
   }
+  if (strcmp(argv[1], "reclaim") == 0)
+    return reclaim_main(reps);
   for (i = 0; i < sizeof impls / sizeof impls[0]; i++)
     if (strcmp(argv[1], impls[i].name) == 0)
       impl = &impls[i];

@@ -504,11 +504,11 @@ static const struct {
      {"limits.max_committed: expected a size (an integer or a string such as \"64MiB\")"}},
     {"{\"limits\": {\"max_committed\": \"1MiB\"}}",
      {"limits.max_committed: 1 MiB is less than the 80 MiB the regions and pools commit at start"}},
-    /* 81 MiB holds the regions; a pool of 65536 x 256 B (16 MiB, 768 KiB of links and stamps,
-     * in whole pages) does not fit beside them. */
+    /* 81 MiB holds the regions; a pool of 65536 x 256 B (16 MiB, 64 KiB of intent records,
+     * 768 KiB of links and stamps, in whole pages) does not fit beside them. */
     {"{\"limits\": {\"max_committed\": \"81MiB\"}, \"pools\": [{\"name\": \"p\", "
      "\"object_size\": 256, \"capacity\": 65536}]}",
-     {"limits.max_committed: 81 MiB is less than the 99072 KiB the regions and pools commit at "
+     {"limits.max_committed: 81 MiB is less than the 99136 KiB the regions and pools commit at "
       "start"}},
     /* regions */
     {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},
