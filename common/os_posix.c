@@ -909,6 +909,8 @@ int mb_os_file_replace(const char *from, const char *to) {
   const char *slash = strrchr(to, '/');
   char dir[4096];
   int fd;
+  if (mb__os_injected_rename_failure())
+    return mb__errorf(MB_EBUSY, 0, "rename '%s' to '%s' (injected failure)", from, to);
   if (rename(from, to) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "rename '%s' to '%s'", from, to);
   /* The rename lives in the directory: sync it, so the new name is on disk too. */
@@ -956,6 +958,11 @@ int mb_os_data_dir(char *buf, size_t size) {
   if (size > 0)
     buf[0] = '\0';
   return mb__errorf(MB_ENOTSUP, 0, "no machine-wide data directory on POSIX (log to stderr)");
+}
+
+int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
+  (void)sub;
+  return mb_os_data_dir(buf, size);
 }
 
 /* ---------------------------------------------------------------------------------------- */
