@@ -654,9 +654,10 @@ int mb__os_injected_commit_failure(void);
 /*
  * Failure injection for tests: the next `count` calls of mb_os_file_replace fail with
  * MB_EBUSY, as a rename does on Windows while a reader holds the file open without
- * FILE_SHARE_DELETE, without calling the OS. 0 turns it off. Process-wide.
+ * FILE_SHARE_DELETE, without calling the OS. 0 turns it off. Process-wide. Returns how many
+ * injected failures were still to come (so a test learns how many renames were tried).
  */
-void mb_os_inject_rename_failures(int count);
+int mb_os_inject_rename_failures(int count);
 
 /* Internal, for the OS files: 1 if this rename is to fail by injection (consumes one). */
 int mb__os_injected_rename_failure(void);

@@ -67,8 +67,11 @@ int mb__os_injected_commit_failure(void) {
 
 static mb_au32 mb__rename_failures;
 
-void mb_os_inject_rename_failures(int count) {
-  mb_store32(&mb__rename_failures, count > 0 ? (uint32_t)count : 0);
+int mb_os_inject_rename_failures(int count) {
+  uint32_t n = mb_load32(&mb__rename_failures);
+  while (!mb_cas32(&mb__rename_failures, &n, count > 0 ? (uint32_t)count : 0))
+    ;
+  return (int)n;
 }
 
 int mb__os_injected_rename_failure(void) {

@@ -283,6 +283,146 @@ TEST(rotation_keep_0) {
   ASSERT_OK(mb_os_file_remove(base));
 }
 
+/* The "line N" numbers of the file at path, appended to nums[*n]; the lines the log writes
+ * about itself (a rotation that failed, and works again) are passed over. */
+static void read_nums(const char *path, int *nums, int *n, int max) {
+  char line[1200];
+  FILE *fp = fopen(path, "r");
+  ASSERT(fp != NULL);
+  while (fgets(line, sizeof line, fp)) {
+    const char *p = strstr(line, " info  line ");
+    if (p == NULL)
+      continue;
+    ASSERT(*n < max);
+    nums[(*n)++] = atoi(p + 12);
+  }
+  fclose(fp);
+}
+
+/* How a test stops the log file from being renamed (on = 1) and lets it go (on = 0). */
+typedef void (*blocker_fn)(const char *base, int on);
+
+/* A rotation that cannot rename the file (hook or reader), then can again. */
+static void rotation_blocked(const char *tag, blocker_fn block, int hooked) {
+  char dir[512], base[600], name[620];
+  int nums[400], n = 0, before1[100], n1 = 0, before2[100], n2 = 0, i, k, failed, attempts;
+  long grown;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(base, sizeof base, "%smbt.%u.%s.log", dir, self_pid(), tag);
+  for (k = 0; k <= 3; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    (void)mb_os_file_remove(name);
+  }
+  snprintf(name, sizeof name, "%s.rotating", base);
+  (void)mb_os_file_remove(name);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 2000, 2));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+  for (i = 0; i < 60; i++) /* ~100 bytes a line: base, .1 and .2 are there and full */
+    mb_log_info("line %d %s", i, "..............................................................");
+  snprintf(name, sizeof name, "%s.1", base);
+  read_nums(name, before1, &n1, 100);
+  snprintf(name, sizeof name, "%s.2", base);
+  read_nums(name, before2, &n2, 100);
+  ASSERT_GT(n1, 10);
+  ASSERT_GT(n2, 10);
+
+  block(base, 1);
+  for (; i < 160; i++) /* five times the cap */
+    mb_log_info("line %d %s", i, "..............................................................");
+  attempts = hooked ? 1000 - mb_os_inject_rename_failures(0) : -1;
+  /* Nothing rotated away: .1 and .2 are as they were, the file grew past its cap. */
+  n = 0;
+  snprintf(name, sizeof name, "%s.1", base);
+  read_nums(name, nums, &n, 400);
+  ASSERT_EQ(n, n1);
+  ASSERT_EQ(nums[0], before1[0]);
+  n = 0;
+  snprintf(name, sizeof name, "%s.2", base);
+  read_nums(name, nums, &n, 400);
+  ASSERT_EQ(n, n2);
+  ASSERT_EQ(nums[0], before2[0]);
+  grown = file_size(base);
+  ASSERT_GT(grown, 4 * 2000);
+  ASSERT(file_contains(base, "rotation failed"));
+  /* Said once, to the sink as MB_EV_LOG_FAILED. */
+  for (failed = 0, k = 0; k < ngot && k < 16; k++)
+    failed += got[k].event == MB_EV_LOG_FAILED;
+  ASSERT_EQ(failed, 1);
+  /* Tried again now and then (every max_bytes / 8 bytes), not at every line. */
+  if (hooked) {
+    ASSERT_GE(attempts, 2);
+    ASSERT_LT(attempts, 50);
+  }
+
+  block(base, 0);
+  for (k = 0; k < 10 && file_size(base) >= grown; k++, i++)
+    mb_log_info("line %d %s", i, "..............................................................");
+  mb__log_set_sink(NULL);
+  mb__log_close();
+  ASSERT_LT(file_size(base), 2000); /* rotated at last */
+  ASSERT(file_contains(base, "rotation works again"));
+  /* The big file is .1 whole, the old .1 is .2; every line from there on is kept, in order. */
+  n = 0;
+  for (k = 2; k >= 0; k--) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    read_nums(name, nums, &n, 400);
+  }
+  ASSERT_EQ(nums[0], before1[0]);
+  ASSERT_EQ(nums[n - 1], i - 1);
+  for (k = 1; k < n; k++)
+    ASSERT_EQ(nums[k], nums[k - 1] + 1);
+  snprintf(name, sizeof name, "%s.rotating", base);
+  ASSERT_EQ(file_size(name), -1);
+  for (k = 0; k <= 2; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    ASSERT_OK(mb_os_file_remove(name));
+  }
+}
+
+static void block_by_hook(const char *base, int on) {
+  (void)base;
+  mb_os_inject_rename_failures(on ? 1000 : 0);
+}
+
+/*
+ * The file cannot be renamed (injected: every rename fails as one does on Windows while a
+ * reader holds the file without FILE_SHARE_DELETE): no rotated file is lost, the file keeps
+ * growing past its cap, the failure is reported once, rotation is tried again only now and
+ * then, and succeeds once renames work again.
+ */
+TEST(rotation_blocked) {
+  rotation_blocked("rotb", block_by_hook, 1);
+}
+
+#if MB_OS_WIN
+static HANDLE reader = INVALID_HANDLE_VALUE;
+
+static void block_by_reader(const char *base, int on) {
+  wchar_t w[600];
+  if (!on) {
+    CloseHandle(reader);
+    reader = INVALID_HANDLE_VALUE;
+    return;
+  }
+  MultiByteToWideChar(CP_UTF8, 0, base, -1, w, 600);
+  reader = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+                       FILE_ATTRIBUTE_NORMAL, NULL);
+  ASSERT(reader != INVALID_HANDLE_VALUE);
+}
+#endif
+
+/* The same with a real reader (Windows): a handle on the file without FILE_SHARE_DELETE, as
+ * tail, an editor or an antivirus scanner holds it. */
+TEST(rotation_blocked_reader) {
+#if MB_OS_WIN
+  rotation_blocked("rotr", block_by_reader, 0);
+#else
+  SKIP("POSIX renames a file that readers hold open (the hook case is rotation_blocked)");
+#endif
+}
+
 /* ---- Linux: `membroker service` with a bad config ------------------------------------------- */
 
 /* POSIX: a config error in service mode is printed to stderr (the journal) with exit code 1,
