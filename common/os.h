@@ -570,7 +570,7 @@ int mb_os_data_dir(char *buf, size_t size);
  * Prepare the data directory (mb_os_data_dir) for a service's files - and the lock records'
  * folder in it, and when `sub` is not NULL the folder <data dir>\<sub> (an instance's log
  * folder; a portable name, not "locks") - and put the path of the last folder prepared into
- * buf (the data dir's when sub is NULL). A service calls it before it writes there: a folder
+ * buf (the data dir's when sub is NULL; buf may be NULL when the path is not wanted). A service calls it before it writes there: a folder
  * that any user could own or redirect would make it write wherever that user likes.
  * Windows: a missing folder is created owned by Administrators with an explicit protected
  * DACL - SYSTEM and Administrators full control, Users read & execute; in <data dir>\locks

@@ -962,7 +962,9 @@ int mb_os_data_dir(char *buf, size_t size) {
 
 int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
   (void)sub;
-  return mb_os_data_dir(buf, size);
+  if (buf != NULL && size > 0)
+    buf[0] = '\0';
+  return mb__errorf(MB_ENOTSUP, 0, "no machine-wide data directory on POSIX (log to stderr)");
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -999,7 +999,7 @@ int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
   wchar_t w[MAX_PATH + 16];
   size_t n;
   int rc;
-  if (size > 0)
+  if (buf != NULL && size > 0)
     buf[0] = '\0';
   if (sub != NULL) {
     if ((rc = mb__os_check_name(sub, "data folder", &n)) != 0)
@@ -1012,7 +1012,7 @@ int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
   }
   if ((rc = mb__data_prepare_w(sub, MB__DIR_APPLY, w, MAX_PATH + 16)) != 0)
     return rc;
-  return mb__wide_to_utf8(w, buf, size, "data folder");
+  return buf == NULL ? 0 : mb__wide_to_utf8(w, buf, size, "data folder");
 }
 
 /* <data dir>\locks\<name> into w[count]. */
