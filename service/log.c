@@ -211,7 +211,7 @@ static int mb__log_settle(const char *tmp) {
 static void mb__log_rotate(void) {
   char tmp[MB_CONFIG_PATH_MAX + 16], why[900];
   const char *file = mb__log_file;
-  int rc;
+  int rc, moved = 0;
 
   why[0] = '\0';
   fclose(mb__log_fp);
@@ -226,6 +226,7 @@ static void mb__log_rotate(void) {
     snprintf(why, sizeof why, "%s", mb_last_error());
   } else {
     mb__log_pending = 1;
+    moved = 1;
     if (mb__log_settle(tmp) != 0) /* the live file is moved: start the new one all the same */
       snprintf(why, sizeof why, "%s (kept as '%s')", mb_last_error(), tmp);
   }
@@ -237,10 +238,11 @@ static void mb__log_rotate(void) {
     mb__log_trouble(why);
     return;
   }
-  if (why[0] != '\0' && mb__log_pending && mb__log_size == 0) {
+  if (why[0] != '\0' && moved) {
     /* Moved away, but not to .1 yet: the new file starts normally. */
     char msg[1024];
     snprintf(msg, sizeof msg, "rotation: %s; tried again at the next rotation", why);
+    mb__log_retry_at = 0;
     mb__log_trouble(msg);
     return;
   }
