@@ -613,6 +613,79 @@ static void scm_start_failed(void) {
   RemoveDirectoryA(logdir);
   remove(cfg);
 }
+
+/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
+ * the Windows path `path` as its last argument; 1 if it was started. Its effect may show a
+ * little later (Wine starts Unix programs through a helper): poll for it. 0 elsewhere. */
+static int wine_unix_run(const wchar_t *cmd, const char *path) {
+  typedef char *(CDECL * unix_name_fn)(const wchar_t *);
+  unix_name_fn unix_name = (unix_name_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"kernel32.dll"), "wine_get_unix_file_name");
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  wchar_t line[1400], w[700];
+  char *u;
+  widen(path, w, 700);
+  if (unix_name == NULL || (u = unix_name(w)) == NULL)
+    return 0;
+  swprintf(line, 1400, L"%ls %hs", cmd, u); /* no shell: a path without spaces */
+  HeapFree(GetProcessHeap(), 0, u);
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (!CreateProcessW(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return 0;
+  WaitForSingleObject(pi.hProcess, 30000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 1;
+}
+
+/*
+ * The instance's log folder is a link to elsewhere (under Wine a Unix symbolic link, which Wine
+ * shows as a reparse point; Wine makes no junctions): the LocalSystem service must not write
+ * through it. It stops with exit code 3, and its fallback log names the folder and says to
+ * remove it; nothing is written where the link points.
+ */
+static void scm_log_folder_refused(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], logdir[MAX_PATH + 64], rest[64];
+  char instance[32], target[700];
+  unsigned pid = self_pid();
+  FILE *fp;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(instance, sizeof instance, "t%ujn", pid);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.jn.json", dir, pid);
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fprintf(fp, "{\"instance\": ");
+  json_string(fp, instance);
+  fprintf(fp, "}\n");
+  fclose(fp);
+  _snwprintf(svc_name, 64, L"mbtestj%u", pid);
+  snprintf(rest, sizeof rest, "mbtestj%u.log", pid);
+  data_path(log, sizeof log, rest);
+  data_path(logdir, sizeof logdir, instance);
+  remove(log);
+  RemoveDirectoryA(logdir);
+  if (GetModuleHandleW(L"ntdll.dll") == NULL ||
+      GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version") == NULL)
+    SKIP("making the junction is done with Wine's Unix symlink here (test-os covers junctions)");
+  if (!wine_unix_run(L"Z:\\bin\\ln -s /tmp", logdir))
+    SKIP("no Unix symlink could be made (Z:\\bin\\ln)");
+  WAIT_FOR(GetFileAttributesA(logdir) != INVALID_FILE_ATTRIBUTES, 30000);
+  ASSERT(GetFileAttributesA(logdir) & FILE_ATTRIBUTE_REPARSE_POINT);
+  snprintf(target, sizeof target, "%s\\membroker.log", logdir);
+
+  expect_failed_start(cfg, log, MB_SVC_EXIT_LOG, "reparse point");
+  ASSERT(file_contains(log, logdir));
+  ASSERT(file_contains(log, "remove it; the service recreates it"));
+  ASSERT(file_contains(log, "service exit code 3"));
+  ASSERT(GetFileAttributesA(target) == INVALID_FILE_ATTRIBUTES); /* nothing written through */
+  ASSERT(wine_unix_run(L"Z:\\bin\\rm", logdir));
+  WAIT_FOR(GetFileAttributesA(logdir) == INVALID_FILE_ATTRIBUTES, 30000);
+  remove(log);
+  remove(cfg);
+}
 #endif /* MB_OS_WIN */
 
 TEST(message_table) {
@@ -626,6 +699,14 @@ TEST(message_table) {
 TEST(scm_log_failed) {
 #if MB_OS_WIN
   scm_log_failed();
+#else
+  SKIP("there is no Service Control Manager on POSIX");
+#endif
+}
+
+TEST(scm_log_folder_refused) {
+#if MB_OS_WIN
+  scm_log_folder_refused();
 #else
   SKIP("there is no Service Control Manager on POSIX");
 #endif
