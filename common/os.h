@@ -532,6 +532,16 @@ void mb__theap_destroy(mb__theap_t *h);
 int mb_os_file_open(const char *path, const char *mode, FILE **f);
 
 /*
+ * Open the file `path` for appending (text mode, created if missing: POSIX 0640), for a log
+ * that a privileged service writes: never through a link. A path that is a symbolic link or
+ * another reparse point (POSIX O_NOFOLLOW; Windows FILE_FLAG_OPEN_REPARSE_POINT, then the
+ * handle's attributes), a file with other names (hard links: more than one) or anything but a
+ * regular file is refused with MB_EACCES and a message naming it, and is left as it was.
+ * Otherwise as mb_os_file_open(path, "a").
+ */
+int mb_os_file_append(const char *path, FILE **f);
+
+/*
  * Write f's buffered data to the OS (fflush) and make the OS put the file's data on stable
  * storage before returning (fsync / FlushFileBuffers). f stays open. MB_EIO, MB_ENOSPC, ...
  */
@@ -570,8 +580,9 @@ int mb_os_data_dir(char *buf, size_t size);
  * Prepare the data directory (mb_os_data_dir) for a service's files - and the lock records'
  * folder in it, and when `sub` is not NULL the folder <data dir>\<sub> (an instance's log
  * folder; a portable name, not "locks") - and put the path of the last folder prepared into
- * buf (the data dir's when sub is NULL; buf may be NULL when the path is not wanted). A service calls it before it writes there: a folder
- * that any user could own or redirect would make it write wherever that user likes.
+ * buf (the data dir's when sub is NULL; buf may be NULL when the path is not wanted).
+ * A service calls it before it writes there: a folder that any user could own or redirect
+ * would make it write wherever that user likes.
  * Windows: a missing folder is created owned by Administrators with an explicit protected
  * DACL - SYSTEM and Administrators full control, Users read & execute; in <data dir>\locks
  * Users may also add files (not folders), each file its creator's. Only SYSTEM or an

@@ -897,6 +897,35 @@ int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   return 0;
 }
 
+int mb_os_file_append(const char *path, FILE **f) {
+  struct stat st;
+  FILE *fp;
+  int e, fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    e = errno;
+    if (e == ELOOP)
+      return mb__errorf(MB_EACCES, e,
+                        "open '%s': it is a symbolic link, which a log is not written through",
+                        path);
+    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    e = errno;
+    close(fd);
+    return mb__errorf(MB_EACCES, 0,
+                      "open '%s': it is not a plain file of one name (a hard link or a special "
+                      "file), which a log is not written through",
+                      path);
+  }
+  if ((fp = fdopen(fd, "a")) == NULL) {
+    e = errno;
+    close(fd);
+    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+  }
+  *f = fp;
+  return 0;
+}
+
 int mb_os_file_sync(FILE *f) {
   if (fflush(f) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "write a file");

@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <io.h>
+#include <fcntl.h>
 #include <stddef.h>
 
 #include <stdlib.h>
@@ -2214,6 +2215,49 @@ int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   free(w);
   if (fp == NULL)
     return mb__errorf(mb__from_crt_errno(e), e, "open '%s'", path);
+  *f = fp;
+  return 0;
+}
+
+int mb_os_file_append(const char *path, FILE **f) {
+  BY_HANDLE_FILE_INFORMATION bi;
+  wchar_t *w;
+  HANDLE h;
+  FILE *fp;
+  DWORD e;
+  int rc, fd;
+  if ((rc = mb__path_wide(path, "open", &w)) != 0)
+    return rc;
+  /* The reparse point itself, not what it names: then its attributes say what it is. */
+  h = CreateFileW(w, FILE_APPEND_DATA | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+                  FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_ALWAYS,
+                  FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  e = GetLastError();
+  free(w);
+  if (h == INVALID_HANDLE_VALUE)
+    return mb__errorf(mb__from_win_io(e), (long)e, "open '%s'", path);
+  if (!GetFileInformationByHandle(h, &bi)) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win_io(e), (long)e, "open '%s'", path);
+  }
+  if ((bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+      bi.nNumberOfLinks > 1) {
+    CloseHandle(h);
+    return mb__errorf(MB_EACCES, 0,
+                      "open '%s': it is a link (a reparse point or a file with other names: "
+                      "hard links) or a folder, which a log is not written through",
+                      path);
+  }
+  if ((fd = _open_osfhandle((intptr_t)h, _O_APPEND | _O_TEXT)) < 0) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "open '%s'", path);
+  }
+  if ((fp = _fdopen(fd, "a")) == NULL) {
+    int ce = errno;
+    _close(fd);
+    return mb__errorf(mb__from_crt_errno(ce), ce, "open '%s'", path);
+  }
   *f = fp;
   return 0;
 }

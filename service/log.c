@@ -42,7 +42,7 @@ static void mb__log_unlock(void) {
 /* Open `file` for append; *size receives its current length. */
 static int mb__log_fopen(const char *file, FILE **fp, uint64_t *size) {
   long end;
-  int rc = mb_os_file_open(file, "a", fp);
+  int rc = mb_os_file_append(file, fp); /* never through a link: the service is privileged */
   if (rc != 0)
     return rc; /* the message names the file: "open 'PATH': ..." */
   setvbuf(*fp, NULL, _IOFBF, 8192);

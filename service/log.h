@@ -47,7 +47,8 @@ typedef void (*mb_log_sink_fn)(mb_log_level_t level, mb_event_t event, const cha
 /*
  * Open the log: level, file path ("" = stderr), size cap in bytes (0 = none) and the number
  * of rotated files to keep (0: a full file is started afresh). A file is opened for append
- * through the platform layer (UTF-8 path; created with its directory's parent existing) and
+ * through the platform layer (UTF-8 path; created with its directory's parent existing; never
+ * through a link - mb_os_file_append: a link or hard link there is refused, MB_EACCES) and
  * replaces the file open before only once it is open. Returns 0 or MB_E* with a detail message
  * naming the file. The first call must come before any other thread logs.
  */

@@ -24,6 +24,12 @@
 #include "log.h"
 #include "svc.h"
 
+#if MB_OS_POSIX
+#include <unistd.h>
+#define link_file(target, name) link((target), (name))
+#define symlink_file(target, name) symlink((target), (name))
+#endif
+
 #if MB_OS_WIN
 #include <wchar.h>
 #include <windows.h>
@@ -421,6 +427,115 @@ TEST(rotation_blocked_reader) {
 #else
   SKIP("POSIX renames a file that readers hold open (the hook case is rotation_blocked)");
 #endif
+}
+
+/*
+ * The file cannot be reopened after a rotation (its folder is gone): lines go to stderr, the
+ * failure is reported once (MB_EV_LOG_FAILED), and the log opens its file again by itself
+ * once it can - it does not stay on stderr for good.
+ */
+TEST(log_reopens_later) {
+#if MB_OS_POSIX
+  char dir[512], sub[600], base[700], name[720];
+  int i, failed, k;
+  temp_dir(dir, sizeof dir);
+  snprintf(sub, sizeof sub, "%smbt.%u.reopen", dir, self_pid());
+  snprintf(base, sizeof base, "%s/membroker.log", sub);
+  (void)mb_os_dir_create(sub);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 2000, 1));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+  mb_log_info("line 0 first");
+  /* The folder goes away under the open file (POSIX lets it: the file is unlinked first). */
+  ASSERT_OK(mb_os_file_remove(base));
+  ASSERT_OK(mb_os_dir_remove(sub));
+  for (i = 1; i < 40; i++) /* past the cap: a rotation, whose reopen fails */
+    mb_log_info("line %d %s", i, "..............................................................");
+  for (failed = 0, k = 0; k < ngot && k < 16; k++)
+    failed += got[k].event == MB_EV_LOG_FAILED;
+  ASSERT_EQ(failed, 1);
+  ASSERT_STR_EQ(mb__log_path(), base); /* still the file it wants */
+  ASSERT_OK(mb_os_dir_create(sub));
+  /* Retried after a while (a second), at a line: poll with a line every 50 ms. */
+  {
+    uint64_t deadline = mb_os_mono_ns() + 30000000000u;
+    while (file_size(base) <= 0) {
+      if (mb_os_mono_ns() > deadline)
+        FAIL("the log did not reopen '%s' within 30 s", base);
+      mb_os_sleep_ms(50);
+      mb_log_info("line %d again", i++);
+    }
+  }
+  mb__log_set_sink(NULL);
+  mb__log_close();
+  ASSERT(file_contains(base, "log file reopened"));
+  ASSERT(file_contains(base, " again"));
+  snprintf(name, sizeof name, "%s.1", base);
+  (void)mb_os_file_remove(name);
+  ASSERT_OK(mb_os_file_remove(base));
+  ASSERT_OK(mb_os_dir_remove(sub));
+#else
+  SKIP("Windows does not remove a folder whose file a process holds open (POSIX covers this)");
+#endif
+}
+
+/* Make `name` another name of the file `target` (a hard link); 1 if done. */
+static int hard_link(const char *target, const char *name) {
+#if MB_OS_WIN
+  wchar_t wt[600], wl[600];
+  MultiByteToWideChar(CP_UTF8, 0, target, -1, wt, 600);
+  MultiByteToWideChar(CP_UTF8, 0, name, -1, wl, 600);
+  return CreateHardLinkW(wl, wt, NULL) != 0;
+#else
+  return link_file(target, name) == 0;
+#endif
+}
+
+/*
+ * A log file that is another name of some other file (a hard link someone planted where the
+ * privileged service will append) or (POSIX) a symbolic link is refused, naming it, and the
+ * other file is left untouched.
+ */
+TEST(log_refuses_link) {
+  char dir[512], victim[600], base[600], text[64] = "";
+  FILE *fp;
+  size_t n;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(victim, sizeof victim, "%smbt.%u.victim", dir, self_pid());
+  snprintf(base, sizeof base, "%smbt.%u.linked.log", dir, self_pid());
+  (void)mb_os_file_remove(base);
+  fp = fopen(victim, "wb");
+  ASSERT(fp != NULL);
+  fputs("precious\n", fp);
+  fclose(fp);
+  if (!hard_link(victim, base)) {
+    (void)mb_os_file_remove(victim);
+    SKIP("no hard link can be made in the temp directory here");
+  }
+  ASSERT_ERR(mb__log_open_file(MB_LOG_INFO, base, 0, 0), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), base);
+  ASSERT_CONTAINS(mb_last_error(), "hard link");
+  ASSERT_OK(mb_os_file_remove(base));
+#if MB_OS_POSIX
+  ASSERT_EQ(symlink_file(victim, base), 0);
+  ASSERT_ERR(mb__log_open_file(MB_LOG_INFO, base, 0, 0), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), "symbolic link");
+  ASSERT_OK(mb_os_file_remove(base));
+#endif
+  fp = fopen(victim, "rb");
+  ASSERT(fp != NULL);
+  n = fread(text, 1, sizeof text - 1, fp);
+  fclose(fp);
+  text[n] = '\0';
+  ASSERT_STR_EQ(text, "precious\n");
+  ASSERT_OK(mb_os_file_remove(victim));
+  /* A plain file is taken as before. */
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 0, 0));
+  mb_log_info("plain");
+  mb__log_close();
+  ASSERT(file_contains(base, "plain"));
+  ASSERT_OK(mb_os_file_remove(base));
 }
 
 /* ---- Linux: `membroker service` with a bad config ------------------------------------------- */
