@@ -175,10 +175,10 @@ static void mb__log_trouble(const char *what) {
 
 /*
  * Move <file>.rotating (the last full file) to .1, after shifting .<i> to .<i+1> from the
- * oldest down (the one at .<keep> is dropped). A shift that fails (a reader holds that file)
- * leaves the files below it where they are, since each move would replace a held file; the
- * last move then fails too and .rotating stays for the next rotation: nothing is lost.
- * Returns 0 or the error of the last move. Lock held.
+ * oldest down (the one at .<keep> is dropped). The first move or removal that fails (on
+ * Windows: a reader holds that file) ends it there, before any later move could replace a
+ * file that did not move on: .rotating then stays for the next rotation, and nothing is
+ * lost. Returns 0 or the error that ended it. Lock held.
  */
 static int mb__log_settle(const char *tmp) {
   char from[MB_CONFIG_PATH_MAX + 16], to[MB_CONFIG_PATH_MAX + 16];
@@ -186,11 +186,13 @@ static int mb__log_settle(const char *tmp) {
   unsigned i;
   int rc;
   snprintf(to, sizeof to, "%s.%u", file, mb__log_keep);
-  (void)mb_os_file_remove(to); /* MB_ENOENT until the files are all there */
+  if ((rc = mb_os_file_remove(to)) != 0 && rc != MB_ENOENT) /* ENOENT: not all there yet */
+    return rc;
   for (i = mb__log_keep; i > 1; i--) {
     snprintf(from, sizeof from, "%s.%u", file, i - 1);
     snprintf(to, sizeof to, "%s.%u", file, i);
-    (void)mb_os_file_replace(from, to); /* MB_ENOENT: not that many yet */
+    if ((rc = mb_os_file_replace(from, to)) != 0 && rc != MB_ENOENT) /* ENOENT: not that many */
+      return rc;
   }
   snprintf(to, sizeof to, "%s.1", file);
   if ((rc = mb_os_file_replace(tmp, to)) == 0)
