@@ -200,9 +200,13 @@ int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size);
  * Its holder records who it is right after taking it, in the lock's record file
  * (mb_os_lock_path): one line "<pid> <start time> <service|console>" (mb_os_procid_t and the
  * mode from MB_OS_LOCK_SERVICE). POSIX: the flock'd file itself. Windows: a file in
- * %ProgramData%\membroker\ (created as needed; a service and any console user can read it),
- * opened delete-on-close and held open, so it goes with its holder, even a crashed one.
+ * %ProgramData%\membroker\locks\ (the folders prepared as mb_os_data_dir_prepare says; a
+ * service also sets their DACL, a console user only checks them; a service and any console
+ * user can read the records), opened delete-on-close and held open, so it goes with its
+ * holder, even a crashed one; a file already under that name is deleted first and the record
+ * created anew (never truncated, so a planted hard link is not followed).
  * Writing the record is best-effort: a lock whose record cannot be written is still held.
+ * Windows: lock names differ only in case name one lock (the mutex's name is case-folded).
  */
 enum {
   /* mb_os_lock_take: the taker is a service (recorded for whoever finds the lock held). */
@@ -245,7 +249,7 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder);
 
 /*
  * The path of lock `name`'s record file into buf (NUL-terminated), for diagnostics and tests:
- * POSIX /dev/shm/<name>; Windows %ProgramData%\membroker\<name>. MB_ERANGE if it does
+ * POSIX /dev/shm/<name>; Windows %ProgramData%\membroker\locks\<name>. MB_ERANGE if it does
  * not fit, and the errors of finding %ProgramData%.
  */
 int mb_os_lock_path(const char *name, char *buf, size_t size);
@@ -553,6 +557,16 @@ void mb__theap_destroy(mb__theap_t *h);
 int mb_os_file_open(const char *path, const char *mode, FILE **f);
 
 /*
+ * Open the file `path` for appending (text mode, created if missing: POSIX 0640), for a log
+ * that a privileged service writes: never through a link. A path that is a symbolic link or
+ * another reparse point (POSIX O_NOFOLLOW; Windows FILE_FLAG_OPEN_REPARSE_POINT, then the
+ * handle's attributes), a file with other names (hard links: more than one) or anything but a
+ * regular file is refused with MB_EACCES and a message naming it, and is left as it was.
+ * Otherwise as mb_os_file_open(path, "a").
+ */
+int mb_os_file_append(const char *path, FILE **f);
+
+/*
  * Write f's buffered data to the OS (fflush) and make the OS put the file's data on stable
  * storage before returning (fsync / FlushFileBuffers). f stays open. MB_EIO, MB_ENOSPC, ...
  */
@@ -586,6 +600,27 @@ int mb_os_dir_remove(const char *path);
  * MB_ERANGE if it does not fit; MB_ENOENT if Windows names no ProgramData folder.
  */
 int mb_os_data_dir(char *buf, size_t size);
+
+/*
+ * Prepare the data directory (mb_os_data_dir) for a service's files - and the lock records'
+ * folder in it, and when `sub` is not NULL the folder <data dir>\<sub> (an instance's log
+ * folder; a portable name, not "locks") - and put the path of the last folder prepared into
+ * buf (the data dir's when sub is NULL; buf may be NULL when the path is not wanted).
+ * A service calls it before it writes there: a folder that any user could own or redirect
+ * would make it write wherever that user likes.
+ * Windows: a missing folder is created owned by Administrators with an explicit protected
+ * DACL - SYSTEM and Administrators full control, Users read & execute; in <data dir>\locks
+ * Users may also add files (not folders), each file its creator's. Only SYSTEM or an
+ * elevated administrator can create them: MB_EACCES otherwise, and nothing is created. A
+ * folder that exists is refused with MB_EACCES and a message that names it and says to
+ * remove it (the service recreates it) when it is a reparse point (a junction or link) or is
+ * owned by anyone but SYSTEM, Administrators or this process's user (for the LocalSystem
+ * service: SYSTEM; under Wine, which keeps no owners, its one user); otherwise it gets that
+ * DACL again.
+ * MB_EINVAL for a bad `sub`; the errors of mb_os_data_dir.
+ * POSIX: none, MB_ENOTSUP (a daemon logs to the journal; its lock is in the runtime dir).
+ */
+int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Environment and installed services                                                        */
@@ -677,6 +712,17 @@ void mb_os_inject_commit_failures(int count);
 
 /* Internal, for the OS files: 1 if this commit is to fail by injection (consumes one). */
 int mb__os_injected_commit_failure(void);
+
+/*
+ * Failure injection for tests: the next `count` calls of mb_os_file_replace fail with
+ * MB_EBUSY, as a rename does on Windows while a reader holds the file open without
+ * FILE_SHARE_DELETE, without calling the OS. 0 turns it off. Process-wide. Returns how many
+ * injected failures were still to come (so a test learns how many renames were tried).
+ */
+int mb_os_inject_rename_failures(int count);
+
+/* Internal, for the OS files: 1 if this rename is to fail by injection (consumes one). */
+int mb__os_injected_rename_failure(void);
 
 /* Names of things (instances, clients, regions, pools, maps, object names): which characters
  * a name may have besides a-z 0-9 _ - . */

@@ -65,6 +65,23 @@ int mb__os_injected_commit_failure(void) {
   return 0;
 }
 
+static mb_au32 mb__rename_failures;
+
+int mb_os_inject_rename_failures(int count) {
+  uint32_t n = mb_load32(&mb__rename_failures);
+  while (!mb_cas32(&mb__rename_failures, &n, count > 0 ? (uint32_t)count : 0))
+    ;
+  return (int)n;
+}
+
+int mb__os_injected_rename_failure(void) {
+  uint32_t n = mb_load32(&mb__rename_failures);
+  while (n > 0)
+    if (mb_cas32(&mb__rename_failures, &n, n - 1))
+      return 1;
+  return 0;
+}
+
 size_t mb__os_lock_record(char *buf, size_t size, int flags) {
   mb_os_procid_t self;
   int n;

@@ -942,6 +942,35 @@ int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   return 0;
 }
 
+int mb_os_file_append(const char *path, FILE **f) {
+  struct stat st;
+  FILE *fp;
+  int e, fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    e = errno;
+    if (e == ELOOP)
+      return mb__errorf(MB_EACCES, e,
+                        "open '%s': it is a symbolic link, which a log is not written through",
+                        path);
+    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    e = errno;
+    close(fd);
+    return mb__errorf(MB_EACCES, 0,
+                      "open '%s': it is not a plain file of one name (a hard link or a special "
+                      "file), which a log is not written through",
+                      path);
+  }
+  if ((fp = fdopen(fd, "a")) == NULL) {
+    e = errno;
+    close(fd);
+    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+  }
+  *f = fp;
+  return 0;
+}
+
 int mb_os_file_sync(FILE *f) {
   if (fflush(f) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "write a file");
@@ -954,6 +983,8 @@ int mb_os_file_replace(const char *from, const char *to) {
   const char *slash = strrchr(to, '/');
   char dir[4096];
   int fd;
+  if (mb__os_injected_rename_failure())
+    return mb__errorf(MB_EBUSY, 0, "rename '%s' to '%s' (injected failure)", from, to);
   if (rename(from, to) != 0)
     return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "rename '%s' to '%s'", from, to);
   /* The rename lives in the directory: sync it, so the new name is on disk too. */
@@ -999,6 +1030,13 @@ int mb_os_dir_remove(const char *path) {
 
 int mb_os_data_dir(char *buf, size_t size) {
   if (size > 0)
+    buf[0] = '\0';
+  return mb__errorf(MB_ENOTSUP, 0, "no machine-wide data directory on POSIX (log to stderr)");
+}
+
+int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
+  (void)sub;
+  if (buf != NULL && size > 0)
     buf[0] = '\0';
   return mb__errorf(MB_ENOTSUP, 0, "no machine-wide data directory on POSIX (log to stderr)");
 }

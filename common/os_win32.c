@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <io.h>
+#include <fcntl.h>
 #include <stddef.h>
 
 #include <stdlib.h>
@@ -738,10 +739,15 @@ int mb_os_section_os_name(const char *name, int flags, char *buf, size_t size) {
  * When another user's process created it, its default DACL lets us neither open nor create
  * it: ERROR_ACCESS_DENIED, which means held by someone else, so MB_EBUSY too.
  *
- * The holder's record is a file in %ProgramData%\membroker (a directory whose inherited ACL
- * lets every user create files and read all of them, and LocalSystem do anything), created
- * with FILE_FLAG_DELETE_ON_CLOSE and kept open with the lock: the file goes with the handle,
- * so a crashed holder leaves no record; nobody else may write it while it is open.
+ * The mutex's name is case-folded (ASCII lower case after the prefix, "Global\foo"): kernel object
+ * names are case-sensitive, but the instance's pipe and record file are not, so instances "Foo" and
+ * "foo" must be one lock.
+ *
+ * The holder's record is a file in %ProgramData%\membroker\locks (mb__data_prepare_w: a
+ * folder where every user may create files and read all of them, and SYSTEM and
+ * Administrators do anything), created with FILE_FLAG_DELETE_ON_CLOSE and kept open with the
+ * lock: the file goes with the handle, so a crashed holder leaves no record; nobody else may
+ * write it while it is open.
  */
 typedef struct mb__lock_s {
   HANDLE mutex;
@@ -814,17 +820,214 @@ static int mb__data_wdir(wchar_t *w, size_t count) {
   return 0;
 }
 
-/* <data dir>\<name> (or only the data dir when name is NULL) into w[count]. */
+/*
+ * The machine data directory's security (mb_os_data_dir_prepare). The default ACL of
+ * ProgramData lets any user create a folder there and own it, and an owner may change its
+ * ACL or swap it for a junction: a LocalSystem service that then creates, truncates, renames
+ * or deletes files "in its folder" would do so wherever the junction points. So the service's
+ * folders get an explicit protected DACL and Administrators as owner, and a folder found
+ * already there is used only if it is no reparse point and SYSTEM or Administrators own it
+ * (or this process's own user: mb__secure_dir).
+ *
+ *   <data dir>           SYSTEM, Administrators full control; Users read & execute
+ *   <data dir>\<inst>    the same (an instance's log files)
+ *   <data dir>\locks     the same for SYSTEM and Administrators; Users may list the folder
+ *                        and add files (0x1200ab: FILE_ADD_FILE, never FILE_ADD_SUBDIRECTORY)
+ *                        and read every file (inherit-only 0x1200a9), and CREATOR OWNER gets
+ *                        full control of the files it created: a console broker's record.
+ *
+ * A user who is neither SYSTEM nor an Administrator cannot create these folders: the
+ * descriptor names Administrators as owner, which such a token may not set
+ * (ERROR_INVALID_OWNER), so nothing is created in that user's name.
+ */
+#define MB__SDDL_DATA L"O:BAG:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)"
+#define MB__SDDL_LOCKS                                                                             \
+  L"O:BAG:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;0x1200ab;;;BU)(A;OIIO;0x1200a9;;;BU)"           \
+  L"(A;OIIO;FA;;;CO)"
+
+/* The folder of lock records, inside the data dir. */
+#define MB__LOCKS_DIR L"locks"
+
+/* What to do with a folder that exists already (mb__secure_dir). */
+enum { MB__DIR_CHECK = 0, MB__DIR_APPLY = 1 };
+
+static int mb__from_win_io(DWORD e);
+
+/* UTF-8 of w for messages (best-effort: "?" if it does not convert). */
+static void mb__wide_msg(const wchar_t *w, char *buf, size_t size) {
+  if (WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, (int)size, NULL, NULL) <= 0)
+    snprintf(buf, size, "?");
+}
+
+/*
+ * Make the folder w safe to use for the service's files, or refuse it: create it with the
+ * descriptor `sddl` if it is missing; if it exists, refuse a reparse point or a folder owned by
+ * anyone but SYSTEM, Administrators or this process's own user (MB_EACCES, saying to remove
+ * it: a folder of its own user gives nobody else a hold on this process; for the LocalSystem
+ * service that user is SYSTEM, and under Wine, which keeps no owner of files and reads every
+ * one back as owned by the one user all its processes run as, it is that user), and with
+ * MB__DIR_APPLY set the descriptor's owner and DACL on it again (a folder an older version
+ * created with ProgramData's inherited ACL, which lets users add folders). The parent must exist
+ * and have been checked.
+ */
+static int mb__secure_dir(const wchar_t *w, const wchar_t *sddl, int how) {
+  PSECURITY_DESCRIPTOR want = NULL, have = NULL;
+  ULONG_PTR self[SECURITY_MAX_SID_SIZE / sizeof(ULONG_PTR) + 1];
+  SECURITY_ATTRIBUTES sa;
+  PSID owner = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  char u8[3 * (MAX_PATH + 16)];
+  DWORD attr, e = 0;
+  int rc = 0;
+
+  mb__wide_msg(w, u8, sizeof u8);
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &want, NULL)) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "build the descriptor of folder '%s'",
+                      u8);
+  }
+  attr = GetFileAttributesW(w);
+  if (attr == INVALID_FILE_ATTRIBUTES) {
+    sa.nLength = sizeof sa;
+    sa.lpSecurityDescriptor = want;
+    sa.bInheritHandle = FALSE;
+    if (CreateDirectoryW(w, &sa))
+      goto done;
+    e = GetLastError();
+    if (e != ERROR_ALREADY_EXISTS) { /* else another process made it just now: check it */
+      rc = mb__errorf(e == ERROR_INVALID_OWNER ? MB_EACCES : mb__from_win_io(e), (long)e,
+                      "create folder '%s' (it must be created by the service, SYSTEM, or an "
+                      "administrator: `membroker install` does it)",
+                      u8);
+      goto done;
+    }
+    attr = GetFileAttributesW(w);
+  }
+  if (attr == INVALID_FILE_ATTRIBUTES || !(attr & FILE_ATTRIBUTE_DIRECTORY)) {
+    e = attr == INVALID_FILE_ATTRIBUTES ? GetLastError() : 0;
+    rc = mb__errorf(attr == INVALID_FILE_ATTRIBUTES ? mb__from_win_io(e) : MB_EEXIST, (long)e,
+                    "folder '%s': %s", u8,
+                    attr == INVALID_FILE_ATTRIBUTES ? "cannot read its attributes"
+                                                    : "a file has that name; remove it");
+    goto done;
+  }
+  if (attr & FILE_ATTRIBUTE_REPARSE_POINT) {
+    rc = mb__errorf(MB_EACCES, 0,
+                    "folder '%s' is a junction or link (a reparse point), which the service "
+                    "will not follow: remove it; the service recreates it",
+                    u8);
+    goto done;
+  }
+  e = GetNamedSecurityInfoW(w, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL, NULL, NULL,
+                            &have);
+  if (e != ERROR_SUCCESS) {
+    rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "read the owner of folder '%s'", u8);
+    goto done;
+  }
+  if (owner == NULL ||
+      !(IsWellKnownSid(owner, WinLocalSystemSid) ||
+        IsWellKnownSid(owner, WinBuiltinAdministratorsSid) ||
+        (mb__user_sid((PSID)self, "data folder") == 0 && EqualSid(owner, (PSID)self)))) {
+    wchar_t *sid = NULL;
+    char who[200];
+    if (owner != NULL && ConvertSidToStringSidW(owner, &sid)) {
+      mb__wide_msg(sid, who, sizeof who);
+      LocalFree(sid);
+    } else {
+      snprintf(who, sizeof who, "nobody");
+    }
+    rc = mb__errorf(MB_EACCES, 0,
+                    "folder '%s' is owned by %s, not by SYSTEM or Administrators, so another "
+                    "user may control what the service writes there: remove it; the service "
+                    "recreates it",
+                    u8, who);
+    goto done;
+  }
+  if (how == MB__DIR_APPLY) {
+    PSID want_owner = NULL;
+    if (!GetSecurityDescriptorDacl(want, &present, &dacl, &defaulted) ||
+        !GetSecurityDescriptorOwner(want, &want_owner, &defaulted)) {
+      e = GetLastError();
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "the DACL for folder '%s'", u8);
+      goto done;
+    }
+    e = SetNamedSecurityInfoW((wchar_t *)w, SE_FILE_OBJECT,
+                              OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION |
+                                  PROTECTED_DACL_SECURITY_INFORMATION,
+                              want_owner, NULL, dacl, NULL);
+    if (e != ERROR_SUCCESS)
+      rc = mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e,
+                      "set the owner and access of folder '%s' (Administrators; SYSTEM and "
+                      "Administrators only)",
+                      u8);
+  }
+done:
+  if (have != NULL)
+    LocalFree(have);
+  LocalFree(want);
+  return rc;
+}
+
+/*
+ * Prepare <data dir> and <data dir>\locks, then <data dir>\<sub> when sub is not NULL (a
+ * checked portable name), as mb__secure_dir does with `how`; the last folder's path into
+ * w[count].
+ */
+static int mb__data_prepare_w(const char *sub, int how, wchar_t *w, size_t count) {
+  size_t len, i;
+  int rc;
+  if ((rc = mb__data_wdir(w, count)) != 0 || (rc = mb__secure_dir(w, MB__SDDL_DATA, how)) != 0)
+    return rc;
+  len = wcslen(w);
+  if (len + wcslen(MB__LOCKS_DIR) + 2 > count || (sub != NULL && len + strlen(sub) + 2 > count))
+    return mb__errorf(MB_ERANGE, 0, "a folder under the ProgramData folder is too long");
+  w[len] = L'\\';
+  wcscpy(w + len + 1, MB__LOCKS_DIR);
+  if ((rc = mb__secure_dir(w, MB__SDDL_LOCKS, how)) != 0)
+    return rc;
+  if (sub == NULL) {
+    w[len] = L'\0';
+    return 0;
+  }
+  for (i = 0; sub[i] != '\0'; i++)
+    w[len + 1 + i] = (wchar_t)(unsigned char)sub[i];
+  w[len + 1 + i] = L'\0';
+  return mb__secure_dir(w, MB__SDDL_DATA, how);
+}
+
+int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size) {
+  wchar_t w[MAX_PATH + 16];
+  size_t n;
+  int rc;
+  if (buf != NULL && size > 0)
+    buf[0] = '\0';
+  if (sub != NULL) {
+    if ((rc = mb__os_check_name(sub, "data folder", &n)) != 0)
+      return rc;
+    if (_stricmp(sub, "locks") == 0)
+      return mb__errorf(MB_EINVAL, 0,
+                        "'%s' names the lock records' folder of the data directory; an "
+                        "instance of that name needs a log.file of its own",
+                        sub);
+  }
+  if ((rc = mb__data_prepare_w(sub, MB__DIR_APPLY, w, MAX_PATH + 16)) != 0)
+    return rc;
+  return buf == NULL ? 0 : mb__wide_to_utf8(w, buf, size, "data folder");
+}
+
+/* <data dir>\locks\<name> into w[count]. */
 static int mb__lock_wpath(const char *name, wchar_t *w, size_t count) {
   size_t len, i;
   int rc;
   if ((rc = mb__data_wdir(w, count)) != 0)
     return rc;
-  if (name == NULL)
-    return 0;
   len = wcslen(w);
-  if (len + strlen(name) + 2 > count)
+  if (len + wcslen(MB__LOCKS_DIR) + strlen(name) + 3 > count)
     return mb__errorf(MB_ERANGE, 0, "lock file path for '%s' is too long", name);
+  w[len++] = L'\\';
+  wcscpy(w + len, MB__LOCKS_DIR);
+  len += wcslen(MB__LOCKS_DIR);
   w[len++] = L'\\';
   for (i = 0; name[i] != '\0'; i++) /* a checked portable name: ASCII */
     w[len++] = (wchar_t)(unsigned char)name[i];
@@ -843,23 +1046,23 @@ int mb_os_data_dir(char *buf, size_t size) {
 }
 
 int mb_os_lock_path(const char *name, char *buf, size_t size) {
-  wchar_t w[MAX_PATH + 1];
+  wchar_t w[MAX_PATH + 16];
   size_t n;
   int rc;
   if ((rc = mb__os_check_name(name, "lock", &n)) != 0 ||
-      (rc = mb__lock_wpath(name, w, MAX_PATH + 1)) != 0)
+      (rc = mb__lock_wpath(name, w, MAX_PATH + 16)) != 0)
     return rc;
   return mb__wide_to_utf8(w, buf, size, "lock file path");
 }
 
 int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
-  wchar_t w[MAX_PATH + 1];
+  wchar_t w[MAX_PATH + 16];
   char text[128];
   DWORD got = 0;
   HANDLE f;
   size_t n;
   text[0] = '\0';
-  if (mb__os_check_name(name, "lock", &n) == 0 && mb__lock_wpath(name, w, MAX_PATH + 1) == 0) {
+  if (mb__os_check_name(name, "lock", &n) == 0 && mb__lock_wpath(name, w, MAX_PATH + 16) == 0) {
     /* The holder has it open for writing (and delete-on-close): share both. */
     f = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
                     OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
@@ -873,19 +1076,27 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder) {
   return mb__os_lock_believe(text, "Windows service", holder);
 }
 
-/* Write this process's record for a lock just taken; INVALID_HANDLE_VALUE if it cannot. */
+/*
+ * Write this process's record for a lock just taken; INVALID_HANDLE_VALUE if it cannot. The
+ * folders are prepared first (mb__data_prepare_w; a service also sets their DACL again), and a
+ * file already there under the name is deleted, not truncated: it may be a user's file or a
+ * hard link to another file, and the record is then created anew (CREATE_NEW, without
+ * following a reparse point). A file that cannot be deleted leaves no record.
+ */
 static HANDLE mb__lock_record_write(const char *name, int flags) {
-  wchar_t w[MAX_PATH + 1];
+  wchar_t w[MAX_PATH + 16];
   char rec[96];
   DWORD len, put = 0;
   HANDLE f;
-  if (mb__lock_wpath(NULL, w, MAX_PATH + 1) != 0)
+  if (mb__data_prepare_w(NULL, (flags & MB_OS_LOCK_SERVICE) ? MB__DIR_APPLY : MB__DIR_CHECK, w,
+                         MAX_PATH + 16) != 0 ||
+      mb__lock_wpath(name, w, MAX_PATH + 16) != 0)
     return INVALID_HANDLE_VALUE;
-  CreateDirectoryW(w, NULL); /* inherits %ProgramData%'s ACL; may exist already */
-  if (mb__lock_wpath(name, w, MAX_PATH + 1) != 0)
+  if (!DeleteFileW(w) && GetLastError() != ERROR_FILE_NOT_FOUND)
     return INVALID_HANDLE_VALUE;
-  f = CreateFileW(w, GENERIC_WRITE | DELETE, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
-                  CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+  f = CreateFileW(w, GENERIC_WRITE | DELETE, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL, CREATE_NEW,
+                  FILE_ATTRIBUTE_NORMAL | FILE_FLAG_DELETE_ON_CLOSE | FILE_FLAG_OPEN_REPARSE_POINT,
+                  NULL);
   if (f == INVALID_HANDLE_VALUE)
     return f;
   len = (DWORD)mb__os_lock_record(rec, sizeof rec, flags);
@@ -900,12 +1111,16 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
   wchar_t wname[MB__WNAME_MAX];
   mb_os_lock_holder_t who;
   mb__lock_t *l;
+  size_t i;
   HANDLE h;
   DWORD e;
   int rc;
 
   if ((rc = mb__object_wname(name, MB_OS_SEC_GLOBAL, wname, "lock")) != 0)
     return rc;
+  for (i = 7; wname[i] != L'\0'; i++) /* case-folded after "Global\\": see above */
+    if (wname[i] >= L'A' && wname[i] <= L'Z')
+      wname[i] = (wchar_t)(wname[i] - L'A' + L'a');
   h = CreateMutexW(NULL, FALSE, wname);
   e = GetLastError();
   if (h != NULL && e == ERROR_ALREADY_EXISTS)
@@ -2171,6 +2386,49 @@ int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   return 0;
 }
 
+int mb_os_file_append(const char *path, FILE **f) {
+  BY_HANDLE_FILE_INFORMATION bi;
+  wchar_t *w;
+  HANDLE h;
+  FILE *fp;
+  DWORD e;
+  int rc, fd;
+  if ((rc = mb__path_wide(path, "open", &w)) != 0)
+    return rc;
+  /* The reparse point itself, not what it names: then its attributes say what it is. */
+  h = CreateFileW(w, FILE_APPEND_DATA | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+                  FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_ALWAYS,
+                  FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  e = GetLastError();
+  free(w);
+  if (h == INVALID_HANDLE_VALUE)
+    return mb__errorf(mb__from_win_io(e), (long)e, "open '%s'", path);
+  if (!GetFileInformationByHandle(h, &bi)) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win_io(e), (long)e, "open '%s'", path);
+  }
+  if ((bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+      bi.nNumberOfLinks > 1) {
+    CloseHandle(h);
+    return mb__errorf(MB_EACCES, 0,
+                      "open '%s': it is a link (a reparse point or a file with other names: "
+                      "hard links) or a folder, which a log is not written through",
+                      path);
+  }
+  if ((fd = _open_osfhandle((intptr_t)h, _O_APPEND | _O_TEXT)) < 0) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "open '%s'", path);
+  }
+  if ((fp = _fdopen(fd, "a")) == NULL) {
+    int ce = errno;
+    _close(fd);
+    return mb__errorf(mb__from_crt_errno(ce), ce, "open '%s'", path);
+  }
+  *f = fp;
+  return 0;
+}
+
 int mb_os_file_sync(FILE *f) {
   HANDLE h;
   if (fflush(f) != 0) {
@@ -2189,6 +2447,8 @@ int mb_os_file_replace(const char *from, const char *to) {
   wchar_t *wf, *wt;
   DWORD e = 0;
   int rc;
+  if (mb__os_injected_rename_failure())
+    return mb__errorf(MB_EBUSY, 0, "rename '%s' to '%s' (injected failure)", from, to);
   if ((rc = mb__path_wide(from, "rename", &wf)) != 0)
     return rc;
   if ((rc = mb__path_wide(to, "rename", &wt)) != 0) {

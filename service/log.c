@@ -20,6 +20,10 @@ static char mb__log_file[MB_CONFIG_PATH_MAX]; /* path of mb__log_fp, "" for stde
 static uint64_t mb__log_size;                 /* bytes in the file now */
 static uint64_t mb__log_max;                  /* cap (0: none) */
 static unsigned mb__log_keep;                 /* rotated files kept */
+static uint64_t mb__log_retry_at;             /* a failed rotation: try again at this size */
+static int mb__log_pending;                   /* <file>.rotating waits to become .1 */
+static int mb__log_failing;                   /* a rotation or reopen failure was reported */
+static uint64_t mb__log_reopen_ns;            /* file not open: try again at this time */
 static mb_log_level_t mb__log_level = MB_LOG_INFO;
 static mb_log_sink_fn mb__log_sink;
 static mb_os_mutex_t mb__log_mutex; /* guards everything above once mb__log_locking is set */
@@ -38,7 +42,7 @@ static void mb__log_unlock(void) {
 /* Open `file` for append; *size receives its current length. */
 static int mb__log_fopen(const char *file, FILE **fp, uint64_t *size) {
   long end;
-  int rc = mb_os_file_open(file, "a", fp);
+  int rc = mb_os_file_append(file, fp); /* never through a link: the service is privileged */
   if (rc != 0)
     return rc; /* the message names the file: "open 'PATH': ..." */
   setvbuf(*fp, NULL, _IOFBF, 8192);
@@ -70,6 +74,18 @@ int mb__log_open_file(mb_log_level_t level, const char *file, uint64_t max_bytes
   mb__log_level = level;
   mb__log_max = max_bytes;
   mb__log_keep = keep > MB_LOG_KEEP_MAX ? MB_LOG_KEEP_MAX : keep;
+  mb__log_retry_at = 0;
+  mb__log_failing = 0;
+  mb__log_pending = 0;
+  if (file[0] != '\0' && keep > 0) { /* a rotation cut short (a crash): finish it next time */
+    char tmp[MB_CONFIG_PATH_MAX + 16];
+    FILE *old = NULL;
+    snprintf(tmp, sizeof tmp, "%s.rotating", file);
+    if (mb_os_file_open(tmp, "rb", &old) == 0) {
+      fclose(old);
+      mb__log_pending = 1;
+    }
+  }
   mb__log_unlock();
   return 0;
 }
@@ -83,22 +99,14 @@ int mb__log_default_path(char *buf, size_t size, const char *instance, const cha
   char sep;
   int rc, n;
 
-  if ((rc = mb_os_data_dir(dir, sizeof dir)) != 0)
+  /* The folders are made safe for a service to write in first (mb_os_data_dir_prepare). */
+  if ((rc = mb_os_data_dir_prepare(instance, dir, sizeof dir)) != 0)
     return rc;
   sep = strchr(dir, '\\') != NULL ? '\\' : '/';
-  if ((rc = mb_os_dir_create(dir)) != 0)
-    return rc;
-  if (instance == NULL) {
+  if (instance == NULL)
     n = snprintf(buf, size, "%s%c%s.log", dir, sep, name);
-  } else {
-    n = snprintf(buf, size, "%s%c%s", dir, sep, instance);
-    if (n < 0 || (size_t)n >= size)
-      return mb__errorf(MB_ENAMETOOLONG, 0, "log directory '%s%c%s' is too long", dir, sep,
-                        instance);
-    if ((rc = mb_os_dir_create(buf)) != 0)
-      return rc;
-    n = snprintf(buf, size, "%s%c%s%cmembroker.log", dir, sep, instance, sep);
-  }
+  else
+    n = snprintf(buf, size, "%s%cmembroker.log", dir, sep);
   if (n < 0 || (size_t)n >= size)
     return mb__errorf(MB_ENAMETOOLONG, 0, "default log file path under '%s' is too long", dir);
   return 0;
@@ -121,46 +129,14 @@ void mb__log_close(void) {
   mb__log_fp = NULL;
   mb__log_file[0] = '\0';
   mb__log_size = 0;
+  mb__log_retry_at = 0;
+  mb__log_failing = 0;
+  mb__log_pending = 0;
   mb__log_unlock();
 }
 
 int mb__log_enabled(mb_log_level_t level) {
   return level <= mb__log_level;
-}
-
-/*
- * The file is full: close it, shift membroker.log.<i> to .<i+1> from the oldest down (the one
- * at .<keep> is dropped), the file itself to .1, and open a new one. With keep 0 the file is
- * removed and started afresh. If the new file cannot be opened the log falls back to stderr
- * (the sink still receives the events). Called with the lock held.
- */
-static void mb__log_rotate(void) {
-  char from[MB_CONFIG_PATH_MAX + 16], to[MB_CONFIG_PATH_MAX + 16];
-  const char *file = mb__log_file;
-  unsigned i;
-
-  fclose(mb__log_fp);
-  mb__log_fp = NULL;
-  if (mb__log_keep == 0) {
-    (void)mb_os_file_remove(file);
-  } else {
-    snprintf(to, sizeof to, "%s.%u", file, mb__log_keep);
-    (void)mb_os_file_remove(to); /* MB_ENOENT until the files are all there */
-    for (i = mb__log_keep; i > 1; i--) {
-      snprintf(from, sizeof from, "%s.%u", file, i - 1);
-      snprintf(to, sizeof to, "%s.%u", file, i);
-      (void)mb_os_file_replace(from, to); /* MB_ENOENT: not that many yet */
-    }
-    snprintf(to, sizeof to, "%s.1", file);
-    if (mb_os_file_replace(file, to) != 0)
-      fprintf(stderr, "membroker: log rotation: %s\n", mb_last_error());
-  }
-  if (mb__log_fopen(file, &mb__log_fp, &mb__log_size) != 0) {
-    fprintf(stderr, "membroker: %s; logging to stderr\n", mb_last_error());
-    mb__log_fp = NULL;
-    mb__log_file[0] = '\0';
-    mb__log_size = 0;
-  }
 }
 
 /*
@@ -174,16 +150,129 @@ static void mb__log_defang(char *msg) {
       *msg = '?';
 }
 
-/* Format and write one line (file or stderr), then hand it to the sink if it routes there. */
-static void mb__log_line(mb_event_t event, mb_log_level_t level, const char *fmt, va_list ap) {
-  char msg[1024], stamp[32], line[1100];
+/* A failed rotation is tried again once the file has grown by another max_bytes / this. */
+#define MB_LOG_RETRY_DIV 8
+/* A log file that could not be reopened is tried again after this long (stderr meanwhile). */
+#define MB_LOG_REOPEN_NS 1000000000u
+
+static void mb__log_put(mb_log_level_t level, const char *msg);
+
+/*
+ * Say once, in the log and to the sink (MB_EV_LOG_FAILED), that the log file misbehaves;
+ * mb__log_failing keeps it from repeating until the file works again. Lock held.
+ */
+static void mb__log_trouble(const char *what) {
+  char msg[1024];
+  if (mb__log_failing)
+    return;
+  mb__log_failing = 1;
+  snprintf(msg, sizeof msg, "log file '%s': %s", mb__log_file, what);
+  mb__log_defang(msg);
+  mb__log_put(MB_LOG_WARN, msg);
+  if (mb__log_sink != NULL)
+    mb__log_sink(MB_LOG_WARN, MB_EV_LOG_FAILED, msg);
+}
+
+/*
+ * Move <file>.rotating (the last full file) to .1, after shifting .<i> to .<i+1> from the
+ * oldest down (the one at .<keep> is dropped). The first move or removal that fails (on
+ * Windows: a reader holds that file) ends it there, before any later move could replace a
+ * file that did not move on: .rotating then stays for the next rotation, and nothing is
+ * lost. Returns 0 or the error that ended it. Lock held.
+ */
+static int mb__log_settle(const char *tmp) {
+  char from[MB_CONFIG_PATH_MAX + 16], to[MB_CONFIG_PATH_MAX + 16];
+  const char *file = mb__log_file;
+  unsigned i;
+  int rc;
+  snprintf(to, sizeof to, "%s.%u", file, mb__log_keep);
+  if ((rc = mb_os_file_remove(to)) != 0 && rc != MB_ENOENT) /* ENOENT: not all there yet */
+    return rc;
+  for (i = mb__log_keep; i > 1; i--) {
+    snprintf(from, sizeof from, "%s.%u", file, i - 1);
+    snprintf(to, sizeof to, "%s.%u", file, i);
+    if ((rc = mb_os_file_replace(from, to)) != 0 && rc != MB_ENOENT) /* ENOENT: not that many */
+      return rc;
+  }
+  snprintf(to, sizeof to, "%s.1", file);
+  if ((rc = mb_os_file_replace(tmp, to)) == 0)
+    mb__log_pending = 0;
+  return rc;
+}
+
+/*
+ * The file is full: rotate it. The live file is renamed first, to <file>.rotating, and only
+ * when that worked are the older files shifted and .rotating made .1 (mb__log_settle): a
+ * rename fails on Windows while a reader (an editor, tail, an antivirus) holds the file
+ * without FILE_SHARE_DELETE, and then no rotated file may be lost. With keep 0 the file is
+ * removed and started afresh. When the file cannot be moved the log keeps appending to it,
+ * says so once (mb__log_trouble) and tries again after another max_bytes / MB_LOG_RETRY_DIV
+ * bytes, not at every line. If the new file cannot be opened, lines go to stderr until a
+ * later reopen works (mb__log_line). Lock held.
+ */
+static void mb__log_rotate(void) {
+  char tmp[MB_CONFIG_PATH_MAX + 16], why[900];
+  const char *file = mb__log_file;
+  int rc, moved = 0;
+
+  why[0] = '\0';
+  fclose(mb__log_fp);
+  mb__log_fp = NULL;
+  snprintf(tmp, sizeof tmp, "%s.rotating", file);
+  if (mb__log_keep == 0) {
+    if ((rc = mb_os_file_remove(file)) != 0 && rc != MB_ENOENT)
+      snprintf(why, sizeof why, "%s", mb_last_error());
+  } else if (mb__log_pending && mb__log_settle(tmp) != 0) {
+    snprintf(why, sizeof why, "%s", mb_last_error()); /* the last file is still in the way */
+  } else if (mb_os_file_replace(file, tmp) != 0) {
+    snprintf(why, sizeof why, "%s", mb_last_error());
+  } else {
+    mb__log_pending = 1;
+    moved = 1;
+    if (mb__log_settle(tmp) != 0) /* the live file is moved: start the new one all the same */
+      snprintf(why, sizeof why, "%s (kept as '%s')", mb_last_error(), tmp);
+  }
+  if (mb__log_fopen(file, &mb__log_fp, &mb__log_size) != 0) {
+    mb__log_fp = NULL;
+    mb__log_size = 0;
+    mb__log_reopen_ns = mb_os_mono_ns() + MB_LOG_REOPEN_NS;
+    snprintf(why, sizeof why, "%s; logging to stderr until it can be opened", mb_last_error());
+    mb__log_trouble(why);
+    return;
+  }
+  if (why[0] != '\0' && moved) {
+    /* Moved away, but not to .1 yet: the new file starts normally. */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "rotation: %s; tried again at the next rotation", why);
+    mb__log_retry_at = 0;
+    mb__log_trouble(msg);
+    return;
+  }
+  if (why[0] != '\0') {
+    char msg[1024];
+    uint64_t step = mb__log_max / MB_LOG_RETRY_DIV;
+    mb__log_retry_at = mb__log_size + (step > 0 ? step : 1);
+    snprintf(msg, sizeof msg,
+             "rotation failed: %s; appending to the file and trying again after %llu more bytes",
+             why, (unsigned long long)(mb__log_retry_at - mb__log_size));
+    mb__log_trouble(msg);
+    return;
+  }
+  mb__log_retry_at = 0;
+  if (mb__log_failing) {
+    mb__log_failing = 0;
+    mb__log_put(MB_LOG_INFO, "log file rotation works again");
+  }
+}
+
+/* Write one formatted line (file or stderr); the file's size follows. Lock held. */
+static void mb__log_put(mb_log_level_t level, const char *msg) {
+  char stamp[32], line[1100];
   uint64_t ns = mb_os_wall_ns();
   time_t secs = (time_t)(ns / 1000000000u);
   struct tm tm;
   int n;
 
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  mb__log_defang(msg);
 #if MB_OS_WIN
   gmtime_s(&tm, &secs);
 #else
@@ -196,12 +285,6 @@ static void mb__log_line(mb_event_t event, mb_log_level_t level, const char *fmt
     return;
   if ((size_t)n >= sizeof line)
     n = (int)sizeof line - 1;
-
-  mb__log_lock();
-  /* n + 1: a text-mode stream may write the newline as two bytes (CR LF on Windows). */
-  if (mb__log_fp != NULL && mb__log_max != 0 && mb__log_size > 0 &&
-      mb__log_size + (uint64_t)n + 1 > mb__log_max)
-    mb__log_rotate();
   if (mb__log_fp != NULL) {
     long end;
     fwrite(line, 1, (size_t)n, mb__log_fp);
@@ -212,6 +295,37 @@ static void mb__log_line(mb_event_t event, mb_log_level_t level, const char *fmt
     fwrite(line, 1, (size_t)n, stderr);
     fflush(stderr);
   }
+}
+
+/*
+ * Format one line, write it (rotating a full file first, or reopening a file that could not
+ * be opened at the last rotation, once its retry time has come), then hand it to the sink if
+ * it routes there.
+ */
+static void mb__log_line(mb_event_t event, mb_log_level_t level, const char *fmt, va_list ap) {
+  char msg[1024];
+  /* A line's length for the cap: the stamp and level (~31 bytes), the message, and one more
+   * for a text-mode stream that writes the newline as CR LF (Windows). */
+  uint64_t n;
+
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  mb__log_defang(msg);
+  n = 32 + strlen(msg) + 1;
+
+  mb__log_lock();
+  if (mb__log_fp == NULL && mb__log_file[0] != '\0' && mb_os_mono_ns() >= mb__log_reopen_ns) {
+    if (mb__log_fopen(mb__log_file, &mb__log_fp, &mb__log_size) == 0) {
+      mb__log_failing = 0;
+      mb__log_put(MB_LOG_INFO, "log file reopened");
+    } else {
+      mb__log_fp = NULL;
+      mb__log_reopen_ns = mb_os_mono_ns() + MB_LOG_REOPEN_NS;
+    }
+  }
+  if (mb__log_fp != NULL && mb__log_max != 0 && mb__log_size > 0 &&
+      mb__log_size + n > mb__log_max && mb__log_size >= mb__log_retry_at)
+    mb__log_rotate();
+  mb__log_put(level, msg);
   /* The sink: explicit events at any level; otherwise warnings and errors only. */
   if (mb__log_sink != NULL) {
     if (event == MB_EV_NONE && level == MB_LOG_ERROR)

@@ -6,7 +6,10 @@
  * default file under %ProgramData%, mb__log_default_path). The format is
  * "2026-11-25T06:40:00.123Z info  <message>". A file is size-capped: a write that would take
  * it past log.max_bytes first rotates it (membroker.log -> .1 -> .2 ... -> .<log.keep>, the
- * oldest dropped).
+ * oldest dropped). A rotation that cannot move the file (Windows: a reader holds it without
+ * FILE_SHARE_DELETE) loses nothing: the log keeps appending, says so once (MB_EV_LOG_FAILED to
+ * the sink) and tries again after another max_bytes / 8 bytes. A file that cannot be reopened
+ * is retried every second, stderr meanwhile.
  *
  * A sink (the Windows service installs the event log) receives, besides the file, what an
  * operator's event viewer should show and nothing else:
@@ -44,7 +47,8 @@ typedef void (*mb_log_sink_fn)(mb_log_level_t level, mb_event_t event, const cha
 /*
  * Open the log: level, file path ("" = stderr), size cap in bytes (0 = none) and the number
  * of rotated files to keep (0: a full file is started afresh). A file is opened for append
- * through the platform layer (UTF-8 path; created with its directory's parent existing) and
+ * through the platform layer (UTF-8 path; created with its directory's parent existing; never
+ * through a link - mb_os_file_append: a link or hard link there is refused, MB_EACCES) and
  * replaces the file open before only once it is open. Returns 0 or MB_E* with a detail message
  * naming the file. The first call must come before any other thread logs.
  */
@@ -56,9 +60,12 @@ int mb__log_open(mb_log_level_t level, const char *file);
 /*
  * The default log file of a service into buf: <data dir>/<instance>/membroker.log, or
  * <data dir>/<name>.log when `instance` is NULL (a config error: the instance is not known;
- * `name` is then the service name). The directories are created as needed (the data dir
- * itself, mb_os_data_dir, must exist). MB_ENOTSUP where the OS has no such directory
- * (POSIX: a service logs to stderr, i.e. the journal), MB_ENAMETOOLONG, or the OS error.
+ * `name` is then the service name). The folders are prepared for the service as
+ * mb_os_data_dir_prepare says (created with an explicit DACL; one that another user owns or
+ * that is a junction is refused, MB_EACCES, with a message saying what to do). MB_ENOTSUP
+ * where the OS has no such directory (POSIX: a service logs to stderr, i.e. the journal),
+ * MB_EINVAL for the instance "locks" (the lock records' folder), MB_ENAMETOOLONG, or the OS
+ * error.
  */
 int mb__log_default_path(char *buf, size_t size, const char *instance, const char *name);
 

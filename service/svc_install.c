@@ -675,6 +675,11 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
             o->name, other);
     return 1;
   }
+  /* The folder the service writes in, made its own before anyone else can (os.h). */
+  if (mb_os_data_dir_prepare(NULL, NULL, 0) != 0) {
+    fprintf(stderr, "membroker: %s\nmembroker: not installed\n", mb_last_error());
+    return 1;
+  }
 
   /* ---- create ---- */
   _snwprintf(cmdline, 3 * MB_INST_PATH_MAX, L"\"%ls\" service -c \"%ls\" -n %ls", exe, full, wname);

@@ -19,7 +19,11 @@
  * ServiceMain, not main(), loads the config and opens the log, so every failure reaches the
  * SCM and a log. The log file is log.file, or by default
  * %ProgramData%\membroker\<instance>\membroker.log (%ProgramData%\membroker\<service name>.log
- * for a config error: the instance is not known then).
+ * for a config error: the instance is not known then). Its folders are prepared before the
+ * file is opened (mb__log_default_path -> mb_os_data_dir_prepare): created with a DACL of
+ * SYSTEM and Administrators, and refused - exit code 3, the message names the folder to
+ * remove - when another user owns one or it is a junction, which could make LocalSystem
+ * write wherever that user likes. The lock's record folder is prepared by mb_os_lock_take.
  *
  * The control handler runs on the dispatcher (main) thread, so the status is kept under a
  * lock. With "log": {"event_log": true} (the default) the service reports to the Application

@@ -639,3 +639,345 @@ TEST(instance_lock_stale_record) {
   ASSERT_STR_EQ(lock_record(name), "");
   remove(path); /* nothing left to remove, normally */
 }
+
+/* ---- the machine data directory a service writes in ------------------------------------ */
+
+#if MB_OS_WIN
+#include <aclapi.h>
+#include <sddl.h>
+#include <winioctl.h>
+
+/* The owner and DACL of file or folder `path` (UTF-8) as SDDL, or "" if they cannot be read. */
+static const char *sddl_of(const char *path) {
+  static char text[1024];
+  PSECURITY_DESCRIPTOR sd = NULL;
+  wchar_t w[700], *s = NULL;
+  text[0] = '\0';
+  MultiByteToWideChar(CP_UTF8, 0, path, -1, w, 700);
+  if (GetNamedSecurityInfoW(w, SE_FILE_OBJECT,
+                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, NULL, NULL,
+                            NULL, NULL, &sd) != ERROR_SUCCESS)
+    return text;
+  if (ConvertSecurityDescriptorToStringSecurityDescriptorW(
+          sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &s, NULL)) {
+    WideCharToMultiByte(CP_UTF8, 0, s, -1, text, (int)sizeof text, NULL, NULL);
+    LocalFree(s);
+  }
+  LocalFree(sd);
+  return text;
+}
+
+/* <data dir>\<rest> into buf, as UTF-8 and as UTF-16. */
+static void data_path(const char *rest, char *buf, size_t size, wchar_t *w, int wcount) {
+  char dir[600];
+  ASSERT_OK(mb_os_data_dir(dir, sizeof dir));
+  snprintf(buf, size, "%s\\%s", dir, rest);
+  MultiByteToWideChar(CP_UTF8, 0, buf, -1, w, wcount);
+}
+#endif
+
+#if MB_OS_WIN
+/* 1 under Wine (ntdll exports wine_get_version). */
+static int is_wine(void) {
+  HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+  return nt != NULL && GetProcAddress(nt, "wine_get_version") != NULL;
+}
+
+/*
+ * The DACL a prepared folder reads back. Windows: the explicit ACEs, owned by Administrators
+ * (`users` the ACEs Users get there). Wine keeps no descriptor of files: it turns the DACL
+ * into the Unix mode and reads back an owner (its one user) and ACEs made from that mode; what
+ * shows that ours was applied to a folder it created is that Everyone (the mode's "other"
+ * bits, which a folder created without a descriptor has: (A;OICI;0x1200a9;;;WD)) has no ACE,
+ * while SYSTEM has. (Setting the DACL again on a folder that exists, Wine turns into a mode
+ * with "other" bits: only a folder just created is checked under Wine.)
+ */
+static void assert_prepared(const char *path, const char *const *users) {
+  const char *sd = sddl_of(path);
+  if (is_wine()) {
+    ASSERT_CONTAINS(sd, ";;;SY)");
+    ASSERT(strstr(sd, ";;;WD)") == NULL);
+    return;
+  }
+  ASSERT_CONTAINS(sd, "O:BA");
+  ASSERT_CONTAINS(sd, "(A;OICI;FA;;;SY)");
+  ASSERT_CONTAINS(sd, "(A;OICI;FA;;;BA)");
+  for (; *users != NULL; users++)
+    ASSERT_CONTAINS(sd, *users);
+  ASSERT(strstr(sd, ";;;WD)") == NULL && strstr(sd, ";;;AU)") == NULL);
+}
+#endif
+
+/*
+ * mb_os_data_dir_prepare gives the data dir, the lock records' folder and an instance's
+ * folder their explicit DACL, owned by Administrators: SYSTEM and Administrators full
+ * control, Users read & execute, and in locks\ Users add files (0x1200ab: list, add file, no
+ * FILE_ADD_SUBDIRECTORY), read every file, and each file is its creator's (CREATOR OWNER).
+ * Read back as SDDL (under Wine as assert_prepared says). POSIX has no data dir: MB_ENOTSUP.
+ */
+TEST(data_dir_prepare) {
+  char sub[64], buf[700];
+#if MB_OS_WIN
+  static const char *const data_users[] = {"(A;OICI;0x1200a9;;;BU)", NULL};
+  static const char *const lock_users[] = {"(A;;0x1200ab;;;BU)", "(A;OIIO;0x1200a9;;;BU)",
+                                           "(A;OIIO;FA;;;CO)", NULL};
+  char dir[600], path[700];
+  wchar_t w[700];
+#endif
+  mb_test_name(sub, sizeof sub, "prep");
+#if MB_OS_POSIX
+  ASSERT_ERR(mb_os_data_dir_prepare(sub, buf, sizeof buf), MB_ENOTSUP);
+#else
+  ASSERT_OK(mb_os_data_dir_prepare(NULL, dir, sizeof dir));
+  ASSERT_OK(mb_os_data_dir(buf, sizeof buf));
+  ASSERT_STR_EQ(dir, buf);
+  if (!is_wine()) { /* folders that may exist already: see assert_prepared */
+    assert_prepared(dir, data_users);
+    data_path("locks", path, sizeof path, w, 700);
+    assert_prepared(path, lock_users);
+  }
+
+  data_path(sub, path, sizeof path, w, 700);
+  RemoveDirectoryW(w); /* left by an earlier run of a process with this pid */
+  ASSERT_OK(mb_os_data_dir_prepare(sub, buf, sizeof buf));
+  ASSERT_STR_EQ(buf, path);
+  assert_prepared(path, data_users);
+  /* Again, on folders that exist: they pass the checks and keep their DACL. */
+  ASSERT_OK(mb_os_data_dir_prepare(sub, buf, sizeof buf));
+  if (!is_wine())
+    assert_prepared(path, data_users);
+  ASSERT(RemoveDirectoryW(w));
+#endif
+  /* The lock records' folder is not an instance's folder. */
+  ASSERT_ERR(mb_os_data_dir_prepare("locks", buf, sizeof buf), MB_OS_WIN ? MB_EINVAL : MB_ENOTSUP);
+  if (MB_OS_WIN)
+    ASSERT_CONTAINS(mb_last_error(), "log.file");
+}
+
+/*
+ * A folder another user made (so owns: it could change its ACL or swap it for a junction) is
+ * refused with a message that names it and says what to do; nothing is written into it.
+ */
+TEST(data_dir_refuses_foreign_owner) {
+#if MB_OS_POSIX
+  SKIP("POSIX has no machine data directory (mb_os_data_dir_prepare is MB_ENOTSUP)");
+#else
+  char sub[64], path[700], buf[700];
+  wchar_t w[700];
+  PSECURITY_DESCRIPTOR sd = NULL;
+  SECURITY_ATTRIBUTES sa;
+
+  ASSERT_OK(mb_os_data_dir_prepare(NULL, buf, sizeof buf));
+  mb_test_name(sub, sizeof sub, "foreign");
+  data_path(sub, path, sizeof path, w, 700);
+  RemoveDirectoryW(w); /* left by an earlier run of a process with this pid */
+  /* Owned by Users: neither SYSTEM, Administrators nor this user (what a non-administrator's
+   * folder is to the service). Setting such an owner takes a privilege on Windows. */
+  ASSERT(ConvertStringSecurityDescriptorToSecurityDescriptorW(L"O:BUD:(A;OICI;FA;;;WD)",
+                                                              SDDL_REVISION_1, &sd, NULL));
+  sa.nLength = sizeof sa;
+  sa.lpSecurityDescriptor = sd;
+  sa.bInheritHandle = FALSE;
+  if (!CreateDirectoryW(w, &sa)) {
+    DWORD e = GetLastError();
+    LocalFree(sd);
+    SKIP("cannot make a folder owned by another account here (error %lu)", (unsigned long)e);
+  }
+  LocalFree(sd);
+  if (strstr(sddl_of(path), "O:BU") == NULL) {
+    char got[300];
+    snprintf(got, sizeof got, "%s", sddl_of(path));
+    RemoveDirectoryW(w);
+    SKIP("this Windows (Wine) keeps no owner of a folder: made owned by Users, it reads back %s",
+         got);
+  }
+  ASSERT_ERR(mb_os_data_dir_prepare(sub, buf, sizeof buf), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), "S-1-5-32-545");
+  ASSERT_CONTAINS(mb_last_error(), "remove it; the service recreates it");
+  ASSERT(strstr(sddl_of(path), "O:BU") != NULL); /* left as it was */
+  ASSERT(RemoveDirectoryW(w));
+  /* Once removed, the service makes it its own. */
+  ASSERT_OK(mb_os_data_dir_prepare(sub, buf, sizeof buf));
+  ASSERT_CONTAINS(sddl_of(path), "O:BA");
+  ASSERT(RemoveDirectoryW(w));
+#endif
+}
+
+#if MB_OS_WIN
+/* Make the empty folder w a junction to target (an NT path "\??\C:\..."): 1 if done. */
+static int make_junction(const wchar_t *w, const wchar_t *target) {
+  unsigned char buf[1024];
+  REPARSE_GUID_DATA_BUFFER *unused = NULL;
+  DWORD got = 0;
+  USHORT tlen = (USHORT)(wcslen(target) * sizeof(wchar_t));
+  /* REPARSE_DATA_BUFFER of a mount point: tag, data length, reserved, then substitute name
+   * offset/length, print name offset/length, and the path buffer (substitute, NUL, print, NUL). */
+  USHORT hdr[8];
+  HANDLE h;
+  BOOL ok;
+  size_t total;
+  (void)unused;
+  memset(buf, 0, sizeof buf);
+  hdr[4] = 0;                                 /* substitute name offset */
+  hdr[5] = tlen;                              /* substitute name length */
+  hdr[6] = (USHORT)(tlen + sizeof(wchar_t));  /* print name offset */
+  hdr[7] = 0;                                 /* print name length */
+  total = 8 + 8 + tlen + 2 * sizeof(wchar_t); /* header + names + two NULs */
+  *(DWORD *)(void *)buf = IO_REPARSE_TAG_MOUNT_POINT;
+  *(USHORT *)(void *)(buf + 4) = (USHORT)(total - 8);
+  memcpy(buf + 8, &hdr[4], 8);
+  memcpy(buf + 16, target, tlen);
+  h = CreateFileW(w, GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                  FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  if (h == INVALID_HANDLE_VALUE)
+    return 0;
+  ok = DeviceIoControl(h, FSCTL_SET_REPARSE_POINT, buf, (DWORD)total, NULL, 0, &got, NULL);
+  CloseHandle(h);
+  return ok && (GetFileAttributesW(w) & FILE_ATTRIBUTE_REPARSE_POINT);
+}
+#endif
+
+#if MB_OS_WIN
+/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
+ * the Windows path w as its last argument; 1 if it ran and exited 0. Its effect may show a
+ * little later (Wine starts Unix programs through a helper): poll for it. */
+static int wine_unix_run(const wchar_t *cmd, const wchar_t *w) {
+  typedef char *(CDECL * unix_name_fn)(const wchar_t *);
+  unix_name_fn unix_name = (unix_name_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"kernel32.dll"), "wine_get_unix_file_name");
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  wchar_t line[1400];
+  char *u;
+  if (unix_name == NULL || (u = unix_name(w)) == NULL)
+    return 0;
+  swprintf(line, 1400, L"%ls %hs", cmd, u); /* no shell: a path without spaces */
+  HeapFree(GetProcessHeap(), 0, u);
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (!CreateProcessW(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return 0;
+  WaitForSingleObject(pi.hProcess, 30000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 1;
+}
+
+#endif
+
+/* A junction (a reparse point) where a folder of the service should be is refused, not
+ * followed; the message names it and says to remove it. */
+TEST(data_dir_refuses_junction) {
+#if MB_OS_POSIX
+  SKIP("POSIX has no machine data directory (mb_os_data_dir_prepare is MB_ENOTSUP)");
+#else
+  char sub[64], path[700], buf[700], tdir[600];
+  wchar_t w[700], target[700];
+  int unix_link = 0;
+  DWORD n;
+  ASSERT_OK(mb_os_data_dir_prepare(NULL, buf, sizeof buf));
+  mb_test_name(sub, sizeof sub, "junction");
+  data_path(sub, path, sizeof path, w, 700);
+  RemoveDirectoryW(w); /* left by an earlier run of a process with this pid */
+  ASSERT_OK(mb_os_runtime_dir(tdir, sizeof tdir));
+  n = (DWORD)swprintf(target, 700, L"\\??\\%hs", tdir);
+  ASSERT_GT(n, 4);
+  ASSERT(CreateDirectoryW(w, NULL));
+  if (!make_junction(w, target)) {
+    RemoveDirectoryW(w);
+    if (!is_wine())
+      SKIP("cannot make a junction here (FSCTL_SET_REPARSE_POINT, mount point)");
+    /* Wine 8 makes no junctions, but shows a Unix symbolic link to a folder as a reparse
+     * point (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT): make one with ln. */
+    if (!wine_unix_run(L"Z:\\bin\\ln -s /tmp", w))
+      SKIP("neither a junction (FSCTL_SET_REPARSE_POINT) nor a Unix symlink (Z:\\bin\\ln) "
+           "could be made");
+    WAIT_FOR(GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES, 30000);
+    unix_link = 1;
+  }
+  ASSERT(GetFileAttributesW(w) & FILE_ATTRIBUTE_REPARSE_POINT);
+  ASSERT_ERR(mb_os_data_dir_prepare(sub, buf, sizeof buf), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), "reparse point");
+  ASSERT_CONTAINS(mb_last_error(), "remove it; the service recreates it");
+  if (unix_link) {
+    ASSERT(wine_unix_run(L"Z:\\bin\\rm", w));
+    WAIT_FOR(GetFileAttributesW(w) == INVALID_FILE_ATTRIBUTES, 30000);
+  } else {
+    ASSERT(RemoveDirectoryW(w)); /* removes the junction, not its target */
+  }
+  ASSERT(GetFileAttributesW(target + 4) != INVALID_FILE_ATTRIBUTES);
+#endif
+}
+
+/*
+ * A file planted under the service's record name (here a hard link to a file the service must
+ * not touch) is deleted, not truncated or written through: the record is created anew.
+ */
+TEST(instance_lock_record_planted_link) {
+#if MB_OS_POSIX
+  SKIP("the POSIX record is the flock'd file in the runtime directory, not a shared folder");
+#else
+  char name[64], path[700], tdir[600], victim[700];
+  wchar_t wpath[700], wvictim[700];
+  mb_os_lock_holder_t who;
+  intptr_t a = 0;
+  FILE *fp;
+  char text[64] = "";
+  size_t n;
+
+  mb_test_name(name, sizeof name, "lockplant");
+  ASSERT_OK(mb_os_data_dir_prepare(NULL, path, sizeof path));
+  ASSERT_OK(mb_os_lock_path(name, path, sizeof path));
+  ASSERT_CONTAINS(path, "\\locks\\");
+  ASSERT_OK(mb_os_runtime_dir(tdir, sizeof tdir));
+  snprintf(victim, sizeof victim, "%s\\%s.victim", tdir, name);
+  fp = fopen(victim, "wb");
+  ASSERT(fp != NULL);
+  fputs("precious\n", fp);
+  fclose(fp);
+  MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, 700);
+  MultiByteToWideChar(CP_UTF8, 0, victim, -1, wvictim, 700);
+  if (!CreateHardLinkW(wpath, wvictim, NULL)) {
+    DeleteFileW(wvictim);
+    SKIP("this Windows (Wine) cannot make a hard link here (error %lu)",
+         (unsigned long)GetLastError());
+  }
+  ASSERT_OK(mb_os_lock_take(name, MB_OS_LOCK_SERVICE, &a));
+  ASSERT_OK(mb_os_lock_holder(name, &who));
+  ASSERT_EQ(who.service, 1);
+  fp = fopen(victim, "rb");
+  ASSERT(fp != NULL);
+  n = fread(text, 1, sizeof text - 1, fp);
+  fclose(fp);
+  text[n] = '\0';
+  ASSERT_STR_EQ(text, "precious\n");
+  mb_os_lock_release(a);
+  ASSERT_STR_EQ(lock_record(name), "");
+  ASSERT(DeleteFileW(wvictim));
+#endif
+}
+
+/* Windows: instance names that differ only in case are one lock (their pipe and record file
+ * are one already: those names are not case-sensitive, the mutex's is). */
+TEST(instance_lock_case) {
+#if MB_OS_POSIX
+  SKIP("POSIX names are case-sensitive: Foo's and foo's lock files and sockets differ too");
+#else
+  char name[64], upper[64];
+  intptr_t a = 0, b = 0;
+  size_t i;
+  mb_test_name(name, sizeof name, "lockcase");
+  for (i = 0; name[i] != '\0'; i++)
+    upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 'a' + 'A' : name[i]);
+  upper[i] = '\0';
+  ASSERT_OK(mb_os_lock_take(upper, MB_OS_LOCK_SERVICE, &a));
+  ASSERT_ERR(mb_os_lock_take(name, 0, &b), MB_EBUSY);
+  ASSERT_CONTAINS(mb_last_error(), "Windows service");
+  mb_os_lock_release(a);
+  ASSERT_OK(mb_os_lock_take(name, 0, &a));
+  ASSERT_ERR(mb_os_lock_take(upper, 0, &b), MB_EBUSY);
+  mb_os_lock_release(a);
+#endif
+}

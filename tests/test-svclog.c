@@ -24,6 +24,12 @@
 #include "log.h"
 #include "svc.h"
 
+#if MB_OS_POSIX
+#include <unistd.h>
+#define link_file(target, name) link((target), (name))
+#define symlink_file(target, name) symlink((target), (name))
+#endif
+
 #if MB_OS_WIN
 #include <wchar.h>
 #include <windows.h>
@@ -284,6 +290,323 @@ TEST(rotation_keep_0) {
   ASSERT_OK(mb_os_file_remove(base));
 }
 
+/* The "line N" numbers of the file at path, appended to nums[*n]; the lines the log writes
+ * about itself (a rotation that failed, and works again) are passed over. */
+static void read_nums(const char *path, int *nums, int *n, int max) {
+  char line[1200];
+  FILE *fp = fopen(path, "r");
+  ASSERT(fp != NULL);
+  while (fgets(line, sizeof line, fp)) {
+    const char *p = strstr(line, " info  line ");
+    if (p == NULL)
+      continue;
+    ASSERT(*n < max);
+    nums[(*n)++] = atoi(p + 12);
+  }
+  fclose(fp);
+}
+
+/* How a test stops the log file from being renamed (on = 1) and lets it go (on = 0). */
+typedef void (*blocker_fn)(const char *base, int on);
+
+/* A rotation that cannot rename the file (hook or reader), then can again. */
+static void rotation_blocked(const char *tag, blocker_fn block, int hooked) {
+  char dir[512], base[600], name[620];
+  int nums[400], n = 0, before1[100], n1 = 0, before2[100], n2 = 0, i, k, failed, attempts;
+  long grown;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(base, sizeof base, "%smbt.%u.%s.log", dir, self_pid(), tag);
+  for (k = 0; k <= 3; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    (void)mb_os_file_remove(name);
+  }
+  snprintf(name, sizeof name, "%s.rotating", base);
+  (void)mb_os_file_remove(name);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 2000, 2));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+  for (i = 0; i < 60; i++) /* ~100 bytes a line: base, .1 and .2 are there and full */
+    mb_log_info("line %d %s", i, "..............................................................");
+  snprintf(name, sizeof name, "%s.1", base);
+  read_nums(name, before1, &n1, 100);
+  snprintf(name, sizeof name, "%s.2", base);
+  read_nums(name, before2, &n2, 100);
+  ASSERT_GT(n1, 10);
+  ASSERT_GT(n2, 10);
+
+  block(base, 1);
+  for (; i < 160; i++) /* five times the cap */
+    mb_log_info("line %d %s", i, "..............................................................");
+  attempts = hooked ? 1000 - mb_os_inject_rename_failures(0) : -1;
+  /* Nothing rotated away: .1 and .2 are as they were, the file grew past its cap. */
+  n = 0;
+  snprintf(name, sizeof name, "%s.1", base);
+  read_nums(name, nums, &n, 400);
+  ASSERT_EQ(n, n1);
+  ASSERT_EQ(nums[0], before1[0]);
+  n = 0;
+  snprintf(name, sizeof name, "%s.2", base);
+  read_nums(name, nums, &n, 400);
+  ASSERT_EQ(n, n2);
+  ASSERT_EQ(nums[0], before2[0]);
+  grown = file_size(base);
+  ASSERT_GT(grown, 4 * 2000);
+  ASSERT(file_contains(base, "rotation failed"));
+  /* Said once, to the sink as MB_EV_LOG_FAILED. */
+  for (failed = 0, k = 0; k < ngot && k < 16; k++)
+    failed += got[k].event == MB_EV_LOG_FAILED;
+  ASSERT_EQ(failed, 1);
+  /* Tried again now and then (every max_bytes / 8 bytes), not at every line. */
+  if (hooked) {
+    ASSERT_GE(attempts, 2);
+    ASSERT_LT(attempts, 50);
+  }
+
+  block(base, 0);
+  for (k = 0; k < 10 && file_size(base) >= grown; k++, i++)
+    mb_log_info("line %d %s", i, "..............................................................");
+  mb__log_set_sink(NULL);
+  mb__log_close();
+  ASSERT_LT(file_size(base), 2000); /* rotated at last */
+  ASSERT(file_contains(base, "rotation works again"));
+  /* The big file is .1 whole, the old .1 is .2; every line from there on is kept, in order. */
+  n = 0;
+  for (k = 2; k >= 0; k--) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    read_nums(name, nums, &n, 400);
+  }
+  ASSERT_EQ(nums[0], before1[0]);
+  ASSERT_EQ(nums[n - 1], i - 1);
+  for (k = 1; k < n; k++)
+    ASSERT_EQ(nums[k], nums[k - 1] + 1);
+  snprintf(name, sizeof name, "%s.rotating", base);
+  ASSERT_EQ(file_size(name), -1);
+  for (k = 0; k <= 2; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    ASSERT_OK(mb_os_file_remove(name));
+  }
+}
+
+static void block_by_hook(const char *base, int on) {
+  (void)base;
+  mb_os_inject_rename_failures(on ? 1000 : 0);
+}
+
+/*
+ * The file cannot be renamed (injected: every rename fails as one does on Windows while a
+ * reader holds the file without FILE_SHARE_DELETE): no rotated file is lost, the file keeps
+ * growing past its cap, the failure is reported once, rotation is tried again only now and
+ * then, and succeeds once renames work again.
+ */
+TEST(rotation_blocked) {
+  rotation_blocked("rotb", block_by_hook, 1);
+}
+
+#if MB_OS_WIN
+static HANDLE reader = INVALID_HANDLE_VALUE;
+
+static void block_by_reader(const char *base, int on) {
+  wchar_t w[600];
+  if (!on) {
+    CloseHandle(reader);
+    reader = INVALID_HANDLE_VALUE;
+    return;
+  }
+  MultiByteToWideChar(CP_UTF8, 0, base, -1, w, 600);
+  reader = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+                       FILE_ATTRIBUTE_NORMAL, NULL);
+  ASSERT(reader != INVALID_HANDLE_VALUE);
+}
+#endif
+
+/* The same with a real reader (Windows): a handle on the file without FILE_SHARE_DELETE, as
+ * tail, an editor or an antivirus scanner holds it. */
+TEST(rotation_blocked_reader) {
+#if MB_OS_WIN
+  rotation_blocked("rotr", block_by_reader, 0);
+#else
+  SKIP("POSIX renames a file that readers hold open (the hook case is rotation_blocked)");
+#endif
+}
+
+/*
+ * A reader holds an older rotated file (.1) without FILE_SHARE_DELETE (Windows): the live file
+ * is moved aside (.rotating) and a new one started, but .1 cannot move on, so nothing moves
+ * onto it: .rotating waits, the failure is reported once, and once the reader lets go the
+ * files move on in order, no line lost between the files kept.
+ */
+TEST(rotation_blocked_old_file) {
+#if MB_OS_WIN
+  char dir[512], base[600], name[620];
+  int nums[400], n = 0, before1[100], n1 = 0, i, k, failed;
+  wchar_t w[620];
+  HANDLE held;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(base, sizeof base, "%smbt.%u.rotold.log", dir, self_pid());
+  for (k = 0; k <= 3; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    (void)mb_os_file_remove(name);
+  }
+  snprintf(name, sizeof name, "%s.rotating", base);
+  (void)mb_os_file_remove(name);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 2000, 2));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+  for (i = 0; i < 60; i++)
+    mb_log_info("line %d %s", i, "..............................................................");
+  snprintf(name, sizeof name, "%s.1", base);
+  read_nums(name, before1, &n1, 100);
+  ASSERT_GT(n1, 10);
+  MultiByteToWideChar(CP_UTF8, 0, name, -1, w, 620);
+  held = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+                     FILE_ATTRIBUTE_NORMAL, NULL);
+  ASSERT(held != INVALID_HANDLE_VALUE);
+  for (; i < 160; i++)
+    mb_log_info("line %d %s", i, "..............................................................");
+  n = 0;
+  read_nums(name, nums, &n, 400); /* .1 as it was */
+  ASSERT_EQ(n, n1);
+  ASSERT_EQ(nums[0], before1[0]);
+  snprintf(name, sizeof name, "%s.rotating", base);
+  ASSERT_GT(file_size(name), 0);
+  for (failed = 0, k = 0; k < ngot && k < 16; k++)
+    failed += got[k].event == MB_EV_LOG_FAILED;
+  ASSERT_EQ(failed, 1);
+  CloseHandle(held);
+  for (k = 0; k < 40 && file_size(name) > 0; k++, i++)
+    mb_log_info("line %d %s", i, "..............................................................");
+  mb__log_set_sink(NULL);
+  mb__log_close();
+  ASSERT_EQ(file_size(name), -1); /* .rotating went on to .1 */
+  n = 0;
+  for (k = 2; k >= 0; k--) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    read_nums(name, nums, &n, 400);
+  }
+  ASSERT_EQ(nums[n - 1], i - 1);
+  ASSERT_GT(n, 100); /* the big file and the one before it */
+  for (k = 1; k < n; k++)
+    ASSERT_EQ(nums[k], nums[k - 1] + 1);
+  for (k = 0; k <= 2; k++) {
+    snprintf(name, sizeof name, k ? "%s.%d" : "%s", base, k);
+    ASSERT_OK(mb_os_file_remove(name));
+  }
+#else
+  SKIP("POSIX renames files that readers hold open (the hook case is rotation_blocked)");
+#endif
+}
+
+/*
+ * The file cannot be reopened after a rotation (its folder is gone): lines go to stderr, the
+ * failure is reported once (MB_EV_LOG_FAILED), and the log opens its file again by itself
+ * once it can - it does not stay on stderr for good.
+ */
+TEST(log_reopens_later) {
+#if MB_OS_POSIX
+  char dir[512], sub[600], base[700], name[720];
+  int i, failed, k;
+  temp_dir(dir, sizeof dir);
+  snprintf(sub, sizeof sub, "%smbt.%u.reopen", dir, self_pid());
+  snprintf(base, sizeof base, "%s/membroker.log", sub);
+  (void)mb_os_dir_create(sub);
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 2000, 1));
+  ngot = 0;
+  mb__log_set_sink(record_sink);
+  mb_log_info("line 0 first");
+  /* The folder goes away under the open file (POSIX lets it: the file is unlinked first). */
+  ASSERT_OK(mb_os_file_remove(base));
+  ASSERT_OK(mb_os_dir_remove(sub));
+  for (i = 1; i < 40; i++) /* past the cap: a rotation, whose reopen fails */
+    mb_log_info("line %d %s", i, "..............................................................");
+  for (failed = 0, k = 0; k < ngot && k < 16; k++)
+    failed += got[k].event == MB_EV_LOG_FAILED;
+  ASSERT_EQ(failed, 1);
+  ASSERT_STR_EQ(mb__log_path(), base); /* still the file it wants */
+  ASSERT_OK(mb_os_dir_create(sub));
+  /* Retried after a while (a second), at a line: poll with a line every 50 ms. */
+  {
+    uint64_t deadline = mb_os_mono_ns() + 30000000000u;
+    while (file_size(base) <= 0) {
+      if (mb_os_mono_ns() > deadline)
+        FAIL("the log did not reopen '%s' within 30 s", base);
+      mb_os_sleep_ms(50);
+      mb_log_info("line %d again", i++);
+    }
+  }
+  mb__log_set_sink(NULL);
+  mb__log_close();
+  ASSERT(file_contains(base, "log file reopened"));
+  ASSERT(file_contains(base, " again"));
+  snprintf(name, sizeof name, "%s.1", base);
+  (void)mb_os_file_remove(name);
+  ASSERT_OK(mb_os_file_remove(base));
+  ASSERT_OK(mb_os_dir_remove(sub));
+#else
+  SKIP("Windows does not remove a folder whose file a process holds open (POSIX covers this)");
+#endif
+}
+
+/* Make `name` another name of the file `target` (a hard link); 1 if done. */
+static int hard_link(const char *target, const char *name) {
+#if MB_OS_WIN
+  wchar_t wt[600], wl[600];
+  MultiByteToWideChar(CP_UTF8, 0, target, -1, wt, 600);
+  MultiByteToWideChar(CP_UTF8, 0, name, -1, wl, 600);
+  return CreateHardLinkW(wl, wt, NULL) != 0;
+#else
+  return link_file(target, name) == 0;
+#endif
+}
+
+/*
+ * A log file that is another name of some other file (a hard link someone planted where the
+ * privileged service will append) or (POSIX) a symbolic link is refused, naming it, and the
+ * other file is left untouched.
+ */
+TEST(log_refuses_link) {
+  char dir[512], victim[600], base[600], text[64] = "";
+  FILE *fp;
+  size_t n;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(victim, sizeof victim, "%smbt.%u.victim", dir, self_pid());
+  snprintf(base, sizeof base, "%smbt.%u.linked.log", dir, self_pid());
+  (void)mb_os_file_remove(base);
+  fp = fopen(victim, "wb");
+  ASSERT(fp != NULL);
+  fputs("precious\n", fp);
+  fclose(fp);
+  if (!hard_link(victim, base)) {
+    (void)mb_os_file_remove(victim);
+    SKIP("no hard link can be made in the temp directory here");
+  }
+  ASSERT_ERR(mb__log_open_file(MB_LOG_INFO, base, 0, 0), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), base);
+  ASSERT_CONTAINS(mb_last_error(), "hard link");
+  ASSERT_OK(mb_os_file_remove(base));
+#if MB_OS_POSIX
+  ASSERT_EQ(symlink_file(victim, base), 0);
+  ASSERT_ERR(mb__log_open_file(MB_LOG_INFO, base, 0, 0), MB_EACCES);
+  ASSERT_CONTAINS(mb_last_error(), "symbolic link");
+  ASSERT_OK(mb_os_file_remove(base));
+#endif
+  fp = fopen(victim, "rb");
+  ASSERT(fp != NULL);
+  n = fread(text, 1, sizeof text - 1, fp);
+  fclose(fp);
+  text[n] = '\0';
+  ASSERT_STR_EQ(text, "precious\n");
+  ASSERT_OK(mb_os_file_remove(victim));
+  /* A plain file is taken as before. */
+  ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 0, 0));
+  mb_log_info("plain");
+  mb__log_close();
+  ASSERT(file_contains(base, "plain"));
+  ASSERT_OK(mb_os_file_remove(base));
+}
+
 /* ---- Linux: `membroker service` with a bad config ------------------------------------------- */
 
 /* POSIX: a config error in service mode is printed to stderr (the journal) with exit code 1,
@@ -474,6 +797,79 @@ static void scm_start_failed(void) {
   RemoveDirectoryA(logdir);
   remove(cfg);
 }
+
+/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
+ * the Windows path `path` as its last argument; 1 if it was started. Its effect may show a
+ * little later (Wine starts Unix programs through a helper): poll for it. 0 elsewhere. */
+static int wine_unix_run(const wchar_t *cmd, const char *path) {
+  typedef char *(CDECL * unix_name_fn)(const wchar_t *);
+  unix_name_fn unix_name = (unix_name_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"kernel32.dll"), "wine_get_unix_file_name");
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  wchar_t line[1400], w[700];
+  char *u;
+  widen(path, w, 700);
+  if (unix_name == NULL || (u = unix_name(w)) == NULL)
+    return 0;
+  swprintf(line, 1400, L"%ls %hs", cmd, u); /* no shell: a path without spaces */
+  HeapFree(GetProcessHeap(), 0, u);
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (!CreateProcessW(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return 0;
+  WaitForSingleObject(pi.hProcess, 30000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 1;
+}
+
+/*
+ * The instance's log folder is a link to elsewhere (under Wine a Unix symbolic link, which Wine
+ * shows as a reparse point; Wine makes no junctions): the LocalSystem service must not write
+ * through it. It stops with exit code 3, and its fallback log names the folder and says to
+ * remove it; nothing is written where the link points.
+ */
+static void scm_log_folder_refused(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], logdir[MAX_PATH + 64], rest[64];
+  char instance[32], target[700];
+  unsigned pid = self_pid();
+  FILE *fp;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(instance, sizeof instance, "t%ujn", pid);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.jn.json", dir, pid);
+  fp = fopen(cfg, "w");
+  ASSERT(fp != NULL);
+  fprintf(fp, "{\"instance\": ");
+  json_string(fp, instance);
+  fprintf(fp, "}\n");
+  fclose(fp);
+  _snwprintf(svc_name, 64, L"mbtestj%u", pid);
+  snprintf(rest, sizeof rest, "mbtestj%u.log", pid);
+  data_path(log, sizeof log, rest);
+  data_path(logdir, sizeof logdir, instance);
+  remove(log);
+  RemoveDirectoryA(logdir);
+  if (GetModuleHandleW(L"ntdll.dll") == NULL ||
+      GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version") == NULL)
+    SKIP("making the junction is done with Wine's Unix symlink here (test-os covers junctions)");
+  if (!wine_unix_run(L"Z:\\bin\\ln -s /tmp", logdir))
+    SKIP("no Unix symlink could be made (Z:\\bin\\ln)");
+  WAIT_FOR(GetFileAttributesA(logdir) != INVALID_FILE_ATTRIBUTES, 30000);
+  ASSERT(GetFileAttributesA(logdir) & FILE_ATTRIBUTE_REPARSE_POINT);
+  snprintf(target, sizeof target, "%s\\membroker.log", logdir);
+
+  expect_failed_start(cfg, log, MB_SVC_EXIT_LOG, "reparse point");
+  ASSERT(file_contains(log, logdir));
+  ASSERT(file_contains(log, "remove it; the service recreates it"));
+  ASSERT(file_contains(log, "service exit code 3"));
+  ASSERT(GetFileAttributesA(target) == INVALID_FILE_ATTRIBUTES); /* nothing written through */
+  ASSERT(wine_unix_run(L"Z:\\bin\\rm", logdir));
+  WAIT_FOR(GetFileAttributesA(logdir) == INVALID_FILE_ATTRIBUTES, 30000);
+  remove(log);
+  remove(cfg);
+}
 #endif /* MB_OS_WIN */
 
 TEST(message_table) {
@@ -487,6 +883,14 @@ TEST(message_table) {
 TEST(scm_log_failed) {
 #if MB_OS_WIN
   scm_log_failed();
+#else
+  SKIP("there is no Service Control Manager on POSIX");
+#endif
+}
+
+TEST(scm_log_folder_refused) {
+#if MB_OS_WIN
+  scm_log_folder_refused();
 #else
   SKIP("there is no Service Control Manager on POSIX");
 #endif
