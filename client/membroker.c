@@ -292,8 +292,15 @@ static int mb__region_map(mb_client_t *c, int i) {
     return rc;
   }
   r->base = base;
-  r->desc = d;
   r->state = c->st;
+  r->holder = 0;
+  r->max_owner = MB_CLIENTS_MAX;
+  if ((rc = mb__region_bind(r, d, d->section_size)) != 0) {
+    mb_os_section_unmap(base, d->section_size);
+    mb_os_section_close(&r->sec);
+    memset(r, 0, sizeof *r);
+    return rc;
+  }
   return 0;
 }
 
@@ -303,7 +310,7 @@ static void mb__regions_unmap(mb_client_t *c) {
     mb_region_map_t *r = &c->regions[i];
     if (r->base == NULL)
       continue;
-    mb_os_section_unmap(r->base, r->desc->section_size);
+    mb_os_section_unmap(r->base, r->mapped);
     mb_os_section_close(&r->sec);
     memset(r, 0, sizeof *r);
   }
@@ -347,29 +354,32 @@ static void mb__unmap(mb_client_t *c) {
 }
 
 /*
- * After taking an entry over: find the slots it owns, put them in the player map and make
+ * After taking an entry over: settle the pages its previous holder left locked (it died in a
+ * claim or release: slots.c), find the slots it owns, put them in the player map and make
  * their pages usable in this view (a no-op where views need no commit of their own).
  */
 static int mb__adopt_slots(mb_client_t *c) {
   mb_region_map_t *r = &c->regions[c->slot_region];
-  const mb_region_desc_t *d = r->desc;
-  mb_slot_t *slots = mb__region_slots(d, r->base);
+  mb_slot_t *slots;
   uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
-  for (i = 0; i < d->slot_count; i++) {
+  mb__slots_unlock_holder(r, (uint32_t)owner);
+  slots = (mb_slot_t *)((unsigned char *)r->base + r->table_offset +
+                        (((r->size / r->page_size) * 4 + 7) & ~(uint64_t)7));
+  for (i = 0; i < r->slot_count; i++) {
     uint64_t first, last, p;
     if (mb_load64(&slots[i].owner) != owner)
       continue;
-    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
+    mb__slot_page_range(i, r->slot_size, r->page_size, &first, &last);
     for (p = first; p <= last; p++) {
       if (p == done_page)
         continue;
-      if ((rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
+      if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0)
         return rc;
       done_page = p;
     }
     player1 = mb_load64(&slots[i].player);
-    if (player1 == 0 || mb__pmap_find(c, player1 - 1) != (size_t)-1) {
+    if (player1 == 0 || player1 == UINT64_MAX || mb__pmap_find(c, player1 - 1) != (size_t)-1) {
       /* A claim cut short by a crash (no player recorded yet), or a second slot for one
        * player (not made by this library): give it back. */
       mb__slot_release(r, i, (uint32_t)owner);
@@ -944,36 +954,49 @@ int mb_info(mb_client_t *c, mb_info_t *info) {
   return rc < 0 ? rc : 0;
 }
 
-static mb_au64 *mb__counter(mb_client_t *c, int counter) {
+static mb_au64 *mb__counter(mb_client_t *c, int counter, mb_au64 **share) {
   switch (counter) {
   case MB_COUNTER_PLAYERS:
+    *share = &c->entry->added_players;
     return &c->st->game.total_players;
   case MB_COUNTER_NPCS:
+    *share = &c->entry->added_npcs;
     return &c->st->game.total_npcs;
   default:
     return NULL;
   }
 }
 
+/*
+ * Counters and shares. What this client adds is also added to its entry's share
+ * (added_players, added_npcs; kept when a restart takes the entry over), so that persist can
+ * save the counters without what the game servers in the table counted: each counts its
+ * players again when it attaches to a restarted broker, and the restored counters are not
+ * doubled. A freed entry's share stays counted, as nobody's; a set makes the value nobody's
+ * share (every share of that counter is cleared). A kill between the counter's CAS and the
+ * share's add leaves that one delta out of the share (counted as nobody's).
+ */
+
 int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
-  mb_au64 *v;
+  mb_au64 *v, *share;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
-  if ((v = mb__counter(c, counter)) == NULL)
+  if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
   mb_store64(v, value);
+  mb__counter_shares_clear(c->st, counter == MB_COUNTER_NPCS);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   return 0;
 }
 
 int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result) {
-  mb_au64 *v;
+  mb_au64 *v, *share;
   uint64_t old, next;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
-  if ((v = mb__counter(c, counter)) == NULL)
+  if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
   old = mb_load64(v);
   do {
@@ -982,6 +1005,8 @@ int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result)
                         (unsigned long long)old, (long long)delta);
     next = old + (uint64_t)delta;
   } while (!mb_cas64(v, &old, next));
+  if (mb_load64(&c->entry->word) == c->word) /* the entry is still this attachment's */
+    mb_add64(share, (uint64_t)delta);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   if (result)
     *result = next;
@@ -1016,7 +1041,7 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
       return rc;
     *base = c->regions[i].base;
     if (size)
-      *size = c->regions[i].desc->size;
+      *size = c->regions[i].size;
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,

@@ -179,6 +179,18 @@ TEST(single_instance_service_and_console) {
   mb__broker_stop(&a);
 }
 
+/* Slot owners 1..3 stand for attached clients: their entries say so (a compact frees slots
+ * whose owner's entry is free). */
+static void fake_owners(mb_broker_t *b) {
+  mb_os_procid_t self;
+  uint32_t i;
+  mb_os_proc_self(&self);
+  for (i = 0; i < 3; i++) {
+    mb_store64(&b->state->clients[i].start_time, self.start_time);
+    mb_store64(&b->state->clients[i].word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, i + 1, self.pid));
+  }
+}
+
 TEST(slots_across_pages_and_compact) {
   mb_config_t cfg;
   mb_broker_t b;
@@ -188,6 +200,7 @@ TEST(slots_across_pages_and_compact) {
 
   test_config(&cfg, "slots");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fake_owners(&b);
   r = mb__broker_region(&b, "players");
   ASSERT(r != NULL);
   per_page = ps / 1024;
@@ -465,5 +478,55 @@ TEST(busy_page_is_skipped) {
   mb_store32(&mb__region_pages(r->desc, r->base)[0], MB_PAGE_BUSY);
   ASSERT_OK(mb__slot_acquire(r, 1, 1, &idx));
   ASSERT_EQ_U64(idx, per_page); /* the first slot of page 1 */
+  mb__broker_stop(&b);
+}
+
+/*
+ * A page a client left locked when it was killed in the middle of committing it (its word says
+ * how far it got: charged) is settled by the next claim that meets it once the OS says the
+ * holder is gone: the commit is finished, charged once, and the claim gets the page's first
+ * slot instead of waiting or skipping it. A lock of a holder that cannot exist (forged) is
+ * skipped by claims and settled by the broker's next tick.
+ */
+TEST(page_of_dead_committer_is_settled) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  mb_au32 *pages;
+  uint64_t idx, ps = mb_os_mem_config()->page_size, per_page, total;
+  test_config(&cfg, "dead");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fake_owners(&b);
+  r = mb__broker_region(&b, "players");
+  pages = mb__region_pages(r->desc, r->base);
+  per_page = ps / r->desc->slot_size;
+  /* Client 5 (entry 4): dead, its process gone; it died after charging page 0. */
+  mb_store64(&b.state->clients[4].word, MB_CLIENT_WORD(MB_CLIENT_DEAD, 1, 0x7FFFFFF0u));
+  total = mb_load64(&b.state->game.committed_total);
+  ASSERT_OK(mb__commit_charge(b.state, ps));
+  mb__region_account(r->desc, (int64_t)ps);
+  mb_store32(&pages[0], MB_PAGE_BUSY | (5u << MB_PAGE_HOLDER_SHIFT) | MB_PAGE_CHARGED);
+  ASSERT_OK(mb__slot_acquire(r, 1, 1, &idx));
+  ASSERT_EQ_U64(idx, 0);
+  ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | 1);
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), ps);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.committed_total), total + ps);
+  ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&b.state->clients[4].word)), MB_CLIENT_DEAD);
+
+  /* Holder 300 cannot exist: claims go past page 1, the broker's tick settles it. */
+  mb_store32(&pages[1], MB_PAGE_BUSY | (300u << MB_PAGE_HOLDER_SHIFT));
+  while (idx + 1 < per_page)
+    ASSERT_OK(mb__slot_acquire(r, 1, 10 + idx, &idx));
+  ASSERT_OK(mb__slot_acquire(r, 1, 100, &idx));
+  ASSERT_EQ_U64(idx, 2 * per_page);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load32(&pages[1]), 0);
+  ASSERT_OK(mb__slot_acquire(r, 1, 101, &idx));
+  ASSERT_EQ_U64(idx, per_page);
+  /* Users forged high are recounted from the owners by compact. */
+  mb_store32(&pages[0], MB_PAGE_COMMITTED | 77);
+  (void)mb__broker_compact(&b, &total);
+  ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | per_page);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), per_page + 2);
   mb__broker_stop(&b);
 }
