@@ -14,7 +14,9 @@
  * (which locks the page too) never decommits a page a slot is being claimed on. Waiting on a
  * busy page is bounded: a claim gives up on a page at once when its holder is out of range or
  * its entry is free, dead, or held by a process the OS says is gone (it goes on with the next
- * page), and after MB_PAGE_BUSY_WAIT_NS in any case.
+ * page), and after MB_PAGE_BUSY_WAIT_NS in any case. The settler of a dead holder's lock is the
+ * broker (every tick, and before a reap) or the holder's successor taking its entry over; both
+ * hold the holder's entry CLAIMED meanwhile, so the holder index cannot lock again under them.
  *
  * Crash points of a claim (slot i on pages P, holder h) and what is found afterwards:
  *  1. before the first lock: nothing changed.
@@ -152,13 +154,12 @@ static int mb__holder_gone(const mb_region_map_t *r, uint32_t h) {
   return id.pid != 0 && mb_os_proc_alive(&id) == 0;
 }
 
-static uint64_t mb__settle_client(mb_region_map_t *r, uint32_t h);
-
 /*
- * Lock page p for `holder`. 0 with *was = the word before (not busy). A lock whose holder is
- * gone (mb__holder_gone) is settled here when the holder's entry can be held (slots.c's top
- * comment); MB_EBUSY (with a message) if the page stays locked: at once when `give_up` and its
- * holder is gone but cannot be settled yet, else after MB_PAGE_BUSY_WAIT_NS.
+ * Lock page p for `holder`. 0 with *was = the word before (not busy); MB_EBUSY (with a
+ * message) if the page stays locked: at once when `give_up` and its holder is gone
+ * (mb__holder_gone), else after MB_PAGE_BUSY_WAIT_NS. Clients never settle another client's
+ * lock (that would mean holding its entry, and a client killed there would hold it in turn):
+ * the broker does, each tick.
  */
 static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int give_up,
                          uint32_t *was) {
@@ -182,17 +183,10 @@ static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int gi
         deadline = now + MB_PAGE_BUSY_WAIT_NS;
         next_check = now;
       }
-      if (now >= next_check && mb__holder_gone(r, MB_PAGE_HOLDER(v))) {
-        /* Its holder died there: settle its pages ourselves when its entry can be held (FREE,
-         * or DEAD with the OS saying it is gone), rather than wait for the broker. */
-        uint32_t h = MB_PAGE_HOLDER(v);
-        if (h >= 1 && h <= r->max_owner && r->state != NULL && mb__settle_client(r, h) != 0) {
-          v = mb_load32(w);
-          continue;
-        }
-        if (give_up)
-          deadline = 0;
-      }
+      /* Its holder died there: a claim goes on to other pages at once; the broker settles
+       * the page at its next tick (a release waits for that). */
+      if (give_up && now >= next_check && mb__holder_gone(r, MB_PAGE_HOLDER(v)))
+        deadline = 0;
       if (deadline == 0 || now > deadline)
         return mb__errorf(MB_EBUSY, 0,
                           "region '%s': page %llu stays locked by holder %u (a process that "
@@ -404,8 +398,11 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
     return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", r->name,
                       (unsigned long long)index, (unsigned)owner);
   mb__range(r, index, &first, &last);
+  /* The broker (a reap, holding the entry CLAIMED) does not wait on a dead holder's page: the
+   * slot stays owned by the freed entry and the next deep repair gives it back. */
   for (p = first; p <= last; p++) {
-    if ((rc = mb__page_lock(r, p, holder, 0, &was[p - first])) != 0) {
+    if ((rc = mb__page_lock(r, p, holder, r->holder == MB_PAGE_HOLDER_BROKER, &was[p - first])) !=
+        0) {
       mb__pages_unlock(r, first, p, was, 0);
       return rc;
     }
@@ -624,10 +621,11 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
   for (i = 0; i < nregions; i++) {
     if (regions[i].base == NULL || regions[i].slot_size == 0)
       continue;
-    /* Pages the entry's process left locked (it died in a claim or release), and those of
-     * other dead processes, which its releases would wait for. */
+    /* Pages the entry's process left locked (it died in a claim or release), and, in the
+     * broker, those of other dead processes, which its releases would wait for. */
     mb__slots_unlock_holder(&regions[i], index + 1);
-    mb__slots_repair(&regions[i], 0, NULL);
+    if (regions[i].holder == MB_PAGE_HOLDER_BROKER)
+      mb__slots_repair(&regions[i], 0, NULL);
     if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
       total += n;
   }

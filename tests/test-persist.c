@@ -441,6 +441,8 @@ TEST(reattach_does_not_double_the_counters) {
   WAIT_FOR(flushed_after(state, t, &h), 30000);
   ASSERT_OK(mb_os_child_kill(&k));
   ASSERT_OK(mb_os_child_wait(&k, 20000, &x));
+  o.timeout_ms = 50;
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING); /* lets go of the dead broker's objects */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 2);
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 3);

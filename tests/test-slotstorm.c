@@ -17,16 +17,16 @@
 
 /* Kills per run: fewer where a process start is slow (Wine) or everything is (sanitizers). */
 #if MB_OS_WIN
-#define STORM_KILLS 40
+#define STORM_KILLS 150
 #elif defined(__SANITIZE_ADDRESS__)
-#define STORM_KILLS 120
+#define STORM_KILLS 300
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define STORM_KILLS 120
+#define STORM_KILLS 300
 #endif
 #endif
 #ifndef STORM_KILLS
-#define STORM_KILLS 300
+#define STORM_KILLS 600
 #endif
 #define STORM_LIVE 3    /* children running at once */
 #define STORM_HELD 6    /* players a thread holds at most */
@@ -115,9 +115,11 @@ CHILD(churn) {
 
 /* ---- the parent ------------------------------------------------------------------------------ */
 
-static int attached(mb_broker_t *b, const char *name) {
+/* Client `name` is attached by process pid (not by the one killed before under that name). */
+static int attached(mb_broker_t *b, const char *name, uint32_t pid) {
   mb_client_entry_t *e = mb_test_entry_named(b->state, name);
-  return e != NULL && MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_ATTACHED;
+  uint64_t w = e != NULL ? mb_load64(&e->word) : 0;
+  return MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED && MB_CLIENT_WORD_PID(w) == pid;
 }
 
 static uint32_t entries_in_use(mb_broker_t *b) {
@@ -177,7 +179,7 @@ static void wait_churning(mb_broker_t *b, int k, const char *probe) {
   int x = -1;
   for (;;) {
     mb__broker_tick(b);
-    if (attached(b, probe))
+    if (attached(b, probe, g_kids[k].pid))
       return;
     if (mb_os_child_wait(&g_kids[k], 0, &x) == 0) {
       g_kid_live[k] = 0;
