@@ -738,12 +738,30 @@ typedef struct pw_stats_s {
 } pw_stats_t;
 
 /*
+ * Region r's geometry from the broker's private copy (mb_region_map_t) into *g, as a
+ * descriptor for the layout helpers: never the shared descriptor, which any game server can
+ * write. Returns g.
+ */
+static const mb_region_desc_t *pf_geometry(const mb_region_map_t *r, mb_region_desc_t *g) {
+  memset(g, 0, sizeof *g);
+  memcpy(g->name, r->name, sizeof g->name);
+  g->size = r->size;
+  g->table_offset = r->table_offset;
+  g->slot_count = r->slot_count;
+  g->slot_size = r->slot_size;
+  g->page_size = r->page_size;
+  g->flags = r->flags;
+  return g;
+}
+
+/*
  * Write region i of the broker into `tmp`: a snapshot of the held slots with the names of
  * their holders, and the pages to restore them (or, without slots, every page not all zero).
  */
 static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_stats_t *out) {
   mb_region_map_t *r = &b->regions[i];
-  mb_region_desc_t *d = r->desc;
+  mb_region_desc_t geo;
+  const mb_region_desc_t *d = pf_geometry(r, &geo);
   mb_state_t *st = b->state;
   mb_persist_region_t in;
   mb_persist_header_t h;
