@@ -241,13 +241,15 @@ static void mb__range(const mb_region_map_t *r, uint64_t i, uint64_t *first, uin
   mb__slot_page_range(i, r->slot_size, r->page_size, first, last);
 }
 
-/* Unlock pages [first, upto) of a slot to was[] (their words before the lock) + delta users. */
-static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, const uint32_t *was,
-                             int delta) {
+/*
+ * Unlock pages [first, upto) of a slot, which we hold locked: each keeps its COMMITTED bit and
+ * user count as the locked word holds them (nobody else changes it meanwhile), users + delta.
+ */
+static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, int delta) {
   mb_au32 *pages = mb__pages(r);
   uint64_t p;
   for (p = first; p < upto; p++) {
-    uint32_t v = was[p - first] & (MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED);
+    uint32_t v = mb_load32(&pages[p]) & (MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED);
     uint32_t users = v & MB_PAGE_USERS_MASK;
     if (delta > 0 && users < MB_PAGE_USERS_MASK)
       v++;
@@ -260,9 +262,6 @@ static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, 
 /* mb__slot_try: the slot was taken by another process meanwhile (not an error code). */
 #define MB__TAKEN 1
 
-/* At most this many pages per slot are locked at once (a slot of 64 KiB on 4 KiB pages). */
-#define MB_SLOT_PAGES_MAX 16
-
 /*
  * Try slot i for `owner`: lock its pages, commit those that are not, take the owner, unlock.
  * 0: ours (*reused: a page held data before). MB__TAKEN: taken by another meanwhile. Else the
@@ -270,26 +269,27 @@ static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, 
  */
 static int mb__slot_try(mb_region_map_t *r, uint64_t i, uint32_t owner, int only_committed,
                         int *reused, uint64_t *bad_page) {
+  mb_au32 *pages = mb__pages(r);
   mb_slot_t *slots = mb__slots(r);
-  uint32_t was[MB_SLOT_PAGES_MAX], holder = mb__holder(r, owner);
+  uint32_t was, holder = mb__holder(r, owner);
   uint64_t first, last, p, expected = 0;
   int rc = 0;
   mb__range(r, i, &first, &last);
   *reused = 0;
   for (p = first; p <= last; p++) {
-    if ((rc = mb__page_lock(r, p, holder, 1, &was[p - first])) != 0) {
+    if ((rc = mb__page_lock(r, p, holder, 1, &was)) != 0) {
       *bad_page = p;
-      mb__pages_unlock(r, first, p, was, 0);
+      mb__pages_unlock(r, first, p, 0);
       return rc;
     }
   }
   if (mb_load64(&slots[i].owner) != 0) {
-    mb__pages_unlock(r, first, last + 1, was, 0);
+    mb__pages_unlock(r, first, last + 1, 0);
     return MB__TAKEN;
   }
   for (p = first; p <= last; p++) {
-    uint32_t locked = MB_PAGE_BUSY | (holder << MB_PAGE_HOLDER_SHIFT);
-    if (was[p - first] & MB_PAGE_COMMITTED) {
+    uint32_t locked = mb_load32(&pages[p]); /* BUSY | holder | users [| COMMITTED] */
+    if (locked & MB_PAGE_COMMITTED) {
       /* Committed through another process's view: where views commit for themselves
        * (Windows), make it usable in ours too; that charges nothing. */
       if (mb_os_mem_config()->view_commit &&
@@ -302,21 +302,20 @@ static int mb__slot_try(mb_region_map_t *r, uint64_t i, uint32_t owner, int only
       rc = MB_ENOSPC;
       break;
     }
-    if ((rc = mb__page_commit_locked(r, p, locked | (was[p - first] & MB_PAGE_USERS_MASK))) != 0)
+    if ((rc = mb__page_commit_locked(r, p, locked)) != 0)
       break;
-    was[p - first] |= MB_PAGE_COMMITTED;
   }
   if (rc != 0) {
     *bad_page = p;
-    mb__pages_unlock(r, first, last + 1, was, 0);
+    mb__pages_unlock(r, first, last + 1, 0);
     return rc == MB_ENOSPC && only_committed ? MB__TAKEN : rc;
   }
   if (!mb_cas64(&slots[i].owner, &expected, owner)) { /* only a forger writes it unlocked */
-    mb__pages_unlock(r, first, last + 1, was, 0);
+    mb__pages_unlock(r, first, last + 1, 0);
     return MB__TAKEN;
   }
   mb_add64(&r->desc->slots_used, 1);
-  mb__pages_unlock(r, first, last + 1, was, +1);
+  mb__pages_unlock(r, first, last + 1, +1);
   return 0;
 }
 
@@ -338,9 +337,6 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
     return mb__errorf(MB_EINVAL, 0, "slot owner %u is out of range", (unsigned)owner);
   if (player_id == UINT64_MAX)
     return mb__errorf(MB_EINVAL, 0, "player id %llu is reserved", (unsigned long long)player_id);
-  if ((r->slot_size + r->page_size - 1) / r->page_size + 1 > MB_SLOT_PAGES_MAX)
-    return mb__errorf(MB_EINVAL, 0, "region '%s': slots of %u bytes span too many pages", r->name,
-                      (unsigned)r->slot_size);
   slots = mb__slots(r);
   per_page = r->page_size / r->slot_size; /* 0 when a slot spans pages */
   /* From the hint up; if that finds nothing, once more from 0 (the hint may have been
@@ -386,7 +382,7 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
 
 int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   mb_slot_t *slots;
-  uint32_t was[MB_SLOT_PAGES_MAX], holder = mb__holder(r, owner);
+  uint32_t was, holder = mb__holder(r, owner);
   uint64_t expected = owner, hint, first, last, p;
   int rc;
 
@@ -401,20 +397,19 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
   /* The broker (a reap, holding the entry CLAIMED) does not wait on a dead holder's page: the
    * slot stays owned by the freed entry and the next deep repair gives it back. */
   for (p = first; p <= last; p++) {
-    if ((rc = mb__page_lock(r, p, holder, r->holder == MB_PAGE_HOLDER_BROKER, &was[p - first])) !=
-        0) {
-      mb__pages_unlock(r, first, p, was, 0);
+    if ((rc = mb__page_lock(r, p, holder, r->holder == MB_PAGE_HOLDER_BROKER, &was)) != 0) {
+      mb__pages_unlock(r, first, p, 0);
       return rc;
     }
   }
   mb_store64(&slots[index].player, 0); /* before the owner: a claimer records its own */
   if (!mb_cas64(&slots[index].owner, &expected, 0)) {
-    mb__pages_unlock(r, first, last + 1, was, 0);
+    mb__pages_unlock(r, first, last + 1, 0);
     return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", r->name,
                       (unsigned long long)index, (unsigned)owner);
   }
   mb_add64(&r->desc->slots_used, (uint64_t)-1);
-  mb__pages_unlock(r, first, last + 1, was, -1);
+  mb__pages_unlock(r, first, last + 1, -1);
   /* Lower the hint to this slot, so claims stay lowest-first. */
   hint = mb_load64(&r->desc->free_hint);
   while (index < hint && !mb_cas64(&r->desc->free_hint, &hint, index)) {
@@ -566,13 +561,13 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
      * holder claims: it attaches first, and claims take the page lock this holds. */
     for (i = 0; i < r->slot_count; i++) {
       uint64_t o = mb_load64_relaxed(&slots[i].owner), first, last, q;
-      uint32_t was[MB_SLOT_PAGES_MAX];
+      uint32_t was;
       int forged = o > r->max_owner;
       if (o == 0 || (!forged && !mb__owner_free(r, o)))
         continue;
       mb__range(r, i, &first, &last);
       for (q = first; q <= last; q++)
-        if (mb__page_lock(r, q, MB_PAGE_HOLDER_BROKER, 1, &was[q - first]) != 0)
+        if (mb__page_lock(r, q, MB_PAGE_HOLDER_BROKER, 1, &was) != 0)
           break;
       if (q > last && (forged || mb__owner_free(r, o)) && mb_cas64(&slots[i].owner, &o, 0)) {
         mb_store64(&slots[i].player, 0);
@@ -581,7 +576,7 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
         else
           res.owners_orphaned++;
       }
-      mb__pages_unlock(r, first, q, was, 0); /* users are recounted below */
+      mb__pages_unlock(r, first, q, 0); /* users are recounted below */
     }
     /* Every page's users from the owners, each page locked while it is counted. */
     for (p = 0; p < npages; p++) {

@@ -28,12 +28,13 @@
 #ifndef STORM_KILLS
 #define STORM_KILLS 600
 #endif
-#define STORM_LIVE 3    /* children running at once */
-#define STORM_HELD 6    /* players a thread holds at most */
-#define STORM_SLOTS 256 /* 1 KiB slots in 256 KiB: 64 pages of 4 KiB */
+#define STORM_LIVE 3              /* children running at once */
+#define STORM_HELD 6              /* players a thread holds at most */
+#define STORM_REGION (256 * 1024) /* 64 pages of 4 KiB */
 
-/* Instance "ss<pid><tag>": players 256 KiB lazy with 1 KiB slots; dead clients reaped fast. */
-static void storm_config(mb_config_t *cfg, const char *tag) {
+/* Instance "ss<pid><tag>": players 256 KiB lazy with slots of slot_size bytes; dead clients
+ * reaped fast. */
+static void storm_config(mb_config_t *cfg, const char *tag, uint32_t slot_size) {
   mb_os_procid_t self;
   mb_os_proc_self(&self);
   mb__config_defaults(cfg);
@@ -41,9 +42,9 @@ static void storm_config(mb_config_t *cfg, const char *tag) {
   cfg->nregions = 1;
   memset(cfg->regions, 0, sizeof cfg->regions);
   snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = STORM_SLOTS * 1024;
+  cfg->regions[0].size = STORM_REGION;
   cfg->regions[0].lazy = 1;
-  cfg->regions[0].slot_size = 1024;
+  cfg->regions[0].slot_size = slot_size;
   cfg->heartbeat_timeout_ms = 0;
   cfg->grace_period_ms = 30; /* a restart under the same name sometimes beats the reap */
   mb__log_open(MB_LOG_ERROR, "");
@@ -142,21 +143,28 @@ static void look(mb_region_map_t *r, truth_t *t) {
   mb_region_desc_t *d = r->desc;
   mb_au32 *pages = mb__region_pages(d, r->base);
   mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t npages = d->size / d->page_size, per = d->page_size / d->slot_size, p, i;
+  uint64_t npages = d->size / d->page_size, p, i, first, last;
+  uint32_t *owned = calloc((size_t)npages, sizeof *owned);
+  ASSERT(owned != NULL);
   memset(t, 0, sizeof *t);
-  for (i = 0; i < d->slot_count; i++)
-    t->owned += mb_load64(&slots[i].owner) != 0;
+  for (i = 0; i < d->slot_count; i++) {
+    if (mb_load64(&slots[i].owner) == 0)
+      continue;
+    t->owned++;
+    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
+    for (p = first; p <= last; p++)
+      owned[p]++; /* a page's users: the used slots that lie on it */
+  }
   for (p = 0; p < npages; p++) {
-    uint32_t v = mb_load32(&pages[p]), users = v & MB_PAGE_USERS_MASK, owned = 0;
-    for (i = p * per; i < (p + 1) * per; i++)
-      owned += mb_load64(&slots[i].owner) != 0;
+    uint32_t v = mb_load32(&pages[p]), users = v & MB_PAGE_USERS_MASK;
     t->busy += (v & MB_PAGE_BUSY) != 0;
     t->committed += (v & MB_PAGE_COMMITTED) != 0;
-    if (users != owned) {
+    if (users != owned[p]) {
       t->users_wrong++;
-      t->users_extra += users - owned;
+      t->users_extra += users - owned[p];
     }
   }
+  free(owned);
 }
 
 /* The children, stopped at exit if a failed assertion ends the test early. */
@@ -197,7 +205,11 @@ static void spawn(mb_os_child_t *k, const char *instance, const char *name, unsi
   ASSERT_OK(mb_test_spawn(k, "churn", instance, name, s, (char *)NULL));
 }
 
-TEST(kills_leave_slots_and_pages_true) {
+/*
+ * The storm with slots of slot_size bytes (1 KiB: four to a page; 8 KiB: each on two pages,
+ * claimed with both locked).
+ */
+static void storm(const char *tag, uint32_t slot_size) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_region_map_t *r;
@@ -209,7 +221,7 @@ TEST(kills_leave_slots_and_pages_true) {
   truth_t t;
   mb_client_t *c;
 
-  storm_config(&cfg, "k");
+  storm_config(&cfg, tag, slot_size);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   r = mb__broker_region(&b, "players");
   ASSERT(r != NULL);
@@ -269,18 +281,27 @@ TEST(kills_leave_slots_and_pages_true) {
 
   /* The full capacity can be had again, by one client, without a page in the way. */
   ASSERT_OK(mb_attach(cfg.instance, "filler", NULL, &c));
-  for (i = 0; i < STORM_SLOTS; i++) {
+  for (i = 0; i < STORM_REGION / slot_size; i++) {
     void *slot;
     ASSERT_OK(mb_player_connect(c, 1000 + i, &slot));
-    memset(slot, 0x11, 1024);
+    memset(slot, 0x11, slot_size);
   }
   look(r, &t);
-  ASSERT_EQ_U64(t.owned, STORM_SLOTS);
-  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), STORM_SLOTS);
+  ASSERT_EQ_U64(t.owned, STORM_REGION / slot_size);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), STORM_REGION / slot_size);
   ASSERT_EQ_U64(t.users_wrong, 0);
   ASSERT_OK(mb_detach(c));
   look(r, &t);
   ASSERT_EQ_U64(t.owned, 0);
   ASSERT_EQ_U64(t.users_wrong, 0);
   mb__broker_stop(&b);
+}
+
+TEST(kills_leave_slots_and_pages_true) {
+  storm("k", 1024);
+}
+
+/* Slots of two pages: a claim holds both page locks; a kill may land between them. */
+TEST(kills_with_slots_over_two_pages) {
+  storm("w", 8192);
 }
