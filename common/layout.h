@@ -60,7 +60,7 @@ enum {
 /*
  * One region of the directory. The region's section holds `size` data bytes at offset 0 and,
  * for a slotted region, a slot table at `table_offset`:
- *   mb_au32 pages[page_count]          per data page: users | MB_PAGE_COMMITTED | MB_PAGE_BUSY
+ *   mb_au32 pages[page_count]          per data page: users | COMMITTED, or locked (BUSY | holder)
  *   (pad to 8)
  *   mb_slot_t slots[slot_count]        per slot: owner and player id
  */
