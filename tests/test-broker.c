@@ -527,10 +527,16 @@ TEST(page_of_dead_committer_is_settled) {
   ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | per_page);
   ASSERT_OK(mb__slot_acquire(r, 1, 101, &idx));
   ASSERT_EQ_U64(idx, per_page);
-  /* Users forged high are recounted from the owners by compact. */
+  /* Users forged high are recounted from the owners by compact; a slot whose owner cannot be
+   * a client (300) or whose owner's entry is free (10) is given back. */
   mb_store32(&pages[0], MB_PAGE_COMMITTED | 77);
+  mb_store64(&mb__region_slots(r->desc, r->base)[per_page + 1].owner, 300);
+  mb_store64(&mb__region_slots(r->desc, r->base)[per_page + 2].owner, 10);
   (void)mb__broker_compact(&b, &total);
   ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | per_page);
+  ASSERT_EQ_U64(mb_load32(&pages[1]), MB_PAGE_COMMITTED | 1);
+  ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 1].owner), 0);
+  ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 2].owner), 0);
   ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), per_page + 2);
   mb__broker_stop(&b);
 }
