@@ -9,6 +9,7 @@
  * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
  * 3 the broker is not running.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ static void usage(FILE *fp) {
               "  config                       the effective configuration (JSON)\n"
               "  set-status running|draining  set the server status game servers see (admin)\n"
               "  set-message TEXT             set the status message, up to 255 bytes (admin)\n"
+              "  set-counter players|npcs N   set a shared counter to N (admin), for counts no\n"
+              "                               game server can put right\n"
               "  compact                      give unused slot pages back to the OS (admin)\n"
               "  map-load NAME PATH           load a GMAP file as map NAME (admin); a relative\n"
               "                               PATH is relative to the broker's config file\n"
@@ -567,6 +570,8 @@ static void print_result(const char *cmd, const cJSON *res, const char *instance
     printf("server status: %s (was %s)\n", str(res, "status"), str(res, "previous"));
   } else if (strcmp(cmd, "set-message") == 0) {
     printf("status message: \"%s\"\n", str(res, "message"));
+  } else if (strcmp(cmd, "set-counter") == 0) {
+    printf("%s: %.0f (was %.0f)\n", str(res, "counter"), num(res, "value"), num(res, "previous"));
   } else if (strcmp(cmd, "compact") == 0) {
     if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(res, "supported")))
       printf("compact: not supported on this platform (nothing freed)\n");
@@ -699,6 +704,23 @@ static cJSON *build_request(int argc, char **argv, long interval_ms) {
       goto usage;
     }
     cJSON_AddStringToObject(args, "status", argv[1]);
+  } else if (strcmp(cmd, "set-counter") == 0) {
+    char *end = NULL;
+    unsigned long long v;
+    if (argc != 3) {
+      fprintf(stderr, "mbctl: set-counter needs two arguments: players or npcs, and a number\n");
+      goto usage;
+    }
+    errno = 0;
+    v = strtoull(argv[2], &end, 10);
+    if (argv[2][0] < '0' || argv[2][0] > '9' || *end != '\0' || errno != 0 ||
+        v > 1000000000000000ull) {
+      fprintf(stderr, "mbctl: set-counter: '%s' is not a whole number from 0 to 1000000000000000\n",
+              argv[2]);
+      goto usage;
+    }
+    cJSON_AddStringToObject(args, "counter", argv[1]);
+    cJSON_AddNumberToObject(args, "value", (double)v);
   } else if (strcmp(cmd, "set-message") == 0) {
     size_t n = 0;
     char *text;

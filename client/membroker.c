@@ -61,14 +61,12 @@ struct mb_client_s {
   /* The block's counts, copied once at attach after mb__state_check: any member of the
    * game servers' group can write the block, so they are never read from it again. */
   uint32_t max_clients, region_count, pool_count;
-  uint64_t region_len[MB_REGIONS_MAX];           /* bytes mapped of each region (for the unmap) */
-  mb_region_desc_t region_fixed[MB_REGIONS_MAX]; /* fixed fields as checked when mapped */
-  uint64_t pool_len[MB_POOLS_MAX];               /* bytes mapped of each pool (for the unmap) */
-  mb_region_map_t regions[MB_REGIONS_MAX];       /* base == NULL until mapped */
-  mb_pool_map_t pools_map[MB_POOLS_MAX];         /* base == NULL until a handle maps it */
-  struct mb_pool_s *pools[MB_POOLS_MAX];         /* handles from mb_pool_open, by pool index */
-  struct mb__tcache_s *tcaches;                  /* every thread's caches of these pools */
-  uint64_t attach_seq;                           /* +1 at each attach: handles remap after it */
+  uint64_t pool_len[MB_POOLS_MAX];         /* bytes mapped of each pool (for the unmap) */
+  mb_region_map_t regions[MB_REGIONS_MAX]; /* base == NULL until mapped */
+  mb_pool_map_t pools_map[MB_POOLS_MAX];   /* base == NULL until a handle maps it */
+  struct mb_pool_s *pools[MB_POOLS_MAX];   /* handles from mb_pool_open, by pool index */
+  struct mb__tcache_s *tcaches;            /* every thread's caches of these pools */
+  uint64_t attach_seq;                     /* +1 at each attach: handles remap after it */
   uint64_t pool_holder;       /* MB_POOL_HOLDER of this attachment: its pool intent records */
   int slot_region;            /* index of the slotted region, -1 if none */
   struct mb_map_s *maps_open; /* handles from mb_map_open not closed yet */
@@ -304,11 +302,19 @@ static int mb__region_map(mb_client_t *c, int i) {
     mb_os_section_close(&r->sec);
     return rc;
   }
-  c->region_len[i] = r->sec.size;
-  memcpy(&c->region_fixed[i], &d, offsetof(mb_region_desc_t, committed));
   r->base = base;
-  r->desc = &c->st->regions[i];
   r->state = c->st;
+  r->holder = 0;
+  r->max_owner = MB_CLIENTS_MAX;
+  /* The geometry from the checked copy into r's private fields (slots.c reads only those),
+   * the whole view as mapped; then r->desc is the live descriptor, for statistics only. */
+  if ((rc = mb__region_bind(r, &d, r->sec.size)) != 0) {
+    mb_os_section_unmap(base, r->sec.size);
+    mb_os_section_close(&r->sec);
+    memset(r, 0, sizeof *r);
+    return rc;
+  }
+  r->desc = &c->st->regions[i];
   return 0;
 }
 
@@ -318,7 +324,7 @@ static void mb__regions_unmap(mb_client_t *c) {
     mb_region_map_t *r = &c->regions[i];
     if (r->base == NULL)
       continue;
-    mb_os_section_unmap(r->base, c->region_len[i]);
+    mb_os_section_unmap(r->base, r->mapped);
     mb_os_section_close(&r->sec);
     memset(r, 0, sizeof *r);
   }
@@ -363,29 +369,32 @@ static void mb__unmap(mb_client_t *c) {
 }
 
 /*
- * After taking an entry over: find the slots it owns, put them in the player map and make
+ * After taking an entry over: settle the pages its previous holder left locked (it died in a
+ * claim or release: slots.c), find the slots it owns, put them in the player map and make
  * their pages usable in this view (a no-op where views need no commit of their own).
  */
 static int mb__adopt_slots(mb_client_t *c) {
   mb_region_map_t *r = &c->regions[c->slot_region];
-  const mb_region_desc_t *d = &c->region_fixed[c->slot_region]; /* checked, never re-read */
-  mb_slot_t *slots = mb__region_slots(d, r->base);
+  mb_slot_t *slots;
   uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
-  for (i = 0; i < d->slot_count; i++) {
+  mb__slots_unlock_holder(r, (uint32_t)owner);
+  slots = (mb_slot_t *)((unsigned char *)r->base + r->table_offset +
+                        (((r->size / r->page_size) * 4 + 7) & ~(uint64_t)7));
+  for (i = 0; i < r->slot_count; i++) {
     uint64_t first, last, p;
     if (mb_load64(&slots[i].owner) != owner)
       continue;
-    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
+    mb__slot_page_range(i, r->slot_size, r->page_size, &first, &last);
     for (p = first; p <= last; p++) {
       if (p == done_page)
         continue;
-      if ((rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
+      if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0)
         return rc;
       done_page = p;
     }
     player1 = mb_load64(&slots[i].player);
-    if (player1 == 0 || mb__pmap_find(c, player1 - 1) != (size_t)-1) {
+    if (player1 == 0 || player1 == UINT64_MAX || mb__pmap_find(c, player1 - 1) != (size_t)-1) {
       /* A claim cut short by a crash (no player recorded yet), or a second slot for one
        * player (not made by this library): give it back. */
       mb__slot_release(r, i, (uint32_t)owner);
@@ -963,44 +972,57 @@ int mb_info(mb_client_t *c, mb_info_t *info) {
   info->last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   info->client_index = c->index;
   if (c->slot_region >= 0) {
-    info->slot_size = c->region_fixed[c->slot_region].slot_size;
-    info->slot_count = c->region_fixed[c->slot_region].slot_count;
+    info->slot_size = c->regions[c->slot_region].slot_size;
+    info->slot_count = c->regions[c->slot_region].slot_count;
   }
   info->slots_held = c->pmap_count;
   rc = mb__state_read_msg(st, info->message);
   return rc < 0 ? rc : 0;
 }
 
-static mb_au64 *mb__counter(mb_client_t *c, int counter) {
+static mb_au64 *mb__counter(mb_client_t *c, int counter, mb_au64 **share) {
   switch (counter) {
   case MB_COUNTER_PLAYERS:
+    *share = &c->entry->added_players;
     return &c->st->game.total_players;
   case MB_COUNTER_NPCS:
+    *share = &c->entry->added_npcs;
     return &c->st->game.total_npcs;
   default:
     return NULL;
   }
 }
 
+/*
+ * Counters and shares. What this client adds is also added to its entry's share
+ * (added_players, added_npcs; kept when a restart takes the entry over), so that persist can
+ * save the counters without what the game servers in the table counted: each counts its
+ * players again when it attaches to a restarted broker, and the restored counters are not
+ * doubled. A freed entry's share stays counted, as nobody's; a set makes the value nobody's
+ * share (every share of that counter is cleared). A kill between the counter's CAS and the
+ * share's add leaves that one delta out of the share (counted as nobody's).
+ */
+
 int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
-  mb_au64 *v;
+  mb_au64 *v, *share;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
-  if ((v = mb__counter(c, counter)) == NULL)
+  if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
   mb_store64(v, value);
+  mb__counter_shares_clear(c->st, counter == MB_COUNTER_NPCS);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   return 0;
 }
 
 int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result) {
-  mb_au64 *v;
+  mb_au64 *v, *share;
   uint64_t old, next;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
-  if ((v = mb__counter(c, counter)) == NULL)
+  if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
   old = mb_load64(v);
   do {
@@ -1009,6 +1031,8 @@ int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result)
                         (unsigned long long)old, (long long)delta);
     next = old + (uint64_t)delta;
   } while (!mb_cas64(v, &old, next));
+  if (mb_load64(&c->entry->word) == c->word) /* the entry is still this attachment's */
+    mb_add64(share, (uint64_t)delta);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   if (result)
     *result = next;
@@ -1043,7 +1067,7 @@ int mb_region(mb_client_t *c, const char *name, void **base, uint64_t *size) {
       return rc;
     *base = c->regions[i].base;
     if (size)
-      *size = c->region_fixed[i].size;
+      *size = c->regions[i].size;
     return 0;
   }
   return mb__errorf(MB_ENOENT, 0, "the broker of instance '%s' has no region '%s'", c->instance,
@@ -1068,11 +1092,11 @@ static int mb__slots_need(mb_client_t *c) {
  * mapped (never the descriptor's, which any member of the group can write): an index past
  * them is MB_ECORRUPT, not a pointer outside the mapping. */
 static int mb__slot_at(mb_client_t *c, uint64_t index, void **slot) {
-  const mb_region_desc_t *d = &c->region_fixed[c->slot_region];
-  if (index >= d->slot_count)
-    return mb__errorf(MB_ECORRUPT, 0, "region '%s': slot %llu past its %llu slots", d->name,
-                      (unsigned long long)index, (unsigned long long)d->slot_count);
-  *slot = c->regions[c->slot_region].base + index * d->slot_size;
+  const mb_region_map_t *r = &c->regions[c->slot_region];
+  if (index >= r->slot_count)
+    return mb__errorf(MB_ECORRUPT, 0, "region '%s': slot %llu past its %llu slots", r->name,
+                      (unsigned long long)index, (unsigned long long)r->slot_count);
+  *slot = r->base + index * r->slot_size;
   return 0;
 }
 

@@ -60,7 +60,7 @@ enum {
 /*
  * One region of the directory. The region's section holds `size` data bytes at offset 0 and,
  * for a slotted region, a slot table at `table_offset`:
- *   mb_au32 pages[page_count]          per data page: users | MB_PAGE_COMMITTED | MB_PAGE_BUSY
+ *   mb_au32 pages[page_count]          per data page: users | COMMITTED, or locked (BUSY | holder)
  *   (pad to 8)
  *   mb_slot_t slots[slot_count]        per slot: owner and player id
  */
@@ -83,10 +83,21 @@ typedef struct mb_region_desc_s {
   mb_au64 reserved1;
 } mb_region_desc_t;
 
-/* Page word of a slotted region. */
-#define MB_PAGE_USERS_MASK 0x00FFFFFFu
-#define MB_PAGE_COMMITTED (1u << 30)
-#define MB_PAGE_BUSY (1u << 31) /* being committed or decommitted: wait */
+/*
+ * Page word of a slotted region (slots.c has the protocol). Not busy: users (slots in use that
+ * lie on the page) | COMMITTED. Busy: the page is locked for a moment by the process named in
+ * HOLDER (a client's table index + 1, or MB_PAGE_HOLDER_BROKER) while it claims or releases a
+ * slot on it, commits it or decommits it; CHARGED and COMMITTED then say how far a commit got,
+ * so the lock of a holder that died can be undone or finished by whoever clears it.
+ */
+#define MB_PAGE_USERS_MASK 0x0000FFFFu
+#define MB_PAGE_HOLDER_SHIFT 16
+#define MB_PAGE_HOLDER_MASK (0x1FFu << MB_PAGE_HOLDER_SHIFT)
+#define MB_PAGE_HOLDER(v) (((v) >> MB_PAGE_HOLDER_SHIFT) & 0x1FFu)
+#define MB_PAGE_HOLDER_BROKER 0x1FFu
+#define MB_PAGE_CHARGED (1u << 29)   /* busy: its commit is charged (commit total, region) */
+#define MB_PAGE_COMMITTED (1u << 30) /* the page holds memory */
+#define MB_PAGE_BUSY (1u << 31)      /* locked by HOLDER: wait (bounded) */
 
 /* Slot entry of a slotted region. owner: 0 free, else client table index + 1. player: the
  * player's id + 1, set once the slot's bytes are clear (0: none yet, a claim cut short). */
@@ -157,7 +168,13 @@ typedef struct mb_client_entry_s {
   mb_au64 name[MB_CLIENT_NAME_MAX / 8]; /* NUL-terminated UTF-8, copied word by word */
   mb_au32 dead_reason;                  /* enum mb_client_dead_reason, with DEAD */
   mb_au32 takeovers;                    /* times the entry was taken over by a restart */
-  mb_au64 reserved[5];
+  mb_au64 reserved[3];
+  /* What this attachment's holder added to the shared counters (mb_counter_add), net, as
+   * signed 64-bit values: left out of what persist saves, since a game server counts its
+   * players again when it attaches to a new broker (a new generation). Kept across a takeover,
+   * cleared with the entry and by a set of the counter. */
+  mb_au64 added_players;
+  mb_au64 added_npcs;
 } mb_client_entry_t;
 
 /* mb_pool_desc_t.flags */
@@ -377,6 +394,8 @@ MB_LAYOUT_ASSERT(sizeof(mb_slot_t) == 16, "slot size");
 MB_LAYOUT_ASSERT(sizeof(mb_client_entry_t) == 128, "client entry size");
 MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, name) == 48, "client name offset");
 MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, dead_reason) == 80, "client dead reason offset");
+MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, added_players) == 112, "client counter shares");
+MB_LAYOUT_ASSERT(MB_CLIENTS_MAX < MB_PAGE_HOLDER_BROKER, "a page holder fits its field");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, generation) == 56, "generation offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, game) == 64, "game state on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg) == 128, "message on its own line");

@@ -1,11 +1,58 @@
 /*
  * slots.c - lock-free player slots (see slots.h).
+ *
+ * Owns the slot table of a slotted region: claims, releases, page commits, compaction, and the
+ * settling of what a process killed in the middle of one of them left behind. Never trusts the
+ * table: owners, player ids and page words are range-checked where they are read, and the
+ * geometry comes from the private copy in mb_region_map_t.
+ *
+ * Page locks. Every change of a slot's owner is made while each page the slot lies on is
+ * locked: its word is moved by CAS from a value without BUSY to BUSY | holder (the claimer's
+ * client index + 1, or MB_PAGE_HOLDER_BROKER), and unlocked by one store of the new value
+ * (users +-1, COMMITTED). Pages of one slot are locked in ascending order. So, whenever a
+ * page is not busy, its user count is exactly the number of owned slots on it, and compaction
+ * (which locks the page too) never decommits a page a slot is being claimed on. Waiting on a
+ * busy page is bounded: a claim gives up on a page at once when its holder is out of range or
+ * its entry is free, dead, or held by a process the OS says is gone (it goes on with the next
+ * page), and after MB_PAGE_BUSY_WAIT_NS in any case. The settler of a dead holder's lock is the
+ * broker (every tick, and before a reap) or the holder's successor taking its entry over; both
+ * hold the holder's entry CLAIMED meanwhile, so the holder index cannot lock again under them.
+ *
+ * Crash points of a claim (slot i on pages P, holder h) and what is found afterwards:
+ *  1. before the first lock: nothing changed.
+ *  2. some pages of P locked, owner still 0: those pages are BUSY|h with users unchanged. The
+ *     settler (mb__slots_unlock_holder: the broker once the OS says h's process is gone, or
+ *     h's successor taking the entry over) recounts users from the owners (unchanged) and
+ *     clears the lock.
+ *  3. committing page p (locked, was uncommitted): the holder charges the page (commit total,
+ *     region committed), stores CHARGED, commits, stores COMMITTED, all still BUSY.
+ *       - killed before the charge: BUSY|h, nothing charged: the settler stores 0.
+ *       - killed between the charge and the CHARGED store (two atomic adds and a store: a few
+ *         instructions): the settler takes the page as uncharged; the commit totals stay one
+ *         page high. This is the one window left: two counters cannot change with one CAS.
+ *       - CHARGED, maybe committed: the settler commits the page itself (idempotent) and marks
+ *         it COMMITTED, or, if that fails, takes the charge back and stores 0.
+ *       - COMMITTED: the settler keeps it committed and counts its users.
+ *  4. owner CAS done, pages still locked: the settler counts the new owner on every page of
+ *     the slot (users + 1 each), and the slot belongs to h: freed when h is reaped, or
+ *     taken back by h's successor (no player recorded yet: given back by mb__adopt_slots).
+ *  5. some pages unlocked (users + 1), the rest locked: settled as in 4; the count is the
+ *     same either way.
+ *  6. all unlocked, player id not stored yet: an owned slot without a player, as in 4.
+ * A release (locks, player 0, owner CAS to 0, slots_used - 1, unlocks with users - 1) is the
+ * mirror: before the owner CAS the slot is still h's (freed at reap), after it the settler's
+ * count leaves it out. slots_used is a statistic changed next to the owner CAS; a kill between
+ * the two leaves it one off until the broker sets it from the owners (every reap, compact and
+ * deep repair: mb__slots_repair).
+ * Compaction (the broker) locks a committed page without users, decommits it and stores 0; a
+ * broker killed there leaves BUSY|broker, which the next broker never sees (regions are made
+ * afresh at start; a restored page is written by the restore).
  */
 #include "slots.h"
 
 #include <string.h>
 
-/* How long a claim waits for a page another process holds busy. */
+/* How long a claim or release waits at most for a page another process holds locked. */
 #define MB_PAGE_BUSY_WAIT_NS (2000u * 1000000u)
 
 void mb__region_account(mb_region_desc_t *d, int64_t delta) {
@@ -23,6 +70,51 @@ int mb__commit_charge(mb_state_t *st, uint64_t bytes) {
   return 0;
 }
 
+int mb__region_bind(mb_region_map_t *r, mb_region_desc_t *d, uint64_t mapped) {
+  uint64_t size = d->size, count = d->slot_count, off = d->table_offset;
+  uint32_t ss = d->slot_size, ps = d->page_size;
+  char name[MB_REGION_NAME_MAX];
+  const char *bad = NULL;
+  memcpy(name, d->name, sizeof name);
+  name[sizeof name - 1] = '\0';
+  if (ps == 0 || (ps & (ps - 1)) != 0)
+    bad = "its page size is not a power of two";
+  else if (size == 0 || size % ps != 0 || size > mapped)
+    bad = "its size is not a whole number of pages inside the section";
+  else if (ss != 0 && (count != size / ss || count == 0 || off != size ||
+                       off + mb__region_table_size(size, ps, count, 1) > mapped))
+    bad = "its slot table does not fit the section";
+  else if (ss != 0 && (uint64_t)ps / ss > MB_PAGE_USERS_MASK)
+    bad = "its slots are too small for the page word";
+  if (bad != NULL)
+    return mb__errorf(MB_EVERSION, 0, "region '%s': the descriptor does not add up: %s", name, bad);
+  r->desc = d;
+  r->size = size;
+  r->slot_count = ss ? count : 0;
+  r->table_offset = ss ? off : 0;
+  r->mapped = mapped;
+  r->slot_size = ss;
+  r->page_size = ps;
+  r->flags = d->flags;
+  if (r->max_owner == 0 || r->max_owner > MB_CLIENTS_MAX)
+    r->max_owner = MB_CLIENTS_MAX;
+  memcpy(r->name, name, sizeof name);
+  return 0;
+}
+
+static mb_au32 *mb__pages(const mb_region_map_t *r) {
+  return (mb_au32 *)(r->base + r->table_offset);
+}
+
+static mb_slot_t *mb__slots(const mb_region_map_t *r) {
+  uint64_t pages = r->size / r->page_size;
+  return (mb_slot_t *)(r->base + r->table_offset + ((pages * 4 + 7) & ~(uint64_t)7));
+}
+
+static uint32_t mb__holder(const mb_region_map_t *r, uint32_t owner) {
+  return r->holder ? r->holder : owner;
+}
+
 /* mb__commit_charge for a region's commit, with the message. */
 static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
   if (mb__commit_charge(r->state, bytes) == 0)
@@ -30,224 +122,489 @@ static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
   return mb__errorf(MB_ENOSPC, 0,
                     "region '%s': committing %llu more bytes would pass limits.max_committed "
                     "(%llu)",
-                    r->desc->name, (unsigned long long)bytes,
+                    r->name, (unsigned long long)bytes,
                     (unsigned long long)mb_load64(&r->state->game.commit_limit));
 }
 
+static void mb__uncharge(mb_region_map_t *r) {
+  mb_add64(&r->state->game.committed_total, (uint64_t)0 - r->page_size);
+  mb__region_account(r->desc, -(int64_t)r->page_size);
+}
+
 /*
- * Take one user reference on page p, committing it first if nobody has. *was_committed tells
- * whether the page held data before (then a reused slot must be cleared).
+ * Whether holder h of a busy page can no longer be waited for: out of range, or its entry is
+ * free or dead, or its process is gone. The broker (h == MB_PAGE_HOLDER_BROKER) is waited for.
  */
-static int mb__page_get(mb_region_map_t *r, uint64_t p, int *was_committed) {
-  mb_region_desc_t *d = r->desc;
-  mb_au32 *w = &mb__region_pages(d, r->base)[p];
+static int mb__holder_gone(const mb_region_map_t *r, uint32_t h) {
+  const mb_client_entry_t *e;
+  mb_os_procid_t id;
+  uint64_t w;
+  uint32_t s;
+  if (h == MB_PAGE_HOLDER_BROKER)
+    return 0;
+  if (h == 0 || h > MB_CLIENTS_MAX || r->state == NULL)
+    return 1;
+  e = &r->state->clients[h - 1];
+  w = mb_load64(&e->word);
+  s = MB_CLIENT_WORD_STATE(w);
+  if (s != MB_CLIENT_ATTACHED && s != MB_CLIENT_CLAIMED)
+    return 1;
+  id.pid = MB_CLIENT_WORD_PID(w);
+  id.start_time = mb_load64(&e->start_time);
+  return id.pid != 0 && mb_os_proc_alive(&id) == 0;
+}
+
+/*
+ * Lock page p for `holder`. 0 with *was = the word before (not busy); MB_EBUSY (with a
+ * message) if the page stays locked: at once when `give_up` and its holder is gone
+ * (mb__holder_gone), else after MB_PAGE_BUSY_WAIT_NS. Clients never settle another client's
+ * lock (that would mean holding its entry, and a client killed there would hold it in turn):
+ * the broker does, each tick.
+ */
+static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int give_up,
+                         uint32_t *was) {
+  mb_au32 *w = &mb__pages(r)[p];
   uint32_t v = mb_load32(w);
   unsigned spins = 0;
-  uint64_t deadline = 0;
+  uint64_t deadline = 0, next_check = 0;
   for (;;) {
-    if (v & MB_PAGE_BUSY) {
-      /* Another process commits or decommits it: a few µs. Back off after a while; a page
-       * that stays busy belongs to a process that died mid-commit, and waiting longer
-       * would hang this one. */
-      if (++spins > 1000) {
-        uint64_t now = mb_os_mono_ns();
-        if (deadline == 0)
-          deadline = now + MB_PAGE_BUSY_WAIT_NS;
-        else if (now > deadline)
-          return mb__errorf(MB_EBUSY, 0,
-                            "region '%s': page %llu stays busy (a process died "
-                            "while committing it?)",
-                            d->name, (unsigned long long)p);
-        mb_os_sleep_ms(1);
-      }
-      v = mb_load32(w);
-      continue;
-    }
-    if (v & MB_PAGE_COMMITTED) {
-      if (mb_cas32(w, &v, v + 1)) {
-        /* Committed through another process's view: where views commit for themselves
-         * (Windows), make it usable in ours too; that charges nothing. */
-        if (mb_os_mem_config()->view_commit) {
-          int rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size);
-          if (rc != 0) {
-            mb_add32(w, (uint32_t)-1);
-            return rc;
-          }
-        }
-        *was_committed = 1;
+    if (!(v & MB_PAGE_BUSY)) {
+      if (mb_cas32(w, &v,
+                   (v & ~MB_PAGE_HOLDER_MASK) | MB_PAGE_BUSY | (holder << MB_PAGE_HOLDER_SHIFT))) {
+        *was = v & ~MB_PAGE_HOLDER_MASK;
         return 0;
       }
       continue;
     }
-    if (mb_cas32(w, &v, v | MB_PAGE_BUSY)) {
-      int rc = mb__charge(r, d->page_size);
-      if (rc == 0 &&
-          (rc = mb_os_section_commit(&r->sec, r->base, p * d->page_size, d->page_size)) != 0)
-        mb_add64(&r->state->game.committed_total, (uint64_t)0 - d->page_size);
-      if (rc != 0) {
-        mb_add64(&d->commit_failures, 1);
-        mb_store32(w, v); /* back to uncommitted, not busy */
-        return rc;
+    /* Held for a moment normally (a commit is the longest: a system call). */
+    if (++spins > 200) {
+      uint64_t now = mb_os_mono_ns();
+      if (deadline == 0) {
+        deadline = now + MB_PAGE_BUSY_WAIT_NS;
+        next_check = now;
       }
-      mb__region_account(d, (int64_t)d->page_size);
-      mb_store32(w, (v | MB_PAGE_COMMITTED) + 1);
-      *was_committed = 0;
-      return 0;
+      /* Its holder died there: a claim goes on to other pages at once; the broker settles
+       * the page at its next tick (a release waits for that). */
+      if (give_up && now >= next_check && mb__holder_gone(r, MB_PAGE_HOLDER(v)))
+        deadline = 0;
+      if (deadline == 0 || now > deadline)
+        return mb__errorf(MB_EBUSY, 0,
+                          "region '%s': page %llu stays locked by holder %u (a process that "
+                          "died there is settled by the broker)",
+                          r->name, (unsigned long long)p, (unsigned)MB_PAGE_HOLDER(v));
+      if (now >= next_check)
+        next_check = now + 10u * 1000000u;
+      mb_os_sleep_ms(1);
     }
+    v = mb_load32(w);
   }
 }
 
-/* Drop one user reference on page p (the page stays committed until compaction). */
-static void mb__page_put(mb_region_map_t *r, uint64_t p) {
-  mb_add32(&mb__region_pages(r->desc, r->base)[p], (uint32_t)-1);
-}
-
-/* Take the page references of slot i (all or none); *reused: a page held data before. */
-static int mb__slot_pages_get(mb_region_map_t *r, uint64_t i, int *reused) {
-  uint64_t p, first, last;
-  int rc;
-  *reused = 0;
-  mb__slot_page_range(i, r->desc->slot_size, r->desc->page_size, &first, &last);
-  for (p = first; p <= last; p++) {
-    int was = 0;
-    if ((rc = mb__page_get(r, p, &was)) != 0) {
-      while (p-- > first)
-        mb__page_put(r, p);
-      return rc;
-    }
-    *reused |= was;
-  }
-  return 0;
-}
-
-static void mb__slot_pages_put(mb_region_map_t *r, uint64_t i) {
-  uint64_t p, first, last;
-  mb__slot_page_range(i, r->desc->slot_size, r->desc->page_size, &first, &last);
-  for (p = first; p <= last; p++)
-    mb__page_put(r, p);
+/* Owned slots lying on page p. Forged owners count: they are freed by a deep repair. */
+static uint32_t mb__page_truth(const mb_region_map_t *r, uint64_t p) {
+  mb_slot_t *slots = mb__slots(r);
+  uint64_t first = p * r->page_size / r->slot_size;
+  uint64_t last = ((p + 1) * r->page_size - 1) / r->slot_size, i;
+  uint32_t n = 0;
+  if (last >= r->slot_count)
+    last = r->slot_count - 1;
+  for (i = first; i <= last; i++)
+    n += mb_load64(&slots[i].owner) != 0;
+  return n;
 }
 
 /*
- * Invariant: a slot's owner is set only while its page references are held. So the page
- * references are taken first and the owner is claimed last; a process that dies in between
- * leaks a page reference (that page is never compacted) but never leaves an owner whose
- * release would drop references nobody took. The player is recorded (as id + 1) only once
- * the slot's bytes are clear, so a claim cut short leaves an owned slot with no player,
- * which the owner's next attach gives back (mb__slot_release), never a phantom player.
- *
- * A page that cannot be had (another process died while committing it, or the commit was
- * refused) does not stop the search: the claim goes on past it and fails with that error
- * only if no slot at all could be had.
+ * Commit page p, locked by us (word BUSY | holder bits `locked`, not committed): charge,
+ * CHARGED, commit, COMMITTED - the steps the settler reads back.
+ */
+static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locked) {
+  mb_au32 *w = &mb__pages(r)[p];
+  int rc;
+  if ((rc = mb__charge(r, r->page_size)) != 0) {
+    mb_add64(&r->desc->commit_failures, 1);
+    return rc;
+  }
+  mb__region_account(r->desc, (int64_t)r->page_size);
+  mb_store32(w, locked | MB_PAGE_CHARGED);
+  if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0) {
+    mb_store32(w, locked);
+    mb__uncharge(r);
+    mb_add64(&r->desc->commit_failures, 1);
+    return rc;
+  }
+  mb_store32(w, locked | MB_PAGE_COMMITTED);
+  return 0;
+}
+
+/* The pages [*first, *last] of slot i. */
+static void mb__range(const mb_region_map_t *r, uint64_t i, uint64_t *first, uint64_t *last) {
+  mb__slot_page_range(i, r->slot_size, r->page_size, first, last);
+}
+
+/*
+ * Unlock pages [first, upto) of a slot, which we hold locked: each keeps its COMMITTED bit and
+ * user count as the locked word holds them (nobody else changes it meanwhile), users + delta.
+ */
+static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, int delta) {
+  mb_au32 *pages = mb__pages(r);
+  uint64_t p;
+  for (p = first; p < upto; p++) {
+    uint32_t v = mb_load32(&pages[p]) & (MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED);
+    uint32_t users = v & MB_PAGE_USERS_MASK;
+    if (delta > 0 && users < MB_PAGE_USERS_MASK)
+      v++;
+    else if (delta < 0 && users > 0)
+      v--;
+    mb_store32(&pages[p], v);
+  }
+}
+
+/* mb__slot_try: the slot was taken by another process meanwhile (not an error code). */
+#define MB__TAKEN 1
+
+/*
+ * Try slot i for `owner`: lock its pages, commit those that are not, take the owner, unlock.
+ * 0: ours (*reused: a page held data before). MB__TAKEN: taken by another meanwhile. Else the
+ * error of the page that could not be had (*bad_page receives it).
+ */
+static int mb__slot_try(mb_region_map_t *r, uint64_t i, uint32_t owner, int only_committed,
+                        int *reused, uint64_t *bad_page) {
+  mb_au32 *pages = mb__pages(r);
+  mb_slot_t *slots = mb__slots(r);
+  uint32_t was, holder = mb__holder(r, owner);
+  uint64_t first, last, p, expected = 0;
+  int rc = 0;
+  mb__range(r, i, &first, &last);
+  *reused = 0;
+  for (p = first; p <= last; p++) {
+    if ((rc = mb__page_lock(r, p, holder, 1, &was)) != 0) {
+      *bad_page = p;
+      mb__pages_unlock(r, first, p, 0);
+      return rc;
+    }
+  }
+  if (mb_load64(&slots[i].owner) != 0) {
+    mb__pages_unlock(r, first, last + 1, 0);
+    return MB__TAKEN;
+  }
+  for (p = first; p <= last; p++) {
+    uint32_t locked = mb_load32(&pages[p]); /* BUSY | holder | users [| COMMITTED] */
+    if (locked & MB_PAGE_COMMITTED) {
+      /* Committed through another process's view: where views commit for themselves
+       * (Windows), make it usable in ours too; that charges nothing. */
+      if (mb_os_mem_config()->view_commit &&
+          (rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0)
+        break;
+      *reused = 1;
+      continue;
+    }
+    if (only_committed) {
+      rc = MB_ENOSPC;
+      break;
+    }
+    if ((rc = mb__page_commit_locked(r, p, locked)) != 0)
+      break;
+  }
+  if (rc != 0) {
+    *bad_page = p;
+    mb__pages_unlock(r, first, last + 1, 0);
+    return rc == MB_ENOSPC && only_committed ? MB__TAKEN : rc;
+  }
+  if (!mb_cas64(&slots[i].owner, &expected, owner)) { /* only a forger writes it unlocked */
+    mb__pages_unlock(r, first, last + 1, 0);
+    return MB__TAKEN;
+  }
+  mb_add64(&r->desc->slots_used, 1);
+  mb__pages_unlock(r, first, last + 1, +1);
+  return 0;
+}
+
+/*
+ * A page that cannot be had (its holder died while it held it locked, or the commit was
+ * refused) does not stop the search: the claim goes on past it and fails with that error only
+ * if no slot at all could be had. The player is recorded (as id + 1) only once the slot's bytes
+ * are clear, so a claim cut short leaves an owned slot with no player, which the owner's next
+ * attach gives back, never a phantom player.
  */
 int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uint64_t *index) {
-  mb_region_desc_t *d = r->desc;
   mb_slot_t *slots;
-  mb_au32 *pages;
   uint64_t i = 0, start, hint, per_page;
   int reused = 0, rc, pass, err = 0;
 
-  if (d->slot_size == 0)
-    return mb__errorf(MB_EINVAL, 0, "region '%s' has no player slots", d->name);
-  if (owner == 0)
-    return mb__errorf(MB_EINVAL, 0, "slot owner 0 is reserved for free slots");
+  if (r->slot_size == 0)
+    return mb__errorf(MB_EINVAL, 0, "region '%s' has no player slots", r->name);
+  if (owner == 0 || owner > MB_CLIENTS_MAX)
+    return mb__errorf(MB_EINVAL, 0, "slot owner %u is out of range", (unsigned)owner);
   if (player_id == UINT64_MAX)
     return mb__errorf(MB_EINVAL, 0, "player id %llu is reserved", (unsigned long long)player_id);
-  slots = mb__region_slots(d, r->base);
-  pages = mb__region_pages(d, r->base);
-  per_page = d->page_size / d->slot_size; /* 0 when a slot spans pages */
+  slots = mb__slots(r);
+  per_page = r->page_size / r->slot_size; /* 0 when a slot spans pages */
   /* From the hint up; if that finds nothing, once more from 0 (the hint may have been
    * raised past a slot freed meanwhile), so "full" is only said after every slot was seen. */
-  hint = start = mb_load64(&d->free_hint);
-  if (start >= d->slot_count)
+  hint = start = mb_load64(&r->desc->free_hint);
+  if (start >= r->slot_count)
     start = 0;
   for (pass = start == 0 ? 1 : 0; pass < 2; pass++) {
-    for (i = pass == 0 ? start : 0; i < d->slot_count; i++) {
-      uint64_t expected = 0, first, last, p;
+    for (i = pass == 0 ? start : 0; i < r->slot_count; i++) {
+      uint64_t bad = 0;
       if (mb_load64_relaxed(&slots[i].owner) != 0)
         continue;
-      mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
-      if (err == MB_ENOSPC) {
-        /* A commit was refused: only slots on pages committed already can be had now. */
-        for (p = first; p <= last && (mb_load32(&pages[p]) & MB_PAGE_COMMITTED); p++) {
-        }
-        if (p <= last)
-          continue;
-      }
-      if ((rc = mb__slot_pages_get(r, i, &reused)) != 0) {
-        if (err == 0 || rc == MB_ENOSPC)
-          err = rc;
-        /* Go on after the page that failed: the last slot that starts on it is skipped. */
-        if (per_page)
-          i = (last + 1) * per_page - 1;
-        continue;
-      }
-      mb_add64(&d->slots_used, 1);
-      if (mb_cas64(&slots[i].owner, &expected, owner))
+      rc = mb__slot_try(r, i, owner, err == MB_ENOSPC, &reused, &bad);
+      if (rc == 0)
         break;
-      /* Taken by another process meanwhile: give the references back, look further. */
-      mb_add64(&d->slots_used, (uint64_t)-1);
-      mb__slot_pages_put(r, i);
+      if (rc == MB__TAKEN)
+        continue;
+      if (err == 0 || rc == MB_ENOSPC)
+        err = rc;
+      /* Go on after the page that failed: the last slot that starts on it is skipped. */
+      if (per_page && (bad + 1) * per_page - 1 > i)
+        i = (bad + 1) * per_page - 1;
     }
-    if (i < d->slot_count)
+    if (i < r->slot_count)
       break;
   }
-  if (i >= d->slot_count) {
+  if (i >= r->slot_count) {
     if (err != 0)
       return err; /* its detail message says which page and why */
-    return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", d->name,
-                      (unsigned long long)d->slot_count);
+    return mb__errorf(MB_EFULL, 0, "region '%s': all %llu slots are taken", r->name,
+                      (unsigned long long)r->slot_count);
   }
   /* The slots this scan passed below i were taken: the next claim may start after i. A CAS
    * from the value read at the start, so a release that lowered the hint meanwhile wins. */
-  mb_cas64(&d->free_hint, &hint, i + 1);
+  mb_cas64(&r->desc->free_hint, &hint, i + 1);
   /* Fresh pages are zero; a page that held data may hold a former player's bytes. */
   if (reused)
-    memset(mb__slot_ptr(r, i), 0, d->slot_size);
+    memset(mb__slot_ptr(r, i), 0, r->slot_size);
   mb_store64(&slots[i].player, player_id + 1);
   *index = i;
   return 0;
 }
 
 int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
-  mb_region_desc_t *d = r->desc;
-  mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t expected = owner, hint;
+  mb_slot_t *slots;
+  uint32_t was, holder = mb__holder(r, owner);
+  uint64_t expected = owner, hint, first, last, p;
+  int rc;
 
-  if (d->slot_size == 0 || index >= d->slot_count)
-    return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", d->name,
+  if (r->slot_size == 0 || index >= r->slot_count)
+    return mb__errorf(MB_ERANGE, 0, "region '%s': no slot %llu", r->name,
                       (unsigned long long)index);
-  if (mb_load64(&slots[index].owner) != owner)
-    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", d->name,
+  slots = mb__slots(r);
+  if (owner == 0 || mb_load64(&slots[index].owner) != owner)
+    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", r->name,
                       (unsigned long long)index, (unsigned)owner);
+  mb__range(r, index, &first, &last);
+  /* The broker (a reap, holding the entry CLAIMED) does not wait on a dead holder's page: the
+   * slot stays owned by the freed entry and the next deep repair gives it back. */
+  for (p = first; p <= last; p++) {
+    if ((rc = mb__page_lock(r, p, holder, r->holder == MB_PAGE_HOLDER_BROKER, &was)) != 0) {
+      mb__pages_unlock(r, first, p, 0);
+      return rc;
+    }
+  }
   mb_store64(&slots[index].player, 0); /* before the owner: a claimer records its own */
-  if (!mb_cas64(&slots[index].owner, &expected, 0))
-    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", d->name,
+  if (!mb_cas64(&slots[index].owner, &expected, 0)) {
+    mb__pages_unlock(r, first, last + 1, 0);
+    return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", r->name,
                       (unsigned long long)index, (unsigned)owner);
-  mb_add64(&d->slots_used, (uint64_t)-1);
-  mb__slot_pages_put(r, index);
+  }
+  mb_add64(&r->desc->slots_used, (uint64_t)-1);
+  mb__pages_unlock(r, first, last + 1, -1);
   /* Lower the hint to this slot, so claims stay lowest-first. */
-  hint = mb_load64(&d->free_hint);
-  while (index < hint && !mb_cas64(&d->free_hint, &hint, index)) {
+  hint = mb_load64(&r->desc->free_hint);
+  while (index < hint && !mb_cas64(&r->desc->free_hint, &hint, index)) {
   }
   return 0;
 }
 
 int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) {
-  mb_region_desc_t *d = r->desc;
   mb_slot_t *slots;
   uint64_t i, n = 0;
-  if (d->slot_size == 0) {
+  if (r->slot_size == 0 || owner == 0) {
     if (count)
       *count = 0;
     return 0;
   }
-  slots = mb__region_slots(d, r->base);
-  for (i = 0; i < d->slot_count; i++)
+  slots = mb__slots(r);
+  for (i = 0; i < r->slot_count; i++)
     if (mb_load64_relaxed(&slots[i].owner) == owner && mb__slot_release(r, i, owner) == 0)
       n++;
   if (count)
     *count = n;
   return 0;
+}
+
+/*
+ * Settle page p whose word was `v` (BUSY, holder gone): take the lock over as holder `as` by
+ * CAS from exactly v, finish or undo its commit as CHARGED / COMMITTED say, count its users from
+ * the owners and unlock. 1 if it did. (A settler that dies here leaves the page locked by `as`,
+ * settled again like any other.)
+ */
+static int mb__page_settle(mb_region_map_t *r, uint64_t p, uint32_t v, uint32_t as) {
+  mb_au32 *w = &mb__pages(r)[p];
+  uint32_t mine = MB_PAGE_BUSY | (as << MB_PAGE_HOLDER_SHIFT);
+  uint32_t users, out;
+  uint64_t first, hint;
+  int committed;
+  if (!mb_cas32(w, &v, mine | (v & (MB_PAGE_CHARGED | MB_PAGE_COMMITTED))))
+    return 0;
+  committed = (v & MB_PAGE_COMMITTED) != 0;
+  if (!committed && (v & MB_PAGE_CHARGED)) {
+    /* Charged, maybe committed: finish it (a commit of committed memory is a no-op). */
+    if (mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size) == 0)
+      committed = 1;
+    else
+      mb__uncharge(r);
+  }
+  users = mb__page_truth(r, p);
+  if (users != 0 && !committed) {
+    /* Owned slots on a page that was never committed: only a forger makes that; the slots'
+     * holders need their memory, so commit it (charged) rather than leave them unbacked. */
+    if (mb__charge(r, r->page_size) == 0) {
+      if (mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size) == 0) {
+        mb__region_account(r->desc, (int64_t)r->page_size);
+        committed = 1;
+      } else {
+        mb_add64(&r->state->game.committed_total, (uint64_t)0 - r->page_size);
+      }
+    }
+  }
+  out = (committed ? MB_PAGE_COMMITTED : 0) |
+        (users > MB_PAGE_USERS_MASK ? MB_PAGE_USERS_MASK : users);
+  mb_store32(w, out);
+  /* Claims went past this page while it was locked: let the next start at it again. */
+  first = p * r->page_size / r->slot_size;
+  hint = mb_load64(&r->desc->free_hint);
+  while (first < hint && !mb_cas64(&r->desc->free_hint, &hint, first)) {
+  }
+  return 1;
+}
+
+uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder) {
+  mb_au32 *pages;
+  uint64_t p, npages, n = 0;
+  if (r->base == NULL || r->slot_size == 0)
+    return 0;
+  pages = mb__pages(r);
+  npages = r->size / r->page_size;
+  for (p = 0; p < npages; p++) {
+    uint32_t v = mb_load32_relaxed(&pages[p]);
+    if ((v & MB_PAGE_BUSY) && MB_PAGE_HOLDER(v) == holder)
+      n += (uint64_t)mb__page_settle(r, p, v, holder);
+  }
+  return n;
+}
+
+/* Holder h of a busy page is out of range (forged): no process could ever unlock it. */
+static int mb__holder_forged(const mb_region_map_t *r, uint32_t h) {
+  return h == 0 || (h > r->max_owner && h != MB_PAGE_HOLDER_BROKER);
+}
+
+/*
+ * Settle the pages of client holder h if its entry is FREE or DEAD with its process gone:
+ * the entry is held CLAIMED meanwhile (one CAS from the exact word judged, given back after),
+ * so no attach or takeover can start locking pages as h while we settle them.
+ */
+static uint64_t mb__settle_client(mb_region_map_t *r, uint32_t h) {
+  mb_client_entry_t *e = &r->state->clients[h - 1];
+  uint64_t w = mb_load64(&e->word), expected = w, n;
+  uint32_t s = MB_CLIENT_WORD_STATE(w);
+  mb_os_procid_t id;
+  if (s == MB_CLIENT_DEAD) {
+    id.pid = MB_CLIENT_WORD_PID(w);
+    id.start_time = mb_load64(&e->start_time);
+    if (id.pid != 0 && mb_os_proc_alive(&id) != 0) /* hung, not dead: not ours to break */
+      return 0;
+  } else if (s != MB_CLIENT_FREE) {
+    return 0; /* live (or being judged): the sweep turns a dead one DEAD first */
+  }
+  if (!mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED)))
+    return 0;
+  n = mb__slots_unlock_holder(r, h);
+  mb_store64(&e->word, w);
+  return n;
+}
+
+/* The entry of slot owner o (1..max_owner) is FREE. */
+static int mb__owner_free(const mb_region_map_t *r, uint64_t o) {
+  return MB_CLIENT_WORD_STATE(mb_load64(&r->state->clients[o - 1].word)) == MB_CLIENT_FREE;
+}
+
+void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
+  mb_slots_repair_t res;
+  mb_au32 *pages;
+  mb_slot_t *slots;
+  uint64_t p, npages, i;
+  memset(&res, 0, sizeof res);
+  if (r->base == NULL || r->slot_size == 0) {
+    if (out)
+      *out = res;
+    return;
+  }
+  pages = mb__pages(r);
+  slots = mb__slots(r);
+  npages = r->size / r->page_size;
+  /* Locks nobody will ever release. */
+  for (p = 0; p < npages; p++) {
+    uint32_t v = mb_load32_relaxed(&pages[p]), h = MB_PAGE_HOLDER(v);
+    if (!(v & MB_PAGE_BUSY))
+      continue;
+    if (mb__holder_forged(r, h))
+      res.pages_unlocked += (uint64_t)mb__page_settle(r, p, v, MB_PAGE_HOLDER_BROKER);
+    else if (h != MB_PAGE_HOLDER_BROKER)
+      res.pages_unlocked += mb__settle_client(r, h);
+  }
+  if (deep) {
+    uint64_t used = 0;
+    /* Forged owners, and owners whose entry is free (a release that could not be done when
+     * the entry was freed), freed under their pages' locks. An entry is never FREE while its
+     * holder claims: it attaches first, and claims take the page lock this holds. */
+    for (i = 0; i < r->slot_count; i++) {
+      uint64_t o = mb_load64_relaxed(&slots[i].owner), first, last, q;
+      uint32_t was;
+      int forged = o > r->max_owner;
+      if (o == 0 || (!forged && !mb__owner_free(r, o)))
+        continue;
+      mb__range(r, i, &first, &last);
+      for (q = first; q <= last; q++)
+        if (mb__page_lock(r, q, MB_PAGE_HOLDER_BROKER, 1, &was) != 0)
+          break;
+      if (q > last && (forged || mb__owner_free(r, o)) && mb_cas64(&slots[i].owner, &o, 0)) {
+        mb_store64(&slots[i].player, 0);
+        if (forged)
+          res.owners_forged++;
+        else
+          res.owners_orphaned++;
+      }
+      mb__pages_unlock(r, first, q, 0); /* users are recounted below */
+    }
+    /* Every page's users from the owners, each page locked while it is counted. */
+    for (p = 0; p < npages; p++) {
+      uint32_t was, truth, fixed;
+      if (mb__page_lock(r, p, MB_PAGE_HOLDER_BROKER, 1, &was) != 0)
+        continue;
+      truth = mb__page_truth(r, p);
+      fixed = (was & MB_PAGE_COMMITTED) | truth;
+      if (was & ~(MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED) || (was & MB_PAGE_USERS_MASK) != truth)
+        res.users_fixed++;
+      if (truth != 0 && !(was & MB_PAGE_COMMITTED)) {
+        /* Forged: settle it as a dead holder's page (it commits what owned slots need). */
+        mb_store32(&pages[p], MB_PAGE_BUSY | (MB_PAGE_HOLDER_BROKER << MB_PAGE_HOLDER_SHIFT));
+        mb__page_settle(r, p, MB_PAGE_BUSY | (MB_PAGE_HOLDER_BROKER << MB_PAGE_HOLDER_SHIFT),
+                        MB_PAGE_HOLDER_BROKER);
+        continue;
+      }
+      mb_store32(&pages[p], fixed);
+    }
+    for (i = 0; i < r->slot_count; i++)
+      used += mb_load64_relaxed(&slots[i].owner) != 0;
+    /* A statistic: a claim in flight in a live client at this moment may leave it one off
+     * until the next repair. */
+    mb_store64(&r->desc->slots_used, used);
+    res.slots_used = used;
+  }
+  if (out)
+    *out = res;
 }
 
 void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
@@ -257,14 +614,22 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
   size_t w;
   int i;
   for (i = 0; i < nregions; i++) {
-    if (regions[i].base == NULL || regions[i].desc == NULL || regions[i].desc->slot_size == 0)
+    if (regions[i].base == NULL || regions[i].slot_size == 0)
       continue;
+    /* Pages the entry's process left locked (it died in a claim or release), and, in the
+     * broker, those of other dead processes, which its releases would wait for. */
+    mb__slots_unlock_holder(&regions[i], index + 1);
+    if (regions[i].holder == MB_PAGE_HOLDER_BROKER)
+      mb__slots_repair(&regions[i], 0, NULL);
     if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
       total += n;
   }
   for (i = 0; i < npools; i++)
     if (pools[i].base != NULL)
       total += mb__pool_release_owner(&pools[i], index + 1, 0);
+  /* What it added stays counted (the counters belong to the game servers), as nobody's. */
+  mb_store64(&e->added_players, 0);
+  mb_store64(&e->added_npcs, 0);
   mb_store64(&e->start_time, 0);
   mb_store64(&e->attach_wall_ns, 0);
   mb_store64(&e->heartbeat_ns, 0);
@@ -282,39 +647,64 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
     *freed = total;
 }
 
+int64_t mb__counter_shares(const mb_state_t *st, uint32_t max_clients, int npcs) {
+  int64_t sum = 0;
+  uint32_t i;
+  if (max_clients > MB_CLIENTS_MAX)
+    max_clients = MB_CLIENTS_MAX;
+  for (i = 0; i < max_clients; i++) {
+    const mb_client_entry_t *e = &st->clients[i];
+    int64_t share;
+    if (MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
+      continue;
+    share = (int64_t)mb_load64(npcs ? &e->added_npcs : &e->added_players);
+    if (share > 0)
+      sum += share;
+  }
+  return sum;
+}
+
+void mb__counter_shares_clear(mb_state_t *st, int npcs) {
+  uint32_t i;
+  for (i = 0; i < MB_CLIENTS_MAX; i++)
+    mb_store64(npcs ? &st->clients[i].added_npcs : &st->clients[i].added_players, 0);
+}
+
 /*
- * A page is freed only from the exact state "committed, no users, not busy", moved to busy
- * by CAS: a process that wants the page meanwhile waits on the busy bit and then commits it
- * afresh, so no slot ever sits on a decommitted page.
+ * A page is freed only from the exact state "committed, no users, not busy", locked by CAS:
+ * a process that wants the page meanwhile waits on the lock and then commits it afresh, so no
+ * slot ever sits on a decommitted page.
  */
 int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
-  mb_region_desc_t *d = r->desc;
   mb_au32 *pages;
   uint64_t p, npages, bytes = 0;
   int rc = 0;
+  const uint32_t locked =
+      MB_PAGE_COMMITTED | MB_PAGE_BUSY | (MB_PAGE_HOLDER_BROKER << MB_PAGE_HOLDER_SHIFT);
 
   *freed = 0;
+  if (r->slot_size == 0)
+    return 0;
+  mb__slots_repair(r, 1, NULL); /* page users and slots_used from the owners first */
   /* A region committed at start stays committed: its commits are not real commits (no-ops
    * on a fully committed section), so a decommitted page could not be charged back. */
-  if (d->slot_size == 0 || !(d->flags & MB_REGION_LAZY))
+  if (!(r->flags & MB_REGION_LAZY))
     return 0;
   if (!mb_os_mem_config()->shared_decommit)
-    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages", d->name);
-  pages = mb__region_pages(d, r->base);
-  npages = d->size / d->page_size;
+    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages", r->name);
+  pages = mb__pages(r);
+  npages = r->size / r->page_size;
   for (p = 0; p < npages; p++) {
     uint32_t v = MB_PAGE_COMMITTED;
-    if (mb_load32_relaxed(&pages[p]) != MB_PAGE_COMMITTED ||
-        !mb_cas32(&pages[p], &v, MB_PAGE_COMMITTED | MB_PAGE_BUSY))
+    if (mb_load32_relaxed(&pages[p]) != MB_PAGE_COMMITTED || !mb_cas32(&pages[p], &v, locked))
       continue;
-    rc = mb_os_section_decommit(&r->sec, r->base, p * d->page_size, d->page_size);
+    rc = mb_os_section_decommit(&r->sec, r->base, p * r->page_size, r->page_size);
     if (rc != 0) {
       mb_store32(&pages[p], MB_PAGE_COMMITTED);
       break;
     }
-    mb__region_account(d, -(int64_t)d->page_size);
-    mb_add64(&r->state->game.committed_total, (uint64_t)0 - d->page_size);
-    bytes += d->page_size;
+    mb__uncharge(r);
+    bytes += r->page_size;
     mb_store32(&pages[p], 0);
   }
   *freed = bytes;

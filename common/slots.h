@@ -1,11 +1,14 @@
 /*
  * slots.h - player slots of a slotted region, claimed and released by any process without
- * a lock, with pages committed on demand and given back by compaction.
+ * a global lock, with pages committed on demand and given back by compaction.
  *
- * Per data page the slot table keeps one word: the number of slots in use on it, a
- * COMMITTED bit and a BUSY bit held while one process commits or decommits the page. Slots
- * are claimed lowest-first with a CAS on their owner word, so used slots gather at the start
- * of the region and compaction finds whole free pages at the end.
+ * Per data page the slot table keeps one word (layout.h): the number of slots in use on it
+ * and a COMMITTED bit; every change of a slot's owner happens while the slot's page(s) are
+ * locked (BUSY, naming the holder), so a page's user count always equals the owned slots on
+ * it, and a lock whose holder died is undone or finished by the broker or the holder's
+ * successor (slots.c has the protocol and its crash points). Slots are claimed lowest-first,
+ * so used slots gather at the start of the region and compaction finds whole free pages at
+ * the end.
  */
 #ifndef MB_SLOTS_H
 #define MB_SLOTS_H
@@ -21,10 +24,34 @@ extern "C" {
 /* A region's section mapped into this process. */
 typedef struct mb_region_map_s {
   mb_state_t *state;      /* the mapped control block (commit total and limit) */
-  mb_region_desc_t *desc; /* in the mapped control block */
+  mb_region_desc_t *desc; /* in the mapped control block: statistics only */
   mb_os_section_t sec;
   unsigned char *base; /* view of the whole section */
+  /* Private copies of the geometry (mb__region_bind): slots.c never reads these back from
+   * the descriptor, which any process of the group can write. */
+  uint64_t size, slot_count, table_offset, mapped;
+  uint32_t slot_size, page_size, flags;
+  uint32_t holder;    /* who locks pages: MB_PAGE_HOLDER_BROKER in the broker, 0 = the owner */
+  uint32_t max_owner; /* owners above it are forged (the broker: clients.max) */
+  char name[MB_REGION_NAME_MAX];
 } mb_region_map_t;
+
+/*
+ * Take region r's geometry from descriptor d (which r->desc then points to) into r's private
+ * fields, checking that it adds up and fits the `mapped` bytes of the view: MB_EVERSION, naming
+ * what is wrong, if not (nothing is taken then). The broker calls it once on what it created;
+ * a client on every region it maps.
+ */
+int mb__region_bind(mb_region_map_t *r, mb_region_desc_t *d, uint64_t mapped);
+
+/* What mb__slots_repair found and did in one region. */
+typedef struct mb_slots_repair_s {
+  uint64_t pages_unlocked;  /* busy pages of dead or forged holders, settled */
+  uint64_t users_fixed;     /* page words whose user count or bits did not match the slots */
+  uint64_t owners_forged;   /* slots whose owner was out of range, freed */
+  uint64_t owners_orphaned; /* slots whose owner's entry is free, freed */
+  uint64_t slots_used;      /* slots in use (owners) when it looked */
+} mb_slots_repair_t;
 
 /*
  * Claim a free slot for `player_id` on behalf of client `owner` (client index + 1), committing
@@ -43,25 +70,57 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner);
 int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count);
 
 /*
+ * Settle every page left locked by `holder`, which the caller knows is gone and cannot lock
+ * again meanwhile (the broker, holding the holder's entry CLAIMED; a client that took the entry
+ * over, before it uses its slots): the lock is undone or finished as its CHARGED / COMMITTED
+ * bits say and the page's users are counted from the slots' owners. Returns how many pages it
+ * settled.
+ */
+uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder);
+
+/*
+ * The broker's check of a slotted region (every tick, and at compact with `deep`): pages locked
+ * by a holder that is out of range, or by a client whose entry is FREE or DEAD and whose
+ * process the OS says is gone, are settled (the entry is held CLAIMED meanwhile, so no takeover
+ * races it). With `deep`, every page is locked in turn and its user count recomputed from the
+ * owners, slots whose owner is forged (above r->max_owner) or has a FREE entry are freed, and
+ * slots_used is set to the owners counted. *out (may be NULL) receives what was found.
+ */
+void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
+
+/*
  * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
  * every slot the entry owns in the given regions (those without slots are skipped) and every
- * block it holds in the given pools (those not mapped are skipped), clear the entry and store
- * FREE, after which the caller must not touch it. *freed (may be NULL) receives the number of
+ * block it holds in the given pools (those not mapped are skipped), settle pages the entry's
+ * holder left locked (mb__slots_unlock_holder), clear the entry (its counter shares too: what
+ * it added stays counted, as nobody's) and store FREE, after which the caller must not touch
+ * it. *freed (may be NULL) receives the number of
  * slots and blocks released.
  */
 void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
                      mb_pool_map_t *pools, int npools, uint64_t *freed);
 
+/*
+ * The shared counters' shares (mb_client_entry_t.added_players / added_npcs: what each client
+ * added, net). mb__counter_shares: the sum of the positive shares of the entries in use among
+ * the first `max_clients` (what the game servers attached now count, which they count again
+ * after a broker restart). mb__counter_shares_clear: every share of one counter set to 0 (a
+ * value set outright - mb_counter_set, set-counter - is nobody's share).
+ */
+int64_t mb__counter_shares(const mb_state_t *st, uint32_t max_clients, int npcs);
+void mb__counter_shares_clear(mb_state_t *st, int npcs);
+
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
-  return r->base + index * r->desc->slot_size;
+  return r->base + index * r->slot_size;
 }
 
 /*
  * Give back committed pages of a lazy slotted region that hold no used slot (a region
- * committed at start stays committed). *freed receives the bytes decommitted. Where the OS cannot
- * decommit shared pages (mb_os_mem_config()-> shared_decommit == 0) nothing is freed and MB_ENOTSUP
- * is returned.
+ * committed at start stays committed), after a deep mb__slots_repair (so page users and
+ * slots_used are recounted from the owners). *freed receives the bytes decommitted. Where the OS
+ * cannot decommit shared pages (mb_os_mem_config()-> shared_decommit == 0) nothing is freed and
+ * MB_ENOTSUP is returned.
  */
 int mb__region_compact(mb_region_map_t *r, uint64_t *freed);
 

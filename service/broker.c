@@ -110,6 +110,12 @@ static int mb__create(mb_broker_t *b, mb_os_section_t *s, const char *name, uint
   return rc;
 }
 
+/* Slot owners above it are forged: client table index + 1 of the configured table. */
+static uint32_t cfg_max_owner(const mb_broker_t *b) {
+  return b->cfg.max_clients > 0 && b->cfg.max_clients <= MB_CLIENTS_MAX ? b->cfg.max_clients
+                                                                        : MB_CLIENTS_MAX;
+}
+
 /* Create region i: its section (data + slot table), mapped whole, and its descriptor. */
 static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   const mb_region_cfg_t *rc_ = &b->cfg.regions[i];
@@ -141,8 +147,11 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   d->slot_size = rc_->slot_size;
   d->flags = rc_->lazy ? MB_REGION_LAZY : 0;
   d->page_size = page;
-  r->desc = d;
   r->state = b->state;
+  r->holder = MB_PAGE_HOLDER_BROKER;
+  r->max_owner = cfg_max_owner(b);
+  if ((rc = mb__region_bind(r, d, section_size)) != 0)
+    goto fail_unmap;
   /* Charged now: a committed region whole, a lazy one's slot table. */
   mb_add64(&b->state->game.committed_total, rc_->lazy ? section_size - rc_->size : section_size);
   if (!rc_->lazy) {
@@ -417,12 +426,37 @@ static void mb__broker_watch_counters(mb_broker_t *b) {
                    (unsigned)b->cfg.pools[i].capacity);
 }
 
+/*
+ * Check the slot tables: pages left locked by a holder that died or never existed are settled;
+ * with `deep` (after a reap, at compact), page users and slots_used are recounted from the
+ * owners and forged owners freed. What was wrong is logged.
+ */
+void mb__broker_slots_check(mb_broker_t *b, int deep) {
+  int i;
+  for (i = 0; i < b->nregions; i++) {
+    mb_slots_repair_t res;
+    if (b->regions[i].slot_size == 0)
+      continue;
+    mb__slots_repair(&b->regions[i], deep, &res);
+    if (res.pages_unlocked || res.users_fixed || res.owners_forged || res.owners_orphaned)
+      mb_log_warn("region '%s': %llu page%s left locked by a dead or unknown holder settled, "
+                  "%llu page word%s recounted from the slots, %llu slot%s with a forged owner "
+                  "and %llu of freed entries given back",
+                  b->cfg.regions[i].name, (unsigned long long)res.pages_unlocked,
+                  res.pages_unlocked == 1 ? "" : "s", (unsigned long long)res.users_fixed,
+                  res.users_fixed == 1 ? "" : "s", (unsigned long long)res.owners_forged,
+                  res.owners_forged == 1 ? "" : "s", (unsigned long long)res.owners_orphaned);
+  }
+}
+
 void mb__broker_tick(mb_broker_t *b) {
+  int changed;
   if (b->state == NULL)
     return;
   mb__trust_check(b); /* before anything below reads the block */
   mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
-  mb__broker_sweep(b);
+  changed = mb__broker_sweep(b);
+  mb__broker_slots_check(b, changed > 0);
   mb__broker_watch_counters(b);
   {
     int i;
@@ -698,6 +732,7 @@ int mb__broker_compact(mb_broker_t *b, uint64_t *freed) {
   int i, rc = 0;
   /* Between ticks a client may have written over a descriptor slots.c reads: repair first. */
   mb__trust_check(b);
+  mb__broker_slots_check(b, 1); /* page users and slots_used from the owners, logged */
   for (i = 0; i < b->nregions; i++) {
     int r = mb__region_compact(&b->regions[i], &f);
     total += f;

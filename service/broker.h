@@ -142,6 +142,14 @@ int mb__broker_client_hung(const mb_broker_t *b, uint32_t i, uint64_t word, uint
  * swept yet: the next sweep opens its watch). */
 const char *mb__broker_client_watch(const mb_broker_t *b, uint32_t i, uint64_t word);
 
+/*
+ * Check every slot table (mb__slots_repair): settle pages left locked by a holder that died or
+ * never existed; with `deep`, recount page users and slots_used from the owners and free slots
+ * with a forged owner. Logs what it found. Run by mb__broker_tick (deep after a reap) and
+ * mb__broker_compact (deep).
+ */
+void mb__broker_slots_check(mb_broker_t *b, int deep);
+
 /* Server status "shutting down" (what game servers see first). */
 void mb__broker_begin_stop(mb_broker_t *b);
 
@@ -152,7 +160,8 @@ void mb__broker_stop(mb_broker_t *b);
 /* Find a region by name, or NULL. */
 mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name);
 
-/* Compact every slotted region; *freed receives the bytes given back. */
+/* Compact every slotted region, after a deep mb__broker_slots_check; *freed receives the bytes
+ * given back. */
 int mb__broker_compact(mb_broker_t *b, uint64_t *freed);
 
 /* Sum of committed bytes over all regions (data) and the control block. */

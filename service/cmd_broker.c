@@ -1,7 +1,7 @@
 /*
  * cmd_broker.c - the broker's own commands: ping, help, version, status, regions, clients,
- * pools, heaps, config, set-status, set-message, compact, shutdown, watch, unwatch, maps,
- * map-load, map-unload. Each handler reads call->args (already checked by the dispatcher to
+ * pools, heaps, config, set-status, set-message, set-counter, compact, shutdown, watch, unwatch,
+ * maps, map-load, map-unload. Each handler reads call->args (already checked by the dispatcher to
  * hold only the names its table entry lists), leaves its answer in call->result, or fails with
  * mb__ctl_fail naming what was wrong; map-load hands its slow part off (mb_ctl_work_t).
  */
@@ -241,6 +241,57 @@ int mb__cmd_set_message(mb_ctl_call_t *call) {
   if ((call->result = cJSON_CreateObject()) == NULL ||
       !cJSON_AddStringToObject(call->result, "message", v->valuestring))
     return mb__oom(call, "set-message");
+  return 0;
+}
+
+/*
+ * set-counter {"counter": "players" | "npcs", "value": N} -> {"counter", "value", "previous"}:
+ * for what no rule can put right (a game server's bug, a count from before an upgrade). N is a
+ * whole number, 0..10^15 (exact through JSON). The value becomes nobody's share: every client's
+ * share of that counter is cleared, so persist saves it whole.
+ */
+int mb__cmd_set_counter(mb_ctl_call_t *call) {
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(call->args, "counter");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "value");
+  mb_state_t *st = call->broker->state;
+  mb_au64 *counter;
+  uint64_t value, old;
+  int npcs;
+  if (c == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'counter' (\"players\" or \"npcs\")");
+  if (!cJSON_IsString(c))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'counter' must be \"players\" or \"npcs\", got %s",
+                        mb__ctl_jtype(c));
+  if (strcmp(c->valuestring, "players") == 0)
+    npcs = 0;
+  else if (strcmp(c->valuestring, "npcs") == 0)
+    npcs = 1;
+  else
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'counter' must be \"players\" or \"npcs\", got \"%.64s\"", c->valuestring);
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'value' (a whole number, 0 or more)");
+  if (!cJSON_IsNumber(v))
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'value' must be a whole number, got %s",
+                        mb__ctl_jtype(v));
+  if (!(v->valuedouble >= 0 && v->valuedouble <= 1e15) ||
+      v->valuedouble != (double)(uint64_t)v->valuedouble)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'value' must be a whole number from 0 to 1000000000000000, got %.17g",
+                        v->valuedouble);
+  value = (uint64_t)v->valuedouble;
+  counter = npcs ? &st->game.total_npcs : &st->game.total_players;
+  old = mb_load64(counter);
+  mb_store64(counter, value);
+  mb__counter_shares_clear(st, npcs);
+  mb_store64(&st->game.last_update_wall_ns, mb_os_wall_ns());
+  mb_log_info("counter %s set to %llu, was %llu (control pipe)", c->valuestring,
+              (unsigned long long)value, (unsigned long long)old);
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddStringToObject(call->result, "counter", c->valuestring) ||
+      !cJSON_AddNumberToObject(call->result, "value", (double)value) ||
+      !cJSON_AddNumberToObject(call->result, "previous", (double)old))
+    return mb__oom(call, "set-counter");
   return 0;
 }
 

@@ -48,6 +48,7 @@ static const mb_ctl_cmd_t mb__cmds[] = {
     {"config", mb__cmd_config, 0, ""},
     {"set-status", mb__cmd_set_status, 1, "status"},
     {"set-message", mb__cmd_set_message, 1, "message"},
+    {"set-counter", mb__cmd_set_counter, 1, "counter value"},
     {"compact", mb__cmd_compact, 1, ""},
     {"shutdown", mb__cmd_shutdown, 1, ""},
     {"watch", mb__cmd_watch, 0, "interval_ms sections"},

@@ -172,6 +172,7 @@ int mb__cmd_heaps(mb_ctl_call_t *call);
 int mb__cmd_config(mb_ctl_call_t *call);
 int mb__cmd_set_status(mb_ctl_call_t *call);
 int mb__cmd_set_message(mb_ctl_call_t *call);
+int mb__cmd_set_counter(mb_ctl_call_t *call);
 int mb__cmd_compact(mb_ctl_call_t *call);
 int mb__cmd_shutdown(mb_ctl_call_t *call);
 int mb__cmd_watch(mb_ctl_call_t *call);

@@ -861,7 +861,15 @@ out:
   return rc;
 }
 
-/* Write the state file into `tmp`: counters, message, the names of the regions written. */
+/* Counter players (npcs = 0) or NPCs less the positive shares of the clients in the table. */
+static uint64_t pf_unshared(const mb_state_t *st, uint32_t max_clients, int npcs) {
+  uint64_t v = mb_load64(npcs ? &st->game.total_npcs : &st->game.total_players);
+  int64_t shares = mb__counter_shares(st, max_clients, npcs);
+  return (uint64_t)shares >= v ? 0 : v - (uint64_t)shares;
+}
+
+/* Write the state file into `tmp`: counters (less what attached game servers added: they add
+ * it again after a restart), message, the names of the regions written. */
 static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions, int n) {
   mb_state_t *st = b->state;
   mb_persist_game_t g;
@@ -874,8 +882,10 @@ static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions
   if (mb__state_read_msg(st, msg) >= 0)
     memcpy(b->persist.msg, msg, sizeof msg);
   memset(&g, 0, sizeof g);
-  g.total_players = mb_load64(&st->game.total_players);
-  g.total_npcs = mb_load64(&st->game.total_npcs);
+  /* Without what the game servers attached now added: each counts its own again when it
+   * attaches to the restarted broker (a new generation), so saving it would count it twice. */
+  g.total_players = pf_unshared(st, b->cfg.max_clients, 0);
+  g.total_npcs = pf_unshared(st, b->cfg.max_clients, 1);
   g.last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   g.server_status = b->trust.server_status;
   pf_set_fixed(g.msg, sizeof g.msg, b->persist.msg);

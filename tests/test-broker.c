@@ -240,6 +240,18 @@ TEST(single_instance_service_and_console) {
   mb__broker_stop(&a);
 }
 
+/* Slot owners 1..3 stand for attached clients: their entries say so (a compact frees slots
+ * whose owner's entry is free). */
+static void fake_owners(mb_broker_t *b) {
+  mb_os_procid_t self;
+  uint32_t i;
+  mb_os_proc_self(&self);
+  for (i = 0; i < 3; i++) {
+    mb_store64(&b->state->clients[i].start_time, self.start_time);
+    mb_store64(&b->state->clients[i].word, MB_CLIENT_WORD(MB_CLIENT_ATTACHED, i + 1, self.pid));
+  }
+}
+
 TEST(slots_across_pages_and_compact) {
   mb_config_t cfg;
   mb_broker_t b;
@@ -249,6 +261,7 @@ TEST(slots_across_pages_and_compact) {
 
   test_config(&cfg, "slots");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fake_owners(&b);
   r = mb__broker_region(&b, "players");
   ASSERT(r != NULL);
   per_page = ps / 1024;
@@ -526,5 +539,65 @@ TEST(busy_page_is_skipped) {
   mb_store32(&mb__region_pages(r->desc, r->base)[0], MB_PAGE_BUSY);
   ASSERT_OK(mb__slot_acquire(r, 1, 1, &idx));
   ASSERT_EQ_U64(idx, per_page); /* the first slot of page 1 */
+  mb__broker_stop(&b);
+}
+
+/*
+ * A page a client left locked when it was killed in the middle of committing it (its word says
+ * how far it got: charged), and one locked by a holder that cannot exist (forged): claims go
+ * past them at once instead of waiting, and the broker's next tick settles them - the commit
+ * finished and charged once, the forged lock cleared - after which claims start there again.
+ */
+TEST(page_of_dead_committer_is_settled) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  mb_au32 *pages;
+  uint64_t idx, ps = mb_os_mem_config()->page_size, per_page, total;
+  test_config(&cfg, "dead");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fake_owners(&b);
+  r = mb__broker_region(&b, "players");
+  pages = mb__region_pages(r->desc, r->base);
+  per_page = ps / r->desc->slot_size;
+  /* Client 5 (entry 4): dead, its process gone; it died after charging page 0. */
+  mb_store64(&b.state->clients[4].dead_since_ns, mb_os_mono_ns()); /* in its grace period */
+  mb_store64(&b.state->clients[4].word, MB_CLIENT_WORD(MB_CLIENT_DEAD, 1, 0x7FFFFFF0u));
+  total = mb_load64(&b.state->game.committed_total);
+  ASSERT_OK(mb__commit_charge(b.state, ps));
+  mb__region_account(r->desc, (int64_t)ps);
+  mb_store32(&pages[0], MB_PAGE_BUSY | (5u << MB_PAGE_HOLDER_SHIFT) | MB_PAGE_CHARGED);
+  /* Holder 300 cannot exist. */
+  mb_store32(&pages[1], MB_PAGE_BUSY | (300u << MB_PAGE_HOLDER_SHIFT));
+  /* A claim does not wait on either: it goes on to page 2 at once. */
+  ASSERT_OK(mb__slot_acquire(r, 1, 1, &idx));
+  ASSERT_EQ_U64(idx, 2 * per_page);
+  /* The broker's tick settles both: page 0 committed (charged once), page 1 free. */
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED);
+  ASSERT_EQ_U64(mb_load32(&pages[1]), 0);
+  ASSERT_EQ_U64(mb_load64(&r->desc->committed), 2 * ps);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.committed_total), total + 2 * ps);
+  ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&b.state->clients[4].word)), MB_CLIENT_DEAD);
+  /* Claims start at page 0 again. */
+  for (idx = 0; idx < per_page; idx++) {
+    uint64_t got;
+    ASSERT_OK(mb__slot_acquire(r, 1, 10 + idx, &got));
+    ASSERT_EQ_U64(got, idx);
+  }
+  ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | per_page);
+  ASSERT_OK(mb__slot_acquire(r, 1, 101, &idx));
+  ASSERT_EQ_U64(idx, per_page);
+  /* Users forged high are recounted from the owners by compact; a slot whose owner cannot be
+   * a client (300) or whose owner's entry is free (10) is given back. */
+  mb_store32(&pages[0], MB_PAGE_COMMITTED | 77);
+  mb_store64(&mb__region_slots(r->desc, r->base)[per_page + 1].owner, 300);
+  mb_store64(&mb__region_slots(r->desc, r->base)[per_page + 2].owner, 10);
+  (void)mb__broker_compact(&b, &total);
+  ASSERT_EQ_U64(mb_load32(&pages[0]), MB_PAGE_COMMITTED | per_page);
+  ASSERT_EQ_U64(mb_load32(&pages[1]), MB_PAGE_COMMITTED | 1);
+  ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 1].owner), 0);
+  ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 2].owner), 0);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), per_page + 2);
   mb__broker_stop(&b);
 }

@@ -356,6 +356,41 @@ TEST(set_message) {
   broker_down(&t);
 }
 
+TEST(set_counter) {
+  tbroker_t t = {0};
+  cJSON *j;
+  broker_up(&t, "cnt");
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "players", "24", NULL), 0,
+      out);
+  ASSERT_CONTAINS(out, "players: 24 (was 0)");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "npcs", "48", NULL),
+              0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_CONTAINS(out, "game        24 players, 48 NPCs\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "--json", "set-counter", "players",
+                    "0", NULL),
+              0, out);
+  j = parse_json(out);
+  ASSERT_EQ(jnum(j, "previous"), 24);
+  cJSON_Delete(j);
+  /* Usage errors (exit 2), and the broker's refusal of a counter it does not have (exit 1). */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "players", NULL), 2,
+              out);
+  ASSERT_CONTAINS(out, "set-counter needs two arguments");
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "players", "x3", NULL), 2,
+      out);
+  ASSERT_CONTAINS(out, "'x3' is not a whole number");
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "players", "12x", NULL), 2,
+      out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-counter", "gold", "1", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "'counter' must be \"players\" or \"npcs\", got \"gold\"");
+  broker_down(&t);
+}
+
 TEST(watch_lines) {
   tbroker_t t = {0};
   const char *line;

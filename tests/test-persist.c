@@ -361,6 +361,99 @@ TEST(killed_broker_recovers_from_last_flush) {
   cleanup(&cfg);
 }
 
+/*
+ * A game server counts its players with mb_counter_add and, when it attaches to a new broker
+ * (a new generation), counts them again (gameserver_sim does). With persist the restored
+ * counters must not hold them already: what attached game servers added (their share, in their
+ * client entry) is left out of the save, so after the reattach the counters equal what the game
+ * servers hold - not twice that. What nobody's share is (a set, a server that detached) stays.
+ * Twice: once across a clean stop, once across a broker killed after a save.
+ */
+static void reattach_and_count_again(mb_client_t *c, uint64_t gen) {
+  mb_info_t info;
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_OK(mb_info(c, &info));
+  ASSERT_GT(info.generation, gen);
+  expect_players(c, 100, 24); /* its slots came back */
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 24, NULL));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_NPCS, 48, NULL));
+}
+
+TEST(reattach_does_not_double_the_counters) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c, *d;
+  mb_info_t info;
+  mb_attach_options_t o;
+  char dir[128], state[MB_PERSIST_PATH_MAX], pid[32];
+  mb_os_child_t k;
+  mb_os_procid_t self;
+  mb_persist_header_t h;
+  uint64_t gen, t;
+  int x;
+
+  setup(&cfg, dir, sizeof dir, "dc");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  /* An operator's base of 3 NPCs; a server that came and went left 2 players. */
+  ASSERT_OK(mb_attach(cfg.instance, "zone-2", NULL, &d));
+  ASSERT_OK(mb_counter_set(d, MB_COUNTER_NPCS, 3));
+  ASSERT_OK(mb_counter_add(d, MB_COUNTER_PLAYERS, 2, NULL));
+  ASSERT_OK(mb_detach(d));
+  /* zone-1 holds 24 players and counts them. */
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  connect_players(c, 100, 24);
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 24, NULL));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_NPCS, 48, NULL));
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 26);
+  ASSERT_OK(mb_info(c, &info));
+  gen = info.generation;
+  mb__broker_stop(&b);
+
+  mb_attach_options_init(&o);
+  o.timeout_ms = 50;
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  /* Restored without zone-1's share: it counts it again when it comes back. */
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 2);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 3);
+  reattach_and_count_again(c, gen);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 26);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 51);
+  ASSERT_OK(mb_info(c, &info));
+  gen = info.generation;
+  mb__broker_stop(&b);
+
+  /* The same across a broker killed after a save (a broker in a child process). */
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING);
+  mb_os_proc_self(&self);
+  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
+  ASSERT_OK(mb_test_spawn(&k, "persist_broker", cfg.instance, dir, pid, (char *)NULL));
+  o.timeout_ms = 20000;
+  ASSERT_OK(mb_reattach(c, &o));
+  ASSERT_OK(mb_info(c, &info));
+  ASSERT_GT(info.generation, gen);
+  gen = info.generation;
+  ASSERT_EQ_U64(info.players, 2);
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 24, NULL));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_NPCS, 48, NULL));
+  t = mb_os_wall_ns();
+  file_of(&cfg, NULL, state, sizeof state);
+  WAIT_FOR(flushed_after(state, t, &h), 30000);
+  ASSERT_OK(mb_os_child_kill(&k));
+  ASSERT_OK(mb_os_child_wait(&k, 20000, &x));
+  o.timeout_ms = 50;
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING); /* lets go of the dead broker's objects */
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 2);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 3);
+  reattach_and_count_again(c, gen);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 26);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 51);
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+  cleanup(&cfg);
+}
+
 /* ---- damaged files ------------------------------------------------------------------------ */
 
 /* One way to damage a file: which (NULL: the state file), how, what the start must say. */

@@ -431,6 +431,52 @@ TEST(set_message_and_status) {
   broker_down(&t);
 }
 
+/* set-counter sets players or NPCs outright; every bad input is refused, naming what. */
+TEST(set_counter) {
+  static const struct {
+    const char *args, *message;
+  } bad[] = {
+      {"{\"value\":1}", "missing 'counter'"},
+      {"{\"counter\":5,\"value\":1}", "'counter' must be \"players\" or \"npcs\", got a number"},
+      {"{\"counter\":\"gold\",\"value\":1}", "got \"gold\""},
+      {"{\"counter\":\"players\"}", "missing 'value'"},
+      {"{\"counter\":\"players\",\"value\":\"7\"}", "'value' must be a whole number, got a string"},
+      {"{\"counter\":\"players\",\"value\":-1}", "from 0 to 1000000000000000, got -1"},
+      {"{\"counter\":\"players\",\"value\":1.5}", "got 1.5"},
+      {"{\"counter\":\"npcs\",\"value\":1e300}", "got 1.0000000000000001e+300"},
+      {"{\"counter\":\"npcs\",\"value\":1,\"extra\":1}", "extra"},
+  };
+  char line[300];
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  cJSON *r;
+  size_t i;
+  broker_up(&t, "cnt");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  r = call(&c,
+           "{\"id\":1,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"players\",\"value\":24}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.counter"), "players");
+  ASSERT_EQ(jnum(r, "result.value"), 24);
+  ASSERT_EQ(jnum(r, "result.previous"), 0);
+  cJSON_Delete(r);
+  r = call(&c, "{\"id\":2,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"npcs\",\"value\":"
+               "1000000000000000}}");
+  expect_ok(r);
+  cJSON_Delete(r);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(line, sizeof line, "{\"id\":3,\"cmd\":\"set-counter\",\"args\":%s}", bad[i].args);
+    expect_fail(call(&c, line), "bad_args", bad[i].message);
+  }
+  r = call(&c, "{\"id\":4,\"cmd\":\"status\",\"args\":{\"sections\":[\"server\"]}}");
+  expect_ok(r);
+  ASSERT_EQ(jnum(r, "result.server.players"), 24);
+  ASSERT_EQ(jnum(r, "result.server.npcs"), 1e15);
+  cJSON_Delete(r);
+  mb__pipe_close(&c);
+  broker_down(&t);
+}
+
 TEST(shutdown_removes_the_pipe) {
   tbroker_t t = {0};
   mb_pipe_conn_t c;
@@ -638,6 +684,7 @@ TEST(dispatch_admin_rights) {
       "{\"id\":1,\"cmd\":\"compact\"}",
       "{\"id\":1,\"cmd\":\"set-status\",\"args\":{\"status\":\"draining\"}}",
       "{\"id\":1,\"cmd\":\"set-message\",\"args\":{\"message\":\"x\"}}",
+      "{\"id\":1,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"players\",\"value\":1}}",
   };
   mb_config_t cfg;
   mb_broker_t b;

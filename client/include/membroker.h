@@ -239,13 +239,19 @@ enum mb_counter {
   MB_COUNTER_NPCS = 1,
 };
 
-/* Set a counter (atomic). MB_EINVAL for an unknown counter. */
+/* Set a counter (atomic). The value is nobody's share (see mb_counter_add): every client's
+ * share of that counter is cleared. MB_EINVAL for an unknown counter. */
 MB_API int mb_counter_set(mb_client_t *client, int counter, uint64_t value);
 
 /*
  * Add delta to a counter atomically, with every other process adding at the same time; no
  * update is lost. *result (may be NULL) receives the new value. A delta that would take the
- * counter below zero or past UINT64_MAX fails with MB_ERANGE and changes nothing.
+ * counter below zero or past UINT64_MAX fails with MB_ERANGE and changes nothing. The delta is
+ * also added to this client's share (kept in its entry, across a restart that takes the entry
+ * back): a broker with persist saves the counters without the shares of the game servers in
+ * its table, since each counts its players again when it reattaches to a new generation - so
+ * do that (count again after mb_reattach when mb_info's generation changed), and the counters
+ * stay true across broker restarts.
  */
 MB_API int mb_counter_add(mb_client_t *client, int counter, int64_t delta, uint64_t *result);
 

@@ -1,0 +1,307 @@
+/*
+ * test-slotstorm.c - player slots and pages under kills at random instants: game servers (child
+ * processes, two clients on two threads each) connect and disconnect players and write their
+ * slots while the broker (in this process) sweeps, reaps and compacts, and the test SIGKILLs
+ * (TerminateProcess on Windows) a child at a random instant, hundreds of times. Afterwards:
+ * every slot is free, slots_used and every page's user count equal the owners counted from the
+ * slot table, no page is left locked, every page compacts, and the full capacity can be
+ * connected again.
+ */
+#include "task.h"
+
+#include <stdlib.h>
+
+#include "broker.h"
+#include "log.h"
+#include "membroker.h"
+
+/* Kills per run: fewer where a process start is slow (Wine) or everything is (sanitizers). */
+#if MB_OS_WIN
+#define STORM_KILLS 150
+#elif defined(__SANITIZE_ADDRESS__)
+#define STORM_KILLS 300
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STORM_KILLS 300
+#endif
+#endif
+#ifndef STORM_KILLS
+#define STORM_KILLS 600
+#endif
+#define STORM_LIVE 3              /* children running at once */
+#define STORM_HELD 6              /* players a thread holds at most */
+#define STORM_REGION (256 * 1024) /* 64 pages of 4 KiB */
+
+/* Instance "ss<pid><tag>": players 256 KiB lazy with slots of slot_size bytes; dead clients
+ * reaped fast. */
+static void storm_config(mb_config_t *cfg, const char *tag, uint32_t slot_size) {
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  mb__config_defaults(cfg);
+  snprintf(cfg->instance, sizeof cfg->instance, "ss%u%s", (unsigned)self.pid, tag);
+  cfg->nregions = 1;
+  memset(cfg->regions, 0, sizeof cfg->regions);
+  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
+  cfg->regions[0].size = STORM_REGION;
+  cfg->regions[0].lazy = 1;
+  cfg->regions[0].slot_size = slot_size;
+  cfg->heartbeat_timeout_ms = 0;
+  cfg->grace_period_ms = 30; /* a restart under the same name sometimes beats the reap */
+  mb__log_open(MB_LOG_ERROR, "");
+}
+
+static uint32_t rnd(uint32_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 17;
+  *s ^= *s << 5;
+  return *s;
+}
+
+/* ---- the child: a game server with two clients on two threads ------------------------------ */
+
+typedef struct churn_s {
+  mb_client_t *c;
+  uint64_t next_id;
+  uint32_t seed;
+} churn_t;
+
+/* Connect and disconnect players and write their slots, forever (until killed). */
+static void churn(void *arg) {
+  churn_t *t = arg;
+  uint64_t held[STORM_HELD];
+  int n = 0;
+  for (;;) {
+    uint32_t r = rnd(&t->seed);
+    if (n < STORM_HELD && (n == 0 || (r & 3) != 0)) {
+      void *slot;
+      uint64_t id = t->next_id++;
+      if (mb_player_connect(t->c, id, &slot) == 0) {
+        memset(slot, (int)(id & 0xFF), 1024);
+        held[n++] = id;
+      }
+    } else if (n > 0) {
+      int k = (int)((r >> 4) % (uint32_t)n);
+      void *slot;
+      if (mb_player_find(t->c, held[k], &slot) == 0)
+        memset(slot, 0x5A, 512);
+      mb_player_disconnect(t->c, held[k]);
+      held[k] = held[--n];
+    }
+  }
+}
+
+/* argv: instance name seed - attach as name.a and name.b, churn on two threads until killed. */
+CHILD(churn) {
+  static churn_t t[2];
+  mb_os_thread_t th[2];
+  char name[64];
+  int i;
+  if (argc != 3)
+    return 100;
+  for (i = 0; i < 2; i++) {
+    snprintf(name, sizeof name, "%s.%c", argv[1], 'a' + i);
+    if (mb_attach(argv[0], name, NULL, &t[i].c) != 0) {
+      fprintf(stderr, "# churn %s: attach: %s\n", name, mb_last_error());
+      return 101;
+    }
+    t[i].next_id = (uint64_t)(i + 1) << 40;
+    t[i].seed = (uint32_t)strtoul(argv[2], NULL, 10) * 2654435761u + (uint32_t)i + 1;
+  }
+  for (i = 0; i < 2; i++)
+    if (mb_os_thread_start(&th[i], churn, &t[i]) != 0)
+      return 102;
+  for (;;)
+    mb_os_sleep_ms(1000);
+}
+
+/* ---- the parent ------------------------------------------------------------------------------ */
+
+/* Client `name` is attached by process pid (not by the one killed before under that name). */
+static int attached(mb_broker_t *b, const char *name, uint32_t pid) {
+  mb_client_entry_t *e = mb_test_entry_named(b->state, name);
+  uint64_t w = e != NULL ? mb_load64(&e->word) : 0;
+  return MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED && MB_CLIENT_WORD_PID(w) == pid;
+}
+
+static uint32_t entries_in_use(mb_broker_t *b) {
+  uint32_t i, n = 0;
+  for (i = 0; i < MB_CLIENTS_MAX; i++)
+    n += MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word)) != MB_CLIENT_FREE;
+  return n;
+}
+
+/* What the slot table says against what the counters say. */
+typedef struct truth_s {
+  uint64_t owned;       /* slots with an owner */
+  uint64_t busy;        /* pages left locked */
+  uint64_t users_wrong; /* pages whose user count is not the owned slots on them */
+  uint64_t users_extra; /* sum of (user count - owned slots) over those pages */
+  uint64_t committed;   /* pages marked committed */
+} truth_t;
+
+static void look(mb_region_map_t *r, truth_t *t) {
+  mb_region_desc_t *d = r->desc;
+  mb_au32 *pages = mb__region_pages(d, r->base);
+  mb_slot_t *slots = mb__region_slots(d, r->base);
+  uint64_t npages = d->size / d->page_size, p, i, first, last;
+  uint32_t *owned = calloc((size_t)npages, sizeof *owned);
+  ASSERT(owned != NULL);
+  memset(t, 0, sizeof *t);
+  for (i = 0; i < d->slot_count; i++) {
+    if (mb_load64(&slots[i].owner) == 0)
+      continue;
+    t->owned++;
+    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
+    for (p = first; p <= last; p++)
+      owned[p]++; /* a page's users: the used slots that lie on it */
+  }
+  for (p = 0; p < npages; p++) {
+    uint32_t v = mb_load32(&pages[p]), users = v & MB_PAGE_USERS_MASK;
+    t->busy += (v & MB_PAGE_BUSY) != 0;
+    t->committed += (v & MB_PAGE_COMMITTED) != 0;
+    if (users != owned[p]) {
+      t->users_wrong++;
+      t->users_extra += users - owned[p];
+    }
+  }
+  free(owned);
+}
+
+/* The children, stopped at exit if a failed assertion ends the test early. */
+static mb_os_child_t g_kids[STORM_LIVE];
+static int g_kid_live[STORM_LIVE];
+
+static void kill_kids(void) {
+  int k, x;
+  for (k = 0; k < STORM_LIVE; k++)
+    if (g_kid_live[k]) {
+      mb_os_child_kill(&g_kids[k]);
+      mb_os_child_wait(&g_kids[k], 20000, &x);
+      g_kid_live[k] = 0;
+    }
+}
+
+/* Child k churns: both its clients attached. Fails if it exited instead. */
+static void wait_churning(mb_broker_t *b, int k, const char *probe) {
+  uint64_t deadline = mb_os_mono_ns() + 20000ull * 1000000u;
+  int x = -1;
+  for (;;) {
+    mb__broker_tick(b);
+    if (attached(b, probe, g_kids[k].pid))
+      return;
+    if (mb_os_child_wait(&g_kids[k], 0, &x) == 0) {
+      g_kid_live[k] = 0;
+      FAIL("game server '%s' exited with %d before it attached", probe, x);
+    }
+    if (mb_os_mono_ns() > deadline)
+      FAIL("game server '%s' did not attach within 20 s", probe);
+    mb_os_sleep_ms(1);
+  }
+}
+
+static void spawn(mb_os_child_t *k, const char *instance, const char *name, unsigned seed) {
+  char s[16];
+  snprintf(s, sizeof s, "%u", seed);
+  ASSERT_OK(mb_test_spawn(k, "churn", instance, name, s, (char *)NULL));
+}
+
+/*
+ * The storm with slots of slot_size bytes (1 KiB: four to a page; 8 KiB: each on two pages,
+ * claimed with both locked).
+ */
+static void storm(const char *tag, uint32_t slot_size) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  mb_os_child_t *kids = g_kids;
+  char names[STORM_LIVE][32], probe[40];
+  uint32_t seed = (uint32_t)mb_os_mono_ns() | 1;
+  uint64_t freed = 0, start_ns = mb_os_mono_ns(), i, used;
+  int kills = 0, x, k, restarts = 0;
+  truth_t t;
+  mb_client_t *c;
+
+  storm_config(&cfg, tag, slot_size);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  ASSERT(r != NULL);
+  printf("# seed %u, %d kills\n", (unsigned)seed, STORM_KILLS);
+  atexit(kill_kids);
+  for (k = 0; k < STORM_LIVE; k++) {
+    snprintf(names[k], sizeof names[k], "gs%d", k);
+    spawn(&kids[k], cfg.instance, names[k], rnd(&seed));
+    g_kid_live[k] = 1;
+  }
+  while (kills < STORM_KILLS) {
+    k = kills % STORM_LIVE;
+    /* Once it churns (both clients attached), kill it at a random instant. */
+    snprintf(probe, sizeof probe, "%s.b", names[k]);
+    wait_churning(&b, k, probe);
+    mb_os_sleep_ms(rnd(&seed) % 8);
+    ASSERT_OK(mb_os_child_kill(&kids[k]));
+    ASSERT_OK(mb_os_child_wait(&kids[k], 20000, &x));
+    g_kid_live[k] = 0;
+    kills++;
+    mb__broker_tick(&b);
+    if (rnd(&seed) % 3 == 0)
+      (void)mb__broker_compact(&b, &freed);
+    /* Half the time the same game server comes back at once (a takeover of its entry, if it
+     * is quicker than the reap), else a new one. */
+    if (rnd(&seed) % 2 == 0)
+      restarts++;
+    else
+      snprintf(names[k], sizeof names[k], "gs%d", STORM_LIVE + kills);
+    spawn(&kids[k], cfg.instance, names[k], rnd(&seed));
+    g_kid_live[k] = 1;
+  }
+  for (k = 0; k < STORM_LIVE; k++) {
+    ASSERT_OK(mb_os_child_kill(&kids[k]));
+    ASSERT_OK(mb_os_child_wait(&kids[k], 20000, &x));
+    g_kid_live[k] = 0;
+  }
+  printf("# %d kills (%d restarts under the same name) in %.1f s\n", kills, restarts,
+         (double)(mb_os_mono_ns() - start_ns) / 1e9);
+  /* Every game server is gone: the broker reaps them all. */
+  WAIT_FOR((mb__broker_tick(&b), entries_in_use(&b) == 0), 20000);
+  (void)mb__broker_compact(&b, &freed);
+
+  look(r, &t);
+  used = mb_load64(&r->desc->slots_used);
+  printf("# after: %llu slots owned, slots_used %llu, %llu pages locked, %llu page words wrong "
+         "(%llu users too many), %llu pages committed, region committed %llu bytes\n",
+         (unsigned long long)t.owned, (unsigned long long)used, (unsigned long long)t.busy,
+         (unsigned long long)t.users_wrong, (unsigned long long)t.users_extra,
+         (unsigned long long)t.committed, (unsigned long long)mb_load64(&r->desc->committed));
+  ASSERT_EQ_U64(t.owned, 0);
+  ASSERT_EQ_U64(used, t.owned);
+  ASSERT_EQ_U64(t.busy, 0);
+  ASSERT_EQ_U64(t.users_wrong, 0);
+  if (mb_os_mem_config()->shared_decommit) /* every page compacts */
+    ASSERT_EQ_U64(t.committed, 0);
+
+  /* The full capacity can be had again, by one client, without a page in the way. */
+  ASSERT_OK(mb_attach(cfg.instance, "filler", NULL, &c));
+  for (i = 0; i < STORM_REGION / slot_size; i++) {
+    void *slot;
+    ASSERT_OK(mb_player_connect(c, 1000 + i, &slot));
+    memset(slot, 0x11, slot_size);
+  }
+  look(r, &t);
+  ASSERT_EQ_U64(t.owned, STORM_REGION / slot_size);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), STORM_REGION / slot_size);
+  ASSERT_EQ_U64(t.users_wrong, 0);
+  ASSERT_OK(mb_detach(c));
+  look(r, &t);
+  ASSERT_EQ_U64(t.owned, 0);
+  ASSERT_EQ_U64(t.users_wrong, 0);
+  mb__broker_stop(&b);
+}
+
+TEST(kills_leave_slots_and_pages_true) {
+  storm("k", 1024);
+}
+
+/* Slots of two pages: a claim holds both page locks; a kill may land between them. */
+TEST(kills_with_slots_over_two_pages) {
+  storm("w", 8192);
+}
