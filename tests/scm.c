@@ -159,6 +159,21 @@ void wait_state(const wchar_t *name, DWORD state, SERVICE_STATUS_PROCESS *st, in
 }
 
 /* atexit: stop and delete the service if a failed assertion left it installed. */
+void sc_create_start(const char *exe, const char *cfg) {
+  char path[1024];
+  wchar_t wexe[1024], wcfg[600], args[4096];
+  windows_path(exe, path, sizeof path);
+  widen(path, wexe, 1024);
+  widen(cfg, wcfg, 600);
+  atexit(delete_service);
+  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
+             svc_name, wexe, wcfg, svc_name);
+  args[4095] = L'\0';
+  ASSERT_EQ(run_sc(args), 0);
+  _snwprintf(args, 4096, L"start %ls", svc_name);
+  (void)run_sc(args);
+}
+
 const char *cmd_exe(char *buf, size_t size) {
   UINT n = GetSystemDirectoryA(buf, (UINT)size);
   if (n == 0 || n + sizeof "\\cmd.exe" > size)

@@ -43,6 +43,12 @@ void widen(const char *s, wchar_t *out, int count);
 /* Run `sc.exe <args>`, wait for it and return its exit code (its output goes to ours). */
 int run_sc(const wchar_t *args);
 
+/* `sc create` service svc_name running `"<exe>" service -c "<cfg>" -n <svc_name>` (exe as CMake
+ * gives it: windows_path is applied), delete_service registered with atexit, then `sc start`
+ * - which may succeed or report a failure, depending on how fast the service stops: the
+ * caller waits for the state it expects (wait_state). */
+void sc_create_start(const char *exe, const char *cfg);
+
 /* The path of cmd.exe into buf (a .cmd script runs as `cmd.exe /c SCRIPT ARGS`). */
 const char *cmd_exe(char *buf, size_t size);
 

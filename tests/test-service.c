@@ -428,14 +428,7 @@ static void start_failure(void) {
   ASSERT_OK(mb_os_lock_take(lockname, MB_OS_SEC_GLOBAL, &lock));
 
   _snwprintf(svc_name, 64, L"mbtestf%u", pid);
-  atexit(delete_service);
-  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
-             svc_name, wexe, wcfg, svc_name);
-  args[4095] = L'\0';
-  ASSERT_EQ(run_sc(args), 0);
-  /* sc start may succeed or report the failure, depending on how fast the service stops. */
-  _snwprintf(args, 4096, L"start %ls", svc_name);
-  (void)run_sc(args);
+  sc_create_start(MB_BROKER_EXE, cfg);
   wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
   if (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR)
     dump_log(log);
@@ -613,23 +606,6 @@ static void stop_broker(mb_os_child_t *child, const char *log) {
 }
 
 #if MB_OS_WIN
-/* sc create + sc start of the real membroker.exe as service svc_name for config cfg. */
-static void sc_create_start(const char *cfg) {
-  char exe[1024];
-  wchar_t wexe[1024], wcfg[600], args[4096];
-  windows_path(MB_BROKER_EXE, exe, sizeof exe);
-  widen(exe, wexe, 1024);
-  widen(cfg, wcfg, 600);
-  atexit(delete_service);
-  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
-             svc_name, wexe, wcfg, svc_name);
-  args[4095] = L'\0';
-  ASSERT_EQ(run_sc(args), 0);
-  /* sc start may succeed or report a failure, depending on how fast the service stops. */
-  _snwprintf(args, 4096, L"start %ls", svc_name);
-  (void)run_sc(args);
-}
-
 /* sc stop (when it runs) and sc delete. */
 static void sc_stop_delete(const char *log) {
   SERVICE_STATUS_PROCESS st;
@@ -668,7 +644,7 @@ static void service_then_console(void) {
   write_config(cfg, instance, log);
 #if MB_OS_WIN
   _snwprintf(svc_name, 64, L"mbtests%u", self_pid());
-  sc_create_start(cfg);
+  sc_create_start(MB_BROKER_EXE, cfg);
   wait_state(svc_name, SERVICE_RUNNING, &st, START_TIMEOUT_MS, log);
   if (st.dwCurrentState != SERVICE_RUNNING) {
     dump_log(log);
@@ -736,7 +712,7 @@ static void console_then_service(void) {
 
 #if MB_OS_WIN
   _snwprintf(svc_name, 64, L"mbtestc%u", self_pid());
-  sc_create_start(cfg);
+  sc_create_start(MB_BROKER_EXE, cfg);
   wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
   if (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR)
     dump_log(log);

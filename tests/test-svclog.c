@@ -688,21 +688,9 @@ static void data_path(char *out, size_t size, const char *rest) {
  * ERROR_SERVICE_SPECIFIC_ERROR and `code`, never RUNNING; `log` must then hold `reason`.
  */
 static void expect_failed_start(const char *cfg, const char *log, int code, const char *reason) {
-  char exe[1024];
-  wchar_t wexe[1024], wcfg[600], args[4096];
   SERVICE_STATUS_PROCESS st;
 
-  windows_path(MB_BROKER_EXE, exe, sizeof exe);
-  widen(exe, wexe, 1024);
-  widen(cfg, wcfg, 600);
-  atexit(delete_service);
-  _snwprintf(args, 4096, L"create %ls binPath= \"\\\"%ls\\\" service -c \\\"%ls\\\" -n %ls\"",
-             svc_name, wexe, wcfg, svc_name);
-  args[4095] = L'\0';
-  ASSERT_EQ(run_sc(args), 0);
-  /* sc start may succeed (START_PENDING) or report the failure, depending on timing. */
-  _snwprintf(args, 4096, L"start %ls", svc_name);
-  (void)run_sc(args);
+  sc_create_start(MB_BROKER_EXE, cfg);
   wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
   if (st.dwWin32ExitCode != ERROR_SERVICE_SPECIFIC_ERROR ||
       st.dwServiceSpecificExitCode != (DWORD)code || !file_contains(log, reason))
