@@ -36,11 +36,12 @@
  * Counters: taken and given of a record are written only by its holder, as base + n (a
  * store, not an add), so completing a dead holder's op sets them again to the same value.
  * allocated / freed of the pool are their sums, exact whatever died where. The sums are read
- * given, taken, given again (mb__totals): if both given sums agree, no record's given moved
- * while taken was read (each only grows), so taken - given is at most what was out when the
- * taken pass ended: the peak is raised only from such a read (never above a true figure) - at
- * every publish (broker tick), every reap (a take killed after T4 never raised it), every take
- * from bump, and every MB__PEAK_EVERY blocks a record pops, and only while bump is above it.
+ * given, taken, given again (mb__totals): taken minus the second given sum is at most what
+ * was out when the taken pass ended (each only grows; equal to the given-first figure when
+ * both given sums agree), and the peak is raised only from that (never above a true figure;
+ * given-first, a free between the passes made it overshoot - rv_peak_overshoots) - at every
+ * publish (broker tick), every reap (a take killed after T4 never raised it), every take from
+ * bump, and every MB__PEAK_EVERY blocks a record pops, and only while bump is above it.
  *
  * The crash points, with the MB__CRASH numbers the tests kill a thread at (test-pool:
  * crash_points_every_step, one thread; two_threads_killed_every_pair, two threads of one client
@@ -198,13 +199,18 @@ static uint32_t mb__intents_used(const mb_pool_map_t *p) {
 }
 
 /*
- * The sums of taken and given: given, then taken, then given again. Returns 1 if the two given
- * sums agree: every record's given only grows, so then none moved while taken was read, and
- * a - f is at most what was out when the taken pass ended (each taken read is at most its
- * value then) - never above a true figure. 0: something was given meanwhile (a and f are still
- * the first given sum and the taken sum after it, f <= a).
+ * One read of the sums: given (*freed, then cut to *allocated), taken (*allocated), given
+ * again, with the records in use read before and after. *low: a figure that was out at one
+ * moment T, the end of the taken pass - taken minus the second given sum (0 if below): every
+ * record's taken and given only grow (written as base + n, by the holder or the reaper), each
+ * taken was read at or before T and each second given at or after it, so the figure is at
+ * most taken(T) - given(T). Both given sums agree when nothing was given meanwhile; then it is
+ * also the given-first figure. Returns 0 if a record was claimed meanwhile (the count of
+ * records moved: its counts are not in, read again); a record is counted in intents_used
+ * before its first op, so an unchanged count covers every record used up to the last read.
  */
-static int mb__totals_once(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
+static int mb__totals_once(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed,
+                           uint64_t *low) {
   uint32_t i, n = mb__intents_used(p);
   uint64_t a = 0, f = 0, f2 = 0;
   for (i = 0; i < n; i++)
@@ -215,22 +221,25 @@ static int mb__totals_once(const mb_pool_map_t *p, uint64_t *allocated, uint64_t
     f2 += mb_load64(&p->intents[i].given);
   *allocated = a;
   *freed = f < a ? f : a;
-  return f == f2;
+  *low = f2 < a ? a - f2 : 0;
+  return mb__intents_used(p) == n;
 }
 
 #define MB__PEAK_EVERY 256 /* blocks a record pops between two raises of the peak (a take) */
-#define MB__TOTALS_TRIES 4 /* a pool given to all the time: the peak waits for a calmer read */
+#define MB__TOTALS_TRIES 4 /* threads starting all the time: the peak waits for a calmer read */
 
-static int mb__totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
+/* The sums (as above); 1 if *low is a figure that was out, 0 if no read held still. */
+static int mb__totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed, uint64_t *low) {
   int k;
   for (k = 0; k < MB__TOTALS_TRIES; k++)
-    if (mb__totals_once(p, allocated, freed))
+    if (mb__totals_once(p, allocated, freed, low))
       return 1;
   return 0;
 }
 
 void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
-  (void)mb__totals(p, allocated, freed);
+  uint64_t low;
+  (void)mb__totals(p, allocated, freed, &low);
 }
 
 uint64_t mb__pool_in_use(const mb_pool_map_t *p) {
@@ -240,25 +249,25 @@ uint64_t mb__pool_in_use(const mb_pool_map_t *p) {
 }
 
 /* Raise the peak to a figure that was out at one moment (at most the capacity: a forged record
- * cannot lift it); from a read that did not agree with itself, not at all. */
-static void mb__peak_from(mb_pool_map_t *p, int exact, uint64_t a, uint64_t f) {
+ * cannot lift it); from a read that did not hold still, not at all. */
+static void mb__peak_from(mb_pool_map_t *p, int valid, uint64_t low) {
   uint64_t cap = p->capacity;
-  if (exact)
-    mb_max64(&p->desc->peak, a - f < cap ? a - f : cap);
+  if (valid)
+    mb_max64(&p->desc->peak, low < cap ? low : cap);
 }
 
 static void mb__pool_peak(mb_pool_map_t *p) {
-  uint64_t a, f;
-  int exact = mb__totals(p, &a, &f);
-  mb__peak_from(p, exact, a, f);
+  uint64_t a, f, low;
+  int valid = mb__totals(p, &a, &f, &low);
+  mb__peak_from(p, valid, low);
 }
 
 void mb__pool_publish(mb_pool_map_t *p) {
-  uint64_t a, f;
-  int exact = mb__totals(p, &a, &f);
+  uint64_t a, f, low;
+  int valid = mb__totals(p, &a, &f, &low);
   mb_store64(&p->desc->allocated, a);
   mb_store64(&p->desc->freed, f);
-  mb__peak_from(p, exact, a, f);
+  mb__peak_from(p, valid, low);
 }
 
 /* Start an op of `kind` on record r: a new seq, PENDING. Returns the seq. */
