@@ -205,14 +205,20 @@ enum {
  *   mb_au32 stamps[capacity]   MB_STAMP_* of each block
  *   blocks                     capacity * stride bytes, aligned to `align` (and a page)
  * The free blocks form a stack of chains (a chain: up to MB_POOL_CHAIN blocks linked through
- * `links`), so a whole chain moves in one CAS. `head` is the stack: (ABA tag << 48) | (writer
- * << 32) | (first block of the top chain + 1), where writer names the intent record (and the
- * low bits of its op's seq) of the CAS that put it there (pool.c). Blocks at or above `bump`'s
- * low 32 bits were never handed out and are in no chain: they are taken by advancing it with
- * a CAS, which names its writer the same way.
+ * `links`), so a whole chain moves in one CAS. `head` is the stack: (ABA tag << 35) | (writer
+ * << 25) | (first block of the top chain + 1), where writer is the intent record of the CAS
+ * that put it there and the tag (29 bits) counts the CASes on head (pool.c). Blocks at or above
+ * `bump`'s low 25 bits were never handed out and are in no chain: they are taken by advancing
+ * it with a CAS, which names its writer the same way.
  */
 #define MB_POOL_CHAIN 32
 #define MB_POOL_INTENTS 1024 /* intent records of a pool: threads using it at once, all clients */
+#define MB_POOL_CAPACITY_MAX (1u << 24) /* blocks of a pool: "block + 1" fits the low 25 bits */
+#define MB_POOL_LOW_BITS 25
+#define MB_POOL_TAG_SHIFT 35 /* 25 low bits, 10 writer bits, then the tag */
+#define MB_POOL_WORD_LOW(w) ((uint32_t)((w) & ((1u << MB_POOL_LOW_BITS) - 1)))
+#define MB_POOL_WORD_REC(w) ((uint32_t)((w) >> MB_POOL_LOW_BITS) & 0x3FFu)
+#define MB_POOL_WORD_TAG(w) ((uint64_t)(w) >> MB_POOL_TAG_SHIFT)
 
 /*
  * An intent record (pool.c has the protocol and the crash points). Written by the one thread
@@ -407,8 +413,11 @@ MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics");
 MB_LAYOUT_ASSERT(sizeof(mb_pool_intent_t) == 64, "intent record: one cache line");
-MB_LAYOUT_ASSERT(MB_POOL_INTENTS <= 1024,
-                 "a GIVING stamp and a head word name a record in 10 bits");
+MB_LAYOUT_ASSERT(MB_POOL_INTENTS == 1024,
+                 "a GIVING stamp and a head word name a record in 10 bits (any 10 bits: a record)");
+MB_LAYOUT_ASSERT(MB_POOL_CAPACITY_MAX < (1u << MB_POOL_LOW_BITS) - 1,
+                 "block + 1 and bump fit a head word's low bits, below the all-ones of no word");
+MB_LAYOUT_ASSERT(MB_POOL_TAG_SHIFT == MB_POOL_LOW_BITS + 10, "head word: low, writer, tag");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == 448 + 16 * 128 + 64 + 256 * 128,
                  "pool directory offset");
 MB_LAYOUT_ASSERT(MB_CLIENT_NAME_MAX == 32, "names are four words (mb__name_get)");

@@ -1,11 +1,23 @@
 /*
  * pool.c - lock-free fixed-size object pools in shared memory (see pool.h).
  *
- * The free stack's head is (tag << 48) | (writer << 32) | (first block of the top chain + 1).
- * A pop reads the head, then the next chain from the top chain's first block, and CASes the
- * head to it with tag + 1; if another process popped and pushed in between, the head differs
- * and the CAS fails, so a stale "next chain" is never installed (ABA). links[] lives apart
- * from the blocks, so reading a link of a block another process holds is harmless.
+ * The free stack's head is (tag << 35) | (writer << 25) | (first block of the top chain + 1)
+ * (layout.h, MB_POOL_WORD_*): a 29-bit ABA tag, the 10-bit intent record whose CAS wrote it,
+ * 25 bits of block (capacity <= 2^24, MB_POOL_CAPACITY_MAX). bump has the same form. A pop
+ * reads the head, then the next chain from the top chain's first block, and CASes the head
+ * to it with tag + 1; if another process popped and pushed in between, the head differs and
+ * the CAS fails, so a stale "next chain" is never installed. links[] lives apart from the
+ * blocks, so reading a link of a block another process holds is harmless.
+ *
+ * The ABA bound, proved: every successful CAS on head sets tag to the tag it replaced + 1
+ * (mod 2^29), and nothing else writes head. So between a read of head (tag t) and a later
+ * moment when head again holds that exact word, exactly k * 2^29 CASes on head succeeded, k
+ * >= 1 (tag t needs a whole turn to come back; the writer and block fields only narrow it
+ * further). A pop or push whose read and CAS are separated by fewer than 2^29 = 536,870,912
+ * successful head CASes by other threads installs no stale word. One hot thread needs tens of
+ * ns per CAS: seconds of head traffic while the popper stays preempted between two adjacent
+ * instructions. (With the 16-bit tag this was 65536 CASes - test-pool rv_aba_16bit_tag.)
+ * bump never repeats a word: its low part only grows, and stops at the capacity.
  *
  * ---- Death at any instruction: intent records ------------------------------------------------
  *
@@ -13,19 +25,28 @@
  * its holder - one thread - writes. The one step whose outcome a dead thread cannot report is
  * a CAS on `head` or `bump`: so the record says what the CAS is for before it is tried
  * (op = {seq q, PENDING, kind}, first, count, base, and `next`: the exact word the CAS
- * installs, which carries a new 16-bit tag and writer = {record, q mod 32}). Whoever replaces
- * a word w written by record r first (before its own CAS) marks r's op LANDED if it is still
- * PENDING and r's next is w (mb__ack, a CAS on the op). So for a dead holder's record "did my CAS
- * happen?" has an answer (mb__landed): yes if head (bump) still equals its next, else yes iff its
- * op reads LANDED. A false answer needs head to come back to that exact 64-bit word - same tag
- * after 65536 CASes, same writer and seq bits, same block - without r's CAS: the ABA bound.
+ * installs, which carries the new tag and writer = the record). Whoever replaces a word w
+ * written by record r first (before its own CAS) marks r's op LANDED if it is still PENDING,
+ * of a kind that CASes that word, and r's next is w (mb__ack, a CAS on the op, tried at most
+ * MB__ACK_TRIES times). So for a dead holder's record "did my CAS happen?" has an answer
+ * (mb__landed): yes if head (bump) still equals its next, else yes iff its op reads LANDED.
+ * r's next equals a word in head that r's op did not write only past the ABA bound above:
+ * an op's next is its read word's tag + 1, and op_begin resets next before the op is PENDING.
  *
  * Counters: taken and given of a record are written only by its holder, as base + n (a
  * store, not an add), so completing a dead holder's op sets them again to the same value.
- * allocated / freed of the pool are their sums, exact whatever died where.
+ * allocated / freed of the pool are their sums, exact whatever died where. The sums are read
+ * given, taken, given again (mb__totals): taken minus the second given sum is at most what
+ * was out when the taken pass ended (each only grows; equal to the given-first figure when
+ * both given sums agree), and the peak is raised only from that (never above a true figure;
+ * given-first, a free between the passes made it overshoot - rv_peak_overshoots) - at every
+ * publish (broker tick), every reap (a take killed after T4 never raised it), every take from
+ * bump, and every MB__PEAK_EVERY blocks a record pops, and only while bump is above it.
  *
- * The crash points, with the MB__CRASH numbers test-pool's crash_points_every_step kills a
- * thread at, and what the reaper sees and does at each:
+ * The crash points, with the MB__CRASH numbers the tests kill a thread at (test-pool:
+ * crash_points_every_step, one thread; two_threads_killed_every_pair, two threads of one client
+ * at every pair; release_owner_killed_at_its_gives, a reclaim killed inside its own gives;
+ * test-killstorm, real processes), and what the reaper sees and does at each:
  * Take (pop: a chain from the stack; bump: blocks never used), record r, client o:
  *   T0 op = {q, PENDING, POP|BUMP}, base = taken, next = none                       (1)
  *        crash: not landed (next is no word), nothing moved: nothing to do
@@ -35,9 +56,13 @@
  *        as after T1. A landed pop's chain is detached: its links are still the ones the
  *        pop saw (only the holder writes links of blocks it owns), so the reaper walks it
  *   T3 each block stamped (the caller's stamp)                                       (5)
- *        landed: the reaper stamps the blocks of the chain (bump range) still FREE CACHED|o
+ *        landed: the reaper stamps CACHED|o the blocks of the chain (bump range) still FREE
+ *        or still GIVING: a GIVING stamp on a detached block is stale - the push that put
+ *        the chain in the stack had not done its G3 (that thread may be dead too, or alive:
+ *        its G3 CAS then fails on CACHED; if it wins first, the reaper's retry sees FREE)
  *   T4 taken = base + n, op IDLE                                                  (6, 7)
- *        landed: taken set again to base + n; after IDLE: nothing to complete
+ *        landed: taken set again to base + n; after IDLE: nothing to complete. Killed before
+ *        the peak is raised: the reap raises it from the totals
  *   T5 a chain longer than wanted: the rest given back (a give, below, stamped CACHED|o in T3)
  * Give (push), record r, client o (blocks stamped IN_USE/CACHED):
  *   G0 op = {q, PENDING, PUSH}, base = given, next = none                           (10)
@@ -55,13 +80,25 @@
  * A restart of the same client (the entry taken over) does the same for its predecessor's
  * records but keeps the IN_USE|o blocks: they are its objects (mb_pool_next). A block a killed
  * thread had stamped IN_USE in T3 of an alloc that never returned is one of them.
- * The reaper (mb__pool_release_owner) first completes every record of the dead client (the
- * landed ops rolled forward, the others rolled back - they changed nothing visible but
- * GIVING stamps), then gives back every block stamped IN_USE|o, CACHED|o or GIVING|r|o of a
- * record not landed, through its own record, and lets the records go. Blocks of a detached
- * chain are touched by no one else: a free needs an IN_USE stamp, and links are written only
- * by whoever owns a block. Every walk is bounded (MB_POOL_CHAIN, capacity) and every index
- * read from shared memory is range-checked: a forged link ends a walk, never leaves the pool.
+ * The reaper (mb__pool_release_owner) runs in three steps, and may itself be killed in any
+ * (a restart's reclaim: then the broker's reap, or the next restart, runs them all again):
+ *   R1 every record of the dead client completed (landed ops rolled forward, the others rolled
+ *      back - they changed nothing visible but GIVING stamps). A landed pop or bump goes IDLE
+ *      here, its blocks now CACHED|o; a landed push stays LANDED.
+ *        crash after R1: a rerun finds the pops/bumps IDLE (their blocks are plain CACHED|o
+ *        ones) and the pushes still landed (their GIVING blocks go FREE, never pushed twice)
+ *   R2 every block stamped IN_USE|o (not for a restart), CACHED|o, or GIVING|r|o of a record
+ *      not landed given back through the reaper's own record (gives: points 10..18, the
+ *      reaper's record being of client o for a restart); GIVING|r|o of a landed push -> FREE
+ *        crash in a give: that give is the reaper's record's, completed by the rerun like any
+ *        dead thread's (a restart's record is the client's); blocks not yet reached keep
+ *        their stamps and are found again
+ *   R3 each dead record set IDLE and let go
+ *        crash: the rerun completes IDLE records (nothing to do) and lets them go
+ * Blocks of a detached chain are touched by no one else: a free needs an IN_USE stamp, and
+ * links are written only by whoever owns a block. Every walk is bounded (MB_POOL_CHAIN,
+ * capacity) and every index read from shared memory is range-checked: a forged link ends a
+ * walk, never leaves the pool.
  */
 #include "pool.h"
 
@@ -75,10 +112,9 @@ enum { MB__OP_POP = 1, MB__OP_BUMP = 2, MB__OP_PUSH = 3 };
 #define MB__OP_SEQ(op) ((uint32_t)((op) >> 32))
 #define MB__OP_STATE(op) ((uint32_t)(((op) >> 8) & 0xFFu))
 #define MB__OP_KIND(op) ((uint32_t)((op)&0xFFu))
-/* The writer field of head and bump: valid bit, seq mod 32, record. */
-#define MB__WHO(rec, seq) (0x8000u | (((seq)&31u) << 10) | (rec))
-#define MB__WORD_WHO(w) ((uint32_t)((w) >> 32) & 0xFFFFu)
-#define MB__WORD_LOW(w) ((uint32_t)((w)&0xFFFFFFFFu))
+/* The fields of head and bump (layout.h): ABA tag, writer record, low (block + 1 / bump). */
+#define MB__WORD_REC(w) MB_POOL_WORD_REC(w)
+#define MB__WORD_LOW(w) MB_POOL_WORD_LOW(w)
 /* Crash points (pool.h, mb__pool_crash_hook): the numbers the tests kill a thread at. */
 void (*mb__pool_crash_hook)(int point);
 #define MB__CRASH(n)                                                                               \
@@ -91,7 +127,7 @@ void (*mb__pool_crash_hook)(int point);
 int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
                     size_t page_size) {
   uint64_t stride, blocks;
-  if (object_size == 0 || capacity == 0 || capacity == UINT32_MAX || align == 0 ||
+  if (object_size == 0 || capacity == 0 || capacity > MB_POOL_CAPACITY_MAX || align == 0 ||
       (align & (align - 1)) != 0 || align > page_size)
     return mb__errorf(MB_EINVAL, 0, "pool '%s': object size %u, alignment %u, capacity %u", d->name,
                       (unsigned)object_size, (unsigned)align, (unsigned)capacity);
@@ -162,15 +198,48 @@ static uint32_t mb__intents_used(const mb_pool_map_t *p) {
   return n < MB_POOL_INTENTS ? (uint32_t)n : MB_POOL_INTENTS;
 }
 
-void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
+/*
+ * One read of the sums: given (*freed, then cut to *allocated), taken (*allocated), given
+ * again, with the records in use read before and after. *low: a figure that was out at one
+ * moment T, the end of the taken pass - taken minus the second given sum (0 if below): every
+ * record's taken and given only grow (written as base + n, by the holder or the reaper), each
+ * taken was read at or before T and each second given at or after it, so the figure is at
+ * most taken(T) - given(T). Both given sums agree when nothing was given meanwhile; then it is
+ * also the given-first figure. Returns 0 if a record was claimed meanwhile (the count of
+ * records moved: its counts are not in, read again); a record is counted in intents_used
+ * before its first op, so an unchanged count covers every record used up to the last read.
+ */
+static int mb__totals_once(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed,
+                           uint64_t *low) {
   uint32_t i, n = mb__intents_used(p);
-  uint64_t a = 0, f = 0;
+  uint64_t a = 0, f = 0, f2 = 0;
   for (i = 0; i < n; i++)
     f += mb_load64(&p->intents[i].given);
   for (i = 0; i < n; i++)
     a += mb_load64(&p->intents[i].taken);
+  for (i = 0; i < n; i++)
+    f2 += mb_load64(&p->intents[i].given);
   *allocated = a;
   *freed = f < a ? f : a;
+  *low = f2 < a ? a - f2 : 0;
+  return mb__intents_used(p) == n;
+}
+
+#define MB__PEAK_EVERY 256 /* blocks a record pops between two raises of the peak (a take) */
+#define MB__TOTALS_TRIES 4 /* threads starting all the time: the peak waits for a calmer read */
+
+/* The sums (as above); 1 if *low is a figure that was out, 0 if no read held still. */
+static int mb__totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed, uint64_t *low) {
+  int k;
+  for (k = 0; k < MB__TOTALS_TRIES; k++)
+    if (mb__totals_once(p, allocated, freed, low))
+      return 1;
+  return 0;
+}
+
+void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed) {
+  uint64_t low;
+  (void)mb__totals(p, allocated, freed, &low);
 }
 
 uint64_t mb__pool_in_use(const mb_pool_map_t *p) {
@@ -179,19 +248,26 @@ uint64_t mb__pool_in_use(const mb_pool_map_t *p) {
   return a - f;
 }
 
-/* Raise the peak to what is out now (at most the capacity: a forged record cannot lift it). */
+/* Raise the peak to a figure that was out at one moment (at most the capacity: a forged record
+ * cannot lift it); from a read that did not hold still, not at all. */
+static void mb__peak_from(mb_pool_map_t *p, int valid, uint64_t low) {
+  uint64_t cap = p->capacity;
+  if (valid)
+    mb_max64(&p->desc->peak, low < cap ? low : cap);
+}
+
 static void mb__pool_peak(mb_pool_map_t *p) {
-  uint64_t a, f, cap = p->capacity;
-  mb__pool_totals(p, &a, &f);
-  mb_max64(&p->desc->peak, a - f < cap ? a - f : cap);
+  uint64_t a, f, low;
+  int valid = mb__totals(p, &a, &f, &low);
+  mb__peak_from(p, valid, low);
 }
 
 void mb__pool_publish(mb_pool_map_t *p) {
-  uint64_t a, f;
-  mb__pool_totals(p, &a, &f);
+  uint64_t a, f, low;
+  int valid = mb__totals(p, &a, &f, &low);
   mb_store64(&p->desc->allocated, a);
   mb_store64(&p->desc->freed, f);
-  mb__pool_peak(p);
+  mb__peak_from(p, valid, low);
 }
 
 /* Start an op of `kind` on record r: a new seq, PENDING. Returns the seq. */
@@ -207,30 +283,38 @@ static void mb__op_set(mb_pool_intent_t *r, uint32_t q, uint32_t state, uint32_t
   mb_store64(&r->op, MB__OP(q, state, kind));
 }
 
+#define MB__ACK_TRIES 4 /* an honest op moves at most twice while w is up (see mb__ack) */
+
 /*
- * `w` was just read from *word (head or bump): if it names a record whose op is still PENDING
- * and whose `next` is w (the word that op's CAS installs), mark the op LANDED (its CAS
- * happened) before anyone replaces w. *word is read again after the op and next, so they are
- * the ones of the op that wrote w. A forged writer is only a record index < 1024.
+ * `w` was just read from *word (head or bump): if its writer record's op is still PENDING, of
+ * a kind that CASes that word (a pop or push: head; a bump take: bump), and its `next` is w
+ * (the word that op's CAS installs), mark the op LANDED (its CAS happened) before anyone
+ * replaces w. *word is read again after the op and next, so they are the ones of the op that
+ * wrote w. The writer field is 10 bits: always a record of the array. Bounded: a CAS on the op
+ * fails only when the op moved (its holder set it LANDED or started the next op, or another
+ * acker won), after which the loop's test ends it - unless a hostile process keeps flipping
+ * the op, and then its record is the one left unacknowledged.
  */
-static void mb__ack(mb_pool_map_t *p, uint64_t w, const mb_au64 *word) {
-  uint32_t who = MB__WORD_WHO(w);
-  mb_pool_intent_t *r;
-  uint64_t op;
-  if (!(who & 0x8000u) || (who & 0x3FFu) >= MB_POOL_INTENTS)
-    return;
-  r = &p->intents[who & 0x3FFu];
-  op = mb_load64(&r->op);
-  while (MB__OP_STATE(op) == MB__OP_PENDING && (MB__OP_SEQ(op) & 31u) == ((who >> 10) & 31u) &&
-         mb_load64(&r->next) == w && mb_load64(word) == w) {
-    if (mb_cas64(&r->op, &op, MB__OP(MB__OP_SEQ(op), MB__OP_LANDED, MB__OP_KIND(op))))
+static void mb__ack(mb_pool_map_t *p, uint64_t w, const mb_au64 *word, uint32_t kind) {
+  mb_pool_intent_t *r = &p->intents[MB__WORD_REC(w)];
+  uint64_t op = mb_load64(&r->op);
+  int k;
+  for (k = 0; k < MB__ACK_TRIES; k++) {
+    uint32_t ok = MB__OP_KIND(op);
+    if (MB__OP_STATE(op) != MB__OP_PENDING ||
+        (kind == MB__OP_BUMP ? ok != MB__OP_BUMP : ok != MB__OP_POP && ok != MB__OP_PUSH) ||
+        mb_load64(&r->next) != w || mb_load64(word) != w)
+      return;
+    if (mb_cas64(&r->op, &op, MB__OP(MB__OP_SEQ(op), MB__OP_LANDED, ok)))
       return;
   }
 }
 
-/* The next word for head or bump after w: tag + 1, writer, low 32 bits. */
-static uint64_t mb__next_word(uint64_t w, uint32_t who, uint32_t low) {
-  return ((((w >> 48) + 1) & 0xFFFFu) << 48) | ((uint64_t)who << 32) | low;
+/* The next word for head or bump after w: tag + 1 (mod 2^29: the shift drops the carry), the
+ * writer record, low. */
+static uint64_t mb__next_word(uint64_t w, uint32_t rec, uint32_t low) {
+  return ((MB_POOL_WORD_TAG(w) + 1) << MB_POOL_TAG_SHIFT) | ((uint64_t)rec << MB_POOL_LOW_BITS) |
+         low;
 }
 
 /* Did the CAS of record rec's op (read as `op`) happen? (See the top of the file.) */
@@ -242,7 +326,7 @@ static int mb__landed(mb_pool_map_t *p, uint32_t rec, uint64_t op) {
   if (MB__OP_STATE(op) != MB__OP_PENDING)
     return 0;
   w = mb_load64(word);
-  if (w == mb_load64(&p->intents[rec].next) && MB__WORD_WHO(w) == MB__WHO(rec, MB__OP_SEQ(op)))
+  if (w == mb_load64(&p->intents[rec].next) && MB__WORD_REC(w) == rec)
     return 1; /* its word is still there (exact: tag, writer and block) */
   return MB__OP_STATE(mb_load64(&p->intents[rec].op)) == MB__OP_LANDED;
 }
@@ -256,7 +340,7 @@ static uint32_t mb__walk_chain(const mb_pool_map_t *p, uint32_t first, uint32_t 
   if (first >= cap)
     return 0;
   for (;;) {
-    uint32_t low = MB__WORD_LOW(mb_load64(&p->links[i]));
+    uint32_t low = (uint32_t)mb_load64(&p->links[i]);
     out[n++] = i;
     if (low == 0 || low > cap || n == MB_POOL_CHAIN)
       return n;
@@ -264,9 +348,8 @@ static uint32_t mb__walk_chain(const mb_pool_map_t *p, uint32_t first, uint32_t 
   }
 }
 
-/* Link idx[0..n) into a chain and push it on the free stack through record rec (op q). */
-static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, const uint32_t *idx,
-                           uint32_t n) {
+/* Link idx[0..n) into a chain and push it on the free stack through record rec. */
+static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n) {
   mb_pool_desc_t *d = p->desc;
   mb_pool_intent_t *r = &p->intents[rec];
   uint64_t h;
@@ -280,8 +363,8 @@ static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, const uin
   h = mb_load64(&d->head);
   for (;;) {
     uint64_t low = n > 1 ? (uint64_t)idx[1] + 1 : 0;
-    mb__ack(p, h, &d->head);
-    uint64_t nw = mb__next_word(h, MB__WHO(rec, q), first + 1);
+    mb__ack(p, h, &d->head, MB__OP_PUSH);
+    uint64_t nw = mb__next_word(h, rec, first + 1);
     mb_store64(&p->links[first], ((uint64_t)MB__WORD_LOW(h) << 32) | low);
     mb_store64(&r->next, nw);
     MB__CRASH(13);
@@ -301,12 +384,12 @@ static uint32_t mb__pop_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32
     first1 = MB__WORD_LOW(h);
     if (first1 == 0 || first1 > p->capacity)
       return 0;
-    mb__ack(p, h, &d->head);
+    mb__ack(p, h, &d->head, MB__OP_POP);
     next = (uint32_t)(mb_load64(&p->links[first1 - 1]) >> 32);
     if (next > p->capacity)
       next = 0; /* a bad link: the rest of the stack is cut off rather than followed */
     mb_store64(&r->first, first1 - 1);
-    nw = mb__next_word(h, MB__WHO(rec, q), next);
+    nw = mb__next_word(h, rec, next);
     mb_store64(&r->next, nw);
     MB__CRASH(2);
     if (mb_cas64(&d->head, &h, nw))
@@ -331,8 +414,8 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
     if (v >= p->capacity)
       return 0;
     n = p->capacity - v < want ? p->capacity - v : want;
-    mb__ack(p, b, &d->bump);
-    uint64_t nw = mb__next_word(b, MB__WHO(rec, q), v + n);
+    mb__ack(p, b, &d->bump, MB__OP_BUMP);
+    uint64_t nw = mb__next_word(b, rec, v + n);
     mb_store64(&r->first, v);
     mb_store64(&r->count, n);
     mb_store64(&r->next, nw);
@@ -398,7 +481,13 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
   mb_store64(&r->taken, base + n);
   MB__CRASH(7);
   mb__op_set(r, q, MB__OP_IDLE, kind);
-  mb__pool_peak(p);
+  /* The peak: no figure above bump was ever out, so only while bump is above it; then after
+   * every take from bump, and after a pop only each time this record's taken crosses a
+   * multiple of MB__PEAK_EVERY (a full read is 3 x intents_used cache lines). The broker's
+   * publish (every tick, every reap) raises it from an exact read too. */
+  if (MB__WORD_LOW(mb_load64(&d->bump)) > mb_load64(&d->peak) &&
+      (kind == MB__OP_BUMP || base / MB__PEAK_EVERY != (base + n) / MB__PEAK_EVERY))
+    mb__pool_peak(p);
   if (n > want) /* T5 */
     mb__pool_give(p, rec, chain + want, n - want, rest, NULL);
   if (n > want)
@@ -457,7 +546,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
       for (k = 0; k < m; k++)
         memset(mb__pool_block(p, ok[k]), MB_POOL_POISON, p->stride);
     MB__CRASH(12);
-    mb__push_chain(p, rec, q, ok, m); /* G2 */
+    mb__push_chain(p, rec, ok, m); /* G2 */
     MB__CRASH(14);
     mb__op_set(r, q, MB__OP_LANDED, MB__OP_PUSH);
     MB__CRASH(15);
@@ -522,16 +611,31 @@ static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
     for (k = 0; k < count && first + k < p->capacity; k++)
       chain[n++] = (uint32_t)first + k;
   }
+  /* A detached block the op did not stamp yet is FREE, or still GIVING: the push that put it
+   * in the stack (another record's, maybe of a thread that died with this one) had not done
+   * its G3. Either is stale on a block this record holds; that push's own G3 CAS, if it comes,
+   * fails on CACHED. Bounded: the only other move is that G3 (GIVING -> FREE), once. */
   for (k = 0; k < n; k++) {
-    uint32_t s = MB_STAMP_FREE;
-    mb_cas32(&p->stamps[chain[k]], &s, MB_STAMP_CACHED | owner);
+    int t;
+    for (t = 0; t < 3; t++) {
+      uint32_t s = mb_load32(&p->stamps[chain[k]]);
+      if (s != MB_STAMP_FREE && !(s & MB_STAMP_GIVING))
+        break;
+      if (mb_cas32(&p->stamps[chain[k]], &s, MB_STAMP_CACHED | owner))
+        break;
+    }
   }
   if (n > 0 && mb_load64(&r->taken) != base + n)
     mb_store64(&r->taken, base + n);
   if (landed && kind == MB__OP_PUSH && count <= MB_POOL_CHAIN &&
       mb_load64(&r->given) != base + count)
     mb_store64(&r->given, base + count);
-  mb__op_set(r, q, MB__OP_IDLE, kind);
+  /* A landed push stays LANDED until release_owner has set its GIVING blocks FREE (step 2)
+   * and lets the record go (step 3): a reaper killed in between and run again must still see
+   * it landed, or it would push the chain a second time. A pop or bump is done once its blocks
+   * are stamped CACHED: IDLE now, before step 2 gives them back (a rerun must not walk a
+   * chain that is back in the stack). */
+  mb__op_set(r, q, landed && kind == MB__OP_PUSH ? MB__OP_LANDED : MB__OP_IDLE, kind);
   return landed && kind == MB__OP_PUSH;
 }
 
@@ -582,6 +686,9 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
     any = 1;
     landed[rec] = (uint8_t)mb__intent_complete(p, rec, owner);
   }
+  /* A take killed after T4 counted its blocks but never raised the peak. */
+  if (any)
+    mb__pool_peak(p);
   /* 2: the blocks. */
   bump = MB__WORD_LOW(mb_load64(&d->bump));
   if (bump < cap)
@@ -607,9 +714,12 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
   total += mb__batch_add(p, &cached, 0, UINT32_MAX);
   total += mb__batch_add(p, &used, 0, UINT32_MAX);
   total += mb__batch_add(p, &giving, 0, UINT32_MAX);
-  /* 3: the dead records let go. */
+  /* 3: the dead records let go (a landed push goes IDLE only now, see mb__intent_complete). */
   for (rec = 0; rec < nrec; rec++)
-    if (dead[rec])
+    if (dead[rec]) {
+      mb_pool_intent_t *r = &p->intents[rec];
+      mb__op_set(r, MB__OP_SEQ(mb_load64(&r->op)), MB__OP_IDLE, 0);
       mb__pool_intent_release(p, rec, holders[rec]);
+    }
   return total;
 }

@@ -91,7 +91,8 @@ int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx);
 
 /* The pool's allocated and freed: the sums of its intent records' taken and given. Every
  * given is read before any taken (a block is counted taken before it can be given), so
- * allocated >= freed, and while nothing moves they are exact. */
+ * allocated >= freed, and while nothing moves they are exact (the given sum is read again
+ * after the taken one, up to a few times, until the two agree: pool.c, the peak). */
 void mb__pool_totals(const mb_pool_map_t *p, uint64_t *allocated, uint64_t *freed);
 
 /* Blocks out of the pool now (held or in thread caches): allocated - freed, never below 0. */

@@ -45,6 +45,9 @@
 #define CFG_POOL_BYTES_MAX (64 * GIB)                 /* blocks of one pool, alignment included */
 #define CFG_NAME_SLOT MB_REGION_NAME_MAX              /* bytes of one name of an OPT_NAMES field */
 
+_Static_assert(CFG_POOL_CAPACITY_MAX <= MB_POOL_CAPACITY_MAX,
+               "a pool's capacity fits the free stack's head word (layout.h)");
+
 /* Field sizes are copied as 4- or 8-byte unsigned integers, whatever their C type. */
 _Static_assert(sizeof(int) == 4, "int fields are stored as 4 bytes");
 _Static_assert(sizeof(mb_log_level_t) == 4, "enum fields are stored as 4 bytes");

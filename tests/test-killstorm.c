@@ -98,7 +98,7 @@ static uint32_t state_of(mb_broker_t *b, uint32_t i) {
 /* Blocks in the free stack (walked; nobody else may use the pool meanwhile), bounded. */
 static uint64_t free_stack_blocks(mb_pool_map_t *p) {
   uint64_t n = 0, h = mb_load64(&p->desc->head);
-  uint32_t cap = p->desc->capacity, first = (uint32_t)(h & 0xFFFFFFFFu);
+  uint32_t cap = p->desc->capacity, first = MB_POOL_WORD_LOW(h);
   while (first != 0 && first <= cap && n <= cap) {
     uint32_t i = first - 1, k = 0;
     uint64_t l0 = mb_load64(&p->links[i]);
@@ -116,7 +116,7 @@ static uint64_t free_stack_blocks(mb_pool_map_t *p) {
 
 /* Blocks never handed out (above the bump index). */
 static uint64_t never_used(mb_pool_map_t *p) {
-  uint64_t b = mb_load64(&p->desc->bump) & 0xFFFFFFFFu;
+  uint64_t b = MB_POOL_WORD_LOW(mb_load64(&p->desc->bump));
   return b < p->desc->capacity ? p->desc->capacity - b : 0;
 }
 

@@ -683,8 +683,8 @@ static void crash_hook(int point) {
  * stamped with an owner; allocated - freed equals the blocks stamped. */
 static void check_whole(mb_pool_map_t *p, uint32_t *held_out) {
   static unsigned char seen[128];
-  uint32_t cap = p->capacity, bump = (uint32_t)mb_load64(&p->desc->bump), i, held = 0, chains = 0;
-  uint32_t first = (uint32_t)mb_load64(&p->desc->head);
+  uint32_t cap = p->capacity, bump = MB_POOL_WORD_LOW(mb_load64(&p->desc->bump)), i, held = 0;
+  uint32_t first = MB_POOL_WORD_LOW(mb_load64(&p->desc->head)), chains = 0;
   memset(seen, 0, sizeof seen);
   ASSERT(cap <= sizeof seen);
   ASSERT_LE(bump, cap);
@@ -854,5 +854,309 @@ TEST(reaper_survives_forged_records) {
   for (k = 0; k < 4; k++)
     if (mb__pool_take(p, 0, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0)
       ASSERT_LE(got, 32);
+  mb__broker_stop(&b);
+}
+
+/* ---- targeted interleavings (review of the crash-consistent pool) -----------------------------
+ */
+
+/* A take or give through record rec, "killed" at the hit-th time it reaches point; 1 if it was
+ * (a point < 10 is a take's, stamped `stamp`; from 10 on a give of idx[0..n), `stamp` expected). */
+static int killed_op(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *idx, uint32_t n,
+                     int point, int hit) {
+  volatile int crashed = 0;
+  uint32_t got = 0;
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = hit;
+  mb__pool_crash_hook = crash_hook;
+  if (setjmp(crash_jb) == 0) {
+    if (point < 10)
+      (void)mb__pool_take(p, rec, stamp, n, idx, &got);
+    else
+      (void)mb__pool_give(p, rec, idx, n, stamp, NULL);
+  } else {
+    crashed = 1;
+  }
+  mb__pool_crash_hook = NULL;
+  return crashed;
+}
+
+/* mb__pool_release_owner "killed" at the hit-th time one of its gives reaches point. */
+static int killed_release(mb_pool_map_t *p, uint32_t owner, int cached_only, int point, int hit) {
+  volatile int crashed = 0;
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = hit;
+  mb__pool_crash_hook = crash_hook;
+  if (setjmp(crash_jb) == 0)
+    (void)mb__pool_release_owner(p, owner, cached_only);
+  else
+    crashed = 1;
+  mb__pool_crash_hook = NULL;
+  return crashed;
+}
+
+/* Two threads of one client die: t1 right after its push landed (before its G3 set the
+ * blocks FREE), then t2 after popping t1's chain (before its T3 stamped it). The reap must
+ * find the chain, though it is still stamped GIVING by t1. Was: 32 blocks lost. */
+TEST(rv_two_dead_threads_pop_of_giving_chain) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t t1, t2, idx[MB_POOL_CHAIN], got, held;
+  int point;
+  for (point = 14; point <= 16; point++) {
+    pool_config(&cfg, "rva", 128, 0);
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    p = &b.pools[0];
+    t1 = fake_record(p, 5, 1);
+    t2 = fake_record(p, 5, 1);
+    ASSERT_OK(mb__pool_take(p, t1, MB_STAMP_IN_USE | 5u, 32, idx, &got));
+    ASSERT(killed_op(p, t1, MB_STAMP_IN_USE, idx, 32, point, 1));
+    ASSERT(killed_op(p, t2, MB_STAMP_CACHED | 5u, idx, 32, 4, 1));
+    ASSERT(mb_load32(&p->stamps[idx[1]]) & MB_STAMP_GIVING); /* the interleaving sought */
+    mb__pool_release_owner(p, 5, 0);
+    check_whole(p, &held);
+    ASSERT_EQ(held, 0);
+    mb__broker_stop(&b);
+  }
+}
+
+/* A restart's reclaim dies in its own first give, after its step 1 completed the landed push of
+ * its predecessor; then the broker reaps. Was: that chain pushed twice (in the stack twice). */
+TEST(rv_restart_killed_mid_reclaim) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p, again;
+  uint32_t d1, idx[MB_POOL_CHAIN], got, held, k;
+  pool_config(&cfg, "rvb", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  d1 = fake_record(p, 5, 1);
+  /* blocks 0..63 cached by the dead client, 64..95 given back by it, killed before G3 */
+  for (k = 0; k < 2; k++)
+    ASSERT_OK(mb__pool_take(p, d1, MB_STAMP_CACHED | 5u, 32, idx, &got));
+  ASSERT_OK(mb__pool_take(p, d1, MB_STAMP_IN_USE | 5u, 32, idx, &got));
+  ASSERT(killed_op(p, d1, MB_STAMP_IN_USE, idx, 32, 15, 1));
+  again = *p;
+  again.rec = fake_record(p, 5, 2);
+  ASSERT(killed_release(&again, 5, 1, 10, 1)); /* the restart dies in its first give */
+  mb__pool_release_owner(p, 5, 0);             /* the broker's reap */
+  check_whole(p, &held);
+  ASSERT_EQ(held, 0);
+  mb__broker_stop(&b);
+}
+
+/*
+ * Two threads of one client killed, one after the other, at every pair of crash points: t1 in
+ * a take (points 1..9: it pops the stack's last chain) or a give of its 32 blocks (10..18),
+ * then t2 the same way (a take pops what t1 may have pushed, or bumps). Then the broker reaps
+ * (every other run a restart reclaims first). Every block found once, none held after.
+ */
+TEST(two_threads_killed_every_pair) {
+  int a, c, runs = 0, both = 0;
+  for (a = 1; a <= 18; a++)
+    for (c = 1; c <= 18; c++) {
+      mb_config_t cfg;
+      mb_broker_t b;
+      mb_pool_map_t *p, again;
+      uint32_t live, t1, t2, i1[MB_POOL_CHAIN], i2[MB_POOL_CHAIN], ch[MB_POOL_CHAIN], got, held, k;
+      int k1, k2;
+      pool_config(&cfg, "pair", 128, 0);
+      ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+      p = &b.pools[0];
+      live = fake_record(p, 7, 1);
+      t1 = fake_record(p, 5, 1);
+      t2 = fake_record(p, 5, 1);
+      for (k = 0; k < 3; k++) { /* three chains in the stack, then t1 and t2 hold one each */
+        ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, ch, &got));
+        ASSERT_OK(mb__pool_give(p, live, ch, 32, MB_STAMP_IN_USE | 7u, NULL));
+      }
+      ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, ch, &got));
+      ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, i1, &got));
+      ASSERT_OK(mb__pool_give(p, live, ch, 32, MB_STAMP_IN_USE | 7u, NULL));
+      ASSERT_OK(mb__pool_give(p, live, i1, 32, MB_STAMP_IN_USE | 7u, NULL));
+      ASSERT_OK(mb__pool_take(p, t1, MB_STAMP_IN_USE | 5u, 32, i1, &got));
+      ASSERT_OK(mb__pool_take(p, t2, MB_STAMP_IN_USE | 5u, 32, i2, &got));
+      k1 = killed_op(p, t1, a < 10 ? MB_STAMP_CACHED | 5u : MB_STAMP_IN_USE, i1, 32, a, 1);
+      k2 = killed_op(p, t2, c < 10 ? MB_STAMP_CACHED | 5u : MB_STAMP_IN_USE, i2, 32, c, 1);
+      both += k1 && k2;
+      if ((a + c) & 1) {
+        again = *p;
+        again.rec = fake_record(p, 5, 2);
+        mb__pool_release_owner(&again, 5, 1);
+        check_whole(p, &held);
+        mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
+      }
+      mb__pool_release_owner(p, 5, 0);
+      check_whole(p, &held);
+      ASSERT_EQ(held, 0);
+      ASSERT_EQ(mb_load64(&p->intents[t1].holder), 0);
+      ASSERT_EQ(mb_load64(&p->intents[t2].holder), 0);
+      ASSERT(live != 0);
+      mb__broker_stop(&b);
+      runs++;
+    }
+  printf("# %d runs, %d with both threads killed inside their call\n", runs, both);
+  ASSERT(both > 200);
+}
+
+/*
+ * A restart's reclaim (and its own gives: cached blocks, half-given ones of a dead thread whose
+ * push did or did not land) killed at every crash point of a give, the 1st to 4th time; then a
+ * second restart reclaims, or the broker reaps at once. Every block found once; after the
+ * broker's reap none held.
+ */
+TEST(release_owner_killed_at_its_gives) {
+  int point, hit, second, killed = 0;
+  for (point = 10; point <= 18; point++)
+    for (hit = 1; hit <= 4; hit++)
+      for (second = 0; second < 2; second++) {
+        mb_config_t cfg;
+        mb_broker_t b;
+        mb_pool_map_t *p, again;
+        uint32_t d1, d2, idx[MB_POOL_CHAIN], i2[MB_POOL_CHAIN], got, held, k;
+        pool_config(&cfg, "relk", 128, 0);
+        ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+        p = &b.pools[0];
+        d1 = fake_record(p, 5, 1);
+        d2 = fake_record(p, 5, 1);
+        for (k = 0; k < 2; k++) /* 64 cached */
+          ASSERT_OK(mb__pool_take(p, d1, MB_STAMP_CACHED | 5u, 32, idx, &got));
+        ASSERT_OK(mb__pool_take(p, d2, MB_STAMP_IN_USE | 5u, 16, idx, &got)); /* 16 held */
+        ASSERT_OK(mb__pool_take(p, d2, MB_STAMP_IN_USE | 5u, 16, i2, &got));
+        ASSERT_OK(mb__pool_take(p, d1, MB_STAMP_IN_USE | 5u, 16, idx, &got));
+        ASSERT(killed_op(p, d1, MB_STAMP_IN_USE, idx, 16, 15, 1)); /* a landed push */
+        ASSERT(killed_op(p, d2, MB_STAMP_IN_USE, i2, 16, 12, 1));  /* one that did not land */
+        ASSERT(mb_load32(&p->stamps[idx[0]]) & MB_STAMP_GIVING);
+        ASSERT(mb_load32(&p->stamps[i2[0]]) & MB_STAMP_GIVING);
+        again = *p;
+        again.rec = fake_record(p, 5, 2);
+        killed += killed_release(&again, 5, 1, point, hit); /* a give may be left half done */
+        if (second) {
+          mb_pool_map_t third = *p;
+          third.rec = fake_record(p, 5, 3);
+          mb__pool_release_owner(&third, 5, 1);
+          check_whole(p, &held);
+          ASSERT_EQ(held, 16); /* the held objects stay the client's */
+          mb__pool_intent_release(p, third.rec, MB_POOL_HOLDER(5, 3, 424242));
+        }
+        mb__pool_release_owner(p, 5, 0);
+        check_whole(p, &held);
+        ASSERT_EQ(held, 0);
+        for (k = 1; k < MB_POOL_INTENTS; k++)
+          ASSERT_EQ(mb_load64(&p->intents[k].holder), 0);
+        mb__broker_stop(&b);
+      }
+  printf("# %d runs killed inside a give of the reclaim\n", killed);
+  ASSERT(killed >= 9 * 2 * 2);
+}
+
+static mb_pool_map_t *rv_p;
+static uint32_t rv_rec;
+static mb_au32 rv_stop;
+static void rv_churn(void *arg) {
+  uint32_t idx[MB_POOL_CHAIN], got;
+  (void)arg;
+  while (!mb_load32(&rv_stop))
+    if (mb__pool_take(rv_p, rv_rec, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0)
+      mb__pool_give(rv_p, rv_rec, idx, got, MB_STAMP_IN_USE, NULL);
+}
+
+/* The peak is never above what was out: one thread never holds more than 32 while the broker
+ * publishes again and again over 1024 records. Was: given read before taken, and a give in
+ * between made the peak 1024. */
+TEST(rv_peak_overshoots) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_thread_t th;
+  int k;
+  pool_config(&cfg, "rvp", 1024, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  rv_p = &b.pools[0];
+  rv_rec = fake_record(rv_p, 7, 1);
+  mb_store64(&rv_p->desc->intents_used, 1024); /* many threads have used the pool */
+  mb_store32(&rv_stop, 0);
+  ASSERT_OK(mb_os_thread_start(&th, rv_churn, NULL));
+  for (k = 0; k < 20000 && mb_load64(&rv_p->desc->peak) <= 32; k++)
+    mb__pool_publish(rv_p);
+  mb_store32(&rv_stop, 1);
+  mb_os_thread_join(&th);
+  printf("# peak %llu after %d publishes (true max 32)\n",
+         (unsigned long long)mb_load64(&rv_p->desc->peak), k);
+  ASSERT_LE(mb_load64(&rv_p->desc->peak), 32);
+  mb__pool_publish(rv_p); /* quiet now: exact */
+  ASSERT_EQ_U64(mb_load64(&rv_p->desc->peak), 32);
+  mb__broker_stop(&b);
+}
+
+/*
+ * ABA: a pop preempted between reading head (and its next) and its CAS while 65536 CASes on
+ * head happen, the last one by the record that wrote the word it read, pushing the same block
+ * (with the 16-bit tag: the very same word, and the pop installed a stale next - a chain held
+ * by another client went back in the stack). With the 29-bit tag the pop's CAS fails and it
+ * reads head again.
+ */
+static mb_pool_map_t *aba_p;
+static uint32_t aba_r, aba_r2, aba_B[32], aba_D[32];
+static int aba_busy, aba_done;
+static uint64_t aba_cases;
+static void aba_hook(int point) {
+  uint32_t got, tmp[32], k;
+  uint64_t t0;
+  if (aba_busy || aba_done || point != 2)
+    return;
+  aba_busy = 1;
+  t0 = MB_POOL_WORD_TAG(mb_load64(&aba_p->desc->head));
+  ASSERT_OK(mb__pool_take(aba_p, aba_r, MB_STAMP_IN_USE | 7u, 32, tmp, &got));    /* C */
+  ASSERT_OK(mb__pool_take(aba_p, aba_r2, MB_STAMP_IN_USE | 8u, 32, aba_B, &got)); /* B held */
+  ASSERT_OK(mb__pool_give(aba_p, aba_r2, aba_D, 32, MB_STAMP_IN_USE, NULL));      /* D pushed */
+  for (k = 0; k < 15; k++) {
+    ASSERT_OK(mb__pool_give(aba_p, aba_r, tmp, 32, MB_STAMP_IN_USE, NULL));
+    ASSERT_OK(mb__pool_take(aba_p, aba_r, MB_STAMP_IN_USE | 7u, 32, tmp, &got));
+  }
+  for (k = 0; ((MB_POOL_WORD_TAG(mb_load64(&aba_p->desc->head)) + 1 - t0) & 0xFFFFu) != 0; k++) {
+    ASSERT(k < 70000);
+    ASSERT_OK(mb__pool_take(aba_p, aba_r2, MB_STAMP_IN_USE | 8u, 32, aba_D, &got));
+    ASSERT_OK(mb__pool_give(aba_p, aba_r2, aba_D, 32, MB_STAMP_IN_USE, NULL));
+  }
+  ASSERT_OK(mb__pool_give(aba_p, aba_r, tmp, 32, MB_STAMP_IN_USE, NULL)); /* C, last */
+  aba_cases = MB_POOL_WORD_TAG(mb_load64(&aba_p->desc->head)) - t0;
+  aba_busy = 0;
+  aba_done = 1;
+}
+TEST(rv_aba_16bit_tag) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  uint32_t P, got, out[32], A[32], C[32], k, j, held;
+  pool_config(&cfg, "rvaba", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  aba_p = &b.pools[0];
+  aba_r = fake_record(aba_p, 7, 1);
+  aba_r2 = fake_record(aba_p, 8, 1);
+  P = fake_record(aba_p, 5, 1);
+  ASSERT_OK(mb__pool_take(aba_p, aba_r, MB_STAMP_IN_USE | 7u, 32, A, &got));
+  ASSERT_OK(mb__pool_take(aba_p, aba_r, MB_STAMP_IN_USE | 7u, 32, aba_B, &got));
+  ASSERT_OK(mb__pool_take(aba_p, aba_r, MB_STAMP_IN_USE | 7u, 32, C, &got));
+  ASSERT_OK(mb__pool_take(aba_p, aba_r2, MB_STAMP_IN_USE | 8u, 32, aba_D, &got));
+  ASSERT_OK(mb__pool_give(aba_p, aba_r, A, 32, MB_STAMP_IN_USE, NULL));
+  ASSERT_OK(mb__pool_give(aba_p, aba_r, aba_B, 32, MB_STAMP_IN_USE, NULL));
+  ASSERT_OK(mb__pool_give(aba_p, aba_r, C, 32, MB_STAMP_IN_USE, NULL));
+  aba_busy = aba_done = 0;
+  mb__pool_crash_hook = aba_hook;
+  ASSERT_OK(mb__pool_take(aba_p, P, MB_STAMP_IN_USE | 5u, 32, out, &got));
+  mb__pool_crash_hook = NULL;
+  ASSERT(aba_done);
+  printf("# %llu CASes on head while the pop waited; head's first block %u (B starts at %u)\n",
+         (unsigned long long)aba_cases,
+         (unsigned)MB_POOL_WORD_LOW(mb_load64(&aba_p->desc->head)) - 1, (unsigned)aba_B[0]);
+  ASSERT_EQ_U64(aba_cases & 0xFFFFu, 0); /* the 16-bit tag had come round */
+  /* P got a chain of its own, B (held by r2) is not in the stack, every block once */
+  for (k = 0; k < got; k++)
+    for (j = 0; j < 32; j++)
+      ASSERT(out[k] != aba_B[j]);
+  check_whole(aba_p, &held);
+  ASSERT_EQ(held, 32 + got); /* B by r2 and P's chain */
   mb__broker_stop(&b);
 }
