@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "log.h"
 #include "membroker.h"
+#include "storm.h"
 
 /* Kills per run: fewer where a process start is slow (Wine) or everything is (sanitizers). */
 #if MB_OS_WIN
@@ -50,13 +51,6 @@ static void storm_config(mb_config_t *cfg, const char *tag, uint32_t slot_size) 
   mb__log_open(MB_LOG_ERROR, "");
 }
 
-static uint32_t rnd(uint32_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 17;
-  *s ^= *s << 5;
-  return *s;
-}
-
 /* ---- the child: a game server with two clients on two threads ------------------------------ */
 
 typedef struct churn_s {
@@ -71,7 +65,7 @@ static void churn(void *arg) {
   uint64_t held[STORM_HELD];
   int n = 0;
   for (;;) {
-    uint32_t r = rnd(&t->seed);
+    uint32_t r = mb_storm_rnd(&t->seed);
     if (n < STORM_HELD && (n == 0 || (r & 3) != 0)) {
       void *slot;
       uint64_t id = t->next_id++;
@@ -130,43 +124,6 @@ static uint32_t entries_in_use(mb_broker_t *b) {
   return n;
 }
 
-/* What the slot table says against what the counters say. */
-typedef struct truth_s {
-  uint64_t owned;       /* slots with an owner */
-  uint64_t busy;        /* pages left locked */
-  uint64_t users_wrong; /* pages whose user count is not the owned slots on them */
-  uint64_t users_extra; /* sum of (user count - owned slots) over those pages */
-  uint64_t committed;   /* pages marked committed */
-} truth_t;
-
-static void look(mb_region_map_t *r, truth_t *t) {
-  mb_region_desc_t *d = r->desc;
-  mb_au32 *pages = mb__region_pages(d, r->base);
-  mb_slot_t *slots = mb__region_slots(d, r->base);
-  uint64_t npages = d->size / d->page_size, p, i, first, last;
-  uint32_t *owned = calloc((size_t)npages, sizeof *owned);
-  ASSERT(owned != NULL);
-  memset(t, 0, sizeof *t);
-  for (i = 0; i < d->slot_count; i++) {
-    if (mb_load64(&slots[i].owner) == 0)
-      continue;
-    t->owned++;
-    mb__slot_page_range(i, d->slot_size, d->page_size, &first, &last);
-    for (p = first; p <= last; p++)
-      owned[p]++; /* a page's users: the used slots that lie on it */
-  }
-  for (p = 0; p < npages; p++) {
-    uint32_t v = mb_load32(&pages[p]), users = v & MB_PAGE_USERS_MASK;
-    t->busy += (v & MB_PAGE_BUSY) != 0;
-    t->committed += (v & MB_PAGE_COMMITTED) != 0;
-    if (users != owned[p]) {
-      t->users_wrong++;
-      t->users_extra += users - owned[p];
-    }
-  }
-  free(owned);
-}
-
 /* The children, stopped at exit if a failed assertion ends the test early. */
 static mb_os_child_t g_kids[STORM_LIVE];
 static int g_kid_live[STORM_LIVE];
@@ -218,7 +175,7 @@ static void storm(const char *tag, uint32_t slot_size) {
   uint32_t seed = (uint32_t)mb_os_mono_ns() | 1;
   uint64_t freed = 0, start_ns = mb_os_mono_ns(), i, used;
   int kills = 0, x, k, restarts = 0;
-  truth_t t;
+  mb_storm_slots_t t;
   mb_client_t *c;
 
   storm_config(&cfg, tag, slot_size);
@@ -229,7 +186,7 @@ static void storm(const char *tag, uint32_t slot_size) {
   atexit(kill_kids);
   for (k = 0; k < STORM_LIVE; k++) {
     snprintf(names[k], sizeof names[k], "gs%d", k);
-    spawn(&kids[k], cfg.instance, names[k], rnd(&seed));
+    spawn(&kids[k], cfg.instance, names[k], mb_storm_rnd(&seed));
     g_kid_live[k] = 1;
   }
   while (kills < STORM_KILLS) {
@@ -237,21 +194,21 @@ static void storm(const char *tag, uint32_t slot_size) {
     /* Once it churns (both clients attached), kill it at a random instant. */
     snprintf(probe, sizeof probe, "%s.b", names[k]);
     wait_churning(&b, k, probe);
-    mb_os_sleep_ms(rnd(&seed) % 8);
+    mb_os_sleep_ms(mb_storm_rnd(&seed) % 8);
     ASSERT_OK(mb_os_child_kill(&kids[k]));
     ASSERT_OK(mb_os_child_wait(&kids[k], 20000, &x));
     g_kid_live[k] = 0;
     kills++;
     mb__broker_tick(&b);
-    if (rnd(&seed) % 3 == 0)
+    if (mb_storm_rnd(&seed) % 3 == 0)
       (void)mb__broker_compact(&b, &freed);
     /* Half the time the same game server comes back at once (a takeover of its entry, if it
      * is quicker than the reap), else a new one. */
-    if (rnd(&seed) % 2 == 0)
+    if (mb_storm_rnd(&seed) % 2 == 0)
       restarts++;
     else
       snprintf(names[k], sizeof names[k], "gs%d", STORM_LIVE + kills);
-    spawn(&kids[k], cfg.instance, names[k], rnd(&seed));
+    spawn(&kids[k], cfg.instance, names[k], mb_storm_rnd(&seed));
     g_kid_live[k] = 1;
   }
   for (k = 0; k < STORM_LIVE; k++) {
@@ -265,7 +222,7 @@ static void storm(const char *tag, uint32_t slot_size) {
   WAIT_FOR((mb__broker_tick(&b), entries_in_use(&b) == 0), 20000);
   (void)mb__broker_compact(&b, &freed);
 
-  look(r, &t);
+  mb_storm_look(r, &t);
   used = mb_load64(&r->desc->slots_used);
   printf("# after: %llu slots owned, slots_used %llu, %llu pages locked, %llu page words wrong "
          "(%llu users too many), %llu pages committed, region committed %llu bytes\n",
@@ -286,12 +243,12 @@ static void storm(const char *tag, uint32_t slot_size) {
     ASSERT_OK(mb_player_connect(c, 1000 + i, &slot));
     memset(slot, 0x11, slot_size);
   }
-  look(r, &t);
+  mb_storm_look(r, &t);
   ASSERT_EQ_U64(t.owned, STORM_REGION / slot_size);
   ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), STORM_REGION / slot_size);
   ASSERT_EQ_U64(t.users_wrong, 0);
   ASSERT_OK(mb_detach(c));
-  look(r, &t);
+  mb_storm_look(r, &t);
   ASSERT_EQ_U64(t.owned, 0);
   ASSERT_EQ_U64(t.users_wrong, 0);
   mb__broker_stop(&b);
