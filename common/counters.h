@@ -20,7 +20,10 @@
  * - fold (an entry freed: the broker's reap, a client's own detach): 1. the share exchanged
  *   with 0; 2. the value taken added to the base. A kill between 1 and 2 (two adjacent atomic
  *   instructions) loses that share from the truth: the one window left, and only in a client's
- *   own detach (the broker folds what it reaps, and the broker is not killed mid-tick).
+ *   own detach (a broker killed there restarts from its last save, which holds the base).
+ *   The entry must be the folder's alone (CLAIMED by it): an add that checked the entry was
+ *   its own just before a reap and lands after the fold is left in a FREE entry's share,
+ *   outside the truth (a client still adding while the broker reaps it: not a live one).
  * - reconcile (broker, each tick): 1. read the total; 2. truth = base + shares; 3. if the two
  *   differ, and did by the same figures at the previous tick too (an add between its two steps
  *   is not a difference to correct), CAS the total from the value of 1 to the truth: it fails
