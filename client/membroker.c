@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "error.h"
 #include "gmap.h"
 #include "layout.h"
@@ -845,6 +846,7 @@ static int mb__leave(mb_client_t *c) {
     mb__claimed_to_dead(c);
     return 0;
   }
+  mb__counter_fold(c->st, c->index); /* what it added stays counted, in the base */
   mb__client_free(c->st, c->index, c->regions, (int)c->region_count, c->pools_map, MB_POOLS_MAX,
                   NULL);
   return 0;
@@ -994,14 +996,18 @@ static mb_au64 *mb__counter(mb_client_t *c, int counter, mb_au64 **share) {
 }
 
 /*
- * Counters and shares. What this client adds is also added to its entry's share
- * (added_players, added_npcs; kept when a restart takes the entry over), so that persist can
- * save the counters without what the game servers in the table counted: each counts its
- * players again when it attaches to a restarted broker, and the restored counters are not
- * doubled. A freed entry's share stays counted, as nobody's; a set makes the value nobody's
- * share (every share of that counter is cleared). A kill between the counter's CAS and the
- * share's add leaves that one delta out of the share (counted as nobody's).
+ * Counters (counters.h has the protocol and its crash points). A counter's truth is its base
+ * plus every entry's share: what this client adds goes to its entry's share first (one atomic
+ * add: the truth), then to the shown total; a kill between the two leaves the total off until
+ * the broker's next reconcile. The share is kept when a restart takes the entry over and
+ * folded into the base when the entry is freed; persist saves the base only, since each game
+ * server counts its players again when it attaches to a restarted broker.
  */
+
+/* Would adding delta to v leave 0..UINT64_MAX? */
+static int mb__counter_out(uint64_t v, int64_t delta) {
+  return delta < 0 ? v < (uint64_t)0 - (uint64_t)delta : UINT64_MAX - v < (uint64_t)delta;
+}
 
 int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
   mb_au64 *v, *share;
@@ -1010,32 +1016,35 @@ int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
     return rc;
   if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
-  mb_store64(v, value);
-  mb__counter_shares_clear(c->st, counter == MB_COUNTER_NPCS);
+  mb__counter_set(c->st, c->st->max_clients, counter == MB_COUNTER_NPCS, value);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   return 0;
 }
 
 int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result) {
   mb_au64 *v, *share;
-  uint64_t old, next;
+  uint64_t old;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
   if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
+  /* The range: against the shown value, and if that fails, against the truth (the shown one
+   * may lag it for a tick). Not atomic with the adds: two clients taking the counter below 0
+   * at the same instant both pass (a game that removes what it never added). */
   old = mb_load64(v);
-  do {
-    if (delta < 0 ? old < (uint64_t)0 - (uint64_t)delta : UINT64_MAX - old < (uint64_t)delta)
-      return mb__errorf(MB_ERANGE, 0, "counter %d is %llu: adding %lld leaves its range", counter,
-                        (unsigned long long)old, (long long)delta);
-    next = old + (uint64_t)delta;
-  } while (!mb_cas64(v, &old, next));
-  if (mb_load64(&c->entry->word) == c->word) /* the entry is still this attachment's */
-    mb_add64(share, (uint64_t)delta);
+  if (mb__counter_out(old, delta))
+    old = mb__counter_truth(c->st, c->st->max_clients, counter == MB_COUNTER_NPCS);
+  if (mb__counter_out(old, delta))
+    return mb__errorf(MB_ERANGE, 0, "counter %d is %llu: adding %lld leaves its range", counter,
+                      (unsigned long long)old, (long long)delta);
+  if (mb_load64(&c->entry->word) != c->word) /* the entry is no longer this attachment's */
+    share = mb__counter_base(c->st, counter == MB_COUNTER_NPCS);
+  mb_add64(share, (uint64_t)delta);   /* the truth */
+  old = mb_add64(v, (uint64_t)delta); /* what is shown */
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   if (result)
-    *result = next;
+    *result = old + (uint64_t)delta;
   return 0;
 }
 

@@ -170,9 +170,10 @@ typedef struct mb_client_entry_s {
   mb_au32 takeovers;                    /* times the entry was taken over by a restart */
   mb_au64 reserved[3];
   /* What this attachment's holder added to the shared counters (mb_counter_add), net, as
-   * signed 64-bit values: left out of what persist saves, since a game server counts its
-   * players again when it attaches to a new broker (a new generation). Kept across a takeover,
-   * cleared with the entry and by a set of the counter. */
+   * signed 64-bit values (two's complement): part of the counter's truth (counters.h), left
+   * out of what persist saves, since a game server counts its players again when it attaches
+   * to a new broker (a new generation). Kept across a takeover; folded into the counter's base
+   * when the entry is freed. */
   mb_au64 added_players;
   mb_au64 added_npcs;
 } mb_client_entry_t;
@@ -372,7 +373,12 @@ typedef struct mb_state_s {
   /* client table */
   mb_au32 clients_attached;
   uint32_t pool_count;
-  mb_au32 reserved2[14];
+  /* The counters' base: what nobody in the table holds as a share (counters.h). A counter's
+   * truth is its base plus the shares of the entries not FREE; total_players / total_npcs
+   * show it, corrected by the broker's tick. Written by the broker and by a set. */
+  mb_au64 players_base;
+  mb_au64 npcs_base;
+  mb_au32 reserved2[10];
   mb_client_entry_t clients[MB_CLIENTS_MAX];
 
   /* pool directory */
@@ -408,6 +414,7 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg) == 128, "message on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg.text) == 192, "message text offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, regions) == 448, "region directory offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients_attached) == 448 + 16 * 128, "client count");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, players_base) == 448 + 16 * 128 + 8, "counter bases");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client table offset");
 MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");

@@ -647,29 +647,6 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
     *freed = total;
 }
 
-int64_t mb__counter_shares(const mb_state_t *st, uint32_t max_clients, int npcs) {
-  int64_t sum = 0;
-  uint32_t i;
-  if (max_clients > MB_CLIENTS_MAX)
-    max_clients = MB_CLIENTS_MAX;
-  for (i = 0; i < max_clients; i++) {
-    const mb_client_entry_t *e = &st->clients[i];
-    int64_t share;
-    if (MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
-      continue;
-    share = (int64_t)mb_load64(npcs ? &e->added_npcs : &e->added_players);
-    if (share > 0)
-      sum += share;
-  }
-  return sum;
-}
-
-void mb__counter_shares_clear(mb_state_t *st, int npcs) {
-  uint32_t i;
-  for (i = 0; i < MB_CLIENTS_MAX; i++)
-    mb_store64(npcs ? &st->clients[i].added_npcs : &st->clients[i].added_players, 0);
-}
-
 /*
  * A page is freed only from the exact state "committed, no users, not busy", locked by CAS:
  * a process that wants the page meanwhile waits on the lock and then commits it afresh, so no

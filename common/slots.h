@@ -100,16 +100,6 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
 void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
                      mb_pool_map_t *pools, int npools, uint64_t *freed);
 
-/*
- * The shared counters' shares (mb_client_entry_t.added_players / added_npcs: what each client
- * added, net). mb__counter_shares: the sum of the positive shares of the entries in use among
- * the first `max_clients` (what the game servers attached now count, which they count again
- * after a broker restart). mb__counter_shares_clear: every share of one counter set to 0 (a
- * value set outright - mb_counter_set, set-counter - is nobody's share).
- */
-int64_t mb__counter_shares(const mb_state_t *st, uint32_t max_clients, int npcs);
-void mb__counter_shares_clear(mb_state_t *st, int npcs);
-
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
   return r->base + index * r->slot_size;

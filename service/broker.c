@@ -458,6 +458,8 @@ void mb__broker_tick(mb_broker_t *b) {
   changed = mb__broker_sweep(b);
   mb__broker_slots_check(b, changed > 0);
   mb__broker_watch_counters(b);
+  mb__counter_reconcile(b->state, b->cfg.max_clients, 0, &b->counter_seen[0]);
+  mb__counter_reconcile(b->state, b->cfg.max_clients, 1, &b->counter_seen[1]);
   {
     int i;
     for (i = 0; i < b->npools; i++) /* allocated / freed / peak from the intent records */
@@ -678,6 +680,7 @@ int mb__broker_sweep(mb_broker_t *b) {
           mb__pool_publish(&b->pools[k]);
           blocks += n;
         }
+        mb__counter_fold(st, i); /* its shares stay counted, in the base (counters.h) */
         mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed);
         mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
                      "client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "

@@ -6,6 +6,7 @@
 #define MB_BROKER_H
 
 #include "config.h"
+#include "counters.h"
 #include "layout.h"
 #include "maps.h"
 #include "os.h"
@@ -77,6 +78,7 @@ typedef struct mb_broker_s {
   int watch_ready; /* `seen` holds the values at the first tick */
   mb_counter_watch_t commit_watch[MB_REGIONS_MAX];
   mb_counter_watch_t miss_watch[MB_POOLS_MAX];
+  mb_counter_seen_t counter_seen[2]; /* players, NPCs: the reconcile's previous look */
   /* Private copies of the control block's fixed fields and what was found forged (trust.h):
    * sizes, counts and offsets come from here or from cfg, never from shared memory. */
   mb_trust_t trust;

@@ -282,8 +282,7 @@ int mb__cmd_set_counter(mb_ctl_call_t *call) {
   value = (uint64_t)v->valuedouble;
   counter = npcs ? &st->game.total_npcs : &st->game.total_players;
   old = mb_load64(counter);
-  mb_store64(counter, value);
-  mb__counter_shares_clear(st, npcs);
+  mb__counter_set(st, call->broker->cfg.max_clients, npcs, value); /* base: value - shares */
   mb_store64(&st->game.last_update_wall_ns, mb_os_wall_ns());
   mb_log_info("counter %s set to %llu, was %llu (control pipe)", c->valuestring,
               (unsigned long long)value, (unsigned long long)old);

@@ -641,6 +641,9 @@ int mb__persist_restore(mb_broker_t *b, mb_persist_image_t *img, uint64_t *saved
     mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, 0, 0));
     slots += held[i];
   }
+  /* Every share is 0: the truth is the base (counters.h). */
+  mb_store64(&st->players_base, img->game.total_players);
+  mb_store64(&st->npcs_base, img->game.total_npcs);
   mb_store64(&st->game.total_players, img->game.total_players);
   mb_store64(&st->game.total_npcs, img->game.total_npcs);
   if ((rc = mb__state_write_msg(st, img->game.msg)) < 0)
@@ -861,13 +864,6 @@ out:
   return rc;
 }
 
-/* Counter players (npcs = 0) or NPCs less the positive shares of the clients in the table. */
-static uint64_t pf_unshared(const mb_state_t *st, uint32_t max_clients, int npcs) {
-  uint64_t v = mb_load64(npcs ? &st->game.total_npcs : &st->game.total_players);
-  int64_t shares = mb__counter_shares(st, max_clients, npcs);
-  return (uint64_t)shares >= v ? 0 : v - (uint64_t)shares;
-}
-
 /* Write the state file into `tmp`: counters (less what attached game servers added: they add
  * it again after a restart), message, the names of the regions written. */
 static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions, int n) {
@@ -884,8 +880,8 @@ static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions
   memset(&g, 0, sizeof g);
   /* Without what the game servers attached now added: each counts its own again when it
    * attaches to the restarted broker (a new generation), so saving it would count it twice. */
-  g.total_players = pf_unshared(st, b->cfg.max_clients, 0);
-  g.total_npcs = pf_unshared(st, b->cfg.max_clients, 1);
+  g.total_players = mb_load64(&st->players_base); /* counters.h: the truth less the shares */
+  g.total_npcs = mb_load64(&st->npcs_base);
   g.last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   g.server_status = b->trust.server_status;
   pf_set_fixed(g.msg, sizeof g.msg, b->persist.msg);

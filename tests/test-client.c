@@ -293,6 +293,98 @@ TEST(counters_and_message) {
   mb__broker_stop(&b);
 }
 
+/* The add's two steps apart, as a kill between them leaves them: the share (the truth) changed,
+ * the shown total not. The broker's reconcile puts the total right at its second look, and an
+ * add merely caught between its steps by one look is not "corrected" (counters.h). */
+TEST(counter_add_killed_between_share_and_total) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_info_t info;
+  mb_client_entry_t *e;
+  client_config(&cfg, "ckill");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 5, NULL));
+  ASSERT_OK(mb_info(c, &info));
+  e = &b.state->clients[info.client_index];
+  ASSERT_EQ_U64(mb_load64(&e->added_players), 5);
+
+  /* In flight: step 1 done, step 2 comes after one look; the look changes nothing. */
+  mb_add64(&e->added_players, 2);
+  mb__broker_tick(&b);
+  mb_add64(&b.state->game.total_players, 2);
+  mb__broker_tick(&b);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 7);
+
+  /* Killed between the steps: shown 7, truth 10; exact after two looks. */
+  mb_add64(&e->added_players, 3);
+  ASSERT_EQ_U64(mb__counter_truth(b.state, cfg.max_clients, 0), 10);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 7);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 10);
+
+  /* Shown 0, truth 1 (an add in flight): a remove of 1 is in range, checked on the truth. */
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_NPCS, 0));
+  mb_add64(&e->added_npcs, 1);
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_NPCS, -1, NULL));
+  ASSERT_EQ_U64(mb__counter_truth(b.state, cfg.max_clients, 1), 0);
+  /* Shown 0 - 1 (mod 2^64) until the add lands, or the reconcile if it never does. */
+  mb__broker_tick(&b);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 0);
+  ASSERT_ERR(mb_counter_add(c, MB_COUNTER_NPCS, -1, NULL), MB_ERANGE);
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
+/* A set between an add's two steps and adds of two clients around a set: nothing is lost, the
+ * set counts from the moment of its base, and what each client counted stays counted when its
+ * entry goes (its share folded into the base). */
+TEST(counter_set_and_add) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c, *d;
+  mb_info_t info;
+  mb_client_entry_t *e;
+  uint64_t v = 0;
+  client_config(&cfg, "cset");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-2", NULL, &d));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 10, NULL));
+  ASSERT_OK(mb_counter_add(d, MB_COUNTER_PLAYERS, 4, NULL));
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_PLAYERS, 100));
+  ASSERT_EQ_U64(mb_load64(&b.state->players_base), 86);
+  ASSERT_OK(mb_counter_add(d, MB_COUNTER_PLAYERS, 1, &v));
+  ASSERT_EQ_U64(v, 101);
+  ASSERT_OK(mb_detach(d));
+  ASSERT_EQ_U64(mb_load64(&b.state->players_base), 91);
+  ASSERT_EQ_U64(mb__counter_truth(b.state, cfg.max_clients, 0), 101);
+
+  /* c's add of 1 has done its share when the set comes; its total after the set. */
+  ASSERT_OK(mb_info(c, &info));
+  e = &b.state->clients[info.client_index];
+  mb_add64(&e->added_players, 1);
+  ASSERT_OK(mb_counter_set(c, MB_COUNTER_PLAYERS, 50));
+  mb_add64(&b.state->game.total_players, 1);
+  ASSERT_EQ_U64(mb__counter_truth(b.state, cfg.max_clients, 0), 50);
+  mb__broker_tick(&b);
+  mb__broker_tick(&b);
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 50);
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, -50, &v));
+  ASSERT_EQ_U64(v, 0);
+  ASSERT_ERR(mb_counter_add(c, MB_COUNTER_PLAYERS, -1, NULL), MB_ERANGE);
+  ASSERT_OK(mb_detach(c));
+  ASSERT_EQ_U64(mb_load64(&b.state->players_base), 0);
+  ASSERT_EQ_U64(mb__counter_truth(b.state, cfg.max_clients, 0), 0);
+  mb__broker_stop(&b);
+}
+
 TEST(player_slots) {
   mb_config_t cfg;
   mb_broker_t b;

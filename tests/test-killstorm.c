@@ -388,9 +388,9 @@ static uint32_t ev_entries_in_use(mb_broker_t *b) {
  * instants, each kill followed by a reap (then a new name, or the same one again) or by a
  * restart under the same name that takes the dead entries over before any sweep. The truth
  * kept for the players counter: the broker does not change it when it reaps (README "Counters
- * that stay true"), so it must end equal to what the reaped clients had added (their shares,
- * read once they were dead), give or take one delta for a kill between the counter's CAS and
- * its share's add (the window README names).
+ * that stay true"), so it must end exactly equal to what the reaped clients had added (their
+ * shares, read once they were dead, folded into the base by the reaps), and the shown total
+ * must come to it within a reconcile or two (an add killed between its share and the total).
  */
 TEST(kill_storm_everything) {
   mb_config_t cfg;
@@ -440,6 +440,8 @@ TEST(kill_storm_everything) {
              20000);
     abandoned += share;
     reaps++;
+    /* Its shares went into the base whole, whatever instant it died at. */
+    ASSERT_EQ_U64(mb_load64(&b.state->players_base), (uint64_t)abandoned);
     if ((x >> 8) % 3 == 0) {
       (void)mb__broker_compact(&b, &freed);
       compacts++;
@@ -456,6 +458,11 @@ TEST(kill_storm_everything) {
   }
   WAIT_FOR((mb__broker_tick(&b), ev_entries_in_use(&b) == 0), 20000);
   (void)mb__broker_compact(&b, &freed);
+  /* Quiescent: the reconcile makes the shown total the truth, base + shares (shares: none). */
+  ASSERT_EQ_U64(mb__counter_shares(b.state, cfg.max_clients, 0), 0);
+  WAIT_FOR((mb__broker_tick(&b), mb_load64(&b.state->game.total_players) ==
+                                     mb__counter_truth(b.state, cfg.max_clients, 0)),
+           20000);
 
   /* Nobody attached: every block free, every slot free, the counters the truth. */
   found = mb_storm_free_stack_blocks(p) + mb_storm_never_used(p);
@@ -484,8 +491,9 @@ TEST(kill_storm_everything) {
   ASSERT_EQ_U64(t.users_wrong, 0);
   if (mb_os_mem_config()->shared_decommit) /* every page compacts */
     ASSERT_EQ_U64(t.committed, 0);
-  /* At most one delta per killed thread escapes its share (the window README names). */
-  ASSERT_LE(drift < 0 ? -drift : drift, 2 * (kills + EV_LIVE));
+  /* Exact: no delta escapes (counters.h). */
+  ASSERT_EQ(drift, 0);
+  ASSERT_EQ_U64(mb_load64(&b.state->players_base), (uint64_t)abandoned);
 
   {
     /* The whole pool and every slot can be had again, and the counters agree. */

@@ -416,6 +416,8 @@ TEST(reattach_does_not_double_the_counters) {
   /* Restored without zone-1's share: it counts it again when it comes back. */
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 2);
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 3);
+  ASSERT_EQ_U64(mb_load64(&b.state->players_base), 2); /* the truth: base, no shares yet */
+  ASSERT_EQ_U64(mb_load64(&b.state->npcs_base), 3);
   reattach_and_count_again(c, gen);
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 26);
   ASSERT_EQ_U64(mb_load64(&b.state->game.total_npcs), 51);

@@ -451,15 +451,25 @@ TEST(set_counter) {
   mb_pipe_conn_t c;
   cJSON *r;
   size_t i;
+  mb_client_t *zone;
+  mb_info_t info;
   broker_up(&t, "cnt");
   ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  /* A game server that counts 10 players while the operator sets 24: its adds after the set
+   * count on top of 24, and what it counted stays counted when it goes (counters.h). */
+  ASSERT_OK(mb_attach(t.instance, "zone", NULL, &zone));
+  ASSERT_OK(mb_counter_add(zone, MB_COUNTER_PLAYERS, 10, NULL));
   r = call(&c,
            "{\"id\":1,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"players\",\"value\":24}}");
   expect_ok(r);
   ASSERT_STR_EQ(jstr(r, "result.counter"), "players");
   ASSERT_EQ(jnum(r, "result.value"), 24);
-  ASSERT_EQ(jnum(r, "result.previous"), 0);
+  ASSERT_EQ(jnum(r, "result.previous"), 10);
   cJSON_Delete(r);
+  ASSERT_OK(mb_counter_add(zone, MB_COUNTER_PLAYERS, 1, NULL));
+  ASSERT_OK(mb_info(zone, &info));
+  ASSERT_EQ_U64(info.players, 25);
+  ASSERT_OK(mb_detach(zone));
   r = call(&c, "{\"id\":2,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"npcs\",\"value\":"
                "1000000000000000}}");
   expect_ok(r);
@@ -470,7 +480,7 @@ TEST(set_counter) {
   }
   r = call(&c, "{\"id\":4,\"cmd\":\"status\",\"args\":{\"sections\":[\"server\"]}}");
   expect_ok(r);
-  ASSERT_EQ(jnum(r, "result.server.players"), 24);
+  ASSERT_EQ(jnum(r, "result.server.players"), 25);
   ASSERT_EQ(jnum(r, "result.server.npcs"), 1e15);
   cJSON_Delete(r);
   mb__pipe_close(&c);
