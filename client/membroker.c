@@ -386,15 +386,14 @@ static void mb__drop_foreign_slots(mb_client_t *c) {
   mb_slot_t *slots = mb__slot_table(r);
   uint64_t i, owner = c->index + 1;
   int any = 0;
+  mb__slots_unlock_holder(r, (uint32_t)owner);
   for (i = 0; i < r->slot_count; i++)
     if (mb_load64_relaxed(&slots[i].owner) == owner) {
       mb_store64(&slots[i].player, 0);
       any = 1;
     }
-  if (!any)
-    return;
-  mb__slots_unlock_holder(r, (uint32_t)owner);
-  (void)mb__slot_release_owner(r, (uint32_t)owner, NULL);
+  if (any)
+    (void)mb__slot_release_owner(r, (uint32_t)owner, NULL);
 }
 
 /*
