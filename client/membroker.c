@@ -369,6 +369,34 @@ static void mb__unmap(mb_client_t *c) {
   c->slot_region = -1;
 }
 
+/* The slot table of a mapped slotted region (its geometry as checked at mapping). */
+static mb_slot_t *mb__slot_table(const mb_region_map_t *r) {
+  return (mb_slot_t *)((unsigned char *)r->base + r->table_offset +
+                       (((r->size / r->page_size) * 4 + 7) & ~(uint64_t)7));
+}
+
+/*
+ * A FREE entry just claimed (not taken over) owns no slot, unless something went wrong before
+ * (a forger, or a table from an older library): settle the pages its index left locked and give
+ * back every slot it owns, each without its player first, so no former player ever appears in
+ * this client. A slot that cannot be released (its page held) stays owned without a player:
+ * nobody's player, given back at detach or by a restart.
+ */
+static void mb__drop_foreign_slots(mb_client_t *c) {
+  mb_region_map_t *r = &c->regions[c->slot_region];
+  mb_slot_t *slots = mb__slot_table(r);
+  uint64_t i, owner = c->index + 1;
+  int any = 0;
+  mb__slots_unlock_holder(r, (uint32_t)owner);
+  for (i = 0; i < r->slot_count; i++)
+    if (mb_load64_relaxed(&slots[i].owner) == owner) {
+      mb_store64(&slots[i].player, 0);
+      any = 1;
+    }
+  if (any)
+    (void)mb__slot_release_owner(r, (uint32_t)owner, NULL);
+}
+
 /*
  * After taking an entry over: settle the pages its previous holder left locked (it died in a
  * claim or release: slots.c), find the slots it owns, put them in the player map and make
@@ -380,8 +408,7 @@ static int mb__adopt_slots(mb_client_t *c) {
   uint64_t i, owner = c->index + 1, done_page = UINT64_MAX, held = 0, player1;
   int rc;
   mb__slots_unlock_holder(r, (uint32_t)owner);
-  slots = (mb_slot_t *)((unsigned char *)r->base + r->table_offset +
-                        (((r->size / r->page_size) * 4 + 7) & ~(uint64_t)7));
+  slots = mb__slot_table(r);
   for (i = 0; i < r->slot_count; i++) {
     uint64_t first, last, p;
     if (mb_load64(&slots[i].owner) != owner)
@@ -615,6 +642,8 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
     mb_os_sleep_ms(1 + (unsigned)(mb_os_mono_ns() % 4));
   }
   c->word = MB_CLIENT_WORD(MB_CLIENT_ATTACHED, c->seq, c->self.pid);
+  if (!taken_over && c->slot_region >= 0)
+    mb__drop_foreign_slots(c);
   if (taken_over && c->slot_region >= 0 && (rc = mb__adopt_slots(c)) != 0) {
     /* Give the entry back as it was found: dead, its slots kept for the grace period. */
     mb_store64(&e->dead_since_ns, mb_os_mono_ns());
@@ -1136,7 +1165,11 @@ int mb_player_connect(mb_client_t *c, uint64_t player_id, void **slot) {
   if ((rc = mb__slot_acquire(r, c->index + 1, player_id, &index)) != 0)
     return rc;
   if ((rc = mb__slot_at(c, index, slot)) != 0 || (rc = mb__pmap_put(c, player_id, index)) != 0) {
-    mb__slot_release(r, index, c->index + 1);
+    /* The player first (only the owner writes it): a release that fails leaves an owned slot
+     * without a player, given back at detach or by a restart's mb__adopt_slots, never a
+     * player the map does not know. */
+    mb_store64(&mb__slot_table(r)[index].player, 0);
+    (void)mb__slot_release(r, index, c->index + 1);
     return rc;
   }
   mb_add64(&c->entry->slots_held, 1);
@@ -1152,7 +1185,11 @@ int mb_player_disconnect(mb_client_t *c, uint64_t player_id) {
     return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
                       (unsigned long long)player_id);
   rc = mb__slot_release(&c->regions[c->slot_region], c->pmap[at].slot1 - 1, c->index + 1);
-  mb__pmap_delete_at(c, at);
+  /* Forgotten only if the slot is free now, or was not ours any more (MB_EACCES: a forger
+   * freed it); otherwise (MB_EBUSY: a page of it stayed locked) the player keeps it, still
+   * found and freed by a later disconnect or the detach. */
+  if (rc == 0 || rc == MB_EACCES)
+    mb__pmap_delete_at(c, at);
   if (rc == 0)
     mb_add64(&c->entry->slots_held, (uint64_t)-1);
   return rc;

@@ -14,9 +14,20 @@
  * (which locks the page too) never decommits a page a slot is being claimed on. Waiting on a
  * busy page is bounded: a claim gives up on a page at once when its holder is out of range or
  * its entry is free, dead, or held by a process the OS says is gone (it goes on with the next
- * page), and after MB_PAGE_BUSY_WAIT_NS in any case. The settler of a dead holder's lock is the
- * broker (every tick, and before a reap) or the holder's successor taking its entry over; both
- * hold the holder's entry CLAIMED meanwhile, so the holder index cannot lock again under them.
+ * page), and after MB_PAGE_BUSY_WAIT_NS in any case. The broker never waits: a page held by
+ * another holder is skipped at once (mb__page_lock), and what it meant to do there is done at a
+ * later tick - an entry whose slot it could not release stays DEAD (mb__client_free), a deep
+ * repair that skipped a page is repeated at the next tick (mb_slots_repair_t.skipped) - so a
+ * stopped client (alive, holding a page) never stops the broker's loop. The settler of a dead
+ * holder's lock is the broker (every tick, and before a reap) or the holder's successor taking
+ * its entry over; both hold the holder's entry CLAIMED meanwhile, so the holder index cannot
+ * lock again under them. The broker, single-threaded, holds no page lock between its
+ * operations: a BUSY|broker word it finds at a tick is forged and settled like a dead holder's.
+ *
+ * A slot never passes to another client with its player: an entry is stored FREE only when it
+ * owns no slot (mb__client_free stores it DEAD, nameless and due for the next sweep, when a
+ * release could not be done), and a client that claims a FREE entry gives back any slot that
+ * index still owns (forged), player cleared first, before it publishes ATTACHED.
  *
  * Crash points of a claim (slot i on pages P, holder h) and what is found afterwards:
  *  1. before the first lock: nothing changed.
@@ -29,10 +40,17 @@
  *       - killed before the charge: BUSY|h, nothing charged: the settler stores 0.
  *       - killed between the charge and the CHARGED store (two atomic adds and a store: a few
  *         instructions): the settler takes the page as uncharged; the commit totals stay one
- *         page high. This is the one window left: two counters cannot change with one CAS.
+ *         page high.
+ *       - the commit failed: the holder stores the word without CHARGED, then takes the charge
+ *         back; killed between the two, the totals stay one page high.
  *       - CHARGED, maybe committed: the settler commits the page itself (idempotent) and marks
- *         it COMMITTED, or, if that fails, takes the charge back and stores 0.
+ *         it COMMITTED, or, if that fails, stores the word without CHARGED and then takes the
+ *         charge back (a settler killed between those leaves the totals one page high).
  *       - COMMITTED: the settler keeps it committed and counts its users.
+ *     These are the windows left, all of one page and all high: the word says CHARGED only
+ *     while the charge is held (it is set after the charge and cleared before the charge is
+ *     taken back), so a charge is never taken back twice and the totals never go low; two
+ *     counters and a word cannot change with one CAS.
  *  4. owner CAS done, pages still locked: the settler counts the new owner on every page of
  *     the slot (users + 1 each), and the slot belongs to h: freed when h is reaped, or
  *     taken back by h's successor (no player recorded yet: given back by mb__adopt_slots).
@@ -47,6 +65,12 @@
  * Compaction (the broker) locks a committed page without users, decommits it and stores 0; a
  * broker killed there leaves BUSY|broker, which the next broker never sees (regions are made
  * afresh at start; a restored page is written by the restore).
+ * Freeing an entry (mb__client_free; the caller holds it CLAIMED): settle its index's locks,
+ * release its slots, clear the fields, store FREE - or DEAD if a slot is left. Killed before
+ * the store: the entry stays CLAIMED by a gone process, which the broker's sweep turns DEAD
+ * (MB_CLAIM_STALE_MS) and reaps; the slots still owned are released then. Slots released
+ * before the kill are free. A client's fresh claim that gives back a forged slot (player 0,
+ * then release) killed half-way leaves an owned slot without a player, freed at the reap.
  */
 #include "slots.h"
 
@@ -157,9 +181,9 @@ static int mb__holder_gone(const mb_region_map_t *r, uint32_t h) {
 /*
  * Lock page p for `holder`. 0 with *was = the word before (not busy); MB_EBUSY (with a
  * message) if the page stays locked: at once when `give_up` and its holder is gone
- * (mb__holder_gone), else after MB_PAGE_BUSY_WAIT_NS. Clients never settle another client's
- * lock (that would mean holding its entry, and a client killed there would hold it in turn):
- * the broker does, each tick.
+ * (mb__holder_gone), else after MB_PAGE_BUSY_WAIT_NS; in the broker at once. Clients never settle
+ * another client's lock (that would mean holding its entry, and a client killed there would hold it
+ * in turn): the broker does, each tick.
  */
 static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int give_up,
                          uint32_t *was) {
@@ -176,6 +200,14 @@ static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int gi
       }
       continue;
     }
+    /* The broker never waits: one stopped client would stop its loop (reaps, checks, the
+     * service's commands). It skips the page; what it meant to do there is done at a later
+     * tick (an entry it could not free stays DEAD, a recount is repeated). */
+    if (r->holder == MB_PAGE_HOLDER_BROKER)
+      return mb__errorf(MB_EBUSY, 0,
+                        "region '%s': page %llu is locked by holder %u: left for a "
+                        "later tick",
+                        r->name, (unsigned long long)p, (unsigned)MB_PAGE_HOLDER(v));
     /* Held for a moment normally (a commit is the longest: a system call). */
     if (++spins > 200) {
       uint64_t now = mb_os_mono_ns();
@@ -394,8 +426,9 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
     return mb__errorf(MB_EACCES, 0, "region '%s': slot %llu is not held by client %u", r->name,
                       (unsigned long long)index, (unsigned)owner);
   mb__range(r, index, &first, &last);
-  /* The broker (a reap, holding the entry CLAIMED) does not wait on a dead holder's page: the
-   * slot stays owned by the freed entry and the next deep repair gives it back. */
+  /* The broker (a reap, holding the entry CLAIMED) waits on no page: the slot stays owned and
+   * mb__client_free leaves the entry DEAD for the next sweep. A client gives up on a dead
+   * holder's page at once, on a live one's after MB_PAGE_BUSY_WAIT_NS (MB_EBUSY). */
   for (p = first; p <= last; p++) {
     if ((rc = mb__page_lock(r, p, holder, r->holder == MB_PAGE_HOLDER_BROKER, &was)) != 0) {
       mb__pages_unlock(r, first, p, 0);
@@ -420,18 +453,25 @@ int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner) {
 int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) {
   mb_slot_t *slots;
   uint64_t i, n = 0;
+  int rc = 0;
   if (r->slot_size == 0 || owner == 0) {
     if (count)
       *count = 0;
     return 0;
   }
   slots = mb__slots(r);
-  for (i = 0; i < r->slot_count; i++)
-    if (mb_load64_relaxed(&slots[i].owner) == owner && mb__slot_release(r, i, owner) == 0)
+  for (i = 0; i < r->slot_count; i++) {
+    int one;
+    if (mb_load64_relaxed(&slots[i].owner) != owner)
+      continue;
+    if ((one = mb__slot_release(r, i, owner)) == 0)
       n++;
+    else if (one != MB_EACCES && rc == 0) /* MB_EACCES: not the owner's any more */
+      rc = one;
+  }
   if (count)
     *count = n;
-  return 0;
+  return rc;
 }
 
 /*
@@ -450,25 +490,22 @@ static int mb__page_settle(mb_region_map_t *r, uint64_t p, uint32_t v, uint32_t 
     return 0;
   committed = (v & MB_PAGE_COMMITTED) != 0;
   if (!committed && (v & MB_PAGE_CHARGED)) {
-    /* Charged, maybe committed: finish it (a commit of committed memory is a no-op). */
-    if (mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size) == 0)
+    /* Charged, maybe committed: finish it (a commit of committed memory is a no-op). If that
+     * fails, the word drops CHARGED before the charge is taken back: a settler killed between
+     * the two leaves the totals a page high, never a page taken back twice. */
+    if (mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size) == 0) {
       committed = 1;
-    else
+    } else {
+      mb_store32(w, mine);
       mb__uncharge(r);
-  }
-  users = mb__page_truth(r, p);
-  if (users != 0 && !committed) {
-    /* Owned slots on a page that was never committed: only a forger makes that; the slots'
-     * holders need their memory, so commit it (charged) rather than leave them unbacked. */
-    if (mb__charge(r, r->page_size) == 0) {
-      if (mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size) == 0) {
-        mb__region_account(r->desc, (int64_t)r->page_size);
-        committed = 1;
-      } else {
-        mb_add64(&r->state->game.committed_total, (uint64_t)0 - r->page_size);
-      }
     }
   }
+  users = mb__page_truth(r, p);
+  /* Owned slots on a page that was never committed: only a forger makes that; the slots'
+   * holders need their memory, so commit it (charged, the steps of a claim's commit) rather
+   * than leave them unbacked. */
+  if (users != 0 && !committed && mb__page_commit_locked(r, p, mine) == 0)
+    committed = 1;
   out = (committed ? MB_PAGE_COMMITTED : 0) |
         (users > MB_PAGE_USERS_MASK ? MB_PAGE_USERS_MASK : users);
   mb_store32(w, out);
@@ -535,6 +572,7 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
   mb_au32 *pages;
   mb_slot_t *slots;
   uint64_t p, npages, i;
+  uint32_t tried[(MB_CLIENTS_MAX + 1 + 31) / 32]; /* client holders judged this pass */
   memset(&res, 0, sizeof res);
   if (r->base == NULL || r->slot_size == 0) {
     if (out)
@@ -544,20 +582,28 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
   pages = mb__pages(r);
   slots = mb__slots(r);
   npages = r->size / r->page_size;
-  /* Locks nobody will ever release. */
+  memset(tried, 0, sizeof tried);
+  /* Locks nobody will ever release. In the broker (one thread, which holds no page lock
+   * between its operations) a lock naming the broker is forged too. Each client holder is
+   * judged once a pass: mb__settle_client settles all its pages at once, and a live one's
+   * are left alone, so the pass stays linear in the pages. */
   for (p = 0; p < npages; p++) {
     uint32_t v = mb_load32_relaxed(&pages[p]), h = MB_PAGE_HOLDER(v);
     if (!(v & MB_PAGE_BUSY))
       continue;
-    if (mb__holder_forged(r, h))
+    if (mb__holder_forged(r, h) ||
+        (h == MB_PAGE_HOLDER_BROKER && r->holder == MB_PAGE_HOLDER_BROKER)) {
       res.pages_unlocked += (uint64_t)mb__page_settle(r, p, v, MB_PAGE_HOLDER_BROKER);
-    else if (h != MB_PAGE_HOLDER_BROKER)
+    } else if (h != MB_PAGE_HOLDER_BROKER && !(tried[h / 32] & (1u << (h % 32)))) {
+      tried[h / 32] |= 1u << (h % 32);
       res.pages_unlocked += mb__settle_client(r, h);
+    }
   }
   if (deep) {
     uint64_t used = 0;
-    /* Forged owners, and owners whose entry is free (a release that could not be done when
-     * the entry was freed), freed under their pages' locks. An entry is never FREE while its
+    /* Forged owners, and owners whose entry is free (forged too: mb__client_free leaves an
+     * entry DEAD while it owns a slot; or a table an older broker left), freed under their
+     * pages' locks. An entry is never FREE while its
      * holder claims: it attaches first, and claims take the page lock this holds. */
     for (i = 0; i < r->slot_count; i++) {
       uint64_t o = mb_load64_relaxed(&slots[i].owner), first, last, q;
@@ -569,6 +615,8 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
       for (q = first; q <= last; q++)
         if (mb__page_lock(r, q, MB_PAGE_HOLDER_BROKER, 1, &was) != 0)
           break;
+      if (q <= last)
+        res.skipped++; /* its page is held right now: the next deep repair */
       if (q > last && (forged || mb__owner_free(r, o)) && mb_cas64(&slots[i].owner, &o, 0)) {
         mb_store64(&slots[i].player, 0);
         if (forged)
@@ -581,8 +629,10 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
     /* Every page's users from the owners, each page locked while it is counted. */
     for (p = 0; p < npages; p++) {
       uint32_t was, truth, fixed;
-      if (mb__page_lock(r, p, MB_PAGE_HOLDER_BROKER, 1, &was) != 0)
+      if (mb__page_lock(r, p, MB_PAGE_HOLDER_BROKER, 1, &was) != 0) {
+        res.skipped++;
         continue;
+      }
       truth = mb__page_truth(r, p);
       fixed = (was & MB_PAGE_COMMITTED) | truth;
       if (was & ~(MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED) || (was & MB_PAGE_USERS_MASK) != truth)
@@ -607,12 +657,12 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
     *out = res;
 }
 
-void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                     mb_pool_map_t *pools, int npools, uint64_t *freed) {
+int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
+                    mb_pool_map_t *pools, int npools, uint64_t *freed) {
   mb_client_entry_t *e = &st->clients[index];
-  uint64_t total = 0, n;
+  uint64_t total = 0, n, word = mb_load64(&e->word);
   size_t w;
-  int i;
+  int i, left = 0;
   for (i = 0; i < nregions; i++) {
     if (regions[i].base == NULL || regions[i].slot_size == 0)
       continue;
@@ -621,13 +671,16 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
     mb__slots_unlock_holder(&regions[i], index + 1);
     if (regions[i].holder == MB_PAGE_HOLDER_BROKER)
       mb__slots_repair(&regions[i], 0, NULL);
-    if (mb__slot_release_owner(&regions[i], index + 1, &n) == 0)
-      total += n;
+    n = 0;
+    if (mb__slot_release_owner(&regions[i], index + 1, &n) != 0)
+      left = 1; /* a page of one of its slots is held by another process right now */
+    total += n;
   }
   for (i = 0; i < npools; i++)
     if (pools[i].base != NULL)
       total += mb__pool_release_owner(&pools[i], index + 1, 0);
-  /* What it added stays counted (the counters belong to the game servers), as nobody's. */
+  /* Its shares were folded into the counters' bases by the caller (mb__counter_fold, which
+   * every path that frees an entry calls first): zero here, cleared for the next holder. */
   mb_store64(&e->added_players, 0);
   mb_store64(&e->added_npcs, 0);
   mb_store64(&e->start_time, 0);
@@ -642,9 +695,19 @@ void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, i
   for (w = 0; w < MB_CLIENT_MEM_MAX; w++)
     mb_store32(&st->client_mem[index].entries[w].kind, MB_MEM_NONE);
   mb_store64(&st->client_mem[index].published_ns, 0);
-  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
   if (freed)
     *freed = total;
+  if (left) {
+    /* A FREE entry would hand the slots (with their players) to the next client attaching
+     * at this index. DEAD without a name or process instead: nobody takes it over, its grace
+     * is over (dead since 1 ns), and the broker's next sweep frees it again. */
+    mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
+    mb_store64(&e->dead_since_ns, 1);
+    mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, (uint32_t)(word >> 8), 0));
+    return 1;
+  }
+  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
+  return 0;
 }
 
 /*

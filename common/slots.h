@@ -51,6 +51,7 @@ typedef struct mb_slots_repair_s {
   uint64_t owners_forged;   /* slots whose owner was out of range, freed */
   uint64_t owners_orphaned; /* slots whose owner's entry is free, freed */
   uint64_t slots_used;      /* slots in use (owners) when it looked */
+  uint64_t skipped;         /* deep: slots or pages left for another pass (a page was held) */
 } mb_slots_repair_t;
 
 /*
@@ -66,7 +67,9 @@ int mb__slot_acquire(mb_region_map_t *r, uint32_t owner, uint64_t player_id, uin
  * not hold it (nothing changes). */
 int mb__slot_release(mb_region_map_t *r, uint64_t index, uint32_t owner);
 
-/* Release every slot held by `owner`; *count (may be NULL) receives how many. */
+/* Release every slot held by `owner`; *count (may be NULL) receives how many. 0 if none is
+ * left, else the error of the first it could not release (MB_EBUSY: a page of it stayed locked
+ * by another process; in the broker, at once), the others still released. */
 int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count);
 
 /*
@@ -84,7 +87,10 @@ uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder);
  * process the OS says is gone, are settled (the entry is held CLAIMED meanwhile, so no takeover
  * races it). With `deep`, every page is locked in turn and its user count recomputed from the
  * owners, slots whose owner is forged (above r->max_owner) or has a FREE entry are freed, and
- * slots_used is set to the owners counted. *out (may be NULL) receives what was found.
+ * slots_used is set to the owners counted. *out (may be NULL) receives what was found. In the
+ * broker (r->holder == MB_PAGE_HOLDER_BROKER) it never waits: a page held by a live process is
+ * skipped (counted in out->skipped; do a deep pass again later), and a page locked in the
+ * broker's name is forged (the broker holds none between its operations) and settled.
  */
 void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
 
@@ -92,13 +98,16 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
  * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
  * every slot the entry owns in the given regions (those without slots are skipped) and every
  * block it holds in the given pools (those not mapped are skipped), settle pages the entry's
- * holder left locked (mb__slots_unlock_holder), clear the entry (its counter shares too: what
- * it added stays counted, as nobody's) and store FREE, after which the caller must not touch
- * it. *freed (may be NULL) receives the number of
- * slots and blocks released.
+ * holder left locked (mb__slots_unlock_holder), clear the entry (its counter shares too, which
+ * the caller folded into the bases first: mb__counter_fold) and store FREE, after which the caller
+ * must not touch it; returns 0. If a slot could not be released (its page held by another process),
+ * the entry is stored DEAD instead - no name, pid 0, reason ABANDONED, dead since 1 ns, so nobody
+ * takes it over and the broker's next sweep frees it again - and 1 is returned: a FREE entry
+ * would give its slots, with their players, to the next client attaching at that index.
+ * *freed (may be NULL) receives the number of slots and blocks released.
  */
-void mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                     mb_pool_map_t *pools, int npools, uint64_t *freed);
+int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
+                    mb_pool_map_t *pools, int npools, uint64_t *freed);
 
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {

@@ -433,11 +433,15 @@ static void mb__broker_watch_counters(mb_broker_t *b) {
  */
 void mb__broker_slots_check(mb_broker_t *b, int deep) {
   int i;
+  if (deep)
+    b->slots_deep_again = 0;
   for (i = 0; i < b->nregions; i++) {
     mb_slots_repair_t res;
     if (b->regions[i].slot_size == 0)
       continue;
     mb__slots_repair(&b->regions[i], deep, &res);
+    if (res.skipped) /* a page held right now (the broker never waits): again next tick */
+      b->slots_deep_again = 1;
     if (res.pages_unlocked || res.users_fixed || res.owners_forged || res.owners_orphaned)
       mb_log_warn("region '%s': %llu page%s left locked by a dead or unknown holder settled, "
                   "%llu page word%s recounted from the slots, %llu slot%s with a forged owner "
@@ -456,7 +460,7 @@ void mb__broker_tick(mb_broker_t *b) {
   mb__trust_check(b); /* before anything below reads the block */
   mb_store64(&b->state->game.broker_heartbeat_ns, mb_os_mono_ns());
   changed = mb__broker_sweep(b);
-  mb__broker_slots_check(b, changed > 0);
+  mb__broker_slots_check(b, changed > 0 || b->slots_deep_again);
   mb__broker_watch_counters(b);
   mb__counter_reconcile(b->state, b->cfg.max_clients, 0, &b->counter_seen[0]);
   mb__counter_reconcile(b->state, b->cfg.max_clients, 1, &b->counter_seen[1]);
@@ -681,11 +685,19 @@ int mb__broker_sweep(mb_broker_t *b) {
           blocks += n;
         }
         mb__counter_fold(st, i); /* its shares stay counted, in the base (counters.h) */
-        mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed);
-        mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
-                     "client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
-                     "pool objects freed",
-                     name, (unsigned)id.pid, (unsigned long long)freed, (unsigned long long)blocks);
+        /* A slot whose page another process holds right now (the broker never waits) leaves
+         * the entry DEAD, nameless and due: the next sweep frees the rest. */
+        if (mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed) == 0)
+          mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
+                       "client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
+                       "pool objects freed",
+                       name, (unsigned)id.pid, (unsigned long long)freed,
+                       (unsigned long long)blocks);
+        else
+          mb_log_debug("client '%s' (pid %u): %llu slots and %llu pool objects freed; a page of "
+                       "another of its slots is held by another process, freed at a later sweep",
+                       name, (unsigned)id.pid, (unsigned long long)freed,
+                       (unsigned long long)blocks);
         changed++;
       }
     }

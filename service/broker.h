@@ -73,6 +73,7 @@ typedef struct mb_broker_s {
     uint64_t hung_ns;
   } clients[MB_CLIENTS_MAX];
   const mb_broker_watch_ops_t *watch_ops; /* NULL: exits are seen by the sweep alone */
+  int slots_deep_again; /* a deep slot check skipped a held page: the next tick does one */
   /* Failure counters in shared memory the broker reports as events (log.h), rate-limited:
    * each region's commit_failures, each pool's misses (mb__broker_watch_counters). */
   int watch_ready; /* `seen` holds the values at the first tick */

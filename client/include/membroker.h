@@ -167,6 +167,8 @@ MB_API int mb_attach(const char *instance, const char *name, const mb_attach_opt
  * Detach cleanly: release every player slot this client holds, leave the client table and
  * unmap everything. `client` is freed, whatever the result (an error only says that the
  * broker's state could not be updated, e.g. it had restarted: nothing leaks in this process).
+ * A slot whose page stays locked by another process for 2 s is left to the broker, which frees
+ * it at a later sweep (the entry stays dead and nameless meanwhile; nobody gets the slot).
  * A game server that wants its slots kept across a restart does not detach: it exits or
  * crashes, and attaches again under the same name within the broker's grace period.
  */
@@ -287,7 +289,9 @@ MB_API int mb_player_connect(mb_client_t *client, uint64_t player_id, void **slo
 MB_API int mb_player_find(mb_client_t *client, uint64_t player_id, void **slot);
 
 /* Free the player's slot (its page is given back by the broker's compact). MB_ENOENT if this
- * client holds no slot for the player. */
+ * client holds no slot for the player. MB_EBUSY if a page of the slot stayed locked by another
+ * process for 2 s (one stopped in a claim there): the player keeps the slot (still found), and
+ * a later disconnect, or the detach, frees it. */
 MB_API int mb_player_disconnect(mb_client_t *client, uint64_t player_id);
 
 /*
