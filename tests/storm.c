@@ -86,3 +86,18 @@ uint32_t mb_storm_rnd(uint32_t *s) {
   *s ^= *s << 5;
   return *s;
 }
+
+void mb_storm_spawn(mb_os_child_t *k, const char *child, const char *a0, const char *a1,
+                    const char *a2) {
+  uint64_t deadline = mb_os_mono_ns() + 5000000000u;
+  int rc, tries = 0;
+  while ((rc = mb_test_spawn(k, child, a0, a1, a2, (char *)NULL)) != 0) {
+    tries++;
+    if (mb_os_mono_ns() > deadline)
+      FAIL("spawn of child %s refused %d times in 5 s: %s (%d): %s", child, tries, mb_err_name(rc),
+           rc, mb_last_error());
+    mb_os_sleep_ms(20); /* a transient refusal: try again */
+  }
+  if (tries > 0)
+    printf("# spawn of child %s refused %d times before it started\n", child, tries);
+}

@@ -34,6 +34,15 @@ void mb_storm_look(mb_region_map_t *r, mb_storm_slots_t *t);
 /* Spin for `us` microseconds (a random instant to kill at, not a wait for a condition). */
 void mb_storm_spin_us(uint64_t us);
 
+/*
+ * Spawn CHILD(child) of this test binary with args a0..a2 (NULL-terminated; a2 may be NULL),
+ * retrying a spawn the OS refuses for a while: under Wine a storm's hundreds of process starts
+ * now and then get ERROR_INTERNAL_ERROR (1359) from CreateProcess. Fails the test after 5 s of
+ * refusals.
+ */
+void mb_storm_spawn(mb_os_child_t *k, const char *child, const char *a0, const char *a1,
+                    const char *a2);
+
 /* xorshift32 */
 uint32_t mb_storm_rnd(uint32_t *s);
 

@@ -132,7 +132,7 @@ TEST(kill_storm_pool) {
     {
       char seed[24];
       snprintf(seed, sizeof seed, "%llu", (unsigned long long)(rng >> 8));
-      ASSERT_OK(mb_test_spawn(&k, "storm", cfg.instance, name, seed, (char *)NULL));
+      mb_storm_spawn(&k, "storm", cfg.instance, name, seed);
     }
     WAIT_FOR(mb_test_entry_named(b.state, name) != NULL &&
                  MB_CLIENT_WORD_PID(mb_load64(&mb_test_entry_named(b.state, name)->word)) ==
@@ -343,7 +343,7 @@ static void ev_spawn(mb_broker_t *b, const char *instance, int k, const char *na
   uint64_t deadline;
   int x = -1;
   snprintf(s, sizeof s, "%u", (unsigned)seed);
-  ASSERT_OK(mb_test_spawn(&g_ev_kids[k], "everything", instance, name, s, (char *)NULL));
+  mb_storm_spawn(&g_ev_kids[k], "everything", instance, name, s);
   g_ev_live[k] = 1;
   deadline = mb_os_mono_ns() + 20000ull * 1000000u;
   for (;;) {

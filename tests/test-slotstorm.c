@@ -159,7 +159,7 @@ static void wait_churning(mb_broker_t *b, int k, const char *probe) {
 static void spawn(mb_os_child_t *k, const char *instance, const char *name, unsigned seed) {
   char s[16];
   snprintf(s, sizeof s, "%u", seed);
-  ASSERT_OK(mb_test_spawn(k, "churn", instance, name, s, (char *)NULL));
+  mb_storm_spawn(k, "churn", instance, name, s);
 }
 
 /*
