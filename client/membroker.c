@@ -1045,7 +1045,7 @@ int mb_counter_set(mb_client_t *c, int counter, uint64_t value) {
     return rc;
   if ((v = mb__counter(c, counter, &share)) == NULL)
     return mb__errorf(MB_EINVAL, 0, "no counter %d", counter);
-  mb__counter_set(c->st, c->st->max_clients, counter == MB_COUNTER_NPCS, value);
+  mb__counter_set(c->st, c->max_clients, counter == MB_COUNTER_NPCS, value);
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());
   return 0;
 }
@@ -1063,7 +1063,7 @@ int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result)
    * at the same instant both pass (a game that removes what it never added). */
   old = mb_load64(v);
   if (mb__counter_out(old, delta))
-    old = mb__counter_truth(c->st, c->st->max_clients, counter == MB_COUNTER_NPCS);
+    old = mb__counter_truth(c->st, c->max_clients, counter == MB_COUNTER_NPCS);
   if (mb__counter_out(old, delta))
     return mb__errorf(MB_ERANGE, 0, "counter %d is %llu: adding %lld leaves its range", counter,
                       (unsigned long long)old, (long long)delta);
@@ -1512,8 +1512,7 @@ static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
       /* Blocks go straight to and from the shared pool when the handle asked for it or the
        * pool is a debug pool (each free checked with a CAS and poisoned, each alloc checks
        * the poison). */
-      pool->uncached =
-          (pool->flags & MB_POOL_NO_CACHE) || (pool->map->desc->flags & MB_POOL_F_DEBUG);
+      pool->uncached = (pool->flags & MB_POOL_NO_CACHE) || (pool->map->flags & MB_POOL_F_DEBUG);
       mb_store64(&pool->seq, c->attach_seq);
     }
     mb_os_mutex_unlock(&c->mem_lock);

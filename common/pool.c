@@ -156,6 +156,7 @@ void mb__pool_bind(mb_pool_map_t *p) {
   p->blocks = p->base + p->desc->blocks_offset;
   p->stride = p->desc->stride;
   p->capacity = p->desc->capacity;
+  p->flags = p->desc->flags;
   p->span = (uint64_t)p->stride * p->capacity;
   for (p->shift = 0; p->shift < 32 && (1u << p->shift) != p->stride; p->shift++) {
   }
@@ -465,7 +466,7 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
     for (k = 0; k < n; k++)
       chain[k] = first + k;
   }
-  if (kind == MB__OP_POP && (d->flags & MB_POOL_F_DEBUG))
+  if (kind == MB__OP_POP && (p->flags & MB_POOL_F_DEBUG))
     for (k = 0; k < n && k < want && bad == UINT32_MAX; k++)
       if (!mb__poison_intact(p, chain[k]))
         bad = k;
@@ -542,7 +543,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
     ok[m++] = i;
   }
   if (m > 0) {
-    if (d->flags & MB_POOL_F_DEBUG)
+    if (p->flags & MB_POOL_F_DEBUG)
       for (k = 0; k < m; k++)
         memset(mb__pool_block(p, ok[k]), MB_POOL_POISON, p->stride);
     MB__CRASH(12);

@@ -33,6 +33,7 @@ typedef struct mb_pool_map_s {
   uint32_t capacity; /* the only capacity the pool code uses: a forged descriptor changes
                         nothing once a map is bound */
   int shift;         /* log2(stride) if a power of two, else -1 */
+  uint32_t flags;    /* MB_POOL_F_* as bound: a forged debug bit changes nothing either */
 } mb_pool_map_t;
 
 /* Section layout of a pool of `capacity` blocks of `object_size` bytes aligned to `align`:

@@ -671,7 +671,12 @@ int mb__broker_sweep(mb_broker_t *b) {
         changed += mb__client_dead(b, i, w, MB_DEAD_ABANDONED, now);
     } else if (s == MB_CLIENT_DEAD) {
       uint64_t since = mb_load64(&e->dead_since_ns), expected = w;
-      if (now >= since && now - since >= grace &&
+      /* "Abandoned" says its process died in a claim, or the entry held a word no client
+       * writes (trust.c). Its process alive after all (a forged state byte): never reaped -
+       * its blocks and slots are still in use. Dead by the OS's word only. */
+      int abandoned_alive = mb_load32(&e->dead_reason) == MB_DEAD_ABANDONED && id.pid != 0 &&
+                            mb_os_proc_alive(&id) == 1;
+      if (now >= since && now - since >= grace && !abandoned_alive &&
           mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED))) {
         char name[MB_CLIENT_NAME_MAX];
         uint64_t freed = 0;

@@ -247,8 +247,9 @@ int mb__cmd_set_message(mb_ctl_call_t *call) {
 /*
  * set-counter {"counter": "players" | "npcs", "value": N} -> {"counter", "value", "previous"}:
  * for what no rule can put right (a game server's bug, a count from before an upgrade). N is a
- * whole number, 0..10^15 (exact through JSON). The value becomes nobody's share: every client's
- * share of that counter is cleared, so persist saves it whole.
+ * whole number, 0..10^15 (exact through JSON). The counter's base becomes N less the attached
+ * clients' shares, which are left alone (counters.h), so the shown value is N at once and adds
+ * racing the set count on top of it.
  */
 int mb__cmd_set_counter(mb_ctl_call_t *call) {
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(call->args, "counter");

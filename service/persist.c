@@ -58,6 +58,13 @@ struct mb_persist_image_s {
   char clients[MB_CLIENTS_MAX][MB_CLIENT_NAME_MAX];
 };
 
+/* A counter's base as persist keeps it: the base is signed (modulo 2^64, counters.h) and goes
+ * below 0 when a set came under what the attached game servers had added; saved and restored,
+ * that is 0, not 2^64 less a few. */
+static uint64_t mb__base_to_save(uint64_t base) {
+  return (int64_t)base < 0 ? 0 : base;
+}
+
 /* The checksum of a header with its checksum field as 0: where every file's checksum begins. */
 static uint64_t pf_header_hash(const mb_persist_header_t *h) {
   mb_persist_header_t c = *h;
@@ -641,11 +648,11 @@ int mb__persist_restore(mb_broker_t *b, mb_persist_image_t *img, uint64_t *saved
     mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, 0, 0));
     slots += held[i];
   }
-  /* Every share is 0: the truth is the base (counters.h). */
-  mb_store64(&st->players_base, img->game.total_players);
-  mb_store64(&st->npcs_base, img->game.total_npcs);
-  mb_store64(&st->game.total_players, img->game.total_players);
-  mb_store64(&st->game.total_npcs, img->game.total_npcs);
+  /* Every share is 0: the truth is the base (counters.h); a negative one (an older save) is 0. */
+  mb_store64(&st->players_base, mb__base_to_save(img->game.total_players));
+  mb_store64(&st->npcs_base, mb__base_to_save(img->game.total_npcs));
+  mb_store64(&st->game.total_players, mb__base_to_save(img->game.total_players));
+  mb_store64(&st->game.total_npcs, mb__base_to_save(img->game.total_npcs));
   if ((rc = mb__state_write_msg(st, img->game.msg)) < 0)
     return rc;
   if (img->game.last_update_wall_ns != 0)
@@ -880,8 +887,10 @@ static int pw_state(mb_broker_t *b, uint64_t wall, const char *tmp, int *regions
   memset(&g, 0, sizeof g);
   /* Without what the game servers attached now added: each counts its own again when it
    * attaches to the restarted broker (a new generation), so saving it would count it twice. */
-  g.total_players = mb_load64(&st->players_base); /* counters.h: the truth less the shares */
-  g.total_npcs = mb_load64(&st->npcs_base);
+  /* counters.h: the truth less the shares. A base below 0 (a set below what the attached
+   * servers added: they will remove theirs) is saved as 0, never as a huge count. */
+  g.total_players = mb__base_to_save(mb_load64(&st->players_base));
+  g.total_npcs = mb__base_to_save(mb_load64(&st->npcs_base));
   g.last_update_wall_ns = mb_load64(&st->game.last_update_wall_ns);
   g.server_status = b->trust.server_status;
   pf_set_fixed(g.msg, sizeof g.msg, b->persist.msg);

@@ -270,6 +270,21 @@ static int mb__check_clients(mb_broker_t *b) {
     uint32_t s = MB_CLIENT_WORD_STATE(w);
     char what[160];
     if (s > MB_CLIENT_DEAD) {
+      mb_os_procid_t id;
+      id.pid = MB_CLIENT_WORD_PID(w);
+      id.start_time = mb_load64(&e->start_time);
+      if (id.pid != 0 && mb_os_proc_alive(&id) == 1) {
+        /* Its process lives: a forged state byte on a live client. Attached again (one CAS
+         * from exactly w), never made dead: its blocks and slots are in use. */
+        uint64_t expected = w;
+        if (mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_ATTACHED))) {
+          snprintf(what, sizeof what, "client entry %u: state %u on a live process: attached again",
+                   (unsigned)i, (unsigned)s);
+          mb__damage(b, MB_DAMAGE_CLIENTS, what);
+          found++;
+        }
+        continue;
+      }
       snprintf(what, sizeof what, "state %u", (unsigned)s);
       found += mb__entry_kill(b, i, w, now, what);
       continue;

@@ -797,3 +797,66 @@ TEST(storm) {
   peer_close(&peer);
   mb__broker_stop(&b);
 }
+
+/* A debug bit forged into a pool's flags for a tick: take and give use the flags as bound at
+ * map time, so no used block is set aside (before: 32 of 32 allocations failed). */
+TEST(forged_pool_debug_bit_sets_nothing_aside) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *obj[32];
+  uint64_t a, f;
+  int i, failed = 0;
+  hostile_config(&cfg, "rvp");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &p));
+  for (i = 0; i < 32; i++) {
+    ASSERT_OK(mb_pool_alloc(p, &obj[i]));
+    memset(obj[i], 0x11, 64);
+  }
+  for (i = 0; i < 32; i++)
+    ASSERT_OK(mb_pool_free(p, obj[i]));
+  poke32(&b.state->pools[0].flags, b.state->pools[0].flags | MB_POOL_F_DEBUG);
+  for (i = 0; i < 32; i++)
+    if (mb_pool_alloc(p, &obj[i]) != 0)
+      failed++;
+  mb__broker_tick(&b); /* trust restores the flags */
+  mb__pool_totals(&b.pools[0], &a, &f);
+  fprintf(stderr, "# failed allocs %d, errors %llu, in use %llu (32 expected minus set aside)\n",
+          failed, (unsigned long long)mb_load64(&b.state->pools[0].errors),
+          (unsigned long long)(a - f));
+  ASSERT_EQ(failed, 0);
+  mb_detach(c);
+  mb__broker_stop(&b);
+}
+
+/* A forged state byte on a live client's entry: trust attaches it again (its process lives),
+ * and nothing of it is reaped (before: its block and slot were freed under it). */
+TEST(forged_state_on_a_live_client_is_not_reaped) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *obj, *slot;
+  uint64_t w, a, f;
+  hostile_config(&cfg, "rvk");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &p));
+  ASSERT_OK(mb_pool_alloc(p, &obj));
+  ASSERT_OK(mb_player_connect(c, 7, &slot));
+  w = mb_load64(&b.state->clients[0].word);
+  mb_store64(&b.state->clients[0].word, (w & ~(uint64_t)0xFF) | 7u);
+  mb__broker_tick(&b);
+  mb__broker_tick(&b);
+  mb__pool_totals(&b.pools[0], &a, &f);
+  fprintf(stderr, "# live client's entry word state %u, pool in use %llu, slots_used %llu\n",
+          (unsigned)MB_CLIENT_WORD_STATE(mb_load64(&b.state->clients[0].word)),
+          (unsigned long long)(a - f),
+          (unsigned long long)mb_load64(&b.state->regions[0].slots_used));
+  ASSERT_EQ_U64(a - f, 1);
+  mb_detach(c);
+  mb__broker_stop(&b);
+}

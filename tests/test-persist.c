@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "broker.h"
+#include "counters.h"
 #include "log.h"
 #include "membroker.h"
 #include "report.h"
@@ -680,6 +681,34 @@ TEST(region_file_not_in_the_last_save_is_not_restored) {
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT(mb_test_entry_named(b.state, "zone-1") == NULL);
   ASSERT_EQ_U64(mb_load64(&b.state->regions[1].committed), 0);
+  mb__broker_stop(&b);
+  cleanup(&cfg);
+}
+
+/* A set below what the attached servers added leaves a negative base: saved and restored as
+ * 0, never as 2^64 less a few (before: 18446744073709551610 after the restart). */
+TEST(set_below_the_shares_then_restart) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_attach_options_t o;
+  char dir[128];
+  setup(&cfg, dir, sizeof dir, "rv");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c));
+  ASSERT_OK(mb_counter_add(c, MB_COUNTER_PLAYERS, 10, NULL));
+  mb__counter_set(b.state, b.cfg.max_clients, 0, 4); /* what set-counter players 4 does */
+  ASSERT_EQ_U64(mb_load64(&b.state->game.total_players), 4);
+  mb__broker_stop(&b);
+  mb_attach_options_init(&o);
+  o.timeout_ms = 50;
+  ASSERT_ERR(mb_reattach(c, &o), MB_ENOTRUNNING);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fprintf(stderr, "# restored total_players = %llu\n",
+          (unsigned long long)mb_load64(&b.state->game.total_players));
+  ASSERT(mb_load64(&b.state->game.total_players) <= 4);
+  ASSERT_OK(mb_reattach(c, NULL));
+  ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
   cleanup(&cfg);
 }
