@@ -174,6 +174,31 @@ void sc_create_start(const char *exe, const char *cfg) {
   (void)run_sc(args);
 }
 
+/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
+ * the Windows path w as its last argument; 1 if it ran and exited 0. Its effect may show a
+ * little later (Wine starts Unix programs through a helper): poll for it. */
+int wine_unix_run(const wchar_t *cmd, const wchar_t *w) {
+  typedef char *(CDECL * unix_name_fn)(const wchar_t *);
+  unix_name_fn unix_name = (unix_name_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"kernel32.dll"), "wine_get_unix_file_name");
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  wchar_t line[1400];
+  char *u;
+  if (unix_name == NULL || (u = unix_name(w)) == NULL)
+    return 0;
+  swprintf(line, 1400, L"%ls %hs", cmd, u); /* no shell: a path without spaces */
+  HeapFree(GetProcessHeap(), 0, u);
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (!CreateProcessW(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return 0;
+  WaitForSingleObject(pi.hProcess, 30000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 1;
+}
+
 const char *cmd_exe(char *buf, size_t size) {
   UINT n = GetSystemDirectoryA(buf, (UINT)size);
   if (n == 0 || n + sizeof "\\cmd.exe" > size)

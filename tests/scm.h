@@ -49,6 +49,11 @@ int run_sc(const wchar_t *args);
  * caller waits for the state it expects (wait_state). */
 void sc_create_start(const char *exe, const char *cfg);
 
+/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
+ * the Windows path w as its last argument (no shell: a path without spaces); 1 if it was
+ * started, 0 where there is no Wine. Its effect may show a little later: poll for it. */
+int wine_unix_run(const wchar_t *cmd, const wchar_t *w);
+
 /* The path of cmd.exe into buf (a .cmd script runs as `cmd.exe /c SCRIPT ARGS`). */
 const char *cmd_exe(char *buf, size_t size);
 

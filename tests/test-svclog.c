@@ -786,32 +786,6 @@ static void scm_start_failed(void) {
   remove(cfg);
 }
 
-/* Wine: run the Unix command `cmd` (a Z:\ path and its first arguments) with the Unix path of
- * the Windows path `path` as its last argument; 1 if it was started. Its effect may show a
- * little later (Wine starts Unix programs through a helper): poll for it. 0 elsewhere. */
-static int wine_unix_run(const wchar_t *cmd, const char *path) {
-  typedef char *(CDECL * unix_name_fn)(const wchar_t *);
-  unix_name_fn unix_name = (unix_name_fn)(void (*)(void))GetProcAddress(
-      GetModuleHandleW(L"kernel32.dll"), "wine_get_unix_file_name");
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  wchar_t line[1400], w[700];
-  char *u;
-  widen(path, w, 700);
-  if (unix_name == NULL || (u = unix_name(w)) == NULL)
-    return 0;
-  swprintf(line, 1400, L"%ls %hs", cmd, u); /* no shell: a path without spaces */
-  HeapFree(GetProcessHeap(), 0, u);
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  if (!CreateProcessW(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-    return 0;
-  WaitForSingleObject(pi.hProcess, 30000);
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
-  return 1;
-}
-
 /*
  * The instance's log folder is a link to elsewhere (under Wine a Unix symbolic link, which Wine
  * shows as a reparse point; Wine makes no junctions): the LocalSystem service must not write
@@ -821,6 +795,7 @@ static int wine_unix_run(const wchar_t *cmd, const char *path) {
 static void scm_log_folder_refused(void) {
   char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], logdir[MAX_PATH + 64], rest[64];
   char instance[32], target[700];
+  wchar_t wlogdir[MAX_PATH + 64];
   unsigned pid = self_pid();
   FILE *fp;
 
@@ -837,12 +812,13 @@ static void scm_log_folder_refused(void) {
   snprintf(rest, sizeof rest, "mbtestj%u.log", pid);
   data_path(log, sizeof log, rest);
   data_path(logdir, sizeof logdir, instance);
+  widen(logdir, wlogdir, MAX_PATH + 64);
   remove(log);
   RemoveDirectoryA(logdir);
   if (GetModuleHandleW(L"ntdll.dll") == NULL ||
       GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version") == NULL)
     SKIP("making the junction is done with Wine's Unix symlink here (test-os covers junctions)");
-  if (!wine_unix_run(L"Z:\\bin\\ln -s /tmp", logdir))
+  if (!wine_unix_run(L"Z:\\bin\\ln -s /tmp", wlogdir))
     SKIP("no Unix symlink could be made (Z:\\bin\\ln)");
   WAIT_FOR(GetFileAttributesA(logdir) != INVALID_FILE_ATTRIBUTES, 30000);
   ASSERT(GetFileAttributesA(logdir) & FILE_ATTRIBUTE_REPARSE_POINT);
@@ -853,7 +829,7 @@ static void scm_log_folder_refused(void) {
   ASSERT(file_contains(log, "remove it; the service recreates it"));
   ASSERT(file_contains(log, "service exit code 3"));
   ASSERT(GetFileAttributesA(target) == INVALID_FILE_ATTRIBUTES); /* nothing written through */
-  ASSERT(wine_unix_run(L"Z:\\bin\\rm", logdir));
+  ASSERT(wine_unix_run(L"Z:\\bin\\rm", wlogdir));
   WAIT_FOR(GetFileAttributesA(logdir) == INVALID_FILE_ATTRIBUTES, 30000);
   remove(log);
   remove(cfg);
