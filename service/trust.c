@@ -189,32 +189,30 @@ static int mb__check_maps(mb_broker_t *b) {
   return found;
 }
 
+/* The fixed part of one descriptor (`size` bytes at `live`), compared as bytes with the
+ * private copy and written back if a client changed it. 1 if it was. */
+static int mb__restore_fixed(mb_broker_t *b, void *live, const void *copy, size_t size,
+                             const char *kind, const char *name) {
+  unsigned char now[MB_REGION_FIXED > MB_POOL_FIXED ? MB_REGION_FIXED : MB_POOL_FIXED];
+  char what[160];
+  memcpy(now, live, size);
+  if (memcmp(now, copy, size) == 0)
+    return 0;
+  memcpy(live, copy, size);
+  snprintf(what, sizeof what, "descriptor of %s '%s' was overwritten: restored", kind, name);
+  mb__damage(b, MB_DAMAGE_DIRECTORY, what);
+  return 1;
+}
+
 /* Region and pool descriptors: the fixed parts, compared as bytes and written back. */
 static int mb__check_directory(mb_broker_t *b) {
-  char what[160];
   int i, found = 0;
-  for (i = 0; i < b->nregions; i++) {
-    unsigned char now[MB_REGION_FIXED];
-    memcpy(now, b->state->regions + i, sizeof now);
-    if (memcmp(now, &b->trust.regions[i], sizeof now) == 0)
-      continue;
-    memcpy(b->state->regions + i, &b->trust.regions[i], sizeof now);
-    snprintf(what, sizeof what, "descriptor of region '%s' was overwritten: restored",
-             b->cfg.regions[i].name);
-    mb__damage(b, MB_DAMAGE_DIRECTORY, what);
-    found++;
-  }
-  for (i = 0; i < b->npools; i++) {
-    unsigned char now[MB_POOL_FIXED];
-    memcpy(now, b->state->pools + i, sizeof now);
-    if (memcmp(now, &b->trust.pools[i], sizeof now) == 0)
-      continue;
-    memcpy(b->state->pools + i, &b->trust.pools[i], sizeof now);
-    snprintf(what, sizeof what, "descriptor of pool '%s' was overwritten: restored",
-             b->cfg.pools[i].name);
-    mb__damage(b, MB_DAMAGE_DIRECTORY, what);
-    found++;
-  }
+  for (i = 0; i < b->nregions; i++)
+    found += mb__restore_fixed(b, b->state->regions + i, &b->trust.regions[i], MB_REGION_FIXED,
+                               "region", b->cfg.regions[i].name);
+  for (i = 0; i < b->npools; i++)
+    found += mb__restore_fixed(b, b->state->pools + i, &b->trust.pools[i], MB_POOL_FIXED, "pool",
+                               b->cfg.pools[i].name);
   /* Entries past the configured ones are not read by anyone who trusts the counts; a
    * region_count or pool_count forged to reach them was restored above. */
   return found + mb__check_maps(b);
