@@ -10,19 +10,6 @@
 #include "ctl.h"
 #include "log.h"
 
-void small_config(mb_config_t *cfg, const char *instance) {
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "%s", instance);
-  cfg->nregions = 2;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 256 * 1024;
-  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "players");
-  cfg->regions[1].size = 1024 * 1024;
-  cfg->regions[1].lazy = 1;
-  cfg->regions[1].slot_size = 1024;
-}
-
 /* ---- the child: broker + loop + control pipe ----------------------------------------------- */
 
 static uv_async_t child_stop;
@@ -73,7 +60,7 @@ CHILD(serve) {
   if (argc < 4 || argc > 6)
     return 100;
   mb__log_open(MB_LOG_ERROR, "");
-  small_config(&cfg, argv[0]);
+  fx_config(&cfg, argv[0]);
   cfg.pipe_max_line = (uint64_t)strtoull(argv[2], NULL, 10);
   cfg.pipe_max_connections = (uint32_t)strtoul(argv[3], NULL, 10);
   cfg.pipe_mode = argc >= 5 ? (uint32_t)strtoul(argv[4], NULL, 8) : 0600;

@@ -3,7 +3,7 @@
  * pipe (test-protocol.c, test-mbctl.c), and the client-side helpers they share.
  *
  * childbroker.c defines CHILD(serve): the test binary itself, run as a child, starts a small
- * broker (small_config), a libuv loop and the control server, serves until `shutdown`, and
+ * broker (fx_config), a libuv loop and the control server, serves until `shutdown`, and
  * stops on its own when the parent test dies. The parent starts it with broker_up*() and
  * stops it with broker_down() (or a `shutdown` of its own, then broker_wait_exit()).
  *
@@ -18,12 +18,9 @@
 
 #include "config.h"
 #include "ctlconn.h"
+#include "fixture.h"
 
 #define T_READ_MS 10000 /* generous: Wine and sanitizers are slow */
-
-/* A small broker config for instance `instance`: world 256 KiB, players 1 MiB lazy slots.
- * Also the base of test-persist.c's config. */
-void small_config(mb_config_t *cfg, const char *instance);
 
 /* A broker child as the parent sees it. Zero it before the first use. */
 typedef struct {

@@ -6,27 +6,14 @@
 #include "task.h"
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 
-/* A small config for instance "t<pid><tag>": regions world (256 KiB committed), players
- * (1 MiB lazy, 1 KiB slots), big (1 MiB lazy, 8 KiB slots). */
+/* The test config (fixture.h) for instance "t<pid><tag>" - world (256 KiB committed), players
+ * (1 MiB lazy, 1 KiB slots) - and big (1 MiB lazy, 8 KiB slots). */
 static void test_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "t%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 3;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 256 * 1024;
-  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "players");
-  cfg->regions[1].size = 1024 * 1024;
-  cfg->regions[1].lazy = 1;
-  cfg->regions[1].slot_size = 1024;
-  snprintf(cfg->regions[2].name, sizeof cfg->regions[2].name, "big");
-  cfg->regions[2].size = 1024 * 1024;
-  cfg->regions[2].lazy = 1;
-  cfg->regions[2].slot_size = 8192;
+  fx_config_pid(cfg, "t", tag);
+  fx_region(cfg, "big", 1024 * 1024, 1, 8192);
   mb__log_open(MB_LOG_ERROR, "");
 }
 
@@ -152,9 +139,8 @@ CHILD(hold_broker) {
   int i;
   if (argc != 1)
     return 100;
-  mb__config_defaults(&cfg);
-  snprintf(cfg.instance, sizeof cfg.instance, "%s", argv[0]);
-  cfg.nregions = 0;
+  fx_config(&cfg, argv[0]);
+  fx_no_regions(&cfg);
   mb__log_open(MB_LOG_ERROR, "");
   if (mb__broker_start(&b, &cfg, 0) != 0)
     return 101;
@@ -336,7 +322,7 @@ TEST(slots_full) {
   mb_region_map_t *r;
   uint64_t i, idx;
   test_config(&cfg, "full");
-  cfg.regions[2].size = 64 * 1024; /* 8 slots of 8 KiB */
+  fx_region(&cfg, "big", 64 * 1024, 1, 8192); /* 8 slots of 8 KiB */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   r = mb__broker_region(&b, "big");
   for (i = 0; i < 8; i++)
@@ -477,7 +463,7 @@ TEST(slot_free_hint) {
   mb_region_map_t *r;
   uint64_t i, idx;
   test_config(&cfg, "hint");
-  cfg.regions[2].size = 64 * 1024; /* 8 slots of 8 KiB */
+  fx_region(&cfg, "big", 64 * 1024, 1, 8192); /* 8 slots of 8 KiB */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   r = mb__broker_region(&b, "big");
   for (i = 0; i < 6; i++) {

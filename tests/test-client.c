@@ -9,23 +9,13 @@
 #include "task.h"
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 
-/* A broker config for instance "c<pid><tag>": world 256 KiB, players 1 MiB lazy 1 KiB slots. */
+/* The test config (fixture.h) for instance "c<pid><tag>", no heartbeat timeout. */
 static void client_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "c%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 2;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 256 * 1024;
-  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "players");
-  cfg->regions[1].size = 1024 * 1024;
-  cfg->regions[1].lazy = 1;
-  cfg->regions[1].slot_size = 1024;
+  fx_config_pid(cfg, "c", tag);
   cfg->heartbeat_timeout_ms = 0;
   mb__log_open(MB_LOG_ERROR, "");
 }
@@ -392,7 +382,7 @@ TEST(player_slots) {
   void *s1, *s2, *s3;
   uint64_t cursor = 0, id, n = 0, i;
   client_config(&cfg, "slot");
-  cfg.regions[1].size = 64 * 1024; /* 64 slots */
+  fx_region(&cfg, "players", 64 * 1024, 1, FX_SLOT_SIZE); /* 64 slots */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
   ASSERT_OK(mb_attach(cfg.instance, "zone2", NULL, &d));
@@ -811,12 +801,7 @@ static int state_exists(const char *instance, int flags) {
 /* A config with a pool "bolts" as well, so pools are opened where the broker was found. */
 static void ns_config(mb_config_t *cfg, const char *tag) {
   client_config(cfg, tag);
-  cfg->npools = 1;
-  memset(cfg->pools, 0, sizeof cfg->pools);
-  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "bolts");
-  cfg->pools[0].object_size = 64;
-  cfg->pools[0].align = 16;
-  cfg->pools[0].capacity = 100;
+  fx_pool(cfg, "bolts", 64, 16, 100);
 }
 
 /* Everything a game server maps works through client c: the region "world", a player slot

@@ -25,24 +25,18 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 #include "report.h"
 #include "watch.h"
 
-/* A broker config for instance "d<pid><tag>": a lazy slotted region, the heartbeat check off,
- * a grace period long enough that no dead entry is freed while a test looks at it. */
+/* The test config (fixture.h) for instance "d<pid><tag>" with its lazy slotted region
+ * "players" only, the heartbeat check off, a grace period long enough that no dead entry is
+ * freed while a test looks at it. */
 static void death_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "d%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = 1024 * 1024;
-  cfg->regions[0].lazy = 1;
-  cfg->regions[0].slot_size = 1024;
+  fx_config_pid(cfg, "d", tag);
+  fx_region_drop(cfg, "world");
   cfg->heartbeat_timeout_ms = 0;
   cfg->grace_period_ms = 600000;
   mb__log_open(MB_LOG_ERROR, "");

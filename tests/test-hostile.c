@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 #include "report.h"
@@ -24,28 +25,15 @@
 #define SLOT_SIZE 1024u
 #define FOREVER_NS (UINT64_C(3600) * 1000000000u)
 
-/* A broker for instance "h<pid><tag>": a lazy slotted region "players", a plain region
- * "world", a pool "obj"; no heartbeat timeout; grace period 0, so a dead client is reaped at
- * the next tick (which runs the pool and slot sweeps). */
+/* The test config (fixture.h) for instance "h<pid><tag>" with its own regions: a lazy slotted
+ * region "players", a plain region "world", a pool "obj"; no heartbeat timeout; grace period 0, so
+ * a dead client is reaped at the next tick (which runs the pool and slot sweeps). */
 static void hostile_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "h%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 2;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = 256 * 1024;
-  cfg->regions[0].slot_size = SLOT_SIZE;
-  cfg->regions[0].lazy = 1;
-  snprintf(cfg->regions[1].name, sizeof cfg->regions[1].name, "world");
-  cfg->regions[1].size = 64 * 1024;
-  cfg->npools = 1;
-  memset(cfg->pools, 0, sizeof cfg->pools);
-  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "obj");
-  cfg->pools[0].object_size = 64;
-  cfg->pools[0].align = 64;
-  cfg->pools[0].capacity = 256;
+  fx_config_pid(cfg, "h", tag);
+  fx_no_regions(cfg); /* players first: the tests index the directory */
+  fx_region(cfg, "players", 256 * 1024, 1, SLOT_SIZE);
+  fx_region(cfg, "world", 64 * 1024, 0, 0);
+  fx_pool(cfg, "obj", 64, 64, 256);
   cfg->heartbeat_timeout_ms = 0;
   cfg->grace_period_ms = 0;
   cfg->max_clients = 16;

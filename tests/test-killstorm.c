@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 #include "pool.h"
@@ -31,21 +32,13 @@
 
 #define STORM_CAPACITY 4096
 
+/* The test config (fixture.h) for instance "k<pid><tag>" with one region, world 64 KiB, and
+ * the pool "obj"; no heartbeat timeout, no grace period. */
 static void storm_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "k%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 64 * 1024;
-  cfg->npools = 1;
-  memset(cfg->pools, 0, sizeof cfg->pools);
-  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "obj");
-  cfg->pools[0].object_size = 64;
-  cfg->pools[0].align = 64;
-  cfg->pools[0].capacity = STORM_CAPACITY;
+  fx_config_pid(cfg, "k", tag);
+  fx_no_regions(cfg);
+  fx_region(cfg, "world", 64 * 1024, 0, 0);
+  fx_pool(cfg, "obj", 64, 64, STORM_CAPACITY);
   cfg->heartbeat_timeout_ms = 0;
   cfg->grace_period_ms = 0; /* a dead client is reaped at the first sweep that sees it */
   mb__log_open(MB_LOG_ERROR, "");
@@ -225,11 +218,9 @@ TEST(kill_storm_pool) {
 
 static void ev_config(mb_config_t *cfg) {
   storm_config(cfg, "ev");
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = EV_REGION;
-  cfg->regions[0].lazy = 1;
-  cfg->regions[0].slot_size = EV_SLOT;
-  cfg->pools[0].capacity = EV_CAPACITY;
+  fx_region_drop(cfg, "world");
+  fx_region(cfg, "players", EV_REGION, 1, EV_SLOT);
+  fx_pool(cfg, "obj", 64, 64, EV_CAPACITY);
 }
 
 typedef struct ev_worker_s {

@@ -15,22 +15,18 @@
 #include <cjson/cJSON.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "ctl.h"
 #include "gmap.h"
 #include "log.h"
 #include "maps.h"
 #include "membroker.h"
 
-/* A broker config for instance "m<pid><tag>": one 256 KiB region, no heartbeat timeout. */
+/* The test config (fixture.h) for instance "m<pid><tag>" with one region, world 256 KiB, no
+ * heartbeat timeout. */
 static void maps_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "m%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 256 * 1024;
+  fx_config_pid(cfg, "m", tag);
+  fx_region_drop(cfg, "players");
   cfg->heartbeat_timeout_ms = 0;
   mb__log_open(MB_LOG_ERROR, "");
 }
@@ -262,13 +258,10 @@ CHILD(dying_broker) {
   static mb_broker_t b;
   if (argc != 2)
     return 100;
-  mb__config_defaults(&cfg);
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "%s", argv[0]);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
-  cfg.regions[0].size = 64 * 1024;
+  fx_config(&cfg, argv[0]);
+  fx_no_regions(&cfg);
+  fx_region(&cfg, "world", 64 * 1024, 0, 0);
   cfg.nmaps = 1;
   snprintf(cfg.maps[0].name, sizeof cfg.maps[0].name, "old");
   snprintf(cfg.maps[0].path, sizeof cfg.maps[0].path, "%s", argv[1]);

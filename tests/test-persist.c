@@ -20,14 +20,12 @@
 #define T_WORLD_OFF (3u * 4096u) /* where the tests write into the world region */
 
 /*
- * A config for `instance` saving to `dir`: small_config's world 256 KiB committed at start and
- * players 1 MiB lazy with 1 KiB slots (both saved), and npc 64 KiB (not saved).
+ * A config for `instance` saving to `dir`: the test config's (fixture.h) world 256 KiB committed
+ * at start and players 1 MiB lazy with 1 KiB slots (both saved), and npc 64 KiB (not saved).
  */
 static void persist_config(mb_config_t *cfg, const char *instance, const char *dir) {
-  small_config(cfg, instance);
-  cfg->nregions = 3;
-  snprintf(cfg->regions[2].name, sizeof cfg->regions[2].name, "npc");
-  cfg->regions[2].size = 64 * 1024;
+  fx_config(cfg, instance);
+  fx_region(cfg, "npc", 64 * 1024, 0, 0);
   cfg->heartbeat_timeout_ms = 0;
   snprintf(cfg->persist_dir, sizeof cfg->persist_dir, "%s", dir);
   snprintf(cfg->persist_regions[0], sizeof cfg->persist_regions[0], "players");

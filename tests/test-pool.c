@@ -9,26 +9,17 @@
 #include <setjmp.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 
-/* A broker for instance "p<pid><tag>" with one pool "obj" of `capacity` 64-byte objects. */
+/* The test config (fixture.h) for instance "p<pid><tag>" with one region, world 64 KiB, and
+ * one pool "obj" of `capacity` 64-byte objects. */
 static void pool_config(mb_config_t *cfg, const char *tag, uint32_t capacity, int debug) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "p%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "world");
-  cfg->regions[0].size = 64 * 1024;
-  cfg->npools = 1;
-  memset(cfg->pools, 0, sizeof cfg->pools);
-  snprintf(cfg->pools[0].name, sizeof cfg->pools[0].name, "obj");
-  cfg->pools[0].object_size = 64;
-  cfg->pools[0].align = 64;
-  cfg->pools[0].capacity = capacity;
-  cfg->pools[0].debug = debug;
+  fx_config_pid(cfg, "p", tag);
+  fx_no_regions(cfg);
+  fx_region(cfg, "world", 64 * 1024, 0, 0);
+  cfg->pools[fx_pool(cfg, "obj", 64, 64, capacity)].debug = debug;
   cfg->heartbeat_timeout_ms = 0;
   mb__log_open(MB_LOG_ERROR, "");
 }

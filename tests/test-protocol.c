@@ -706,7 +706,7 @@ TEST(dispatch_admin_rights) {
   int stop;
   mb_os_proc_self(&self);
   snprintf(inst, sizeof inst, "p%udisp", (unsigned)self.pid);
-  small_config(&cfg, inst);
+  fx_config(&cfg, inst);
   mb__log_open(MB_LOG_ERROR, "");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   for (i = 0; i < sizeof admin_only / sizeof admin_only[0]; i++) {
@@ -755,17 +755,6 @@ static void expect_pool(const cJSON *p, const char *name, double object_size, do
   ASSERT_EQ_U64(jnum(p, "bytes"), bytes);
 }
 
-/* A pool of the config. */
-static void config_pool(mb_pool_cfg_t *pc, const char *name, uint32_t object_size, uint32_t align,
-                        uint32_t capacity, int debug) {
-  memset(pc, 0, sizeof *pc);
-  snprintf(pc->name, sizeof pc->name, "%s", name);
-  pc->object_size = object_size;
-  pc->align = align;
-  pc->capacity = capacity;
-  pc->debug = debug;
-}
-
 /* The pools section in-process: every field of each pool, the same through status, `pools`
  * and the report builder, and 0 pools is []. The counters are set by hand; the fixed fields
  * come from the broker's own copies, so what a client writes over them is not shown. */
@@ -786,7 +775,7 @@ TEST(report_pools) {
   int stop;
   mb_os_proc_self(&self);
   snprintf(inst, sizeof inst, "p%upool", (unsigned)self.pid);
-  small_config(&cfg, inst);
+  fx_config(&cfg, inst);
   mb__log_open(MB_LOG_ERROR, "");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
 
@@ -800,9 +789,8 @@ TEST(report_pools) {
 
   /* Two pools: a debug one part used, and one whose counters were read a moment apart
    * (allocated already up, peak not yet): peak shows at least in_use, free counts stay >= 0. */
-  cfg.npools = 2;
-  config_pool(&cfg.pools[0], "bullets", 40, 16, 1000, 1); /* stride 48 */
-  config_pool(&cfg.pools[1], "npc_state", 256, 64, 64, 0);
+  cfg.pools[fx_pool(&cfg, "bullets", 40, 16, 1000)].debug = 1; /* stride 48 */
+  fx_pool(&cfg, "npc_state", 256, 64, 64);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   /* The counts come from the pool's intent records (their sums are the truth: pool.c), not
    * from the descriptor a client can write: set them in the broker's own record. */
@@ -923,7 +911,7 @@ TEST(report_heaps) {
   cJSON *r;
   mb_os_proc_self(&self);
   snprintf(inst, sizeof inst, "p%uheaps", (unsigned)self.pid);
-  small_config(&cfg, inst);
+  fx_config(&cfg, inst);
   mb__log_open(MB_LOG_ERROR, "");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   st = b.state;
@@ -1078,7 +1066,7 @@ TEST(heaps_from_client) {
   int i;
   mb_os_proc_self(&self);
   snprintf(inst, sizeof inst, "p%uhcli", (unsigned)self.pid);
-  small_config(&cfg, inst);
+  fx_config(&cfg, inst);
   cfg.heartbeat_timeout_ms = 0;
   mb__log_open(MB_LOG_ERROR, "");
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));

@@ -8,22 +8,17 @@
 #include "task.h"
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 #include "slots.h"
 
-/* Instance "sl<pid><tag>": one lazy region "players" of 64 KiB, slots of 1 KiB (4 a page). */
+/* The test config (fixture.h) for instance "sl<pid><tag>" with one lazy region "players" of
+ * 64 KiB, slots of 1 KiB (4 a page). */
 static void slots_config(mb_config_t *cfg, const char *tag) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "sl%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = 64 * 1024;
-  cfg->regions[0].lazy = 1;
-  cfg->regions[0].slot_size = 1024;
+  fx_config_pid(cfg, "sl", tag);
+  fx_region_drop(cfg, "world");
+  fx_region(cfg, "players", 64 * 1024, 1, FX_SLOT_SIZE);
   cfg->heartbeat_timeout_ms = 0;
   mb__log_open(MB_LOG_ERROR, "");
 }
@@ -363,8 +358,7 @@ static void live_case(uint32_t slot_size, const char *tag) {
   uint64_t p, npages, ps, committed_pages = 0, total0, loops = 0, freed, deadline;
   int i, done = 0;
   slots_config(&cfg, tag);
-  cfg.regions[0].slot_size = slot_size;
-  cfg.regions[0].size = 256 * 1024;
+  fx_region(&cfg, "players", 256 * 1024, 1, slot_size);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   r = mb__broker_region(&b, "players");
   pages = mb__region_pages(r->desc, r->base);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "broker.h"
+#include "fixture.h"
 #include "log.h"
 #include "membroker.h"
 #include "storm.h"
@@ -33,19 +34,12 @@
 #define STORM_HELD 6              /* players a thread holds at most */
 #define STORM_REGION (256 * 1024) /* 64 pages of 4 KiB */
 
-/* Instance "ss<pid><tag>": players 256 KiB lazy with slots of slot_size bytes; dead clients
- * reaped fast. */
+/* The test config (fixture.h) for instance "ss<pid><tag>" with one region, players 256 KiB
+ * lazy with slots of slot_size bytes; dead clients reaped fast. */
 static void storm_config(mb_config_t *cfg, const char *tag, uint32_t slot_size) {
-  mb_os_procid_t self;
-  mb_os_proc_self(&self);
-  mb__config_defaults(cfg);
-  snprintf(cfg->instance, sizeof cfg->instance, "ss%u%s", (unsigned)self.pid, tag);
-  cfg->nregions = 1;
-  memset(cfg->regions, 0, sizeof cfg->regions);
-  snprintf(cfg->regions[0].name, sizeof cfg->regions[0].name, "players");
-  cfg->regions[0].size = STORM_REGION;
-  cfg->regions[0].lazy = 1;
-  cfg->regions[0].slot_size = slot_size;
+  fx_config_pid(cfg, "ss", tag);
+  fx_region_drop(cfg, "world");
+  fx_region(cfg, "players", STORM_REGION, 1, slot_size);
   cfg->heartbeat_timeout_ms = 0;
   cfg->grace_period_ms = 30; /* a restart under the same name sometimes beats the reap */
   mb__log_open(MB_LOG_ERROR, "");
