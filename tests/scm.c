@@ -26,17 +26,6 @@ void temp_dir(char *buf, size_t size) {
 #endif
 }
 
-/* Write s as a JSON string literal (quotes included). */
-void json_string(FILE *fp, const char *s) {
-  fputc('"', fp);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', fp);
-    fputc(*s, fp);
-  }
-  fputc('"', fp);
-}
-
 /* Print the broker's log (for a failing test's output). */
 void dump_log(const char *path) {
   char line[1200];

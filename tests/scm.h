@@ -14,9 +14,6 @@
 /* The directory for a test's files, with a trailing separator. */
 void temp_dir(char *buf, size_t size);
 
-/* Write s as a JSON string literal (quotes included). */
-void json_string(FILE *fp, const char *s);
-
 /* Print the broker's log (for a failing test's output). */
 void dump_log(const char *path);
 

@@ -18,6 +18,7 @@
 
 #include "task.h"
 
+#include "fixture.h"
 #include "scm.h"
 
 #ifndef MB_BROKER_EXE
@@ -48,16 +49,14 @@ static const char *const items[] = {
     "event message file",   "event types supported"};
 #define NITEMS (sizeof items / sizeof items[0])
 
-/* A valid config for instance t<pid><tag> in the temp folder; its path into path. */
+/* The test config (fixture.h) for instance t<pid><tag> in the temp folder; its path into path. */
 static void write_config(char *path, size_t size, const char *tag) {
   char dir[MAX_PATH + 1];
-  FILE *fp;
+  mb_config_t cfg;
   temp_dir(dir, sizeof dir);
   snprintf(path, size, "%smbt.%u.%s.json", dir, self_pid(), tag);
-  if ((fp = fopen(path, "w")) == NULL)
-    FAIL("cannot write config %s", path);
-  fprintf(fp, "{\"instance\": \"t%u%s\"}\n", self_pid(), tag);
-  fclose(fp);
+  fx_config_pid(&cfg, "t", tag);
+  fx_write_config(path, &cfg, NULL);
 }
 
 /* OpenServiceW's error for `name`: 0 if it exists, ERROR_SERVICE_DOES_NOT_EXIST if not. */
@@ -356,16 +355,15 @@ static void not_ours(void) {
 
 static void install_same_instance(void) {
   char cfg[600], cfg2[600], dir[MAX_PATH + 1], name[64], name2[64], want[1400], out[OUT_SIZE];
-  FILE *fp;
+  mb_config_t mbcfg;
   int code;
 
   write_config(cfg, sizeof cfg, "u");
   temp_dir(dir, sizeof dir);
   snprintf(cfg2, sizeof cfg2, "%smbt.%u.u2.json", dir, self_pid());
-  if ((fp = fopen(cfg2, "w")) == NULL)
-    FAIL("cannot write config %s", cfg2);
-  fprintf(fp, "{\"instance\": \"t%uu\", \"log\": {\"level\": \"debug\"}}\n", self_pid());
-  fclose(fp);
+  fx_config_pid(&mbcfg, "t", "u");
+  fx_log(&mbcfg, MB_LOG_DEBUG, NULL);
+  fx_write_config(cfg2, &mbcfg, NULL);
   snprintf(name, sizeof name, "mbt-%u-u1", self_pid());
   snprintf(name2, sizeof name2, "mbt-%u-u2", self_pid());
   widen(name, svc_name, 64);

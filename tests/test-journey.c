@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fixture.h"
 #include "layout.h"
 
 #if MB_OS_POSIX
@@ -77,23 +78,13 @@ static void track(int i, mb_os_child_t *child) {
   running[i] = child;
 }
 
-/* The journey's config: a committed region and a lazy player region with 1 KiB slots, the log
- * at j->log. */
+/* The journey's config: the test config (fixture.h) - a committed region and a lazy player
+ * region with 1 KiB slots - with the log at j->log. */
 static void write_config(journey_t *j) {
-  FILE *fp = fopen(j->cfg, "w");
-  if (fp == NULL)
-    FAIL("cannot write config %s", j->cfg);
-  fprintf(fp, "{\n  \"instance\": ");
-  json_string(fp, j->instance);
-  fprintf(fp, ",\n  \"log\": {\"level\": \"info\", \"file\": ");
-  json_string(fp, j->log);
-  fprintf(fp, "},\n"
-              "  \"regions\": [\n"
-              "    {\"name\": \"world\", \"size\": \"256KiB\", \"commit\": \"start\"},\n"
-              "    {\"name\": \"players\", \"size\": \"1MiB\", \"commit\": \"lazy\", "
-              "\"slot_size\": \"1KiB\"}\n"
-              "  ]\n}\n");
-  fclose(fp);
+  mb_config_t cfg;
+  fx_config(&cfg, j->instance);
+  fx_log(&cfg, MB_LOG_INFO, j->log);
+  fx_write_config(j->cfg, &cfg, NULL);
 }
 
 static void journey_paths(journey_t *j, const char *tag) {

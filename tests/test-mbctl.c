@@ -622,19 +622,17 @@ static void hint_delete_all(void) {
 /* A config for `instance` logging to `log`. bad 1: with an unknown key (a config error the
  * service reports); 2: not even JSON (a missing brace, which mbctl cannot read either). */
 static void hint_config(const char *path, const char *instance, const char *log, int bad) {
-  FILE *fp = fopen(path, "w");
-  if (fp == NULL)
-    FAIL("cannot write config %s", path);
-  fprintf(fp, "{\n  \"instance\": ");
-  json_string(fp, instance);
-  fprintf(fp, ",\n  \"log\": {\"level\": \"info\", \"file\": ");
-  json_string(fp, log);
-  fprintf(fp, ", \"event_log\": false},\n%s", bad ? "  \"regoins\": [],\n" : "");
-  fprintf(fp,
-          "  \"regions\": [{\"name\": \"world\", \"size\": \"256KiB\", \"commit\": "
-          "\"start\"}]\n%s",
-          bad == 2 ? "" : "}\n");
-  fclose(fp);
+  mb_config_t cfg;
+  char *text;
+  fx_config(&cfg, instance);
+  fx_region_drop(&cfg, "players");
+  fx_log(&cfg, MB_LOG_INFO, log);
+  cfg.log_event_log = 0;
+  text = fx_config_text(&cfg, bad ? "\"regoins\": []" : NULL);
+  if (bad == 2)
+    *strrchr(text, '}') = '\0';
+  fx_write_text(path, text);
+  free(text);
 }
 
 /*

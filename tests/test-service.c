@@ -25,6 +25,7 @@
 
 #include "scm.h"
 
+#include "fixture.h"
 #include "layout.h"
 
 #if MB_OS_POSIX
@@ -55,24 +56,16 @@ static unsigned self_pid(void) {
 }
 
 /*
- * Write a small config for instance `instance` to `path`: two small regions (one committed
- * at start, one lazy with slots), info log to `log`, and the event log on Windows.
+ * Write the test config (fixture.h) for instance `instance` to `path`: its two small regions
+ * (one committed at start, one lazy with slots), info log to `log`, and the event log on
+ * Windows.
  */
 static void write_config(const char *path, const char *instance, const char *log) {
-  FILE *fp = fopen(path, "w");
-  if (fp == NULL)
-    FAIL("cannot write config %s", path);
-  fprintf(fp, "{\n  \"instance\": ");
-  json_string(fp, instance);
-  fprintf(fp, ",\n  \"log\": {\"level\": \"info\", \"file\": ");
-  json_string(fp, log);
-  fprintf(fp, ", \"event_log\": %s},\n", MB_OS_WIN ? "true" : "false");
-  fprintf(fp, "  \"regions\": [\n"
-              "    {\"name\": \"world\", \"size\": \"256KiB\", \"commit\": \"start\"},\n"
-              "    {\"name\": \"players\", \"size\": \"1MiB\", \"commit\": \"lazy\", "
-              "\"slot_size\": \"1KiB\"}\n"
-              "  ]\n}\n");
-  fclose(fp);
+  mb_config_t cfg;
+  fx_config(&cfg, instance);
+  fx_log(&cfg, MB_LOG_INFO, log);
+  cfg.log_event_log = MB_OS_WIN;
+  fx_write_config(path, &cfg, NULL);
 }
 
 /* A mapped view of an instance's control block. */

@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "fixture.h"
 #include "log.h"
 #include "svc.h"
 
@@ -145,18 +146,9 @@ TEST(broker_counter_events) {
   mb_config_t cfg;
   static mb_broker_t b;
 
-  mb__config_defaults(&cfg);
-  snprintf(cfg.instance, sizeof cfg.instance, "t%uev", self_pid());
-  cfg.nregions = 1;
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "players");
-  cfg.regions[0].size = 1024 * 1024;
-  cfg.regions[0].lazy = 1;
-  cfg.regions[0].slot_size = 1024;
-  cfg.npools = 1;
-  snprintf(cfg.pools[0].name, sizeof cfg.pools[0].name, "bullets");
-  cfg.pools[0].object_size = 64;
-  cfg.pools[0].align = 16;
-  cfg.pools[0].capacity = 4;
+  fx_config_pid(&cfg, "t", "ev");
+  fx_region_drop(&cfg, "world");
+  fx_pool(&cfg, "bullets", 64, 16, 4);
   mb__log_open(MB_LOG_WARN, ""); /* the events are warnings: below it they would be filtered */
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   ngot = 0;
@@ -614,13 +606,11 @@ TEST(log_refuses_link) {
 TEST(posix_service_config_error) {
 #if MB_OS_POSIX
   char dir[512], cfg[600], out[4096], buf[256];
-  FILE *fp;
+  mb_config_t c;
   temp_dir(dir, sizeof dir);
   snprintf(cfg, sizeof cfg, "%smbt.%u.badsvc.json", dir, self_pid());
-  fp = fopen(cfg, "w");
-  ASSERT(fp != NULL);
-  fputs("{\"regoins\": []}\n", fp);
-  fclose(fp);
+  fx_config_pid(&c, "t", "badsvc");
+  fx_write_config(cfg, &c, "\"regoins\": []");
   ASSERT_EXIT(mb_test_run_exe(MB_BROKER_EXE, 30000, out, sizeof out, "service", "-c", cfg, NULL), 1,
               out);
   ASSERT_CONTAINS(out, "unknown key \"regoins\" (did you mean \"regions\"?)");
@@ -706,14 +696,12 @@ static void expect_failed_start(const char *cfg, const char *log, int code, cons
 static void scm_config_error(void) {
   char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], rest[64];
   unsigned pid = self_pid();
-  FILE *fp;
+  mb_config_t c;
 
   temp_dir(dir, sizeof dir);
   snprintf(cfg, sizeof cfg, "%smbt.%u.badcfg.json", dir, pid);
-  fp = fopen(cfg, "w");
-  ASSERT(fp != NULL);
-  fputs("{\"instance\": \"x\", \"regoins\": []}\n", fp);
-  fclose(fp);
+  fx_config(&c, "x");
+  fx_write_config(cfg, &c, "\"regoins\": []");
   _snwprintf(svc_name, 64, L"mbtestc%u", pid);
   snprintf(rest, sizeof rest, "mbtestc%u.log", pid);
   data_path(log, sizeof log, rest);
@@ -731,17 +719,14 @@ static void scm_config_error(void) {
 static void scm_log_failed(void) {
   char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], rest[64], bad[700];
   unsigned pid = self_pid();
-  FILE *fp;
+  mb_config_t c;
 
   temp_dir(dir, sizeof dir);
   snprintf(cfg, sizeof cfg, "%smbt.%u.badlog.json", dir, pid);
   snprintf(bad, sizeof bad, "%smbt.%u.no-such-folder\\membroker.log", dir, pid);
-  fp = fopen(cfg, "w");
-  ASSERT(fp != NULL);
-  fprintf(fp, "{\"instance\": \"t%ulog\", \"log\": {\"file\": ", pid);
-  json_string(fp, bad);
-  fprintf(fp, "}}\n");
-  fclose(fp);
+  fx_config_pid(&c, "t", "log");
+  fx_log(&c, MB_LOG_INFO, bad);
+  fx_write_config(cfg, &c, NULL);
   _snwprintf(svc_name, 64, L"mbtestl%u", pid);
   snprintf(rest, sizeof rest, "mbtestl%u.log", pid);
   data_path(log, sizeof log, rest);
@@ -760,18 +745,15 @@ static void scm_start_failed(void) {
   char dir[MAX_PATH + 1], cfg[600], log[MAX_PATH + 64], logdir[MAX_PATH + 64], rest[64];
   char instance[32];
   unsigned pid = self_pid();
-  FILE *fp;
+  mb_config_t c;
 
   temp_dir(dir, sizeof dir);
   snprintf(instance, sizeof instance, "t%ubig", pid);
   snprintf(cfg, sizeof cfg, "%smbt.%u.big.json", dir, pid);
-  fp = fopen(cfg, "w");
-  ASSERT(fp != NULL);
-  fprintf(fp, "{\"instance\": ");
-  json_string(fp, instance);
-  fprintf(fp,
-          ", \"regions\": [{\"name\": \"huge\", \"size\": \"64TiB\", \"commit\": \"start\"}]}\n");
-  fclose(fp);
+  fx_config(&c, instance);
+  fx_no_regions(&c);
+  fx_region(&c, "huge", UINT64_C(64) << 40, 0, 0); /* 64 TiB, committed at start */
+  fx_write_config(cfg, &c, NULL);
   _snwprintf(svc_name, 64, L"mbtests%u", pid);
   snprintf(rest, sizeof rest, "%s\\membroker.log", instance);
   data_path(log, sizeof log, rest);
@@ -797,17 +779,13 @@ static void scm_log_folder_refused(void) {
   char instance[32], target[700];
   wchar_t wlogdir[MAX_PATH + 64];
   unsigned pid = self_pid();
-  FILE *fp;
+  mb_config_t c;
 
   temp_dir(dir, sizeof dir);
   snprintf(instance, sizeof instance, "t%ujn", pid);
   snprintf(cfg, sizeof cfg, "%smbt.%u.jn.json", dir, pid);
-  fp = fopen(cfg, "w");
-  ASSERT(fp != NULL);
-  fprintf(fp, "{\"instance\": ");
-  json_string(fp, instance);
-  fprintf(fp, "}\n");
-  fclose(fp);
+  fx_config(&c, instance);
+  fx_write_config(cfg, &c, NULL);
   _snwprintf(svc_name, 64, L"mbtestj%u", pid);
   snprintf(rest, sizeof rest, "mbtestj%u.log", pid);
   data_path(log, sizeof log, rest);
