@@ -7,6 +7,7 @@
 #include "task.h"
 
 #include "config.h"
+#include "fixture.h"
 
 #ifndef MB_SOURCE_DIR
 #error "MB_SOURCE_DIR must name the source tree (target_compile_definitions in CMake)"
@@ -315,6 +316,43 @@ TEST(effective_config_json) {
   ASSERT_EQ(cJSON_GetArraySize(regions->next), 0);
   cJSON_Delete(j);
   assert_round_trip(&c);
+}
+
+/* The tests' config fixture (fixture.h): the text it writes for the membroker executable
+ * parses back to the very config it was built from, overrides included, and a bad member
+ * appended to it is refused by name. */
+TEST(fixture_text_parses_back) {
+  mb_config_t c, back;
+  char *text;
+  fx_config_pid(&c, "t", "fx");
+  ASSERT_EQ(c.nregions, 2);
+  ASSERT_STR_EQ(c.regions[0].name, "world");
+  ASSERT_EQ_U64(c.regions[0].size, FX_WORLD_SIZE);
+  ASSERT_EQ(c.regions[0].lazy, 0);
+  ASSERT_STR_EQ(c.regions[1].name, "players");
+  ASSERT_EQ_U64(c.regions[1].size, FX_PLAYERS_SIZE);
+  ASSERT_EQ(c.regions[1].lazy, 1);
+  ASSERT_EQ(c.regions[1].slot_size, FX_SLOT_SIZE);
+  fx_region(&c, "npc", 64 * KIB, 0, 0);
+  fx_region(&c, "players", 256 * KIB, 1, 4096); /* changed in place, not appended */
+  fx_region_drop(&c, "world");
+  ASSERT_EQ(c.nregions, 2);
+  ASSERT_STR_EQ(c.regions[0].name, "players");
+  ASSERT_EQ_U64(c.regions[0].size, 256 * KIB);
+  ASSERT_EQ(c.regions[0].slot_size, 4096);
+  ASSERT_STR_EQ(c.regions[1].name, "npc");
+  c.pools[fx_pool(&c, "bolts", 64, 16, 100)].debug = 1;
+  fx_log(&c, MB_LOG_DEBUG, "fx.log");
+  c.heartbeat_timeout_ms = 0;
+  text = fx_config_text(&c, NULL);
+  memset(&back, 0xAB, sizeof back);
+  ASSERT_OK(parse(&back, text));
+  assert_cfg_eq(&back, &c);
+  free(text);
+  text = fx_config_text(&c, "\"regoins\": []");
+  ASSERT_ERR(parse(&back, text), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "unknown key \"regoins\" (did you mean \"regions\"?)");
+  free(text);
 }
 
 TEST(pools_two_pools) {
