@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "ctlconn.h"
+#include "os.h"
 
 #define T_READ_MS 10000 /* generous: Wine and sanitizers are slow */
 
