@@ -1,7 +1,10 @@
 /*
  * os.h - the platform layer: every operating-system primitive the broker, the client
- * library and the tests use. One implementation per OS: os_win32.c (Win32 API) and
- * os_posix.c (Linux); each is wrapped whole in #if MB_OS_WIN / #if MB_OS_POSIX.
+ * library, mbctl, the tools and the tests use. One implementation per OS: os_win32.c (Win32
+ * API) and os_posix.c (Linux); each is wrapped whole in #if MB_OS_WIN / #if MB_OS_POSIX.
+ * os_common.c holds what both share without calling the OS. Outside these files (and the
+ * service glue, service/svc_*.c) nothing calls the OS or includes its headers:
+ * scripts/check-layers.sh fails the build when something does (README, "Layering").
  *
  * Common contract, unless a function says otherwise:
  *  - returns 0 on success or a negative MB_E* code (error.h) and leaves a detail message
@@ -622,7 +625,7 @@ void mb__theap_destroy(mb__theap_t *h);
 #define MB__THEAP_HEADER 32 /* bytes of tags before each block's payload */
 
 /* ------------------------------------------------------------------------------------------ */
-/* Files (the broker's saved state)                                                           */
+/* Files (the broker's saved state and log, config and game data files)                      */
 
 /*
  * Paths are UTF-8 (Windows converts them to UTF-16; "/" and "\" both separate there). Bulk
@@ -702,7 +705,8 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len);
 /*
  * The OS's own sentence for a raw OS error code (errno on POSIX, GetLastError on Windows; as
  * mb_last_os_error returns it), NUL-terminated into buf, without a trailing period or newline:
- * "No such file or directory". Returns buf. Never fails: an unknown code gives "os error N".
+ * "No such file or directory". Returns buf. Never fails: 0 (no OS error) or an unknown code
+ * gives "os error N".
  */
 const char *mb_os_error_text(long os_code, char *buf, size_t size);
 

@@ -2749,6 +2749,10 @@ const char *mb_os_error_text(long os_code, char *buf, size_t size) {
   int k;
   if (size == 0)
     return buf;
+  if (os_code == 0) { /* no OS error: not "The operation completed successfully" */
+    snprintf(buf, size, "os error 0");
+    return buf;
+  }
   n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL,
                      (DWORD)os_code, 0, wbuf, sizeof wbuf / sizeof wbuf[0], NULL);
   while (n > 0 && (wbuf[n - 1] == L'\r' || wbuf[n - 1] == L'\n' || wbuf[n - 1] == L' ' ||
