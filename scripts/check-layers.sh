@@ -48,6 +48,8 @@ if [ "${1:-}" = --self-test ]; then
   plant client/heap.c 'static void mb__plant3(void) { FILE *f = fopen("x", "r"); (void)f; }'
   plant client/include/membroker.h '#include "os.h"'
   plant client/examples/gameserver_sim.c '#include "../../service/log.h"'
+  printf '%s\n' '/* an X-macro list */' >"$t/service/mb_plant.def"
+  plant client/heap.c '#include "mb_plant.def"'
   # Not violations: OS names in comments and strings, members, the platform layer itself.
   printf '%s\n' '/* fopen(x) in a comment */ static const char *mb__plant4 = "signal(";' \
     'static int mb__plant5(struct { int (*open)(void); } *o) { return o->open(); }' \
@@ -79,11 +81,11 @@ cd "$root" || exit 2
 allow=scripts/check-layers.allow
 
 # Every C source and header of the product (tests/ only for nothing: it may do anything).
-files=$(find common service client -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' \) |
-  LC_ALL=C sort)
-# Where each project header lives, by its path from the top (a quoted include is resolved
+files=$(find common service client -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' \
+  -o -name '*.def' \) | LC_ALL=C sort)
+# Where each project header (and X-macro list, *.def) lives, by its path from the top (a quoted include is resolved
 # against these: first beside the including file, then by name anywhere in the product).
-headers=$(find common service client -type f -name '*.h' | LC_ALL=C sort)
+headers=$(find common service client -type f \( -name '*.h' -o -name '*.def' \) | LC_ALL=C sort)
 
 # shellcheck disable=SC2086
 awk -v headers="$headers" -v allowfile="$allow" '
