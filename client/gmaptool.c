@@ -13,7 +13,6 @@
  * file cannot be read or written, is not a valid GMAP file, or has no such tile or object),
  * 2 usage.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 
 #include "error.h"
 #include "gmap.h"
+#include "os.h"
 
 #ifndef MB_VERSION
 #define MB_VERSION "0.0.0"
@@ -103,60 +103,28 @@ static void print_json(cJSON *j) {
 }
 
 /*
- * Read the whole file `path` into *data (malloc'ed; *size bytes) with stdio. The file's size,
- * where the C library can tell it, sizes the buffer at once; reading goes on to the end of
- * the file whatever it said. Prints what went wrong and returns -1 on failure.
+ * Read the whole file `path` into *data (malloc'ed; *size bytes) through the platform layer:
+ * UTF-8 paths and 64-bit sizes on every OS; a FIFO, device or directory is refused rather
+ * than waited on. Nothing larger than the largest GMAP image is read. Prints what went wrong
+ * and returns -1 on failure.
  */
 static int read_file(const char *path, unsigned char **data, uint64_t *size) {
-  unsigned char *buf = NULL, *nbuf;
-  size_t cap = 64 * 1024, len = 0, n;
-  long hint;
-  FILE *fp;
-
-  errno = 0;
-  if ((fp = fopen(path, "rb")) == NULL) {
-    fprintf(stderr, "gmaptool: cannot open '%s': %s\n", path,
-            strerror(errno != 0 ? errno : ENOENT));
+  char why[256];
+  char *buf;
+  size_t len;
+  long os;
+  if (mb_os_read_file(path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &buf, &len) != 0) {
+    if ((os = mb_last_os_error()) != 0)
+      fprintf(stderr, "gmaptool: cannot %s '%s': %s\n",
+              strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
+              mb_os_error_text(os, why, sizeof why));
+    else
+      fprintf(stderr, "gmaptool: %s\n", mb_last_error());
     return -1;
   }
-  if (fseek(fp, 0, SEEK_END) == 0 && (hint = ftell(fp)) >= 0)
-    cap = (size_t)hint + 1; /* + 1: the read that finds the end needs no larger buffer */
-  rewind(fp);
-  for (;;) {
-    if (buf == NULL || len == cap) {
-      if (buf != NULL) {
-        if (cap > (size_t)-1 / 2) {
-          fprintf(stderr, "gmaptool: '%s' is too large to read\n", path);
-          goto fail;
-        }
-        cap *= 2;
-      }
-      if ((nbuf = (unsigned char *)realloc(buf, cap)) == NULL) {
-        fprintf(stderr, "gmaptool: no memory to read '%s' (%s)\n", path, bytes(cap));
-        goto fail;
-      }
-      buf = nbuf;
-    }
-    errno = 0;
-    n = fread(buf + len, 1, cap - len, fp);
-    len += n;
-    if (len < cap) { /* a short read: the end of the file, or an error */
-      if (ferror(fp)) {
-        fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
-                strerror(errno != 0 ? errno : EIO));
-        goto fail;
-      }
-      break;
-    }
-  }
-  fclose(fp);
-  *data = buf;
+  *data = (unsigned char *)buf;
   *size = len;
   return 0;
-fail:
-  fclose(fp);
-  free(buf);
-  return -1;
 }
 
 /* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why

@@ -17,7 +17,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "ctlconn.h"
 #include "layout.h"
 #include "os.h"
 

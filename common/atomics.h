@@ -110,9 +110,11 @@ static inline int mb_cas64(mb_au64 *a, uint64_t *expected, uint64_t desired) {
 }
 #endif
 
-/* A full fence (orders the seqlock's data accesses against its counter). */
+/* A full fence (orders the seqlock's data accesses against its counter). MSVC: the intrinsic
+ * that winnt.h's MemoryBarrier() stands for on x86-64 (a locked instruction), declared by
+ * <intrin.h> above, so this header needs no windows.h. */
 #if defined(_MSC_VER) && !defined(__clang__)
-#define mb_fence() MemoryBarrier()
+#define mb_fence() __faststorefence()
 #else
 #define mb_fence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif

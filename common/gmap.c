@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "layout.h" /* MB_LAYOUT_ASSERT */
+#include "os.h"
 
 /* ---- the layout of membroker.h's structs is the file's --------------------------------------- */
 
@@ -224,32 +225,6 @@ void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out) {
   out->properties = i * 7u;
 }
 
-/* The MB_E* code of a C library errno from stdio (EROFS and ENAMETOOLONG are POSIX; the
- * Windows C runtimes define them too, but a lean libc might not). */
-static int mb__gmap_errno_code(int e) {
-  switch (e) {
-  case ENOENT:
-    return MB_ENOENT;
-  case EACCES:
-  case EPERM:
-#ifdef EROFS
-  case EROFS:
-#endif
-    return MB_EACCES;
-  case ENOSPC:
-  case EFBIG:
-    return MB_ENOSPC;
-#ifdef ENAMETOOLONG
-  case ENAMETOOLONG:
-    return MB_ENAMETOOLONG;
-#endif
-  case ENOMEM:
-    return MB_ENOMEM;
-  default:
-    return MB_EIO;
-  }
-}
-
 /* Fail the write of `path`: `doing` with the errno e, after closing fp (if not NULL) and
  * removing the file unless it `existed` before the write. */
 static int mb__gmap_write_fail(FILE *fp, const char *path, int existed, const char *doing, int e) {
@@ -258,8 +233,9 @@ static int mb__gmap_write_fail(FILE *fp, const char *path, int existed, const ch
   if (fp != NULL)
     fclose(fp);
   if (fp != NULL && !existed)
-    remove(path);
-  return mb__errorf(mb__gmap_errno_code(e), e, "%s GMAP file '%s': %s", doing, path, strerror(e));
+    mb_os_file_discard(path);
+  return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "%s GMAP file '%s': %s", doing, path,
+                    strerror(e));
 }
 
 #define MB_GMAP_WBUF (256u * 1024u) /* bytes handed to fwrite at a time: a multiple of 32 */
@@ -300,15 +276,13 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
     return mb__errorf(MB_ENOMEM, 0, "write GMAP file '%s': no memory for a %u-byte buffer", path,
                       MB_GMAP_WBUF);
   /* Whether the file is there already (then it is never removed: it may be a device). */
-  if ((fp = fopen(path, "rb")) != NULL) {
+  if (mb_os_file_open(path, "rb", &fp) == 0) {
     existed = 1;
     fclose(fp);
   }
-  errno = 0;
-  if ((fp = fopen(path, "wb")) == NULL) {
-    e = errno;
+  if ((e = mb_os_file_create(path, &fp)) != 0) {
     free(buf);
-    return mb__gmap_write_fail(NULL, path, 0, "create", e);
+    return mb__errorf(e, mb_last_os_error(), "create GMAP file '%s'", path);
   }
   /* stdio's own buffer would only be copied through: the chunks go out whole. */
   setvbuf(fp, NULL, _IONBF, 0);
@@ -368,7 +342,7 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
   if (fclose(fp) != 0) {
     e = errno;
     if (!existed)
-      remove(path);
+      mb_os_file_discard(path);
     return mb__gmap_write_fail(NULL, path, existed, "close", e);
   }
   return 0;

@@ -1,7 +1,10 @@
 /*
  * os.h - the platform layer: every operating-system primitive the broker, the client
- * library and the tests use. One implementation per OS: os_win32.c (Win32 API) and
- * os_posix.c (Linux); each is wrapped whole in #if MB_OS_WIN / #if MB_OS_POSIX.
+ * library, mbctl, the tools and the tests use. One implementation per OS: os_win32.c (Win32
+ * API) and os_posix.c (Linux); each is wrapped whole in #if MB_OS_WIN / #if MB_OS_POSIX.
+ * os_common.c holds what both share without calling the OS. Outside these files (and the
+ * service glue, service/svc_*.c) nothing calls the OS or includes its headers:
+ * scripts/check-layers.sh fails the build when something does (README, "Layering").
  *
  * Common contract, unless a function says otherwise:
  *  - returns 0 on success or a negative MB_E* code (error.h) and leaves a detail message
@@ -253,6 +256,84 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder);
  * not fit, and the errors of finding %ProgramData%.
  */
 int mb_os_lock_path(const char *name, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Control pipe client (mbctl, the tests) - moved here from client/ctlconn.h                  */
+
+/*
+ * A blocking client of the control pipe, used by mbctl and the tests: the pipe's name for an
+ * instance, a connection with a deadline on reads and a line reader. POSIX: a Unix stream
+ * socket; reads wait with poll(); writes use MSG_NOSIGNAL, so a broker that went away is an
+ * error, not a SIGPIPE. Windows: the named pipe opened with CreateFileW in overlapped mode, so
+ * a read can wait with a deadline. The line buffering is portable (os_common.c).
+ */
+#define MB_PIPE_NAME_MAX 256
+
+/*
+ * The control pipe's name for `instance`: POSIX "<runtime dir>/membroker-<instance>.sock"
+ * (mb_os_runtime_dir, created if missing), Windows "\\.\pipe\membroker-<instance>".
+ * *is_path (may be NULL) receives 1 when the name is a file system path (a stale socket file
+ * can be removed and its mode set), 0 for a name in the pipe namespace. MB_ENAMETOOLONG if
+ * the name does not fit in `size` or in the OS limit (108 bytes for a Unix socket).
+ */
+int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path);
+
+/* A blocking client connection with a receive buffer for whole lines. */
+typedef struct mb_pipe_conn_s {
+  intptr_t h;  /* socket fd or pipe HANDLE; -1 when closed */
+  intptr_t ev; /* Windows: event for overlapped I/O */
+  char *buf;   /* received bytes not yet returned as lines */
+  size_t len, cap;
+  size_t skip; /* bytes of the line last returned, dropped at the next read */
+} mb_pipe_conn_t;
+
+/*
+ * Connect to the pipe `name` (from mb__pipe_name). MB_ENOTRUNNING when nobody listens (no
+ * pipe, or a socket file left by a dead broker), MB_EACCES when this user may not connect,
+ * MB_EBUSY when Windows offers no free pipe instance within timeout_ms.
+ */
+int mb__pipe_connect(mb_pipe_conn_t *c, const char *name, int timeout_ms);
+
+/* Write all `len` bytes. MB_EIO when the broker closed the connection. */
+int mb__pipe_write(mb_pipe_conn_t *c, const void *data, size_t len);
+
+/*
+ * Read what arrives, at most `size` bytes, waiting until deadline_ns (an mb_os_mono_ns()
+ * value; 0 waits forever). *n receives the byte count; 0 means the broker closed the
+ * connection. MB_ETIMEOUT when nothing came in time.
+ */
+int mb__pipe_read(mb_pipe_conn_t *c, void *data, size_t size, uint64_t deadline_ns, size_t *n);
+
+/*
+ * Read one line (without its "\n") into *line, a NUL-terminated buffer owned by `c` and
+ * valid until the next call; *len receives its length. MB_ETIMEOUT at the deadline,
+ * MB_EIO when the connection ends before a whole line, MB_ERANGE past max bytes.
+ * Portable (os_common.c), on top of mb__pipe_read.
+ */
+int mb__pipe_read_line(mb_pipe_conn_t *c, char **line, size_t *len, size_t max,
+                       uint64_t deadline_ns);
+
+/* Close the connection (safe on a closed one) and free its buffer. */
+void mb__pipe_close(mb_pipe_conn_t *c);
+
+/*
+ * Whether the peer of the accepted connection `fd` (uv_fileno of a libuv pipe) is an
+ * administrator: mb_os_pipe_peer_admin below. POSIX: SO_PEERCRED uid is 0 or the broker's
+ * effective uid; *uid receives the peer's uid. Windows: the client process's token is
+ * LocalSystem, an enabled Administrators member or the broker's user; *uid is -1.
+ */
+int mb__pipe_peer_admin(intptr_t fd, long *uid);
+
+/* Internal, for the OS files (os_common.c): milliseconds left until deadline_ns (an
+ * mb_os_mono_ns value; 0 means forever: -1), 0 once it has passed, capped at INT_MAX. */
+int mb__os_ms_left(uint64_t deadline_ns);
+
+/*
+ * A server that writes to sockets: make a write to a connection the peer closed fail with an
+ * error (EPIPE) instead of ending the process with SIGPIPE. POSIX: SIGPIPE is ignored,
+ * process-wide; Windows: nothing to do (no such signal). Never fails.
+ */
+void mb_os_ignore_sigpipe(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Control pipe security                                                                      */
@@ -544,7 +625,7 @@ void mb__theap_destroy(mb__theap_t *h);
 #define MB__THEAP_HEADER 32 /* bytes of tags before each block's payload */
 
 /* ------------------------------------------------------------------------------------------ */
-/* Files (the broker's saved state)                                                           */
+/* Files (the broker's saved state and log, config and game data files)                      */
 
 /*
  * Paths are UTF-8 (Windows converts them to UTF-16; "/" and "\" both separate there). Bulk
@@ -582,6 +663,58 @@ int mb_os_file_replace(const char *from, const char *to);
 
 /* Remove the file `path`. MB_ENOENT if there is none. */
 int mb_os_file_remove(const char *path);
+
+/*
+ * Remove the file `path` if it can be, best effort, for clean-up on a path that is failing
+ * already: it never fails and leaves this thread's detail message (mb_last_error) and OS
+ * error as they were, so the failure being reported is the one the caller saw.
+ */
+void mb_os_file_discard(const char *path);
+
+/*
+ * fopen(path, "wb") for a UTF-8 path, for a file other programs read (a GMAP file): created
+ * with the OS's default permissions (POSIX 0666 less the umask), truncated if it exists, and
+ * opened as it is when it is a device (/dev/full, NUL). Unlike mb_os_file_open's "w" it
+ * follows a symbolic link as fopen does. MB_ENOENT, MB_EACCES, MB_ENOSPC, ...
+ */
+int mb_os_file_create(const char *path, FILE **f);
+
+/* The position of f in bytes (64 bits on every OS; ftell is 32 on Windows). MB_EIO, ... */
+int mb_os_file_tell(FILE *f, uint64_t *pos);
+
+/* Move f to byte `pos` from the start of the file (64 bits on every OS). MB_EINVAL, ... */
+int mb_os_file_seek(FILE *f, uint64_t pos);
+
+/* Move f to its end; *size (may be NULL) receives the offset there, the file's size. */
+int mb_os_file_seek_end(FILE *f, uint64_t *size);
+
+/*
+ * Read the whole file `path` (UTF-8) into a new buffer: *data (malloc'ed, free() it; a NUL
+ * byte follows the last byte of the file and is not counted) and *len, its size. Sizes are
+ * 64 bits on every OS. Only a regular file is read: a directory, FIFO, socket or device is
+ * refused with MB_EINVAL and a message that says what it is, without reading it or waiting
+ * on it (POSIX opens with O_NONBLOCK and checks with fstat; Windows asks GetFileType and the
+ * file's attributes). A file larger than `max` bytes is refused with MB_ERANGE, one that
+ * does not fit in this process's memory with MB_ENOMEM. Otherwise the errors of opening and
+ * reading it (MB_ENOENT, MB_EACCES, MB_EIO, ...), with the OS's code (mb_last_os_error).
+ * A file that grows while it is read is read up to the size it had when opened, one that
+ * shrinks up to where it ends.
+ */
+int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len);
+
+/*
+ * The OS's own sentence for a raw OS error code (errno on POSIX, GetLastError on Windows; as
+ * mb_last_os_error returns it), NUL-terminated into buf, without a trailing period or newline:
+ * "No such file or directory". Returns buf. Never fails: 0 (no OS error) or an unknown code
+ * gives "os error N".
+ */
+const char *mb_os_error_text(long os_code, char *buf, size_t size);
+
+/*
+ * Internal, shared by the OS files and the portable code that calls the C library (gmap.c):
+ * an errno value as an MB_E* code, `dflt` for the ones without a better meaning.
+ */
+int mb__os_from_errno(int e, int dflt);
 
 /* Create the directory `path` (its parent must exist; POSIX mode 0750 less the umask). 0 if
  * it exists already as a directory; MB_EEXIST if something else has that name. */
@@ -688,6 +821,23 @@ uint64_t mb_os_mono_ns(void);
 
 /* Wall clock in nanoseconds since 1970-01-01 UTC. */
 uint64_t mb_os_wall_ns(void);
+
+/* A wall-clock time in calendar fields (mb_os_time_split). */
+typedef struct mb_os_tm_s {
+  int year;  /* e.g. 2026 */
+  int month; /* 1..12 */
+  int day;   /* 1..31 */
+  int hour, min, sec;
+  int msec; /* 0..999 */
+} mb_os_tm_t;
+
+/*
+ * Split wall_ns (an mb_os_wall_ns value) into calendar fields: in UTC when local is 0 (a
+ * log's timestamps), in the machine's local time zone otherwise (what an operator's clock
+ * says). POSIX gmtime_r / localtime_r; Windows gmtime_s / localtime_s. Never fails: a time
+ * the OS cannot convert gives 1970-01-01 00:00:00.000.
+ */
+void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm);
 
 /* Sleep at least ms milliseconds. */
 void mb_os_sleep_ms(unsigned ms);

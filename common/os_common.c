@@ -1,8 +1,12 @@
 /*
  * os_common.c - the portable part of the platform layer, shared by os_win32.c and
  * os_posix.c: argument checks both make the same way, the single-instance lock's record
- * (format and belief), and failure injection (see os.h).
+ * (format and belief), failure injection, the one errno table (mb__os_from_errno) and the
+ * control pipe client's line reader over mb__pipe_read (see os.h). No OS calls here: only
+ * the C library and the platform layer's own functions.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,4 +133,120 @@ int mb__os_lock_believe(const char *text, const char *service, mb_os_lock_holder
   snprintf(holder->what, sizeof holder->what, "pid %u, %s", (unsigned)pid,
            holder->service ? service : "console");
   return 0;
+}
+
+/*
+ * The one errno table: the errno values of POSIX calls (os_posix.c), of the C runtime on
+ * Windows (_wfopen, fflush: os_win32.c) and of stdio (gmap.c). Values a C library may lack
+ * are tested with #ifdef.
+ */
+int mb__os_from_errno(int e, int dflt) {
+  switch (e) {
+  case ENOENT:
+#ifdef ENOTDIR
+  case ENOTDIR:
+#endif
+    return MB_ENOENT;
+  case EEXIST:
+    return MB_EEXIST;
+  case EACCES:
+  case EPERM:
+#ifdef EROFS
+  case EROFS:
+#endif
+    return MB_EACCES;
+#ifdef ENAMETOOLONG
+  case ENAMETOOLONG:
+    return MB_ENAMETOOLONG;
+#endif
+  case EINVAL:
+    return MB_EINVAL;
+  case ENOSPC:
+#ifdef EDQUOT
+  case EDQUOT:
+#endif
+  case EFBIG:
+    return MB_ENOSPC;
+  case ENOMEM:
+    return MB_ENOMEM;
+  case ESRCH:
+    return MB_ESRCH;
+  case EIO:
+    return MB_EIO;
+  case EBUSY:
+    return MB_EBUSY;
+  case ENOSYS:
+#ifdef EOPNOTSUPP
+  case EOPNOTSUPP:
+#endif
+    return MB_ENOTSUP;
+  default:
+    return dflt;
+  }
+}
+
+/* ---- the control pipe client: the portable part (moved from client/ctlconn.c) ---------------- */
+
+int mb__os_ms_left(uint64_t deadline_ns) {
+  uint64_t now;
+  if (deadline_ns == 0)
+    return -1;
+  now = mb_os_mono_ns();
+  if (now >= deadline_ns)
+    return 0;
+  if ((deadline_ns - now) / 1000000u > INT_MAX)
+    return INT_MAX;
+  return (int)((deadline_ns - now + 999999u) / 1000000u);
+}
+
+/* Grow c->buf to hold at least `need` bytes. */
+static int mb__conn_reserve(mb_pipe_conn_t *c, size_t need) {
+  size_t cap = c->cap ? c->cap : 4096;
+  char *p;
+  if (need <= c->cap)
+    return 0;
+  while (cap < need)
+    cap *= 2;
+  if ((p = realloc(c->buf, cap)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "grow the receive buffer to %zu bytes", cap);
+  c->buf = p;
+  c->cap = cap;
+  return 0;
+}
+
+int mb__pipe_read_line(mb_pipe_conn_t *c, char **line, size_t *len, size_t max,
+                       uint64_t deadline_ns) {
+  size_t scanned = 0;
+  if (c->skip) {
+    memmove(c->buf, c->buf + c->skip, c->len - c->skip);
+    c->len -= c->skip;
+    c->skip = 0;
+  }
+  for (;;) {
+    char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
+    size_t n;
+    int rc;
+    if (nl != NULL) {
+      *nl = '\0';
+      *line = c->buf;
+      *len = (size_t)(nl - c->buf);
+      c->skip = *len + 1;
+      return 0;
+    }
+    scanned = c->len;
+    if (c->len > max)
+      return mb__errorf(MB_ERANGE, 0, "response line longer than %zu bytes", max);
+    if ((rc = mb__conn_reserve(c, c->len + 65536)) != 0)
+      return rc;
+    if ((rc = mb__pipe_read(c, c->buf + c->len, c->cap - c->len - 1, deadline_ns, &n)) != 0)
+      return rc;
+    if (n == 0)
+      return mb__errorf(MB_EIO, 0, "the broker closed the connection%s",
+                        c->len ? " in the middle of a line" : "");
+    c->len += n;
+  }
+}
+
+int mb__pipe_peer_admin(intptr_t fd, long *uid) {
+  return mb_os_pipe_peer_admin(fd, uid);
 }

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,39 +44,6 @@ extern char **environ;
 
 /* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
 #define MB__SEC_WRITABLE (1 << 8)
-
-/* Translate an errno into our code; `dflt` for errors with no better meaning. */
-static int mb__from_errno(int e, int dflt) {
-  switch (e) {
-  case ENOENT:
-    return MB_ENOENT;
-  case EEXIST:
-    return MB_EEXIST;
-  case EACCES:
-  case EPERM:
-    return MB_EACCES;
-  case ENAMETOOLONG:
-    return MB_ENAMETOOLONG;
-  case EINVAL:
-    return MB_EINVAL;
-  case ENOSPC:
-  case EDQUOT:
-    return MB_ENOSPC;
-  case ENOMEM:
-    return MB_ENOMEM;
-  case ESRCH:
-    return MB_ESRCH;
-  case EIO:
-    return MB_EIO;
-  case EBUSY:
-    return MB_EBUSY;
-  case ENOSYS:
-  case EOPNOTSUPP:
-    return MB_ENOTSUP;
-  default:
-    return dflt;
-  }
-}
 
 const mb_os_mem_config_t *mb_os_mem_config(void) {
   static mb_os_mem_config_t cfg;
@@ -99,7 +68,7 @@ int mb_os_reserve(size_t size, void **addr) {
     return mb__errorf(MB_EINVAL, 0, "reserve %zu bytes", size);
   p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
-    return mb__errorf(mb__from_errno(errno, MB_ENOMEM), errno, "reserve %zu bytes", size);
+    return mb__errorf(mb__os_from_errno(errno, MB_ENOMEM), errno, "reserve %zu bytes", size);
   *addr = p;
   return 0;
 }
@@ -118,7 +87,7 @@ int mb_os_commit(void *addr, size_t size) {
   if (mb__os_injected_commit_failure())
     return mb__errorf(MB_ENOSPC, 0, "commit %zu bytes at %p (injected failure)", size, addr);
   if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
-    return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+    return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
                       "commit %zu bytes at %p", size, addr);
   return 0;
 }
@@ -132,7 +101,8 @@ int mb_os_decommit(void *addr, size_t size) {
                       addr);
   p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit %zu bytes at %p", size, addr);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "decommit %zu bytes at %p", size,
+                      addr);
   return 0;
 }
 
@@ -140,7 +110,8 @@ int mb_os_release(void *addr, size_t size) {
   if (addr == NULL || size == 0 || !mb__os_page_aligned(addr, size))
     return mb__errorf(MB_EINVAL, 0, "release %zu bytes at %p", size, addr);
   if (munmap(addr, size) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size, addr);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "release %zu bytes at %p", size,
+                      addr);
   return 0;
 }
 
@@ -163,15 +134,15 @@ static int mb__group_gid(const char *name, gid_t *gid, const char *what);
 static int mb__apply_access(int fd, const char *name, const mb_os_access_t *access) {
   mode_t mode = access ? (mode_t)(access->mode & 0666) : 0600;
   if (fchmod(fd, mode) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'", (unsigned)mode,
-                      name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "set mode %03o on '%s'",
+                      (unsigned)mode, name);
   if (access && access->group && access->group[0]) {
     gid_t gid;
     int rc = mb__group_gid(access->group, &gid, name);
     if (rc != 0)
       return rc;
     if (fchown(fd, (uid_t)-1, gid) != 0)
-      return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "give '%s' to group '%s'", name,
+      return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "give '%s' to group '%s'", name,
                         access->group);
   }
   return 0;
@@ -189,16 +160,16 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
                       (unsigned long long)size);
   fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "create section '%s'", name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "create section '%s'", name);
   if ((rc = mb__apply_access(fd, name, access)) != 0)
     goto fail;
   if (ftruncate(fd, (off_t)size) != 0) {
-    rc = mb__errorf(mb__from_errno(errno, MB_ENOSPC), errno, "size section '%s' to %llu bytes",
+    rc = mb__errorf(mb__os_from_errno(errno, MB_ENOSPC), errno, "size section '%s' to %llu bytes",
                     name, (unsigned long long)size);
     goto fail;
   }
   if (!(flags & MB_OS_SEC_RESERVE) && fallocate(fd, 0, 0, (off_t)size) != 0) {
-    rc = mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+    rc = mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
                     "commit section '%s' of %llu bytes", name, (unsigned long long)size);
     goto fail;
   }
@@ -223,9 +194,9 @@ int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int wr
     return rc;
   fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
   if (fd < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open section '%s'", name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open section '%s'", name);
   if (fstat(fd, &st) != 0) {
-    rc = mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat section '%s'", name);
+    rc = mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "stat section '%s'", name);
     close(fd);
     return rc;
   }
@@ -253,7 +224,7 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
   p = mmap(NULL, (size_t)size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
            (int)sec->handle, 0);
   if (p == MAP_FAILED)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "map section '%s'", sec->name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "map section '%s'", sec->name);
   *addr = p;
   return 0;
 }
@@ -262,7 +233,7 @@ int mb_os_section_unmap(void *addr, uint64_t size) {
   if (addr == NULL || size == 0)
     return mb__errorf(MB_EINVAL, 0, "unmap %llu bytes at %p", (unsigned long long)size, addr);
   if (munmap(addr, (size_t)size) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unmap view at %p", addr);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "unmap view at %p", addr);
   return 0;
 }
 
@@ -280,7 +251,7 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
     rc = fallocate((int)sec->handle, 0, (off_t)offset, (off_t)len);
   } while (rc != 0 && errno == EINTR);
   if (rc != 0)
-    return mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__from_errno(errno, MB_EOS), errno,
+    return mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
                       "commit [%llu, +%llu) of section '%s'", (unsigned long long)offset,
                       (unsigned long long)len, sec->name);
   return 0;
@@ -293,7 +264,7 @@ int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offs
     return rc;
   if (fallocate((int)sec->handle, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
                 (off_t)len) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "decommit [%llu, +%llu) of '%s'",
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "decommit [%llu, +%llu) of '%s'",
                       (unsigned long long)offset, (unsigned long long)len, sec->name);
   return 0;
 }
@@ -302,7 +273,7 @@ int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *by
   struct stat st;
   (void)view;
   if (fstat((int)sec->handle, &st) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat section '%s'", sec->name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "stat section '%s'", sec->name);
   *bytes = (uint64_t)st.st_blocks * 512u;
   return 0;
 }
@@ -320,7 +291,7 @@ int mb_os_section_unlink(const char *name, int flags) {
   if ((rc = mb__shm_path(name, path)) != 0)
     return rc;
   if (shm_unlink(path) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "unlink section '%s'", name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "unlink section '%s'", name);
   return 0;
 }
 
@@ -350,7 +321,8 @@ int mb_os_runtime_dir(char *buf, size_t size) {
   if (strlen(dir) + 1 > size)
     return mb__errorf(MB_ERANGE, 0, "runtime directory '%s' is too long", dir);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "create runtime directory '%s'", dir);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "create runtime directory '%s'",
+                      dir);
   memcpy(buf, dir, strlen(dir) + 1);
   return 0;
 }
@@ -447,12 +419,12 @@ int mb_os_lock_take(const char *name, int flags, intptr_t *lock) {
                         "lock file '%s' is not a regular file (someone else made it): remove it",
                         file);
     if (fd < 0)
-      return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
+      return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open lock file '%s'", file);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       close(fd);
       if (e != EWOULDBLOCK)
-        return mb__errorf(mb__from_errno(e, MB_EOS), e, "lock '%s'", file);
+        return mb__errorf(mb__os_from_errno(e, MB_EOS), e, "lock '%s'", file);
       (void)mb_os_lock_holder(name, &who);
       return mb__errorf(MB_EBUSY, e, "lock '%s' is held by another process (%s)", file, who.what);
     }
@@ -516,11 +488,11 @@ int mb_os_pipe_secure(intptr_t handle, const char *path, const mb_os_access_t *a
       (rc = mb__group_gid(access->group, &gid, path)) != 0)
     return rc;
   if (chown(path, (uid_t)-1, gid) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "give control socket '%s' to gid %u",
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "give control socket '%s' to gid %u",
                       path, (unsigned)gid);
   if (chmod(path, mode) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "set mode %03o on control socket '%s'",
-                      (unsigned)mode, path);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno,
+                      "set mode %03o on control socket '%s'", (unsigned)mode, path);
   return 0;
 }
 
@@ -538,7 +510,7 @@ int mb_os_security_describe(intptr_t handle, const char *path, char *buf, size_t
   struct stat st;
   int n;
   if ((path != NULL ? stat(path, &st) : fstat((int)handle, &st)) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "stat '%s'", path ? path : "(fd)");
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "stat '%s'", path ? path : "(fd)");
   n = snprintf(buf, size, "%o %ld %ld", (unsigned)(st.st_mode & 07777), (long)st.st_uid,
                (long)st.st_gid);
   if (n < 0 || (size_t)n >= size)
@@ -567,7 +539,7 @@ static int mb__proc_stat(uint32_t pid, char *state, uint64_t *start) {
   snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return mb__errorf(errno == ENOENT ? MB_ESRCH : mb__from_errno(errno, MB_EOS), errno,
+    return mb__errorf(errno == ENOENT ? MB_ESRCH : mb__os_from_errno(errno, MB_EOS), errno,
                       "query process %u", (unsigned)pid);
   n = read(fd, buf, sizeof buf - 1);
   close(fd);
@@ -723,7 +695,7 @@ int mb_os_thread_start(mb_os_thread_t *t, void (*fn)(void *), void *arg) {
   s->arg = arg;
   if ((e = pthread_create(&th, NULL, mb__thread_main, s)) != 0) {
     free(s);
-    return mb__errorf(mb__from_errno(e, MB_EOS), e, "start a thread");
+    return mb__errorf(mb__os_from_errno(e, MB_EOS), e, "start a thread");
   }
   t->handle = (intptr_t)th;
   return 0;
@@ -758,7 +730,7 @@ _Static_assert(sizeof(pthread_mutex_t) <= sizeof(mb_os_mutex_t), "mb_os_mutex_t 
 
 int mb_os_mutex_init(mb_os_mutex_t *m) {
   int e = pthread_mutex_init((pthread_mutex_t *)(void *)m, NULL);
-  return e == 0 ? 0 : mb__errorf(mb__from_errno(e, MB_EOS), e, "create a mutex");
+  return e == 0 ? 0 : mb__errorf(mb__os_from_errno(e, MB_EOS), e, "create a mutex");
 }
 
 void mb_os_mutex_lock(mb_os_mutex_t *m) {
@@ -827,19 +799,19 @@ int mb_os_spawn_redirect(const char *const argv[], const char *out_path, mb_os_c
     return mb__errorf(MB_EINVAL, 0, "spawn: no program");
   if (out_path != NULL) {
     if ((e = posix_spawn_file_actions_init(&fa)) != 0)
-      return mb__errorf(mb__from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
+      return mb__errorf(mb__os_from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
     if ((e = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path,
                                               O_WRONLY | O_CREAT | O_TRUNC, 0666)) != 0 ||
         (e = posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO)) != 0) {
       posix_spawn_file_actions_destroy(&fa);
-      return mb__errorf(mb__from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
+      return mb__errorf(mb__os_from_errno(e, MB_ENOMEM), e, "spawn '%s': file actions", argv[0]);
     }
   }
   e = posix_spawn(&pid, argv[0], out_path ? &fa : NULL, NULL, (char *const *)argv, environ);
   if (out_path != NULL)
     posix_spawn_file_actions_destroy(&fa);
   if (e != 0)
-    return mb__errorf(mb__from_errno(e, MB_EOS), e, "spawn '%s'%s%s", argv[0],
+    return mb__errorf(mb__os_from_errno(e, MB_EOS), e, "spawn '%s'%s%s", argv[0],
                       out_path ? " with its output to " : "", out_path ? out_path : "");
   child->handle = -1;
   child->pid = (uint32_t)pid;
@@ -868,7 +840,7 @@ int mb_os_child_wait(mb_os_child_t *child, int timeout_ms, int *exit_code) {
       return 0;
     }
     if (r < 0 && errno != EINTR)
-      return mb__errorf(mb__from_errno(errno, MB_ESRCH), errno, "wait for process %u",
+      return mb__errorf(mb__os_from_errno(errno, MB_ESRCH), errno, "wait for process %u",
                         (unsigned)child->pid);
     if (r == 0) {
       if (mb_os_mono_ns() >= deadline)
@@ -891,7 +863,7 @@ int mb_os_child_kill(mb_os_child_t *child) {
 int mb_os_self_exe(char *buf, size_t size) {
   ssize_t n = readlink("/proc/self/exe", buf, size);
   if (n < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "read /proc/self/exe");
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "read /proc/self/exe");
   if ((size_t)n >= size)
     return mb__errorf(MB_ERANGE, 0, "executable path longer than %zu bytes", size);
   buf[n] = '\0';
@@ -905,7 +877,8 @@ int mb_os_env_set(const char *name, const char *value) {
   if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
     return mb__errorf(MB_EINVAL, 0, "environment variable name '%s'", name ? name : "(null)");
   if ((value != NULL ? setenv(name, value, 1) : unsetenv(name)) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_ENOMEM), errno, "set environment variable %s", name);
+    return mb__errorf(mb__os_from_errno(errno, MB_ENOMEM), errno, "set environment variable %s",
+                      name);
   return 0;
 }
 
@@ -922,21 +895,242 @@ int mb_os_service_manager(void) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Control pipe client (moved from client/ctlconn.c): a Unix stream socket                    */
+
+int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
+  char dir[512];
+  struct sockaddr_un sa;
+  int rc, n;
+  if ((rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
+    return rc;
+  n = snprintf(buf, size, "%s/membroker-%s.sock", dir, instance);
+  if (n < 0 || (size_t)n >= size || (size_t)n >= sizeof sa.sun_path)
+    return mb__errorf(MB_ENAMETOOLONG, 0,
+                      "socket path '%s/membroker-%s.sock' is longer than %zu bytes", dir, instance,
+                      sizeof sa.sun_path - 1);
+  if (is_path)
+    *is_path = 1;
+  return 0;
+}
+
+int mb__pipe_connect(mb_pipe_conn_t *c, const char *name, int timeout_ms) {
+  struct sockaddr_un sa;
+  size_t n = strlen(name);
+  int fd, e;
+  (void)timeout_ms; /* a Unix socket connect never waits for a free instance */
+  memset(c, 0, sizeof *c);
+  c->h = -1;
+  if (n >= sizeof sa.sun_path)
+    return mb__errorf(MB_ENAMETOOLONG, 0, "socket path '%s' is too long", name);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, name, n);
+  if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+    return mb__errorf(MB_EOS, errno, "create a socket");
+  while (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if ((e = errno) == EINTR)
+      continue;
+    close(fd);
+    if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR)
+      return mb__errorf(MB_ENOTRUNNING, e, "connect to '%s'", name);
+    if (e == EACCES || e == EPERM)
+      return mb__errorf(MB_EACCES, e, "connect to '%s'", name);
+    return mb__errorf(MB_EOS, e, "connect to '%s'", name);
+  }
+  c->h = fd;
+  return 0;
+}
+
+int mb__pipe_write(mb_pipe_conn_t *c, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = send((int)c->h, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return mb__errorf(errno == EPIPE || errno == ECONNRESET ? MB_EIO : MB_EOS, errno,
+                        "write to the broker");
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int mb__pipe_read(mb_pipe_conn_t *c, void *data, size_t size, uint64_t deadline_ns, size_t *n) {
+  struct pollfd pfd;
+  ssize_t r;
+  int rc;
+  pfd.fd = (int)c->h;
+  pfd.events = POLLIN;
+  for (;;) {
+    pfd.revents = 0;
+    rc = poll(&pfd, 1, mb__os_ms_left(deadline_ns));
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc < 0)
+      return mb__errorf(MB_EOS, errno, "wait for the broker");
+    if (rc == 0)
+      return mb__errorf(MB_ETIMEOUT, 0, "no answer from the broker in time");
+    r = recv((int)c->h, data, size, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      if (errno == ECONNRESET) {
+        *n = 0;
+        return 0;
+      }
+      return mb__errorf(MB_EOS, errno, "read from the broker");
+    }
+    *n = (size_t)r;
+    return 0;
+  }
+}
+
+void mb__pipe_close(mb_pipe_conn_t *c) {
+  if (c->h >= 0)
+    close((int)c->h);
+  c->h = -1;
+  free(c->buf);
+  c->buf = NULL;
+  c->len = c->cap = c->skip = 0;
+}
+
+void mb_os_ignore_sigpipe(void) {
+  signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Files                                                                                      */
+
+void mb_os_file_discard(const char *path) {
+  int e = errno;
+  (void)unlink(path);
+  errno = e;
+}
+
+int mb_os_file_create(const char *path, FILE **f) {
+  FILE *fp = fopen(path, "wb");
+  if (fp == NULL)
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open '%s'", path);
+  *f = fp;
+  return 0;
+}
+
+int mb_os_file_tell(FILE *f, uint64_t *pos) {
+  off_t o = ftello(f);
+  if (o < 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "find the position in a file");
+  *pos = (uint64_t)o;
+  return 0;
+}
+
+int mb_os_file_seek(FILE *f, uint64_t pos) {
+  if (pos > (uint64_t)INT64_MAX || fseeko(f, (off_t)pos, SEEK_SET) != 0)
+    return mb__errorf(pos > (uint64_t)INT64_MAX ? MB_EINVAL : mb__os_from_errno(errno, MB_EIO),
+                      pos > (uint64_t)INT64_MAX ? 0 : errno, "move to byte %llu of a file",
+                      (unsigned long long)pos);
+  return 0;
+}
+
+int mb_os_file_seek_end(FILE *f, uint64_t *size) {
+  off_t o;
+  if (fseeko(f, 0, SEEK_END) != 0 || (o = ftello(f)) < 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "move to the end of a file");
+  if (size != NULL)
+    *size = (uint64_t)o;
+  return 0;
+}
+
+/* What a file that is not a regular one is, for messages. */
+static const char *mb__file_kind(mode_t m) {
+  if (S_ISDIR(m))
+    return "a directory";
+  if (S_ISFIFO(m))
+    return "a FIFO (named pipe)";
+  if (S_ISSOCK(m))
+    return "a socket";
+  if (S_ISCHR(m) || S_ISBLK(m))
+    return "a device";
+  return "not a regular file";
+}
+
+int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
+  struct stat st;
+  char *buf;
+  size_t size, got = 0;
+  int fd, e;
+  /* O_NONBLOCK: opening a FIFO with no writer would wait; fstat refuses it right after. */
+  if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open '%s'", path);
+  if (fstat(fd, &st) != 0) {
+    e = errno;
+    close(fd);
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "stat '%s'", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return mb__errorf(MB_EINVAL, 0, "read '%s': it is %s, not a regular file", path,
+                      mb__file_kind(st.st_mode));
+  }
+  if ((uint64_t)st.st_size > max) {
+    close(fd);
+    return mb__errorf(MB_ERANGE, 0, "read '%s': %llu bytes, more than the %llu read at most", path,
+                      (unsigned long long)st.st_size, (unsigned long long)max);
+  }
+  if ((uint64_t)st.st_size >= SIZE_MAX || (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+    close(fd);
+    return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
+                      (unsigned long long)st.st_size);
+  }
+  size = (size_t)st.st_size;
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got > (1u << 30) ? (1u << 30) : size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      e = errno;
+      free(buf);
+      close(fd);
+      return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "read '%s'", path);
+    }
+    if (n == 0)
+      break; /* it shrank */
+    got += (size_t)n;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *data = buf;
+  *len = got;
+  return 0;
+}
+
+/* strerror, not strerror_r: _GNU_SOURCE changes what strerror_r returns, and glibc's strerror
+ * gives a constant string for every known code. */
+const char *mb_os_error_text(long os_code, char *buf, size_t size) {
+  const char *t = os_code > 0 && os_code <= INT_MAX ? strerror((int)os_code) : NULL;
+  if (size == 0)
+    return buf;
+  if (t == NULL || t[0] == '\0' || strncmp(t, "Unknown error", 13) == 0)
+    snprintf(buf, size, "os error %ld", os_code);
+  else
+    snprintf(buf, size, "%s", t);
+  return buf;
+}
 
 int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   FILE *fp;
   if (mode[0] == 'w') {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
-      return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open '%s'", path);
+      return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open '%s'", path);
     if ((fp = fdopen(fd, mode)) == NULL) {
       int e = errno;
       close(fd);
-      return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+      return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "open '%s'", path);
     }
   } else if ((fp = fopen(path, mode)) == NULL) {
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open '%s'", path);
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open '%s'", path);
   }
   *f = fp;
   return 0;
@@ -952,7 +1146,7 @@ int mb_os_file_append(const char *path, FILE **f) {
       return mb__errorf(MB_EACCES, e,
                         "open '%s': it is a symbolic link, which a log is not written through",
                         path);
-    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "open '%s'", path);
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
     e = errno;
@@ -965,7 +1159,7 @@ int mb_os_file_append(const char *path, FILE **f) {
   if ((fp = fdopen(fd, "a")) == NULL) {
     e = errno;
     close(fd);
-    return mb__errorf(mb__from_errno(e, MB_EIO), e, "open '%s'", path);
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "open '%s'", path);
   }
   *f = fp;
   return 0;
@@ -973,9 +1167,9 @@ int mb_os_file_append(const char *path, FILE **f) {
 
 int mb_os_file_sync(FILE *f) {
   if (fflush(f) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "write a file");
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "write a file");
   if (fsync(fileno(f)) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "sync a file to disk");
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "sync a file to disk");
   return 0;
 }
 
@@ -986,7 +1180,7 @@ int mb_os_file_replace(const char *from, const char *to) {
   if (mb__os_injected_rename_failure())
     return mb__errorf(MB_EBUSY, 0, "rename '%s' to '%s' (injected failure)", from, to);
   if (rename(from, to) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "rename '%s' to '%s'", from, to);
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "rename '%s' to '%s'", from, to);
   /* The rename lives in the directory: sync it, so the new name is on disk too. */
   if (slash == NULL) {
     snprintf(dir, sizeof dir, ".");
@@ -997,11 +1191,11 @@ int mb_os_file_replace(const char *from, const char *to) {
     dir[slash == to ? 1 : slash - to] = '\0';
   }
   if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "open directory '%s'", dir);
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open directory '%s'", dir);
   if (fsync(fd) != 0 && errno != EINVAL) {
     int e = errno;
     close(fd);
-    return mb__errorf(mb__from_errno(e, MB_EIO), e, "sync directory '%s'", dir);
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "sync directory '%s'", dir);
   }
   close(fd);
   return 0;
@@ -1009,7 +1203,7 @@ int mb_os_file_replace(const char *from, const char *to) {
 
 int mb_os_file_remove(const char *path) {
   if (unlink(path) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "remove '%s'", path);
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "remove '%s'", path);
   return 0;
 }
 
@@ -1019,12 +1213,12 @@ int mb_os_dir_create(const char *path) {
     return 0;
   if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
     return 0;
-  return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "create directory '%s'", path);
+  return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "create directory '%s'", path);
 }
 
 int mb_os_dir_remove(const char *path) {
   if (rmdir(path) != 0)
-    return mb__errorf(mb__from_errno(errno, MB_EIO), errno, "remove directory '%s'", path);
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "remove directory '%s'", path);
   return 0;
 }
 
@@ -1055,6 +1249,23 @@ uint64_t mb_os_wall_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
+  time_t secs = (time_t)(wall_ns / 1000000000u);
+  struct tm t;
+  if ((local ? localtime_r(&secs, &t) : gmtime_r(&secs, &t)) == NULL) {
+    memset(&t, 0, sizeof t);
+    t.tm_year = 70;
+    t.tm_mday = 1;
+  }
+  tm->year = t.tm_year + 1900;
+  tm->month = t.tm_mon + 1;
+  tm->day = t.tm_mday;
+  tm->hour = t.tm_hour;
+  tm->min = t.tm_min;
+  tm->sec = t.tm_sec;
+  tm->msec = (int)(wall_ns / 1000000u % 1000u);
+}
+
 void mb_os_sleep_ms(unsigned ms) {
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -1075,7 +1286,7 @@ int mb_os_memstatus(mb_os_memstatus_t *st) {
   ssize_t n;
   int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
   n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0)
@@ -1093,7 +1304,7 @@ int mb_os_self_rss(uint64_t *rss) {
   ssize_t n;
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return mb__errorf(mb__from_errno(errno, MB_EOS), errno, "open /proc/self/statm");
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/self/statm");
   n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0)

@@ -43,6 +43,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wchar.h>
 
 /* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
@@ -2327,6 +2328,151 @@ int mb_os_service_manager(void) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Control pipe client (moved from client/ctlconn.c): the named pipe, overlapped              */
+
+int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
+  int n = snprintf(buf, size, "\\\\.\\pipe\\membroker-%s", instance);
+  if (n < 0 || (size_t)n >= size)
+    return mb__errorf(MB_ENAMETOOLONG, 0, "pipe name for instance '%s' is too long", instance);
+  if (is_path)
+    *is_path = 0;
+  return 0;
+}
+
+int mb__pipe_connect(mb_pipe_conn_t *c, const char *name, int timeout_ms) {
+  wchar_t wname[MB_PIPE_NAME_MAX];
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+  int grace_ms = timeout_ms < 0 ? 0 : timeout_ms < 250 ? timeout_ms : 250;
+  uint64_t grace = mb_os_mono_ns() + (uint64_t)grace_ms * 1000000u;
+  HANDLE h, ev;
+  DWORD e, mode = PIPE_READMODE_BYTE;
+  memset(c, 0, sizeof *c);
+  c->h = -1;
+  if (MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, MB_PIPE_NAME_MAX) == 0)
+    return mb__errorf(MB_ENAMETOOLONG, (long)GetLastError(), "pipe name '%s'", name);
+  for (;;) {
+    /* Not GENERIC_WRITE: it includes FILE_CREATE_PIPE_INSTANCE (FILE_APPEND_DATA), which the
+     * pipe's DACL grants only to the broker's user, SYSTEM and Administrators (os.h,
+     * mb_os_pipe_secure). FILE_WRITE_ATTRIBUTES is for SetNamedPipeHandleState. */
+    h = CreateFileW(wname, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES, 0, NULL,
+                    OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
+    if (h != INVALID_HANDLE_VALUE)
+      break;
+    e = GetLastError();
+    if (e == ERROR_PIPE_BUSY && mb_os_mono_ns() < deadline) {
+      WaitNamedPipeW(wname, 50);
+      continue;
+    }
+    /* Seen under Wine with a busy server: the name is briefly missing while every instance
+     * is taken. A pipe that stays missing for the grace period is not there. */
+    if ((e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) && mb_os_mono_ns() < grace) {
+      Sleep(10);
+      continue;
+    }
+    if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
+      return mb__errorf(MB_ENOTRUNNING, (long)e, "connect to '%s'", name);
+    if (e == ERROR_ACCESS_DENIED)
+      return mb__errorf(MB_EACCES, (long)e, "connect to '%s'", name);
+    if (e == ERROR_PIPE_BUSY)
+      return mb__errorf(MB_EBUSY, (long)e, "connect to '%s': every pipe instance is busy", name);
+    return mb__errorf(MB_EOS, (long)e, "connect to '%s'", name);
+  }
+  SetNamedPipeHandleState(h, &mode, NULL, NULL);
+  if ((ev = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(MB_EOS, (long)e, "create an event for '%s'", name);
+  }
+  c->h = (intptr_t)h;
+  c->ev = (intptr_t)ev;
+  return 0;
+}
+
+/* Wait for an overlapped operation; on timeout cancel it and take what it did. */
+static int mb__win_finish(mb_pipe_conn_t *c, OVERLAPPED *ov, int ms, DWORD *done) {
+  if (WaitForSingleObject(ov->hEvent, ms < 0 ? INFINITE : (DWORD)ms) != WAIT_OBJECT_0) {
+    CancelIo((HANDLE)c->h);
+    if (GetOverlappedResult((HANDLE)c->h, ov, done, TRUE) && *done > 0)
+      return 0;
+    return mb__errorf(MB_ETIMEOUT, 0, "no answer from the broker in time");
+  }
+  if (!GetOverlappedResult((HANDLE)c->h, ov, done, FALSE))
+    return -1;
+  return 0;
+}
+
+int mb__pipe_write(mb_pipe_conn_t *c, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    OVERLAPPED ov;
+    DWORD done = 0, chunk = len > 0x10000000 ? 0x10000000 : (DWORD)len, e;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = (HANDLE)c->ev;
+    ResetEvent(ov.hEvent);
+    if (!WriteFile((HANDLE)c->h, p, chunk, NULL, &ov) && GetLastError() != ERROR_IO_PENDING) {
+      e = GetLastError();
+      return mb__errorf(e == ERROR_NO_DATA || e == ERROR_BROKEN_PIPE ? MB_EIO : MB_EOS, (long)e,
+                        "write to the broker");
+    }
+    if (!GetOverlappedResult((HANDLE)c->h, &ov, &done, TRUE)) {
+      e = GetLastError();
+      return mb__errorf(e == ERROR_NO_DATA || e == ERROR_BROKEN_PIPE ? MB_EIO : MB_EOS, (long)e,
+                        "write to the broker");
+    }
+    p += done;
+    len -= done;
+  }
+  return 0;
+}
+
+int mb__pipe_read(mb_pipe_conn_t *c, void *data, size_t size, uint64_t deadline_ns, size_t *n) {
+  OVERLAPPED ov;
+  DWORD done = 0, e;
+  int rc;
+  memset(&ov, 0, sizeof ov);
+  ov.hEvent = (HANDLE)c->ev;
+  ResetEvent(ov.hEvent);
+  if (size > 0x10000000)
+    size = 0x10000000;
+  if (!ReadFile((HANDLE)c->h, data, (DWORD)size, NULL, &ov) &&
+      (e = GetLastError()) != ERROR_IO_PENDING) {
+    if (e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED) {
+      *n = 0;
+      return 0;
+    }
+    return mb__errorf(MB_EOS, (long)e, "read from the broker");
+  }
+  rc = mb__win_finish(c, &ov, mb__os_ms_left(deadline_ns), &done);
+  if (rc == -1) {
+    e = GetLastError();
+    if (e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED) {
+      *n = 0;
+      return 0;
+    }
+    return mb__errorf(MB_EOS, (long)e, "read from the broker");
+  }
+  if (rc != 0)
+    return rc;
+  *n = done;
+  return 0;
+}
+
+void mb__pipe_close(mb_pipe_conn_t *c) {
+  if (c->h != -1)
+    CloseHandle((HANDLE)c->h);
+  if (c->ev)
+    CloseHandle((HANDLE)c->ev);
+  c->h = -1;
+  c->ev = 0;
+  free(c->buf);
+  c->buf = NULL;
+  c->len = c->cap = c->skip = 0;
+}
+
+/* Windows has no SIGPIPE: a write to a closed pipe fails with ERROR_NO_DATA. */
+void mb_os_ignore_sigpipe(void) {}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Files                                                                                      */
 
 /* A file error as our code: what mb__from_win says, with MB_EIO for the unknown ones. */
@@ -2344,29 +2490,6 @@ static int mb__path_wide(const char *path, const char *what, wchar_t **w) {
   return 0;
 }
 
-/* An errno of the C runtime (_wfopen, fflush) as our code. */
-static int mb__from_crt_errno(int e) {
-  switch (e) {
-  case ENOENT:
-    return MB_ENOENT;
-  case EACCES:
-  case EPERM:
-    return MB_EACCES;
-  case EEXIST:
-    return MB_EEXIST;
-  case ENOSPC:
-    return MB_ENOSPC;
-  case ENAMETOOLONG:
-    return MB_ENAMETOOLONG;
-  case EINVAL:
-    return MB_EINVAL;
-  case ENOMEM:
-    return MB_ENOMEM;
-  default:
-    return MB_EIO;
-  }
-}
-
 int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   wchar_t wmode[8], *w;
   FILE *fp;
@@ -2381,7 +2504,7 @@ int mb_os_file_open(const char *path, const char *mode, FILE **f) {
   e = errno;
   free(w);
   if (fp == NULL)
-    return mb__errorf(mb__from_crt_errno(e), e, "open '%s'", path);
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "open '%s'", path);
   *f = fp;
   return 0;
 }
@@ -2423,7 +2546,7 @@ int mb_os_file_append(const char *path, FILE **f) {
   if ((fp = _fdopen(fd, "a")) == NULL) {
     int ce = errno;
     _close(fd);
-    return mb__errorf(mb__from_crt_errno(ce), ce, "open '%s'", path);
+    return mb__errorf(mb__os_from_errno(ce, MB_EIO), ce, "open '%s'", path);
   }
   *f = fp;
   return 0;
@@ -2433,7 +2556,7 @@ int mb_os_file_sync(FILE *f) {
   HANDLE h;
   if (fflush(f) != 0) {
     int e = errno;
-    return mb__errorf(mb__from_crt_errno(e), e, "write a file");
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "write a file");
   }
   h = (HANDLE)_get_osfhandle(_fileno(f));
   if (h == INVALID_HANDLE_VALUE || !FlushFileBuffers(h)) {
@@ -2509,6 +2632,141 @@ int mb_os_dir_remove(const char *path) {
   return 0;
 }
 
+void mb_os_file_discard(const char *path) {
+  DWORD e = GetLastError();
+  int ce = errno;
+  wchar_t *w = mb__utf8_to_wide(path);
+  if (w != NULL)
+    DeleteFileW(w);
+  free(w);
+  errno = ce;
+  SetLastError(e);
+}
+
+int mb_os_file_create(const char *path, FILE **f) {
+  return mb_os_file_open(path, "wb", f);
+}
+
+int mb_os_file_tell(FILE *f, uint64_t *pos) {
+  __int64 o = _ftelli64(f);
+  if (o < 0) {
+    int e = errno;
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "find the position in a file");
+  }
+  *pos = (uint64_t)o;
+  return 0;
+}
+
+int mb_os_file_seek(FILE *f, uint64_t pos) {
+  if (pos > (uint64_t)INT64_MAX)
+    return mb__errorf(MB_EINVAL, 0, "move to byte %llu of a file", (unsigned long long)pos);
+  if (_fseeki64(f, (__int64)pos, SEEK_SET) != 0) {
+    int e = errno;
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "move to byte %llu of a file",
+                      (unsigned long long)pos);
+  }
+  return 0;
+}
+
+int mb_os_file_seek_end(FILE *f, uint64_t *size) {
+  __int64 o;
+  if (_fseeki64(f, 0, SEEK_END) != 0 || (o = _ftelli64(f)) < 0) {
+    int e = errno;
+    return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "move to the end of a file");
+  }
+  if (size != NULL)
+    *size = (uint64_t)o;
+  return 0;
+}
+
+int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
+  BY_HANDLE_FILE_INFORMATION bi;
+  LARGE_INTEGER sz;
+  wchar_t *w;
+  HANDLE h;
+  DWORD e, type;
+  char *buf;
+  size_t size, got = 0;
+  int rc;
+  if ((rc = mb__path_wide(path, "open", &w)) != 0)
+    return rc;
+  /* FILE_FLAG_BACKUP_SEMANTICS opens a directory too, so it is named as one below. A pipe
+   * or device opens without waiting and is refused by its type. */
+  h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+  e = GetLastError();
+  free(w);
+  if (h == INVALID_HANDLE_VALUE)
+    return mb__errorf(mb__from_win_io(e), (long)e, "open '%s'", path);
+  type = GetFileType(h);
+  if (type != FILE_TYPE_DISK) {
+    CloseHandle(h);
+    return mb__errorf(MB_EINVAL, 0, "read '%s': it is %s, not a regular file", path,
+                      type == FILE_TYPE_PIPE ? "a pipe" : "a device");
+  }
+  if (!GetFileInformationByHandle(h, &bi) || !GetFileSizeEx(h, &sz)) {
+    e = GetLastError();
+    CloseHandle(h);
+    return mb__errorf(mb__from_win_io(e), (long)e, "stat '%s'", path);
+  }
+  if (bi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+    CloseHandle(h);
+    return mb__errorf(MB_EINVAL, 0, "read '%s': it is a directory, not a regular file", path);
+  }
+  if ((uint64_t)sz.QuadPart > max) {
+    CloseHandle(h);
+    return mb__errorf(MB_ERANGE, 0, "read '%s': %llu bytes, more than the %llu read at most", path,
+                      (unsigned long long)sz.QuadPart, (unsigned long long)max);
+  }
+  if ((uint64_t)sz.QuadPart >= SIZE_MAX || (buf = malloc((size_t)sz.QuadPart + 1)) == NULL) {
+    CloseHandle(h);
+    return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
+                      (unsigned long long)sz.QuadPart);
+  }
+  size = (size_t)sz.QuadPart;
+  while (got < size) {
+    DWORD n = 0, want = size - got > (1u << 30) ? (1u << 30) : (DWORD)(size - got);
+    if (!ReadFile(h, buf + got, want, &n, NULL)) {
+      e = GetLastError();
+      free(buf);
+      CloseHandle(h);
+      return mb__errorf(mb__from_win_io(e), (long)e, "read '%s'", path);
+    }
+    if (n == 0)
+      break; /* it shrank */
+    got += n;
+  }
+  CloseHandle(h);
+  buf[got] = '\0';
+  *data = buf;
+  *len = got;
+  return 0;
+}
+
+const char *mb_os_error_text(long os_code, char *buf, size_t size) {
+  wchar_t wbuf[512];
+  DWORD n;
+  int k;
+  if (size == 0)
+    return buf;
+  if (os_code == 0) { /* no OS error: not "The operation completed successfully" */
+    snprintf(buf, size, "os error 0");
+    return buf;
+  }
+  n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL,
+                     (DWORD)os_code, 0, wbuf, sizeof wbuf / sizeof wbuf[0], NULL);
+  while (n > 0 && (wbuf[n - 1] == L'\r' || wbuf[n - 1] == L'\n' || wbuf[n - 1] == L' ' ||
+                   wbuf[n - 1] == L'.'))
+    n--;
+  if (n == 0 ||
+      (k = WideCharToMultiByte(CP_UTF8, 0, wbuf, (int)n, buf, (int)size - 1, NULL, NULL)) <= 0) {
+    snprintf(buf, size, "os error %ld", os_code);
+    return buf;
+  }
+  buf[k] = '\0';
+  return buf;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Clocks, memory status                                                                      */
 
@@ -2534,6 +2792,23 @@ uint64_t mb_os_wall_ns(void) {
   mb__wall_fn(&ft);
   t = mb__filetime_u64(&ft);
   return t < MB__EPOCH_DIFF_100NS ? 0 : (t - MB__EPOCH_DIFF_100NS) * 100u;
+}
+
+void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
+  __time64_t secs = (__time64_t)(wall_ns / 1000000000u);
+  struct tm t;
+  if ((local ? _localtime64_s(&t, &secs) : _gmtime64_s(&t, &secs)) != 0) {
+    memset(&t, 0, sizeof t);
+    t.tm_year = 70;
+    t.tm_mday = 1;
+  }
+  tm->year = t.tm_year + 1900;
+  tm->month = t.tm_mon + 1;
+  tm->day = t.tm_mday;
+  tm->hour = t.tm_hour;
+  tm->min = t.tm_min;
+  tm->sec = t.tm_sec;
+  tm->msec = (int)(wall_ns / 1000000u % 1000u);
 }
 
 /*

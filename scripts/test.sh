@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install what is needed, then build and test membroker three times: native, native with
+# Check the layering first (scripts/check-layers.sh: OS calls only in the platform layer and the
+# service glue, includes only down the layers); a violation fails the run before any build.
+# Then install what is needed, build and test membroker three times: native, native with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the Windows build (mingw-w64) run under
 # Wine; and fuzz the control protocol and the GMAP validator (clang + libFuzzer) for a bounded
 # time. Prints one summary; exits non-zero if any build, test or fuzz run failed.
@@ -16,6 +18,12 @@ build="$root/build"
 configs=${MB_CONFIGS:-native asan fuzz mingw}
 jobs=$(nproc 2>/dev/null || echo 2)
 start=$(date +%s)
+
+echo "=== layering: scripts/check-layers.sh"
+if ! bash "$root/scripts/check-layers.sh" "$root"; then
+  echo "test.sh: the layering check failed (README, \"Layering\"): fix the lines above first" >&2
+  exit 1
+fi
 
 if [ -z "${MB_SKIP_DEPS:-}" ]; then
   deps_args=()

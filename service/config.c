@@ -21,13 +21,13 @@
 #include "config.h"
 #include "pool.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "os.h"
 
 #define KIB UINT64_C(1024)
 #define MIB (KIB * 1024)
@@ -1143,55 +1143,28 @@ int mb__config_parse(mb_config_t *cfg, const char *text, size_t len, const char 
   return rc;
 }
 
-/* Read the whole file at path into a malloc'ed buffer (at most CFG_FILE_MAX bytes). */
+/*
+ * Read the whole file at path into a malloc'ed buffer (at most CFG_FILE_MAX bytes), through
+ * the platform layer (UTF-8 paths on Windows; a FIFO or directory is refused, not waited on).
+ */
 static int read_file(const char *path, char **out, size_t *outlen) {
-  FILE *f;
-  char *buf = NULL, *nb;
-  size_t len = 0, cap = 0, n;
-  int e;
-
-  errno = 0;
-  f = fopen(path, "rb");
-  if (f == NULL) {
-    e = errno;
-    return mb__errorf(MB_ECONFIG, e, "%s: cannot open the file (%s)", path,
-                      e ? strerror(e) : "unknown reason");
-  }
-  for (;;) {
-    if (len == cap) {
-      if (cap > CFG_FILE_MAX) {
-        free(buf);
-        fclose(f);
-        return cfg_err(path, NULL, "the file is larger than %d bytes", CFG_FILE_MAX);
-      }
-      cap = cap ? cap * 2 : 16384;
-      if (cap > CFG_FILE_MAX + 1)
-        cap = CFG_FILE_MAX + 1;
-      nb = realloc(buf, cap);
-      if (nb == NULL) {
-        free(buf);
-        fclose(f);
-        return mb__errorf(MB_ENOMEM, 0, "%s: read config: %zu bytes", path, cap);
-      }
-      buf = nb;
-    }
-    errno = 0;
-    n = fread(buf + len, 1, cap - len, f);
-    len += n;
-    if (n == 0)
-      break;
-  }
-  if (ferror(f)) {
-    e = errno;
-    free(buf);
-    fclose(f);
-    return mb__errorf(MB_ECONFIG, e, "%s: cannot read the file (%s)", path,
-                      e ? strerror(e) : "read error");
-  }
-  fclose(f);
-  *out = buf;
-  *outlen = len;
-  return 0;
+  char why[256];
+  long os;
+  int rc = mb_os_read_file(path, CFG_FILE_MAX, out, outlen);
+  if (rc == 0)
+    return 0;
+  if (rc == MB_ERANGE)
+    return cfg_err(path, NULL, "the file is larger than %d bytes", CFG_FILE_MAX);
+  if (rc == MB_ENOMEM)
+    return mb__errorf(MB_ENOMEM, 0, "%s: read config: %s", path, mb_last_error());
+  /* The OS's own words when it refused ("No such file or directory"), else the layer's
+   * ("read 'PATH': it is a directory, not a regular file: ..."). */
+  if ((os = mb_last_os_error()) != 0)
+    mb_os_error_text(os, why, sizeof why);
+  else
+    snprintf(why, sizeof why, "%s", mb_last_error());
+  return mb__errorf(MB_ECONFIG, os, "%s: cannot %s the file (%s)", path,
+                    strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", why);
 }
 
 /* Is p absolute: "/x", "\\x", or a drive letter ("C:x")? The same on every OS. */

@@ -19,15 +19,15 @@
  */
 #include "ctl.h"
 
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctlconn.h"
+#include "os.h"
 #include "log.h"
 #include "report.h"
+#include "uverr.h"
 
 #define MB_CTL_READ_CHUNK 65536
 #define MB_CTL_QUEUE_MAX (1024u * 1024u) /* answer bytes in flight per connection */
@@ -1036,17 +1036,8 @@ static void mb__on_server_closed(uv_handle_t *h) {
 
 /* libuv's error as an MB_E* code with a detail message. */
 static int mb__uv_fail(int uverr, const char *what) {
-  int code = MB_EOS;
-  if (uverr == UV_EADDRINUSE)
-    code = MB_EBUSY;
-  else if (uverr == UV_EACCES || uverr == UV_EPERM)
-    code = MB_EACCES;
-  else if (uverr == UV_ENAMETOOLONG)
-    code = MB_ENAMETOOLONG;
-  else if (uverr == UV_ENOMEM)
-    code = MB_ENOMEM;
-  return mb__errorf(code, 0, "%s '%s': %s (%s)", what, mb__ctl.name, uv_strerror(uverr),
-                    uv_err_name(uverr));
+  return mb__errorf(mb__from_uv(uverr), 0, "%s '%s': %s (%s)", what, mb__ctl.name,
+                    uv_strerror(uverr), uv_err_name(uverr));
 }
 
 int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
@@ -1059,10 +1050,8 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
   mb__ctl.loop = loop;
   mb__ctl.broker = b;
   mb__ctl.request_stop = request_stop;
-#ifdef SIGPIPE
   /* A client that hangs up must give a write error, not end the broker. */
-  signal(SIGPIPE, SIG_IGN);
-#endif
+  mb_os_ignore_sigpipe();
   if ((rc = mb__pipe_name(b->cfg.instance, mb__ctl.name, sizeof mb__ctl.name, &is_path)) != 0)
     return rc;
   if (is_path) {

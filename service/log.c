@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "os.h"
 
@@ -41,13 +40,12 @@ static void mb__log_unlock(void) {
 
 /* Open `file` for append; *size receives its current length. */
 static int mb__log_fopen(const char *file, FILE **fp, uint64_t *size) {
-  long end;
   int rc = mb_os_file_append(file, fp); /* never through a link: the service is privileged */
   if (rc != 0)
     return rc; /* the message names the file: "open 'PATH': ..." */
   setvbuf(*fp, NULL, _IOFBF, 8192);
-  end = fseek(*fp, 0, SEEK_END) == 0 ? ftell(*fp) : -1;
-  *size = end > 0 ? (uint64_t)end : 0;
+  if (mb_os_file_seek_end(*fp, size) != 0)
+    *size = 0;
   return 0;
 }
 
@@ -267,30 +265,25 @@ static void mb__log_rotate(void) {
 
 /* Write one formatted line (file or stderr); the file's size follows. Lock held. */
 static void mb__log_put(mb_log_level_t level, const char *msg) {
-  char stamp[32], line[1100];
-  uint64_t ns = mb_os_wall_ns();
-  time_t secs = (time_t)(ns / 1000000000u);
-  struct tm tm;
+  char line[1100];
+  mb_os_tm_t tm;
   int n;
 
-#if MB_OS_WIN
-  gmtime_s(&tm, &secs);
-#else
-  gmtime_r(&secs, &tm);
-#endif
-  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  n = snprintf(line, sizeof line, "%s.%03uZ %-5s %s\n", stamp, (unsigned)(ns / 1000000u % 1000u),
-               mb__log_level_name(level), msg);
+  mb_os_time_split(mb_os_wall_ns(), 0, &tm);
+  n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s\n", tm.year,
+               tm.month, tm.day, tm.hour, tm.min, tm.sec, tm.msec, mb__log_level_name(level), msg);
   if (n < 0)
     return;
   if ((size_t)n >= sizeof line)
     n = (int)sizeof line - 1;
   if (mb__log_fp != NULL) {
-    long end;
+    uint64_t end;
     fwrite(line, 1, (size_t)n, mb__log_fp);
     fflush(mb__log_fp);
-    end = ftell(mb__log_fp); /* the bytes really in the file */
-    mb__log_size = end > 0 ? (uint64_t)end : mb__log_size + (uint64_t)n + 1;
+    if (mb_os_file_tell(mb__log_fp, &end) == 0 && end > 0) /* the bytes really in the file */
+      mb__log_size = end;
+    else
+      mb__log_size += (uint64_t)n + 1;
   } else {
     fwrite(line, 1, (size_t)n, stderr);
     fflush(stderr);

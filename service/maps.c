@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "gmap.h"
 #include "log.h"
+#include "uverr.h"
 
 #define MB_MAP_READ_CHUNK (8u << 20) /* bytes per read call */
 #define MB_MAP_SEQ_TRIES 32          /* seqs tried past names a dead broker's game servers hold */
@@ -91,29 +92,6 @@ static void mb__job_fail(mb_map_load_t *job, int rc, int bad_input, const char *
   mb__cut_reason(job->msg, rc);
   job->rc = rc;
   job->bad_input = bad_input;
-}
-
-/* A libuv error as an MB_E* code. */
-static int mb__from_uv(int uverr) {
-  switch (uverr) {
-  case UV_ENOENT:
-  case UV_ENOTDIR:
-    return MB_ENOENT;
-  case UV_EACCES:
-  case UV_EPERM:
-    return MB_EACCES;
-  case UV_ENAMETOOLONG:
-    return MB_ENAMETOOLONG;
-  case UV_ENOMEM:
-    return MB_ENOMEM;
-  case UV_EISDIR:
-  case UV_EINVAL:
-    return MB_EINVAL;
-  case UV_EIO:
-    return MB_EIO;
-  default:
-    return MB_EOS;
-  }
 }
 
 /* 1 if two stat results say the file is the same and unchanged: device, inode, size, and the

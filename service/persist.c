@@ -257,8 +257,8 @@ static int pf_state_body(mb_persist_image_t *img, char saved[][MB_REGION_NAME_MA
     return pf_bad(MB_EIO, img->path, "the body is too short for a state (file is corrupt)");
   if ((rc = mb_os_file_open(img->path, "rb", &f)) != 0)
     return rc;
-  rc = fseek(f, (long)sizeof(mb_persist_header_t), SEEK_SET) != 0
-           ? mb__errorf(MB_EIO, errno, "persist: %s: seek", img->path)
+  rc = mb_os_file_seek(f, sizeof(mb_persist_header_t)) != 0
+           ? mb__errorf(MB_EIO, mb_last_os_error(), "persist: %s: seek", img->path)
            : pf_read(f, img->path, g, sizeof *g);
   if (rc == 0 && (g->nregions > MB_REGIONS_MAX ||
                   img->hdr.body_size != sizeof *g + (uint64_t)g->nregions * MB_REGION_NAME_MAX))
@@ -305,9 +305,9 @@ static int pf_region_body(mb_persist_image_t *img, pf_region_t *r, const mb_conf
     return pf_bad(MB_EIO, r->path, "the body is too short for a region (file is corrupt)");
   if ((rc = mb_os_file_open(r->path, "rb", &f)) != 0)
     return rc;
-  if (fseek(f, (long)sizeof(mb_persist_header_t), SEEK_SET) != 0) {
+  if (mb_os_file_seek(f, sizeof(mb_persist_header_t)) != 0) {
     fclose(f);
-    return mb__errorf(MB_EIO, errno, "persist: %s: seek", r->path);
+    return mb__errorf(MB_EIO, mb_last_os_error(), "persist: %s: seek", r->path);
   }
   if ((rc = pf_read(f, r->path, in, sizeof *in)) != 0)
     goto out;
@@ -718,7 +718,7 @@ static int pw_end(pf_writer_t *w, mb_persist_header_t *h) {
     return w->rc;
   if (w->rc == 0) {
     h->checksum = w->hash;
-    if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof *h, w->f) != sizeof *h)
+    if (mb_os_file_seek(w->f, 0) != 0 || fwrite(h, 1, sizeof *h, w->f) != sizeof *h)
       w->rc = mb__errorf(MB_EIO, errno, "persist: write %s", w->path);
   }
   if (w->rc == 0 && (w->rc = mb_os_file_sync(w->f)) != 0)
@@ -727,7 +727,7 @@ static int pw_end(pf_writer_t *w, mb_persist_header_t *h) {
     w->rc = mb__errorf(MB_EIO, errno, "persist: write %s", w->path);
   w->f = NULL;
   if (w->rc != 0)
-    (void)remove(w->path); /* stdio's: the detail message of the failure stays */
+    mb_os_file_discard(w->path); /* the detail message of the failure stays */
   return w->rc;
 }
 
@@ -969,11 +969,11 @@ int mb__persist_flush(mb_broker_t *b) {
     p->failures++;
     p->failed_in_row++;
     pf_warn_failure(p);
-    /* What was not put in place goes (stdio's remove: the detail message stays); the files
+    /* What was not put in place goes (mb_os_file_discard: the detail message stays); the files
      * of the last good flush stay. */
     for (i = 0; i <= n; i++)
       if (tmp[i][0] != '\0')
-        (void)remove(tmp[i]);
+        mb_os_file_discard(tmp[i]);
     return rc;
   }
   if (p->failed_in_row != 0)

@@ -17,8 +17,8 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "ctlconn.h"
 #include "fixture.h"
+#include "os.h"
 
 #define T_READ_MS 10000 /* generous: Wine and sanitizers are slow */
 

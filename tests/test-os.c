@@ -9,6 +9,8 @@
 #define _DEFAULT_SOURCE 1
 #endif
 
+#include <errno.h>
+
 #include "task.h"
 
 #include "scm.h"
@@ -958,4 +960,190 @@ TEST(instance_lock_case) {
   ASSERT_ERR(mb_os_lock_take(upper, 0, &b), MB_EBUSY);
   mb_os_lock_release(a);
 #endif
+}
+
+/* ---- files, time and errors through the platform layer (issue 12) ---------------------------- */
+
+/* Write `len` bytes to the file `path` through the layer; fails the test if it cannot. */
+static void spill_file(const char *path, const void *data, size_t len) {
+  FILE *f = NULL;
+  ASSERT_EQ(mb_os_file_create(path, &f), 0);
+  if (len > 0)
+    ASSERT_EQ(fwrite(data, 1, len, f), len);
+  ASSERT_EQ(fclose(f), 0);
+}
+
+TEST(read_file) {
+  char name[64], path[128], *data = NULL;
+  size_t len = 7;
+  static const char text[] = "{\"a\": 1}\n\0tail"; /* a NUL inside is data like any byte */
+
+  mb_test_name(name, sizeof name, "rf");
+  snprintf(path, sizeof path, "%s.bin", name);
+  spill_file(path, text, sizeof text - 1);
+  ASSERT_EQ(mb_os_read_file(path, 1024, &data, &len), 0);
+  ASSERT_EQ(len, sizeof text - 1);
+  ASSERT_EQ(memcmp(data, text, len), 0);
+  ASSERT_EQ(data[len], '\0'); /* a NUL after the last byte */
+  free(data);
+
+  /* The cap: exactly the size reads, one byte less is refused and names the sizes. */
+  ASSERT_EQ(mb_os_read_file(path, sizeof text - 1, &data, &len), 0);
+  free(data);
+  data = NULL;
+  ASSERT_ERR(mb_os_read_file(path, sizeof text - 2, &data, &len), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_CONTAINS(mb_last_error(), "14 bytes, more than the 13");
+  ASSERT(data == NULL);
+
+  /* Empty: 0 bytes and still a NUL-terminated buffer. */
+  spill_file(path, "", 0);
+  ASSERT_EQ(mb_os_read_file(path, 1024, &data, &len), 0);
+  ASSERT_EQ(len, 0);
+  ASSERT_EQ(data[0], '\0');
+  free(data);
+
+  /* Missing: MB_ENOENT with the OS's code; the OS's own sentence for it. */
+  ASSERT_EQ(mb_os_file_remove(path), 0);
+  data = NULL;
+  ASSERT_ERR(mb_os_read_file(path, 1024, &data, &len), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), "open '");
+  ASSERT_CONTAINS(mb_last_error(), path);
+  ASSERT_NE(mb_last_os_error(), 0);
+  ASSERT(data == NULL);
+  {
+    char why[256];
+    mb_os_error_text(mb_last_os_error(), why, sizeof why);
+    ASSERT(why[0] != '\0');
+    ASSERT(strstr(why, "os error") == NULL); /* a sentence of the OS, not the fallback */
+    ASSERT(why[strlen(why) - 1] != '\n' && why[strlen(why) - 1] != '.');
+  }
+}
+
+TEST(read_file_refuses_what_is_not_a_file) {
+  char name[64], path[128], *data = NULL;
+  size_t len = 0;
+  mb_test_name(name, sizeof name, "rfdir");
+  snprintf(path, sizeof path, "%s.d", name);
+  ASSERT_EQ(mb_os_dir_create(path), 0);
+  ASSERT_ERR(mb_os_read_file(path, 1024, &data, &len), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "it is a directory, not a regular file");
+  ASSERT_EQ(mb_os_dir_remove(path), 0);
+#if MB_OS_POSIX
+  /* A FIFO with no writer: refused at once, never waited on (the test would time out). */
+  snprintf(path, sizeof path, "%s.fifo", name);
+  ASSERT_EQ(mkfifo(path, 0600), 0);
+  ASSERT_ERR(mb_os_read_file(path, 1024, &data, &len), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "it is a FIFO");
+  unlink(path);
+  ASSERT_ERR(mb_os_read_file("/dev/null", 1024, &data, &len), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "it is a device");
+#else
+  ASSERT_ERR(mb_os_read_file("NUL", 1024, &data, &len), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "not a regular file");
+#endif
+  ASSERT(data == NULL);
+}
+
+/* A UTF-8 path (é, 日本) reads, creates and removes as itself on every OS: Windows must not
+ * take it in the ANSI code page. */
+TEST(read_file_utf8_path) {
+  char name[64], path[160], *data = NULL;
+  size_t len = 0;
+  FILE *f = NULL;
+  mb_test_name(name, sizeof name, "utf8");
+  snprintf(path, sizeof path, "%s-\xc3\xa9\xe6\x97\xa5\xe6\x9c\xac.txt", name);
+  spill_file(path, "hello", 5);
+  ASSERT_EQ(mb_os_read_file(path, 64, &data, &len), 0);
+  ASSERT_EQ(len, 5);
+  ASSERT_EQ(memcmp(data, "hello", 5), 0);
+  free(data);
+#if MB_OS_WIN
+  {
+    /* The file's name is those characters in UTF-16, not the UTF-8 bytes as ANSI. */
+    wchar_t wpath[160];
+    ASSERT(MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, 160) > 0);
+    ASSERT(GetFileAttributesW(wpath) != INVALID_FILE_ATTRIBUTES);
+  }
+#endif
+  /* Seek and tell in 64 bits, on a FILE of the layer. */
+  ASSERT_EQ(mb_os_file_open(path, "rb", &f), 0);
+  {
+    uint64_t pos = 99, size = 0;
+    char c = 0;
+    ASSERT_EQ(mb_os_file_seek_end(f, &size), 0);
+    ASSERT_EQ(size, 5);
+    ASSERT_EQ(mb_os_file_seek(f, 1), 0);
+    ASSERT_EQ(fread(&c, 1, 1, f), 1);
+    ASSERT_EQ(c, 'e');
+    ASSERT_EQ(mb_os_file_tell(f, &pos), 0);
+    ASSERT_EQ(pos, 2);
+  }
+  fclose(f);
+  /* discard: removes, and leaves the last failure's message as it was. */
+  mb__errorf(MB_EIO, 0, "the failure being reported");
+  mb_os_file_discard(path);
+  ASSERT_CONTAINS(mb_last_error(), "the failure being reported");
+  ASSERT_ERR(mb_os_file_remove(path), MB_ENOENT);
+  mb_os_file_discard(path); /* nothing there: still quiet */
+}
+
+TEST(time_split) {
+  mb_os_tm_t tm;
+  /* 2026-12-02T16:27:43.123Z */
+  uint64_t ns = UINT64_C(1796228863) * 1000000000u + 123456789u;
+  mb_os_time_split(ns, 0, &tm);
+  ASSERT_EQ(tm.year, 2026);
+  ASSERT_EQ(tm.month, 12);
+  ASSERT_EQ(tm.day, 2);
+  ASSERT_EQ(tm.hour, 16);
+  ASSERT_EQ(tm.min, 27);
+  ASSERT_EQ(tm.sec, 43);
+  ASSERT_EQ(tm.msec, 123);
+  mb_os_time_split(0, 0, &tm);
+  ASSERT_EQ(tm.year, 1970);
+  ASSERT_EQ(tm.month, 1);
+  ASSERT_EQ(tm.day, 1);
+  ASSERT_EQ(tm.hour, 0);
+  /* Local time: the same instant, within a day of UTC whatever the zone. */
+  mb_os_time_split(ns, 1, &tm);
+  ASSERT_EQ(tm.year, 2026);
+  ASSERT_EQ(tm.month, 12);
+  ASSERT(tm.day >= 1 && tm.day <= 3);
+  ASSERT_EQ(tm.msec, 123);
+}
+
+TEST(errno_table) {
+  ASSERT_EQ(mb__os_from_errno(ENOENT, MB_EOS), MB_ENOENT);
+  ASSERT_EQ(mb__os_from_errno(EACCES, MB_EOS), MB_EACCES);
+  ASSERT_EQ(mb__os_from_errno(EPERM, MB_EOS), MB_EACCES);
+  ASSERT_EQ(mb__os_from_errno(EEXIST, MB_EOS), MB_EEXIST);
+  ASSERT_EQ(mb__os_from_errno(ENOSPC, MB_EOS), MB_ENOSPC);
+  ASSERT_EQ(mb__os_from_errno(EFBIG, MB_EOS), MB_ENOSPC);
+  ASSERT_EQ(mb__os_from_errno(ENOMEM, MB_EOS), MB_ENOMEM);
+  ASSERT_EQ(mb__os_from_errno(EINVAL, MB_EOS), MB_EINVAL);
+  ASSERT_EQ(mb__os_from_errno(EROFS, MB_EOS), MB_EACCES);
+  ASSERT_EQ(mb__os_from_errno(EDOM, MB_EOS), MB_EOS); /* no better meaning: the default */
+  ASSERT_EQ(mb__os_from_errno(EDOM, MB_EIO), MB_EIO);
+  {
+    char buf[64];
+    ASSERT_STR_EQ(mb_os_error_text(0, buf, sizeof buf), "os error 0");
+  }
+}
+
+/* The control pipe client's line reader and deadline, against a broker that is not there. */
+TEST(pipe_client_not_running) {
+  char name[64], pipe[MB_PIPE_NAME_MAX];
+  mb_pipe_conn_t c;
+  int is_path = -1;
+  mb_test_name(name, sizeof name, "nopipe");
+  ASSERT_EQ(mb__pipe_name(name, pipe, sizeof pipe, &is_path), 0);
+  ASSERT_CONTAINS(pipe, name);
+  ASSERT_EQ(is_path, MB_OS_POSIX ? 1 : 0);
+  ASSERT_ERR(mb__pipe_connect(&c, pipe, 0), MB_ENOTRUNNING);
+  mb__pipe_close(&c); /* safe on a connection that never opened */
+  ASSERT_EQ(mb__os_ms_left(0), -1);
+  ASSERT_EQ(mb__os_ms_left(1), 0);
+  ASSERT_GE(mb__os_ms_left(mb_os_mono_ns() + 5000000000u), 4000);
+  mb_os_ignore_sigpipe(); /* never fails; a no-op on Windows */
 }

@@ -14,7 +14,7 @@
 
 #include "broker.h"
 #include "ctl.h"
-#include "ctlconn.h"
+#include "os.h"
 #include "log.h"
 #include "membroker.h"
 #include "report.h"
