@@ -39,8 +39,10 @@ const mb_ctl_cmd_t *mb__ctl_command(const char *name) {
 }
 
 const char *mb__ctl_err_code(int err) {
-  if (err < 0) /* a handler's MB_E* code; an invalid argument is the protocol's bad_args */
-    return err == MB_EINVAL ? "bad_args" : mb_err_name(err);
+  if (err < 0) { /* a handler's MB_E* code; an invalid argument is the protocol's bad_args */
+    const char *name = mb_err_name(err);
+    return err == MB_EINVAL ? "bad_args" : strcmp(name, "unknown") == 0 ? "internal" : name;
+  }
   switch (err) {
 #define MB__X(name, code)                                                                          \
   case MB_CTL_E##name:                                                                             \

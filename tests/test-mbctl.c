@@ -807,3 +807,50 @@ TEST(not_running_hint_names_the_service_manager) {
   FAIL("no service manager this test knows");
 #endif
 }
+
+/* The commands of common/commands.def: name and one-line help. */
+#define MB_ARG(name, type, req, cli, values)
+#define MB_CMD(name, handler, admin, args, help) {name, help},
+static const struct {
+  const char *name, *help;
+} def_cmds[] = {
+#include "commands.def"
+};
+#undef MB_CMD
+#undef MB_ARG
+
+/* mbctl's usage lists every command of commands.def, each at the start of its line. */
+TEST(usage_lists_every_command) {
+  char want[80], want_nl[80];
+  size_t i;
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
+  for (i = 0; i < sizeof def_cmds / sizeof def_cmds[0]; i++) {
+    snprintf(want, sizeof want, "\n  %s ", def_cmds[i].name);
+    snprintf(want_nl, sizeof want_nl, "\n  %s\n", def_cmds[i].name);
+    if (strstr(out, want) == NULL && strstr(out, want_nl) == NULL)
+      FAIL("mbctl --help does not list '%s':\n%s", def_cmds[i].name, out);
+  }
+}
+
+/* mbctl help: the broker's commands with their one-line help; help COMMAND: one command and
+ * its arguments; an unknown one is the broker's not_found (exit 1). */
+TEST(help_command) {
+  tbroker_t t = {0};
+  size_t i;
+  broker_up(&t, "help");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  for (i = 0; i < sizeof def_cmds / sizeof def_cmds[0]; i++) {
+    ASSERT_CONTAINS(out, def_cmds[i].name);
+    ASSERT_CONTAINS(out, def_cmds[i].help);
+  }
+  ASSERT_CONTAINS(out, "\n  map-load NAME PATH ");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "set-counter", NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "set-counter players|npcs N");
+  ASSERT_CONTAINS(out, "arguments:\n");
+  ASSERT_CONTAINS(out, "  counter ");
+  ASSERT_CONTAINS(out, "0..1000000000000000");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "fly", NULL), 1, out);
+  ASSERT_CONTAINS(out, "help failed: not_found: no command 'fly'");
+  broker_down(&t);
+}
