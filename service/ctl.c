@@ -1,6 +1,7 @@
 /*
- * ctl.c - the control pipe (see ctl.h): a libuv pipe server, line framing, limits and
- * back-pressure, the command table and the dispatcher.
+ * ctl.c - the control pipe server (see ctl.h): a libuv pipe server, line framing, limits and
+ * back-pressure, watch timers, and handed-off work on libuv's workers. What a line means is
+ * protocol.c's: this file hands it each whole line and writes back the answer.
  *
  * Reading: every connection reads into one shared 64 KiB buffer; whole lines are answered
  * straight from it, and only an unfinished line (or input held back while a client is over
@@ -34,491 +35,16 @@
 #define MB_CTL_BACKLOG 511
 
 /* ------------------------------------------------------------------------------------------ */
-/* Command table: later issues add their rows here (handlers in their own files).             */
-
-static const mb_ctl_cmd_t mb__cmds[] = {
-    {"ping", mb__cmd_ping, 0, ""},
-    {"help", mb__cmd_help, 0, ""},
-    {"version", mb__cmd_version, 0, ""},
-    {"status", mb__cmd_status, 0, "sections"},
-    {"regions", mb__cmd_regions, 0, ""},
-    {"clients", mb__cmd_clients, 0, ""},
-    {"pools", mb__cmd_pools, 0, ""},
-    {"heaps", mb__cmd_heaps, 0, "client"},
-    {"config", mb__cmd_config, 0, ""},
-    {"set-status", mb__cmd_set_status, 1, "status"},
-    {"set-message", mb__cmd_set_message, 1, "message"},
-    {"set-counter", mb__cmd_set_counter, 1, "counter value"},
-    {"compact", mb__cmd_compact, 1, ""},
-    {"shutdown", mb__cmd_shutdown, 1, ""},
-    {"watch", mb__cmd_watch, 0, "interval_ms sections"},
-    {"unwatch", mb__cmd_unwatch, 0, ""},
-    {"maps", mb__cmd_maps, 0, ""},
-    {"map-load", mb__cmd_map_load, 1, "name path"},
-    {"map-unload", mb__cmd_map_unload, 1, "name"},
-    {NULL, NULL, 0, NULL},
-};
-
-const mb_ctl_cmd_t *mb__ctl_commands(void) {
-  return mb__cmds;
-}
-
-const mb_ctl_cmd_t *mb__ctl_command(const char *name) {
-  const mb_ctl_cmd_t *c;
-  for (c = mb__cmds; c->name; c++)
-    if (strcmp(c->name, name) == 0)
-      return c;
-  return NULL;
-}
-
-const char *mb__ctl_err_code(int err) {
-  switch (err) {
-#define MB__X(name, code)                                                                          \
-  case MB_CTL_E##name:                                                                             \
-    return code;
-    MB_CTL_ERROR_MAP(MB__X)
-#undef MB__X
-  default:
-    return "internal";
-  }
-}
-
-size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0, need, k;
-  while (i < n) {
-    unsigned c = p[i];
-    uint32_t cp;
-    if (c < 0x80) {
-      if (c == 0 && !nul_ok)
-        return i;
-      i++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-      need = 2, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-      need = 3, cp = c & 0x07;
-    else
-      return i;
-    if (n - i <= need)
-      return i;
-    for (k = 1; k <= need; k++) {
-      if ((p[i + k] & 0xC0) != 0x80)
-        return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return i;
-    i += need + 1;
-  }
-  return n;
-}
-
-int mb__ctl_fail(mb_ctl_call_t *call, int err, const char *fmt, ...) {
-  va_list ap;
-  size_t n, at = 0;
-  va_start(ap, fmt);
-  vsnprintf(call->msg, sizeof call->msg, fmt, ap);
-  va_end(ap);
-  /* A name cut by %.64s may end in half a character: keep the message valid UTF-8. */
-  n = strlen(call->msg);
-  while ((at += mb__utf8_invalid(call->msg + at, n - at, 0)) < n)
-    call->msg[at++] = '?';
-  call->err = err;
-  return -1;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Dispatcher                                                                                  */
-
-const char *mb__ctl_jtype(const cJSON *item) {
-  if (cJSON_IsString(item))
-    return "a string";
-  if (cJSON_IsNumber(item))
-    return "a number";
-  if (cJSON_IsBool(item))
-    return "a boolean";
-  if (cJSON_IsNull(item))
-    return "null";
-  if (cJSON_IsArray(item))
-    return "an array";
-  if (cJSON_IsObject(item))
-    return "an object";
-  return "invalid";
-}
-
-static int mb__is_space(char ch) {
-  return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-/*
- * What cJSON lets through but JSON (RFC 8259) does not, and what would make a request mean
- * something other than it says: control bytes (outside strings only tab, CR and LF are
- * whitespace; inside strings none is allowed raw) and a \u0000 escape (cJSON's strings end
- * at NUL, so "ping\u0000x" would run `ping`). Returns the offset of the first such byte and
- * sets *what, or `len` if there is none.
- */
-static size_t mb__json_lint(const char *s, size_t len, const char **what) {
-  size_t i;
-  int in_str = 0;
-  for (i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch < 0x20 && (in_str || !(ch == '\t' || ch == '\r' || ch == '\n'))) {
-      *what = in_str ? "a raw control character in a string" : "a control character";
-      return i;
-    }
-    if (!in_str) {
-      in_str = ch == '"';
-      continue;
-    }
-    if (ch == '"') {
-      in_str = 0;
-    } else if (ch == '\\' && i + 1 < len) {
-      if (s[i + 1] == 'u' && i + 5 < len && s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
-          s[i + 5] == '0') {
-        *what = "a \\u0000 (NUL) escape, which no field may hold";
-        return i;
-      }
-      i++; /* the escaped character */
-    }
-  }
-  return len;
-}
-
-/* The first member of object `o` whose name an earlier member has too, or NULL. Called on
- * args once every member is known to be one of the command's few argument names, so a
- * flood of members fails at its first repeat. */
-static const cJSON *mb__duplicate_member(const cJSON *o) {
-  const cJSON *a, *b;
-  for (a = o ? o->child : NULL; a != NULL; a = a->next)
-    for (b = o->child; b != a; b = b->next)
-      if (strcmp(a->string, b->string) == 0)
-        return a;
-  return NULL;
-}
-
-/* 1 if `name` is one of the space-separated names in `list`. */
-static int mb__listed(const char *list, const char *name) {
-  size_t n = strlen(name);
-  while (*list) {
-    size_t k = strcspn(list, " ");
-    if (k == n && memcmp(list, name, n) == 0)
-      return 1;
-    list += k + (list[k] == ' ');
-  }
-  return 0;
-}
-
-/* Log a refused command: the first at once, then at most one line per 10 s with the count,
- * so a peer cannot flood the log with refusals. */
-static void mb__warn_forbidden(const char *cmd) {
-  static uint64_t last_ns;
-  static unsigned long suppressed;
-  uint64_t now = mb_os_mono_ns();
-  if (last_ns != 0 && now - last_ns < 10000ull * 1000000u) {
-    suppressed++;
-    return;
-  }
-  if (suppressed)
-    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator (and %lu "
-                "more refusals in the last 10 s)",
-                cmd, suppressed);
-  else
-    mb_log_warn("control pipe: '%s' refused to a peer that is not an administrator", cmd);
-  last_ns = now;
-  suppressed = 0;
-}
-
-/* Validate the parsed request, find its command and run it; the outcome lands in `call`. */
-static void mb__dispatch(mb_ctl_call_t *call, cJSON *req, cJSON **id_out) {
-  const cJSON *cmd, *args, *it, *unknown = NULL;
-  const mb_ctl_cmd_t *c;
-  cJSON *id;
-  int nid = 0, ncmd = 0, nargs = 0;
-
-  if (!cJSON_IsObject(req)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
-                 "a request must be a JSON object like {\"id\":1,\"cmd\":\"ping\"}, got %s",
-                 mb__ctl_jtype(req));
-    return;
-  }
-  /* One pass: the first unknown member, and how often each known one is given. */
-  cJSON_ArrayForEach(it, req) {
-    if (strcmp(it->string, "id") == 0)
-      nid++;
-    else if (strcmp(it->string, "cmd") == 0)
-      ncmd++;
-    else if (strcmp(it->string, "args") == 0)
-      nargs++;
-    else if (unknown == NULL)
-      unknown = it;
-  }
-  /* The id first, when there is exactly one, so that the error answers below carry it. */
-  id = nid == 1 ? cJSON_GetObjectItemCaseSensitive(req, "id") : NULL;
-  if (id != NULL) {
-    if (!cJSON_IsNumber(id) && !cJSON_IsString(id)) {
-      mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'id' must be a number or a string, got %s",
-                   mb__ctl_jtype(id));
-      return;
-    }
-    /* A number is echoed as the client sent it only if it is an integer a double holds
-     * exactly: anything else could come back as another number and match no request. */
-    if (cJSON_IsNumber(id) &&
-        !(id->valuedouble >= -9007199254740992.0 && id->valuedouble <= 9007199254740992.0 &&
-          id->valuedouble == (double)(long long)id->valuedouble)) {
-      mb__ctl_fail(call, MB_CTL_EBAD_REQUEST,
-                   "'id' must be a string or an integer from -2^53 to 2^53, got %.17g",
-                   id->valuedouble);
-      return;
-    }
-    *id_out = cJSON_DetachItemViaPointer(req, id);
-  }
-  if (unknown != NULL) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "unknown request field '%.64s' (fields: id, cmd, args)",
-                 unknown->string);
-    return;
-  }
-  if (nid > 1 || ncmd > 1 || nargs > 1) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "field '%s' is given twice",
-                 nid > 1    ? "id"
-                 : ncmd > 1 ? "cmd"
-                            : "args");
-    return;
-  }
-  cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
-  if (cmd == NULL) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "missing 'cmd' (the command name, a string)");
-    return;
-  }
-  if (!cJSON_IsString(cmd)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'cmd' must be a string, got %s", mb__ctl_jtype(cmd));
-    return;
-  }
-  args = cJSON_GetObjectItemCaseSensitive(req, "args");
-  if (args != NULL && cJSON_IsNull(args))
-    args = NULL;
-  if (args != NULL && !cJSON_IsObject(args)) {
-    mb__ctl_fail(call, MB_CTL_EBAD_REQUEST, "'args' must be an object, got %s",
-                 mb__ctl_jtype(args));
-    return;
-  }
-  if ((c = mb__ctl_command(cmd->valuestring)) == NULL) {
-    mb__ctl_fail(call, MB_CTL_EUNKNOWN_COMMAND, "unknown command '%.64s' (try 'help')",
-                 cmd->valuestring);
-    return;
-  }
-  if (c->needs_admin && !call->admin) {
-    mb__warn_forbidden(c->name);
-    mb__ctl_fail(call, MB_CTL_EFORBIDDEN,
-                 "'%s' changes the broker and needs an administrator (root or the broker's user)",
-                 c->name);
-    return;
-  }
-  cJSON_ArrayForEach(it, args) {
-    if (!mb__listed(c->args, it->string)) {
-      if (c->args[0])
-        mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' has no argument '%.64s' (arguments: %s)",
-                     c->name, it->string, c->args);
-      else
-        mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' takes no arguments, got '%.64s'", c->name,
-                     it->string);
-      return;
-    }
-  }
-  if ((it = mb__duplicate_member(args)) != NULL) {
-    mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'%s' argument '%s' is given twice", c->name, it->string);
-    return;
-  }
-  call->args = args;
-  if (c->handler(call) != 0) {
-    if (call->err == MB_CTL_OK)
-      mb__ctl_fail(call, MB_CTL_EINTERNAL, "'%s' failed", c->name);
-    cJSON_Delete(call->result);
-    call->result = NULL;
-    call->stop_after = 0;
-  }
-}
-
-/* The last resort when even the answer cannot be built. */
-static char *mb__oom_line(void) {
-  static const char text[] =
-      "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-  char *s = cJSON_malloc(sizeof text);
-  if (s)
-    memcpy(s, text, sizeof text);
-  return s;
-}
-
-/* Print {"id":..., "ok":..., "result"|"error":...}; takes ownership of id and call->result. */
-static char *mb__answer(mb_ctl_call_t *call, cJSON *id) {
-  cJSON *resp = cJSON_CreateObject(), *err;
-  char *text = NULL;
-  int ok = resp != NULL;
-  if (ok) {
-    cJSON *v = id ? id : cJSON_CreateNull();
-    if (v != NULL && cJSON_AddItemToObject(resp, "id", v)) {
-      id = NULL;
-    } else {
-      if (v != id)
-        cJSON_Delete(v);
-      ok = 0;
-    }
-  }
-  if (ok && call->err == MB_CTL_OK) {
-    cJSON *v = call->result ? call->result : cJSON_CreateTrue();
-    if (v != NULL && cJSON_AddTrueToObject(resp, "ok") != NULL &&
-        cJSON_AddItemToObject(resp, "result", v)) {
-      call->result = NULL;
-    } else {
-      if (v != call->result)
-        cJSON_Delete(v);
-      ok = 0;
-    }
-  } else if (ok) {
-    ok = cJSON_AddFalseToObject(resp, "ok") != NULL &&
-         (err = cJSON_AddObjectToObject(resp, "error")) != NULL &&
-         cJSON_AddStringToObject(err, "code", mb__ctl_err_code(call->err)) != NULL &&
-         cJSON_AddStringToObject(err, "message", call->msg) != NULL;
-  }
-  if (ok)
-    text = cJSON_PrintUnformatted(resp);
-  cJSON_Delete(resp);
-  cJSON_Delete(id);
-  cJSON_Delete(call->result);
-  call->result = NULL;
-  return text ? text : mb__oom_line();
-}
-
-char *mb__ctl_error_line(int err, const char *msg) {
-  mb_ctl_call_t call;
-  memset(&call, 0, sizeof call);
-  mb__ctl_fail(&call, err, "%s", msg);
-  return mb__answer(&call, NULL);
-}
-
-char *mb__ctl_handle_line(mb_broker_t *b, const char *line, size_t len, int admin,
-                          int *stop_after) {
-  mb_ctl_effects_t fx;
-  char *text = mb__ctl_handle_request(b, line, len, admin, &fx);
-  cJSON_free(fx.watch_id);
-  *stop_after = fx.stop_after;
-  return text;
-}
-
-/*
- * A call whose handler handed work off (mb_ctl_work_t), waiting for it: what its answer
- * needs besides the work's own outcome.
- */
-typedef struct mb_ctl_deferred_s {
-  uv_work_t req;
-  struct mb_conn_s *conn;
-  mb_ctl_work_t *work;
-  cJSON *id; /* the request's id, echoed in the answer */
-  int admin;
-} mb_ctl_deferred_t;
-
-/* Finish a call whose handler handed work off: its outcome, as a handler's, in `call`. */
-static void mb__work_done(mb_ctl_call_t *call, mb_ctl_work_t *work) {
-  call->work = NULL;
-  if (work->done(work, call) != 0 && call->err == MB_CTL_OK)
-    mb__ctl_fail(call, MB_CTL_EINTERNAL, "the command failed");
-  if (call->err != MB_CTL_OK) {
-    cJSON_Delete(call->result);
-    call->result = NULL;
-  }
-  call->stop_after = 0;
-  call->watch = 0;
-}
-
-/*
- * mb__ctl_handle_request; with `deferred` (the pipe server), a call whose handler hands work
- * off is not answered: *deferred receives it (its id taken from the request) and NULL is
- * returned. Without, the work runs here and now.
- */
-static char *mb__handle(mb_broker_t *b, const char *line, size_t len, int admin,
-                        mb_ctl_effects_t *fx, mb_ctl_deferred_t **deferred) {
-  mb_ctl_call_t call;
-  cJSON *req = NULL, *id = NULL;
-  const char *end = NULL, *lint = NULL;
-  size_t bad, i = 0;
-
-  memset(fx, 0, sizeof *fx);
-  while (len > 0 && mb__is_space(line[len - 1]))
-    len--;
-  while (i < len && mb__is_space(line[i]))
-    i++;
-  if (i == len)
-    return NULL; /* blank line */
-  memset(&call, 0, sizeof call);
-  call.broker = b;
-  call.admin = admin;
-
-  if ((bad = mb__utf8_invalid(line, len, 0)) < len) {
-    if (line[bad] == '\0')
-      mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request holds a NUL byte at offset %zu", bad);
-    else
-      mb__ctl_fail(&call, MB_CTL_EBAD_JSON,
-                   "request is not valid UTF-8 text (byte 0x%02x at offset %zu)",
-                   (unsigned)(unsigned char)line[bad], bad);
-  } else if ((bad = mb__json_lint(line, len, &lint)) < len) {
-    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON: %s at offset %zu", lint, bad);
-  } else if ((req = cJSON_ParseWithLengthOpts(line, len, &end, 0)) == NULL) {
-    mb__ctl_fail(&call, MB_CTL_EBAD_JSON, "request is not valid JSON (error at offset %zu)",
-                 end && end >= line && end <= line + len ? (size_t)(end - line) : (size_t)0);
-  } else {
-    while (end < line + len && mb__is_space(*end))
-      end++;
-    if (end < line + len)
-      mb__ctl_fail(&call, MB_CTL_EBAD_JSON,
-                   "unexpected text after the request at offset %zu (one request a line)",
-                   (size_t)(end - line));
-    else
-      mb__dispatch(&call, req, &id);
-  }
-  cJSON_Delete(req);
-  if (call.err == MB_CTL_OK && call.work != NULL) {
-    mb_ctl_deferred_t *d = deferred ? calloc(1, sizeof *d) : NULL;
-    if (d != NULL) {
-      d->work = call.work;
-      d->id = id;
-      d->admin = admin;
-      *deferred = d;
-      return NULL;
-    }
-    call.work->run(call.work);
-    mb__work_done(&call, call.work);
-  }
-  if (call.err == MB_CTL_OK && call.watch == 1) {
-    /* The stream's events carry the watch request's id: keep it as text. */
-    if ((fx->watch_id = id ? cJSON_PrintUnformatted(id) : NULL) == NULL && id != NULL) {
-      cJSON_Delete(call.result);
-      call.result = NULL;
-      mb__ctl_fail(&call, MB_CTL_EINTERNAL, "out of memory starting the watch");
-    } else {
-      fx->watch = 1;
-      fx->interval_ms = call.watch_interval_ms;
-      fx->sections = call.watch_sections;
-    }
-  } else if (call.err == MB_CTL_OK && call.watch == -1) {
-    fx->watch = -1;
-  }
-  fx->stop_after = call.err == MB_CTL_OK && call.stop_after;
-  return mb__answer(&call, id);
-}
-
-char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
-                             mb_ctl_effects_t *fx) {
-  return mb__handle(b, line, len, admin, fx, NULL);
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* The pipe server                                                                             */
 
 typedef struct mb_conn_s mb_conn_t;
+
+/* A call whose handler handed work off (mb_ctl_work_t), waiting for it on a libuv worker. */
+typedef struct mb_ctl_deferred_s {
+  uv_work_t req;
+  struct mb_conn_s *conn;
+  mb_ctl_pending_t p;
+} mb_ctl_deferred_t;
 
 struct mb_conn_s {
   uv_pipe_t pipe;
@@ -750,7 +276,7 @@ static void mb__conn_pump(mb_conn_t *c);
 /* On a libuv worker thread: the deferred call's work. */
 static void mb__on_work(uv_work_t *req) {
   mb_ctl_deferred_t *d = req->data;
-  d->work->run(d->work);
+  d->p.work->run(d->p.work);
 }
 
 /* Back on the loop: answer the deferred call (if its connection is still open) and go on
@@ -758,15 +284,7 @@ static void mb__on_work(uv_work_t *req) {
 static void mb__on_work_done(uv_work_t *req, int status) {
   mb_ctl_deferred_t *d = req->data;
   mb_conn_t *c = d->conn;
-  mb_ctl_call_t call;
-  char *text;
-  memset(&call, 0, sizeof call);
-  call.broker = mb__ctl.broker;
-  call.admin = d->admin;
-  if (status != 0) /* cancelled before it ran (never done here): done still cleans up */
-    mb__ctl_fail(&call, MB_CTL_EINTERNAL, "the command's work was cancelled");
-  mb__work_done(&call, d->work);
-  text = mb__answer(&call, d->id);
+  char *text = mb__ctl_finish(mb__ctl.broker, &d->p, status != 0);
   c->deferred = NULL;
   free(d);
   if (c->closing) {
@@ -781,22 +299,25 @@ static void mb__on_work_done(uv_work_t *req, int status) {
 /* Answer one line of a served connection. */
 static void mb__conn_line(mb_conn_t *c, const char *line, size_t len) {
   mb_ctl_effects_t fx;
-  mb_ctl_deferred_t *d = NULL;
-  char *text = mb__handle(mb__ctl.broker, line, len, c->admin, &fx, &d);
-  if (d != NULL) {
-    d->conn = c;
-    d->req.data = d;
-    c->deferred = d;
-    if (uv_queue_work(mb__ctl.loop, &d->req, mb__on_work, mb__on_work_done) != 0) {
-      mb_ctl_call_t call; /* no worker: do it here */
-      memset(&call, 0, sizeof call);
-      call.broker = mb__ctl.broker;
-      call.admin = d->admin;
-      d->work->run(d->work);
-      mb__work_done(&call, d->work);
-      text = mb__answer(&call, d->id);
-      c->deferred = NULL;
-      free(d);
+  mb_ctl_pending_t p;
+  mb_ctl_deferred_t *d;
+  char *text = mb__ctl_handle(mb__ctl.broker, line, len, c->admin, &fx, &p);
+  if (p.work != NULL) {
+    if ((d = calloc(1, sizeof *d)) != NULL) {
+      d->p = p;
+      d->conn = c;
+      d->req.data = d;
+      c->deferred = d;
+      if (uv_queue_work(mb__ctl.loop, &d->req, mb__on_work, mb__on_work_done) != 0) {
+        c->deferred = NULL; /* no worker: do it here */
+        p = d->p;
+        free(d);
+        d = NULL;
+      }
+    }
+    if (d == NULL) {
+      p.work->run(p.work);
+      text = mb__ctl_finish(mb__ctl.broker, &p, 0);
     }
   }
   mb__conn_answer(c, text);

@@ -464,7 +464,7 @@ TEST(commands_in_process) {
 
   /* A loaded name is not replaced. */
   r = ask_load(&b, 1, "cmd", path);
-  expect_error(r, "bad_args");
+  expect_error(r, "already_exists");
   ASSERT_CONTAINS(jstr(r, "error.message"), "map 'cmd' is loaded; unload it first");
   cJSON_Delete(r);
   /* Bad arguments. */
@@ -478,7 +478,7 @@ TEST(commands_in_process) {
   expect_error(r, "bad_args");
   cJSON_Delete(r);
   r = ask(&b, 1, "{\"id\":4,\"cmd\":\"map-unload\",\"args\":{\"name\":\"nope\"}}");
-  expect_fail(r, "bad_args", "no map 'nope' is loaded");
+  expect_fail(r, "not_found", "no map 'nope' is loaded");
   r = ask(&b, 1, "{\"id\":4,\"cmd\":\"map-unload\",\"args\":{}}");
   expect_error(r, "bad_args");
   cJSON_Delete(r);
@@ -578,7 +578,7 @@ TEST(malformed_files_refused) {
   /* No such file; a directory. */
   map_file(missing, sizeof missing, "missing");
   r = ask_load(&b, 1, "bad", missing);
-  expect_error(r, "bad_args");
+  expect_error(r, "not_found");
   ASSERT_CONTAINS(jstr(r, "error.message"), "cannot open");
   ASSERT_CONTAINS(jstr(r, "error.message"), missing);
   cJSON_Delete(r);
@@ -610,7 +610,7 @@ TEST(busy_full_and_relative_paths) {
   r = ask_load(&b, 1, "a", path);
   expect_fail(r, "busy", "map 'a' is being loaded");
   r = ask(&b, 1, "{\"id\":1,\"cmd\":\"map-unload\",\"args\":{\"name\":\"a\"}}");
-  expect_fail(r, "bad_args", "being loaded");
+  expect_fail(r, "not_found", "being loaded");
   mb__map_load_run(job);
   ASSERT_OK(mb__map_load_finish(&b, job, &bad, NULL));
   ASSERT_EQ(bad, 0);
@@ -622,7 +622,7 @@ TEST(busy_full_and_relative_paths) {
   ASSERT_ERR(mb__map_load(&b, "one-more", path, &bad, NULL), MB_EFULL);
   ASSERT_EQ(bad, 1);
   r = ask_load(&b, 1, "one-more", path);
-  expect_fail(r, "bad_args", "16 maps are loaded");
+  expect_fail(r, "table_full", "16 maps are loaded");
   /* Every load has a seq of its own, growing. */
   for (i = 1; i < MB_MAPS_MAX; i++)
     ASSERT_GT(mb_load32(&b.state->maps[i].seq), mb_load32(&b.state->maps[i - 1].seq));
@@ -632,7 +632,7 @@ TEST(busy_full_and_relative_paths) {
   /* map-load's relative path: from the directory of the config file the broker runs. */
   snprintf(b.cfg.path, sizeof b.cfg.path, "no-such-dir/membroker.json");
   r = ask_load(&b, 1, "rel", path);
-  expect_fail(r, "bad_args", "no-such-dir/");
+  expect_fail(r, "not_found", "no-such-dir/");
   snprintf(b.cfg.path, sizeof b.cfg.path, "./membroker.json");
   r = ask_load(&b, 1, "rel", path);
   expect_ok(r);
@@ -854,7 +854,7 @@ TEST(map_load_over_the_pipe) {
   ASSERT_EQ(jnum(r, "id"), 2);
   cJSON_Delete(r);
   r = read_json(&c);
-  expect_error(r, "bad_args");
+  expect_error(r, "already_exists");
   ASSERT_EQ(jnum(r, "id"), 3);
   cJSON_Delete(r);
   r = read_json(&c);
@@ -867,7 +867,7 @@ TEST(map_load_over_the_pipe) {
   snprintf(line, sizeof line,
            "{\"id\":5,\"cmd\":\"map-load\",\"args\":{\"name\":\"q\",\"path\":\"%s.nope\"}}", path);
   r = call(&c, line);
-  expect_fail(r, "bad_args", "cannot open");
+  expect_fail(r, "not_found", "cannot open");
   mb__pipe_close(&c);
   ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
   snprintf(line, sizeof line,
@@ -885,7 +885,7 @@ TEST(map_load_over_the_pipe) {
 }
 
 /* A map is charged to the broker's committed bytes: one that does not fit under
- * limits.max_committed is refused (bad_args), one that fits is loaded, and its unload gives
+ * limits.max_committed is refused (no_space), one that fits is loaded, and its unload gives
  * the bytes back. */
 TEST(commit_limit_refuses_a_map) {
   mb_config_t cfg;
@@ -901,7 +901,7 @@ TEST(commit_limit_refuses_a_map) {
   committed = mb__broker_committed(&b);
   ASSERT_LT(committed + 4096, cfg.max_committed);
   r = ask_load(&b, 1, "big", big);
-  expect_fail(r, "bad_args", "more than limits.max_committed");
+  expect_fail(r, "no_space", "more than limits.max_committed");
   ASSERT_EQ_U64(mb__broker_committed(&b), committed);
   r = ask_load(&b, 1, "small", small);
   expect_ok(r);

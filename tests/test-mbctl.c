@@ -202,11 +202,10 @@ TEST(maps) {
   cJSON_Delete(j);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
   ASSERT_CONTAINS(out, "maps        1 loaded, 32.2 KiB\n");
-  /* Refused: a loaded name, a file that is not GMAP. */
+  /* Refused: a loaded name (its own code, already_exists), a file that is not GMAP. */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w1", path, NULL), 1,
               out);
-  ASSERT_CONTAINS(out, "bad_args");
-  ASSERT_CONTAINS(out, "map 'w1' is loaded; unload it first");
+  ASSERT_CONTAINS(out, "map-load failed: already_exists: map 'w1' is loaded; unload it first");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-load", "w2", ".", NULL), 1,
               out);
   ASSERT_CONTAINS(out, "is not a regular file");
@@ -463,7 +462,7 @@ TEST(usage_errors) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--instance", NULL), 2, out);
   ASSERT_CONTAINS(out, "--instance needs a value");
   ASSERT_EXIT(MBCTL(out, sizeof out, "set-status", NULL), 2, out);
-  ASSERT_CONTAINS(out, "running or draining");
+  ASSERT_CONTAINS(out, "set-status needs one argument: running|draining");
   ASSERT_EXIT(MBCTL(out, sizeof out, "ping", "extra", NULL), 2, out);
   ASSERT_CONTAINS(out, "takes no arguments");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
@@ -805,4 +804,51 @@ TEST(not_running_hint_names_the_service_manager) {
 #else
   FAIL("no service manager this test knows");
 #endif
+}
+
+/* The commands of common/commands.def: name and one-line help. */
+#define MB_ARG(name, type, req, cli, values)
+#define MB_CMD(name, handler, admin, args, help) {name, help},
+static const struct {
+  const char *name, *help;
+} def_cmds[] = {
+#include "commands.def"
+};
+#undef MB_CMD
+#undef MB_ARG
+
+/* mbctl's usage lists every command of commands.def, each at the start of its line. */
+TEST(usage_lists_every_command) {
+  char want[80], want_nl[80];
+  size_t i;
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--help", NULL), 0, out);
+  for (i = 0; i < sizeof def_cmds / sizeof def_cmds[0]; i++) {
+    snprintf(want, sizeof want, "\n  %s ", def_cmds[i].name);
+    snprintf(want_nl, sizeof want_nl, "\n  %s\n", def_cmds[i].name);
+    if (strstr(out, want) == NULL && strstr(out, want_nl) == NULL)
+      FAIL("mbctl --help does not list '%s':\n%s", def_cmds[i].name, out);
+  }
+}
+
+/* mbctl help: the broker's commands with their one-line help; help COMMAND: one command and
+ * its arguments; an unknown one is the broker's not_found (exit 1). */
+TEST(help_command) {
+  tbroker_t t = {0};
+  size_t i;
+  broker_up(&t, "help");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  for (i = 0; i < sizeof def_cmds / sizeof def_cmds[0]; i++) {
+    ASSERT_CONTAINS(out, def_cmds[i].name);
+    ASSERT_CONTAINS(out, def_cmds[i].help);
+  }
+  ASSERT_CONTAINS(out, "\n  map-load NAME PATH ");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "set-counter", NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "set-counter players|npcs N");
+  ASSERT_CONTAINS(out, "arguments:\n");
+  ASSERT_CONTAINS(out, "  counter ");
+  ASSERT_CONTAINS(out, "0..1000000000000000");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "fly", NULL), 1, out);
+  ASSERT_CONTAINS(out, "help failed: not_found: no command 'fly'");
+  broker_down(&t);
 }

@@ -1733,3 +1733,156 @@ TEST(pipe_mode_refuses_other_users) {
   fresh_status(&t);
   broker_down(&t);
 }
+
+/* ---- the command table: commands.def, README, help, error codes ----------------------------- */
+
+/* The text of README.md (malloc'd). */
+static char *read_readme(void) {
+  FILE *f = fopen(MB_SOURCE_DIR "/README.md", "rb");
+  char *text;
+  size_t n;
+  if (f == NULL)
+    FAIL("cannot open %s", MB_SOURCE_DIR "/README.md");
+  text = malloc((1u << 20) + 1);
+  ASSERT(text != NULL);
+  n = fread(text, 1, 1u << 20, f);
+  fclose(f);
+  text[n] = '\0';
+  return text;
+}
+
+/* The cell `i` (0-based) of a markdown table row "| a | b | c |" into buf, trimmed. */
+static void cell(const char *row, int i, char *buf, size_t size) {
+  const char *p = row + 1, *end;
+  size_t n;
+  while (i-- > 0 && (p = strstr(p, " | ")) != NULL)
+    p += 2;
+  ASSERT(p != NULL);
+  while (*p == ' ')
+    p++;
+  end = strstr(p, " |");
+  n = end ? (size_t)(end - p) : strlen(p);
+  snprintf(buf, size, "%.*s", (int)n, p);
+}
+
+/* README's command table (the one under "| command | admin | args | result |") lists every
+ * command of commands.def once, and only those, with the same admin right and the same
+ * arguments in the same order, each required unless "(optional)" follows its name. */
+TEST(readme_command_table) {
+  static const char head[] = "| command | admin | args | result |\n|---|---|---|---|\n";
+  char *text = read_readme(), *row, name[64], admin[16], args[1024];
+  const mb_ctl_cmd_t *c;
+  int rows = 0, ncmds = 0, seen[64] = {0};
+  row = strstr(text, head);
+  if (row == NULL)
+    FAIL("README.md has no command table (%s)", "| command | admin | args | result |");
+  for (c = mb__ctl_commands(); c->name; c++)
+    ncmds++;
+  ASSERT_LT(ncmds, 64);
+  for (row += strlen(head); row[0] == '|'; row = strchr(row, '\n') + 1) {
+    const mb_cmd_arg_t *a;
+    const char *part;
+    char *nl = strchr(row, '\n');
+    ASSERT(nl != NULL);
+    *nl = '\0';
+    cell(row, 0, name, sizeof name);
+    cell(row, 1, admin, sizeof admin);
+    cell(row, 2, args, sizeof args);
+    *nl = '\n';
+    rows++;
+    ASSERT(name[0] == '`' && name[strlen(name) - 1] == '`');
+    memmove(name, name + 1, strlen(name));
+    name[strlen(name) - 1] = '\0';
+    if ((c = mb__ctl_command(name)) == NULL)
+      FAIL("README lists '%s', which commands.def does not", name);
+    if (seen[c - mb__ctl_commands()]++)
+      FAIL("README lists '%s' twice", name);
+    if (strcmp(admin, c->needs_admin ? "yes" : "no") != 0)
+      FAIL("README: '%s' admin is '%s', commands.def says %d", name, admin, c->needs_admin);
+    /* Arguments: "—", or "; "-separated parts, each starting with its `name`. */
+    a = c->args;
+    if (strcmp(args, "—") == 0) {
+      if (a->name != NULL)
+        FAIL("README: '%s' takes no arguments, commands.def lists '%s'", name, a->name);
+      continue;
+    }
+    for (part = args; part != NULL; a++) {
+      const char *q = strchr(part, '`'), *q2 = q ? strchr(q + 1, '`') : NULL;
+      int optional;
+      if (q == NULL || q2 == NULL)
+        FAIL("README: '%s' argument without a `name`: %s", name, part);
+      if (a->name == NULL)
+        FAIL("README: '%s' has an argument '%.*s' commands.def does not list", name,
+             (int)(q2 - q - 1), q + 1);
+      if (strlen(a->name) != (size_t)(q2 - q - 1) || strncmp(q + 1, a->name, strlen(a->name)))
+        FAIL("README: '%s' argument '%.*s' where commands.def has '%s'", name, (int)(q2 - q - 1),
+             q + 1, a->name);
+      optional = strncmp(q2 + 1, " (optional)", 11) == 0;
+      if (optional == a->required)
+        FAIL("README: '%s' argument '%s' is %s, commands.def says %s", name, a->name,
+             optional ? "optional" : "required", a->required ? "required" : "optional");
+      part = strstr(q2, "; ");
+      if (part)
+        part += 2;
+    }
+    if (a->name != NULL)
+      FAIL("README: '%s' does not list its argument '%s'", name, a->name);
+  }
+  ASSERT_EQ(rows, ncmds);
+  free(text);
+}
+
+/* help answers with commands.def: every command in order with its one-line help, or one by
+ * name; an unknown name is not_found (a handler's MB_E* code by its name). */
+TEST(help_from_the_table) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_procid_t self;
+  char inst[MB_INSTANCE_MAX];
+  const mb_ctl_cmd_t *c;
+  const cJSON *e;
+  cJSON *r;
+  int i = 0;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%uhelp", (unsigned)self.pid);
+  fx_config(&cfg, inst);
+  mb__log_open(MB_LOG_ERROR, "");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = handle(&b, "{\"id\":1,\"cmd\":\"help\"}");
+  expect_ok(r);
+  c = mb__ctl_commands();
+  cJSON_ArrayForEach(e, jget(r, "result")) {
+    ASSERT(c[i].name != NULL);
+    ASSERT_STR_EQ(jstr(e, "name"), c[i].name);
+    ASSERT_STR_EQ(jstr(e, "help"), c[i].help);
+    ASSERT(strlen(c[i].help) > 0);
+    i++;
+  }
+  ASSERT(c[i].name == NULL);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"id\":2,\"cmd\":\"help\",\"args\":{\"command\":\"set-counter\"}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.name"), "set-counter");
+  ASSERT(cJSON_IsTrue(jget(r, "result.admin")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result.args")), 2);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"id\":3,\"cmd\":\"help\",\"args\":{\"command\":\"fly\"}}");
+  expect_fail(r, "not_found", "no command 'fly'");
+  r = handle(&b, "{\"id\":4,\"cmd\":\"help\",\"args\":{\"command\":4}}");
+  expect_fail(r, "bad_args", "'command' must be a string");
+  mb__broker_stop(&b);
+}
+
+/* The "code" of an error: the protocol's own, a handler's MB_E* by its name, MB_EINVAL as
+ * bad_args. */
+TEST(error_code_names) {
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_CTL_EBAD_JSON), "bad_json");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_CTL_EBUSY), "busy");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_ENOENT), "not_found");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_EACCES), "access_denied");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_EEXIST), "already_exists");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_EBUSY), "busy");
+  ASSERT_STR_EQ(mb__ctl_err_code(MB_EINVAL), "bad_args");
+  ASSERT_STR_EQ(mb__ctl_err_code(12345), "internal");
+  ASSERT_STR_EQ(mb__ctl_err_code(-12345), "internal");
+}

@@ -1,0 +1,494 @@
+/*
+ * mbctl.c - the operator CLI: one request over the control pipe, the answer as a readable
+ * overview (default) or as JSON (--json, for scripts). This file: the options, the command
+ * table (common/commands.def) with usage and the building of a request from argv, the
+ * exchange with the broker and the watch stream; show.c prints results, hint.c says how to
+ * start a broker that is not running.
+ *
+ *   mbctl [--instance NAME] [--json] [--timeout MS] COMMAND [ARGS]
+ *   (the instance is --instance, else $MEMBROKER_INSTANCE, else "default")
+ *   mbctl watch [--interval MS] [--count N] [SECTION...]   a live view, one line per event
+ *   mbctl help [COMMAND]                                     the broker's commands
+ *
+ * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
+ * 3 the broker is not running.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "mbctl.h"
+
+#ifndef MB_VERSION
+#define MB_VERSION "0.0.0"
+#endif
+
+/* ---- the command table ------------------------------------------------------------------- */
+
+#define MB_ARG MB_CMD_ARG_INIT
+#define MB_CMD(name, handler, admin, args, help) {name, admin, MB_CMD_ARGS(args), help},
+static const mbctl_cmd_t commands[] = {
+#include "commands.def"
+};
+#undef MB_CMD
+#undef MB_ARG
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* An unknown command is sent as it is (a newer broker may know it), without arguments. */
+static const mb_cmd_arg_t no_args[] = {{NULL, MB_CMD_ARG_STRING, 0, NULL, NULL}};
+
+const mbctl_cmd_t *mbctl_command(const char *name) {
+  size_t i;
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+const char *mbctl_arg_type_name(mb_cmd_arg_type_t type) {
+  switch (type) {
+  case MB_CMD_ARG_STRING:
+    return "string";
+  case MB_CMD_ARG_UNSIGNED:
+    return "whole number";
+  case MB_CMD_ARG_INT:
+    return "integer";
+  case MB_CMD_ARG_ENUM:
+    return "one of";
+  case MB_CMD_ARG_LIST:
+    return "list of strings";
+  case MB_CMD_ARG_TEXT:
+    return "text";
+  }
+  return "?";
+}
+
+/* 1 if the argument is taken from a positional word (not from an option of mbctl). */
+static int positional(const mb_cmd_arg_t *a) {
+  return strncmp(a->cli, "--", 2) != 0;
+}
+
+/* How a positional argument is shown: NAME, [CLIENT], [SECTION...], running|draining. */
+static const char *arg_synopsis(const mb_cmd_arg_t *a, char *buf, size_t size) {
+  const char *what = a->type == MB_CMD_ARG_ENUM && a->values ? a->values : a->cli;
+  const char *more = a->type == MB_CMD_ARG_LIST ? "..." : "";
+  if (a->required)
+    snprintf(buf, size, "%s%s", what, more);
+  else
+    snprintf(buf, size, "[%s%s]", what, more);
+  return buf;
+}
+
+const char *mbctl_synopsis(const mbctl_cmd_t *c, char *buf, size_t size) {
+  const mb_cmd_arg_t *a;
+  char one[96];
+  size_t at = (size_t)snprintf(buf, size, "%s", c->name);
+  for (a = c->args; a->name && at < size; a++)
+    if (positional(a))
+      at += (size_t)snprintf(buf + at, size - at, " %s", arg_synopsis(a, one, sizeof one));
+  return buf;
+}
+
+/* "  synopsis                     help (admin)", the help wrapped at 100 columns. */
+static void usage_line(FILE *fp, const mbctl_cmd_t *c) {
+  char syn[160], text[320];
+  const char *p = text;
+  int col = 31;
+  snprintf(text, sizeof text, "%s%s", c->help, c->admin ? " (admin)" : "");
+  fprintf(fp, "  %-28s", mbctl_synopsis(c, syn, sizeof syn));
+  if (strlen(syn) > 28)
+    fprintf(fp, "\n%31s", "");
+  else
+    fprintf(fp, " ");
+  while (*p) {
+    size_t n = strcspn(p, " ");
+    if (col > 31 && col + 1 + (int)n > 100) {
+      fprintf(fp, "\n%31s", "");
+      col = 31;
+    } else if (col > 31) {
+      fputc(' ', fp);
+      col++;
+    }
+    fprintf(fp, "%.*s", (int)n, p);
+    col += (int)n;
+    p += n;
+    while (*p == ' ')
+      p++;
+  }
+  fputc('\n', fp);
+}
+
+static void usage(FILE *fp) {
+  size_t i;
+  fprintf(fp, "usage: mbctl [--instance NAME] [--json] [--timeout MS] [--] COMMAND [ARGS]\n"
+              "       (options may also follow the command; -- ends them)\n"
+              "\n"
+              "commands:\n");
+  for (i = 0; i < NCOMMANDS; i++)
+    usage_line(fp, &commands[i]);
+  fprintf(fp, "\n"
+              "options:\n"
+              "  --instance NAME  broker instance (default: $MEMBROKER_INSTANCE if set, else\n"
+              "                   default)\n"
+              "  --json           print the result as JSON\n"
+              "  --timeout MS     how long to wait for the answer (default 10000)\n"
+              "  --interval MS    watch: time between lines, 50..60000 (default 1000)\n"
+              "  --count N        watch: stop after N lines\n"
+              "                   (watch --json prints the raw event lines)\n"
+              "\n"
+              "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
+              "\n"
+              "environment:\n"
+              "  MEMBROKER_INSTANCE     the instance when --instance is not given\n"
+              "  MEMBROKER_RUNTIME_DIR  where the broker's socket is (Linux; as the broker's)\n");
+}
+
+static const char *jstr(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/*
+ * The watch stream after the broker's ok: print each event (raw with --json) until `count`
+ * events (0: no limit) or the broker ends the stream. EXIT_OK when it did (or count was
+ * reached), EXIT_FAILED when an event is overdue (interval + timeout) or unreadable.
+ */
+static int run_watch(mb_pipe_conn_t *conn, int json, long count, long interval_ms, int timeout_ms) {
+  long seen = 0;
+  char *line;
+  size_t len;
+  int rc;
+  while (count <= 0 || seen < count) {
+    cJSON *ev;
+    const cJSON *res;
+    rc = mb__pipe_read_line(conn, &line, &len, 64u << 20,
+                            mb_os_mono_ns() + (uint64_t)(interval_ms + timeout_ms) * 1000000u);
+    if (rc == MB_EIO) {
+      printf("broker stopped\n");
+      fflush(stdout);
+      return EXIT_OK;
+    }
+    if (rc != 0) {
+      fprintf(stderr, "mbctl: watch: %s\n", mb_last_error());
+      return EXIT_FAILED;
+    }
+    ev = cJSON_Parse(line);
+    res = cJSON_GetObjectItemCaseSensitive(ev, "result");
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ev, "event")) || !cJSON_IsObject(res)) {
+      cJSON_Delete(ev);
+      fprintf(stderr, "mbctl: watch: the broker sent a line that is not a status event\n");
+      return EXIT_FAILED;
+    }
+    if (json)
+      printf("%s\n", line);
+    else
+      print_watch_line(res);
+    fflush(stdout);
+    cJSON_Delete(ev);
+    seen++;
+  }
+  return EXIT_OK;
+}
+
+/* ---- request ----------------------------------------------------------------------------- */
+
+static const char *const counts[] = {"no", "one", "two", "three", "four"};
+
+/* "one argument", "two arguments" */
+static const char *n_arguments(int n, char *buf, size_t size) {
+  if (n >= 0 && n < (int)(sizeof counts / sizeof counts[0]))
+    snprintf(buf, size, "%s argument%s", counts[n], n == 1 ? "" : "s");
+  else
+    snprintf(buf, size, "%d arguments", n);
+  return buf;
+}
+
+/*
+ * The number in `word` for argument `a` (UNSIGNED or INT, within its "LO..HI" values) into
+ * *out; -1 with a usage message when it is not one.
+ */
+static int parse_number(const char *cmd, const mb_cmd_arg_t *a, const char *word, double *out) {
+  long long lo = a->type == MB_CMD_ARG_UNSIGNED ? 0 : -9007199254740991ll;
+  long long hi = 9007199254740991ll;
+  char *end = NULL;
+  long long v;
+  if (a->values != NULL)
+    sscanf(a->values, "%lld..%lld", &lo, &hi);
+  errno = 0;
+  v = strtoll(word, &end, 10);
+  if (end == word || *end != '\0' || errno != 0 || v < lo || v > hi ||
+      (a->type == MB_CMD_ARG_UNSIGNED && (word[0] < '0' || word[0] > '9'))) {
+    fprintf(stderr, "mbctl: %s: '%s' is not a whole number from %lld to %lld\n", cmd, word, lo, hi);
+    return -1;
+  }
+  *out = (double)v;
+  return 0;
+}
+
+/* argv[from..argc) joined by spaces, malloc'd (NULL: out of memory). */
+static char *join_words(int argc, char **argv, int from) {
+  size_t n = 1;
+  int i;
+  char *text;
+  for (i = from; i < argc; i++)
+    n += strlen(argv[i]) + 1;
+  if ((text = malloc(n)) == NULL)
+    return NULL;
+  text[0] = '\0';
+  for (i = from; i < argc; i++) {
+    if (i > from)
+      strcat(text, " ");
+    strcat(text, argv[i]);
+  }
+  return text;
+}
+
+/*
+ * Build the request for argv[0..argc) (the command and its arguments) from the command's
+ * commands.def line: each positional argument takes the next word in order (a LIST the
+ * remaining words as an array, a TEXT the remaining words joined by spaces, a number checked
+ * against its range); an argument bound to an option takes its value (interval_ms > 0 is
+ * --interval). NULL = usage error, already said on stderr.
+ */
+static cJSON *build_request(int argc, char **argv, long interval_ms) {
+  const char *cmd = argv[0];
+  const mbctl_cmd_t *c = mbctl_command(cmd);
+  const mb_cmd_arg_t *args = c ? c->args : no_args, *a;
+  cJSON *req = cJSON_CreateObject(), *args_obj = cJSON_CreateObject();
+  int w = 1, npos = 0, nreq = 0, unbounded = 0, i;
+  char buf[256], one[96], count[32];
+  size_t at = 0;
+
+  cJSON_AddNumberToObject(req, "id", 1);
+  cJSON_AddStringToObject(req, "cmd", cmd);
+  for (a = args; a->name; a++) {
+    if (!positional(a))
+      continue;
+    npos++;
+    nreq += a->required;
+    unbounded |= a->type == MB_CMD_ARG_LIST || a->type == MB_CMD_ARG_TEXT;
+  }
+  if (argc - 1 < nreq) {
+    buf[0] = '\0';
+    for (a = args; a->name; a++)
+      if (positional(a) && a->required && at < sizeof buf)
+        at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%s", at ? " " : "",
+                               arg_synopsis(a, one, sizeof one));
+    fprintf(stderr, "mbctl: %s needs %s: %s\n", cmd, n_arguments(nreq, count, sizeof count), buf);
+    goto usage;
+  }
+  if (!unbounded && argc - 1 > npos) {
+    if (npos == 0)
+      fprintf(stderr, "mbctl: '%s' takes no arguments\n", cmd);
+    else
+      fprintf(stderr, "mbctl: %s takes at most %s: %s\n", cmd,
+              n_arguments(npos, count, sizeof count),
+              mbctl_synopsis(c, buf, sizeof buf) + strlen(cmd) + 1);
+    goto usage;
+  }
+  for (a = args; a->name; a++) {
+    double v;
+    if (!positional(a)) {
+      if (strcmp(a->cli, "--interval") == 0 && interval_ms > 0)
+        cJSON_AddNumberToObject(args_obj, a->name, (double)interval_ms);
+      continue;
+    }
+    if (w >= argc)
+      continue; /* an optional argument not given */
+    switch (a->type) {
+    case MB_CMD_ARG_LIST: {
+      cJSON *arr = cJSON_AddArrayToObject(args_obj, a->name);
+      for (i = w; i < argc; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(argv[i]));
+      w = argc;
+      break;
+    }
+    case MB_CMD_ARG_TEXT: {
+      char *text = join_words(argc, argv, w);
+      if (text == NULL) {
+        fprintf(stderr, "mbctl: out of memory\n");
+        goto usage;
+      }
+      cJSON_AddStringToObject(args_obj, a->name, text);
+      free(text);
+      w = argc;
+      break;
+    }
+    case MB_CMD_ARG_UNSIGNED:
+    case MB_CMD_ARG_INT:
+      if (parse_number(cmd, a, argv[w], &v) != 0)
+        goto usage;
+      cJSON_AddNumberToObject(args_obj, a->name, v);
+      w++;
+      break;
+    case MB_CMD_ARG_STRING:
+    case MB_CMD_ARG_ENUM:
+      cJSON_AddStringToObject(args_obj, a->name, argv[w++]);
+      break;
+    }
+  }
+  cJSON_AddItemToObject(req, "args", args_obj);
+  return req;
+usage:
+  cJSON_Delete(args_obj);
+  cJSON_Delete(req);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *instance = NULL, *instance_from = "--instance";
+  int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
+  long interval_ms = 0, count = 0;
+  static char *cmdv[256];
+  char pipe[MB_PIPE_NAME_MAX], *text, *line;
+  mb_pipe_conn_t conn;
+  cJSON *req, *resp = NULL;
+  const cJSON *ok, *err;
+  size_t len;
+  int code = EXIT_FAILED;
+
+  /* Options may stand before or after the command; "--" ends them (for a message that
+   * starts with '-'). Everything else is the command and its arguments, in order. */
+  for (i = 1; i < argc; i++) {
+    if (!opts_done && argv[i][0] == '-' && argv[i][1] != '\0') {
+      if (strcmp(argv[i], "--") == 0) {
+        opts_done = 1;
+      } else if (strcmp(argv[i], "--json") == 0) {
+        json = 1;
+      } else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
+        instance = argv[++i];
+      } else if ((strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--interval") == 0 ||
+                  strcmp(argv[i], "--count") == 0) &&
+                 i + 1 < argc) {
+        char *end;
+        long v = strtol(argv[i + 1], &end, 10);
+        if (*end != '\0' || end == argv[i + 1] || v <= 0 || v > 100000000) {
+          fprintf(stderr, "mbctl: %s needs a positive number, got '%s'\n", argv[i], argv[i + 1]);
+          return EXIT_USAGE;
+        }
+        if (strcmp(argv[i], "--timeout") == 0)
+          timeout_ms = (int)v;
+        else if (strcmp(argv[i], "--interval") == 0)
+          interval_ms = v;
+        else
+          count = v;
+        i++;
+      } else if (i + 1 == argc &&
+                 (strcmp(argv[i], "--instance") == 0 || strcmp(argv[i], "--timeout") == 0 ||
+                  strcmp(argv[i], "--interval") == 0 || strcmp(argv[i], "--count") == 0)) {
+        fprintf(stderr, "mbctl: %s needs a value\n", argv[i]);
+        return EXIT_USAGE;
+      } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+      } else if (strcmp(argv[i], "--version") == 0) {
+        printf("mbctl %s\n", MB_VERSION);
+        return EXIT_OK;
+      } else {
+        fprintf(stderr, "mbctl: unknown option '%s'\n\n", argv[i]);
+        usage(stderr);
+        return EXIT_USAGE;
+      }
+    } else if (cmdc < (int)(sizeof cmdv / sizeof cmdv[0])) {
+      cmdv[cmdc++] = argv[i];
+    }
+  }
+  if (cmdc == 0) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  /* The instance: --instance, else $MEMBROKER_INSTANCE (empty counts as unset), else
+   * "default". A bad name is refused here, naming where it came from. */
+  if (instance == NULL) {
+    const char *env = getenv("MEMBROKER_INSTANCE");
+    if (env != NULL && env[0] != '\0') {
+      instance = env;
+      instance_from = "MEMBROKER_INSTANCE";
+    } else {
+      instance = "default";
+    }
+  }
+  if (!mb__name_ok(instance, MB_INSTANCE_MAX, MB_NAME_UPPER | MB_NAME_DOT)) {
+    fprintf(stderr,
+            "mbctl: %s '%s' is not an instance name: 1 to %d characters of A-Z a-z 0-9 . _ -\n",
+            instance_from, instance, MB_INSTANCE_MAX - 1);
+    return EXIT_USAGE;
+  }
+  if ((interval_ms || count) && strcmp(cmdv[0], "watch") != 0) {
+    fprintf(stderr, "mbctl: --interval and --count are options of watch\n");
+    return EXIT_USAGE;
+  }
+  req = build_request(cmdc, cmdv, interval_ms);
+  if (req == NULL) {
+    fprintf(stderr, "run 'mbctl --help' for usage\n");
+    return EXIT_USAGE;
+  }
+  /* From here every exit goes through `done`, which frees what was made (the sanitizer
+   * build's leak check turns a leak at exit into a failed exit code). */
+  memset(&conn, 0, sizeof conn);
+  conn.h = -1;
+  if (mb__pipe_name(instance, pipe, sizeof pipe, &is_path) != 0) {
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    code = EXIT_USAGE;
+    goto done;
+  }
+  if ((rc = mb__pipe_connect(&conn, pipe, timeout_ms)) != 0) {
+    if (rc == MB_ENOTRUNNING) {
+      fprintf(stderr, "membroker is not running for instance '%s' (no pipe at %s)\n", instance,
+              pipe);
+      print_start_hint(stderr, instance);
+      code = EXIT_NOT_RUNNING;
+      goto done;
+    }
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    goto done;
+  }
+  text = cJSON_PrintUnformatted(req);
+  rc = text ? mb__pipe_write(&conn, text, strlen(text)) : MB_ENOMEM;
+  if (rc == 0)
+    rc = mb__pipe_write(&conn, "\n", 1);
+  cJSON_free(text);
+  if (rc == 0)
+    rc = mb__pipe_read_line(&conn, &line, &len, 64u << 20,
+                            mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u);
+  if (rc != 0) {
+    fprintf(stderr, "mbctl: %s\n", mb_last_error());
+    goto done;
+  }
+  resp = cJSON_Parse(line);
+  if (strcmp(cmdv[0], "watch") != 0)
+    mb__pipe_close(&conn); /* watch reads on: its events follow the answer */
+  ok = cJSON_GetObjectItemCaseSensitive(resp, "ok");
+  if (resp == NULL || !cJSON_IsBool(ok)) {
+    fprintf(stderr, "mbctl: the broker's answer is not a protocol response\n");
+    goto done;
+  }
+  if (cJSON_IsFalse(ok)) {
+    err = cJSON_GetObjectItemCaseSensitive(resp, "error");
+    if (json)
+      print_json(resp);
+    fprintf(stderr, "mbctl: %s failed: %s: %s\n", cmdv[0], jstr(err, "code"), jstr(err, "message"));
+    goto done;
+  }
+  if (strcmp(cmdv[0], "watch") == 0) {
+    const cJSON *iv = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(resp, "result"), "interval_ms");
+    code = run_watch(&conn, json, count, cJSON_IsNumber(iv) ? (long)iv->valuedouble : 60000,
+                     timeout_ms);
+    goto done;
+  }
+  if (json)
+    print_json(cJSON_GetObjectItemCaseSensitive(resp, "result"));
+  else
+    print_result(cmdv[0], cJSON_GetObjectItemCaseSensitive(resp, "result"), instance);
+  code = EXIT_OK;
+done:
+  mb__pipe_close(&conn);
+  cJSON_Delete(resp);
+  cJSON_Delete(req);
+  return code;
+}

@@ -1,0 +1,46 @@
+/*
+ * mbctl.h - what the files of mbctl share: its command table (from common/commands.def),
+ * the printers (show.c) and the not-running hint (hint.c). Internal to the mbctl program.
+ */
+#ifndef MBCTL_H
+#define MBCTL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "commands.h"
+#include "layout.h"
+#include "os.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
+
+/* One command as mbctl knows it (a commands.def line without its handler). */
+typedef struct mbctl_cmd_s {
+  const char *name;
+  int admin;
+  const mb_cmd_arg_t *args; /* ends with name == NULL */
+  const char *help;
+} mbctl_cmd_t;
+
+/* The command of that name, or NULL. */
+const mbctl_cmd_t *mbctl_command(const char *name);
+
+/* "map-load NAME PATH", "status [SECTION...]": the command and its positional arguments as
+ * typed (options like watch's --interval are left out), into buf. */
+const char *mbctl_synopsis(const mbctl_cmd_t *c, char *buf, size_t size);
+
+/* "string", "unsigned", ...: an argument type for help. */
+const char *mbctl_arg_type_name(mb_cmd_arg_type_t type);
+
+/* show.c: a successful result for humans (print_json when the command has no printer), a
+ * JSON value as is, one watch event as a line. */
+void print_result(const char *cmd, const cJSON *res, const char *instance);
+void print_json(const cJSON *v);
+void print_watch_line(const cJSON *res);
+
+/* hint.c: after "membroker is not running for instance X", how to start it. */
+void print_start_hint(FILE *fp, const char *instance);
+
+#endif /* MBCTL_H */

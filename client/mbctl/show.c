@@ -1,0 +1,427 @@
+/*
+ * show.c - mbctl's human output: one printer per command that wants one (the table in
+ * print_result; a command without one prints its result as JSON), the tables they share
+ * (status, regions, clients, pools, heaps, maps), the watch line, and the formatting helpers.
+ * Printing only: nothing here talks to the broker.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "mbctl.h"
+
+/* ---- small formatting helpers ------------------------------------------------------------ */
+
+static double num(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static const char *str(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* "64.0 MiB" - into one of four rotating buffers, so a printf can use several. */
+static const char *bytes(double v) {
+  static char bufs[4][32];
+  static int next;
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  char *b = bufs[next++ & 3];
+  int u = 0;
+  if (v < 0) {
+    snprintf(b, 32, "-");
+    return b;
+  }
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(b, 32, "%.0f B", v);
+  else
+    snprintf(b, 32, "%.1f %s", v, units[u]);
+  return b;
+}
+
+/* "3m 05s" - into one of four rotating buffers, like bytes(). */
+static const char *duration(double ms) {
+  static char bufs[4][48];
+  static int next;
+  char *b = bufs[next++ & 3];
+  unsigned long long s = ms < 0 ? 0 : (unsigned long long)(ms / 1000);
+  if (s >= 86400)
+    snprintf(b, 48, "%llud %02lluh %02llum", s / 86400, s / 3600 % 24, s / 60 % 60);
+  else if (s >= 3600)
+    snprintf(b, 48, "%lluh %02llum %02llus", s / 3600, s / 60 % 60, s % 60);
+  else if (s >= 60)
+    snprintf(b, 48, "%llum %02llus", s / 60, s % 60);
+  else
+    snprintf(b, 48, "%.1fs", ms < 0 ? 0 : ms / 1000);
+  return b;
+}
+
+/* ---- human output ------------------------------------------------------------------------ */
+
+static void print_server(const cJSON *s) {
+  const cJSON *path = cJSON_GetObjectItemCaseSensitive(s, "config_path");
+  printf("membroker   instance '%s', %s\n", str(s, "instance"), str(s, "status"));
+  printf("message     \"%s\"\n", str(s, "message"));
+  printf("game        %.0f players, %.0f NPCs\n", num(s, "players"), num(s, "npcs"));
+  printf("uptime      %s (pid %.0f, generation %.0f, run %s)\n", duration(num(s, "uptime_ms")),
+         num(s, "pid"), num(s, "generation"), str(s, "run_id"));
+  printf("version     %s (%s)\n", str(s, "version"), str(s, "build"));
+  printf("config      %s\n", cJSON_IsString(path) ? path->valuestring : "built-in defaults");
+}
+
+static void print_memory(const cJSON *m) {
+  const cJSON *limit = cJSON_GetObjectItemCaseSensitive(m, "limit");
+  printf("committed   %s (peak %s, limit %s)\n", bytes(num(m, "committed")),
+         bytes(num(m, "committed_peak")),
+         cJSON_IsNumber(limit) ? bytes(limit->valuedouble) : "none");
+  printf("resident    %s (broker process)\n", bytes(num(m, "rss")));
+  if (num(m, "maps") > 0)
+    printf("maps        %.0f loaded, %s\n", num(m, "maps"), bytes(num(m, "map_bytes")));
+  printf("system      %s total, %s available\n", bytes(num(m, "system_total")),
+         bytes(num(m, "system_available")));
+}
+
+static void print_regions(const cJSON *arr) {
+  const cJSON *r;
+  printf("%-12s %11s %11s %11s %-5s %17s %9s %8s\n", "REGION", "RESERVED", "COMMITTED", "PEAK",
+         "LAZY", "SLOTS USED/TOTAL", "SLOT", "FAILURES");
+  cJSON_ArrayForEach(r, arr) {
+    char slots[40] = "-", size[16] = "-";
+    if (num(r, "slot_size") > 0) {
+      snprintf(slots, sizeof slots, "%.0f/%.0f", num(r, "slots_used"), num(r, "slot_count"));
+      snprintf(size, sizeof size, "%s", bytes(num(r, "slot_size")));
+    }
+    printf("%-12s %11s %11s %11s %-5s %17s %9s %8.0f\n", str(r, "name"), bytes(num(r, "reserved")),
+           bytes(num(r, "committed")), bytes(num(r, "peak")),
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "lazy")) ? "yes" : "no", slots, size,
+           num(r, "commit_failures"));
+  }
+}
+
+/* The pool table; with no pools, the header and a line that says so. */
+static void print_pools(const cJSON *arr) {
+  const cJSON *p;
+  printf("%-12s %9s %9s %9s %9s %9s %9s %8s %9s %7s %s\n", "POOL", "OBJECT", "CAPACITY", "IN USE",
+         "FREE", "PEAK", "MIN FREE", "MISSES", "RECLAIMED", "ERRORS", "DEBUG");
+  if (cJSON_GetArraySize(arr) == 0)
+    printf("no pools configured\n");
+  cJSON_ArrayForEach(p, arr) {
+    printf("%-12s %9s %9.0f %9.0f %9.0f %9.0f %9.0f %8.0f %9.0f %7.0f %s\n", str(p, "name"),
+           bytes(num(p, "object_size")), num(p, "capacity"), num(p, "in_use"), num(p, "free"),
+           num(p, "peak"), num(p, "min_free"), num(p, "misses"), num(p, "reclaimed"),
+           num(p, "errors"),
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "debug")) ? "yes" : "no");
+  }
+}
+
+/* The private pools and heaps table, a row per pool or heap; with none, the header and a line
+ * that says so. */
+static void print_heaps(const cJSON *arr) {
+  const cJSON *c, *e;
+  int rows = 0;
+  printf("%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "CLIENT", "NAME", "KIND", "IN USE",
+         "PEAK", "COMMITTED", "ALLOCS", "FREES", "FAILURES");
+  cJSON_ArrayForEach(c, arr) {
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "entries")) {
+      printf("%-16s %-16s %-4s %10s %10s %10s %9.0f %9.0f %8.0f\n", str(c, "client"),
+             str(e, "name"), str(e, "kind"), bytes(num(e, "in_use")), bytes(num(e, "peak")),
+             bytes(num(e, "committed")), num(e, "allocs"), num(e, "frees"), num(e, "failures"));
+      rows++;
+    }
+  }
+  if (rows == 0)
+    printf("no private pools or heaps published\n");
+}
+
+/* The map table; with no maps, the header and a line that says so. */
+static void print_maps(const cJSON *arr) {
+  const cJSON *m;
+  printf("%-12s %10s %7s %7s %9s %5s %-16s %10s  %s\n", "MAP", "SIZE", "WIDTH", "HEIGHT", "OBJECTS",
+         "SEQ", "CHECKSUM", "LOADED", "PATH");
+  if (cJSON_GetArraySize(arr) == 0)
+    printf("no maps loaded\n");
+  cJSON_ArrayForEach(m, arr) {
+    char ago[48];
+    snprintf(ago, sizeof ago, "%s ago", duration(num(m, "loaded_ms_ago")));
+    printf("%-12s %10s %7.0f %7.0f %9.0f %5.0f %-16s %10s  %s\n", str(m, "name"),
+           bytes(num(m, "size")), num(m, "width"), num(m, "height"), num(m, "objects"),
+           num(m, "seq"), str(m, "checksum"), ago, str(m, "path"));
+  }
+}
+
+static void print_clients(const cJSON *c) {
+  const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "table"), *e;
+  double hb_ms = num(c, "heartbeat_timeout_ms");
+  char hung[32] = "";
+  if (num(c, "hung") > 0)
+    snprintf(hung, sizeof hung, ", %.0f hung", num(c, "hung"));
+  printf("clients     %.0f attached%s (at most %.0f; heartbeat timeout %s, grace period %s)\n",
+         num(c, "attached"), hung, num(c, "max"), hb_ms > 0 ? duration(hb_ms) : "off",
+         duration(num(c, "grace_period_ms")));
+  if (cJSON_GetArraySize(table) == 0)
+    return;
+  printf("%5s %-9s %8s %-24s %10s %6s %10s %8s  %s\n", "INDEX", "STATE", "PID", "NAME", "HEARTBEAT",
+         "SLOTS", "PRIVATE", "RESTARTS", "NOTE");
+  cJSON_ArrayForEach(e, table) {
+    const cJSON *priv = cJSON_GetObjectItemCaseSensitive(e, "private");
+    double hb = num(e, "heartbeat_age_ms");
+    int is_hung = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "hung"));
+    char age[32] = "-", note[96] = "", mine[16] = "-";
+    if (hb >= 0)
+      snprintf(age, sizeof age, "%s ago", duration(hb));
+    /* committed bytes of its private pools and heaps; '-' when it shows none */
+    if (num(priv, "pools") + num(priv, "heaps") > 0)
+      snprintf(mine, sizeof mine, "%s", bytes(num(priv, "committed")));
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "dead_reason")))
+      snprintf(note, sizeof note, "%s; slots freed in %s unless it comes back",
+               str(e, "dead_reason"), duration(num(e, "freed_in_ms")));
+    else if (is_hung)
+      snprintf(note, sizeof note, "hung for %s: all kept; dead once its process exits",
+               duration(num(e, "hung_for_ms")));
+    printf("%5.0f %-9s %8.0f %-24s %10s %6.0f %10s %8.0f  %s\n", num(e, "index"),
+           is_hung ? "hung" : str(e, "state"), num(e, "pid"), str(e, "name"), age,
+           num(e, "slots_held"), mine, num(e, "restarts"), note);
+  }
+}
+
+static void print_status(const cJSON *res) {
+  const cJSON *s, *pools = cJSON_GetObjectItemCaseSensitive(res, "pools");
+  int first = 1;
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "server")) != NULL) {
+    print_server(s);
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "memory")) != NULL) {
+    print_memory(s);
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "clients")) != NULL) {
+    print_clients(s);
+    first = 0;
+  }
+  if (pools != NULL && cJSON_GetArraySize(pools) == 0) {
+    printf("pools       none\n");
+    first = 0;
+  }
+  if ((s = cJSON_GetObjectItemCaseSensitive(res, "regions")) != NULL) {
+    if (!first)
+      printf("\n");
+    print_regions(s);
+    first = 0;
+  }
+  /* The pool table follows the region table. */
+  if (cJSON_GetArraySize(pools) > 0) {
+    if (!first)
+      printf("\n");
+    print_pools(pools);
+  }
+}
+
+void print_json(const cJSON *v) {
+  char *text = cJSON_Print(v);
+  if (text) {
+    printf("%s\n", text);
+    cJSON_free(text);
+  }
+}
+
+/* ---- one printer per command ------------------------------------------------------------ */
+
+static void show_ping(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("%s\n", cJSON_IsString(res) ? res->valuestring : "pong");
+}
+
+static void show_version(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("membroker %s (layout %.0f, %s)\n", str(res, "version"), num(res, "layout_version"),
+         str(res, "build"));
+}
+
+static void show_status(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_status(res);
+}
+
+static void show_regions(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_regions(res);
+}
+
+static void show_clients(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_clients(res);
+}
+
+static void show_pools(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_pools(res);
+}
+
+static void show_heaps(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_heaps(res);
+}
+
+static void show_maps(const cJSON *res, const char *instance) {
+  (void)instance;
+  print_maps(res);
+}
+
+static void show_map_load(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("map '%s' loaded from %s: %s, %.0f x %.0f tiles, %.0f objects (seq %.0f, checksum "
+         "%s)\n",
+         str(res, "name"), str(res, "path"), bytes(num(res, "size")), num(res, "width"),
+         num(res, "height"), num(res, "objects"), num(res, "seq"), str(res, "checksum"));
+}
+
+static void show_map_unload(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("map '%s' unloaded\n", str(res, "name"));
+}
+
+static void show_set_status(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("server status: %s (was %s)\n", str(res, "status"), str(res, "previous"));
+}
+
+static void show_set_message(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("status message: \"%s\"\n", str(res, "message"));
+}
+
+static void show_set_counter(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("%s: %.0f (was %.0f)\n", str(res, "counter"), num(res, "value"), num(res, "previous"));
+}
+
+static void show_compact(const cJSON *res, const char *instance) {
+  (void)instance;
+  if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(res, "supported")))
+    printf("compact: not supported on this platform (nothing freed)\n");
+  else
+    printf("compact: %s given back\n", bytes(num(res, "freed_bytes")));
+}
+
+static void show_shutdown(const cJSON *res, const char *instance) {
+  (void)res;
+  printf("membroker '%s' is stopping\n", instance);
+}
+
+/* One command of the broker's help answer: its synopsis (from mbctl's table when mbctl knows
+ * it, else its name and argument names), its help line, and with `detail` its arguments. */
+static void show_help_entry(const cJSON *c, int detail) {
+  const mbctl_cmd_t *known = mbctl_command(str(c, "name"));
+  const int admin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "admin"));
+  char syn[256];
+  const cJSON *a;
+  if (known != NULL) {
+    mbctl_synopsis(known, syn, sizeof syn);
+  } else {
+    size_t at = (size_t)snprintf(syn, sizeof syn, "%s", str(c, "name"));
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(c, "args")) {
+      if (cJSON_IsString(a) && at < sizeof syn)
+        at += (size_t)snprintf(syn + at, sizeof syn - at, " [%s]", a->valuestring);
+    }
+  }
+  if (!detail) {
+    printf("  %-28s %s%s\n", syn, str(c, "help"), admin ? " (admin)" : "");
+    return;
+  }
+  printf("%s%s\n  %s\n", syn, admin ? "   (administrators only)" : "", str(c, "help"));
+  if (known != NULL && known->args[0].name != NULL) {
+    const mb_cmd_arg_t *arg;
+    printf("arguments:\n");
+    for (arg = known->args; arg->name; arg++) {
+      printf("  %-12s %s, %s", arg->name, mbctl_arg_type_name(arg->type),
+             arg->required ? "required" : "optional");
+      if (arg->values != NULL)
+        printf(": %s", arg->values);
+      if (strncmp(arg->cli, "--", 2) == 0)
+        printf(" (mbctl %s)", arg->cli);
+      printf("\n");
+    }
+  }
+}
+
+/* help -> every command, one line each; help COMMAND -> that one with its arguments. */
+static void show_help(const cJSON *res, const char *instance) {
+  const cJSON *c;
+  (void)instance;
+  if (cJSON_IsObject(res)) {
+    show_help_entry(res, 1);
+    return;
+  }
+  cJSON_ArrayForEach(c, res) {
+    show_help_entry(c, 0);
+  }
+}
+
+/* The printers, by command; a command without one prints its result as JSON. */
+static const struct {
+  const char *cmd;
+  void (*show)(const cJSON *res, const char *instance);
+} printers[] = {
+    {"ping", show_ping},
+    {"version", show_version},
+    {"status", show_status},
+    {"regions", show_regions},
+    {"clients", show_clients},
+    {"pools", show_pools},
+    {"heaps", show_heaps},
+    {"maps", show_maps},
+    {"map-load", show_map_load},
+    {"map-unload", show_map_unload},
+    {"set-status", show_set_status},
+    {"set-message", show_set_message},
+    {"set-counter", show_set_counter},
+    {"compact", show_compact},
+    {"shutdown", show_shutdown},
+    {"help", show_help},
+};
+
+void print_result(const char *cmd, const cJSON *res, const char *instance) {
+  size_t i;
+  for (i = 0; i < sizeof printers / sizeof printers[0]; i++) {
+    if (strcmp(printers[i].cmd, cmd) == 0) {
+      printers[i].show(res, instance);
+      return;
+    }
+  }
+  print_json(res);
+}
+
+/* One watch event for humans: time, status, players, NPCs, committed, clients and the
+ * committed bytes of each region; a section the watch did not ask for shows as '-'. */
+void print_watch_line(const cJSON *res) {
+  const cJSON *srv = cJSON_GetObjectItemCaseSensitive(res, "server");
+  const cJSON *mem = cJSON_GetObjectItemCaseSensitive(res, "memory");
+  const cJSON *cli = cJSON_GetObjectItemCaseSensitive(res, "clients");
+  const cJSON *regs = cJSON_GetObjectItemCaseSensitive(res, "regions"), *r;
+  char when[16];
+  mb_os_tm_t tm;
+  mb_os_time_split(mb_os_wall_ns(), 1, &tm);
+  snprintf(when, sizeof when, "%02d:%02d:%02d", tm.hour, tm.min, tm.sec);
+  printf("%s %-8s", when, srv ? str(srv, "status") : "-");
+  if (srv)
+    printf("  players %.0f  npcs %.0f", num(srv, "players"), num(srv, "npcs"));
+  else
+    printf("  players -  npcs -");
+  printf("  committed %s", mem ? bytes(num(mem, "committed")) : "-");
+  if (cli)
+    printf("  clients %.0f", num(cli, "attached"));
+  else
+    printf("  clients -");
+  cJSON_ArrayForEach(r, regs) {
+    printf("  %s %s", str(r, "name"), bytes(num(r, "committed")));
+  }
+  printf("\n");
+}
