@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients.h"
 #include "counters.h"
 #include "error.h"
 #include "layout.h"
@@ -26,7 +27,6 @@
 
 #define MB__BROKER_CHECK_NS (1000u * 1000000u)  /* how often mb_tick asks the OS of the broker */
 #define MB__LOG_REPEAT_NS (10000ull * 1000000u) /* one repeated log message in 10 s */
-#define MB__CLAIMED_WAIT_MS 200 /* how long attach waits for an entry of its name held CLAIMED */
 
 MB_LAYOUT_ASSERT((int)MB_SERVER_STOPPED == (int)MB_STATUS_STOPPED &&
                      (int)MB_SERVER_RUNNING == (int)MB_STATUS_RUNNING &&
@@ -138,104 +138,6 @@ void mb__unmap(mb_client_t *c) {
 static int mb__broker_alive(mb_client_t *c) {
   return mb_os_proc_alive(&c->broker);
 }
-/*
- * Take an entry in the table: take over the one of our name if its process is gone (DEAD, or
- * ATTACHED by a process the OS says exited), else claim a FREE one. Each is one CAS from the
- * exact word judged (layout.h), so a holder that changed meanwhile makes it fail and we look
- * again. *index receives the entry and *taken_over whether it was ours before; it is left
- * {CLAIMED, c->seq, self}.
- */
-static int mb__claim_entry(mb_client_t *c, uint32_t *index, int *taken_over) {
-  mb_state_t *st = c->st;
-  uint32_t i, max = c->max_clients, free_at;
-  uint64_t deadline = 0, mine = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
-  char name[MB_CLIENT_NAME_MAX];
-  for (;;) {
-    int seen_claimed = 0;
-    free_at = UINT32_MAX;
-    for (i = 0; i < max; i++) {
-      mb_client_entry_t *e = &st->clients[i];
-      uint64_t w = mb_load64(&e->word);
-      uint32_t s = MB_CLIENT_WORD_STATE(w);
-      if (s == MB_CLIENT_FREE) {
-        if (free_at == UINT32_MAX)
-          free_at = i;
-        continue;
-      }
-      mb__client_name_get(e, name);
-      if (strcmp(name, c->name) != 0)
-        continue;
-      if (s == MB_CLIENT_CLAIMED) {
-        seen_claimed = 1; /* the broker or another process holds it for a moment */
-        continue;
-      }
-      if (s == MB_CLIENT_ATTACHED) {
-        mb_os_procid_t old;
-        int alive;
-        old.pid = MB_CLIENT_WORD_PID(w);
-        old.start_time = mb_load64(&e->start_time);
-        if (mb_load64(&e->word) != w) { /* the start time may be another holder's */
-          seen_claimed = 1;
-          continue;
-        }
-        alive = mb_os_proc_alive(&old);
-        if (alive == 1)
-          return mb__errorf(MB_EEXIST, 0,
-                            "client name '%s' is attached by process %u, which is running", c->name,
-                            (unsigned)old.pid);
-        if (alive < 0)
-          return mb__errorf(MB_EEXIST, 0,
-                            "client name '%s' is attached by process %u, and the OS does not "
-                            "say whether it still runs",
-                            c->name, (unsigned)old.pid);
-      }
-      if (mb_cas64(&e->word, &w, mine)) {
-        *index = i;
-        *taken_over = 1;
-        return 0;
-      }
-      seen_claimed = 1; /* it changed under us: look again */
-    }
-    if (!seen_claimed) {
-      for (i = free_at; i < max; i++) {
-        uint64_t w = MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0);
-        if (mb_cas64(&st->clients[i].word, &w, mine)) {
-          *index = i;
-          *taken_over = 0;
-          return 0;
-        }
-      }
-      return mb__errorf(MB_EFULL, 0, "the broker's client table is full (%u entries)",
-                        (unsigned)max);
-    }
-    if (deadline == 0)
-      deadline = mb_os_mono_ns() + (uint64_t)MB__CLAIMED_WAIT_MS * 1000000u;
-    else if (mb_os_mono_ns() > deadline)
-      return mb__errorf(MB_EBUSY, 0, "the entry of client '%s' stays claimed by another process",
-                        c->name);
-    mb_os_sleep_ms(1);
-  }
-}
-
-/*
- * After a fresh claim has written our name: is another entry of the same name being attached
- * at this moment? Both sides write their name, fence, then look, so at least one of two
- * simultaneous attaches sees the other and backs off.
- */
-static int mb__name_taken_elsewhere(mb_client_t *c) {
-  uint32_t i;
-  char name[MB_CLIENT_NAME_MAX];
-  mb_fence();
-  for (i = 0; i < c->max_clients; i++) {
-    mb_client_entry_t *e = &c->st->clients[i];
-    if (i == c->index || MB_CLIENT_WORD_STATE(mb_load64(&e->word)) == MB_CLIENT_FREE)
-      continue;
-    mb__client_name_get(e, name);
-    if (strcmp(name, c->name) == 0)
-      return 1;
-  }
-  return 0;
-}
 
 /* One attempt to attach in the namespace c->sec_flags; on failure nothing is left mapped or
  * claimed. *absent is set to 1 (and the result is MB_ENOENT) when there is no control block
@@ -306,25 +208,16 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
   c->seq =
       (mb_add32(&mb__seq_next, 1) + 1 + (uint32_t)c->self.start_time * 2654435761u) & 0xFFFFFFu;
   for (;;) {
-    if ((rc = mb__claim_entry(c, &index, &taken_over)) != 0)
+    if ((rc = mb__client_claim(st, c->max_clients, c->name,
+                               MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid), &index,
+                               &taken_over)) != 0)
       goto fail;
     e = &st->clients[index];
     c->index = index;
     c->entry = e;
     now = mb_os_mono_ns();
-    mb_store64(&e->start_time, c->self.start_time);
-    mb_store64(&e->attach_wall_ns, mb_os_wall_ns());
-    mb_store64(&e->heartbeat_ns, now);
-    mb_store64(&e->dead_since_ns, 0);
-    mb_store32(&e->dead_reason, MB_DEAD_NONE);
-    if (taken_over) {
-      mb_add32(&e->takeovers, 1);
-      break;
-    }
-    mb_store64(&e->slots_held, 0);
-    mb_store32(&e->takeovers, 0);
-    mb__client_name_set(e, c->name);
-    if (!mb__name_taken_elsewhere(c))
+    mb__client_fill(e, c->self.start_time, now, taken_over, c->name);
+    if (taken_over || !mb__client_name_clash(st, c->max_clients, index, c->name))
       break;
     /* Another process attaches under this name right now: step back, let it finish, and
      * look again (we then find its entry: live, or ours to take over). */
@@ -341,20 +234,15 @@ static int mb__attach_in(mb_client_t *c, int *absent) {
     mb__drop_foreign_slots(c);
   if (taken_over && c->slot_region >= 0 && (rc = mb__adopt_slots(c)) != 0) {
     /* Give the entry back as it was found: dead, its slots kept for the grace period. */
-    mb_store64(&e->dead_since_ns, mb_os_mono_ns());
-    mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
-    mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, c->seq, c->self.pid));
+    mb__client_claimed_to_dead(e, c->word, MB_DEAD_ABANDONED, mb_os_mono_ns());
     goto fail;
   }
-  {
-    uint64_t claimed = MB_CLIENT_WORD(MB_CLIENT_CLAIMED, c->seq, c->self.pid);
-    if (!mb_cas64(&e->word, &claimed, c->word)) {
-      /* The broker took it for abandoned (we were stopped for seconds): it is DEAD with our
-       * pid now, and the next attempt takes it over. */
-      rc = mb__errorf(MB_EBUSY, 0, "the broker reclaimed entry %u while '%s' attached",
-                      (unsigned)index, c->name);
-      goto fail;
-    }
+  if (!mb__client_publish(e, c->word)) {
+    /* The broker took it for abandoned (we were stopped for seconds): it is DEAD with our
+     * pid now, and the next attempt takes it over. */
+    rc = mb__errorf(MB_EBUSY, 0, "the broker reclaimed entry %u while '%s' attached",
+                    (unsigned)index, c->name);
+    goto fail;
   }
   c->broker_checked_ns = now;
   c->attach_seq++;
@@ -535,9 +423,7 @@ int mb_attach(const char *instance, const char *name, const mb_attach_options_t 
 /* The entry, which we hold CLAIMED, becomes DEAD (reason CLOSED) with what it holds, for
  * the grace period: the broker frees it then, or an attach under its name takes it over. */
 static void mb__claimed_to_dead(mb_client_t *c) {
-  mb_store64(&c->entry->dead_since_ns, mb_os_mono_ns());
-  mb_store32(&c->entry->dead_reason, MB_DEAD_CLOSED);
-  mb_store64(&c->entry->word, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD));
+  mb__client_claimed_to_dead(c->entry, c->word, MB_DEAD_CLOSED, mb_os_mono_ns());
 }
 
 /*
@@ -546,12 +432,11 @@ static void mb__claimed_to_dead(mb_client_t *c) {
  * nothing in shared memory is touched.
  */
 static int mb__leave(mb_client_t *c) {
-  uint64_t w = c->word;
   uint32_t i;
   int unmapped = 0;
   if (c->st == NULL)
     return 0;
-  if (!mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
+  if (!mb__client_let_go(c->entry, c->word))
     return mb__errorf(MB_ESTALE, 0,
                       "client '%s' was no longer attached (reaped by the broker, "
                       "or the broker restarted)",
@@ -580,9 +465,7 @@ static int mb__leave(mb_client_t *c) {
  * or this one - takes it over. Nothing happens if it is no longer ours.
  */
 static void mb__hand_off(mb_client_t *c) {
-  uint64_t w = c->word;
-  if (c->st == NULL ||
-      !mb_cas64(&c->entry->word, &w, MB_CLIENT_WORD_AS(c->word, MB_CLIENT_CLAIMED)))
+  if (c->st == NULL || !mb__client_let_go(c->entry, c->word))
     return;
   mb__claimed_to_dead(c);
 }

@@ -24,10 +24,8 @@
  * lock again under them. The broker, single-threaded, holds no page lock between its
  * operations: a BUSY|broker word it finds at a tick is forged and settled like a dead holder's.
  *
- * A slot never passes to another client with its player: an entry is stored FREE only when it
- * owns no slot (mb__client_free stores it DEAD, nameless and due for the next sweep, when a
- * release could not be done), and a client that claims a FREE entry gives back any slot that
- * index still owns (forged), player cleared first, before it publishes ATTACHED.
+ * A slot never passes to another client with its player (clients.h says how the client table
+ * keeps that: an entry is stored FREE only when it owns no slot).
  *
  * Crash points of a claim (slot i on pages P, holder h) and what is found afterwards:
  *  1. before the first lock: nothing changed.
@@ -65,12 +63,9 @@
  * Compaction (the broker) locks a committed page without users, decommits it and stores 0; a
  * broker killed there leaves BUSY|broker, which the next broker never sees (regions are made
  * afresh at start; a restored page is written by the restore).
- * Freeing an entry (mb__client_free; the caller holds it CLAIMED): settle its index's locks,
- * release its slots, clear the fields, store FREE - or DEAD if a slot is left. Killed before
- * the store: the entry stays CLAIMED by a gone process, which the broker's sweep turns DEAD
- * (MB_CLAIM_STALE_MS) and reaps; the slots still owned are released then. Slots released
- * before the kill are free. A client's fresh claim that gives back a forged slot (player 0,
- * then release) killed half-way leaves an owned slot without a player, freed at the reap.
+ * Freeing an entry (mb__client_free) and its crash points are the client table's: clients.h.
+ * A client's fresh claim that gives back a forged slot (player 0, then release) killed half-way
+ * leaves an owned slot without a player, freed at the reap.
  */
 #include "slots.h"
 
@@ -655,59 +650,6 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
   }
   if (out)
     *out = res;
-}
-
-int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                    mb_pool_map_t *pools, int npools, uint64_t *freed) {
-  mb_client_entry_t *e = &st->clients[index];
-  uint64_t total = 0, n, word = mb_load64(&e->word);
-  size_t w;
-  int i, left = 0;
-  for (i = 0; i < nregions; i++) {
-    if (regions[i].base == NULL || regions[i].slot_size == 0)
-      continue;
-    /* Pages the entry's process left locked (it died in a claim or release), and, in the
-     * broker, those of other dead processes, which its releases would wait for. */
-    mb__slots_unlock_holder(&regions[i], index + 1);
-    if (regions[i].holder == MB_PAGE_HOLDER_BROKER)
-      mb__slots_repair(&regions[i], 0, NULL);
-    n = 0;
-    if (mb__slot_release_owner(&regions[i], index + 1, &n) != 0)
-      left = 1; /* a page of one of its slots is held by another process right now */
-    total += n;
-  }
-  for (i = 0; i < npools; i++)
-    if (pools[i].base != NULL)
-      total += mb__pool_release_owner(&pools[i], index + 1, 0);
-  /* Its shares were folded into the counters' bases by the caller (mb__counter_fold, which
-   * every path that frees an entry calls first): zero here, cleared for the next holder. */
-  mb_store64(&e->added_players, 0);
-  mb_store64(&e->added_npcs, 0);
-  mb_store64(&e->start_time, 0);
-  mb_store64(&e->attach_wall_ns, 0);
-  mb_store64(&e->heartbeat_ns, 0);
-  mb_store64(&e->dead_since_ns, 0);
-  mb_store64(&e->slots_held, 0);
-  mb_store32(&e->dead_reason, MB_DEAD_NONE);
-  mb_store32(&e->takeovers, 0);
-  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++)
-    mb_store64(&e->name[w], 0);
-  for (w = 0; w < MB_CLIENT_MEM_MAX; w++)
-    mb_store32(&st->client_mem[index].entries[w].kind, MB_MEM_NONE);
-  mb_store64(&st->client_mem[index].published_ns, 0);
-  if (freed)
-    *freed = total;
-  if (left) {
-    /* A FREE entry would hand the slots (with their players) to the next client attaching
-     * at this index. DEAD without a name or process instead: nobody takes it over, its grace
-     * is over (dead since 1 ns), and the broker's next sweep frees it again. */
-    mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
-    mb_store64(&e->dead_since_ns, 1);
-    mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, (uint32_t)(word >> 8), 0));
-    return 1;
-  }
-  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
-  return 0;
 }
 
 /*

@@ -94,21 +94,6 @@ uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder);
  */
 void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
 
-/*
- * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
- * every slot the entry owns in the given regions (those without slots are skipped) and every
- * block it holds in the given pools (those not mapped are skipped), settle pages the entry's
- * holder left locked (mb__slots_unlock_holder), clear the entry (its counter shares too, which
- * the caller folded into the bases first: mb__counter_fold) and store FREE, after which the caller
- * must not touch it; returns 0. If a slot could not be released (its page held by another process),
- * the entry is stored DEAD instead - no name, pid 0, reason ABANDONED, dead since 1 ns, so nobody
- * takes it over and the broker's next sweep frees it again - and 1 is returned: a FREE entry
- * would give its slots, with their players, to the next client attaching at that index.
- * *freed (may be NULL) receives the number of slots and blocks released.
- */
-int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                    mb_pool_map_t *pools, int npools, uint64_t *freed);
-
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
   return r->base + index * r->slot_size;
