@@ -9,7 +9,6 @@
 
 #include <string.h>
 
-/* Once the client library's mb__claim_entry. */
 int mb__client_claim(mb_state_t *st, uint32_t max, const char *cname, uint64_t mine,
                      uint32_t *index, int *taken_over) {
   uint32_t i, free_at;
@@ -82,7 +81,6 @@ int mb__client_claim(mb_state_t *st, uint32_t max, const char *cname, uint64_t m
   }
 }
 
-/* Once the client library's mb__name_taken_elsewhere. */
 int mb__client_name_clash(const mb_state_t *st, uint32_t max, uint32_t index, const char *cname) {
   uint32_t i;
   char name[MB_CLIENT_NAME_MAX];
@@ -124,7 +122,6 @@ int mb__client_let_go(mb_client_entry_t *e, uint64_t word) {
   return mb_cas64(&e->word, &w, MB_CLIENT_WORD_AS(word, MB_CLIENT_CLAIMED));
 }
 
-/* Once the client library's mb__claimed_to_dead. */
 void mb__client_claimed_to_dead(mb_client_entry_t *e, uint64_t word, uint32_t reason,
                                 uint64_t now) {
   mb_store64(&e->dead_since_ns, now);
@@ -155,7 +152,6 @@ int mb__client_mark_dead(mb_state_t *st, uint32_t i, uint64_t w, uint32_t reason
   return 1;
 }
 
-/* Once part of the broker's sweep. */
 int mb__client_reap_claim(mb_state_t *st, uint32_t i, uint64_t w, const mb_os_procid_t *id,
                           uint64_t grace_ns, uint64_t now) {
   mb_client_entry_t *e = &st->clients[i];
@@ -169,7 +165,6 @@ int mb__client_reap_claim(mb_state_t *st, uint32_t i, uint64_t w, const mb_os_pr
          mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED));
 }
 
-/* Once in slots.c. */
 int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
                     mb_pool_map_t *pools, int npools, uint64_t *freed) {
   mb_client_entry_t *e = &st->clients[index];

@@ -33,9 +33,12 @@
  * Who writes what. Only the holder of the word writes the entry's other fields: the client
  * while it holds it CLAIMED or ATTACHED (heartbeat, slots_held, counter shares, its memory
  * row), the broker while it holds it CLAIMED (dead_since_ns, dead_reason, the clearing in
- * mb__client_free). Readers (the broker's sweep and report, a claimer comparing names) read
- * the word before and after what they read, and take nothing from an entry that changed.
- * Everything read here is range-checked: a forged word or name misleads only its own entry.
+ * mb__client_free). A reader that acts on another field as belonging to a holder (the start
+ * time that names the holder's process) reads the word before and after it and looks again
+ * if the word changed; a name read while it changes may come out mixed (mb__client_name_get),
+ * which at worst makes a claim look again or fail its CAS. Indexes come from the caller's own
+ * count (max), never from the table; any process of the group can write an entry, so what
+ * is read is only compared, never followed.
  *
  * A slot never passes to another client with its player: an entry is stored FREE only when it
  * owns no slot (mb__client_free stores it DEAD, nameless and due for the next sweep, when a
