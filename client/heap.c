@@ -3,7 +3,7 @@
  * objects, network buffers, temporary data, log data, each its own heap.
  *
  * The memory comes from the platform layer's heap (mb_os_heap_*: HeapCreate and friends on
- * Windows, common/heap.c's boundary-tag heap elsewhere). This file keeps what must be the
+ * Windows, common/tagheap.c's boundary-tag heap elsewhere). This file keeps what must be the
  * same on every OS: argument checks, the maximum (bytes in use, counted as the sizes asked
  * for, which is what HeapSize reports) and the statistics. Counters are atomic, so a
  * serialized heap used by several threads keeps them exact; the maximum is claimed with a

@@ -109,22 +109,8 @@ typedef struct mb_slot_s {
 /*
  * Client entry state. An entry's state, the pid of the process that holds it and the
  * sequence number of that attachment share one 64-bit word (MB_CLIENT_WORD), and every
- * change is one CAS on the whole word, so a process acts only on the exact holder it
- * judged (a restart that took the entry over meanwhile makes the CAS fail):
- *   {FREE}                  -> {CLAIMED, seq, self}   a client attaches: fills the entry in,
- *   {CLAIMED, seq, self}    -> {ATTACHED, seq, self}  ... and publishes it
- *   {ATTACHED, s, P}        -> {CLAIMED, s, P}        the broker: the OS says P exited; it
- *   {CLAIMED, s, P}         -> {DEAD, s, P}           writes why and when, then publishes DEAD
- *   {CLAIMED, s, P}         -> {DEAD, s, P}           ... also when P died holding it CLAIMED
- *   {DEAD, s, P}            -> {CLAIMED, seq, self}   a client of the same name takes it over,
- *   {ATTACHED, s, P}        -> {CLAIMED, seq, self}   slots and all (from ATTACHED only when
- *                                                     the OS says P is gone)
- *   {ATTACHED, seq, self}   -> {CLAIMED, seq, self}   detach (frees its slots, then FREE), or
- *                                                     close / reattach (then DEAD: kept)
- *   {DEAD, s, P}            -> {CLAIMED, s, P} -> FREE   the broker, after the grace period
- * CLAIMED is held for microseconds; one that stays (its holder died) is turned DEAD by the
- * broker after MB_CLAIM_STALE_MS. The sequence number tells two attachments of one process
- * apart. clients_attached is counted by the broker's sweep.
+ * change is one CAS on the whole word. The transitions, who makes them, who writes which
+ * field and the crash points: the client table protocol, clients.h.
  */
 enum mb_client_state {
   MB_CLIENT_FREE = 0,

@@ -547,7 +547,7 @@ void mb_os_mutex_destroy(mb_os_mutex_t *m);
 /*
  * A private heap: variable-size blocks of 16-byte aligned memory, of this process only.
  * Windows: HeapCreate / HeapAlloc / HeapReAlloc / HeapFree / HeapSize / HeapCompact /
- * HeapValidate / HeapWalk / HeapDestroy. POSIX: the boundary-tag heap of common/heap.c
+ * HeapValidate / HeapWalk / HeapDestroy. POSIX: the boundary-tag heap of common/tagheap.c
  * (mb__theap_*) over memory reserved with mb_os_reserve and committed as it grows.
  * Statistics and the maximum are kept by the caller (client/heap.c), the same on every OS.
  */
@@ -608,7 +608,7 @@ int mb_os_heap_committed(mb_os_heap_t *heap, uint64_t *committed, uint64_t *rese
 void mb_os_heap_destroy(mb_os_heap_t *heap);
 
 /*
- * Internal: the portable boundary-tag heap (common/heap.c) that is mb_os_heap_* on POSIX. It
+ * Internal: the portable boundary-tag heap (common/tagheap.c) that is mb_os_heap_* on POSIX. It
  * is built on every OS so that its own tests run under Wine too; same contracts as above.
  * mb__theap_block_offset gives the tests where a block's tags lie (to damage them).
  */

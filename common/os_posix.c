@@ -724,7 +724,7 @@ void mb_os_tls_set(const mb_os_tls_t *tls, void *value) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Private locks and heaps: a pthread mutex; the heap is common/heap.c's boundary-tag heap.   */
+/* Private locks and heaps: a pthread mutex; the heap is common/tagheap.c's boundary-tag heap.   */
 
 _Static_assert(sizeof(pthread_mutex_t) <= sizeof(mb_os_mutex_t), "mb_os_mutex_t too small");
 

@@ -1,7 +1,7 @@
 /*
  * slots.c - lock-free player slots (see slots.h).
  *
- * Owns the slot table of a slotted region: claims, releases, page commits, compaction, and the
+ * Owns the slot table of a slotted region: claims, releases, page commits, and the
  * settling of what a process killed in the middle of one of them left behind. Never trusts the
  * table: owners, player ids and page words are range-checked where they are read, and the
  * geometry comes from the private copy in mb_region_map_t.
@@ -24,10 +24,8 @@
  * lock again under them. The broker, single-threaded, holds no page lock between its
  * operations: a BUSY|broker word it finds at a tick is forged and settled like a dead holder's.
  *
- * A slot never passes to another client with its player: an entry is stored FREE only when it
- * owns no slot (mb__client_free stores it DEAD, nameless and due for the next sweep, when a
- * release could not be done), and a client that claims a FREE entry gives back any slot that
- * index still owns (forged), player cleared first, before it publishes ATTACHED.
+ * A slot never passes to another client with its player (clients.h says how the client table
+ * keeps that: an entry is stored FREE only when it owns no slot).
  *
  * Crash points of a claim (slot i on pages P, holder h) and what is found afterwards:
  *  1. before the first lock: nothing changed.
@@ -62,15 +60,10 @@
  * count leaves it out. slots_used is a statistic changed next to the owner CAS; a kill between
  * the two leaves it one off until the broker sets it from the owners (every reap, compact and
  * deep repair: mb__slots_repair).
- * Compaction (the broker) locks a committed page without users, decommits it and stores 0; a
- * broker killed there leaves BUSY|broker, which the next broker never sees (regions are made
- * afresh at start; a restored page is written by the restore).
- * Freeing an entry (mb__client_free; the caller holds it CLAIMED): settle its index's locks,
- * release its slots, clear the fields, store FREE - or DEAD if a slot is left. Killed before
- * the store: the entry stays CLAIMED by a gone process, which the broker's sweep turns DEAD
- * (MB_CLAIM_STALE_MS) and reaps; the slots still owned are released then. Slots released
- * before the kill are free. A client's fresh claim that gives back a forged slot (player 0,
- * then release) killed half-way leaves an owned slot without a player, freed at the reap.
+ * Compaction (regions.c) locks a committed page without users, decommits it and stores 0.
+ * Freeing an entry (mb__client_free) and its crash points are the client table's: clients.h.
+ * A client's fresh claim that gives back a forged slot (player 0, then release) killed half-way
+ * leaves an owned slot without a player, freed at the reap.
  */
 #include "slots.h"
 
@@ -78,57 +71,6 @@
 
 /* How long a claim or release waits at most for a page another process holds locked. */
 #define MB_PAGE_BUSY_WAIT_NS (2000u * 1000000u)
-
-void mb__region_account(mb_region_desc_t *d, int64_t delta) {
-  mb_max64(&d->peak_committed, mb_add64(&d->committed, (uint64_t)delta) + (uint64_t)delta);
-}
-
-int mb__commit_charge(mb_state_t *st, uint64_t bytes) {
-  uint64_t limit = mb_load64(&st->game.commit_limit);
-  uint64_t now = mb_add64(&st->game.committed_total, bytes) + bytes;
-  if (limit != 0 && now > limit) {
-    mb_add64(&st->game.committed_total, (uint64_t)0 - bytes);
-    return MB_ENOSPC;
-  }
-  mb_max64(&st->game.committed_peak, now);
-  return 0;
-}
-
-int mb__region_bind(mb_region_map_t *r, mb_region_desc_t *d, uint64_t mapped) {
-  uint64_t size = d->size, count = d->slot_count, off = d->table_offset;
-  uint32_t ss = d->slot_size, ps = d->page_size;
-  char name[MB_REGION_NAME_MAX];
-  const char *bad = NULL;
-  memcpy(name, d->name, sizeof name);
-  name[sizeof name - 1] = '\0';
-  if (ps == 0 || (ps & (ps - 1)) != 0)
-    bad = "its page size is not a power of two";
-  else if (size == 0 || size % ps != 0 || size > mapped)
-    bad = "its size is not a whole number of pages inside the section";
-  else if (ss != 0 && (count != size / ss || count == 0 || off != size ||
-                       off + mb__region_table_size(size, ps, count, 1) > mapped))
-    bad = "its slot table does not fit the section";
-  else if (ss != 0 && (uint64_t)ps / ss > MB_PAGE_USERS_MASK)
-    bad = "its slots are too small for the page word";
-  if (bad != NULL)
-    return mb__errorf(MB_EVERSION, 0, "region '%s': the descriptor does not add up: %s", name, bad);
-  r->desc = d;
-  r->size = size;
-  r->slot_count = ss ? count : 0;
-  r->table_offset = ss ? off : 0;
-  r->mapped = mapped;
-  r->slot_size = ss;
-  r->page_size = ps;
-  r->flags = d->flags;
-  if (r->max_owner == 0 || r->max_owner > MB_CLIENTS_MAX)
-    r->max_owner = MB_CLIENTS_MAX;
-  memcpy(r->name, name, sizeof name);
-  return 0;
-}
-
-static mb_au32 *mb__pages(const mb_region_map_t *r) {
-  return (mb_au32 *)(r->base + r->table_offset);
-}
 
 static mb_slot_t *mb__slots(const mb_region_map_t *r) {
   uint64_t pages = r->size / r->page_size;
@@ -148,11 +90,6 @@ static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
                     "(%llu)",
                     r->name, (unsigned long long)bytes,
                     (unsigned long long)mb_load64(&r->state->game.commit_limit));
-}
-
-static void mb__uncharge(mb_region_map_t *r) {
-  mb_add64(&r->state->game.committed_total, (uint64_t)0 - r->page_size);
-  mb__region_account(r->desc, -(int64_t)r->page_size);
 }
 
 /*
@@ -187,7 +124,7 @@ static int mb__holder_gone(const mb_region_map_t *r, uint32_t h) {
  */
 static int mb__page_lock(mb_region_map_t *r, uint64_t p, uint32_t holder, int give_up,
                          uint32_t *was) {
-  mb_au32 *w = &mb__pages(r)[p];
+  mb_au32 *w = &mb__region_map_pages(r)[p];
   uint32_t v = mb_load32(w);
   unsigned spins = 0;
   uint64_t deadline = 0, next_check = 0;
@@ -250,7 +187,7 @@ static uint32_t mb__page_truth(const mb_region_map_t *r, uint64_t p) {
  * CHARGED, commit, COMMITTED - the steps the settler reads back.
  */
 static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locked) {
-  mb_au32 *w = &mb__pages(r)[p];
+  mb_au32 *w = &mb__region_map_pages(r)[p];
   int rc;
   if ((rc = mb__charge(r, r->page_size)) != 0) {
     mb_add64(&r->desc->commit_failures, 1);
@@ -260,7 +197,7 @@ static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locke
   mb_store32(w, locked | MB_PAGE_CHARGED);
   if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0) {
     mb_store32(w, locked);
-    mb__uncharge(r);
+    mb__region_uncharge(r);
     mb_add64(&r->desc->commit_failures, 1);
     return rc;
   }
@@ -278,7 +215,7 @@ static void mb__range(const mb_region_map_t *r, uint64_t i, uint64_t *first, uin
  * user count as the locked word holds them (nobody else changes it meanwhile), users + delta.
  */
 static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, int delta) {
-  mb_au32 *pages = mb__pages(r);
+  mb_au32 *pages = mb__region_map_pages(r);
   uint64_t p;
   for (p = first; p < upto; p++) {
     uint32_t v = mb_load32(&pages[p]) & (MB_PAGE_USERS_MASK | MB_PAGE_COMMITTED);
@@ -301,7 +238,7 @@ static void mb__pages_unlock(mb_region_map_t *r, uint64_t first, uint64_t upto, 
  */
 static int mb__slot_try(mb_region_map_t *r, uint64_t i, uint32_t owner, int only_committed,
                         int *reused, uint64_t *bad_page) {
-  mb_au32 *pages = mb__pages(r);
+  mb_au32 *pages = mb__region_map_pages(r);
   mb_slot_t *slots = mb__slots(r);
   uint32_t was, holder = mb__holder(r, owner);
   uint64_t first, last, p, expected = 0;
@@ -481,7 +418,7 @@ int mb__slot_release_owner(mb_region_map_t *r, uint32_t owner, uint64_t *count) 
  * settled again like any other.)
  */
 static int mb__page_settle(mb_region_map_t *r, uint64_t p, uint32_t v, uint32_t as) {
-  mb_au32 *w = &mb__pages(r)[p];
+  mb_au32 *w = &mb__region_map_pages(r)[p];
   uint32_t mine = MB_PAGE_BUSY | (as << MB_PAGE_HOLDER_SHIFT);
   uint32_t users, out;
   uint64_t first, hint;
@@ -497,7 +434,7 @@ static int mb__page_settle(mb_region_map_t *r, uint64_t p, uint32_t v, uint32_t 
       committed = 1;
     } else {
       mb_store32(w, mine);
-      mb__uncharge(r);
+      mb__region_uncharge(r);
     }
   }
   users = mb__page_truth(r, p);
@@ -522,7 +459,7 @@ uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder) {
   uint64_t p, npages, n = 0;
   if (r->base == NULL || r->slot_size == 0)
     return 0;
-  pages = mb__pages(r);
+  pages = mb__region_map_pages(r);
   npages = r->size / r->page_size;
   for (p = 0; p < npages; p++) {
     uint32_t v = mb_load32_relaxed(&pages[p]);
@@ -579,7 +516,7 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
       *out = res;
     return;
   }
-  pages = mb__pages(r);
+  pages = mb__region_map_pages(r);
   slots = mb__slots(r);
   npages = r->size / r->page_size;
   memset(tried, 0, sizeof tried);
@@ -655,98 +592,4 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
   }
   if (out)
     *out = res;
-}
-
-int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                    mb_pool_map_t *pools, int npools, uint64_t *freed) {
-  mb_client_entry_t *e = &st->clients[index];
-  uint64_t total = 0, n, word = mb_load64(&e->word);
-  size_t w;
-  int i, left = 0;
-  for (i = 0; i < nregions; i++) {
-    if (regions[i].base == NULL || regions[i].slot_size == 0)
-      continue;
-    /* Pages the entry's process left locked (it died in a claim or release), and, in the
-     * broker, those of other dead processes, which its releases would wait for. */
-    mb__slots_unlock_holder(&regions[i], index + 1);
-    if (regions[i].holder == MB_PAGE_HOLDER_BROKER)
-      mb__slots_repair(&regions[i], 0, NULL);
-    n = 0;
-    if (mb__slot_release_owner(&regions[i], index + 1, &n) != 0)
-      left = 1; /* a page of one of its slots is held by another process right now */
-    total += n;
-  }
-  for (i = 0; i < npools; i++)
-    if (pools[i].base != NULL)
-      total += mb__pool_release_owner(&pools[i], index + 1, 0);
-  /* Its shares were folded into the counters' bases by the caller (mb__counter_fold, which
-   * every path that frees an entry calls first): zero here, cleared for the next holder. */
-  mb_store64(&e->added_players, 0);
-  mb_store64(&e->added_npcs, 0);
-  mb_store64(&e->start_time, 0);
-  mb_store64(&e->attach_wall_ns, 0);
-  mb_store64(&e->heartbeat_ns, 0);
-  mb_store64(&e->dead_since_ns, 0);
-  mb_store64(&e->slots_held, 0);
-  mb_store32(&e->dead_reason, MB_DEAD_NONE);
-  mb_store32(&e->takeovers, 0);
-  for (w = 0; w < MB_CLIENT_NAME_MAX / 8; w++)
-    mb_store64(&e->name[w], 0);
-  for (w = 0; w < MB_CLIENT_MEM_MAX; w++)
-    mb_store32(&st->client_mem[index].entries[w].kind, MB_MEM_NONE);
-  mb_store64(&st->client_mem[index].published_ns, 0);
-  if (freed)
-    *freed = total;
-  if (left) {
-    /* A FREE entry would hand the slots (with their players) to the next client attaching
-     * at this index. DEAD without a name or process instead: nobody takes it over, its grace
-     * is over (dead since 1 ns), and the broker's next sweep frees it again. */
-    mb_store32(&e->dead_reason, MB_DEAD_ABANDONED);
-    mb_store64(&e->dead_since_ns, 1);
-    mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_DEAD, (uint32_t)(word >> 8), 0));
-    return 1;
-  }
-  mb_store64(&e->word, MB_CLIENT_WORD(MB_CLIENT_FREE, 0, 0)); /* release: cleared fields first */
-  return 0;
-}
-
-/*
- * A page is freed only from the exact state "committed, no users, not busy", locked by CAS:
- * a process that wants the page meanwhile waits on the lock and then commits it afresh, so no
- * slot ever sits on a decommitted page.
- */
-int mb__region_compact(mb_region_map_t *r, uint64_t *freed) {
-  mb_au32 *pages;
-  uint64_t p, npages, bytes = 0;
-  int rc = 0;
-  const uint32_t locked =
-      MB_PAGE_COMMITTED | MB_PAGE_BUSY | (MB_PAGE_HOLDER_BROKER << MB_PAGE_HOLDER_SHIFT);
-
-  *freed = 0;
-  if (r->slot_size == 0)
-    return 0;
-  mb__slots_repair(r, 1, NULL); /* page users and slots_used from the owners first */
-  /* A region committed at start stays committed: its commits are not real commits (no-ops
-   * on a fully committed section), so a decommitted page could not be charged back. */
-  if (!(r->flags & MB_REGION_LAZY))
-    return 0;
-  if (!mb_os_mem_config()->shared_decommit)
-    return mb__errorf(MB_ENOTSUP, 0, "region '%s': this OS cannot decommit shared pages", r->name);
-  pages = mb__pages(r);
-  npages = r->size / r->page_size;
-  for (p = 0; p < npages; p++) {
-    uint32_t v = MB_PAGE_COMMITTED;
-    if (mb_load32_relaxed(&pages[p]) != MB_PAGE_COMMITTED || !mb_cas32(&pages[p], &v, locked))
-      continue;
-    rc = mb_os_section_decommit(&r->sec, r->base, p * r->page_size, r->page_size);
-    if (rc != 0) {
-      mb_store32(&pages[p], MB_PAGE_COMMITTED);
-      break;
-    }
-    mb__uncharge(r);
-    bytes += r->page_size;
-    mb_store32(&pages[p], 0);
-  }
-  *freed = bytes;
-  return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * slots.h - player slots of a slotted region, claimed and released by any process without
- * a global lock, with pages committed on demand and given back by compaction.
+ * a global lock, with pages committed on demand (and given back by compaction: regions.h).
  *
  * Per data page the slot table keeps one word (layout.h): the number of slots in use on it
  * and a COMMITTED bit; every change of a slot's owner happens while the slot's page(s) are
@@ -16,33 +16,11 @@
 #include "layout.h"
 #include "os.h"
 #include "pool.h"
+#include "regions.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* A region's section mapped into this process. */
-typedef struct mb_region_map_s {
-  mb_state_t *state;      /* the mapped control block (commit total and limit) */
-  mb_region_desc_t *desc; /* in the mapped control block: statistics only */
-  mb_os_section_t sec;
-  unsigned char *base; /* view of the whole section */
-  /* Private copies of the geometry (mb__region_bind): slots.c never reads these back from
-   * the descriptor, which any process of the group can write. */
-  uint64_t size, slot_count, table_offset, mapped;
-  uint32_t slot_size, page_size, flags;
-  uint32_t holder;    /* who locks pages: MB_PAGE_HOLDER_BROKER in the broker, 0 = the owner */
-  uint32_t max_owner; /* owners above it are forged (the broker: clients.max) */
-  char name[MB_REGION_NAME_MAX];
-} mb_region_map_t;
-
-/*
- * Take region r's geometry from descriptor d (which r->desc then points to) into r's private
- * fields, checking that it adds up and fits the `mapped` bytes of the view: MB_EVERSION, naming
- * what is wrong, if not (nothing is taken then). The broker calls it once on what it created;
- * a client on every region it maps.
- */
-int mb__region_bind(mb_region_map_t *r, mb_region_desc_t *d, uint64_t mapped);
 
 /* What mb__slots_repair found and did in one region. */
 typedef struct mb_slots_repair_s {
@@ -94,45 +72,10 @@ uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder);
  */
 void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
 
-/*
- * Free client entry `index` of st's table, which the caller holds CLAIMED (layout.h): release
- * every slot the entry owns in the given regions (those without slots are skipped) and every
- * block it holds in the given pools (those not mapped are skipped), settle pages the entry's
- * holder left locked (mb__slots_unlock_holder), clear the entry (its counter shares too, which
- * the caller folded into the bases first: mb__counter_fold) and store FREE, after which the caller
- * must not touch it; returns 0. If a slot could not be released (its page held by another process),
- * the entry is stored DEAD instead - no name, pid 0, reason ABANDONED, dead since 1 ns, so nobody
- * takes it over and the broker's next sweep frees it again - and 1 is returned: a FREE entry
- * would give its slots, with their players, to the next client attaching at that index.
- * *freed (may be NULL) receives the number of slots and blocks released.
- */
-int mb__client_free(mb_state_t *st, uint32_t index, mb_region_map_t *regions, int nregions,
-                    mb_pool_map_t *pools, int npools, uint64_t *freed);
-
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
   return r->base + index * r->slot_size;
 }
-
-/*
- * Give back committed pages of a lazy slotted region that hold no used slot (a region
- * committed at start stays committed), after a deep mb__slots_repair (so page users and
- * slots_used are recounted from the owners). *freed receives the bytes decommitted. Where the OS
- * cannot decommit shared pages (mb_os_mem_config()-> shared_decommit == 0) nothing is freed and
- * MB_ENOTSUP is returned.
- */
-int mb__region_compact(mb_region_map_t *r, uint64_t *freed);
-
-/*
- * Charge `bytes` against the broker-wide commit total (mb_state_t.game) before committing
- * them, raising its peak: 0, or MB_ENOSPC (no message: the caller says what it was
- * committing) if that would pass the commit limit - the charge is then taken back. Give
- * bytes back with mb_add64(&st->game.committed_total, 0 - bytes).
- */
-int mb__commit_charge(mb_state_t *st, uint64_t bytes);
-
-/* Add `delta` bytes to region d's committed count and keep its peak. */
-void mb__region_account(mb_region_desc_t *d, int64_t delta);
 
 #ifdef __cplusplus
 }

@@ -15,13 +15,15 @@
  * there is no step to be cut short); the mark belongs to that entry word and goes with it.
  * Crash points: the broker dies -> its watches and hung marks die with it; the restarted
  * broker publishes a new block, clients reattach, and its first sweep opens fresh watches.
- * The ATTACHED -> CLAIMED -> DEAD steps of mb__client_dead are listed in layout.h.
+ * The entry transitions the sweep makes (mark dead, reap) are the client table protocol of
+ * common/clients.h, which lists their steps and crash points; this file decides when.
  */
 #include "broker.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "clients.h"
 #include "log.h"
 
 /* How long to wait for a stale Windows object to vanish (its last handle is held by a game
@@ -488,29 +490,14 @@ static const char *mb__dead_why(uint32_t reason) {
 
 /*
  * Entry i, whose word was `w` (ATTACHED, or CLAIMED by a process that is gone), becomes DEAD
- * with `reason`. From ATTACHED the broker takes it CLAIMED first (one CAS from exactly `w`,
- * so a restart that took it over meanwhile wins), writes when and why, then publishes DEAD;
- * a restarting client waits a moment for a CLAIMED entry of its name. Returns 1 if it did.
+ * with `reason` (mb__client_mark_dead: clients.h has the steps), and the death is logged.
+ * Returns 1 if it did.
  */
 static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reason, uint64_t now) {
-  mb_client_entry_t *e = &b->state->clients[i];
   char name[MB_CLIENT_NAME_MAX];
-  uint64_t held, expected = w;
-  if (MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED &&
-      !mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED)))
-    return 0; /* it detached or was taken over meanwhile */
-  mb__client_name_get(e, name);
-  held = mb_load64(&e->slots_held);
-  mb_store64(&e->dead_since_ns, now);
-  mb_store32(&e->dead_reason, reason);
-  if (MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED) {
-    mb_store64(&e->word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
-  } else {
-    /* A CLAIMED holder that is gone: a CAS, in case it was only slow and publishes now. */
-    expected = w;
-    if (!mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD)))
-      return 0;
-  }
+  uint64_t held = 0;
+  if (!mb__client_mark_dead(b->state, i, w, reason, now, name, &held))
+    return 0; /* it detached, was taken over or published meanwhile */
   mb_log_event(MB_EV_CLIENT_DIED, MB_LOG_WARN,
                "client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
                (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
@@ -670,14 +657,8 @@ int mb__broker_sweep(mb_broker_t *b) {
           (id.pid == 0 || mb_os_proc_alive(&id) == 0))
         changed += mb__client_dead(b, i, w, MB_DEAD_ABANDONED, now);
     } else if (s == MB_CLIENT_DEAD) {
-      uint64_t since = mb_load64(&e->dead_since_ns), expected = w;
-      /* "Abandoned" says its process died in a claim, or the entry held a word no client
-       * writes (trust.c). Its process alive after all (a forged state byte): never reaped -
-       * its blocks and slots are still in use. Dead by the OS's word only. */
-      int abandoned_alive = mb_load32(&e->dead_reason) == MB_DEAD_ABANDONED && id.pid != 0 &&
-                            mb_os_proc_alive(&id) == 1;
-      if (now >= since && now - since >= grace && !abandoned_alive &&
-          mb_cas64(&e->word, &expected, MB_CLIENT_WORD_AS(w, MB_CLIENT_CLAIMED))) {
+      /* After the grace period, unless it is ABANDONED by a process that still runs. */
+      if (mb__client_reap_claim(st, i, w, &id, grace, now)) {
         char name[MB_CLIENT_NAME_MAX];
         uint64_t freed = 0;
         uint64_t blocks = 0;

@@ -1,5 +1,5 @@
 /*
- * heap.c - a private boundary-tag heap over reserved virtual memory: mb_os_heap_* on POSIX
+ * tagheap.c - a private boundary-tag heap over reserved virtual memory: mb_os_heap_* on POSIX
  * (os_posix.c forwards to it), built on every OS so its tests run under Wine as well.
  *
  * One reservation (mb_os_reserve) holds the heap; [base, end) is committed and tiled with
