@@ -88,6 +88,7 @@ TEST(status_sections) {
   ASSERT_GE(jnum(r, "result.server.uptime_ms"), 0);
   ASSERT_GE(jnum(r, "result.server.generation"), 1);
   ASSERT_EQ(strlen(jstr(r, "result.server.run_id")), 16);
+  ASSERT_EQ(jnum(r, "result.server.stats_version"), MB_STATS_VERSION); /* stats.h */
   ASSERT(cJSON_IsNull(jget(r, "result.server.config_path")));
   ASSERT_GT(jnum(r, "result.memory.system_total"), 0);
   ASSERT_GE(jnum(r, "result.memory.committed"), 256 * 1024);
