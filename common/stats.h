@@ -42,7 +42,7 @@
 
 /* Bumped whenever a list below gains, loses or changes an entry; shown as
  * server.stats_version in status. */
-#define MB_STATS_VERSION 1u
+#define MB_STATS_VERSION 2u
 
 enum mb_stat_kind {
   MB_STAT_COUNTER = 0,
@@ -135,6 +135,8 @@ typedef struct mb_stat_info_s {
     "objects taken back from dead clients")                                                        \
   X(SHM, errors, "errors", COUNTER, NUM, 7, "ERRORS",                                              \
     "frees refused: double free, foreign pointer, poison overwritten")                             \
+  X(SHM, refills, "refills", COUNTER, NUM, 8, "REFILLS",                                           \
+    "thread-cache refills: a chain of up to 32 objects taken at once")                             \
   X(FIX, bytes, "bytes", BYTES, NONE, 0, NULL, "bytes of the pool's blocks")                       \
   X(FIX, debug, "debug", FLAG, YESNO, 0, "DEBUG", "every free checked, freed blocks poisoned")
 
