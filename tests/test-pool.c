@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "log.h"
 #include "membroker.h"
+#include "report.h"
 
 /* A broker for instance "p<pid><tag>" with one pool "obj" of `capacity` 64-byte objects. */
 static void pool_config(mb_config_t *cfg, const char *tag, uint32_t capacity, int debug) {
@@ -416,6 +417,62 @@ TEST(thread_cache_batches_and_flush) {
   ASSERT_OK(mb_detach(c)); /* flushes */
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* The pool's `refills` as the pools report shows it (the key must be there). */
+static uint64_t report_refills(mb_broker_t *b) {
+  cJSON *arr = mb__report_pools(b);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 0), "refills");
+  uint64_t n;
+  if (!cJSON_IsNumber(v)) {
+    cJSON_Delete(arr);
+    FAIL("the pools report has no refills");
+  }
+  n = (uint64_t)v->valuedouble;
+  cJSON_Delete(arr);
+  return n;
+}
+
+/* refills (MB_POOL_STATS): one per chain a thread cache takes from the shared stack, in the
+ * pools report; objects the cache hands out, its flushes and a debug pool's (uncached)
+ * allocations do not count. */
+TEST(refills_counted) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[MB_POOL_CHAIN + 1];
+  int i;
+  pool_config(&cfg, "rf", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_EQ_U64(report_refills(&b), 0);
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc(p, &o[0]));
+  ASSERT_EQ_U64(report_refills(&b), 1); /* one chain into the cache */
+  for (i = 1; i < MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ_U64(report_refills(&b), 1); /* all from the cache */
+  ASSERT_OK(mb_pool_alloc(p, &o[MB_POOL_CHAIN]));
+  ASSERT_EQ_U64(report_refills(&b), 2); /* empty: the next chain */
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->refills), 2);
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  ASSERT_OK(mb_detach(c)); /* flushes: gives, not refills */
+  ASSERT_EQ_U64(report_refills(&b), 2);
+  mb__broker_stop(&b);
+
+  pool_config(&cfg, "rd", 100, 1);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ_U64(report_refills(&b), 0); /* a debug pool has no caches */
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
 }
 
