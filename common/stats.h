@@ -27,7 +27,7 @@
  *   help    one line, for README and the metrics' HELP
  *
  * The metric of an entry (issue 13) is membroker_<list>_<key>, with "_total" appended for a
- * COUNTER and "_bytes" for BYTES unless the key already ends in "bytes" (MB_STAT_METRIC_SUFFIX);
+ * COUNTER and "_bytes" for BYTES unless the key already ends in "bytes" (mb_stat_metric_suffix);
  * <list> is region, pool, private, client or persist. A FLAG is a gauge of 0 or 1. Entries
  * without a key have none.
  *
@@ -39,6 +39,8 @@
  */
 #ifndef MB_STATS_H
 #define MB_STATS_H
+
+#include <string.h>
 
 /* Bumped whenever a list below gains, loses or changes an entry; shown as
  * server.stats_version in status. */
@@ -58,8 +60,6 @@ enum mb_stat_col {
   MB_COL_YESNO = 4,
   MB_COL_OF = 5,
 };
-#define MB_STAT_METRIC_SUFFIX(kind)                                                                \
-  ((kind) == MB_STAT_COUNTER ? "_total" : (kind) == MB_STAT_BYTES ? "_bytes" : "")
 
 /* One entry as data, for the loops that print (MB_STAT_INFO builds an array of them). */
 typedef struct mb_stat_info_s {
@@ -70,6 +70,16 @@ typedef struct mb_stat_info_s {
   const char *header;
   const char *help;
 } mb_stat_info_t;
+/* What follows membroker_<list>_<key> in the metric of entry s: "_total" for a counter,
+ * "_bytes" for a byte figure whose key does not end in "bytes" already, else "". */
+static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
+  size_t n = s->key != NULL ? strlen(s->key) : 0;
+  if (s->kind == MB_STAT_COUNTER)
+    return "_total";
+  if (s->kind == MB_STAT_BYTES && !(n >= 5 && strcmp(s->key + n - 5, "bytes") == 0))
+    return "_bytes";
+  return "";
+}
 #define MB_STAT_INFO(where, field, key, kind, col, width, header, help)                            \
   {key, MB_STAT_##kind, MB_COL_##col, width, header, help},
 

@@ -457,6 +457,19 @@ TEST(refills_counted) {
   ASSERT_OK(mb_pool_alloc(p, &o[MB_POOL_CHAIN]));
   ASSERT_EQ_U64(report_refills(&b), 2); /* empty: the next chain */
   ASSERT_EQ_U64(mb_load64(&desc(&b)->refills), 2);
+  { /* its metric's name follows from the entry (stats.h) */
+    static const mb_stat_info_t info[] = {MB_POOL_STATS(MB_STAT_INFO)};
+    char metric[64] = "";
+    size_t k;
+    for (k = 0; k < sizeof info / sizeof info[0]; k++)
+      if (info[k].key != NULL && strcmp(info[k].key, "refills") == 0)
+        snprintf(metric, sizeof metric, "membroker_pool_%s%s", info[k].key,
+                 mb_stat_metric_suffix(&info[k]));
+    ASSERT_STR_EQ(metric, "membroker_pool_refills_total");
+    for (k = 0; k < sizeof info / sizeof info[0]; k++)
+      if (info[k].key != NULL && strcmp(info[k].key, "bytes") == 0)
+        ASSERT_STR_EQ(mb_stat_metric_suffix(&info[k]), "");
+  }
   for (i = 0; i <= MB_POOL_CHAIN; i++)
     ASSERT_OK(mb_pool_free(p, o[i]));
   ASSERT_OK(mb_detach(c)); /* flushes: gives, not refills */
