@@ -3,7 +3,9 @@
  * and the broker's own fields with atomic loads; nothing here changes state. Sizes, counts
  * and the other fixed fields come from the broker's private copies (cfg, b->trust), never
  * from the block, which any game server can write (trust.h); what is read from the block
- * (states, times, names, counters) is range-checked or shown as a number only.
+ * (states, times, names, counters) is range-checked or shown as a number only. The figures of
+ * regions, pools, private memory, client entries and persist come from the lists in stats.h:
+ * one loop per kind, a key per entry.
  */
 #include "report.h"
 
@@ -251,7 +253,7 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
     const mb_region_desc_t *f = &b->trust.regions[i], *d = b->regions[i].desc;
     cJSON *r = cJSON_CreateObject();
     char name[MB_REGION_NAME_MAX];
-    uint64_t v[MB_REGION_FIGS];
+    uint64_t v[MB_REGION_FIGS] = {0}; /* a FIX entry nobody sets reads 0 */
     if (r == NULL || !cJSON_AddItemToArray(arr, r)) {
       cJSON_Delete(r);
       *ok = 0;
@@ -447,7 +449,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
  */
 static void mb__pool(const mb_broker_t *b, uint32_t k, const mb_pool_desc_t *fx,
                      const mb_pool_desc_t *d, cJSON *o, int *ok) {
-  uint64_t v[MB_POOL_FIGS], allocated = 0, freed = 0, cap = fx->capacity, in_use, peak;
+  uint64_t v[MB_POOL_FIGS] = {0}, allocated = 0, freed = 0, cap = fx->capacity, in_use, peak;
   int own = (int)k < b->npools && b->pools[k].base != NULL;
   char name[MB_POOL_NAME_MAX];
   if (own)
