@@ -22,39 +22,37 @@ MB_LAYOUT_ASSERT(MB_TRACK_MAX == MB_CLIENT_MEM_MAX, "one row entry per tracked p
 /* Copy the figures (and detail) of tracked[i] into row entry e, from one read of its
  * statistics; zeros if they cannot be read (caller holds mem_lock). */
 static void mb__mem_fill(mb_client_t *c, int i, mb_mem_entry_t *e) {
-  uint64_t f[7] = {0}; /* in_use, peak, committed, allocs, frees, failures, objects */
+  mb_mem_figures_t f = {0}; /* MB_MEM_STATS (stats.h) */
   uint32_t detail = 0;
   if (c->tracked[i].kind == MB_MEM_LPOOL) {
     mb_pool_stats_t ps;
     if (mb_lpool_stats(c->tracked[i].obj, &ps) == 0) {
-      uint64_t v[7] = {ps.in_use * ps.block_size,
-                       ps.peak * ps.block_size,
-                       ps.committed,
-                       ps.allocs,
-                       ps.frees,
-                       ps.misses + ps.errors,
-                       ps.in_use};
-      memcpy(f, v, sizeof f);
+      f.in_use = ps.in_use * ps.block_size;
+      f.peak = ps.peak * ps.block_size;
+      f.committed = ps.committed;
+      f.allocs = ps.allocs;
+      f.frees = ps.frees;
+      f.failures = ps.misses + ps.errors;
+      f.objects = ps.in_use;
       detail = (uint32_t)ps.object_size;
     }
   } else {
     mb_heap_stats_t hs;
     if (mb_heap_stats(c->tracked[i].obj, &hs) == 0) {
-      uint64_t v[7] = {
-          hs.bytes_in_use, hs.peak_in_use, hs.committed, hs.allocations + hs.reallocations,
-          hs.frees,        hs.failures,    hs.blocks};
-      memcpy(f, v, sizeof f);
+      f.in_use = hs.bytes_in_use;
+      f.peak = hs.peak_in_use;
+      f.committed = hs.committed;
+      f.allocs = hs.allocations + hs.reallocations;
+      f.frees = hs.frees;
+      f.failures = hs.failures;
+      f.objects = hs.blocks;
       detail = (uint32_t)hs.purpose;
     }
   }
   mb_store32(&e->detail, detail);
-  mb_store64_relaxed(&e->in_use, f[0]);
-  mb_store64_relaxed(&e->peak, f[1]);
-  mb_store64_relaxed(&e->committed, f[2]);
-  mb_store64_relaxed(&e->allocs, f[3]);
-  mb_store64_relaxed(&e->frees, f[4]);
-  mb_store64_relaxed(&e->failures, f[5]);
-  mb_store64_relaxed(&e->objects, f[6]);
+#define MB__X(where, field, ...) mb_store64_relaxed(&e->field, f.field);
+  MB_MEM_STATS(MB__X)
+#undef MB__X
 }
 
 /* Write row entry i's name, figures and kind for tracked[i] (MB_MEM_NONE clears it). Caller

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "atomics.h"
+#include "stats.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,12 +75,16 @@ typedef struct mb_region_desc_s {
   uint32_t flags;     /* MB_REGION_* */
   uint32_t page_size; /* commit granularity the page table counts in */
   uint32_t reserved0;
-  mb_au64 committed;       /* data bytes committed now, exact (multiple of page_size) */
-  mb_au64 peak_committed;  /* highest `committed` seen */
-  mb_au64 slots_used;      /* slots held by clients now */
-  mb_au64 commit_failures; /* commits refused by the OS or by limits.max_committed */
-  mb_au64 free_hint;       /* slots below it were in use when last looked at: claims start
-                              here (a hint only: a claim that finds nothing scans from 0) */
+  /* 80: statistics, from MB_REGION_STATS (stats.h): committed (data bytes committed now, exact,
+   * a multiple of page_size), peak_committed, slots_used, commit_failures */
+  union {
+    struct {
+      MB_REGION_STATS(MB_STAT_FIELD)
+    };
+    mb_au64 stats_room[MB_REGION_STATS_ROOM];
+  };
+  mb_au64 free_hint; /* slots below it were in use when last looked at: claims start
+                        here (a hint only: a claim that finds nothing scans from 0) */
   mb_au64 reserved1;
 } mb_region_desc_t;
 
@@ -129,17 +134,35 @@ enum mb_client_state {
 /* The same holder (pid and sequence) in another state. */
 #define MB_CLIENT_WORD_AS(w, state) (((w) & ~(uint64_t)0xFFu) | (uint64_t)(state))
 
-/* Why an entry is DEAD (mb_client_entry_t.dead_reason). */
+/* Why an entry is DEAD (mb_client_entry_t.dead_reason): MB_DEAD_<NAME> of MB_DEAD_REASONS
+ * (stats.h): EXITED the OS says the process exited; HEARTBEAT not given any more (a silent
+ * client is hung, not dead); ABANDONED a process died while it held the entry CLAIMED; CLOSED
+ * the client let go to come back (mb_close, mb_reattach); RESTORED restored from persist_dir
+ * by a restarted broker: kept for its client to take back within the grace period. */
 enum mb_client_dead_reason {
-  MB_DEAD_NONE = 0,
-  MB_DEAD_EXITED = 1,    /* the OS says the process exited */
-  MB_DEAD_HEARTBEAT = 2, /* not given any more (a silent client is hung, not dead); the value
-                            stays reserved so reasons keep their numbers */
-  MB_DEAD_ABANDONED = 3, /* a process died while it held the entry CLAIMED */
-  MB_DEAD_CLOSED = 4,    /* the client let go to come back (mb_close, mb_reattach) */
-  MB_DEAD_RESTORED = 5,  /* restored from persist_dir by a restarted broker: kept for its
-                            client to take back within the grace period */
+#define MB__X(name, value, key, why) MB_DEAD_##name = value,
+  MB_DEAD_REASONS(MB__X)
+#undef MB__X
 };
+
+/* The JSON name of dead reason r ("exited", ...) and the words that end the broker's log line
+ * about it; "unknown" for NONE and for values no reason has. */
+static inline const char *mb__dead_reason_key(uint32_t r) {
+  static const char *const keys[] = {
+#define MB__X(name, value, key, why) [value] = key,
+      MB_DEAD_REASONS(MB__X)
+#undef MB__X
+  };
+  return r < sizeof keys / sizeof keys[0] && keys[r] ? keys[r] : "unknown";
+}
+static inline const char *mb__dead_reason_why(uint32_t r) {
+  static const char *const whys[] = {
+#define MB__X(name, value, key, why) [value] = why,
+      MB_DEAD_REASONS(MB__X)
+#undef MB__X
+  };
+  return r < sizeof whys / sizeof whys[0] && whys[r] ? whys[r] : "unknown";
+}
 
 /* One attached game server (filled in by the client library). Slots of a slotted region
  * record their owner as the entry's index + 1, so a client that takes an entry over owns
@@ -242,17 +265,18 @@ typedef struct mb_pool_desc_s {
   mb_au64 head;
   mb_au64 bump;
   mb_au64 reserved1[6];
-  /* 192: statistics. allocated and freed are published copies (the broker's tick, a reap) of
+  /* 192: statistics, from MB_POOL_STATS (stats.h), in MB_POOL_STATS_ROOM words (the rest
+   * reserved, zero). allocated and freed are published copies (the broker's tick, a reap) of
    * the sums of the intent records' taken and given, which are the truth (mb__pool_totals):
-   * out of the pool now is allocated - freed. */
-  mb_au64 allocated;    /* blocks handed out, ever */
-  mb_au64 freed;        /* blocks given back, ever (reclaimed ones included) */
-  mb_au64 intents_used; /* intent records claimed so far: the highest index + 1 */
-  mb_au64 peak;         /* highest allocated - freed seen (capacity - peak: the lowest free) */
-  mb_au64 misses;       /* allocations refused: the pool was exhausted */
-  mb_au64 reclaimed;    /* blocks the broker took back from dead clients */
-  mb_au64 errors;       /* frees refused (debug: double free, foreign pointer, poison) */
-  mb_au64 reserved2;
+   * out of the pool now is allocated - freed. intents_used: intent records claimed so far (the
+   * highest index + 1), read by mb__pool_totals. peak: the highest allocated - freed seen
+   * (capacity - peak: the lowest free). */
+  union {
+    struct {
+      MB_POOL_STATS(MB_STAT_FIELD)
+    };
+    mb_au64 stats_room[MB_POOL_STATS_ROOM];
+  };
 } mb_pool_desc_t;
 
 /*
@@ -272,14 +296,20 @@ typedef struct mb_mem_entry_s {
   mb_au64 name[4]; /* NUL-terminated, word by word (31 bytes at most) */
   mb_au32 kind;    /* enum mb_mem_kind */
   mb_au32 detail;  /* heap: its purpose (MB_HEAP_*, 0 is game objects); pool: object size */
-  mb_au64 in_use;  /* bytes in use (a pool: objects in use x block size) */
-  mb_au64 peak;    /* the highest in_use */
-  mb_au64 committed;
-  mb_au64 allocs;   /* successful allocations (and a heap's reallocations) */
-  mb_au64 frees;    /* successful frees */
-  mb_au64 failures; /* refused calls: full, out of memory, misuse caught */
-  mb_au64 objects;  /* a pool's objects in use, a heap's live blocks */
+  /* the figures, from MB_MEM_STATS (stats.h): in_use (bytes; a pool: objects in use x block
+   * size), peak, committed, allocs, frees, failures, objects */
+  union {
+    struct {
+      MB_MEM_STATS(MB_STAT_FIELD)
+    };
+    mb_au64 stats_room[MB_MEM_STATS_ROOM];
+  };
 } mb_mem_entry_t;
+/* The same figures as plain numbers: what a client reads from its pool or heap to publish,
+ * what the broker reads from the row to report. */
+typedef struct mb_mem_figures_s {
+  MB_MEM_STATS(MB_STAT_FIGURE)
+} mb_mem_figures_t;
 typedef struct mb_client_mem_s {
   mb_au64 published_ns; /* wall clock of the last publication; 0: never */
   mb_au64 reserved[7];
@@ -388,6 +418,22 @@ typedef struct mb_state_s {
 MB_LAYOUT_ASSERT(sizeof(mb_au32) == 4 && sizeof(mb_au64) == 8, "atomic sizes");
 MB_LAYOUT_ASSERT(MB_ALIGNOF(mb_au64) == 8, "64-bit atomics aligned");
 MB_LAYOUT_ASSERT(sizeof(mb_region_desc_t) == 128, "region descriptor size");
+MB_LAYOUT_ASSERT(offsetof(mb_region_desc_t, stats_room) == 80, "region statistics offset");
+MB_LAYOUT_ASSERT((0 MB_REGION_STATS(MB_STAT_COUNT_SHM)) <= MB_REGION_STATS_ROOM,
+                 "region statistics fit their room");
+MB_LAYOUT_ASSERT((0 MB_POOL_STATS(MB_STAT_COUNT_SHM)) <= MB_POOL_STATS_ROOM,
+                 "pool statistics fit their room");
+MB_LAYOUT_ASSERT((0 MB_MEM_STATS(MB_STAT_COUNT_SHM)) <= MB_MEM_STATS_ROOM,
+                 "private memory figures fit their room");
+/* The client-table entry places its statistics itself: each listed field is there, as wide as
+ * its entry says. */
+#define MB__STAT_WIDTH_ROW64 8
+#define MB__STAT_WIDTH_ROW32 4
+#define MB__X(where, field, ...)                                                                   \
+  MB_LAYOUT_ASSERT(sizeof(((mb_client_entry_t *)0)->field) == MB__STAT_WIDTH_##where,              \
+                   "client statistic " #field);
+MB_CLIENT_STATS(MB__X)
+#undef MB__X
 MB_LAYOUT_ASSERT(sizeof(mb_slot_t) == 16, "slot size");
 MB_LAYOUT_ASSERT(sizeof(mb_client_entry_t) == 128, "client entry size");
 MB_LAYOUT_ASSERT(offsetof(mb_client_entry_t, name) == 48, "client name offset");
@@ -404,7 +450,8 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, players_base) == 448 + 16 * 128 + 8, "coun
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client table offset");
 MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");
-MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics");
+MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, stats_room) == 192, "pool statistics");
+MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics: allocated first");
 MB_LAYOUT_ASSERT(sizeof(mb_pool_intent_t) == 64, "intent record: one cache line");
 MB_LAYOUT_ASSERT(MB_POOL_INTENTS == 1024,
                  "a GIVING stamp and a head word name a record in 10 bits (any 10 bits: a record)");
@@ -415,6 +462,7 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == 448 + 16 * 128 + 64 + 256 * 128,
                  "pool directory offset");
 MB_LAYOUT_ASSERT(MB_CLIENT_NAME_MAX == 32, "names are four words (mb__name_get)");
 MB_LAYOUT_ASSERT(sizeof(mb_mem_entry_t) == 96, "private memory entry size");
+MB_LAYOUT_ASSERT(offsetof(mb_mem_entry_t, stats_room) == 40, "private memory figures offset");
 MB_LAYOUT_ASSERT(sizeof(mb_client_mem_t) == 1024, "private memory row size");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, client_mem) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256,
                  "private memory table offset");

@@ -505,6 +505,8 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
                       "it is set aside",
                       d->name, (unsigned)victim);
   }
+  if (stamp & MB_STAMP_CACHED) /* a thread cache's refill */
+    mb_add64(&d->refills, 1);
   memcpy(out, chain, n * sizeof *out);
   *got = n;
   return 0;

@@ -473,19 +473,9 @@ void mb__broker_tick(mb_broker_t *b) {
   }
 }
 
+/* Why a client is dead, in words: MB_DEAD_REASONS (stats.h), the list `status` names too. */
 static const char *mb__dead_why(uint32_t reason) {
-  switch (reason) {
-  case MB_DEAD_EXITED:
-    return "its process exited";
-  case MB_DEAD_HEARTBEAT: /* not given by this broker (a hung client stays attached) */
-    return "no heartbeat in time";
-  case MB_DEAD_ABANDONED:
-    return "its process died while attaching or detaching";
-  case MB_DEAD_CLOSED:
-    return "it let go to come back (mb_close / mb_reattach)";
-  default:
-    return "unknown";
-  }
+  return mb__dead_reason_why(reason);
 }
 
 /*

@@ -95,8 +95,8 @@ typedef struct mb_persist_s {
   uint32_t interval_ms;          /* persist.interval_ms */
   char dir[MB_PERSIST_PATH_MAX]; /* persist.dir resolved against the config file's folder */
   uint64_t seq;                  /* flushes begun by this broker */
-  uint64_t flushes;              /* flushes that completed */
-  uint64_t failures;             /* flushes that failed */
+  /* flushes (that completed), failures (that failed): MB_PERSIST_STATS, stats.h */
+  MB_PERSIST_STATS(MB_STAT_PRIV_FIELD)
   uint64_t last_flush_ns;        /* monotonic clock of the last completed flush; 0: none */
   uint64_t failed_in_row;        /* failures since the last completed flush */
   uint64_t warn_ns;              /* when a failure was last logged */

@@ -3,7 +3,9 @@
  * and the broker's own fields with atomic loads; nothing here changes state. Sizes, counts
  * and the other fixed fields come from the broker's private copies (cfg, b->trust), never
  * from the block, which any game server can write (trust.h); what is read from the block
- * (states, times, names, counters) is range-checked or shown as a number only.
+ * (states, times, names, counters) is range-checked or shown as a number only. The figures of
+ * regions, pools, private memory, client entries and persist come from the lists in stats.h:
+ * one loop per kind, a key per entry.
  */
 #include "report.h"
 
@@ -96,6 +98,35 @@ static void mb__num(cJSON *o, const char *key, uint64_t v, int *ok) {
     *ok = 0;
 }
 
+/* ---- the statistics lists (stats.h) ------------------------------------------------------- */
+
+enum { MB_REGION_STATS(MB_STAT_ENUM_REGION) MB_REGION_FIGS };
+enum { MB_POOL_STATS(MB_STAT_ENUM_POOL) MB_POOL_FIGS };
+static const mb_stat_info_t mb__region_stats[] = {MB_REGION_STATS(MB_STAT_INFO)};
+static const mb_stat_info_t mb__pool_stats[] = {MB_POOL_STATS(MB_STAT_INFO)};
+static const mb_stat_info_t mb__mem_stats[] = {MB_MEM_STATS(MB_STAT_INFO)};
+
+/* v[i] = the SHM word `lv` of entry i (an atomic load); nothing for the other entries, whose
+ * value the report works out itself. */
+#define MB__LOAD(where, i, lv) MB__LOAD_##where(i, lv)
+#define MB__LOAD_SHM(i, lv) v[i] = mb_load64(&(lv));
+#define MB__LOAD_FIX(i, lv)
+
+/* Add the n figures of list `info` with values v[] to o, in list order: a FLAG as a bool, the
+ * others as numbers; entries without a key are left out. */
+static void mb__figures(cJSON *o, const mb_stat_info_t *info, size_t n, const uint64_t *v,
+                        int *ok) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (info[i].key == NULL)
+      continue;
+    if (info[i].kind != MB_STAT_FLAG)
+      mb__num(o, info[i].key, v[i], ok);
+    else if (cJSON_AddBoolToObject(o, info[i].key, v[i] != 0) == NULL)
+      *ok = 0;
+  }
+}
+
 /*
  * Add text that another process wrote (a client name, the status message) as a string:
  * bytes that are not valid UTF-8 become '?', so the response stays valid JSON text.
@@ -149,6 +180,7 @@ static void mb__server(const mb_broker_t *b, cJSON *o, int *ok) {
       cJSON_AddStringToObject(o, "version", mb__version()) == NULL ||
       cJSON_AddStringToObject(o, "build", mb__build_id()) == NULL)
     *ok = 0;
+  mb__num(o, "stats_version", MB_STATS_VERSION, ok);
   if (b->cfg.path[0]) {
     char path[MB_CONFIG_PATH_MAX];
     memcpy(path, b->cfg.path, sizeof path);
@@ -180,8 +212,9 @@ static void mb__persist_status(const mb_broker_t *b, cJSON *o, int *ok) {
     mb__num(s, "last_flush_ms_ago", (mb_os_mono_ns() - p->last_flush_ns) / 1000000u, ok);
   else if (cJSON_AddNullToObject(s, "last_flush_ms_ago") == NULL)
     *ok = 0;
-  mb__num(s, "flushes", p->flushes, ok);
-  mb__num(s, "failures", p->failures, ok);
+#define MB__X(where, field, key, ...) mb__num(s, key, p->field, ok);
+  MB_PERSIST_STATS(MB__X)
+#undef MB__X
 }
 
 static void mb__memory(const mb_broker_t *b, cJSON *o, int *ok) {
@@ -220,6 +253,7 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
     const mb_region_desc_t *f = &b->trust.regions[i], *d = b->regions[i].desc;
     cJSON *r = cJSON_CreateObject();
     char name[MB_REGION_NAME_MAX];
+    uint64_t v[MB_REGION_FIGS] = {0}; /* a FIX entry nobody sets reads 0 */
     if (r == NULL || !cJSON_AddItemToArray(arr, r)) {
       cJSON_Delete(r);
       *ok = 0;
@@ -228,15 +262,14 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
     memcpy(name, f->name, sizeof name);
     name[sizeof name - 1] = '\0';
     mb__text(r, "name", name, ok);
-    mb__num(r, "reserved", f->size, ok);
-    mb__num(r, "committed", mb_load64(&d->committed), ok);
-    mb__num(r, "peak", mb_load64(&d->peak_committed), ok);
-    if (cJSON_AddBoolToObject(r, "lazy", (f->flags & MB_REGION_LAZY) != 0) == NULL)
-      *ok = 0;
-    mb__num(r, "slot_size", f->slot_size, ok);
-    mb__num(r, "slot_count", f->slot_count, ok);
-    mb__num(r, "slots_used", mb_load64(&d->slots_used), ok);
-    mb__num(r, "commit_failures", mb_load64(&d->commit_failures), ok);
+#define MB__X(where, field, ...) MB__LOAD(where, MB_REGION_FIG_##field, d->field)
+    MB_REGION_STATS(MB__X)
+#undef MB__X
+    v[MB_REGION_FIG_reserved] = f->size;
+    v[MB_REGION_FIG_lazy] = (f->flags & MB_REGION_LAZY) != 0;
+    v[MB_REGION_FIG_slot_count] = f->slot_count;
+    v[MB_REGION_FIG_slot_size] = f->slot_size;
+    mb__figures(r, mb__region_stats, MB_REGION_FIGS, v, ok);
   }
   return arr;
 }
@@ -254,23 +287,6 @@ static const char *mb__client_state_name(uint32_t s) {
   }
 }
 
-static const char *mb__dead_reason_name(uint32_t r) {
-  switch (r) {
-  case MB_DEAD_EXITED:
-    return "exited";
-  case MB_DEAD_HEARTBEAT: /* an older broker's; a missed heartbeat is "hung" now */
-    return "heartbeat";
-  case MB_DEAD_ABANDONED:
-    return "abandoned";
-  case MB_DEAD_CLOSED:
-    return "closed";
-  case MB_DEAD_RESTORED:
-    return "restored";
-  default:
-    return "unknown";
-  }
-}
-
 /* a - b, 0 when b > a: counters read one by one may be a moment apart. */
 static uint64_t mb__sub0(uint64_t a, uint64_t b) {
   return a > b ? a - b : 0;
@@ -281,7 +297,7 @@ typedef struct mb__mem_s {
   char name[MB_CLIENT_NAME_MAX];
   uint32_t kind; /* MB_MEM_LPOOL or MB_MEM_HEAP */
   uint32_t detail;
-  uint64_t in_use, peak, committed, allocs, frees, failures, objects;
+  mb_mem_figures_t fig; /* MB_MEM_STATS */
 } mb__mem_t;
 
 /*
@@ -308,15 +324,11 @@ static int mb__mem_row(const mb_state_t *st, uint32_t i, uint64_t word,
       continue;
     mb__name_get(e->name, m->name);
     m->detail = mb_load32(&e->detail);
-    m->in_use = mb_load64(&e->in_use);
-    m->peak = mb_load64(&e->peak);
-    if (m->peak < m->in_use)
-      m->peak = m->in_use;
-    m->committed = mb_load64(&e->committed);
-    m->allocs = mb_load64(&e->allocs);
-    m->frees = mb_load64(&e->frees);
-    m->failures = mb_load64(&e->failures);
-    m->objects = mb_load64(&e->objects);
+#define MB__X(where, field, ...) m->fig.field = mb_load64(&e->field);
+    MB_MEM_STATS(MB__X)
+#undef MB__X
+    if (m->fig.peak < m->fig.in_use)
+      m->fig.peak = m->fig.in_use;
     n++;
   }
   *published = mb_load64(&row->published_ns);
@@ -334,8 +346,8 @@ static void mb__private_sums(const mb_state_t *st, uint32_t i, uint64_t word, cJ
   int j, n = mb__mem_row(st, i, word, mem, &published);
   cJSON *o = mb__obj(c, "private", ok);
   for (j = 0; j < n; j++) {
-    in_use += mem[j].in_use;
-    committed += mem[j].committed;
+    in_use += mem[j].fig.in_use;
+    committed += mem[j].fig.committed;
     pools += mem[j].kind == MB_MEM_LPOOL;
     heaps += mem[j].kind == MB_MEM_HEAP;
   }
@@ -401,8 +413,11 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
       mb__num(c, "heartbeat_age_ms", (now - hb) / 1000000u, ok);
     else if (cJSON_AddNullToObject(c, "heartbeat_age_ms") == NULL)
       *ok = 0;
-    mb__num(c, "slots_held", mb_load64(&e->slots_held), ok);
-    mb__num(c, "restarts", mb_load32(&e->takeovers), ok);
+#define MB__LOAD_ROW64 mb_load64
+#define MB__LOAD_ROW32 mb_load32
+#define MB__X(where, field, key, ...) mb__num(c, key, MB__LOAD_##where(&e->field), ok);
+    MB_CLIENT_STATS(MB__X)
+#undef MB__X
     if (state == MB_CLIENT_ATTACHED) {
       uint64_t since;
       int is_hung = mb__broker_client_hung(b, i, word, &since);
@@ -416,7 +431,7 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
       uint64_t grace = (uint64_t)b->cfg.grace_period_ms * 1000000u;
       uint64_t age = dead && dead <= now ? now - dead : 0;
       if (cJSON_AddStringToObject(c, "dead_reason",
-                                  mb__dead_reason_name(mb_load32(&e->dead_reason))) == NULL)
+                                  mb__dead_reason_key(mb_load32(&e->dead_reason))) == NULL)
         *ok = 0;
       mb__num(c, "dead_for_ms", age / 1000000u, ok);
       mb__num(c, "freed_in_ms", (age < grace ? grace - age : 0) / 1000000u, ok);
@@ -427,55 +442,44 @@ static cJSON *mb__clients(const mb_broker_t *b, int *ok) {
 }
 
 /*
- * One pool: the descriptor's fixed fields, its statistics and what follows from them, as a
- * field list. The counters are loaded one at a time while clients allocate, so in_use is read
- * before peak (peak is raised after in_use) and the free counts never go below 0.
+ * One pool: its name, then the figures of MB_POOL_STATS: the statistics words, and what
+ * follows from them and the descriptor's fixed fields. The counters are loaded one at a time
+ * while clients allocate, so in_use is read before peak (peak is raised after in_use) and
+ * the free counts never go below 0.
  */
 static void mb__pool(const mb_broker_t *b, uint32_t k, const mb_pool_desc_t *fx,
                      const mb_pool_desc_t *d, cJSON *o, int *ok) {
-  enum { NUM, BOOL };
-  uint64_t allocated, freed, cap = fx->capacity, in_use, peak;
-  if ((int)k < b->npools && b->pools[k].base != NULL) {
+  uint64_t v[MB_POOL_FIGS] = {0}, allocated = 0, freed = 0, cap = fx->capacity, in_use, peak;
+  int own = (int)k < b->npools && b->pools[k].base != NULL;
+  char name[MB_POOL_NAME_MAX];
+  if (own)
     mb__pool_totals(&b->pools[k], &allocated, &freed); /* the intent records' sums: exact */
-  } else { /* not the broker's own: what was published */
-    freed = mb_load64(&d->freed);
-    allocated = mb_load64(&d->allocated);
+#define MB__X(where, field, ...) MB__LOAD(where, MB_POOL_FIG_##field, d->field)
+  MB_POOL_STATS(MB__X) /* allocated and freed are loaded before peak */
+#undef MB__X
+  if (!own) { /* not the broker's own: what was published */
+    allocated = v[MB_POOL_FIG_allocated];
+    freed = v[MB_POOL_FIG_freed];
     if (freed > allocated)
       freed = allocated;
   }
   in_use = allocated - freed;
-  peak = mb_load64(&d->peak);
-  char name[MB_POOL_NAME_MAX];
-  size_t i;
-  const struct {
-    const char *key;
-    int type;
-    uint64_t v;
-  } f[] = {
-      {"object_size", NUM, fx->object_size},
-      {"align", NUM, fx->align},
-      {"capacity", NUM, cap},
-      {"debug", BOOL, (fx->flags & MB_POOL_F_DEBUG) != 0},
-      {"in_use", NUM, in_use},
-      {"free", NUM, mb__sub0(cap, in_use)},
-      {"peak", NUM, peak > in_use ? peak : in_use},
-      {"min_free", NUM, mb__sub0(cap, peak > in_use ? peak : in_use)},
-      {"allocated", NUM, allocated},
-      {"freed", NUM, freed},
-      {"misses", NUM, mb_load64(&d->misses)},
-      {"reclaimed", NUM, mb_load64(&d->reclaimed)},
-      {"errors", NUM, mb_load64(&d->errors)},
-      {"bytes", NUM, cap * fx->stride},
-  };
+  peak = v[MB_POOL_FIG_peak] > in_use ? v[MB_POOL_FIG_peak] : in_use;
+  v[MB_POOL_FIG_object_size] = fx->object_size;
+  v[MB_POOL_FIG_align] = fx->align;
+  v[MB_POOL_FIG_capacity] = cap;
+  v[MB_POOL_FIG_in_use] = in_use;
+  v[MB_POOL_FIG_free] = mb__sub0(cap, in_use);
+  v[MB_POOL_FIG_allocated] = allocated;
+  v[MB_POOL_FIG_freed] = freed;
+  v[MB_POOL_FIG_peak] = peak;
+  v[MB_POOL_FIG_min_free] = mb__sub0(cap, peak);
+  v[MB_POOL_FIG_bytes] = cap * fx->stride;
+  v[MB_POOL_FIG_debug] = (fx->flags & MB_POOL_F_DEBUG) != 0;
   memcpy(name, fx->name, sizeof name);
   name[sizeof name - 1] = '\0';
   mb__text(o, "name", name, ok);
-  for (i = 0; i < sizeof f / sizeof f[0]; i++) {
-    if (f[i].type == NUM)
-      mb__num(o, f[i].key, f[i].v, ok);
-    else if (cJSON_AddBoolToObject(o, f[i].key, f[i].v != 0) == NULL)
-      *ok = 0;
-  }
+  mb__figures(o, mb__pool_stats, MB_POOL_FIGS, v, ok);
 }
 
 static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
@@ -500,16 +504,12 @@ static cJSON *mb__pools(const mb_broker_t *b, int *ok) {
 
 /* One published pool or heap: name, kind, object_size (pools) or purpose (heaps), figures. */
 static void mb__mem_entry(const mb__mem_t *m, cJSON *o, int *ok) {
-  const struct {
-    const char *key;
-    uint64_t v;
-  } f[] = {
-      {"in_use", m->in_use},   {"peak", m->peak},   {"committed", m->committed},
-      {"allocs", m->allocs},   {"frees", m->frees}, {"failures", m->failures},
-      {"objects", m->objects},
+  const uint64_t f[] = {
+#define MB__X(where, field, ...) m->fig.field,
+      MB_MEM_STATS(MB__X)
+#undef MB__X
   };
   char name[MB_CLIENT_NAME_MAX];
-  size_t i;
   memcpy(name, m->name, sizeof name);
   mb__text(o, "name", name, ok);
   if (cJSON_AddStringToObject(o, "kind", m->kind == MB_MEM_LPOOL ? "pool" : "heap") == NULL)
@@ -522,8 +522,7 @@ static void mb__mem_entry(const mb__mem_t *m, cJSON *o, int *ok) {
     if (cJSON_AddStringToObject(o, "purpose", purpose) == NULL)
       *ok = 0;
   }
-  for (i = 0; i < sizeof f / sizeof f[0]; i++)
-    mb__num(o, f[i].key, f[i].v, ok);
+  mb__figures(o, mb__mem_stats, sizeof f / sizeof f[0], f, ok);
 }
 
 /* The heaps answer (see mb__report_heaps). */

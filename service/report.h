@@ -35,7 +35,8 @@ const char *mb__report_section_list(void);
 /*
  * The status report: an object with one member per selected section (MB_REPORT_* bits):
  *   server   status, message, players, npcs, uptime_ms, started_ms, last_update_ms,
- *            generation, pid, instance, run_id, version, build, config_path
+ *            generation, pid, instance, run_id, version, build, stats_version
+ *            (MB_STATS_VERSION), config_path
  *   memory   system_total, system_available, committed, committed_peak (every region at
  *            its own peak: an upper bound), limit (null: none), rss, maps (loaded now),
  *            map_bytes (their images' bytes)
@@ -47,13 +48,12 @@ const char *mb__report_section_list(void);
  */
 cJSON *mb__report(const mb_broker_t *b, unsigned sections);
 
-/* Per region: name, reserved, committed, peak, lazy, slot_size, slot_count, slots_used,
- * commit_failures. */
+/* Per region: name, then the figures of MB_REGION_STATS (stats.h), in list order. */
 cJSON *mb__report_regions(const mb_broker_t *b);
 
-/* Per shared pool: name, object_size, align, capacity, debug (bool), in_use, free
- * (capacity - in_use), peak, min_free (capacity - peak: the lowest free count seen),
- * allocated, freed, misses, reclaimed, errors, bytes (capacity * stride). */
+/* Per shared pool: name, then the figures of MB_POOL_STATS (stats.h), in list order: what the
+ * pool descriptor's statistics words hold (allocated and freed: the intent records' sums
+ * when the pool is the broker's own) and what follows from them and the fixed fields. */
 cJSON *mb__report_pools(const mb_broker_t *b);
 
 /* {attached, hung, max, heartbeat_timeout_ms, grace_period_ms, table: [{index, state, pid,

@@ -40,8 +40,9 @@ uint64_t mb__damage_total(const mb_broker_t *b) {
   return n;
 }
 
-/* The fixed parts: a region descriptor up to its live counters, a pool's up to its stack. */
-#define MB_REGION_FIXED offsetof(mb_region_desc_t, committed)
+/* The fixed parts: a region descriptor up to its statistics (stats.h), a pool's up to its
+ * stack. */
+#define MB_REGION_FIXED offsetof(mb_region_desc_t, stats_room)
 #define MB_POOL_FIXED offsetof(mb_pool_desc_t, head)
 
 void mb__trust_init(mb_broker_t *b) {

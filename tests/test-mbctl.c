@@ -130,8 +130,9 @@ TEST(status_sections) {
 /* No pools configured: `mbctl pools` prints the table's header and says so, status has a
  * "pools none" line (and no pool table), --json is the empty array; help lists the command. */
 TEST(pools) {
-  static const char *const header[] = {"POOL",     "OBJECT", "CAPACITY",  "IN USE", "FREE", "PEAK",
-                                       "MIN FREE", "MISSES", "RECLAIMED", "ERRORS", "DEBUG"};
+  static const char *const header[] = {"POOL",      "OBJECT", "CAPACITY", "IN USE",
+                                       "FREE",      "PEAK",   "MIN FREE", "MISSES",
+                                       "RECLAIMED", "ERRORS", "REFILLS",  "DEBUG"};
   tbroker_t t = {0};
   cJSON *j;
   size_t i;

@@ -12,6 +12,7 @@
 #include "fixture.h"
 #include "log.h"
 #include "membroker.h"
+#include "report.h"
 
 /* The test config (fixture.h) for instance "p<pid><tag>" with one region, world 64 KiB, and
  * one pool "obj" of `capacity` 64-byte objects. */
@@ -407,6 +408,75 @@ TEST(thread_cache_batches_and_flush) {
   ASSERT_OK(mb_detach(c)); /* flushes */
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* The pool's `refills` as the pools report shows it (the key must be there). */
+static uint64_t report_refills(mb_broker_t *b) {
+  cJSON *arr = mb__report_pools(b);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 0), "refills");
+  uint64_t n;
+  if (!cJSON_IsNumber(v)) {
+    cJSON_Delete(arr);
+    FAIL("the pools report has no refills");
+  }
+  n = (uint64_t)v->valuedouble;
+  cJSON_Delete(arr);
+  return n;
+}
+
+/* refills (MB_POOL_STATS): one per chain a thread cache takes from the shared stack, in the
+ * pools report; objects the cache hands out, its flushes and a debug pool's (uncached)
+ * allocations do not count. */
+TEST(refills_counted) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[MB_POOL_CHAIN + 1];
+  int i;
+  pool_config(&cfg, "rf", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_EQ_U64(report_refills(&b), 0);
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc(p, &o[0]));
+  ASSERT_EQ_U64(report_refills(&b), 1); /* one chain into the cache */
+  for (i = 1; i < MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ_U64(report_refills(&b), 1); /* all from the cache */
+  ASSERT_OK(mb_pool_alloc(p, &o[MB_POOL_CHAIN]));
+  ASSERT_EQ_U64(report_refills(&b), 2); /* empty: the next chain */
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->refills), 2);
+  { /* its metric's name follows from the entry (stats.h) */
+    static const mb_stat_info_t info[] = {MB_POOL_STATS(MB_STAT_INFO)};
+    char metric[64] = "";
+    size_t k;
+    for (k = 0; k < sizeof info / sizeof info[0]; k++)
+      if (info[k].key != NULL && strcmp(info[k].key, "refills") == 0)
+        snprintf(metric, sizeof metric, "membroker_pool_%s%s", info[k].key,
+                 mb_stat_metric_suffix(&info[k]));
+    ASSERT_STR_EQ(metric, "membroker_pool_refills_total");
+    for (k = 0; k < sizeof info / sizeof info[0]; k++)
+      if (info[k].key != NULL && strcmp(info[k].key, "bytes") == 0)
+        ASSERT_STR_EQ(mb_stat_metric_suffix(&info[k]), "");
+  }
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  ASSERT_OK(mb_detach(c)); /* flushes: gives, not refills */
+  ASSERT_EQ_U64(report_refills(&b), 2);
+  mb__broker_stop(&b);
+
+  pool_config(&cfg, "rd", 100, 1);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ_U64(report_refills(&b), 0); /* a debug pool has no caches */
+  for (i = 0; i <= MB_POOL_CHAIN; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
 }
 

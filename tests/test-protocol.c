@@ -88,6 +88,7 @@ TEST(status_sections) {
   ASSERT_GE(jnum(r, "result.server.uptime_ms"), 0);
   ASSERT_GE(jnum(r, "result.server.generation"), 1);
   ASSERT_EQ(strlen(jstr(r, "result.server.run_id")), 16);
+  ASSERT_EQ(jnum(r, "result.server.stats_version"), MB_STATS_VERSION); /* stats.h */
   ASSERT(cJSON_IsNull(jget(r, "result.server.config_path")));
   ASSERT_GT(jnum(r, "result.memory.system_total"), 0);
   ASSERT_GE(jnum(r, "result.memory.committed"), 256 * 1024);
@@ -730,13 +731,26 @@ TEST(dispatch_admin_rights) {
   mb__broker_stop(&b);
 }
 
-/* Every member of one pool object, and no others. */
+/* Every member of one pool object, and no others: its name and a member per keyed entry of
+ * MB_POOL_STATS (stats.h); the values of those named here. */
 static void expect_pool(const cJSON *p, const char *name, double object_size, double align,
                         double capacity, int debug, double in_use, double peak, double allocated,
                         double freed, double misses, double reclaimed, double errors,
                         double bytes) {
+#define KEY(where, field, key, ...) key,
+  static const char *const keys[] = {MB_POOL_STATS(KEY)};
+#undef KEY
+  size_t i;
+  int members = 1;
   ASSERT(cJSON_IsObject(p));
-  ASSERT_EQ(cJSON_GetArraySize(p), 15);
+  for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (keys[i] != NULL) {
+      if (!cJSON_IsNumber(jget(p, keys[i])) && !cJSON_IsBool(jget(p, keys[i])))
+        FAIL("pool '%s' has no %s", name, keys[i]);
+      members++;
+    }
+  ASSERT_GE(members, 15);
+  ASSERT_EQ(cJSON_GetArraySize(p), members);
   ASSERT_STR_EQ(jstr(p, "name"), name);
   ASSERT_EQ(jnum(p, "object_size"), object_size);
   ASSERT_EQ(jnum(p, "align"), align);

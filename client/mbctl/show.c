@@ -88,36 +88,75 @@ static void print_memory(const cJSON *m) {
          bytes(num(m, "system_available")));
 }
 
+/* The columns of the statistics tables come from the lists (stats.h): an entry with a column
+ * shows under its header, in list order, each after a space. */
+static const mb_stat_info_t region_stats[] = {MB_REGION_STATS(MB_STAT_INFO)};
+static const mb_stat_info_t pool_stats[] = {MB_POOL_STATS(MB_STAT_INFO)};
+static const mb_stat_info_t mem_stats[] = {MB_MEM_STATS(MB_STAT_INFO)};
+#define NSTATS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void print_stat_headers(const mb_stat_info_t *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (s[i].col != MB_COL_NONE)
+      printf(" %*s", s[i].width, s[i].header);
+  printf("\n");
+}
+
+/* The cells of object o for the columns of list s. */
+static void print_stat_cells(const cJSON *o, const mb_stat_info_t *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char cell[48];
+    double v = num(o, s[i].key);
+    switch (s[i].col) {
+    case MB_COL_NONE:
+      continue;
+    case MB_COL_BYTES:
+      snprintf(cell, sizeof cell, "%s", bytes(v));
+      break;
+    case MB_COL_BYTES0:
+      snprintf(cell, sizeof cell, "%s", v > 0 ? bytes(v) : "-");
+      break;
+    case MB_COL_YESNO:
+      snprintf(cell, sizeof cell, "%s",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, s[i].key)) ? "yes" : "no");
+      break;
+    case MB_COL_OF: /* over the figure listed just before */
+      if (i > 0 && num(o, s[i - 1].key) > 0)
+        snprintf(cell, sizeof cell, "%.0f/%.0f", v, num(o, s[i - 1].key));
+      else
+        snprintf(cell, sizeof cell, "-");
+      break;
+    default:
+      snprintf(cell, sizeof cell, "%.0f", v);
+      break;
+    }
+    printf(" %*s", s[i].width, cell);
+  }
+  printf("\n");
+}
+
 static void print_regions(const cJSON *arr) {
   const cJSON *r;
-  printf("%-12s %11s %11s %11s %-5s %17s %9s %8s\n", "REGION", "RESERVED", "COMMITTED", "PEAK",
-         "LAZY", "SLOTS USED/TOTAL", "SLOT", "FAILURES");
+  printf("%-12s", "REGION");
+  print_stat_headers(region_stats, NSTATS(region_stats));
   cJSON_ArrayForEach(r, arr) {
-    char slots[40] = "-", size[16] = "-";
-    if (num(r, "slot_size") > 0) {
-      snprintf(slots, sizeof slots, "%.0f/%.0f", num(r, "slots_used"), num(r, "slot_count"));
-      snprintf(size, sizeof size, "%s", bytes(num(r, "slot_size")));
-    }
-    printf("%-12s %11s %11s %11s %-5s %17s %9s %8.0f\n", str(r, "name"), bytes(num(r, "reserved")),
-           bytes(num(r, "committed")), bytes(num(r, "peak")),
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "lazy")) ? "yes" : "no", slots, size,
-           num(r, "commit_failures"));
+    printf("%-12s", str(r, "name"));
+    print_stat_cells(r, region_stats, NSTATS(region_stats));
   }
 }
 
 /* The pool table; with no pools, the header and a line that says so. */
 static void print_pools(const cJSON *arr) {
   const cJSON *p;
-  printf("%-12s %9s %9s %9s %9s %9s %9s %8s %9s %7s %s\n", "POOL", "OBJECT", "CAPACITY", "IN USE",
-         "FREE", "PEAK", "MIN FREE", "MISSES", "RECLAIMED", "ERRORS", "DEBUG");
+  printf("%-12s", "POOL");
+  print_stat_headers(pool_stats, NSTATS(pool_stats));
   if (cJSON_GetArraySize(arr) == 0)
     printf("no pools configured\n");
   cJSON_ArrayForEach(p, arr) {
-    printf("%-12s %9s %9.0f %9.0f %9.0f %9.0f %9.0f %8.0f %9.0f %7.0f %s\n", str(p, "name"),
-           bytes(num(p, "object_size")), num(p, "capacity"), num(p, "in_use"), num(p, "free"),
-           num(p, "peak"), num(p, "min_free"), num(p, "misses"), num(p, "reclaimed"),
-           num(p, "errors"),
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "debug")) ? "yes" : "no");
+    printf("%-12s", str(p, "name"));
+    print_stat_cells(p, pool_stats, NSTATS(pool_stats));
   }
 }
 
@@ -126,13 +165,12 @@ static void print_pools(const cJSON *arr) {
 static void print_heaps(const cJSON *arr) {
   const cJSON *c, *e;
   int rows = 0;
-  printf("%-16s %-16s %-4s %10s %10s %10s %9s %9s %8s\n", "CLIENT", "NAME", "KIND", "IN USE",
-         "PEAK", "COMMITTED", "ALLOCS", "FREES", "FAILURES");
+  printf("%-16s %-16s %-4s", "CLIENT", "NAME", "KIND");
+  print_stat_headers(mem_stats, NSTATS(mem_stats));
   cJSON_ArrayForEach(c, arr) {
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "entries")) {
-      printf("%-16s %-16s %-4s %10s %10s %10s %9.0f %9.0f %8.0f\n", str(c, "client"),
-             str(e, "name"), str(e, "kind"), bytes(num(e, "in_use")), bytes(num(e, "peak")),
-             bytes(num(e, "committed")), num(e, "allocs"), num(e, "frees"), num(e, "failures"));
+      printf("%-16s %-16s %-4s", str(c, "client"), str(e, "name"), str(e, "kind"));
+      print_stat_cells(e, mem_stats, NSTATS(mem_stats));
       rows++;
     }
   }
