@@ -527,10 +527,9 @@ int mb__need(const mb_client_t *c) {
 /* MB_ESTALE for an entry that is no longer this attachment's, saying what became of it. */
 int mb__stale(const mb_client_t *c) {
   uint64_t w = mb_load64(&c->entry->word);
-  if (w == MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD) &&
-      mb_load32(&c->entry->dead_reason) == MB_DEAD_HEARTBEAT)
-    return mb__errorf(MB_ESTALE, 0, "client '%s' was reaped by the broker: no heartbeat in time",
-                      c->name);
+  if (w == MB_CLIENT_WORD_AS(c->word, MB_CLIENT_DEAD))
+    return mb__errorf(MB_ESTALE, 0, "client '%s' was declared dead by the broker: %s", c->name,
+                      mb__dead_reason_why(mb_load32(&c->entry->dead_reason)));
   return mb__errorf(MB_ESTALE, 0,
                     "client '%s' is no longer attached: its entry was reaped or "
                     "taken over",
