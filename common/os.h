@@ -716,6 +716,13 @@ const char *mb_os_error_text(long os_code, char *buf, size_t size);
  */
 int mb__os_from_errno(int e, int dflt);
 
+/*
+ * Internal, for mb_os_read_file of each platform once it knows a regular file's `size`: refuse
+ * a file past `max` (MB_ERANGE) or one this process cannot hold (MB_ENOMEM), else *buf gets
+ * size + 1 malloc'd bytes (room for the NUL). The message names `path`.
+ */
+int mb__os_read_buffer(const char *path, uint64_t size, uint64_t max, char **buf);
+
 /* Create the directory `path` (its parent must exist; POSIX mode 0750 less the umask). 0 if
  * it exists already as a directory; MB_EEXIST if something else has that name. */
 int mb_os_dir_create(const char *path);

@@ -250,3 +250,13 @@ int mb__pipe_read_line(mb_pipe_conn_t *c, char **line, size_t *len, size_t max,
 int mb__pipe_peer_admin(intptr_t fd, long *uid) {
   return mb_os_pipe_peer_admin(fd, uid);
 }
+
+int mb__os_read_buffer(const char *path, uint64_t size, uint64_t max, char **buf) {
+  if (size > max)
+    return mb__errorf(MB_ERANGE, 0, "read '%s': %llu bytes, more than the %llu read at most", path,
+                      (unsigned long long)size, (unsigned long long)max);
+  if (size >= SIZE_MAX || (*buf = malloc((size_t)size + 1)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
+                      (unsigned long long)size);
+  return 0;
+}

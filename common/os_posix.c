@@ -1059,7 +1059,7 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
   struct stat st;
   char *buf;
   size_t size, got = 0;
-  int fd, e;
+  int fd, e, rc;
   /* O_NONBLOCK: opening a FIFO with no writer would wait; fstat refuses it right after. */
   if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
     return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "open '%s'", path);
@@ -1073,15 +1073,9 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
     return mb__errorf(MB_EINVAL, 0, "read '%s': it is %s, not a regular file", path,
                       mb__file_kind(st.st_mode));
   }
-  if ((uint64_t)st.st_size > max) {
+  if ((rc = mb__os_read_buffer(path, (uint64_t)st.st_size, max, &buf)) != 0) {
     close(fd);
-    return mb__errorf(MB_ERANGE, 0, "read '%s': %llu bytes, more than the %llu read at most", path,
-                      (unsigned long long)st.st_size, (unsigned long long)max);
-  }
-  if ((uint64_t)st.st_size >= SIZE_MAX || (buf = malloc((size_t)st.st_size + 1)) == NULL) {
-    close(fd);
-    return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
-                      (unsigned long long)st.st_size);
+    return rc;
   }
   size = (size_t)st.st_size;
   while (got < size) {

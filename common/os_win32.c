@@ -2713,15 +2713,9 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
     CloseHandle(h);
     return mb__errorf(MB_EINVAL, 0, "read '%s': it is a directory, not a regular file", path);
   }
-  if ((uint64_t)sz.QuadPart > max) {
+  if ((rc = mb__os_read_buffer(path, (uint64_t)sz.QuadPart, max, &buf)) != 0) {
     CloseHandle(h);
-    return mb__errorf(MB_ERANGE, 0, "read '%s': %llu bytes, more than the %llu read at most", path,
-                      (unsigned long long)sz.QuadPart, (unsigned long long)max);
-  }
-  if ((uint64_t)sz.QuadPart >= SIZE_MAX || (buf = malloc((size_t)sz.QuadPart + 1)) == NULL) {
-    CloseHandle(h);
-    return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
-                      (unsigned long long)sz.QuadPart);
+    return rc;
   }
   size = (size_t)sz.QuadPart;
   while (got < size) {
