@@ -182,14 +182,21 @@ static int mb__slot_at(mb_client_t *c, uint64_t index, void **slot) {
   return 0;
 }
 
+/* The player map index of player_id in *at, or MB_ENOENT naming the player. */
+static int mb__pmap_held(const mb_client_t *c, uint64_t player_id, size_t *at) {
+  if ((*at = mb__pmap_find(c, player_id)) == (size_t)-1)
+    return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
+                      (unsigned long long)player_id);
+  return 0;
+}
+
 int mb_player_find(mb_client_t *c, uint64_t player_id, void **slot) {
   size_t at;
   int rc;
   if ((rc = mb__slots_need(c)) != 0)
     return rc;
-  if ((at = mb__pmap_find(c, player_id)) == (size_t)-1)
-    return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
-                      (unsigned long long)player_id);
+  if ((rc = mb__pmap_held(c, player_id, &at)) != 0)
+    return rc;
   if (slot)
     return mb__slot_at(c, c->pmap[at].slot1 - 1, slot);
   return 0;
@@ -225,9 +232,8 @@ int mb_player_disconnect(mb_client_t *c, uint64_t player_id) {
   int rc;
   if ((rc = mb__slots_need(c)) != 0)
     return rc;
-  if ((at = mb__pmap_find(c, player_id)) == (size_t)-1)
-    return mb__errorf(MB_ENOENT, 0, "client '%s' holds no slot for player %llu", c->name,
-                      (unsigned long long)player_id);
+  if ((rc = mb__pmap_held(c, player_id, &at)) != 0)
+    return rc;
   rc = mb__slot_release(&c->regions[c->slot_region], c->pmap[at].slot1 - 1, c->index + 1);
   /* Forgotten only if the slot is free now, or was not ours any more (MB_EACCES: a forger
    * freed it); otherwise (MB_EBUSY: a page of it stayed locked) the player keeps it, still
