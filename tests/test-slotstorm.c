@@ -256,3 +256,118 @@ TEST(kills_leave_slots_and_pages_true) {
 TEST(kills_with_slots_over_two_pages) {
   storm("w", 8192);
 }
+
+/* ---- the client-table protocol: attach / detach / close / reattach killed at random ------- */
+/* Children attach under a few shared names (so takeovers and name clashes happen), hold slots
+ * and pool blocks, and leave by detach, close or reattach-then-detach; a kill can land inside
+ * any of them (common/clients.h: crash points 1-6). Afterwards nothing is owned, locked or
+ * counted out. Kills: MB_LIFECYCLE_KILLS, else half of STORM_KILLS. */
+
+#define LC_NAMES 4
+
+/* argv: instance seed - forever: attach under one of LC_NAMES shared names, connect players,
+ * take pool blocks, then detach, close, or reattach-then-detach. */
+CHILD(lifecycle) {
+  uint32_t seed;
+  uint64_t next = 1;
+  if (argc != 2)
+    return 100;
+  seed = (uint32_t)strtoul(argv[1], NULL, 10) | 1;
+  for (;;) {
+    mb_client_t *c;
+    mb_pool_t *pool;
+    void *o[8], *slot;
+    char name[16];
+    uint32_t r = mb_storm_rnd(&seed);
+    int i, n, no = 0;
+    snprintf(name, sizeof name, "lc%u", (unsigned)(r % LC_NAMES));
+    if (mb_attach(argv[0], name, NULL, &c) != 0)
+      continue;
+    n = 1 + (int)((r >> 8) % 5);
+    for (i = 0; i < n; i++)
+      if (mb_player_connect(c, (next++) | ((uint64_t)mb_os_mono_ns() << 20), &slot) == 0)
+        memset(slot, 0x33, 256);
+    if (mb_pool_open(c, "obj", (r >> 12) & 1 ? MB_POOL_NO_CACHE : 0, &pool) == 0)
+      for (no = 0; no < 8 && mb_pool_alloc(pool, &o[no]) == 0; no++)
+        ;
+    if (no > 0 && ((r >> 13) & 1))
+      mb_pool_free(pool, o[--no]);
+    switch ((r >> 16) % 3) {
+    case 0:
+      mb_detach(c);
+      break;
+    case 1:
+      mb_close(c);
+      break;
+    default:
+      if (mb_reattach(c, NULL) == 0)
+        mb_detach(c);
+      else
+        mb_close(c);
+      break;
+    }
+  }
+}
+
+TEST(lifecycle_kills) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_region_map_t *r;
+  mb_pool_map_t *p;
+  mb_os_child_t *kids = g_kids;
+  uint32_t seed = (uint32_t)mb_os_mono_ns() | 1;
+  uint64_t freed = 0;
+  int kills = 0, x, k, total = STORM_KILLS / 2;
+  const char *env = getenv("MB_LIFECYCLE_KILLS");
+  mb_storm_slots_t t;
+  char s[16];
+
+  if (env != NULL && atoi(env) > 0)
+    total = atoi(env);
+  storm_config(&cfg, "lc", 1024);
+  fx_pool(&cfg, "obj", 64, 64, 1024);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  p = &b.pools[0];
+  printf("# seed %u, %d kills\n", (unsigned)seed, total);
+  atexit(kill_kids);
+  for (k = 0; k < STORM_LIVE; k++) {
+    snprintf(s, sizeof s, "%u", mb_storm_rnd(&seed));
+    mb_storm_spawn(&kids[k], "lifecycle", cfg.instance, s, NULL);
+    g_kid_live[k] = 1;
+  }
+  while (kills < total) {
+    uint64_t until = mb_os_mono_ns() + (uint64_t)(mb_storm_rnd(&seed) % 20) * 1000000u;
+    k = kills % STORM_LIVE;
+    while (mb_os_mono_ns() < until) {
+      mb__broker_tick(&b);
+      mb_storm_spin_us(mb_storm_rnd(&seed) % 500);
+    }
+    ASSERT_OK(mb_os_child_kill(&kids[k]));
+    ASSERT_OK(mb_os_child_wait(&kids[k], 20000, &x));
+    kills++;
+    if (mb_storm_rnd(&seed) % 3 == 0)
+      (void)mb__broker_compact(&b, &freed);
+    snprintf(s, sizeof s, "%u", mb_storm_rnd(&seed));
+    mb_storm_spawn(&kids[k], "lifecycle", cfg.instance, s, NULL);
+  }
+  kill_kids();
+  WAIT_FOR((mb__broker_tick(&b), entries_in_use(&b) == 0), 20000);
+  (void)mb__broker_compact(&b, &freed);
+  mb_storm_look(r, &t);
+  printf("# after: %llu slots owned, slots_used %llu, %llu pages locked, %llu words wrong; "
+         "pool: held %llu, counted out %lld, free stack %llu + never used %llu\n",
+         (unsigned long long)t.owned, (unsigned long long)mb_load64(&r->desc->slots_used),
+         (unsigned long long)t.busy, (unsigned long long)t.users_wrong,
+         (unsigned long long)mb_storm_held_blocks(p), (long long)mb_storm_counted_out(p),
+         (unsigned long long)mb_storm_free_stack_blocks(p),
+         (unsigned long long)mb_storm_never_used(p));
+  ASSERT_EQ_U64(t.owned, 0);
+  ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), 0);
+  ASSERT_EQ_U64(t.busy, 0);
+  ASSERT_EQ_U64(t.users_wrong, 0);
+  ASSERT_EQ_U64(mb_storm_held_blocks(p), 0);
+  ASSERT_EQ(mb_storm_counted_out(p), 0);
+  ASSERT_EQ_U64(mb_storm_free_stack_blocks(p) + mb_storm_never_used(p), 1024);
+  mb__broker_stop(&b);
+}
