@@ -2,7 +2,8 @@
  * clients.h - the client table protocol: how an entry of mb_state_t.clients (layout.h) passes
  * between FREE, CLAIMED, ATTACHED and DEAD, who makes each step, and what a process killed in
  * the middle of one leaves behind. The client library (client/attach.c) and the broker
- * (service/broker.c, its sweep) make every change of an entry's word through these functions.
+ * (service/broker.c, its sweep) make their changes of an entry's word through these functions;
+ * the three other writers are named at the end of the list below.
  *
  * The word. An entry's state, the pid of the process that holds it and the sequence number of
  * that attachment share one 64-bit word (MB_CLIENT_WORD), and every change is one CAS on the
@@ -11,6 +12,10 @@
  *   {FREE}                  -> {CLAIMED, seq, self}   a client attaches (mb__client_claim):
  *                                                     fills the entry in (mb__client_fill),
  *   {CLAIMED, seq, self}    -> {ATTACHED, seq, self}  ... and publishes it (mb__client_publish)
+ *   {CLAIMED, seq, self}    -> {DEAD, seq, self}      ... or, a takeover that could not adopt
+ *                                                     the slots it took over, gives the entry
+ *                                                     back as found (mb__client_claimed_to_dead,
+ *                                                     reason ABANDONED)
  *   {ATTACHED, s, P}        -> {CLAIMED, s, P}        the broker: the OS says P exited; it
  *   {CLAIMED, s, P}         -> {DEAD, s, P}           writes why and when, then publishes DEAD
  *                                                     (mb__client_mark_dead)
@@ -26,16 +31,26 @@
  *                                                     (mb__client_reap_claim, mb__client_free)
  * CLAIMED is held for microseconds; one that stays (its holder died) is turned DEAD by the
  * broker after MB_CLAIM_STALE_MS (broker.h). The sequence number tells two attachments of one
- * process apart. clients_attached is counted by the broker's sweep. Two more writers of the
+ * process apart. clients_attached is counted by the broker's sweep. Three more writers of the
  * word stand outside this file: a restarted broker's restore (service/persist.c: DEAD, reason
- * RESTORED, no pid) and the broker's repair of forged words (service/trust.c).
+ * RESTORED, no pid); the broker's repair of forged words (service/trust.c); and the settling of
+ * a gone holder's page locks (common/slots.c, mb__settle_client, reached from the broker's
+ * slot repair and from mb__client_free), which holds a FREE entry as {CLAIMED, 0, 0} or a DEAD
+ * one as {CLAIMED, s, P} while it unlocks that index's pages, then stores the word it found
+ * back (one CAS from the exact word judged, so no attach can start locking pages meanwhile).
  *
  * Who writes what. Only the holder of the word writes the entry's other fields: the client
  * while it holds it CLAIMED or ATTACHED (heartbeat, slots_held, counter shares, its memory
  * row), the broker while it holds it CLAIMED (dead_since_ns, dead_reason, the clearing in
- * mb__client_free). A reader that acts on another field as belonging to a holder (the start
- * time that names the holder's process) reads the word before and after it and looks again
- * if the word changed; a name read while it changes may come out mixed (mb__client_name_get),
+ * mb__client_free). One exception: marking a gone CLAIMED holder dead (mb__client_mark_dead)
+ * writes dead_since_ns and dead_reason before its CAS, so without holding the entry; if the
+ * holder was only slow and publishes ATTACHED first, the CAS fails and those two fields stay
+ * on a live entry - harmless, since every step to DEAD writes both again and nothing reads
+ * them of an entry that is not DEAD. The broker's sweep, a claim and the reaper, when they act
+ * on another field as belonging to a holder (the start time that names the holder's process),
+ * read the word before and after it and look again if the word changed; slots.c's
+ * mb__holder_gone reads word and start time once (at worst a page lock is waited for a little
+ * longer, MB_EBUSY). A name read while it changes may come out mixed (mb__client_name_get),
  * which at worst makes a claim look again or fail its CAS. Indexes come from the caller's own
  * count (max), never from the table; any process of the group can write an entry, so what
  * is read is only compared, never followed.
