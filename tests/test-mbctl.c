@@ -550,6 +550,14 @@ TEST(instance_from_environment) {
   ASSERT_CONTAINS(out, want);
   ASSERT_EXIT(mbctl_with_env("bad/name", "ping", NULL, NULL), 2, out);
   ASSERT_CONTAINS(out, "mbctl: MEMBROKER_INSTANCE 'bad/name' is not an instance name");
+  {
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ASSERT_EXIT(mbctl_with_env(longname, "ping", NULL, NULL), 2, out);
+    ASSERT_CONTAINS(out, "mbctl: MEMBROKER_INSTANCE: environment variable MEMBROKER_INSTANCE is "
+                         "longer than 255 bytes");
+  }
   ASSERT_EXIT(mbctl_with_env(NULL, "--instance", "bad name", "ping"), 2, out);
   ASSERT_CONTAINS(out, "mbctl: --instance 'bad name' is not an instance name");
   /* Empty counts as unset: the instance is "default" again (which may or may not run here). */
