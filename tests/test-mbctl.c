@@ -499,6 +499,7 @@ TEST(ping_version_shutdown) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "version", NULL), 0, out);
   ASSERT_CONTAINS(out, "membroker ");
   ASSERT_CONTAINS(out, "(layout ");
+  ASSERT_CONTAINS(out, MB_OS_WIN ? ", windows)\n" : ", posix)\n"); /* the build id's MB_OS_NAME */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "shutdown", NULL), 0, out);
   ASSERT_CONTAINS(out, "is stopping");
   ASSERT_EQ(broker_wait_exit(&t), 0);
