@@ -228,6 +228,7 @@ void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out) {
 /* Fail the write of `path`: `doing` with the errno e, after closing fp (if not NULL) and
  * removing the file unless it `existed` before the write. */
 static int mb__gmap_write_fail(FILE *fp, const char *path, int existed, const char *doing, int e) {
+  char text[128];
   if (e == 0)
     e = EIO;
   if (fp != NULL)
@@ -235,7 +236,7 @@ static int mb__gmap_write_fail(FILE *fp, const char *path, int existed, const ch
   if (fp != NULL && !existed)
     mb_os_file_discard(path);
   return mb__errorf(mb__os_from_errno(e, MB_EIO), e, "%s GMAP file '%s': %s", doing, path,
-                    strerror(e));
+                    mb_os_errno_text(e, text, sizeof text));
 }
 
 #define MB_GMAP_WBUF (256u * 1024u) /* bytes handed to fwrite at a time: a multiple of 32 */

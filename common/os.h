@@ -258,7 +258,7 @@ int mb_os_lock_holder(const char *name, mb_os_lock_holder_t *holder);
 int mb_os_lock_path(const char *name, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Control pipe client (mbctl, the tests) - moved here from client/ctlconn.h                  */
+/* Control pipe client (mbctl, the tests)                                                     */
 
 /*
  * A blocking client of the control pipe, used by mbctl and the tests: the pipe's name for an
@@ -711,6 +711,14 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len);
 const char *mb_os_error_text(long os_code, char *buf, size_t size);
 
 /*
+ * The C library's sentence for an errno value `e` (as stdio and the C runtime set errno, on
+ * every platform), NUL-terminated into buf, like mb_os_error_text: "No space left on device".
+ * Returns buf. Never fails: 0 or an unknown value gives "os error N". For portable code that
+ * calls the C library's file functions (gmap.c); an OS code goes to mb_os_error_text.
+ */
+const char *mb_os_errno_text(int e, char *buf, size_t size);
+
+/*
  * Internal, shared by the OS files and the portable code that calls the C library (gmap.c):
  * an errno value as an MB_E* code, `dflt` for the ones without a better meaning.
  */
@@ -773,6 +781,16 @@ int mb_os_data_dir_prepare(const char *sub, char *buf, size_t size);
  * MB_EINVAL for an empty name or one with '='; MB_ENOMEM if the OS refuses.
  */
 int mb_os_env_set(const char *name, const char *value);
+
+/*
+ * The value of the environment variable `name` of this process, UTF-8 and NUL-terminated, into
+ * buf (size bytes); an empty value gives "". Windows: GetEnvironmentVariableW (the process's
+ * environment, which mb_os_env_set changes too), so a value outside the ANSI code page reads
+ * right; POSIX: getenv. Not thread-safe against other threads changing the environment.
+ * MB_ENOENT if it is not set; MB_ERANGE if the value does not fit (buf is "" then); MB_EINVAL
+ * for an empty name or one with '='.
+ */
+int mb_os_env_get(const char *name, char *buf, size_t size);
 
 /* What an installed service is doing (mb_os_service_t.state). */
 enum {

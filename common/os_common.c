@@ -1,12 +1,13 @@
 /*
  * os_common.c - the portable part of the platform layer, shared by os_win32.c and
  * os_posix.c: argument checks both make the same way, the single-instance lock's record
- * (format and belief), failure injection, the one errno table (mb__os_from_errno) and the
- * control pipe client's line reader over mb__pipe_read (see os.h). No OS calls here: only
- * the C library and the platform layer's own functions.
+ * (format and belief), failure injection, the one errno table (mb__os_from_errno) and errno's
+ * text (mb_os_errno_text), and the control pipe client's line reader over mb__pipe_read (see os.h).
+ * No OS calls here: only the C library and the platform layer's own functions.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,7 +186,18 @@ int mb__os_from_errno(int e, int dflt) {
   }
 }
 
-/* ---- the control pipe client: the portable part (moved from client/ctlconn.c) ---------------- */
+/* ---- the control pipe client: the portable part (deadlines, the line reader) ---------------- */
+
+const char *mb_os_errno_text(int e, char *buf, size_t size) {
+  const char *t = e > 0 ? strerror(e) : NULL;
+  if (size == 0)
+    return buf;
+  if (t == NULL || t[0] == '\0' || strncmp(t, "Unknown error", 13) == 0)
+    snprintf(buf, size, "os error %d", e);
+  else
+    snprintf(buf, size, "%s", t);
+  return buf;
+}
 
 int mb__os_ms_left(uint64_t deadline_ns) {
   uint64_t now;

@@ -882,6 +882,22 @@ int mb_os_env_set(const char *name, const char *value) {
   return 0;
 }
 
+int mb_os_env_get(const char *name, char *buf, size_t size) {
+  const char *v;
+  size_t n;
+  if (size > 0)
+    buf[0] = '\0';
+  if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
+    return mb__errorf(MB_EINVAL, 0, "environment variable name '%s'", name ? name : "(null)");
+  if ((v = getenv(name)) == NULL)
+    return mb__errorf(MB_ENOENT, 0, "environment variable %s is not set", name);
+  if ((n = strlen(v)) >= size)
+    return mb__errorf(MB_ERANGE, 0, "environment variable %s is longer than %zu bytes", name,
+                      size > 0 ? size - 1 : 0);
+  memcpy(buf, v, n + 1);
+  return 0;
+}
+
 /* systemd units are not found by program name: there is never one to name. */
 int mb_os_services_list(const char *exe, mb_os_service_t **list, int *count) {
   (void)exe;
@@ -895,7 +911,7 @@ int mb_os_service_manager(void) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Control pipe client (moved from client/ctlconn.c): a Unix stream socket                    */
+/* Control pipe client: a Unix stream socket                                                  */
 
 int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
   char dir[512];
@@ -1101,14 +1117,12 @@ int mb_os_read_file(const char *path, uint64_t max, char **data, size_t *len) {
 
 /* strerror, not strerror_r: _GNU_SOURCE changes what strerror_r returns, and glibc's strerror
  * gives a constant string for every known code. */
+/* An OS code is an errno value here: one text for both. */
 const char *mb_os_error_text(long os_code, char *buf, size_t size) {
-  const char *t = os_code > 0 && os_code <= INT_MAX ? strerror((int)os_code) : NULL;
-  if (size == 0)
-    return buf;
-  if (t == NULL || t[0] == '\0' || strncmp(t, "Unknown error", 13) == 0)
+  if (os_code > 0 && os_code <= INT_MAX)
+    return mb_os_errno_text((int)os_code, buf, size);
+  if (size > 0)
     snprintf(buf, size, "os error %ld", os_code);
-  else
-    snprintf(buf, size, "%s", t);
   return buf;
 }
 

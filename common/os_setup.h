@@ -1,9 +1,11 @@
 /*
  * os_setup.h - detect the operating system once.
  *
- * Everything else in the tree tests MB_OS_WIN / MB_OS_POSIX with #if (they are always
- * defined to 0 or 1; the build uses -Wundef so a typo is an error). _WIN32 appears here and
- * in the platform and service-glue files only.
+ * The platform files (common/os_*.c) and the service glue (service/svc_*.c) test
+ * MB_OS_WIN / MB_OS_POSIX with #if (they are always defined to 0 or 1; the build uses -Wundef
+ * so a typo is an error); _WIN32 appears here only. Portable code does not branch on the OS:
+ * it calls common/os.h, reads its capabilities, or uses a fact from here (MB_OS_NAME).
+ * scripts/check-layers.sh enforces this.
  */
 #ifndef MB_OS_SETUP_H
 #define MB_OS_SETUP_H
@@ -14,6 +16,13 @@
 #else
 #define MB_OS_WIN 0
 #define MB_OS_POSIX 1
+#endif
+
+/* The platform family as the broker reports it (its build id: "gcc 12.2.0, posix"). */
+#if MB_OS_WIN
+#define MB_OS_NAME "windows"
+#else
+#define MB_OS_NAME "posix"
 #endif
 
 #if defined(_MSC_VER) && !defined(__clang__)

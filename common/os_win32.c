@@ -2073,6 +2073,52 @@ done:
   return rc;
 }
 
+int mb_os_env_get(const char *name, char *buf, size_t size) {
+  wchar_t *wn = NULL, *wv = NULL;
+  DWORD n, cap = 256, e;
+  int rc = 0;
+
+  if (size > 0)
+    buf[0] = '\0';
+  if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
+    return mb__errorf(MB_EINVAL, 0, "environment variable name '%s'", name ? name : "(null)");
+  if ((wn = mb__utf8_to_wide(name)) == NULL) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "environment variable %s", name);
+  }
+  /* The value may change between the two calls: ask again while it grows. */
+  for (;;) {
+    free(wv);
+    if ((wv = malloc(cap * sizeof *wv)) == NULL) {
+      rc = mb__errorf(MB_ENOMEM, 0, "environment variable %s", name);
+      goto done;
+    }
+    SetLastError(0);
+    n = GetEnvironmentVariableW(wn, wv, cap);
+    if (n == 0 && (e = GetLastError()) != 0) {
+      rc = e == ERROR_ENVVAR_NOT_FOUND
+               ? mb__errorf(MB_ENOENT, 0, "environment variable %s is not set", name)
+               : mb__errorf(mb__from_win(e, MB_EOS), (long)e, "read environment variable %s", name);
+      goto done;
+    }
+    if (n < cap)
+      break;
+    cap = n; /* n counts the terminating NUL when the buffer is too small */
+  }
+  wv[n] = L'\0';
+  if ((rc = mb__wide_to_utf8(wv, buf, size, "environment variable")) != 0) {
+    if (size > 0)
+      buf[0] = '\0';
+    if (rc == MB_ERANGE)
+      rc = mb__errorf(MB_ERANGE, 0, "environment variable %s is longer than %zu bytes", name,
+                      size > 0 ? size - 1 : 0);
+  }
+done:
+  free(wv);
+  free(wn);
+  return rc;
+}
+
 /*
  * The program's file name in a service's command line (QueryServiceConfigW's binary path):
  * the quoted part when it starts with '"'; else everything up to the first ".exe" that ends
@@ -2328,7 +2374,7 @@ int mb_os_service_manager(void) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Control pipe client (moved from client/ctlconn.c): the named pipe, overlapped              */
+/* Control pipe client: the named pipe, overlapped                                            */
 
 int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
   int n = snprintf(buf, size, "\\\\.\\pipe\\membroker-%s", instance);

@@ -18,7 +18,7 @@ TOOLCHAIN_FILE="$REPO_DIR/scripts/toolchain-mingw64.cmake"
 
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config libuv1-dev libcjson-dev
-  clang libclang-rt-14-dev llvm mingw-w64 wine64 wine dpkg-dev
+  clang libclang-rt-14-dev llvm clang-format mingw-w64 wine64 wine dpkg-dev
   redis-server redis-tools libmimalloc-dev libjemalloc-dev
 )
 SRC_PACKAGES=(libuv1 cjson)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Check the layering first (scripts/check-layers.sh: OS calls only in the platform layer and the
 # service glue, includes only down the layers); a violation fails the run before any build.
+# After the dependencies, check that .clang-format is applied to every C/C++ file of the
+# project (clang-format --dry-run -Werror; Debian 12's clang-format 14 is the reference): a
+# file that is not fails the run before any build, naming it (fix: clang-format -i FILE).
 # Then install what is needed, build and test membroker three times: native, native with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the Windows build (mingw-w64) run under
 # Wine; and fuzz the control protocol and the GMAP validator (clang + libFuzzer) for a bounded
@@ -30,6 +33,24 @@ if [ -z "${MB_SKIP_DEPS:-}" ]; then
   case " $configs " in *" mingw "*) ;; *) deps_args=(--native-only) ;; esac
   bash "$root/scripts/deps.sh" "${deps_args[@]}" || { echo "test.sh: scripts/deps.sh failed" >&2; exit 1; }
 fi
+
+# The formatting check: every .c, .h and .cpp under common/, service/, client/ and tests/.
+echo "=== format: clang-format --dry-run -Werror"
+if ! command -v clang-format >/dev/null 2>&1; then
+  echo "test.sh: clang-format is not installed (scripts/deps.sh installs Debian's clang-format)" >&2
+  exit 1
+fi
+mapfile -t format_files < <(cd "$root" && find common service client tests -type f \
+  \( -name '*.c' -o -name '*.h' -o -name '*.cpp' \) | LC_ALL=C sort)
+if ! (cd "$root" && clang-format --dry-run -Werror "${format_files[@]}" 2>&1 | head -n 40); then
+  unformatted=$(cd "$root" && for f in "${format_files[@]}"; do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || printf ' %s' "$f"
+  done)
+  echo "test.sh: not formatted as .clang-format says ($(clang-format --version | head -n 1)):" \
+    "run clang-format -i on${unformatted}" >&2
+  exit 1
+fi
+echo "format: ${#format_files[@]} files ok"
 
 declare -A passed failed skipped status secs
 total_pass=0

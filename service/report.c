@@ -74,7 +74,7 @@ const char *mb__version(void) {
 }
 
 const char *mb__build_id(void) {
-  return MB_OS_WIN ? MB_BUILD_ID ", windows" : MB_BUILD_ID ", posix";
+  return MB_BUILD_ID ", " MB_OS_NAME;
 }
 
 static uint64_t mb__mix(uint64_t x) {

@@ -193,7 +193,8 @@ static int conn_read(worker_t *w, conn_t *c) {
     n = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
   while (n < 0 && errno == EINTR);
   if (n <= 0) {
-    snprintf(w->err, sizeof w->err, "read: %s", n == 0 ? "the server closed the connection" : strerror(errno));
+    snprintf(w->err, sizeof w->err, "read: %s",
+             n == 0 ? "the server closed the connection" : strerror(errno));
     return -1;
   }
   c->len += (size_t)n;
@@ -211,7 +212,8 @@ static int conn_read(worker_t *w, conn_t *c) {
 static int conn_done(worker_t *w, conn_t *c, uint64_t t) {
   c->busy = 0;
   c->buf[c->len] = '\0';
-  if (g_expect[0] && memmem(c->buf, c->len < 256 ? c->len : 256, g_expect, strlen(g_expect)) == NULL) {
+  if (g_expect[0] &&
+      memmem(c->buf, c->len < 256 ? c->len : 256, g_expect, strlen(g_expect)) == NULL) {
     if (w->errors++ == 0)
       snprintf(w->err, sizeof w->err, "unexpected response: %.200s", c->buf);
   }
@@ -391,7 +393,8 @@ int main(int argc, char **argv) {
     ws[i].conns = conns + first;
     ws[i].nconns = last - first;
     if (total)
-      ws[i].quota = total * (uint64_t)last / (uint64_t)nclients - total * (uint64_t)first / (uint64_t)nclients;
+      ws[i].quota = total * (uint64_t)last / (uint64_t)nclients -
+                    total * (uint64_t)first / (uint64_t)nclients;
   }
   g_start_ns = now_ns() + (uint64_t)warm_ms * 1000000u;
   g_end_ns = total ? 0 : g_start_ns + (uint64_t)(secs * 1e9);
@@ -424,10 +427,10 @@ int main(int argc, char **argv) {
       sum += all[k];
     printf("label=%s clients=%d requests=%llu seconds=%.3f rps=%.0f p50_us=%.1f p90_us=%.1f "
            "p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f errors=%ld\n",
-           label ? label : path, nclients, (unsigned long long)done, window,
-           (double)done / window, pct_us(all, nall, 0.50), pct_us(all, nall, 0.90),
-           pct_us(all, nall, 0.99), pct_us(all, nall, 0.999),
-           nall ? all[nall - 1] / 1000.0 : 0.0, nall ? sum / (double)nall / 1000.0 : 0.0, errors);
+           label ? label : path, nclients, (unsigned long long)done, window, (double)done / window,
+           pct_us(all, nall, 0.50), pct_us(all, nall, 0.90), pct_us(all, nall, 0.99),
+           pct_us(all, nall, 0.999), nall ? all[nall - 1] / 1000.0 : 0.0,
+           nall ? sum / (double)nall / 1000.0 : 0.0, errors);
   }
   for (i = 0; i < nclients; i++)
     close(conns[i].fd);

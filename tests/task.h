@@ -42,12 +42,16 @@ void mb_child_register(const char *name, mb_child_fn fn);
 
 #define TEST(name)                                                                                 \
   static void test_##name(void);                                                                   \
-  MB_TEST_CTOR(mb_reg_test_##name) { mb_test_register(#name, test_##name); }                       \
+  MB_TEST_CTOR(mb_reg_test_##name) {                                                               \
+    mb_test_register(#name, test_##name);                                                          \
+  }                                                                                                \
   static void test_##name(void)
 
 #define CHILD(name)                                                                                \
   static int child_##name(int argc, char **argv);                                                  \
-  MB_TEST_CTOR(mb_reg_child_##name) { mb_child_register(#name, child_##name); }                    \
+  MB_TEST_CTOR(mb_reg_child_##name) {                                                              \
+    mb_child_register(#name, child_##name);                                                        \
+  }                                                                                                \
   static int child_##name(int argc, char **argv)
 
 void mb_test_fail(const char *file, int line, const char *fmt, ...) MB_PRINTF(3, 4);
@@ -183,7 +187,7 @@ mb_client_entry_t *mb_test_entry_named(mb_state_t *st, const char *name);
 /* Poll `cond` every millisecond or so until it holds or timeout_ms passes. */
 #define WAIT_FOR(cond, timeout_ms)                                                                 \
   do {                                                                                             \
-    uint64_t mb_dl_ = mb_os_mono_ns() + (uint64_t)(timeout_ms) * 1000000u;                         \
+    uint64_t mb_dl_ = mb_os_mono_ns() + 1000000u * (uint64_t)(timeout_ms);                         \
     while (!(cond)) {                                                                              \
       if (mb_os_mono_ns() > mb_dl_)                                                                \
         FAIL("timed out after %d ms waiting for %s", (int)(timeout_ms), #cond);                    \

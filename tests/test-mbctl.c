@@ -499,6 +499,7 @@ TEST(ping_version_shutdown) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "version", NULL), 0, out);
   ASSERT_CONTAINS(out, "membroker ");
   ASSERT_CONTAINS(out, "(layout ");
+  ASSERT_CONTAINS(out, MB_OS_WIN ? ", windows)\n" : ", posix)\n"); /* the build id's MB_OS_NAME */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "shutdown", NULL), 0, out);
   ASSERT_CONTAINS(out, "is stopping");
   ASSERT_EQ(broker_wait_exit(&t), 0);
@@ -550,6 +551,14 @@ TEST(instance_from_environment) {
   ASSERT_CONTAINS(out, want);
   ASSERT_EXIT(mbctl_with_env("bad/name", "ping", NULL, NULL), 2, out);
   ASSERT_CONTAINS(out, "mbctl: MEMBROKER_INSTANCE 'bad/name' is not an instance name");
+  {
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ASSERT_EXIT(mbctl_with_env(longname, "ping", NULL, NULL), 2, out);
+    ASSERT_CONTAINS(out, "mbctl: MEMBROKER_INSTANCE: environment variable MEMBROKER_INSTANCE is "
+                         "longer than 255 bytes");
+  }
   ASSERT_EXIT(mbctl_with_env(NULL, "--instance", "bad name", "ping"), 2, out);
   ASSERT_CONTAINS(out, "mbctl: --instance 'bad name' is not an instance name");
   /* Empty counts as unset: the instance is "default" again (which may or may not run here). */

@@ -1131,6 +1131,43 @@ TEST(errno_table) {
   }
 }
 
+/* errno's text, the same on every platform (the C library's), for portable code that calls
+ * the C library's file functions (gmap.c). */
+TEST(errno_text) {
+  char buf[128], small[8];
+  ASSERT_STR_EQ(mb_os_errno_text(0, buf, sizeof buf), "os error 0");
+  ASSERT_STR_EQ(mb_os_errno_text(-5, buf, sizeof buf), "os error -5");
+  ASSERT_STR_EQ(mb_os_errno_text(ENOSPC, buf, sizeof buf), strerror(ENOSPC));
+  ASSERT(strstr(buf, "os error") == NULL);
+  ASSERT_EQ(strlen(mb_os_errno_text(ENOSPC, small, sizeof small)), sizeof small - 1);
+}
+
+/* mb_os_env_get reads what mb_os_env_set wrote, UTF-8 both ways (on Windows, through the
+ * process's wide environment: not the ANSI code page); unset, too long and bad names are
+ * errors that say so. */
+TEST(env_get) {
+  char name[64], buf[64], small[8];
+  const char *value = "Z\xc3\xbcrich \xe2\x88\x91 \xe6\x97\xa5"; /* Zürich ∑ 日 */
+  mb_test_name(name, sizeof name, "MB_TEST_ENV");
+  ASSERT_ERR(mb_os_env_get(name, buf, sizeof buf), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), name);
+  ASSERT_STR_EQ(buf, "");
+  ASSERT_OK(mb_os_env_set(name, value));
+  ASSERT_OK(mb_os_env_get(name, buf, sizeof buf));
+  ASSERT_STR_EQ(buf, value);
+  ASSERT_ERR(mb_os_env_get(name, small, sizeof small), MB_ERANGE);
+  ASSERT_CONTAINS(mb_last_error(), "longer than 7 bytes");
+  ASSERT_STR_EQ(small, "");
+  ASSERT_OK(mb_os_env_set(name, "x"));
+  ASSERT_OK(mb_os_env_get(name, buf, sizeof buf));
+  ASSERT_STR_EQ(buf, "x");
+  ASSERT_OK(mb_os_env_set(name, NULL));
+  ASSERT_ERR(mb_os_env_get(name, buf, sizeof buf), MB_ENOENT);
+  ASSERT_ERR(mb_os_env_get("", buf, sizeof buf), MB_EINVAL);
+  ASSERT_ERR(mb_os_env_get("A=B", buf, sizeof buf), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "'A=B'");
+}
+
 /* The control pipe client's line reader and deadline, against a broker that is not there. */
 TEST(pipe_client_not_running) {
   char name[64], pipe[MB_PIPE_NAME_MAX];

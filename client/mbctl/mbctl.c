@@ -341,6 +341,7 @@ usage:
 
 int main(int argc, char **argv) {
   const char *instance = NULL, *instance_from = "--instance";
+  char env[256]; /* $MEMBROKER_INSTANCE: room to name a bad value that is too long */
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
   long interval_ms = 0, count = 0;
   static char *cmdv[256];
@@ -404,12 +405,15 @@ int main(int argc, char **argv) {
   /* The instance: --instance, else $MEMBROKER_INSTANCE (empty counts as unset), else
    * "default". A bad name is refused here, naming where it came from. */
   if (instance == NULL) {
-    const char *env = getenv("MEMBROKER_INSTANCE");
-    if (env != NULL && env[0] != '\0') {
+    int erc = mb_os_env_get("MEMBROKER_INSTANCE", env, sizeof env);
+    if (erc == 0 && env[0] != '\0') {
       instance = env;
       instance_from = "MEMBROKER_INSTANCE";
-    } else {
+    } else if (erc == 0 || erc == MB_ENOENT) {
       instance = "default";
+    } else {
+      fprintf(stderr, "mbctl: MEMBROKER_INSTANCE: %s\n", mb_last_error());
+      return EXIT_USAGE;
     }
   }
   if (!mb__name_ok(instance, MB_INSTANCE_MAX, MB_NAME_UPPER | MB_NAME_DOT)) {
