@@ -71,6 +71,16 @@ typedef struct mb_cmd_arg_s {
 
 #define MB_CMD_NOARGS
 
+/* "LO..HI", the values of an UNSIGNED or INT argument, from two macros of whole numbers. */
+#define MB__CMD_STR(x) #x
+#define MB_CMD_RANGE(lo, hi) MB__CMD_STR(lo) ".." MB__CMD_STR(hi)
+
+/* watch's interval_ms: its range (commands.def) and its default, for the broker's handler and
+ * mbctl's usage alike. Plain numbers: MB_CMD_RANGE spells them. */
+#define MB_CTL_WATCH_MIN_MS 50
+#define MB_CTL_WATCH_MAX_MS 60000
+#define MB_CTL_WATCH_DEFAULT_MS 1000
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,8 +31,9 @@ extern "C" {
 
 /* "MBSTATE1" read as a little-endian 64-bit integer. */
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
-/* Bumped whenever any struct in this file changes. */
-#define MB_LAYOUT_VERSION 5u
+/* Bumped whenever any struct in this file changes (a field's size or offset): tests/test-protocol.c
+ * pins a fingerprint of every field to each version and fails on a change without a bump. */
+#define MB_LAYOUT_VERSION 6u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -75,14 +76,16 @@ typedef struct mb_region_desc_s {
   uint32_t flags;     /* MB_REGION_* */
   uint32_t page_size; /* commit granularity the page table counts in */
   uint32_t reserved0;
-  /* 80: statistics, from MB_REGION_STATS (stats.h): committed (data bytes committed now, exact,
-   * a multiple of page_size), peak_committed, slots_used, commit_failures */
+  /* 80: statistics, from MB_REGION_STATS (stats.h), in MB_REGION_STATS_ROOM words (the rest
+   * reserved, zero): committed (data bytes committed now, exact, a multiple of page_size),
+   * peak_committed, slots_used, commit_failures */
   union {
     struct {
       MB_REGION_STATS(MB_STAT_FIELD)
     };
     mb_au64 stats_room[MB_REGION_STATS_ROOM];
   };
+  /* 144 */
   mb_au64 free_hint; /* slots below it were in use when last looked at: claims start
                         here (a hint only: a claim that finds nothing scans from 0) */
   mb_au64 reserved1;
@@ -296,8 +299,9 @@ typedef struct mb_mem_entry_s {
   mb_au64 name[4]; /* NUL-terminated, word by word (31 bytes at most) */
   mb_au32 kind;    /* enum mb_mem_kind */
   mb_au32 detail;  /* heap: its purpose (MB_HEAP_*, 0 is game objects); pool: object size */
-  /* the figures, from MB_MEM_STATS (stats.h): in_use (bytes; a pool: objects in use x block
-   * size), peak, committed, allocs, frees, failures, objects */
+  /* the figures, from MB_MEM_STATS (stats.h), in MB_MEM_STATS_ROOM words (the rest reserved,
+   * zero): in_use (bytes; a pool: objects in use x block size), peak, committed, allocs,
+   * frees, failures, objects */
   union {
     struct {
       MB_MEM_STATS(MB_STAT_FIELD)
@@ -417,7 +421,8 @@ typedef struct mb_state_s {
 #endif
 MB_LAYOUT_ASSERT(sizeof(mb_au32) == 4 && sizeof(mb_au64) == 8, "atomic sizes");
 MB_LAYOUT_ASSERT(MB_ALIGNOF(mb_au64) == 8, "64-bit atomics aligned");
-MB_LAYOUT_ASSERT(sizeof(mb_region_desc_t) == 128, "region descriptor size");
+MB_LAYOUT_ASSERT(sizeof(mb_region_desc_t) == 80 + MB_REGION_STATS_ROOM * 8 + 16,
+                 "region descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_region_desc_t, stats_room) == 80, "region statistics offset");
 MB_LAYOUT_ASSERT((0 MB_REGION_STATS(MB_STAT_COUNT_SHM)) <= MB_REGION_STATS_ROOM,
                  "region statistics fit their room");
@@ -445,10 +450,18 @@ MB_LAYOUT_ASSERT(offsetof(mb_state_t, game) == 64, "game state on its own line")
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg) == 128, "message on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, msg.text) == 192, "message text offset");
 MB_LAYOUT_ASSERT(offsetof(mb_state_t, regions) == 448, "region directory offset");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients_attached) == 448 + 16 * 128, "client count");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, players_base) == 448 + 16 * 128 + 8, "counter bases");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == 448 + 16 * 128 + 64, "client table offset");
-MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 256, "pool descriptor size");
+/* The directories follow one another without padding; their descriptors' sizes follow from the
+ * statistics rooms above (a room that grows moves every later offset: bump the layout version,
+ * tests/test-protocol.c says so). */
+#define MB__OFF_CLIENT_COUNT (448 + MB_REGIONS_MAX * sizeof(mb_region_desc_t))
+#define MB__OFF_CLIENTS (MB__OFF_CLIENT_COUNT + 64)
+#define MB__OFF_POOLS (MB__OFF_CLIENTS + MB_CLIENTS_MAX * sizeof(mb_client_entry_t))
+#define MB__OFF_CLIENT_MEM (MB__OFF_POOLS + MB_POOLS_MAX * sizeof(mb_pool_desc_t))
+#define MB__OFF_MAPS (MB__OFF_CLIENT_MEM + MB_CLIENTS_MAX * sizeof(mb_client_mem_t))
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients_attached) == MB__OFF_CLIENT_COUNT, "client count");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, players_base) == MB__OFF_CLIENT_COUNT + 8, "counter bases");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, clients) == MB__OFF_CLIENTS, "client table offset");
+MB_LAYOUT_ASSERT(sizeof(mb_pool_desc_t) == 192 + MB_POOL_STATS_ROOM * 8, "pool descriptor size");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its own line");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, stats_room) == 192, "pool statistics");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics: allocated first");
@@ -458,20 +471,17 @@ MB_LAYOUT_ASSERT(MB_POOL_INTENTS == 1024,
 MB_LAYOUT_ASSERT(MB_POOL_CAPACITY_MAX < (1u << MB_POOL_LOW_BITS) - 1,
                  "block + 1 and bump fit a head word's low bits, below the all-ones of no word");
 MB_LAYOUT_ASSERT(MB_POOL_TAG_SHIFT == MB_POOL_LOW_BITS + 10, "head word: low, writer, tag");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == 448 + 16 * 128 + 64 + 256 * 128,
-                 "pool directory offset");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, pools) == MB__OFF_POOLS, "pool directory offset");
 MB_LAYOUT_ASSERT(MB_CLIENT_NAME_MAX == 32, "names are four words (mb__name_get)");
-MB_LAYOUT_ASSERT(sizeof(mb_mem_entry_t) == 96, "private memory entry size");
+MB_LAYOUT_ASSERT(sizeof(mb_mem_entry_t) == 40 + MB_MEM_STATS_ROOM * 8, "private memory entry size");
 MB_LAYOUT_ASSERT(offsetof(mb_mem_entry_t, stats_room) == 40, "private memory figures offset");
-MB_LAYOUT_ASSERT(sizeof(mb_client_mem_t) == 1024, "private memory row size");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, client_mem) == 448 + 16 * 128 + 64 + 256 * 128 + 16 * 256,
+MB_LAYOUT_ASSERT(sizeof(mb_client_mem_t) == 64 + MB_CLIENT_MEM_MAX * sizeof(mb_mem_entry_t),
+                 "private memory row size");
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, client_mem) == MB__OFF_CLIENT_MEM,
                  "private memory table offset");
 MB_LAYOUT_ASSERT(sizeof(mb_map_desc_t) == 128, "map descriptor size");
-MB_LAYOUT_ASSERT(offsetof(mb_state_t, maps) ==
-                     448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024,
-                 "map directory offset");
-MB_LAYOUT_ASSERT(sizeof(mb_state_t) ==
-                     448 + 16 * 128 + 64 + 256 * 128 + 16 * 256 + 256 * 1024 + 16 * 128,
+MB_LAYOUT_ASSERT(offsetof(mb_state_t, maps) == MB__OFF_MAPS, "map directory offset");
+MB_LAYOUT_ASSERT(sizeof(mb_state_t) == MB__OFF_MAPS + MB_MAPS_MAX * sizeof(mb_map_desc_t),
                  "state block size");
 
 /* ---- helpers shared by broker and client (state.c) ------------------------------------------ */

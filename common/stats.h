@@ -4,9 +4,9 @@
  *
  * Owns: the lists below and MB_STATS_VERSION. From one entry come the shared-memory field
  * (layout.h expands the SHM entries into the descriptors' statistics blocks), the JSON key
- * (service/report.c: one loop per kind), mbctl's column (client/mbctl.c: one loop per table)
- * and the name of its metric. Never holds code that reads or writes the figures: the files
- * that own a figure's increment (common/pool.c, common/slots.c, ...) keep it.
+ * (service/report.c: one loop per kind), mbctl's column (client/mbctl/show.c: one loop per
+ * table) and the name of its metric. Never holds code that reads or writes the figures: the
+ * files that own a figure's increment (common/pool.c, common/slots.c, ...) keep it.
  *
  * An entry:  X(where, field, key, kind, col, width, header, help)
  *   where   SHM   a 64-bit word of the shared statistics block, generated from this entry
@@ -34,8 +34,28 @@
  * Order: an entry's place in its list is its place in the JSON object and among mbctl's
  * columns; SHM entries also keep their order in shared memory, so a new SHM entry goes after
  * the last SHM entry of its list. Adding a figure: one entry here plus its increment; bump
- * MB_STATS_VERSION (a new SHM word takes reserved room: the layout version stays, see the
- * MB_*_STATS_ROOM below).
+ * MB_STATS_VERSION and record the fingerprint test-protocol's stats_fingerprint prints (a new
+ * SHM word takes a reserved word of its block, MB_*_STATS_ROOM below: the layout version
+ * stays); README's pool table and command rows are checked against the lists too
+ * (readme_statistics says what to add).
+ *
+ * Which increment a figure may use. A client may be killed at any instruction (DESIGN.md), and
+ * the crash points of the multi-step operations are numbered MB__CRASH(n) in pool.c (the
+ * client table's in clients.h, slots' in slots.c). A figure is one of:
+ *  - exact under kills: derived from the truth or reconciled when a client is reaped, never a
+ *    bare add in the client. allocated / freed are published copies of the intent records'
+ *    taken / given (set at the record's commit step, redone by the reaper: pool.c), in_use and
+ *    free follow from them; a region's committed moves with each page's COMMITTED bit under
+ *    the page lock, slots_used is set again from the owners at every reap (slots.c). A new
+ *    figure that must add up (an invariant a test checks after kills) goes this way: count it
+ *    in the client's own row or intent record before the operation's first visible step,
+ *    and have the reaper fold or redo it.
+ *  - an event count: one mb_add64 on the block's word after the operation's last crash point
+ *    that can undo it (refills after its pop landed and was checked, misses and errors where
+ *    the call is refused), so a kill loses at most the one event it was counting and never
+ *    counts one that did not happen. README says so in the figure's meaning ("A refill cut
+ *    short by a kill is not counted").
+ *  A gauge's peak is raised only from a true figure (pool.c: never above one).
  */
 #ifndef MB_STATS_H
 #define MB_STATS_H
@@ -107,10 +127,10 @@ static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
 
 /*
  * A region of the directory (mb_region_desc_t). The shared words sit at the descriptor's
- * statistics block (offset 80, MB_REGION_STATS_ROOM words: full - a new one needs a layout
- * version bump). committed / peak: exact, page by page (slots.c, broker.c).
+ * statistics block (offset 80, MB_REGION_STATS_ROOM words, 4 used, the rest reserved).
+ * committed / peak: exact, page by page (slots.c, broker.c).
  */
-#define MB_REGION_STATS_ROOM 4
+#define MB_REGION_STATS_ROOM 8
 #define MB_REGION_STATS(X)                                                                         \
   X(FIX, reserved, "reserved", BYTES, BYTES, 11, "RESERVED", "bytes of address space reserved")    \
   X(SHM, committed, "committed", BYTES, BYTES, 11, "COMMITTED", "bytes committed now, exact")      \
@@ -124,11 +144,11 @@ static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
 
 /*
  * A shared pool (mb_pool_desc_t). The shared words sit at the descriptor's statistics block
- * (offset 192, MB_POOL_STATS_ROOM words, the unused ones reserved). allocated and freed are
+ * (offset 192, MB_POOL_STATS_ROOM words, 8 used, the rest reserved). allocated and freed are
  * published copies of the intent records' sums (pool.c); in_use, free, min_free and bytes
  * follow from them and the fixed fields.
  */
-#define MB_POOL_STATS_ROOM 8
+#define MB_POOL_STATS_ROOM 16
 #define MB_POOL_STATS(X)                                                                           \
   X(FIX, object_size, "object_size", BYTES, BYTES, 9, "OBJECT", "bytes of an object")              \
   X(FIX, align, "align", BYTES, NONE, 0, NULL, "alignment of the objects")                         \
@@ -152,9 +172,11 @@ static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
 
 /*
  * One private pool or heap a game server publishes (mb_mem_entry_t, mb_track_lpool /
- * mb_track_heap). The row is full: a new word needs a layout version bump.
+ * mb_track_heap). The figures sit at the entry's offset 40, MB_MEM_STATS_ROOM words, 7 used, the
+ * rest reserved (a row holds MB_CLIENT_MEM_MAX entries, the table MB_CLIENTS_MAX rows: each
+ * word of room costs 20 KiB of the state block).
  */
-#define MB_MEM_STATS_ROOM 7
+#define MB_MEM_STATS_ROOM 9
 #define MB_MEM_STATS(X)                                                                            \
   X(SHM, in_use, "in_use", BYTES, BYTES, 10, "IN USE", "bytes in use")                             \
   X(SHM, peak, "peak", BYTES, BYTES, 10, "PEAK", "the highest in_use")                             \

@@ -115,10 +115,6 @@ int mb__ctl_oom(mb_ctl_call_t *call, const char *what);
 const mb_ctl_cmd_t *mb__ctl_commands(void);
 const mb_ctl_cmd_t *mb__ctl_command(const char *name);
 
-#define MB_CTL_WATCH_MIN_MS 50
-#define MB_CTL_WATCH_MAX_MS 60000
-#define MB_CTL_WATCH_DEFAULT_MS 1000
-
 /* The handlers, one per commands.def line: cmd_info.c, cmd_admin.c, cmd_maps.c. */
 #define MB_ARG(name, type, req, cli, values)
 #define MB_CMD(name, handler, admin, args, help) int handler(mb_ctl_call_t *call);

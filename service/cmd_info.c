@@ -1,9 +1,11 @@
 /*
- * cmd_info.c - the commands that read: ping, help, version, status, regions, clients, pools,
- * heaps, config, and the watch stream's watch/unwatch. Each handler reads call->args (already
- * checked by the dispatcher to hold only the names its commands.def line lists), leaves its
- * answer in call->result, or fails with mb__ctl_fail naming what was wrong (cmd.h). They
- * change nothing in the broker.
+ * cmd_info.c - the handlers of the commands that read the broker (commands.def, admin 0: the
+ * status report's sections, help, version, the effective config) and of the watch stream's
+ * start and stop. Each handler reads call->args (already checked by the dispatcher to hold
+ * only the names its commands.def line lists), leaves its answer in call->result, or fails
+ * with mb__ctl_fail naming what was wrong (cmd.h). It must never change the broker's state:
+ * a command that does is admin in commands.def and its handler lives in cmd_admin.c (game
+ * data maps, reading and changing, have their own area: cmd_maps.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1842,7 +1842,9 @@ TEST(readme_command_table) {
     if (a->name != NULL)
       FAIL("README: '%s' does not list its argument '%s'", name, a->name);
   }
-  ASSERT_EQ(rows, ncmds);
+  for (c = mb__ctl_commands(); c->name; c++)
+    if (!seen[c - mb__ctl_commands()])
+      FAIL("README's command table has no row for '%s' (commands.def has it)", c->name);
   free(text);
 }
 
@@ -1899,4 +1901,481 @@ TEST(error_code_names) {
   ASSERT_STR_EQ(mb__ctl_err_code(MB_EINVAL), "bad_args");
   ASSERT_STR_EQ(mb__ctl_err_code(12345), "internal");
   ASSERT_STR_EQ(mb__ctl_err_code(-12345), "internal");
+}
+
+/* ---- one source for each fact: fingerprints, README's statistics, the fuzz dictionary -------- */
+
+/* FNV-1a 64 of s (its spaces left out) and a separator, continuing h. */
+static uint64_t fp_str(uint64_t h, const char *s) {
+  for (; *s; s++)
+    if (*s != ' ') /* a stringified name is the same however it was formatted */
+      h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+  return (h ^ 0xFFu) * UINT64_C(0x100000001b3);
+}
+static uint64_t fp_num(uint64_t h, uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+  return fp_str(h, buf);
+}
+#define FP_START UINT64_C(0xcbf29ce484222325)
+
+/* A fingerprint's recorded value per version: a version whose fingerprint differs from its
+ * record changed without a bump. */
+typedef struct {
+  unsigned version;
+  uint64_t fp;
+} fp_record_t;
+
+static void fp_check(const char *what, const char *macro, unsigned version, uint64_t fp,
+                     const fp_record_t *rec, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (rec[i].version == version) {
+      if (rec[i].fp != fp)
+        FAIL("%s changed: bump %s and record fingerprint 0x%016llx (test-protocol.c: %s %u is "
+             "recorded as 0x%016llx)",
+             what, macro, (unsigned long long)fp, macro, version, (unsigned long long)rec[i].fp);
+      return;
+    }
+  FAIL("%s %u has no recorded fingerprint: record {%u, UINT64_C(0x%016llx)} in test-protocol.c",
+       macro, version, version, (unsigned long long)fp);
+}
+
+/*
+ * Every field of every shared struct (layout.h): name, offset, size; and the constants that
+ * give shared words their meaning (bit fields, states, table sizes). The statistics blocks are
+ * pinned as a whole (stats_room): which statistic sits in which word of it is the statistics
+ * fingerprint's, since a new one takes a reserved word without a layout change.
+ */
+#define LF(T, f)                                                                                   \
+  { #T "." #f, offsetof(T, f), sizeof(((T *)0)->f) }
+#define LS(T)                                                                                      \
+  { #T, 0, sizeof(T) }
+#define LC(c)                                                                                      \
+  { #c, (uint64_t)(c), 0 }
+static const struct {
+  const char *name;
+  uint64_t offset, size;
+} layout_fields[] = {
+    LS(mb_region_desc_t),
+    LF(mb_region_desc_t, name),
+    LF(mb_region_desc_t, size),
+    LF(mb_region_desc_t, section_size),
+    LF(mb_region_desc_t, table_offset),
+    LF(mb_region_desc_t, slot_count),
+    LF(mb_region_desc_t, slot_size),
+    LF(mb_region_desc_t, flags),
+    LF(mb_region_desc_t, page_size),
+    LF(mb_region_desc_t, reserved0),
+    LF(mb_region_desc_t, stats_room),
+    LF(mb_region_desc_t, free_hint),
+    LF(mb_region_desc_t, reserved1),
+    LS(mb_slot_t),
+    LF(mb_slot_t, owner),
+    LF(mb_slot_t, player),
+    LS(mb_client_entry_t),
+    LF(mb_client_entry_t, word),
+    LF(mb_client_entry_t, start_time),
+    LF(mb_client_entry_t, attach_wall_ns),
+    LF(mb_client_entry_t, heartbeat_ns),
+    LF(mb_client_entry_t, dead_since_ns),
+    LF(mb_client_entry_t, slots_held),
+    LF(mb_client_entry_t, name),
+    LF(mb_client_entry_t, dead_reason),
+    LF(mb_client_entry_t, takeovers),
+    LF(mb_client_entry_t, reserved),
+    LF(mb_client_entry_t, added_players),
+    LF(mb_client_entry_t, added_npcs),
+    LS(mb_pool_intent_t),
+    LF(mb_pool_intent_t, holder),
+    LF(mb_pool_intent_t, op),
+    LF(mb_pool_intent_t, first),
+    LF(mb_pool_intent_t, count),
+    LF(mb_pool_intent_t, base),
+    LF(mb_pool_intent_t, next),
+    LF(mb_pool_intent_t, taken),
+    LF(mb_pool_intent_t, given),
+    LS(mb_pool_desc_t),
+    LF(mb_pool_desc_t, name),
+    LF(mb_pool_desc_t, section_size),
+    LF(mb_pool_desc_t, links_offset),
+    LF(mb_pool_desc_t, stamps_offset),
+    LF(mb_pool_desc_t, blocks_offset),
+    LF(mb_pool_desc_t, object_size),
+    LF(mb_pool_desc_t, stride),
+    LF(mb_pool_desc_t, align),
+    LF(mb_pool_desc_t, capacity),
+    LF(mb_pool_desc_t, flags),
+    LF(mb_pool_desc_t, reserved0),
+    LF(mb_pool_desc_t, head),
+    LF(mb_pool_desc_t, bump),
+    LF(mb_pool_desc_t, reserved1),
+    LF(mb_pool_desc_t, stats_room),
+    LS(mb_mem_entry_t),
+    LF(mb_mem_entry_t, name),
+    LF(mb_mem_entry_t, kind),
+    LF(mb_mem_entry_t, detail),
+    LF(mb_mem_entry_t, stats_room),
+    LS(mb_client_mem_t),
+    LF(mb_client_mem_t, published_ns),
+    LF(mb_client_mem_t, reserved),
+    LF(mb_client_mem_t, entries),
+    LS(mb_map_desc_t),
+    LF(mb_map_desc_t, name),
+    LF(mb_map_desc_t, state),
+    LF(mb_map_desc_t, seq),
+    LF(mb_map_desc_t, size),
+    LF(mb_map_desc_t, checksum),
+    LF(mb_map_desc_t, loaded_wall_ns),
+    LF(mb_map_desc_t, width),
+    LF(mb_map_desc_t, height),
+    LF(mb_map_desc_t, tile_count),
+    LF(mb_map_desc_t, object_count),
+    LF(mb_map_desc_t, reserved),
+    LS(mb_state_t),
+    LF(mb_state_t, magic),
+    LF(mb_state_t, layout_version),
+    LF(mb_state_t, header_size),
+    LF(mb_state_t, total_size),
+    LF(mb_state_t, broker_pid),
+    LF(mb_state_t, max_clients),
+    LF(mb_state_t, broker_start_time),
+    LF(mb_state_t, created_wall_ns),
+    LF(mb_state_t, initialised),
+    LF(mb_state_t, region_count),
+    LF(mb_state_t, generation),
+    LF(mb_state_t, game),
+    LF(mb_state_t, game.server_status),
+    LF(mb_state_t, game.reserved0),
+    LF(mb_state_t, game.total_players),
+    LF(mb_state_t, game.total_npcs),
+    LF(mb_state_t, game.last_update_wall_ns),
+    LF(mb_state_t, game.broker_heartbeat_ns),
+    LF(mb_state_t, game.committed_total),
+    LF(mb_state_t, game.commit_limit),
+    LF(mb_state_t, game.committed_peak),
+    LF(mb_state_t, msg),
+    LF(mb_state_t, msg.seq),
+    LF(mb_state_t, msg.len),
+    LF(mb_state_t, msg.writer_pid),
+    LF(mb_state_t, msg.writer_start_time),
+    LF(mb_state_t, msg.reserved),
+    LF(mb_state_t, msg.text),
+    LF(mb_state_t, regions),
+    LF(mb_state_t, clients_attached),
+    LF(mb_state_t, pool_count),
+    LF(mb_state_t, players_base),
+    LF(mb_state_t, npcs_base),
+    LF(mb_state_t, reserved2),
+    LF(mb_state_t, clients),
+    LF(mb_state_t, pools),
+    LF(mb_state_t, client_mem),
+    LF(mb_state_t, maps),
+    LC(MB_STATE_MAGIC),
+    LC(MB_STATE_READY),
+    LC(MB_INSTANCE_MAX),
+    LC(MB_REGIONS_MAX),
+    LC(MB_POOLS_MAX),
+    LC(MB_CLIENTS_MAX),
+    LC(MB_CLIENT_MEM_MAX),
+    LC(MB_MAPS_MAX),
+    LC(MB_STATUS_STOPPED),
+    LC(MB_STATUS_RUNNING),
+    LC(MB_STATUS_SHUTTING_DOWN),
+    LC(MB_STATUS_DRAINING),
+    LC(MB_REGION_LAZY),
+    LC(MB_PAGE_USERS_MASK),
+    LC(MB_PAGE_HOLDER_MASK),
+    LC(MB_PAGE_HOLDER_BROKER),
+    LC(MB_PAGE_CHARGED),
+    LC(MB_PAGE_COMMITTED),
+    LC(MB_PAGE_BUSY),
+    LC(MB_CLIENT_FREE),
+    LC(MB_CLIENT_CLAIMED),
+    LC(MB_CLIENT_ATTACHED),
+    LC(MB_CLIENT_DEAD),
+    LC(MB_CLIENT_WORD(0xFFu, 0xFFFFFFu, 0xFFFFFFFFu)),
+    LC(MB_DEAD_NONE),
+    LC(MB_DEAD_EXITED),
+    LC(MB_DEAD_HEARTBEAT),
+    LC(MB_DEAD_ABANDONED),
+    LC(MB_DEAD_CLOSED),
+    LC(MB_DEAD_RESTORED),
+    LC(MB_POOL_F_DEBUG),
+    LC(MB_STAMP_FREE),
+    LC(MB_STAMP_IN_USE),
+    LC(MB_STAMP_CACHED),
+    LC(MB_STAMP_GIVING),
+    LC(MB_STAMP_OWNER(0xFFFFFFFFu)),
+    LC(MB_STAMP_REC(0xFFFFFFFFu)),
+    LC(MB_STAMP_BROKER),
+    LC(MB_POOL_CHAIN),
+    LC(MB_POOL_INTENTS),
+    LC(MB_POOL_CAPACITY_MAX),
+    LC(MB_POOL_LOW_BITS),
+    LC(MB_POOL_TAG_SHIFT),
+    LC(MB_POOL_HOLDER(0xFFFFu, 0xFFFFu, 0xFFFFFFFFu)),
+    LC(MB_MEM_NONE),
+    LC(MB_MEM_LPOOL),
+    LC(MB_MEM_HEAP),
+    LC(MB_MAP_FREE),
+    LC(MB_MAP_READY),
+    LC(MB_MAP_NAME_MAX),
+};
+#undef LF
+#undef LS
+#undef LC
+
+/* Recorded: MB_LAYOUT_VERSION -> the fingerprint of layout_fields. Append a line per bump. */
+static const fp_record_t layout_fps[] = {
+    {6, UINT64_C(0x74f0dd31636314df)},
+};
+
+/* The shared layout's fingerprint is the one recorded for MB_LAYOUT_VERSION: moving, growing
+ * or adding a field (or changing a bit field) without a version bump fails here. */
+TEST(layout_fingerprint) {
+  uint64_t h = FP_START;
+  size_t i;
+  for (i = 0; i < sizeof layout_fields / sizeof layout_fields[0]; i++) {
+    h = fp_str(h, layout_fields[i].name);
+    h = fp_num(h, layout_fields[i].offset);
+    h = fp_num(h, layout_fields[i].size);
+  }
+  fp_check("layout", "MB_LAYOUT_VERSION", MB_LAYOUT_VERSION, h, layout_fps,
+           sizeof layout_fps / sizeof layout_fps[0]);
+}
+
+/* Each statistics list, entry by entry in order: where (SHM entries: their word in the block,
+ * by order), field, key, kind. */
+#define SF(where, field, key, kind, ...) h = sf(h, #where, #field, key, #kind);
+static uint64_t sf(uint64_t h, const char *where, const char *field, const char *key,
+                   const char *kind) {
+  h = fp_str(h, where);
+  h = fp_str(h, field);
+  h = fp_str(h, key != NULL ? key : "(none)");
+  return fp_str(h, kind);
+}
+#define SD(name, value, key, why) h = fp_str(fp_num(fp_str(h, #name), value), key);
+
+/* Recorded: MB_STATS_VERSION -> the fingerprint of the lists. Append a line per bump. */
+static const fp_record_t stats_fps[] = {
+    {2, UINT64_C(0x78e563747c855cf4)},
+};
+
+/* The statistics lists' fingerprint is the one recorded for MB_STATS_VERSION: adding,
+ * removing, moving or renaming a figure (or changing its kind) without a bump fails here. */
+TEST(stats_fingerprint) {
+  uint64_t h = FP_START;
+  h = fp_str(h, "region");
+  MB_REGION_STATS(SF)
+  h = fp_str(h, "pool");
+  MB_POOL_STATS(SF)
+  h = fp_str(h, "private");
+  MB_MEM_STATS(SF)
+  h = fp_str(h, "client");
+  MB_CLIENT_STATS(SF)
+  h = fp_str(h, "persist");
+  MB_PERSIST_STATS(SF)
+  h = fp_str(h, "dead_reasons");
+  MB_DEAD_REASONS(SD)
+  fp_check("statistics", "MB_STATS_VERSION", MB_STATS_VERSION, h, stats_fps,
+           sizeof stats_fps / sizeof stats_fps[0]);
+}
+#undef SF
+#undef SD
+
+/* The cell `i` (0-based) of a table row whose cells hold no '|', trimmed (empty cells too). */
+static void cell_split(const char *row, int i, char *buf, size_t size) {
+  const char *p = strchr(row, '|'), *end;
+  ASSERT(p != NULL);
+  while (i-- > 0 && p != NULL)
+    p = strchr(p + 1, '|');
+  ASSERT(p != NULL && (end = strchr(p + 1, '|')) != NULL);
+  for (p++; p < end && *p == ' ';)
+    p++;
+  while (end > p && end[-1] == ' ')
+    end--;
+  snprintf(buf, size, "%.*s", (int)(end - p), p);
+}
+
+static const char *kind_name(int kind) {
+  static const char *const names[] = {"counter", "gauge", "bytes", "flag"};
+  return kind >= 0 && kind < 4 ? names[kind] : "?";
+}
+
+/* The row of README's command table for `cmd` (up to its newline, which is cut; restored by
+ * the caller through the returned pointer's end). */
+static char *readme_row(char *text, const char *cmd) {
+  char head[64], *row, *nl;
+  snprintf(head, sizeof head, "\n| `%s` | ", cmd);
+  row = strstr(text, head);
+  if (row == NULL)
+    FAIL("README's command table has no row for '%s'", cmd);
+  row++;
+  nl = strchr(row, '\n');
+  ASSERT(nl != NULL);
+  *nl = '\0';
+  return row;
+}
+
+/* Every key of a list is named, as `key`, in README's row of command `cmd`. */
+static void readme_row_has(char *text, const char *cmd, const char *list, const mb_stat_info_t *s,
+                           size_t n) {
+  char *row = readme_row(text, cmd), want[64];
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (s[i].key == NULL)
+      continue;
+    snprintf(want, sizeof want, "`%s`", s[i].key);
+    if (strstr(row, want) == NULL)
+      FAIL("README's '%s' row does not name %s (%s has it)", cmd, want, list);
+  }
+  row[strlen(row)] = '\n';
+}
+
+/*
+ * README's statistics stay what stats.h says: the pool statistics table lists MB_POOL_STATS's
+ * reported figures in order with their kind and mbctl column; the `pools` row names exactly
+ * those keys (and `name`); the `heaps` and `clients` rows name MB_MEM_STATS's and
+ * MB_CLIENT_STATS's keys; "stats_version (now N" is MB_STATS_VERSION and "The layout version
+ * is N" MB_LAYOUT_VERSION.
+ */
+TEST(readme_statistics) {
+  static const char head[] = "| key | kind | `mbctl pools` | meaning |\n|---|---|---|---|\n";
+  static const mb_stat_info_t pool[] = {MB_POOL_STATS(MB_STAT_INFO)};
+  static const mb_stat_info_t mem[] = {MB_MEM_STATS(MB_STAT_INFO)};
+  static const mb_stat_info_t client[] = {MB_CLIENT_STATS(MB_STAT_INFO)};
+  char *text = read_readme(), *row, *p, key[64], kind[32], col[64], expect[256];
+  size_t i = 0, n = sizeof pool / sizeof pool[0];
+  unsigned v;
+
+  p = strstr(text, "`server.stats_version` (now ");
+  if (p == NULL || sscanf(p, "`server.stats_version` (now %u", &v) != 1)
+    FAIL("README has no \"`server.stats_version` (now N\" sentence");
+  if (v != MB_STATS_VERSION)
+    FAIL("README says stats_version is now %u, stats.h has MB_STATS_VERSION %u", v,
+         MB_STATS_VERSION);
+  p = strstr(text, "The layout version is ");
+  if (p == NULL || sscanf(p, "The layout version is %u", &v) != 1)
+    FAIL("README has no \"The layout version is N\" sentence");
+  if (v != MB_LAYOUT_VERSION)
+    FAIL("README says the layout version is %u, layout.h has MB_LAYOUT_VERSION %u", v,
+         MB_LAYOUT_VERSION);
+
+  row = strstr(text, head);
+  if (row == NULL)
+    FAIL("README has no pool statistics table (%s)", "| key | kind | `mbctl pools` | meaning |");
+  for (row += strlen(head); row[0] == '|'; row = strchr(row, '\n') + 1) {
+    char *nl = strchr(row, '\n');
+    ASSERT(nl != NULL);
+    *nl = '\0';
+    cell_split(row, 0, key, sizeof key);
+    cell_split(row, 1, kind, sizeof kind);
+    cell_split(row, 2, col, sizeof col);
+    *nl = '\n';
+    while (i < n && pool[i].key == NULL)
+      i++;
+    if (i == n)
+      FAIL("README's pool statistics table has a row %s, which MB_POOL_STATS does not report", key);
+    snprintf(expect, sizeof expect, "| `%s` | %s | %s | %s |", pool[i].key, kind_name(pool[i].kind),
+             pool[i].col != MB_COL_NONE ? pool[i].header : "", pool[i].help);
+    if (strlen(key) != strlen(pool[i].key) + 2 || strncmp(key + 1, pool[i].key, strlen(key) - 2))
+      FAIL("README's pool statistics table has %s where MB_POOL_STATS has `%s`: %s", key,
+           pool[i].key, expect);
+    if (strcmp(kind, kind_name(pool[i].kind)) != 0)
+      FAIL("README's pool statistics table: `%s` is a %s, MB_POOL_STATS says %s", pool[i].key, kind,
+           kind_name(pool[i].kind));
+    if (strcmp(col, pool[i].col != MB_COL_NONE ? pool[i].header : "") != 0)
+      FAIL("README's pool statistics table: `%s` shows as column '%s', MB_POOL_STATS says '%s'",
+           pool[i].key, col, pool[i].col != MB_COL_NONE ? pool[i].header : "");
+    i++;
+  }
+  for (; i < n; i++)
+    if (pool[i].key != NULL)
+      FAIL("README's pool statistics table has no row for `%s`: add | `%s` | %s | %s | %s |",
+           pool[i].key, pool[i].key, kind_name(pool[i].kind),
+           pool[i].col != MB_COL_NONE ? pool[i].header : "", pool[i].help);
+
+  /* The pools row: every backquoted word is `name`, `pools`, `[]` or a key, and every key is
+   * there. */
+  readme_row_has(text, "pools", "MB_POOL_STATS", pool, n);
+  row = readme_row(text, "pools");
+  for (p = strchr(row + 2, '`'); p != NULL; p = strchr(strchr(p + 1, '`') + 1, '`')) {
+    char *q = strchr(p + 1, '`');
+    size_t k, len = (size_t)(q - p - 1);
+    int known = 0;
+    ASSERT(q != NULL);
+    snprintf(key, sizeof key, "%.*s", (int)len, p + 1);
+    known = strcmp(key, "name") == 0 || strcmp(key, "pools") == 0 || strcmp(key, "[]") == 0;
+    for (k = 0; k < n && !known; k++)
+      known = pool[k].key != NULL && strcmp(pool[k].key, key) == 0;
+    if (!known)
+      FAIL("README's 'pools' row names `%s`, which MB_POOL_STATS does not report", key);
+  }
+  row[strlen(row)] = '\n';
+  readme_row_has(text, "heaps", "MB_MEM_STATS", mem, sizeof mem / sizeof mem[0]);
+  readme_row_has(text, "clients", "MB_CLIENT_STATS", client, sizeof client / sizeof client[0]);
+  free(text);
+}
+
+/* The fuzz dictionary (tests/corpus/ctl.dict) has every command of commands.def as "\"name\""
+ * and every argument as "\"name\":", so the fuzzer starts from the whole protocol. */
+TEST(fuzz_dictionary_covers_commands) {
+  FILE *f = fopen(MB_SOURCE_DIR "/tests/corpus/ctl.dict", "rb");
+  char *text, want[96];
+  const mb_ctl_cmd_t *c;
+  const mb_cmd_arg_t *a;
+  size_t n;
+  if (f == NULL)
+    FAIL("cannot open %s", MB_SOURCE_DIR "/tests/corpus/ctl.dict");
+  text = malloc((1u << 16) + 1);
+  ASSERT(text != NULL);
+  n = fread(text, 1, 1u << 16, f);
+  fclose(f);
+  text[n] = '\0';
+  for (c = mb__ctl_commands(); c->name; c++) {
+    snprintf(want, sizeof want, "\n\"\\\"%s\\\"\"\n", c->name);
+    if (strstr(text, want) == NULL)
+      FAIL("tests/corpus/ctl.dict lacks the command '%s' (commands.def has it): add the line "
+           "\"\\\"%s\\\"\"",
+           c->name, c->name);
+    for (a = c->args; a->name; a++) {
+      snprintf(want, sizeof want, "\n\"\\\"%s\\\":\"\n", a->name);
+      if (strstr(text, want) == NULL)
+        FAIL("tests/corpus/ctl.dict lacks '%s''s argument '%s': add the line \"\\\"%s\\\":\"",
+             c->name, a->name, a->name);
+    }
+  }
+  free(text);
+}
+
+/* Every printer of mbctl (client/mbctl/show.c, its printers[] table, looked up by name) is a
+ * command of commands.def: a misspelt name would print JSON silently. */
+TEST(mbctl_printers_are_commands) {
+  FILE *f = fopen(MB_SOURCE_DIR "/client/mbctl/show.c", "rb");
+  char *text, *p, *end, name[64];
+  size_t n;
+  int count = 0;
+  if (f == NULL)
+    FAIL("cannot open %s", MB_SOURCE_DIR "/client/mbctl/show.c");
+  text = malloc((1u << 20) + 1);
+  ASSERT(text != NULL);
+  n = fread(text, 1, 1u << 20, f);
+  fclose(f);
+  text[n] = '\0';
+  p = strstr(text, "} printers[] = {");
+  if (p == NULL)
+    FAIL("client/mbctl/show.c has no \"} printers[] = {\" table");
+  end = strstr(p, "\n};");
+  ASSERT(end != NULL);
+  *end = '\0';
+  for (p = strstr(p, "{\""); p != NULL; p = strstr(p + 2, "{\"")) {
+    if (sscanf(p, "{\"%63[^\"]\"", name) != 1)
+      FAIL("client/mbctl/show.c: a printer entry without a name: %.40s", p);
+    if (mb__ctl_command(name) == NULL)
+      FAIL("client/mbctl/show.c has a printer for '%s', which commands.def does not have", name);
+    count++;
+  }
+  ASSERT_GT(count, 10);
+  free(text);
 }

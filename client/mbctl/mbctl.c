@@ -130,21 +130,23 @@ static void usage(FILE *fp) {
               "commands:\n");
   for (i = 0; i < NCOMMANDS; i++)
     usage_line(fp, &commands[i]);
-  fprintf(fp, "\n"
-              "options:\n"
-              "  --instance NAME  broker instance (default: $MEMBROKER_INSTANCE if set, else\n"
-              "                   default)\n"
-              "  --json           print the result as JSON\n"
-              "  --timeout MS     how long to wait for the answer (default 10000)\n"
-              "  --interval MS    watch: time between lines, 50..60000 (default 1000)\n"
-              "  --count N        watch: stop after N lines\n"
-              "                   (watch --json prints the raw event lines)\n"
-              "\n"
-              "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
-              "\n"
-              "environment:\n"
-              "  MEMBROKER_INSTANCE     the instance when --instance is not given\n"
-              "  MEMBROKER_RUNTIME_DIR  where the broker's socket is (Linux; as the broker's)\n");
+  fprintf(fp,
+          "\n"
+          "options:\n"
+          "  --instance NAME  broker instance (default: $MEMBROKER_INSTANCE if set, else\n"
+          "                   default)\n"
+          "  --json           print the result as JSON\n"
+          "  --timeout MS     how long to wait for the answer (default 10000)\n"
+          "  --interval MS    watch: time between lines, %s (default %d)\n"
+          "  --count N        watch: stop after N lines\n"
+          "                   (watch --json prints the raw event lines)\n"
+          "\n"
+          "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
+          "\n"
+          "environment:\n"
+          "  MEMBROKER_INSTANCE     the instance when --instance is not given\n"
+          "  MEMBROKER_RUNTIME_DIR  where the broker's socket is (Linux; as the broker's)\n",
+          MB_CMD_RANGE(MB_CTL_WATCH_MIN_MS, MB_CTL_WATCH_MAX_MS), MB_CTL_WATCH_DEFAULT_MS);
 }
 
 static const char *jstr(const cJSON *o, const char *key) {
