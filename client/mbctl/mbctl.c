@@ -356,20 +356,26 @@ static const char down_text[] =
 
 /*
  * metrics --textfile DIR: write `text` (NULL: down_text) to DIR/membroker_<instance>.prom for
- * a textfile collector, atomically: a temporary file in DIR (".membroker_<instance>.prom.tmp",
- * which the collectors skip: not *.prom) is written and synced, then renamed over the old file,
- * so a collector reads the old file whole or the new one whole. 0, or -1 with a message.
+ * a textfile collector, atomically: a temporary file in DIR
+ * (".membroker_<instance>.prom.<pid>.tmp", which the collectors skip: not *.prom; the pid keeps two
+ * runs that overlap apart) is written and synced, then renamed over the old file, so a collector
+ * reads the old file whole or the new one whole. A rename refused as busy (Windows: the collector
+ * is reading the old file without sharing it for delete) is tried again, up to 20 times 50 ms
+ * apart. 0, or -1 with a message.
  */
 static int write_textfile(const char *dir, const char *instance, const char *text) {
-  char path[1024], tmp[1040];
+  char path[1024], tmp[1060];
   FILE *f = NULL;
+  mb_os_procid_t self;
   size_t n;
-  int rc;
+  int rc, tries = 0;
+  mb_os_proc_self(&self);
   if (text == NULL)
     text = down_text;
   n = strlen(text);
   if ((size_t)snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, instance) >= sizeof path ||
-      (size_t)snprintf(tmp, sizeof tmp, "%s/.membroker_%s.prom.tmp", dir, instance) >= sizeof tmp) {
+      (size_t)snprintf(tmp, sizeof tmp, "%s/.membroker_%s.prom.%u.tmp", dir, instance,
+                       (unsigned)self.pid) >= sizeof tmp) {
     fprintf(stderr, "mbctl: --textfile: the directory name is too long\n");
     return -1;
   }
@@ -385,7 +391,9 @@ static int write_textfile(const char *dir, const char *instance, const char *tex
     mb_os_file_discard(tmp);
     return -1;
   }
-  if ((rc = mb_os_file_replace(tmp, path)) != 0) {
+  while ((rc = mb_os_file_replace(tmp, path)) == MB_EBUSY && ++tries < 20)
+    mb_os_sleep_ms(50);
+  if (rc != 0) {
     fprintf(stderr, "mbctl: --textfile: cannot rename %s over %s: %s\n", tmp, path,
             mb_last_error());
     mb_os_file_discard(tmp);
