@@ -260,8 +260,12 @@ static int promtool(const char *dir, const char *args, char *outp, size_t size) 
            "  promtool %s > promtool.out 2>&1; echo $? > promtool.rc.tmp; fi\n"
            "mv promtool.rc.tmp promtool.rc\n",
            args);
-  mb_os_file_discard(rcpath);
   write_binary(script, text);
+  /* What the script leaves, registered for removal at exit (it replaces them). */
+  fx_write_text(rcpath, "");
+  snprintf(path, sizeof path, "%s/promtool.out", dir);
+  fx_write_text(path, "");
+  mb_os_file_discard(rcpath);
 #if MB_OS_WIN
   {
     wchar_t w[600], full[600];
@@ -288,12 +292,21 @@ static int promtool(const char *dir, const char *args, char *outp, size_t size) 
   return rc;
 }
 
-/* A directory of this test's own, created fresh (what is left in it is removed at exit by
- * fx_write_text for its files; the directory itself stays in the build tree). */
+/* The test's directory (test_dir), removed at exit: after the files fx_write_text removes, since
+ * atexit runs handlers in reverse order and this one is registered before any file is written. */
+static char test_dir_path[128];
+static void test_dir_remove(void) {
+  (void)mb_os_dir_remove(test_dir_path);
+}
+
+/* A directory of this test's own in the working directory (the build tree), created fresh
+ * and removed at exit. */
 static const char *test_dir(char *buf, size_t size, const char *tag) {
   char name[64];
   snprintf(buf, size, "%s", mb_test_name(name, sizeof name, tag));
   (void)mb_os_dir_create(buf);
+  snprintf(test_dir_path, sizeof test_dir_path, "%s", buf);
+  atexit(test_dir_remove);
   return buf;
 }
 
