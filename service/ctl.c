@@ -631,3 +631,7 @@ void mb__ctl_stop(void) {
     mb__conn_close(c);
   mb_log_info("control pipe closed");
 }
+
+void mb__ctl_connections(unsigned *open) {
+  *open = mb__ctl.started ? mb__ctl.nserved : 0;
+}

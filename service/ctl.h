@@ -29,6 +29,10 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void));
  * the handles finish closing as the loop runs on. */
 void mb__ctl_stop(void);
 
+/* The control-pipe connections counted against pipe.max_connections now, into *open (0 when
+ * the server is not started). Loop thread only; for the metrics. */
+void mb__ctl_connections(unsigned *open);
+
 #ifdef __cplusplus
 }
 #endif

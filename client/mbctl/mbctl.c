@@ -139,6 +139,9 @@ static void usage(FILE *fp) {
           "  --timeout MS     how long to wait for the answer (default 10000)\n"
           "  --interval MS    watch: time between lines, %s (default %d)\n"
           "  --count N        watch: stop after N lines\n"
+          "  --openmetrics    metrics: OpenMetrics 1.0.0 instead of Prometheus text 0.0.4\n"
+          "  --textfile DIR   metrics: write DIR/membroker_<instance>.prom atomically for a\n"
+          "                   textfile collector (membroker_up 0 when the broker is down)\n"
           "                   (watch --json prints the raw event lines)\n"
           "\n"
           "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
@@ -256,7 +259,7 @@ static char *join_words(int argc, char **argv, int from) {
  * against its range); an argument bound to an option takes its value (interval_ms > 0 is
  * --interval). NULL = usage error, already said on stderr.
  */
-static cJSON *build_request(int argc, char **argv, long interval_ms) {
+static cJSON *build_request(int argc, char **argv, long interval_ms, int openmetrics) {
   const char *cmd = argv[0];
   const mbctl_cmd_t *c = mbctl_command(cmd);
   const mb_cmd_arg_t *args = c ? c->args : no_args, *a;
@@ -297,6 +300,8 @@ static cJSON *build_request(int argc, char **argv, long interval_ms) {
     if (!positional(a)) {
       if (strcmp(a->cli, "--interval") == 0 && interval_ms > 0)
         cJSON_AddNumberToObject(args_obj, a->name, (double)interval_ms);
+      if (strcmp(a->cli, "--openmetrics") == 0 && openmetrics)
+        cJSON_AddStringToObject(args_obj, a->name, "openmetrics");
       continue;
     }
     if (w >= argc)
@@ -341,10 +346,68 @@ usage:
   return NULL;
 }
 
+/* What a textfile says while the broker does not answer: node_exporter and windows_exporter
+ * serve a file as it is, however old, so a stale file would show the last figures as current. */
+static const char down_text[] =
+    "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl metrics "
+    "--textfile says 0 when it does not)\n"
+    "# TYPE membroker_up gauge\n"
+    "membroker_up 0\n";
+
+/*
+ * metrics --textfile DIR: write `text` (NULL: down_text) to DIR/membroker_<instance>.prom for
+ * a textfile collector, atomically: a temporary file in DIR
+ * (".membroker_<instance>.prom.<pid>.tmp", which the collectors skip: not *.prom; the pid keeps two
+ * runs that overlap apart) is written and synced, then renamed over the old file, so a collector
+ * reads the old file whole or the new one whole. A rename refused as busy (Windows: the collector
+ * is reading the old file without sharing it for delete) is tried again, up to 20 times 50 ms
+ * apart. 0, or -1 with a message.
+ */
+static int write_textfile(const char *dir, const char *instance, const char *text) {
+  char path[1024], tmp[1060];
+  FILE *f = NULL;
+  mb_os_procid_t self;
+  size_t n;
+  int rc, tries = 0;
+  mb_os_proc_self(&self);
+  if (text == NULL)
+    text = down_text;
+  n = strlen(text);
+  if ((size_t)snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, instance) >= sizeof path ||
+      (size_t)snprintf(tmp, sizeof tmp, "%s/.membroker_%s.prom.%u.tmp", dir, instance,
+                       (unsigned)self.pid) >= sizeof tmp) {
+    fprintf(stderr, "mbctl: --textfile: the directory name is too long\n");
+    return -1;
+  }
+  if ((rc = mb_os_file_create(tmp, &f)) != 0) {
+    fprintf(stderr, "mbctl: --textfile: cannot create %s: %s\n", tmp, mb_last_error());
+    return -1;
+  }
+  if (fwrite(text, 1, n, f) != n || (rc = mb_os_file_sync(f)) != 0 || fclose(f) != 0) {
+    if (f != NULL && rc != 0)
+      fclose(f);
+    fprintf(stderr, "mbctl: --textfile: cannot write %s: %s\n", tmp,
+            rc ? mb_last_error() : "write failed");
+    mb_os_file_discard(tmp);
+    return -1;
+  }
+  while ((rc = mb_os_file_replace(tmp, path)) == MB_EBUSY && ++tries < 20)
+    mb_os_sleep_ms(50);
+  if (rc != 0) {
+    fprintf(stderr, "mbctl: --textfile: cannot rename %s over %s: %s\n", tmp, path,
+            mb_last_error());
+    mb_os_file_discard(tmp);
+    return -1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *instance = NULL, *instance_from = "--instance";
   char env[256]; /* $MEMBROKER_INSTANCE: room to name a bad value that is too long */
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
+  int openmetrics = 0;
+  const char *textfile = NULL; /* metrics --textfile DIR */
   long interval_ms = 0, count = 0;
   static char *cmdv[256];
   char pipe[MB_PIPE_NAME_MAX], *text, *line;
@@ -364,6 +427,10 @@ int main(int argc, char **argv) {
         json = 1;
       } else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
         instance = argv[++i];
+      } else if (strcmp(argv[i], "--openmetrics") == 0) {
+        openmetrics = 1;
+      } else if (strcmp(argv[i], "--textfile") == 0 && i + 1 < argc) {
+        textfile = argv[++i];
       } else if ((strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--interval") == 0 ||
                   strcmp(argv[i], "--count") == 0) &&
                  i + 1 < argc) {
@@ -382,7 +449,8 @@ int main(int argc, char **argv) {
         i++;
       } else if (i + 1 == argc &&
                  (strcmp(argv[i], "--instance") == 0 || strcmp(argv[i], "--timeout") == 0 ||
-                  strcmp(argv[i], "--interval") == 0 || strcmp(argv[i], "--count") == 0)) {
+                  strcmp(argv[i], "--textfile") == 0 || strcmp(argv[i], "--interval") == 0 ||
+                  strcmp(argv[i], "--count") == 0)) {
         fprintf(stderr, "mbctl: %s needs a value\n", argv[i]);
         return EXIT_USAGE;
       } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -428,7 +496,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mbctl: --interval and --count are options of watch\n");
     return EXIT_USAGE;
   }
-  req = build_request(cmdc, cmdv, interval_ms);
+  if ((openmetrics || textfile) && strcmp(cmdv[0], "metrics") != 0) {
+    fprintf(stderr, "mbctl: --openmetrics and --textfile are options of metrics\n");
+    return EXIT_USAGE;
+  }
+  if (textfile && (openmetrics || json)) {
+    fprintf(stderr, "mbctl: metrics --textfile writes the Prometheus text format: it takes "
+                    "neither --openmetrics nor --json\n");
+    return EXIT_USAGE;
+  }
+  if (textfile && textfile[0] == '\0') {
+    fprintf(stderr, "mbctl: --textfile needs a directory, got ''\n");
+    return EXIT_USAGE;
+  }
+  req = build_request(cmdc, cmdv, interval_ms, openmetrics);
   if (req == NULL) {
     fprintf(stderr, "run 'mbctl --help' for usage\n");
     return EXIT_USAGE;
@@ -446,6 +527,9 @@ int main(int argc, char **argv) {
     if (rc == MB_ENOTRUNNING) {
       fprintf(stderr, "membroker is not running for instance '%s' (no pipe at %s)\n", instance,
               pipe);
+      if (textfile && write_textfile(textfile, instance, NULL) == 0)
+        fprintf(stderr, "mbctl: wrote membroker_up 0 to %s/membroker_%s.prom\n", textfile,
+                instance);
       print_start_hint(stderr, instance);
       code = EXIT_NOT_RUNNING;
       goto done;
@@ -485,6 +569,18 @@ int main(int argc, char **argv) {
         cJSON_GetObjectItemCaseSensitive(resp, "result"), "interval_ms");
     code = run_watch(&conn, json, count, cJSON_IsNumber(iv) ? (long)iv->valuedouble : 60000,
                      timeout_ms);
+    goto done;
+  }
+  if (textfile) {
+    const cJSON *t =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "result"), "text");
+    if (!cJSON_IsString(t)) {
+      fprintf(stderr, "mbctl: metrics: the broker's answer has no text\n");
+      goto done;
+    }
+    if (write_textfile(textfile, instance, t->valuestring) != 0)
+      goto done;
+    code = EXIT_OK;
     goto done;
   }
   if (json)

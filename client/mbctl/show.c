@@ -403,6 +403,12 @@ static void show_help(const cJSON *res, const char *instance) {
   }
 }
 
+/* metrics: the exposition text as the broker rendered it, byte for byte. */
+static void show_metrics(const cJSON *res, const char *instance) {
+  (void)instance;
+  fputs(str(res, "text"), stdout);
+}
+
 /* The printers, by command; a command without one prints its result as JSON. */
 static const struct {
   const char *cmd;
@@ -424,6 +430,7 @@ static const struct {
     {"compact", show_compact},
     {"shutdown", show_shutdown},
     {"help", show_help},
+    {"metrics", show_metrics},
 };
 
 void print_result(const char *cmd, const cJSON *res, const char *instance) {

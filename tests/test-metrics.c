@@ -1,0 +1,531 @@
+/*
+ * test-metrics.c - the Prometheus view (service/metrics.c, the `metrics` command, mbctl metrics):
+ * the renderer in-process (families once each, in a fixed order, HELP and TYPE before the
+ * samples, OpenMetrics' "# EOF"), and the real mbctl against a broker child with two regions, a
+ * pool and an attached client: its output fed to promtool (Debian package `prometheus`; on the
+ * Windows build the .exe's output is handed to the Linux promtool through Wine's Unix side),
+ * values that equal `status --json`, and --textfile's atomic replace and its down file.
+ * promtool missing is a SKIP, never a pass.
+ */
+#include "childbroker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "ctl.h"
+#include "log.h"
+#include "membroker.h"
+#include "metrics.h"
+
+#if MB_OS_WIN
+#include <windows.h>
+
+#include "scm.h"
+#else
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+#ifndef MB_MBCTL_EXE
+#error "MB_MBCTL_EXE must name the mbctl executable (CMake: $<TARGET_FILE:mbctl>)"
+#endif
+
+#define T_MBCTL_MS 30000
+#define T_OUT_MAX (256 * 1024)
+#define MBCTL(out, size, ...) mb_test_run_exe(MB_MBCTL_EXE, T_MBCTL_MS, out, size, __VA_ARGS__)
+
+static char out[T_OUT_MAX];
+static char out2[T_OUT_MAX];
+
+/* The test broker's config: the fixture's two regions, pool "bullets" (64-byte objects, 1000),
+ * no heartbeat timeout (this test process attaches and does not beat). */
+static void metrics_config(mb_config_t *cfg) {
+  fx_pool(cfg, "bullets", 64, 16, 1000);
+  cfg->heartbeat_timeout_ms = 0;
+}
+
+/* ---- the broker child ---------------------------------------------------------------------- */
+
+static uv_async_t mchild_stop;
+static uv_timer_t mchild_watch;
+static mb_os_procid_t mchild_parent;
+static mb_broker_t mchild_brk;
+static int mchild_stopping;
+
+static void mchild_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void mchild_stop_now(void) {
+  if (mchild_stopping)
+    return;
+  mchild_stopping = 1;
+  mb__ctl_stop();
+  mb__broker_begin_stop(&mchild_brk);
+  uv_close((uv_handle_t *)&mchild_stop, mchild_closed);
+  uv_close((uv_handle_t *)&mchild_watch, mchild_closed);
+}
+
+static void mchild_on_stop(uv_async_t *a) {
+  (void)a;
+  mchild_stop_now();
+}
+
+static void mchild_request_stop(void) {
+  uv_async_send(&mchild_stop);
+}
+
+static void mchild_on_watch(uv_timer_t *t) {
+  (void)t;
+  if (mb_os_proc_alive(&mchild_parent) == 0)
+    mchild_stop_now();
+}
+
+/* argv: instance parent_pid. The broker of metrics_config with its loop and control pipe,
+ * until `shutdown` or the parent's death. 0 after a clean stop, 102/103 on a failed start. */
+CHILD(metrics_broker) {
+  mb_config_t cfg;
+  uv_loop_t loop;
+  if (argc != 2)
+    return 100;
+  mb__log_open(MB_LOG_ERROR, "");
+  fx_config(&cfg, argv[0]);
+  metrics_config(&cfg);
+  if (mb_os_proc_query((uint32_t)strtoul(argv[1], NULL, 10), &mchild_parent) != 0)
+    return 101;
+  if (mb__broker_start(&mchild_brk, &cfg, 0) != 0) {
+    fprintf(stderr, "child broker: %s\n", mb_last_error());
+    return 102;
+  }
+  uv_loop_init(&loop);
+  uv_async_init(&loop, &mchild_stop, mchild_on_stop);
+  uv_timer_init(&loop, &mchild_watch);
+  uv_timer_start(&mchild_watch, mchild_on_watch, 100, 100);
+  if (mb__ctl_start(&loop, &mchild_brk, mchild_request_stop) != 0) {
+    fprintf(stderr, "child ctl: %s\n", mb_last_error());
+    mchild_stop_now();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mb__broker_stop(&mchild_brk);
+    uv_loop_close(&loop);
+    return 103;
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mb__broker_stop(&mchild_brk);
+  return uv_loop_close(&loop) == 0 ? 0 : 104;
+}
+
+static void metrics_broker_up(tbroker_t *t, const char *tag) {
+  mb_os_procid_t self;
+  char pid[32];
+  broker_name(t, tag);
+  mb_os_proc_self(&self);
+  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
+  ASSERT_OK(mb_test_spawn(&t->child, "metrics_broker", t->instance, pid, (char *)NULL));
+  broker_wait_ready(t);
+}
+
+/* ---- reading the exposition ---------------------------------------------------------------- */
+
+/* The value of the sample line that starts with `series` followed by a space ("name" or
+ * "name{label=\"x\"}"); fails the test when there is none. */
+static double sample(const char *text, const char *series) {
+  size_t n = strlen(series);
+  const char *p = text;
+  while ((p = strstr(p, series)) != NULL) {
+    if ((p == text || p[-1] == '\n') && p[n] == ' ')
+      return strtod(p + n + 1, NULL);
+    p += n;
+  }
+  FAIL("no sample %s in:\n%s", series, text);
+  return 0;
+}
+
+/*
+ * Check the exposition's structure as both formats define it: every line is a HELP, a TYPE or a
+ * sample; each family has its HELP, then its TYPE, then its samples, once (never split); a
+ * sample's name is its family's (a 0.0.4 counter family ends in _total; an OpenMetrics counter
+ * family does not and its samples add _total, an info family's add _info); no blank lines; the
+ * text ends with a line feed, and OpenMetrics with "# EOF\n" as its only last line. Returns the
+ * list of family names, one a line, into names (for the order check).
+ */
+static void check_structure(const char *text, int om, char *names, size_t size) {
+  char fam[160] = "", type[32] = "", seen[T_OUT_MAX / 8] = "\n";
+  const char *p = text, *eol;
+  int state = 0; /* 0: want HELP, 1: want TYPE, 2: samples */
+  size_t at = 0;
+  names[0] = '\0';
+  if (text[0] == '\0' || text[strlen(text) - 1] != '\n')
+    FAIL("the exposition does not end with a line feed:\n%s", text);
+  for (; *p; p = eol + 1) {
+    char line[1024], name[160];
+    size_t n;
+    eol = strchr(p, '\n');
+    n = (size_t)(eol - p);
+    if (n == 0 || n >= sizeof line)
+      FAIL("an empty or overlong line at offset %d", (int)(p - text));
+    memcpy(line, p, n);
+    line[n] = '\0';
+    if (strcmp(line, "# EOF") == 0) {
+      if (!om || eol[1] != '\0')
+        FAIL("\"# EOF\" %s", om ? "is not the last line" : "in the 0.0.4 format");
+      return;
+    }
+    if (strncmp(line, "# HELP ", 7) == 0) {
+      char key[170];
+      if (sscanf(line + 7, "%159s", fam) != 1 || strlen(line) <= 8 + strlen(fam))
+        FAIL("HELP without a name and a text: %s", line);
+      snprintf(key, sizeof key, "\n%s\n", fam);
+      if (strstr(seen, key) != NULL)
+        FAIL("family %s appears twice", fam);
+      if (strlen(seen) + strlen(fam) + 2 >= sizeof seen)
+        FAIL("too many families");
+      strcat(seen, fam);
+      strcat(seen, "\n");
+      at += (size_t)snprintf(names + at, size - at, "%s\n", fam);
+      state = 1;
+      continue;
+    }
+    if (strncmp(line, "# TYPE ", 7) == 0) {
+      if (state != 1 || sscanf(line + 7, "%159s %31s", name, type) != 2 || strcmp(name, fam) != 0)
+        FAIL("TYPE does not follow its family's HELP: %s", line);
+      if (strcmp(type, "gauge") != 0 && strcmp(type, "counter") != 0 &&
+          !(om && strcmp(type, "info") == 0))
+        FAIL("unexpected type in: %s", line);
+      if (strcmp(type, "counter") == 0 &&
+          om == (strlen(fam) > 6 && strcmp(fam + strlen(fam) - 6, "_total") == 0))
+        FAIL("counter family %s: %s", fam,
+             om ? "OpenMetrics names it without _total" : "0.0.4 names it with _total");
+      state = 2;
+      continue;
+    }
+    if (line[0] == '#')
+      FAIL("unexpected comment line: %s", line);
+    if (state != 2)
+      FAIL("a sample before its family's HELP and TYPE: %s", line);
+    n = strcspn(line, "{ ");
+    snprintf(name, sizeof name, "%.*s", (int)n, line);
+    {
+      char want[200];
+      snprintf(want, sizeof want, "%s%s", fam,
+               !om                            ? ""
+               : strcmp(type, "counter") == 0 ? "_total"
+               : strcmp(type, "info") == 0    ? "_info"
+                                              : "");
+      if (strcmp(name, want) != 0)
+        FAIL("sample %s in family %s (%s), expected %s", name, fam, type, want);
+    }
+    if (strchr(line, ' ') == NULL || strtod(strrchr(line, ' ') + 1, NULL) < 0)
+      FAIL("a sample without a value, or a negative one: %s", line);
+  }
+  if (om)
+    FAIL("OpenMetrics text without \"# EOF\"");
+}
+
+/* Write `text` to path byte for byte (binary: no CR LF on Windows, which neither sh nor promtool
+ * would take); removed at exit (fx_write_text registers it). */
+static void write_binary(const char *path, const char *text) {
+  FILE *f;
+  size_t n = strlen(text);
+  fx_write_text(path, "");
+  ASSERT_OK(mb_os_file_create(path, &f));
+  ASSERT_EQ(fwrite(text, 1, n, f), n);
+  ASSERT_EQ(fclose(f), 0);
+}
+
+static void write_text(const char *dir, const char *file, const char *text) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  write_binary(path, text);
+}
+
+/* ---- promtool (a Linux program; from the Windows build through Wine's Unix side) ----------- */
+
+/*
+ * Run "promtool ARGS" in directory dir (text files there: metrics.prom, ...), through a small
+ * shell script there; its output into outp, its exit code returned. SKIP when promtool is not
+ * installed (scripts/deps.sh installs Debian's `prometheus`).
+ */
+static int promtool(const char *dir, const char *args, char *outp, size_t size) {
+  char script[512], text[1024], path[600], rcpath[600], *data = NULL;
+  size_t len;
+  int rc;
+  snprintf(script, sizeof script, "%s/promtool.sh", dir);
+  snprintf(rcpath, sizeof rcpath, "%s/promtool.rc", dir);
+  snprintf(text, sizeof text,
+           "cd \"$(dirname \"$0\")\" || exit 1\n"
+           "rm -f promtool.rc promtool.out\n"
+           "if ! command -v promtool >/dev/null 2>&1; then echo 127 > promtool.rc.tmp; else\n"
+           "  promtool %s > promtool.out 2>&1; echo $? > promtool.rc.tmp; fi\n"
+           "mv promtool.rc.tmp promtool.rc\n",
+           args);
+  write_binary(script, text);
+  /* What the script leaves, registered for removal at exit (it replaces them). */
+  fx_write_text(rcpath, "");
+  snprintf(path, sizeof path, "%s/promtool.out", dir);
+  fx_write_text(path, "");
+  mb_os_file_discard(rcpath);
+#if MB_OS_WIN
+  {
+    wchar_t w[600], full[600];
+    MultiByteToWideChar(CP_UTF8, 0, script, -1, w, 600);
+    GetFullPathNameW(w, 600, full, NULL);
+    if (!wine_unix_run(L"Z:\\bin\\sh", full))
+      SKIP("cannot run Unix programs from this Windows build (not under Wine?): promtool is a "
+           "Linux program");
+    WAIT_FOR(mb_os_read_file(rcpath, 64, &data, &len) == 0, 60000);
+  }
+#else
+  ASSERT_EXIT(mb_test_run_exe("/bin/sh", 60000, outp, size, script, NULL), 0, outp);
+  ASSERT_OK(mb_os_read_file(rcpath, 64, &data, &len));
+#endif
+  rc = atoi(data);
+  free(data);
+  if (rc == 127)
+    SKIP("promtool is not installed (Debian package prometheus; scripts/deps.sh)");
+  snprintf(path, sizeof path, "%s/promtool.out", dir);
+  ASSERT_OK(mb_os_read_file(path, size - 1, &data, &len));
+  memcpy(outp, data, len);
+  outp[len] = '\0';
+  free(data);
+  return rc;
+}
+
+/* The test's directory (test_dir), removed at exit: after the files fx_write_text removes, since
+ * atexit runs handlers in reverse order and this one is registered before any file is written. */
+static char test_dir_path[128];
+static void test_dir_remove(void) {
+  (void)mb_os_dir_remove(test_dir_path);
+}
+
+/* A directory of this test's own in the working directory (the build tree), created fresh
+ * and removed at exit. */
+static const char *test_dir(char *buf, size_t size, const char *tag) {
+  char name[64];
+  snprintf(buf, size, "%s", mb_test_name(name, sizeof name, tag));
+  (void)mb_os_dir_create(buf);
+  snprintf(test_dir_path, sizeof test_dir_path, "%s", buf);
+  atexit(test_dir_remove);
+  return buf;
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+/*
+ * The renderer in-process: both formats have every family once, HELP and TYPE first, in the
+ * same order each time and in both formats; OpenMetrics ends with "# EOF"; the generated
+ * families are there (per region, per pool), build_info and the pipe gauges too.
+ */
+TEST(render_structure) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  char *t1, *t2, *t3, n1[8192], n2[8192], n3[8192];
+  size_t l1, l2, l3;
+  memset(&b, 0, sizeof b);
+  fx_config_pid(&cfg, "m", "rs");
+  metrics_config(&cfg);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb__metrics_render(&b, 0, &t1, &l1));
+  ASSERT_OK(mb__metrics_render(&b, 0, &t2, &l2));
+  ASSERT_OK(mb__metrics_render(&b, 1, &t3, &l3));
+  ASSERT_EQ(strlen(t1), l1);
+  ASSERT_EQ(strlen(t3), l3);
+  check_structure(t1, 0, n1, sizeof n1);
+  check_structure(t2, 0, n2, sizeof n2);
+  check_structure(t3, 1, n3, sizeof n3);
+  ASSERT_STR_EQ(n1, n2); /* a fixed order */
+  ASSERT_CONTAINS(t1, "membroker_build_info{version=\"");
+  ASSERT_CONTAINS(t3, "# TYPE membroker_build info\n");
+  ASSERT_CONTAINS(t1, ",os=\"" MB_OS_NAME "\"} 1\n");
+  ASSERT_EQ(sample(t1, "membroker_up"), 1);
+  ASSERT_EQ(sample(t1, "membroker_region_reserved_bytes{region=\"world\"}"), FX_WORLD_SIZE);
+  ASSERT_EQ(sample(t1, "membroker_region_slots{region=\"players\"}"),
+            FX_PLAYERS_SIZE / FX_SLOT_SIZE);
+  ASSERT_EQ(sample(t1, "membroker_pool_capacity{pool=\"bullets\"}"), 1000);
+  ASSERT_EQ(sample(t1, "membroker_pool_free{pool=\"bullets\"}"), 1000);
+  ASSERT_EQ(sample(t1, "membroker_pool_allocated_total{pool=\"bullets\"}"), 0);
+  ASSERT_EQ(sample(t3, "membroker_pool_allocated_total{pool=\"bullets\"}"), 0);
+  ASSERT_EQ(sample(t1, "membroker_clients{state=\"attached\"}"), 0);
+  ASSERT_EQ(sample(t1, "membroker_clients_max"), cfg.max_clients);
+  ASSERT_EQ(sample(t1, "membroker_server_status{status=\"running\"}"), 1);
+  ASSERT_EQ(sample(t1, "membroker_pipe_connections"), 0); /* no pipe in this process */
+  ASSERT_EQ(sample(t1, "membroker_pipe_connections_max"), cfg.pipe_max_connections);
+  ASSERT_EQ(sample(t1, "membroker_persist_enabled"), 0);
+  if (strstr(t1, "# EOF") != NULL)
+    FAIL("0.0.4 text with # EOF");
+  ASSERT_EQ(strcmp(t3 + l3 - 6, "# EOF\n"), 0);
+  free(t1);
+  free(t2);
+  free(t3);
+  mb__broker_begin_stop(&b);
+  mb__broker_stop(&b);
+}
+
+/*
+ * mbctl metrics against a broker with a client attached that holds 3 objects of the pool:
+ * promtool check metrics passes with no lint problem; committed, the pool's in_use and the
+ * clients attached equal status --json; OpenMetrics from --openmetrics passes the structure
+ * check (families, names, "# EOF" last).
+ */
+TEST(mbctl_promtool) {
+  tbroker_t t = {0};
+  mb_client_t *cl = NULL;
+  mb_pool_t *pool = NULL;
+  void *obj[3];
+  char dir[128];
+  char names[8192];
+  cJSON *j;
+  int i, rc;
+  metrics_broker_up(&t, "pt");
+  ASSERT_OK(mb_attach(t.instance, "zone-1", NULL, &cl));
+  ASSERT_OK(mb_pool_open(cl, "bullets", MB_POOL_NO_CACHE, &pool));
+  for (i = 0; i < 3; i++)
+    ASSERT_OK(mb_pool_alloc(pool, &obj[i]));
+
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", NULL), 0, out);
+  check_structure(out, 0, names, sizeof names);
+  ASSERT_EXIT(MBCTL(out2, sizeof out2, "--instance", t.instance, "status", "--json", NULL), 0,
+              out2);
+  j = cJSON_Parse(out2);
+  ASSERT(j != NULL);
+  ASSERT_EQ(sample(out, "membroker_committed_bytes"), jnum(j, "memory.committed"));
+  ASSERT_EQ(sample(out, "membroker_pool_in_use{pool=\"bullets\"}"),
+            jnum(cJSON_GetArrayItem(jget(j, "pools"), 0), "in_use"));
+  ASSERT_EQ(sample(out, "membroker_pool_in_use{pool=\"bullets\"}"), 3);
+  ASSERT_EQ(sample(out, "membroker_clients{state=\"attached\"}"), jnum(j, "clients.attached"));
+  ASSERT_EQ(sample(out, "membroker_clients{state=\"attached\"}"), 1);
+  ASSERT_EQ(sample(out, "membroker_start_time_seconds"), jnum(j, "server.started_ms") / 1000.0);
+  cJSON_Delete(j);
+  /* No per-client labels: the client's name appears nowhere. */
+  if (strstr(out, "zone-1") != NULL)
+    FAIL("a client's name in the metrics:\n%s", out);
+
+  test_dir(dir, sizeof dir, "pt");
+  write_text(dir, "metrics.prom", out);
+  rc = promtool(dir, "check metrics < metrics.prom", out2, sizeof out2);
+  if (rc != 0)
+    FAIL("promtool check metrics exited %d:\n%s\non:\n%s", rc, out2, out);
+
+  /* OpenMetrics: promtool's check metrics reads the 0.0.4 grammar only (it refuses the info
+   * type: "unknown metric type"), so the text is parse-checked here: check_structure. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--openmetrics", NULL), 0,
+              out);
+  check_structure(out, 1, names, sizeof names);
+  ASSERT_EQ(sample(out, "membroker_pool_in_use{pool=\"bullets\"}"), 3);
+  ASSERT_EQ(sample(out, "membroker_pool_allocated_total{pool=\"bullets\"}"),
+            sample(out, "membroker_pool_in_use{pool=\"bullets\"}") +
+                sample(out, "membroker_pool_freed_total{pool=\"bullets\"}"));
+  /* --json: the command's answer as it is. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--json", NULL), 0, out);
+  j = cJSON_Parse(out);
+  ASSERT(j != NULL);
+  ASSERT_STR_EQ(jstr(j, "content_type"), MB_METRICS_CT_TEXT);
+  ASSERT_CONTAINS(jstr(j, "text"), "# TYPE membroker_up gauge\n");
+  cJSON_Delete(j);
+
+  for (i = 0; i < 3; i++)
+    ASSERT_OK(mb_pool_free(pool, obj[i]));
+  ASSERT_OK(mb_detach(cl));
+  broker_down(&t);
+}
+
+/* Bad use: an unknown format is the broker's bad_args; the options belong to metrics, and
+ * --textfile writes the 0.0.4 text only. */
+TEST(bad_args) {
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  metrics_broker_up(&t, "ba");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  expect_fail(call(&c, "{\"id\":1,\"cmd\":\"metrics\",\"args\":{\"format\":\"xml\"}}"), "bad_args",
+              "'format' must be \"prometheus\" or \"openmetrics\", got \"xml\"");
+  expect_fail(call(&c, "{\"id\":2,\"cmd\":\"metrics\",\"args\":{\"format\":7}}"), "bad_args",
+              "'format' must be");
+  {
+    cJSON *r = call(&c, "{\"id\":3,\"cmd\":\"metrics\",\"args\":{\"format\":\"openmetrics\"}}");
+    expect_ok(r);
+    ASSERT_STR_EQ(jstr(r, "result.content_type"), MB_METRICS_CT_OPENMETRICS);
+    cJSON_Delete(r);
+  }
+  mb__pipe_close(&c);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "--openmetrics", NULL), 2,
+              out);
+  ASSERT_CONTAINS(out, "--openmetrics and --textfile are options of metrics");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", ".",
+                    "--openmetrics", NULL),
+              2, out);
+  ASSERT_CONTAINS(out, "takes neither --openmetrics nor --json");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", NULL), 2,
+              out);
+  ASSERT_CONTAINS(out, "--textfile needs a value");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile",
+                    "no/such/dir", NULL),
+              1, out);
+  ASSERT_CONTAINS(out, "cannot create no/such/dir/.membroker_");
+  broker_down(&t);
+}
+
+/*
+ * --textfile DIR: DIR/membroker_<instance>.prom holds the exposition, replaced by a rename (a
+ * reader that opened the old file still reads the old file whole),
+ * and passes promtool; once the broker is gone, mbctl exits 3 and the file says
+ * membroker_up 0 and nothing else, so a collector does not serve stale figures as current.
+ */
+TEST(textfile) {
+  tbroker_t t = {0};
+  char dir[128], path[600], *data = NULL;
+  size_t len;
+  int rc;
+  test_dir(dir, sizeof dir, "tf");
+  metrics_broker_up(&t, "tf");
+  snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, t.instance);
+  fx_write_text(path, "# an old file\nold 1\n");
+  {
+#if MB_OS_POSIX
+    /* A reader holding the old file open: the replace is a rename, so it keeps the old text. */
+    char old[64];
+    ssize_t n;
+    int fd = open(path, O_RDONLY);
+    ASSERT(fd >= 0);
+#endif
+    ASSERT_EXIT(
+        MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", dir, NULL), 0,
+        out);
+    ASSERT_STR_EQ(out, "");
+#if MB_OS_POSIX
+    n = read(fd, old, sizeof old - 1);
+    close(fd);
+    ASSERT_EQ(n, 20);
+    old[n] = '\0';
+    ASSERT_STR_EQ(old, "# an old file\nold 1\n");
+#endif
+  }
+  ASSERT_OK(mb_os_read_file(path, T_OUT_MAX - 1, &data, &len));
+  memcpy(out, data, len);
+  out[len] = '\0';
+  free(data);
+  ASSERT_CONTAINS(out, "\nmembroker_up 1\n");
+  ASSERT_CONTAINS(out, "membroker_pool_capacity{pool=\"bullets\"} 1000\n");
+  write_text(dir, "metrics.prom", out);
+  rc = promtool(dir, "check metrics < metrics.prom", out2, sizeof out2);
+  if (rc != 0)
+    FAIL("promtool check metrics exited %d on the textfile:\n%s", rc, out2);
+
+  broker_down(&t);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", dir, NULL),
+              3, out);
+  ASSERT_CONTAINS(out, "is not running");
+  ASSERT_CONTAINS(out, "wrote membroker_up 0 to ");
+  ASSERT_OK(mb_os_read_file(path, T_OUT_MAX - 1, &data, &len));
+  memcpy(out, data, len);
+  out[len] = '\0';
+  free(data);
+  ASSERT_STR_EQ(out, "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl "
+                     "metrics --textfile says 0 when it does not)\n"
+                     "# TYPE membroker_up gauge\n"
+                     "membroker_up 0\n");
+  write_text(dir, "metrics.prom", out);
+  rc = promtool(dir, "check metrics < metrics.prom", out2, sizeof out2);
+  if (rc != 0)
+    FAIL("promtool check metrics exited %d on the down file:\n%s", rc, out2);
+}
