@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
+#include "broker.h"
 #include "error.h"
 #include "log.h"
 #include "metrics.h"

@@ -22,9 +22,11 @@
 
 #include <stddef.h>
 
-#include <uv.h>
-
-#include "broker.h"
+/* No uv.h or broker.h here: config.c includes this for the address check, and uv.h brings
+ * windows.h (whose `near` macro config.c would trip on). */
+struct uv_loop_s;
+struct mb_broker_s;
+struct sockaddr_storage;
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,7 +57,7 @@ int mb__http_listen_parse(const char *text, struct sockaddr_storage *addr, int *
  * and warns when it is not loopback. A bind failure (address in use, not an address of this
  * host) returns the MB_E* code with a message naming the address. One server per process.
  */
-int mb__http_start(uv_loop_t *loop, const mb_broker_t *b, const char *listen);
+int mb__http_start(struct uv_loop_s *loop, const struct mb_broker_s *b, const char *listen);
 
 /* The port listened on (the OS's choice for ":0"), 0 when not listening. */
 int mb__http_port(void);
