@@ -35,6 +35,8 @@ typedef struct mb_http_conn_s {
 
 static struct {
   uv_tcp_t tcp;
+  uv_tcp_t spare; /* takes and closes a connection when there is no memory for it */
+  int spare_busy;
   int listening;
   int port;
   const mb_broker_t *broker;
@@ -157,7 +159,8 @@ static void conn_close(mb_http_conn_t *c) {
 }
 
 static void conn_on_timer(uv_timer_t *t) {
-  conn_close(t->data); /* a head too slow to arrive, or an idle kept-alive connection */
+  /* A head too slow to arrive, an idle kept-alive connection, or a reader too slow. */
+  conn_close(t->data);
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -236,7 +239,7 @@ static void conn_answer(mb_http_conn_t *c, int status, const char *reason, const
   c->writing = 1;
   c->wreq.data = c;
   conn_read(c, 0); /* nothing more is read until this is written */
-  uv_timer_stop(&c->timer);
+  uv_timer_start(&c->timer, conn_on_timer, MB_HTTP_WRITE_TIMEOUT_MS, 0);
   b = uv_buf_init(c->out, (unsigned)total);
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write) != 0) {
     c->writing = 0;
@@ -439,12 +442,23 @@ static void conn_process(mb_http_conn_t *c) {
   c->used -= len;
 }
 
+static void spare_closed(uv_handle_t *h) {
+  (void)h;
+  srv.spare_busy = 0;
+}
+
 static void srv_on_connection(uv_stream_t *server, int status) {
   mb_http_conn_t *c, *victim;
   if (status != 0)
     return;
   if ((c = calloc(1, sizeof *c)) == NULL) {
-    /* Out of memory: accept nothing now; the next connection tries again. */
+    /* Out of memory: the connection is taken and closed at once (libuv stops listening until
+     * a connection is accepted), through the one spare handle when it is free. */
+    if (!srv.spare_busy && uv_tcp_init(server->loop, &srv.spare) == 0) {
+      srv.spare_busy = 1;
+      (void)uv_accept(server, (uv_stream_t *)&srv.spare);
+      uv_close((uv_handle_t *)&srv.spare, spare_closed);
+    }
     return;
   }
   uv_tcp_init(server->loop, &c->tcp);
@@ -470,6 +484,7 @@ static void srv_on_connection(uv_stream_t *server, int status) {
     if (victim == c)
       return;
   }
+  uv_tcp_nodelay(&c->tcp, 1); /* each answer is one write: send it without delay */
   c->in_request = 1;
   uv_timer_start(&c->timer, conn_on_timer, MB_HTTP_HEAD_TIMEOUT_MS, 0);
   conn_read(c, 1);

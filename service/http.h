@@ -4,13 +4,15 @@
  * metrics.h and refuses everything else. It owns its TCP handles and their buffers; it never
  * blocks the loop, reads no request body and carries no authentication (bind it to loopback).
  *
- * Limits (each refusal closes the connection after its answer):
+ * Limits (a refusal closes the connection after its answer; 404 and 405 keep it):
  *   request line + headers   MB_HTTP_HEAD_MAX bytes (431 past it), MB_HTTP_HEADERS_MAX
  *                            headers (431), a line that is not HTTP (400)
  *   body                     none: Content-Length > 0 (413) or Transfer-Encoding (400)
  *   time                     a request's head must arrive within MB_HTTP_HEAD_TIMEOUT_MS of
  *                            its first byte (or of the accept); a kept-alive connection waits
- *                            MB_HTTP_IDLE_TIMEOUT_MS for the next request; then it is closed
+ *                            MB_HTTP_IDLE_TIMEOUT_MS for the next request, an answer must be
+ *                            taken by the client within MB_HTTP_WRITE_TIMEOUT_MS; else the
+ *                            connection is closed
  *   connections              MB_HTTP_CONN_MAX at once; one more closes the oldest connection
  *                            that is waiting for a request head (a slow or idle one), or, if
  *                            every one is writing an answer, is closed at once
@@ -36,6 +38,7 @@ extern "C" {
 #define MB_HTTP_HEADERS_MAX 64
 #define MB_HTTP_HEAD_TIMEOUT_MS 5000
 #define MB_HTTP_IDLE_TIMEOUT_MS 30000
+#define MB_HTTP_WRITE_TIMEOUT_MS 30000
 #define MB_HTTP_CONN_MAX 16
 
 /* Room for "[v6 address]:port" and its NUL. */
