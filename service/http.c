@@ -275,6 +275,27 @@ static int has_word(const char *s, size_t n, const char *word) {
   return 0;
 }
 
+static int name_is(const char *s, size_t n, const char *name);
+
+/* Is `token` one of the comma-separated elements of [s, s+n) (Connection's list)? */
+static int list_has(const char *s, size_t n, const char *token) {
+  const char *end = s + n, *e;
+  while (s < end) {
+    const char *b = s, *t;
+    e = memchr(s, ',', (size_t)(end - s));
+    if (e == NULL)
+      e = end;
+    while (b < e && (*b == ' ' || *b == '\t'))
+      b++;
+    for (t = e; t > b && (t[-1] == ' ' || t[-1] == '\t'); t--)
+      ;
+    if (name_is(b, (size_t)(t - b), token))
+      return 1;
+    s = e + 1;
+  }
+  return 0;
+}
+
 static int name_is(const char *s, size_t n, const char *name) {
   size_t i;
   if (strlen(name) != n)
@@ -379,9 +400,9 @@ static void conn_handle(mb_http_conn_t *c, size_t len) {
                   0);
       return;
     } else if (name_is(p, (size_t)(colon - p), "connection")) {
-      if (has_word(v, (size_t)(vend - v), "close"))
+      if (list_has(v, (size_t)(vend - v), "close"))
         keep = 0;
-      else if (minor == 0 && has_word(v, (size_t)(vend - v), "keep-alive"))
+      else if (minor == 0 && list_has(v, (size_t)(vend - v), "keep-alive"))
         keep = 1;
     } else if (name_is(p, (size_t)(colon - p), "accept")) {
       openmetrics = openmetrics || has_word(v, (size_t)(vend - v), "application/openmetrics-text");

@@ -561,8 +561,11 @@ TEST(keepalive) {
   ASSERT_EQ(a.status, 404);
   hc_read(s, &a, 0);
   ASSERT_EQ(a.status, 200);
-  /* Connection: close is honoured. */
-  hc_send(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  /* Connection: close is honoured, as an element of the list too. */
+  hc_send(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n");
+  hc_read(s, &a, 0);
+  ASSERT_EQ(a.status, 200);
+  hc_send(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: TE , Close\r\n\r\n");
   hc_read(s, &a, 0);
   ASSERT_EQ(a.status, 200);
   ASSERT(hc_closed_within(s, T_READ_MS));
