@@ -20,7 +20,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config libuv1-dev libcjson-dev
   clang libclang-rt-14-dev llvm clang-format mingw-w64 wine64 wine dpkg-dev
   redis-server redis-tools libmimalloc-dev libjemalloc-dev
-  prometheus # promtool: the metrics tests check mbctl metrics and config/prometheus/ with it
+  prometheus # promtool: the metrics tests check mbctl metrics, GET /metrics and config/prometheus/
 )
 SRC_PACKAGES=(libuv1 cjson)
 SRC_LIST_NAME=membroker-deb-src

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "http.h"
 #include "os.h"
 
 #define KIB UINT64_C(1024)
@@ -136,6 +137,8 @@ static const opt_t cfg_opts[] = {
    CFG_FIELD(persist_regions)},
   {.section = "persist", .key = "interval_ms", .type = OPT_UINT,
    CFG_FIELD(persist_interval_ms), .def = 5000, .min = 100, .max = 3600000},
+  {.section = "metrics", .key = "listen", .type = OPT_TEXT, .flags = OPT_NULLABLE,
+   CFG_FIELD(metrics_listen)},
 };
 
 /* The fields of one entry of "regions". */
@@ -972,7 +975,7 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
   size_t i, j, nknown = 0, first_section;
   uint32_t seen = 0;
   uint64_t start = 0;
-  char a[48], b[48];
+  char a[48], b[48], why[200];
   int rc;
 
   /* Known keys: top-level options, each section once, the extra keys, the lists. */
@@ -1024,6 +1027,9 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
 
   if ((rc = check_persist(src, cfg)) != 0)
     return rc;
+  if (cfg->metrics_listen[0] != '\0' &&
+      mb__http_listen_parse(cfg->metrics_listen, NULL, NULL, why, sizeof why) != 0)
+    return cfg_err(src, "metrics.listen", "%s", why);
 
   /* A commit limit below what the regions and pools commit at start could never be met. */
   if (cfg->max_committed != 0) {

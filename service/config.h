@@ -69,6 +69,7 @@ typedef struct mb_config_s {
   char persist_dir[MB_CONFIG_PATH_MAX]; /* "persist": {"dir": null|"path"} "" = not saved */
   char persist_regions[MB_REGIONS_MAX][MB_REGION_NAME_MAX]; /* "persist": {"regions": [..]} */
   uint32_t persist_interval_ms; /* "persist": {"interval_ms": N} 100..3600000, default 5000 */
+  char metrics_listen[64]; /* "metrics": {"listen": null|"HOST:PORT"} default "" (no listener) */
   int nregions;
   mb_region_cfg_t regions[MB_REGIONS_MAX];
   int npools; /* "pools": [...] default none */

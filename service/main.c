@@ -89,8 +89,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "membroker: %s\n", mb_last_error());
         return 1;
       }
-      printf("%s: valid (instance %s, %d regions, %d pools)\n", argv[i + 1], cfg.instance,
-             cfg.nregions, cfg.npools);
+      printf("%s: valid (instance %s, %d regions, %d pools%s%s)\n", argv[i + 1], cfg.instance,
+             cfg.nregions, cfg.npools, cfg.metrics_listen[0] ? ", metrics on " : "",
+             cfg.metrics_listen);
       return 0;
     } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
       config = argv[++i];

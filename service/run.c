@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "svc.h"
 #include "watch.h"
@@ -62,6 +63,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   mb_log_info("stopping (%s)", why);
   mb__broker_begin_stop(&run->broker);
   mb__ctl_stop();
+  mb__http_stop();
   mb__watch_stop(&run->watch);
   uv_close((uv_handle_t *)&run->tick, mb__close_cb);
   uv_close((uv_handle_t *)&run->persist, mb__close_cb);
@@ -151,6 +153,16 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   if ((rc = mb__ctl_start(&run.loop, &run.broker, mb__run_request_stop)) != 0) {
     mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot open the control pipe: %s",
                  mb_last_error());
+    mb__broker_stop(&run.broker);
+    mb__abandon_loop(&run);
+    return 1;
+  }
+  /* The optional /metrics listener (http.h): a configured one that cannot listen is a start
+   * error, so no broker runs without the endpoint its operator asked for. */
+  if (cfg->metrics_listen[0] != '\0' &&
+      mb__http_start(&run.loop, &run.broker, cfg->metrics_listen) != 0) {
+    mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
+    mb__ctl_stop();
     mb__broker_stop(&run.broker);
     mb__abandon_loop(&run);
     return 1;
