@@ -113,7 +113,7 @@ char *fx_config_text(const mb_config_t *cfg, const char *extra) {
   n = strlen(text) + (extra ? strlen(extra) : 0) + 8;
   if ((out = malloc(n)) == NULL)
     FAIL("out of memory");
-  snprintf(out, n, "%s", text);
+  memcpy(out, text, strlen(text) + 1);
   cJSON_free(text);
   if ((end = strrchr(out, '}')) == NULL)
     FAIL("the config text has no closing brace: %s", out);
