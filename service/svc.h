@@ -77,4 +77,36 @@ int mb__svc_uninstall(const char *service_name);
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);
 
+/*
+ * The signals an operator or a service manager sends a running broker besides a stop, as
+ * numbers for uv_signal_start; 0 where the OS has no such signal (Windows: all three). The
+ * loop (run.c) handles each as said here, never by ending the process:
+ *   reopen   SIGHUP  (logrotate's postrotate, `systemctl reload`, an SSH hang-up): reopen
+ *            the log file (mb__log_reopen), nothing else is re-read;
+ *   reopen2  SIGUSR1 (the other common "reopen your logs" convention): the same;
+ *   status   SIGUSR2: one status line in the log (players, clients, committed bytes, rss).
+ */
+typedef struct mb_svc_signals_s {
+  int reopen, reopen2, status;                          /* signal numbers, 0: none */
+  const char *reopen_name, *reopen2_name, *status_name; /* "SIGHUP", ... for the log */
+} mb_svc_signals_t;
+
+void mb__svc_signals(mb_svc_signals_t *sig);
+
+/*
+ * The systemd watchdog: the period in milliseconds at which the loop must send WATCHDOG=1
+ * (half of $WATCHDOG_USEC, at least 1), or 0 when there is none: $WATCHDOG_USEC unset, not a
+ * positive number, $WATCHDOG_PID set to another process, or no $NOTIFY_SOCKET (POSIX);
+ * always 0 on Windows. The loop sends the pings from a timer (run.c), so a stuck loop stops
+ * them and systemd restarts the broker.
+ */
+uint64_t mb__svc_watchdog_ms(void);
+
+/*
+ * Whether stderr is a stream to the systemd journal: $JOURNAL_STREAM ("<dev>:<inode>") names
+ * the file stderr is (POSIX); always 0 on Windows. Log lines to stderr then carry sd-daemon
+ * priority prefixes instead of the timestamp (log.h, mb__log_set_journal).
+ */
+int mb__svc_stderr_is_journal(void);
+
 #endif /* MB_SVC_H */

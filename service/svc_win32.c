@@ -75,6 +75,21 @@ void mb__svc_notify(const char *state) {
   (void)state; /* systemd only */
 }
 
+/* No SIGHUP/SIGUSR1/SIGUSR2 to a Windows service (libuv's SIGHUP there means a console window
+ * closing, which is not a reopen). */
+void mb__svc_signals(mb_svc_signals_t *sig) {
+  sig->reopen = sig->reopen2 = sig->status = 0;
+  sig->reopen_name = sig->reopen2_name = sig->status_name = "";
+}
+
+uint64_t mb__svc_watchdog_ms(void) {
+  return 0; /* the SCM has no watchdog; recovery actions restart a crashed service */
+}
+
+int mb__svc_stderr_is_journal(void) {
+  return 0;
+}
+
 /* UTF-8 to UTF-16 into buf (count wide chars). Returns 0, or -1 if it does not convert. */
 static int mb__svc_widen(const char *s, wchar_t *buf, int count) {
   return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, buf, count) > 0 ? 0 : -1;
