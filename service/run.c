@@ -225,7 +225,6 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
 
   if ((watchdog_ms = mb__svc_watchdog_ms()) != 0) {
     mb_log_info("systemd watchdog: WATCHDOG=1 every %llu ms", (unsigned long long)watchdog_ms);
-    mb__svc_notify("WATCHDOG=1");
     uv_timer_start(&run.watchdog, mb__on_watchdog, watchdog_ms, watchdog_ms);
   }
 

@@ -158,8 +158,9 @@ int mb__svc_main(const char *service_name, const char *config_path) {
 static int mb__svc_install_windows_only(const char *what) {
   fprintf(stderr,
           "membroker: %s is for Windows (the Service Control Manager). On Linux, install the "
-          "systemd unit instead: see scripts/membroker.service (installed as "
-          "share/membroker/membroker.service) and README.md, \"Installing as a Linux daemon\".\n",
+          "systemd unit instead: membroker.service, installed by `cmake --install` in "
+          "lib/systemd/system/ (from scripts/membroker.service.in); see README.md, \"Installing "
+          "as a Linux daemon\".\n",
           what);
   return 2;
 }
