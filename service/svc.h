@@ -109,4 +109,12 @@ uint64_t mb__svc_watchdog_ms(void);
  */
 int mb__svc_stderr_is_journal(void);
 
+/*
+ * What to add to "no such file" for `path` when the service manager's sandbox may be why:
+ * under systemd ($INVOCATION_ID is set) a path under /tmp, /var/tmp (PrivateTmp=) or /home,
+ * /root, /run/user (ProtectHome=) is not the host's; the text (from "; ") says so and what to
+ * do. "" otherwise, and always on Windows. Thread-safe (reads the environment only).
+ */
+const char *mb__svc_sandbox_hint(const char *path);
+
 #endif /* MB_SVC_H */

@@ -91,6 +91,19 @@ int mb__svc_stderr_is_journal(void) {
   return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+const char *mb__svc_sandbox_hint(const char *path) {
+  static const char *const hidden[] = {"/tmp/", "/var/tmp/", "/home/", "/root/", "/run/user/"};
+  size_t i;
+  if (path == NULL || getenv("INVOCATION_ID") == NULL)
+    return "";
+  for (i = 0; i < sizeof hidden / sizeof hidden[0]; i++)
+    if (strncmp(path, hidden[i], strlen(hidden[i])) == 0)
+      return "; the broker runs under systemd, and the unit's PrivateTmp=/ProtectHome= give it "
+             "its own empty /tmp and /var/tmp and hide /home, /root and /run/user: put the file "
+             "elsewhere (e.g. /srv/membroker) or give it with BindReadOnlyPaths= in a drop-in";
+  return "";
+}
+
 /*
  * persist.dir's default under the unit: systemd sets $STATE_DIRECTORY (StateDirectory=membroker:
  * /var/lib/membroker, created and owned for the service's user). When the config leaves

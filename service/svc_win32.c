@@ -90,6 +90,11 @@ int mb__svc_stderr_is_journal(void) {
   return 0;
 }
 
+const char *mb__svc_sandbox_hint(const char *path) {
+  (void)path;
+  return "";
+}
+
 /* UTF-8 to UTF-16 into buf (count wide chars). Returns 0, or -1 if it does not convert. */
 static int mb__svc_widen(const char *s, wchar_t *buf, int count) {
   return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, buf, count) > 0 ? 0 : -1;

@@ -388,7 +388,56 @@ static void state_directory(void) {
   remove(cfgp);
 }
 
+/*
+ * map-load of a missing file under /tmp: under systemd ($INVOCATION_ID, as every unit's
+ * process has it) the error names the sandbox (PrivateTmp=) and what to do; outside it, only
+ * "no such file". The hint itself: only for the paths the unit hides.
+ */
+static void sandbox_hint(void) {
+  char cfgp[512], log[512], gmap[512], out[4096];
+  mb_os_child_t child;
+  mb_config_t c;
+  int code;
+
+  ASSERT_OK(mb_os_env_set("INVOCATION_ID", "0123456789abcdef0123456789abcdef"));
+  ASSERT_CONTAINS(mb__svc_sandbox_hint("/tmp/maps/world.gmap"), "PrivateTmp=");
+  ASSERT_CONTAINS(mb__svc_sandbox_hint("/home/games/world.gmap"), "ProtectHome=");
+  ASSERT_STR_EQ(mb__svc_sandbox_hint("/srv/membroker/world.gmap"), "");
+  ASSERT_STR_EQ(mb__svc_sandbox_hint("/tmpfoo/world.gmap"), "");
+  ASSERT_OK(mb_os_env_set("INVOCATION_ID", NULL));
+  ASSERT_STR_EQ(mb__svc_sandbox_hint("/tmp/maps/world.gmap"), "");
+
+  tmp_path(cfgp, sizeof cfgp, "sb.json");
+  tmp_path(log, sizeof log, "sb.log");
+  tmp_path(gmap, sizeof gmap, "missing.gmap");
+  remove(log);
+  remove(gmap);
+  fx_config_pid(&c, "b", "sb");
+  fx_log(&c, MB_LOG_INFO, log);
+  fx_write_config(cfgp, &c, NULL);
+  ASSERT_OK(mb_os_env_set("INVOCATION_ID", "0123456789abcdef0123456789abcdef"));
+  start_service(&child, cfgp, NULL);
+  ASSERT_OK(mb_os_env_set("INVOCATION_ID", NULL));
+  wait_file_has(&child, log, "ready in", log);
+  code = mb_test_run_exe(MB_MBCTL_EXE, 30000, out, sizeof out, "--instance", c.instance, "map-load",
+                         "world", gmap, NULL);
+  ASSERT_EXIT(code, 1, out);
+  ASSERT_CONTAINS(out, "no such file or directory; the broker runs under systemd");
+  ASSERT_CONTAINS(out, "PrivateTmp=");
+  term_and_wait(&child, log);
+  remove(log);
+  remove(cfgp);
+}
+
 #endif /* MB_OS_POSIX */
+
+TEST(sandbox_hint) {
+#if MB_OS_POSIX
+  sandbox_hint();
+#else
+  ASSERT_STR_EQ(mb__svc_sandbox_hint("C:\\Windows\\Temp\\x.gmap"), "");
+#endif
+}
 
 TEST(sighup_reopens_log) {
 #if MB_OS_POSIX
