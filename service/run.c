@@ -241,9 +241,22 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   mb__set_running(NULL);
   if (hooks && hooks->stopping)
     hooks->stopping(hooks->ctx, 1);
-  mb__broker_stop(&run.broker);
+  /* The last save, a step of its own (an SCM checkpoint: at PRESHUTDOWN it is what must be
+   * done before Windows goes down). Once it is done, mb__broker_stop's own save has nothing
+   * left to do; after a failure it tries once more. */
+  if (run.broker.persist.enabled) {
+    uint64_t s0 = mb_os_mono_ns();
+    if (mb__persist_flush(&run.broker) == 0) {
+      mb_log_info("state saved in %s before stopping (%.1f ms)", run.broker.persist.dir,
+                  (double)(mb_os_mono_ns() - s0) / 1e6);
+      run.broker.persist.enabled = 0;
+    }
+  }
   if (hooks && hooks->stopping)
     hooks->stopping(hooks->ctx, 2);
+  mb__broker_stop(&run.broker);
+  if (hooks && hooks->stopping)
+    hooks->stopping(hooks->ctx, 3);
   uv_loop_close(&run.loop);
   mb_log_info("stopped");
   return 0;

@@ -11,7 +11,9 @@
 typedef struct mb_run_hooks_s {
   void (*starting)(void *ctx, int step); /* a start step is done (SCM checkpoints) */
   void (*ready)(void *ctx);              /* state block published, loop running */
-  void (*stopping)(void *ctx, int step); /* a stop step is done */
+  void (*stopping)(void *ctx, int step); /* a stop step is done: 1 the loop has ended (status
+                                            "shutting down" published), 2 the state is saved
+                                            (persist), 3 everything is released */
   void *ctx;
 } mb_run_hooks_t;
 

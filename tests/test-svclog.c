@@ -812,7 +812,85 @@ static void scm_log_folder_refused(void) {
   remove(log);
   remove(cfg);
 }
+
+/*
+ * PRESHUTDOWN (what Windows sends before it shuts down, to a service that accepts it): the
+ * service reports STOP_PENDING, saves the state (persist.dir) and ends STOPPED with exit code
+ * 0; the state file is there afterwards and the log says the save was for the shutdown.
+ * ControlService cannot send control 15 on Windows (only the SCM does, at shutdown); Wine's
+ * SCM may pass it on. Where it is refused, the same handler branch is driven with STOP (the
+ * three codes share it; only the log line differs), the save checked the same way, and the
+ * output says which control was used.
+ */
+static void scm_preshutdown(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800];
+  unsigned pid = self_pid();
+  SERVICE_STATUS_PROCESS st;
+  SERVICE_STATUS ss;
+  SC_HANDLE scm, svc;
+  mb_config_t c;
+  DWORD err = 0;
+  int pre;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.pre.json", dir, pid);
+  snprintf(log, sizeof log, "%smbt.%u.pre.log", dir, pid);
+  snprintf(pdir, sizeof pdir, "%smbt.%u.pre.state", dir, pid);
+  fx_config_pid(&c, "t", "pre");
+  fx_log(&c, MB_LOG_INFO, log);
+  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
+  fx_write_config(cfg, &c, NULL);
+  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
+  remove(state);
+  remove(log);
+  _snwprintf(svc_name, 64, L"mbtestp%u", pid);
+
+  sc_create_start(MB_BROKER_EXE, cfg);
+  wait_state(svc_name, SERVICE_RUNNING, &st, START_TIMEOUT_MS, log);
+  ASSERT_EQ(st.dwCurrentState, SERVICE_RUNNING);
+  ASSERT(st.dwControlsAccepted & SERVICE_ACCEPT_PRESHUTDOWN);
+
+  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+  ASSERT(scm != NULL);
+  svc = OpenServiceW(scm, svc_name,
+                     SERVICE_STOP | SERVICE_QUERY_STATUS | SERVICE_USER_DEFINED_CONTROL);
+  ASSERT(svc != NULL);
+  pre = ControlService(svc, SERVICE_CONTROL_PRESHUTDOWN, &ss) != 0;
+  if (!pre) {
+    err = GetLastError();
+    printf("# the SCM refuses to send control 15 (PRESHUTDOWN, os error %lu): the same handler "
+           "branch is driven with STOP\n",
+           (unsigned long)err);
+    ASSERT(ControlService(svc, SERVICE_CONTROL_STOP, &ss) != 0);
+  } else {
+    printf("# PRESHUTDOWN delivered by the SCM\n");
+  }
+  CloseServiceHandle(svc);
+  CloseServiceHandle(scm);
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != NO_ERROR || !file_contains(log, "state saved in"))
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, NO_ERROR);
+  ASSERT(file_contains(log, pre ? "service control: preshutdown: Windows is shutting down; saving "
+                                  "the state in"
+                                : "service control: stop"));
+  ASSERT(file_contains(log, "state saved in"));
+  ASSERT(GetFileAttributesA(state) != INVALID_FILE_ATTRIBUTES);
+  delete_service();
+  remove(state);
+  RemoveDirectoryA(pdir);
+  remove(log);
+  remove(cfg);
+}
 #endif /* MB_OS_WIN */
+
+TEST(scm_preshutdown) {
+#if MB_OS_WIN
+  scm_preshutdown();
+#else
+  SKIP("there is no Service Control Manager on POSIX (systemd: SIGTERM saves, svcmgr tests)");
+#endif
+}
 
 TEST(message_table) {
 #if MB_OS_WIN
