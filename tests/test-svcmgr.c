@@ -378,6 +378,7 @@ static void state_directory(void) {
   wait_file_has(&child, log, "ready in", log);
   ASSERT(file_has(log, "persist.dir is not set: saving the state in"));
   term_and_wait(&child, log);
+  ASSERT(file_has(log, "state saved in"));
   if (access(file, F_OK) != 0) {
     dump("log", log);
     FAIL("no state file %s after the stop", file);
