@@ -20,6 +20,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config libuv1-dev libcjson-dev
   clang libclang-rt-14-dev llvm clang-format mingw-w64 wine64 wine dpkg-dev
   redis-server redis-tools libmimalloc-dev libjemalloc-dev
+  systemd # systemd-analyze verify: the installed unit (install.systemd_unit)
 )
 SRC_PACKAGES=(libuv1 cjson)
 SRC_LIST_NAME=membroker-deb-src
