@@ -147,19 +147,22 @@ int mb__svc_main(const char *service_name, const char *config_path) {
   static mb_config_t cfg;
   mb_run_hooks_t hooks = {NULL, mb__sd_ready, mb__sd_stopping, NULL};
   int rc;
+
+  /* An error before the log is open still reaches the journal as one (priority 3). */
+  const char *err = mb__svc_stderr_is_journal() ? "<3>" : "";
   (void)service_name;
 
   if (config_path == NULL)
     mb__config_defaults(&cfg);
   else if (mb__config_load(&cfg, config_path) != 0) {
-    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    fprintf(stderr, "%smembroker: %s\n", err, mb_last_error());
     return 1;
   }
   if (mb__log_open_file(cfg.log_level, cfg.log_file, cfg.log_max_bytes, cfg.log_keep) != 0) {
-    fprintf(stderr, "membroker: %s\n", mb_last_error());
+    fprintf(stderr, "%smembroker: %s\n", err, mb_last_error());
     return 1;
   }
-  mb__log_set_journal(mb__svc_stderr_is_journal());
+  mb__log_set_journal(err[0] != '\0');
   mb__run_log_start("service", config_path);
   mb__svc_state_dir(&cfg);
   rc = mb__run(&cfg, MB_OS_LOCK_SERVICE, &hooks);

@@ -239,6 +239,42 @@ static void journal_run(const char *tag, int matching) { /* tag: [a-z] only */
   remove(cfgp);
 }
 
+/* A config error before the log is open: still one line, at priority 3 (error). */
+static void journal_config_error(void) {
+  char cfgp[512], out[512], stream[64];
+  static char text[TEXT_MAX];
+  mb_os_child_t child;
+  mb_config_t c;
+  struct stat st;
+  int code = -1;
+  FILE *f;
+
+  tmp_path(cfgp, sizeof cfgp, "jbad.json");
+  tmp_path(out, sizeof out, "jbad.out");
+  fx_config_pid(&c, "j", "bad");
+  fx_write_config(cfgp, &c, "\"regoins\": []");
+  f = fopen(out, "wb");
+  ASSERT(f != NULL);
+  fclose(f);
+  ASSERT_EQ(stat(out, &st), 0);
+  snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino);
+  ASSERT_OK(mb_os_env_set("JOURNAL_STREAM", stream));
+  start_service(&child, cfgp, out);
+  ASSERT_OK(mb_os_env_set("JOURNAL_STREAM", NULL));
+  if (mb_os_child_wait(&child, STOP_TIMEOUT_MS, &code) != 0) {
+    mb_os_child_kill(&child);
+    mb_os_child_wait(&child, -1, &code);
+    FAIL("membroker kept running with a bad config");
+  }
+  ASSERT_EQ(code, 1);
+  slurp(out, text, sizeof text);
+  if (strncmp(text, "<3>membroker: ", 14) != 0 || strstr(text, "regoins") == NULL)
+    FAIL("a config error to the journal must be \"<3>membroker: ...regoins...\": \"%s\"", text);
+  remove(out);
+  remove(cfgp);
+}
+
 /* Receive one datagram into buf within timeout_ms. Returns its length, or -1 on timeout. */
 static int dgram_recv(int fd, char *buf, size_t size, int timeout_ms) {
   uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -452,6 +488,7 @@ TEST(journal_prefixes) {
 #if MB_OS_POSIX
   journal_run("journal", 1);
   journal_run("nojournal", 0);
+  journal_config_error();
 #else
   SKIP("the systemd journal exists on Linux only");
 #endif
