@@ -119,4 +119,13 @@ int mb__svc_stderr_is_journal(void);
  */
 const char *mb__svc_sandbox_hint(const char *path);
 
+/*
+ * A test hook (Windows): hand `control` (a SERVICE_CONTROL_* code) to the running service's
+ * control handler, as the SCM would. The SCM sends PRESHUTDOWN only when Windows shuts down
+ * (ControlService refuses code 15 with error 87), so a test's service process calls this on
+ * itself (test-svclog.c, svclog.scm_preshutdown_handler). Returns the handler's answer
+ * (NO_ERROR, ERROR_CALL_NOT_IMPLEMENTED); 1 on POSIX, where there is no handler.
+ */
+unsigned long mb__svc_control(unsigned long control);
+
 #endif /* MB_SVC_H */

@@ -170,6 +170,11 @@ int mb__svc_main(const char *service_name, const char *config_path) {
   return rc;
 }
 
+unsigned long mb__svc_control(unsigned long control) {
+  (void)control;
+  return 1; /* systemd sends signals (run.c), there is no control handler */
+}
+
 /* `membroker install` / `uninstall` register a Windows service; systemd has a unit file. */
 static int mb__svc_install_windows_only(const char *what) {
   fprintf(stderr,

@@ -331,6 +331,10 @@ static DWORD WINAPI mb__svc_handler(DWORD control, DWORD type, LPVOID data, LPVO
   }
 }
 
+unsigned long mb__svc_control(unsigned long control) {
+  return mb__svc_handler((DWORD)control, 0, NULL, NULL);
+}
+
 /*
  * Load the config and open the log (ServiceMain, after START_PENDING). Returns 0, or the
  * service exit code after logging the reason: to the default log file and the event log

@@ -882,7 +882,110 @@ static void scm_preshutdown(void) {
   remove(log);
   remove(cfg);
 }
+
+/* The service process's helper thread: once its service is RUNNING (its log says so: the
+ * thread stays off the SCM's API, which the dispatcher of this process uses), give the
+ * handler PRESHUTDOWN as the SCM does at shutdown (mb__svc_control, the hook). */
+static const char *pre_log;
+static DWORD WINAPI pre_thread(LPVOID arg) {
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
+  (void)arg;
+  while (mb_os_mono_ns() < deadline) {
+    if (file_contains(pre_log, " running: instance ")) {
+      (void)mb__svc_control(SERVICE_CONTROL_PRESHUTDOWN);
+      return 0;
+    }
+    mb_os_sleep_ms(5);
+  }
+  return 1;
+}
+
+/* The test binary as the service: argv NAME CONFIG LOG. Runs the real service glue
+ * (mb__svc_main: the SCM's dispatcher, ServiceMain, the handler) with the hook thread. */
+CHILD(svc_preshutdown) {
+  HANDLE t;
+  if (argc != 3)
+    return 2;
+  pre_log = argv[2];
+  t = CreateThread(NULL, 0, pre_thread, NULL, 0, NULL);
+  if (t == NULL)
+    return 3;
+  CloseHandle(t);
+  return mb__svc_main(argv[0], argv[1]);
+}
+
+/*
+ * PRESHUTDOWN itself, through the hook: the test binary runs as the service (CHILD
+ * svc_preshutdown: the real glue of membroker.exe, linked into it) and hands PRESHUTDOWN to
+ * its own control handler once RUNNING. The handler's preshutdown branch logs that Windows is
+ * shutting down, the stop saves the state, STOPPED with exit code 0.
+ */
+static void scm_preshutdown_handler(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800], self[MAX_PATH], name[64];
+  wchar_t wself[MAX_PATH], wcfg[600], wlog[700], bin[2048];
+  unsigned pid = self_pid();
+  SERVICE_STATUS_PROCESS st;
+  SC_HANDLE scm, svc;
+  mb_config_t c;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.preh.json", dir, pid);
+  snprintf(log, sizeof log, "%smbt.%u.preh.log", dir, pid);
+  snprintf(pdir, sizeof pdir, "%smbt.%u.preh.state", dir, pid);
+  fx_config_pid(&c, "t", "preh");
+  fx_log(&c, MB_LOG_INFO, log);
+  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
+  fx_write_config(cfg, &c, NULL);
+  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
+  remove(state);
+  remove(log);
+  snprintf(name, sizeof name, "mbtestq%u", pid);
+  _snwprintf(svc_name, 64, L"%hs", name);
+  ASSERT_OK(mb_os_self_exe(self, sizeof self));
+  widen(self, wself, MAX_PATH);
+  widen(cfg, wcfg, 600);
+  widen(log, wlog, 700);
+  _snwprintf(bin, 2048, L"\"%ls\" --child svc_preshutdown %hs \"%ls\" \"%ls\"", wself, name, wcfg,
+             wlog);
+  bin[2047] = L'\0';
+
+  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE);
+  ASSERT(scm != NULL);
+  svc =
+      CreateServiceW(scm, svc_name, svc_name, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS,
+                     SERVICE_DEMAND_START, SERVICE_ERROR_NORMAL, bin, NULL, NULL, NULL, NULL, NULL);
+  if (svc == NULL)
+    FAIL("CreateService(%ls) failed (os error %lu)", bin, (unsigned long)GetLastError());
+  atexit(delete_service);
+  if (!StartServiceW(svc, 0, NULL))
+    FAIL("StartService failed (os error %lu)", (unsigned long)GetLastError());
+  CloseServiceHandle(svc);
+  CloseServiceHandle(scm);
+
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != NO_ERROR || !file_contains(log, "state saved in"))
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, NO_ERROR);
+  ASSERT(file_contains(log, "service control: preshutdown: Windows is shutting down; saving the "
+                            "state in"));
+  ASSERT(file_contains(log, "state saved in"));
+  ASSERT(GetFileAttributesA(state) != INVALID_FILE_ATTRIBUTES);
+  delete_service();
+  remove(state);
+  RemoveDirectoryA(pdir);
+  remove(log);
+  remove(cfg);
+}
 #endif /* MB_OS_WIN */
+
+TEST(scm_preshutdown_handler) {
+#if MB_OS_WIN
+  scm_preshutdown_handler();
+#else
+  ASSERT_EQ(mb__svc_control(0), 1); /* no handler on POSIX */
+  SKIP("there is no Service Control Manager on POSIX");
+#endif
+}
 
 TEST(scm_preshutdown) {
 #if MB_OS_WIN
