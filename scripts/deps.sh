@@ -21,6 +21,7 @@ DEB_PACKAGES=(
   clang libclang-rt-14-dev llvm clang-format mingw-w64 wine64 wine dpkg-dev
   redis-server redis-tools libmimalloc-dev libjemalloc-dev
   prometheus # promtool: the metrics tests check mbctl metrics, GET /metrics and config/prometheus/
+  systemd # systemd-analyze verify: the installed unit (install.systemd_unit)
 )
 SRC_PACKAGES=(libuv1 cjson)
 SRC_LIST_NAME=membroker-deb-src

@@ -23,6 +23,7 @@ static uint64_t mb__log_retry_at;             /* a failed rotation: try again at
 static int mb__log_pending;                   /* <file>.rotating waits to become .1 */
 static int mb__log_failing;                   /* a rotation or reopen failure was reported */
 static uint64_t mb__log_reopen_ns;            /* file not open: try again at this time */
+static int mb__log_journal;                   /* stderr is the journal: "<N>" prefixes */
 static mb_log_level_t mb__log_level = MB_LOG_INFO;
 static mb_log_sink_fn mb__log_sink;
 static mb_os_mutex_t mb__log_mutex; /* guards everything above once mb__log_locking is set */
@@ -112,6 +113,12 @@ int mb__log_default_path(char *buf, size_t size, const char *instance, const cha
 
 const char *mb__log_path(void) {
   return mb__log_file;
+}
+
+void mb__log_set_journal(int on) {
+  mb__log_lock();
+  mb__log_journal = on != 0;
+  mb__log_unlock();
 }
 
 void mb__log_set_sink(mb_log_sink_fn sink) {
@@ -269,9 +276,17 @@ static void mb__log_put(mb_log_level_t level, const char *msg) {
   mb_os_tm_t tm;
   int n;
 
-  mb_os_time_split(mb_os_wall_ns(), 0, &tm);
-  n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s\n", tm.year,
-               tm.month, tm.day, tm.hour, tm.min, tm.sec, tm.msec, mb__log_level_name(level), msg);
+  if (mb__log_fp == NULL && mb__log_journal) {
+    /* sd-daemon(3) priorities: the journal keeps its own time stamp. */
+    static const int prio[] = {3, 4, 6, 7}; /* error, warn, info, debug */
+    int p = (int)level >= 0 && (size_t)level < sizeof prio / sizeof prio[0] ? prio[level] : 6;
+    n = snprintf(line, sizeof line, "<%d>%-5s %s\n", p, mb__log_level_name(level), msg);
+  } else {
+    mb_os_time_split(mb_os_wall_ns(), 0, &tm);
+    n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s\n", tm.year,
+                 tm.month, tm.day, tm.hour, tm.min, tm.sec, tm.msec, mb__log_level_name(level),
+                 msg);
+  }
   if (n < 0)
     return;
   if ((size_t)n >= sizeof line)
@@ -347,4 +362,42 @@ void mb__log(mb_log_level_t level, const char *fmt, ...) {
   va_start(ap, fmt);
   mb__log_line(MB_EV_NONE, level, fmt, ap);
   va_end(ap);
+}
+
+/*
+ * Reopen at the same path (log.h). The new file is open before the old one closes, so a
+ * failure keeps the old one; the warning goes to the file still open, and to the sink.
+ */
+int mb__log_reopen(void) {
+  char why[1024];
+  FILE *fp = NULL;
+  uint64_t size = 0;
+  int rc;
+
+  mb__log_lock();
+  if (mb__log_file[0] == '\0') {
+    mb__log_unlock();
+    return 0;
+  }
+  if ((rc = mb__log_fopen(mb__log_file, &fp, &size)) != 0) {
+    snprintf(why, sizeof why,
+             "log file '%s': cannot reopen it, still writing to the file open "
+             "before: %s",
+             mb__log_file, mb_last_error());
+    mb__log_defang(why);
+    mb__log_put(MB_LOG_WARN, why);
+    if (mb__log_sink != NULL)
+      mb__log_sink(MB_LOG_WARN, MB_EV_LOG_FAILED, why);
+    mb__log_unlock();
+    return rc;
+  }
+  if (mb__log_fp != NULL)
+    fclose(mb__log_fp);
+  mb__log_fp = fp;
+  mb__log_size = size;
+  mb__log_retry_at = 0;
+  mb__log_failing = 0;
+  mb__log_put(MB_LOG_INFO, "log file reopened");
+  mb__log_unlock();
+  return 0;
 }

@@ -72,6 +72,25 @@ int mb__log_default_path(char *buf, size_t size, const char *instance, const cha
 /* The file being written ("" for stderr). */
 const char *mb__log_path(void);
 
+/*
+ * Reopen the log file at its configured path (SIGHUP, run.c): after logrotate or an operator
+ * moved it away, lines go to a new file there, and the moved file is left as it is. The new
+ * file is opened first (as mb__log_open_file opens one: never through a link) and replaces
+ * the old one only once it is open; when it cannot be opened the old file stays in use and a
+ * warning says why. One info line says it was reopened. 0 (nothing to do) when the log is
+ * stderr. Returns 0 or the MB_E* code of the failed open (detail message names the file).
+ */
+int mb__log_reopen(void);
+
+/*
+ * Lines to stderr carry an sd-daemon priority prefix instead of the timestamp when `on`
+ * (stderr is the systemd journal, mb__svc_stderr_is_journal): "<3>" error, "<4>" warn,
+ * "<6>" info, "<7>" debug, then the level and the message, e.g. "<6>info  ready in 3.1 ms".
+ * The journal stamps each line itself and filters by the priority (journalctl -p warning).
+ * A log file is never prefixed. Off by default.
+ */
+void mb__log_set_journal(int on);
+
 void mb__log_set_sink(mb_log_sink_fn sink);
 void mb__log_close(void);
 int mb__log_enabled(mb_log_level_t level);

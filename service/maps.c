@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "gmap.h"
 #include "log.h"
+#include "svc.h"
 #include "uverr.h"
 
 #define MB_MAP_READ_CHUNK (8u << 20) /* bytes per read call */
@@ -212,8 +213,8 @@ void mb__map_load_run(mb_map_load_t *job) {
     st0 = req.statbuf;
   uv_fs_req_cleanup(&req);
   if (r < 0) {
-    mb__job_fail(job, mb__from_uv(r), r != UV_ENOMEM, "map '%s': cannot open '%s': %s", job->name,
-                 job->path, uv_strerror(r));
+    mb__job_fail(job, mb__from_uv(r), r != UV_ENOMEM, "map '%s': cannot open '%s': %s%s", job->name,
+                 job->path, uv_strerror(r), r == UV_ENOENT ? mb__svc_sandbox_hint(job->path) : "");
     return;
   }
   if ((st0.st_mode & MB_MAP_IFMT) != MB_MAP_IFREG) {
@@ -226,7 +227,8 @@ void mb__map_load_run(mb_map_load_t *job) {
   uv_fs_req_cleanup(&req);
   if (fd < 0) {
     mb__job_fail(job, mb__from_uv(fd), fd != UV_ENOMEM && fd != UV_EMFILE,
-                 "map '%s': cannot open '%s': %s", job->name, job->path, uv_strerror(fd));
+                 "map '%s': cannot open '%s': %s%s", job->name, job->path, uv_strerror(fd),
+                 fd == UV_ENOENT ? mb__svc_sandbox_hint(job->path) : "");
     return;
   }
   r = uv_fs_fstat(NULL, &req, fd, NULL);

@@ -4,6 +4,9 @@
  * (watch.h), save the state every persist.interval_ms (when persist.dir is set), stop
  * cleanly on request. Portable: signals go through uv_signal
  * (Ctrl-C on Windows consoles), cross-thread stop requests (the SCM handler) through uv_async.
+ * The signals besides a stop (SIGHUP and SIGUSR1 reopen the log, SIGUSR2 logs a status line)
+ * and the systemd watchdog's period come from the service glue (svc.h): the loop sends the
+ * watchdog's pings from a timer, so a loop that is stuck stops them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +25,9 @@ typedef struct mb_run_s {
   uv_timer_t persist; /* saves the state every persist.interval_ms (persist.h) */
   uv_async_t stop;
   uv_signal_t sigint, sigterm;
+  uv_signal_t sigreopen, sigreopen2, sigstatus; /* mb__svc_signals: started when not 0 */
+  uv_timer_t watchdog;                          /* WATCHDOG=1 every mb__svc_watchdog_ms */
+  mb_svc_signals_t sigs;                        /* which signal is which (the glue's) */
   mb_broker_t broker;
   mb_watch_t watch; /* the loop waits for client exits (watch.h) */
   int stopping;
@@ -54,6 +60,52 @@ static void mb__close_cb(uv_handle_t *h) {
   (void)h;
 }
 
+/* SIGHUP / SIGUSR1: reopen the log file (a failure keeps the old file and is logged). */
+static void mb__on_reopen(uv_signal_t *s, int signum) {
+  mb_run_t *run = s->data;
+  mb_log_info("%s: reopening the log file",
+              signum == run->sigs.reopen ? run->sigs.reopen_name : run->sigs.reopen2_name);
+  (void)mb__log_reopen();
+}
+
+/* SIGUSR2: one status line, for an operator without mbctl at hand. */
+static void mb__on_status(uv_signal_t *s, int signum) {
+  mb_run_t *run = s->data;
+  const mb_state_t *st = run->broker.state;
+  uint64_t rss = 0;
+  (void)signum;
+  if (st == NULL)
+    return;
+  mb_os_self_rss(&rss);
+  mb_log_info("%s: instance %s, %llu players, %llu npcs, %u clients attached, %llu bytes "
+              "committed, resident %llu KiB",
+              run->sigs.status_name, run->broker.cfg.instance,
+              (unsigned long long)mb_load64(&st->game.total_players),
+              (unsigned long long)mb_load64(&st->game.total_npcs),
+              (unsigned)mb_load32(&st->clients_attached),
+              (unsigned long long)mb__broker_committed(&run->broker),
+              (unsigned long long)(rss / 1024));
+}
+
+/* The systemd watchdog: the loop is alive. */
+static void mb__on_watchdog(uv_timer_t *t) {
+  (void)t;
+  mb__svc_notify("WATCHDOG=1");
+}
+
+/* Close every handle of the loop (each once: mb__stop_loop and mb__abandon_loop). */
+static void mb__close_handles(mb_run_t *run) {
+  uv_close((uv_handle_t *)&run->tick, mb__close_cb);
+  uv_close((uv_handle_t *)&run->persist, mb__close_cb);
+  uv_close((uv_handle_t *)&run->watchdog, mb__close_cb);
+  uv_close((uv_handle_t *)&run->stop, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigreopen, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigreopen2, mb__close_cb);
+  uv_close((uv_handle_t *)&run->sigstatus, mb__close_cb);
+}
+
 /* Begin the stop: game servers see "shutting down" first; then the loop's handles close. */
 static void mb__stop_loop(mb_run_t *run, const char *why) {
   if (run->stopping)
@@ -65,11 +117,7 @@ static void mb__stop_loop(mb_run_t *run, const char *why) {
   mb__ctl_stop();
   mb__http_stop();
   mb__watch_stop(&run->watch);
-  uv_close((uv_handle_t *)&run->tick, mb__close_cb);
-  uv_close((uv_handle_t *)&run->persist, mb__close_cb);
-  uv_close((uv_handle_t *)&run->stop, mb__close_cb);
-  uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
-  uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
+  mb__close_handles(run);
 }
 
 static void mb__on_stop(uv_async_t *a) {
@@ -102,18 +150,15 @@ void mb__run_request_stop(void) {
 static void mb__abandon_loop(mb_run_t *run) {
   run->stopping = 1;
   mb__set_running(NULL);
-  uv_close((uv_handle_t *)&run->tick, mb__close_cb);
-  uv_close((uv_handle_t *)&run->persist, mb__close_cb);
-  uv_close((uv_handle_t *)&run->stop, mb__close_cb);
-  uv_close((uv_handle_t *)&run->sigint, mb__close_cb);
-  uv_close((uv_handle_t *)&run->sigterm, mb__close_cb);
+  mb__close_handles(run);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   uv_loop_close(&run->loop);
 }
 
 int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   static mb_run_t run;
-  uint64_t t0 = mb_os_mono_ns(), rss = 0;
+  uint64_t t0 = mb_os_mono_ns(), rss = 0, watchdog_ms;
+  mb_svc_signals_t *sigs = &run.sigs;
   int rc;
 
   memset(&run, 0, sizeof run);
@@ -136,11 +181,24 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   uv_timer_init(&run.loop, &run.tick);
   uv_timer_init(&run.loop, &run.persist);
   uv_async_init(&run.loop, &run.stop, mb__on_stop);
+  uv_timer_init(&run.loop, &run.watchdog);
   uv_signal_init(&run.loop, &run.sigint);
   uv_signal_init(&run.loop, &run.sigterm);
+  uv_signal_init(&run.loop, &run.sigreopen);
+  uv_signal_init(&run.loop, &run.sigreopen2);
+  uv_signal_init(&run.loop, &run.sigstatus);
   run.tick.data = run.persist.data = run.stop.data = run.sigint.data = run.sigterm.data = &run;
+  run.sigreopen.data = run.sigreopen2.data = run.sigstatus.data = run.watchdog.data = &run;
   uv_signal_start(&run.sigint, mb__on_signal, SIGINT);
   uv_signal_start(&run.sigterm, mb__on_signal, SIGTERM);
+  /* Handled, so none of them ends the broker any more (SIGHUP did, with 129). */
+  mb__svc_signals(sigs);
+  if (sigs->reopen != 0)
+    uv_signal_start(&run.sigreopen, mb__on_reopen, sigs->reopen);
+  if (sigs->reopen2 != 0)
+    uv_signal_start(&run.sigreopen2, mb__on_reopen, sigs->reopen2);
+  if (sigs->status != 0)
+    uv_signal_start(&run.sigstatus, mb__on_status, sigs->status);
   mb__set_running(&run);
 
   if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
@@ -177,6 +235,11 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     uv_timer_start(&run.persist, mb__on_persist, run.broker.persist.interval_ms,
                    run.broker.persist.interval_ms);
 
+  if ((watchdog_ms = mb__svc_watchdog_ms()) != 0) {
+    mb_log_info("systemd watchdog: WATCHDOG=1 every %llu ms", (unsigned long long)watchdog_ms);
+    uv_timer_start(&run.watchdog, mb__on_watchdog, watchdog_ms, watchdog_ms);
+  }
+
   mb_os_self_rss(&rss);
   mb_log_info("ready in %.1f ms: instance %s, %llu bytes committed, resident %llu KiB",
               (double)(mb_os_mono_ns() - t0) / 1e6, cfg->instance,
@@ -190,9 +253,22 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
   mb__set_running(NULL);
   if (hooks && hooks->stopping)
     hooks->stopping(hooks->ctx, 1);
-  mb__broker_stop(&run.broker);
+  /* The last save, a step of its own (an SCM checkpoint: at PRESHUTDOWN it is what must be
+   * done before Windows goes down). Once it is done, mb__broker_stop's own save has nothing
+   * left to do; after a failure it tries once more. */
+  if (run.broker.persist.enabled) {
+    uint64_t s0 = mb_os_mono_ns();
+    if (mb__persist_flush(&run.broker) == 0) {
+      mb_log_info("state saved in %s before stopping (%.1f ms)", run.broker.persist.dir,
+                  (double)(mb_os_mono_ns() - s0) / 1e6);
+      run.broker.persist.enabled = 0;
+    }
+  }
   if (hooks && hooks->stopping)
     hooks->stopping(hooks->ctx, 2);
+  mb__broker_stop(&run.broker);
+  if (hooks && hooks->stopping)
+    hooks->stopping(hooks->ctx, 3);
   uv_loop_close(&run.loop);
   mb_log_info("stopped");
   return 0;

@@ -11,7 +11,9 @@
 typedef struct mb_run_hooks_s {
   void (*starting)(void *ctx, int step); /* a start step is done (SCM checkpoints) */
   void (*ready)(void *ctx);              /* state block published, loop running */
-  void (*stopping)(void *ctx, int step); /* a stop step is done */
+  void (*stopping)(void *ctx, int step); /* a stop step is done: 1 the loop has ended (status
+                                            "shutting down" published), 2 the state is saved
+                                            (persist), 3 everything is released */
   void *ctx;
 } mb_run_hooks_t;
 
@@ -76,5 +78,54 @@ int mb__svc_uninstall(const char *service_name);
 
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);
+
+/*
+ * The signals an operator or a service manager sends a running broker besides a stop, as
+ * numbers for uv_signal_start; 0 where the OS has no such signal (Windows: all three). The
+ * loop (run.c) handles each as said here, never by ending the process:
+ *   reopen   SIGHUP  (logrotate's postrotate, `systemctl reload`, an SSH hang-up): reopen
+ *            the log file (mb__log_reopen), nothing else is re-read;
+ *   reopen2  SIGUSR1 (the other common "reopen your logs" convention): the same;
+ *   status   SIGUSR2: one status line in the log (players, clients, committed bytes, rss).
+ */
+typedef struct mb_svc_signals_s {
+  int reopen, reopen2, status;                          /* signal numbers, 0: none */
+  const char *reopen_name, *reopen2_name, *status_name; /* "SIGHUP", ... for the log */
+} mb_svc_signals_t;
+
+void mb__svc_signals(mb_svc_signals_t *sig);
+
+/*
+ * The systemd watchdog: the period in milliseconds at which the loop must send WATCHDOG=1
+ * (half of $WATCHDOG_USEC, at least 1), or 0 when there is none: $WATCHDOG_USEC unset, not a
+ * positive number, $WATCHDOG_PID set to another process, or no $NOTIFY_SOCKET (POSIX);
+ * always 0 on Windows. The loop sends the pings from a timer (run.c), so a stuck loop stops
+ * them and systemd restarts the broker.
+ */
+uint64_t mb__svc_watchdog_ms(void);
+
+/*
+ * Whether stderr is a stream to the systemd journal: $JOURNAL_STREAM ("<dev>:<inode>") names
+ * the file stderr is (POSIX); always 0 on Windows. Log lines to stderr then carry sd-daemon
+ * priority prefixes instead of the timestamp (log.h, mb__log_set_journal).
+ */
+int mb__svc_stderr_is_journal(void);
+
+/*
+ * What to add to "no such file" for `path` when the service manager's sandbox may be why:
+ * under systemd ($INVOCATION_ID is set) a path under /tmp, /var/tmp (PrivateTmp=) or /home,
+ * /root, /run/user (ProtectHome=) is not the host's; the text (from "; ") says so and what to
+ * do. "" otherwise, and always on Windows. Thread-safe (reads the environment only).
+ */
+const char *mb__svc_sandbox_hint(const char *path);
+
+/*
+ * A test hook (Windows): hand `control` (a SERVICE_CONTROL_* code) to the running service's
+ * control handler, as the SCM would. The SCM sends PRESHUTDOWN only when Windows shuts down
+ * (ControlService refuses code 15 with error 87), so a test's service process calls this on
+ * itself (test-svclog.c, svclog.scm_preshutdown_handler). Returns the handler's answer
+ * (NO_ERROR, ERROR_CALL_NOT_IMPLEMENTED); 1 on POSIX, where there is no handler.
+ */
+unsigned long mb__svc_control(unsigned long control);
 
 #endif /* MB_SVC_H */

@@ -10,7 +10,9 @@
  *   RUNNING        from the `ready` hook only: the state block is published
  *   STOP_PENDING   on STOP / SHUTDOWN / PRESHUTDOWN (the control handler asks the loop to
  *                  stop; the loop sets server status "shutting down" before it releases
- *                  anything), checkpoints from the `stopping` steps
+ *                  anything, then saves the state when persist is on - at PRESHUTDOWN that
+ *                  is the save before Windows goes down), checkpoints from the `stopping`
+ *                  steps (loop ended, saved, released)
  *   STOPPED        exit code 0 after a clean stop; ERROR_SERVICE_SPECIFIC_ERROR with a
  *                  service exit code of mb_svc_exit_t (svc.h) when the config could not be
  *                  loaded (2), the log file could not be opened (3) or the broker could not
@@ -52,6 +54,7 @@
 #define MB_SVC_HINT_START 5000    /* before the broker starts */
 #define MB_SVC_HINT_COMMIT 30000  /* committing the configured regions may take a while */
 #define MB_SVC_HINT_STOP 10000    /* from a stop control to the loop's first stop step */
+#define MB_SVC_HINT_SAVE 30000    /* the last save of the state (persist.dir) */
 #define MB_SVC_HINT_RELEASE 30000 /* releasing the regions */
 
 #define MB_SVC_NAME_MAX 257 /* the SCM allows 256 characters */
@@ -73,6 +76,26 @@ static mb_svc_t mb__svc;
 
 void mb__svc_notify(const char *state) {
   (void)state; /* systemd only */
+}
+
+/* No SIGHUP/SIGUSR1/SIGUSR2 to a Windows service (libuv's SIGHUP there means a console window
+ * closing, which is not a reopen). */
+void mb__svc_signals(mb_svc_signals_t *sig) {
+  sig->reopen = sig->reopen2 = sig->status = 0;
+  sig->reopen_name = sig->reopen2_name = sig->status_name = "";
+}
+
+uint64_t mb__svc_watchdog_ms(void) {
+  return 0; /* the SCM has no watchdog; recovery actions restart a crashed service */
+}
+
+int mb__svc_stderr_is_journal(void) {
+  return 0;
+}
+
+const char *mb__svc_sandbox_hint(const char *path) {
+  (void)path;
+  return "";
 }
 
 /* UTF-8 to UTF-16 into buf (count wide chars). Returns 0, or -1 if it does not convert. */
@@ -241,13 +264,18 @@ static void mb__svc_ready(void *ctx) {
                mb__svc.cfg.instance, mb__log_path());
 }
 
-/* Step 1: the loop has ended (status "shutting down" is published), regions are released
- * next; step 2: everything is released. A stop that did not come from the SCM (the
- * `shutdown` command) enters STOP_PENDING here. */
+/* Step 1: the loop has ended (status "shutting down" is published), the state is saved next
+ * (persist); step 2: saved, regions are released next; step 3: everything is released. Each
+ * is a checkpoint, so at PRESHUTDOWN the SCM sees the save progress within the preshutdown
+ * timeout (60 s as `membroker install` sets it; each hint is below it). A stop that did not
+ * come from the SCM (the `shutdown` command) enters STOP_PENDING here. */
 static void mb__svc_stopping(void *ctx, int step) {
   (void)ctx;
-  mb__svc_report(SERVICE_STOP_PENDING, step == 1 ? MB_SVC_HINT_RELEASE : MB_SVC_HINT_STOP, NO_ERROR,
-                 0);
+  mb__svc_report(SERVICE_STOP_PENDING,
+                 step == 1   ? MB_SVC_HINT_SAVE
+                 : step == 2 ? MB_SVC_HINT_RELEASE
+                             : MB_SVC_HINT_STOP,
+                 NO_ERROR, 0);
 }
 
 /* ---- SCM side (dispatcher thread) -------------------------------------------------------- */
@@ -285,7 +313,12 @@ static DWORD WINAPI mb__svc_handler(DWORD control, DWORD type, LPVOID data, LPVO
       mb__svc.stop_wanted = 1;
     LeaveCriticalSection(&mb__svc.lock);
     if (state == SERVICE_RUNNING) {
-      mb_log_info("service control: %s", mb__svc_control_name(control));
+      if (control == SERVICE_CONTROL_PRESHUTDOWN && mb__svc.cfg.persist_dir[0] != '\0')
+        mb_log_info("service control: preshutdown: Windows is shutting down; saving the state "
+                    "in %s, then stopping",
+                    mb__svc.cfg.persist_dir);
+      else
+        mb_log_info("service control: %s", mb__svc_control_name(control));
       mb__svc_report(SERVICE_STOP_PENDING, MB_SVC_HINT_STOP, NO_ERROR, 0);
       mb__run_request_stop();
     }
@@ -296,6 +329,10 @@ static DWORD WINAPI mb__svc_handler(DWORD control, DWORD type, LPVOID data, LPVO
   default:
     return ERROR_CALL_NOT_IMPLEMENTED;
   }
+}
+
+unsigned long mb__svc_control(unsigned long control) {
+  return mb__svc_handler((DWORD)control, 0, NULL, NULL);
 }
 
 /*

@@ -812,7 +812,188 @@ static void scm_log_folder_refused(void) {
   remove(log);
   remove(cfg);
 }
+
+/*
+ * PRESHUTDOWN (what Windows sends before it shuts down, to a service that accepts it): the
+ * service reports STOP_PENDING, saves the state (persist.dir) and ends STOPPED with exit code
+ * 0; the state file is there afterwards and the log says the save was for the shutdown.
+ * ControlService cannot send control 15 on Windows (only the SCM does, at shutdown); Wine's
+ * SCM may pass it on. Where it is refused, the same handler branch is driven with STOP (the
+ * three codes share it; only the log line differs), the save checked the same way, and the
+ * output says which control was used.
+ */
+static void scm_preshutdown(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800];
+  unsigned pid = self_pid();
+  SERVICE_STATUS_PROCESS st;
+  SERVICE_STATUS ss;
+  SC_HANDLE scm, svc;
+  mb_config_t c;
+  DWORD err = 0;
+  int pre;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.pre.json", dir, pid);
+  snprintf(log, sizeof log, "%smbt.%u.pre.log", dir, pid);
+  snprintf(pdir, sizeof pdir, "%smbt.%u.pre.state", dir, pid);
+  fx_config_pid(&c, "t", "pre");
+  fx_log(&c, MB_LOG_INFO, log);
+  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
+  fx_write_config(cfg, &c, NULL);
+  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
+  remove(state);
+  remove(log);
+  _snwprintf(svc_name, 64, L"mbtestp%u", pid);
+
+  sc_create_start(MB_BROKER_EXE, cfg);
+  wait_state(svc_name, SERVICE_RUNNING, &st, START_TIMEOUT_MS, log);
+  ASSERT_EQ(st.dwCurrentState, SERVICE_RUNNING);
+  ASSERT(st.dwControlsAccepted & SERVICE_ACCEPT_PRESHUTDOWN);
+
+  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+  ASSERT(scm != NULL);
+  svc = OpenServiceW(scm, svc_name,
+                     SERVICE_STOP | SERVICE_QUERY_STATUS | SERVICE_USER_DEFINED_CONTROL);
+  ASSERT(svc != NULL);
+  pre = ControlService(svc, SERVICE_CONTROL_PRESHUTDOWN, &ss) != 0;
+  if (!pre) {
+    err = GetLastError();
+    printf("# the SCM refuses to send control 15 (PRESHUTDOWN, os error %lu): the same handler "
+           "branch is driven with STOP\n",
+           (unsigned long)err);
+    ASSERT(ControlService(svc, SERVICE_CONTROL_STOP, &ss) != 0);
+  } else {
+    printf("# PRESHUTDOWN delivered by the SCM\n");
+  }
+  CloseServiceHandle(svc);
+  CloseServiceHandle(scm);
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != NO_ERROR || !file_contains(log, "state saved in"))
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, NO_ERROR);
+  ASSERT(file_contains(log, pre ? "service control: preshutdown: Windows is shutting down; saving "
+                                  "the state in"
+                                : "service control: stop"));
+  ASSERT(file_contains(log, "state saved in"));
+  ASSERT(GetFileAttributesA(state) != INVALID_FILE_ATTRIBUTES);
+  delete_service();
+  remove(state);
+  RemoveDirectoryA(pdir);
+  remove(log);
+  remove(cfg);
+}
+
+/* The service process's helper thread: once its service is RUNNING (its log says so: the
+ * thread stays off the SCM's API, which the dispatcher of this process uses), give the
+ * handler PRESHUTDOWN as the SCM does at shutdown (mb__svc_control, the hook). */
+static const char *pre_log;
+static DWORD WINAPI pre_thread(LPVOID arg) {
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
+  (void)arg;
+  while (mb_os_mono_ns() < deadline) {
+    if (file_contains(pre_log, " running: instance ")) {
+      (void)mb__svc_control(SERVICE_CONTROL_PRESHUTDOWN);
+      return 0;
+    }
+    mb_os_sleep_ms(5);
+  }
+  return 1;
+}
+
+/* The test binary as the service: argv NAME CONFIG LOG. Runs the real service glue
+ * (mb__svc_main: the SCM's dispatcher, ServiceMain, the handler) with the hook thread. */
+CHILD(svc_preshutdown) {
+  HANDLE t;
+  if (argc != 3)
+    return 2;
+  pre_log = argv[2];
+  t = CreateThread(NULL, 0, pre_thread, NULL, 0, NULL);
+  if (t == NULL)
+    return 3;
+  CloseHandle(t);
+  return mb__svc_main(argv[0], argv[1]);
+}
+
+/*
+ * PRESHUTDOWN itself, through the hook: the test binary runs as the service (CHILD
+ * svc_preshutdown: the real glue of membroker.exe, linked into it) and hands PRESHUTDOWN to
+ * its own control handler once RUNNING. The handler's preshutdown branch logs that Windows is
+ * shutting down, the stop saves the state, STOPPED with exit code 0.
+ */
+static void scm_preshutdown_handler(void) {
+  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800], self[MAX_PATH], name[64];
+  wchar_t wself[MAX_PATH], wcfg[600], wlog[700], bin[2048];
+  unsigned pid = self_pid();
+  SERVICE_STATUS_PROCESS st;
+  SC_HANDLE scm, svc;
+  mb_config_t c;
+
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, sizeof cfg, "%smbt.%u.preh.json", dir, pid);
+  snprintf(log, sizeof log, "%smbt.%u.preh.log", dir, pid);
+  snprintf(pdir, sizeof pdir, "%smbt.%u.preh.state", dir, pid);
+  fx_config_pid(&c, "t", "preh");
+  fx_log(&c, MB_LOG_INFO, log);
+  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
+  fx_write_config(cfg, &c, NULL);
+  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
+  remove(state);
+  remove(log);
+  snprintf(name, sizeof name, "mbtestq%u", pid);
+  _snwprintf(svc_name, 64, L"%hs", name);
+  ASSERT_OK(mb_os_self_exe(self, sizeof self));
+  widen(self, wself, MAX_PATH);
+  widen(cfg, wcfg, 600);
+  widen(log, wlog, 700);
+  _snwprintf(bin, 2048, L"\"%ls\" --child svc_preshutdown %hs \"%ls\" \"%ls\"", wself, name, wcfg,
+             wlog);
+  bin[2047] = L'\0';
+
+  scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE);
+  ASSERT(scm != NULL);
+  svc =
+      CreateServiceW(scm, svc_name, svc_name, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS,
+                     SERVICE_DEMAND_START, SERVICE_ERROR_NORMAL, bin, NULL, NULL, NULL, NULL, NULL);
+  if (svc == NULL)
+    FAIL("CreateService(%ls) failed (os error %lu)", bin, (unsigned long)GetLastError());
+  atexit(delete_service);
+  if (!StartServiceW(svc, 0, NULL))
+    FAIL("StartService failed (os error %lu)", (unsigned long)GetLastError());
+  CloseServiceHandle(svc);
+  CloseServiceHandle(scm);
+
+  wait_state(svc_name, SERVICE_STOPPED, &st, START_TIMEOUT_MS, log);
+  if (st.dwWin32ExitCode != NO_ERROR || !file_contains(log, "state saved in"))
+    dump_log(log);
+  ASSERT_EQ(st.dwWin32ExitCode, NO_ERROR);
+  ASSERT(file_contains(log, "service control: preshutdown: Windows is shutting down; saving the "
+                            "state in"));
+  ASSERT(file_contains(log, "state saved in"));
+  ASSERT(GetFileAttributesA(state) != INVALID_FILE_ATTRIBUTES);
+  delete_service();
+  remove(state);
+  RemoveDirectoryA(pdir);
+  remove(log);
+  remove(cfg);
+}
 #endif /* MB_OS_WIN */
+
+TEST(scm_preshutdown_handler) {
+#if MB_OS_WIN
+  scm_preshutdown_handler();
+#else
+  ASSERT_EQ(mb__svc_control(0), 1); /* no handler on POSIX */
+  SKIP("there is no Service Control Manager on POSIX");
+#endif
+}
+
+TEST(scm_preshutdown) {
+#if MB_OS_WIN
+  scm_preshutdown();
+#else
+  SKIP("there is no Service Control Manager on POSIX (systemd: SIGTERM saves, svcmgr tests)");
+#endif
+}
 
 TEST(message_table) {
 #if MB_OS_WIN

@@ -199,7 +199,8 @@ void print_start_hint(FILE *fp, const char *instance) {
   int n = 0, i, mine = 0;
   if (mb_os_service_manager() == MB_OS_SVCMGR_SYSTEMD) {
     fprintf(fp, "start it with `systemctl start membroker` (the systemd unit, "
-                "scripts/membroker.service) or in the foreground with `membroker run -c FILE`\n");
+                "lib/systemd/system/membroker.service) or in the foreground with `membroker run -c "
+                "FILE`\n");
     return;
   }
   if (mb_os_services_list("membroker.exe", &list, &n) != 0) {
