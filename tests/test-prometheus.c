@@ -70,7 +70,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   (void)sb;
   (void)flag;
   (void)ftw;
-  return remove(path) == 0 ? 0 : 0; /* go on: remove what can be removed */
+  remove(path); /* go on after a failure: remove what can be removed */
+  return 0;
 }
 
 /* Kill what is still running (by pid) and remove the temporary directory. */
@@ -88,20 +89,14 @@ static void cleanup(void) {
   }
 }
 
+/* Start argv with its output into the file `out`; cleanup() stops it if the test fails. */
 static void start(int which, const char *const argv[], const char *out) {
-  static int registered;
-  if (!registered) {
-    atexit(cleanup);
-    registered = 1;
-  }
   ASSERT_OK(mb_os_spawn_redirect(argv, out, &procs[which]));
   running[which] = 1;
 }
 
-/* Fail (showing its output file) if process `which` has exited. */
-static void expect_running(int which, const char *what, const char *out);
-
-/* The first `max` bytes of file `path`, NUL-terminated, into buf ("" if it cannot be read). */
+/* The start of file `path` (size - 1 bytes at most), NUL-terminated, into buf ("" if it
+ * cannot be read). */
 static const char *read_file(const char *path, char *buf, size_t size) {
   FILE *fp = fopen(path, "rb");
   size_t n = 0;
@@ -115,6 +110,7 @@ static const char *read_file(const char *path, char *buf, size_t size) {
 
 static char filebuf[65536];
 
+/* Fail (showing its output file) if process `which` has exited. */
 static void expect_running(int which, const char *what, const char *out) {
   int code;
   if (mb_os_child_wait(&procs[which], 0, &code) == 0) {
@@ -322,7 +318,7 @@ static void journey(void) {
   char data[300], persist[300], arg_cfg[320], arg_data[320], arg_listen[64], text[4096];
   char instance[MB_INSTANCE_MAX];
   const char *p;
-  int bport = 0, pport, code, n;
+  int bport = 0, pport, code, n, attempt, ready;
   uint64_t deadline;
   cJSON *j;
   FILE *fp;
@@ -332,7 +328,7 @@ static void journey(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/mbt-prom-XXXXXX");
   if (mkdtemp(tmpdir) == NULL)
     FAIL("mkdtemp failed");
-  atexit(cleanup);
+  atexit(cleanup); /* from here on, also after a failed assertion */
   snprintf(cfgpath, sizeof cfgpath, "%s/membroker.json", tmpdir);
   snprintf(brokerout, sizeof brokerout, "%s/membroker.out", tmpdir);
   snprintf(promyml, sizeof promyml, "%s/prometheus.yml", tmpdir);
@@ -408,18 +404,27 @@ static void journey(void) {
   fclose(fp);
   snprintf(arg_cfg, sizeof arg_cfg, "--config.file=%s", promyml);
   snprintf(arg_data, sizeof arg_data, "--storage.tsdb.path=%s", data);
-  snprintf(arg_listen, sizeof arg_listen, "--web.listen-address=127.0.0.1:%d", pport);
-  {
+  /* The port was free a moment ago; a test running alongside may take it first: then
+   * Prometheus exits saying so, and it is started again on another port (3 tries). */
+  for (attempt = 1;; attempt++) {
     const char *argv[] = {PROM_EXE, arg_cfg, arg_data, arg_listen, NULL};
+    snprintf(arg_listen, sizeof arg_listen, "--web.listen-address=127.0.0.1:%d", pport);
     start(P_PROM, argv, promout);
-  }
-  deadline = mb_os_mono_ns() + (uint64_t)T_START_MS * 1000000u;
-  while (http_get(pport, "/-/ready", text, sizeof text) != 200) {
-    expect_running(P_PROM, "prometheus", promout);
-    if (mb_os_mono_ns() > deadline)
-      FAIL("Prometheus not ready on 127.0.0.1:%d; it printed:\n%s", pport,
-           read_file(promout, filebuf, sizeof filebuf));
-    mb_os_sleep_ms(50);
+    deadline = mb_os_mono_ns() + (uint64_t)T_START_MS * 1000000u;
+    while (!(ready = http_get(pport, "/-/ready", text, sizeof text) == 200) &&
+           mb_os_child_wait(&procs[P_PROM], 0, &code) != 0) {
+      if (mb_os_mono_ns() > deadline)
+        FAIL("Prometheus not ready on 127.0.0.1:%d; it printed:\n%s", pport,
+             read_file(promout, filebuf, sizeof filebuf));
+      mb_os_sleep_ms(50);
+    }
+    if (ready)
+      break;
+    running[P_PROM] = 0; /* it exited (waited for above) */
+    read_file(promout, filebuf, sizeof filebuf);
+    if (attempt == 3 || strstr(filebuf, "address already in use") == NULL)
+      FAIL("prometheus exited %d; it printed:\n%s", code, filebuf);
+    pport = free_port();
   }
 
   /* The target up. */
