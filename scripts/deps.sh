@@ -20,7 +20,9 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config libuv1-dev libcjson-dev
   clang libclang-rt-14-dev llvm clang-format mingw-w64 wine64 wine dpkg-dev
   redis-server redis-tools libmimalloc-dev libjemalloc-dev
-  prometheus # promtool: the metrics tests check mbctl metrics, GET /metrics and config/prometheus/
+  prometheus # promtool: the metrics tests check mbctl metrics, GET /metrics and config/prometheus/;
+             # the server: test-prometheus and scripts/prometheus-demo.sh scrape a real broker
+  curl       # scripts/prometheus-demo.sh
   systemd # systemd-analyze verify: the installed unit (install.systemd_unit)
 )
 SRC_PACKAGES=(libuv1 cjson)
