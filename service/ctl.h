@@ -29,6 +29,24 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void));
  * the handles finish closing as the loop runs on. */
 void mb__ctl_stop(void);
 
+/* The pipe server's figures (for status and metrics): connections now, and counters since
+ * mb__ctl_start. */
+typedef struct mb_ctl_stats_s {
+  uint32_t open;                /* connections served now (not the ones being refused) */
+  uint32_t open_admin;          /* ... of which administrators */
+  uint64_t accepted_total;      /* connections accepted, served or refused */
+  uint64_t refused_busy_total;  /* told busy: pipe.max_connections or pipe.admin_reserve */
+  uint64_t refused_fd_total;    /* told busy: near RLIMIT_NOFILE */
+  uint64_t accept_errors_total; /* accept failed (EMFILE/ENFILE when libuv's reserve is gone) */
+  uint64_t idle_closed_total;   /* closed by pipe.idle_timeout_ms */
+  uint64_t line_timeout_total;  /* closed by pipe.line_timeout_ms */
+  uint64_t watch_dropped_total; /* watch ticks dropped: the previous event was not written */
+  uint64_t buffered_bytes;      /* bytes allocated for connections now: structs, buffers, writes */
+} mb_ctl_stats_t;
+
+/* Fill *out (all zero before mb__ctl_start). Loop thread only. */
+void mb__ctl_stats(mb_ctl_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif
