@@ -100,6 +100,7 @@ static unsigned admin_status(tbroker_t *t) {
   return ms;
 }
 
+#if MB_OS_POSIX
 /*
  * After a flood leaves: the broker closes the connections as it reads their ends, so poll
  * (10 s at most) until a fresh connection gets an answer to `ping`.
@@ -123,6 +124,7 @@ static void answered_again(tbroker_t *t) {
       mb_os_sleep_ms(10); /* pacing the retries */
   }
 }
+#endif
 
 /* Watch for run_ms: status answered in time and RSS under the bound, every ~100 ms. Runs
  * `step` (if any) once a second. Returns the highest RSS seen. */
@@ -434,4 +436,53 @@ TEST(nofile_flood) {
 #else
   SKIP("RLIMIT_NOFILE is POSIX's; Windows has no per-process descriptor limit");
 #endif
+}
+
+/* ---- the timeouts, everywhere (also Windows' named pipes) ------------------------------- */
+
+/* A line left unfinished is answered too_large naming pipe.line_timeout_ms and closed; a
+ * connection that sends nothing is closed by pipe.idle_timeout_ms; a watcher is not idle. */
+TEST(timeouts_close_idle_and_unfinished) {
+  tbroker_t t;
+  mb_pipe_conn_t part, idle, watcher;
+  const char *opts[] = {"line_ms=300", "idle_ms=1000", NULL};
+  char *line;
+  size_t len;
+  int i;
+  cJSON *j;
+  memset(&t, 0, sizeof t);
+  broker_spawn_ex(&t, "tmo", "64", "600", opts);
+  broker_wait_ready(&t);
+  ASSERT_OK(mb__pipe_connect(&part, t.pipe, 5000));
+  ASSERT_OK(mb__pipe_connect(&idle, t.pipe, 5000));
+  ASSERT_OK(mb__pipe_connect(&watcher, t.pipe, 5000));
+  send_text(&part, "{\"cmd\":", 7);
+  j = call(&watcher, "{\"id\":1,\"cmd\":\"watch\",\"args\":{\"interval_ms\":50}}");
+  expect_ok(j);
+  cJSON_Delete(j);
+  j = read_json(&part);
+  expect_error(j, "too_large");
+  ASSERT(strstr(jstr(j, "error.message"), "pipe.line_timeout_ms") != NULL);
+  cJSON_Delete(j);
+  ASSERT_NE(mb__pipe_read_line(&part, &line, &len, 4096, mb_os_mono_ns() + 10000000000u), 0);
+  /* The idle one ends (no answer, the pipe closes) ... */
+  ASSERT_NE(mb__pipe_read_line(&idle, &line, &len, 4096, mb_os_mono_ns() + 10000000000u), 0);
+  /* ... while the watcher, past the idle timeout too, is still open: its ping is answered
+   * after the events it has not read yet. */
+  send_text(&watcher, "{\"id\":2,\"cmd\":\"ping\"}\n", 23);
+  for (i = 0;; i++) {
+    ASSERT_LT(i, 1000);
+    j = read_json(&watcher);
+    if (jget(j, "event") == NULL) {
+      ASSERT_EQ((int)jnum(j, "id"), 2);
+      expect_ok(j);
+      cJSON_Delete(j);
+      break;
+    }
+    cJSON_Delete(j);
+  }
+  mb__pipe_close(&part);
+  mb__pipe_close(&idle);
+  mb__pipe_close(&watcher);
+  broker_down(&t);
 }
