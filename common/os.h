@@ -324,6 +324,13 @@ void mb__pipe_close(mb_pipe_conn_t *c);
  */
 int mb__pipe_peer_admin(intptr_t fd, long *uid);
 
+/*
+ * The most descriptors this process may have open: POSIX, RLIMIT_NOFILE's soft limit (a
+ * descriptor numbered at or above it cannot exist). 0 when there is no such per-process
+ * limit to watch (Windows: handles are limited by memory; RLIM_INFINITY). Never fails.
+ */
+uint64_t mb_os_fd_limit(void);
+
 /* Internal, for the OS files (os_common.c): milliseconds left until deadline_ns (an
  * mb_os_mono_ns value; 0 means forever: -1), 0 once it has passed, capped at INT_MAX. */
 int mb__os_ms_left(uint64_t deadline_ns);

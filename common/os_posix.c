@@ -33,6 +33,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -494,6 +495,13 @@ int mb_os_pipe_secure(intptr_t handle, const char *path, const mb_os_access_t *a
     return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno,
                       "set mode %03o on control socket '%s'", (unsigned)mode, path);
   return 0;
+}
+
+uint64_t mb_os_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 0;
+  return (uint64_t)rl.rlim_cur;
 }
 
 int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {

@@ -1231,6 +1231,10 @@ static void *mb__token_info(HANDLE tok, TOKEN_INFORMATION_CLASS cls) {
  * The pid is the client's at connect time; a client that hands its handle to another
  * process is judged as the process that opened the pipe.
  */
+uint64_t mb_os_fd_limit(void) {
+  return 0; /* handles: no per-process descriptor limit to watch */
+}
+
 int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {
   DWORD sys[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], adm[SECURITY_MAX_SID_SIZE / sizeof(DWORD)];
   DWORD self[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], len, i, count;

@@ -125,6 +125,12 @@ static const opt_t cfg_opts[] = {
    CFG_FIELD(pipe_max_line), .def = 64 * KIB, .min = KIB, .max = 16 * MIB},
   {.section = "pipe", .key = "max_connections", .type = OPT_UINT,
    CFG_FIELD(pipe_max_connections), .def = 1024, .min = 1, .max = 100000},
+  {.section = "pipe", .key = "admin_reserve", .type = OPT_UINT,
+   CFG_FIELD(pipe_admin_reserve), .def = 4, .min = 0, .max = 1000},
+  {.section = "pipe", .key = "idle_timeout_ms", .type = OPT_UINT, .flags = OPT_ZERO_OK,
+   CFG_FIELD(pipe_idle_timeout_ms), .def = 300000, .min = 1000, .max = CFG_MS_MAX},
+  {.section = "pipe", .key = "line_timeout_ms", .type = OPT_UINT, .flags = OPT_ZERO_OK,
+   CFG_FIELD(pipe_line_timeout_ms), .def = 10000, .min = 100, .max = CFG_MS_MAX},
   {.section = "sections", .key = "mode", .type = OPT_MODE,
    CFG_FIELD(section_mode), .def = 0660, .max = 0666},
   {.section = "sections", .key = "group", .type = OPT_TEXT, .flags = OPT_NULLABLE,
@@ -1050,6 +1056,10 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
                      "%s is less than the %s the regions and pools commit at start", a, b);
     }
   }
+  if (cfg->pipe_admin_reserve >= cfg->pipe_max_connections)
+    return cfg_err(src, "pipe.admin_reserve",
+                   "%u must be less than pipe.max_connections (%u): the rest are for everyone",
+                   (unsigned)cfg->pipe_admin_reserve, (unsigned)cfg->pipe_max_connections);
   return 0;
 }
 

@@ -63,6 +63,9 @@ typedef struct mb_config_s {
   char pipe_operators_group[64];        /* "pipe": {"operators_group": null|"name"} default "" */
   uint64_t pipe_max_line;               /* "pipe": {"max_line": size} 1 KiB .. 16 MiB, 64 KiB */
   uint32_t pipe_max_connections;        /* "pipe": {"max_connections": N} 1..100000, 1024 */
+  uint32_t pipe_admin_reserve;          /* "pipe": {"admin_reserve": N} < max_connections, 4 */
+  uint32_t pipe_idle_timeout_ms;        /* "pipe": {"idle_timeout_ms": N} 0 = never, 300000 */
+  uint32_t pipe_line_timeout_ms;        /* "pipe": {"line_timeout_ms": N} 0 = never, 10000 */
   uint32_t section_mode;                /* "sections": {"mode": "0660"} default 0660 */
   char section_group[64];               /* "sections": {"group": null|"name"} default "" */
   uint64_t max_committed;               /* "limits": {"max_committed": size} 0 = no limit */

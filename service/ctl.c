@@ -10,13 +10,22 @@
  *
  * Writing: the answers to the lines of one read are gathered and handed to uv_write as one
  * buffer, in request order. A client that does not read its answers is held to
- * MB_CTL_QUEUE_MAX bytes in flight: past that, its requests wait and reading from it stops
- * (uv_read_stop) until its writes drain, so it costs bounded memory and others are served.
+ * MB_CTL_QUEUE_MAX bytes really allocated for it (answer buffers, write requests with their
+ * payload): past that, its requests wait and reading from it stops (uv_read_stop) until its
+ * writes drain, so it costs bounded memory and others are served.
  *
  * Watching: a connection's `watch` stream is a timer owned by the connection (initialized on
- * the first watch, closed with the connection). Each tick appends one event line to the
- * answers; a tick that finds the connection over its write budget is skipped, so a watcher
- * that does not read costs no more than any other client.
+ * the first watch, closed with the connection). A tick writes one event line, and only when
+ * nothing is waiting to be written to that connection: a tick that finds the previous event
+ * (or any answer) unwritten is dropped and counted, never queued. So a watcher that does not
+ * read holds one event buffer, however long it stays.
+ *
+ * Pressure (issue 13): pipe.admin_reserve slots are kept for administrators (the peer is
+ * checked at accept); one sweep timer closes connections idle for pipe.idle_timeout_ms and
+ * answers a line unfinished after pipe.line_timeout_ms with too_large, then closes it; near
+ * RLIMIT_NOFILE (mb_os_fd_limit) new connections are told busy and closed, logged at most once
+ * a minute with a count. At the limit itself libuv's own reserve descriptor accepts and closes
+ * the extra connections, so the listener neither spins nor stops accepting.
  */
 #include "ctl.h"
 
@@ -31,8 +40,11 @@
 #include "uverr.h"
 
 #define MB_CTL_READ_CHUNK 65536
-#define MB_CTL_QUEUE_MAX (1024u * 1024u) /* answer bytes in flight per connection */
+#define MB_CTL_QUEUE_MAX (256u * 1024u) /* bytes allocated for answers, per connection */
 #define MB_CTL_BACKLOG 511
+#define MB_CTL_FD_SPARE 16      /* descriptors kept free: non-administrators refused past it */
+#define MB_CTL_FD_SPARE_ADMIN 4 /* ... and administrators past this */
+#define MB_CTL_LOG_EVERY_NS 60000000000u /* rate limit of the out-of-descriptors warning */
 
 /* ------------------------------------------------------------------------------------------ */
 /* The pipe server                                                                             */
@@ -53,8 +65,10 @@ struct mb_conn_s {
   size_t in_len, in_cap;
   char *out; /* answers not yet handed to uv_write */
   size_t out_len, out_cap;
-  size_t queued; /* bytes handed to uv_write and not yet written */
-  unsigned num;  /* connection number, for the log */
+  size_t queued;             /* bytes allocated for writes not yet done (payload + request) */
+  uint64_t last_active_ns;   /* last input read or write done */
+  uint64_t partial_since_ns; /* an unfinished line since then (0: none) */
+  unsigned num;              /* connection number, for the log */
   long uid;
   int admin;
   int reading;    /* uv_read_start is in effect */
@@ -62,6 +76,7 @@ struct mb_conn_s {
   int eof;        /* the peer sent everything it will send */
   int closing;
   int refused;    /* over pipe.max_connections: one busy line, then close */
+  int hangup;     /* served, but closing once its last answer is written (line timeout) */
   int stop_after; /* `out` holds the answer to shutdown */
   int handles;    /* handles (pipe, watch timer) still to close before the struct is freed */
   int watch_init; /* `watch` timer initialized (it is closed with the connection) */
@@ -69,7 +84,7 @@ struct mb_conn_s {
   char *watch_prefix; /* {"id":<id>,"event":"status","result": */
   size_t watch_prefix_len;
   unsigned watch_sections;
-  unsigned long watch_skipped; /* ticks skipped over budget, for the log */
+  unsigned long watch_dropped; /* ticks dropped: the previous event was not written yet */
   mb_ctl_deferred_t *deferred; /* a call waiting for its work: later requests wait for it */
 };
 
@@ -89,8 +104,15 @@ static struct {
   int started, stopping;
   mb_conn_t *conns; /* every open connection, served or refused */
   unsigned nserved; /* connections counted against pipe.max_connections */
+  unsigned nadmin;  /* ... of which administrators */
   unsigned next_num;
   uint64_t last_refusal_log_ns;
+  uint64_t fd_limit;    /* mb_os_fd_limit() at start (0: none) */
+  uint64_t fd_log_ns;   /* last out-of-descriptors warning */
+  uint64_t fd_unlogged; /* refusals for descriptors since that warning */
+  int sweep_init;       /* the timeout sweep timer is initialized */
+  uv_timer_t sweep;
+  mb_ctl_stats_t stats;
   char name[MB_PIPE_NAME_MAX];
   char rbuf[MB_CTL_READ_CHUNK]; /* shared by every read (see mb__on_alloc) */
 } mb__ctl;
@@ -119,8 +141,10 @@ static void mb__conn_close(mb_conn_t *c) {
   if (c->closing)
     return;
   c->closing = 1;
-  if (!c->refused)
+  if (!c->refused) {
     mb__ctl.nserved--;
+    mb__ctl.nadmin -= c->admin != 0;
+  }
   mb_log_debug("control pipe: connection %u closed", c->num);
   c->handles = 1 + (c->deferred != NULL); /* its work's end frees it too */
   if (c->watch_init) {
@@ -133,7 +157,7 @@ static void mb__conn_close(mb_conn_t *c) {
 /* Over budget (answers already waiting fill the write allowance), or waiting for a call's
  * work: its answer comes before the next request's. */
 static int mb__conn_paused(const mb_conn_t *c) {
-  return c->queued + c->out_len >= MB_CTL_QUEUE_MAX || c->deferred != NULL;
+  return c->queued + c->out_cap >= MB_CTL_QUEUE_MAX || c->deferred != NULL;
 }
 
 static int mb__grow(char **buf, size_t *cap, size_t need) {
@@ -199,13 +223,14 @@ static void mb__conn_flush(mb_conn_t *c) {
     mb__conn_close(c);
     return;
   }
-  c->queued += w->len;
+  c->queued += w->len + sizeof *w;
 }
 
 /*
  * One tick of a connection's watch: append an event line with a fresh report and hand it to
- * uv_write. Skipped while the connection is over its write budget (a watcher that does not
- * read) and when the report cannot be built (out of memory: the next tick tries again).
+ * uv_write. Dropped (and counted) while anything is still waiting to be written to the
+ * connection - the previous event of a watcher that does not read - so it holds one event
+ * at most; also when the report cannot be built (out of memory: the next tick tries again).
  */
 static void mb__on_watch_tick(uv_timer_t *t) {
   mb_conn_t *c = t->data;
@@ -214,9 +239,10 @@ static void mb__on_watch_tick(uv_timer_t *t) {
   size_t n;
   if (c->closing || c->eof)
     return;
-  if (mb__conn_paused(c)) {
-    if (c->watch_skipped++ == 0)
-      mb_log_debug("control pipe: connection %u does not read its watch events; skipping ticks",
+  if (c->queued > 0 || c->out_len > 0 || c->deferred != NULL || c->hangup) {
+    mb__ctl.stats.watch_dropped_total++;
+    if (c->watch_dropped++ == 0)
+      mb_log_debug("control pipe: connection %u does not read its watch events; dropping ticks",
                    c->num);
     return;
   }
@@ -261,7 +287,7 @@ static void mb__conn_watch(mb_conn_t *c, const mb_ctl_effects_t *fx) {
   c->watch_prefix = p;
   c->watch_prefix_len = n;
   c->watch_sections = fx->sections;
-  c->watch_skipped = 0;
+  c->watch_dropped = 0;
   if (!c->watch_init) {
     uv_timer_init(mb__ctl.loop, &c->watch);
     c->watch.data = c;
@@ -402,6 +428,12 @@ static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void mb__conn_pump(mb_conn_t *c) {
   if (c->closing)
     return;
+  if (c->hangup) {
+    mb__conn_flush(c);
+    if (!c->closing && c->queued == 0 && c->deferred == NULL)
+      mb__conn_close(c);
+    return;
+  }
   if (c->in_len > 0 && !mb__conn_paused(c)) {
     size_t used = mb__conn_feed(c, c->in, c->in_len);
     if (c->closing)
@@ -425,6 +457,13 @@ static void mb__conn_pump(mb_conn_t *c) {
     free(c->in);
     c->in = NULL;
     c->in_cap = 0;
+  }
+  /* An unfinished line (bytes after the last newline) starts the line timeout. */
+  if ((c->in_len > 0 && c->in[c->in_len - 1] != '\n') || c->discarding) {
+    if (c->partial_since_ns == 0)
+      c->partial_since_ns = mb_os_mono_ns();
+  } else {
+    c->partial_since_ns = 0;
   }
   mb__conn_flush(c);
   if (c->closing)
@@ -463,6 +502,7 @@ static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     mb__conn_pump(c);
     return;
   }
+  c->last_active_ns = mb_os_mono_ns();
   if (c->in_len == 0) {
     /* Fast path: answer straight from the shared buffer, keep only the rest. */
     size_t used = mb__conn_feed(c, buf->base, (size_t)nread);
@@ -477,7 +517,7 @@ static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void mb__on_write(uv_write_t *req, int status) {
   mb_wreq_t *w = (mb_wreq_t *)req;
   mb_conn_t *c = w->conn;
-  c->queued -= w->len;
+  c->queued -= w->len + sizeof *w;
   if (w->stop_after && mb__ctl.request_stop)
     mb__ctl.request_stop();
   free(w->data);
@@ -488,12 +528,87 @@ static void mb__on_write(uv_write_t *req, int status) {
     mb__conn_close(c);
     return;
   }
-  if (c->refused) {
-    if (c->queued == 0)
+  c->last_active_ns = mb_os_mono_ns();
+  if (c->refused || c->hangup) {
+    if (c->queued == 0 && c->deferred == NULL)
       mb__conn_close(c);
     return;
   }
   mb__conn_pump(c);
+}
+
+/* Answer one last line, stop reading and watching, and close once it is written. */
+static void mb__conn_hangup(mb_conn_t *c, char *text) {
+  mb__conn_answer(c, text);
+  c->hangup = 1;
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    c->reading = 0;
+  }
+  if (c->watch_init)
+    uv_timer_stop(&c->watch);
+  mb__conn_pump(c);
+}
+
+/*
+ * The timeout sweep, a few times per shortest timeout: a served connection with a line
+ * unfinished for pipe.line_timeout_ms is answered too_large and closed; one that sent nothing,
+ * had nothing written and watches nothing for pipe.idle_timeout_ms is closed; one closing
+ * after a last answer that its peer does not take is closed after either timeout.
+ */
+static void mb__on_sweep(uv_timer_t *t) {
+  const mb_config_t *cfg = &mb__ctl.broker->cfg;
+  uint64_t now = mb_os_mono_ns(), line = (uint64_t)cfg->pipe_line_timeout_ms * 1000000u,
+           idle = (uint64_t)cfg->pipe_idle_timeout_ms * 1000000u;
+  mb_conn_t *c;
+  char msg[160];
+  (void)t;
+  /* Closing only marks a connection (uv_close): the list stays valid while we walk it. */
+  for (c = mb__ctl.conns; c; c = c->next) {
+    if (c->closing || c->refused)
+      continue;
+    if (c->hangup) {
+      if (now - c->last_active_ns >= (line ? line : idle ? idle : UINT64_MAX))
+        mb__conn_close(c);
+      continue;
+    }
+    if (line && c->partial_since_ns && !mb__conn_paused(c) && now - c->partial_since_ns >= line) {
+      mb__ctl.stats.line_timeout_total++;
+      mb_log_debug("control pipe: connection %u did not finish a line in %u ms; closing", c->num,
+                   (unsigned)cfg->pipe_line_timeout_ms);
+      snprintf(msg, sizeof msg,
+               "request line not finished within %u ms (pipe.line_timeout_ms): closing",
+               (unsigned)cfg->pipe_line_timeout_ms);
+      mb__conn_hangup(c, mb__ctl_error_line(MB_CTL_ETOO_LARGE, msg));
+      continue;
+    }
+    if (idle && c->deferred == NULL && !(c->watch_init && uv_is_active((uv_handle_t *)&c->watch)) &&
+        now - c->last_active_ns >= idle) {
+      mb__ctl.stats.idle_closed_total++;
+      mb_log_debug("control pipe: connection %u idle for %u ms; closing", c->num,
+                   (unsigned)cfg->pipe_idle_timeout_ms);
+      mb__conn_close(c);
+    }
+  }
+}
+
+/* The out-of-descriptors warning: the first at once, then at most one a minute, with the
+ * number of refusals it stood for. */
+static void mb__fd_warn(const char *what) {
+  uint64_t now = mb_os_mono_ns();
+  if (mb__ctl.fd_log_ns != 0 && now - mb__ctl.fd_log_ns < MB_CTL_LOG_EVERY_NS) {
+    mb__ctl.fd_unlogged++;
+    return;
+  }
+  if (mb__ctl.fd_unlogged > 0)
+    mb_log_warn("control pipe: out of file descriptors (%s); %llu more since the last warning",
+                what, (unsigned long long)mb__ctl.fd_unlogged);
+  else
+    mb_log_warn("control pipe: out of file descriptors (%s); raise the limit (ulimit -n, "
+                "LimitNOFILE=) or find who holds the connections",
+                what);
+  mb__ctl.fd_log_ns = now;
+  mb__ctl.fd_unlogged = 0;
 }
 
 static void mb__refuse(mb_conn_t *c) {
@@ -501,9 +616,16 @@ static void mb__refuse(mb_conn_t *c) {
   uint64_t now = mb_os_mono_ns();
   unsigned max = mb__ctl.broker->cfg.pipe_max_connections;
   c->refused = 1;
-  snprintf(msg, sizeof msg,
-           "too many connections: %u open, pipe.max_connections is %u; try again later",
-           mb__ctl.nserved, max);
+  mb__ctl.stats.refused_busy_total++;
+  if (mb__ctl.nserved < max)
+    snprintf(msg, sizeof msg,
+             "too many connections: %u open, pipe.max_connections is %u and the last %u are "
+             "kept for administrators (pipe.admin_reserve); try again later",
+             mb__ctl.nserved, max, (unsigned)mb__ctl.broker->cfg.pipe_admin_reserve);
+  else
+    snprintf(msg, sizeof msg,
+             "too many connections: %u open, pipe.max_connections is %u; try again later",
+             mb__ctl.nserved, max);
   if (now - mb__ctl.last_refusal_log_ns > 10000000000u || mb__ctl.last_refusal_log_ns == 0) {
     mb__ctl.last_refusal_log_ns = now;
     mb_log_warn("control pipe: connection refused, %u open (pipe.max_connections %u)",
@@ -513,11 +635,34 @@ static void mb__refuse(mb_conn_t *c) {
   mb__conn_flush(c);
 }
 
+/* Near RLIMIT_NOFILE: the connection on descriptor `fd` is told busy and closed. */
+static void mb__refuse_fd(mb_conn_t *c, long fd) {
+  char msg[200];
+  c->refused = 1;
+  mb__ctl.stats.refused_fd_total++;
+  snprintf(msg, sizeof msg, "descriptor %ld of RLIMIT_NOFILE %llu, connection refused", fd,
+           (unsigned long long)mb__ctl.fd_limit);
+  mb__fd_warn(msg);
+  snprintf(msg, sizeof msg,
+           "the broker is out of file descriptors (%ld in use, RLIMIT_NOFILE %llu); try again "
+           "later",
+           fd, (unsigned long long)mb__ctl.fd_limit);
+  mb__conn_answer(c, mb__ctl_error_line(MB_CTL_EBUSY, msg));
+  mb__conn_flush(c);
+}
+
 static void mb__on_connection(uv_stream_t *server, int status) {
   mb_conn_t *c;
   uv_os_fd_t fd;
+  long fdnum = -1;
+  unsigned max = mb__ctl.broker->cfg.pipe_max_connections,
+           reserve = mb__ctl.broker->cfg.pipe_admin_reserve;
   if (status < 0) {
-    mb_log_warn("control pipe: accept: %s", uv_strerror(status));
+    mb__ctl.stats.accept_errors_total++;
+    if (status == UV_EMFILE || status == UV_ENFILE)
+      mb__fd_warn(uv_strerror(status));
+    else
+      mb_log_warn("control pipe: accept: %s", uv_strerror(status));
     return;
   }
   if ((c = calloc(1, sizeof *c)) == NULL) {
@@ -537,14 +682,24 @@ static void mb__on_connection(uv_stream_t *server, int status) {
     mb__conn_close(c);
     return;
   }
-  if (mb__ctl.nserved >= mb__ctl.broker->cfg.pipe_max_connections) {
+  mb__ctl.stats.accepted_total++;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0) {
+    c->admin = mb__pipe_peer_admin((intptr_t)fd, &c->uid);
+    fdnum = (long)(intptr_t)fd;
+  }
+  if (mb__ctl.fd_limit > 0 && fdnum >= 0 &&
+      (uint64_t)fdnum + (c->admin ? MB_CTL_FD_SPARE_ADMIN : MB_CTL_FD_SPARE) >= mb__ctl.fd_limit) {
+    mb__refuse_fd(c, fdnum);
+    return;
+  }
+  if (mb__ctl.nserved >= max || (!c->admin && mb__ctl.nserved + reserve >= max)) {
     mb__refuse(c);
     return;
   }
   c->refused = 0;
   mb__ctl.nserved++;
-  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
-    c->admin = mb__pipe_peer_admin((intptr_t)fd, &c->uid);
+  mb__ctl.nadmin += c->admin != 0;
+  c->last_active_ns = mb_os_mono_ns();
   mb_log_debug("control pipe: connection %u (uid %ld%s), %u open", c->num, c->uid,
                c->admin ? ", administrator" : "", mb__ctl.nserved);
   mb__conn_pump(c);
@@ -571,6 +726,7 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
   mb__ctl.loop = loop;
   mb__ctl.broker = b;
   mb__ctl.request_stop = request_stop;
+  mb__ctl.fd_limit = mb_os_fd_limit();
   /* A client that hangs up must give a write error, not end the broker. */
   mb_os_ignore_sigpipe();
   if ((rc = mb__pipe_name(b->cfg.instance, mb__ctl.name, sizeof mb__ctl.name, &is_path)) != 0)
@@ -609,10 +765,21 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
     rc = mb__uv_fail(rc, "listen on control pipe");
     goto fail;
   }
-  mb_log_info("control pipe listening on %s (mode %04o, at most %u connections, lines up to "
-              "%llu bytes)",
+  {
+    /* One sweep for both timeouts, a few times per the shorter one. */
+    uint64_t ms = 0, a = b->cfg.pipe_idle_timeout_ms, l = b->cfg.pipe_line_timeout_ms;
+    if (a || l) {
+      ms = (a && l ? (a < l ? a : l) : a ? a : l) / 4;
+      ms = ms < 25 ? 25 : ms > 1000 ? 1000 : ms;
+      uv_timer_init(loop, &mb__ctl.sweep);
+      mb__ctl.sweep_init = 1;
+      uv_timer_start(&mb__ctl.sweep, mb__on_sweep, ms, ms);
+    }
+  }
+  mb_log_info("control pipe listening on %s (mode %04o, at most %u connections, %u kept for "
+              "administrators, lines up to %llu bytes)",
               mb__ctl.name, (unsigned)b->cfg.pipe_mode, (unsigned)b->cfg.pipe_max_connections,
-              (unsigned long long)b->cfg.pipe_max_line);
+              (unsigned)b->cfg.pipe_admin_reserve, (unsigned long long)b->cfg.pipe_max_line);
   return 0;
 
 fail:
@@ -627,11 +794,21 @@ void mb__ctl_stop(void) {
     return;
   mb__ctl.stopping = 1;
   uv_close((uv_handle_t *)&mb__ctl.server, mb__on_server_closed);
+  if (mb__ctl.sweep_init) {
+    mb__ctl.sweep_init = 0;
+    uv_close((uv_handle_t *)&mb__ctl.sweep, NULL);
+  }
   for (c = mb__ctl.conns; c; c = c->next)
     mb__conn_close(c);
   mb_log_info("control pipe closed");
 }
 
-void mb__ctl_connections(unsigned *open) {
-  *open = mb__ctl.started ? mb__ctl.nserved : 0;
+void mb__ctl_stats(mb_ctl_stats_t *out) {
+  const mb_conn_t *c;
+  *out = mb__ctl.stats;
+  out->open = mb__ctl.nserved;
+  out->open_admin = mb__ctl.nadmin;
+  out->buffered_bytes = 0;
+  for (c = mb__ctl.conns; c; c = c->next)
+    out->buffered_bytes += sizeof *c + c->in_cap + c->out_cap + c->queued + c->watch_prefix_len;
 }

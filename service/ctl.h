@@ -29,9 +29,41 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void));
  * the handles finish closing as the loop runs on. */
 void mb__ctl_stop(void);
 
-/* The control-pipe connections counted against pipe.max_connections now, into *open (0 when
- * the server is not started). Loop thread only; for the metrics. */
-void mb__ctl_connections(unsigned *open);
+/*
+ * The pipe server's figures, one list (for the metrics; status does not show them): X(type,
+ * field, metric, kind, help) - the field of mb_ctl_stats_t, its metric name after
+ * "membroker_pipe_", its Prometheus type, a line of help. Connections now, then counters since
+ * mb__ctl_start.
+ */
+#define MB_CTL_STATS(X)                                                                            \
+  X(uint32_t, open, "connections", "gauge", "control-pipe connections served now")                 \
+  X(uint32_t, open_admin, "admin_connections", "gauge",                                            \
+    "control-pipe connections of administrators now")                                              \
+  X(uint64_t, buffered_bytes, "buffered_bytes", "gauge",                                           \
+    "bytes allocated for control-pipe connections now: structs, buffers, writes")                  \
+  X(uint64_t, accepted_total, "accepted_total", "counter",                                         \
+    "control-pipe connections accepted, served or refused")                                        \
+  X(uint64_t, refused_busy_total, "refused_busy_total", "counter",                                 \
+    "connections told busy: pipe.max_connections or pipe.admin_reserve reached")                   \
+  X(uint64_t, refused_fd_total, "refused_fd_total", "counter",                                     \
+    "connections told busy: the broker is near its descriptor limit (RLIMIT_NOFILE)")              \
+  X(uint64_t, accept_errors_total, "accept_errors_total", "counter",                               \
+    "accepts that failed (EMFILE/ENFILE once libuv's reserve descriptor is used)")                 \
+  X(uint64_t, idle_closed_total, "idle_closed_total", "counter",                                   \
+    "connections closed by pipe.idle_timeout_ms")                                                  \
+  X(uint64_t, line_timeout_total, "line_timeouts_total", "counter",                                \
+    "connections closed by pipe.line_timeout_ms (an unfinished request line)")                     \
+  X(uint64_t, watch_dropped_total, "watch_ticks_dropped_total", "counter",                         \
+    "watch events dropped because the previous one was not read yet")
+
+typedef struct mb_ctl_stats_s {
+#define MB__X(type, field, metric, kind, help) type field;
+  MB_CTL_STATS(MB__X)
+#undef MB__X
+} mb_ctl_stats_t;
+
+/* Fill *out (all zero before mb__ctl_start). Loop thread only. */
+void mb__ctl_stats(mb_ctl_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -352,7 +352,8 @@ int mb__metrics_render(const mb_broker_t *b, int openmetrics, char **text, size_
   mb__mbuf_t m = {NULL, 0, 0, 0, openmetrics != 0};
   cJSON *rep = mb__report(b, MB_REPORT_ALL);
   cJSON *heaps = rep != NULL ? mb__report_heaps(b, NULL) : NULL;
-  unsigned open = 0, max = b->cfg.pipe_max_connections;
+  unsigned max = b->cfg.pipe_max_connections;
+  mb_ctl_stats_t pipe;
   *text = NULL;
   *len = 0;
   if (rep == NULL || heaps == NULL) {
@@ -368,8 +369,11 @@ int mb__metrics_render(const mb_broker_t *b, int openmetrics, char **text, size_
                  cJSON_GetObjectItemCaseSensitive(rep, "pools"));
   mb__client_families(&m, cJSON_GetObjectItemCaseSensitive(rep, "clients"), heaps);
   mb__persist_families(&m, cJSON_GetObjectItemCaseSensitive(rep, "memory"));
-  mb__ctl_connections(&open);
-  mb__single(&m, "membroker_pipe_connections", "gauge", "control-pipe connections open now", open);
+  mb__ctl_stats(&pipe);
+#define MB__X(type, field, metric, kind, help)                                                     \
+  mb__single(&m, "membroker_pipe_" metric, kind, help, (double)pipe.field);
+  MB_CTL_STATS(MB__X)
+#undef MB__X
   mb__single(&m, "membroker_pipe_connections_max", "gauge", "pipe.max_connections", max);
   if (openmetrics)
     mb__puts(&m, "# EOF\n");

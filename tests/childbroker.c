@@ -10,6 +10,10 @@
 #include "ctl.h"
 #include "log.h"
 
+#if MB_OS_POSIX
+#include <sys/resource.h>
+#endif
+
 /* ---- the child: broker + loop + control pipe ----------------------------------------------- */
 
 static uv_async_t child_stop;
@@ -49,7 +53,42 @@ static void child_on_watch(uv_timer_t *t) {
 }
 
 /*
- * argv: instance parent_pid max_line max_connections [pipe_mode [operators_group]]
+ * Apply one "key=value" option of the child (broker_spawn_ex): admin_reserve, idle_ms,
+ * line_ms (pipe.*), nofile (RLIMIT_NOFILE's soft limit, POSIX), log (a file, at debug level).
+ * Returns 0, or -1 for an unknown key or a limit that cannot be set.
+ */
+static int child_option(mb_config_t *cfg, const char *opt) {
+  const char *v = strchr(opt, '=');
+  size_t n = v ? (size_t)(v - opt) : 0;
+  if (v == NULL)
+    return -1;
+  v++;
+  if (n == 13 && strncmp(opt, "admin_reserve", n) == 0)
+    cfg->pipe_admin_reserve = (uint32_t)strtoul(v, NULL, 10);
+  else if (n == 7 && strncmp(opt, "idle_ms", n) == 0)
+    cfg->pipe_idle_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+  else if (n == 7 && strncmp(opt, "line_ms", n) == 0)
+    cfg->pipe_line_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+  else if (n == 3 && strncmp(opt, "log", n) == 0)
+    return mb__log_open(MB_LOG_DEBUG, v) == 0 ? 0 : -1;
+  else if (n == 6 && strncmp(opt, "nofile", n) == 0) {
+#if MB_OS_POSIX
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+      return -1;
+    rl.rlim_cur = (rlim_t)strtoul(v, NULL, 10);
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
+  } else
+    return -1;
+  return 0;
+}
+
+/*
+ * argv: instance parent_pid max_line max_connections [pipe_mode [operators_group
+ * [key=value...]]] (child_option; operators_group "" is none)
  * Exit codes: 0 after a clean stop; 100 usage, 101 no parent, 102 broker start failed,
  * 103 control pipe failed (the reason on stderr), 104 a handle was left open.
  */
@@ -57,7 +96,8 @@ CHILD(serve) {
   mb_config_t cfg;
   uv_loop_t loop;
   int rc;
-  if (argc < 4 || argc > 6)
+  int i;
+  if (argc < 4)
     return 100;
   mb__log_open(MB_LOG_ERROR, "");
   fx_config(&cfg, argv[0]);
@@ -66,6 +106,11 @@ CHILD(serve) {
   cfg.pipe_mode = argc >= 5 ? (uint32_t)strtoul(argv[4], NULL, 8) : 0600;
   if (argc >= 6)
     snprintf(cfg.pipe_operators_group, sizeof cfg.pipe_operators_group, "%s", argv[5]);
+  for (i = 6; i < argc; i++)
+    if (child_option(&cfg, argv[i]) != 0) {
+      fprintf(stderr, "child broker: bad option '%s'\n", argv[i]);
+      return 100;
+    }
   if (mb_os_proc_query((uint32_t)strtoul(argv[1], NULL, 10), &child_parent) != 0)
     return 101;
   if (mb__broker_start(&child_brk, &cfg, 0) != 0) {
@@ -110,6 +155,25 @@ void broker_spawn(tbroker_t *t, const char *tag, const char *max_line, const cha
   /* A NULL group ends the argument list one early: the child then has no group. */
   ASSERT_OK(mb_test_spawn(&t->child, "serve", t->instance, pid, max_line, max_conns, mode, group,
                           (char *)NULL));
+}
+
+void broker_spawn_ex(tbroker_t *t, const char *tag, const char *max_conns, const char *mode,
+                     const char *const *opts) {
+  mb_os_procid_t self;
+  char pid[32];
+  const char *o[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+  int i;
+  for (i = 0; opts && opts[i]; i++) {
+    if (i >= 5)
+      FAIL("broker_spawn_ex: at most 5 options");
+    o[i] = opts[i];
+  }
+  if (t->instance[0] == '\0')
+    broker_name(t, tag);
+  mb_os_proc_self(&self);
+  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
+  ASSERT_OK(mb_test_spawn(&t->child, "serve", t->instance, pid, "4096", max_conns, mode, "", o[0],
+                          o[1], o[2], o[3], o[4], (char *)NULL));
 }
 
 void broker_wait_ready(tbroker_t *t) {

@@ -41,6 +41,14 @@ void broker_name(tbroker_t *t, const char *tag);
 void broker_spawn(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns,
                   const char *mode, const char *group);
 
+/*
+ * broker_spawn with lines up to 4096 bytes, no group, and the child's "key=value" options
+ * `opts` (NULL-terminated, 5 at most): admin_reserve=N, idle_ms=N, line_ms=N (pipe.*),
+ * nofile=N (RLIMIT_NOFILE, POSIX only), log=FILE (log there at debug level).
+ */
+void broker_spawn_ex(tbroker_t *t, const char *tag, const char *max_conns, const char *mode,
+                     const char *const *opts);
+
 /* Wait until the child's pipe answers; fails at once if the child exits first. */
 void broker_wait_ready(tbroker_t *t);
 

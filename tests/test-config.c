@@ -56,6 +56,9 @@ static void assert_cfg_eq(const mb_config_t *a, const mb_config_t *b) {
   ASSERT_STR_EQ(a->pipe_operators_group, b->pipe_operators_group);
   ASSERT_EQ_U64(a->pipe_max_line, b->pipe_max_line);
   ASSERT_EQ(a->pipe_max_connections, b->pipe_max_connections);
+  ASSERT_EQ(a->pipe_admin_reserve, b->pipe_admin_reserve);
+  ASSERT_EQ(a->pipe_idle_timeout_ms, b->pipe_idle_timeout_ms);
+  ASSERT_EQ(a->pipe_line_timeout_ms, b->pipe_line_timeout_ms);
   ASSERT_EQ(a->section_mode, b->section_mode);
   ASSERT_STR_EQ(a->section_group, b->section_group);
   ASSERT_EQ_U64(a->max_committed, b->max_committed);
@@ -113,6 +116,9 @@ TEST(defaults) {
   ASSERT_STR_EQ(c.pipe_operators_group, "");
   ASSERT_EQ_U64(c.pipe_max_line, 64 * KIB);
   ASSERT_EQ(c.pipe_max_connections, 1024);
+  ASSERT_EQ(c.pipe_admin_reserve, 4);
+  ASSERT_EQ(c.pipe_idle_timeout_ms, 300000);
+  ASSERT_EQ(c.pipe_line_timeout_ms, 10000);
   ASSERT_EQ(c.section_mode, 0660);
   ASSERT_STR_EQ(c.section_group, "");
   ASSERT_EQ_U64(c.max_committed, 0);
@@ -518,6 +524,11 @@ static const struct {
     {"{\"clients\": {\"grace_period_ms\": 86400001}}", {"86400001 is out of range"}},
     {"{\"pipe\": {\"max_connections\": 4294967297}}",
      {"pipe.max_connections: 4294967297 is out of range (allowed: 1..100000)"}},
+    {"{\"pipe\": {\"max_connections\": 4}}",
+     {"pipe.admin_reserve: 4 must be less than pipe.max_connections (4)"}},
+    {"{\"pipe\": {\"line_timeout_ms\": 50}}",
+     {"pipe.line_timeout_ms: 50 is out of range (allowed: 0 or 100..86400000)"}},
+    {"{\"pipe\": {\"idle_timeout_ms\": 999}}", {"pipe.idle_timeout_ms: 999 is out of range"}},
     {"{\"limits\": {\"max_committed\": 1e30}}",
      {"limits.max_committed: 1e+30 is too large for a JSON number"}},
     /* sizes */
