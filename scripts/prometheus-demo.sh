@@ -127,14 +127,14 @@ echo
 "$build/gameserver_sim" --instance "$instance" --name zone-7 --players 5 --steady \
   >"$tmp/gameserver_sim.out" 2>&1 &
 sim_pid=$!
-wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{state=\"attached\"} 1'"
+wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{broker=\"$instance\",state=\"attached\"} 1'"
 echo "\$ gameserver_sim --instance $instance --name zone-7 --players 5 --steady &   # pid $sim_pid"
 echo "\$ kill -9 $sim_pid"
 { kill -9 "$sim_pid" && wait "$sim_pid"; } 2>/dev/null || true
 sim_pid=''
-wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{state=\"dead\"} 1'"
-echo "\$ curl -s 127.0.0.1:$bport/metrics | grep '^membroker_clients{'"
-curl -s "127.0.0.1:$bport/metrics" | grep '^membroker_clients{'
+wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_client_deaths_total{broker=\"$instance\",reason=\"exited\"} 1'"
+echo "\$ curl -s 127.0.0.1:$bport/metrics | grep -E '^membroker_(clients|client_deaths_total)\{'"
+curl -s "127.0.0.1:$bport/metrics" | grep -E '^membroker_(clients|client_deaths_total)\{'
 echo
 
 # 4. The alert, firing.

@@ -45,6 +45,11 @@ typedef struct mb_broker_watch_ops_s {
  * 0, 1, 2, ... in order (a retired reason keeps its value). */
 #define MB__DEAD_REASON_ONE(name, value, key, why) +1
 #define MB_BROKER_DEAD_REASONS (0 MB_DEAD_REASONS(MB__DEAD_REASON_ONE))
+/* The dead reasons the broker gives itself (mb__broker_sweep: the OS says the process exited; it
+ * died while it held its entry CLAIMED), the ones mb_broker_t.deaths counts. The others are not a
+ * finding of the running broker: CLOSED is the client's own doing, RESTORED happens at start,
+ * HEARTBEAT is no longer given. */
+#define MB_BROKER_FINDS_DEAD(r) ((r) == MB_DEAD_EXITED || (r) == MB_DEAD_ABANDONED)
 
 typedef struct mb_broker_s {
   mb_config_t cfg;

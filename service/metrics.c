@@ -330,18 +330,17 @@ static const char *mb__sum_name(char *buf, size_t size, const char *list, const 
 
 /*
  * What the broker itself counted while it runs (broker.h, its own memory, never shared):
- * clients it found dead, by reason (one sample per reason of MB_DEAD_REASONS but "unknown",
- * so every series exists from the start and increase() sees the first death), and clients
- * it found hung.
+ * clients it found dead, by reason (one sample per reason of MB_DEAD_REASONS that the broker
+ * gives, MB_BROKER_FINDS_DEAD, 0 from the start, so increase() sees the first death), and
+ * clients it found hung.
  */
 static void mb__event_families(mb__mbuf_t *m, const mb_broker_t *b) {
   uint32_t r;
   mb__family(m, "membroker_client_deaths_total", "counter",
              "clients the broker found dead since it started, by reason (exited: the OS says "
-             "its process is gone; abandoned: it died while attaching or detaching; the other "
-             "reasons are not the broker's finding and stay 0)");
+             "its process is gone; abandoned: it died while attaching or detaching)");
   for (r = 0; r < MB_BROKER_DEAD_REASONS; r++)
-    if (r != MB_DEAD_NONE)
+    if (MB_BROKER_FINDS_DEAD(r))
       mb__sample(m, "membroker_client_deaths_total", "reason", mb__dead_reason_key(r),
                  (double)b->deaths[r]);
   mb__single(m, "membroker_client_hangs_total", "counter",

@@ -430,6 +430,8 @@ TEST(render_structure) {
   ASSERT_EQ(sample(t1, "membroker_client_deaths_total{reason=\"exited\"}"), 0);
   ASSERT_EQ(sample(t1, "membroker_client_deaths_total{reason=\"abandoned\"}"), 0);
   ASSERT_EQ(sample(t1, "membroker_client_hangs_total"), 0);
+  if (strstr(t1, "reason=\"closed\"") != NULL || strstr(t1, "reason=\"unknown\"") != NULL)
+    FAIL("a death reason the broker never gives has a series:\n%s", t1);
   /* A fraction in its shortest form: started_ms / 1000 has at most 3 decimals. */
   {
     char v[64];
