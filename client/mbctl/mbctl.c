@@ -141,7 +141,7 @@ static void usage(FILE *fp) {
           "  --count N        watch: stop after N lines\n"
           "  --openmetrics    metrics: OpenMetrics 1.0.0 instead of Prometheus text 0.0.4\n"
           "  --textfile DIR   metrics: write DIR/membroker_<instance>.prom atomically for a\n"
-          "                   textfile collector (membroker_up 0 when the broker is down)\n"
+          "                   textfile collector (membroker_up 0 when no answer comes)\n"
           "                   (watch --json prints the raw event lines)\n"
           "\n"
           "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
