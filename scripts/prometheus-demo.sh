@@ -86,7 +86,7 @@ cat >"$tmp/membroker.json" <<EOF
 EOF
 "$build/membroker" run -c "$tmp/membroker.json" >"$tmp/membroker.out" 2>&1 &
 broker_pid=$!
-wait_for 20 "grep -q 'metrics listener on' '$tmp/membroker.out'"
+wait_for 20 "grep -qs 'metrics listener on' '$tmp/membroker.out'"
 bport=$(sed -n 's/.*metrics listener on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/membroker.out")
 echo "\$ membroker run -c membroker.json      # metrics.listen \"127.0.0.1:0\""
 grep 'metrics listener on' "$tmp/membroker.out"
