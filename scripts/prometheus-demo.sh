@@ -86,7 +86,7 @@ cat >"$tmp/membroker.json" <<EOF
 EOF
 "$build/membroker" run -c "$tmp/membroker.json" >"$tmp/membroker.out" 2>&1 &
 broker_pid=$!
-wait_for 20 "grep -q 'metrics listener on' '$tmp/membroker.out'"
+wait_for 20 "grep -qs 'metrics listener on' '$tmp/membroker.out'"
 bport=$(sed -n 's/.*metrics listener on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/membroker.out")
 echo "\$ membroker run -c membroker.json      # metrics.listen \"127.0.0.1:0\""
 grep 'metrics listener on' "$tmp/membroker.out"
@@ -127,14 +127,14 @@ echo
 "$build/gameserver_sim" --instance "$instance" --name zone-7 --players 5 --steady \
   >"$tmp/gameserver_sim.out" 2>&1 &
 sim_pid=$!
-wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{state=\"attached\"} 1'"
+wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{broker=\"$instance\",state=\"attached\"} 1'"
 echo "\$ gameserver_sim --instance $instance --name zone-7 --players 5 --steady &   # pid $sim_pid"
 echo "\$ kill -9 $sim_pid"
 { kill -9 "$sim_pid" && wait "$sim_pid"; } 2>/dev/null || true
 sim_pid=''
-wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_clients{state=\"dead\"} 1'"
-echo "\$ curl -s 127.0.0.1:$bport/metrics | grep '^membroker_clients{'"
-curl -s "127.0.0.1:$bport/metrics" | grep '^membroker_clients{'
+wait_for 20 "curl -s '127.0.0.1:$bport/metrics' | grep -q '^membroker_client_deaths_total{broker=\"$instance\",reason=\"exited\"} 1'"
+echo "\$ curl -s 127.0.0.1:$bport/metrics | grep -E '^membroker_(clients|client_deaths_total)\{'"
+curl -s "127.0.0.1:$bport/metrics" | grep -E '^membroker_(clients|client_deaths_total)\{'
 echo
 
 # 4. The alert, firing.

@@ -488,6 +488,8 @@ static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reas
   uint64_t held = 0;
   if (!mb__client_mark_dead(b->state, i, w, reason, now, name, &held))
     return 0; /* it detached, was taken over or published meanwhile */
+  if (reason < MB_BROKER_DEAD_REASONS)
+    b->deaths[reason]++;
   mb_log_event(MB_EV_CLIENT_DIED, MB_LOG_WARN,
                "client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
                (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
@@ -569,6 +571,7 @@ static void mb__client_hung(mb_broker_t *b, uint32_t i, uint64_t w, int late, ui
   if (late) {
     b->clients[i].hung_word = w;
     b->clients[i].hung_ns = now;
+    b->hangs++;
     mb_log_event(MB_EV_CLIENT_HUNG, MB_LOG_WARN,
                  "client '%s' (pid %u) is hung: no heartbeat for %llu ms (its process still "
                  "runs); it keeps its entry and %llu slots, and is dead only once its process "

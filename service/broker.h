@@ -41,6 +41,16 @@ typedef struct mb_broker_watch_ops_s {
   void (*disarm)(void *ctx, uint32_t i, intptr_t watch);
 } mb_broker_watch_ops_t;
 
+/* Entries of mb_broker_t.deaths: one per value of MB_DEAD_REASONS (stats.h), whose values are
+ * 0, 1, 2, ... in order (a retired reason keeps its value). */
+#define MB__DEAD_REASON_ONE(name, value, key, why) +1
+#define MB_BROKER_DEAD_REASONS (0 MB_DEAD_REASONS(MB__DEAD_REASON_ONE))
+/* The dead reasons the broker gives itself (mb__broker_sweep: the OS says the process exited; it
+ * died while it held its entry CLAIMED), the ones mb_broker_t.deaths counts. The others are not a
+ * finding of the running broker: CLOSED is the client's own doing, RESTORED happens at start,
+ * HEARTBEAT is no longer given. */
+#define MB_BROKER_FINDS_DEAD(r) ((r) == MB_DEAD_EXITED || (r) == MB_DEAD_ABANDONED)
+
 typedef struct mb_broker_s {
   mb_config_t cfg;
   int flags; /* MB_OS_SEC_GLOBAL for a Windows service, else 0 */
@@ -80,6 +90,11 @@ typedef struct mb_broker_s {
   mb_counter_watch_t commit_watch[MB_REGIONS_MAX];
   mb_counter_watch_t miss_watch[MB_POOLS_MAX];
   mb_counter_seen_t counter_seen[2]; /* players, NPCs: the reconcile's previous look */
+  /* What the broker counted itself since it started (metrics.c: membroker_client_deaths_total,
+   * membroker_client_hangs_total): clients it found dead, by dead reason (mb__client_dead), and
+   * clients it found hung (mb__client_hung). Its own memory: only grows while it runs. */
+  uint64_t deaths[MB_BROKER_DEAD_REASONS];
+  uint64_t hangs;
   /* Private copies of the control block's fixed fields and what was found forged (trust.h):
    * sizes, counts and offsets come from here or from cfg, never from shared memory. */
   mb_trust_t trust;

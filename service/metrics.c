@@ -27,7 +27,8 @@ typedef struct mb__mbuf_s {
   char *p;
   size_t len, cap;
   int failed;
-  int om; /* OpenMetrics */
+  int om;             /* OpenMetrics */
+  const char *broker; /* the instance: label broker="<instance>" on every sample */
 } mb__mbuf_t;
 
 static void mb__put(mb__mbuf_t *m, const char *s, size_t n) {
@@ -110,24 +111,39 @@ static void mb__family(mb__mbuf_t *m, const char *name, const char *type, const 
   mb__printf(m, "\n# TYPE %.*s %s\n", fam, name, type);
 }
 
-/* A number as both formats write it: whole numbers without a fraction or exponent. */
+/*
+ * A number as both formats write it: whole numbers without a fraction or exponent, others in
+ * the shortest of %.15g, %.16g and %.17g that reads back as the same double (3.128, not
+ * 3.1280000000000001; %.17g always does).
+ */
 static void mb__value(mb__mbuf_t *m, double v) {
-  if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
+  char buf[40];
+  int prec;
+  if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {
     mb__printf(m, "%.0f\n", v);
-  else
-    mb__printf(m, "%.17g\n", v);
+    return;
+  }
+  for (prec = 15; prec < 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v)
+      break;
+  }
+  mb__printf(m, "%.*g\n", prec, v);
 }
 
-/* One sample: name{label="value"} v (label NULL: no labels). */
+/* One sample: name{broker="<instance>",label="value"} v (label NULL: the broker label only). */
 static void mb__sample(mb__mbuf_t *m, const char *name, const char *label, const char *lvalue,
                        double v) {
   mb__puts(m, name);
+  mb__puts(m, "{broker=\"");
+  mb__label_value(m, m->broker);
+  mb__puts(m, "\"");
   if (label != NULL) {
-    mb__printf(m, "{%s=\"", label);
+    mb__printf(m, ",%s=\"", label);
     mb__label_value(m, lvalue);
-    mb__puts(m, "\"}");
+    mb__puts(m, "\"");
   }
-  mb__puts(m, " ");
+  mb__puts(m, "} ");
   mb__value(m, v);
 }
 
@@ -222,7 +238,9 @@ static void mb__server_families(mb__mbuf_t *m, const cJSON *srv) {
   else
     mb__family(m, "membroker_build_info", "gauge",
                "the broker's version, shared-memory layout version, statistics version and OS");
-  mb__puts(m, "membroker_build_info{version=\"");
+  mb__puts(m, "membroker_build_info{broker=\"");
+  mb__label_value(m, m->broker);
+  mb__puts(m, "\",version=\"");
   mb__label_value(m, mb__version());
   mb__printf(m, "\",layout_version=\"%s\",stats_version=\"%s\",os=\"%s\"} 1\n", layout, stats,
              MB_OS_NAME);
@@ -297,8 +315,43 @@ static void mb__persist_families(mb__mbuf_t *m, const cJSON *mem) {
                ago->valuedouble / 1000.0);
 }
 
+/*
+ * A figure of the CLIENT or MEM list summed over the entries present now: an entry that goes
+ * (reaped, detached, restarted) takes its part of the sum with it, so even a COUNTER's sum
+ * goes down while the broker runs. Prometheus would take that for a reset and count the whole
+ * sum again in rate() and increase(): such a sum is a gauge, named without "_total".
+ */
+static const char *mb__sum_name(char *buf, size_t size, const char *list, const mb_stat_info_t *s) {
+  mb_stat_info_t g = *s;
+  if (g.kind == MB_STAT_COUNTER)
+    g.kind = MB_STAT_GAUGE;
+  return mb__stat_name(buf, size, list, &g);
+}
+
+/*
+ * What the broker itself counted while it runs (broker.h, its own memory, never shared):
+ * clients it found dead, by reason (one sample per reason of MB_DEAD_REASONS that the broker
+ * gives, MB_BROKER_FINDS_DEAD, 0 from the start, so increase() sees the first death), and
+ * clients it found hung.
+ */
+static void mb__event_families(mb__mbuf_t *m, const mb_broker_t *b) {
+  uint32_t r;
+  mb__family(m, "membroker_client_deaths_total", "counter",
+             "clients the broker found dead since it started, by reason (exited: the OS says "
+             "its process is gone; abandoned: it died while attaching or detaching)");
+  for (r = 0; r < MB_BROKER_DEAD_REASONS; r++)
+    if (MB_BROKER_FINDS_DEAD(r))
+      mb__sample(m, "membroker_client_deaths_total", "reason", mb__dead_reason_key(r),
+                 (double)b->deaths[r]);
+  mb__single(m, "membroker_client_hangs_total", "counter",
+             "times the broker found a client hung (heartbeat overdue, process alive) since it "
+             "started",
+             (double)b->hangs);
+}
+
 /* Clients by state (never per client), the table's size, the CLIENT list summed over the
- * table, and the private memory (MB_MEM_STATS) game servers publish, summed over every entry. */
+ * table, and the private memory (MB_MEM_STATS) game servers publish, summed over every entry
+ * (gauges: mb__sum_name). */
 static void mb__client_families(mb__mbuf_t *m, const cJSON *cl, const cJSON *heaps) {
   const cJSON *table = cJSON_GetObjectItemCaseSensitive(cl, "table"), *e, *h, *x;
   double attached = 0, hung = 0, claimed = 0, dead = 0;
@@ -330,8 +383,9 @@ static void mb__client_families(mb__mbuf_t *m, const cJSON *cl, const cJSON *hea
     if (s->key == NULL)
       continue;
     cJSON_ArrayForEach(e, table) sum += mb__jnum(e, s->key);
-    snprintf(help, sizeof help, "client: %s, summed over the client table", s->help);
-    mb__single(m, mb__stat_name(name, sizeof name, "client", s), mb__stat_type(s), help, sum);
+    snprintf(help, sizeof help, "client: %s, summed over the client-table entries present now",
+             s->help);
+    mb__single(m, mb__sum_name(name, sizeof name, "client", s), "gauge", help, sum);
   }
   for (i = 0; i < MB__N(mb__m_mem_stats); i++) {
     const mb_stat_info_t *s = &mb__m_mem_stats[i];
@@ -343,13 +397,14 @@ static void mb__client_families(mb__mbuf_t *m, const cJSON *cl, const cJSON *hea
           mb__jnum(x, s->key);
     }
     snprintf(help, sizeof help,
-             "private: %s, summed over the pools and heaps attached game servers publish", s->help);
-    mb__single(m, mb__stat_name(name, sizeof name, "private", s), mb__stat_type(s), help, sum);
+             "private: %s, summed over the pools and heaps the game servers attached now publish",
+             s->help);
+    mb__single(m, mb__sum_name(name, sizeof name, "private", s), "gauge", help, sum);
   }
 }
 
 int mb__metrics_render(const mb_broker_t *b, int openmetrics, char **text, size_t *len) {
-  mb__mbuf_t m = {NULL, 0, 0, 0, openmetrics != 0};
+  mb__mbuf_t m = {NULL, 0, 0, 0, openmetrics != 0, b->cfg.instance};
   cJSON *rep = mb__report(b, MB_REPORT_ALL);
   cJSON *heaps = rep != NULL ? mb__report_heaps(b, NULL) : NULL;
   unsigned max = b->cfg.pipe_max_connections;
@@ -368,6 +423,7 @@ int mb__metrics_render(const mb_broker_t *b, int openmetrics, char **text, size_
   mb__per_object(&m, "pool", "pool", mb__m_pool_stats, MB__N(mb__m_pool_stats),
                  cJSON_GetObjectItemCaseSensitive(rep, "pools"));
   mb__client_families(&m, cJSON_GetObjectItemCaseSensitive(rep, "clients"), heaps);
+  mb__event_families(&m, b);
   mb__persist_families(&m, cJSON_GetObjectItemCaseSensitive(rep, "memory"));
   mb__ctl_stats(&pipe);
 #define MB__X(type, field, metric, kind, help)                                                     \

@@ -4,8 +4,10 @@
  * samples, OpenMetrics' "# EOF"), and the real mbctl against a broker child with two regions, a
  * pool and an attached client: its output fed to promtool (Debian package `prometheus`; on the
  * Windows build the .exe's output is handed to the Linux promtool through Wine's Unix side),
- * values that equal `status --json`, and --textfile's atomic replace and its down file.
- * promtool missing is a SKIP, never a pass.
+ * values that equal `status --json`, and --textfile's atomic replace and its down file (also
+ * when the broker is stopped and does not answer); the broker label on every sample, two brokers'
+ * textfiles in one directory served by node_exporter; the broker's own death and hang counters.
+ * promtool or node_exporter missing is a SKIP, never a pass.
  */
 #include "childbroker.h"
 
@@ -25,6 +27,7 @@
 #include "scm.h"
 #else
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #endif
 
@@ -128,18 +131,59 @@ static void metrics_broker_up(tbroker_t *t, const char *tag) {
 
 /* ---- reading the exposition ---------------------------------------------------------------- */
 
-/* The value of the sample line that starts with `series` followed by a space ("name" or
- * "name{label=\"x\"}"); fails the test when there is none. */
+/*
+ * Sample line `line` (n bytes) without its broker label, into buf: "name{broker=\"x\",a=\"b\"} v"
+ * reads "name{a=\"b\"} v" and "name{broker=\"x\"} v" reads "name v". The renderer puts the label
+ * first on every sample (check_structure checks that); the tests name series without it.
+ */
+static void strip_broker(const char *line, size_t n, char *buf, size_t size) {
+  const char *b = memchr(line, '{', n), *q;
+  if (b == NULL || n - (size_t)(b - line) < 9 || strncmp(b, "{broker=\"", 9) != 0 ||
+      (q = memchr(b + 9, '"', n - (size_t)(b + 9 - line))) == NULL) {
+    snprintf(buf, size, "%.*s", (int)n, line);
+    return;
+  }
+  if (q[1] == ',') /* more labels: keep the brace */
+    snprintf(buf, size, "%.*s{%.*s", (int)(b - line), line, (int)(n - (size_t)(q + 2 - line)),
+             q + 2);
+  else /* "}": the broker label was the only one */
+    snprintf(buf, size, "%.*s%.*s", (int)(b - line), line, (int)(n - (size_t)(q + 2 - line)),
+             q + 2);
+}
+
+/* The value of the sample line that, without its broker label, starts with `series` followed
+ * by a space ("name" or "name{label=\"x\"}"); fails the test when there is none. */
 static double sample(const char *text, const char *series) {
   size_t n = strlen(series);
   const char *p = text;
-  while ((p = strstr(p, series)) != NULL) {
-    if ((p == text || p[-1] == '\n') && p[n] == ' ')
-      return strtod(p + n + 1, NULL);
-    p += n;
+  char line[1024];
+  for (; *p; p = strchr(p, '\n') + 1) {
+    size_t len = strcspn(p, "\n");
+    strip_broker(p, len, line, sizeof line);
+    if (strncmp(line, series, n) == 0 && line[n] == ' ')
+      return strtod(line + n + 1, NULL);
+    if (p[len] == '\0')
+      break;
   }
   FAIL("no sample %s in:\n%s", series, text);
   return 0;
+}
+
+/* The value of `series` as the text writes it (the token after the series and a space). */
+static const char *sample_text(const char *text, const char *series, char *buf, size_t size) {
+  double v = sample(text, series);
+  const char *p = text;
+  char line[1024];
+  (void)v; /* there is one: sample() fails the test otherwise */
+  for (; *p; p = strchr(p, '\n') + 1) {
+    size_t len = strcspn(p, "\n"), n = strlen(series);
+    strip_broker(p, len, line, sizeof line);
+    if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+      snprintf(buf, size, "%.*s", (int)(size - 1), line + n + 1);
+      return buf;
+    }
+  }
+  return "";
 }
 
 /*
@@ -218,6 +262,8 @@ static void check_structure(const char *text, int om, char *names, size_t size) 
     }
     if (strchr(line, ' ') == NULL || strtod(strrchr(line, ' ') + 1, NULL) < 0)
       FAIL("a sample without a value, or a negative one: %s", line);
+    if (strncmp(line + n, "{broker=\"", 9) != 0)
+      FAIL("a sample without the broker label first: %s", line);
   }
   if (om)
     FAIL("OpenMetrics text without \"# EOF\"");
@@ -243,27 +289,26 @@ static void write_text(const char *dir, const char *file, const char *text) {
 /* ---- promtool (a Linux program; from the Windows build through Wine's Unix side) ----------- */
 
 /*
- * Run "promtool ARGS" in directory dir (text files there: metrics.prom, ...), through a small
- * shell script there; its output into outp, its exit code returned. SKIP when promtool is not
- * installed (scripts/deps.sh installs Debian's `prometheus`).
+ * Run shell script `body` in directory dir (through a script file there, "<tag>.sh"): its
+ * output (stdout and stderr) into outp, its exit code returned. On the Windows build it runs on
+ * Wine's Unix side (SKIP when that cannot be done: not under Wine).
  */
-static int promtool(const char *dir, const char *args, char *outp, size_t size) {
-  char script[512], text[1024], path[600], rcpath[600], *data = NULL;
+static int run_sh(const char *dir, const char *tag, const char *body, char *outp, size_t size) {
+  char script[512], text[8192], path[600], rcpath[600], *data = NULL;
   size_t len;
   int rc;
-  snprintf(script, sizeof script, "%s/promtool.sh", dir);
-  snprintf(rcpath, sizeof rcpath, "%s/promtool.rc", dir);
+  snprintf(script, sizeof script, "%s/%s.sh", dir, tag);
+  snprintf(rcpath, sizeof rcpath, "%s/%s.rc", dir, tag);
   snprintf(text, sizeof text,
            "cd \"$(dirname \"$0\")\" || exit 1\n"
-           "rm -f promtool.rc promtool.out\n"
-           "if ! command -v promtool >/dev/null 2>&1; then echo 127 > promtool.rc.tmp; else\n"
-           "  promtool %s > promtool.out 2>&1; echo $? > promtool.rc.tmp; fi\n"
-           "mv promtool.rc.tmp promtool.rc\n",
-           args);
+           "rm -f %s.rc %s.out\n"
+           "( %s\n) > %s.out 2>&1; echo $? > %s.rc.tmp\n"
+           "mv %s.rc.tmp %s.rc\n",
+           tag, tag, body, tag, tag, tag, tag);
   write_binary(script, text);
   /* What the script leaves, registered for removal at exit (it replaces them). */
   fx_write_text(rcpath, "");
-  snprintf(path, sizeof path, "%s/promtool.out", dir);
+  snprintf(path, sizeof path, "%s/%s.out", dir, tag);
   fx_write_text(path, "");
   mb_os_file_discard(rcpath);
 #if MB_OS_WIN
@@ -272,8 +317,8 @@ static int promtool(const char *dir, const char *args, char *outp, size_t size) 
     MultiByteToWideChar(CP_UTF8, 0, script, -1, w, 600);
     GetFullPathNameW(w, 600, full, NULL);
     if (!wine_unix_run(L"Z:\\bin\\sh", full))
-      SKIP("cannot run Unix programs from this Windows build (not under Wine?): promtool is a "
-           "Linux program");
+      SKIP("cannot run Unix programs from this Windows build (not under Wine?): promtool and "
+           "node_exporter are Linux programs");
     WAIT_FOR(mb_os_read_file(rcpath, 64, &data, &len) == 0, 60000);
   }
 #else
@@ -282,13 +327,27 @@ static int promtool(const char *dir, const char *args, char *outp, size_t size) 
 #endif
   rc = atoi(data);
   free(data);
-  if (rc == 127)
-    SKIP("promtool is not installed (Debian package prometheus; scripts/deps.sh)");
-  snprintf(path, sizeof path, "%s/promtool.out", dir);
+  snprintf(path, sizeof path, "%s/%s.out", dir, tag);
   ASSERT_OK(mb_os_read_file(path, size - 1, &data, &len));
   memcpy(outp, data, len);
   outp[len] = '\0';
   free(data);
+  return rc;
+}
+
+/* Run "promtool ARGS" in directory dir (text files there: metrics.prom, ...): its output into
+ * outp, its exit code returned. SKIP when promtool is not installed (scripts/deps.sh installs
+ * Debian's `prometheus`). */
+static int promtool(const char *dir, const char *args, char *outp, size_t size) {
+  char body[1024];
+  int rc;
+  snprintf(body, sizeof body,
+           "if ! command -v promtool >/dev/null 2>&1; then exit 127; fi\n"
+           "promtool %s",
+           args);
+  rc = run_sh(dir, "promtool", body, outp, size);
+  if (rc == 127)
+    SKIP("promtool is not installed (Debian package prometheus; scripts/deps.sh)");
   return rc;
 }
 
@@ -335,7 +394,13 @@ TEST(render_structure) {
   check_structure(t2, 0, n2, sizeof n2);
   check_structure(t3, 1, n3, sizeof n3);
   ASSERT_STR_EQ(n1, n2); /* a fixed order */
-  ASSERT_CONTAINS(t1, "membroker_build_info{version=\"");
+  {
+    char want[128];
+    snprintf(want, sizeof want, "membroker_build_info{broker=\"%s\",version=\"", cfg.instance);
+    ASSERT_CONTAINS(t1, want);
+    snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 1\n", cfg.instance);
+    ASSERT_CONTAINS(t1, want);
+  }
   ASSERT_CONTAINS(t3, "# TYPE membroker_build info\n");
   ASSERT_CONTAINS(t1, ",os=\"" MB_OS_NAME "\"} 1\n");
   ASSERT_EQ(sample(t1, "membroker_up"), 1);
@@ -352,6 +417,30 @@ TEST(render_structure) {
   ASSERT_EQ(sample(t1, "membroker_pipe_connections"), 0); /* no pipe in this process */
   ASSERT_EQ(sample(t1, "membroker_pipe_connections_max"), cfg.pipe_max_connections);
   ASSERT_EQ(sample(t1, "membroker_persist_enabled"), 0);
+  /* Sums over the entries present now go down when an entry goes: gauges, without _total. */
+  ASSERT_CONTAINS(t1, "# TYPE membroker_client_restarts gauge\n");
+  ASSERT_CONTAINS(t1, "# TYPE membroker_private_allocs gauge\n");
+  ASSERT_CONTAINS(t1, "# TYPE membroker_private_frees gauge\n");
+  ASSERT_CONTAINS(t1, "# TYPE membroker_private_failures gauge\n");
+  if (strstr(t1, "membroker_client_restarts_total") || strstr(t1, "membroker_private_allocs_total"))
+    FAIL("a sum over the present entries typed as a counter:\n%s", t1);
+  /* The broker's own counters, every reason there from the start (0). */
+  ASSERT_CONTAINS(t1, "# TYPE membroker_client_deaths_total counter\n");
+  ASSERT_CONTAINS(t3, "# TYPE membroker_client_deaths counter\n");
+  ASSERT_EQ(sample(t1, "membroker_client_deaths_total{reason=\"exited\"}"), 0);
+  ASSERT_EQ(sample(t1, "membroker_client_deaths_total{reason=\"abandoned\"}"), 0);
+  ASSERT_EQ(sample(t1, "membroker_client_hangs_total"), 0);
+  if (strstr(t1, "reason=\"closed\"") != NULL || strstr(t1, "reason=\"unknown\"") != NULL)
+    FAIL("a death reason the broker never gives has a series:\n%s", t1);
+  /* A fraction in its shortest form: started_ms / 1000 has at most 3 decimals. */
+  {
+    char v[64];
+    const char *dot;
+    sample_text(t1, "membroker_start_time_seconds", v, sizeof v);
+    dot = strchr(v, '.');
+    if (strchr(v, 'e') != NULL || (dot != NULL && strlen(dot + 1) > 3))
+      FAIL("membroker_start_time_seconds is not in its shortest form: %s", v);
+  }
   if (strstr(t1, "# EOF") != NULL)
     FAIL("0.0.4 text with # EOF");
   ASSERT_EQ(strcmp(t3 + l3 - 6, "# EOF\n"), 0);
@@ -473,7 +562,7 @@ TEST(bad_args) {
  */
 TEST(textfile) {
   tbroker_t t = {0};
-  char dir[128], path[600], *data = NULL;
+  char dir[128], path[600], down[512], *data = NULL;
   size_t len;
   int rc;
   test_dir(dir, sizeof dir, "tf");
@@ -504,12 +593,44 @@ TEST(textfile) {
   memcpy(out, data, len);
   out[len] = '\0';
   free(data);
-  ASSERT_CONTAINS(out, "\nmembroker_up 1\n");
-  ASSERT_CONTAINS(out, "membroker_pool_capacity{pool=\"bullets\"} 1000\n");
+  ASSERT_EQ(sample(out, "membroker_up"), 1);
+  ASSERT_EQ(sample(out, "membroker_pool_capacity{pool=\"bullets\"}"), 1000);
   write_text(dir, "metrics.prom", out);
   rc = promtool(dir, "check metrics < metrics.prom", out2, sizeof out2);
   if (rc != 0)
     FAIL("promtool check metrics exited %d on the textfile:\n%s", rc, out2);
+
+  snprintf(down, sizeof down,
+           "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl "
+           "metrics --textfile says 0 when it does not)\n"
+           "# TYPE membroker_up gauge\n"
+           "membroker_up{broker=\"%s\"} 0\n",
+           t.instance);
+
+#if MB_OS_POSIX
+  /* A broker that does not answer (stopped: its socket still accepts, nothing reads): mbctl
+   * times out, exits 1 and the file says down, not the last good figures. */
+  ASSERT_EQ(kill((pid_t)t.child.pid, SIGSTOP), 0);
+  rc = mb_test_run_exe(MB_MBCTL_EXE, T_MBCTL_MS, out, sizeof out, "--instance", t.instance,
+                       "--timeout", "1000", "metrics", "--textfile", dir, NULL);
+  ASSERT_EQ(kill((pid_t)t.child.pid, SIGCONT), 0);
+  if (rc != 1)
+    FAIL("mbctl against a stopped broker exited %d, expected 1:\n%s", rc, out);
+  ASSERT_CONTAINS(out, "wrote membroker_up 0 to ");
+  ASSERT_OK(mb_os_read_file(path, T_OUT_MAX - 1, &data, &len));
+  memcpy(out, data, len);
+  out[len] = '\0';
+  free(data);
+  ASSERT_STR_EQ(out, down);
+  /* Running again: up again. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", dir, NULL),
+              0, out);
+  ASSERT_OK(mb_os_read_file(path, T_OUT_MAX - 1, &data, &len));
+  memcpy(out, data, len);
+  out[len] = '\0';
+  free(data);
+  ASSERT_EQ(sample(out, "membroker_up"), 1);
+#endif
 
   broker_down(&t);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "metrics", "--textfile", dir, NULL),
@@ -520,12 +641,183 @@ TEST(textfile) {
   memcpy(out, data, len);
   out[len] = '\0';
   free(data);
-  ASSERT_STR_EQ(out, "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl "
-                     "metrics --textfile says 0 when it does not)\n"
-                     "# TYPE membroker_up gauge\n"
-                     "membroker_up 0\n");
+  ASSERT_STR_EQ(out, down);
   write_text(dir, "metrics.prom", out);
   rc = promtool(dir, "check metrics < metrics.prom", out2, sizeof out2);
   if (rc != 0)
     FAIL("promtool check metrics exited %d on the down file:\n%s", rc, out2);
+}
+
+/*
+ * The broker's own counters (broker.h): a client whose process is gone (its entry names this
+ * process's pid with another start time: a reused pid) is found dead, reason exited, and one
+ * that does not beat is found hung: membroker_client_deaths_total{reason="exited"} and
+ * membroker_client_hangs_total count each once, however many sweeps see them, and stay
+ * counted after the entries go (they never go backwards while the broker runs).
+ */
+TEST(deaths_hangs) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  char *t;
+  size_t l;
+  int i;
+  memset(&b, 0, sizeof b);
+  fx_config_pid(&cfg, "m", "dh");
+  metrics_config(&cfg);
+  cfg.heartbeat_timeout_ms = 1000;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  fake_client(b.state, 0, MB_CLIENT_ATTACHED, "gone");
+  mb_store64(&b.state->clients[0].start_time, mb_load64(&b.state->clients[0].start_time) + 1);
+  fake_client(b.state, 1, MB_CLIENT_ATTACHED, "stuck");
+  mb_store64(&b.state->clients[1].heartbeat_ns, 1); /* long overdue; the process (us) runs */
+  for (i = 0; i < 3; i++)
+    mb__broker_sweep(&b);
+  ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&b.state->clients[0].word)), MB_CLIENT_DEAD);
+  ASSERT_OK(mb__metrics_render(&b, 0, &t, &l));
+  ASSERT_EQ(sample(t, "membroker_client_deaths_total{reason=\"exited\"}"), 1);
+  ASSERT_EQ(sample(t, "membroker_client_deaths_total{reason=\"abandoned\"}"), 0);
+  ASSERT_EQ(sample(t, "membroker_client_hangs_total"), 1);
+  ASSERT_EQ(sample(t, "membroker_clients{state=\"dead\"}"), 1);
+  ASSERT_EQ(sample(t, "membroker_clients{state=\"hung\"}"), 1);
+  free(t);
+  /* Both entries gone (the dead one reaped, the hung one detached): the counts stay. */
+  mb_store64(&b.state->clients[0].word, 0);
+  mb_store64(&b.state->clients[1].word, 0);
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb__metrics_render(&b, 0, &t, &l));
+  ASSERT_EQ(sample(t, "membroker_clients{state=\"dead\"}"), 0);
+  ASSERT_EQ(sample(t, "membroker_client_deaths_total{reason=\"exited\"}"), 1);
+  ASSERT_EQ(sample(t, "membroker_client_hangs_total"), 1);
+  free(t);
+  mb__broker_begin_stop(&b);
+  mb__broker_stop(&b);
+}
+
+/* The series of an exposition (each sample line up to its value), one a line after a first
+ * line feed ("\nA\nB\n": "\n<series>\n" finds one whole), into buf. */
+static void series_of(const char *text, char *buf, size_t size) {
+  const char *p;
+  size_t at = 1;
+  buf[0] = '\n';
+  buf[1] = '\0';
+  for (p = text; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != '\0')) {
+    size_t len = strcspn(p, "\n");
+    const char *sp = memchr(p, ' ', len);
+    if (p[0] == '#' || sp == NULL)
+      continue;
+    if (at + (size_t)(sp - p) + 2 >= size)
+      FAIL("too many series");
+    at += (size_t)snprintf(buf + at, size - at, "%.*s\n", (int)(sp - p), p);
+  }
+}
+
+/* The text of dir/membroker_<instance>.prom into buf. */
+static void read_prom(const char *dir, const char *instance, char *buf, size_t size) {
+  char path[600], *data = NULL;
+  size_t len;
+  snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, instance);
+  ASSERT_OK(mb_os_read_file(path, size - 1, &data, &len));
+  memcpy(buf, data, len);
+  buf[len] = '\0';
+  free(data);
+}
+
+static char series_a[T_OUT_MAX], series_b[T_OUT_MAX], series_c[4096], file_c[4096];
+
+/*
+ * Two brokers and a third instance that is not running, their textfiles in one collector
+ * directory (two brokers on one host): every series carries its broker's label, so no two files
+ * give the same series, and node_exporter's textfile collector (Debian package
+ * prometheus-node-exporter, a Linux program; SKIP without it) serves all three without an error:
+ * both brokers' membroker_up 1 and the third's membroker_up 0.
+ */
+TEST(two_textfiles) {
+  tbroker_t a = {0}, b = {0};
+  char dir[128], c[MB_INSTANCE_MAX + 8], want[160], script[4096], *line;
+  int rc;
+  test_dir(dir, sizeof dir, "2t");
+  metrics_broker_up(&a, "2a");
+  metrics_broker_up(&b, "2b");
+  snprintf(c, sizeof c, "%sc", b.instance); /* no broker runs for it */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", a.instance, "metrics", "--textfile", dir, NULL),
+              0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", b.instance, "metrics", "--textfile", dir, NULL),
+              0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", c, "metrics", "--textfile", dir, NULL), 3, out);
+  read_prom(dir, a.instance, out, sizeof out);
+  series_of(out, series_a, sizeof series_a);
+  read_prom(dir, b.instance, out2, sizeof out2);
+  series_of(out2, series_b, sizeof series_b);
+  read_prom(dir, c, file_c, sizeof file_c);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 1\n", a.instance);
+  ASSERT_CONTAINS(out, want);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 1\n", b.instance);
+  ASSERT_CONTAINS(out2, want);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 0\n", c);
+  ASSERT_CONTAINS(file_c, want);
+  series_of(file_c, series_c, sizeof series_c);
+  ASSERT(series_a[1] != '\0' && series_b[1] != '\0' && series_c[1] != '\0');
+  /* No series in two files: each line is "name{broker=\"<its instance>\"...". */
+  for (line = series_a + 1; *line; line += strcspn(line, "\n") + 1) {
+    char key[512];
+    snprintf(key, sizeof key, "\n%.*s\n", (int)strcspn(line, "\n"), line);
+    if (strstr(series_b, key) != NULL || strstr(series_c, key) != NULL)
+      FAIL("series %.*s is in two brokers' textfiles", (int)strcspn(line, "\n"), line);
+  }
+  for (line = series_b + 1; *line; line += strcspn(line, "\n") + 1) {
+    char key[512];
+    snprintf(key, sizeof key, "\n%.*s\n", (int)strcspn(line, "\n"), line);
+    if (strstr(series_c, key) != NULL)
+      FAIL("series %.*s is in two textfiles", (int)strcspn(line, "\n"), line);
+  }
+
+  /* node_exporter on the directory, on a loopback port of its own (tried again on another
+   * when taken), scraped with curl and stopped by its pid, all from one shell script. */
+  snprintf(script, sizeof script,
+           "if ! command -v prometheus-node-exporter >/dev/null 2>&1 ||\n"
+           "   ! command -v curl >/dev/null 2>&1; then exit 127; fi\n"
+           "d=\"$(pwd)\"\n"
+           "for try in 1 2 3 4 5; do\n"
+           "  port=$(( 20000 + ($$ * 7 + try * 1009) %% 30000 ))\n"
+           "  prometheus-node-exporter --collector.disable-defaults --collector.textfile \\\n"
+           "    --collector.textfile.directory=\"$d\" --web.listen-address=127.0.0.1:$port \\\n"
+           "    > node.log 2>&1 &\n"
+           "  pid=$!\n"
+           "  for i in $(seq 1 200); do\n"
+           "    if curl -sf http://127.0.0.1:$port/metrics > node.scrape 2>/dev/null; then\n"
+           "      kill $pid; wait $pid 2>/dev/null; cat node.scrape\n"
+           "      rm -f node.log node.scrape; exit 0; fi\n"
+           "    kill -0 $pid 2>/dev/null || break\n"
+           "    sleep 0.05\n"
+           "  done\n"
+           "  kill $pid 2>/dev/null; wait $pid 2>/dev/null\n"
+           "done\n"
+           "cat node.log; rm -f node.log node.scrape; exit 1\n");
+  rc = run_sh(dir, "node", script, out2, sizeof out2);
+  if (rc == 127) {
+    broker_down(&a);
+    broker_down(&b);
+    SKIP("prometheus-node-exporter or curl is not installed: the files' series were checked");
+  }
+  if (rc != 0)
+    FAIL("node_exporter did not serve the directory:\n%s", out2);
+  broker_down(&a);
+  broker_down(&b);
+  if (strstr(out2, "node_textfile_scrape_error 0\n") == NULL)
+    FAIL("node_exporter's textfile collector reports an error:\n%s", out2);
+  if (strstr(out2, "was collected before") != NULL)
+    FAIL("node_exporter reports duplicate series:\n%s", out2);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 1\n", a.instance);
+  ASSERT_CONTAINS(out2, want);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 1\n", b.instance);
+  ASSERT_CONTAINS(out2, want);
+  snprintf(want, sizeof want, "\nmembroker_up{broker=\"%s\"} 0\n", c);
+  ASSERT_CONTAINS(out2, want);
+  snprintf(want, sizeof want, "membroker_pool_capacity{broker=\"%s\",pool=\"bullets\"} 1000\n",
+           b.instance);
+  ASSERT_CONTAINS(out2, want);
+  for (line = out2; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != '\0'))
+    if (strncmp(line, "membroker_up{", 13) == 0 ||
+        strncmp(line, "node_textfile_scrape_error", 26) == 0)
+      printf("# node_exporter: %.*s\n", (int)strcspn(line, "\n"), line);
 }

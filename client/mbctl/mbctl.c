@@ -141,7 +141,7 @@ static void usage(FILE *fp) {
           "  --count N        watch: stop after N lines\n"
           "  --openmetrics    metrics: OpenMetrics 1.0.0 instead of Prometheus text 0.0.4\n"
           "  --textfile DIR   metrics: write DIR/membroker_<instance>.prom atomically for a\n"
-          "                   textfile collector (membroker_up 0 when the broker is down)\n"
+          "                   textfile collector (membroker_up 0 when no answer comes)\n"
           "                   (watch --json prints the raw event lines)\n"
           "\n"
           "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
@@ -347,16 +347,18 @@ usage:
 }
 
 /* What a textfile says while the broker does not answer: node_exporter and windows_exporter
- * serve a file as it is, however old, so a stale file would show the last figures as current. */
-static const char down_text[] =
-    "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl metrics "
-    "--textfile says 0 when it does not)\n"
-    "# TYPE membroker_up gauge\n"
-    "membroker_up 0\n";
+ * serve a file as it is, however old, so a stale file would show the last figures as current.
+ * The broker label is the instance, as in the broker's own text (several brokers' files share
+ * one collector directory): "%s" is the instance, a checked name that needs no escaping. */
+#define DOWN_FMT                                                                                   \
+  "# HELP membroker_up 1 while the broker answers (a textfile written by mbctl metrics "           \
+  "--textfile says 0 when it does not)\n"                                                          \
+  "# TYPE membroker_up gauge\n"                                                                    \
+  "membroker_up{broker=\"%s\"} 0\n"
 
 /*
- * metrics --textfile DIR: write `text` (NULL: down_text) to DIR/membroker_<instance>.prom for
- * a textfile collector, atomically: a temporary file in DIR
+ * metrics --textfile DIR: write `text` (NULL: the down text, DOWN_FMT) to
+ * DIR/membroker_<instance>.prom for a textfile collector, atomically: a temporary file in DIR
  * (".membroker_<instance>.prom.<pid>.tmp", which the collectors skip: not *.prom; the pid keeps two
  * runs that overlap apart) is written and synced, then renamed over the old file, so a collector
  * reads the old file whole or the new one whole. A rename refused as busy (Windows: the collector
@@ -364,14 +366,16 @@ static const char down_text[] =
  * apart. 0, or -1 with a message.
  */
 static int write_textfile(const char *dir, const char *instance, const char *text) {
-  char path[1024], tmp[1060];
+  char path[1024], tmp[1060], down[sizeof(DOWN_FMT) + MB_INSTANCE_MAX];
   FILE *f = NULL;
   mb_os_procid_t self;
   size_t n;
   int rc, tries = 0;
   mb_os_proc_self(&self);
-  if (text == NULL)
-    text = down_text;
+  if (text == NULL) {
+    snprintf(down, sizeof down, DOWN_FMT, instance);
+    text = down;
+  }
   n = strlen(text);
   if ((size_t)snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, instance) >= sizeof path ||
       (size_t)snprintf(tmp, sizeof tmp, "%s/.membroker_%s.prom.%u.tmp", dir, instance,
@@ -408,6 +412,7 @@ int main(int argc, char **argv) {
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
   int openmetrics = 0;
   const char *textfile = NULL; /* metrics --textfile DIR */
+  int down = 0; /* --textfile: a failure to get an answer writes the down text (at `done`) */
   long interval_ms = 0, count = 0;
   static char *cmdv[256];
   char pipe[MB_PIPE_NAME_MAX], *text, *line;
@@ -523,13 +528,13 @@ int main(int argc, char **argv) {
     code = EXIT_USAGE;
     goto done;
   }
+  /* From here on, whatever keeps the answer from us (not running, refused, busy, a timeout,
+   * a broken or refused answer) leaves the textfile saying down, never the last good figures. */
+  down = textfile != NULL;
   if ((rc = mb__pipe_connect(&conn, pipe, timeout_ms)) != 0) {
     if (rc == MB_ENOTRUNNING) {
       fprintf(stderr, "membroker is not running for instance '%s' (no pipe at %s)\n", instance,
               pipe);
-      if (textfile && write_textfile(textfile, instance, NULL) == 0)
-        fprintf(stderr, "mbctl: wrote membroker_up 0 to %s/membroker_%s.prom\n", textfile,
-                instance);
       print_start_hint(stderr, instance);
       code = EXIT_NOT_RUNNING;
       goto done;
@@ -578,6 +583,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mbctl: metrics: the broker's answer has no text\n");
       goto done;
     }
+    down = 0; /* an answer came: a failure to write it is not the broker's */
     if (write_textfile(textfile, instance, t->valuestring) != 0)
       goto done;
     code = EXIT_OK;
@@ -589,6 +595,8 @@ int main(int argc, char **argv) {
     print_result(cmdv[0], cJSON_GetObjectItemCaseSensitive(resp, "result"), instance);
   code = EXIT_OK;
 done:
+  if (down && code != EXIT_OK && write_textfile(textfile, instance, NULL) == 0)
+    fprintf(stderr, "mbctl: wrote membroker_up 0 to %s/membroker_%s.prom\n", textfile, instance);
   mb__pipe_close(&conn);
   cJSON_Delete(resp);
   cJSON_Delete(req);
