@@ -678,7 +678,8 @@ static mb_http_conn_t *srv_victim(uint64_t now, uint64_t *next) {
   return best;
 }
 
-/* Accept one connection from the backlog into a new entry; 0, or -1 to stop for now. */
+/* Accept one connection from the backlog into a new entry: 0; -1 when there was none after
+ * all; -2 when it must wait (no memory, and the spare handle is still closing). */
 static int srv_accept_one(void) {
   uv_stream_t *server = (uv_stream_t *)&srv.tcp;
   mb_http_conn_t *c = calloc(1, sizeof *c);
@@ -686,7 +687,7 @@ static int srv_accept_one(void) {
     /* Out of memory: the connection is taken and closed at once (libuv stops listening until
      * a connection is accepted), through the one spare handle when it is free. */
     if (srv.spare_busy || uv_tcp_init(srv.loop, &srv.spare) != 0)
-      return -1;
+      return -2;
     srv.spare_busy = 1;
     (void)uv_accept(server, (uv_stream_t *)&srv.spare);
     uv_close((uv_handle_t *)&srv.spare, spare_closed);
@@ -723,6 +724,7 @@ static void srv_on_admit(uv_timer_t *t);
  * the first connection qualifies; a connection that closes sets it to now (srv_admit_soon).
  */
 static void srv_admit(void) {
+  int rc;
   while (srv.pending > 0 && srv.state == MB_HTTP_LISTENING) {
     if (srv.nconns >= MB_HTTP_CONN_MAX) {
       uint64_t now = uv_now(srv.loop), next = UINT64_MAX;
@@ -734,10 +736,12 @@ static void srv_admit(void) {
       }
       conn_close(victim);
     }
-    if (srv_accept_one() != 0) {
+    if ((rc = srv_accept_one()) == -2) { /* try again soon: it stays in the backlog */
+      uv_timer_start(&srv.admit, srv_on_admit, MB_HTTP_YOUNG_MS, 0);
+      return;
+    }
+    if (rc != 0) {
       srv.pending = 0;
-      if (srv.spare_busy) /* out of memory, and the spare handle still closing */
-        uv_timer_start(&srv.admit, srv_on_admit, MB_HTTP_YOUNG_MS, 0);
       return;
     }
     srv.pending--;
