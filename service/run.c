@@ -60,11 +60,22 @@ static void mb__close_cb(uv_handle_t *h) {
   (void)h;
 }
 
-/* SIGHUP / SIGUSR1: reopen the log file (a failure keeps the old file and is logged). */
+/* SIGHUP / SIGUSR1: reopen the log file (a failure keeps the old file and is logged). With no
+ * log file (stderr, the journal) there is nothing to reopen: said once at info, so an operator
+ * who sent the signal sees it was taken, then at debug (a reload per logrotate run would
+ * otherwise add a line each time). */
 static void mb__on_reopen(uv_signal_t *s, int signum) {
   mb_run_t *run = s->data;
-  mb_log_info("%s: reopening the log file",
-              signum == run->sigs.reopen ? run->sigs.reopen_name : run->sigs.reopen2_name);
+  const char *name = signum == run->sigs.reopen ? run->sigs.reopen_name : run->sigs.reopen2_name;
+  static int said;
+  if (mb__log_path()[0] == '\0') {
+    mb__log(said ? MB_LOG_DEBUG : MB_LOG_INFO,
+            "%s: no log file to reopen: the log goes to stderr%s", name,
+            said ? "" : " (this is said at debug level from now on)");
+    said = 1;
+    return;
+  }
+  mb_log_info("%s: reopening the log file", name);
   (void)mb__log_reopen();
 }
 
@@ -215,8 +226,9 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     mb__abandon_loop(&run);
     return 1;
   }
-  /* The optional /metrics listener (http.h): a configured one that cannot listen is a start
-   * error, so no broker runs without the endpoint its operator asked for. */
+  /* The optional /metrics listener (http.h). One that cannot listen (its port taken) does not
+   * stop the start: the game world is up, the error is logged and the listen retried (http.h);
+   * only a value that is no address (config.c refuses it first) is a start error. */
   if (cfg->metrics_listen[0] != '\0' &&
       mb__http_start(&run.loop, &run.broker, cfg->metrics_listen) != 0) {
     mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
