@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "report.h"
 #include "stats.h"
 
@@ -431,6 +432,10 @@ int mb__metrics_render(const mb_broker_t *b, int openmetrics, char **text, size_
   MB_CTL_STATS(MB__X)
 #undef MB__X
   mb__single(&m, "membroker_pipe_connections_max", "gauge", "pipe.max_connections", max);
+  if (b->cfg.metrics_listen[0] != '\0') /* absent when metrics.listen is off */
+    mb__single(&m, "membroker_metrics_listener_up", "gauge",
+               "1 while the /metrics listener listens, 0 while it retries its address (taken)",
+               mb__http_state() == MB_HTTP_LISTENING);
   if (openmetrics)
     mb__puts(&m, "# EOF\n");
   cJSON_Delete(rep);

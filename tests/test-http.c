@@ -986,6 +986,12 @@ TEST(port_in_use) {
   hc_once(h.port, GET_METRICS, &a);
   ASSERT_EQ(a.status, 200);
   ASSERT_CONTAINS(a.body, "membroker_up");
+  { /* the listener's own gauge says it listens now */
+    const char *g = strstr(a.body, "\nmembroker_metrics_listener_up{broker=\"");
+    ASSERT(g != NULL);
+    g = strchr(g, '}');
+    ASSERT(g != NULL && strncmp(g, "} 1\n", 4) == 0);
+  }
   broker_down(&h2.b);
 }
 
