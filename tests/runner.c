@@ -5,6 +5,12 @@
 #include "task.h"
 
 #include <stdarg.h>
+#include <stdio.h>
+
+#if MB_OS_POSIX
+#include <errno.h>
+#include <sys/socket.h>
+#endif
 
 #define MB_MAX_TESTS 256
 
@@ -257,3 +263,32 @@ int main(int argc, char **argv) {
   printf("%d passed, 0 failed\n", mb_ntests);
   return 0;
 }
+
+const char *mb_test_file_text(const char *path, char *buf, size_t size) {
+  FILE *fp = fopen(path, "rb");
+  size_t n = 0;
+  if (fp != NULL) {
+    n = fread(buf, 1, size - 1, fp);
+    fclose(fp);
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+#if MB_OS_POSIX
+int mb_test_dgram_recv(int fd, char *buf, size_t size, int timeout_ms) {
+  uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    ssize_t n = recv(fd, buf, size - 1, 0);
+    if (n >= 0) {
+      buf[n] = '\0';
+      return (int)n;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      FAIL("recv on the notify socket: errno %d", errno);
+    if (mb_os_mono_ns() > deadline)
+      return -1;
+    mb_os_sleep_ms(2);
+  }
+}
+#endif

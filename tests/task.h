@@ -181,6 +181,17 @@ int mb_test_run_exe(const char *exe, int timeout_ms, char *out, size_t size, con
       FAIL("exited %d, expected %d; it printed:\n%s", mb_c_, (want), (out));                       \
   } while (0)
 
+/* The start of file `path` (size - 1 bytes at most), NUL-terminated, into buf; "" if it
+ * cannot be read. Returns buf. */
+const char *mb_test_file_text(const char *path, char *buf, size_t size);
+
+#if MB_OS_POSIX
+/* Receive one datagram from the non-blocking socket fd into buf (NUL-terminated) within
+ * timeout_ms (0: only what is there now): its length, or -1 at the deadline. Fails the test on
+ * a socket error. For the sd_notify tests. */
+int mb_test_dgram_recv(int fd, char *buf, size_t size, int timeout_ms);
+#endif
+
 /* The entry of the client table of `st` in use under `name`, or NULL. */
 mb_client_entry_t *mb_test_entry_named(mb_state_t *st, const char *name);
 

@@ -147,24 +147,12 @@ static void httpd_up(thttp_t *h, const char *tag) {
   httpd_up_opt(h, tag, NULL);
 }
 
-/* The text of `path` (at most size - 1 bytes) into buf; "" when it cannot be read. */
-static char *file_text(const char *path, char *buf, size_t size) {
-  FILE *fp = fopen(path, "rb");
-  size_t n = 0;
-  if (fp != NULL) {
-    n = fread(buf, 1, size - 1, fp);
-    fclose(fp);
-  }
-  buf[n] = '\0';
-  return buf;
-}
-
 /* Wait (20 s at most) until the child's log `path` has `needle`; fails if the child exits. */
 static void wait_log(thttp_t *h, const char *path, const char *needle) {
   static char text[65536];
   uint64_t deadline = mb_os_mono_ns() + 20000000000u;
   int code;
-  while (strstr(file_text(path, text, sizeof text), needle) == NULL) {
+  while (strstr(mb_test_file_text(path, text, sizeof text), needle) == NULL) {
     if (mb_os_child_wait(&h->b.child, 0, &code) == 0)
       FAIL("the broker child exited with %d; its log %s has no \"%s\":\n%s", code, path, needle,
            text);
@@ -947,7 +935,7 @@ TEST(sighup_without_log_file) {
            "debug level from now on)\n");
   ASSERT_EQ(kill((pid_t)h.b.child.pid, SIGHUP), 0);
   wait_log(&h, out, "debug SIGHUP: no log file to reopen: the log goes to stderr\n");
-  file_text(out, text, sizeof text);
+  mb_test_file_text(out, text, sizeof text);
   for (p = text; (p = strstr(p, "no log file to reopen")) != NULL; p++)
     n++;
   ASSERT_EQ(n, 2);

@@ -95,19 +95,6 @@ static void start(int which, const char *const argv[], const char *out) {
   running[which] = 1;
 }
 
-/* The start of file `path` (size - 1 bytes at most), NUL-terminated, into buf ("" if it
- * cannot be read). */
-static const char *read_file(const char *path, char *buf, size_t size) {
-  FILE *fp = fopen(path, "rb");
-  size_t n = 0;
-  if (fp != NULL) {
-    n = fread(buf, 1, size - 1, fp);
-    fclose(fp);
-  }
-  buf[n] = '\0';
-  return buf;
-}
-
 static char filebuf[65536];
 
 /* Fail (showing its output file) if process `which` has exited. */
@@ -115,7 +102,8 @@ static void expect_running(int which, const char *what, const char *out) {
   int code;
   if (mb_os_child_wait(&procs[which], 0, &code) == 0) {
     running[which] = 0;
-    FAIL("%s exited %d; it printed:\n%s", what, code, read_file(out, filebuf, sizeof filebuf));
+    FAIL("%s exited %d; it printed:\n%s", what, code,
+         mb_test_file_text(out, filebuf, sizeof filebuf));
   }
 }
 
@@ -283,7 +271,7 @@ static int check_rule_names(const char *scrape) {
   static char rules[65536];
   const char *line;
   int in_expr = 0, checked = 0;
-  read_file(MB_SOURCE_DIR "/config/prometheus/alerts.yml", rules, sizeof rules);
+  mb_test_file_text(MB_SOURCE_DIR "/config/prometheus/alerts.yml", rules, sizeof rules);
   ASSERT_CONTAINS(rules, "alert: MembrokerClientDead");
   for (line = rules; *line != '\0';) {
     const char *end = strchr(line, '\n'), *p;
@@ -368,7 +356,7 @@ static void journey(void) {
   }
   deadline = mb_os_mono_ns() + (uint64_t)T_START_MS * 1000000u;
   while (bport == 0) {
-    read_file(brokerout, filebuf, sizeof filebuf); /* run mode logs to stderr */
+    mb_test_file_text(brokerout, filebuf, sizeof filebuf); /* run mode logs to stderr */
     if ((p = strstr(filebuf, "metrics listener on 127.0.0.1:")) != NULL)
       bport = atoi(p + strlen("metrics listener on 127.0.0.1:"));
     expect_running(P_BROKER, "membroker run", brokerout);
@@ -427,13 +415,13 @@ static void journey(void) {
            mb_os_child_wait(&procs[P_PROM], 0, &code) != 0) {
       if (mb_os_mono_ns() > deadline)
         FAIL("Prometheus not ready on 127.0.0.1:%d; it printed:\n%s", pport,
-             read_file(promout, filebuf, sizeof filebuf));
+             mb_test_file_text(promout, filebuf, sizeof filebuf));
       mb_os_sleep_ms(50);
     }
     if (ready)
       break;
     running[P_PROM] = 0; /* it exited (waited for above) */
-    read_file(promout, filebuf, sizeof filebuf);
+    mb_test_file_text(promout, filebuf, sizeof filebuf);
     if (attempt == 3 || strstr(filebuf, "address already in use") == NULL)
       FAIL("prometheus exited %d; it printed:\n%s", code, filebuf);
     pport = free_port();

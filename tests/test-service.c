@@ -193,23 +193,6 @@ static void lifecycle(void) {
   remove(log);
 }
 
-/* Receive one datagram into buf within timeout_ms. Returns its length, or -1 on timeout. */
-static int notify_recv(int fd, char *buf, size_t size, int timeout_ms) {
-  uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-  for (;;) {
-    ssize_t n = recv(fd, buf, size - 1, 0);
-    if (n >= 0) {
-      buf[n] = '\0';
-      return (int)n;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      FAIL("recv on the notify socket: errno %d", errno);
-    if (mb_os_mono_ns() > deadline)
-      return -1;
-    mb_os_sleep_ms(2);
-  }
-}
-
 /* `membroker service` under a fake systemd: READY=1 once published, STOPPING=1 on SIGTERM. */
 static void notify(void) {
   char dir[512], cfg[600], log[600], instance[32], sock[108], msg[256];
@@ -248,7 +231,7 @@ static void notify(void) {
   unsetenv("NOTIFY_SOCKET");
 
   /* READY=1 comes only once the block is published: it must open at once. */
-  if (notify_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
+  if (mb_test_dgram_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
     mb_os_child_kill(&child);
     dump_log(log);
     FAIL("no notification within %d ms", START_TIMEOUT_MS);
@@ -258,7 +241,7 @@ static void notify(void) {
   ASSERT_EQ(mb_load32(&v.st->game.server_status), MB_STATUS_RUNNING);
 
   term_and_wait(&child, log);
-  ASSERT(notify_recv(fd, msg, sizeof msg, 0) > 0);
+  ASSERT(mb_test_dgram_recv(fd, msg, sizeof msg, 0) > 0);
   ASSERT_STR_EQ(msg, "STOPPING=1");
   ASSERT_EQ(mb_load32(&v.st->game.server_status), MB_STATUS_SHUTTING_DOWN);
   view_close(&v);

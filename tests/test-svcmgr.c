@@ -53,28 +53,16 @@ static void tmp_path(char *out, size_t size, const char *tag) {
   ASSERT(n > 0 && (size_t)n < size);
 }
 
-/* The whole file into buf (NUL-terminated); "" if it cannot be read. */
-static const char *slurp(const char *path, char *buf, size_t size) {
-  FILE *f = fopen(path, "rb");
-  size_t n = 0;
-  buf[0] = '\0';
-  if (f == NULL)
-    return buf;
-  n = fread(buf, 1, size - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
-
 static int file_has(const char *path, const char *needle) {
   static char buf[TEXT_MAX];
-  return strstr(slurp(path, buf, sizeof buf), needle) != NULL;
+  return strstr(mb_test_file_text(path, buf, sizeof buf), needle) != NULL;
 }
 
 /* Print a file for the failure report. */
 static void dump(const char *what, const char *path) {
   static char buf[TEXT_MAX];
-  fprintf(stderr, "---- %s (%s) ----\n%s\n----\n", what, path, slurp(path, buf, sizeof buf));
+  fprintf(stderr, "---- %s (%s) ----\n%s\n----\n", what, path,
+          mb_test_file_text(path, buf, sizeof buf));
 }
 
 /* The child still runs (a signal must not have ended it). */
@@ -152,7 +140,7 @@ static void sighup(void) {
   ASSERT_EQ(kill((pid_t)child.pid, SIGHUP), 0);
   wait_file_has(&child, log, "log file reopened", moved1);
   assert_alive(&child, log);
-  slurp(moved1, text, sizeof text);
+  mb_test_file_text(moved1, text, sizeof text);
   ASSERT_CONTAINS(text, "ready in");
   ASSERT_CONTAINS(text, "SIGHUP: reopening the log file");
   ASSERT(strstr(text, "log file reopened") == NULL);
@@ -221,7 +209,7 @@ static void journal_run(const char *tag, int matching) { /* tag: [a-z] only */
   wait_file_has(&child, out, "ready in", out);
   term_and_wait(&child, out);
 
-  slurp(out, text, sizeof text);
+  mb_test_file_text(out, text, sizeof text);
   ASSERT(text[0] != '\0');
   for (p = text; *p != '\0'; p = strchr(p, '\n') + 1) {
     snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
@@ -268,28 +256,11 @@ static void journal_config_error(void) {
     FAIL("membroker kept running with a bad config");
   }
   ASSERT_EQ(code, 1);
-  slurp(out, text, sizeof text);
+  mb_test_file_text(out, text, sizeof text);
   if (strncmp(text, "<3>membroker: ", 14) != 0 || strstr(text, "regoins") == NULL)
     FAIL("a config error to the journal must be \"<3>membroker: ...regoins...\": \"%s\"", text);
   remove(out);
   remove(cfgp);
-}
-
-/* Receive one datagram into buf within timeout_ms. Returns its length, or -1 on timeout. */
-static int dgram_recv(int fd, char *buf, size_t size, int timeout_ms) {
-  uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-  for (;;) {
-    ssize_t n = recv(fd, buf, size - 1, 0);
-    if (n >= 0) {
-      buf[n] = '\0';
-      return (int)n;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      FAIL("recv on the notify socket: errno %d", errno);
-    if (mb_os_mono_ns() > deadline)
-      return -1;
-    mb_os_sleep_ms(2);
-  }
 }
 
 /* A fake systemd's notify socket at `path`; returns the descriptor (non-blocking). */
@@ -335,14 +306,14 @@ static void watchdog(void) {
   ASSERT_OK(mb_os_env_set("NOTIFY_SOCKET", NULL));
   ASSERT_OK(mb_os_env_set("WATCHDOG_USEC", NULL));
 
-  if (dgram_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
+  if (mb_test_dgram_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
     mb_os_child_kill(&child);
     dump("log", log);
     FAIL("no notification within %d ms", START_TIMEOUT_MS);
   }
   ASSERT_STR_EQ(msg, "READY=1");
   while (pings < 5) {
-    if (dgram_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
+    if (mb_test_dgram_recv(fd, msg, sizeof msg, START_TIMEOUT_MS) < 0) {
       mb_os_child_kill(&child);
       dump("log", log);
       FAIL("only %d WATCHDOG=1 after READY=1 within %d ms", pings, START_TIMEOUT_MS);
@@ -353,7 +324,7 @@ static void watchdog(void) {
   ASSERT(file_has(log, "systemd watchdog: WATCHDOG=1 every 100 ms"));
   term_and_wait(&child, log);
   do
-    ASSERT(dgram_recv(fd, msg, sizeof msg, STOP_TIMEOUT_MS) > 0);
+    ASSERT(mb_test_dgram_recv(fd, msg, sizeof msg, STOP_TIMEOUT_MS) > 0);
   while (strcmp(msg, "WATCHDOG=1") == 0);
   ASSERT_STR_EQ(msg, "STOPPING=1");
   close(fd);
