@@ -822,27 +822,38 @@ static void scm_log_folder_refused(void) {
  * three codes share it; only the log line differs), the save checked the same way, and the
  * output says which control was used.
  */
+/* The config, log and persist paths of a preshutdown test (tag: "pre", "preh") with its files
+ * gone: a fixture config logging at info to `log` and saving state into `pdir`, written to
+ * `cfg`; `state` is where the saved state appears. */
+static void preshutdown_files(const char *tag, char *cfg, size_t ncfg, char *log, size_t nlog,
+                              char *pdir, size_t npdir, char *state, size_t nstate) {
+  char dir[MAX_PATH + 1];
+  unsigned pid = self_pid();
+  mb_config_t c;
+  temp_dir(dir, sizeof dir);
+  snprintf(cfg, ncfg, "%smbt.%u.%s.json", dir, pid, tag);
+  snprintf(log, nlog, "%smbt.%u.%s.log", dir, pid, tag);
+  snprintf(pdir, npdir, "%smbt.%u.%s.state", dir, pid, tag);
+  fx_config_pid(&c, "t", tag);
+  fx_log(&c, MB_LOG_INFO, log);
+  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
+  fx_write_config(cfg, &c, NULL);
+  snprintf(state, nstate, "%s\\%s.state", pdir, c.instance);
+  remove(state);
+  remove(log);
+}
+
 static void scm_preshutdown(void) {
-  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800];
+  char cfg[600], log[700], pdir[700], state[800];
   unsigned pid = self_pid();
   SERVICE_STATUS_PROCESS st;
   SERVICE_STATUS ss;
   SC_HANDLE scm, svc;
-  mb_config_t c;
   DWORD err = 0;
   int pre;
 
-  temp_dir(dir, sizeof dir);
-  snprintf(cfg, sizeof cfg, "%smbt.%u.pre.json", dir, pid);
-  snprintf(log, sizeof log, "%smbt.%u.pre.log", dir, pid);
-  snprintf(pdir, sizeof pdir, "%smbt.%u.pre.state", dir, pid);
-  fx_config_pid(&c, "t", "pre");
-  fx_log(&c, MB_LOG_INFO, log);
-  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
-  fx_write_config(cfg, &c, NULL);
-  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
-  remove(state);
-  remove(log);
+  preshutdown_files("pre", cfg, sizeof cfg, log, sizeof log, pdir, sizeof pdir, state,
+                    sizeof state);
   _snwprintf(svc_name, 64, L"mbtestp%u", pid);
 
   sc_create_start(MB_BROKER_EXE, cfg);
@@ -921,24 +932,14 @@ CHILD(svc_preshutdown) {
  * shutting down, the stop saves the state, STOPPED with exit code 0.
  */
 static void scm_preshutdown_handler(void) {
-  char dir[MAX_PATH + 1], cfg[600], log[700], pdir[700], state[800], self[MAX_PATH], name[64];
+  char cfg[600], log[700], pdir[700], state[800], self[MAX_PATH], name[64];
   wchar_t wself[MAX_PATH], wcfg[600], wlog[700], bin[2048];
   unsigned pid = self_pid();
   SERVICE_STATUS_PROCESS st;
   SC_HANDLE scm, svc;
-  mb_config_t c;
 
-  temp_dir(dir, sizeof dir);
-  snprintf(cfg, sizeof cfg, "%smbt.%u.preh.json", dir, pid);
-  snprintf(log, sizeof log, "%smbt.%u.preh.log", dir, pid);
-  snprintf(pdir, sizeof pdir, "%smbt.%u.preh.state", dir, pid);
-  fx_config_pid(&c, "t", "preh");
-  fx_log(&c, MB_LOG_INFO, log);
-  snprintf(c.persist_dir, sizeof c.persist_dir, "%s", pdir);
-  fx_write_config(cfg, &c, NULL);
-  snprintf(state, sizeof state, "%s\\%s.state", pdir, c.instance);
-  remove(state);
-  remove(log);
+  preshutdown_files("preh", cfg, sizeof cfg, log, sizeof log, pdir, sizeof pdir, state,
+                    sizeof state);
   snprintf(name, sizeof name, "mbtestq%u", pid);
   _snwprintf(svc_name, 64, L"%hs", name);
   ASSERT_OK(mb_os_self_exe(self, sizeof self));
