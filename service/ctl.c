@@ -49,6 +49,9 @@
  * non-administrators are neither read nor answered until it falls below 3/4 of it. */
 #define MB_CTL_HELD_MAX ((uint64_t)16 * 1024 * 1024)
 #define MB_CTL_LINES_PER_TURN 32 /* lines answered per read (or resumption) of a connection */
+/* Lines of non-administrators answered per loop iteration, all connections together: an
+ * administrator waits for at most this many reports, however many clients flood the pipe. */
+#define MB_CTL_LINES_PER_ITER 64
 #define MB_CTL_TRIM_DROP ((uint64_t)8 * 1024 * 1024) /* a fall in held bytes worth a heap trim */
 #define MB_CTL_FALLBACKS 8 /* connections that can be accepted only to be closed (no memory) */
 
@@ -120,11 +123,13 @@ static struct {
   uint64_t fd_unlogged; /* refusals for descriptors since that warning */
   int sweep_init;       /* the timeout sweep timer is initialized */
   uv_timer_t sweep;
-  uint64_t held;      /* in_cap + out_cap + queued over every connection */
-  uint64_t held_peak; /* highest `held` since the last heap trim */
-  int over;           /* held reached MB_CTL_HELD_MAX: non-administrators wait */
-  int idle_init;      /* the resume handle is initialized */
-  uv_idle_t idle;     /* resumes held-back lines and connections the budget stopped */
+  uint64_t held;       /* in_cap + out_cap + queued over every connection */
+  uint64_t held_peak;  /* highest `held` since the last heap trim */
+  int over;            /* held reached MB_CTL_HELD_MAX: non-administrators wait */
+  int idle_init;       /* the resume handle is initialized */
+  uv_idle_t idle;      /* resumes held-back lines and connections the budget stopped */
+  uv_check_t check;    /* after each poll: a new iteration's line allowance */
+  unsigned iter_lines; /* lines of non-administrators answered in this iteration */
   uv_pipe_t fallback[MB_CTL_FALLBACKS]; /* accepted only to be closed: out of memory */
   int fallback_busy[MB_CTL_FALLBACKS];
   mb_ctl_stats_t stats;
@@ -193,12 +198,15 @@ static void mb__conn_close(mb_conn_t *c) {
   uv_close((uv_handle_t *)&c->pipe, mb__on_conn_closed);
 }
 
-/* Over budget (answers already waiting fill the write allowance; or, for a non-administrator,
- * every connection's together fill MB_CTL_HELD_MAX), or waiting for a call's work: its answer
- * comes before the next request's. */
+/* Over budget (answers already waiting fill the write allowance; or, for a non-administrator
+ * while every connection's together fill MB_CTL_HELD_MAX, any answer of its own still waits to
+ * be written), or waiting for a call's work: its answer comes before the next request's. So
+ * over the budget a non-administrator is not read, and its held input is answered one line a
+ * turn only while its peer takes the answers: one that hung up fails its write and is closed,
+ * and one that does not read holds one answer. */
 static int mb__conn_paused(const mb_conn_t *c) {
   return c->queued + c->out_cap >= MB_CTL_QUEUE_MAX || c->deferred != NULL ||
-         (mb__ctl.over && !c->admin);
+         (mb__ctl.over && !c->admin && c->queued + c->out_len > 0);
 }
 
 /* Grow a connection's buffer (*buf, *cap) to hold need bytes, counted in `held`. */
@@ -429,7 +437,10 @@ static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
       pos = (size_t)(nl - data) + 1;
       continue;
     }
-    if (nl != NULL && c->lines_left == 0) {
+    if (mb__ctl.over && !c->admin && c->lines_left > 1)
+      c->lines_left = 1; /* over the budget: one line a turn */
+    if (nl != NULL &&
+        (c->lines_left == 0 || (!c->admin && mb__ctl.iter_lines >= MB_CTL_LINES_PER_ITER))) {
       c->backlog = 1;
       mb__ctl_wake();
       break;
@@ -444,6 +455,7 @@ static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
     }
     n = (size_t)(nl - start);
     c->lines_left--;
+    mb__ctl.iter_lines += !c->admin;
     c->partial_since_ns = 0;
     if (n > max)
       mb__conn_too_large(c);
@@ -541,7 +553,7 @@ static void mb__conn_pump(mb_conn_t *c) {
       mb__conn_close(c);
     return;
   }
-  if (mb__conn_paused(c) || c->backlog ||
+  if (mb__conn_paused(c) || c->backlog || (mb__ctl.over && !c->admin) ||
       c->in_len > mb__ctl.broker->cfg.pipe_max_line + MB_CTL_READ_CHUNK) {
     if (c->reading) {
       uv_read_stop((uv_stream_t *)&c->pipe);
@@ -628,17 +640,24 @@ static void mb__on_idle(uv_idle_t *h) {
   for (c = mb__ctl.conns; c; c = c->next) {
     if (c->closing || c->refused || c->hangup)
       continue;
-    if (mb__ctl.over && !c->admin)
-      continue; /* mb__held_sub wakes us when the budget allows */
+    if (!c->admin && mb__ctl.iter_lines >= MB_CTL_LINES_PER_ITER) {
+      more |= c->backlog && !mb__conn_paused(c); /* this iteration's lines are spent */
+      continue;
+    }
     if (c->backlog || ((!c->reading || c->in_len > 0) && !mb__conn_paused(c))) {
       c->backlog = 0;
       c->lines_left = MB_CTL_LINES_PER_TURN;
       mb__conn_pump(c);
-      more |= c->backlog && !c->closing;
+      more |= c->backlog && !c->closing && !mb__conn_paused(c);
     }
   }
   if (!more)
     uv_idle_stop(h);
+}
+
+static void mb__on_check(uv_check_t *h) {
+  (void)h;
+  mb__ctl.iter_lines = 0;
 }
 
 /* Start the resume handle (held-back lines, or the budget fell back under its bound). */
@@ -926,6 +945,9 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
     mb__ctl.sweep_init = 1;
     uv_timer_start(&mb__ctl.sweep, mb__on_sweep, ms, ms);
     uv_idle_init(loop, &mb__ctl.idle);
+    uv_check_init(loop, &mb__ctl.check);
+    uv_check_start(&mb__ctl.check, mb__on_check);
+    uv_unref((uv_handle_t *)&mb__ctl.check); /* it keeps nothing alive */
     mb__ctl.idle_init = 1;
   }
   mb_log_info("control pipe listening on %s (mode %04o, at most %u connections, %u kept for "
@@ -953,6 +975,7 @@ void mb__ctl_stop(void) {
   if (mb__ctl.idle_init) {
     mb__ctl.idle_init = 0;
     uv_close((uv_handle_t *)&mb__ctl.idle, NULL);
+    uv_close((uv_handle_t *)&mb__ctl.check, NULL);
   }
   for (c = mb__ctl.conns; c; c = c->next)
     mb__conn_close(c);
