@@ -551,6 +551,7 @@ TEST(line_clock_times_one_line) {
 
 /* ---- a flood of requests from 1,000 clients that do not read ----------------------------- */
 
+#if MB_OS_POSIX
 /* The value of the pipe metric `name` (membroker_pipe_<name>) in the metrics text. */
 static double pipe_metric(const char *text, const char *name) {
   char series[128];
@@ -568,6 +569,7 @@ static double pipe_metric(const char *text, const char *name) {
   FAIL("no sample %s in the metrics", series);
   return -1;
 }
+#endif
 
 #define T_FLOOD_LINES 3000 /* status requests per connection, sent at once, never read */
 
