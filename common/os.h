@@ -331,6 +331,15 @@ int mb__pipe_peer_admin(intptr_t fd, long *uid);
  */
 uint64_t mb_os_fd_limit(void);
 
+/*
+ * Give the allocator's free memory back to the OS, after a burst of allocations was freed
+ * (the control pipe after a flood of clients leaves). glibc: malloc_trim(0) (free pages in
+ * every arena, not just the top); Windows: HeapCompact on the process heap; elsewhere
+ * nothing. Costs a walk of the heap (milliseconds for hundreds of MiB): call it after a
+ * sharp drop, not routinely. Never fails, never frees memory still in use.
+ */
+void mb_os_heap_trim(void);
+
 /* Internal, for the OS files (os_common.c): milliseconds left until deadline_ns (an
  * mb_os_mono_ns value; 0 means forever: -1), 0 once it has passed, capped at INT_MAX. */
 int mb__os_ms_left(uint64_t deadline_ns);

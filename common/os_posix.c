@@ -23,6 +23,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -502,6 +505,12 @@ uint64_t mb_os_fd_limit(void) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return 0;
   return (uint64_t)rl.rlim_cur;
+}
+
+void mb_os_heap_trim(void) {
+#if defined(__GLIBC__)
+  (void)malloc_trim(0);
+#endif
 }
 
 int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {

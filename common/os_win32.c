@@ -1235,6 +1235,10 @@ uint64_t mb_os_fd_limit(void) {
   return 0; /* handles: no per-process descriptor limit to watch */
 }
 
+void mb_os_heap_trim(void) {
+  (void)HeapCompact(GetProcessHeap(), 0); /* coalesces and decommits free blocks */
+}
+
 int mb_os_pipe_peer_admin(intptr_t conn, long *uid) {
   DWORD sys[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], adm[SECURITY_MAX_SID_SIZE / sizeof(DWORD)];
   DWORD self[SECURITY_MAX_SID_SIZE / sizeof(DWORD)], len, i, count;

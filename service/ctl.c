@@ -45,6 +45,15 @@
 #define MB_CTL_FD_SPARE 16      /* descriptors kept free: non-administrators refused past it */
 #define MB_CTL_FD_SPARE_ADMIN 4 /* ... and administrators past this */
 #define MB_CTL_LOG_EVERY_NS 60000000000u /* rate limit of the out-of-descriptors warning */
+/* Bytes held for all connections together (input, answers, writes): past it, connections of
+ * non-administrators are neither read nor answered until it falls below 3/4 of it. */
+#define MB_CTL_HELD_MAX ((uint64_t)16 * 1024 * 1024)
+#define MB_CTL_LINES_PER_TURN 32 /* lines answered per read (or resumption) of a connection */
+/* Lines of non-administrators answered per loop iteration, all connections together: an
+ * administrator waits for at most this many reports, however many clients flood the pipe. */
+#define MB_CTL_LINES_PER_ITER 64
+#define MB_CTL_TRIM_DROP ((uint64_t)8 * 1024 * 1024) /* a fall in held bytes worth a heap trim */
+#define MB_CTL_FALLBACKS 8 /* connections that can be accepted only to be closed (no memory) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* The pipe server                                                                             */
@@ -75,11 +84,13 @@ struct mb_conn_s {
   int discarding; /* skipping the rest of a too-long line */
   int eof;        /* the peer sent everything it will send */
   int closing;
-  int refused;    /* over pipe.max_connections: one busy line, then close */
-  int hangup;     /* served, but closing once its last answer is written (line timeout) */
-  int stop_after; /* `out` holds the answer to shutdown */
-  int handles;    /* handles (pipe, watch timer) still to close before the struct is freed */
-  int watch_init; /* `watch` timer initialized (it is closed with the connection) */
+  int refused;         /* over pipe.max_connections: one busy line, then close */
+  int hangup;          /* served, but closing once its last answer is written (line timeout) */
+  int stop_after;      /* `out` holds the answer to shutdown */
+  int handles;         /* handles (pipe, watch timer) still to close before the struct is freed */
+  int watch_init;      /* `watch` timer initialized (it is closed with the connection) */
+  int backlog;         /* whole lines held back by the per-turn cap: resumed from the idle handle */
+  unsigned lines_left; /* lines it may still be answered in this turn */
   uv_timer_t watch;
   char *watch_prefix; /* {"id":<id>,"event":"status","result": */
   size_t watch_prefix_len;
@@ -112,10 +123,42 @@ static struct {
   uint64_t fd_unlogged; /* refusals for descriptors since that warning */
   int sweep_init;       /* the timeout sweep timer is initialized */
   uv_timer_t sweep;
+  uint64_t held;       /* in_cap + out_cap + queued over every connection */
+  uint64_t held_peak;  /* highest `held` since the last heap trim */
+  int over;            /* held reached MB_CTL_HELD_MAX: non-administrators wait */
+  int idle_init;       /* the resume handle is initialized */
+  uv_idle_t idle;      /* resumes held-back lines and connections the budget stopped */
+  uv_check_t check;    /* after each poll: a new iteration's line allowance */
+  unsigned iter_lines; /* lines of non-administrators answered in this iteration */
+  uv_pipe_t fallback[MB_CTL_FALLBACKS]; /* accepted only to be closed: out of memory */
+  int fallback_busy[MB_CTL_FALLBACKS];
   mb_ctl_stats_t stats;
   char name[MB_PIPE_NAME_MAX];
   char rbuf[MB_CTL_READ_CHUNK]; /* shared by every read (see mb__on_alloc) */
 } mb__ctl;
+
+static void mb__ctl_wake(void);
+
+/* `held` grows by n bytes; at MB_CTL_HELD_MAX the budget is over. */
+static void mb__held_add(uint64_t n) {
+  mb__ctl.held += n;
+  if (mb__ctl.held > mb__ctl.held_peak)
+    mb__ctl.held_peak = mb__ctl.held;
+  if (!mb__ctl.over && mb__ctl.held >= MB_CTL_HELD_MAX) {
+    mb__ctl.over = 1;
+    mb_log_debug("control pipe: %llu bytes held for connections; pausing non-administrators",
+                 (unsigned long long)mb__ctl.held);
+  }
+}
+
+/* `held` falls by n bytes; below 3/4 of MB_CTL_HELD_MAX the paused connections resume. */
+static void mb__held_sub(uint64_t n) {
+  mb__ctl.held -= n;
+  if (mb__ctl.over && mb__ctl.held < MB_CTL_HELD_MAX / 4 * 3) {
+    mb__ctl.over = 0;
+    mb__ctl_wake();
+  }
+}
 
 /* One of the things a closing connection waits for (handles, deferred work) is over. */
 static void mb__conn_unref(mb_conn_t *c) {
@@ -127,6 +170,7 @@ static void mb__conn_unref(mb_conn_t *c) {
     mb__ctl.conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
+  mb__held_sub(c->in_cap + c->out_cap);
   free(c->in);
   free(c->out);
   free(c->watch_prefix);
@@ -154,12 +198,18 @@ static void mb__conn_close(mb_conn_t *c) {
   uv_close((uv_handle_t *)&c->pipe, mb__on_conn_closed);
 }
 
-/* Over budget (answers already waiting fill the write allowance), or waiting for a call's
- * work: its answer comes before the next request's. */
+/* Over budget (answers already waiting fill the write allowance; or, for a non-administrator
+ * while every connection's together fill MB_CTL_HELD_MAX, any answer of its own still waits to
+ * be written), or waiting for a call's work: its answer comes before the next request's. So
+ * over the budget a non-administrator is not read, and its held input is answered one line a
+ * turn only while its peer takes the answers: one that hung up fails its write and is closed,
+ * and one that does not read holds one answer. */
 static int mb__conn_paused(const mb_conn_t *c) {
-  return c->queued + c->out_cap >= MB_CTL_QUEUE_MAX || c->deferred != NULL;
+  return c->queued + c->out_cap >= MB_CTL_QUEUE_MAX || c->deferred != NULL ||
+         (mb__ctl.over && !c->admin && c->queued + c->out_len > 0);
 }
 
+/* Grow a connection's buffer (*buf, *cap) to hold need bytes, counted in `held`. */
 static int mb__grow(char **buf, size_t *cap, size_t need) {
   size_t n = *cap ? *cap : 256;
   char *p;
@@ -169,6 +219,7 @@ static int mb__grow(char **buf, size_t *cap, size_t need) {
     n *= 2;
   if ((p = realloc(*buf, n)) == NULL)
     return -1;
+  mb__held_add(n - *cap);
   *buf = p;
   *cap = n;
   return 0;
@@ -210,6 +261,8 @@ static void mb__conn_flush(mb_conn_t *c) {
   w->data = c->out;
   w->len = c->out_len;
   w->stop_after = c->stop_after;
+  mb__held_add(w->len + sizeof *w);
+  mb__held_sub(c->out_cap);
   c->out = NULL;
   c->out_len = c->out_cap = 0;
   c->stop_after = 0;
@@ -218,6 +271,7 @@ static void mb__conn_flush(mb_conn_t *c) {
     mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(rc));
     if (w->stop_after && mb__ctl.request_stop)
       mb__ctl.request_stop();
+    mb__held_sub(w->len + sizeof *w);
     free(w->data);
     free(w);
     mb__conn_close(c);
@@ -319,6 +373,7 @@ static void mb__on_work_done(uv_work_t *req, int status) {
     return;
   }
   mb__conn_answer(c, text);
+  c->lines_left = MB_CTL_LINES_PER_TURN;
   mb__conn_pump(c);
 }
 
@@ -363,9 +418,11 @@ static void mb__conn_too_large(mb_conn_t *c) {
 }
 
 /*
- * Answer the whole lines of data[0..len) while the connection is within its write budget.
- * Returns the bytes consumed; the rest (an unfinished line, or lines held back) is for the
- * caller to keep. A too-long unfinished line is answered and consumed at once.
+ * Answer the whole lines of data[0..len) while the connection is within its write budget and
+ * its lines for this turn (lines_left; when they run out with input left, c->backlog is set
+ * and the idle handle resumes it). Returns the bytes consumed; the rest (an unfinished line,
+ * or lines held back) is for the caller to keep. A too-long unfinished line is answered and
+ * consumed at once. Every newline consumed stops the line clock: it times one line.
  */
 static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
   size_t pos = 0, max = mb__ctl.broker->cfg.pipe_max_line;
@@ -376,8 +433,17 @@ static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
       if (nl == NULL)
         return len;
       c->discarding = 0;
+      c->partial_since_ns = 0;
       pos = (size_t)(nl - data) + 1;
       continue;
+    }
+    if (mb__ctl.over && !c->admin && c->lines_left > 1)
+      c->lines_left = 1; /* over the budget: one line a turn */
+    if (nl != NULL &&
+        (c->lines_left == 0 || (!c->admin && mb__ctl.iter_lines >= MB_CTL_LINES_PER_ITER))) {
+      c->backlog = 1;
+      mb__ctl_wake();
+      break;
     }
     if (nl == NULL) {
       if (len - pos > max) {
@@ -388,6 +454,9 @@ static size_t mb__conn_feed(mb_conn_t *c, const char *data, size_t len) {
       break;
     }
     n = (size_t)(nl - start);
+    c->lines_left--;
+    mb__ctl.iter_lines += !c->admin;
+    c->partial_since_ns = 0;
     if (n > max)
       mb__conn_too_large(c);
     else
@@ -411,12 +480,22 @@ static int mb__conn_keep(mb_conn_t *c, const char *data, size_t len) {
   return 0;
 }
 
+/* Whether input[0..len) ends in the middle of a line. */
+static int mb__mid_line(const mb_conn_t *c) {
+  return (c->in_len > 0 && c->in[c->in_len - 1] != '\n') || c->discarding;
+}
+
 /* Every read lands in the shared buffer: libuv runs one read callback at a time on the loop
  * thread, and each callback consumes or copies its data before it returns. */
 static void mb__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
+  const mb_conn_t *c = h->data;
   (void)suggested;
-  *buf = uv_buf_init(mb__ctl.rbuf, sizeof mb__ctl.rbuf);
+  /* Over the budget: no buffer, so libuv reads nothing and reports UV_ENOBUFS (mb__on_read
+   * stops reading then): what was not read stays in the kernel, not in our memory. */
+  if (mb__ctl.over && !c->admin)
+    *buf = uv_buf_init(NULL, 0);
+  else
+    *buf = uv_buf_init(mb__ctl.rbuf, sizeof mb__ctl.rbuf);
 }
 
 static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -450,21 +529,22 @@ static void mb__conn_pump(mb_conn_t *c) {
   if (c->in_len > 0 && c->in_cap > 2 * MB_CTL_READ_CHUNK && c->in_len < c->in_cap / 4) {
     char *p = realloc(c->in, c->in_len); /* a long line came and went: give the room back */
     if (p) {
+      mb__held_sub(c->in_cap - c->in_len);
       c->in = p;
       c->in_cap = c->in_len;
     }
-  } else if (c->in_len == 0 && c->in_cap > MB_CTL_READ_CHUNK) {
+  } else if (c->in_len == 0 && c->in_cap > 0 && (c->in_cap > MB_CTL_READ_CHUNK || mb__ctl.over)) {
+    mb__held_sub(c->in_cap);
     free(c->in);
     c->in = NULL;
     c->in_cap = 0;
   }
-  /* An unfinished line (bytes after the last newline) starts the line timeout. */
-  if ((c->in_len > 0 && c->in[c->in_len - 1] != '\n') || c->discarding) {
-    if (c->partial_since_ns == 0)
-      c->partial_since_ns = mb_os_mono_ns();
-  } else {
+  /* An unfinished line (bytes after the last newline) starts the line timeout, if it is not
+   * running yet: mb__conn_feed stops it at each newline. */
+  if (!mb__mid_line(c))
     c->partial_since_ns = 0;
-  }
+  else if (c->partial_since_ns == 0)
+    c->partial_since_ns = mb_os_mono_ns();
   mb__conn_flush(c);
   if (c->closing)
     return;
@@ -473,7 +553,8 @@ static void mb__conn_pump(mb_conn_t *c) {
       mb__conn_close(c);
     return;
   }
-  if (mb__conn_paused(c) || c->in_len > mb__ctl.broker->cfg.pipe_max_line + MB_CTL_READ_CHUNK) {
+  if (mb__conn_paused(c) || c->backlog || (mb__ctl.over && !c->admin) ||
+      c->in_len > mb__ctl.broker->cfg.pipe_max_line + MB_CTL_READ_CHUNK) {
     if (c->reading) {
       uv_read_stop((uv_stream_t *)&c->pipe);
       c->reading = 0;
@@ -484,6 +565,8 @@ static void mb__conn_pump(mb_conn_t *c) {
       return;
     }
     c->reading = 1;
+    /* The line clock runs only while we read: a line the broker held back is timed afresh. */
+    c->partial_since_ns = mb__mid_line(c) ? mb_os_mono_ns() : 0;
   }
 }
 
@@ -491,6 +574,10 @@ static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   mb_conn_t *c = s->data;
   if (c->closing || nread == 0)
     return;
+  if (nread == UV_ENOBUFS) { /* over the budget (mb__on_alloc): resumed by mb__ctl_wake */
+    mb__conn_pump(c);
+    return;
+  }
   if (nread < 0) {
     if (nread != UV_EOF) {
       mb_log_debug("control pipe: read from connection %u: %s", c->num, uv_strerror((int)nread));
@@ -503,6 +590,7 @@ static void mb__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->last_active_ns = mb_os_mono_ns();
+  c->lines_left = MB_CTL_LINES_PER_TURN;
   if (c->in_len == 0) {
     /* Fast path: answer straight from the shared buffer, keep only the rest. */
     size_t used = mb__conn_feed(c, buf->base, (size_t)nread);
@@ -518,6 +606,7 @@ static void mb__on_write(uv_write_t *req, int status) {
   mb_wreq_t *w = (mb_wreq_t *)req;
   mb_conn_t *c = w->conn;
   c->queued -= w->len + sizeof *w;
+  mb__held_sub(w->len + sizeof *w);
   if (w->stop_after && mb__ctl.request_stop)
     mb__ctl.request_stop();
   free(w->data);
@@ -534,7 +623,47 @@ static void mb__on_write(uv_write_t *req, int status) {
       mb__conn_close(c);
     return;
   }
+  if (!c->backlog) /* held-back lines wait for their turn on the idle handle */
+    c->lines_left = MB_CTL_LINES_PER_TURN;
   mb__conn_pump(c);
+}
+
+/*
+ * The resume handle, run once per loop iteration while started: each connection with lines
+ * held back by the per-turn cap gets its next turn, and, once the budget is no longer over,
+ * each connection it stopped is pumped (read again, held input answered). Stops itself when
+ * nothing is left to resume; mb__ctl_wake starts it.
+ */
+static void mb__on_idle(uv_idle_t *h) {
+  mb_conn_t *c;
+  int more = 0;
+  for (c = mb__ctl.conns; c; c = c->next) {
+    if (c->closing || c->refused || c->hangup)
+      continue;
+    if (!c->admin && mb__ctl.iter_lines >= MB_CTL_LINES_PER_ITER) {
+      more |= c->backlog && !mb__conn_paused(c); /* this iteration's lines are spent */
+      continue;
+    }
+    if (c->backlog || ((!c->reading || c->in_len > 0) && !mb__conn_paused(c))) {
+      c->backlog = 0;
+      c->lines_left = MB_CTL_LINES_PER_TURN;
+      mb__conn_pump(c);
+      more |= c->backlog && !c->closing && !mb__conn_paused(c);
+    }
+  }
+  if (!more)
+    uv_idle_stop(h);
+}
+
+static void mb__on_check(uv_check_t *h) {
+  (void)h;
+  mb__ctl.iter_lines = 0;
+}
+
+/* Start the resume handle (held-back lines, or the budget fell back under its bound). */
+static void mb__ctl_wake(void) {
+  if (mb__ctl.idle_init && !mb__ctl.stopping)
+    uv_idle_start(&mb__ctl.idle, mb__on_idle);
 }
 
 /* Answer one last line, stop reading and watching, and close once it is written. */
@@ -551,7 +680,8 @@ static void mb__conn_hangup(mb_conn_t *c, char *text) {
 }
 
 /*
- * The timeout sweep, a few times per shortest timeout: a served connection with a line
+ * The sweep, a few times per shortest timeout (once a second without timeouts): the heap is
+ * trimmed after a flood left (see below); a served connection with a line
  * unfinished for pipe.line_timeout_ms is answered too_large and closed; one that sent nothing,
  * had nothing written and watches nothing for pipe.idle_timeout_ms is closed; one closing
  * after a last answer that its peer does not take is closed after either timeout.
@@ -563,6 +693,15 @@ static void mb__on_sweep(uv_timer_t *t) {
   mb_conn_t *c;
   char msg[160];
   (void)t;
+  /* A flood left (held bytes fell by MB_CTL_TRIM_DROP and to under half their peak): give the
+   * freed memory back to the OS, or the allocator keeps it mapped. */
+  if (mb__ctl.held_peak >= mb__ctl.held + MB_CTL_TRIM_DROP &&
+      mb__ctl.held < mb__ctl.held_peak / 2) {
+    mb_log_debug("control pipe: %llu bytes held, down from %llu; trimming the heap",
+                 (unsigned long long)mb__ctl.held, (unsigned long long)mb__ctl.held_peak);
+    mb_os_heap_trim();
+    mb__ctl.held_peak = mb__ctl.held;
+  }
   /* Closing only marks a connection (uv_close): the list stays valid while we walk it. */
   for (c = mb__ctl.conns; c; c = c->next) {
     if (c->closing || c->refused)
@@ -572,7 +711,8 @@ static void mb__on_sweep(uv_timer_t *t) {
         mb__conn_close(c);
       continue;
     }
-    if (line && c->partial_since_ns && !mb__conn_paused(c) && now - c->partial_since_ns >= line) {
+    if (line && c->partial_since_ns && c->reading && !mb__conn_paused(c) &&
+        now - c->partial_since_ns >= line) {
       mb__ctl.stats.line_timeout_total++;
       mb_log_debug("control pipe: connection %u did not finish a line in %u ms; closing", c->num,
                    (unsigned)cfg->pipe_line_timeout_ms);
@@ -644,11 +784,39 @@ static void mb__refuse_fd(mb_conn_t *c, long fd) {
            (unsigned long long)mb__ctl.fd_limit);
   mb__fd_warn(msg);
   snprintf(msg, sizeof msg,
-           "the broker is out of file descriptors (%ld in use, RLIMIT_NOFILE %llu); try again "
-           "later",
+           "the broker is out of file descriptors (this connection got descriptor %ld, "
+           "RLIMIT_NOFILE %llu); try again later",
            fd, (unsigned long long)mb__ctl.fd_limit);
   mb__conn_answer(c, mb__ctl_error_line(MB_CTL_EBUSY, msg));
   mb__conn_flush(c);
+}
+
+static void mb__on_fallback_closed(uv_handle_t *h) {
+  mb__ctl.fallback_busy[(uv_pipe_t *)h - mb__ctl.fallback] = 0;
+}
+
+/*
+ * No memory for a connection: accept it into a static handle and close it at once (counted
+ * as refused busy), or libuv would stop polling the listener until the pending connection is
+ * accepted - no connection ever again. With every fallback still closing, the connection
+ * stays pending and the listener waits for the next one (the fallbacks close within a loop
+ * iteration).
+ */
+static void mb__accept_fallback(uv_stream_t *server) {
+  int i;
+  mb_log_error("control pipe: out of memory for a connection; closing it");
+  for (i = 0; i < MB_CTL_FALLBACKS && mb__ctl.fallback_busy[i]; i++)
+    ;
+  if (i == MB_CTL_FALLBACKS)
+    return;
+  if (uv_pipe_init(mb__ctl.loop, &mb__ctl.fallback[i], 0) != 0)
+    return;
+  mb__ctl.fallback_busy[i] = 1;
+  if (uv_accept(server, (uv_stream_t *)&mb__ctl.fallback[i]) == 0) {
+    mb__ctl.stats.accepted_total++;
+    mb__ctl.stats.refused_busy_total++;
+  }
+  uv_close((uv_handle_t *)&mb__ctl.fallback[i], mb__on_fallback_closed);
 }
 
 static void mb__on_connection(uv_stream_t *server, int status) {
@@ -666,7 +834,7 @@ static void mb__on_connection(uv_stream_t *server, int status) {
     return;
   }
   if ((c = calloc(1, sizeof *c)) == NULL) {
-    mb_log_error("control pipe: out of memory for a connection");
+    mb__accept_fallback(server);
     return;
   }
   uv_pipe_init(mb__ctl.loop, &c->pipe, 0);
@@ -697,6 +865,7 @@ static void mb__on_connection(uv_stream_t *server, int status) {
     return;
   }
   c->refused = 0;
+  mb__ctl.stats.served_total++;
   mb__ctl.nserved++;
   mb__ctl.nadmin += c->admin != 0;
   c->last_active_ns = mb_os_mono_ns();
@@ -767,14 +936,19 @@ int mb__ctl_start(uv_loop_t *loop, mb_broker_t *b, void (*request_stop)(void)) {
   }
   {
     /* One sweep for both timeouts, a few times per the shorter one. */
-    uint64_t ms = 0, a = b->cfg.pipe_idle_timeout_ms, l = b->cfg.pipe_line_timeout_ms;
+    uint64_t ms = 1000, a = b->cfg.pipe_idle_timeout_ms, l = b->cfg.pipe_line_timeout_ms;
     if (a || l) {
       ms = (a && l ? (a < l ? a : l) : a ? a : l) / 4;
       ms = ms < 25 ? 25 : ms > 1000 ? 1000 : ms;
-      uv_timer_init(loop, &mb__ctl.sweep);
-      mb__ctl.sweep_init = 1;
-      uv_timer_start(&mb__ctl.sweep, mb__on_sweep, ms, ms);
     }
+    uv_timer_init(loop, &mb__ctl.sweep);
+    mb__ctl.sweep_init = 1;
+    uv_timer_start(&mb__ctl.sweep, mb__on_sweep, ms, ms);
+    uv_idle_init(loop, &mb__ctl.idle);
+    uv_check_init(loop, &mb__ctl.check);
+    uv_check_start(&mb__ctl.check, mb__on_check);
+    uv_unref((uv_handle_t *)&mb__ctl.check); /* it keeps nothing alive */
+    mb__ctl.idle_init = 1;
   }
   mb_log_info("control pipe listening on %s (mode %04o, at most %u connections, %u kept for "
               "administrators, lines up to %llu bytes)",
@@ -797,6 +971,11 @@ void mb__ctl_stop(void) {
   if (mb__ctl.sweep_init) {
     mb__ctl.sweep_init = 0;
     uv_close((uv_handle_t *)&mb__ctl.sweep, NULL);
+  }
+  if (mb__ctl.idle_init) {
+    mb__ctl.idle_init = 0;
+    uv_close((uv_handle_t *)&mb__ctl.idle, NULL);
+    uv_close((uv_handle_t *)&mb__ctl.check, NULL);
   }
   for (c = mb__ctl.conns; c; c = c->next)
     mb__conn_close(c);

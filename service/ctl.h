@@ -42,7 +42,9 @@ void mb__ctl_stop(void);
   X(uint64_t, buffered_bytes, "buffered_bytes", "gauge",                                           \
     "bytes allocated for control-pipe connections now: structs, buffers, writes")                  \
   X(uint64_t, accepted_total, "accepted_total", "counter",                                         \
-    "control-pipe connections accepted, served or refused")                                        \
+    "control-pipe connections accepted: served_total + refused_busy_total + refused_fd_total")     \
+  X(uint64_t, served_total, "served_total", "counter",                                             \
+    "control-pipe connections served (not refused)")                                               \
   X(uint64_t, refused_busy_total, "refused_busy_total", "counter",                                 \
     "connections told busy: pipe.max_connections or pipe.admin_reserve reached")                   \
   X(uint64_t, refused_fd_total, "refused_fd_total", "counter",                                     \

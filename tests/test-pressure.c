@@ -490,3 +490,210 @@ TEST(timeouts_close_idle_and_unfinished) {
   mb__pipe_close(&watcher);
   broker_down(&t);
 }
+
+/* ---- the line clock: one unfinished line, only while the broker reads ------------------- */
+
+/*
+ * A client that pipelines (each write finishes one line and starts the next) for twice
+ * pipe.line_timeout_ms is never closed: the clock stops at every newline. Then a line finished
+ * at 70% of the timeout is answered, and the next one, started with it and finished 70% of a
+ * timeout later (140% since the first began), gets its own full timeout and is answered too.
+ */
+TEST(line_clock_times_one_line) {
+  tbroker_t t;
+  mb_pipe_conn_t c;
+  const char *opts[] = {"line_ms=1000", NULL};
+  static const char head[] = "{\"cmd\":\"pi", mid[] = "ng\"}\n{\"cmd\":\"pi", tail[] = "ng\"}\n";
+  uint64_t start;
+  int n = 0;
+  cJSON *j;
+  memset(&t, 0, sizeof t);
+  broker_spawn_ex(&t, "clk", "64", "600", opts);
+  broker_wait_ready(&t);
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  send_text(&c, head, sizeof head - 1);
+  start = mb_os_mono_ns();
+  while (mb_os_mono_ns() - start < 2000000000u) {
+    mb_os_sleep_ms(50); /* pacing the client: a line every 50 ms */
+    send_text(&c, mid, sizeof mid - 1);
+    j = read_json(&c);
+    expect_ok(j); /* a too_large here is the line timeout closing a healthy client */
+    cJSON_Delete(j);
+    n++;
+  }
+  send_text(&c, tail, sizeof tail - 1);
+  j = read_json(&c);
+  expect_ok(j);
+  cJSON_Delete(j);
+  printf("# %d lines pipelined over 2 s with pipe.line_timeout_ms 1000, all answered\n", n + 1);
+  ASSERT_GT(n, 10);
+  /* A line finished at 0.7 of the timeout, the next timed from its own start. */
+  send_text(&c, head, sizeof head - 1);
+  mb_os_sleep_ms(700); /* the client's slowness under test, not a wait for a condition */
+  send_text(&c, mid, sizeof mid - 1);
+  j = read_json(&c);
+  expect_ok(j);
+  cJSON_Delete(j);
+  mb_os_sleep_ms(700);
+  send_text(&c, tail, sizeof tail - 1);
+  j = read_json(&c);
+  expect_ok(j);
+  cJSON_Delete(j);
+  /* ... and a line left unfinished is still timed out. */
+  send_text(&c, head, sizeof head - 1);
+  j = read_json(&c);
+  expect_error(j, "too_large");
+  ASSERT(strstr(jstr(j, "error.message"), "pipe.line_timeout_ms") != NULL);
+  cJSON_Delete(j);
+  mb__pipe_close(&c);
+  broker_down(&t);
+}
+
+/* ---- a flood of requests from 1,000 clients that do not read ----------------------------- */
+
+#if MB_OS_POSIX
+/* The value of the pipe metric `name` (membroker_pipe_<name>) in the metrics text. */
+static double pipe_metric(const char *text, const char *name) {
+  char series[128];
+  const char *p;
+  size_t n;
+  snprintf(series, sizeof series, "membroker_pipe_%s", name);
+  n = strlen(series);
+  for (p = text; p && *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != 0)) {
+    if (strncmp(p, series, n) == 0 && (p[n] == ' ' || p[n] == '{')) {
+      const char *sp = memchr(p, ' ', strcspn(p, "\n"));
+      ASSERT(sp != NULL);
+      return strtod(sp + 1, NULL);
+    }
+  }
+  FAIL("no sample %s in the metrics", series);
+  return -1;
+}
+#endif
+
+#define T_FLOOD_LINES 3000 /* status requests per connection, sent at once, never read */
+
+/*
+ * As nobody (not an administrator): open T_CONNS connections, send each T_FLOOD_LINES `status`
+ * requests (51 KB: the socket takes them whole without the broker reading), create `ready`
+ * and hold them, reading nothing, until killed (30 s at most). argv: pipe ready. Exit 10
+ * (never reached when killed), 100+ failures.
+ */
+CHILD(flood_as_nobody) {
+  static const char req[] = "{\"cmd\":\"status\"}\n";
+  mb_pipe_conn_t *c = calloc(T_CONNS, sizeof *c);
+  char *text = malloc(T_FLOOD_LINES * (sizeof req - 1));
+  int i;
+  FILE *f;
+  if (argc != 2 || c == NULL || text == NULL)
+    return 100;
+  for (i = 0; i < T_FLOOD_LINES; i++)
+    memcpy(text + (size_t)i * (sizeof req - 1), req, sizeof req - 1);
+  for (i = 0; i < T_CONNS; i++)
+    if (mb__pipe_connect(&c[i], argv[0], 5000) != 0)
+      return 101;
+  for (i = 0; i < T_CONNS; i++)
+    if (mb__pipe_write(&c[i], text, T_FLOOD_LINES * (sizeof req - 1)) != 0)
+      return 102;
+  if ((f = fopen(argv[1], "w")) == NULL)
+    return 103;
+  fclose(f);
+  for (i = 0; i < 300; i++)
+    mb_os_sleep_ms(100); /* holding the connections until the parent kills us */
+  return 10;
+}
+
+/*
+ * 1,000 connections of a non-administrator each sending 3,000 `status` requests and reading
+ * nothing: the broker holds 16 MiB for all connections together at most and answers 64 lines
+ * of non-administrators per loop iteration, so its RSS stays under 64 MiB and an
+ * administrator's status is answered within 1 s throughout. After they leave, the heap is
+ * trimmed: RSS back within 8 MiB of the start (x8 under ASan). And every accepted connection
+ * was served or refused: accepted = served + refused_busy + refused_fd.
+ */
+TEST(request_flood_never_read) {
+#if MB_OS_POSIX
+  tbroker_t t;
+  mb_os_child_t flood;
+  const char *opts[] = {"admin_reserve=4", NULL};
+  const char *argv[10];
+  mb_pipe_conn_t mc;
+  cJSON *j;
+  char self[1024], ready[256];
+  static char path[300];
+  uint64_t base, after = 0, bound, deadline;
+  double accepted, served, busy, fd;
+  int code;
+  FILE *f;
+  if (geteuid() != 0)
+    SKIP("a peer that is not an administrator needs another user: setpriv to nobody needs root");
+  if (access("/usr/bin/setpriv", X_OK) != 0)
+    SKIP("no /usr/bin/setpriv to run a peer as nobody");
+  need_rss_and_fds();
+  ASSERT_OK(mb_os_self_exe(self, sizeof self));
+  memset(&t, 0, sizeof t);
+  broker_spawn_ex(&t, "fld", "1100", "666", opts);
+  broker_wait_ready(&t);
+  base = rss_of(t.child.pid);
+  mb_test_name(ready, sizeof ready, "flood-ready");
+  snprintf(path, sizeof path, "/tmp/%s", ready); /* nobody creates it: a directory for all */
+  remove(path);
+  argv[0] = "/usr/bin/setpriv";
+  argv[1] = "--reuid=65534";
+  argv[2] = "--regid=65534";
+  argv[3] = "--clear-groups";
+  argv[4] = self;
+  argv[5] = "--child";
+  argv[6] = "flood_as_nobody";
+  argv[7] = t.pipe;
+  argv[8] = path;
+  argv[9] = NULL;
+  ASSERT_OK(mb_os_spawn(argv, &flood));
+  deadline = mb_os_mono_ns() + 30000000000u;
+  while ((f = fopen(path, "r")) == NULL) {
+    if (mb_os_child_wait(&flood, 0, &code) == 0)
+      FAIL("the nobody child exited with %d before flooding", code);
+    if (mb_os_mono_ns() > deadline) {
+      mb_os_child_kill(&flood);
+      mb_os_child_wait(&flood, -1, &code);
+      FAIL("the nobody child did not open its connections in 30 s");
+    }
+    mb_os_sleep_ms(10);
+  }
+  fclose(f);
+  remove(path);
+  watch_broker(&t, T_RUN_MS, NULL, NULL);
+  mb_os_child_kill(&flood);
+  mb_os_child_wait(&flood, -1, &code);
+  bound = base + ((uint64_t)8 << 20) * (T_ASAN ? 8 : 1);
+  deadline = mb_os_mono_ns() + 10000000000u;
+  do {
+    admin_status(&t);
+    after = rss_of(t.child.pid);
+    if (after < bound)
+      break;
+    mb_os_sleep_ms(50); /* pacing the samples */
+  } while (mb_os_mono_ns() < deadline);
+  printf("# broker RSS at start %llu KiB, after the flood left %llu KiB (bound %llu KiB)\n",
+         (unsigned long long)(base >> 10), (unsigned long long)(after >> 10),
+         (unsigned long long)(bound >> 10));
+  ASSERT_LT(after, bound);
+  /* One metrics text: its own connection is counted in each figure alike. */
+  ASSERT_OK(mb__pipe_connect(&mc, t.pipe, 5000));
+  j = call(&mc, "{\"cmd\":\"metrics\"}");
+  expect_ok(j);
+  accepted = pipe_metric(jstr(j, "result.text"), "accepted_total");
+  served = pipe_metric(jstr(j, "result.text"), "served_total");
+  busy = pipe_metric(jstr(j, "result.text"), "refused_busy_total");
+  fd = pipe_metric(jstr(j, "result.text"), "refused_fd_total");
+  cJSON_Delete(j);
+  mb__pipe_close(&mc);
+  printf("# accepted %.0f = served %.0f + refused busy %.0f + refused fd %.0f\n", accepted, served,
+         busy, fd);
+  ASSERT_GT(served, T_CONNS);
+  ASSERT_EQ(accepted, served + busy + fd);
+  broker_down(&t);
+#else
+  SKIP("a peer that is not an administrator is made with setpriv (POSIX, root)");
+#endif
+}
