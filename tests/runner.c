@@ -103,10 +103,10 @@ int mb_test_run_child(int timeout_ms, const char *child_name, ...) {
   return code;
 }
 
-int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
-  mb_os_child_t child;
+int mb_test_spawn_as_nobody(mb_os_child_t *child, const char *child_name, const char *arg1,
+                            const char *arg2) {
   char self[1024];
-  const char *argv[9];
+  const char *argv[10];
   if (!MB_OS_POSIX) {
     printf("# cannot run as nobody: no setpriv here\n");
     return -1;
@@ -122,12 +122,20 @@ int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
   argv[4] = self;
   argv[5] = "--child";
   argv[6] = child_name;
-  argv[7] = arg;
-  argv[8] = NULL;
-  if (mb_os_spawn(argv, &child) != 0) {
+  argv[7] = arg1;
+  argv[8] = arg1 != NULL ? arg2 : NULL;
+  argv[9] = NULL;
+  if (mb_os_spawn(argv, child) != 0) {
     printf("# cannot run as nobody: no setpriv\n");
     return -1;
   }
+  return 0;
+}
+
+int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code) {
+  mb_os_child_t child;
+  if (mb_test_spawn_as_nobody(&child, child_name, arg, NULL) != 0)
+    return -1;
   if (mb_os_child_wait(&child, 20000, code) != 0)
     FAIL("child %s as nobody did not finish in 20 s", child_name);
   if (*code != 10 && *code < 100) {

@@ -150,6 +150,12 @@ int mb_test_run_child(int timeout_ms, const char *child_name, ...);
  */
 int mb_test_run_as_nobody(const char *child_name, const char *arg, int *code);
 
+/* Start CHILD child_name as user nobody (setpriv, POSIX, root) with arguments arg1, arg2
+ * (either may be NULL, ending the list) without waiting for it: 0, or -1 (said why) if it
+ * cannot be started. The caller stops it. */
+int mb_test_spawn_as_nobody(mb_os_child_t *child, const char *child_name, const char *arg1,
+                            const char *arg2);
+
 /*
  * A name unique to this test process, "mbt.<pid>.<tag>", for sections and pipes, so test
  * runs in parallel never meet.

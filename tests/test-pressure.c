@@ -303,6 +303,37 @@ CHILD(fill_as_nobody) {
   return 10;
 }
 
+#if MB_OS_POSIX
+/* Start CHILD `child_name` as nobody with (pipe, ready file) and wait until it has created the
+ * ready file (in /tmp: nobody may write there), within timeout_ms; `what` names its work. */
+static void nobody_ready(mb_os_child_t *child, const char *child_name, const char *pipe,
+                         const char *tag, int timeout_ms, const char *what) {
+  char ready[256];
+  static char path[300];
+  uint64_t deadline;
+  FILE *f;
+  int code;
+  mb_test_name(ready, sizeof ready, tag);
+  snprintf(path, sizeof path, "/tmp/%s", ready);
+  remove(path);
+  if (mb_test_spawn_as_nobody(child, child_name, pipe, path) != 0)
+    FAIL("cannot start %s as nobody", child_name);
+  deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  while ((f = fopen(path, "r")) == NULL) {
+    if (mb_os_child_wait(child, 0, &code) == 0)
+      FAIL("the nobody child exited with %d before %s", code, what);
+    if (mb_os_mono_ns() > deadline) {
+      mb_os_child_kill(child);
+      mb_os_child_wait(child, -1, &code);
+      FAIL("the nobody child did not finish %s in %d ms", what, timeout_ms);
+    }
+    mb_os_sleep_ms(10);
+  }
+  fclose(f);
+  remove(path);
+}
+#endif
+
 /* max_connections 8, admin_reserve 3: with the 5 others' slots taken by nobody, each of 3
  * administrators still gets in and is answered; a 4th is told busy (everything is taken). */
 TEST(admin_reserve) {
@@ -310,54 +341,19 @@ TEST(admin_reserve) {
   tbroker_t t;
   mb_os_child_t filler;
   mb_pipe_conn_t a[T_RESERVE], more;
-  char self[1024], ready[256], *line;
-  const char *argv[10];
+  char *line;
   const char *opts[] = {"admin_reserve=3", NULL};
-  uint64_t deadline;
   size_t len;
   int i, code;
-  FILE *f;
   cJSON *j;
   if (geteuid() != 0)
     SKIP("a peer that is not an administrator needs another user: setpriv to nobody needs root");
   if (access("/usr/bin/setpriv", X_OK) != 0)
     SKIP("no /usr/bin/setpriv to run a peer as nobody");
-  ASSERT_OK(mb_os_self_exe(self, sizeof self));
   memset(&t, 0, sizeof t);
   broker_spawn_ex(&t, "res", T_RESERVE_MAX, "666", opts);
   broker_wait_ready(&t);
-  mb_test_name(ready, sizeof ready, "reserve-ready");
-  argv[0] = "/usr/bin/setpriv";
-  argv[1] = "--reuid=65534";
-  argv[2] = "--regid=65534";
-  argv[3] = "--clear-groups";
-  argv[4] = self;
-  argv[5] = "--child";
-  argv[6] = "fill_as_nobody";
-  argv[7] = t.pipe;
-  argv[8] = ready;
-  argv[9] = NULL;
-  /* The ready file is created by nobody: a directory everyone may write to. */
-  {
-    static char path[300];
-    snprintf(path, sizeof path, "/tmp/%s", ready);
-    argv[8] = path;
-    remove(path);
-    ASSERT_OK(mb_os_spawn(argv, &filler));
-    deadline = mb_os_mono_ns() + 20000000000u;
-    while ((f = fopen(path, "r")) == NULL) {
-      if (mb_os_child_wait(&filler, 0, &code) == 0)
-        FAIL("the nobody child exited with %d before filling the slots", code);
-      if (mb_os_mono_ns() > deadline) {
-        mb_os_child_kill(&filler);
-        mb_os_child_wait(&filler, -1, &code);
-        FAIL("the nobody child did not fill the slots in 20 s");
-      }
-      mb_os_sleep_ms(10);
-    }
-    fclose(f);
-    remove(path);
-  }
+  nobody_ready(&filler, "fill_as_nobody", t.pipe, "reserve-ready", 20000, "filling the slots");
   /* Every reserved slot takes an administrator, each answered. */
   for (i = 0; i < T_RESERVE; i++) {
     ASSERT_OK(mb__pipe_connect(&a[i], t.pipe, 5000));
@@ -616,52 +612,21 @@ TEST(request_flood_never_read) {
   tbroker_t t;
   mb_os_child_t flood;
   const char *opts[] = {"admin_reserve=4", NULL};
-  const char *argv[10];
   mb_pipe_conn_t mc;
   cJSON *j;
-  char self[1024], ready[256];
-  static char path[300];
   uint64_t base, after = 0, bound, deadline;
   double accepted, served, busy, fd;
   int code;
-  FILE *f;
   if (geteuid() != 0)
     SKIP("a peer that is not an administrator needs another user: setpriv to nobody needs root");
   if (access("/usr/bin/setpriv", X_OK) != 0)
     SKIP("no /usr/bin/setpriv to run a peer as nobody");
   need_rss_and_fds();
-  ASSERT_OK(mb_os_self_exe(self, sizeof self));
   memset(&t, 0, sizeof t);
   broker_spawn_ex(&t, "fld", "1100", "666", opts);
   broker_wait_ready(&t);
   base = rss_of(t.child.pid);
-  mb_test_name(ready, sizeof ready, "flood-ready");
-  snprintf(path, sizeof path, "/tmp/%s", ready); /* nobody creates it: a directory for all */
-  remove(path);
-  argv[0] = "/usr/bin/setpriv";
-  argv[1] = "--reuid=65534";
-  argv[2] = "--regid=65534";
-  argv[3] = "--clear-groups";
-  argv[4] = self;
-  argv[5] = "--child";
-  argv[6] = "flood_as_nobody";
-  argv[7] = t.pipe;
-  argv[8] = path;
-  argv[9] = NULL;
-  ASSERT_OK(mb_os_spawn(argv, &flood));
-  deadline = mb_os_mono_ns() + 30000000000u;
-  while ((f = fopen(path, "r")) == NULL) {
-    if (mb_os_child_wait(&flood, 0, &code) == 0)
-      FAIL("the nobody child exited with %d before flooding", code);
-    if (mb_os_mono_ns() > deadline) {
-      mb_os_child_kill(&flood);
-      mb_os_child_wait(&flood, -1, &code);
-      FAIL("the nobody child did not open its connections in 30 s");
-    }
-    mb_os_sleep_ms(10);
-  }
-  fclose(f);
-  remove(path);
+  nobody_ready(&flood, "flood_as_nobody", t.pipe, "flood-ready", 30000, "opening its connections");
   watch_broker(&t, T_RUN_MS, NULL, NULL);
   mb_os_child_kill(&flood);
   mb_os_child_wait(&flood, -1, &code);
