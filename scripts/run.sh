@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build membroker (native, release) and run the broker in the foreground with the default
-# config (config/membroker.json). Ctrl-C stops it cleanly. Extra arguments go to the broker
+# Build membroker, mbctl and gameserver_sim (native, release, in build/release: README uses all
+# three next), say where they are, and run the broker in the foreground with the default config
+# (config/membroker.json). Ctrl-C stops it cleanly. Extra arguments go to the broker
 # after the config, e.g. scripts/run.sh   or   MB_CONFIG=my.json scripts/run.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,5 +10,7 @@ if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null || ! pkg-confi
   bash "$root/scripts/deps.sh" --native-only
 fi
 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF >/dev/null
-cmake --build "$dir" --target membroker >/dev/null
+cmake --build "$dir" --target membroker mbctl gameserver_sim >/dev/null
+echo "run.sh: built $dir/membroker, $dir/mbctl and $dir/gameserver_sim" >&2
+echo "run.sh: in another terminal: $dir/mbctl status   (Ctrl-C here stops the broker)" >&2
 exec "$dir/membroker" run -c "${MB_CONFIG:-$root/config/membroker.json}" "$@"

@@ -2,6 +2,7 @@
  * main.c - the membroker command line.
  *
  *   membroker run [-c FILE]             run in the foreground until Ctrl-C / SIGTERM
+ *   membroker -c FILE                   the same (-c and --config are one option everywhere)
  *   membroker service [-c FILE] [-n NAME]  run under the service manager (sc create / systemd)
  *   membroker install [--name N] [-c FILE] [--start auto|delayed|demand] [--account A [--password
  * P]] membroker uninstall [--name N]      register / remove the Windows service (svc_install.c)
@@ -25,7 +26,8 @@
 
 static void mb__usage(FILE *fp) {
   fprintf(fp,
-          "usage: membroker run [-c FILE]\n"
+          "usage: membroker [run] -c FILE   (or --config FILE)\n"
+          "       membroker run\n"
           "       membroker service [-c FILE] [-n SERVICE_NAME]\n"
           "       membroker install [-n NAME] [-c FILE] [--start auto|delayed|demand]\n"
           "                         [--account LocalSystem|\"NT SERVICE\\NAME\"|USER "
@@ -65,6 +67,21 @@ static int mb__load(mb_config_t *cfg, const char *path) {
   return 0;
 }
 
+static int mb__is_opt(const char *a, const char *shortname, const char *longname) {
+  return strcmp(a, shortname) == 0 || strcmp(a, longname) == 0;
+}
+
+/* The value of the option at argv[*i]: advances *i past it and returns it, or prints
+ * "membroker: OPT needs WHAT" and returns NULL when the option is the last argument. */
+static const char *mb__optval(int argc, char **argv, int *i, const char *what) {
+  if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
+    fprintf(stderr, "membroker: %s needs %s (see membroker --help)\n", argv[*i], what);
+    return NULL;
+  }
+  *i += 1;
+  return argv[*i];
+}
+
 int main(int argc, char **argv) {
   const char *mode = NULL, *config = NULL, *name = "membroker";
   const char *start = NULL, *account = NULL, *password = NULL; /* install only */
@@ -93,16 +110,21 @@ int main(int argc, char **argv) {
              cfg.nregions, cfg.npools, cfg.metrics_listen[0] ? ", metrics on " : "",
              cfg.metrics_listen);
       return 0;
-    } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
-      config = argv[++i];
-    } else if ((strcmp(a, "-n") == 0 || strcmp(a, "--name") == 0) && i + 1 < argc) {
-      name = argv[++i];
-    } else if (strcmp(a, "--start") == 0 && i + 1 < argc) {
-      start = argv[++i];
-    } else if (strcmp(a, "--account") == 0 && i + 1 < argc) {
-      account = argv[++i];
-    } else if (strcmp(a, "--password") == 0 && i + 1 < argc) {
-      password = argv[++i];
+    } else if (mb__is_opt(a, "-c", "--config")) {
+      if ((config = mb__optval(argc, argv, &i, "a FILE")) == NULL)
+        return 2;
+    } else if (mb__is_opt(a, "-n", "--name")) {
+      if ((name = mb__optval(argc, argv, &i, "a NAME")) == NULL)
+        return 2;
+    } else if (strcmp(a, "--start") == 0) {
+      if ((start = mb__optval(argc, argv, &i, "a value: auto, delayed or demand")) == NULL)
+        return 2;
+    } else if (strcmp(a, "--account") == 0) {
+      if ((account = mb__optval(argc, argv, &i, "an ACCOUNT")) == NULL)
+        return 2;
+    } else if (strcmp(a, "--password") == 0) {
+      if ((password = mb__optval(argc, argv, &i, "a PASSWORD")) == NULL)
+        return 2;
     } else if (strcmp(a, "--force") == 0) {
       force = 1;
     } else if (mode == NULL && (strcmp(a, "install") == 0 || strcmp(a, "uninstall") == 0)) {
@@ -115,6 +137,9 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  /* `membroker --config FILE` (config/README's form) runs in the foreground, as `run` does. */
+  if (mode == NULL && config != NULL)
+    mode = "run";
   if (mode == NULL) {
     mb__usage(stderr);
     return 2;

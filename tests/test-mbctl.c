@@ -200,6 +200,22 @@ TEST(maps) {
   ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(j, 0), "name"), "w1");
   ASSERT_EQ(jnum(cJSON_GetArrayItem(j, 0), "width"), 128);
   ASSERT_EQ(strlen(jstr(cJSON_GetArrayItem(j, 0), "checksum")), 16);
+  /* seq is a wall-clock number (ms, 32 bits: up to 10 digits): the table's columns still line
+   * up, the checksum under CHECKSUM and the seq ending where SEQ ends. */
+  {
+    char sum[17], seq[16];
+    const char *row, *hc, *hs;
+    snprintf(sum, sizeof sum, "%s", jstr(cJSON_GetArrayItem(j, 0), "checksum"));
+    snprintf(seq, sizeof seq, "%.0f", jnum(cJSON_GetArrayItem(j, 0), "seq"));
+    ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "maps", NULL), 0, out);
+    row = strstr(out, "\nw1 ");
+    hc = strstr(out, "CHECKSUM");
+    hs = strstr(out, " SEQ ");
+    ASSERT(row != NULL && hc != NULL && hs != NULL && strstr(row, sum) != NULL);
+    ASSERT_EQ(strstr(row, sum) - (row + 1), hc - out);
+    ASSERT(strstr(row, seq) != NULL);
+    ASSERT_EQ(strstr(row, seq) + strlen(seq) - (row + 1), hs + 4 - out);
+  }
   cJSON_Delete(j);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "memory", NULL), 0, out);
   ASSERT_CONTAINS(out, "maps        1 loaded, 32.2 KiB\n");

@@ -23,7 +23,9 @@
  *   mb_player_connect(c, player_id, &slot);   // the player's bytes; kept across a crash
  *   mb_counter_add(c, MB_COUNTER_PLAYERS, 1, NULL);
  *   ...
- *   if (mb_tick(c) == MB_ESTALE) mb_reattach(c, &o);  // the broker restarted
+ *   rc = mb_tick(c);                          // every frame: cheap
+ *   if (rc == MB_ENOTRUNNING || rc == MB_ESTALE)  // broker stopped or restarted / reaped us
+ *     mb_reattach(c, &o);                     // waits like mb_attach; repeat while it fails
  *   mb_detach(c);
  */
 #ifndef MEMBROKER_H
@@ -187,10 +189,10 @@ MB_API int mb_close(mb_client_t *client);
  * Heartbeat and health check; cheap (no system call on the fast path; the broker's process
  * is asked of the OS once a second). Returns 0 while the broker runs (or drains);
  * MB_ENOTRUNNING once it is shutting down or stopped, or its process is gone - which is also
- * how a restart shows: the restarted broker has a new control block, and the one this client
- * maps says stopped; MB_ESTALE if the broker reaped this client (its heartbeat was too old)
- * or another process took its entry over. After either, call mb_reattach. Slot pointers stay
- * readable until then.
+ * how a broker restart shows (never MB_ESTALE): the restarted broker has a new control block, and
+ * the one this client maps says stopped; MB_ESTALE if the broker reaped this client (its heartbeat
+ * was too old) or another process took its entry over. After either, call mb_reattach. Slot
+ * pointers stay readable until then.
  */
 MB_API int mb_tick(mb_client_t *client);
 
@@ -199,9 +201,13 @@ MB_API int mb_tick(mb_client_t *client);
  * restarted, or reaped this client), with `opts` (NULL: those of the first attach). On
  * success the client is as after mb_attach, and slot pointers of the old attachment are
  * invalid: if the broker is the same one (mb_info's generation did not change) the slots
- * were taken back and mb_player_find gives their new addresses; a restarted broker (new
- * generation) starts with empty regions. On failure the client stays detached (calls say
- * MB_ENOTRUNNING) and mb_reattach may be repeated.
+ * were taken back and mb_player_find gives their new addresses. A restarted broker (new
+ * generation) with persist.dir comes back with what its last save held (counters without this
+ * client's share, the status message, the slots of persisted regions, held under this name:
+ * mb_player_find finds them); without persist.dir it starts with empty regions and zero
+ * counters. Either way a game server adds its players to the counters again after a new
+ * generation. On failure the client stays detached (calls say MB_ENOTRUNNING) and
+ * mb_reattach may be repeated.
  */
 MB_API int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts);
 

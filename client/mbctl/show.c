@@ -181,14 +181,14 @@ static void print_heaps(const cJSON *arr) {
 /* The map table; with no maps, the header and a line that says so. */
 static void print_maps(const cJSON *arr) {
   const cJSON *m;
-  printf("%-12s %10s %7s %7s %9s %5s %-16s %10s  %s\n", "MAP", "SIZE", "WIDTH", "HEIGHT", "OBJECTS",
-         "SEQ", "CHECKSUM", "LOADED", "PATH");
+  printf("%-12s %10s %7s %7s %9s %10s %-16s %10s  %s\n", "MAP", "SIZE", "WIDTH", "HEIGHT",
+         "OBJECTS", "SEQ", "CHECKSUM", "LOADED", "PATH");
   if (cJSON_GetArraySize(arr) == 0)
     printf("no maps loaded\n");
   cJSON_ArrayForEach(m, arr) {
     char ago[48];
     snprintf(ago, sizeof ago, "%s ago", duration(num(m, "loaded_ms_ago")));
-    printf("%-12s %10s %7.0f %7.0f %9.0f %5.0f %-16s %10s  %s\n", str(m, "name"),
+    printf("%-12s %10s %7.0f %7.0f %9.0f %10.0f %-16s %10s  %s\n", str(m, "name"),
            bytes(num(m, "size")), num(m, "width"), num(m, "height"), num(m, "objects"),
            num(m, "seq"), str(m, "checksum"), ago, str(m, "path"));
   }

@@ -190,6 +190,27 @@ if(NOT CROSSCOMPILING)
   mb_expect("${out}" "consumer \\(pkg-config, membroker.h ${VERSION}\\): broker_not_running"
             "consumer_pc")
   message(STATUS "${out}")
+  # README's two other lines, run with no LD_LIBRARY_PATH: the shared library found through an
+  # rpath to pkg-config's libdir, and libmembroker.a linked in through static_libs (a program
+  # that still needed libmembroker.so would not start).
+  mb_run("pkg-config --variable=libdir" pc_libdir ${PKG_CONFIG} --variable=libdir membroker)
+  string(STRIP "${pc_libdir}" pc_libdir)
+  mb_run("linking consumer.c with an rpath to pkg-config's libdir" out ${C_COMPILER}
+         ${SANITIZE_FLAGS} ${cflags} ${CONSUMER_DIR}/consumer.c -o ${prog} ${libs}
+         -Wl,-rpath,${pc_libdir})
+  mb_run("consumer_pc (rpath)" out ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${prog})
+  mb_expect("${out}" "consumer \\(pkg-config, membroker.h ${VERSION}\\): broker_not_running"
+            "consumer_pc (rpath)")
+  mb_run("pkg-config --variable=static_libs" pc_static ${PKG_CONFIG} --variable=static_libs
+         membroker)
+  separate_arguments(pc_static UNIX_COMMAND "${pc_static}")
+  mb_expect("${pc_static}" "libmembroker\\.a(;|$)" "pkg-config --variable=static_libs")
+  mb_run("linking consumer.c with static_libs" out ${C_COMPILER} ${SANITIZE_FLAGS} ${cflags}
+         ${CONSUMER_DIR}/consumer.c -o ${prog}_static ${pc_static})
+  mb_run("consumer_pc (static)" out ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH
+         ${prog}_static)
+  mb_expect("${out}" "consumer \\(pkg-config, membroker.h ${VERSION}\\): broker_not_running"
+            "consumer_pc (static)")
 elseif(TARGET_WIN32)
   # mingw: a fully static .exe from `--static` flags alone proves Libs.private is complete.
   mb_run("linking consumer.c statically with pkg-config's --static flags" out ${C_COMPILER}
