@@ -108,11 +108,19 @@ int mb_counter_add(mb_client_t *c, int counter, int64_t delta, uint64_t *result)
 }
 
 int mb_set_message(mb_client_t *c, const char *text) {
+  size_t n, bad;
   int rc;
   if ((rc = mb__need(c)) != 0)
     return rc;
   if (text == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_set_message: no text");
+  /* The pipe's set-message refuses invalid UTF-8 (the same rule, mb__utf8_invalid): so does
+   * this, before anything is written, so the old message stays. */
+  n = strlen(text);
+  if ((bad = mb__utf8_invalid(text, n, 0)) < n)
+    return mb__errorf(MB_EINVAL, 0,
+                      "mb_set_message: text is not valid UTF-8 (byte 0x%02x at offset %zu)",
+                      (unsigned)(unsigned char)text[bad], bad);
   if ((rc = mb__state_write_msg(c->st, text)) != 0)
     return rc;
   mb_store64(&c->st->game.last_update_wall_ns, mb_os_wall_ns());

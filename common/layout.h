@@ -519,6 +519,14 @@ int mb__pool_desc_check(const mb_pool_desc_t *d, uint64_t section);
 int mb__state_read_msg(const mb_state_t *st, char *buf);
 
 /*
+ * The one UTF-8 rule of the project (the pipe, the broker's reports, mb_set_message, mbctl's
+ * escaping all use it): offset of the first byte of s[0..n) that is not valid UTF-8 (overlong
+ * forms, surrogates and code points past U+10FFFF are invalid; so is NUL when nul_ok is 0), or n if
+ * all of it is.
+ */
+size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok);
+
+/*
  * Replace the status message (cut to MB_STATUS_MSG_MAX - 1 bytes at a UTF-8 boundary). Any
  * process may write: writers take turns through the sequence counter, and one that died
  * mid-write is replaced once the OS says it is gone (never merely because it is slow).

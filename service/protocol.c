@@ -54,41 +54,6 @@ const char *mb__ctl_err_code(int err) {
   }
 }
 
-size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0, need, k;
-  while (i < n) {
-    unsigned c = p[i];
-    uint32_t cp;
-    if (c < 0x80) {
-      if (c == 0 && !nul_ok)
-        return i;
-      i++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-      need = 2, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-      need = 3, cp = c & 0x07;
-    else
-      return i;
-    if (n - i <= need)
-      return i;
-    for (k = 1; k <= need; k++) {
-      if ((p[i + k] & 0xC0) != 0x80)
-        return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return i;
-    i += need + 1;
-  }
-  return n;
-}
-
 int mb__ctl_fail(mb_ctl_call_t *call, int err, const char *fmt, ...) {
   va_list ap;
   size_t n, at = 0;

@@ -79,12 +79,6 @@ char *mb__ctl_finish(mb_broker_t *b, mb_ctl_pending_t *p, int cancelled);
 /* A response line for an error that has no request (too_large, busy); malloc'd. */
 char *mb__ctl_error_line(int err, const char *msg);
 
-/*
- * Offset of the first byte of s[0..n) that is not valid UTF-8 (overlong forms, surrogates and
- * code points past U+10FFFF are invalid; so is NUL when nul_ok is 0), or n if all of it is.
- */
-size_t mb__utf8_invalid(const char *s, size_t n, int nul_ok);
-
 #ifdef __cplusplus
 }
 #endif

@@ -283,6 +283,41 @@ TEST(counters_and_message) {
   mb__broker_stop(&b);
 }
 
+/*
+ * mb_set_message refuses text that is not valid UTF-8 as the pipe's set-message does (one rule,
+ * mb__utf8_invalid): MB_EINVAL, the error names the byte and its offset, the old message stays.
+ */
+TEST(set_message_refuses_invalid_utf8) {
+  static const struct {
+    const char *text, *why;
+  } bad[] = {
+      {"ab\xC0\xAF", "byte 0xc0 at offset 2"},            /* overlong '/' */
+      {"x\xE0\x80\xAF", "byte 0xe0 at offset 1"},         /* overlong, 3 bytes */
+      {"sur\xED\xA0\x80rogate", "byte 0xed at offset 3"}, /* U+D800 */
+      {"cut \xE2\x82", "byte 0xe2 at offset 4"},          /* a truncated euro sign */
+      {"\x80lone", "byte 0x80 at offset 0"},              /* a lone continuation byte */
+      {"\xF4\x90\x80\x80", "byte 0xf4 at offset 0"},      /* past U+10FFFF */
+  };
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_info_t info;
+  size_t i;
+  client_config(&cfg, "utf8");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_set_message(c, "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x8E\xAE")); /* valid: kept */
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ASSERT_ERR(mb_set_message(c, bad[i].text), MB_EINVAL);
+    ASSERT_CONTAINS(mb_last_error(), "not valid UTF-8");
+    ASSERT_CONTAINS(mb_last_error(), bad[i].why);
+    ASSERT_OK(mb_info(c, &info));
+    ASSERT_STR_EQ(info.message, "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x8E\xAE");
+  }
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+}
+
 /* The add's two steps apart, as a kill between them leaves them: the share (the truth) changed,
  * the shown total not. The broker's reconcile puts the total right at its second look, and an
  * add merely caught between its steps by one look is not "corrected" (counters.h). */

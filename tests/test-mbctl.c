@@ -372,6 +372,62 @@ TEST(set_message) {
   broker_down(&t);
 }
 
+/*
+ * Text from the broker is escaped on a terminal: a status message and a client name holding
+ * ESC[2J (clear screen), a newline, a CR, DEL and a C1 CSI are printed as \x1b[2J, \n, \r, \x7f,
+ * \u009b by `mbctl status` and `mbctl clients`, so they cannot move the cursor or forge a line;
+ * an error message too. --json keeps them exact.
+ */
+TEST(control_characters_escaped) {
+  static const char typed[] = "\x1b[2Jdown\nfake line\rX\x7f";
+  static const char msg[] = "\x1b[2Jdown\nfake line\rX\x7f\xC2\x9B\xC3\xA9";
+  static const char msg_shown[] =
+      "message     \"\\x1b[2Jdown\\nfake line\\rX\\x7f\\u009b\xC3\xA9\"\n";
+  static const char name[] = "\x1b[2Jz\nq\r";
+  tbroker_t t = {0};
+  tstate_t m;
+  cJSON *j;
+  broker_up(&t, "tty");
+  /* ASCII controls typed on the command line (mbctl's arguments on Windows are in the ANSI
+   * code page, so the non-ASCII text below is written into the control block instead). */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", typed, NULL), 0, out);
+  ASSERT_CONTAINS(out, "status message: \"\\x1b[2Jdown\\nfake line\\rX\\x7f\"\n");
+  ASSERT_NOT_CONTAINS(out, "\x1b");
+  state_open(&m, &t);
+  ASSERT_OK(mb__state_write_msg(m.st, msg));
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", NULL), 0, out);
+  ASSERT_CONTAINS(out, msg_shown);
+  ASSERT_NOT_CONTAINS(out, "\x1b");
+  ASSERT_NOT_CONTAINS(out, "\r");
+  ASSERT_NOT_CONTAINS(out, "\x7f");
+  ASSERT_NOT_CONTAINS(out, "\xC2\x9B");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
+              0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "server.message"), msg);
+  cJSON_Delete(j);
+
+  /* A client name, as a group member could write it into the table. */
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, name);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", NULL), 0, out);
+  ASSERT_CONTAINS(out, " \\x1b[2Jz\\nq\\r ");
+  ASSERT_NOT_CONTAINS(out, "\x1b");
+  ASSERT_NOT_CONTAINS(out, "\r");
+  fake_client(m.st, 0, MB_CLIENT_ATTACHED, name);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "clients", "--json", NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(cJSON_GetArrayItem(jget(j, "table"), 0), "name"), name);
+  cJSON_Delete(j);
+  state_close(&m, 0);
+
+  /* An error message that quotes what it was given. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "map-unload", "\x1b[2Jm", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, "\\x1b[2Jm");
+  ASSERT_NOT_CONTAINS(out, "\x1b");
+  broker_down(&t);
+}
+
 TEST(set_counter) {
   tbroker_t t = {0};
   cJSON *j;

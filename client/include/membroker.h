@@ -263,8 +263,10 @@ MB_API int mb_counter_set(mb_client_t *client, int counter, uint64_t value);
  */
 MB_API int mb_counter_add(mb_client_t *client, int counter, int64_t delta, uint64_t *result);
 
-/* Replace the status message (UTF-8, cut to 255 bytes at a character boundary). MB_EBUSY if
- * a live writer held it for over a second. */
+/* Replace the status message (UTF-8, cut to 255 bytes at a character boundary). Text that is
+ * not valid UTF-8 (overlong forms, surrogates, a cut sequence) is refused with MB_EINVAL, naming
+ * the byte offset, and the old message stays. MB_EBUSY if a live writer held it for over a
+ * second. */
 MB_API int mb_set_message(mb_client_t *client, const char *text);
 
 /* ---- regions ------------------------------------------------------------------------------ */

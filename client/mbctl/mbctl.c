@@ -154,7 +154,7 @@ static void usage(FILE *fp) {
 
 static const char *jstr(const cJSON *o, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  return cJSON_IsString(v) ? v->valuestring : "-";
+  return cJSON_IsString(v) ? mbctl_text(v->valuestring) : "-";
 }
 
 /*

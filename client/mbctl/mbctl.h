@@ -40,6 +40,13 @@ void print_result(const char *cmd, const cJSON *res, const char *instance);
 void print_json(const cJSON *v);
 void print_watch_line(const cJSON *res);
 
+/* show.c: text from the broker made safe for a terminal: control characters (C0, DEL, C1) and
+ * bytes that are not valid UTF-8 escaped as \n, \r, \t, \xNN, \u00NN. Every text printer uses
+ * it (JSON output does not: it stays exact). Returns one of 16 rotating static buffers; text
+ * longer than MBCTL_TEXT_MAX - 4 bytes once escaped is cut and ends in "...". */
+#define MBCTL_TEXT_MAX 16384
+const char *mbctl_text(const char *s);
+
 /* hint.c: after "membroker is not running for instance X", how to start it. */
 void print_start_hint(FILE *fp, const char *instance);
 

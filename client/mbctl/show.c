@@ -19,9 +19,57 @@ static double num(const cJSON *o, const char *key) {
   return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/*
+ * The broker's text (a status message, a client name, a map path, an error message) for a
+ * terminal: \n, \r, \t as such, other C0 controls and DEL as \xNN, C1 controls (U+0080..U+009F)
+ * as \u00NN, bytes that are not valid UTF-8 (mb__utf8_invalid, the project's one rule) as \xNN;
+ * everything else as is. Into one of 16 rotating buffers, so a printf can use several; text
+ * that would not fit ends in "...".
+ */
+const char *mbctl_text(const char *s) {
+  static char bufs[16][MBCTL_TEXT_MAX];
+  static int next;
+  char *b = bufs[next++ & 15], *o = b, *end = b + MBCTL_TEXT_MAX - 4;
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s), i = 0, len;
+  while (i < n) {
+    unsigned c = p[i];
+    char esc[8];
+    len = 1;
+    if (c >= 0x80 && mb__utf8_invalid(s + i, n - i, 0) > 0) /* a whole valid character */
+      len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (c == '\n' || c == '\r' || c == '\t')
+      snprintf(esc, sizeof esc, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+    else if (c < 0x20 || c == 0x7F || (c >= 0x80 && len == 1))
+      snprintf(esc, sizeof esc, "\\x%02x", c);
+    else if (c == 0xC2 && p[i + 1] < 0xA0) /* C1 control */
+      snprintf(esc, sizeof esc, "\\u%04x", (unsigned)p[i + 1]);
+    else
+      esc[0] = '\0';
+    if (esc[0] != '\0') {
+      size_t k = strlen(esc);
+      if (o + k > end)
+        break;
+      memcpy(o, esc, k);
+      o += k;
+    } else {
+      if (o + len > end)
+        break;
+      memcpy(o, s + i, len);
+      o += len;
+    }
+    i += len;
+  }
+  if (i < n)
+    memcpy(o, "...", 3), o += 3;
+  *o = '\0';
+  return b;
+}
+
+/* A string member, escaped for the terminal (mbctl_text); "-" when there is none. */
 static const char *str(const cJSON *o, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  return cJSON_IsString(v) ? v->valuestring : "-";
+  return cJSON_IsString(v) ? mbctl_text(v->valuestring) : "-";
 }
 
 /* "64.0 MiB" - into one of four rotating buffers, so a printf can use several. */
@@ -73,7 +121,8 @@ static void print_server(const cJSON *s) {
   printf("uptime      %s (pid %.0f, generation %.0f, run %s)\n", duration(num(s, "uptime_ms")),
          num(s, "pid"), num(s, "generation"), str(s, "run_id"));
   printf("version     %s (%s)\n", str(s, "version"), str(s, "build"));
-  printf("config      %s\n", cJSON_IsString(path) ? path->valuestring : "built-in defaults");
+  printf("config      %s\n",
+         cJSON_IsString(path) ? mbctl_text(path->valuestring) : "built-in defaults");
 }
 
 static void print_memory(const cJSON *m) {
@@ -274,7 +323,7 @@ void print_json(const cJSON *v) {
 
 static void show_ping(const cJSON *res, const char *instance) {
   (void)instance;
-  printf("%s\n", cJSON_IsString(res) ? res->valuestring : "pong");
+  printf("%s\n", cJSON_IsString(res) ? mbctl_text(res->valuestring) : "pong");
 }
 
 static void show_version(const cJSON *res, const char *instance) {
@@ -367,7 +416,7 @@ static void show_help_entry(const cJSON *c, int detail) {
     size_t at = (size_t)snprintf(syn, sizeof syn, "%s", str(c, "name"));
     cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(c, "args")) {
       if (cJSON_IsString(a) && at < sizeof syn)
-        at += (size_t)snprintf(syn + at, sizeof syn - at, " [%s]", a->valuestring);
+        at += (size_t)snprintf(syn + at, sizeof syn - at, " [%s]", mbctl_text(a->valuestring));
     }
   }
   if (!detail) {
@@ -403,10 +452,12 @@ static void show_help(const cJSON *res, const char *instance) {
   }
 }
 
-/* metrics: the exposition text as the broker rendered it, byte for byte. */
+/* metrics: the exposition text as the broker rendered it, byte for byte (a format for
+ * scrapers, like --json: not escaped; the broker escapes its label values). */
 static void show_metrics(const cJSON *res, const char *instance) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(res, "text");
   (void)instance;
-  fputs(str(res, "text"), stdout);
+  fputs(cJSON_IsString(t) ? t->valuestring : "-", stdout);
 }
 
 /* The printers, by command; a command without one prints its result as JSON. */
