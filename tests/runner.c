@@ -283,6 +283,14 @@ const char *mb_test_file_text(const char *path, char *buf, size_t size) {
   return buf;
 }
 
+char *mb_test_file_read(const char *path) {
+  char *data;
+  size_t len;
+  if (mb_os_read_file(path, (uint64_t)1 << 30, &data, &len) != 0)
+    FAIL("cannot read %s: %s", path, mb_last_error());
+  return data;
+}
+
 #if MB_OS_POSIX
 int mb_test_dgram_recv(int fd, char *buf, size_t size, int timeout_ms) {
   uint64_t deadline = mb_os_mono_ns() + (uint64_t)timeout_ms * 1000000u;

@@ -44,14 +44,7 @@ void dump_log(const char *path) {
 /* 1 if the file at path contains needle. */
 int file_contains(const char *path, const char *needle) {
   static char text[65536];
-  size_t n;
-  FILE *fp = fopen(path, "rb");
-  if (fp == NULL)
-    return 0;
-  n = fread(text, 1, sizeof text - 1, fp);
-  fclose(fp);
-  text[n] = '\0';
-  return strstr(text, needle) != NULL;
+  return strstr(mb_test_file_text(path, text, sizeof text), needle) != NULL;
 }
 
 #if MB_OS_WIN

@@ -191,6 +191,10 @@ int mb_test_run_exe(const char *exe, int timeout_ms, char *out, size_t size, con
  * cannot be read. Returns buf. */
 const char *mb_test_file_text(const char *path, char *buf, size_t size);
 
+/* The whole of file `path` (mb_os_read_file: 1 GiB at most), NUL-terminated and malloc'd (the
+ * caller frees it); fails the test, naming the file, if it cannot be read. */
+char *mb_test_file_read(const char *path);
+
 #if MB_OS_POSIX
 /* Receive one datagram from the non-blocking socket fd into buf (NUL-terminated) within
  * timeout_ms (0: only what is there now): its length, or -1 at the deadline. Fails the test on

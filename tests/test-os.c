@@ -450,16 +450,8 @@ TEST(instance_lock_whatever_the_runtime_dir) {
 static const char *lock_record(const char *name) {
   static char text[256];
   char path[700];
-  size_t n = 0;
-  FILE *fp;
   ASSERT_OK(mb_os_lock_path(name, path, sizeof path));
-  text[0] = '\0';
-  if ((fp = fopen(path, "rb")) != NULL) {
-    n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-  }
-  text[n] = '\0';
-  return text;
+  return mb_test_file_text(path, text, sizeof text);
 }
 
 /* The busy error names the holder: its pid and whether it is a service or a console. */
@@ -905,7 +897,6 @@ TEST(instance_lock_record_planted_link) {
   intptr_t a = 0;
   FILE *fp;
   char text[64] = "";
-  size_t n;
 
   mb_test_name(name, sizeof name, "lockplant");
   ASSERT_OK(mb_os_data_dir_prepare(NULL, path, sizeof path));
@@ -927,12 +918,7 @@ TEST(instance_lock_record_planted_link) {
   ASSERT_OK(mb_os_lock_take(name, MB_OS_LOCK_SERVICE, &a));
   ASSERT_OK(mb_os_lock_holder(name, &who));
   ASSERT_EQ(who.service, 1);
-  fp = fopen(victim, "rb");
-  ASSERT(fp != NULL);
-  n = fread(text, 1, sizeof text - 1, fp);
-  fclose(fp);
-  text[n] = '\0';
-  ASSERT_STR_EQ(text, "precious\n");
+  ASSERT_STR_EQ(mb_test_file_text(victim, text, sizeof text), "precious\n");
   mb_os_lock_release(a);
   ASSERT_STR_EQ(lock_record(name), "");
   ASSERT(DeleteFileW(wvictim));

@@ -391,8 +391,6 @@ TEST(nofile_flood) {
   const char *opts[] = {"nofile=64", opt_log, NULL};
   size_t len;
   int i, ok = 0, busy = 0, gone = 0, code;
-  FILE *f;
-  long n;
   mb_test_name(log, sizeof log, "nofile.log");
   remove(log);
   snprintf(opt_log, sizeof opt_log, "log=%s", log);
@@ -422,13 +420,7 @@ TEST(nofile_flood) {
   close_conns(c, 100);
   answered_again(&t);
   broker_down(&t);
-  ASSERT((f = fopen(log, "rb")) != NULL);
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  ASSERT((text = calloc(1, (size_t)n + 1)) != NULL);
-  ASSERT_EQ((long)fread(text, 1, (size_t)n, f), n);
-  fclose(f);
+  text = mb_test_file_read(log);
   remove(log);
   if (strstr(text, "out of file descriptors") == NULL)
     FAIL("no out-of-descriptors warning in the broker's log:\n%s", text);

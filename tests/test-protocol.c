@@ -1752,17 +1752,7 @@ TEST(pipe_mode_refuses_other_users) {
 
 /* The text of README.md (malloc'd). */
 static char *read_readme(void) {
-  FILE *f = fopen(MB_SOURCE_DIR "/README.md", "rb");
-  char *text;
-  size_t n;
-  if (f == NULL)
-    FAIL("cannot open %s", MB_SOURCE_DIR "/README.md");
-  text = malloc((1u << 20) + 1);
-  ASSERT(text != NULL);
-  n = fread(text, 1, 1u << 20, f);
-  fclose(f);
-  text[n] = '\0';
-  return text;
+  return mb_test_file_read(MB_SOURCE_DIR "/README.md");
 }
 
 /* The cell `i` (0-based) of a markdown table row "| a | b | c |" into buf, trimmed. */
@@ -2321,18 +2311,9 @@ TEST(readme_statistics) {
 /* The fuzz dictionary (tests/corpus/ctl.dict) has every command of commands.def as "\"name\""
  * and every argument as "\"name\":", so the fuzzer starts from the whole protocol. */
 TEST(fuzz_dictionary_covers_commands) {
-  FILE *f = fopen(MB_SOURCE_DIR "/tests/corpus/ctl.dict", "rb");
-  char *text, want[96];
+  char *text = mb_test_file_read(MB_SOURCE_DIR "/tests/corpus/ctl.dict"), want[96];
   const mb_ctl_cmd_t *c;
   const mb_cmd_arg_t *a;
-  size_t n;
-  if (f == NULL)
-    FAIL("cannot open %s", MB_SOURCE_DIR "/tests/corpus/ctl.dict");
-  text = malloc((1u << 16) + 1);
-  ASSERT(text != NULL);
-  n = fread(text, 1, 1u << 16, f);
-  fclose(f);
-  text[n] = '\0';
   for (c = mb__ctl_commands(); c->name; c++) {
     snprintf(want, sizeof want, "\n\"\\\"%s\\\"\"\n", c->name);
     if (strstr(text, want) == NULL)
@@ -2352,17 +2333,8 @@ TEST(fuzz_dictionary_covers_commands) {
 /* Every printer of mbctl (client/mbctl/show.c, its printers[] table, looked up by name) is a
  * command of commands.def: a misspelt name would print JSON silently. */
 TEST(mbctl_printers_are_commands) {
-  FILE *f = fopen(MB_SOURCE_DIR "/client/mbctl/show.c", "rb");
-  char *text, *p, *end, name[64];
-  size_t n;
+  char *text = mb_test_file_read(MB_SOURCE_DIR "/client/mbctl/show.c"), *p, *end, name[64];
   int count = 0;
-  if (f == NULL)
-    FAIL("cannot open %s", MB_SOURCE_DIR "/client/mbctl/show.c");
-  text = malloc((1u << 20) + 1);
-  ASSERT(text != NULL);
-  n = fread(text, 1, 1u << 20, f);
-  fclose(f);
-  text[n] = '\0';
   p = strstr(text, "} printers[] = {");
   if (p == NULL)
     FAIL("client/mbctl/show.c has no \"} printers[] = {\" table");

@@ -505,14 +505,7 @@ TEST(service_outside_scm) {
 /* The text of the file at path (at most 64 KiB), "" if it cannot be read. */
 static const char *file_text(const char *path) {
   static char text[65536];
-  size_t n = 0;
-  FILE *fp = fopen(path, "rb");
-  if (fp != NULL) {
-    n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-  }
-  text[n] = '\0';
-  return text;
+  return mb_test_file_text(path, text, sizeof text);
 }
 
 /* Poll until the control block of `instance` (flags as view_open) is published, failing if

@@ -560,7 +560,6 @@ static int hard_link(const char *target, const char *name) {
 TEST(log_refuses_link) {
   char dir[512], victim[600], base[600], text[64] = "";
   FILE *fp;
-  size_t n;
 
   temp_dir(dir, sizeof dir);
   snprintf(victim, sizeof victim, "%smbt.%u.victim", dir, self_pid());
@@ -584,12 +583,7 @@ TEST(log_refuses_link) {
   ASSERT_CONTAINS(mb_last_error(), "symbolic link");
   ASSERT_OK(mb_os_file_remove(base));
 #endif
-  fp = fopen(victim, "rb");
-  ASSERT(fp != NULL);
-  n = fread(text, 1, sizeof text - 1, fp);
-  fclose(fp);
-  text[n] = '\0';
-  ASSERT_STR_EQ(text, "precious\n");
+  ASSERT_STR_EQ(mb_test_file_text(victim, text, sizeof text), "precious\n");
   ASSERT_OK(mb_os_file_remove(victim));
   /* A plain file is taken as before. */
   ASSERT_OK(mb__log_open_file(MB_LOG_INFO, base, 0, 0));
