@@ -880,6 +880,14 @@ typedef struct mb_os_tm_s {
  */
 void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm);
 
+/*
+ * Internal, for mb_os_time_split of each platform: the calendar fields of `t` (a struct tm the
+ * C library filled in, or NULL when it could not convert: 1970-01-01 00:00:00) and the
+ * milliseconds of wall_ns into *tm.
+ */
+struct tm;
+void mb__os_tm_fill(const struct tm *t, uint64_t wall_ns, mb_os_tm_t *tm);
+
 /* Sleep at least ms milliseconds. */
 void mb_os_sleep_ms(unsigned ms);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "atomics.h"
 #include "os.h"
@@ -271,4 +272,18 @@ int mb__os_read_buffer(const char *path, uint64_t size, uint64_t max, char **buf
     return mb__errorf(MB_ENOMEM, 0, "read '%s': no memory for %llu bytes", path,
                       (unsigned long long)size);
   return 0;
+}
+
+void mb__os_tm_fill(const struct tm *t, uint64_t wall_ns, mb_os_tm_t *tm) {
+  if (t == NULL) {
+    tm->year = 1970, tm->month = 1, tm->day = 1, tm->hour = tm->min = tm->sec = 0;
+  } else {
+    tm->year = t->tm_year + 1900;
+    tm->month = t->tm_mon + 1;
+    tm->day = t->tm_mday;
+    tm->hour = t->tm_hour;
+    tm->min = t->tm_min;
+    tm->sec = t->tm_sec;
+  }
+  tm->msec = (int)(wall_ns / 1000000u % 1000u);
 }

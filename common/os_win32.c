@@ -2845,18 +2845,8 @@ uint64_t mb_os_wall_ns(void) {
 void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
   __time64_t secs = (__time64_t)(wall_ns / 1000000000u);
   struct tm t;
-  if ((local ? _localtime64_s(&t, &secs) : _gmtime64_s(&t, &secs)) != 0) {
-    memset(&t, 0, sizeof t);
-    t.tm_year = 70;
-    t.tm_mday = 1;
-  }
-  tm->year = t.tm_year + 1900;
-  tm->month = t.tm_mon + 1;
-  tm->day = t.tm_mday;
-  tm->hour = t.tm_hour;
-  tm->min = t.tm_min;
-  tm->sec = t.tm_sec;
-  tm->msec = (int)(wall_ns / 1000000u % 1000u);
+  int ok = (local ? _localtime64_s(&t, &secs) : _gmtime64_s(&t, &secs)) == 0;
+  mb__os_tm_fill(ok ? &t : NULL, wall_ns, tm);
 }
 
 /*
