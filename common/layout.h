@@ -150,21 +150,19 @@ enum mb_client_dead_reason {
 
 /* The JSON name of dead reason r ("exited", ...) and the words that end the broker's log line
  * about it; "unknown" for NONE and for values no reason has. */
-static inline const char *mb__dead_reason_key(uint32_t r) {
-  static const char *const keys[] = {
-#define MB__X(name, value, key, why) [value] = key,
+static inline const char *mb__dead_reason_text(uint32_t r, int why) {
+  static const char *const texts[][2] = {
+#define MB__X(name, value, key, why) [value] = {key, why},
       MB_DEAD_REASONS(MB__X)
 #undef MB__X
   };
-  return r < sizeof keys / sizeof keys[0] && keys[r] ? keys[r] : "unknown";
+  return r < sizeof texts / sizeof texts[0] && texts[r][0] ? texts[r][why != 0] : "unknown";
+}
+static inline const char *mb__dead_reason_key(uint32_t r) {
+  return mb__dead_reason_text(r, 0);
 }
 static inline const char *mb__dead_reason_why(uint32_t r) {
-  static const char *const whys[] = {
-#define MB__X(name, value, key, why) [value] = why,
-      MB_DEAD_REASONS(MB__X)
-#undef MB__X
-  };
-  return r < sizeof whys / sizeof whys[0] && whys[r] ? whys[r] : "unknown";
+  return mb__dead_reason_text(r, 1);
 }
 
 /* One attached game server (filled in by the client library). Slots of a slotted region
