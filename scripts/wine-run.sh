@@ -7,7 +7,7 @@
 #
 # Sets WINEDEBUG=-all (unless already set) and WINEPREFIX=PREFIX. The first use
 # creates the prefix (5-10 s) under a lock, so parallel ctest jobs wait instead of
-# racing. The program's exit status is passed through.
+# racing. The program's exit status is passed through; a failing one is also printed.
 set -eu
 
 WINE_LOADER="${MB_WINE:-/usr/lib/wine/wine64}"
@@ -72,4 +72,11 @@ fi
 flock -u 9
 exec 9>&-
 
-exec "$WINE_LOADER" "$@"
+# Not exec: a Wine start that fails ends with no output from the program at all, so say
+# which status came back (77 is a test's SKIP and 0 a pass: both stay quiet).
+rc=0
+"$WINE_LOADER" "$@" || rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+  echo "wine-run.sh: $1 exited with status $rc under Wine (prefix $WINEPREFIX)" >&2
+fi
+exit "$rc"
