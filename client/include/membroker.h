@@ -72,7 +72,9 @@ extern "C" {
   X(CONFIG, "bad_config", "invalid configuration")                                                 \
   X(OS, "os_error", "operating system error")                                                      \
   X(INTERNAL, "internal", "internal error")                                                        \
-  X(STALE, "stale", "attachment is stale: the broker restarted or reaped this client")             \
+  X(STALE, "stale",                                                                                \
+    "attachment is stale: the broker declared this client dead or another process took its "       \
+    "entry over")                                                                                  \
   X(CORRUPT, "corrupt", "shared memory holds an impossible value (damaged or forged)")
 
 enum mb__error_index {
