@@ -349,3 +349,47 @@ TEST(pool_walk_free_current) {
   walk_freeing(0, "c");
   walk_freeing(MB_POOL_NO_CACHE, "u");
 }
+
+/* ---- UTF-8 arguments (mb_os_utf8_argv) ------------------------------------------------------ */
+
+/*
+ * Text outside the ANSI code page typed on the command line reaches the broker intact: mbctl's
+ * set-message with Latin, Greek, CJK and an emoji is what status --json reads back, and gmaptool
+ * creates and reads a map whose file name has them. On Windows (Wine) main's argv would carry
+ * '?' for them; mb_os_utf8_argv takes the wide command line instead.
+ */
+TEST(utf8_arguments_reach_the_broker) {
+  static const char msg[] = "zon\xC3\xA9-1 \xCE\xB1\xCE\xB2 \xE6\x97\xA5\xE6\x9C\xAC "
+                            "\xF0\x9F\x8E\xAE ok";
+  tbroker_t t = {0};
+  char path[160], want[400];
+  cJSON *j, *m;
+  api_broker_up(&t, "u8");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", msg, NULL), 0, out);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
+              0, out);
+  j = cJSON_Parse(out);
+  m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "server"), "message");
+  if (!cJSON_IsString(m))
+    FAIL("no server.message in status --json:\n%s", out);
+  ASSERT_STR_EQ(m->valuestring, msg);
+  cJSON_Delete(j);
+  broker_down(&t);
+
+  mb_test_name(path, sizeof path, "\xC3\xA9\xCE\xB1\xE6\x97\xA5.gmap");
+  ASSERT_EXIT(mb_test_run_exe(MB_GMAPTOOL_EXE, T_MBCTL_MS, out, sizeof out, "create", path,
+                              "--width", "4", "--height", "2", NULL),
+              0, out);
+  snprintf(want, sizeof want, "created     %s: 4 x 2 tiles", path);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(
+      mb_test_run_exe(MB_GMAPTOOL_EXE, T_MBCTL_MS, out, sizeof out, "info", path, "--json", NULL),
+      0, out);
+  j = cJSON_Parse(out);
+  m = cJSON_GetObjectItemCaseSensitive(j, "path");
+  if (!cJSON_IsString(m))
+    FAIL("no path in gmaptool info --json:\n%s", out);
+  ASSERT_STR_EQ(m->valuestring, path);
+  cJSON_Delete(j);
+  mb_os_file_discard(path);
+}

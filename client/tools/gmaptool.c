@@ -328,6 +328,9 @@ int main(int argc, char **argv) {
   uint32_t vals[N_VALUE_OPTS] = {0, 0, 0, 0}; /* width, height, objects, seed */
   uint32_t a, b;
 
+  /* UTF-8 arguments (Windows: main's argv is the ANSI code page); on failure, main's own. */
+  (void)mb_os_utf8_argv(&argc, &argv);
+
   /* Options may stand before or after the command; "--" ends them (for a file named "-x"). */
   for (i = 1; i < argc; i++) {
     const char *s = argv[i];
