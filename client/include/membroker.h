@@ -374,9 +374,9 @@ MB_API int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj);
 
 /*
  * A shared pool's figures: the same figures, under the same names and with the same values,
- * as the broker's `pools` command (`mbctl pools --json`, README "Pools"); the list they come
- * from is common/stats.h's MB_POOL_STATS, and a test holds this struct to it. Versioned: set
- * `size` to sizeof(mb_shared_pool_stats_t) before the call; a later library fills only the
+ * as the broker's `pools` command (`mbctl pools --json`, README "Shared object pools"); the list
+ * they come from is common/stats.h's MB_POOL_STATS, and a test holds this struct to it. Versioned:
+ * set `size` to sizeof(mb_shared_pool_stats_t) before the call; a later library fills only the
  * fields that fit in `size` (a later header appends fields, never moves one) and sets `size`
  * to the bytes it filled and `version` to MB_SHARED_POOL_STATS_VERSION as it knows it.
  */
