@@ -484,3 +484,43 @@ int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj) {
   }
   return mb__errorf(MB_ENOENT, 0, "no more objects");
 }
+
+/*
+ * The figures of MB_POOL_STATS (stats.h) as the broker's report works them out (service/
+ * report.c, mb__pool): allocated and freed are the intent records' sums (the truth, which the
+ * broker's own figures are too), peak is raised to in_use, and the fixed figures come from
+ * this mapping's checked copies (capacity, stride, the debug flag) or the descriptor.
+ */
+int mb_pool_stats(mb_pool_t *pool, mb_shared_pool_stats_t *st) {
+  mb_pool_map_t *p;
+  mb_shared_pool_stats_t v;
+  uint64_t peak;
+  int rc;
+  if (st == NULL || st->size < sizeof v)
+    return mb__errorf(MB_EINVAL, 0,
+                      "mb_pool_stats: stats->size must be sizeof(mb_shared_pool_stats_t) (%u), "
+                      "got %u",
+                      (unsigned)sizeof v, st == NULL ? 0u : (unsigned)st->size);
+  if ((rc = mb__pool_need(pool, &p)) != 0)
+    return rc;
+  memset(&v, 0, sizeof v);
+  v.size = (uint32_t)sizeof v;
+  v.version = MB_SHARED_POOL_STATS_VERSION;
+  mb__pool_totals(p, &v.allocated, &v.freed);
+  v.in_use = v.allocated - v.freed; /* mb__pool_totals: freed <= allocated */
+  peak = mb_load64(&p->desc->peak);
+  v.peak = peak > v.in_use ? peak : v.in_use;
+  v.misses = mb_load64(&p->desc->misses);
+  v.reclaimed = mb_load64(&p->desc->reclaimed);
+  v.errors = mb_load64(&p->desc->errors);
+  v.refills = mb_load64(&p->desc->refills);
+  v.object_size = p->desc->object_size;
+  v.align = p->desc->align;
+  v.capacity = p->capacity;
+  v.free = v.capacity > v.in_use ? v.capacity - v.in_use : 0;
+  v.min_free = v.capacity > v.peak ? v.capacity - v.peak : 0;
+  v.bytes = (uint64_t)p->capacity * p->stride;
+  v.debug = (p->flags & MB_POOL_F_DEBUG) != 0;
+  memcpy(st, &v, sizeof v);
+  return 0;
+}

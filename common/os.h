@@ -808,6 +808,18 @@ int mb_os_env_set(const char *name, const char *value);
  */
 int mb_os_env_get(const char *name, char *buf, size_t size);
 
+/*
+ * The program's arguments as UTF-8, for a main() to call first: main's argv is the bytes the
+ * C runtime made of the command line, which on Windows is the ANSI code page, where a name or
+ * path outside it arrives as '?'. Windows: the process's command line (GetCommandLineW), split
+ * by CommandLineToArgvW (shell32, looked up at run time) and converted to UTF-8 with
+ * WideCharToMultiByte; *argc and *argv are replaced by the result, which lives until the
+ * process exits (one allocation, never freed). POSIX: argv already holds the bytes given;
+ * nothing changes. On failure (MB_ENOMEM, MB_EOS) *argc and *argv are left as they were, so a
+ * caller may go on with them.
+ */
+int mb_os_utf8_argv(int *argc, char ***argv);
+
 /* What an installed service is doing (mb_os_service_t.state). */
 enum {
   MB_OS_SVC_STOPPED = 1,

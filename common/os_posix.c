@@ -915,6 +915,12 @@ int mb_os_env_get(const char *name, char *buf, size_t size) {
   return 0;
 }
 
+int mb_os_utf8_argv(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  return 0;
+}
+
 /* systemd units are not found by program name: there is never one to name. */
 int mb_os_services_list(const char *exe, mb_os_service_t **list, int *count) {
   (void)exe;

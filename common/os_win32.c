@@ -2081,6 +2081,56 @@ done:
   return rc;
 }
 
+typedef LPWSTR *(WINAPI *mb__cmdline_to_argv_fn)(LPCWSTR, int *);
+
+/* The arguments of GetCommandLineW, split by CommandLineToArgvW and made UTF-8: the pointer
+ * array and the strings in one block, kept for the life of the process. */
+int mb_os_utf8_argv(int *argc, char ***argv) {
+  HMODULE shell = LoadLibraryW(L"shell32.dll");
+  mb__cmdline_to_argv_fn split = NULL;
+  wchar_t **w = NULL;
+  char **out = NULL, *p;
+  size_t bytes;
+  int n = 0, i, k;
+  DWORD e;
+  if (shell != NULL)
+    split = (mb__cmdline_to_argv_fn)(void (*)(void))GetProcAddress(shell, "CommandLineToArgvW");
+  if (split == NULL || (w = split(GetCommandLineW(), &n)) == NULL || n < 1) {
+    e = GetLastError();
+    if (w != NULL)
+      LocalFree(w);
+    if (shell != NULL)
+      FreeLibrary(shell);
+    return mb__errorf(MB_EOS, (long)e, "split the command line into UTF-8 arguments");
+  }
+  bytes = (size_t)(n + 1) * sizeof *out;
+  for (i = 0; i < n; i++) {
+    if ((k = WideCharToMultiByte(CP_UTF8, 0, w[i], -1, NULL, 0, NULL, NULL)) <= 0)
+      break;
+    bytes += (size_t)k;
+  }
+  if (i < n || (out = malloc(bytes)) == NULL) {
+    e = GetLastError();
+    LocalFree(w);
+    FreeLibrary(shell);
+    return i < n ? mb__errorf(MB_EOS, (long)e, "argument %d is not valid UTF-16", i)
+                 : mb__errorf(MB_ENOMEM, 0, "the UTF-8 arguments (%zu bytes)", bytes);
+  }
+  p = (char *)(out + n + 1);
+  for (i = 0; i < n; i++) {
+    k = WideCharToMultiByte(CP_UTF8, 0, w[i], -1, p, (int)(bytes - (size_t)(p - (char *)out)), NULL,
+                            NULL);
+    out[i] = p;
+    p += k;
+  }
+  out[n] = NULL;
+  LocalFree(w);
+  FreeLibrary(shell);
+  *argc = n;
+  *argv = out;
+  return 0;
+}
+
 int mb_os_env_get(const char *name, char *buf, size_t size) {
   wchar_t *wn = NULL, *wv = NULL;
   DWORD n, cap = 256, e;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "os.h"
 #include "svc.h"
 
 #ifndef MB_VERSION
@@ -88,6 +89,9 @@ int main(int argc, char **argv) {
   int force = 0;                                               /* install only */
   mb_config_t cfg;
   int i, rc;
+
+  /* UTF-8 arguments (Windows: main's argv is the ANSI code page); on failure, main's own. */
+  (void)mb_os_utf8_argv(&argc, &argv);
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];

@@ -472,19 +472,19 @@ TEST(tool_create_info) {
 
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--json", "info", path, NULL), 0, out);
   j = parse_json(out);
-  ASSERT_STR_EQ(jstr(j, "file"), path);
+  ASSERT_STR_EQ(jstr(j, "path"), path);
   ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
   ASSERT_EQ(jnum(j, "version"), 1);
   ASSERT_EQ(jnum(j, "width"), 40);
   ASSERT_EQ(jnum(j, "height"), 25);
-  ASSERT_EQ(jnum(j, "tile_count"), 1000);
-  ASSERT_EQ(jnum(j, "object_count"), 7);
+  ASSERT_EQ(jnum(j, "tiles"), 1000);
+  ASSERT_EQ(jnum(j, "objects"), 7);
   ASSERT_EQ(jnum(j, "size"), 4288);
   ASSERT_EQ(jnum(j, "tiles_offset"), 64);
   ASSERT_EQ(jnum(j, "tile_bytes"), 4000);
   ASSERT_EQ(jnum(j, "objects_offset"), 4064);
   ASSERT_EQ(jnum(j, "object_bytes"), 224);
-  ASSERT_STR_EQ(jstr(j, "fnv1a64"), sum);
+  ASSERT_STR_EQ(jstr(j, "checksum"), sum + 2); /* as `maps`: no 0x */
   cJSON_Delete(j);
   remove(path);
 }

@@ -913,3 +913,64 @@ TEST(commit_limit_refuses_a_map) {
   remove(big);
   remove(small);
 }
+
+#ifdef MB_GMAPTOOL_EXE
+/*
+ * gmaptool --json info and the broker's `maps` name what they both say about a file alike:
+ * every key of a map's `maps` entry but what only a loaded map has (name, loaded_ms_ago, seq)
+ * is in gmaptool's output under the same name, with the same value, for the same file.
+ */
+TEST(gmaptool_json_names_as_maps) {
+  static const char *const loaded_only[] = {"name", "loaded_ms_ago", "seq"};
+  static char out[16384];
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  char path[128], line[600];
+  cJSON *r, *m, *item, *g;
+  size_t k;
+  int shared = 0;
+  write_map(path, sizeof path, "keys", 40, 25, 7, 9);
+  broker_up(&t, "mk");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  snprintf(line, sizeof line,
+           "{\"id\":1,\"cmd\":\"map-load\",\"args\":{\"name\":\"k\",\"path\":\"%s\"}}", path);
+  r = call(&c, line);
+  expect_ok(r);
+  cJSON_Delete(r);
+  r = call(&c, "{\"id\":2,\"cmd\":\"maps\"}");
+  expect_ok(r);
+  m = cJSON_GetArrayItem(jget(r, "result"), 0);
+  ASSERT(m != NULL);
+  /* The file as the broker names it, so "path" is the same string on both sides. */
+  ASSERT_EXIT(mb_test_run_exe(MB_GMAPTOOL_EXE, 30000, out, sizeof out, "info",
+                              cJSON_GetObjectItemCaseSensitive(m, "path")->valuestring, "--json",
+                              NULL),
+              0, out);
+  g = cJSON_ParseWithOpts(out, NULL, 0);
+  if (!cJSON_IsObject(g))
+    FAIL("gmaptool --json info printed no JSON object:\n%s", out);
+  cJSON_ArrayForEach(item, m) {
+    cJSON *v;
+    for (k = 0; k < sizeof loaded_only / sizeof loaded_only[0]; k++)
+      if (strcmp(item->string, loaded_only[k]) == 0)
+        break;
+    if (k < sizeof loaded_only / sizeof loaded_only[0])
+      continue;
+    v = cJSON_GetObjectItemCaseSensitive(g, item->string);
+    if (v == NULL)
+      FAIL("`maps` has \"%s\", gmaptool --json info has not:\n%s", item->string, out);
+    if (cJSON_IsNumber(item) ? !cJSON_IsNumber(v) || v->valuedouble != item->valuedouble
+                             : !cJSON_IsString(v) || !cJSON_IsString(item) ||
+                                   strcmp(v->valuestring, item->valuestring) != 0)
+      FAIL("\"%s\": `maps` says %s, gmaptool %s", item->string, cJSON_PrintUnformatted(item),
+           cJSON_PrintUnformatted(v));
+    shared++;
+  }
+  ASSERT_EQ(shared, 7); /* path, size, width, height, tiles, objects, checksum */
+  cJSON_Delete(g);
+  cJSON_Delete(r);
+  mb__pipe_close(&c);
+  broker_down(&t);
+  remove(path);
+}
+#endif

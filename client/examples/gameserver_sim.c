@@ -12,9 +12,14 @@
  * counter by two NPCs per player, and now and then the status message says "zone-1: 37 players".
  * With --steady, players join until there are N and then nobody leaves (a fixed load to check).
  *
- * Every 100 ms it calls mb_tick. When the broker stops or restarts it says so and reattaches,
- * retrying with backoff until the broker is back or the time is up; a new broker has lost
- * the players' slots, so the game writes them again from its own copy.
+ * Every 100 ms it calls mb_tick. When the broker stops or restarts, mb_tick returns
+ * MB_ENOTRUNNING (the control block it maps says stopped or shutting down); when this
+ * client's entry is no longer its own - the broker declared it dead (its process seen gone,
+ * or it let go), or another process attached under its name and took the entry over -
+ * MB_ESTALE. Either way it says so and reattaches, retrying with backoff until the broker is
+ * back or the time is up. A restarted broker with persist.dir gives the players' slots back
+ * as its last save left them; one without has lost them, and then the game writes each again
+ * from its own copy.
  *
  * On start it reports the players it got back: if a server of the same name crashed (or
  * ended with --keep) less than the broker's grace period (clients.grace_period_ms) ago, its
@@ -218,9 +223,10 @@ static unsigned take_back(sim_t *s) {
 
 /*
  * After a reattach. The same broker (same generation) gave the slots back: new
- * pointers, same bytes. A new broker starts with empty regions and counters: connect every
- * player again, write it from the game's copy and count it again. A player whose slot is gone
- * (the grace period ran out) is connected again too.
+ * pointers, same bytes. A new broker without persist.dir starts with empty regions and
+ * counters: connect every player again, write it from the game's copy and count it again (one
+ * with persist.dir restored the slots its last save held: those are found, not written). A
+ * player whose slot is gone (the grace period ran out) is connected again too.
  */
 static void restore(sim_t *s, const mb_info_t *info) {
   int fresh = info->generation != s->generation;
@@ -261,7 +267,8 @@ static void restore(sim_t *s, const mb_info_t *info) {
   s->broker_pid = info->broker_pid;
 }
 
-/* The broker stopped or restarted: reattach with backoff until it is back (1) or the time is
+/* The broker stopped or restarted (MB_ENOTRUNNING), or this entry is no longer ours
+ * (MB_ESTALE): reattach with backoff until it is back (1) or the time is
  * up or Ctrl-C (0). */
 static int reattach(sim_t *s) {
   uint64_t backoff = 250;

@@ -72,7 +72,9 @@ extern "C" {
   X(CONFIG, "bad_config", "invalid configuration")                                                 \
   X(OS, "os_error", "operating system error")                                                      \
   X(INTERNAL, "internal", "internal error")                                                        \
-  X(STALE, "stale", "attachment is stale: the broker restarted or reaped this client")             \
+  X(STALE, "stale",                                                                                \
+    "attachment is stale: the broker declared this client dead or another process took its "       \
+    "entry over")                                                                                  \
   X(CORRUPT, "corrupt", "shared memory holds an impossible value (damaged or forged)")
 
 enum mb__error_index {
@@ -359,9 +361,53 @@ MB_API int mb_pool_alloc(mb_pool_t *pool, void **obj);
  */
 MB_API int mb_pool_free(mb_pool_t *pool, void *obj);
 
-/* Iterate over the objects this client holds in the pool (start with *cursor = 0): 0 with
- * the next one, MB_ENOENT at the end. */
+/*
+ * Iterate over the objects this client holds in the pool (start with *cursor = 0): 0 with
+ * the next one, MB_ENOENT at the end. The cursor is a block index: each call looks at the
+ * blocks from *cursor on and leaves *cursor just past the object it returns. So freeing the
+ * object just returned (or any one returned before) during the walk is allowed: every other
+ * object this client holds is still visited exactly once. An object freed before the walk
+ * reaches it is not visited; one allocated during the walk is visited if its block lies past
+ * the cursor, and not otherwise.
+ */
 MB_API int mb_pool_next(mb_pool_t *pool, uint64_t *cursor, void **obj);
+
+/*
+ * A shared pool's figures: the same figures, under the same names and with the same values,
+ * as the broker's `pools` command (`mbctl pools --json`, README "Shared object pools"); the list
+ * they come from is common/stats.h's MB_POOL_STATS, and a test holds this struct to it. Versioned:
+ * set `size` to sizeof(mb_shared_pool_stats_t) before the call; a later library fills only the
+ * fields that fit in `size` (a later header appends fields, never moves one) and sets `size`
+ * to the bytes it filled and `version` to MB_SHARED_POOL_STATS_VERSION as it knows it.
+ */
+#define MB_SHARED_POOL_STATS_VERSION 1u
+typedef struct mb_shared_pool_stats_s {
+  uint32_t size;        /* in: sizeof this struct as the caller knows it; out: bytes filled */
+  uint32_t version;     /* out: the library's MB_SHARED_POOL_STATS_VERSION */
+  uint64_t object_size; /* bytes of an object */
+  uint64_t align;       /* alignment of the objects */
+  uint64_t capacity;    /* objects the pool holds */
+  uint64_t in_use;      /* objects out of the pool now (held, or in some thread's cache) */
+  uint64_t free;        /* objects in the pool now: capacity - in_use */
+  uint64_t allocated;   /* objects handed out, ever (to thread caches, with caching) */
+  uint64_t freed;       /* objects given back, ever (reclaimed ones included) */
+  uint64_t peak;        /* the highest in_use seen */
+  uint64_t min_free;    /* the lowest free seen: capacity - peak */
+  uint64_t misses;      /* allocations refused: the pool was empty */
+  uint64_t reclaimed;   /* objects taken back from dead clients */
+  uint64_t errors;      /* frees refused: double free, foreign pointer, poison overwritten */
+  uint64_t refills;     /* thread-cache refills: a chain of up to 32 objects taken at once */
+  uint64_t bytes;       /* bytes of the pool's blocks */
+  uint64_t debug;       /* 1: a debug pool (every free checked, freed blocks poisoned), else 0 */
+} mb_shared_pool_stats_t;
+
+/*
+ * The pool's figures now, read from shared memory as the broker reads them (in_use and free
+ * are exact while nothing moves; under traffic they are a moment's figures). MB_EINVAL if
+ * stats is NULL or stats->size is below the size of version 1 (128 bytes); MB_ESTALE when
+ * this client is no longer attached.
+ */
+MB_API int mb_pool_stats(mb_pool_t *pool, mb_shared_pool_stats_t *stats);
 
 /* ---- game data maps (the GMAP format) ----------------------------------------------------- */
 
@@ -419,8 +465,8 @@ MB_API void mb_map_close(mb_map_t *map);
 /* ---- private pools and heaps: a game server's own memory -------------------------------- */
 
 /*
- * Statistics of a pool of fixed-size objects: an in-process pool (mb_lpool_stats) now, and
- * the broker's shared pools later. Counters run from the pool's creation.
+ * Statistics of an in-process pool (mb_lpool_stats; a shared pool's are
+ * mb_shared_pool_stats_t, mb_pool_stats). Counters run from the pool's creation.
  */
 typedef struct mb_pool_stats_s {
   uint64_t capacity;    /* objects the pool can hold at most (max_objects) */

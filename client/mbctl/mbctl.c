@@ -422,6 +422,9 @@ int main(int argc, char **argv) {
   size_t len;
   int code = EXIT_FAILED;
 
+  /* UTF-8 arguments (Windows: main's argv is the ANSI code page); on failure, main's own. */
+  (void)mb_os_utf8_argv(&argc, &argv);
+
   /* Options may stand before or after the command; "--" ends them (for a message that
    * starts with '-'). Everything else is the command and its arguments, in order. */
   for (i = 1; i < argc; i++) {

@@ -137,7 +137,7 @@ static int load(const char *path, int json, unsigned char **data, uint64_t *size
   if ((rc = mb_gmap_check(*data, *size, path)) != 0) {
     if (json) {
       cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
-      cJSON_AddStringToObject(j, "file", path);
+      cJSON_AddStringToObject(j, "path", path);
       cJSON_AddBoolToObject(j, "valid", 0);
       cJSON_AddNumberToObject(j, "size", (double)*size);
       cJSON_AddStringToObject(e, "code", mb_err_name(rc));
@@ -184,20 +184,20 @@ static int cmd_info(const char *path, int json) {
   snprintf(hex, sizeof hex, "0x%016llx", (unsigned long long)sum);
   if (json) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "file", path);
+    cJSON_AddStringToObject(j, "path", path);
     cJSON_AddBoolToObject(j, "valid", 1);
     cJSON_AddNumberToObject(j, "size", (double)size);
     cJSON_AddNumberToObject(j, "version", h.version);
     cJSON_AddNumberToObject(j, "width", h.width);
     cJSON_AddNumberToObject(j, "height", h.height);
-    cJSON_AddNumberToObject(j, "tile_count", h.tile_count);
-    cJSON_AddNumberToObject(j, "object_count", h.object_count);
+    cJSON_AddNumberToObject(j, "tiles", h.tile_count);
+    cJSON_AddNumberToObject(j, "objects", h.object_count);
     cJSON_AddNumberToObject(j, "header_bytes", MB_GMAP_HEADER_SIZE);
     cJSON_AddNumberToObject(j, "tiles_offset", (double)MB_GMAP_TILES_OFFSET);
     cJSON_AddNumberToObject(j, "tile_bytes", (double)tile_bytes);
     cJSON_AddNumberToObject(j, "objects_offset", (double)MB_GMAP_OBJECTS_OFFSET(&h));
     cJSON_AddNumberToObject(j, "object_bytes", (double)object_bytes);
-    cJSON_AddStringToObject(j, "fnv1a64", hex);
+    cJSON_AddStringToObject(j, "checksum", hex + 2); /* as `maps` has it: no 0x */
     print_json(j);
     cJSON_Delete(j);
   } else {
@@ -327,6 +327,9 @@ int main(int argc, char **argv) {
   int given[N_VALUE_OPTS] = {0};
   uint32_t vals[N_VALUE_OPTS] = {0, 0, 0, 0}; /* width, height, objects, seed */
   uint32_t a, b;
+
+  /* UTF-8 arguments (Windows: main's argv is the ANSI code page); on failure, main's own. */
+  (void)mb_os_utf8_argv(&argc, &argv);
 
   /* Options may stand before or after the command; "--" ends them (for a file named "-x"). */
   for (i = 1; i < argc; i++) {
