@@ -192,9 +192,10 @@ MB_API int mb_close(mb_client_t *client);
  * is asked of the OS once a second). Returns 0 while the broker runs (or drains);
  * MB_ENOTRUNNING once it is shutting down or stopped, or its process is gone - which is also
  * how a broker restart shows (never MB_ESTALE): the restarted broker has a new control block, and
- * the one this client maps says stopped; MB_ESTALE if the broker reaped this client (its heartbeat
- * was too old) or another process took its entry over. After either, call mb_reattach. Slot
- * pointers stay readable until then.
+ * the one this client maps says stopped; MB_ESTALE if the broker declared this client dead (it
+ * saw the process gone, or an operator evicted the entry) or another process took its entry
+ * over. A client that only misses heartbeats is shown hung and keeps its entry. After either
+ * code, call mb_reattach. Slot pointers stay readable until then.
  */
 MB_API int mb_tick(mb_client_t *client);
 
