@@ -872,6 +872,15 @@ int mb__svc_grant_lock_memory(const char *account) {
   }
   /* Read it back: the grant is there, or the call did not do what it said. */
   st = LsaEnumerateAccountRights(pol, sid, &rights, &nrights);
+  if (st == (NTSTATUS)0xC0000034L) { /* STATUS_OBJECT_NAME_NOT_FOUND: no rights recorded */
+    /* The add said yes but nothing was kept (Wine's LsaAddAccountRights is a stub). */
+    rc = mb__errorf(MB_ENOTSUP, (long)LsaNtStatusToWinError(st),
+                    "the LSA accepted SeLockMemoryPrivilege for '%s' but keeps no rights for it "
+                    "(LsaEnumerateAccountRights: none): this LSA does not store grants",
+                    account);
+    LsaClose(pol);
+    goto out;
+  }
   if (st != 0) {
     rc = mb__inst_lsa_err(st, "read back the rights", account);
     LsaClose(pol);
