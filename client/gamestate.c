@@ -148,8 +148,11 @@ int mb__region_map(mb_client_t *c, int i) {
   lazy = (d.flags & MB_REGION_LAZY) != 0;
   if ((rc = mb__object_name(name, sizeof name, c->instance, d.name)) != 0)
     return rc;
-  if ((rc = mb_os_section_open(&r->sec, name, c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0), 1)) !=
-      0)
+  /* A region in large pages is another object on Linux (hugetlbfs): open it as such. */
+  if ((rc = mb_os_section_open(&r->sec, name,
+                               c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0) |
+                                   ((d.flags & MB_REGION_LARGE_PAGES) ? MB_OS_SEC_LARGE_PAGES : 0),
+                               1)) != 0)
     return rc;
   if (r->sec.size < d.section_size) {
     mb_os_section_close(&r->sec);

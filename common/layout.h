@@ -57,6 +57,8 @@ enum mb_server_status {
 /* mb_region_desc_t.flags */
 enum {
   MB_REGION_LAZY = 1u << 0, /* reserved at start, committed page by page on demand */
+  /* the section has large pages (MB_OS_SEC_LARGE_PAGES): map it with that flag */
+  MB_REGION_LARGE_PAGES = 1u << 1,
 };
 
 /*

@@ -49,6 +49,9 @@ typedef struct mb_os_mem_config_s {
    * (Windows: Global\ for a service, Local\ for a session); 0 if there is one namespace and
    * the flag is ignored (POSIX). */
   int sec_namespaces;
+  /* The large page size (Windows: GetLargePageMinimum; Linux: the default huge page size), 0 if
+   * none. Whether this process can have them is mb_os_large_pages's answer. */
+  size_t large_page_size;
 } mb_os_mem_config_t;
 
 /* The machine's memory configuration, computed once; never fails. */
@@ -98,6 +101,12 @@ enum {
   MB_OS_SEC_RESERVE = 1 << 0,
   /* Windows: create / open in the Global\ namespace (a service); ignored elsewhere. */
   MB_OS_SEC_GLOBAL = 1 << 1,
+  /* Large pages (mb_os_large_pages): the section is backed by large pages and committed whole
+   * at creation (never with MB_OS_SEC_RESERVE). Windows: SEC_LARGE_PAGES, views mapped with
+   * FILE_MAP_LARGE_PAGES; Linux: a file of that name on a hugetlbfs mount instead of a POSIX
+   * shared-memory object. Every process opens, maps and unlinks such a section with the flag:
+   * it names another object on Linux. */
+  MB_OS_SEC_LARGE_PAGES = 1 << 2,
 };
 
 /*
@@ -124,13 +133,34 @@ typedef struct mb_os_section_s {
 } mb_os_section_t;
 
 /*
- * Create the named section `name` of `size` bytes (> 0, multiple of the page size) with the
- * given access. Fails with MB_EEXIST if an object with that name already exists (a stale one
- * must be unlinked first - see mb_os_section_unlink), MB_EACCES if not permitted, MB_ENOSPC if
- * the OS cannot charge a fully committed section. Pages read as zero.
+ * Create the named section `name` of `size` bytes (> 0, multiple of the page size - of the
+ * large page size with MB_OS_SEC_LARGE_PAGES, else MB_EINVAL) with the given access. Fails with
+ * MB_EEXIST if an object with that name already exists (a stale one must be unlinked first - see
+ * mb_os_section_unlink), MB_EACCES if not permitted, MB_ENOSPC if the OS cannot charge a fully
+ * committed section. Pages read as zero.
  */
 int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, int flags,
                          const mb_os_access_t *access);
+
+/*
+ * What large pages this process could have for a section created with MB_OS_SEC_LARGE_PAGES:
+ * *page_size receives the large page size (0 if the OS has none). Returns 0 if a creation may
+ * succeed, or why it cannot, with a message saying so for an operator (the log's fallback
+ * warning): MB_ENOTSUP no large pages here (Linux: no hugetlbfs mount found - MEMBROKER_HUGETLBFS
+ * names one, else the first hugetlbfs mount of the default huge page size in /proc/mounts;
+ * Windows: GetLargePageMinimum() is 0), MB_EACCES the privilege is missing (Windows:
+ * SeLockMemoryPrivilege, which it tries to enable in the process token first), MB_ENOSPC none
+ * free (Linux: HugePages_Free; vm.nr_hugepages reserves them). A 0 is a hint, not a promise: the
+ * creation itself can still fail with MB_ENOSPC.
+ */
+int mb_os_large_pages(size_t *page_size);
+
+/*
+ * The directory of the hugetlbfs mount large-page sections live in (Linux; see
+ * mb_os_large_pages), NUL-terminated into buf. MB_ENOTSUP where there is none (and always on
+ * Windows), MB_ERANGE if it does not fit.
+ */
+int mb_os_hugetlbfs_dir(char *buf, size_t size);
 
 /*
  * Open an existing named section. flags: MB_OS_SEC_GLOBAL (Windows namespace) and

@@ -10,6 +10,13 @@
  * is fallocate() on the object, so a full /dev/shm is reported as MB_ENOSPC at commit time;
  * a first touch of committed pages can never SIGBUS. Decommit punches a hole, which also
  * zaps the pages from every mapping. Committed bytes are the object's allocated blocks.
+ *
+ * Large-page sections (MB_OS_SEC_LARGE_PAGES) are files on a hugetlbfs mount (MEMBROKER_HUGETLBFS
+ * or the first mount of the default huge page size in /proc/mounts), so every process opens them
+ * by name as it does a shared-memory object. Creation reserves the huge pages with fallocate:
+ * a machine without free huge pages refuses there (MB_ENOSPC), never with a SIGBUS at first touch.
+ * Transparent huge pages for shmem are not used: /dev/shm is a tmpfs mount whose huge= option
+ * (not shmem_enabled) decides, and it cannot be asked for per object.
  */
 #include "os_setup.h"
 
@@ -23,6 +30,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <mntent.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -38,6 +46,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -45,6 +54,8 @@
 #include <unistd.h>
 
 extern char **environ;
+
+static size_t mb__huge_page_size(void);
 
 /* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
 #define MB__SEC_WRITABLE (1 << 8)
@@ -57,6 +68,7 @@ const mb_os_mem_config_t *mb_os_mem_config(void) {
     cfg.names_persist = 1;
     cfg.view_commit = 0;
     cfg.sec_namespaces = 0;
+    cfg.large_page_size = mb__huge_page_size();
     cfg.alloc_granularity = ps > 0 ? (size_t)ps : 4096;
     /* Written last: a racing first call computes the same values. */
     __atomic_store_n(&cfg.page_size, ps > 0 ? (size_t)ps : 4096, __ATOMIC_RELEASE);
@@ -132,6 +144,132 @@ static int mb__shm_path(const char *name, char *path) {
   return 0;
 }
 
+/* The default huge page size (Hugepagesize in /proc/meminfo), or 0. */
+static size_t mb__huge_page_size(void) {
+  static size_t size;
+  if (size == 0) {
+    FILE *f = fopen("/proc/meminfo", "re");
+    char line[128];
+    unsigned long kb = 0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+      if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+        break;
+    if (f != NULL)
+      fclose(f);
+    size = (size_t)kb * 1024u;
+  }
+  return size;
+}
+
+/* A huge-page figure of /proc/meminfo ("HugePages_Free" ...), or -1. */
+static long mb__meminfo_long(const char *key) {
+  FILE *f = fopen("/proc/meminfo", "re");
+  char line[128];
+  size_t n = strlen(key);
+  long v = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, key, n) == 0 && line[n] == ':') {
+      v = strtol(line + n + 1, NULL, 10);
+      break;
+    }
+  if (f != NULL)
+    fclose(f);
+  return v;
+}
+
+int mb_os_hugetlbfs_dir(char *buf, size_t size) {
+  const char *env = getenv("MEMBROKER_HUGETLBFS");
+  char found[PATH_MAX] = "";
+  if (env != NULL && env[0] != '\0') {
+    if (strlen(env) >= sizeof found)
+      return mb__errorf(MB_ERANGE, 0, "MEMBROKER_HUGETLBFS '%s' is too long", env);
+    memcpy(found, env, strlen(env) + 1);
+  } else {
+    FILE *m = setmntent("/proc/mounts", "re");
+    struct mntent ent;
+    char strings[4096];
+    char want[32];
+    snprintf(want, sizeof want, "pagesize=%zuM", mb__huge_page_size() >> 20);
+    while (m != NULL && getmntent_r(m, &ent, strings, sizeof strings) != NULL) {
+      const char *ps;
+      if (strcmp(ent.mnt_type, "hugetlbfs") != 0 || strlen(ent.mnt_dir) >= sizeof found)
+        continue;
+      /* A mount of another page size (pagesize=1024M) is not the default's. */
+      ps = strstr(ent.mnt_opts, "pagesize=");
+      if (ps != NULL && strncmp(ps, want, strlen(want)) != 0)
+        continue;
+      memcpy(found, ent.mnt_dir, strlen(ent.mnt_dir) + 1);
+      break;
+    }
+    if (m != NULL)
+      endmntent(m);
+    if (found[0] == '\0')
+      return mb__errorf(MB_ENOTSUP, 0,
+                        "no hugetlbfs mount of %zu KiB pages in /proc/mounts (mount one, e.g. "
+                        "`mount -t hugetlbfs none /dev/hugepages`, or name it in "
+                        "MEMBROKER_HUGETLBFS)",
+                        mb__huge_page_size() >> 10);
+  }
+  {
+    struct statfs fs;
+    if (statfs(found, &fs) != 0)
+      return mb__errorf(MB_ENOTSUP, errno, "hugetlbfs directory '%s' cannot be read", found);
+    if ((unsigned long)fs.f_type != 0x958458f6ul) /* HUGETLBFS_MAGIC */
+      return mb__errorf(MB_ENOTSUP, 0, "'%s' is not a hugetlbfs mount", found);
+  }
+  if (strlen(found) >= size)
+    return mb__errorf(MB_ERANGE, 0, "hugetlbfs directory '%s' into %zu bytes", found, size);
+  memcpy(buf, found, strlen(found) + 1);
+  return 0;
+}
+
+int mb_os_large_pages(size_t *page_size) {
+  char dir[PATH_MAX];
+  long free_pages;
+  int rc;
+  *page_size = mb__huge_page_size();
+  if (*page_size == 0)
+    return mb__errorf(MB_ENOTSUP, 0,
+                      "this kernel has no huge pages (no Hugepagesize in "
+                      "/proc/meminfo)");
+  if ((rc = mb_os_hugetlbfs_dir(dir, sizeof dir)) != 0)
+    return rc;
+  free_pages = mb__meminfo_long("HugePages_Free");
+  if (free_pages == 0)
+    return mb__errorf(MB_ENOSPC, 0,
+                      "no free huge pages (HugePages_Free 0, HugePages_Total %ld): reserve them "
+                      "with vm.nr_hugepages",
+                      mb__meminfo_long("HugePages_Total"));
+  return 0;
+}
+
+/* The file of a large-page section: "<hugetlbfs dir>/<name>" into path (PATH_MAX bytes). */
+static int mb__huge_path(const char *name, char *path) {
+  char dir[PATH_MAX];
+  size_t n;
+  int rc = mb__os_check_name(name, "section", &n);
+  if (rc != 0 || (rc = mb_os_hugetlbfs_dir(dir, sizeof dir)) != 0)
+    return rc;
+  size_t d = strlen(dir);
+  if (d + 1 + n >= PATH_MAX)
+    return mb__errorf(MB_ENAMETOOLONG, 0, "section '%s' in hugetlbfs '%s'", name, dir);
+  memcpy(path, dir, d);
+  path[d] = '/';
+  memcpy(path + d + 1, name, n + 1);
+  return 0;
+}
+
+/* Open the object of a section: shm_open, or open on hugetlbfs with MB_OS_SEC_LARGE_PAGES. */
+static int mb__sec_open_fd(const char *name, int flags, int oflags, mode_t mode, int *fd) {
+  char path[PATH_MAX];
+  int rc = (flags & MB_OS_SEC_LARGE_PAGES) ? mb__huge_path(name, path) : mb__shm_path(name, path);
+  if (rc != 0)
+    return rc;
+  *fd = (flags & MB_OS_SEC_LARGE_PAGES) ? open(path, oflags | O_CLOEXEC | O_NOFOLLOW, mode)
+                                        : shm_open(path, oflags | O_CLOEXEC, mode);
+  return 0;
+}
+
 static int mb__group_gid(const char *name, gid_t *gid, const char *what);
 
 /* Apply mode (ignoring the umask) and group to a freshly created object. */
@@ -157,14 +295,28 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
   char path[MB_OS_NAME_MAX + 2];
   int fd, rc;
 
+  size_t huge = 0;
+  const int large = (flags & MB_OS_SEC_LARGE_PAGES) != 0;
+
   if ((rc = mb__shm_path(name, path)) != 0)
     return rc;
   if (size == 0 || !mb__os_page_aligned(NULL, size) || size > (uint64_t)INT64_MAX)
     return mb__errorf(MB_EINVAL, 0, "create section '%s' of %llu bytes", name,
                       (unsigned long long)size);
-  fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (large) {
+    if ((rc = mb_os_large_pages(&huge)) != 0 && rc != MB_ENOSPC)
+      return rc;
+    if ((flags & MB_OS_SEC_RESERVE) || huge == 0 || size % huge != 0)
+      return mb__errorf(MB_EINVAL, 0,
+                        "create section '%s' of %llu bytes with large pages: not a multiple of "
+                        "%zu bytes, or reserve-then-commit",
+                        name, (unsigned long long)size, huge);
+  }
+  if ((rc = mb__sec_open_fd(name, flags, O_RDWR | O_CREAT | O_EXCL, 0600, &fd)) != 0)
+    return rc;
   if (fd < 0)
-    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "create section '%s'", name);
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "create section '%s'%s", name,
+                      large ? " on hugetlbfs" : "");
   if ((rc = mb__apply_access(fd, name, access)) != 0)
     goto fail;
   if (ftruncate(fd, (off_t)size) != 0) {
@@ -172,31 +324,37 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
                     name, (unsigned long long)size);
     goto fail;
   }
+  /* hugetlbfs: fallocate takes the huge pages now (ENOSPC when too few are free). */
   if (!(flags & MB_OS_SEC_RESERVE) && fallocate(fd, 0, 0, (off_t)size) != 0) {
-    rc = mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
-                    "commit section '%s' of %llu bytes", name, (unsigned long long)size);
+    rc = errno == ENOSPC && large
+             ? mb__errorf(MB_ENOSPC, errno,
+                          "commit section '%s' of %llu bytes in huge pages: %ld free of %ld "
+                          "(vm.nr_hugepages)",
+                          name, (unsigned long long)size, mb__meminfo_long("HugePages_Free"),
+                          mb__meminfo_long("HugePages_Total"))
+             : mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
+                          "commit section '%s' of %llu bytes", name, (unsigned long long)size);
     goto fail;
   }
   sec->handle = fd;
   sec->size = size;
-  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | MB__SEC_WRITABLE;
+  sec->flags =
+      (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL | MB_OS_SEC_LARGE_PAGES)) | MB__SEC_WRITABLE;
   memcpy(sec->name, name, strlen(name) + 1);
   return 0;
 
 fail:
   close(fd);
-  shm_unlink(path);
+  mb_os_section_unlink(name, flags);
   return rc;
 }
 
 int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int writable) {
-  char path[MB_OS_NAME_MAX + 2];
   struct stat st;
   int fd, rc;
 
-  if ((rc = mb__shm_path(name, path)) != 0)
+  if ((rc = mb__sec_open_fd(name, flags, writable ? O_RDWR : O_RDONLY, 0, &fd)) != 0)
     return rc;
-  fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
   if (fd < 0)
     return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open section '%s'", name);
   if (fstat(fd, &st) != 0) {
@@ -206,7 +364,8 @@ int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int wr
   }
   sec->handle = fd;
   sec->size = (uint64_t)st.st_size;
-  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | (writable ? MB__SEC_WRITABLE : 0);
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL | MB_OS_SEC_LARGE_PAGES)) |
+               (writable ? MB__SEC_WRITABLE : 0);
   memcpy(sec->name, name, strlen(name) + 1);
   return 0;
 }
@@ -289,9 +448,15 @@ void mb_os_section_close(mb_os_section_t *sec) {
 }
 
 int mb_os_section_unlink(const char *name, int flags) {
-  char path[MB_OS_NAME_MAX + 2];
+  char path[PATH_MAX];
   int rc;
-  (void)flags;
+  if (flags & MB_OS_SEC_LARGE_PAGES) {
+    if ((rc = mb__huge_path(name, path)) != 0)
+      return rc == MB_ENOTSUP ? MB_ENOENT : rc; /* no mount: nothing there to remove */
+    if (unlink(path) != 0)
+      return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "unlink section '%s'", path);
+    return 0;
+  }
   if ((rc = mb__shm_path(name, path)) != 0)
     return rc;
   if (shm_unlink(path) != 0)

@@ -6,6 +6,10 @@
  * sections, whose pages are committed through a view with VirtualAlloc(MEM_COMMIT) and can
  * never be decommitted again (mem_config()->shared_decommit is 0); SEC_COMMIT otherwise.
  * Names live in the Local\ or Global\ namespace and vanish with the last handle.
+ * Large-page sections (MB_OS_SEC_LARGE_PAGES) are SEC_COMMIT | SEC_LARGE_PAGES mappings of a
+ * multiple of GetLargePageMinimum(), created with SeLockMemoryPrivilege enabled in the token
+ * (the account must hold it: the install step grants it) and mapped with FILE_MAP_LARGE_PAGES
+ * (Windows 10 1703+; older systems refuse the flag and map such a section without it).
  *
  * Win32 has no call that returns a section's size or its committed bytes, so both are read
  * from a view with VirtualQuery: a view is one allocation (every region shares the view's
@@ -48,6 +52,13 @@
 
 /* Internal flag kept in mb_os_section_t.flags: the handle was opened writable. */
 #define MB__SEC_WRITABLE (1 << 8)
+
+#ifndef SEC_LARGE_PAGES
+#define SEC_LARGE_PAGES 0x80000000
+#endif
+#ifndef FILE_MAP_LARGE_PAGES
+#define FILE_MAP_LARGE_PAGES 0x20000000
+#endif
 
 /* Windows' own exit code for a killed child: 128 + SIGKILL, as POSIX reports it. */
 #define MB__KILL_EXIT_CODE 137
@@ -140,6 +151,7 @@ static BOOL CALLBACK mb__init_once(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   mb__mem_config.view_commit = 1;
   /* Global\ (services) and Local\ (the session) are two namespaces. */
   mb__mem_config.sec_namespaces = 1;
+  mb__mem_config.large_page_size = (size_t)GetLargePageMinimum();
 
   /* Never fails on Windows XP and later. */
   QueryPerformanceFrequency(&mb__qpc_freq);
@@ -497,6 +509,62 @@ static int mb__view_scan(void *view, uint64_t *total, uint64_t *committed, int *
 }
 
 /*
+ * Enable SeLockMemoryPrivilege in this process's token, which SEC_LARGE_PAGES needs.
+ * AdjustTokenPrivileges succeeds with ERROR_NOT_ALL_ASSIGNED when the account does not hold
+ * the privilege at all: that is MB_EACCES, naming the grant that is missing.
+ */
+static int mb__lock_memory_privilege(void) {
+  TOKEN_PRIVILEGES tp;
+  HANDLE tok;
+  DWORD e;
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_ADJUST_PRIVILEGES | TOKEN_QUERY, &tok)) {
+    e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EACCES), (long)e, "open the process token");
+  }
+  memset(&tp, 0, sizeof tp);
+  tp.PrivilegeCount = 1;
+  tp.Privileges[0].Attributes = SE_PRIVILEGE_ENABLED;
+  if (!LookupPrivilegeValueW(NULL, L"SeLockMemoryPrivilege", &tp.Privileges[0].Luid) ||
+      !AdjustTokenPrivileges(tok, FALSE, &tp, 0, NULL, NULL)) {
+    e = GetLastError();
+    CloseHandle(tok);
+    return mb__errorf(mb__from_win(e, MB_EACCES), (long)e, "enable SeLockMemoryPrivilege");
+  }
+  e = GetLastError();
+  CloseHandle(tok);
+  if (e == ERROR_NOT_ALL_ASSIGNED)
+    return mb__errorf(MB_EACCES, (long)e,
+                      "the account does not hold SeLockMemoryPrivilege (\"Lock pages in "
+                      "memory\"): install the service with scripts/install-service, which "
+                      "grants it, or grant it in secpol.msc");
+  return 0;
+}
+
+int mb_os_large_pages(size_t *page_size) {
+  *page_size = (size_t)GetLargePageMinimum();
+  if (*page_size == 0)
+    return mb__errorf(MB_ENOTSUP, 0, "this system has no large pages (GetLargePageMinimum 0)");
+  return mb__lock_memory_privilege();
+}
+
+int mb_os_hugetlbfs_dir(char *buf, size_t size) {
+  (void)buf;
+  (void)size;
+  return mb__errorf(MB_ENOTSUP, 0, "hugetlbfs is Linux's");
+}
+
+/* MapViewOfFile, with FILE_MAP_LARGE_PAGES for a large-page section where the OS knows it. */
+static void *mb__map_view(int flags, HANDLE h, DWORD access, SIZE_T size) {
+  void *p = NULL;
+  if (flags & MB_OS_SEC_LARGE_PAGES) {
+    p = MapViewOfFile(h, access | FILE_MAP_LARGE_PAGES, 0, 0, size);
+    if (p != NULL || GetLastError() != ERROR_INVALID_PARAMETER)
+      return p;
+  }
+  return MapViewOfFile(h, access, 0, 0, size);
+}
+
+/*
  * Create the section. CreateFileMappingW opens an existing object of the same name instead
  * of failing (GetLastError() == ERROR_ALREADY_EXISTS): that handle is closed and the call
  * fails with MB_EEXIST. ERROR_INVALID_HANDLE means the name belongs to an object of another
@@ -518,7 +586,18 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
   if ((rc = mb__sd_build(&sd, access, MB__SEC_RIGHTS_FULL, MB__SEC_RIGHTS_READ,
                          MB__SEC_RIGHTS_WRITE, name)) != 0)
     return rc;
-  prot = PAGE_READWRITE | ((flags & MB_OS_SEC_RESERVE) ? SEC_RESERVE : SEC_COMMIT);
+  if (flags & MB_OS_SEC_LARGE_PAGES) {
+    size_t large = 0;
+    if ((rc = mb_os_large_pages(&large)) != 0)
+      return rc;
+    if ((flags & MB_OS_SEC_RESERVE) || size % large != 0)
+      return mb__errorf(MB_EINVAL, 0,
+                        "create section '%s' of %llu bytes with large pages: not a multiple of "
+                        "%zu bytes, or reserve-then-commit",
+                        name, (unsigned long long)size, large);
+  }
+  prot = PAGE_READWRITE | ((flags & MB_OS_SEC_RESERVE) ? SEC_RESERVE : SEC_COMMIT) |
+         ((flags & MB_OS_SEC_LARGE_PAGES) ? SEC_LARGE_PAGES : 0);
   h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sd.sa, prot, (DWORD)(size >> 32),
                          (DWORD)(size & 0xFFFFFFFFu), wname);
   e = GetLastError();
@@ -531,7 +610,8 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
                       "create section '%s' of %llu bytes", name, (unsigned long long)size);
   sec->handle = (intptr_t)h;
   sec->size = size;
-  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) | MB__SEC_WRITABLE;
+  sec->flags =
+      (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL | MB_OS_SEC_LARGE_PAGES)) | MB__SEC_WRITABLE;
   memcpy(sec->name, name, strlen(name) + 1);
   return 0;
 }
@@ -561,7 +641,7 @@ int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int wr
     return mb__errorf(e == ERROR_INVALID_HANDLE ? MB_ENOENT : mb__from_win(e, MB_ENOMEM), (long)e,
                       "open section '%s'", name);
   }
-  view = MapViewOfFile(h, FILE_MAP_READ, 0, 0, 0);
+  view = mb__map_view(flags, h, FILE_MAP_READ, 0);
   if (view == NULL) {
     e = GetLastError();
     CloseHandle(h);
@@ -576,7 +656,7 @@ int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int wr
   }
   sec->handle = (intptr_t)h;
   sec->size = total;
-  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL)) |
+  sec->flags = (flags & (MB_OS_SEC_RESERVE | MB_OS_SEC_GLOBAL | MB_OS_SEC_LARGE_PAGES)) |
                (reserved ? MB_OS_SEC_RESERVE : 0) | (writable ? MB__SEC_WRITABLE : 0);
   memcpy(sec->name, name, strlen(name) + 1);
   return 0;
@@ -597,8 +677,8 @@ int mb_os_section_map(const mb_os_section_t *sec, uint64_t size, int writable, v
   if (writable && !(sec->flags & MB__SEC_WRITABLE))
     return mb__errorf(MB_EACCES, 0, "map section '%s' writable: opened read-only", sec->name);
   /* FILE_MAP_WRITE is a read/write view. */
-  p = MapViewOfFile((HANDLE)sec->handle, writable ? FILE_MAP_WRITE : FILE_MAP_READ, 0, 0,
-                    (SIZE_T)size);
+  p = mb__map_view(sec->flags, (HANDLE)sec->handle, writable ? FILE_MAP_WRITE : FILE_MAP_READ,
+                   (SIZE_T)size);
   if (p == NULL) {
     DWORD e = GetLastError();
     return mb__errorf(mb__from_win(e, MB_ENOMEM), (long)e, "map section '%s'", sec->name);

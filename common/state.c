@@ -113,7 +113,7 @@ int mb__region_desc_check(const mb_region_desc_t *src, uint64_t section) {
   if (d.size > d.section_size)
     return mb__errorf(MB_ECORRUPT, 0, "region '%s': size %llu past section_size %llu", d.name,
                       (unsigned long long)d.size, (unsigned long long)d.section_size);
-  if ((d.flags & ~(uint32_t)MB_REGION_LAZY) != 0)
+  if ((d.flags & ~(uint32_t)(MB_REGION_LAZY | MB_REGION_LARGE_PAGES)) != 0)
     return mb__errorf(MB_ECORRUPT, 0, "region '%s': unknown flags %#x", d.name, (unsigned)d.flags);
   if (d.slot_size == 0) {
     if (d.slot_count != 0 || d.table_offset != 0)

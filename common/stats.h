@@ -64,7 +64,7 @@
 
 /* Bumped whenever a list below gains, loses or changes an entry; shown as
  * server.stats_version in status. */
-#define MB_STATS_VERSION 2u
+#define MB_STATS_VERSION 3u
 
 enum mb_stat_kind {
   MB_STAT_COUNTER = 0,
@@ -137,6 +137,8 @@ static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
   X(SHM, committed, "committed", BYTES, BYTES, 11, "COMMITTED", "bytes committed now, exact")      \
   X(SHM, peak_committed, "peak", BYTES, BYTES, 11, "PEAK", "the highest committed seen")           \
   X(FIX, lazy, "lazy", FLAG, YESNO, -5, "LAZY", "committed page by page on demand")                \
+  X(FIX, page_size, "page_size", BYTES, BYTES, 9, "PAGE",                                          \
+    "bytes of the pages the OS backs the region with: large pages or normal ones")                 \
   X(FIX, slot_count, "slot_count", GAUGE, NONE, 0, NULL, "player slots of the region")             \
   X(SHM, slots_used, "slots_used", GAUGE, OF, 17, "SLOTS USED/TOTAL", "slots held by clients")     \
   X(FIX, slot_size, "slot_size", BYTES, BYTES0, 9, "SLOT", "bytes of a slot (0: no slots)")        \

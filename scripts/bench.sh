@@ -15,6 +15,10 @@
 #    random tile reads through mb_map_tile beside direct indexing in that buffer;
 #  - death detection (tests/bench-death.c): time from SIGKILL of an attached game server to
 #    the broker showing it dead, p50/p99 over 100 kills (issue 11 aims at p99 < 100 ms).
+#  - large pages (tests/bench-pages.c): a 64 MiB shared section's commit + first touch and a
+#    random walk through it, 4 KiB pages beside huge pages. As root the script mounts a private
+#    hugetlbfs and reserves the huge pages (vm.nr_hugepages), and restores both at exit;
+#    otherwise the huge-page row says why it is missing.
 # One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
 # differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
@@ -26,6 +30,7 @@
 #   MB_BENCH_ONLY=death scripts/bench.sh     just death detection (~5 s)
 #   MB_BENCH_KILLS=1000 ...                  kills for death detection (default 100)
 #   MB_BENCH_ONLY=reclaim scripts/bench.sh   just the reclaim of a dead client's pool blocks
+#   MB_BENCH_ONLY=pages scripts/bench.sh     just large pages against 4 KiB ones (~10 s)
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -39,10 +44,16 @@ warm_ms=${MB_BENCH_WARMUP_MS:-200}
 
 pids=()
 tmp=""
+hp_old=""
+hp_mnt=""
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  # bench_pages: the huge pages it reserved and its hugetlbfs mount.
+  [ -n "$hp_old" ] && echo "$hp_old" >/proc/sys/vm/nr_hugepages
+  [ -n "$hp_mnt" ] && umount "$hp_mnt" && rmdir "$hp_mnt"
+  hp_old="" hp_mnt=""
   [ -n "$tmp" ] && rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -56,7 +67,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF 
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map bench-death >>"$build/build.log" 2>&1 ||
+cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map bench-death bench-pages >>"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
@@ -190,6 +201,39 @@ bench_reclaim() {
   aim issue "reclaim of 100,000 blocks of a dead client (ms)" "$ms" "<" 50
 }
 
+# ---- large pages: 64 MiB, commit + first touch and a random walk, 4 KiB vs huge pages ------
+# Huge pages need a hugetlbfs mount and pages reserved in vm.nr_hugepages: as root, a private
+# mount and 34 pages on top of what is reserved (64 MiB = 32 pages of 2 MiB, and two spare),
+# both undone by cleanup; otherwise bench-pages prints why the huge-page row is missing.
+bench_pages() {
+  echo "=== large pages: a 64 MiB section, 4 KiB vs huge pages, $rounds rounds"
+  if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
+    hp_mnt=$(mktemp -d /tmp/mb-bench-hugetlbfs.XXXXXX)
+    if mount -t hugetlbfs none "$hp_mnt" 2>/dev/null; then
+      hp_old=$(cat /proc/sys/vm/nr_hugepages)
+      echo $((hp_old + 34)) >/proc/sys/vm/nr_hugepages
+      echo "(reserved huge pages: vm.nr_hugepages $hp_old -> $(cat /proc/sys/vm/nr_hugepages), restored after)"
+      MEMBROKER_HUGETLBFS=$hp_mnt "$build/bench-pages" "$rounds" || echo "bench-pages failed"
+      echo "$hp_old" >/proc/sys/vm/nr_hugepages
+      hp_old=""
+      umount "$hp_mnt"
+    else
+      echo "(cannot mount hugetlbfs here: the huge-page row uses what /proc/mounts offers)"
+      "$build/bench-pages" "$rounds" || echo "bench-pages failed"
+    fi
+    rmdir "$hp_mnt"
+    hp_mnt=""
+  else
+    echo "(not root: huge pages are neither mounted nor reserved by this script)"
+    "$build/bench-pages" "$rounds" || echo "bench-pages failed"
+  fi
+}
+if [ "${MB_BENCH_ONLY:-all}" = pages ]; then
+  bench_pages
+  exit 0
+fi
+
+
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "=== redis-server missing: installing it (scripts/deps.sh lists it)"
   if [ "$EUID" -eq 0 ]; then sudo=(); else sudo=(sudo -n); fi
@@ -199,7 +243,7 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools | maps | death | reclaim) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death or reclaim, not '$only'" ;; esac
+case $only in all | pools | maps | death | reclaim | pages) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death, reclaim or pages, not '$only'" ;; esac
 if [ "$only" = reclaim ]; then
   bench_reclaim
   exit 0
@@ -347,6 +391,9 @@ echo
 bench_death
 echo
 bench_reclaim
+
+echo
+bench_pages
 
 # Cross-check of the generator: Redis's own tool on the same socket (one run, 16 clients).
 if command -v redis-benchmark >/dev/null 2>&1; then

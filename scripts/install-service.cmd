@@ -176,6 +176,13 @@ if not "%UNVERIFIED%"=="0" echo install-service: %UNVERIFIED% item^(s^) could no
 echo install-service: installed %NAME%
 echo   binary: %EXE%
 echo   config: %CONFIG%
+
+rem ---- large pages: LocalSystem gets "Lock pages in memory" (grant-lock-memory.ps1) ----------
+findstr /R /C:"\"large_pages\"[ ]*:[ ]*true" "%CONFIG%" >nul 2>&1
+if not errorlevel 1 (
+  powershell -NoProfile -ExecutionPolicy Bypass -File "%~dp0grant-lock-memory.ps1" -Account LocalSystem
+  if errorlevel 1 echo install-service: warning: regions with large_pages will get normal pages ^(the broker logs why^) 1>&2
+)
 if "%START%"=="0" exit /b 0
 
 rem ---- start --------------------------------------------------------------------------------

@@ -191,6 +191,15 @@ Write-Host "install-service: installed $Name"
 Write-Host "  binary: $exe"
 Write-Host "  config: $config"
 
+# ---- large pages: the service account (LocalSystem) gets "Lock pages in memory" ----------
+$cfgJson = Get-Content -LiteralPath $config -Raw | ConvertFrom-Json
+if (@($cfgJson.regions | Where-Object { $_.large_pages -eq $true }).Count -gt 0) {
+  & (Join-Path $PSScriptRoot 'grant-lock-memory.ps1') -Account LocalSystem
+  if ($LASTEXITCODE -ne 0) {
+    Write-Host "install-service: warning: regions with large_pages will get normal pages (the broker logs why)"
+  }
+}
+
 # ---- start --------------------------------------------------------------------------------
 if ($Start) {
   $rc = Invoke-Sc "start $Name"

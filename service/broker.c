@@ -91,6 +91,20 @@ static int mb__purge_stale(mb_broker_t *b, const char *name, int is_state, uint6
   return rc == MB_ENOENT ? 0 : rc;
 }
 
+/*
+ * Remove a large-page object a dead broker left under `name` (Linux: a file on hugetlbfs, which
+ * mb__purge_stale's shared-memory name does not reach; Windows: the same name, already purged).
+ */
+static int mb__purge_large(mb_broker_t *b, const char *name) {
+  int rc = mb_os_section_unlink(name, b->flags | MB_OS_SEC_LARGE_PAGES);
+  if (rc == 0 && mb_os_mem_config()->names_persist) {
+    mb_log_warn("found stale large-page region object '%s' of a broker that died: replaced it",
+                name);
+    b->stale_purged++;
+  }
+  return rc == MB_ENOENT || rc == MB_ENOTSUP ? 0 : rc;
+}
+
 /* Create a section, waiting a while for a stale one whose name cannot be removed at once. */
 static int mb__create(mb_broker_t *b, mb_os_section_t *s, const char *name, uint64_t size,
                       int flags) {
@@ -118,6 +132,35 @@ static uint32_t cfg_max_owner(const mb_broker_t *b) {
                                                                         : MB_CLIENTS_MAX;
 }
 
+/*
+ * Create the section of a region configured with large_pages in large pages: the section rounded
+ * up to whole large pages. Where they cannot be had (none on this machine, the privilege or a
+ * hugetlbfs mount missing, too few free), the region gets normal pages after ONE warning naming
+ * the region and the reason; *large says which it got. A stale large-page object of a dead broker
+ * is purged first (on Linux it has a name of its own, on hugetlbfs). Crash points: a broker
+ * killed after creating the object leaves it under its name; the next broker purges it here.
+ */
+static int mb__region_create_large(mb_broker_t *b, const char *region, const char *name,
+                                   mb_os_section_t *sec, uint64_t section_size, int *large) {
+  size_t lp = 0;
+  int rc;
+  *large = 0;
+  rc = mb_os_large_pages(&lp);
+  if (rc == 0 || rc == MB_ENOSPC) {
+    uint64_t size = mb__round_up(section_size, lp);
+    if ((rc = mb__purge_large(b, name)) == 0 &&
+        (rc = mb__create(b, sec, name, size, b->flags | MB_OS_SEC_LARGE_PAGES)) == 0) {
+      *large = 1;
+      return 0;
+    }
+    if (rc == MB_EBUSY)
+      return rc;
+  }
+  mb_log_warn("region '%s': large pages refused, using %zu-byte pages: %s", region,
+              mb_os_mem_config()->page_size, mb_last_error());
+  return mb__create(b, sec, name, section_size, b->flags);
+}
+
 /* Create region i: its section (data + slot table), mapped whole, and its descriptor. */
 static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   const mb_region_cfg_t *rc_ = &b->cfg.regions[i];
@@ -128,13 +171,18 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   uint64_t table = slots ? mb__region_table_size(rc_->size, page, slots, page) : 0;
   uint64_t section_size = mb__round_up(rc_->size + table, page);
   char name[MB_OS_NAME_MAX + 1];
-  int rc;
+  int rc, large = 0;
 
   if ((rc = mb__object_name(name, sizeof name, b->cfg.instance, rc_->name)) != 0 ||
-      (rc = mb__purge_stale(b, name, 0, prev_gen)) != 0 ||
-      (rc = mb__create(b, &r->sec, name, section_size,
-                       b->flags | (rc_->lazy ? MB_OS_SEC_RESERVE : 0))) != 0)
+      (rc = mb__purge_stale(b, name, 0, prev_gen)) != 0)
     return rc;
+  if (rc_->large_pages && !rc_->lazy)
+    rc = mb__region_create_large(b, rc_->name, name, &r->sec, section_size, &large);
+  else
+    rc = mb__create(b, &r->sec, name, section_size, b->flags | (rc_->lazy ? MB_OS_SEC_RESERVE : 0));
+  if (rc != 0)
+    return rc;
+  section_size = r->sec.size;
   if ((rc = mb_os_section_map(&r->sec, 0, 1, (void **)&r->base)) != 0)
     goto fail;
   if (table && rc_->lazy &&
@@ -147,8 +195,8 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   d->table_offset = slots ? rc_->size : 0;
   d->slot_count = slots;
   d->slot_size = rc_->slot_size;
-  d->flags = rc_->lazy ? MB_REGION_LAZY : 0;
-  d->page_size = page;
+  d->flags = (rc_->lazy ? MB_REGION_LAZY : 0) | (large ? MB_REGION_LARGE_PAGES : 0);
+  d->page_size = page; /* the page table counts in normal pages, large pages or not */
   r->state = b->state;
   r->holder = MB_PAGE_HOLDER_BROKER;
   r->max_owner = cfg_max_owner(b);
@@ -163,9 +211,9 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
     for (p = 0; slots && p < d->size / page; p++)
       mb_store32(&mb__region_pages(d, r->base)[p], MB_PAGE_COMMITTED);
   }
-  mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s", d->name,
+  mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s%s", d->name,
               (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
-              rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "");
+              rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "", large ? ", large pages" : "");
   if (slots)
     mb_log_debug("region %s: %llu slots of %u bytes, slot table %llu bytes", d->name,
                  (unsigned long long)slots, (unsigned)d->slot_size, (unsigned long long)table);
@@ -174,8 +222,8 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
 fail_unmap:
   mb_os_section_unmap(r->base, r->sec.size);
 fail:
+  mb_os_section_unlink(name, r->sec.flags);
   mb_os_section_close(&r->sec);
-  mb_os_section_unlink(name, b->flags);
   r->base = NULL;
   return rc;
 }
@@ -186,9 +234,9 @@ static void mb__region_destroy(mb_broker_t *b, int i) {
   if (r->base == NULL)
     return;
   mb_os_section_unmap(r->base, r->sec.size);
-  mb_os_section_close(&r->sec);
   if (mb__object_name(name, sizeof name, b->cfg.instance, b->cfg.regions[i].name) == 0)
-    mb_os_section_unlink(name, b->flags);
+    mb_os_section_unlink(name, r->sec.flags);
+  mb_os_section_close(&r->sec);
   r->base = NULL;
   r->desc = NULL;
 }

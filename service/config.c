@@ -155,6 +155,7 @@ static const opt_t region_opts[] = {
   {.key = "commit", .type = OPT_ENUM, REG_FIELD(lazy), .def = 0, .names = commit_names},
   {.key = "slot_size", .type = OPT_SIZE, .flags = OPT_ZERO_OK | OPT_POW2, REG_FIELD(slot_size),
    .def = 0, .min = 64, .max = MIB},
+  {.key = "large_pages", .type = OPT_BOOL, REG_FIELD(large_pages), .def = 0},
 };
 
 /* The fields of one entry of "pools". */
@@ -185,9 +186,9 @@ _Static_assert(NOPTS(cfg_opts) <= 32 && NOPTS(region_opts) <= 32 && NOPTS(pool_o
 
 /* The default regions, also the content of config/membroker.json. */
 static const mb_region_cfg_t default_regions[] = {
-    {"world", 64 * MIB, 0, 0},
-    {"players", 32 * MIB, 1, 1024},
-    {"npc", 16 * MIB, 0, 0},
+    {"world", 64 * MIB, 0, 0, 0},
+    {"players", 32 * MIB, 1, 1024, 0},
+    {"npc", 16 * MIB, 0, 0, 0},
 };
 
 /* Keys allowed besides the options and the lists: strings, ignored. */
@@ -818,10 +819,16 @@ static int parse_fields(const char *src, const char *path, const cJSON *obj, con
 
 /* ---- lists of objects ("regions", "pools", "maps") ----------------------------------------- */
 
-/* A region's slots must fit in the region. */
+/* A region's slots must fit in the region; large pages are committed at start. */
 static int check_region(const char *src, const char *path, const void *item) {
   const mb_region_cfg_t *r = item;
   char kp[CFG_PATH_LEN], a[48], b[48];
+  if (r->large_pages && r->lazy) {
+    join(kp, sizeof kp, path, "large_pages");
+    return cfg_err(src, kp,
+                   "true needs \"commit\": \"start\": large pages are committed whole when the "
+                   "broker starts, never page by page");
+  }
   if (r->slot_size <= r->size)
     return 0;
   fmt_size(a, sizeof a, r->slot_size);

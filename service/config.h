@@ -32,6 +32,7 @@ typedef struct mb_region_cfg_s {
   uint64_t size;                 /* bytes, > 0, multiple of 65536 */
   int lazy;                      /* "commit": "lazy" (1) or "start" (0, default) */
   uint32_t slot_size;            /* 0 = no slots; else power of two, 64 B .. 1 MiB, <= size */
+  int large_pages; /* "large_pages": bool, default false; only with "commit": "start" */
 } mb_region_cfg_t;
 
 typedef struct mb_pool_cfg_s {

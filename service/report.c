@@ -267,6 +267,9 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
 #undef MB__X
     v[MB_REGION_FIG_reserved] = f->size;
     v[MB_REGION_FIG_lazy] = (f->flags & MB_REGION_LAZY) != 0;
+    v[MB_REGION_FIG_page_size] = (f->flags & MB_REGION_LARGE_PAGES)
+                                     ? mb_os_mem_config()->large_page_size
+                                     : mb_os_mem_config()->page_size;
     v[MB_REGION_FIG_slot_count] = f->slot_count;
     v[MB_REGION_FIG_slot_size] = f->slot_size;
     mb__figures(r, mb__region_stats, MB_REGION_FIGS, v, ok);

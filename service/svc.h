@@ -76,6 +76,15 @@ typedef struct mb_svc_install_opts_s {
 int mb__svc_install(const mb_svc_install_opts_t *opts);
 int mb__svc_uninstall(const char *service_name);
 
+/*
+ * Windows (svc_install.c): grant `account` ("LocalSystem" or NULL, "NT SERVICE\<name>", a user)
+ * SeLockMemoryPrivilege in the local security policy (LsaAddAccountRights), which large-page
+ * regions need, and read the grant back. 0, or MB_ENOENT no such account, MB_EACCES not allowed
+ * (run as an administrator), MB_ENOTSUP the LSA does not implement it (Wine), MB_EOS otherwise,
+ * with a message. The account's processes see it from their next logon (service start).
+ */
+int mb__svc_grant_lock_memory(const char *account);
+
 /* systemd readiness (POSIX; no-op elsewhere or without $NOTIFY_SOCKET). */
 void mb__svc_notify(const char *state);
 

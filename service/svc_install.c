@@ -14,6 +14,10 @@
  * uninstall: stop the service if it runs (waiting for STOPPED), DeleteService, remove the
  * event-log source.
  *
+ * When the config has a region with large_pages, install also grants the service account
+ * SeLockMemoryPrivilege ("Lock pages in memory", which SEC_LARGE_PAGES needs) with LsaOpenPolicy +
+ * LsaAddAccountRights, and reads it back with LsaEnumerateAccountRights.
+ *
  * These are command implementations: they print what they did for the operator and return the
  * process exit code. This file never runs the broker.
  */
@@ -28,6 +32,8 @@
 #include "svc.h"
 
 #include <windows.h>
+#include <ntsecapi.h>
+#include <sddl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +777,27 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
   mb__inst_readback(&tally, svc, wname, display, cmdline, start, delayed, waccount, exe, &steps);
   CloseServiceHandle(svc);
   CloseServiceHandle(scm);
+  {
+    int i, large = 0;
+    for (i = 0; i < cfg.nregions; i++)
+      large |= cfg.regions[i].large_pages;
+    if (large) {
+      rc = mb__svc_grant_lock_memory(account);
+      if (rc == 0) {
+        mb__inst_ok(&tally, "lock pages in memory (SeLockMemoryPrivilege, for large_pages)");
+      } else if (rc == MB_ENOTSUP) {
+        printf("  %-32s not supported here: %s\n", "lock pages in memory", mb_last_error());
+        tally.unsupported++;
+      } else {
+        /* The service still runs, on normal pages (the broker warns once per region). */
+        fprintf(stderr,
+                "membroker: %s: the regions with large_pages will have normal pages; grant "
+                "\"Lock pages in memory\" to %s in secpol.msc\n",
+                mb_last_error(), account);
+        tally.differs++;
+      }
+    }
+  }
   if (tally.differs > 0) {
     fprintf(stderr,
             "membroker: service %s is installed, but %d item(s) differ from what was "
@@ -782,6 +809,95 @@ int mb__svc_install(const mb_svc_install_opts_t *o) {
          tally.ok, tally.unsupported);
   printf("membroker: start it with: sc.exe start %s\n", o->name);
   return 0;
+}
+
+/* ---- the large-pages privilege ------------------------------------------------------------ */
+
+/* An NTSTATUS of the LSA as an MB_E* code with a message naming the step and the account. */
+static int mb__inst_lsa_err(NTSTATUS st, const char *what, const char *account) {
+  DWORD e = LsaNtStatusToWinError(st);
+  int code = (e == ERROR_ACCESS_DENIED || e == ERROR_PRIVILEGE_NOT_HELD) ? MB_EACCES
+             : (e == ERROR_CALL_NOT_IMPLEMENTED || e == ERROR_NOT_SUPPORTED ||
+                e == ERROR_MR_MID_NOT_FOUND || st == (NTSTATUS)0xC0000002L)
+                 ? MB_ENOTSUP
+                 : MB_EOS;
+  return mb__errorf(code, (long)e, "%s for '%s' (NTSTATUS 0x%08lx)", what, account,
+                    (unsigned long)st);
+}
+
+int mb__svc_grant_lock_memory(const char *account) {
+  static const wchar_t right[] = L"SeLockMemoryPrivilege";
+  wchar_t waccount[512], domain[256];
+  BYTE sidbuf[SECURITY_MAX_SID_SIZE];
+  PSID sid = (PSID)sidbuf, system_sid = NULL;
+  DWORD sidsize = sizeof sidbuf, domsize = 256, e;
+  SID_NAME_USE use;
+  LSA_OBJECT_ATTRIBUTES oa;
+  LSA_HANDLE pol;
+  LSA_UNICODE_STRING ur, *rights = NULL;
+  ULONG nrights = 0, i;
+  NTSTATUS st;
+  int found = 0, rc;
+
+  if (account == NULL || _stricmp(account, "LocalSystem") == 0) {
+    if (!ConvertStringSidToSidW(L"S-1-5-18", &system_sid)) {
+      e = GetLastError();
+      return mb__errorf(MB_EOS, (long)e, "the SID of LocalSystem");
+    }
+    sid = system_sid;
+    account = "LocalSystem";
+  } else {
+    if (mb__inst_widen(account, waccount, 512) != 0)
+      return mb__errorf(MB_EINVAL, 0, "account '%s': not valid UTF-8 or too long", account);
+    if (!LookupAccountNameW(NULL, waccount, sid, &sidsize, domain, &domsize, &use)) {
+      e = GetLastError();
+      return mb__errorf(e == ERROR_NONE_MAPPED ? MB_ENOENT : MB_EOS, (long)e,
+                        "look up account '%s'", account);
+    }
+  }
+  memset(&oa, 0, sizeof oa);
+  st = LsaOpenPolicy(NULL, &oa, POLICY_CREATE_ACCOUNT | POLICY_LOOKUP_NAMES, &pol);
+  if (st != 0) {
+    rc = mb__inst_lsa_err(st, "open the local security policy", account);
+    goto out;
+  }
+  ur.Buffer = (PWSTR)right;
+  ur.Length = (USHORT)(wcslen(right) * sizeof(wchar_t));
+  ur.MaximumLength = (USHORT)(ur.Length + sizeof(wchar_t));
+  st = LsaAddAccountRights(pol, sid, &ur, 1);
+  if (st != 0) {
+    rc = mb__inst_lsa_err(st, "grant SeLockMemoryPrivilege", account);
+    LsaClose(pol);
+    goto out;
+  }
+  /* Read it back: the grant is there, or the call did not do what it said. */
+  st = LsaEnumerateAccountRights(pol, sid, &rights, &nrights);
+  if (st == (NTSTATUS)0xC0000034L) { /* STATUS_OBJECT_NAME_NOT_FOUND: no rights recorded */
+    /* The add said yes but nothing was kept (Wine's LsaAddAccountRights is a stub). */
+    rc = mb__errorf(MB_ENOTSUP, (long)LsaNtStatusToWinError(st),
+                    "the LSA accepted SeLockMemoryPrivilege for '%s' but keeps no rights for it "
+                    "(LsaEnumerateAccountRights: none): this LSA does not store grants",
+                    account);
+    LsaClose(pol);
+    goto out;
+  }
+  if (st != 0) {
+    rc = mb__inst_lsa_err(st, "read back the rights", account);
+    LsaClose(pol);
+    goto out;
+  }
+  for (i = 0; i < nrights; i++)
+    if (rights[i].Length == ur.Length && memcmp(rights[i].Buffer, right, ur.Length) == 0)
+      found = 1;
+  LsaFreeMemory(rights);
+  LsaClose(pol);
+  rc = found ? 0
+             : mb__errorf(MB_EOS, 0, "'%s' does not hold SeLockMemoryPrivilege after the grant",
+                          account);
+out:
+  if (system_sid != NULL)
+    LocalFree(system_sid);
+  return rc;
 }
 
 /* ---- uninstall ------------------------------------------------------------------------- */

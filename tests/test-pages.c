@@ -1,0 +1,324 @@
+/*
+ * test-pages.c - large pages (issue 15): the `large_pages` key of a region (parsed, echoed,
+ * checked), the broker's fallback to normal pages with one warning naming the region and the
+ * reason, the page size `regions` reports, a game server mapping such a region, huge pages
+ * really granted on Linux (root: a private hugetlbfs mount and a few pages reserved through
+ * vm.nr_hugepages, both undone at exit), and the install step's grant of SeLockMemoryPrivilege
+ * (Windows).
+ */
+#include "task.h"
+
+#include <stdlib.h>
+
+#include "broker.h"
+#include "fixture.h"
+#include "log.h"
+#include "membroker.h"
+#include "report.h"
+#include "svc.h"
+
+#include <cjson/cJSON.h>
+
+#if MB_OS_POSIX
+#include <errno.h>
+#include <sys/mount.h>
+#include <unistd.h>
+#endif
+
+#define LP_REGION_SIZE (4u * 1024 * 1024) /* two 2 MiB huge pages */
+
+/* ---- the log: warnings that name large pages ------------------------------------------------ */
+
+static int lp_warnings;
+static char lp_last[1024];
+
+static void lp_sink(mb_log_level_t level, mb_event_t event, const char *msg) {
+  (void)event;
+  if (level == MB_LOG_WARN && strstr(msg, "large pages") != NULL) {
+    lp_warnings++;
+    snprintf(lp_last, sizeof lp_last, "%s", msg);
+  }
+}
+
+static void lp_log(void) {
+  mb__log_open(MB_LOG_WARN, ""); /* the sink sees what the level lets through */
+  mb__log_set_sink(lp_sink);
+  lp_warnings = 0;
+  lp_last[0] = '\0';
+}
+
+/* The test config with region "big" (4 MiB, committed at start, large_pages) beside world. */
+static void lp_config(mb_config_t *cfg, const char *tag) {
+  int i;
+  fx_config_pid(cfg, "lp", tag);
+  i = fx_region(cfg, "big", LP_REGION_SIZE, 0, 0);
+  cfg->regions[i].large_pages = 1;
+}
+
+/* Region `name`'s entry of the `regions` report: its page_size, and whether it is lazy. */
+static uint64_t lp_reported_page(const mb_broker_t *b, const char *name) {
+  cJSON *arr = mb__report_regions(b), *r;
+  uint64_t v = 0;
+  ASSERT(arr != NULL);
+  cJSON_ArrayForEach(r, arr) {
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "name");
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "page_size");
+    if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0 && cJSON_IsNumber(p))
+      v = (uint64_t)p->valuedouble;
+  }
+  cJSON_Delete(arr);
+  return v;
+}
+
+static int lp_index(const mb_broker_t *b, const char *name) {
+  int i;
+  for (i = 0; i < b->nregions; i++)
+    if (strcmp(b->cfg.regions[i].name, name) == 0)
+      return i;
+  FAIL("no region %s", name);
+  return -1;
+}
+
+/* argv: instance region - a game server maps the region, writes its first and last byte (0x5A,
+ * 0xA5) and detaches. */
+CHILD(touch_region) {
+  mb_client_t *c;
+  unsigned char *base;
+  uint64_t size;
+  if (argc != 2 || mb_attach(argv[0], "pages", NULL, &c) != 0)
+    return 100;
+  if (mb_region(c, argv[1], (void **)&base, &size) != 0)
+    return 101;
+  base[0] = 0x5A;
+  base[size - 1] = 0xA5;
+  return mb_detach(c) == 0 ? 0 : 102;
+}
+
+/* ---- config ---------------------------------------------------------------------------------- */
+
+TEST(config_large_pages_key) {
+  mb_config_t cfg;
+  char *text;
+  const char *good = "{\"regions\": [{\"name\": \"w\", \"size\": \"4MiB\", \"large_pages\": true},"
+                     " {\"name\": \"p\", \"size\": \"1MiB\", \"commit\": \"lazy\"}]}";
+  const char *lazy = "{\"regions\": [{\"name\": \"w\", \"size\": \"4MiB\"}, {\"name\": \"p\", "
+                     "\"size\": \"1MiB\", \"commit\": \"lazy\", \"large_pages\": true}]}";
+  const char *notbool =
+      "{\"regions\": [{\"name\": \"w\", \"size\": \"4MiB\", \"large_pages\": 1}]}";
+
+  ASSERT_OK(mb__config_parse(&cfg, good, strlen(good), "good.json"));
+  ASSERT_EQ(cfg.regions[0].large_pages, 1);
+  ASSERT_EQ(cfg.regions[1].large_pages, 0); /* the default */
+  /* Echoed in the effective config (the `config` command, --check-config's schema) and read
+   * back the same. */
+  text = fx_config_text(&cfg, NULL);
+  ASSERT_CONTAINS(text, "\"large_pages\"");
+  ASSERT_OK(mb__config_parse(&cfg, text, strlen(text), "echo.json"));
+  free(text);
+  ASSERT_EQ(cfg.regions[0].large_pages, 1);
+  ASSERT_EQ(cfg.regions[1].large_pages, 0);
+
+  ASSERT_ERR(mb__config_parse(&cfg, lazy, strlen(lazy), "lazy.json"), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "regions[1].large_pages");
+  ASSERT_CONTAINS(mb_last_error(), "\"commit\": \"start\"");
+  ASSERT_ERR(mb__config_parse(&cfg, notbool, strlen(notbool), "bool.json"), MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "regions[0].large_pages");
+}
+
+/* ---- fallback -------------------------------------------------------------------------------- */
+
+/*
+ * Large pages refused -> normal pages, one warning naming the region and the reason, page_size
+ * reported as the normal page, and a game server maps the region as usual. Linux: refused for
+ * sure by pointing MEMBROKER_HUGETLBFS at a directory that is not a hugetlbfs mount. Windows:
+ * whatever the OS answers (Wine: see the README's large-pages section); where it grants them
+ * the region must say so instead.
+ */
+TEST(fallback_warns_once_and_reports_page_size) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  size_t page = mb_os_mem_config()->page_size;
+  int big, warned;
+
+#if MB_OS_POSIX
+  char dir[] = "/tmp/mb-not-hugetlbfs-XXXXXX";
+  ASSERT(mkdtemp(dir) != NULL);
+  ASSERT(setenv("MEMBROKER_HUGETLBFS", dir, 1) == 0);
+#endif
+  lp_config(&cfg, "fb");
+  lp_log();
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  big = lp_index(&b, "big");
+  if (b.state->regions[big].flags & MB_REGION_LARGE_PAGES) {
+    /* The OS granted them: no warning, and the large page size reported. */
+    ASSERT_EQ(lp_warnings, 0);
+    ASSERT_EQ_U64(lp_reported_page(&b, "big"), mb_os_mem_config()->large_page_size);
+    printf("# large pages granted here: %zu bytes\n", mb_os_mem_config()->large_page_size);
+  } else {
+    ASSERT_EQ(lp_warnings, 1);
+    ASSERT_CONTAINS(lp_last, "region 'big'");
+    ASSERT_CONTAINS(lp_last, "large pages refused");
+#if MB_OS_POSIX
+    ASSERT_CONTAINS(lp_last, "is not a hugetlbfs mount");
+#endif
+    printf("# fallback: %s\n", lp_last);
+    ASSERT_EQ_U64(lp_reported_page(&b, "big"), page);
+    ASSERT_EQ_U64(b.state->regions[big].section_size, LP_REGION_SIZE);
+  }
+  ASSERT_EQ_U64(lp_reported_page(&b, "world"), page);
+  ASSERT_EQ_U64(mb_load64(&b.state->regions[big].committed), LP_REGION_SIZE);
+  /* A game server maps it the way it was made. */
+  ASSERT_EQ(mb_test_run_child(60000, "touch_region", cfg.instance, "big", (char *)NULL), 0);
+  ASSERT_EQ(b.regions[big].base[0], 0x5A);
+  ASSERT_EQ(b.regions[big].base[LP_REGION_SIZE - 1], 0xA5);
+  warned = lp_warnings;
+  mb__broker_stop(&b);
+  ASSERT_EQ(lp_warnings, warned); /* none more at stop */
+  mb__log_set_sink(NULL);
+#if MB_OS_POSIX
+  rmdir(dir);
+#endif
+}
+
+/* ---- Linux: huge pages granted --------------------------------------------------------------- */
+
+#if MB_OS_POSIX
+static char lp_mount[64];
+static long lp_old_nr = -1;
+
+/* /proc files have no size: read them line by line. */
+static long lp_read_long(const char *path) {
+  FILE *f = fopen(path, "r");
+  long v = -1;
+  if (f != NULL && fscanf(f, "%ld", &v) != 1)
+    v = -1;
+  if (f != NULL)
+    fclose(f);
+  return v;
+}
+
+/* A figure of /proc/meminfo ("HugePages_Free"), or -1. */
+static long lp_meminfo(const char *key) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  char line[256];
+  long v = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':')
+      v = strtol(line + strlen(key) + 1, NULL, 10);
+  if (f != NULL)
+    fclose(f);
+  return v;
+}
+
+static int lp_write_long(const char *path, long v) {
+  FILE *f = fopen(path, "w");
+  int ok = f != NULL && fprintf(f, "%ld\n", v) > 0;
+  if (f != NULL && fclose(f) != 0)
+    ok = 0;
+  return ok ? 0 : -1;
+}
+
+/* Undo what the test changed on the machine, whatever way it ends. */
+static void lp_restore(void) {
+  if (lp_old_nr >= 0)
+    lp_write_long("/proc/sys/vm/nr_hugepages", lp_old_nr);
+  lp_old_nr = -1;
+  if (lp_mount[0] != '\0') {
+    umount(lp_mount);
+    rmdir(lp_mount);
+    lp_mount[0] = '\0';
+  }
+}
+#endif
+
+TEST(huge_pages_when_reserved) {
+#if !MB_OS_POSIX
+  SKIP("hugetlbfs is Linux's; Windows large pages: fallback_warns_once_and_reports_page_size");
+#else
+  mb_config_t cfg;
+  mb_broker_t b;
+  size_t huge = mb_os_mem_config()->large_page_size;
+  long free0, old, need = (long)(LP_REGION_SIZE / (huge ? huge : 1));
+  char obj[MB_OS_NAME_MAX + 1], path[256];
+  int big;
+
+  if (huge == 0 || LP_REGION_SIZE % huge != 0)
+    SKIP("no huge pages of a size dividing 4 MiB here (Hugepagesize %zu)", huge);
+  if (geteuid() != 0)
+    SKIP("needs root: mounts a private hugetlbfs and reserves huge pages (vm.nr_hugepages)");
+  snprintf(lp_mount, sizeof lp_mount, "/tmp/mb-hugetlbfs-XXXXXX");
+  ASSERT(mkdtemp(lp_mount) != NULL);
+  atexit(lp_restore);
+  if (mount("none", lp_mount, "hugetlbfs", 0, NULL) != 0) {
+    int e = errno;
+    rmdir(lp_mount);
+    lp_mount[0] = '\0';
+    SKIP("cannot mount hugetlbfs: %s", strerror(e));
+  }
+  ASSERT(setenv("MEMBROKER_HUGETLBFS", lp_mount, 1) == 0);
+  lp_config(&cfg, "hp");
+  lp_log();
+
+  /* None free: refused at commit, one warning saying so. */
+  if (lp_meminfo("HugePages_Free") < need) {
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    big = lp_index(&b, "big");
+    ASSERT_EQ(b.state->regions[big].flags & MB_REGION_LARGE_PAGES, 0);
+    ASSERT_EQ(lp_warnings, 1);
+    ASSERT_CONTAINS(lp_last, "region 'big'");
+    ASSERT_CONTAINS(lp_last, "huge pages");
+    printf("# none free: %s\n", lp_last);
+    ASSERT_EQ_U64(lp_reported_page(&b, "big"), mb_os_mem_config()->page_size);
+    mb__broker_stop(&b);
+    lp_warnings = 0;
+  }
+
+  /* Reserve what the region needs on top of what is there, and undo it at exit. */
+  lp_old_nr = lp_read_long("/proc/sys/vm/nr_hugepages");
+  ASSERT_GE(lp_old_nr, 0);
+  ASSERT_EQ(lp_write_long("/proc/sys/vm/nr_hugepages", lp_old_nr + need), 0);
+  free0 = lp_meminfo("HugePages_Free");
+  if (free0 < need) {
+    lp_restore();
+    SKIP("the kernel reserved only %ld free huge pages of the %ld asked for", free0, need);
+  }
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  big = lp_index(&b, "big");
+  ASSERT_EQ(lp_warnings, 0);
+  ASSERT(b.state->regions[big].flags & MB_REGION_LARGE_PAGES);
+  ASSERT_EQ_U64(lp_reported_page(&b, "big"), huge);
+  ASSERT_EQ_U64(lp_reported_page(&b, "world"), mb_os_mem_config()->page_size);
+  /* The huge pages are taken at start (committed), by the broker's file on the mount. */
+  ASSERT_EQ(lp_meminfo("HugePages_Free"), free0 - need);
+  ASSERT_OK(mb__object_name(obj, sizeof obj, cfg.instance, "big"));
+  snprintf(path, sizeof path, "%s/%s", lp_mount, obj);
+  ASSERT_EQ(access(path, F_OK), 0);
+  /* A game server finds it by name and shares its memory. */
+  ASSERT_EQ(mb_test_run_child(60000, "touch_region", cfg.instance, "big", (char *)NULL), 0);
+  ASSERT_EQ(b.regions[big].base[0], 0x5A);
+  ASSERT_EQ(b.regions[big].base[LP_REGION_SIZE - 1], 0xA5);
+  mb__broker_stop(&b);
+  ASSERT(access(path, F_OK) != 0);
+  ASSERT_EQ(lp_meminfo("HugePages_Free"), free0);
+  mb__log_set_sink(NULL);
+  old = lp_old_nr;
+  lp_restore();
+  ASSERT_EQ(lp_read_long("/proc/sys/vm/nr_hugepages"), old);
+#endif
+}
+
+/* ---- Windows: the install step's grant ------------------------------------------------------- */
+
+TEST(install_grants_lock_memory_privilege) {
+#if !MB_OS_WIN
+  SKIP("SeLockMemoryPrivilege is Windows'; Linux needs no grant (hugetlbfs mode, nr_hugepages)");
+#else
+  int rc = mb__svc_grant_lock_memory("LocalSystem");
+  if (rc == MB_ENOTSUP)
+    SKIP("the LSA here does not grant rights (Wine): %s", mb_last_error());
+  ASSERT_OK(rc);
+  /* Idempotent: a second install grants again without error. */
+  ASSERT_OK(mb__svc_grant_lock_memory("LocalSystem"));
+  ASSERT_ERR(mb__svc_grant_lock_memory("no-such-account-xyz"), MB_ENOENT);
+#endif
+}
