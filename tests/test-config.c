@@ -176,7 +176,7 @@ TEST(full_custom_config) {
       "  \"pipe\": {\"mode\": \"0600\", \"operators_group\": \"ops\", \"max_line\": \"1 MiB\",\n"
       "           \"max_connections\": 100000},\n"
       "  \"sections\": {\"mode\": \"640\", \"group\": \"game servers\"},\n"
-      "  \"limits\": {\"max_committed\": \"2GiB\"},\n"
+      "  \"limits\": {\"max_committed\": \"8GiB\"},\n"
       "  \"regions\": [\n"
       "    {\"name\": \"map\", \"size\": \"1GiB\"},\n"
       "    {\"name\": \"slots-2\", \"size\": 131072, \"commit\": \"start\", \"slot_size\": 64},\n"
@@ -203,7 +203,7 @@ TEST(full_custom_config) {
   ASSERT_EQ(c.pipe_max_connections, 100000);
   ASSERT_EQ(c.section_mode, 0640);
   ASSERT_STR_EQ(c.section_group, "game servers");
-  ASSERT_EQ_U64(c.max_committed, 2 * GIB);
+  ASSERT_EQ_U64(c.max_committed, 8 * GIB); /* big_lazy's slot table alone takes 4 GiB */
   ASSERT_EQ(c.nregions, 4);
   ASSERT_STR_EQ(c.regions[0].name, "map");
   ASSERT_EQ_U64(c.regions[0].size, GIB);
@@ -552,13 +552,14 @@ static const struct {
     {"{\"limits\": {\"max_committed\": true}}",
      {"limits.max_committed: expected a size (an integer or a string such as \"64MiB\")"}},
     {"{\"limits\": {\"max_committed\": \"1MiB\"}}",
-     {"limits.max_committed: 1 MiB is less than the 80 MiB the regions and pools commit at start"}},
+     {"limits.max_committed: 1 MiB is less than the 82464 KiB the regions (slot tables included) "
+      "and pools commit at start"}},
     /* 81 MiB holds the regions; a pool of 65536 x 256 B (16 MiB, 64 KiB of intent records,
      * 768 KiB of links and stamps, in whole pages) does not fit beside them. */
     {"{\"limits\": {\"max_committed\": \"81MiB\"}, \"pools\": [{\"name\": \"p\", "
      "\"object_size\": 256, \"capacity\": 65536}]}",
-     {"limits.max_committed: 81 MiB is less than the 99136 KiB the regions and pools commit at "
-      "start"}},
+     {"limits.max_committed: 81 MiB is less than the 99680 KiB the regions (slot tables "
+      "included) and pools commit at start"}},
     /* regions */
     {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},
     {"{\"regions\": [" R17 "]}", {"regions: 17 regions given, at most 16 are allowed"}},
