@@ -2150,6 +2150,7 @@ static uint64_t sf(uint64_t h, const char *where, const char *field, const char 
 /* Recorded: MB_STATS_VERSION -> the fingerprint of the lists. Append a line per bump. */
 static const fp_record_t stats_fps[] = {
     {2, UINT64_C(0x78e563747c855cf4)},
+    {3, UINT64_C(0xf64e479176d475b8)}, /* the region's table_bytes (issue 14) */
 };
 
 /* The statistics lists' fingerprint is the one recorded for MB_STATS_VERSION: adding,
