@@ -1507,7 +1507,8 @@ static int check_group(const char *src, const char *key, const char *group, int 
   if (group[0] == '\0')
     return 0;
   if ((rc = mb_os_group_exists(group)) != 0)
-    return mb__errorf(MB_ECONFIG, mb_last_os_error(), "%s: %s '%s': %s", src, key, group,
+    return mb__errorf(MB_ECONFIG, rc == MB_ENOENT ? 0 : mb_last_os_error(), "%s: %s '%s': %s", src,
+                      key, group,
                       rc == MB_ENOENT ? "no such group on this machine" : mb_last_error());
   if (!start)
     skip_note(skipped, ssize,
