@@ -8,7 +8,11 @@
  * (after mimalloc's options.c). Only what spans several options is code: the list bounds,
  * required keys and unique names (parse_list, shared by the lists), a slot bigger than its
  * region, a pool bigger than CFG_POOL_BYTES_MAX, the commit limit against what the regions
- * commit at start, and map paths made relative to the config file (mb__config_load).
+ * (slot tables included) and pools commit at start, and map paths made relative to the config
+ * file (mb__config_load). What a start checks on the machine (groups, directories, the log
+ * file, maps, slot tables against physical memory) is mb__config_check_host: it only looks
+ * (stat, access, a group lookup, reading a map), never creates or changes anything, so
+ * --check-config can run beside a live broker and a crash in it leaves nothing behind.
  *
  * Parsing goes into a local copy that is copied out only on success, so a bad file never
  * leaves a half-filled config. Each error is one message:
@@ -1376,6 +1380,11 @@ oom:
 
 /* ---- checks against this machine (mb__config_check_host) ----------------------------------- */
 
+/* a + b, UINT64_MAX when that does not fit (16 regions of 2^63 bytes do not). */
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
 /* v in the largest binary unit it reaches, one decimal: "17.0 GiB", "512.0 KiB", "100 B". */
 static void fmt_approx(char *out, size_t size, uint64_t v) {
   static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
@@ -1526,7 +1535,7 @@ static int check_tables(const char *src, const mb_config_t *cfg, char *skipped, 
   char need[48], phys[48], kp[CFG_PATH_LEN];
   int i;
   for (i = 0; i < cfg->nregions; i++)
-    total += mb__config_slot_table(&cfg->regions[i]);
+    total = sat_add(total, mb__config_slot_table(&cfg->regions[i]));
   if (total == 0)
     return 0;
   if (mb_os_memstatus(&ms) != 0 || ms.total == 0) {
@@ -1609,23 +1618,23 @@ int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size
   /* What the start commits before it is ready, as mb__broker_start counts it. */
   ctl = mb__round_up(sizeof(mb_state_t), mb_os_mem_config()->alloc_granularity);
   for (i = 0; i < cfg->nregions; i++) {
-    regions += cfg->regions[i].lazy ? 0 : cfg->regions[i].size;
-    tables += mb__config_slot_table(&cfg->regions[i]);
+    regions = sat_add(regions, cfg->regions[i].lazy ? 0 : cfg->regions[i].size);
+    tables = sat_add(tables, mb__config_slot_table(&cfg->regions[i]));
   }
   for (i = 0; i < cfg->npools; i++) {
     mb_pool_desc_t pd;
     memset(&pd, 0, sizeof pd);
     if (mb__pool_layout(&pd, cfg->pools[i].object_size, cfg->pools[i].align, cfg->pools[i].capacity,
                         mb_os_mem_config()->page_size) == 0)
-      pools += pd.section_size;
+      pools = sat_add(pools, pd.section_size);
   }
   for (i = 0; i < cfg->nmaps; i++) {
     uint64_t bytes = 0;
     if ((rc = check_map(src, cfg, i, &bytes)) != 0)
       return rc;
-    maps += bytes;
+    maps = sat_add(maps, bytes);
   }
-  all = ctl + regions + tables + pools + maps;
+  all = sat_add(sat_add(sat_add(ctl, regions), sat_add(tables, pools)), maps);
   if (cfg->max_committed != 0 && all > cfg->max_committed) {
     fmt_size(a, sizeof a, cfg->max_committed);
     fmt_approx(b, sizeof b, all);
