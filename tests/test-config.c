@@ -1166,3 +1166,24 @@ TEST(check_config_valid) {
     ASSERT_EQ(k, MB_OS_PATH_NONE);
   }
 }
+
+/* `membroker run` logs to stderr and does not write log.file: it says so at start, with what a
+ * service start (which refuses a file it cannot open) would say, instead of dropping the file
+ * silently. (The slot tables then refuse the start, so no broker is left running.) */
+TEST(run_says_log_file_is_not_written) {
+  char name[64], text[512], want[512];
+  mb_test_name(name, sizeof name, "nolog");
+  snprintf(text, sizeof text,
+           "{\"log\": {\"file\": \"%s/broker.log\"}, \"regions\": [{\"name\": \"huge\", "
+           "\"size\": \"8TiB\", \"commit\": \"lazy\", \"slot_size\": 64}]}",
+           name);
+  ASSERT_EXIT(run_broker("run", "runlog", text), 1, exe_out);
+  snprintf(want, sizeof want,
+           "log.file '%s/broker.log' is not written: this broker logs to stderr (membroker run); a "
+           "service start would refuse it: ",
+           name);
+  ASSERT_CONTAINS(exe_out, want);
+  snprintf(want, sizeof want, "parent directory '%s' does not exist", name);
+  ASSERT_CONTAINS(exe_out, want);
+  ASSERT_CONTAINS(exe_out, "cannot start: ");
+}
