@@ -784,6 +784,41 @@ int mb_os_dir_create(const char *path);
 /* Remove the empty directory `path`. MB_ENOENT if there is none. */
 int mb_os_dir_remove(const char *path);
 
+/* What is at a path, for checks made before a start (mb_os_path_kind). */
+typedef enum {
+  MB_OS_PATH_NONE = 0, /* nothing: the path does not exist */
+  MB_OS_PATH_FILE,     /* a regular file */
+  MB_OS_PATH_DIR,      /* a directory */
+  MB_OS_PATH_LINK,     /* a symbolic link or another reparse point (only when follow is 0) */
+  MB_OS_PATH_OTHER,    /* a FIFO, socket, device, ... */
+} mb_os_path_kind_t;
+
+/*
+ * What is at `path` (UTF-8) into *kind, without opening it (so a FIFO is never waited on) and
+ * without changing anything. With `follow`, a link is followed (POSIX stat; Windows: the
+ * target's attributes); without it a link is MB_OS_PATH_LINK (POSIX lstat; Windows: a
+ * reparse point). A path that does not exist, or whose parent is not a directory, is
+ * MB_OS_PATH_NONE and 0 is returned. Other failures (MB_EACCES when a directory on the way may
+ * not be searched, ...) give their MB_E* code, with the OS code in mb_last_os_error().
+ */
+int mb_os_path_kind(const char *path, int follow, mb_os_path_kind_t *kind);
+
+/*
+ * 0 if this process may write to `path` (an existing file, or a directory to create files in)
+ * as far as the OS's permission bits say, without opening or changing it: POSIX access(W_OK)
+ * with the real ids; Windows: not read-only (_waccess; Windows ACLs are not evaluated).
+ * MB_EACCES (with the OS's words in the message) if not, MB_ENOENT if it does not exist.
+ */
+int mb_os_path_writable(const char *path);
+
+/*
+ * 0 if the group `name` (a POSIX group; a Windows account or group name such as
+ * "BUILTIN\Users") exists on this machine, as mb_os_section_create and mb_os_pipe_secure
+ * look it up. MB_ENOENT with "group 'NAME' does not exist" if not; MB_EINVAL for an empty
+ * name. Changes nothing.
+ */
+int mb_os_group_exists(const char *name);
+
 /*
  * The machine-wide directory for the broker's own files (the service's default log) into
  * buf, without a trailing separator; not created here. Windows: "%ProgramData%\membroker"

@@ -636,7 +636,8 @@ static int mb__group_gid(const char *name, gid_t *gid, const char *what) {
   char buf[4096];
   int e = getgrnam_r(name, &gr, buf, sizeof buf, &res);
   if (e != 0 || res == NULL)
-    return mb__errorf(MB_ENOENT, e, "group '%s' for '%s' does not exist", name, what);
+    return what != NULL ? mb__errorf(MB_ENOENT, e, "group '%s' for '%s' does not exist", name, what)
+                        : mb__errorf(MB_ENOENT, e, "group '%s' does not exist", name);
   *gid = gr.gr_gid;
   return 0;
 }
@@ -1416,6 +1417,38 @@ int mb_os_dir_remove(const char *path) {
   if (rmdir(path) != 0)
     return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "remove directory '%s'", path);
   return 0;
+}
+
+int mb_os_path_kind(const char *path, int follow, mb_os_path_kind_t *kind) {
+  struct stat st;
+  *kind = MB_OS_PATH_NONE;
+  if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return 0;
+    return mb__errorf(mb__os_from_errno(errno, MB_EIO), errno, "stat '%s'", path);
+  }
+  if (S_ISREG(st.st_mode))
+    *kind = MB_OS_PATH_FILE;
+  else if (S_ISDIR(st.st_mode))
+    *kind = MB_OS_PATH_DIR;
+  else if (S_ISLNK(st.st_mode))
+    *kind = MB_OS_PATH_LINK;
+  else
+    *kind = MB_OS_PATH_OTHER;
+  return 0;
+}
+
+int mb_os_path_writable(const char *path) {
+  if (access(path, W_OK) != 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EACCES), errno, "write '%s'", path);
+  return 0;
+}
+
+int mb_os_group_exists(const char *name) {
+  gid_t gid;
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "no group name");
+  return mb__group_gid(name, &gid, NULL);
 }
 
 int mb_os_data_dir(char *buf, size_t size) {

@@ -2802,6 +2802,73 @@ int mb_os_dir_create(const char *path) {
   return mb__errorf(mb__from_win_io(e), (long)e, "create directory '%s'", path);
 }
 
+int mb_os_path_kind(const char *path, int follow, mb_os_path_kind_t *kind) {
+  wchar_t *w;
+  DWORD attr, e = 0;
+  int rc;
+  *kind = MB_OS_PATH_NONE;
+  if ((rc = mb__path_wide(path, "stat", &w)) != 0)
+    return rc;
+  attr = GetFileAttributesW(w);
+  if (attr == INVALID_FILE_ATTRIBUTES)
+    e = GetLastError();
+  if (e == 0 && follow && (attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+    /* The target's attributes: open it (no access needed) and ask the handle. */
+    HANDLE h = CreateFileW(w, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                           OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    BY_HANDLE_FILE_INFORMATION info;
+    if (h == INVALID_HANDLE_VALUE) {
+      e = GetLastError();
+    } else {
+      if (GetFileInformationByHandle(h, &info))
+        attr = info.dwFileAttributes & ~(DWORD)FILE_ATTRIBUTE_REPARSE_POINT;
+      else
+        e = GetLastError();
+      CloseHandle(h);
+    }
+  }
+  free(w);
+  if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND || e == ERROR_INVALID_NAME ||
+      e == ERROR_BAD_NETPATH || e == ERROR_DIRECTORY)
+    return 0;
+  if (e != 0)
+    return mb__errorf(mb__from_win_io(e), (long)e, "stat '%s'", path);
+  if (!follow && (attr & FILE_ATTRIBUTE_REPARSE_POINT))
+    *kind = MB_OS_PATH_LINK;
+  else if (attr & FILE_ATTRIBUTE_DIRECTORY)
+    *kind = MB_OS_PATH_DIR;
+  else if (attr & FILE_ATTRIBUTE_DEVICE)
+    *kind = MB_OS_PATH_OTHER;
+  else
+    *kind = MB_OS_PATH_FILE;
+  return 0;
+}
+
+int mb_os_path_writable(const char *path) {
+  wchar_t *w;
+  int rc, e = 0;
+  if ((rc = mb__path_wide(path, "write", &w)) != 0)
+    return rc;
+  if (_waccess(w, 2) != 0)
+    e = errno;
+  free(w);
+  if (e != 0)
+    return mb__errorf(mb__os_from_errno(e, MB_EACCES), e, "write '%s'", path);
+  return 0;
+}
+
+int mb_os_group_exists(const char *name) {
+  unsigned char sid[SECURITY_MAX_SID_SIZE];
+  int rc;
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "no group name");
+  if ((rc = mb__account_sid(name, (PSID)sid, "")) == 0)
+    return 0;
+  if (mb_last_os_error() == ERROR_NONE_MAPPED)
+    return mb__errorf(MB_ENOENT, ERROR_NONE_MAPPED, "group '%s' does not exist", name);
+  return rc;
+}
+
 int mb_os_dir_remove(const char *path) {
   wchar_t *w;
   DWORD e = 0;

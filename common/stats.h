@@ -142,6 +142,8 @@ static inline const char *mb_stat_metric_suffix(const mb_stat_info_t *s) {
   X(FIX, slot_count, "slot_count", GAUGE, NONE, 0, NULL, "player slots of the region")             \
   X(SHM, slots_used, "slots_used", GAUGE, OF, 17, "SLOTS USED/TOTAL", "slots held by clients")     \
   X(FIX, slot_size, "slot_size", BYTES, BYTES0, 9, "SLOT", "bytes of a slot (0: no slots)")        \
+  X(FIX, table_bytes, "table_bytes", BYTES, BYTES0, 9, "TABLE",                                    \
+    "bytes of the slot table: committed at start, charged against limits.max_committed")           \
   X(SHM, commit_failures, "commit_failures", COUNTER, NUM, 8, "FAILURES",                          \
     "commits refused by the OS or by limits.max_committed")
 

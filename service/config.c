@@ -8,7 +8,11 @@
  * (after mimalloc's options.c). Only what spans several options is code: the list bounds,
  * required keys and unique names (parse_list, shared by the lists), a slot bigger than its
  * region, a pool bigger than CFG_POOL_BYTES_MAX, the commit limit against what the regions
- * commit at start, and map paths made relative to the config file (mb__config_load).
+ * (slot tables included) and pools commit at start, and map paths made relative to the config
+ * file (mb__config_load). What a start checks on the machine (groups, directories, the log
+ * file, maps, slot tables against physical memory) is mb__config_check_host: it only looks
+ * (stat, access, a group lookup, reading a map), never creates or changes anything, so
+ * --check-config can run beside a live broker and a crash in it leaves nothing behind.
  *
  * Parsing goes into a local copy that is copied out only on success, so a bad file never
  * leaves a half-filled config. Each error is one message:
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "gmap.h"
 #include "http.h"
 #include "os.h"
 
@@ -819,6 +824,15 @@ static int parse_fields(const char *src, const char *path, const cJSON *obj, con
 
 /* ---- lists of objects ("regions", "pools", "maps") ----------------------------------------- */
 
+uint64_t mb__config_slot_table(const mb_region_cfg_t *r) {
+  uint32_t page = (uint32_t)mb_os_mem_config()->page_size;
+  uint64_t slots = r->slot_size ? r->size / r->slot_size : 0;
+  if (slots == 0)
+    return 0;
+  /* What mb__region_create adds to the section, rounded to whole pages as it does. */
+  return mb__round_up(r->size + mb__region_table_size(r->size, page, slots, page), page) - r->size;
+}
+
 /* A region's slots must fit in the region; large pages are committed at start. */
 static int check_region(const char *src, const char *path, const void *item) {
   const mb_region_cfg_t *r = item;
@@ -1046,9 +1060,11 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
 
   /* A commit limit below what the regions and pools commit at start could never be met. */
   if (cfg->max_committed != 0) {
-    for (i = 0; i < (size_t)cfg->nregions; i++)
-      if (!cfg->regions[i].lazy)
-        start = start + cfg->regions[i].size < start ? UINT64_MAX : start + cfg->regions[i].size;
+    for (i = 0; i < (size_t)cfg->nregions; i++) {
+      uint64_t r = (cfg->regions[i].lazy ? 0 : cfg->regions[i].size) +
+                   mb__config_slot_table(&cfg->regions[i]);
+      start = start + r < start ? UINT64_MAX : start + r;
+    }
     for (i = 0; i < (size_t)cfg->npools; i++) {
       mb_pool_desc_t d;
       memset(&d, 0, sizeof d);
@@ -1060,7 +1076,9 @@ static int parse_root(const char *src, const cJSON *root, mb_config_t *cfg) {
       fmt_size(a, sizeof a, cfg->max_committed);
       fmt_size(b, sizeof b, start);
       return cfg_err(src, "limits.max_committed",
-                     "%s is less than the %s the regions and pools commit at start", a, b);
+                     "%s is less than the %s the regions (slot tables included) and pools "
+                     "commit at start",
+                     a, b);
     }
   }
   if (cfg->pipe_admin_reserve >= cfg->pipe_max_connections)
@@ -1365,6 +1383,279 @@ cJSON *mb__config_to_json(const mb_config_t *cfg) {
 oom:
   cJSON_Delete(root);
   return NULL;
+}
+
+/* ---- checks against this machine (mb__config_check_host) ----------------------------------- */
+
+/* a + b, UINT64_MAX when that does not fit (16 regions of 2^63 bytes do not). */
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* v in the largest binary unit it reaches, one decimal: "17.0 GiB", "512.0 KiB", "100 B". */
+static void fmt_approx(char *out, size_t size, uint64_t v) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double d = (double)v;
+  int u = -1;
+  while (d >= 1024.0 && u + 1 < (int)NOPTS(units)) {
+    d /= 1024.0;
+    u++;
+  }
+  if (u < 0)
+    snprintf(out, size, "%llu B", (unsigned long long)v);
+  else
+    snprintf(out, size, "%.1f %s", d, units[u]);
+}
+
+/* Append one line ("what could not be checked, and why") to the caller's list of skips. */
+static void skip_note(char *buf, size_t size, const char *fmt, ...) MB_PRINTF(3, 4);
+static void skip_note(char *buf, size_t size, const char *fmt, ...) {
+  char line[CFG_PATH_LEN + 2 * MB_CONFIG_PATH_MAX + 200];
+  va_list ap;
+  if (buf == NULL || size == 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  append(buf, size, line);
+  append(buf, size, "\n");
+}
+
+/* The directory part of `path` into out: "/a" of "/a/b", "/" of "/b", "C:\" of "C:\b", "." of
+ * "b". Trailing separators of path are ignored ("/a/b/" gives "/a"). */
+static void parent_dir(const char *path, char *out, size_t size) {
+  size_t n = strlen(path), cut;
+  while (n > 1 && (path[n - 1] == '/' || path[n - 1] == '\\'))
+    n--;
+  for (cut = n; cut > 0 && path[cut - 1] != '/' && path[cut - 1] != '\\'; cut--)
+    ;
+  if (cut == 0) {
+    snprintf(out, size, ".");
+    return;
+  }
+  cut--; /* at the separator */
+  if (cut == 0 || (cut == 2 && path[1] == ':'))
+    cut++; /* keep the root's separator */
+  snprintf(out, size, "%.*s", (int)cut, path);
+}
+
+/* The OS's words for the last failure when it gave a code, else the layer's message. */
+static const char *last_why(char *buf, size_t size) {
+  long os = mb_last_os_error();
+  if (os != 0)
+    return mb_os_error_text(os, buf, size);
+  snprintf(buf, size, "%s", mb_last_error());
+  return buf;
+}
+
+/*
+ * `key` names a path the broker creates or writes: a directory it creates if missing
+ * (want_dir: persist.dir) or a file it creates or appends to, never through a link (log.file).
+ * What is there must be of that kind, or be creatable: its parent a directory that exists.
+ * Whether this user may write there is not the broker's question (a service runs as another
+ * account): a refusal for lack of permission is noted in `skipped`, not an error; so is
+ * everything when `start` is set (the start itself then does the real thing).
+ */
+static int check_target(const char *src, const char *key, const char *path, int want_dir, int start,
+                        char *skipped, size_t ssize) {
+  char parent[MB_CONFIG_PATH_MAX], why[256];
+  const char *what = want_dir ? "directory" : "file";
+  mb_os_path_kind_t k, pk;
+  int rc = mb_os_path_kind(path, want_dir, &k);
+  if (rc == MB_EACCES) {
+    skip_note(skipped, ssize, "%s '%s': not checked: this user may not look there (%s)", key, path,
+              last_why(why, sizeof why));
+    return 0;
+  }
+  if (rc != 0)
+    return mb__errorf(MB_ECONFIG, mb_last_os_error(), "%s: %s '%s': %s", src, key, path,
+                      last_why(why, sizeof why));
+  switch (k) {
+  case MB_OS_PATH_DIR:
+  case MB_OS_PATH_FILE:
+    if ((k == MB_OS_PATH_DIR) != want_dir)
+      return mb__errorf(MB_ECONFIG, 0, "%s: %s '%s': is a %s, not a %s", src, key, path,
+                        want_dir ? "file" : "directory", what);
+    if (!start && mb_os_path_writable(path) != 0)
+      skip_note(skipped, ssize,
+                "%s '%s': not checked whether the broker may write it: this user may not (%s)", key,
+                path, last_why(why, sizeof why));
+    return 0;
+  case MB_OS_PATH_LINK:
+    return mb__errorf(MB_ECONFIG, 0,
+                      "%s: %s '%s': is a symbolic link (the broker writes its log only to a "
+                      "regular file, never through a link)",
+                      src, key, path);
+  case MB_OS_PATH_OTHER:
+    return mb__errorf(MB_ECONFIG, 0, "%s: %s '%s': is not a %s (a FIFO, socket or device)", src,
+                      key, path, want_dir ? "directory" : "regular file");
+  case MB_OS_PATH_NONE:
+    break;
+  }
+  parent_dir(path, parent, sizeof parent);
+  rc = mb_os_path_kind(parent, 1, &pk);
+  if (rc == MB_EACCES) {
+    skip_note(skipped, ssize, "%s '%s': not checked: this user may not look into '%s' (%s)", key,
+              path, parent, last_why(why, sizeof why));
+    return 0;
+  }
+  if (rc != 0)
+    return mb__errorf(MB_ECONFIG, mb_last_os_error(), "%s: %s '%s': parent directory '%s': %s", src,
+                      key, path, parent, last_why(why, sizeof why));
+  if (pk == MB_OS_PATH_NONE)
+    return mb__errorf(MB_ECONFIG, 0, "%s: %s '%s': parent directory '%s' does not exist", src, key,
+                      path, parent);
+  if (pk != MB_OS_PATH_DIR)
+    return mb__errorf(MB_ECONFIG, 0, "%s: %s '%s': parent '%s' is not a directory", src, key, path,
+                      parent);
+  if (!start && mb_os_path_writable(parent) != 0)
+    skip_note(skipped, ssize,
+              "%s '%s': not checked whether the broker may create it: this user may not write "
+              "'%s' (%s)",
+              key, path, parent, last_why(why, sizeof why));
+  return 0;
+}
+
+/* The group `key` names must exist (a start gives its objects to it). */
+static int check_group(const char *src, const char *key, const char *group, int start,
+                       char *skipped, size_t ssize) {
+  int rc;
+  if (group[0] == '\0')
+    return 0;
+  if ((rc = mb_os_group_exists(group)) != 0)
+    return mb__errorf(MB_ECONFIG, rc == MB_ENOENT ? 0 : mb_last_os_error(), "%s: %s '%s': %s", src,
+                      key, group,
+                      rc == MB_ENOENT ? "no such group on this machine" : mb_last_error());
+  if (!start)
+    skip_note(skipped, ssize,
+              "%s '%s': the group exists; whether the broker may give its objects to it (a "
+              "member of it, or an administrator) is checked at start",
+              key, group);
+  return 0;
+}
+
+/* Each region's slot table, then all of them, against CFG_TABLE_SHARE_PCT of physical
+ * memory (they are committed at start, whatever the region's commit mode). */
+static int check_tables(const char *src, const mb_config_t *cfg, char *skipped, size_t ssize) {
+  mb_os_memstatus_t ms;
+  uint64_t total = 0, cap;
+  char need[48], phys[48], kp[CFG_PATH_LEN];
+  int i;
+  for (i = 0; i < cfg->nregions; i++)
+    total = sat_add(total, mb__config_slot_table(&cfg->regions[i]));
+  if (total == 0)
+    return 0;
+  if (mb_os_memstatus(&ms) != 0 || ms.total == 0) {
+    skip_note(skipped, ssize, "slot tables: not checked against physical memory: %s",
+              mb_last_error());
+    return 0;
+  }
+  cap = ms.total / 100 * MB_CONFIG_TABLE_SHARE_PCT;
+  fmt_approx(phys, sizeof phys, ms.total);
+  for (i = 0; i < cfg->nregions; i++) {
+    uint64_t t = mb__config_slot_table(&cfg->regions[i]);
+    if (t > cap) {
+      fmt_approx(need, sizeof need, t);
+      snprintf(kp, sizeof kp, "regions[%d]", i);
+      return cfg_err(src, kp,
+                     "region '%s': slot tables need %s, more than %d %% of this machine's %s "
+                     "(use larger slots or a smaller region)",
+                     cfg->regions[i].name, need, MB_CONFIG_TABLE_SHARE_PCT, phys);
+    }
+  }
+  if (total > cap) {
+    fmt_approx(need, sizeof need, total);
+    return cfg_err(src, "regions",
+                   "slot tables need %s in all, more than %d %% of this machine's %s (use "
+                   "larger slots or smaller regions)",
+                   need, MB_CONFIG_TABLE_SHARE_PCT, phys);
+  }
+  return 0;
+}
+
+/* Read and check map i as a start loads it; its section's size into *bytes. */
+static int check_map(const char *src, const mb_config_t *cfg, int i, uint64_t *bytes) {
+  const mb_map_cfg_t *m = &cfg->maps[i];
+  char why[256], *data = NULL;
+  size_t len = 0;
+  int rc = mb_os_read_file(m->path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &data, &len);
+  if (rc != 0)
+    return mb__errorf(MB_ECONFIG, mb_last_os_error(), "%s: maps[%d].path '%s': %s", src, i, m->path,
+                      mb_last_os_error() != 0 ? last_why(why, sizeof why) : mb_last_error());
+  rc = mb_gmap_check(data, len, m->path);
+  free(data);
+  if (rc != 0)
+    return mb__errorf(MB_ECONFIG, 0, "%s: maps[%d].path '%s': not a valid GMAP file: %s", src, i,
+                      m->path, mb_last_error());
+  *bytes = mb__round_up(len, mb_os_mem_config()->page_size);
+  return 0;
+}
+
+int mb__config_check_log_file(const mb_config_t *cfg) {
+  if (cfg->log_file[0] == '\0')
+    return 0;
+  return check_target(cfg->path[0] ? cfg->path : "<config>", "log.file", cfg->log_file, 0, 0, NULL,
+                      0);
+}
+
+int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size_t size) {
+  const char *src = cfg->path[0] ? cfg->path : "<config>";
+  int start = (flags & MB_CONFIG_CHECK_START) != 0, rc, i;
+  uint64_t ctl, regions = 0, tables = 0, pools = 0, maps = 0, all;
+  char a[48], b[48], c[48], d[48], e[48], f[48], g[48];
+
+  if (skipped != NULL && size > 0)
+    skipped[0] = '\0';
+  if ((rc = check_group(src, "sections.group", cfg->section_group, start, skipped, size)) != 0 ||
+      (rc = check_group(src, "pipe.operators_group", cfg->pipe_operators_group, start, skipped,
+                        size)) != 0)
+    return rc;
+  if (cfg->persist_dir[0] != '\0' &&
+      (rc = check_target(src, "persist.dir", cfg->persist_dir, 1, start, skipped, size)) != 0)
+    return rc;
+  /* At start the service glue has opened the log already (or logs to stderr). */
+  if (!start && cfg->log_file[0] != '\0' &&
+      (rc = check_target(src, "log.file", cfg->log_file, 0, start, skipped, size)) != 0)
+    return rc;
+  if ((rc = check_tables(src, cfg, skipped, size)) != 0)
+    return rc;
+  if (start)
+    return 0; /* the start loads the maps and checks the limit on what it committed */
+
+  /* What the start commits before it is ready, as mb__broker_start counts it. */
+  ctl = mb__round_up(sizeof(mb_state_t), mb_os_mem_config()->alloc_granularity);
+  for (i = 0; i < cfg->nregions; i++) {
+    regions = sat_add(regions, cfg->regions[i].lazy ? 0 : cfg->regions[i].size);
+    tables = sat_add(tables, mb__config_slot_table(&cfg->regions[i]));
+  }
+  for (i = 0; i < cfg->npools; i++) {
+    mb_pool_desc_t pd;
+    memset(&pd, 0, sizeof pd);
+    if (mb__pool_layout(&pd, cfg->pools[i].object_size, cfg->pools[i].align, cfg->pools[i].capacity,
+                        mb_os_mem_config()->page_size) == 0)
+      pools = sat_add(pools, pd.section_size);
+  }
+  for (i = 0; i < cfg->nmaps; i++) {
+    uint64_t bytes = 0;
+    if ((rc = check_map(src, cfg, i, &bytes)) != 0)
+      return rc;
+    maps = sat_add(maps, bytes);
+  }
+  all = sat_add(sat_add(sat_add(ctl, regions), sat_add(tables, pools)), maps);
+  if (cfg->max_committed != 0 && all > cfg->max_committed) {
+    fmt_size(a, sizeof a, cfg->max_committed);
+    fmt_approx(b, sizeof b, all);
+    fmt_approx(c, sizeof c, ctl);
+    fmt_approx(d, sizeof d, regions);
+    fmt_approx(e, sizeof e, tables);
+    fmt_approx(f, sizeof f, pools);
+    fmt_approx(g, sizeof g, maps);
+    return cfg_err(src, "limits.max_committed",
+                   "%s is less than the %s a start commits (control block %s, regions %s, slot "
+                   "tables %s, pools %s, maps %s)",
+                   a, b, c, d, e, f, g);
+  }
+  return 0;
 }
 
 const char *mb__log_level_name(mb_log_level_t l) {

@@ -123,6 +123,43 @@ int mb__config_resolve_path(const char *cfg_path, const char *path, char *out, s
  */
 cJSON *mb__config_to_json(const mb_config_t *cfg);
 
+/* Slot tables may take at most this share (percent) of the machine's physical memory. */
+#define MB_CONFIG_TABLE_SHARE_PCT 25
+
+/*
+ * The bytes region r's slot table adds to its section, committed at start whatever r's commit
+ * mode and charged against limits.max_committed (0 without slots). Uses the page size.
+ */
+uint64_t mb__config_slot_table(const mb_region_cfg_t *r);
+
+/* mb__config_check_host flags. */
+#define MB_CONFIG_CHECK_START 1 /* called by the start itself: see below */
+
+/*
+ * What a start checks against this machine, checked without starting and without changing
+ * anything (mb__config_load checks only the text). In order, the first failure is returned:
+ *  - sections.group and pipe.operators_group: the group exists;
+ *  - persist.dir: a directory, or its parent is one (a start creates it);
+ *  - log.file: a regular file (not a link), or its parent is a directory;
+ *  - slot tables (mb__config_slot_table): none, nor all of them, more than
+ *    MB_CONFIG_TABLE_SHARE_PCT % of physical memory (mb_os_memstatus);
+ *  - maps[i].path: read and checked whole (mb_gmap_check), as a start loads it;
+ *  - limits.max_committed: at least what a start commits (control block, regions committed
+ *    at start, slot tables, pools, maps).
+ * Failure: MB_ECONFIG, one message "<file>: <key> '<value>': <why>: invalid configuration".
+ * What needs the broker's privileges is not an error: whether the broker's account may write
+ * log.file / persist.dir (a refusal for this user) or give its objects to the group; each
+ * such check skipped is one line in skipped[size] ("" if none; skipped may be NULL).
+ * With MB_CONFIG_CHECK_START (the start's own call, before it makes anything) only the
+ * groups, persist.dir and the slot-table share are checked: the start opens the log, loads
+ * the maps and checks the limit itself, with the real figures.
+ */
+int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size_t size);
+
+/* The log.file check of mb__config_check_host alone (0 when log.file is not set), for a
+ * `membroker run` that does not write it but says what a service start would. */
+int mb__config_check_log_file(const mb_config_t *cfg);
+
 /* "error", "warn", "info" or "debug" ("unknown" for any other value). */
 const char *mb__log_level_name(mb_log_level_t l);
 

@@ -212,6 +212,24 @@ int mb__run(const mb_config_t *cfg, int flags, const mb_run_hooks_t *hooks) {
     uv_signal_start(&run.sigstatus, mb__on_status, sigs->status);
   mb__set_running(&run);
 
+  /* `membroker run` logs to stderr: a log.file it does not write is said, not lost silently,
+   * with what a service start (which writes it, and refuses one it cannot open) would say. */
+  if (cfg->log_file[0] != '\0' && mb__log_path()[0] == '\0') {
+    if (mb__config_check_log_file(cfg) != 0)
+      mb_log_warn("log.file '%s' is not written: this broker logs to stderr (membroker run); a "
+                  "service start would refuse it: %s",
+                  cfg->log_file, mb_last_error());
+    else
+      mb_log_warn("log.file '%s' is not written: this broker logs to stderr (membroker run); "
+                  "membroker service writes it",
+                  cfg->log_file);
+  }
+  /* What --check-config checks on this machine, before anything is made: the same message. */
+  if (mb__config_check_host(cfg, MB_CONFIG_CHECK_START, NULL, 0) != 0) {
+    mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
+    mb__abandon_loop(&run);
+    return 1;
+  }
   if ((rc = mb__broker_start(&run.broker, cfg, flags)) != 0) {
     mb_log_event(MB_EV_START_FAILED, MB_LOG_ERROR, "cannot start: %s", mb_last_error());
     mb__abandon_loop(&run);

@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "fixture.h"
 #include "log.h"
+#include "report.h"
 
 /* The test config (fixture.h) for instance "t<pid><tag>" - world (256 KiB committed), players
  * (1 MiB lazy, 1 KiB slots) - and big (1 MiB lazy, 8 KiB slots). */
@@ -585,5 +586,37 @@ TEST(page_of_dead_committer_is_settled) {
   ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 1].owner), 0);
   ASSERT_EQ_U64(mb_load64(&mb__region_slots(r->desc, r->base)[per_page + 2].owner), 0);
   ASSERT_EQ_U64(mb_load64(&r->desc->slots_used), per_page + 2);
+  mb__broker_stop(&b);
+}
+
+/* Issue 14: the slot tables the broker commits at start are in its committed total and shown
+ * per region as table_bytes (a lazy slotted region reports 0 committed: its slots' pages), of
+ * exactly the size config.c charges against limits.max_committed. */
+TEST(slot_tables_reported) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  cJSON *arr, *r;
+  uint64_t want = 0, tables = 0;
+  int i = 0;
+
+  test_config(&cfg, "tbl");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT((arr = mb__report_regions(&b)) != NULL);
+  ASSERT_EQ(cJSON_GetArraySize(arr), cfg.nregions);
+  cJSON_ArrayForEach(r, arr) {
+    const mb_region_cfg_t *rc = &cfg.regions[i++];
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "table_bytes");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(r, "committed");
+    ASSERT(cJSON_IsNumber(t) && cJSON_IsNumber(c));
+    ASSERT_EQ_U64((uint64_t)t->valuedouble, mb__config_slot_table(rc));
+    ASSERT_EQ_U64((uint64_t)c->valuedouble, rc->lazy ? 0 : rc->size);
+    if (rc->slot_size != 0)
+      ASSERT_GT((uint64_t)t->valuedouble, 0);
+    tables += (uint64_t)t->valuedouble;
+    want += (uint64_t)c->valuedouble + (uint64_t)t->valuedouble;
+  }
+  ASSERT_GT(tables, 0);
+  ASSERT_EQ_U64(mb__broker_committed(&b), b.state_sec.size + want);
+  cJSON_Delete(arr);
   mb__broker_stop(&b);
 }

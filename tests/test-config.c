@@ -2,15 +2,21 @@
  * test-config.c - the configuration: the defaults and the shipped config/membroker.json, a
  * full custom file, every accepted size form, object pools, the effective-config round trip,
  * and a table of bad configs, each refused with MB_ECONFIG and one message naming the file, the key
- * path and the problem.
+ * path and the problem; then what a start checks on this machine (groups, persist.dir,
+ * log.file, maps, slot tables against physical memory, the commit limit) as `membroker
+ * --check-config` and a start report it (MB_BROKER_EXE).
  */
 #include "task.h"
 
 #include "config.h"
 #include "fixture.h"
+#include "gmap.h"
 
 #ifndef MB_SOURCE_DIR
 #error "MB_SOURCE_DIR must name the source tree (target_compile_definitions in CMake)"
+#endif
+#ifndef MB_BROKER_EXE
+#error "MB_BROKER_EXE must name the membroker executable (CMake: $<TARGET_FILE:membroker>)"
 #endif
 
 #define KIB UINT64_C(1024)
@@ -176,7 +182,7 @@ TEST(full_custom_config) {
       "  \"pipe\": {\"mode\": \"0600\", \"operators_group\": \"ops\", \"max_line\": \"1 MiB\",\n"
       "           \"max_connections\": 100000},\n"
       "  \"sections\": {\"mode\": \"640\", \"group\": \"game servers\"},\n"
-      "  \"limits\": {\"max_committed\": \"2GiB\"},\n"
+      "  \"limits\": {\"max_committed\": \"8GiB\"},\n"
       "  \"regions\": [\n"
       "    {\"name\": \"map\", \"size\": \"1GiB\"},\n"
       "    {\"name\": \"slots-2\", \"size\": 131072, \"commit\": \"start\", \"slot_size\": 64},\n"
@@ -203,7 +209,7 @@ TEST(full_custom_config) {
   ASSERT_EQ(c.pipe_max_connections, 100000);
   ASSERT_EQ(c.section_mode, 0640);
   ASSERT_STR_EQ(c.section_group, "game servers");
-  ASSERT_EQ_U64(c.max_committed, 2 * GIB);
+  ASSERT_EQ_U64(c.max_committed, 8 * GIB); /* big_lazy's slot table alone takes 4 GiB */
   ASSERT_EQ(c.nregions, 4);
   ASSERT_STR_EQ(c.regions[0].name, "map");
   ASSERT_EQ_U64(c.regions[0].size, GIB);
@@ -552,13 +558,14 @@ static const struct {
     {"{\"limits\": {\"max_committed\": true}}",
      {"limits.max_committed: expected a size (an integer or a string such as \"64MiB\")"}},
     {"{\"limits\": {\"max_committed\": \"1MiB\"}}",
-     {"limits.max_committed: 1 MiB is less than the 80 MiB the regions and pools commit at start"}},
+     {"limits.max_committed: 1 MiB is less than the 82464 KiB the regions (slot tables included) "
+      "and pools commit at start"}},
     /* 81 MiB holds the regions; a pool of 65536 x 256 B (16 MiB, 64 KiB of intent records,
      * 768 KiB of links and stamps, in whole pages) does not fit beside them. */
     {"{\"limits\": {\"max_committed\": \"81MiB\"}, \"pools\": [{\"name\": \"p\", "
      "\"object_size\": 256, \"capacity\": 65536}]}",
-     {"limits.max_committed: 81 MiB is less than the 99136 KiB the regions and pools commit at "
-      "start"}},
+     {"limits.max_committed: 81 MiB is less than the 99680 KiB the regions (slot tables "
+      "included) and pools commit at start"}},
     /* regions */
     {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},
     {"{\"regions\": [" R17 "]}", {"regions: 17 regions given, at most 16 are allowed"}},
@@ -986,4 +993,197 @@ TEST(maps_paths_relative_to_the_config_file) {
   ASSERT_CONTAINS(mb_last_error(), "maps[0].path: \"pppp");
   ASSERT_CONTAINS(mb_last_error(), "is too long once joined to the config file's directory");
   ASSERT_EQ(memcmp(&c, &before, sizeof c), 0);
+}
+
+/* ---- what a start checks on this machine: --check-config and the start (issue 14) ---------- */
+
+#define T_EXE_MS 60000 /* one membroker run, at most (Wine) */
+static char exe_out[16384];
+
+/* Write `text` as "mbt.<pid>.<tag>.json" in the working directory (so relative paths in it stay
+ * as written) and run `membroker ARG FILE` (ARG "--check-config", or "run" with "-c"): its exit
+ * code; what it printed is in exe_out. */
+static int run_broker(const char *arg, const char *tag, const char *text) {
+  char file[128];
+  int code;
+  write_temp(file, sizeof file, tag, text, strlen(text));
+  if (strcmp(arg, "run") == 0)
+    code =
+        mb_test_run_exe(MB_BROKER_EXE, T_EXE_MS, exe_out, sizeof exe_out, "run", "-c", file, NULL);
+  else
+    code = mb_test_run_exe(MB_BROKER_EXE, T_EXE_MS, exe_out, sizeof exe_out, arg, file, NULL);
+  remove(file);
+  return code;
+}
+
+/* --check-config FILE refuses it (exit 1) with a message that holds `want`. */
+static void check_refuses(const char *tag, const char *text, const char *want) {
+  ASSERT_EXIT(run_broker("--check-config", tag, text), 1, exe_out);
+  if (strstr(exe_out, want) == NULL)
+    FAIL("membroker --check-config printed:\n%s\nwhich lacks:\n%s", exe_out, want);
+  ASSERT(strstr(exe_out, ": valid (") == NULL);
+}
+
+/* A group that does not exist, in either key that names one: refused, naming key and value
+ * (it said valid, and the start failed later). */
+TEST(check_config_group_missing) {
+  check_refuses("grp", "{\"sections\": {\"group\": \"mbt-no-such-group\"}}",
+                "sections.group 'mbt-no-such-group': no such group on this machine: invalid "
+                "configuration\n");
+  check_refuses("opgrp", "{\"pipe\": {\"operators_group\": \"mbt-no-such-group\"}}",
+                "pipe.operators_group 'mbt-no-such-group': no such group on this machine");
+}
+
+/* persist.dir whose parent is missing (a start creates the directory, not its parents), and one
+ * that is a file. */
+TEST(check_config_persist_dir) {
+  char name[64], text[512], want[512], file[128];
+  FILE *f;
+  mb_test_name(name, sizeof name, "nope");
+  snprintf(text, sizeof text, "{\"persist\": {\"dir\": \"%s/x\"}}", name);
+  snprintf(want, sizeof want,
+           "persist.dir '%s/x': parent directory '%s' does not exist: invalid configuration\n",
+           name, name);
+  check_refuses("pdir", text, want);
+
+  mb_test_name(file, sizeof file, "pfile");
+  ASSERT((f = fopen(file, "wb")) != NULL);
+  fclose(f);
+  snprintf(text, sizeof text, "{\"persist\": {\"dir\": \"%s\"}}", file);
+  snprintf(want, sizeof want, "persist.dir '%s': is a file, not a directory", file);
+  check_refuses("pdir2", text, want);
+  remove(file);
+}
+
+/* log.file that cannot be opened: its folder is missing, or it is a directory (a service start
+ * refuses both; it said valid). */
+TEST(check_config_log_file) {
+  char name[64], text[512], want[512];
+  mb_test_name(name, sizeof name, "nolog");
+  snprintf(text, sizeof text, "{\"log\": {\"file\": \"%s/broker.log\"}}", name);
+  snprintf(want, sizeof want,
+           "log.file '%s/broker.log': parent directory '%s' does not exist: invalid "
+           "configuration\n",
+           name, name);
+  check_refuses("logf", text, want);
+
+  mb_test_name(name, sizeof name, "logdir");
+  ASSERT_OK(mb_os_dir_create(name));
+  snprintf(text, sizeof text, "{\"log\": {\"file\": \"%s\"}}", name);
+  snprintf(want, sizeof want, "log.file '%s': is a directory, not a file: invalid configuration\n",
+           name);
+  check_refuses("logd", text, want);
+  ASSERT_OK(mb_os_dir_remove(name));
+}
+
+/* A map file that is missing, not GMAP, or a directory: refused as a start refuses it. */
+TEST(check_config_map_file) {
+  char name[64], text[512], want[600];
+  FILE *f;
+  mb_test_name(name, sizeof name, "missing.gmap");
+  snprintf(text, sizeof text, "{\"maps\": [{\"name\": \"w\", \"path\": \"%s\"}]}", name);
+  snprintf(want, sizeof want, "maps[0].path '%s': ", name);
+  check_refuses("mapm", text, want);
+  ASSERT_CONTAINS(exe_out, ": invalid configuration (os error 2)\n");
+
+  ASSERT((f = fopen(name, "wb")) != NULL);
+  fputs("not a map", f);
+  fclose(f);
+  snprintf(want, sizeof want, "maps[0].path '%s': not a valid GMAP file: %s: ", name, name);
+  check_refuses("mapb", text, want);
+  remove(name);
+
+  ASSERT_OK(mb_os_dir_create(name));
+  snprintf(want, sizeof want, "maps[0].path '%s': read '%s': it is a directory, not a regular file",
+           name, name);
+  check_refuses("mapd", text, want);
+  ASSERT_OK(mb_os_dir_remove(name));
+
+  /* A valid map passes, and counts against the commit limit (below). */
+  ASSERT_OK(mb__gmap_write(name, 256, 256, 0, 1)); /* 256 KiB of tiles + the header */
+  ASSERT_EXIT(run_broker("--check-config", "mapok", text), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (instance default, 3 regions, 0 pools, 1 maps)\n");
+  snprintf(text, sizeof text,
+           "{\"regions\": [{\"name\": \"r\", \"size\": 65536, \"commit\": \"lazy\"}],"
+           " \"limits\": {\"max_committed\": \"256KiB\"},"
+           " \"maps\": [{\"name\": \"w\", \"path\": \"%s\"}]}",
+           name);
+  check_refuses("maplim", text, "limits.max_committed: 256 KiB is less than the ");
+  ASSERT_CONTAINS(exe_out, " a start commits (control block ");
+  ASSERT_CONTAINS(exe_out, ", regions 0 B, slot tables 0 B, pools 0 B, maps 260.0 KiB): invalid "
+                           "configuration\n");
+  remove(name);
+}
+
+/* Slot tables: their size (what the broker commits at start whatever the commit mode), the
+ * commit limit counting them at parse, and a share of physical memory refused by --check-config
+ * and by the start, with the number. */
+TEST(check_config_slot_tables) {
+  mb_region_cfg_t r = {"world", TIB, 1, 1024, 0};
+  mb_config_t c;
+  const char *huge = "{\"regions\": [{\"name\": \"huge\", \"size\": \"8TiB\", \"commit\": \"lazy\","
+                     " \"slot_size\": 64}]}";
+  if (mb_os_mem_config()->page_size != 4096)
+    SKIP("the figures below are for 4 KiB pages");
+  /* 1 TiB of 1 KiB slots: 2^28 page words (1 GiB) and 2^30 slots of 16 bytes (16 GiB). */
+  ASSERT_EQ_U64(mb__config_slot_table(&r), 17 * GIB);
+  r.slot_size = 0;
+  ASSERT_EQ_U64(mb__config_slot_table(&r), 0);
+
+  ASSERT_ERR(parse(&c, "{\"regions\": [{\"name\": \"world\", \"size\": \"1TiB\", \"commit\": "
+                       "\"lazy\", \"slot_size\": \"1KiB\"}], \"limits\": {\"max_committed\": "
+                       "\"16GiB\"}}"),
+             MB_ECONFIG);
+  ASSERT_CONTAINS(mb_last_error(), "limits.max_committed: 16 GiB is less than the 17 GiB the "
+                                   "regions (slot tables included) and pools commit at start");
+
+  /* 8 TiB of 64-byte slots: 2 TiB of slots and 8 GiB of page words, past any test machine's
+   * quarter. */
+  check_refuses("huge", huge,
+                "regions[0]: region 'huge': slot tables need 2.0 TiB, more than 25 % of this "
+                "machine's ");
+  ASSERT_CONTAINS(exe_out, "(use larger slots or a smaller region): invalid configuration\n");
+  ASSERT_EXIT(run_broker("run", "hugerun", huge), 1, exe_out);
+  ASSERT_CONTAINS(exe_out, "cannot start: ");
+  ASSERT_CONTAINS(exe_out, "region 'huge': slot tables need 2.0 TiB, more than 25 % of this "
+                           "machine's ");
+}
+
+/* A good config says valid and exits 0; what this user may not check is listed as such, never
+ * as an error. */
+TEST(check_config_valid) {
+  char name[64], text[512];
+  mb_test_name(name, sizeof name, "state");
+  snprintf(text, sizeof text, "{\"persist\": {\"dir\": \"%s\"}, \"log\": {\"file\": \"%s.log\"}}",
+           name, name);
+  ASSERT_EXIT(run_broker("--check-config", "valid", text), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (instance default, 3 regions, 0 pools, 0 maps)\n");
+  ASSERT(strstr(exe_out, "invalid") == NULL);
+  /* Nothing was made by the check. */
+  {
+    mb_os_path_kind_t k;
+    ASSERT_OK(mb_os_path_kind(name, 1, &k));
+    ASSERT_EQ(k, MB_OS_PATH_NONE);
+  }
+}
+
+/* `membroker run` logs to stderr and does not write log.file: it says so at start, with what a
+ * service start (which refuses a file it cannot open) would say, instead of dropping the file
+ * silently. (The slot tables then refuse the start, so no broker is left running.) */
+TEST(run_says_log_file_is_not_written) {
+  char name[64], text[512], want[512];
+  mb_test_name(name, sizeof name, "nolog");
+  snprintf(text, sizeof text,
+           "{\"log\": {\"file\": \"%s/broker.log\"}, \"regions\": [{\"name\": \"huge\", "
+           "\"size\": \"8TiB\", \"commit\": \"lazy\", \"slot_size\": 64}]}",
+           name);
+  ASSERT_EXIT(run_broker("run", "runlog", text), 1, exe_out);
+  snprintf(want, sizeof want,
+           "log.file '%s/broker.log' is not written: this broker logs to stderr (membroker run); a "
+           "service start would refuse it: ",
+           name);
+  ASSERT_CONTAINS(exe_out, want);
+  snprintf(want, sizeof want, "parent directory '%s' does not exist", name);
+  ASSERT_CONTAINS(exe_out, want);
+  ASSERT_CONTAINS(exe_out, "cannot start: ");
 }

@@ -4,7 +4,8 @@
  * on valid ones, the layout of membroker.h's structs, the deterministic writer (every tile
  * and object as gmap.h predicts, its errors), the FNV-1a checksum, and gmaptool run as an
  * operator runs it (MB_GMAPTOOL_EXE, set by CMake; under Wine for the Windows build), with
- * the exit code and output of each success and failure.
+ * the exit code and output of each success and failure, and its refusal of a directory, a
+ * FIFO and a device (issue 14).
  *
  * Every image is handed to the validator in a heap block of its exact size, so a read past
  * its end is caught by AddressSanitizer.
@@ -14,6 +15,12 @@
 #include <cjson/cJSON.h>
 
 #include "gmap.h"
+
+#if MB_OS_POSIX
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 #ifndef MB_GMAPTOOL_EXE
 #error "MB_GMAPTOOL_EXE must name the gmaptool executable (CMake: $<TARGET_FILE:gmaptool>)"
@@ -651,4 +658,60 @@ TEST(tool_errors) {
 
   remove(path);
   remove(bad);
+}
+
+/* ---- gmaptool on what is not a regular file (issue 14) ------------------------------------- */
+
+/*
+ * Every subcommand that reads a file (info, info --json, tile, object) refuses `path` at once
+ * with exit 1 and "gmaptool: read 'PATH': it is KIND, not a regular file: invalid argument":
+ * it never waits on it (a FIFO without a writer), never reads it (a device without end) and
+ * never sizes it (a directory).
+ */
+static void refuses_not_a_file(const char *path, const char *kind) {
+  static const char *const cmds[][4] = {
+      {"info", NULL}, {"info", "--json"}, {"tile", "0", "0"}, {"object", "0"}};
+  char want[700];
+  size_t i;
+  snprintf(want, sizeof want,
+           "gmaptool: read '%s': it is %s, not a regular file: invalid argument\n", path, kind);
+  for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    const char *a1 = cmds[i][1], *a2 = a1 ? cmds[i][2] : NULL;
+    ASSERT_EXIT(GMAPTOOL(out, sizeof out, cmds[i][0], path, a1, a2, NULL), 1, out);
+    if (strstr(out, want) == NULL)
+      FAIL("gmaptool %s '%s' printed:\n%s\nnot:\n%s", cmds[i][0], path, out, want);
+    ASSERT(strstr(out, "TiB") == NULL && strstr(out, "width") == NULL); /* nothing was sized */
+  }
+}
+
+/* A directory: refused on every OS (it was "8388608.0 TiB"). */
+TEST(tool_refuses_directory) {
+  char dir[512];
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  refuses_not_a_file(dir, "a directory");
+}
+
+/* A FIFO without a writer: refused at once (gmaptool waited forever). POSIX only. */
+TEST(tool_refuses_fifo) {
+#if MB_OS_POSIX
+  char path[600];
+  tmp_path(path, sizeof path, "fifo.gmap");
+  unlink(path);
+  if (mkfifo(path, 0600) != 0)
+    SKIP("cannot make a FIFO here (%s)", strerror(errno));
+  refuses_not_a_file(path, "a FIFO (named pipe)");
+  unlink(path);
+#else
+  SKIP("no FIFOs in the Windows file system (a named pipe is not a path gmaptool can be given)");
+#endif
+}
+
+/* A device without end: refused without reading (gmaptool read /dev/zero until memory ran
+ * out). POSIX: /dev/zero; Windows: NUL, the device every Windows has. */
+TEST(tool_refuses_device) {
+#if MB_OS_POSIX
+  refuses_not_a_file("/dev/zero", "a device");
+#else
+  refuses_not_a_file("NUL", "a device");
+#endif
 }

@@ -1170,3 +1170,48 @@ TEST(pipe_client_not_running) {
   ASSERT_GE(mb__os_ms_left(mb_os_mono_ns() + 5000000000u), 4000);
   mb_os_ignore_sigpipe(); /* never fails; a no-op on Windows */
 }
+
+/* mb_os_path_kind, mb_os_path_writable, mb_os_group_exists (the checks --check-config makes
+ * before a start): each kind of path, nothing created, a missing group. */
+TEST(path_kind_and_group) {
+  char dir[512], file[600], none[700], name[64];
+  mb_os_path_kind_t k;
+  FILE *f;
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  mb_test_name(name, sizeof name, "pk");
+  snprintf(file, sizeof file, "%s/%s", dir, name);
+  ASSERT((f = fopen(file, "wb")) != NULL);
+  fclose(f);
+  ASSERT_OK(mb_os_path_kind(dir, 1, &k));
+  ASSERT_EQ(k, MB_OS_PATH_DIR);
+  ASSERT_OK(mb_os_path_kind(file, 0, &k));
+  ASSERT_EQ(k, MB_OS_PATH_FILE);
+  ASSERT_OK(mb_os_path_writable(file));
+  ASSERT_OK(mb_os_path_writable(dir));
+  /* Missing, and missing under a file (POSIX ENOTDIR): nothing there, not an error. */
+  snprintf(none, sizeof none, "%.590s.missing", file);
+  ASSERT_OK(mb_os_path_kind(none, 1, &k));
+  ASSERT_EQ(k, MB_OS_PATH_NONE);
+  ASSERT_ERR(mb_os_path_writable(none), MB_ENOENT);
+  snprintf(none, sizeof none, "%.590s/below", file);
+  ASSERT_OK(mb_os_path_kind(none, 1, &k));
+  ASSERT_EQ(k, MB_OS_PATH_NONE);
+#if MB_OS_POSIX
+  snprintf(none, sizeof none, "%.590s.link", file);
+  ASSERT_EQ(symlink(file, none), 0);
+  ASSERT_OK(mb_os_path_kind(none, 0, &k));
+  ASSERT_EQ(k, MB_OS_PATH_LINK);
+  ASSERT_OK(mb_os_path_kind(none, 1, &k));
+  ASSERT_EQ(k, MB_OS_PATH_FILE);
+  unlink(none);
+  ASSERT_OK(mb_os_path_kind("/dev/null", 1, &k));
+  ASSERT_EQ(k, MB_OS_PATH_OTHER);
+  ASSERT_OK(mb_os_group_exists("root"));
+#else
+  ASSERT_OK(mb_os_group_exists("Users"));
+#endif
+  remove(file);
+  ASSERT_ERR(mb_os_group_exists("mbt-no-such-group"), MB_ENOENT);
+  ASSERT_CONTAINS(mb_last_error(), "group 'mbt-no-such-group' does not exist");
+  ASSERT_ERR(mb_os_group_exists(""), MB_EINVAL);
+}

