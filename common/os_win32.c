@@ -2384,6 +2384,35 @@ int mb_os_service_manager(void) {
 /* ---------------------------------------------------------------------------------------- */
 /* Control pipe client: the named pipe, overlapped                                            */
 
+int mb_os_objects_list(int kind, const char *prefix, void (*fn)(void *arg, const char *name),
+                       void *arg) {
+  WIN32_FIND_DATAW fd;
+  HANDLE h;
+  DWORD e;
+  char name[MB_OS_NAME_MAX + 8];
+  size_t plen = strlen(prefix), n;
+  if (kind == MB_OS_LIST_SECTIONS)
+    return mb__errorf(MB_ENOTSUP, 0, "Windows does not list its section names (open one by name)");
+  if (kind != MB_OS_LIST_PIPES)
+    return mb__errorf(MB_EINVAL, 0, "mb_os_objects_list: no kind %d", kind);
+  h = FindFirstFileW(L"\\\\.\\pipe\\*", &fd);
+  if (h == INVALID_HANDLE_VALUE) {
+    e = GetLastError();
+    if (e == ERROR_FILE_NOT_FOUND || e == ERROR_NO_MORE_FILES)
+      return 0;
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "list the pipes (\\\\.\\pipe\\*)");
+  }
+  do {
+    if (WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, name, (int)sizeof name, NULL, NULL) <=
+            0 ||
+        strncmp(name, prefix, plen) != 0 || mb__os_check_name(name, "pipe", &n) != 0)
+      continue;
+    fn(arg, name);
+  } while (FindNextFileW(h, &fd));
+  FindClose(h);
+  return 0;
+}
+
 int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
   int n = snprintf(buf, size, "\\\\.\\pipe\\membroker-%s", instance);
   if (n < 0 || (size_t)n >= size)
