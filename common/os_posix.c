@@ -366,7 +366,7 @@ int mb_os_objects_list(int kind, const char *prefix, void (*fn)(void *arg, const
   struct stat st;
   DIR *d;
   int rc;
-  if (kind == MB_OS_LIST_SECTIONS) {
+  if (kind == MB_OS_LIST_SECTIONS || kind == MB_OS_LIST_LOCKS) { /* locks live beside them */
     snprintf(dir, sizeof dir, "%s", MB__SHM_DIR);
   } else if (kind == MB_OS_LIST_PIPES) {
     if ((rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)

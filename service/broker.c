@@ -17,6 +17,14 @@
  * broker publishes a new block, clients reattach, and its first sweep opens fresh watches.
  * The entry transitions the sweep makes (mark dead, reap) are the client table protocol of
  * common/clients.h, which lists their steps and crash points; this file decides when.
+ * `evict` (mb__broker_evict) makes the same transitions with the same functions, only without
+ * waiting for the grace period, on the loop thread like the sweep (never both at once): a
+ * broker killed in the middle of one is crash point 3 of clients.h, its steps' own points are
+ * 5 and 6 there. It never frees a process the OS says runs.
+ * The info lines of a client's life (attached, took back, closed, detached: mb__client_seen)
+ * are the sweep's view, kept in the broker's private memory (seen_word): nothing in shared
+ * memory changes for them, so they add no crash point; a broker that restarts logs each
+ * attachment it finds once more.
  */
 #include "broker.h"
 

@@ -1011,7 +1011,9 @@ TEST(instances_lists_the_brokers) {
   ASSERT_EQ(jnum(row, "pid"), t.child.pid);
   ASSERT_STR_EQ(jstr(row, "state"), "running");
   ASSERT_STR_EQ(jstr(row, "pipe"), t.pipe);
-  ASSERT(cJSON_IsTrue(jget(row, "pipe_found")));
+  /* (null: Wine 8 does not list \\.\pipe\; the lock named the instance) */
+  ASSERT(cJSON_IsTrue(jget(row, "pipe_found")) ||
+         (MB_OS_WIN && cJSON_IsNull(jget(row, "pipe_found"))));
   ASSERT(cJSON_IsTrue(jget(row, "state_found")));
   ASSERT_OK(mb__object_name(obj, sizeof obj, t.instance, NULL));
   ASSERT_CONTAINS(jstr(row, "state_object"), obj);

@@ -2001,10 +2001,10 @@ TEST(client_life_logged) {
   b.cfg.grace_period_ms = 0;
   mb__broker_sweep(&b);
   text = mb_test_file_read(log);
-  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) attached as client 0\n",
+  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) attached as client 0",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
-  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) detached from client 0\n",
+  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) detached from client 0",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
@@ -2013,12 +2013,12 @@ TEST(client_life_logged) {
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
            "info  client 'zone-5' (pid %u) took back its entry 0 with 1 slots (reattach; "
-           "restart 1)\n",
+           "restart 1)",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
            "info  client 'zone-5' (pid %u, client 0) reaped after its grace period (dead: "
-           "closed): 1 slots and 0 pool objects freed\n",
+           "closed): 1 slots and 0 pool objects freed",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   free(text);

@@ -3,6 +3,11 @@
  * found from the named objects the platform layer lists), the wait of `shutdown --wait` for the
  * broker's process to exit, and the "did you mean" of an unknown command. Reads the OS and
  * the control blocks (read-only); never writes shared memory and never opens a broker's pipe.
+ *
+ * An instance is found by any of its named objects the platform lists (mb_os_objects_list):
+ * its control block (POSIX), its pipe (POSIX; Windows where \\.\pipe\ can be listed) or its
+ * single-instance lock's record (POSIX: left by a crashed broker too; Windows: only while
+ * held) - then its control block, opened by name, says whose it is and whether that runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +24,7 @@ typedef struct {
   char name[MB_INSTANCE_MAX];
   int section; /* its control block's name is listed (POSIX) */
   int pipe;    /* its control pipe is listed */
+  int lock;    /* its lock's record is listed */
 } found_t;
 
 typedef struct {
@@ -27,7 +33,9 @@ typedef struct {
   int oom;
 } found_list_t;
 
-static void found_add(found_list_t *f, const char *inst, size_t len, int pipe) {
+enum { FOUND_SECTION, FOUND_PIPE, FOUND_LOCK };
+
+static void found_add(found_list_t *f, const char *inst, size_t len, int what) {
   char name[MB_INSTANCE_MAX];
   int i;
   if (len == 0 || len >= sizeof name)
@@ -53,8 +61,10 @@ static void found_add(found_list_t *f, const char *inst, size_t len, int pipe) {
     memcpy(f->list[f->n].name, name, len + 1);
     f->n++;
   }
-  if (pipe)
+  if (what == FOUND_PIPE)
     f->list[i].pipe = 1;
+  else if (what == FOUND_LOCK)
+    f->list[i].lock = 1;
   else
     f->list[i].section = 1;
 }
@@ -66,13 +76,21 @@ static void on_section(void *arg, const char *name) {
   if (n <= p + 6 || strcmp(name + n - 6, ".state") != 0 || strstr(name, ".region.") != NULL ||
       strstr(name, ".pool.") != NULL || strstr(name, ".map.") != NULL)
     return;
-  found_add(arg, name + p, n - p - 6, 0);
+  found_add(arg, name + p, n - p - 6, FOUND_SECTION);
+}
+
+/* "membroker.<instance>.lock" */
+static void on_lock(void *arg, const char *name) {
+  size_t n = strlen(name), p = strlen("membroker.");
+  if (n <= p + 5 || strcmp(name + n - 5, ".lock") != 0)
+    return;
+  found_add(arg, name + p, n - p - 5, FOUND_LOCK);
 }
 
 /* "membroker-<instance>" */
 static void on_pipe(void *arg, const char *name) {
   size_t p = strlen("membroker-");
-  found_add(arg, name + p, strlen(name) - p, 1);
+  found_add(arg, name + p, strlen(name) - p, FOUND_PIPE);
 }
 
 static int by_name(const void *a, const void *b) {
@@ -136,12 +154,18 @@ static const char *instance_state(const block_t *b) {
 int mbctl_instances(int json) {
   found_list_t f = {NULL, 0, 0, 0};
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
-  int rc, i, code = EXIT_OK;
+  int rc, i, code = EXIT_OK, pipes_listed = 1;
   /* Sections: POSIX lists them; Windows does not (not_supported), where the pipes name the
    * instances and each block is opened by name. */
   rc = mb_os_objects_list(MB_OS_LIST_SECTIONS, "membroker.", on_section, &f);
-  if ((rc != 0 && rc != MB_ENOTSUP) ||
-      (rc = mb_os_objects_list(MB_OS_LIST_PIPES, "membroker-", on_pipe, &f)) != 0) {
+  if (rc == 0 || rc == MB_ENOTSUP) {
+    /* Pipes: not listable under Wine (the locks name the live brokers there). */
+    if ((rc = mb_os_objects_list(MB_OS_LIST_PIPES, "membroker-", on_pipe, &f)) == MB_ENOTSUP)
+      pipes_listed = 0;
+    if (rc == 0 || rc == MB_ENOTSUP)
+      rc = mb_os_objects_list(MB_OS_LIST_LOCKS, "membroker.", on_lock, &f);
+  }
+  if (rc != 0) {
     fprintf(stderr, "mbctl: instances: %s\n", mb_last_error());
     code = EXIT_FAILED;
     goto done;
@@ -177,14 +201,18 @@ int mbctl_instances(int json) {
         cJSON_AddNullToObject(o, "pid");
       cJSON_AddStringToObject(o, "state", state);
       cJSON_AddStringToObject(o, "pipe", pipe);
-      cJSON_AddBoolToObject(o, "pipe_found", f.list[i].pipe);
+      if (pipes_listed)
+        cJSON_AddBoolToObject(o, "pipe_found", f.list[i].pipe);
+      else /* not known: the system does not list its pipes */
+        cJSON_AddNullToObject(o, "pipe_found");
       cJSON_AddStringToObject(o, "state_object", b.object);
       cJSON_AddBoolToObject(o, "state_found", b.found);
     } else {
       char pid[16];
       snprintf(pid, sizeof pid, b.found ? "%u" : "-", (unsigned)b.pid);
       printf("%-20s %8s  %-8s  %-40s  %s\n", f.list[i].name, pid, state,
-             f.list[i].pipe ? pipe : "-", b.found || f.list[i].section ? b.object : "-");
+             f.list[i].pipe || !pipes_listed ? pipe : "-",
+             b.found || f.list[i].section ? b.object : "-");
     }
   }
   if (json)
