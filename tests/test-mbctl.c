@@ -976,6 +976,10 @@ TEST(unknown_command_did_you_mean) {
   ASSERT_CONTAINS(out, "evict needs one argument: CLIENT");
   ASSERT_EXIT(MBCTL(out, sizeof out, "instances", "extra", NULL), 2, out);
   ASSERT_CONTAINS(out, "'instances' takes no arguments");
+  /* help for mbctl's own command needs no broker. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", "p0nosuchbroker", "help", "instances", NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "instances\n  the brokers on this host");
 }
 
 /* The row of `instance` in mbctl instances --json's array, or NULL. */
@@ -1114,6 +1118,17 @@ TEST(shutdown_wait) {
            (unsigned)t.child.pid);
   ASSERT_CONTAINS(out, want);
   /* Gone already: the wait for it ends at once. */
+  ASSERT_OK(mb_os_child_wait(&t.child, 0, &code));
+  ASSERT_EQ(code, 0);
+  /* With --json stdout is the answer alone (the exit code says it has stopped). */
+  memset(&t, 0, sizeof t);
+  broker_up(&t, "swaitj");
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "--json", "shutdown", "--wait", NULL), 0,
+      out);
+  snprintf(want, sizeof want, "\"pid\":\t%u", (unsigned)t.child.pid);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_NOT_CONTAINS(out, "has stopped");
   ASSERT_OK(mb_os_child_wait(&t.child, 0, &code));
   ASSERT_EQ(code, 0);
 }

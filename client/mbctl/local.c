@@ -225,7 +225,8 @@ done:
 
 /* ---- shutdown --wait --------------------------------------------------------------------- */
 
-int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, int timeout_ms) {
+int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, int timeout_ms,
+                    int quiet) {
   const cJSON *pid = cJSON_GetObjectItemCaseSensitive(res, "pid");
   const cJSON *start = cJSON_GetObjectItemCaseSensitive(res, "start_time");
   uint64_t t0 = mb_os_mono_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000u;
@@ -248,6 +249,8 @@ int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, in
     }
     if (gone) {
       double s = (double)(mb_os_mono_ns() - t0) / 1e9;
+      if (quiet)
+        return EXIT_OK;
       if (by_pid)
         printf("membroker '%s' has stopped (pid %u exited after %.1fs)\n", instance,
                (unsigned)id.pid, s);

@@ -580,6 +580,16 @@ int main(int argc, char **argv) {
     }
     ropts.bytes = v;
   }
+  /* help for a command of mbctl's own: the broker does not know it. */
+  if (strcmp(cmdv[0], "help") == 0 && cmdc == 2) {
+    size_t k;
+    for (k = 0; k < NLOCAL; k++)
+      if (strcmp(cmdv[1], local_cmds[k].name) == 0) {
+        printf("%s\n  %s\n  (run by mbctl itself: no broker is asked)\n", local_cmds[k].synopsis,
+               local_cmds[k].help);
+        return EXIT_OK;
+      }
+  }
   if (strcmp(cmdv[0], "instances") == 0) {
     if (cmdc > 1) {
       fprintf(stderr, "mbctl: 'instances' takes no arguments\n");
@@ -687,7 +697,7 @@ int main(int argc, char **argv) {
   code = EXIT_OK;
   if (wait)
     code = mbctl_wait_exit(cJSON_GetObjectItemCaseSensitive(resp, "result"), instance, pipe,
-                           timeout_given ? timeout_ms : WAIT_DEFAULT_MS);
+                           timeout_given ? timeout_ms : WAIT_DEFAULT_MS, json);
 done:
   if (down && code != EXIT_OK && write_textfile(textfile, instance, NULL) == 0)
     fprintf(stderr, "mbctl: wrote membroker_up 0 to %s/membroker_%s.prom\n", textfile, instance);

@@ -53,8 +53,10 @@ int mbctl_instances(int json);
 
 /* local.c: after `shutdown` answered `res` ({"pid", "start_time"}), wait until that process
  * has exited (or, from a broker that does not name it, until its pipe is gone), timeout_ms at
- * most: EXIT_OK with a line saying so, EXIT_FAILED with a message on timeout. */
-int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, int timeout_ms);
+ * most: EXIT_OK with a line saying so (none when quiet: --json, whose stdout is the answer),
+ * EXIT_FAILED with a message on stderr on timeout. */
+int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, int timeout_ms,
+                    int quiet);
 
 /* local.c: the name among names[0..n) that `word` is most likely a typo of (a small edit
  * distance), or NULL if none is close. */
