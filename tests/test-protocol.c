@@ -1876,6 +1876,13 @@ TEST(evict_verb) {
   expect_fail(r, "busy", want);
   r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}"); /* by index */
   expect_fail(r, "busy", want);
+  /* Hung (no heartbeat in time) but its process runs: refused all the same. */
+  b.cfg.heartbeat_timeout_ms = 1;
+  mb_store64(&b.state->clients[0].heartbeat_ns, 1);
+  mb__broker_sweep(&b);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
+  expect_fail(r, "busy", "is hung but its process runs: evict frees only a dead");
+  b.cfg.heartbeat_timeout_ms = 0;
   /* Its process "gone": the entry's start time no longer names this process. */
   e = &b.state->clients[0];
   mb_store64(&e->start_time, self.start_time + 1);
