@@ -81,6 +81,11 @@ typedef struct mb_cmd_arg_s {
 #define MB_CTL_WATCH_MAX_MS 60000
 #define MB_CTL_WATCH_DEFAULT_MS 1000
 
+/* player's bytes: how many of the slot's first bytes its answer shows as hex, at most and by
+ * default (a slot is bigger or smaller: the answer shows min(slot size, bytes)). */
+#define MB_CTL_PLAYER_BYTES_MAX 65536
+#define MB_CTL_PLAYER_BYTES_DEFAULT 256
+
 #ifdef __cplusplus
 }
 #endif

@@ -439,6 +439,29 @@ int mb_os_pipe_describe(const char *name, char *buf, size_t size);
  */
 int mb_os_runtime_dir(char *buf, size_t size);
 
+/*
+ * List the named objects of this host whose portable name starts with `prefix`, calling
+ * fn(arg, name) once for each, name being the portable name (what mb_os_section_open,
+ * mb_os_lock_take or mb__pipe_name's instance is built from):
+ *  - MB_OS_LIST_SECTIONS: shared sections. POSIX: the entries of the shared-memory directory
+ *    (/dev/shm). Windows: MB_ENOTSUP - an ordinary program cannot list the kernel's object
+ *    namespace (open a section by the name you expect instead).
+ *  - MB_OS_LIST_PIPES: control pipes, as "membroker-<instance>" (mb__pipe_name's name without
+ *    its OS dressing). POSIX: the sockets "<name>.sock" in the runtime directory
+ *    (mb_os_runtime_dir; only sockets, by lstat). Windows: the pipes of \\.\pipe\ (a
+ *    FindFirstFileW listing of "\\.\pipe\*", which opens no pipe: no broker sees a
+ *    connection); MB_ENOTSUP where the pipe device cannot be listed (Wine 8).
+ *  - MB_OS_LIST_LOCKS: single-instance locks (mb_os_lock_take) by their record files
+ *    (mb_os_lock_path). POSIX: the files of /dev/shm (a crashed holder leaves its file);
+ *    Windows: the files of %ProgramData%\membroker\locks\ (delete-on-close: only while held).
+ * Names that are not portable names (mb__os_check_name) are skipped. Reads directories only;
+ * opens, creates or removes nothing. 0, or the error of the listing (the directory cannot be
+ * read) with a message naming it; a missing directory lists nothing.
+ */
+enum { MB_OS_LIST_SECTIONS = 1, MB_OS_LIST_PIPES = 2, MB_OS_LIST_LOCKS = 3 };
+int mb_os_objects_list(int kind, const char *prefix, void (*fn)(void *arg, const char *name),
+                       void *arg);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Processes                                                                                  */
 

@@ -50,6 +50,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -521,6 +522,47 @@ typedef struct mb__lock_s {
  * objects.
  */
 #define MB__SHM_DIR "/dev/shm"
+
+int mb_os_objects_list(int kind, const char *prefix, void (*fn)(void *arg, const char *name),
+                       void *arg) {
+  char dir[512], path[1100], name[MB_OS_NAME_MAX + 8];
+  size_t plen = strlen(prefix), n;
+  struct dirent *de;
+  struct stat st;
+  DIR *d;
+  int rc;
+  if (kind == MB_OS_LIST_SECTIONS || kind == MB_OS_LIST_LOCKS) { /* locks live beside them */
+    snprintf(dir, sizeof dir, "%s", MB__SHM_DIR);
+  } else if (kind == MB_OS_LIST_PIPES) {
+    if ((rc = mb_os_runtime_dir(dir, sizeof dir)) != 0)
+      return rc;
+  } else {
+    return mb__errorf(MB_EINVAL, 0, "mb_os_objects_list: no kind %d", kind);
+  }
+  if ((d = opendir(dir)) == NULL) {
+    if (errno == ENOENT)
+      return 0;
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "list the directory %s", dir);
+  }
+  while ((de = readdir(d)) != NULL) {
+    if (strncmp(de->d_name, prefix, plen) != 0 || (n = strlen(de->d_name)) >= sizeof name)
+      continue;
+    memcpy(name, de->d_name, n + 1);
+    if (kind == MB_OS_LIST_PIPES) {
+      if (n < 5 || strcmp(name + n - 5, ".sock") != 0)
+        continue;
+      name[n - 5] = '\0';
+      snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+      if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        continue;
+    }
+    if (mb__os_check_name(name, "object", &n) != 0)
+      continue;
+    fn(arg, name);
+  }
+  closedir(d);
+  return 0;
+}
 
 int mb_os_lock_path(const char *name, char *buf, size_t size) {
   char path[MB_OS_NAME_MAX + 2];

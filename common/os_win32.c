@@ -2514,6 +2514,50 @@ int mb_os_service_manager(void) {
 /* ---------------------------------------------------------------------------------------- */
 /* Control pipe client: the named pipe, overlapped                                            */
 
+int mb_os_objects_list(int kind, const char *prefix, void (*fn)(void *arg, const char *name),
+                       void *arg) {
+  WIN32_FIND_DATAW fd;
+  wchar_t pattern[MAX_PATH + 16];
+  HANDLE h;
+  DWORD e;
+  char name[MB_OS_NAME_MAX + 8];
+  size_t plen = strlen(prefix), n;
+  int rc;
+  if (kind == MB_OS_LIST_SECTIONS)
+    return mb__errorf(MB_ENOTSUP, 0, "Windows does not list its section names (open one by name)");
+  if (kind == MB_OS_LIST_PIPES) {
+    wcscpy(pattern, L"\\\\.\\pipe\\*");
+  } else if (kind == MB_OS_LIST_LOCKS) {
+    /* "<data>\locks\*": the record path of lock "*" */
+    if ((rc = mb__lock_wpath("x", pattern, MAX_PATH + 16)) != 0)
+      return rc;
+    pattern[wcslen(pattern) - 1] = L'*';
+  } else {
+    return mb__errorf(MB_EINVAL, 0, "mb_os_objects_list: no kind %d", kind);
+  }
+  h = FindFirstFileW(pattern, &fd);
+  if (h == INVALID_HANDLE_VALUE) {
+    e = GetLastError();
+    if (e == ERROR_FILE_NOT_FOUND || e == ERROR_NO_MORE_FILES || e == ERROR_PATH_NOT_FOUND)
+      return 0;
+    if (kind == MB_OS_LIST_PIPES && (e == ERROR_BAD_DEV_TYPE || e == ERROR_INVALID_FUNCTION ||
+                                     e == ERROR_NOT_SUPPORTED || e == ERROR_INVALID_PARAMETER))
+      return mb__errorf(MB_ENOTSUP, (long)e, "this system does not list \\\\.\\pipe\\");
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "list %ls", pattern);
+  }
+  do {
+    if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY && kind == MB_OS_LIST_LOCKS)
+      continue;
+    if (WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, name, (int)sizeof name, NULL, NULL) <=
+            0 ||
+        strncmp(name, prefix, plen) != 0 || mb__os_check_name(name, "object", &n) != 0)
+      continue;
+    fn(arg, name);
+  } while (FindNextFileW(h, &fd));
+  FindClose(h);
+  return 0;
+}
+
 int mb__pipe_name(const char *instance, char *buf, size_t size, int *is_path) {
   int n = snprintf(buf, size, "\\\\.\\pipe\\membroker-%s", instance);
   if (n < 0 || (size_t)n >= size)

@@ -593,3 +593,26 @@ void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out) {
   if (out)
     *out = res;
 }
+
+int mb__slot_find(const mb_region_map_t *r, uint64_t player_id, uint64_t *index, uint32_t *owner) {
+  mb_slot_t *slots;
+  uint64_t i;
+  if (r->slot_size == 0 || r->base == NULL || player_id == UINT64_MAX)
+    return 0;
+  slots = mb__slots(r);
+  for (i = 0; i < r->slot_count; i++) {
+    uint64_t o = mb_load64(&slots[i].owner);
+    if (o != 0 && mb_load64(&slots[i].player) == player_id + 1) {
+      mb_au32 *pages = mb__region_map_pages(r);
+      uint64_t first, last, p;
+      *index = i;
+      *owner = o > UINT32_MAX ? UINT32_MAX : (uint32_t)o;
+      mb__slot_page_range(i, r->slot_size, r->page_size, &first, &last);
+      for (p = first; p <= last; p++)
+        if ((mb_load32(&pages[p]) & (MB_PAGE_COMMITTED | MB_PAGE_BUSY)) != MB_PAGE_COMMITTED)
+          return 2;
+      return 1;
+    }
+  }
+  return 0;
+}

@@ -72,6 +72,13 @@ uint64_t mb__slots_unlock_holder(mb_region_map_t *r, uint32_t holder);
  */
 void mb__slots_repair(mb_region_map_t *r, int deep, mb_slots_repair_t *out);
 
+/* The slot held for player_id (recorded as id + 1), lowest first: 1 with *index and *owner
+ * (client index + 1, as read: the caller range-checks it) when its pages are settled
+ * (COMMITTED, not BUSY: its bytes may be read), 2 likewise while a page of it is locked or not
+ * marked committed, 0 if no owned slot records it. Reads only; what it reads is compared,
+ * never followed (the `player` command). */
+int mb__slot_find(const mb_region_map_t *r, uint64_t player_id, uint64_t *index, uint32_t *owner);
+
 /* The slot's bytes. */
 static inline void *mb__slot_ptr(const mb_region_map_t *r, uint64_t index) {
   return r->base + index * r->slot_size;

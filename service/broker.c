@@ -17,6 +17,14 @@
  * broker publishes a new block, clients reattach, and its first sweep opens fresh watches.
  * The entry transitions the sweep makes (mark dead, reap) are the client table protocol of
  * common/clients.h, which lists their steps and crash points; this file decides when.
+ * `evict` (mb__broker_evict) makes the same transitions with the same functions, only without
+ * waiting for the grace period, on the loop thread like the sweep (never both at once): a
+ * broker killed in the middle of one is crash point 3 of clients.h, its steps' own points are
+ * 5 and 6 there. It never frees a process the OS says runs.
+ * The info lines of a client's life (attached, took back, closed, detached: mb__client_seen)
+ * are the sweep's view, kept in the broker's private memory (seen_word): nothing in shared
+ * memory changes for them, so they add no crash point; a broker that restarts logs each
+ * attachment it finds once more.
  */
 #include "broker.h"
 
@@ -636,6 +644,96 @@ static void mb__client_hung(mb_broker_t *b, uint32_t i, uint64_t w, int late, ui
   }
 }
 
+/*
+ * Free entry i, which the caller holds CLAIMED (mb__client_reap_claim): the reaper's steps,
+ * shared by the sweep and `evict` - its pool objects (counted as reclaimed), its counter shares
+ * folded into the bases (counters.h), then mb__client_free (its slots, the entry stored FREE;
+ * clients.h has the crash points). `when` ends the log line ("after its grace period"). out
+ * (may be NULL) receives what was freed. Returns mb__client_free's: 0 freed, 1 a slot's page
+ * was held by another process (the entry stays DEAD, nameless and due: the next sweep frees
+ * the rest).
+ */
+static int mb__client_reap(mb_broker_t *b, uint32_t i, uint32_t pid, const char *when,
+                           mb_broker_evicted_t *out) {
+  mb_state_t *st = b->state;
+  mb_client_entry_t *e = &st->clients[i];
+  char name[MB_CLIENT_NAME_MAX];
+  uint32_t reason = mb_load32(&e->dead_reason);
+  uint64_t freed = 0, blocks = 0;
+  int k, rc;
+  mb__client_name_get(e, name);
+  for (k = 0; k < b->npools; k++) {
+    uint64_t n = mb__pool_release_owner(&b->pools[k], i + 1, 0);
+    mb_add64(&b->pools[k].desc->reclaimed, n);
+    mb__pool_publish(&b->pools[k]);
+    blocks += n;
+  }
+  mb__counter_fold(st, i); /* its shares stay counted, in the base (counters.h) */
+  /* A slot whose page another process holds right now (the broker never waits) leaves
+   * the entry DEAD, nameless and due: the next sweep frees the rest. */
+  if ((rc = mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed)) == 0)
+    mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
+                 "client '%s' (pid %u, client %u) reaped %s (dead: %s): %llu slots and %llu "
+                 "pool objects freed",
+                 name, (unsigned)pid, (unsigned)i, when, mb__dead_reason_key(reason),
+                 (unsigned long long)freed, (unsigned long long)blocks);
+  else
+    mb_log_debug("client '%s' (pid %u): %llu slots and %llu pool objects freed; a page of "
+                 "another of its slots is held by another process, freed at a later sweep",
+                 name, (unsigned)pid, (unsigned long long)freed, (unsigned long long)blocks);
+  b->clients[i].seen_word = 0;
+  if (out != NULL) {
+    memcpy(out->name, name, sizeof out->name);
+    out->pid = pid;
+    out->reason = reason;
+    out->pending = rc != 0;
+    out->slots = freed;
+    out->blocks = blocks;
+  }
+  return rc;
+}
+
+/*
+ * The info lines of an entry's life as the sweep sees it (entry i holds word w, state s now):
+ * a new attachment is "attached" or, when it took the entry over, "took back"; the attachment
+ * said attached before and now FREE "detached", now DEAD as CLOSED "closed" (mb_close /
+ * mb_reattach: it keeps its slots for the grace period). Deaths and reaps have their own
+ * lines. Seen by the sweep (each tick and each exit the loop is told of), so an attachment
+ * that comes and goes within one tick is not logged.
+ */
+static void mb__client_seen(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t s) {
+  mb_client_entry_t *e = &b->state->clients[i];
+  uint64_t seen = b->clients[i].seen_word;
+  if (s == MB_CLIENT_ATTACHED && seen != w) {
+    uint32_t takeovers = mb_load32(&e->takeovers);
+    mb__client_name_get(e, b->clients[i].seen_name);
+    if (mb_load64(&e->word) != w) /* changed while its name was read: the next sweep */
+      return;
+    b->clients[i].seen_word = w;
+    if (takeovers > 0)
+      mb_log_info("client '%s' (pid %u) took back its entry %u with %llu slots (reattach; "
+                  "restart %u)",
+                  b->clients[i].seen_name, (unsigned)MB_CLIENT_WORD_PID(w), (unsigned)i,
+                  (unsigned long long)mb_load64(&e->slots_held), (unsigned)takeovers);
+    else
+      mb_log_info("client '%s' (pid %u) attached as client %u", b->clients[i].seen_name,
+                  (unsigned)MB_CLIENT_WORD_PID(w), (unsigned)i);
+    return;
+  }
+  if (seen == 0 || seen == w || s == MB_CLIENT_CLAIMED)
+    return; /* nothing new, or in the middle of a change */
+  if (s == MB_CLIENT_FREE)
+    mb_log_info("client '%s' (pid %u) detached from client %u", b->clients[i].seen_name,
+                (unsigned)MB_CLIENT_WORD_PID(seen), (unsigned)i);
+  else if (s == MB_CLIENT_DEAD && mb_load32(&e->dead_reason) == MB_DEAD_CLOSED &&
+           MB_CLIENT_WORD_PID(w) == MB_CLIENT_WORD_PID(seen))
+    mb_log_info("client '%s' (pid %u) closed without detaching: client %u keeps its %llu slots "
+                "for %u ms",
+                b->clients[i].seen_name, (unsigned)MB_CLIENT_WORD_PID(seen), (unsigned)i,
+                (unsigned long long)mb_load64(&e->slots_held), (unsigned)b->cfg.grace_period_ms);
+  b->clients[i].seen_word = 0;
+}
+
 int mb__broker_sweep(mb_broker_t *b) {
   mb_state_t *st = b->state;
   uint64_t now = mb_os_mono_ns(), timeout = (uint64_t)b->cfg.heartbeat_timeout_ms * 1000000u;
@@ -700,37 +798,74 @@ int mb__broker_sweep(mb_broker_t *b) {
     } else if (s == MB_CLIENT_DEAD) {
       /* After the grace period, unless it is ABANDONED by a process that still runs. */
       if (mb__client_reap_claim(st, i, w, &id, grace, now)) {
-        char name[MB_CLIENT_NAME_MAX];
-        uint64_t freed = 0;
-        uint64_t blocks = 0;
-        int k;
-        mb__client_name_get(e, name);
-        for (k = 0; k < b->npools; k++) {
-          uint64_t n = mb__pool_release_owner(&b->pools[k], i + 1, 0);
-          mb_add64(&b->pools[k].desc->reclaimed, n);
-          mb__pool_publish(&b->pools[k]);
-          blocks += n;
-        }
-        mb__counter_fold(st, i); /* its shares stay counted, in the base (counters.h) */
-        /* A slot whose page another process holds right now (the broker never waits) leaves
-         * the entry DEAD, nameless and due: the next sweep frees the rest. */
-        if (mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed) == 0)
-          mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
-                       "client '%s' (pid %u) reaped after its grace period: %llu slots and %llu "
-                       "pool objects freed",
-                       name, (unsigned)id.pid, (unsigned long long)freed,
-                       (unsigned long long)blocks);
-        else
-          mb_log_debug("client '%s' (pid %u): %llu slots and %llu pool objects freed; a page of "
-                       "another of its slots is held by another process, freed at a later sweep",
-                       name, (unsigned)id.pid, (unsigned long long)freed,
-                       (unsigned long long)blocks);
+        mb__client_reap(b, i, id.pid, "after its grace period", NULL);
         changed++;
       }
     }
+    mb__client_seen(b, i, w, s);
   }
   mb_store32(&st->clients_attached, attached);
   return changed;
+}
+
+int mb__broker_evict(mb_broker_t *b, uint32_t i, mb_broker_evicted_t *out) {
+  mb_state_t *st = b->state;
+  mb_client_entry_t *e;
+  mb_os_procid_t id;
+  uint64_t w, now = mb_os_mono_ns();
+  uint32_t s;
+  char name[MB_CLIENT_NAME_MAX];
+  int alive;
+  memset(out, 0, sizeof *out);
+  if (st == NULL || i >= b->cfg.max_clients) /* the config's count: the block's is writable */
+    return mb__errorf(MB_ENOENT, 0, "no client %u (the table has %u entries)", (unsigned)i,
+                      (unsigned)b->cfg.max_clients);
+  e = &st->clients[i];
+  w = mb_load64(&e->word);
+  s = MB_CLIENT_WORD_STATE(w);
+  id.pid = MB_CLIENT_WORD_PID(w);
+  id.start_time = mb_load64(&e->start_time);
+  mb__client_name_get(e, name);
+  if (mb_load64(&e->word) != w)
+    return mb__errorf(MB_EBUSY, 0, "client %u is changing right now; try again", (unsigned)i);
+  if (s == MB_CLIENT_FREE)
+    return mb__errorf(MB_ENOENT, 0, "client %u is free: nothing to evict", (unsigned)i);
+  /* Only the OS says dead (as for the sweep): a process that runs keeps its entry. */
+  alive = id.pid != 0 ? mb_os_proc_alive(&id) : 0;
+  if (alive != 0 && s != MB_CLIENT_DEAD)
+    return mb__errorf(MB_EBUSY, 0,
+                      "client '%s' (pid %u) %s: evict frees only a dead client's entry - its "
+                      "slots and objects are in use; stop its process first (its death is then "
+                      "seen at once and evict frees it without waiting for the grace period)",
+                      name, (unsigned)id.pid,
+                      alive < 0                ? "may be alive (the OS does not say)"
+                      : s == MB_CLIENT_CLAIMED ? "is attaching or detaching right now"
+                      : mb__broker_client_hung(b, i, w, NULL) ? "is hung but its process runs"
+                                                              : "is alive");
+  if (s == MB_CLIENT_ATTACHED || s == MB_CLIENT_CLAIMED) {
+    /* Its process is gone and the sweep has not marked it yet: the sweep's own step. */
+    if (!mb__client_dead(b, i, w, s == MB_CLIENT_ATTACHED ? MB_DEAD_EXITED : MB_DEAD_ABANDONED,
+                         now))
+      return mb__errorf(MB_EBUSY, 0, "client %u changed meanwhile; try again", (unsigned)i);
+    mb__watch_drop(b, i);
+    out->marked = 1;
+    w = mb_load64(&e->word);
+    if (MB_CLIENT_WORD_STATE(w) != MB_CLIENT_DEAD)
+      return mb__errorf(MB_EBUSY, 0, "client %u changed meanwhile; try again", (unsigned)i);
+  }
+  /* DEAD: the reaper's claim with no grace left. An ABANDONED entry whose process runs is
+   * never taken (clients.h), nor one taken over meanwhile. */
+  if (mb_load32(&e->dead_reason) == MB_DEAD_ABANDONED && alive == 1)
+    return mb__errorf(MB_EBUSY, 0,
+                      "client '%s' (pid %u) is marked abandoned but its process runs: its slots "
+                      "and objects may be in use; stop its process first",
+                      name, (unsigned)id.pid);
+  if (!mb__client_reap_claim(st, i, w, &id, 0, mb_os_mono_ns()))
+    return mb__errorf(MB_EBUSY, 0, "client %u changed meanwhile (taken back?); try again",
+                      (unsigned)i);
+  mb__client_reap(b, i, id.pid, "on request (evict)", out);
+  b->slots_deep_again = 1; /* as after the sweep's reaps: the next tick recounts the slots */
+  return 0;
 }
 
 void mb__broker_begin_stop(mb_broker_t *b) {

@@ -81,6 +81,10 @@ typedef struct mb_broker_s {
      * has said so (0: none is). A hung client keeps everything; only the OS says dead. */
     uint64_t hung_word;
     uint64_t hung_ns;
+    /* The attachment (entry word) the log has said "attached" of, and its name, so its
+     * detach or close is logged too (0: none). */
+    uint64_t seen_word;
+    char seen_name[MB_CLIENT_NAME_MAX];
   } clients[MB_CLIENTS_MAX];
   const mb_broker_watch_ops_t *watch_ops; /* NULL: exits are seen by the sweep alone */
   int slots_deep_again; /* a deep slot check skipped a held page: the next tick does one */
@@ -177,6 +181,29 @@ void mb__broker_stop(mb_broker_t *b);
 
 /* Find a region by name, or NULL. */
 mb_region_map_t *mb__broker_region(mb_broker_t *b, const char *name);
+
+/* What mb__broker_evict freed. */
+typedef struct mb_broker_evicted_s {
+  char name[MB_CLIENT_NAME_MAX]; /* the entry's name ("" for a nameless leftover) */
+  uint32_t pid;                  /* its process (0: none recorded) */
+  uint32_t reason;               /* why it was dead (MB_DEAD_*), as found or as marked now */
+  int marked;                    /* 1: it was still ATTACHED (or CLAIMED) and was found dead now */
+  int pending;                   /* 1: a slot's page was held by another process; the next sweep
+                                    frees the rest (the entry stays DEAD, nameless) */
+  uint64_t slots;                /* slots freed */
+  uint64_t blocks;               /* pool objects freed */
+} mb_broker_evicted_t;
+
+/*
+ * `evict` (an administrator, over the pipe): free client entry i now instead of after the grace
+ * period - the reaper's own steps (mark dead if the OS says its process is gone, take it
+ * CLAIMED, fold its counter shares, release its pool objects and slots, store FREE: clients.h),
+ * only without the wait. Never for a live process: MB_EBUSY naming it when the OS says its
+ * process runs (attached, hung or not: its slots are in use; stop the process first, then evict)
+ * or when it is attaching or detaching right now; MB_ENOENT when the entry is FREE; MB_EBUSY when
+ * the entry changed meanwhile (try again). Logged at info with its reason.
+ */
+int mb__broker_evict(mb_broker_t *b, uint32_t i, mb_broker_evicted_t *out);
 
 /* Compact every slotted region, after a deep mb__broker_slots_check; *freed receives the bytes
  * given back. */

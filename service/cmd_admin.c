@@ -1,14 +1,15 @@
 /*
  * cmd_admin.c - the commands that change the broker, for administrators only (commands.def
  * says so; the dispatcher enforces it): set-status, set-message, set-counter, compact,
- * shutdown. Each logs what it changed. Handlers as in cmd.h: argument errors are bad_args, a
- * failure below them its MB_E* code.
+ * evict, save, shutdown. Each logs what it changed. Handlers as in cmd.h: argument errors are
+ * bad_args, a failure below them its MB_E* code.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "clients.h"
 #include "log.h"
 #include "report.h"
 
@@ -138,12 +139,132 @@ int mb__cmd_compact(mb_ctl_call_t *call) {
   return 0;
 }
 
-/* shutdown -> {"stopping": true}; the stop is requested once this answer is written. */
+/* shutdown -> {"stopping": true, "pid", "start_time"}; the stop is requested once this answer
+ * is written. pid and start_time (mb_os_procid_t's, as a decimal string: a Windows start time
+ * passes 2^53) name the broker's process, so `mbctl shutdown --wait` waits for exactly it. */
 int mb__cmd_shutdown(mb_ctl_call_t *call) {
+  char start[24];
+  snprintf(start, sizeof start, "%llu", (unsigned long long)call->broker->self.start_time);
   if ((call->result = cJSON_CreateObject()) == NULL ||
-      !cJSON_AddBoolToObject(call->result, "stopping", 1))
+      !cJSON_AddBoolToObject(call->result, "stopping", 1) ||
+      !cJSON_AddNumberToObject(call->result, "pid", call->broker->self.pid) ||
+      !cJSON_AddStringToObject(call->result, "start_time", start))
     return mb__ctl_oom(call, "shutdown");
   mb_log_info("shutdown requested over the control pipe");
   call->stop_after = 1;
+  return 0;
+}
+
+/*
+ * evict {"client": NAME or INDEX} -> {"client", "index", "pid", "dead_reason", "marked",
+ * "slots_freed", "pool_objects_freed", "pending"}: a dead client's entry freed now, as the reaper
+ * does after the grace period (mb__broker_evict; its takeover by name is then no longer
+ * possible). The name is looked up first; a whole number that no name matches is an index.
+ * A live process's entry is refused (busy): its slots are in use.
+ */
+int mb__cmd_evict(mb_ctl_call_t *call) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "client");
+  mb_broker_t *b = call->broker;
+  mb_broker_evicted_t ev;
+  uint32_t i, index = UINT32_MAX;
+  char name[MB_CLIENT_NAME_MAX];
+  int rc;
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'client' (a client's name or index)");
+  if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'client' must be a client's name or index, got %s",
+                        cJSON_IsString(v) ? "\"\"" : mb__ctl_jtype(v));
+  for (i = 0; i < b->cfg.max_clients && index == UINT32_MAX; i++) {
+    uint32_t s = MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word));
+    mb__client_name_get(&b->state->clients[i], name);
+    if (s != MB_CLIENT_FREE && strcmp(name, v->valuestring) == 0)
+      index = i;
+  }
+  if (index == UINT32_MAX) {
+    char *end;
+    unsigned long n = strtoul(v->valuestring, &end, 10);
+    if (*end != '\0' || v->valuestring[0] < '0' || v->valuestring[0] > '9')
+      return mb__ctl_fail(call, MB_ENOENT,
+                          "no client named '%.64s' (see `clients` for the names and indexes)",
+                          v->valuestring);
+    if (n >= b->cfg.max_clients)
+      return mb__ctl_fail(call, MB_ENOENT,
+                          "no client named '%.64s', and no index %lu (the table has %u entries)",
+                          v->valuestring, n, (unsigned)b->cfg.max_clients);
+    index = (uint32_t)n;
+  }
+  if ((rc = mb__broker_evict(b, index, &ev)) != 0)
+    return mb__ctl_fail_rc(call, rc);
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddStringToObject(call->result, "client", ev.name) ||
+      !cJSON_AddNumberToObject(call->result, "index", index) ||
+      !cJSON_AddNumberToObject(call->result, "pid", ev.pid) ||
+      !cJSON_AddStringToObject(call->result, "dead_reason", mb__dead_reason_key(ev.reason)) ||
+      !cJSON_AddBoolToObject(call->result, "marked", ev.marked) ||
+      !cJSON_AddNumberToObject(call->result, "slots_freed", (double)ev.slots) ||
+      !cJSON_AddNumberToObject(call->result, "pool_objects_freed", (double)ev.blocks) ||
+      !cJSON_AddBoolToObject(call->result, "pending", ev.pending))
+    return mb__ctl_oom(call, "evict");
+  return 0;
+}
+
+/* Add {"file", "bytes"} of the saved file `path` to array `files` when the flush numbered seq
+ * wrote it (its header says so); its size to *total. 0, or -1 out of memory. */
+static int mb__saved_file(cJSON *files, const char *path, uint64_t seq, uint64_t *total) {
+  mb_persist_header_t h;
+  cJSON *f;
+  uint64_t size;
+  if (mb__persist_read_header(path, &h) != 0 || h.flush_seq != seq)
+    return 0;
+  size = h.header_size + h.body_size;
+  *total += size;
+  if ((f = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(files, f))
+    return cJSON_Delete(f), -1;
+  if (!cJSON_AddStringToObject(f, "file", path) ||
+      !cJSON_AddNumberToObject(f, "bytes", (double)size))
+    return -1;
+  return 0;
+}
+
+/*
+ * save -> {"dir", "flush", "files": [{"file", "bytes"}], "bytes", "duration_ms"}: the state
+ * persisted now by the same flush that runs on the interval and at stop (mb__persist_flush:
+ * each file written whole, then renamed over the old one). Persistence off (no persist.dir) is
+ * not_supported, a failed flush its code with the flush's message (the old files stay).
+ */
+int mb__cmd_save(mb_ctl_call_t *call) {
+  mb_broker_t *b = call->broker;
+  mb_persist_t *p = &b->persist;
+  uint64_t t0, t1, total = 0;
+  char path[MB_PERSIST_PATH_MAX];
+  cJSON *files;
+  int rc, i;
+  if (!p->enabled)
+    return mb__ctl_fail(call, MB_ENOTSUP,
+                        "persistence is off: set persist.dir in the config to save the state");
+  t0 = mb_os_mono_ns();
+  if ((rc = mb__persist_flush(b)) != 0)
+    return mb__ctl_fail(call, rc, "save failed (the files of the last good save stay): %s",
+                        mb_last_error());
+  t1 = mb_os_mono_ns();
+  if ((call->result = cJSON_CreateObject()) == NULL ||
+      !cJSON_AddStringToObject(call->result, "dir", p->dir) ||
+      !cJSON_AddNumberToObject(call->result, "flush", (double)p->seq) ||
+      (files = cJSON_AddArrayToObject(call->result, "files")) == NULL)
+    return mb__ctl_oom(call, "save");
+  for (i = 0; i < MB_REGIONS_MAX && b->cfg.persist_regions[i][0] != '\0'; i++)
+    if (mb__persist_path(p->dir, b->cfg.instance, b->cfg.persist_regions[i], path, sizeof path) ==
+            0 &&
+        mb__saved_file(files, path, p->seq, &total) != 0)
+      return mb__ctl_oom(call, "save");
+  if (mb__persist_path(p->dir, b->cfg.instance, NULL, path, sizeof path) == 0 &&
+      mb__saved_file(files, path, p->seq, &total) != 0)
+    return mb__ctl_oom(call, "save");
+  if (!cJSON_AddNumberToObject(call->result, "bytes", (double)total) ||
+      !cJSON_AddNumberToObject(call->result, "duration_ms", (double)(t1 - t0) / 1e6))
+    return mb__ctl_oom(call, "save");
+  mb_log_info("state saved on request (control pipe): flush %llu, %d files, %llu bytes in %.1f ms",
+              (unsigned long long)p->seq, cJSON_GetArraySize(files), (unsigned long long)total,
+              (double)(t1 - t0) / 1e6);
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "slots.h"
 #include "log.h"
 #include "report.h"
 
@@ -199,5 +200,98 @@ int mb__cmd_heaps(mb_ctl_call_t *call) {
 int mb__cmd_config(mb_ctl_call_t *call) {
   if ((call->result = mb__config_to_json(&call->broker->cfg)) == NULL)
     return mb__ctl_oom(call, "config");
+  return 0;
+}
+
+/*
+ * player {"player": ID, "bytes": N} -> {"player", "region", "slot", "slot_size", "offset",
+ * "client": {"index", "name", "pid", "state"} or null, "bytes", "hex"}: the slot that holds
+ * player ID (the first slotted region that has one), who holds it, and the slot's first
+ * min(N, slot size) bytes (N default MB_CTL_PLAYER_BYTES_DEFAULT) as lowercase hex - "hex" is
+ * "" while the slot's pages are being changed (a claim or release under way: ask again).
+ * Read-only: the owner read from the table is range-checked against the config's client
+ * count before its entry is looked at; the bytes are copied from pages the table says are
+ * committed, committed in the broker's view first where views commit for themselves (as the
+ * persist flush does). not_found when no slot holds the player.
+ */
+int mb__cmd_player(mb_ctl_call_t *call) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "player");
+  const cJSON *nb = cJSON_GetObjectItemCaseSensitive(call->args, "bytes");
+  mb_broker_t *b = call->broker;
+  uint64_t id, index = 0, want = MB_CTL_PLAYER_BYTES_DEFAULT, n, k;
+  uint32_t owner = 0;
+  int i, found = 0;
+  mb_region_map_t *r = NULL;
+  cJSON *o, *c;
+  char *hex;
+  if (v == NULL)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'player' (a player id, a whole number)");
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740990.0) ||
+      v->valuedouble != (double)(uint64_t)v->valuedouble)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'player' must be a whole number from 0 to 9007199254740990, got %s",
+                        cJSON_IsNumber(v) ? "another number" : mb__ctl_jtype(v));
+  id = (uint64_t)v->valuedouble;
+  if (nb != NULL) {
+    if (!cJSON_IsNumber(nb) ||
+        !(nb->valuedouble >= 0 && nb->valuedouble <= MB_CTL_PLAYER_BYTES_MAX) ||
+        nb->valuedouble != (double)(uint64_t)nb->valuedouble)
+      return mb__ctl_fail(
+          call, MB_CTL_EBAD_ARGS, "'bytes' must be a whole number from 0 to %d, got %s",
+          MB_CTL_PLAYER_BYTES_MAX, cJSON_IsNumber(nb) ? "another number" : mb__ctl_jtype(nb));
+    want = (uint64_t)nb->valuedouble;
+  }
+  for (i = 0; i < b->nregions && !found; i++)
+    if (b->regions[i].slot_size != 0 &&
+        (found = mb__slot_find(&b->regions[i], id, &index, &owner)) != 0)
+      r = &b->regions[i];
+  if (!found)
+    return mb__ctl_fail(call, MB_ENOENT, "no slot holds player %llu", (unsigned long long)id);
+  n = want < r->slot_size ? want : r->slot_size;
+  if ((o = cJSON_CreateObject()) == NULL)
+    return mb__ctl_oom(call, "player");
+  call->result = o;
+  if (!cJSON_AddNumberToObject(o, "player", (double)id) ||
+      !cJSON_AddStringToObject(o, "region", r->name) ||
+      !cJSON_AddNumberToObject(o, "slot", (double)index) ||
+      !cJSON_AddNumberToObject(o, "slot_size", r->slot_size) ||
+      !cJSON_AddNumberToObject(o, "offset", (double)(index * r->slot_size)))
+    return mb__ctl_oom(call, "player");
+  if (owner >= 1 && owner <= b->cfg.max_clients) {
+    mb_client_entry_t *e = &b->state->clients[owner - 1];
+    uint64_t w = mb_load64(&e->word);
+    char name[MB_CLIENT_NAME_MAX];
+    static const char *const states[] = {"free", "claimed", "attached", "dead"};
+    uint32_t s = MB_CLIENT_WORD_STATE(w);
+    mb__client_name_get(e, name);
+    if ((c = cJSON_AddObjectToObject(o, "client")) == NULL ||
+        !cJSON_AddNumberToObject(c, "index", owner - 1) ||
+        !cJSON_AddStringToObject(c, "name", name) ||
+        !cJSON_AddNumberToObject(c, "pid", MB_CLIENT_WORD_PID(w)) ||
+        !cJSON_AddStringToObject(c, "state", s < 4 ? states[s] : "unknown"))
+      return mb__ctl_oom(call, "player");
+  } else if (!cJSON_AddNullToObject(o, "client")) { /* a forged owner: named by nobody */
+    return mb__ctl_oom(call, "player");
+  }
+  if ((hex = malloc(2 * n + 1)) == NULL)
+    return mb__ctl_oom(call, "player");
+  hex[0] = '\0';
+  if (found == 1) {
+    const unsigned char *p = (const unsigned char *)mb__slot_ptr(r, index);
+    uint64_t first = index * r->slot_size / r->page_size;
+    uint64_t last = (index * r->slot_size + (n ? n : 1) - 1) / r->page_size; /* pages read */
+    int ok = 1;
+    if ((r->flags & MB_REGION_LAZY) && mb_os_mem_config()->view_commit)
+      ok = mb_os_section_commit(&r->sec, r->base, first * r->page_size,
+                                (last - first + 1) * r->page_size) == 0;
+    for (k = 0; ok && k < n; k++)
+      snprintf(hex + 2 * k, 3, "%02x", p[k]);
+  }
+  if (!cJSON_AddNumberToObject(o, "bytes", hex[0] ? (double)n : 0) ||
+      !cJSON_AddStringToObject(o, "hex", hex)) {
+    free(hex);
+    return mb__ctl_oom(call, "player");
+  }
+  free(hex);
   return 0;
 }

@@ -267,7 +267,8 @@ TEST(silent_client_is_hung_until_its_process_exits) {
   mb__broker_stop(&b);
 
   mb__log_open(MB_LOG_ERROR, "");
-  ASSERT_EQ(count_lines(log_path, "'frozen'"), 2); /* hung once, dead once */
+  ASSERT_EQ(count_lines(log_path, "'frozen'"), 3); /* attached once, hung once, dead once */
+  ASSERT_EQ(count_lines(log_path, "attached as client"), 1);
   ASSERT_EQ(count_lines(log_path, "is hung: no heartbeat for"), 1);
   ASSERT_EQ(count_lines(log_path, "is dead: its process exited"), 1);
   ASSERT_OK(mb_os_file_remove(log_path));

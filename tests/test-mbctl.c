@@ -8,6 +8,13 @@
 #include "childbroker.h"
 
 #include "gmap.h"
+#include "membroker.h"
+
+#if MB_OS_POSIX
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#endif
 
 #if MB_OS_WIN
 #include <windows.h>
@@ -933,4 +940,195 @@ TEST(help_command) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "fly", NULL), 1, out);
   ASSERT_CONTAINS(out, "help failed: not_found: no command 'fly'");
   broker_down(&t);
+}
+
+/* ---- operators' verbs: did you mean, instances, player, evict, save, shutdown --wait ------- */
+
+/* An unknown command is a usage error (exit 2) before any connection, with the closest name
+ * when one is a likely typo; the words after it are not what is complained of. */
+TEST(unknown_command_did_you_mean) {
+  ASSERT_EXIT(MBCTL(out, sizeof out, "stauts", NULL), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: unknown command 'stauts'; did you mean 'status'?\n");
+  ASSERT_NOT_CONTAINS(out, "takes no arguments");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "stauts", "server", NULL), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: unknown command 'stauts'; did you mean 'status'?\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "shutdwon", NULL), 2, out);
+  ASSERT_CONTAINS(out, "did you mean 'shutdown'?");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "instance", NULL), 2, out); /* mbctl's own commands too */
+  ASSERT_CONTAINS(out, "did you mean 'instances'?");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "xyzzyplugh", NULL), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: unknown command 'xyzzyplugh'\n");
+  ASSERT_NOT_CONTAINS(out, "did you mean");
+  /* Options of one command given to another. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--wait", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--wait is an option of shutdown");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--bytes", "4", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--bytes is an option of player");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", "1", "--bytes", "-4", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--bytes needs a whole number from 0 to 65536, got '-4'");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", "1", "--bytes", "65537", NULL), 2, out);
+  ASSERT_CONTAINS(out, "got '65537'");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", "one", NULL), 2, out);
+  ASSERT_CONTAINS(out, "player: 'one' is not a whole number");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", NULL), 2, out);
+  ASSERT_CONTAINS(out, "player needs one argument: ID");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "evict", NULL), 2, out);
+  ASSERT_CONTAINS(out, "evict needs one argument: CLIENT");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "instances", "extra", NULL), 2, out);
+  ASSERT_CONTAINS(out, "'instances' takes no arguments");
+  /* help for mbctl's own command needs no broker. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", "p0nosuchbroker", "help", "instances", NULL), 0,
+              out);
+  ASSERT_CONTAINS(out, "instances\n  the brokers on this host");
+}
+
+/* The row of `instance` in mbctl instances --json's array, or NULL. */
+static const cJSON *instance_row(const cJSON *arr, const char *instance) {
+  const cJSON *o;
+  cJSON_ArrayForEach(o, arr) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "instance");
+    if (cJSON_IsString(n) && strcmp(n->valuestring, instance) == 0)
+      return o;
+  }
+  return NULL;
+}
+
+/* instances: a running broker child is listed with its pid, running, its pipe and state
+ * object; once it has stopped it is not; a socket file a dead broker left (POSIX) is stale. */
+TEST(instances_lists_the_brokers) {
+  tbroker_t t = {0};
+  char want[512], obj[MB_OS_NAME_MAX + 1];
+  const cJSON *row;
+  cJSON *j;
+  broker_up(&t, "inst");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "instances", NULL), 0, out);
+  ASSERT_CONTAINS(out, "INSTANCE ");
+  snprintf(want, sizeof want, "\n%-20s %8u  running   %-40s  ", t.instance, (unsigned)t.child.pid,
+           t.pipe);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--json", "instances", NULL), 0, out);
+  j = cJSON_Parse(out);
+  if (!cJSON_IsArray(j))
+    FAIL("instances --json is not an array:\n%s", out);
+  if ((row = instance_row(j, t.instance)) == NULL)
+    FAIL("instances --json does not list '%s':\n%s", t.instance, out);
+  ASSERT_EQ(jnum(row, "pid"), t.child.pid);
+  ASSERT_STR_EQ(jstr(row, "state"), "running");
+  ASSERT_STR_EQ(jstr(row, "pipe"), t.pipe);
+  /* (null: Wine 8 does not list \\.\pipe\; the lock named the instance) */
+  ASSERT(cJSON_IsTrue(jget(row, "pipe_found")) ||
+         (MB_OS_WIN && cJSON_IsNull(jget(row, "pipe_found"))));
+  ASSERT(cJSON_IsTrue(jget(row, "state_found")));
+  ASSERT_OK(mb__object_name(obj, sizeof obj, t.instance, NULL));
+  ASSERT_CONTAINS(jstr(row, "state_object"), obj);
+  cJSON_Delete(j);
+  broker_down(&t);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--json", "instances", NULL), 0, out);
+  j = cJSON_Parse(out);
+  ASSERT(cJSON_IsArray(j));
+  if (instance_row(j, t.instance) != NULL)
+    FAIL("instances still lists '%s' after its broker stopped:\n%s", t.instance, out);
+  cJSON_Delete(j);
+  /* Nothing listed: one line says so (only when this host has no broker at all). */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "instances", NULL), 0, out);
+  if (strstr(out, "INSTANCE ") == NULL)
+    ASSERT_STR_EQ(out, "no membroker instances on this host\n");
+#if MB_OS_POSIX
+  {
+    /* A socket file left by a dead broker: stale, no pid. */
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(t.pipe) >= sizeof sa.sun_path)
+      FAIL("socket path too long: %s", t.pipe);
+    memcpy(sa.sun_path, t.pipe, strlen(t.pipe) + 1);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+    ASSERT_EXIT(MBCTL(out, sizeof out, "instances", NULL), 0, out);
+    remove(t.pipe);
+    snprintf(want, sizeof want, "\n%-20s %8s  stale     %-40s  ", t.instance, "-", t.pipe);
+    ASSERT_CONTAINS(out, want);
+  }
+#endif
+}
+
+/* player, evict, save through mbctl against a broker child, with this process as a game
+ * server: the hex dump, the refusal of a live client, the eviction of a closed one, the
+ * errors' messages and exit codes. */
+TEST(player_evict_save) {
+  tbroker_t t = {0};
+  mb_client_t *live, *closed;
+  mb_os_procid_t self;
+  unsigned char *slot;
+  char want[200];
+  mb_os_proc_self(&self);
+  broker_up(&t, "pes");
+  ASSERT_OK(mb_attach(t.instance, "zone-8", NULL, &live));
+  ASSERT_OK(mb_attach(t.instance, "zone-9", NULL, &closed));
+  ASSERT_OK(mb_player_connect(live, 42, (void **)&slot));
+  memcpy(slot, "*hello, operator", 16);
+  ASSERT_OK(mb_player_connect(closed, 43, (void **)&slot));
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "player", "42", "--bytes", "20", NULL), 0,
+      out);
+  ASSERT_CONTAINS(out, "player      42\n");
+  ASSERT_CONTAINS(out, "slot        0 of region 'players' (offset 0, 1024 bytes)\n");
+  snprintf(want, sizeof want, "held by     client 0 'zone-8' (pid %u, attached)\n",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "bytes       the first 20 of 1024\n");
+  ASSERT_CONTAINS(out, "00000000  2a 68 65 6c 6c 6f 2c 20  6f 70 65 72 61 74 6f 72  "
+                       "|*hello, operator|\n");
+  ASSERT_CONTAINS(out, "00000010  00 00 00 00");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "44", NULL), 1, out);
+  ASSERT_CONTAINS(out, "player failed: not_found: no slot holds player 44");
+
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "zone-8", NULL), 1, out);
+  snprintf(want, sizeof want, "evict failed: busy: client 'zone-8' (pid %u) is alive",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "nobody", NULL), 1, out);
+  ASSERT_CONTAINS(out, "evict failed: not_found: no client named 'nobody'");
+  ASSERT_OK(mb_close(closed)); /* DEAD, closed: kept for the grace period */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "zone-9", NULL), 0, out);
+  snprintf(want, sizeof want,
+           "evicted client 1 'zone-9' (pid %u, dead: closed): 1 slots and 0 pool objects freed\n",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "43", NULL), 1, out);
+  ASSERT_CONTAINS(out, "no slot holds player 43");
+
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "save", NULL), 1, out);
+  ASSERT_CONTAINS(out, "save failed: not_supported: persistence is off: set persist.dir");
+  ASSERT_OK(mb_detach(live));
+  broker_down(&t);
+}
+
+/* shutdown --wait returns once the broker's process has exited, and says so. */
+TEST(shutdown_wait) {
+  tbroker_t t = {0};
+  char want[128];
+  int code = -1;
+  broker_up(&t, "swait");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "shutdown", "--wait", NULL), 0, out);
+  ASSERT_CONTAINS(out, "is stopping\n");
+  snprintf(want, sizeof want, "membroker '%s' has stopped (pid %u exited after ", t.instance,
+           (unsigned)t.child.pid);
+  ASSERT_CONTAINS(out, want);
+  /* Gone already: the wait for it ends at once. */
+  ASSERT_OK(mb_os_child_wait(&t.child, 0, &code));
+  ASSERT_EQ(code, 0);
+  /* With --json stdout is the answer alone (the exit code says it has stopped). */
+  memset(&t, 0, sizeof t);
+  broker_up(&t, "swaitj");
+  ASSERT_EXIT(
+      MBCTL(out, sizeof out, "--instance", t.instance, "--json", "shutdown", "--wait", NULL), 0,
+      out);
+  snprintf(want, sizeof want, "\"pid\":\t%u", (unsigned)t.child.pid);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_NOT_CONTAINS(out, "has stopped");
+  ASSERT_OK(mb_os_child_wait(&t.child, 0, &code));
+  ASSERT_EQ(code, 0);
 }

@@ -17,6 +17,7 @@
 #include "os.h"
 #include "log.h"
 #include "membroker.h"
+#include "persist.h"
 #include "report.h"
 
 #if MB_OS_POSIX
@@ -696,6 +697,8 @@ TEST(dispatch_admin_rights) {
       "{\"id\":1,\"cmd\":\"set-status\",\"args\":{\"status\":\"draining\"}}",
       "{\"id\":1,\"cmd\":\"set-message\",\"args\":{\"message\":\"x\"}}",
       "{\"id\":1,\"cmd\":\"set-counter\",\"args\":{\"counter\":\"players\",\"value\":1}}",
+      "{\"id\":1,\"cmd\":\"evict\",\"args\":{\"client\":\"x\"}}",
+      "{\"id\":1,\"cmd\":\"save\"}",
   };
   mb_config_t cfg;
   mb_broker_t b;
@@ -1746,6 +1749,287 @@ TEST(pipe_mode_refuses_other_users) {
   ASSERT_EQ(code, 10);
   fresh_status(&t);
   broker_down(&t);
+}
+
+/* ---- operators' verbs: player, evict, save, and the client lines of the log ---------------- */
+
+/* handle(), as an administrator. */
+static cJSON *handle_admin(mb_broker_t *b, const char *line) {
+  int stop;
+  char *out = mb__ctl_handle_line(b, line, strlen(line), 1, &stop);
+  cJSON *r = out ? cJSON_Parse(out) : NULL;
+  if (r == NULL)
+    FAIL("no JSON answer to %s: %s", line, out ? out : "(null)");
+  cJSON_free(out);
+  return r;
+}
+
+/* A broker in this process for the verbs, logging at info to `log` (a file under the runtime
+ * directory, named after the instance; removed first). */
+static void verbs_broker(mb_broker_t *b, mb_config_t *cfg, const char *tag, char *log,
+                         size_t size) {
+  char dir[512];
+  mb_os_procid_t self;
+  mb_os_proc_self(&self);
+  fx_config_pid(cfg, "p", tag);
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  snprintf(log, size, "%s/%s.log", dir, cfg->instance);
+  remove(log);
+  fx_log(cfg, MB_LOG_INFO, log);
+  ASSERT_OK(mb__log_open(MB_LOG_INFO, log));
+  ASSERT_OK(mb__broker_start(b, cfg, 0));
+}
+
+static void verbs_broker_stop(mb_broker_t *b, const char *log) {
+  mb__broker_stop(b);
+  mb__log_open(MB_LOG_ERROR, "");
+  remove(log);
+}
+
+/* player ID: the slot that holds it, its holder, its first bytes as hex (--bytes); not_found
+ * for a player no slot holds; each bad argument named. */
+TEST(player_verb) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *cl;
+  mb_os_procid_t self;
+  char log[700], want[64];
+  unsigned char *slot;
+  cJSON *r;
+  int i;
+  mb_os_proc_self(&self);
+  verbs_broker(&b, &cfg, "plyr", log, sizeof log);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-7", NULL, &cl));
+  ASSERT_OK(mb_player_connect(cl, 41, (void **)&slot));
+  ASSERT_OK(mb_player_connect(cl, 42, (void **)&slot));
+  for (i = 0; i < FX_SLOT_SIZE; i++)
+    slot[i] = (unsigned char)i;
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":42}}");
+  expect_ok(r);
+  ASSERT_EQ(jnum(r, "result.player"), 42);
+  ASSERT_STR_EQ(jstr(r, "result.region"), "players");
+  ASSERT_EQ(jnum(r, "result.slot"), 1); /* lowest first: 41 took slot 0 */
+  ASSERT_EQ(jnum(r, "result.slot_size"), FX_SLOT_SIZE);
+  ASSERT_EQ(jnum(r, "result.offset"), FX_SLOT_SIZE);
+  ASSERT_EQ(jnum(r, "result.client.index"), 0);
+  ASSERT_STR_EQ(jstr(r, "result.client.name"), "zone-7");
+  ASSERT_EQ(jnum(r, "result.client.pid"), self.pid);
+  ASSERT_STR_EQ(jstr(r, "result.client.state"), "attached");
+  ASSERT_EQ(jnum(r, "result.bytes"), MB_CTL_PLAYER_BYTES_DEFAULT);
+  ASSERT_EQ(strlen(jstr(r, "result.hex")), 2 * MB_CTL_PLAYER_BYTES_DEFAULT);
+  ASSERT(strncmp(jstr(r, "result.hex"), "000102030405060708090a0b0c0d0e0f10", 34) == 0);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":42,\"bytes\":3}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.hex"), "000102");
+  ASSERT_EQ(jnum(r, "result.bytes"), 3);
+  cJSON_Delete(r);
+  /* More than the slot has: the slot. */
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":42,\"bytes\":65536}}");
+  expect_ok(r);
+  ASSERT_EQ(jnum(r, "result.bytes"), FX_SLOT_SIZE);
+  snprintf(want, sizeof want, "%02x", (FX_SLOT_SIZE - 1) & 0xff);
+  ASSERT_STR_EQ(jstr(r, "result.hex") + 2 * (FX_SLOT_SIZE - 1), want);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":43}}");
+  expect_fail(r, "not_found", "no slot holds player 43");
+  r = handle(&b, "{\"cmd\":\"player\"}");
+  expect_fail(r, "bad_args", "missing 'player'");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"42\"}}");
+  expect_fail(r, "bad_args",
+              "'player' must be a whole number from 0 to 9007199254740990, got a string");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":-1}}");
+  expect_fail(r, "bad_args", "'player' must be a whole number");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":1,\"bytes\":65537}}");
+  expect_fail(r, "bad_args", "'bytes' must be a whole number from 0 to 65536");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":1,\"bytez\":1}}");
+  expect_error(r, "bad_args");
+  cJSON_Delete(r);
+  ASSERT_OK(mb_detach(cl));
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":42}}");
+  expect_fail(r, "not_found", "no slot holds player 42");
+  verbs_broker_stop(&b, log);
+}
+
+/* evict: a live client is refused, naming its pid; a dead one (its process gone: a start time
+ * that is not its process's) is marked and freed at once through the reaper's steps, slots
+ * and all, and logged; names and indexes that name nothing are not_found; bad arguments are
+ * named. */
+TEST(evict_verb) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *cl;
+  mb_os_procid_t self;
+  mb_client_entry_t *e;
+  char log[700], want[160], *text;
+  void *slot;
+  cJSON *r;
+  mb_os_proc_self(&self);
+  verbs_broker(&b, &cfg, "evct", log, sizeof log);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-3", NULL, &cl));
+  ASSERT_OK(mb_player_connect(cl, 7, &slot));
+  ASSERT_OK(mb_player_connect(cl, 8, &slot));
+  mb__broker_sweep(&b);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
+  snprintf(want, sizeof want, "client 'zone-3' (pid %u) is alive: evict frees only a dead",
+           (unsigned)self.pid);
+  expect_fail(r, "busy", want);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}"); /* by index */
+  expect_fail(r, "busy", want);
+  /* Hung (no heartbeat in time) but its process runs: refused all the same. */
+  b.cfg.heartbeat_timeout_ms = 1;
+  mb_store64(&b.state->clients[0].heartbeat_ns, 1);
+  mb__broker_sweep(&b);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
+  expect_fail(r, "busy", "is hung but its process runs: evict frees only a dead");
+  b.cfg.heartbeat_timeout_ms = 0;
+  /* Its process "gone": the entry's start time no longer names this process. */
+  e = &b.state->clients[0];
+  mb_store64(&e->start_time, self.start_time + 1);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.client"), "zone-3");
+  ASSERT_EQ(jnum(r, "result.index"), 0);
+  ASSERT_EQ(jnum(r, "result.pid"), self.pid);
+  ASSERT_STR_EQ(jstr(r, "result.dead_reason"), "exited");
+  ASSERT(cJSON_IsTrue(jget(r, "result.marked")));
+  ASSERT_EQ(jnum(r, "result.slots_freed"), 2);
+  ASSERT(cJSON_IsFalse(jget(r, "result.pending")));
+  cJSON_Delete(r);
+  ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&e->word)), MB_CLIENT_FREE);
+  ASSERT_EQ_U64(mb_load64(&b.regions[1].desc->slots_used), 0);
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":7}}");
+  expect_fail(r, "not_found", "no slot holds player 7");
+  text = mb_test_file_read(log);
+  snprintf(want, sizeof want,
+           "client 'zone-3' (pid %u, client 0) reaped on request (evict) (dead: exited): 2 slots",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  free(text);
+  /* Gone now: by name and by index. */
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
+  expect_fail(r, "not_found", "no client named 'zone-3'");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}");
+  expect_fail(r, "not_found", "client 0 is free: nothing to evict");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"64\"}}");
+  expect_fail(r, "not_found", "no index 64 (the table has 64 entries)");
+  r = handle_admin(&b, "{\"cmd\":\"evict\"}");
+  expect_fail(r, "bad_args", "missing 'client'");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":3}}");
+  expect_fail(r, "bad_args", "'client' must be a client's name or index, got a number");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"\"}}");
+  expect_fail(r, "bad_args", "'client' must be a client's name or index, got \"\"");
+  mb_close(cl); /* its entry is gone: nothing to let go */
+  verbs_broker_stop(&b, log);
+}
+
+/* save: persistence off is not_supported, saying so; on, the flush runs now and the answer
+ * names each file written with its size (as its header says), the total and the time. */
+TEST(save_verb) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  char log[700], dir[400], path[1200];
+  const cJSON *f;
+  mb_persist_header_t h;
+  double total = 0;
+  cJSON *r;
+  verbs_broker(&b, &cfg, "save", log, sizeof log);
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  expect_fail(r, "not_supported", "persistence is off: set persist.dir in the config");
+  verbs_broker_stop(&b, log);
+
+  ASSERT_OK(mb_os_runtime_dir(dir, sizeof dir));
+  fx_config_pid(&cfg, "p", "save2");
+  if (snprintf(cfg.persist_dir, sizeof cfg.persist_dir, "%.400s/%s.persist", dir, cfg.instance) >=
+      (int)sizeof cfg.persist_dir)
+    FAIL("persist dir too long: %s", dir);
+  ASSERT_OK(mb_os_dir_create(cfg.persist_dir));
+  snprintf(cfg.persist_regions[0], sizeof cfg.persist_regions[0], "players");
+  snprintf(log, sizeof log, "%s/%s.log", dir, cfg.instance);
+  ASSERT_OK(mb__log_open(MB_LOG_INFO, log));
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.dir"), cfg.persist_dir);
+  ASSERT_EQ(jnum(r, "result.flush"), 1);
+  ASSERT_EQ(cJSON_GetArraySize(jget(r, "result.files")), 2); /* players, then the state */
+  cJSON_ArrayForEach(f, jget(r, "result.files")) {
+    ASSERT_OK(mb__persist_read_header(jstr(f, "file"), &h));
+    ASSERT_EQ(jnum(f, "bytes"), (double)(h.header_size + h.body_size));
+    ASSERT_EQ_U64(h.flush_seq, 1);
+    total += jnum(f, "bytes");
+  }
+  ASSERT_EQ(jnum(r, "result.bytes"), total);
+  ASSERT_GE(jnum(r, "result.duration_ms"), 0);
+  cJSON_Delete(r);
+  r = handle_admin(&b, "{\"cmd\":\"save\",\"args\":{\"now\":true}}");
+  expect_error(r, "bad_args");
+  cJSON_Delete(r);
+  mb__broker_stop(&b); /* its last save: flush 2 */
+  ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, NULL, path, sizeof path));
+  ASSERT_OK(mb__persist_read_header(path, &h));
+  ASSERT_EQ_U64(h.flush_seq, 2);
+  remove(path);
+  ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, "players", path, sizeof path));
+  remove(path);
+  mb_os_dir_remove(cfg.persist_dir);
+  mb__log_open(MB_LOG_ERROR, "");
+  remove(log);
+}
+
+/* The log's info lines of a game server's life, as the sweep sees it: attached (name, pid,
+ * client id), closed without detaching, took back its entry (reattach), detached, and reaped
+ * with the reason it was dead. */
+TEST(client_life_logged) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *cl;
+  mb_os_procid_t self;
+  char log[700], want[200], *text;
+  void *slot;
+  mb_os_proc_self(&self);
+  verbs_broker(&b, &cfg, "life", log, sizeof log);
+  b.cfg.grace_period_ms = 0; /* a closed entry is reaped at the next sweep */
+  ASSERT_OK(mb_attach(cfg.instance, "zone-5", NULL, &cl));
+  ASSERT_OK(mb_player_connect(cl, 1, &slot));
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb_detach(cl));
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-5", NULL, &cl));
+  ASSERT_OK(mb_player_connect(cl, 2, &slot));
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb_close(cl));
+  b.cfg.grace_period_ms = 60000; /* kept for its comeback */
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-5", NULL, &cl));
+  mb__broker_sweep(&b);
+  ASSERT_OK(mb_close(cl));
+  mb__broker_sweep(&b);
+  b.cfg.grace_period_ms = 0;
+  mb__broker_sweep(&b);
+  text = mb_test_file_read(log);
+  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) attached as client 0",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  snprintf(want, sizeof want, "info  client 'zone-5' (pid %u) detached from client 0",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  snprintf(want, sizeof want,
+           "info  client 'zone-5' (pid %u) closed without detaching: client 0 keeps its 1 slots",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  snprintf(want, sizeof want,
+           "info  client 'zone-5' (pid %u) took back its entry 0 with 1 slots (reattach; "
+           "restart 1)",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  snprintf(want, sizeof want,
+           "info  client 'zone-5' (pid %u, client 0) reaped after its grace period (dead: "
+           "closed): 1 slots and 0 pool objects freed",
+           (unsigned)self.pid);
+  ASSERT_CONTAINS(text, want);
+  free(text);
+  verbs_broker_stop(&b, log);
 }
 
 /* ---- the command table: commands.def, README, help, error codes ----------------------------- */

@@ -9,6 +9,11 @@
  *   (the instance is --instance, else $MEMBROKER_INSTANCE, else "default")
  *   mbctl watch [--interval MS] [--count N] [SECTION...]   a live view, one line per event
  *   mbctl help [COMMAND]                                     the broker's commands
+ *   mbctl instances                                          the brokers of this host (local.c)
+ *   mbctl shutdown --wait [--timeout MS]                     stop, and wait for the exit
+ *
+ * A command neither commands.def nor mbctl itself knows is a usage error with the closest
+ * name ("did you mean"), never sent: mbctl and the broker ship together.
  *
  * Exit codes: 0 ok, 1 the command failed (error code and message printed), 2 usage,
  * 3 the broker is not running.
@@ -21,6 +26,9 @@
 #include <cjson/cJSON.h>
 
 #include "mbctl.h"
+
+/* shutdown --wait without --timeout: how long the broker may take to save and stop. */
+#define WAIT_DEFAULT_MS 60000
 
 #ifndef MB_VERSION
 #define MB_VERSION "0.0.0"
@@ -38,8 +46,15 @@ static const mbctl_cmd_t commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-/* An unknown command is sent as it is (a newer broker may know it), without arguments. */
-static const mb_cmd_arg_t no_args[] = {{NULL, MB_CMD_ARG_STRING, 0, NULL, NULL}};
+/* The commands mbctl runs itself, without a broker (local.c); listed in its usage. */
+static const struct {
+  const char *name, *synopsis, *help;
+} local_cmds[] = {
+    {"instances", "instances",
+     "the brokers on this host: instance, pid, running or stale, pipe, state object (no broker "
+     "needed)"},
+};
+#define NLOCAL (sizeof local_cmds / sizeof local_cmds[0])
 
 const mbctl_cmd_t *mbctl_command(const char *name) {
   size_t i;
@@ -122,6 +137,8 @@ static void usage_line(FILE *fp, const mbctl_cmd_t *c) {
   fputc('\n', fp);
 }
 
+static const mb_cmd_arg_t no_local_args[] = {{NULL, MB_CMD_ARG_STRING, 0, NULL, NULL}};
+
 static void usage(FILE *fp) {
   size_t i;
   fprintf(fp, "usage: mbctl [--instance NAME] [--json] [--timeout MS] [--] COMMAND [ARGS]\n"
@@ -130,6 +147,10 @@ static void usage(FILE *fp) {
               "commands:\n");
   for (i = 0; i < NCOMMANDS; i++)
     usage_line(fp, &commands[i]);
+  for (i = 0; i < NLOCAL; i++) {
+    mbctl_cmd_t local = {local_cmds[i].name, 0, no_local_args, local_cmds[i].help};
+    usage_line(fp, &local);
+  }
   fprintf(fp,
           "\n"
           "options:\n"
@@ -143,14 +164,26 @@ static void usage(FILE *fp) {
           "  --textfile DIR   metrics: write DIR/membroker_<instance>.prom atomically for a\n"
           "                   textfile collector (membroker_up 0 when no answer comes)\n"
           "                   (watch --json prints the raw event lines)\n"
+          "  --bytes N        player: how many of the slot's bytes to show, %s (default %d)\n"
+          "  --wait           shutdown: wait until the broker's process has exited, --timeout\n"
+          "                   MS at most (default %d); exit 1 if it has not\n"
           "\n"
           "exit codes: 0 ok, 1 command failed, 2 usage, 3 broker not running\n"
           "\n"
           "environment:\n"
           "  MEMBROKER_INSTANCE     the instance when --instance is not given\n"
           "  MEMBROKER_RUNTIME_DIR  where the broker's socket is (Linux; as the broker's)\n",
-          MB_CMD_RANGE(MB_CTL_WATCH_MIN_MS, MB_CTL_WATCH_MAX_MS), MB_CTL_WATCH_DEFAULT_MS);
+          MB_CMD_RANGE(MB_CTL_WATCH_MIN_MS, MB_CTL_WATCH_MAX_MS), MB_CTL_WATCH_DEFAULT_MS,
+          MB_CMD_RANGE(0, MB_CTL_PLAYER_BYTES_MAX), MB_CTL_PLAYER_BYTES_DEFAULT, WAIT_DEFAULT_MS);
 }
+
+/* The values of mbctl's options that become arguments of a request (commands.def's cli
+ * "--interval", "--openmetrics", "--bytes"); 0 / -1 when not given. */
+typedef struct {
+  long interval_ms;
+  int openmetrics;
+  long bytes; /* -1: not given */
+} req_opts_t;
 
 static const char *jstr(const cJSON *o, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -259,10 +292,10 @@ static char *join_words(int argc, char **argv, int from) {
  * against its range); an argument bound to an option takes its value (interval_ms > 0 is
  * --interval). NULL = usage error, already said on stderr.
  */
-static cJSON *build_request(int argc, char **argv, long interval_ms, int openmetrics) {
+static cJSON *build_request(int argc, char **argv, const req_opts_t *o) {
   const char *cmd = argv[0];
-  const mbctl_cmd_t *c = mbctl_command(cmd);
-  const mb_cmd_arg_t *args = c ? c->args : no_args, *a;
+  const mbctl_cmd_t *c = mbctl_command(cmd); /* known: main refused an unknown command */
+  const mb_cmd_arg_t *args = c->args, *a;
   cJSON *req = cJSON_CreateObject(), *args_obj = cJSON_CreateObject();
   int w = 1, npos = 0, nreq = 0, unbounded = 0, i;
   char buf[256], one[96], count[32];
@@ -298,10 +331,12 @@ static cJSON *build_request(int argc, char **argv, long interval_ms, int openmet
   for (a = args; a->name; a++) {
     double v;
     if (!positional(a)) {
-      if (strcmp(a->cli, "--interval") == 0 && interval_ms > 0)
-        cJSON_AddNumberToObject(args_obj, a->name, (double)interval_ms);
-      if (strcmp(a->cli, "--openmetrics") == 0 && openmetrics)
+      if (strcmp(a->cli, "--interval") == 0 && o->interval_ms > 0)
+        cJSON_AddNumberToObject(args_obj, a->name, (double)o->interval_ms);
+      if (strcmp(a->cli, "--openmetrics") == 0 && o->openmetrics)
         cJSON_AddStringToObject(args_obj, a->name, "openmetrics");
+      if (strcmp(a->cli, "--bytes") == 0 && o->bytes >= 0)
+        cJSON_AddNumberToObject(args_obj, a->name, (double)o->bytes);
       continue;
     }
     if (w >= argc)
@@ -410,7 +445,9 @@ int main(int argc, char **argv) {
   const char *instance = NULL, *instance_from = "--instance";
   char env[256]; /* $MEMBROKER_INSTANCE: room to name a bad value that is too long */
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
-  int openmetrics = 0;
+  int openmetrics = 0, wait = 0, timeout_given = 0;
+  const char *bytes_arg = NULL; /* player --bytes N */
+  req_opts_t ropts;
   const char *textfile = NULL; /* metrics --textfile DIR */
   int down = 0; /* --textfile: a failure to get an answer writes the down text (at `done`) */
   long interval_ms = 0, count = 0;
@@ -437,6 +474,10 @@ int main(int argc, char **argv) {
         instance = argv[++i];
       } else if (strcmp(argv[i], "--openmetrics") == 0) {
         openmetrics = 1;
+      } else if (strcmp(argv[i], "--wait") == 0) {
+        wait = 1;
+      } else if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc) {
+        bytes_arg = argv[++i];
       } else if (strcmp(argv[i], "--textfile") == 0 && i + 1 < argc) {
         textfile = argv[++i];
       } else if ((strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--interval") == 0 ||
@@ -449,7 +490,7 @@ int main(int argc, char **argv) {
           return EXIT_USAGE;
         }
         if (strcmp(argv[i], "--timeout") == 0)
-          timeout_ms = (int)v;
+          timeout_ms = (int)v, timeout_given = 1;
         else if (strcmp(argv[i], "--interval") == 0)
           interval_ms = v;
         else
@@ -458,7 +499,7 @@ int main(int argc, char **argv) {
       } else if (i + 1 == argc &&
                  (strcmp(argv[i], "--instance") == 0 || strcmp(argv[i], "--timeout") == 0 ||
                   strcmp(argv[i], "--textfile") == 0 || strcmp(argv[i], "--interval") == 0 ||
-                  strcmp(argv[i], "--count") == 0)) {
+                  strcmp(argv[i], "--count") == 0 || strcmp(argv[i], "--bytes") == 0)) {
         fprintf(stderr, "mbctl: %s needs a value\n", argv[i]);
         return EXIT_USAGE;
       } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -500,6 +541,65 @@ int main(int argc, char **argv) {
             instance_from, instance, MB_INSTANCE_MAX - 1);
     return EXIT_USAGE;
   }
+  /* A command nobody knows: a usage error naming the closest one, before any connection. */
+  if (mbctl_command(cmdv[0]) == NULL) {
+    const char *names[NCOMMANDS + NLOCAL], *near;
+    size_t k, nn = 0;
+    for (k = 0; k < NCOMMANDS; k++)
+      names[nn++] = commands[k].name;
+    for (k = 0; k < NLOCAL; k++)
+      names[nn++] = local_cmds[k].name;
+    for (k = 0; k < NLOCAL && strcmp(cmdv[0], local_cmds[k].name) != 0; k++)
+      ;
+    if (k == NLOCAL) {
+      if ((near = mbctl_did_you_mean(cmdv[0], names, nn)) != NULL)
+        fprintf(stderr, "mbctl: unknown command '%s'; did you mean '%s'?\n", mbctl_text(cmdv[0]),
+                near);
+      else
+        fprintf(stderr, "mbctl: unknown command '%s'\n", mbctl_text(cmdv[0]));
+      fprintf(stderr, "run 'mbctl --help' for the commands\n");
+      return EXIT_USAGE;
+    }
+  }
+  if (bytes_arg && strcmp(cmdv[0], "player") != 0) {
+    fprintf(stderr, "mbctl: --bytes is an option of player\n");
+    return EXIT_USAGE;
+  }
+  if (wait && strcmp(cmdv[0], "shutdown") != 0) {
+    fprintf(stderr, "mbctl: --wait is an option of shutdown\n");
+    return EXIT_USAGE;
+  }
+  ropts.interval_ms = interval_ms;
+  ropts.openmetrics = openmetrics;
+  ropts.bytes = -1;
+  if (bytes_arg) {
+    char *end;
+    long v = strtol(bytes_arg, &end, 10);
+    if (*end != '\0' || end == bytes_arg || bytes_arg[0] < '0' || bytes_arg[0] > '9' ||
+        v > MB_CTL_PLAYER_BYTES_MAX) {
+      fprintf(stderr, "mbctl: --bytes needs a whole number from 0 to %d, got '%s'\n",
+              MB_CTL_PLAYER_BYTES_MAX, mbctl_text(bytes_arg));
+      return EXIT_USAGE;
+    }
+    ropts.bytes = v;
+  }
+  /* help for a command of mbctl's own: the broker does not know it. */
+  if (strcmp(cmdv[0], "help") == 0 && cmdc == 2) {
+    size_t k;
+    for (k = 0; k < NLOCAL; k++)
+      if (strcmp(cmdv[1], local_cmds[k].name) == 0) {
+        printf("%s\n  %s\n  (run by mbctl itself: no broker is asked)\n", local_cmds[k].synopsis,
+               local_cmds[k].help);
+        return EXIT_OK;
+      }
+  }
+  if (strcmp(cmdv[0], "instances") == 0) {
+    if (cmdc > 1) {
+      fprintf(stderr, "mbctl: 'instances' takes no arguments\n");
+      return EXIT_USAGE;
+    }
+    return mbctl_instances(json);
+  }
   if ((interval_ms || count) && strcmp(cmdv[0], "watch") != 0) {
     fprintf(stderr, "mbctl: --interval and --count are options of watch\n");
     return EXIT_USAGE;
@@ -517,7 +617,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mbctl: --textfile needs a directory, got ''\n");
     return EXIT_USAGE;
   }
-  req = build_request(cmdc, cmdv, interval_ms, openmetrics);
+  req = build_request(cmdc, cmdv, &ropts);
   if (req == NULL) {
     fprintf(stderr, "run 'mbctl --help' for usage\n");
     return EXIT_USAGE;
@@ -596,7 +696,11 @@ int main(int argc, char **argv) {
     print_json(cJSON_GetObjectItemCaseSensitive(resp, "result"));
   else
     print_result(cmdv[0], cJSON_GetObjectItemCaseSensitive(resp, "result"), instance);
+  fflush(stdout);
   code = EXIT_OK;
+  if (wait)
+    code = mbctl_wait_exit(cJSON_GetObjectItemCaseSensitive(resp, "result"), instance, pipe,
+                           timeout_given ? timeout_ms : WAIT_DEFAULT_MS, json);
 done:
   if (down && code != EXIT_OK && write_textfile(textfile, instance, NULL) == 0)
     fprintf(stderr, "mbctl: wrote membroker_up 0 to %s/membroker_%s.prom\n", textfile, instance);

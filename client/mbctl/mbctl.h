@@ -47,6 +47,21 @@ void print_watch_line(const cJSON *res);
 #define MBCTL_TEXT_MAX 16384
 const char *mbctl_text(const char *s);
 
+/* local.c: `instances` - the brokers of this host (instance, pid, running or stale, pipe, state
+ * object), as a table or (json) a JSON array; EXIT_OK, also when there are none. */
+int mbctl_instances(int json);
+
+/* local.c: after `shutdown` answered `res` ({"pid", "start_time"}), wait until that process
+ * has exited (or, from a broker that does not name it, until its pipe is gone), timeout_ms at
+ * most: EXIT_OK with a line saying so (none when quiet: --json, whose stdout is the answer),
+ * EXIT_FAILED with a message on stderr on timeout. */
+int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, int timeout_ms,
+                    int quiet);
+
+/* local.c: the name among names[0..n) that `word` is most likely a typo of (a small edit
+ * distance), or NULL if none is close. */
+const char *mbctl_did_you_mean(const char *word, const char *const *names, size_t n);
+
 /* hint.c: after "membroker is not running for instance X", how to start it. */
 void print_start_hint(FILE *fp, const char *instance);
 

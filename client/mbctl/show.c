@@ -403,6 +403,68 @@ static void show_shutdown(const cJSON *res, const char *instance) {
   printf("membroker '%s' is stopping\n", instance);
 }
 
+/* player: where the player is, who holds it, then the slot's first bytes as a hex dump
+ * (offset, 16 bytes, their printable ASCII). */
+static void show_player(const cJSON *res, const char *instance) {
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(res, "client");
+  const char *hex = str(res, "hex");
+  size_t n = strlen(hex) / 2, i, j;
+  (void)instance;
+  printf("player      %.0f\n", num(res, "player"));
+  printf("slot        %.0f of region '%s' (offset %.0f, %.0f bytes)\n", num(res, "slot"),
+         str(res, "region"), num(res, "offset"), num(res, "slot_size"));
+  if (cJSON_IsObject(c))
+    printf("held by     client %.0f '%s' (pid %.0f, %s)\n", num(c, "index"), str(c, "name"),
+           num(c, "pid"), str(c, "state"));
+  else
+    printf("held by     nobody the client table names (a forged owner)\n");
+  if (strcmp(hex, "-") == 0 || n == 0) {
+    printf("bytes       %s\n", num(res, "slot_size") > 0 && strcmp(hex, "") == 0
+                                   ? "none shown (--bytes 0, or the slot is changing right now)"
+                                   : "none shown");
+    return;
+  }
+  printf("bytes       the first %zu of %.0f\n", n, num(res, "slot_size"));
+  for (i = 0; i < n; i += 16) {
+    char ascii[17];
+    printf("%08zx ", i);
+    for (j = 0; j < 16; j++) {
+      unsigned v = 0;
+      if (i + j < n && sscanf(hex + 2 * (i + j), "%2x", &v) == 1) {
+        printf("%s%02x", j == 8 ? "  " : " ", v);
+        ascii[j] = v >= 0x20 && v < 0x7f ? (char)v : '.';
+      } else {
+        printf("%s  ", j == 8 ? "   " : " ");
+        ascii[j] = '\0';
+      }
+    }
+    ascii[16] = '\0';
+    printf("  |%s|\n", ascii);
+  }
+}
+
+static void show_evict(const cJSON *res, const char *instance) {
+  (void)instance;
+  printf("evicted client %.0f '%s' (pid %.0f, dead: %s%s): %.0f slots and %.0f pool objects "
+         "freed\n",
+         num(res, "index"), str(res, "client"), num(res, "pid"), str(res, "dead_reason"),
+         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "marked")) ? ", found dead now" : "",
+         num(res, "slots_freed"), num(res, "pool_objects_freed"));
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "pending")))
+    printf("a page of another of its slots was held by another process: the broker's next sweep "
+           "frees the rest\n");
+}
+
+static void show_save(const cJSON *res, const char *instance) {
+  const cJSON *f;
+  (void)instance;
+  printf("saved: flush %.0f to %s, %d files, %.0f bytes in %.1f ms\n", num(res, "flush"),
+         str(res, "dir"), cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "files")),
+         num(res, "bytes"), num(res, "duration_ms"));
+  cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(res, "files"))
+      printf("  %12.0f  %s\n", num(f, "bytes"), str(f, "file"));
+}
+
 /* One command of the broker's help answer: its synopsis (from mbctl's table when mbctl knows
  * it, else its name and argument names), its help line, and with `detail` its arguments. */
 static void show_help_entry(const cJSON *c, int detail) {
@@ -480,6 +542,9 @@ static const struct {
     {"set-counter", show_set_counter},
     {"compact", show_compact},
     {"shutdown", show_shutdown},
+    {"player", show_player},
+    {"evict", show_evict},
+    {"save", show_save},
     {"help", show_help},
     {"metrics", show_metrics},
 };
