@@ -273,6 +273,28 @@ int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offs
   return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 (uapi mman-common.h); older kernels: EINVAL */
+#endif
+
+int mb_os_populate_write(void *addr, uint64_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t len = (size_t)((size + page - 1) / page * page);
+  int rc;
+  if (size == 0)
+    return 0;
+  do {
+    rc = madvise(addr, len, MADV_POPULATE_WRITE);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0)
+    return 0;
+  if (errno == EINVAL || errno == ENOSYS)
+    return mb__errorf(MB_ENOTSUP, errno, "populate %zu bytes: MADV_POPULATE_WRITE needs Linux 5.14",
+                      len);
+  return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
+                    "populate %zu bytes at %p", len, addr);
+}
+
 int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
   struct stat st;
   (void)view;

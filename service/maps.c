@@ -2,6 +2,11 @@
  * maps.c - game data maps (see maps.h): load a GMAP file into a read-only shared section,
  * publish it in the map directory, unload it.
  *
+ * The load fills the section once, in place: its pages are made present in bulk first
+ * (mb_os_populate_write: one call instead of a fault per page), the file is read straight
+ * into them a piece at a time, and each piece is added to the checksum (XXH3-64, gmap.h) while
+ * it is still in the cache. The file's own header.checksum must match (GMAP version 2).
+ *
  * The file is read with libuv's synchronous file calls (a NULL callback: they run on the
  * calling thread and use no loop, so the worker passes none): they take UTF-8 paths and
  * 64-bit sizes and offsets on every OS, where stdio's ftell is 32 bits on Windows and fopen
@@ -24,11 +29,12 @@
 
 #include "broker.h"
 #include "gmap.h"
+#include "hash.h"
 #include "log.h"
 #include "svc.h"
 #include "uverr.h"
 
-#define MB_MAP_READ_CHUNK (8u << 20) /* bytes per read call */
+#define MB_MAP_READ_CHUNK (1u << 20) /* bytes per read call: checksummed while in the cache */
 #define MB_MAP_SEQ_TRIES 32          /* seqs tried past names a dead broker's game servers hold */
 
 /* File type bits of uv_stat_t.st_mode: libuv gives the POSIX values on every OS. */
@@ -143,9 +149,11 @@ static int mb__job_create(mb_map_load_t *job, uint64_t size) {
 /*
  * Read the open file `fd`, `size` bytes as stat said, into view[0..size) and prove it ended
  * there: a read that ends early or a byte past the end means the file changed meanwhile.
+ * Each piece goes into the image's checksum `hash` as it arrives.
  * 0, or the failure recorded in the job.
  */
-static int mb__job_read(mb_map_load_t *job, uv_file fd, unsigned char *view, uint64_t size) {
+static int mb__job_read(mb_map_load_t *job, uv_file fd, unsigned char *view, uint64_t size,
+                        mb_hash_t *hash) {
   uint64_t off = 0;
   unsigned char extra;
   uv_fs_t req;
@@ -170,6 +178,7 @@ static int mb__job_read(mb_map_load_t *job, uv_file fd, unsigned char *view, uin
                    job->name, job->path, (unsigned long long)size, (unsigned long long)off);
       return -1;
     }
+    mb__gmap_checksum_more(hash, off, view + off, (uint64_t)r);
     off += (uint64_t)r;
   }
   do {
@@ -198,7 +207,8 @@ void mb__map_load_run(mb_map_load_t *job) {
   uv_stat_t st0, st1;
   uv_file fd;
   unsigned char *view = NULL;
-  uint64_t size, secsize, limit;
+  uint64_t size, secsize, limit, sum;
+  mb_hash_t hash;
   int r, rc;
 
   memset(&st0, 0, sizeof st0);
@@ -284,7 +294,10 @@ void mb__map_load_run(mb_map_load_t *job) {
     mb__job_fail(job, rc, 0, "map '%s': %s", job->name, mb_last_error());
     goto done;
   }
-  if (mb__job_read(job, fd, view, size) != 0)
+  /* Best effort: where the OS cannot populate in bulk, the read faults the pages in. */
+  (void)mb_os_populate_write(view, size);
+  mb__hash_init(&hash);
+  if (mb__job_read(job, fd, view, size, &hash) != 0)
     goto done;
   r = uv_fs_fstat(NULL, &req, fd, NULL);
   if (r == 0)
@@ -307,8 +320,18 @@ void mb__map_load_run(mb_map_load_t *job) {
     mb__job_fail(job, rc, 1, "map '%s': %s", job->name, mb_last_error());
     goto done;
   }
+  sum = mb__hash_end(&hash);
+  if (sum != mb__gmap_stored_checksum(view)) {
+    mb__job_fail(job, MB_EIO, 1,
+                 "map '%s': '%s': checksum mismatch: header.checksum is %016llx, the bytes give "
+                 "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it was "
+                 "written",
+                 job->name, job->path, (unsigned long long)mb__gmap_stored_checksum(view),
+                 (unsigned long long)sum);
+    goto done;
+  }
   job->size = size;
-  job->checksum = mb__gmap_fnv1a64(view, size);
+  job->checksum = sum;
   mb__gmap_header(view, &job->hdr);
 
 done:
