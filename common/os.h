@@ -185,6 +185,11 @@ int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *by
  */
 int mb_os_populate_write(void *addr, uint64_t size);
 
+/* Page faults this process has taken so far (POSIX: getrusage minor + major; Windows:
+ * GetProcessMemoryInfo's PageFaultCount, soft and hard). 0 where the OS cannot say. For
+ * benchmarks: the difference across an operation is what it faulted. */
+uint64_t mb_os_page_faults(void);
+
 /* Close the section handle (views stay valid until unmapped). Safe on a closed section. */
 void mb_os_section_close(mb_os_section_t *sec);
 

@@ -295,6 +295,13 @@ int mb_os_populate_write(void *addr, uint64_t size) {
                     "populate %zu bytes at %p", len, addr);
 }
 
+uint64_t mb_os_page_faults(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
 int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
   struct stat st;
   (void)view;

@@ -692,6 +692,13 @@ int mb_os_populate_write(void *addr, uint64_t size) {
                     (unsigned long long)size);
 }
 
+uint64_t mb_os_page_faults(void) {
+  PROCESS_MEMORY_COUNTERS pmc;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc))
+    return 0;
+  return (uint64_t)pmc.PageFaultCount;
+}
+
 int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
   uint64_t total = 0, committed = 0;
   int rc, reserved = 0;

@@ -42,6 +42,7 @@
 #define MB_MAP_IFREG 0100000u
 
 void (*mb__map_load_test_hook)(const char *path);
+int mb__map_load_populate = 1;
 
 struct mb_map_load_s {
   /* in (set by begin) */
@@ -295,7 +296,8 @@ void mb__map_load_run(mb_map_load_t *job) {
     goto done;
   }
   /* Best effort: where the OS cannot populate in bulk, the read faults the pages in. */
-  (void)mb_os_populate_write(view, size);
+  if (mb__map_load_populate)
+    (void)mb_os_populate_write(view, size);
   mb__hash_init(&hash);
   if (mb__job_read(job, fd, view, size, &hash) != 0)
     goto done;

@@ -116,6 +116,11 @@ void mb__maps_purge_stale(struct mb_broker_s *b, const mb_state_t *old);
  */
 extern void (*mb__map_load_test_hook)(const char *path);
 
+/* 1 (the default): a load populates its section in bulk before it reads into it
+ * (mb_os_populate_write). 0 lets the read fault the pages in one by one: for bench-map's
+ * side-by-side figure only. */
+extern int mb__map_load_populate;
+
 /* Maps loaded now and the bytes of their images. */
 void mb__maps_totals(const struct mb_broker_s *b, uint32_t *count, uint64_t *bytes);
 
