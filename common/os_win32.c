@@ -692,6 +692,15 @@ int mb_os_populate_write(void *addr, uint64_t size) {
                     (unsigned long long)size);
 }
 
+int mb_os_section_write(const mb_os_section_t *sec, uint64_t offset, const void *data, size_t len) {
+  /* A pagefile-backed section is reached through views only (WriteFile takes no section). */
+  (void)data;
+  return mb__errorf(MB_ENOTSUP, 0,
+                    "write %zu bytes at offset %llu of section '%s': Windows writes sections "
+                    "through views",
+                    len, (unsigned long long)offset, sec->name);
+}
+
 uint64_t mb_os_page_faults(void) {
   PROCESS_MEMORY_COUNTERS pmc;
   if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc))

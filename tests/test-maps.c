@@ -936,3 +936,51 @@ TEST(commit_limit_refuses_a_map) {
   remove(big);
   remove(small);
 }
+
+/* Every way a load can fill its section (through the handle where the OS can, a view
+ * populated in bulk, a view faulted in by the read) gives game servers the file's bytes and
+ * the file's checksum, and refuses a file with one byte changed as a checksum mismatch. */
+TEST(every_way_to_fill_a_section) {
+  static const int modes[] = {MB_MAP_LOAD_AUTO, MB_MAP_LOAD_VIEW_POPULATE, MB_MAP_LOAD_VIEW_FAULTS};
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_map_t *m;
+  mb_map_desc_t *d;
+  char path[128], bad[128];
+  unsigned char *file;
+  size_t len, i;
+  int blame = -1;
+  maps_config(&cfg, "fill");
+  /* More than one read piece (1 MiB), and a last piece that is not a whole page. */
+  write_map(path, sizeof path, "fill", 1000, 700, 33, 5);
+  file = read_all(path, &len);
+  ASSERT_GT(len, 2u << 20);
+  map_file(bad, sizeof bad, "fill.bad");
+  file[len - 40] ^= 0x10; /* an object's byte */
+  write_bytes(bad, file, len);
+  file[len - 40] ^= 0x10;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "filler", NULL, &c));
+  for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    mb__map_load_mode = modes[i];
+    ASSERT_OK(mb__map_load(&b, "f", path, NULL, NULL));
+    d = desc_of(&b, "f");
+    ASSERT(d != NULL);
+    ASSERT_EQ_U64(mb_load64(&d->checksum), mb__gmap_stored_checksum(file));
+    ASSERT_OK(mb_map_open(c, "f", &m));
+    ASSERT_EQ(memcmp(mb_map_header(m), file, len), 0);
+    mb_map_close(m);
+    ASSERT_OK(mb__map_unload(&b, "f"));
+    ASSERT_ERR(mb__map_load(&b, "f", bad, &blame, NULL), MB_EIO);
+    ASSERT_EQ(blame, 1);
+    ASSERT_CONTAINS(mb_last_error(), "checksum mismatch: header.checksum is ");
+    ASSERT(desc_of(&b, "f") == NULL);
+  }
+  mb__map_load_mode = MB_MAP_LOAD_AUTO;
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+  free(file);
+  remove(path);
+  remove(bad);
+}
