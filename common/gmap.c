@@ -6,6 +6,12 @@
  * The validator decodes the header byte by byte (little-endian, whatever the host), so it
  * never depends on alignment or byte order; the structs of membroker.h are only laid over
  * bytes it has accepted, on a little-endian host (checked below).
+ *
+ * Crash points of the writer (mb__gmap_write): it writes the header with checksum 0, the
+ * tiles and objects, and last seeks back and writes the checksum. A crash (or a full disk)
+ * anywhere before that last write leaves a file whose checksum field is 0 or whose size is
+ * short: the broker refuses it (checksum mismatch, or the size check), never loads half a
+ * map. The same holds for `gmaptool upgrade`, which writes the converted image in one pass.
  */
 #include "gmap.h"
 
