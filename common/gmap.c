@@ -1,10 +1,17 @@
 /*
  * gmap.c - GMAP files: the validator (mb_gmap_check, membroker.h), reading tiles and objects
- * out of a checked image, the deterministic writer and the FNV-1a checksum (gmap.h).
+ * out of a checked image, the deterministic writer and the file's checksum (gmap.h; the hash
+ * itself is hash.c's).
  *
  * The validator decodes the header byte by byte (little-endian, whatever the host), so it
  * never depends on alignment or byte order; the structs of membroker.h are only laid over
  * bytes it has accepted, on a little-endian host (checked below).
+ *
+ * Crash points of the writer (mb__gmap_write): it writes the header with checksum 0, the
+ * tiles and objects, and last seeks back and writes the checksum. A crash (or a full disk)
+ * anywhere before that last write leaves a file whose checksum field is 0 or whose size is
+ * short: the broker refuses it (checksum mismatch, or the size check), never loads half a
+ * map. The same holds for `gmaptool upgrade`, which writes the converted image in one pass.
  */
 #include "gmap.h"
 
@@ -15,6 +22,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "hash.h"
 #include "layout.h" /* MB_LAYOUT_ASSERT */
 #include "os.h"
 
@@ -27,7 +35,10 @@ MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, width) == 8, "GMAP header.width");
 MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, height) == 12, "GMAP header.height");
 MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, tile_count) == 16, "GMAP header.tile_count");
 MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, object_count) == 20, "GMAP header.object_count");
-MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, reserved) == 24, "GMAP header.reserved");
+MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, checksum) == MB_GMAP_CHECKSUM_OFFSET,
+                 "GMAP header.checksum");
+MB_LAYOUT_ASSERT(offsetof(mb_gmap_header_t, reserved) == 32, "GMAP header.reserved");
+MB_LAYOUT_ASSERT(sizeof(((mb_gmap_header_t *)0)->reserved) == 32, "GMAP header.reserved[8]");
 MB_LAYOUT_ASSERT(sizeof(mb_gmap_tile_t) == MB_GMAP_TILE_SIZE, "GMAP tile size");
 MB_LAYOUT_ASSERT(offsetof(mb_gmap_tile_t, tile_id) == 0, "GMAP tile.tile_id");
 MB_LAYOUT_ASSERT(offsetof(mb_gmap_tile_t, elevation) == 2, "GMAP tile.elevation");
@@ -126,6 +137,12 @@ int mb_gmap_check(const void *data, uint64_t size, const char *what) {
                                      : "");
   }
   version = mb__le32(p + offsetof(mb_gmap_header_t, version));
+  if (version == 1)
+    return mb__errorf(MB_EVERSION, 0,
+                      "%s: header.version: 1, a format this version no longer reads (version 1 "
+                      "has no checksum; version %u has an " MB_HASH_NAME " one): convert the "
+                      "file with `gmaptool upgrade OLD NEW`",
+                      what, MB_GMAP_VERSION);
   if (version != MB_GMAP_VERSION)
     return mb__errorf(MB_EVERSION, 0, "%s: header.version: %u, only version %u is known", what,
                       (unsigned)version, MB_GMAP_VERSION);
@@ -167,7 +184,7 @@ int mb_gmap_check(const void *data, uint64_t size, const char *what) {
                       what, (unsigned long long)(size - end), (unsigned long long)end,
                       (unsigned long long)size, (unsigned long long)end);
 
-  for (i = 0; i < 10; i++) {
+  for (i = 0; i < 8; i++) {
     uint32_t r = mb__le32(p + offsetof(mb_gmap_header_t, reserved) + 4 * (size_t)i);
     if (r != 0)
       return mb__errorf(MB_EINVAL, 0, "%s: header.reserved[%d]: 0x%08X, must be 0 in version %u",
@@ -241,10 +258,12 @@ static int mb__gmap_write_fail(FILE *fp, const char *path, int existed, const ch
 
 #define MB_GMAP_WBUF (256u * 1024u) /* bytes handed to fwrite at a time: a multiple of 32 */
 
-/* Hand the buffer's `*used` bytes to stdio; 0 or the errno (never 0 on failure). */
-static int mb__gmap_flush(FILE *fp, unsigned char *buf, size_t *used) {
+/* Hand the buffer's `*used` bytes to stdio, and to the checksum; 0 or the errno (never 0 on
+ * failure). */
+static int mb__gmap_flush(FILE *fp, unsigned char *buf, size_t *used, mb_hash_t *hash) {
   if (*used == 0)
     return 0;
+  mb__hash_more(hash, buf, *used);
   errno = 0;
   if (fwrite(buf, 1, *used, fp) != *used)
     return errno != 0 ? errno : EIO;
@@ -254,10 +273,11 @@ static int mb__gmap_flush(FILE *fp, unsigned char *buf, size_t *used) {
 
 int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t objects,
                    uint32_t seed) {
-  unsigned char *buf, *p;
+  unsigned char *buf, *p, sum[8];
   size_t used = 0;
   uint64_t tiles;
   uint32_t x, y, i;
+  mb_hash_t hash;
   FILE *fp;
   int e, existed = 0;
 
@@ -295,8 +315,9 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
   p = mb__put32(p, height);
   p = mb__put32(p, (uint32_t)tiles);
   p = mb__put32(p, objects);
-  memset(p, 0, 40); /* reserved[10] */
+  memset(p, 0, 40); /* checksum (0 until the end), reserved[8] */
   used = MB_GMAP_HEADER_SIZE;
+  mb__hash_init(&hash); /* of every byte handed to stdio: the checksum field still 0 */
 
   /* Tiles a run at a time (as many of the row as the buffer has room for), with the formula
    * of mb__gmap_expect_tile stepped along x: tile_id grows by 31, elevation by 1. */
@@ -305,7 +326,7 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
       uint32_t n = (uint32_t)((MB_GMAP_WBUF - used) / MB_GMAP_TILE_SIZE), k;
       uint32_t id = x * 31u + y * 17u + seed, elev = x + y + seed;
       if (n == 0) {
-        if ((e = mb__gmap_flush(fp, buf, &used)) != 0)
+        if ((e = mb__gmap_flush(fp, buf, &used, &hash)) != 0)
           goto fail;
         continue;
       }
@@ -323,7 +344,8 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
   }
   for (i = 0; i < objects; i++) {
     mb_gmap_object_t o;
-    if (used + MB_GMAP_OBJECT_SIZE > MB_GMAP_WBUF && (e = mb__gmap_flush(fp, buf, &used)) != 0)
+    if (used + MB_GMAP_OBJECT_SIZE > MB_GMAP_WBUF &&
+        (e = mb__gmap_flush(fp, buf, &used, &hash)) != 0)
       goto fail;
     mb__gmap_expect_object(i, seed, &o);
     p = mb__put32(buf + used, o.object_id);
@@ -336,8 +358,20 @@ int mb__gmap_write(const char *path, uint32_t width, uint32_t height, uint32_t o
     mb__put32(p, o.properties);
     used += MB_GMAP_OBJECT_SIZE;
   }
-  if ((e = mb__gmap_flush(fp, buf, &used)) != 0)
+  if ((e = mb__gmap_flush(fp, buf, &used, &hash)) != 0)
     goto fail;
+  /* The checksum into the header, now that every byte is known. */
+  p = mb__put32(sum, (uint32_t)mb__hash_end(&hash));
+  mb__put32(p, (uint32_t)(mb__hash_end(&hash) >> 32));
+  if (mb_os_file_seek(fp, MB_GMAP_CHECKSUM_OFFSET) != 0) {
+    e = errno != 0 ? errno : EIO;
+    goto fail;
+  }
+  errno = 0;
+  if (fwrite(sum, 1, sizeof sum, fp) != sizeof sum) {
+    e = errno != 0 ? errno : EIO;
+    goto fail;
+  }
   free(buf);
   errno = 0;
   if (fclose(fp) != 0) {
@@ -354,16 +388,76 @@ fail:
 
 /* ---- checksum -------------------------------------------------------------------------------- */
 
-uint64_t mb__fnv1a64_more(uint64_t h, const void *data, uint64_t size) {
+void mb__gmap_checksum_more(mb_hash_t *h, uint64_t off, const void *data, uint64_t n) {
+  static const unsigned char zero[8] = {0};
   const unsigned char *p = (const unsigned char *)data;
-  uint64_t i;
-  for (i = 0; i < size; i++) {
-    h ^= p[i];
-    h *= UINT64_C(0x100000001b3);
+  const uint64_t f0 = MB_GMAP_CHECKSUM_OFFSET, f1 = MB_GMAP_CHECKSUM_OFFSET + 8;
+  if (off < f1 && off + n > f0) { /* the piece overlaps the checksum field: zeros for it */
+    uint64_t a = off < f0 ? f0 - off : 0, b = off + n < f1 ? n : f1 - off;
+    mb__hash_more(h, p, a);
+    mb__hash_more(h, zero, b - a);
+    p += b;
+    n -= b;
   }
-  return h;
+  mb__hash_more(h, p, n);
 }
 
-uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size) {
-  return mb__fnv1a64_more(MB_FNV1A64_BASIS, data, size);
+uint64_t mb__gmap_checksum(const void *data, uint64_t size) {
+  mb_hash_t h;
+  mb__hash_init(&h);
+  mb__gmap_checksum_more(&h, 0, data, size);
+  return mb__hash_end(&h);
+}
+
+uint64_t mb__gmap_stored_checksum(const void *data) {
+  const unsigned char *p = (const unsigned char *)data + MB_GMAP_CHECKSUM_OFFSET;
+  return (uint64_t)mb__le32(p) | (uint64_t)mb__le32(p + 4) << 32;
+}
+
+int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t *sum) {
+  uint64_t got = mb__gmap_checksum(data, size), want = mb__gmap_stored_checksum(data);
+  if (what == NULL)
+    what = "GMAP image";
+  if (sum != NULL)
+    *sum = got;
+  if (got != want)
+    return mb__errorf(MB_EIO, 0,
+                      "%s: checksum mismatch: header.checksum is %016llx, the bytes give "
+                      "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it "
+                      "was written",
+                      what, (unsigned long long)want, (unsigned long long)got);
+  return 0;
+}
+
+int mb__gmap_upgrade(void *data, uint64_t size, const char *what) {
+  unsigned char *p = (unsigned char *)data;
+  uint64_t sum;
+  int rc;
+  if (what == NULL)
+    what = "GMAP image";
+  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
+      mb__le32(p + offsetof(mb_gmap_header_t, version)) == MB_GMAP_VERSION) {
+    if ((rc = mb_gmap_check(data, size, what)) != 0)
+      return rc;
+    return mb__errorf(MB_EEXIST, 0, "%s: already GMAP version %u", what, MB_GMAP_VERSION);
+  }
+  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
+      mb__le32(p + offsetof(mb_gmap_header_t, version)) == 1) {
+    /* Version 1 is version 2 with reserved[0..1] (now the checksum) 0: check it as that. */
+    mb__put32(p + offsetof(mb_gmap_header_t, version), MB_GMAP_VERSION);
+    if (mb__le32(p + MB_GMAP_CHECKSUM_OFFSET) != 0 || mb__le32(p + MB_GMAP_CHECKSUM_OFFSET + 4))
+      rc = mb__errorf(MB_EINVAL, 0, "%s: header.reserved[0..1] of version 1: not 0", what);
+    else
+      rc = mb_gmap_check(data, size, what);
+    if (rc != 0) {
+      mb__put32(p + offsetof(mb_gmap_header_t, version), 1);
+      return rc;
+    }
+    sum = mb__gmap_checksum(data, size);
+    p += MB_GMAP_CHECKSUM_OFFSET;
+    p = mb__put32(p, (uint32_t)sum);
+    mb__put32(p, (uint32_t)(sum >> 32));
+    return 0;
+  }
+  return mb_gmap_check(data, size, what); /* says what it is instead */
 }

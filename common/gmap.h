@@ -2,7 +2,7 @@
  * gmap.h - internal helpers for GMAP files (game data maps; the format and mb_gmap_check are
  * in membroker.h): where each part of an image lies, reading a tile or an object out of a
  * checked image, a deterministic writer for the tool, the tests and the benchmarks, and the
- * checksum the broker keeps of every map image.
+ * file's checksum (version 2: XXH3-64 in the header), which the broker verifies on load.
  *
  * A GMAP file is little-endian: header (64 bytes) at offset 0, then tile_count tiles of 4
  * bytes (tile (x, y) is number y * width + x), then object_count objects of 32 bytes, and
@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "hash.h"
 #include "membroker.h"
 
 #ifdef __cplusplus
@@ -79,15 +80,27 @@ void mb__gmap_expect_tile(uint32_t x, uint32_t y, uint32_t seed, mb_gmap_tile_t 
 void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out);
 
 /*
- * FNV-1a, 64-bit, over data[0..size) (offset basis 0xcbf29ce484222325, prime 0x100000001b3):
- * the checksum of a map image. size 0 gives the offset basis.
+ * The checksum of a GMAP image (version 2): XXH3-64 (hash.h) of data[0..size) with the 8
+ * bytes of header.checksum read as 0. mb__gmap_stored_checksum reads header.checksum (data
+ * holds at least the header). mb__gmap_verify compares the two: 0, or MB_EIO ("<what>:
+ * checksum mismatch: header.checksum is X, the bytes give Y ...") when they differ; *sum (if
+ * not NULL) receives the computed one either way. size is at least the header's (checked).
  */
-uint64_t mb__gmap_fnv1a64(const void *data, uint64_t size);
+#define MB_GMAP_CHECKSUM_OFFSET 24u
+uint64_t mb__gmap_checksum(const void *data, uint64_t size);
+/* The same a piece at a time: the image's bytes at offset `off`, n of them, the pieces in
+ * order from offset 0 (after mb__hash_init; mb__hash_end gives the checksum). */
+void mb__gmap_checksum_more(mb_hash_t *h, uint64_t off, const void *data, uint64_t n);
+uint64_t mb__gmap_stored_checksum(const void *data);
+int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t *sum);
 
-/* FNV-1a 64 continued from hash h over data[0..size) (mb__gmap_fnv1a64 starts from
- * MB_FNV1A64_BASIS): a checksum built up a piece at a time. */
-#define MB_FNV1A64_BASIS UINT64_C(0xcbf29ce484222325)
-uint64_t mb__fnv1a64_more(uint64_t h, const void *data, uint64_t size);
+/*
+ * Convert a version 1 image in place into version 2: the version word, and the checksum put
+ * into the header. The image is checked as the validator would a version 2 one first; on any
+ * failure data is as it was. MB_EEXIST ("already version 2") for a valid version 2 image; the
+ * validator's errors for anything else.
+ */
+int mb__gmap_upgrade(void *data, uint64_t size, const char *what);
 
 #ifdef __cplusplus
 }

@@ -338,7 +338,7 @@ typedef struct mb_map_desc_s {
   mb_au32 state;          /* enum mb_map_state */
   mb_au32 seq;            /* the load's number: part of the section name */
   mb_au64 size;           /* bytes of the image (the file) */
-  mb_au64 checksum;       /* FNV-1a 64 of the image */
+  mb_au64 checksum;       /* XXH3-64 of the image (GMAP header.checksum, verified) */
   mb_au64 loaded_wall_ns; /* when it was loaded */
   mb_au32 width;          /* the GMAP header's, for listings */
   mb_au32 height;

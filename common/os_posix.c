@@ -433,6 +433,59 @@ int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offs
   return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 (uapi mman-common.h); older kernels: EINVAL */
+#endif
+
+int mb_os_populate_write(void *addr, uint64_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t len = (size_t)((size + page - 1) / page * page);
+  int rc;
+  if (size == 0)
+    return 0;
+  do {
+    rc = madvise(addr, len, MADV_POPULATE_WRITE);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0)
+    return 0;
+  if (errno == EINVAL || errno == ENOSYS)
+    return mb__errorf(MB_ENOTSUP, errno, "populate %zu bytes: MADV_POPULATE_WRITE needs Linux 5.14",
+                      len);
+  return mb__errorf(errno == ENOMEM ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
+                    "populate %zu bytes at %p", len, addr);
+}
+
+int mb_os_section_write(const mb_os_section_t *sec, uint64_t offset, const void *data, size_t len) {
+  const char *p = (const char *)data;
+  if (len == 0)
+    return 0;
+  if (offset > sec->size || len > sec->size - offset)
+    return mb__errorf(MB_ERANGE, 0, "write [%llu, +%zu) of section '%s' of %llu bytes",
+                      (unsigned long long)offset, len, sec->name, (unsigned long long)sec->size);
+  while (len > 0) {
+    ssize_t n = pwrite((int)sec->handle, p, len, (off_t)offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : ENOSPC;
+      return mb__errorf(e == ENOSPC ? MB_ENOSPC : mb__os_from_errno(e, MB_EOS), e,
+                        "write %zu bytes at offset %llu of section '%s'", len,
+                        (unsigned long long)offset, sec->name);
+    }
+    p += n;
+    len -= (size_t)n;
+    offset += (uint64_t)n;
+  }
+  return 0;
+}
+
+uint64_t mb_os_page_faults(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
 int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
   struct stat st;
   (void)view;

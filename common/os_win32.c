@@ -760,6 +760,34 @@ int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offs
  * MEM_COMMIT regions of the view: the commit state is the section's, so pages committed by
  * another process show up in this view too.
  */
+int mb_os_populate_write(void *addr, uint64_t size) {
+  /* The section's pages were committed when it was created; a view maps them on first touch
+   * and Windows has no call that maps a range of a pagefile-backed view for writing at once
+   * (PrefetchVirtualMemory reads file pages in; VirtualLock pins them). */
+  (void)addr;
+  if (size == 0)
+    return 0;
+  return mb__errorf(MB_ENOTSUP, 0,
+                    "populate %llu bytes: Windows maps a view's pages on first touch",
+                    (unsigned long long)size);
+}
+
+int mb_os_section_write(const mb_os_section_t *sec, uint64_t offset, const void *data, size_t len) {
+  /* A pagefile-backed section is reached through views only (WriteFile takes no section). */
+  (void)data;
+  return mb__errorf(MB_ENOTSUP, 0,
+                    "write %zu bytes at offset %llu of section '%s': Windows writes sections "
+                    "through views",
+                    len, (unsigned long long)offset, sec->name);
+}
+
+uint64_t mb_os_page_faults(void) {
+  PROCESS_MEMORY_COUNTERS pmc;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc))
+    return 0;
+  return (uint64_t)pmc.PageFaultCount;
+}
+
 int mb_os_section_committed(const mb_os_section_t *sec, void *view, uint64_t *bytes) {
   uint64_t total = 0, committed = 0;
   int rc, reserved = 0;

@@ -5,8 +5,8 @@
 #
 # 1. Debian packages (skipped entirely when dpkg-query says all are installed).
 # 2. Unless --native-only: a deb-src entry for the machine's Debian mirror, the
-#    Debian source packages of libuv1 and cjson, and static mingw-w64 x86_64 builds
-#    of both, installed into <deps>/mingw64 for scripts/toolchain-mingw64.cmake.
+#    Debian source packages of libuv1, cjson and xxhash, and static mingw-w64 x86_64
+#    builds of them, installed into <deps>/mingw64 for scripts/toolchain-mingw64.cmake.
 #
 # <deps> is $MB_DEPS_DIR, default <repo>/build/deps. Everything third-party lives
 # there (build/ is gitignored). Stamp files make a rerun take about a second.
@@ -24,8 +24,9 @@ DEB_PACKAGES=(
              # the server: test-prometheus and scripts/prometheus-demo.sh scrape a real broker
   curl       # scripts/prometheus-demo.sh
   systemd # systemd-analyze verify: the installed unit (install.systemd_unit)
+  libxxhash-dev # XXH3-64, the checksum of map images and saved state (common/hash.c)
 )
-SRC_PACKAGES=(libuv1 cjson)
+SRC_PACKAGES=(libuv1 cjson xxhash)
 SRC_LIST_NAME=membroker-deb-src
 
 NATIVE_ONLY=0
@@ -343,8 +344,9 @@ mingw_build() {
   local name="$1" src="$2"
   shift 2
   local bdir="$MINGW_BUILD_DIR/$name"
-  local want
-  want="$(cat "$STAMP_DIR/src-${src##*/}.done") toolchain=$TOOLCHAIN_SUM prefix=$MINGW_PREFIX args=$*"
+  local want pkg="${src#"$SRC_DIR"/}"
+  pkg="${pkg%%/*}" # the source package (SRC may be a folder inside it)
+  want="$(cat "$STAMP_DIR/src-$pkg.done") toolchain=$TOOLCHAIN_SUM prefix=$MINGW_PREFIX args=$*"
   if stamp_ok "mingw-$name.done" "$want"; then
     log "mingw $name: up to date"
     return 0
@@ -379,5 +381,10 @@ mingw_build cjson "$SRC_DIR/cjson" \
   -DENABLE_CJSON_TEST=OFF -DBUILD_SHARED_LIBS=OFF -DBUILD_SHARED_AND_STATIC_LIBS=OFF \
   -DENABLE_CUSTOM_COMPILER_FLAGS=OFF -DENABLE_CJSON_UTILS=OFF \
   -DENABLE_TARGET_EXPORT=ON -DENABLE_PUBLIC_SYMBOLS=OFF -DENABLE_HIDDEN_SYMBOLS=OFF
+# xxHash 0.8's CMake build lives in cmake_unofficial/. membroker uses it header-only
+# (common/hash.c includes xxhash.h with XXH_INLINE_ALL), so only the installed headers
+# matter; the static library and the package config come along and stay unused.
+mingw_build xxhash "$SRC_DIR/xxhash/cmake_unofficial" \
+  -DBUILD_SHARED_LIBS=OFF -DXXHASH_BUILD_XXHSUM=OFF
 
 log "done: mingw prefix $MINGW_PREFIX"

@@ -116,6 +116,15 @@ void mb__maps_purge_stale(struct mb_broker_s *b, const mb_state_t *old);
  */
 extern void (*mb__map_load_test_hook)(const char *path);
 
+/*
+ * How a load fills its section (maps.c): MB_MAP_LOAD_AUTO (the default) writes through the
+ * section's handle where the OS can, else reads into a populated view; the others force the
+ * view, populated in bulk first or faulted in page by page by the read. For bench-map's
+ * side-by-side figures and the tests of each path. Process-wide.
+ */
+enum { MB_MAP_LOAD_AUTO = 0, MB_MAP_LOAD_VIEW_POPULATE = 1, MB_MAP_LOAD_VIEW_FAULTS = 2 };
+extern int mb__map_load_mode;
+
 /* Maps loaded now and the bytes of their images. */
 void mb__maps_totals(const struct mb_broker_s *b, uint32_t *count, uint64_t *bytes);
 

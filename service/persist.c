@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "broker.h"
-#include "gmap.h"
+#include "hash.h"
 #include "log.h"
 
 #define PF_CHUNK (64u * 1024u)            /* bytes read at a time while checksumming */
@@ -65,11 +65,13 @@ static uint64_t mb__base_to_save(uint64_t base) {
   return (int64_t)base < 0 ? 0 : base;
 }
 
-/* The checksum of a header with its checksum field as 0: where every file's checksum begins. */
-static uint64_t pf_header_hash(const mb_persist_header_t *h) {
+/* Start a file's checksum with its header, the checksum field as 0: where every file's
+ * checksum begins (XXH3-64, hash.h). */
+static void pf_header_hash(mb_hash_t *hash, const mb_persist_header_t *h) {
   mb_persist_header_t c = *h;
   c.checksum = 0;
-  return mb__fnv1a64_more(MB_FNV1A64_BASIS, &c, sizeof c);
+  mb__hash_init(hash);
+  mb__hash_more(hash, &c, sizeof c);
 }
 
 static unsigned pf_popcount(uint64_t w) {
@@ -156,7 +158,8 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
                      mb_persist_header_t *h) {
   char what[300];
   unsigned char *buf;
-  uint64_t hash, left, extra = 0;
+  uint64_t left, extra = 0;
+  mb_hash_t hash;
   FILE *f;
   size_t n;
   int rc, c;
@@ -179,6 +182,14 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
     snprintf(what, sizeof what, "not a saved %s file of membroker (bad magic)",
              memcmp(magic, MB_PERSIST_MAGIC_STATE, 8) == 0 ? "state" : "region");
     rc = pf_bad(MB_EBADMAGIC, path, what);
+  } else if (h->format_version == 1 && h->header_size == sizeof *h) {
+    /* Format 1 is format 2 with an FNV-1a checksum: the state in it is readable, but only by
+     * the release that wrote it, which can still check that checksum. */
+    rc = mb__errorf(MB_EVERSION, 0,
+                    "persist: %s: file format version 1 (FNV-1a checksums) is no longer read; "
+                    "this broker reads version %u (" MB_HASH_NAME "). To keep the state in it, "
+                    "run the broker release that wrote it; else " PF_ADVICE,
+                    path, MB_PERSIST_FORMAT);
   } else if (h->format_version != MB_PERSIST_FORMAT || h->header_size != sizeof *h) {
     snprintf(what, sizeof what,
              "file format version %u (header %u bytes); this broker reads "
@@ -207,12 +218,12 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
     fclose(f);
     return rc;
   }
-  hash = pf_header_hash(h);
+  pf_header_hash(&hash, h);
   for (left = h->body_size; left > 0; left -= n) {
     n = fread(buf, 1, left < PF_CHUNK ? (size_t)left : PF_CHUNK, f);
     if (n == 0)
       break;
-    hash = mb__fnv1a64_more(hash, buf, n);
+    mb__hash_more(&hash, buf, n);
   }
   while (left == 0 && (c = fgetc(f)) != EOF) {
     (void)c;
@@ -229,7 +240,7 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
     snprintf(what, sizeof what, "%llu bytes more than the %llu its header gives (file is corrupt)",
              (unsigned long long)extra, (unsigned long long)(sizeof *h + h->body_size));
     rc = pf_bad(MB_EIO, path, what);
-  } else if (hash != h->checksum) {
+  } else if (mb__hash_end(&hash) != h->checksum) {
     rc = pf_bad(MB_EIO, path, "checksum mismatch (file is corrupt or was changed)");
   }
   free(buf);
@@ -549,7 +560,8 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
   mb_region_map_t *r = &b->regions[f->cfg_index];
   mb_region_desc_t *d = r->desc;
   const mb_persist_region_t *in = &f->info;
-  uint64_t npages = d->size / d->page_size, k, p, first, last, hash, skip;
+  uint64_t npages = d->size / d->page_size, k, p, first, last, skip;
+  mb_hash_t hash;
   mb_persist_header_t h;
   uint32_t *users = NULL;
   unsigned char *buf = NULL;
@@ -594,11 +606,11 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
     rc = mb__errorf(MB_EIO, 0, "persist: %s: the file changed while it was restored", f->path);
     goto out;
   }
-  hash = pf_header_hash(&h);
+  pf_header_hash(&hash, &h);
   for (skip = f->meta_size + f->bitmap_words * 8; skip > 0 && rc == 0;) {
     size_t n = skip < PF_CHUNK ? (size_t)skip : PF_CHUNK;
     if ((rc = pf_read(fp, f->path, buf, n)) == 0)
-      hash = mb__fnv1a64_more(hash, buf, n);
+      mb__hash_more(&hash, buf, n);
     skip -= n;
   }
   for (p = 0; p < npages && rc == 0; p++) {
@@ -608,9 +620,9 @@ static int pf_restore_region(mb_broker_t *b, pf_region_t *f, uint64_t *held) {
     /* A page of slots goes in place when a restored slot lies on it (always, as saved). */
     dst = d->slot_size == 0 || users[p] != 0 ? r->base + p * d->page_size : buf;
     if ((rc = pf_read(fp, f->path, dst, d->page_size)) == 0)
-      hash = mb__fnv1a64_more(hash, dst, d->page_size);
+      mb__hash_more(&hash, dst, d->page_size);
   }
-  if (rc == 0 && hash != h.checksum)
+  if (rc == 0 && mb__hash_end(&hash) != h.checksum)
     rc = mb__errorf(MB_EIO, 0, "persist: %s: the file changed while it was restored", f->path);
 out:
   if (fp != NULL)
@@ -672,14 +684,14 @@ int mb__persist_restore(mb_broker_t *b, mb_persist_image_t *img, uint64_t *saved
 typedef struct pf_writer_s {
   FILE *f;
   const char *path;
-  uint64_t hash;
+  mb_hash_t hash;
   int rc;
 } pf_writer_t;
 
 static void pw_write(pf_writer_t *w, const void *p, size_t n) {
   if (w->rc != 0 || n == 0)
     return;
-  w->hash = mb__fnv1a64_more(w->hash, p, n);
+  mb__hash_more(&w->hash, p, n);
   if (fwrite(p, 1, n, w->f) != n)
     w->rc = mb__errorf(MB_EIO, errno, "persist: write %s", w->path);
 }
@@ -704,7 +716,7 @@ static void pw_header(mb_broker_t *b, mb_persist_header_t *h, const char *magic,
 static int pw_begin(pf_writer_t *w, const char *tmp, const mb_persist_header_t *h) {
   memset(w, 0, sizeof *w);
   w->path = tmp;
-  w->hash = pf_header_hash(h);
+  pf_header_hash(&w->hash, h);
   if ((w->rc = mb_os_file_open(tmp, "wb", &w->f)) != 0)
     return w->rc;
   if (fwrite(h, 1, sizeof *h, w->f) != sizeof *h)
@@ -717,7 +729,7 @@ static int pw_end(pf_writer_t *w, mb_persist_header_t *h) {
   if (w->f == NULL)
     return w->rc;
   if (w->rc == 0) {
-    h->checksum = w->hash;
+    h->checksum = mb__hash_end(&w->hash);
     if (mb_os_file_seek(w->f, 0) != 0 || fwrite(h, 1, sizeof *h, w->f) != sizeof *h)
       w->rc = mb__errorf(MB_EIO, errno, "persist: write %s", w->path);
   }

@@ -13,7 +13,7 @@
  *                             all zero), as a page bitmap and the pages' bytes
  * Each file is a header (mb_persist_header_t: magic, format and layout version, instance,
  * the generation of the broker that wrote it, the flush's number and time, the body's size
- * and an FNV-1a 64 checksum of header and body) and a body, in the host's byte order
+ * and an XXH3-64 checksum of header and body) and a body, in the host's byte order
  * (little-endian on every supported target). A file is written as <file>.tmp, synced, and
  * renamed over the old one: a crash leaves the old file or the new one, never a mix. A region
  * file is whole by itself (its slots, their holders and their bytes are of one moment), so
@@ -32,7 +32,8 @@
 #include "config.h"
 #include "layout.h"
 
-#define MB_PERSIST_FORMAT 1u
+/* 2: XXH3-64 checksums (hash.h). 1 (FNV-1a) is refused with a message: see README. */
+#define MB_PERSIST_FORMAT 2u
 #define MB_PERSIST_MAGIC_STATE "MBPSTATE"  /* 8 bytes, no NUL */
 #define MB_PERSIST_MAGIC_REGION "MBPREGON" /* 8 bytes, no NUL */
 #define MB_PERSIST_PATH_MAX 1200           /* a resolved directory plus a file name */
@@ -50,7 +51,7 @@ typedef struct mb_persist_header_s {
   uint64_t flush_seq;             /* that broker's flush number, from 1 */
   uint64_t wall_ns;               /* when the flush began (wall clock, ns since 1970) */
   uint64_t body_size;             /* bytes after the header; the file is header + body */
-  uint64_t checksum;              /* FNV-1a 64 of the header (with this field 0) and body */
+  uint64_t checksum;              /* XXH3-64 of the header (with this field 0) and body */
 } mb_persist_header_t;
 
 /* The state file's body: this, then nregions names of MB_REGION_NAME_MAX bytes. */

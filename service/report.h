@@ -80,7 +80,7 @@ cJSON *mb__report_heaps(const mb_broker_t *b, const char *client);
 
 /*
  * Loaded map i of the directory: name, path (the file it was loaded from), size (bytes of the
- * image), width, height, tiles, objects, checksum (FNV-1a 64 of the image, 16 hex digits),
+ * image), width, height, tiles, objects, checksum (the GMAP file's XXH3-64, 16 hex digits),
  * loaded_ms_ago, seq (the load's number: part of its section's name). NULL when out of memory
  * or when entry i holds no loaded map.
  */

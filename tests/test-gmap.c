@@ -2,7 +2,8 @@
  * test-gmap.c - GMAP files (game data maps): the validator mb_gmap_check on a table of
  * malformed images (each refused with its own code and a message that names the field) and
  * on valid ones, the layout of membroker.h's structs, the deterministic writer (every tile
- * and object as gmap.h predicts, its errors), the FNV-1a checksum, and gmaptool run as an
+ * and object as gmap.h predicts, its errors, the checksum it writes), the XXH3-64 checksum,
+ * the refusal of version 1 files and their upgrade, and gmaptool run as an
  * operator runs it (MB_GMAPTOOL_EXE, set by CMake; under Wine for the Windows build), with
  * the exit code and output of each success and failure, and its refusal of a directory, a
  * FIFO and a device (issue 14).
@@ -89,11 +90,11 @@ typedef struct {
 } bad_image_t;
 
 static const bad_image_t bad_images[] = {
-    {"empty", 0, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+    {"empty", 0, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EINVAL,
      "empty file (0 bytes): a GMAP file starts with a 64-byte header"},
-    {"one byte", 1, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+    {"one byte", 1, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EINVAL,
      "truncated header: 1 bytes, the header is 64"},
-    {"63 bytes", 63, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+    {"63 bytes", 63, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EINVAL,
      "truncated header: 63 bytes, the header is 64"},
     {"bad signature", AUTO, 0x12345678u, 1, 1, 1, 1, 0, -1, 0, MB_EBADMAGIC,
      "header.signature: 0x12345678 is not 'GMAP'"},
@@ -102,38 +103,41 @@ static const bad_image_t bad_images[] = {
     {"all zero header", 64, 0, 0, 0, 0, 0, 0, -1, 0, MB_EBADMAGIC,
      "header.signature: 0x00000000 is not 'GMAP'"},
     {"version 0", AUTO, SIG, 0, 1, 1, 1, 0, -1, 0, MB_EVERSION,
-     "header.version: 0, only version 1 is known"},
-    {"version 2", AUTO, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EVERSION,
-     "header.version: 2, only version 1 is known"},
-    {"version before width", 64, SIG, 2, 0, 0, 0, 0, -1, 0, MB_EVERSION, "header.version: 2"},
-    {"width 0", 64, SIG, 1, 0, 5, 0, 0, -1, 0, MB_EINVAL, "header.width: 0"},
-    {"height 0", 64, SIG, 1, 5, 0, 0, 0, -1, 0, MB_EINVAL, "header.height: 0"},
-    {"tile_count not width x height", IMG(99, 0), SIG, 1, 10, 10, 99, 0, -1, 0, MB_EINVAL,
+     "header.version: 0, only version 2 is known"},
+    {"version 1 (no checksum)", AUTO, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EVERSION,
+     "header.version: 1, a format this version no longer reads (version 1 has no checksum; "
+     "version 2 has an XXH3-64 one): convert the file with `gmaptool upgrade OLD NEW`"},
+    {"version 3", AUTO, SIG, 3, 1, 1, 1, 0, -1, 0, MB_EVERSION,
+     "header.version: 3, only version 2 is known"},
+    {"version before width", 64, SIG, 3, 0, 0, 0, 0, -1, 0, MB_EVERSION, "header.version: 3"},
+    {"width 0", 64, SIG, 2, 0, 5, 0, 0, -1, 0, MB_EINVAL, "header.width: 0"},
+    {"height 0", 64, SIG, 2, 5, 0, 0, 0, -1, 0, MB_EINVAL, "header.height: 0"},
+    {"tile_count not width x height", IMG(99, 0), SIG, 2, 10, 10, 99, 0, -1, 0, MB_EINVAL,
      "header.tile_count: 99, but width x height is 100"},
-    {"width x height past 32 bits", 64, SIG, 1, 65536, 65536, 0, 0, -1, 0, MB_EINVAL,
+    {"width x height past 32 bits", 64, SIG, 2, 65536, 65536, 0, 0, -1, 0, MB_EINVAL,
      "header.tile_count: 0, but width x height is 4294967296 (more than a 32-bit tile_count"},
-    {"width x height wraps to 32 bits", 64, SIG, 1, 65537, 65537, 131073u, 0, -1, 0, MB_EINVAL,
+    {"width x height wraps to 32 bits", 64, SIG, 2, 65537, 65537, 131073u, 0, -1, 0, MB_EINVAL,
      "header.tile_count: 131073, but width x height is 4295098369"},
-    {"tile bytes past the end", IMG(0, 0) + 396, SIG, 1, 10, 10, 100, 0, -1, 0, MB_EINVAL,
+    {"tile bytes past the end", IMG(0, 0) + 396, SIG, 2, 10, 10, 100, 0, -1, 0, MB_EINVAL,
      "header.tile_count: 100 tiles need 400 bytes at offset 64, the file has only 396 bytes"},
-    {"largest tile_count, header only", 64, SIG, 1, 0xFFFFFFFFu, 1, 0xFFFFFFFFu, 0, -1, 0,
+    {"largest tile_count, header only", 64, SIG, 2, 0xFFFFFFFFu, 1, 0xFFFFFFFFu, 0, -1, 0,
      MB_EINVAL,
      "header.tile_count: 4294967295 tiles need 17179869180 bytes at offset 64, the file has "
      "only 0 bytes there"},
-    {"object bytes past the end", IMG(6, 5) - 1, SIG, 1, 3, 2, 6, 5, -1, 0, MB_EINVAL,
+    {"object bytes past the end", IMG(6, 5) - 1, SIG, 2, 3, 2, 6, 5, -1, 0, MB_EINVAL,
      "header.object_count: 5 objects need 160 bytes at offset 88, the file has only 159 bytes"},
-    {"object_count 0xFFFFFFFF", IMG(1, 0), SIG, 1, 1, 1, 1, 0xFFFFFFFFu, -1, 0, MB_EINVAL,
+    {"object_count 0xFFFFFFFF", IMG(1, 0), SIG, 2, 1, 1, 1, 0xFFFFFFFFu, -1, 0, MB_EINVAL,
      "header.object_count: 4294967295 objects need 137438953440 bytes at offset 68, the file "
      "has only 0 bytes there"},
-    {"trailing bytes", IMG(6, 5) + 3, SIG, 1, 3, 2, 6, 5, -1, 0, MB_EINVAL,
+    {"trailing bytes", IMG(6, 5) + 3, SIG, 2, 3, 2, 6, 5, -1, 0, MB_EINVAL,
      "trailing bytes: 3 after the last object, which ends at offset 248: the file has 251 bytes"},
-    {"trailing byte, no objects", IMG(1, 0) + 1, SIG, 1, 1, 1, 1, 0, -1, 0, MB_EINVAL,
+    {"trailing byte, no objects", IMG(1, 0) + 1, SIG, 2, 1, 1, 1, 0, -1, 0, MB_EINVAL,
      "trailing bytes: 1 after the last object, which ends at offset 68"},
-    {"nonzero reserved[0]", AUTO, SIG, 1, 3, 2, 6, 5, 0, 1, MB_EINVAL,
-     "header.reserved[0]: 0x00000001, must be 0 in version 1"},
-    {"nonzero reserved[9]", AUTO, SIG, 1, 1, 1, 1, 0, 9, 0x80000000u, MB_EINVAL,
-     "header.reserved[9]: 0x80000000, must be 0"},
-    {"trailing bytes before reserved", IMG(1, 0) + 4, SIG, 1, 1, 1, 1, 0, 4, 7, MB_EINVAL,
+    {"nonzero reserved[0]", AUTO, SIG, 2, 3, 2, 6, 5, 0, 1, MB_EINVAL,
+     "header.reserved[0]: 0x00000001, must be 0 in version 2"},
+    {"nonzero reserved[7]", AUTO, SIG, 2, 1, 1, 1, 0, 7, 0x80000000u, MB_EINVAL,
+     "header.reserved[7]: 0x80000000, must be 0"},
+    {"trailing bytes before reserved", IMG(1, 0) + 4, SIG, 2, 1, 1, 1, 0, 4, 7, MB_EINVAL,
      "trailing bytes: 4 after"},
 };
 
@@ -219,7 +223,7 @@ TEST(check_refuses_malformed) {
     int rc;
     make_image(img, size, b->sig, b->version, b->width, b->height, b->tile_count, b->object_count);
     if (b->reserved_index >= 0)
-      put32(img + 24 + 4 * b->reserved_index, b->reserved_value);
+      put32(img + 32 + 4 * b->reserved_index, b->reserved_value);
     rc = check_exact(img, size, "t.gmap");
     if (rc != b->code)
       FAIL("%s: expected %s, got %s: %s", b->name, mb_err_name(b->code), mb_err_name(rc),
@@ -234,22 +238,22 @@ TEST(check_refuses_malformed) {
 /* The smallest map, and one with objects, pass; so do maps at the edges of the counts. */
 TEST(check_accepts_valid) {
   unsigned char img[T_IMG_MAX];
-  make_image(img, IMG(1, 0), SIG, 1, 1, 1, 1, 0);
+  make_image(img, IMG(1, 0), SIG, 2, 1, 1, 1, 0);
   ASSERT_OK(check_exact(img, IMG(1, 0), "one.gmap"));
-  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  make_image(img, IMG(6, 5), SIG, 2, 3, 2, 6, 5);
   ASSERT_OK(check_exact(img, IMG(6, 5), "three-by-two.gmap"));
-  make_image(img, IMG(300, 0), SIG, 1, 300, 1, 300, 0);
+  make_image(img, IMG(300, 0), SIG, 2, 300, 1, 300, 0);
   ASSERT_OK(check_exact(img, IMG(300, 0), "row.gmap"));
-  make_image(img, IMG(300, 0), SIG, 1, 1, 300, 300, 0);
+  make_image(img, IMG(300, 0), SIG, 2, 1, 300, 300, 0);
   ASSERT_OK(check_exact(img, IMG(300, 0), "column.gmap"));
-  make_image(img, IMG(4, 40), SIG, 1, 2, 2, 4, 40);
+  make_image(img, IMG(4, 40), SIG, 2, 2, 2, 4, 40);
   ASSERT_OK(check_exact(img, IMG(4, 40), "objects.gmap"));
 }
 
 /* what NULL names the image "GMAP image"; no data with a size is refused, not read. */
 TEST(check_arguments) {
   unsigned char img[T_IMG_MAX];
-  make_image(img, 63, SIG, 1, 1, 1, 1, 0);
+  make_image(img, 63, SIG, 2, 1, 1, 1, 0);
   ASSERT_ERR(check_exact(img, 63, NULL), MB_EINVAL);
   ASSERT_EQ(strncmp(mb_last_error(), "GMAP image: truncated header: 63 bytes", 38), 0);
   ASSERT_ERR(mb_gmap_check(NULL, 68, "n.gmap"), MB_EINVAL);
@@ -269,11 +273,11 @@ TEST(struct_layout) {
   ASSERT_EQ(sizeof(mb_gmap_header_t), 64);
   ASSERT_EQ(sizeof(mb_gmap_tile_t), 4);
   ASSERT_EQ(sizeof(mb_gmap_object_t), 32);
-  make_image(img, IMG(6, 1), SIG, 1, 3, 2, 6, 1);
+  make_image(img, IMG(6, 1), SIG, 2, 3, 2, 6, 1);
   ASSERT_EQ(memcmp(img, "GMAP", 4), 0); /* MB_GMAP_SIGNATURE is 'G' 'M' 'A' 'P' on disk */
   mb__gmap_header(img, &h);
   ASSERT_EQ(h.signature, MB_GMAP_SIGNATURE);
-  ASSERT_EQ(h.version, 1);
+  ASSERT_EQ(h.version, 2);
   ASSERT_EQ(h.width, 3);
   ASSERT_EQ(h.height, 2);
   ASSERT_EQ(h.tile_count, 6);
@@ -386,7 +390,13 @@ TEST(write_bytes) {
   img = slurp(path, &size);
   remove(path);
   ASSERT_EQ_U64(size, 64 + 8 + 32);
-  ASSERT_EQ(memcmp(img, "GMAP\1\0\0\0\2\0\0\0\1\0\0\0\2\0\0\0\1\0\0\0", 24), 0);
+  ASSERT_EQ(memcmp(img, "GMAP\2\0\0\0\2\0\0\0\1\0\0\0\2\0\0\0\1\0\0\0", 24), 0);
+  /* the checksum at 24 (little-endian), then reserved[8], all 0 */
+  ASSERT_EQ_U64((uint64_t)img[24] | (uint64_t)img[31] << 56,
+                mb__gmap_checksum(img, size) & UINT64_C(0xFF000000000000FF));
+  ASSERT_EQ_U64(mb__gmap_stored_checksum(img), mb__gmap_checksum(img, size));
+  ASSERT_EQ(memcmp(img + 32, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32),
+            0);
   /* tile (0, 0): tile_id 0x0304, elevation 0x04, flags 0 */
   ASSERT_EQ(memcmp(img + 64, "\x04\x03\x04\x00", 4), 0);
   /* object 0: object_id = seed, pos 0, rot 0, properties 0 */
@@ -437,12 +447,60 @@ TEST(write_error_full_device) {
 #endif
 }
 
-/* FNV-1a 64 of the published test vectors. */
-TEST(fnv1a64) {
-  ASSERT_EQ_U64(mb__gmap_fnv1a64("", 0), UINT64_C(0xcbf29ce484222325));
-  ASSERT_EQ_U64(mb__gmap_fnv1a64(NULL, 0), UINT64_C(0xcbf29ce484222325));
-  ASSERT_EQ_U64(mb__gmap_fnv1a64("a", 1), UINT64_C(0xaf63dc4c8601ec8c));
-  ASSERT_EQ_U64(mb__gmap_fnv1a64("foobar", 6), UINT64_C(0x85944171f73967e8));
+/* XXH3-64: xxHash's published value for no input; one call and pieces of any size agree
+ * (sizes around XXH3's internal steps: 16, 128, 240 bytes, its 1 KiB stripe blocks). */
+TEST(xxh3_64) {
+  static unsigned char buf[5000];
+  static const size_t cuts[] = {0, 1, 3, 16, 17, 128, 129, 240, 241, 1024, 1025, 4999, 5000};
+  size_t i, k, step;
+  mb_hash_t h;
+  ASSERT_EQ_U64(mb__hash64("", 0), UINT64_C(0x2D06800538D394C2));
+  ASSERT_EQ_U64(mb__hash64(NULL, 0), UINT64_C(0x2D06800538D394C2));
+  for (i = 0; i < sizeof buf; i++)
+    buf[i] = (unsigned char)(i * 131 + (i >> 7));
+  ASSERT(mb__hash64(buf, 1) != mb__hash64(buf + 1, 1));
+  for (k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+    uint64_t want = mb__hash64(buf, cuts[k]);
+    for (step = 1; step <= 700; step = step * 3 + 1) {
+      size_t off = 0;
+      mb__hash_init(&h);
+      for (off = 0; off < cuts[k]; off += step)
+        mb__hash_more(&h, buf + off, cuts[k] - off < step ? cuts[k] - off : step);
+      ASSERT_EQ_U64(mb__hash_end(&h), want);
+    }
+  }
+}
+
+/* The GMAP checksum reads its own field as 0, whether the pieces cross it or not; a file the
+ * writer made carries it; one changed byte anywhere else is a mismatch that names both. */
+TEST(gmap_checksum) {
+  char path[700];
+  unsigned char *img;
+  uint64_t size, sum, off;
+  mb_hash_t h;
+  tmp_path(path, sizeof path, "sum.gmap");
+  ASSERT_OK(mb__gmap_write(path, 17, 9, 5, 3));
+  img = slurp(path, &size);
+  sum = mb__gmap_stored_checksum(img);
+  ASSERT_EQ_U64(mb__gmap_checksum(img, size), sum);
+  ASSERT_OK(mb__gmap_verify(img, size, "w.gmap", &off));
+  ASSERT_EQ_U64(off, sum);
+  for (off = 1; off < 40; off += 3) { /* two pieces, cut before, inside and after the field */
+    mb__hash_init(&h);
+    mb__gmap_checksum_more(&h, 0, img, off);
+    mb__gmap_checksum_more(&h, off, img + off, size - off);
+    ASSERT_EQ_U64(mb__hash_end(&h), sum);
+  }
+  img[30] ^= 0xFF; /* the field itself is not part of what it sums */
+  ASSERT_EQ_U64(mb__gmap_checksum(img, size), sum);
+  img[30] ^= 0xFF;
+  img[size - 1] ^= 1;
+  ASSERT_OK(mb_gmap_check(img, size, "w.gmap")); /* structure: still fine */
+  ASSERT_ERR(mb__gmap_verify(img, size, "w.gmap", NULL), MB_EIO);
+  ASSERT_CONTAINS(mb_last_error(), "w.gmap: checksum mismatch: header.checksum is ");
+  ASSERT_CONTAINS(mb_last_error(), "(XXH3-64): the file is corrupt or was changed");
+  free(img);
+  remove(path);
 }
 
 /* ---- gmaptool -------------------------------------------------------------------------------- */
@@ -462,26 +520,27 @@ TEST(tool_create_info) {
   img = slurp(path, &size);
   ASSERT_EQ_U64(size, 4288);
   ASSERT_OK(mb_gmap_check(img, size, path));
-  snprintf(sum, sizeof sum, "0x%016llx", (unsigned long long)mb__gmap_fnv1a64(img, size));
+  ASSERT_OK(mb__gmap_verify(img, size, path, NULL));
+  snprintf(sum, sizeof sum, "0x%016llx", (unsigned long long)mb__gmap_stored_checksum(img));
   free(img);
 
   /* Options may come first. */
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 0, out);
   snprintf(want, sizeof want, "file        %s\n", path);
   ASSERT_CONTAINS(out, want);
-  ASSERT_CONTAINS(out, "format      GMAP version 1, valid\n");
+  ASSERT_CONTAINS(out, "format      GMAP version 2, valid\n");
   ASSERT_CONTAINS(out, "map         40 x 25 tiles (1000), 7 objects\n");
   ASSERT_CONTAINS(out, "size        4288 bytes (4.2 KiB)\n");
   ASSERT_CONTAINS(out, "tiles       4000 bytes at offset 64 (4 bytes each)\n");
   ASSERT_CONTAINS(out, "objects     224 bytes at offset 4064 (32 bytes each)\n");
-  snprintf(want, sizeof want, "checksum    %s (FNV-1a 64)\n", sum);
+  snprintf(want, sizeof want, "checksum    %s (XXH3-64, verified)\n", sum);
   ASSERT_CONTAINS(out, want);
 
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--json", "info", path, NULL), 0, out);
   j = parse_json(out);
   ASSERT_STR_EQ(jstr(j, "path"), path);
   ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "valid")));
-  ASSERT_EQ(jnum(j, "version"), 1);
+  ASSERT_EQ(jnum(j, "version"), 2);
   ASSERT_EQ(jnum(j, "width"), 40);
   ASSERT_EQ(jnum(j, "height"), 25);
   ASSERT_EQ(jnum(j, "tiles"), 1000);
@@ -565,7 +624,7 @@ TEST(tool_errors) {
   ASSERT_CONTAINS(out, "usage: gmaptool");
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "--version", NULL), 0, out);
   ASSERT_EQ(strncmp(out, "gmaptool ", 9), 0);
-  ASSERT_CONTAINS(out, "(GMAP version 1)");
+  ASSERT_CONTAINS(out, "(GMAP version 2)");
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "frobnicate", path, NULL), 2, out);
   ASSERT_CONTAINS(out, "unknown command 'frobnicate'");
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "--fast", NULL), 2, out);
@@ -617,27 +676,27 @@ TEST(tool_errors) {
   ASSERT_CONTAINS(out, "gmaptool: cannot open '");
   ASSERT_CONTAINS(out, missing);
 
-  make_image(img, IMG(4, 0), SIG, 2, 2, 2, 4, 0); /* version 2 */
+  make_image(img, IMG(4, 0), SIG, 3, 2, 2, 4, 0); /* version 3 */
   spill(bad, img, IMG(4, 0));
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, NULL), 1, out);
   ASSERT_CONTAINS(out, "gmaptool: not a valid GMAP file: ");
-  ASSERT_CONTAINS(out, ": header.version: 2, only version 1 is known");
+  ASSERT_CONTAINS(out, ": header.version: 3, only version 2 is known");
   ASSERT_CONTAINS(out, "(version_mismatch)");
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, "--json", NULL), 1, out);
   j = parse_json(out);
   ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "valid")));
   e = cJSON_GetObjectItemCaseSensitive(j, "error");
   ASSERT_STR_EQ(jstr(e, "code"), "version_mismatch");
-  ASSERT_CONTAINS(jstr(e, "message"), "header.version: 2");
+  ASSERT_CONTAINS(jstr(e, "message"), "header.version: 3");
   cJSON_Delete(j);
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "tile", bad, "0", "0", NULL), 1, out);
-  ASSERT_CONTAINS(out, "header.version: 2");
+  ASSERT_CONTAINS(out, "header.version: 3");
 
-  make_image(img, IMG(4, 0) + 5, SIG, 1, 2, 2, 4, 0); /* 5 bytes too many */
+  make_image(img, IMG(4, 0) + 5, SIG, 2, 2, 2, 4, 0); /* 5 bytes too many */
   spill(bad, img, IMG(4, 0) + 5);
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "object", bad, "0", NULL), 1, out);
   ASSERT_CONTAINS(out, "trailing bytes: 5 after the last object");
-  make_image(img, 0, SIG, 1, 2, 2, 4, 0); /* empty */
+  make_image(img, 0, SIG, 2, 2, 2, 4, 0); /* empty */
   spill(bad, img, 0);
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", bad, NULL), 1, out);
   ASSERT_CONTAINS(out, ": empty file (0 bytes)");
@@ -714,4 +773,103 @@ TEST(tool_refuses_device) {
 #else
   refuses_not_a_file("NUL", "a device");
 #endif
+}
+
+/* A version 1 file (no checksum) is refused, with the way forward; `gmaptool upgrade` writes
+ * it as version 2, the same tiles and objects with the checksum; a changed byte is then
+ * refused as a checksum mismatch. */
+TEST(tool_upgrade) {
+  char v1[700], v2[700], want[1000];
+  unsigned char img[T_IMG_MAX], *got;
+  uint64_t size;
+  tmp_path(v1, sizeof v1, "v1.gmap");
+  tmp_path(v2, sizeof v2, "v2.gmap");
+  remove(v2);
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  spill(v1, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", v1, NULL), 1, out);
+  snprintf(want, sizeof want,
+           "%s: header.version: 1, a format this version no longer reads (version 1 has no "
+           "checksum; version 2 has an XXH3-64 one): convert the file with `gmaptool upgrade "
+           "OLD NEW`",
+           v1);
+  ASSERT_CONTAINS(out, want);
+  ASSERT_CONTAINS(out, "(version_mismatch)");
+
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", v1, v2, NULL), 0, out);
+  ASSERT_CONTAINS(out, "GMAP version 2, 248 bytes, checksum 0x");
+  got = slurp(v2, &size);
+  ASSERT_EQ_U64(size, IMG(6, 5));
+  ASSERT_OK(mb_gmap_check(got, size, v2));
+  ASSERT_OK(mb__gmap_verify(got, size, v2, NULL));
+  ASSERT_EQ(got[4], 2);
+  ASSERT_EQ(memcmp(got + 8, img + 8, 16), 0);               /* the counts */
+  ASSERT_EQ(memcmp(got + 64, img + 64, IMG(6, 5) - 64), 0); /* tiles and objects */
+  free(got);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", v2, NULL), 0, out);
+  ASSERT_CONTAINS(out, "(XXH3-64, verified)");
+  /* Already version 2; not GMAP at all. */
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", v2, v1, NULL), 1, out);
+  ASSERT_CONTAINS(out, "already GMAP version 2");
+  make_image(img, IMG(6, 5), 0x12345678u, 1, 3, 2, 6, 5);
+  spill(v1, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", v1, v1, NULL), 1, out);
+  ASSERT_CONTAINS(out, "is not 'GMAP'");
+  /* A version 1 file that is damaged is not upgraded (and left as it was). */
+  make_image(img, IMG(6, 5) + 1, SIG, 1, 3, 2, 6, 5);
+  spill(v1, img, IMG(6, 5) + 1);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", v1, v1, NULL), 1, out);
+  ASSERT_CONTAINS(out, "trailing bytes: 1 after the last object");
+
+  /* A byte changed after writing: the structure holds, the checksum does not. */
+  got = slurp(v2, &size);
+  got[100] ^= 0x40;
+  spill(v2, got, (size_t)size);
+  free(got);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", v2, NULL), 1, out);
+  ASSERT_CONTAINS(out, ": checksum mismatch: header.checksum is ");
+  remove(v1);
+  remove(v2);
+}
+
+/* The fuzz seeds (tests/corpus/gmap, written by tests/corpus/make-gmap.sh) are of the current
+ * format: the valid ones pass the check and the checksum, every other one is refused by one
+ * of them. A format change that left them behind fails here: run the script. */
+TEST(fuzz_corpus_is_current) {
+  static const char *const valid[] = {"valid-1x1", "valid-20x1", "valid-3x2-5-objects",
+                                      "valid-16x16-4-objects"};
+  static const char *const invalid[] = {"bad-signature",
+                                        "byte-swapped-signature",
+                                        "checksum-mismatch",
+                                        "checksum-zero",
+                                        "object-count-huge",
+                                        "objects-past-end",
+                                        "reserved-nonzero",
+                                        "tile-count-not-width-x-height",
+                                        "tiles-past-end",
+                                        "trailing-bytes",
+                                        "truncated-header",
+                                        "version-1-no-checksum",
+                                        "version-3",
+                                        "width-0",
+                                        "width-x-height-past-32-bits"};
+  char path[1024];
+  unsigned char *img;
+  uint64_t size;
+  size_t i;
+  for (i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+    snprintf(path, sizeof path, "%s/tests/corpus/gmap/%s", MB_SOURCE_DIR, valid[i]);
+    img = slurp(path, &size);
+    if (mb_gmap_check(img, size, valid[i]) != 0 || mb__gmap_verify(img, size, valid[i], NULL) != 0)
+      FAIL("%s: %s (run tests/corpus/make-gmap.sh)", path, mb_last_error());
+    free(img);
+  }
+  for (i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+    snprintf(path, sizeof path, "%s/tests/corpus/gmap/%s", MB_SOURCE_DIR, invalid[i]);
+    img = slurp(path, &size);
+    if (mb_gmap_check(img, size, invalid[i]) == 0 &&
+        mb__gmap_verify(img, size, invalid[i], NULL) == 0)
+      FAIL("%s is accepted: it is meant to be broken (run tests/corpus/make-gmap.sh)", path);
+    free(img);
+  }
 }

@@ -174,7 +174,7 @@ static void expect_contents(mb_map_t *m, uint32_t w, uint32_t h, uint32_t object
 /*
  * argv: instance client map seed width height objects outfile - attach, open the map, check
  * its header, a sample of tiles and every object against what the writer put there, check
- * that the accessors refuse what is outside, and write to `outfile` the FNV-1a checksum (16
+ * that the accessors refuse what is outside, and write to `outfile` the GMAP checksum (16
  * hex digits) of the image as read through the accessors: header, every tile in order, every
  * object. Exit 0, or 100 and up saying what failed.
  */
@@ -242,7 +242,8 @@ CHILD(read_map) {
   }
   if ((f = fopen(argv[7], "w")) == NULL)
     return 112;
-  fprintf(f, "%016llx\n", (unsigned long long)mb__gmap_fnv1a64(img, mb__gmap_image_size(w * h, n)));
+  fprintf(f, "%016llx\n",
+          (unsigned long long)mb__gmap_checksum(img, mb__gmap_image_size(w * h, n)));
   fclose(f);
   free(img);
   mb_map_close(m);
@@ -301,7 +302,8 @@ TEST(two_servers_read_the_same_map) {
   ASSERT_GE(mb_load32(&d->seq), 1);
   file = read_all(path, &len);
   ASSERT_EQ_U64(len, mb_load64(&d->size));
-  ASSERT_EQ_U64(mb_load64(&d->checksum), mb__gmap_fnv1a64(file, len));
+  ASSERT_EQ_U64(mb_load64(&d->checksum), mb__gmap_checksum(file, len));
+  ASSERT_EQ_U64(mb_load64(&d->checksum), mb__gmap_stored_checksum(file));
   free(file);
   snprintf(want, sizeof want, "%016llx", (unsigned long long)mb_load64(&d->checksum));
 
@@ -530,11 +532,15 @@ TEST(malformed_files_refused) {
     const char *expect;
   } cases[] = {
       {"sig", "header.signature: 0x50414D58 is not 'GMAP'"},
-      {"ver", "header.version: 2, only version 1 is known"},
+      {"ver", "header.version: 3, only version 2 is known"},
       {"count", "header.tile_count: 15, but width x height is 16"},
       {"short", "header.tile_count: 16 tiles need 64 bytes at offset 64, the file has only 40"},
       {"tail", "trailing bytes: 4 after the last object"},
       {"empty", "empty file (0 bytes)"},
+      {"v1", "header.version: 1, a format this version no longer reads (version 1 has no "
+             "checksum; version 2 has an XXH3-64 one): convert the file with `gmaptool upgrade "
+             "OLD NEW`"},
+      {"sum", "checksum mismatch: header.checksum is 0000000000000000, the bytes give "},
   };
   mb_config_t cfg;
   mb_broker_t b;
@@ -549,19 +555,25 @@ TEST(malformed_files_refused) {
     map_file(path, sizeof path, cases[i].tag);
     switch (i) {
     case 0:
-      write_header(path, 0x50414D58u, 1, 4, 4, 16, 0, 64);
+      write_header(path, 0x50414D58u, 2, 4, 4, 16, 0, 64);
       break;
     case 1:
-      write_header(path, MB_GMAP_SIGNATURE, 2, 4, 4, 16, 0, 64);
+      write_header(path, MB_GMAP_SIGNATURE, 3, 4, 4, 16, 0, 64);
       break;
     case 2:
-      write_header(path, MB_GMAP_SIGNATURE, 1, 4, 4, 15, 0, 60);
+      write_header(path, MB_GMAP_SIGNATURE, 2, 4, 4, 15, 0, 60);
       break;
     case 3:
-      write_header(path, MB_GMAP_SIGNATURE, 1, 4, 4, 16, 0, 40);
+      write_header(path, MB_GMAP_SIGNATURE, 2, 4, 4, 16, 0, 40);
       break;
     case 4:
-      write_header(path, MB_GMAP_SIGNATURE, 1, 4, 4, 16, 0, 68);
+      write_header(path, MB_GMAP_SIGNATURE, 2, 4, 4, 16, 0, 68);
+      break;
+    case 6: /* a whole version 1 file */
+      write_header(path, MB_GMAP_SIGNATURE, 1, 4, 4, 16, 0, 64);
+      break;
+    case 7: /* a whole version 2 file whose header.checksum (0) is not its bytes' */
+      write_header(path, MB_GMAP_SIGNATURE, 2, 4, 4, 16, 0, 64);
       break;
     default:
       write_bytes(path, "", 0);
@@ -745,6 +757,11 @@ TEST(file_changed_during_load) {
     ASSERT_EQ_U64(mb__broker_committed(&b), committed);
   }
   mb__map_load_test_hook = NULL;
+  /* The last change (a byte written over) left a file whose checksum is not its bytes'. */
+  ASSERT_ERR(mb__map_load(&b, "c", path, &bad, NULL), MB_EIO);
+  ASSERT_EQ(bad, 1);
+  ASSERT_CONTAINS(mb_last_error(), "checksum mismatch");
+  write_map(path, sizeof path, "chg", 50, 50, 4, 9);
   ASSERT_OK(mb__map_load(&b, "c", path, NULL, NULL));
   mb__broker_stop(&b);
   remove(path);
@@ -759,7 +776,7 @@ TEST(bad_map_in_config_refuses_start) {
   maps_config(&cfg, "cfg");
   write_map(good, sizeof good, "cfg.good", 10, 10, 0, 0);
   map_file(bad, sizeof bad, "cfg.bad");
-  write_header(bad, MB_GMAP_SIGNATURE, 1, 10, 0, 0, 0, 0);
+  write_header(bad, MB_GMAP_SIGNATURE, 2, 10, 0, 0, 0, 0);
   cfg.nmaps = 2;
   snprintf(cfg.maps[0].name, sizeof cfg.maps[0].name, "good");
   snprintf(cfg.maps[0].path, sizeof cfg.maps[0].path, "%s", good);
@@ -769,6 +786,12 @@ TEST(bad_map_in_config_refuses_start) {
   ASSERT_CONTAINS(mb_last_error(), "maps[1]: map 'bad': ");
   ASSERT_CONTAINS(mb_last_error(), bad);
   ASSERT_CONTAINS(mb_last_error(), "header.height");
+  /* A version 1 map in the config: the broker does not start, and says how to go on. */
+  write_header(bad, MB_GMAP_SIGNATURE, 1, 4, 4, 16, 0, 64);
+  ASSERT_ERR(mb__broker_start(&b, &cfg, 0), MB_EVERSION);
+  ASSERT_CONTAINS(mb_last_error(), "maps[1]: map 'bad': ");
+  ASSERT_CONTAINS(mb_last_error(), "header.version: 1, a format this version no longer reads");
+  ASSERT_CONTAINS(mb_last_error(), "gmaptool upgrade OLD NEW");
 
   map_file(missing, sizeof missing, "cfg.missing");
   snprintf(cfg.maps[1].path, sizeof cfg.maps[1].path, "%s", missing);
@@ -974,3 +997,51 @@ TEST(gmaptool_json_names_as_maps) {
   remove(path);
 }
 #endif
+
+/* Every way a load can fill its section (through the handle where the OS can, a view
+ * populated in bulk, a view faulted in by the read) gives game servers the file's bytes and
+ * the file's checksum, and refuses a file with one byte changed as a checksum mismatch. */
+TEST(every_way_to_fill_a_section) {
+  static const int modes[] = {MB_MAP_LOAD_AUTO, MB_MAP_LOAD_VIEW_POPULATE, MB_MAP_LOAD_VIEW_FAULTS};
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_map_t *m;
+  mb_map_desc_t *d;
+  char path[128], bad[128];
+  unsigned char *file;
+  size_t len, i;
+  int blame = -1;
+  maps_config(&cfg, "fill");
+  /* More than one read piece (1 MiB), and a last piece that is not a whole page. */
+  write_map(path, sizeof path, "fill", 1000, 700, 33, 5);
+  file = read_all(path, &len);
+  ASSERT_GT(len, 2u << 20);
+  map_file(bad, sizeof bad, "fill.bad");
+  file[len - 40] ^= 0x10; /* an object's byte */
+  write_bytes(bad, file, len);
+  file[len - 40] ^= 0x10;
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "filler", NULL, &c));
+  for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    mb__map_load_mode = modes[i];
+    ASSERT_OK(mb__map_load(&b, "f", path, NULL, NULL));
+    d = desc_of(&b, "f");
+    ASSERT(d != NULL);
+    ASSERT_EQ_U64(mb_load64(&d->checksum), mb__gmap_stored_checksum(file));
+    ASSERT_OK(mb_map_open(c, "f", &m));
+    ASSERT_EQ(memcmp(mb_map_header(m), file, len), 0);
+    mb_map_close(m);
+    ASSERT_OK(mb__map_unload(&b, "f"));
+    ASSERT_ERR(mb__map_load(&b, "f", bad, &blame, NULL), MB_EIO);
+    ASSERT_EQ(blame, 1);
+    ASSERT_CONTAINS(mb_last_error(), "checksum mismatch: header.checksum is ");
+    ASSERT(desc_of(&b, "f") == NULL);
+  }
+  mb__map_load_mode = MB_MAP_LOAD_AUTO;
+  ASSERT_OK(mb_detach(c));
+  mb__broker_stop(&b);
+  free(file);
+  remove(path);
+  remove(bad);
+}

@@ -415,9 +415,12 @@ MB_API int mb_pool_stats(mb_pool_t *pool, mb_shared_pool_stats_t *stats);
 /*
  * A GMAP file, little-endian: a 64-byte header, tile_count tiles (width x height of them, row
  * by row: tile (x, y) is number y * width + x), then object_count objects. Nothing else.
+ * Version 2 carries a checksum: XXH3-64 (xxHash, seed 0) of the whole file with the 8 bytes
+ * of `checksum` read as 0; the broker refuses a file whose bytes do not give it. Version 1
+ * (no checksum) is no longer read: `gmaptool upgrade OLD NEW` converts a file.
  */
 #define MB_GMAP_SIGNATURE 0x50414D47u /* the bytes 'G' 'M' 'A' 'P' read as a little-endian word */
-#define MB_GMAP_VERSION 1u
+#define MB_GMAP_VERSION 2u
 typedef struct mb_gmap_header_s {
   uint32_t signature; /* MB_GMAP_SIGNATURE */
   uint32_t version;   /* MB_GMAP_VERSION */
@@ -425,8 +428,9 @@ typedef struct mb_gmap_header_s {
   uint32_t height;
   uint32_t tile_count; /* width * height */
   uint32_t object_count;
-  uint32_t reserved[10]; /* 0 in version 1 */
-} mb_gmap_header_t;      /* 64 bytes */
+  uint64_t checksum;    /* XXH3-64 of the file, these 8 bytes as 0 (offset 24) */
+  uint32_t reserved[8]; /* 0 */
+} mb_gmap_header_t;     /* 64 bytes */
 typedef struct mb_gmap_tile_s {
   uint16_t tile_id;
   uint8_t elevation;
@@ -444,7 +448,8 @@ typedef struct mb_gmap_object_s {
  * field against the size (signature, version, width x height = tile_count, counts whose bytes
  * overflow or run past the end, bytes after the objects, reserved words). 0, or MB_EBADMAGIC
  * (not GMAP), MB_EVERSION (another version) or MB_EINVAL, with a message that starts with
- * `what` (e.g. the file's name) and names the field.
+ * `what` (e.g. the file's name) and names the field. It reads the header only: the checksum
+ * is the broker's to verify when it loads the file (a map it shares passed it).
  */
 MB_API int mb_gmap_check(const void *data, uint64_t size, const char *what);
 

@@ -7,11 +7,13 @@
  *   gmaptool info FILE [--json]
  *   gmaptool tile FILE X Y [--json]
  *   gmaptool object FILE I [--json]
+ *   gmaptool upgrade OLD NEW
  *
- * The read commands read the whole file with stdio and check it first, so what they print
- * comes only from a file the broker would accept. Exit codes: 0 ok, 1 the command failed (the
- * file cannot be read or written, is not a valid GMAP file, or has no such tile or object),
- * 2 usage.
+ * The read commands read the whole file with stdio and check it first (structure and
+ * checksum), so what they print comes only from a file the broker would accept. upgrade
+ * converts a file of an older GMAP version (1, no checksum) into the current one. Exit codes: 0 ok,
+ * 1 the command failed (the file cannot be read or written, is not a valid GMAP file, or has no
+ * such tile or object), 2 usage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 
 #include "error.h"
 #include "gmap.h"
+#include "hash.h"
 #include "os.h"
 
 #ifndef MB_VERSION
@@ -38,9 +41,11 @@ static void usage(FILE *fp) {
               "                          write a valid GMAP file whose tiles and objects are a\n"
               "                          function of their position and the seed\n"
               "  info FILE               check FILE as the broker does; print its header, the\n"
-              "                          sizes of its parts and its checksum (FNV-1a 64)\n"
+              "                          sizes of its parts and its checksum (XXH3-64)\n"
               "  tile FILE X Y           print the tile at column X, row Y (from 0)\n"
               "  object FILE I           print object number I (from 0)\n"
+              "  upgrade OLD NEW         write GMAP version 1 file OLD as a version 2 file NEW\n"
+              "                          (the same tiles and objects, with a checksum)\n"
               "\n"
               "options:\n"
               "  --width W, --height H   create: the map's size in tiles, 1..4294967295 each,\n"
@@ -134,7 +139,8 @@ static int load(const char *path, int json, unsigned char **data, uint64_t *size
   int rc;
   if (read_file(path, data, size) != 0)
     return EXIT_FAILED;
-  if ((rc = mb_gmap_check(*data, *size, path)) != 0) {
+  if ((rc = mb_gmap_check(*data, *size, path)) != 0 ||
+      (rc = mb__gmap_verify(*data, *size, path, NULL)) != 0) {
     if (json) {
       cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
       cJSON_AddStringToObject(j, "path", path);
@@ -180,7 +186,7 @@ static int cmd_info(const char *path, int json) {
     return rc;
   tile_bytes = (uint64_t)h.tile_count * MB_GMAP_TILE_SIZE;
   object_bytes = (uint64_t)h.object_count * MB_GMAP_OBJECT_SIZE;
-  sum = mb__gmap_fnv1a64(data, size);
+  sum = mb__gmap_stored_checksum(data); /* load() verified it */
   snprintf(hex, sizeof hex, "0x%016llx", (unsigned long long)sum);
   if (json) {
     cJSON *j = cJSON_CreateObject();
@@ -213,7 +219,7 @@ static int cmd_info(const char *path, int json) {
     printf("objects     %llu bytes at offset %llu (%u bytes each)\n",
            (unsigned long long)object_bytes, (unsigned long long)MB_GMAP_OBJECTS_OFFSET(&h),
            MB_GMAP_OBJECT_SIZE);
-    printf("checksum    %s (FNV-1a 64)\n", hex);
+    printf("checksum    %s (" MB_HASH_NAME ", verified)\n", hex);
   }
   free(data);
   return EXIT_OK;
@@ -296,6 +302,46 @@ static int cmd_object(const char *path, uint32_t i, int json) {
   return EXIT_OK;
 }
 
+/* Write version 1 file `from` as a version 2 file `to` (created; removed again on failure). */
+static int cmd_upgrade(const char *from, const char *to) {
+  unsigned char *data;
+  uint64_t size, done = 0;
+  FILE *f;
+  int rc, e;
+  if (read_file(from, &data, &size) != 0)
+    return EXIT_FAILED;
+  if ((rc = mb__gmap_upgrade(data, size, from)) != 0) {
+    fprintf(stderr, "gmaptool: upgrade: %s (%s)\n", mb_last_error(), mb_err_name(rc));
+    free(data);
+    return EXIT_FAILED;
+  }
+  if (mb_os_file_create(to, &f) != 0) {
+    fprintf(stderr, "gmaptool: upgrade: cannot create '%s': %s\n", to, mb_last_error());
+    free(data);
+    return EXIT_FAILED;
+  }
+  while (done < size) {
+    size_t n = size - done > (1u << 30) ? (1u << 30) : (size_t)(size - done);
+    if (fwrite(data + done, 1, n, f) != n)
+      break;
+    done += n;
+  }
+  e = fclose(f);
+  if (done != size || e != 0) {
+    fprintf(stderr, "gmaptool: upgrade: cannot write '%s'\n", to);
+    if (strcmp(from, to) != 0) /* written over itself: what is left is all there is */
+      mb_os_file_discard(to);
+    free(data);
+    return EXIT_FAILED;
+  }
+  printf("upgraded    %s -> %s: GMAP version %u, %llu bytes, checksum 0x%016llx (" MB_HASH_NAME
+         ")\n",
+         from, to, MB_GMAP_VERSION, (unsigned long long)size,
+         (unsigned long long)mb__gmap_stored_checksum(data));
+  free(data);
+  return EXIT_OK;
+}
+
 /* ---- command line ---------------------------------------------------------------------------- */
 
 /* The value options of create, in the order of `vals` in main. */
@@ -311,6 +357,7 @@ static const struct {
     {"info", "FILE [--json]", 1},
     {"tile", "FILE X Y [--json]", 3},
     {"object", "FILE I [--json]", 2},
+    {"upgrade", "OLD NEW", 2},
 };
 
 /* The argument `what` (a name for messages) as a number, or a usage message and -1. */
@@ -385,7 +432,8 @@ int main(int argc, char **argv) {
     if (strcmp(pos[0], commands[k].name) == 0)
       cmd = k;
   if (cmd < 0) {
-    fprintf(stderr, "gmaptool: unknown command '%s' (create, info, tile, object)\n", pos[0]);
+    fprintf(stderr, "gmaptool: unknown command '%s' (create, info, tile, object, upgrade)\n",
+            pos[0]);
     fprintf(stderr, "run 'gmaptool --help' for usage\n");
     return EXIT_USAGE;
   }
@@ -419,6 +467,13 @@ int main(int argc, char **argv) {
     }
   if (strcmp(pos[0], "info") == 0)
     return cmd_info(pos[1], json);
+  if (strcmp(pos[0], "upgrade") == 0) {
+    if (json) {
+      fprintf(stderr, "gmaptool: --json is an option of info, tile and object\n");
+      return EXIT_USAGE;
+    }
+    return cmd_upgrade(pos[1], pos[2]);
+  }
   if (strcmp(pos[0], "tile") == 0) {
     if (arg_u32("X", pos[2], &a) != 0 || arg_u32("Y", pos[3], &b) != 0)
       return EXIT_USAGE;
