@@ -29,25 +29,53 @@
  * cache without it (pool calls must not run while their client detaches or reattaches).
  */
 typedef struct mb__tcache_s {
-  /* what the fast paths read, copied from the pool's mapping and the client when the cache
+  /* What the fast paths read, copied from the pool's mapping and the client when the cache
    * is bound to a pool (valid while `pool` is set: caches are let go at detach, close,
-   * reattach and a change of the handle's flags) */
-  mb_pool_t *pool; /* NULL: its client let go; the entry can be reused */
+   * reattach and a change of the handle's flags). These fields up to idx[] are also
+   * membroker.h's mb_pool_tcache_t (ABI MB_POOL_TCACHE_ABI, read by the inline fast path):
+   * same order, same offsets, asserted below. */
+  uint32_t abi; /* MB_POOL_TCACHE_ABI */
   uint32_t n;
-  uint32_t rec;              /* the thread's intent record in the pool (pool.c), held while bound */
-  uint64_t holder;           /* ... under this attachment's MB_POOL_HOLDER */
-  uint32_t owner;            /* MB_STAMP_OWNER of the client's blocks */
+  mb_pool_t *pool;           /* NULL: its client let go; the entry can be reused */
   const mb_au64 *entry_word; /* the client's entry word in shared memory ... */
   uint64_t word;             /* ... and its value while the entry is this attachment's */
   mb_au32 *stamps;
   unsigned char *blocks;
   uint64_t span;
   uint32_t stride;
-  int shift;
+  int32_t shift;
+  uint32_t owner; /* MB_STAMP_OWNER of the client's blocks */
+  uint32_t cap;   /* MB__TCACHE_MAX */
+  uint32_t idx[MB__TCACHE_MAX];
+  /* the library's own */
+  uint32_t rec;                       /* the thread's intent record in the pool (pool.c) */
+  uint64_t holder;                    /* ... held under this attachment's MB_POOL_HOLDER */
   struct mb__tcache_s *tnext;         /* this thread's caches */
   struct mb__tcache_s *cnext, *cprev; /* the client's caches */
-  uint32_t idx[MB__TCACHE_MAX];
 } mb__tcache_t;
+
+/* The inline fast path's view (membroker.h, mb_pool_tcache_t) is this struct's start. */
+#define MB__TC_SAME(f)                                                                             \
+  MB_LAYOUT_ASSERT(offsetof(mb__tcache_t, f) == offsetof(mb_pool_tcache_t, f) &&                   \
+                       sizeof(((mb__tcache_t *)0)->f) == sizeof(((mb_pool_tcache_t *)0)->f),       \
+                   "mb_pool_tcache_t ABI: " #f)
+MB__TC_SAME(abi);
+MB__TC_SAME(n);
+MB__TC_SAME(pool);
+MB__TC_SAME(entry_word);
+MB__TC_SAME(word);
+MB__TC_SAME(stamps);
+MB__TC_SAME(blocks);
+MB__TC_SAME(span);
+MB__TC_SAME(stride);
+MB__TC_SAME(shift);
+MB__TC_SAME(owner);
+MB__TC_SAME(cap);
+MB__TC_SAME(idx);
+MB_LAYOUT_ASSERT(MB__TCACHE_MAX == MB_POOL_TCACHE_MAX && MB_STAMP_IN_USE == MB_POOL_TCACHE_IN_USE &&
+                     MB_STAMP_CACHED == MB_POOL_TCACHE_CACHED &&
+                     sizeof(mb_au32) == sizeof(uint32_t) && sizeof(mb_au64) == sizeof(uint64_t),
+                 "mb_pool_tcache_t ABI: constants");
 
 /* A handle names its pool; the mapping belongs to the attachment and is made on first use.
  * map/seq cache the mapping for the fast path: valid while seq == client->attach_seq. */
@@ -184,6 +212,8 @@ static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
     return rc;
   mb_os_mutex_lock(&mb__tc_lock);
   t->holder = c->pool_holder;
+  t->abi = MB_POOL_TCACHE_ABI;
+  t->cap = MB__TCACHE_MAX;
   t->pool = pool;
   t->n = 0;
   t->owner = pool->owner;
@@ -447,6 +477,27 @@ int mb_pool_free(mb_pool_t *pool, void *obj) {
     }
   }
   return mb__pool_free_slow(pool, obj);
+}
+
+/* The out-of-line calls behind membroker.h's inline fast path: the call, then the thread's
+ * cache of `pool` (the one the fast paths would use next) for the caller's next inline try. */
+static void mb__tc_hand(const mb_pool_t *pool, mb_pool_tcache_t **tc, unsigned abi) {
+  mb__tcache_t *t = mb__tc_last;
+  if (tc != NULL)
+    *tc = abi == MB_POOL_TCACHE_ABI && t != NULL && t->pool == pool ? (mb_pool_tcache_t *)(void *)t
+                                                                    : NULL;
+}
+
+int mb_pool_alloc_tc(mb_pool_t *pool, void **obj, mb_pool_tcache_t **tc, unsigned abi) {
+  int rc = mb_pool_alloc(pool, obj);
+  mb__tc_hand(pool, tc, abi);
+  return rc;
+}
+
+int mb_pool_free_tc(mb_pool_t *pool, void *obj, mb_pool_tcache_t **tc, unsigned abi) {
+  int rc = mb_pool_free(pool, obj);
+  mb__tc_hand(pool, tc, abi);
+  return rc;
 }
 
 int mb_pool_flush(mb_pool_t *pool) {

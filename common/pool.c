@@ -95,6 +95,14 @@
  *        their stamps and are found again
  *   R3 each dead record set IDLE and let go
  *        crash: the rerun completes IDLE records (nothing to do) and lets them go
+ * The thread caches' fast paths (client/poolcache.c, and the same code inlined into a game
+ * server by membroker.h's MB_POOL_INLINE) write one word of shared memory per call, the block's
+ * stamp, and no intent record: the cache itself is process memory. Alloc: CACHED|o -> IN_USE|o;
+ * free of its own block: IN_USE|o -> CACHED|o (a plain store: the block is this client's).
+ * Killed before the store, after it, or with the pointer not yet returned: the block is
+ * CACHED|o or IN_USE|o, and R2 gives it back (a restart keeps an IN_USE|o one: mb_pool_next
+ * finds it, as after T3). No count moves on a fast path: taken/given moved at the refill or
+ * flush that brought the block in or takes it out.
  * Blocks of a detached chain are touched by no one else: a free needs an IN_USE stamp, and
  * links are written only by whoever owns a block. Every walk is bounded (MB_POOL_CHAIN,
  * capacity) and every index read from shared memory is range-checked: a forged link ends a

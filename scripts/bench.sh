@@ -96,9 +96,9 @@ bench_pools() {
   [ -n "$mi" ] && [ -f "$mi" ] && [ -n "$je" ] && [ -f "$je" ] || fail "mimalloc or jemalloc missing (scripts/deps.sh installs libmimalloc-dev libjemalloc-dev)"
   local pres="$tmp/pools"
   : >"$pres"
-  echo "=== object pools: $rounds rounds x 8 allocators"
+  echo "=== object pools: $rounds rounds x 9 allocators"
   for r in $(seq "$rounds"); do
-    for impl in glibc mimalloc jemalloc freelist mutexpool lpool shared shared-tc; do
+    for impl in glibc mimalloc jemalloc freelist mutexpool lpool shared shared-tc shared-inl; do
       pre=""
       case $impl in mimalloc) pre=$mi ;; jemalloc) pre=$je ;; esac
       case $impl in glibc | mimalloc | jemalloc) name=malloc ;; *) name=$impl ;; esac
@@ -117,7 +117,7 @@ bench_pools() {
       '$1 == i && $2 == s && $3 == t && $4 == m { sub("ns=", "", $5); print $5 }' "$pres" | median
   }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
-  local impls=(glibc mimalloc jemalloc mutexpool freelist lpool shared shared-tc)
+  local impls=(glibc mimalloc jemalloc mutexpool freelist lpool shared shared-tc shared-inl)
   echo
   echo "ns per alloc+free of one thread (median of $rounds rounds; two threads run at once)"
   printf '%-18s' case
@@ -166,6 +166,49 @@ bench_pools() {
     done
   done
   aim info "mutex pool / shared-tc, 2 threads (min)" "$mutex_tc" ">=" 5
+  # How the pair cost grows: 1 thread, 2 threads of one client, 2 client processes (the
+  # shared pools only; "2p"), each step as a ratio to the one before.
+  echo
+  echo "pool pair cost as work grows (ns per alloc+free of one thread/process; x: growth per step)"
+  printf '%-12s %5s %9s %9s %7s %9s %7s\n' impl size 1t 2t x 2p x
+  local a b c
+  for impl in shared shared-tc shared-inl; do
+    for size in 64 256; do
+      a=$(pool_ns $impl $size 1 pairs)
+      b=$(pool_ns $impl $size 2 pairs)
+      c=$(pool_ns $impl $size 2p pairs)
+      printf '%-12s %5s %9.1f %9.1f %7.2f %9.1f %7.2f\n' "$impl" "$size" "$a" "$b" \
+        "$(ratio "$b" "$a")" "$c" "$(ratio "$c" "$b")"
+    done
+  done
+  # The pool rows of issue 15 (ratios within this run), worst case of each.
+  local fl15=0 g15=1e9 inl15=1e9 mi15=0 shr15=1e9 grow15=0
+  for size in 64 256; do
+    x=$(ratio "$(pool_ns shared-tc $size 1 pairs)" "$(pool_ns freelist $size 1 pairs)")
+    fl15=$(awk -v a="$fl15" -v b="$x" 'BEGIN { print (b > a) ? b : a }')
+    for threads in 1 2; do
+      x=$(ratio "$(pool_ns glibc $size $threads pairs)" "$(pool_ns shared-tc $size $threads pairs)")
+      g15=$(awk -v a="$g15" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+      x=$(ratio "$(pool_ns glibc $size $threads pairs)" "$(pool_ns shared-inl $size $threads pairs)")
+      inl15=$(awk -v a="$inl15" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+    done
+    x=$(ratio "$(pool_ns mutexpool $size 2 pairs)" "$(pool_ns shared $size 2 pairs)")
+    shr15=$(awk -v a="$shr15" -v b="$x" 'BEGIN { print (b < a) ? b : a }')
+    for threads in 2 2p; do
+      x=$(ratio "$(pool_ns shared-tc $size $threads pairs)" "$(pool_ns shared-tc $size 1 pairs)")
+      grow15=$(awk -v a="$grow15" -v b="$x" 'BEGIN { print (b > a) ? b : a }')
+    done
+  done
+  mi15=$(ratio "$(pool_ns shared-tc 64 2 batch)" "$(pool_ns mimalloc 64 2 batch)")
+  echo
+  echo "aims (issue 15, pools; the worst case of each):"
+  aim issue "shared-tc / unlocked free list, pairs 1 thread (max)" "$fl15" "<=" 1.6
+  aim issue "glibc / shared-tc, pairs 1 and 2 threads (min)" "$g15" ">=" 2
+  aim issue "glibc / shared-inl (inline fast path), pairs (min)" "$inl15" ">=" 3
+  aim issue "shared-tc / mimalloc, 64 B batch 1M, 2 threads" "$mi15" "<=" 1.0
+  aim issue "mutex pool / shared (no cache), pairs 2 threads (min)" "$shr15" ">=" 1
+  aim issue "  the real aim: the same ratio (min)" "$shr15" ">=" 5
+  aim issue "shared-tc 2 threads or 2 processes / 1 thread (max)" "$grow15" "<=" 1.1
 }
 
 # ---- game data maps ------------------------------------------------------------------------

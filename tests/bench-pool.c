@@ -15,18 +15,23 @@
  *   lpool       mb_lpool_* (MB_POOL_THREADSAFE with two threads)
  *   shared      mb_pool_* of a broker's shared pool, MB_POOL_NO_CACHE
  *   shared-tc   the same with the per-thread caches
+ *   shared-inl  the same through membroker.h's inline fast path (MB_POOL_INLINE)
  *   reclaim     not an allocator: a child process takes 100,000 blocks of a shared pool
  *               (thread cache on) and is SIGKILLed; the time of the broker's sweep that
  *               reaps it and gives every block back ("reclaim blocks=.. ms=..", median)
  *
  * Output, one line per case: "impl=.. size=.. threads=.. mode=pairs|batch ns=.." where ns is
- * wall time per alloc+free of one thread (both threads run the whole count at once). Every
+ * wall time per alloc+free of one thread (both threads run the whole count at once). The
+ * shared pools add "threads=2p": the pair loop in this process and a child client at once. Every
  * object is written once, so no allocation can be optimised away. POSIX (dlsym tells which
  * malloc is in use).
  */
+#define MB_POOL_INLINE /* shared-inl: membroker.h's inline fast path (before any include) */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -162,6 +167,7 @@ static void lpool_teardown(void) {
 /* ---- mb_pool: a broker in this process with pools "p64" and "p256" ---- */
 static mb_broker_t g_broker;
 static mb_client_t *g_client;
+static char g_instance[64];
 static mb_pool_t *g_pool;
 static unsigned g_pool_flags;
 static void broker_start(void) {
@@ -190,6 +196,7 @@ static void broker_start(void) {
     die("start broker", rc);
   if ((rc = mb_attach(cfg.instance, "bench", NULL, &g_client)) != 0)
     die("attach", rc);
+  snprintf(g_instance, sizeof g_instance, "%s", cfg.instance);
 }
 static void shared_setup(size_t size, int threads) {
   int rc;
@@ -204,6 +211,13 @@ static void *shared_alloc(void) {
 static void shared_release(void *p) {
   mb_pool_free(g_pool, p);
 }
+static void *inline_alloc(void) {
+  void *p;
+  return mb_pool_alloc_inline(g_pool, &p) == 0 ? p : NULL;
+}
+static void inline_release(void *p) {
+  mb_pool_free_inline(g_pool, p);
+}
 
 static const impl_t impls[] = {
     {"malloc", 2, malloc_setup, malloc_alloc, malloc_release, nothing},
@@ -212,6 +226,7 @@ static const impl_t impls[] = {
     {"lpool", 2, lpool_setup, lpool_alloc, lpool_release, lpool_teardown},
     {"shared", 2, shared_setup, shared_alloc, shared_release, nothing},
     {"shared-tc", 2, shared_setup, shared_alloc, shared_release, nothing},
+    {"shared-inl", 2, shared_setup, inline_alloc, inline_release, nothing},
 };
 
 /* ---- the workloads ---- */
@@ -273,6 +288,66 @@ static double run_case(const impl_t *impl, int threads, int batch, void **held) 
     mb_os_thread_join(&t[k]);
   t0 = mb_os_mono_ns() - t0;
   return (double)t0 / (batch ? BATCH : PAIRS);
+}
+
+/* ---- two processes: this one and a child client, each running the pair loop at once ---- */
+
+typedef struct procs_sync_s {
+  mb_au32 ready, go;
+  mb_au64 child_end; /* the child's mb_os_mono_ns() when its loop ended (0: failed) */
+} procs_sync_t;
+
+/* ns per alloc+free of one process, both running PAIRS pairs through pool `name` at once (the
+ * child attaches as a second client of the broker in this process). Shared pools only. */
+static double run_case_procs(const impl_t *impl, const char *name) {
+  procs_sync_t *sy =
+      mmap(NULL, sizeof *sy, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  uint64_t t0, t1, ce;
+  uint32_t i;
+  pid_t pid;
+  int status;
+  if (sy == MAP_FAILED)
+    die("mmap", 0);
+  memset(sy, 0, sizeof *sy);
+  if ((pid = fork()) < 0)
+    die("fork", 0);
+  if (pid == 0) {
+    mb_client_t *c;
+    if (mb_attach(g_instance, "bench2", NULL, &c) != 0 ||
+        mb_pool_open(c, name, g_pool_flags, &g_pool) != 0)
+      _exit(100);
+    mb_store32(&sy->ready, 1);
+    while (!mb_load32(&sy->go)) {
+    }
+    for (i = 0; i < PAIRS; i++) {
+      void *p = impl->alloc();
+      if (p == NULL)
+        _exit(101);
+      *(volatile uint64_t *)p = i;
+      impl->release(p);
+    }
+    mb_store64(&sy->child_end, mb_os_mono_ns());
+    mb_detach(c);
+    _exit(0);
+  }
+  while (!mb_load32(&sy->ready))
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      die("the second process could not attach", 0);
+  t0 = mb_os_mono_ns();
+  mb_store32(&sy->go, 1);
+  for (i = 0; i < PAIRS; i++) {
+    void *p = impl->alloc();
+    if (p == NULL)
+      die("alloc (pairs, 2 processes)", 0);
+    *(volatile uint64_t *)p = i;
+    impl->release(p);
+  }
+  t1 = mb_os_mono_ns();
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+      (ce = mb_load64(&sy->child_end)) == 0)
+    die("the second process failed", 0);
+  munmap(sy, sizeof *sy);
+  return (double)((ce > t1 ? ce : t1) - t0) / PAIRS;
 }
 
 /* ---- reclaim: one dead client's 100,000 blocks ---- */
@@ -403,6 +478,20 @@ int main(int argc, char **argv) {
                batch ? "batch" : "pairs", v[reps / 2]);
         fflush(stdout);
       }
+  /* Shared pools: the pair loop in two processes at once ("threads=2p"). */
+  if (g_client != NULL)
+    for (s = 0; s < 2; s++) {
+      double v[16];
+      const char *name = sizes[s] == 64 ? "p64" : "p256";
+      impl->setup(sizes[s], 1);
+      run_case_procs(impl, name);
+      for (k = 0; k < reps; k++)
+        v[k] = run_case_procs(impl, name);
+      impl->teardown();
+      sort_doubles(v, reps);
+      printf("impl=%s size=%zu threads=2p mode=pairs ns=%.2f\n", impl->name, sizes[s], v[reps / 2]);
+      fflush(stdout);
+    }
   free(held);
   if (g_client != NULL) {
     mb_detach(g_client);

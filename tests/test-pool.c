@@ -4,6 +4,7 @@
  * misuse refused without touching the free stack, a killed client's blocks reclaimed after
  * its grace period, a restarted client finding its objects.
  */
+#define MB_POOL_INLINE /* membroker.h's inline fast path (inline_fast_path), before any include */
 #include "task.h"
 
 #include <setjmp.h>
@@ -405,6 +406,82 @@ TEST(thread_cache_batches_and_flush) {
   /* A full cache (64) gives its older half back at the next free: twice here, 36 left. */
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 36);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 64);
+  ASSERT_OK(mb_detach(c)); /* flushes */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+}
+
+/* membroker.h's inline fast path (MB_POOL_INLINE): the same blocks, stamps, errors and counts
+ * as the out-of-line calls, mixed freely with them; the library call behind it hands over the
+ * thread's cache, and a caller of another ABI gets none. */
+TEST(inline_fast_path) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p, *q;
+  mb_pool_tcache_t *tc = NULL;
+  void *o[32], *x;
+  uint64_t w;
+  int i, k;
+  pool_config(&cfg, "in", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc_inline(p, &o[0])); /* no cache yet: the library refills one */
+  ASSERT(mb__ptc_last != NULL);
+  ASSERT(mb__ptc_last->pool == p);
+  ASSERT_EQ(mb__ptc_last->abi, MB_POOL_TCACHE_ABI);
+  ASSERT_EQ(mb__ptc_last->n, 31);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
+  for (i = 1; i < 32; i++) /* inline, from the cache: no refill */
+    ASSERT_OK(mb_pool_alloc_inline(p, &o[i]));
+  ASSERT_EQ(mb__ptc_last->n, 0);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 32);
+  for (i = 0; i < 32; i++)
+    for (k = 0; k < i; k++)
+      ASSERT(o[i] != o[k]);
+  ASSERT_OK(mb_pool_free_inline(p, o[0]));
+  ASSERT_EQ(mb__ptc_last->n, 1);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 1);
+  ASSERT_ERR(mb_pool_free_inline(p, o[0]), MB_EINVAL); /* a double free: the library says so */
+  ASSERT_CONTAINS(mb_last_error(), "double free");
+  ASSERT_ERR(mb_pool_free_inline(p, (char *)o[1] + 8), MB_EINVAL); /* not a block's start */
+  ASSERT_OK(mb_pool_free(p, o[1])); /* mixed: out of line, into the same cache */
+  ASSERT_OK(mb_pool_alloc_inline(p, &x));
+  ASSERT(x == o[1]);
+  ASSERT_OK(mb_pool_free_inline(p, x));
+  for (i = 2; i < 32; i++)
+    ASSERT_OK(mb_pool_free_inline(p, o[i]));
+  ASSERT_EQ(mb__ptc_last->n, 32);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 32);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 1); /* the double free (a bad pointer is not) */
+  /* As if the broker had reaped it: neither inline call touches the cache. */
+  ASSERT_OK(mb_pool_alloc_inline(p, &o[0]));
+  w = mb_load64(&b.state->clients[0].word);
+  mb_store64(&b.state->clients[0].word, MB_CLIENT_WORD_AS(w, MB_CLIENT_DEAD));
+  ASSERT_ERR(mb_pool_alloc_inline(p, &x), MB_ESTALE);
+  ASSERT_ERR(mb_pool_free_inline(p, o[0]), MB_ESTALE);
+  ASSERT_EQ(mb__ptc_last->n, 31);
+  mb_store64(&b.state->clients[0].word, w);
+  ASSERT_OK(mb_pool_free_inline(p, o[0]));
+  /* An uncached handle: every call goes to the library (and the shared pool). */
+  ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &q));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_OK(mb_pool_alloc_inline(q, &x));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 1);
+  ASSERT_OK(mb_pool_free_inline(q, x));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  /* The handover: the thread's cache of the pool, none for another ABI. */
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &q));
+  ASSERT_OK(mb_pool_alloc_tc(q, &x, &tc, MB_POOL_TCACHE_ABI + 1));
+  ASSERT(tc == NULL);
+  ASSERT_OK(mb_pool_free_tc(q, x, &tc, MB_POOL_TCACHE_ABI));
+  ASSERT(tc != NULL);
+  ASSERT_EQ(tc->cap, MB_POOL_TCACHE_MAX);
+  ASSERT(tc->pool == q);
+  ASSERT(tc->n >= 1);      /* the block just freed (the refill took the chain on top: maybe 1) */
   ASSERT_OK(mb_detach(c)); /* flushes */
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);

@@ -410,6 +410,103 @@ typedef struct mb_shared_pool_stats_s {
  */
 MB_API int mb_pool_stats(mb_pool_t *pool, mb_shared_pool_stats_t *stats);
 
+/* ---- shared pools: the inline fast path (opt-in: #define MB_POOL_INLINE before including) --
+ *
+ * For game loops that allocate and free millions of objects a second: mb_pool_alloc_inline
+ * and mb_pool_free_inline do in the caller's code what mb_pool_alloc and mb_pool_free do
+ * first (take a block from the calling thread's cache, or put one back, and stamp it in
+ * shared memory), and call the library for everything else (an empty or full cache, another
+ * pool, a stale attachment, a bad pointer, an uncached or debug pool). Same results, same
+ * errors, same crash guarantees as the out-of-line calls, which stay the default; the two may
+ * be mixed freely on one pool.
+ *
+ * The thread cache's fields the inline code reads are an ABI of their own, versioned by
+ * MB_POOL_TCACHE_ABI: a library of another version never hands a cache to the inline code (it
+ * then always calls the library: correct, not faster). Each translation unit that includes
+ * this header with MB_POOL_INLINE keeps its own thread-local pointer to the thread's last cache.
+ * Do not call the inline functions from a thread-exit destructor that may run after the
+ * library's own (it frees the thread's caches).
+ */
+#define MB_POOL_TCACHE_ABI 1u
+#define MB_POOL_TCACHE_MAX 64u           /* free blocks a thread caches per pool */
+#define MB_POOL_TCACHE_IN_USE (1u << 31) /* a block's stamp: allocated by client `owner` */
+#define MB_POOL_TCACHE_CACHED (1u << 30) /* a block's stamp: in a thread cache of `owner` */
+
+/* ABI 1: a thread's cache of one pool, as the inline code reads it. Written only by its thread
+ * (and by the library under its lock when the client detaches: no pool call may run then). */
+typedef struct mb_pool_tcache_s {
+  uint32_t abi;               /* MB_POOL_TCACHE_ABI */
+  uint32_t n;                 /* cached free blocks: idx[0 .. n) */
+  const mb_pool_t *pool;      /* the handle it serves; NULL: none */
+  const uint64_t *entry_word; /* the client's entry word in shared memory ... */
+  uint64_t word;              /* ... while it holds this value, the cache is this attachment's */
+  uint32_t *stamps;           /* the pool's block stamps (shared memory) */
+  unsigned char *blocks;      /* the pool's first block */
+  uint64_t span;              /* bytes of all blocks */
+  uint32_t stride;            /* bytes from one block to the next */
+  int32_t shift;              /* log2(stride); -1: frees take the library call */
+  uint32_t owner;             /* the client's owner number in stamps */
+  uint32_t cap;               /* MB_POOL_TCACHE_MAX */
+  uint32_t idx[MB_POOL_TCACHE_MAX];
+} mb_pool_tcache_t;
+
+/* mb_pool_alloc / mb_pool_free, then *tc set to the calling thread's cache of `pool` (NULL if
+ * it has none or abi is not the library's). For the inline functions below. */
+MB_API int mb_pool_alloc_tc(mb_pool_t *pool, void **obj, mb_pool_tcache_t **tc, unsigned abi);
+MB_API int mb_pool_free_tc(mb_pool_t *pool, void *obj, mb_pool_tcache_t **tc, unsigned abi);
+
+#ifdef MB_POOL_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define MB__PTC_LOAD64(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define MB__PTC_LOAD32(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define MB__PTC_STORE32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#else /* MSVC: volatile accesses are acquire loads and release stores on x86/x64 */
+#define MB__PTC_LOAD64(p) (*(const volatile uint64_t *)(p))
+#define MB__PTC_LOAD32(p) (*(const volatile uint32_t *)(p))
+#define MB__PTC_STORE32(p, v) (*(volatile uint32_t *)(p) = (v))
+#endif
+#if defined(__cplusplus)
+#define MB__PTC_TLS thread_local
+#elif defined(_MSC_VER)
+#define MB__PTC_TLS __declspec(thread)
+#else
+#define MB__PTC_TLS _Thread_local
+#endif
+
+static MB__PTC_TLS mb_pool_tcache_t *mb__ptc_last; /* this thread's last cache, this unit */
+
+/* mb_pool_alloc, its common case inline. */
+static inline int mb_pool_alloc_inline(mb_pool_t *pool, void **obj) {
+  mb_pool_tcache_t *t = mb__ptc_last;
+  if (t != NULL && t->pool == pool && t->n > 0 && obj != NULL &&
+      MB__PTC_LOAD64(t->entry_word) == t->word) {
+    uint32_t i = t->idx[--t->n];
+    MB__PTC_STORE32(&t->stamps[i], MB_POOL_TCACHE_IN_USE | t->owner);
+    *obj = t->blocks + (size_t)i * t->stride;
+    return 0;
+  }
+  return mb_pool_alloc_tc(pool, obj, &mb__ptc_last, MB_POOL_TCACHE_ABI);
+}
+
+/* mb_pool_free, its common case inline (a block of this client's, into a cache with room). */
+static inline int mb_pool_free_inline(mb_pool_t *pool, void *obj) {
+  mb_pool_tcache_t *t = mb__ptc_last;
+  if (t != NULL && t->pool == pool && obj != NULL && t->n < t->cap && t->shift >= 0 &&
+      MB__PTC_LOAD64(t->entry_word) == t->word) {
+    uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
+    if (off < t->span && (off & (t->stride - 1)) == 0) {
+      uint32_t i = (uint32_t)(off >> t->shift);
+      if (MB__PTC_LOAD32(&t->stamps[i]) == (MB_POOL_TCACHE_IN_USE | t->owner)) {
+        MB__PTC_STORE32(&t->stamps[i], MB_POOL_TCACHE_CACHED | t->owner);
+        t->idx[t->n++] = i;
+        return 0;
+      }
+    }
+  }
+  return mb_pool_free_tc(pool, obj, &mb__ptc_last, MB_POOL_TCACHE_ABI);
+}
+#endif /* MB_POOL_INLINE */
+
 /* ---- game data maps (the GMAP format) ----------------------------------------------------- */
 
 /*
