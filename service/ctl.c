@@ -8,11 +8,27 @@
  * its write budget) is copied into the connection's own buffer. A line longer than
  * pipe.max_line is answered with too_large and skipped up to its newline.
  *
- * Writing: the answers to the lines of one read are gathered and handed to uv_write as one
- * buffer, in request order. A client that does not read its answers is held to
- * MB_CTL_QUEUE_MAX bytes really allocated for it (answer buffers, write requests with their
- * payload): past that, its requests wait and reading from it stops (uv_read_stop) until its
- * writes drain, so it costs bounded memory and others are served.
+ * Writing: the answers to the lines of one read are gathered in the connection's answer
+ * buffer, in request order, and written in one go: straight to the OS with uv_try_write when
+ * nothing is queued before them (one write() per read on a Unix socket: no write request, no
+ * copy, no completion to wake the loop for - uv_write's completion re-arms the epoll watcher,
+ * an epoll_ctl per request), else, and for whatever the OS does not take at once (a full
+ * socket buffer; all of it on Windows, where libuv's named pipes have no try_write), as one
+ * uv_write request that takes the buffer over. An emptied buffer up to MB_CTL_OUT_KEEP stays
+ * for the next answers. A `ping` in the plain shape is answered by mb__ctl_quick, copying bytes
+ * into that buffer: so a ping costs one read(), one write() and no allocation. A client that
+ * does not read its answers is held to MB_CTL_QUEUE_MAX bytes really allocated for it (answer
+ * buffers, write requests with their payload): past that, its requests wait and reading from
+ * it stops (uv_read_stop) until its writes drain, so it costs bounded memory and others are
+ * served.
+ *
+ * Re-entrancy (one loop thread, no locks): a synchronous write finishes inside the call that
+ * flushed (the read callback, a watch tick, a work's completion, an accept's refusal), so what
+ * a write completion does happens there too: a refused or hung-up connection is closed, a
+ * `shutdown` answer requests the stop (an async send: the loop stops later), and the pump goes
+ * on with input it held back. Closing only marks the connection (uv_close); its struct is freed
+ * in the close callbacks, a later loop phase, so every caller may still read c->closing after
+ * a flush - and each returns when it is set.
  *
  * Watching: a connection's `watch` stream is a timer owned by the connection (initialized on
  * the first watch, closed with the connection). A tick writes one event line, and only when
