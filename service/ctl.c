@@ -589,6 +589,7 @@ static void mb__conn_pump(mb_conn_t *c) {
   }
   for (;;) {
     size_t before = c->in_len;
+    int wrote;
     if (c->in_len > 0 && !mb__conn_paused(c)) {
       size_t used = mb__conn_feed(c, c->in, c->in_len);
       if (c->closing)
@@ -603,13 +604,16 @@ static void mb__conn_pump(mb_conn_t *c) {
         c->in_len = 0;
       }
     }
+    wrote = c->out_len > 0;
     mb__conn_flush(c);
     if (c->closing)
       return;
     /* The OS took the answers at once (nothing queued): go on with the input held back for
      * the budget, as a finished write would - within this turn's lines (c->backlog is set when
-     * they run out, and the idle handle gives the next turn). */
-    if (c->in_len == 0 || c->in_len == before || c->backlog || c->queued > 0 || mb__conn_paused(c))
+     * they run out, and the idle handle gives the next turn). Each round answers a line or
+     * writes what was waiting, or it is the last. */
+    if (c->in_len == 0 || c->backlog || c->queued > 0 || mb__conn_paused(c) ||
+        (c->in_len == before && !wrote))
       break;
   }
   if (c->in_len > 0 && c->in_cap > 2 * MB_CTL_READ_CHUNK && c->in_len < c->in_cap / 4) {

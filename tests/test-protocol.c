@@ -873,6 +873,40 @@ TEST(answers_of_one_read_in_one_write) {
   broker_down(&t);
 }
 
+/*
+ * Large answers pipelined: 120 requests in one write, alternating `metrics` (a text of many
+ * KiB) and `ping`, read back while the broker writes. The answers outgrow a connection's
+ * 256 KiB budget and the socket's buffer, so they go out through every write path - straight
+ * to the OS, partly, queued to uv_write, resumed after a drain or on the next turn - and come
+ * back complete and in order.
+ */
+TEST(pipelined_large_answers_in_order) {
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  char buf[8192];
+  size_t n = 0;
+  cJSON *r;
+  int i;
+  broker_up(&t, "big");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  for (i = 0; i < 120; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"id\":%d,\"cmd\":\"%s\"}\n", i,
+                          i % 2 ? "ping" : "metrics");
+  send_text(&c, buf, n);
+  for (i = 0; i < 120; i++) {
+    r = read_json(&c);
+    expect_ok(r);
+    ASSERT_EQ(jnum(r, "id"), i);
+    if (i % 2)
+      ASSERT_STR_EQ(jstr(r, "result"), "pong");
+    else
+      ASSERT(strstr(jstr(r, "result.text"), "membroker_pipe_writes_total") != NULL);
+    cJSON_Delete(r);
+  }
+  mb__pipe_close(&c);
+  broker_down(&t);
+}
+
 /* Every member of one pool object, and no others: its name and a member per keyed entry of
  * MB_POOL_STATS (stats.h); the values of those named here. */
 static void expect_pool(const cJSON *p, const char *name, double object_size, double align,
