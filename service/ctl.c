@@ -15,12 +15,14 @@
  * an epoll_ctl per request), else, and for whatever the OS does not take at once (a full
  * socket buffer; all of it on Windows, where libuv's named pipes have no try_write), as one
  * uv_write request that takes the buffer over. An emptied buffer up to MB_CTL_OUT_KEEP stays
- * for the next answers. A `ping` in the plain shape is answered by mb__ctl_quick, copying bytes
- * into that buffer: so a ping costs one read(), one write() and no allocation. A client that
- * does not read its answers is held to MB_CTL_QUEUE_MAX bytes really allocated for it (answer
- * buffers, write requests with their payload): past that, its requests wait and reading from
- * it stops (uv_read_stop) until its writes drain, so it costs bounded memory and others are
- * served.
+ * for the next answers; a connection's first write in flight uses the request embedded in it,
+ * whose buffer comes back as the answer buffer when it completes, so the uv_write path (all of
+ * Windows) allocates nothing per answer in the steady state either. A `ping` in the plain shape is
+ * answered by mb__ctl_quick, copying bytes into that buffer: so a ping costs one read(), one
+ * write() and no allocation. A client that does not read its answers is held to MB_CTL_QUEUE_MAX
+ * bytes really allocated for it (answer buffers, write requests with their payload): past that, its
+ * requests wait and reading from it stops (uv_read_stop) until its writes drain, so it costs
+ * bounded memory and others are served.
  *
  * Re-entrancy (one loop thread, no locks): a synchronous write finishes inside the call that
  * flushed (the read callback, a watch tick, a work's completion, an accept's refusal), so what
@@ -85,6 +87,15 @@ typedef struct mb_ctl_deferred_s {
   mb_ctl_pending_t p;
 } mb_ctl_deferred_t;
 
+/* One uv_write of a connection's gathered answers: it owns `data` (cap bytes allocated). */
+typedef struct mb_wreq_s {
+  uv_write_t req;
+  mb_conn_t *conn;
+  char *data;
+  size_t len, cap;
+  int stop_after;
+} mb_wreq_t;
+
 struct mb_conn_s {
   uv_pipe_t pipe;
   mb_conn_t *prev, *next;
@@ -115,15 +126,9 @@ struct mb_conn_s {
   unsigned watch_sections;
   unsigned long watch_dropped; /* ticks dropped: the previous event was not written yet */
   mb_ctl_deferred_t *deferred; /* a call waiting for its work: later requests wait for it */
+  mb_wreq_t wr; /* the write request used while no other is in flight (no malloc per write) */
+  int wr_busy;  /* wr is in flight */
 };
-
-typedef struct mb_wreq_s {
-  uv_write_t req;
-  mb_conn_t *conn;
-  char *data;
-  size_t len;
-  int stop_after;
-} mb_wreq_t;
 
 static struct {
   uv_loop_t *loop;
@@ -316,7 +321,10 @@ static void mb__conn_flush(mb_conn_t *c) {
       return;
     }
   }
-  if ((w = malloc(sizeof *w)) == NULL) {
+  if (!c->wr_busy) {
+    w = &c->wr;
+    c->wr_busy = 1;
+  } else if ((w = malloc(sizeof *w)) == NULL) {
     mb_log_error("control pipe: out of memory for a write; closing connection %u", c->num);
     mb__conn_close(c);
     return;
@@ -324,6 +332,7 @@ static void mb__conn_flush(mb_conn_t *c) {
   w->conn = c;
   w->data = c->out;
   w->len = c->out_len;
+  w->cap = c->out_cap;
   w->stop_after = c->stop_after;
   mb__held_add(w->len + sizeof *w);
   mb__held_sub(c->out_cap);
@@ -337,7 +346,10 @@ static void mb__conn_flush(mb_conn_t *c) {
       mb__ctl.request_stop();
     mb__held_sub(w->len + sizeof *w);
     free(w->data);
-    free(w);
+    if (w == &c->wr)
+      c->wr_busy = 0;
+    else
+      free(w);
     mb__conn_close(c);
     return;
   }
@@ -696,8 +708,24 @@ static void mb__on_write(uv_write_t *req, int status) {
   mb__held_sub(w->len + sizeof *w);
   if (w->stop_after && mb__ctl.request_stop)
     mb__ctl.request_stop();
-  free(w->data);
-  free(w);
+  if (w != &c->wr) {
+    free(w->data);
+    free(w);
+  } else {
+    /* The connection's own request: its buffer becomes the answer buffer again if none was
+     * started meanwhile and it is small (the Windows path, every answer a uv_write, then
+     * allocates nothing per answer either). */
+    c->wr_busy = 0;
+    if (c->out == NULL && status >= 0 && !c->closing && w->cap <= MB_CTL_OUT_KEEP &&
+        !mb__ctl.over) {
+      c->out = w->data;
+      c->out_cap = w->cap;
+      c->out_len = 0;
+      mb__held_add(w->cap);
+    } else {
+      free(w->data);
+    }
+  }
   if (status < 0) {
     if (status != UV_ECANCELED)
       mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(status));
