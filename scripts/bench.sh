@@ -32,6 +32,7 @@
 #   MB_BENCH_KILLS=1000 ...                  kills for death detection (default 100)
 #   MB_BENCH_ONLY=reclaim scripts/bench.sh   just the reclaim of a dead client's pool blocks
 #   MB_BENCH_ONLY=pages scripts/bench.sh     just large pages against 4 KiB ones (~10 s)
+#   MB_BENCH_ONLY=pipe scripts/bench.sh      just the control pipe table (~2 min at the defaults)
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -294,7 +295,7 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools | maps | death | reclaim | pages) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death, reclaim or pages, not '$only'" ;; esac
+case $only in all | pools | maps | death | reclaim | pages | pipe) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death, reclaim, pages or pipe, not '$only'" ;; esac
 if [ "$only" = reclaim ]; then
   bench_reclaim
   exit 0
@@ -344,6 +345,9 @@ done
 [ -S "$echo_sock" ] || { cat "$tmp/echo.log"; fail "echo server did not open $echo_sock"; }
 
 # ---- interleaved rounds -----------------------------------------------------------------
+# Each client count runs the three servers back to back within a round, so a ratio compares
+# runs seconds apart: on a machine others share, absolute req/s drift from round to round and
+# only the per-round ratios (their medians below) mean anything.
 # name|clients|socket|generator options
 cases=(
   "membroker ping|1|$mb_sock|"
@@ -351,6 +355,10 @@ cases=(
   "blocking echo|1|$echo_sock|-e ''"
   "membroker ping|16|$mb_sock|"
   "redis PING|16|$redis_sock|--resp"
+  "blocking echo|16|$echo_sock|-e ''"
+  "membroker ping|50|$mb_sock|"
+  "redis PING|50|$redis_sock|--resp"
+  "blocking echo|50|$echo_sock|-e ''"
   "membroker status|1|$mb_sock|-r '{\"id\":1,\"cmd\":\"status\"}'"
   # Pinned: the client and every server on CPU 0, so no round trip waits for the VM to wake
   # an idle vCPU (PERF.md: ~35 µs, and its tail is what unpinned p99 measures).
@@ -365,6 +373,11 @@ pin() {
   [ "$1" = on ] && cpus=0
   for p in "${pids[@]}"; do taskset -a -p -c "$cpus" "$p" >/dev/null 2>&1; done
 }
+# cpu_ticks PID: the CPU time (user + system, clock ticks) the process has used, all its
+# threads, exited ones included. Around each case it gives the server's CPU per round trip
+# (cpu_us below): work done, not waiting, so it holds on a busy machine where req/s drift.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+hz=$(getconf CLK_TCK)
 results="$tmp/results"
 : >"$results"
 echo "=== $rounds rounds x ${#cases[@]} cases x ${secs} s (+${warm_ms} ms warm-up), $(nproc) CPUs"
@@ -373,12 +386,18 @@ for r in $(seq "$rounds"); do
     IFS='|' read -r name n sock opts <<<"$c"
     run=""
     case $name in pinned*) pin on; run="taskset -c 0" ;; esac
+    case $sock in "$mb_sock") spid=${pids[0]} ;; "$redis_sock") spid=${pids[1]} ;; *) spid=${pids[2]} ;; esac
+    t0=$(cpu_ticks "$spid")
     if ! line=$(eval "$run \"$gen\" $opts -c $n -d $secs -w $warm_ms -l x \"$sock\""); then
       pin off
       fail "round $r, $name x$n: bench-ctl failed"
     fi
+    t1=$(cpu_ticks "$spid")
     pin off
-    echo "$r|$name|$n|$line" >>"$results"
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v l="$line" 'BEGIN {
+      n = 0; if (match(l, /all=[0-9]+/)) n = substr(l, RSTART + 4, RLENGTH - 4) + 0
+      printf "%.3f", (n > 0) ? (b - a) * 1e6 / hz / n : 0 }')
+    echo "$r|$name|$n|$line cpu_us=$cpu" >>"$results"
   done
   printf '  round %d done\n' "$r"
 done
@@ -396,16 +415,18 @@ ratio_median() {
 }
 
 echo
-printf '%-22s %7s %9s %9s %10s\n' target clients "p50 µs" "p99 µs" "req/s"
+printf '%-22s %7s %9s %9s %10s %14s\n' target clients "p50 µs" "p99 µs" "req/s" "server CPU µs"
 for c in "${cases[@]}"; do
   IFS='|' read -r name n _ _ <<<"$c"
-  printf '%-22s %7s %9.1f %9.1f %10.0f\n' "$name" "$n" \
+  printf '%-22s %7s %9.1f %9.1f %10.0f %14.2f\n' "$name" "$n" \
     "$(field "$name" "$n" p50_us | median)" "$(field "$name" "$n" p99_us | median)" \
-    "$(field "$name" "$n" rps | median)"
+    "$(field "$name" "$n" rps | median)" "$(field "$name" "$n" cpu_us | median)"
 done
+echo "(server CPU µs: user + system time of the server process per round trip, from /proc)"
 
 tput1=$(ratio_median "membroker ping" 1 rps "redis PING" 1 rps)
 tput16=$(ratio_median "membroker ping" 16 rps "redis PING" 16 rps)
+tput50=$(ratio_median "membroker ping" 50 rps "redis PING" 50 rps)
 p50echo=$(ratio_median "membroker ping" 1 p50_us "blocking echo" 1 p50_us)
 p99=$(field "membroker ping" 1 p99_us | median)
 p99pin=$(field "pinned membroker ping" 1 p99_us | median)
@@ -415,6 +436,11 @@ p50pin=$(ratio_median "pinned membroker ping" 1 p50_us "pinned blocking echo" 1 
 echo
 printf 'membroker/redis req/s, 1 client:   %.2f\n' "$tput1"
 printf 'membroker/redis req/s, 16 clients: %.2f\n' "$tput16"
+printf 'membroker/redis req/s, 50 clients: %.2f\n' "$tput50"
+for n in 1 16 50; do
+  printf 'membroker/redis server CPU per round trip, %2d clients: %.2f\n' "$n" \
+    "$(ratio_median "membroker ping" "$n" cpu_us "redis PING" "$n" cpu_us)"
+done
 printf 'membroker p50 / echo p50, 1 client: %.2f\n' "$p50echo"
 printf 'pinned: membroker/redis req/s %.2f, membroker p50 / echo p50 %.2f\n' "$tputpin" "$p50pin"
 
@@ -426,7 +452,13 @@ aim info "ping p99, 1 client, unpinned (µs; echo: $p99echo)" "$p99" "<" 100
 aim issue "ping req/s vs Redis PING, 16 clients" "$tput16" ">=" 0.5
 aim PERF "ping req/s vs Redis PING, 1 client" "$tput1" ">=" 0.9
 aim PERF "ping req/s vs Redis PING, 16 clients" "$tput16" ">=" 1.0
+aim PERF "ping req/s vs Redis PING, 50 clients" "$tput50" ">=" 1.0
 aim PERF "ping p50 vs blocking echo p50, 1 client" "$p50echo" "<=" 1.3
+aim PERF "ping p50 vs blocking echo p50, 1 client, pinned" "$p50pin" "<=" 1.3
+aim PERF "ping req/s vs Redis PING, 1 client, pinned" "$tputpin" ">=" 0.9
+if [ "$only" = pipe ]; then
+  exit 0
+fi
 
 # ---- the client library: attach, player connect, beside a page commit alone --------------
 echo

@@ -8,11 +8,29 @@
  * its write budget) is copied into the connection's own buffer. A line longer than
  * pipe.max_line is answered with too_large and skipped up to its newline.
  *
- * Writing: the answers to the lines of one read are gathered and handed to uv_write as one
- * buffer, in request order. A client that does not read its answers is held to
- * MB_CTL_QUEUE_MAX bytes really allocated for it (answer buffers, write requests with their
- * payload): past that, its requests wait and reading from it stops (uv_read_stop) until its
- * writes drain, so it costs bounded memory and others are served.
+ * Writing: the answers to the lines of one read are gathered in the connection's answer
+ * buffer, in request order, and written in one go: straight to the OS with uv_try_write when
+ * nothing is queued before them (one write() per read on a Unix socket: no write request, no
+ * copy, no completion to wake the loop for - uv_write's completion re-arms the epoll watcher,
+ * an epoll_ctl per request), else, and for whatever the OS does not take at once (a full
+ * socket buffer; all of it on Windows, where libuv's named pipes have no try_write), as one
+ * uv_write request that takes the buffer over. An emptied buffer up to MB_CTL_OUT_KEEP stays
+ * for the next answers; a connection's first write in flight uses the request embedded in it,
+ * whose buffer comes back as the answer buffer when it completes, so the uv_write path (all of
+ * Windows) allocates nothing per answer in the steady state either. A `ping` in the plain shape is
+ * answered by mb__ctl_quick, copying bytes into that buffer: so a ping costs one read(), one
+ * write() and no allocation. A client that does not read its answers is held to MB_CTL_QUEUE_MAX
+ * bytes really allocated for it (answer buffers, write requests with their payload): past that, its
+ * requests wait and reading from it stops (uv_read_stop) until its writes drain, so it costs
+ * bounded memory and others are served.
+ *
+ * Re-entrancy (one loop thread, no locks): a synchronous write finishes inside the call that
+ * flushed (the read callback, a watch tick, a work's completion, an accept's refusal), so what
+ * a write completion does happens there too: a refused or hung-up connection is closed, a
+ * `shutdown` answer requests the stop (an async send: the loop stops later), and the pump goes
+ * on with input it held back. Closing only marks the connection (uv_close); its struct is freed
+ * in the close callbacks, a later loop phase, so every caller may still read c->closing after
+ * a flush - and each returns when it is set.
  *
  * Watching: a connection's `watch` stream is a timer owned by the connection (initialized on
  * the first watch, closed with the connection). A tick writes one event line, and only when
@@ -54,6 +72,8 @@
 #define MB_CTL_LINES_PER_ITER 64
 #define MB_CTL_TRIM_DROP ((uint64_t)8 * 1024 * 1024) /* a fall in held bytes worth a heap trim */
 #define MB_CTL_FALLBACKS 8 /* connections that can be accepted only to be closed (no memory) */
+/* An emptied answer buffer up to this size stays with its connection for the next answers. */
+#define MB_CTL_OUT_KEEP 4096
 
 /* ------------------------------------------------------------------------------------------ */
 /* The pipe server                                                                             */
@@ -66,6 +86,15 @@ typedef struct mb_ctl_deferred_s {
   struct mb_conn_s *conn;
   mb_ctl_pending_t p;
 } mb_ctl_deferred_t;
+
+/* One uv_write of a connection's gathered answers: it owns `data` (cap bytes allocated). */
+typedef struct mb_wreq_s {
+  uv_write_t req;
+  mb_conn_t *conn;
+  char *data;
+  size_t len, cap;
+  int stop_after;
+} mb_wreq_t;
 
 struct mb_conn_s {
   uv_pipe_t pipe;
@@ -97,15 +126,9 @@ struct mb_conn_s {
   unsigned watch_sections;
   unsigned long watch_dropped; /* ticks dropped: the previous event was not written yet */
   mb_ctl_deferred_t *deferred; /* a call waiting for its work: later requests wait for it */
+  mb_wreq_t wr; /* the write request used while no other is in flight (no malloc per write) */
+  int wr_busy;  /* wr is in flight */
 };
-
-typedef struct mb_wreq_s {
-  uv_write_t req;
-  mb_conn_t *conn;
-  char *data;
-  size_t len;
-  int stop_after;
-} mb_wreq_t;
 
 static struct {
   uv_loop_t *loop;
@@ -231,6 +254,7 @@ static void mb__conn_answer(mb_conn_t *c, char *text) {
   if (text == NULL)
     return;
   n = strlen(text);
+  mb__ctl.stats.answers_total++;
   if (mb__grow(&c->out, &c->out_cap, c->out_len + n + 1) != 0) {
     cJSON_free(text);
     mb_log_error("control pipe: out of memory for an answer; closing connection %u", c->num);
@@ -245,14 +269,62 @@ static void mb__conn_answer(mb_conn_t *c, char *text) {
 
 static void mb__on_write(uv_write_t *req, int status);
 
-/* Hand the gathered answers to uv_write as one buffer. */
+/* Give back an emptied answer buffer kept for the next answers when it grew past what a
+ * connection keeps (MB_CTL_OUT_KEEP), or while the budget is over. */
+static void mb__conn_out_trim(mb_conn_t *c) {
+  if (c->out_len == 0 && c->out_cap > 0 && (c->out_cap > MB_CTL_OUT_KEEP || mb__ctl.over)) {
+    mb__held_sub(c->out_cap);
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
+  }
+}
+
+/*
+ * Write the gathered answers, all of them in one go. With nothing queued before them they go
+ * straight to the OS (uv_try_write: on a Unix socket the one write() of the whole reply, with
+ * no write request, no copy and no wake-up of the loop for its completion), and the buffer
+ * stays with the connection for its next answers. What the OS does not take at once (a full
+ * socket buffer; everything on Windows, where libuv's named pipes have no try_write) is handed
+ * to uv_write as one request that takes the buffer over.
+ */
 static void mb__conn_flush(mb_conn_t *c) {
   mb_wreq_t *w;
   uv_buf_t buf;
+  size_t done = 0;
   int rc;
   if (c->out_len == 0 || c->closing)
     return;
-  if ((w = malloc(sizeof *w)) == NULL) {
+  mb__ctl.stats.writes_total++;
+  if (c->queued == 0) {
+    buf = uv_buf_init(c->out, (unsigned)c->out_len);
+    rc = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+    if (rc < 0 && rc != UV_EAGAIN) {
+      mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(rc));
+      if (c->stop_after && mb__ctl.request_stop)
+        mb__ctl.request_stop();
+      mb__conn_close(c);
+      return;
+    }
+    done = rc > 0 ? (size_t)rc : 0;
+    if (done == c->out_len) {
+      c->out_len = 0;
+      c->last_active_ns = mb_os_mono_ns();
+      mb__conn_out_trim(c);
+      if (c->stop_after) {
+        c->stop_after = 0;
+        if (mb__ctl.request_stop)
+          mb__ctl.request_stop();
+      }
+      if ((c->refused || c->hangup) && c->deferred == NULL)
+        mb__conn_close(c);
+      return;
+    }
+  }
+  if (!c->wr_busy) {
+    w = &c->wr;
+    c->wr_busy = 1;
+  } else if ((w = malloc(sizeof *w)) == NULL) {
     mb_log_error("control pipe: out of memory for a write; closing connection %u", c->num);
     mb__conn_close(c);
     return;
@@ -260,20 +332,24 @@ static void mb__conn_flush(mb_conn_t *c) {
   w->conn = c;
   w->data = c->out;
   w->len = c->out_len;
+  w->cap = c->out_cap;
   w->stop_after = c->stop_after;
   mb__held_add(w->len + sizeof *w);
   mb__held_sub(c->out_cap);
   c->out = NULL;
   c->out_len = c->out_cap = 0;
   c->stop_after = 0;
-  buf = uv_buf_init(w->data, (unsigned)w->len);
+  buf = uv_buf_init(w->data + done, (unsigned)(w->len - done));
   if ((rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, mb__on_write)) != 0) {
     mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(rc));
     if (w->stop_after && mb__ctl.request_stop)
       mb__ctl.request_stop();
     mb__held_sub(w->len + sizeof *w);
     free(w->data);
-    free(w);
+    if (w == &c->wr)
+      c->wr_busy = 0;
+    else
+      free(w);
     mb__conn_close(c);
     return;
   }
@@ -382,7 +458,17 @@ static void mb__conn_line(mb_conn_t *c, const char *line, size_t len) {
   mb_ctl_effects_t fx;
   mb_ctl_pending_t p;
   mb_ctl_deferred_t *d;
-  char *text = mb__ctl_handle(mb__ctl.broker, line, len, c->admin, &fx, &p);
+  char *text;
+  size_t n;
+  /* A constant answer (ping) is copied into the answer buffer: no tree, no allocation. */
+  if (mb__grow(&c->out, &c->out_cap, c->out_len + MB_CTL_QUICK_MAX + 1) == 0 &&
+      (n = mb__ctl_quick(mb__ctl.broker, line, len, c->out + c->out_len)) > 0) {
+    c->out[c->out_len + n] = '\n';
+    c->out_len += n + 1;
+    mb__ctl.stats.answers_total++;
+    return;
+  }
+  text = mb__ctl_handle(mb__ctl.broker, line, len, c->admin, &fx, &p);
   if (p.work != NULL) {
     if ((d = calloc(1, sizeof *d)) != NULL) {
       d->p = p;
@@ -513,18 +599,34 @@ static void mb__conn_pump(mb_conn_t *c) {
       mb__conn_close(c);
     return;
   }
-  if (c->in_len > 0 && !mb__conn_paused(c)) {
-    size_t used = mb__conn_feed(c, c->in, c->in_len);
+  for (;;) {
+    size_t before = c->in_len;
+    int wrote;
+    if (c->in_len > 0 && !mb__conn_paused(c)) {
+      size_t used = mb__conn_feed(c, c->in, c->in_len);
+      if (c->closing)
+        return;
+      memmove(c->in, c->in + used, c->in_len - used);
+      c->in_len -= used;
+      if (c->eof && c->in_len > 0 && !mb__conn_paused(c) &&
+          memchr(c->in, '\n', c->in_len) == NULL) {
+        /* The peer's last line had no newline: answer it all the same. */
+        if (!c->discarding)
+          mb__conn_line(c, c->in, c->in_len);
+        c->in_len = 0;
+      }
+    }
+    wrote = c->out_len > 0;
+    mb__conn_flush(c);
     if (c->closing)
       return;
-    memmove(c->in, c->in + used, c->in_len - used);
-    c->in_len -= used;
-    if (c->eof && c->in_len > 0 && !mb__conn_paused(c) && memchr(c->in, '\n', c->in_len) == NULL) {
-      /* The peer's last line had no newline: answer it all the same. */
-      if (!c->discarding)
-        mb__conn_line(c, c->in, c->in_len);
-      c->in_len = 0;
-    }
+    /* The OS took the answers at once (nothing queued): go on with the input held back for
+     * the budget, as a finished write would - within this turn's lines (c->backlog is set when
+     * they run out, and the idle handle gives the next turn). Each round answers a line or
+     * writes what was waiting, or it is the last. */
+    if (c->in_len == 0 || c->backlog || c->queued > 0 || mb__conn_paused(c) ||
+        (c->in_len == before && !wrote))
+      break;
   }
   if (c->in_len > 0 && c->in_cap > 2 * MB_CTL_READ_CHUNK && c->in_len < c->in_cap / 4) {
     char *p = realloc(c->in, c->in_len); /* a long line came and went: give the room back */
@@ -545,9 +647,6 @@ static void mb__conn_pump(mb_conn_t *c) {
     c->partial_since_ns = 0;
   else if (c->partial_since_ns == 0)
     c->partial_since_ns = mb_os_mono_ns();
-  mb__conn_flush(c);
-  if (c->closing)
-    return;
   if (c->eof) {
     if (c->queued == 0 && c->in_len == 0 && c->deferred == NULL)
       mb__conn_close(c);
@@ -609,8 +708,24 @@ static void mb__on_write(uv_write_t *req, int status) {
   mb__held_sub(w->len + sizeof *w);
   if (w->stop_after && mb__ctl.request_stop)
     mb__ctl.request_stop();
-  free(w->data);
-  free(w);
+  if (w != &c->wr) {
+    free(w->data);
+    free(w);
+  } else {
+    /* The connection's own request: its buffer becomes the answer buffer again if none was
+     * started meanwhile and it is small (the Windows path, every answer a uv_write, then
+     * allocates nothing per answer either). */
+    c->wr_busy = 0;
+    if (c->out == NULL && status >= 0 && !c->closing && w->cap <= MB_CTL_OUT_KEEP &&
+        !mb__ctl.over) {
+      c->out = w->data;
+      c->out_cap = w->cap;
+      c->out_len = 0;
+      mb__held_add(w->cap);
+    } else {
+      free(w->data);
+    }
+  }
   if (status < 0) {
     if (status != UV_ECANCELED)
       mb_log_debug("control pipe: write to connection %u: %s", c->num, uv_strerror(status));

@@ -56,7 +56,11 @@ void mb__ctl_stop(void);
   X(uint64_t, line_timeout_total, "line_timeouts_total", "counter",                                \
     "connections closed by pipe.line_timeout_ms (an unfinished request line)")                     \
   X(uint64_t, watch_dropped_total, "watch_ticks_dropped_total", "counter",                         \
-    "watch events dropped because the previous one was not read yet")
+    "watch events dropped because the previous one was not read yet")                              \
+  X(uint64_t, answers_total, "answers_total", "counter",                                           \
+    "answer lines queued to connections (results, errors, refusals; not watch events)")            \
+  X(uint64_t, writes_total, "writes_total", "counter",                                             \
+    "writes of answers to connections: the answers gathered from one read go out in one")
 
 typedef struct mb_ctl_stats_s {
 #define MB__X(type, field, metric, kind, help) type field;

@@ -445,6 +445,142 @@ char *mb__ctl_handle(mb_broker_t *b, const char *line, size_t len, int admin, mb
   return mb__answer(&call, id);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Constant answers without a JSON tree                                                        */
+
+/*
+ * The commands whose answer is the same every time and which change nothing: a request for one
+ * of them in the plain shape mb__ctl_quick takes is answered by copying bytes, with no parse,
+ * no tree and no allocation. The bytes after the id are the command's own: printed once, by
+ * mb__answer, from what its handler (commands.def) returns, so they cannot drift from the full
+ * path. Only commands any peer may run belong here.
+ */
+static const char *const mb__quick_names[] = {"ping"};
+#define MB__QUICK_N (sizeof mb__quick_names / sizeof mb__quick_names[0])
+#define MB__QUICK_ID_MAX 64 /* longest string id (with its quotes) the quick path copies */
+
+static struct {
+  int state; /* 0: not built yet; 1: built; -1: not constant (the full path answers) */
+  size_t tail_len;
+  char tail[MB_CTL_QUICK_MAX - 6 - MB__QUICK_ID_MAX]; /* what follows {"id":<id> */
+} mb__quick[MB__QUICK_N];
+
+/* Build the constant tail of quick command i from its handler: 0, or -1 if it is not usable. */
+static int mb__quick_build(mb_broker_t *b, size_t i) {
+  static const char head[] = "{\"id\":null";
+  const mb_ctl_cmd_t *c = mb__ctl_command(mb__quick_names[i]);
+  mb_ctl_call_t call;
+  char *text;
+  size_t n;
+  mb__quick[i].state = -1;
+  if (c == NULL || c->needs_admin)
+    return -1;
+  memset(&call, 0, sizeof call);
+  call.broker = b;
+  if (c->handler(&call) != 0 || call.err != MB_CTL_OK || call.work != NULL || call.watch != 0 ||
+      call.stop_after) {
+    cJSON_Delete(call.result);
+    return -1;
+  }
+  if ((text = mb__answer(&call, NULL)) == NULL)
+    return -1;
+  n = strlen(text);
+  if (n > sizeof head - 1 && memcmp(text, head, sizeof head - 1) == 0 &&
+      n - (sizeof head - 1) <= sizeof mb__quick[i].tail &&
+      strstr(text, "\"ok\":true") == text + sizeof head - 1 + 1) {
+    mb__quick[i].tail_len = n - (sizeof head - 1);
+    memcpy(mb__quick[i].tail, text + sizeof head - 1, mb__quick[i].tail_len);
+    mb__quick[i].state = 1;
+  }
+  cJSON_free(text);
+  return mb__quick[i].state == 1 ? 0 : -1;
+}
+
+/* A string of s[0..e) at s[0] == '"' whose bytes cJSON prints back as they are (printable
+ * ASCII, no quote or backslash), at most max bytes with its quotes: its end, or NULL. */
+static const char *mb__quick_string(const char *s, const char *e, size_t max) {
+  const char *p = s + 1;
+  while (p < e && *p != '"') {
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '\\')
+      return NULL;
+    p++;
+  }
+  if (p == e || (size_t)(p + 1 - s) > max)
+    return NULL;
+  return p + 1;
+}
+
+/* An integer of s[0..e) that cJSON parses and prints back as the same bytes (no leading zero,
+ * no "-0", at most 9 digits, so it is an int): its end, or NULL. */
+static const char *mb__quick_int(const char *s, const char *e) {
+  const char *p = s + (s < e && *s == '-'), *d = p;
+  if (p == e || *p < '0' || *p > '9' || (*p == '0' && p != s))
+    return NULL;
+  if (*p == '0')
+    return p + 1;
+  while (p < e && *p >= '0' && *p <= '9' && p - d < 9)
+    p++;
+  return p;
+}
+
+size_t mb__ctl_quick(mb_broker_t *b, const char *line, size_t len, char *out) {
+  const char *p = line, *e = line + len, *id = NULL, *id_end = NULL, *cmd = NULL, *v;
+  size_t cmd_len = 0, i, n, at;
+  int args = 0;
+  while (e > p && mb__is_space(e[-1]))
+    e--;
+  while (p < e && mb__is_space(*p))
+    p++;
+  if (e - p < 2 || *p++ != '{')
+    return 0;
+  for (;;) {
+    /* One member: "id":<int or string>, "cmd":"<name>" or "args":{}, each at most once. */
+    if (e - p > 5 && memcmp(p, "\"id\":", 5) == 0 && id == NULL) {
+      id = p + 5;
+      if ((id_end = id < e && *id == '"' ? mb__quick_string(id, e, MB__QUICK_ID_MAX)
+                                         : mb__quick_int(id, e)) == NULL)
+        return 0;
+      p = id_end;
+    } else if (e - p > 6 && memcmp(p, "\"cmd\":", 6) == 0 && cmd == NULL && p[6] == '"') {
+      if ((v = mb__quick_string(p + 6, e, 34)) == NULL)
+        return 0;
+      cmd = p + 7;
+      cmd_len = (size_t)(v - cmd) - 1;
+      p = v;
+    } else if (e - p > 9 && memcmp(p, "\"args\":{}", 9) == 0 && !args) {
+      args = 1;
+      p += 9;
+    } else {
+      return 0;
+    }
+    if (p < e && *p == ',') {
+      p++;
+      continue;
+    }
+    if (p + 1 != e || *p != '}' || cmd == NULL)
+      return 0;
+    break;
+  }
+  for (i = 0; i < MB__QUICK_N; i++)
+    if (strlen(mb__quick_names[i]) == cmd_len && memcmp(mb__quick_names[i], cmd, cmd_len) == 0)
+      break;
+  if (i == MB__QUICK_N || mb__quick[i].state < 0 ||
+      (mb__quick[i].state == 0 && mb__quick_build(b, i) != 0))
+    return 0;
+  memcpy(out, "{\"id\":", 6);
+  at = 6;
+  if (id == NULL) {
+    memcpy(out + at, "null", 4);
+    at += 4;
+  } else {
+    n = (size_t)(id_end - id);
+    memcpy(out + at, id, n);
+    at += n;
+  }
+  memcpy(out + at, mb__quick[i].tail, mb__quick[i].tail_len);
+  return at + mb__quick[i].tail_len;
+}
+
 char *mb__ctl_handle_request(mb_broker_t *b, const char *line, size_t len, int admin,
                              mb_ctl_effects_t *fx) {
   return mb__ctl_handle(b, line, len, admin, fx, NULL);

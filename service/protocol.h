@@ -76,6 +76,20 @@ char *mb__ctl_handle(mb_broker_t *b, const char *line, size_t len, int admin, mb
  * its answer line as mb__ctl_handle_line does; *p is consumed. */
 char *mb__ctl_finish(mb_broker_t *b, mb_ctl_pending_t *p, int cancelled);
 
+/* The most bytes mb__ctl_quick writes. */
+#define MB_CTL_QUICK_MAX 160
+
+/*
+ * The answer to a request for a command whose answer never changes (`ping`), without a JSON
+ * tree: when line[0..len) is such a request in the plain shape - one object of "id" (an
+ * integer of at most 9 digits or a string of printable ASCII without quote or backslash),
+ * "cmd" and optionally "args":{}, in any order, no spaces inside - its answer line (no
+ * newline) is written to out (MB_CTL_QUICK_MAX bytes) and its length returned; the bytes are
+ * those mb__ctl_handle_line returns for the same line. Returns 0 for any other line: the
+ * caller answers it with mb__ctl_handle. Loop thread only (it builds its answers on first use).
+ */
+size_t mb__ctl_quick(mb_broker_t *b, const char *line, size_t len, char *out);
+
 /* A response line for an error that has no request (too_large, busy); malloc'd. */
 char *mb__ctl_error_line(int err, const char *msg);
 

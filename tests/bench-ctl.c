@@ -27,7 +27,9 @@
  *
  * Output, one line on stdout (exit 0), or a message on stderr (exit 1):
  *   label=L clients=N requests=R seconds=S rps=X p50_us=A p90_us=B p99_us=C p999_us=D
- *   max_us=E mean_us=F errors=0
+ *   max_us=E mean_us=F errors=0 all=T
+ * where R counts the measured window and T every round trip, warm-up included (what the
+ * server did for the CPU time scripts/bench.sh reads from /proc around the run).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -155,6 +157,7 @@ typedef struct {
   uint32_t *lat;  /* round trips in ns (capped at 4.29 s), measured window only */
   size_t nlat, cap;
   uint64_t done; /* recorded requests */
+  uint64_t all;  /* every finished round trip, warm-up included */
   long errors;
   char err[256];
   pthread_t tid;
@@ -212,6 +215,7 @@ static int conn_read(worker_t *w, conn_t *c) {
 static int conn_done(worker_t *w, conn_t *c, uint64_t t) {
   c->busy = 0;
   c->buf[c->len] = '\0';
+  w->all++;
   if (g_expect[0] &&
       memmem(c->buf, c->len < 256 ? c->len : 256, g_expect, strlen(g_expect)) == NULL) {
     if (w->errors++ == 0)
@@ -320,7 +324,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
   int nclients = 1, nthreads = 1, i, warm_ms = 200;
   double secs = 2.0;
-  uint64_t total = 0, done = 0;
+  uint64_t total = 0, done = 0, all_done = 0;
   const char *path = NULL, *label = NULL;
   char *req = NULL;
   worker_t *ws;
@@ -409,6 +413,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench-ctl: %ld bad responses; first: %s\n", ws[i].errors, ws[i].err);
     errors += ws[i].errors;
     done += ws[i].done;
+    all_done += ws[i].all;
     nall += ws[i].nlat;
   }
   window = total ? (double)(now_ns() - g_start_ns) / 1e9 : secs;
@@ -426,11 +431,11 @@ int main(int argc, char **argv) {
     for (k = 0; k < nall; k++)
       sum += all[k];
     printf("label=%s clients=%d requests=%llu seconds=%.3f rps=%.0f p50_us=%.1f p90_us=%.1f "
-           "p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f errors=%ld\n",
+           "p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f errors=%ld all=%llu\n",
            label ? label : path, nclients, (unsigned long long)done, window, (double)done / window,
            pct_us(all, nall, 0.50), pct_us(all, nall, 0.90), pct_us(all, nall, 0.99),
            pct_us(all, nall, 0.999), nall ? all[nall - 1] / 1000.0 : 0.0,
-           nall ? sum / (double)nall / 1000.0 : 0.0, errors);
+           nall ? sum / (double)nall / 1000.0 : 0.0, errors, (unsigned long long)all_done);
   }
   for (i = 0; i < nclients; i++)
     close(conns[i].fd);

@@ -14,7 +14,9 @@
  * Besides crashes, leaks and undefined behaviour, the target checks what the protocol
  * promises about every answer: one line (no newline inside), valid UTF-8 without NUL, a JSON
  * object with "id" and a boolean "ok", and for an error an "error" object whose "code" is
- * one of the protocol's codes and whose "message" is a string. A broken promise aborts.
+ * one of the protocol's codes and whose "message" is a string. And a line the quick path
+ * (mb__ctl_quick) answers must get there the very bytes the full path gives it. A broken
+ * promise aborts.
  *
  * `shutdown` only sets stop_after (nothing is stopped); `watch` only returns effects (its id
  * text is freed here). What `set-status` and `set-message` change is put back after each
@@ -124,11 +126,13 @@ static void fz_check(const char *answer) {
  */
 static void fz_line(const char *line, size_t len, int admin) {
   mb_ctl_effects_t fx;
-  char *copy = malloc(len ? len : 1), *answer;
+  char *copy = malloc(len ? len : 1), *answer, quick[MB_CTL_QUICK_MAX];
+  size_t nquick;
   int stop = 0;
   if (copy == NULL)
     abort();
   memcpy(copy, line, len);
+  nquick = mb__ctl_quick(&fz_broker, copy, len, quick);
   if (admin) {
     answer = mb__ctl_handle_request(&fz_broker, copy, len, 1, &fx);
     if (fx.watch != 1 && fx.watch_id != NULL)
@@ -141,6 +145,8 @@ static void fz_line(const char *line, size_t len, int admin) {
   }
   if (answer != NULL)
     fz_check(answer);
+  if (nquick > 0 && (answer == NULL || strlen(answer) != nquick || memcmp(answer, quick, nquick)))
+    fz_fail("the quick path's answer differs from the full path's", answer ? answer : "(none)");
   cJSON_free(answer);
   free(copy);
 }

@@ -734,6 +734,182 @@ TEST(dispatch_admin_rights) {
   mb__broker_stop(&b);
 }
 
+/*
+ * The quick path (mb__ctl_quick) answers `ping` without a JSON tree: for every line it takes,
+ * its bytes are exactly the full path's (mb__ctl_handle_line); every line outside its narrow
+ * shape - or not a constant command - it leaves to the full path (returns 0).
+ */
+TEST(quick_answers_are_the_full_answers) {
+  static const char *const quick[] = {
+      "{\"id\":1,\"cmd\":\"ping\"}",
+      "{\"cmd\":\"ping\"}",
+      "{\"cmd\":\"ping\",\"id\":1}",
+      "{\"id\":-42,\"cmd\":\"ping\",\"args\":{}}",
+      "{\"args\":{},\"cmd\":\"ping\",\"id\":\"a b/c:d~\"}",
+      "{\"id\":\"\",\"cmd\":\"ping\"}",
+      "{\"id\":0,\"cmd\":\"ping\"}",
+      "{\"id\":999999999,\"cmd\":\"ping\"}",
+      "{\"id\":-999999999,\"cmd\":\"ping\"}",
+      " \t{\"id\":7,\"cmd\":\"ping\"}\r",
+  };
+  static const char *const full[] = {
+      "{\"id\":null,\"cmd\":\"ping\"}",
+      "{\"id\":01,\"cmd\":\"ping\"}",
+      "{\"id\":-0,\"cmd\":\"ping\"}",
+      "{\"id\":-,\"cmd\":\"ping\"}",
+      "{\"id\":1.5,\"cmd\":\"ping\"}",
+      "{\"id\":1e3,\"cmd\":\"ping\"}",
+      "{\"id\":1234567890,\"cmd\":\"ping\"}",
+      "{\"id\":\"a\\\"b\",\"cmd\":\"ping\"}",
+      "{\"id\":\"\\u00e9\",\"cmd\":\"ping\"}",
+      "{\"id\":\"\xc3\xa9\",\"cmd\":\"ping\"}",
+      "{\"id\":\"0123456789012345678901234567890123456789012345678901234567890123\","
+      "\"cmd\":\"ping\"}",
+      "{\"id\":1,\"id\":2,\"cmd\":\"ping\"}",
+      "{\"cmd\":\"ping\",\"cmd\":\"ping\"}",
+      "{\"id\":1,\"cmd\":\"ping\",\"x\":1}",
+      "{\"id\":1,\"cmd\":\"ping\",\"args\":{\"a\":1}}",
+      "{\"id\":1,\"cmd\":\"ping\",\"args\":null}",
+      "{\"id\":1, \"cmd\":\"ping\"}",
+      "{\"id\":1,\"cmd\":\"status\"}",
+      "{\"id\":1,\"cmd\":\"ping\"}x",
+      "{\"id\":1,\"cmd\":\"ping\"",
+      "{\"id\":1,\"cmd\":\"ping\",}",
+      "{\"id\":1,\"cmd\":\"pin\"}",
+      "{\"id\":1,\"cmd\":\"pingg\"}",
+      "{\"id\":1}",
+      "{}",
+      "{\"id\":1,\"cmd\":ping}",
+  };
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_os_procid_t self;
+  char inst[MB_INSTANCE_MAX], out[MB_CTL_QUICK_MAX];
+  char *text;
+  size_t i, n;
+  int stop;
+  mb_os_proc_self(&self);
+  snprintf(inst, sizeof inst, "p%uquick", (unsigned)self.pid);
+  fx_config(&cfg, inst);
+  mb__log_open(MB_LOG_ERROR, "");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  for (i = 0; i < sizeof quick / sizeof quick[0]; i++) {
+    n = mb__ctl_quick(&b, quick[i], strlen(quick[i]), out);
+    if (n == 0)
+      FAIL("the quick path left %s to the full path", quick[i]);
+    text = mb__ctl_handle_line(&b, quick[i], strlen(quick[i]), 0, &stop);
+    ASSERT(text != NULL);
+    if (strlen(text) != n || memcmp(text, out, n) != 0)
+      FAIL("%s: quick answer %.*s, full answer %s", quick[i], (int)n, out, text);
+    ASSERT_EQ(stop, 0);
+    cJSON_free(text);
+  }
+  /* The bytes themselves, as clients have always read them. */
+  n = mb__ctl_quick(&b, quick[0], strlen(quick[0]), out);
+  ASSERT_EQ(n, strlen("{\"id\":1,\"ok\":true,\"result\":\"pong\"}"));
+  ASSERT(memcmp(out, "{\"id\":1,\"ok\":true,\"result\":\"pong\"}", n) == 0);
+  for (i = 0; i < sizeof full / sizeof full[0]; i++) {
+    if (mb__ctl_quick(&b, full[i], strlen(full[i]), out) != 0)
+      FAIL("the quick path answered %s, which is the full path's", full[i]);
+    text = mb__ctl_handle_line(&b, full[i], strlen(full[i]), 0, &stop);
+    ASSERT(text != NULL);
+    cJSON_free(text);
+  }
+  mb__broker_stop(&b);
+}
+
+/* The value of the membroker_pipe_<name> sample of a metrics text. */
+static double pipe_counter(const char *text, const char *name) {
+  char series[128];
+  const char *p, *sp;
+  size_t n, line;
+  snprintf(series, sizeof series, "membroker_pipe_%s", name);
+  n = strlen(series);
+  for (p = text; p && *p; p += line + (p[line] != 0)) {
+    line = strcspn(p, "\n");
+    if (strncmp(p, series, n) == 0 && (p[n] == ' ' || p[n] == '{') &&
+        (sp = memchr(p, ' ', line)) != NULL)
+      return strtod(sp + 1, NULL);
+  }
+  FAIL("no sample membroker_pipe_%s in the metrics", name);
+  return -1;
+}
+
+/* answers_total and writes_total now, through `metrics` on connection c. */
+static void pipe_counts(mb_pipe_conn_t *c, double *answers, double *writes) {
+  cJSON *j = call(c, "{\"id\":\"m\",\"cmd\":\"metrics\"}");
+  expect_ok(j);
+  *answers = pipe_counter(jstr(j, "result.text"), "answers_total");
+  *writes = pipe_counter(jstr(j, "result.text"), "writes_total");
+  cJSON_Delete(j);
+}
+
+/*
+ * The answers to the lines of one read go back in one write: 32 pings sent in one write (32 is
+ * a connection's lines per turn) come back as 32 exact answer lines, and the broker counts 33
+ * answers (with the first `metrics`) but 2 writes.
+ */
+TEST(answers_of_one_read_in_one_write) {
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  char buf[4096], want[64];
+  char *line;
+  size_t n = 0, len;
+  double a0, w0, a1, w1;
+  int i;
+  broker_up(&t, "coal");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  pipe_counts(&c, &a0, &w0);
+  for (i = 0; i < 32; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"id\":%d,\"cmd\":\"ping\"}\n", i);
+  send_text(&c, buf, n);
+  for (i = 0; i < 32; i++) {
+    ASSERT_OK(mb__pipe_read_line(&c, &line, &len, 4096, mb_os_mono_ns() + 5000000000u));
+    snprintf(want, sizeof want, "{\"id\":%d,\"ok\":true,\"result\":\"pong\"}", i);
+    ASSERT_STR_EQ(line, want);
+  }
+  pipe_counts(&c, &a1, &w1);
+  printf("# %.0f answers in %.0f writes\n", a1 - a0, w1 - w0);
+  ASSERT_EQ(a1 - a0, 33);
+  ASSERT_EQ(w1 - w0, 2);
+  mb__pipe_close(&c);
+  broker_down(&t);
+}
+
+/*
+ * Large answers pipelined: 120 requests in one write, alternating `metrics` (a text of many
+ * KiB) and `ping`, read back while the broker writes. The answers outgrow a connection's
+ * 256 KiB budget and the socket's buffer, so they go out through every write path - straight
+ * to the OS, partly, queued to uv_write, resumed after a drain or on the next turn - and come
+ * back complete and in order.
+ */
+TEST(pipelined_large_answers_in_order) {
+  tbroker_t t = {0};
+  mb_pipe_conn_t c;
+  char buf[8192];
+  size_t n = 0;
+  cJSON *r;
+  int i;
+  broker_up(&t, "big");
+  ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
+  for (i = 0; i < 120; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"id\":%d,\"cmd\":\"%s\"}\n", i,
+                          i % 2 ? "ping" : "metrics");
+  send_text(&c, buf, n);
+  for (i = 0; i < 120; i++) {
+    r = read_json(&c);
+    expect_ok(r);
+    ASSERT_EQ(jnum(r, "id"), i);
+    if (i % 2)
+      ASSERT_STR_EQ(jstr(r, "result"), "pong");
+    else
+      ASSERT(strstr(jstr(r, "result.text"), "membroker_pipe_writes_total") != NULL);
+    cJSON_Delete(r);
+  }
+  mb__pipe_close(&c);
+  broker_down(&t);
+}
+
 /* Every member of one pool object, and no others: its name and a member per keyed entry of
  * MB_POOL_STATS (stats.h); the values of those named here. */
 static void expect_pool(const cJSON *p, const char *name, double object_size, double align,
