@@ -15,7 +15,8 @@
  * players  a broker in this process with a lazy region of 1 KiB slots; one client holds 1k,
  *          8k and 32k players, and connects 1024 more on top of them: on fresh pages (commit +
  *          first touch of a page every 4 players), then again on the pages now committed, and
- *          disconnects them (ns per player, median of the rounds).
+ *          disconnects them (ns per player, median of the rounds; each round goes through every
+ *          step, holding players up or letting them go down to it).
  * reclaim  a broker in this process with a 64-byte pool; a child process (--reclaim-child)
  *          takes 1k, 10k and 100k blocks (thread cache on) and is killed; the time of the
  *          broker's sweep that reaps it and gives every block back (median of the rounds).
@@ -41,11 +42,11 @@
 /* ---- table printing ----------------------------------------------------------------------- */
 
 /*
- * One table: steps[k] the work of step k, cols columns of figures v[c][k]. Prints each figure
- * with its ratio to the previous step and to the first.
+ * One table: steps[k] the work of step k, cols columns of figures v[c][k] in units[c]. Prints each
+ * figure with its ratio to the previous step and to the first.
  */
 static void table(const char *title, const char *step_name, const double *steps, int nsteps,
-                  const char *const *col_names, const char *unit, double v[][8], int cols) {
+                  const char *const *col_names, const char *const *units, double v[][8], int cols) {
   int k, c;
   printf("%s\n", title);
   printf("%-10s %7s", step_name, "x work");
@@ -56,9 +57,9 @@ static void table(const char *title, const char *step_name, const double *steps,
     printf("%-10.0f %7.1f", steps[k], steps[k] / steps[0]);
     for (c = 0; c < cols; c++) {
       if (k == 0)
-        printf("  %11.2f %-2s %6s %7s", v[c][k], unit, "", "");
+        printf("  %11.2f %-2s %6s %7s", v[c][k], units[c], "", "");
       else
-        printf("  %11.2f %-2s %6.2f %7.2f", v[c][k], unit, v[c][k] / v[c][k - 1],
+        printf("  %11.2f %-2s %6.2f %7.2f", v[c][k], units[c], v[c][k] / v[c][k - 1],
                v[c][k] / v[c][0]);
     }
     printf("\n");
@@ -147,8 +148,9 @@ static void broker_thread(void *arg) {
   mb_store32(&broker_ready, 2);
 }
 
-/* p50 in µs of STATUS_REQS `status` round trips on one connection. */
-static double status_round(mb_pipe_conn_t *conn) {
+/* p50 in µs of STATUS_REQS `status` round trips on one connection; *bytes receives the size
+ * of the last answer (the work of one status grows with it). */
+static double status_round(mb_pipe_conn_t *conn, double *bytes) {
   static const char req[] = "{\"id\":1,\"cmd\":\"status\"}\n";
   double us[STATUS_REQS];
   int i, rc;
@@ -162,6 +164,7 @@ static double status_round(mb_pipe_conn_t *conn) {
     us[i] = (double)(mb_os_mono_ns() - t0) / 1e3;
     if (strstr(line, "\"ok\":true") == NULL)
       die("status answered an error", 0);
+    *bytes = (double)len;
   }
   return median(us, STATUS_REQS);
 }
@@ -188,9 +191,10 @@ static void attach_round(const char *instance, double *att, double *det) {
 static void bench_clients(int rounds) {
   static mb_os_child_t kids[64];
   char state_name[MB_OS_NAME_MAX + 1], pipe[MB_PIPE_NAME_MAX];
-  double v[3][8], steps[CLIENT_STEPS];
+  double v[4][8], steps[CLIENT_STEPS], bytes = 0;
   double st[MAX_ROUNDS], at[MAX_ROUNDS], dt[MAX_ROUNDS];
-  const char *cols[3] = {"status p50", "attach p50", "detach p50"};
+  const char *cols[4] = {"status p50", "attach p50", "detach p50", "status answer"};
+  const char *units[4] = {"us", "us", "us", "B"};
   mb_os_thread_t thread;
   mb_os_section_t sec;
   mb_pipe_conn_t conn;
@@ -234,15 +238,16 @@ static void bench_clients(int rounds) {
         die("the game servers did not all attach", 0);
       mb_os_sleep_ms(2);
     }
-    status_round(&conn); /* warm */
+    status_round(&conn, &bytes); /* warm */
     for (r = 0; r < rounds; r++) {
-      st[r] = status_round(&conn);
+      st[r] = status_round(&conn, &bytes);
       attach_round(run_cfg.instance, &at[r], &dt[r]);
     }
     steps[k] = client_steps[k];
     v[0][k] = median(st, rounds);
     v[1][k] = median(at, rounds);
     v[2][k] = median(dt, rounds);
+    v[3][k] = bytes;
   }
   mb__pipe_close(&conn);
   for (i = 0; i < nkids; i++) {
@@ -257,7 +262,7 @@ static void bench_clients(int rounds) {
     die("the broker's loop failed", 0);
   table("growth: `status` over the pipe and attach/detach, by game servers attached (p50 per "
         "round, median of rounds)",
-        "attached", steps, CLIENT_STEPS, cols, "us", v, 3);
+        "attached", steps, CLIENT_STEPS, cols, units, v, 4);
 }
 
 /* ---- players: connect with 1k, 8k, 32k players held --------------------------------------- */
@@ -269,8 +274,9 @@ static const int player_steps[PLAYER_STEPS] = {1024, 8192, 32768};
 
 static void bench_players(int rounds) {
   double v[3][8], steps[PLAYER_STEPS];
-  double fr[MAX_ROUNDS], re[MAX_ROUNDS], di[MAX_ROUNDS];
+  double fr[PLAYER_STEPS][MAX_ROUNDS], re[PLAYER_STEPS][MAX_ROUNDS], di[PLAYER_STEPS][MAX_ROUNDS];
   const char *cols[3] = {"fresh page", "page reused", "disconnect"};
+  const char *units[3] = {"ns", "ns", "ns"};
   mb_os_procid_t self;
   mb_config_t cfg;
   mb_broker_t b;
@@ -295,13 +301,21 @@ static void bench_players(int rounds) {
   if ((rc = mb_attach(cfg.instance, "sim", NULL, &c)) != 0)
     die("attach", rc);
 
-  for (k = 0; k < PLAYER_STEPS; k++) {
-    for (; held < (uint64_t)player_steps[k]; held++) {
-      if ((rc = mb_player_connect(c, held, &slot)) != 0)
-        die("connect a held player", rc);
-      ((volatile char *)slot)[0] = 1;
-    }
-    for (r = 0; r < rounds; r++) {
+  /* Rounds outside, steps inside: every round sees each step under the same machine load. The
+   * held players are connected up to the step (or disconnected down to it, from the top, and
+   * their pages compacted away) before each step's measurement. */
+  for (r = 0; r < rounds; r++) {
+    for (k = 0; k < PLAYER_STEPS; k++) {
+      for (; held < (uint64_t)player_steps[k]; held++) {
+        if ((rc = mb_player_connect(c, held, &slot)) != 0)
+          die("connect a held player", rc);
+        ((volatile char *)slot)[0] = 1;
+      }
+      for (; held > (uint64_t)player_steps[k]; held--)
+        if ((rc = mb_player_disconnect(c, held - 1)) != 0)
+          die("disconnect a held player", rc);
+      if ((rc = mb__broker_compact(&b, &freed)) != 0 && rc != MB_ENOTSUP)
+        die("compact", rc);
       /* Pass 0 on fresh pages (compacted away before), pass 1 on the pages pass 0 left. */
       for (pass = 0; pass < 2; pass++) {
         t0 = mb_os_mono_ns();
@@ -310,27 +324,27 @@ static void bench_players(int rounds) {
             die("connect", rc);
           ((volatile char *)slot)[0] = 1;
         }
-        (pass == 0 ? fr : re)[r] = (double)(mb_os_mono_ns() - t0) / EXTRA;
+        (pass == 0 ? fr : re)[k][r] = (double)(mb_os_mono_ns() - t0) / EXTRA;
         t0 = mb_os_mono_ns();
         for (i = 0; i < EXTRA; i++)
           if ((rc = mb_player_disconnect(c, EXTRA_ID + i)) != 0)
             die("disconnect", rc);
         if (pass == 1)
-          di[r] = (double)(mb_os_mono_ns() - t0) / EXTRA;
+          di[k][r] = (double)(mb_os_mono_ns() - t0) / EXTRA;
       }
-      if ((rc = mb__broker_compact(&b, &freed)) != 0 && rc != MB_ENOTSUP)
-        die("compact", rc);
     }
+  }
+  for (k = 0; k < PLAYER_STEPS; k++) {
     steps[k] = player_steps[k];
-    v[0][k] = median(fr, rounds);
-    v[1][k] = median(re, rounds);
-    v[2][k] = median(di, rounds);
+    v[0][k] = median(fr[k], rounds);
+    v[1][k] = median(re[k], rounds);
+    v[2][k] = median(di[k], rounds);
   }
   mb_detach(c);
   mb__broker_stop(&b);
   table("growth: player connect (+ write) with players held, 1024 more each round (ns per "
         "player, median of rounds)",
-        "held", steps, PLAYER_STEPS, cols, "ns", v, 3);
+        "held", steps, PLAYER_STEPS, cols, units, v, 3);
 }
 
 /* ---- reclaim: a dead client holding 1k, 10k, 100k blocks --------------------------------- */
@@ -388,6 +402,7 @@ static double reclaim_round(mb_broker_t *b, const char *instance, int blocks) {
 static void bench_reclaim(int rounds) {
   double v[1][8], steps[RECLAIM_STEPS], ms[MAX_ROUNDS];
   const char *cols[1] = {"reap sweep"};
+  const char *units[1] = {"ms"};
   mb_os_procid_t self;
   mb_config_t cfg;
   mb_broker_t b;
@@ -421,7 +436,7 @@ static void bench_reclaim(int rounds) {
   mb__broker_stop(&b);
   table("growth: reclaim of a killed client's pool blocks (ms of the sweep that reaps it, "
         "median of rounds)",
-        "blocks", steps, RECLAIM_STEPS, cols, "ms", v, 1);
+        "blocks", steps, RECLAIM_STEPS, cols, units, v, 1);
   printf("%-4s issue  %-52s %8.2f < %.0f\n",
          v[0][RECLAIM_STEPS - 1] < AIM_RECLAIM_MS ? "PASS" : "MISS",
          "reclaim of 100,000 blocks of a dead client (ms)", v[0][RECLAIM_STEPS - 1],
