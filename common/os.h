@@ -162,18 +162,6 @@ int mb_os_section_unmap(void *addr, uint64_t size);
 int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len);
 
 /*
- * Commit like mb_os_section_commit and make the pages present in `view` at once, for a caller
- * about to write them (a player slot's fresh page): its first writes take no page fault. The
- * same contract, errors and idempotence as mb_os_section_commit. Linux allocates and maps the
- * pages in one call (MADV_POPULATE_WRITE, 5.14+), which costs about what the first touch alone
- * would and saves the separate fallocate; where that call is refused or fails it commits as
- * mb_os_section_commit does (whose error is then the answer). Windows commits through the view
- * as mb_os_section_commit does (the first touch still faults).
- */
-int mb_os_section_commit_present(const mb_os_section_t *sec, void *view, uint64_t offset,
-                                 uint64_t len);
-
-/*
  * Give [offset, offset+len) of a section back to the OS (contents become zero). MB_ENOTSUP
  * where mem_config()->shared_decommit is 0.
  */

@@ -261,30 +261,6 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
   return 0;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 (older headers lack it; older kernels: EINVAL) */
-#endif
-
-int mb_os_section_commit_present(const mb_os_section_t *sec, void *view, uint64_t offset,
-                                 uint64_t len) {
-  int rc;
-  if ((rc = mb__os_section_range(sec, offset, len, "commit")) != 0)
-    return rc;
-  if (!(sec->flags & MB_OS_SEC_RESERVE))
-    return 0;
-  if (view == NULL)
-    return mb_os_section_commit(sec, view, offset, len);
-  if (mb__os_injected_commit_failure())
-    return mb__errorf(MB_ENOSPC, 0, "commit [%llu, +%llu) of section '%s' (injected failure)",
-                      (unsigned long long)offset, (unsigned long long)len, sec->name);
-  /* A write fault on every page, in the kernel: the object's pages are allocated (as fallocate
-   * does) and mapped here. A full /dev/shm makes it fail (EFAULT: the touch would SIGBUS), as
-   * an old kernel (EINVAL) does: fallocate then says what is wrong. */
-  if (madvise((char *)view + offset, (size_t)len, MADV_POPULATE_WRITE) == 0)
-    return 0;
-  return mb_os_section_commit(sec, view, offset, len);
-}
-
 int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
   int rc;
   (void)view;

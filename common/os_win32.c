@@ -666,13 +666,6 @@ int mb_os_section_commit(const mb_os_section_t *sec, void *view, uint64_t offset
   return 0;
 }
 
-/* A commit through the view is what makes pages usable in it; the first touch faults them in
- * (PrefetchVirtualMemory would read, not allocate, and costs a call of its own). */
-int mb_os_section_commit_present(const mb_os_section_t *sec, void *view, uint64_t offset,
-                                 uint64_t len) {
-  return mb_os_section_commit(sec, view, offset, len);
-}
-
 /* Pages of a section can be committed but never decommitted on Windows. */
 int mb_os_section_decommit(const mb_os_section_t *sec, void *view, uint64_t offset, uint64_t len) {
   int rc;

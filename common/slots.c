@@ -34,8 +34,7 @@
  *     h's successor taking the entry over) recounts users from the owners (unchanged) and
  *     clears the lock.
  *  3. committing page p (locked, was uncommitted): the holder charges the page (commit total,
- *     region committed), stores CHARGED, commits (one OS call; a client's also maps the page
- *     present in its view), stores COMMITTED, all still BUSY.
+ *     region committed), stores CHARGED, commits, stores COMMITTED, all still BUSY.
  *       - killed before the charge: BUSY|h, nothing charged: the settler stores 0.
  *       - killed between the charge and the CHARGED store (two atomic adds and a store: a few
  *         instructions): the settler takes the page as uncharged; the commit totals stay one
@@ -185,12 +184,7 @@ static uint32_t mb__page_truth(const mb_region_map_t *r, uint64_t p) {
 
 /*
  * Commit page p, locked by us (word BUSY | holder bits `locked`, not committed): charge,
- * CHARGED, commit, COMMITTED - the steps the settler reads back. A client commits the page
- * present in its view (mb_os_section_commit_present: on Linux one call allocates and maps it,
- * so the claimer's first write takes no page fault and no separate fallocate is made); the
- * broker, which settles pages for others and never writes them, commits without mapping.
- * Either is one OS call between CHARGED and COMMITTED, and a settler's plain commit after a
- * kill inside it is idempotent (crash point 3).
+ * CHARGED, commit, COMMITTED - the steps the settler reads back.
  */
 static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locked) {
   mb_au32 *w = &mb__region_map_pages(r)[p];
@@ -201,10 +195,7 @@ static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locke
   }
   mb__region_account(r->desc, (int64_t)r->page_size);
   mb_store32(w, locked | MB_PAGE_CHARGED);
-  rc = r->holder == MB_PAGE_HOLDER_BROKER
-           ? mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)
-           : mb_os_section_commit_present(&r->sec, r->base, p * r->page_size, r->page_size);
-  if (rc != 0) {
+  if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0) {
     mb_store32(w, locked);
     mb__region_uncharge(r);
     mb_add64(&r->desc->commit_failures, 1);

@@ -188,53 +188,6 @@ TEST(section_reserve_commit_accounting) {
   mb_os_section_unlink(name, 0);
 }
 
-/* A commit that makes the pages present in the view: charged and counted like a commit, zero,
- * idempotent with either commit, refused like one (range, alignment, an injected failure). */
-TEST(section_commit_present) {
-  mb_os_section_t s;
-  char name[64];
-  unsigned char *a = NULL;
-  uint64_t ps = page(), size = 64 * ps, committed = 1;
-
-  mb_test_name(name, sizeof name, "present");
-  mb_os_section_unlink(name, 0);
-  ASSERT_OK(mb_os_section_create(&s, name, size, MB_OS_SEC_RESERVE, NULL));
-  ASSERT_OK(mb_os_section_map(&s, 0, 1, (void **)&a));
-  ASSERT_OK(mb_os_section_commit_present(&s, a, 2 * ps, 3 * ps));
-  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
-  ASSERT_EQ_U64(committed, 3 * ps);
-  ASSERT_EQ(a[2 * ps], 0);
-  ASSERT_EQ(a[5 * ps - 1], 0);
-  a[2 * ps] = 7;
-  a[5 * ps - 1] = 8;
-  /* Again, and a plain commit over it: nothing charged twice, nothing cleared. */
-  ASSERT_OK(mb_os_section_commit_present(&s, a, 2 * ps, ps));
-  ASSERT_OK(mb_os_section_commit(&s, a, 4 * ps, ps));
-  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
-  ASSERT_EQ_U64(committed, 3 * ps);
-  ASSERT_EQ(a[2 * ps], 7);
-  ASSERT_EQ(a[5 * ps - 1], 8);
-
-  ASSERT_ERR(mb_os_section_commit_present(&s, a, size, ps), MB_ERANGE);
-  ASSERT_ERR(mb_os_section_commit_present(&s, a, 1, ps), MB_EINVAL);
-  mb_os_inject_commit_failures(1);
-  ASSERT_ERR(mb_os_section_commit_present(&s, a, 10 * ps, ps), MB_ENOSPC);
-  ASSERT_OK(mb_os_section_committed(&s, a, &committed));
-  ASSERT_EQ_U64(committed, 3 * ps);
-
-  if (mb_os_mem_config()->shared_decommit) {
-    /* Decommitted, then committed present again: fresh zero pages. */
-    ASSERT_OK(mb_os_section_decommit(&s, a, 2 * ps, ps));
-    ASSERT_OK(mb_os_section_commit_present(&s, a, 2 * ps, ps));
-    ASSERT_EQ(a[2 * ps], 0);
-    ASSERT_OK(mb_os_section_committed(&s, a, &committed));
-    ASSERT_EQ_U64(committed, 3 * ps);
-  }
-  ASSERT_OK(mb_os_section_unmap(a, size));
-  mb_os_section_close(&s);
-  mb_os_section_unlink(name, 0);
-}
-
 /* Child: open the section named argv[0], commit page argv[1], write argv[2] there. */
 CHILD(commit_and_write) {
   mb_os_section_t s;
