@@ -15,11 +15,15 @@
 #    memory, page faults per load, random tile reads through mb_map_tile beside direct
 #    indexing in that buffer, and the save and restore of a 64 MiB saved state;
 #  - death detection (tests/bench-death.c): time from SIGKILL of an attached game server to
-#    the broker showing it dead, p50/p99 over 100 kills (issue 11 aims at p99 < 100 ms).
+#    the broker showing it dead, p50/p99 over 100 kills (issue 11 aims at p99 < 100 ms);
 #  - large pages (tests/bench-pages.c): a 64 MiB shared section's commit + first touch and a
 #    random walk through it, 4 KiB pages beside huge pages. As root the script mounts a private
 #    hugetlbfs and reserves the huge pages (vm.nr_hugepages), and restores both at exit;
-#    otherwise the huge-page row says why it is missing.
+#    otherwise the huge-page row says why it is missing;
+#  - cost as work grows (tests/bench-growth.c): `status` and attach with 1, 8, 64 game servers
+#    attached, player connect with 1k, 8k, 32k players held, reclaim of a dead client holding
+#    1k, 10k, 100k blocks; each step's ratio to the previous one and to the first, beside the
+#    ratio of the work.
 # One load generator (tests/bench-ctl.c) drives every pipe target, so only the server
 # differs. Rounds are interleaved and the table shows medians over rounds; the
 # ratios are medians of per-round ratios (PERF.md: only ratios taken in one run mean anything).
@@ -33,6 +37,8 @@
 #   MB_BENCH_ONLY=reclaim scripts/bench.sh   just the reclaim of a dead client's pool blocks
 #   MB_BENCH_ONLY=pages scripts/bench.sh     just large pages against 4 KiB ones (~10 s)
 #   MB_BENCH_ONLY=pipe scripts/bench.sh      just the control pipe table (~2 min at the defaults)
+#   MB_BENCH_ONLY=client scripts/bench.sh    just the client library (attach, player connect)
+#   MB_BENCH_ONLY=growth scripts/bench.sh    just the growth tables (~10 s)
 #
 # Checks the aims of issue 4 (PASS/MISS) and PERF.md's stricter ones (info). Exits 0 unless
 # something failed to build, start or run. Stops everything it started (by pid).
@@ -69,7 +75,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMB_TESTS=OFF 
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; fail "configure failed"; }
 cmake --build "$build" --target membroker >"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build failed"; }
-cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map bench-death bench-pages >>"$build/build.log" 2>&1 ||
+cmake --build "$build" --target bench-ctl bench-client bench-pool bench-map bench-death bench-pages bench-growth >>"$build/build.log" 2>&1 ||
   { tail -n 40 "$build/build.log"; fail "build of the benchmarks failed"; }
 broker="$build/membroker"
 gen="$build/bench-ctl"
@@ -240,6 +246,31 @@ if [ "${MB_BENCH_ONLY:-all}" = death ]; then
   exit 0
 fi
 
+# ---- the client library: attach, player connect, beside a page commit alone --------------
+# One process (tests/bench-client.c), rounds interleaved; it prints its own PASS/MISS for the
+# player connect aim of issue 15 (connect + first touch <= 1.0x a raw shared commit + touch).
+bench_client() {
+  echo "=== client library: $rounds rounds"
+  "$build/bench-client" "$rounds" || fail "bench-client failed"
+}
+
+# ---- cost as work grows -------------------------------------------------------------------
+# tests/bench-growth.c: real game servers (child processes) attached to a real broker loop;
+# players held by one client; a killed client's pool blocks. Its own tables and PASS/MISS.
+bench_growth() {
+  echo "=== cost as work grows: $rounds rounds"
+  "$build/bench-growth" all "$rounds" || fail "bench-growth failed"
+}
+
+if [ "${MB_BENCH_ONLY:-all}" = client ]; then
+  bench_client
+  exit 0
+fi
+if [ "${MB_BENCH_ONLY:-all}" = growth ]; then
+  bench_growth
+  exit 0
+fi
+
 
 # ---- reclaim: a SIGKILLed client holding 100,000 pool blocks --------------------------------
 # The broker's sweep that reaps it (intent records completed, every block given back), timed
@@ -295,7 +326,7 @@ fi
 
 tmp=$(mktemp -d /tmp/mbbench.XXXXXX) || fail "mktemp failed"
 only=${MB_BENCH_ONLY:-all}
-case $only in all | pools | maps | death | reclaim | pages | pipe) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death, reclaim, pages or pipe, not '$only'" ;; esac
+case $only in all | pools | maps | death | reclaim | pages | pipe | client | growth) ;; *) fail "MB_BENCH_ONLY: all, pools, maps, death, reclaim, pages, pipe, client or growth, not '$only'" ;; esac
 if [ "$only" = reclaim ]; then
   bench_reclaim
   exit 0
@@ -462,7 +493,7 @@ fi
 
 # ---- the client library: attach, player connect, beside a page commit alone --------------
 echo
-"$build/bench-client" "$rounds" || fail "bench-client failed"
+bench_client
 
 echo
 bench_pools
@@ -474,6 +505,8 @@ echo
 bench_death
 echo
 bench_reclaim
+echo
+bench_growth
 
 echo
 bench_pages
