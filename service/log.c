@@ -171,7 +171,8 @@ static void mb__log_trouble(const char *what) {
   if (mb__log_failing)
     return;
   mb__log_failing = 1;
-  snprintf(msg, sizeof msg, "log file '%s': %s", mb__log_file, what);
+  if (snprintf(msg, sizeof msg, "log file '%s': %s", mb__log_file, what) >= (int)sizeof msg)
+    memcpy(msg + sizeof msg - 4, "...", 4); /* a long path: say that the line was cut */
   mb__log_defang(msg);
   mb__log_put(MB_LOG_WARN, msg);
   if (mb__log_sink != NULL)

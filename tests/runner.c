@@ -41,7 +41,7 @@ void mb_child_register(const char *name, mb_child_fn fn) {
     mb_children[mb_nchildren++] = (mb_child_entry){name, fn};
 }
 
-void mb_test_fail(const char *file, int line, const char *fmt, ...) {
+_Noreturn void mb_test_fail(const char *file, int line, const char *fmt, ...) {
   va_list ap;
   fprintf(stderr, "not ok - %s\n  %s:%d: ", mb_current, file, line);
   va_start(ap, fmt);

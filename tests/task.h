@@ -54,6 +54,12 @@ void mb_child_register(const char *name, mb_child_fn fn);
   }                                                                                                \
   static int child_##name(int argc, char **argv)
 
+/* Never returns (exit 1): the compiler may rely on it after a failed ASSERT. */
+#ifdef __cplusplus
+[[noreturn]]
+#else
+_Noreturn
+#endif
 void mb_test_fail(const char *file, int line, const char *fmt, ...) MB_PRINTF(3, 4);
 
 #define FAIL(...) mb_test_fail(__FILE__, __LINE__, __VA_ARGS__)
