@@ -26,7 +26,7 @@
  * object is written once, so no allocation can be optimised away. POSIX (dlsym tells which
  * malloc is in use).
  */
-#define MB_POOL_INLINE /* shared-inl: membroker.h's inline fast path (before any include) */
+#define MB_POOL_INLINE  /* shared-inl: membroker.h's inline fast path (before any include) */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <dlfcn.h>
 #include <signal.h>
