@@ -5,6 +5,7 @@
  */
 #include "membroker.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "counters.h"
@@ -182,6 +183,15 @@ int mb__region_map(mb_client_t *c, int i) {
     return rc;
   }
   r->desc = &c->st->regions[i];
+  /* The pages this view commits itself, so a claim commits each once (regions.h:
+   * view_committed): only where views commit for themselves and never lose a committed page.
+   * Without the memory, claims commit in the view every time, as they did: no error. */
+  if (lazy && r->slot_size != 0 && mb_os_mem_config()->view_commit &&
+      !mb_os_mem_config()->shared_decommit) {
+    uint64_t words = (r->size / r->page_size + 31) / 32;
+    if (words <= SIZE_MAX / sizeof *r->view_committed)
+      r->view_committed = calloc((size_t)words, sizeof *r->view_committed);
+  }
   return 0;
 }
 
@@ -193,6 +203,7 @@ void mb__regions_unmap(mb_client_t *c) {
       continue;
     mb_os_section_unmap(r->base, r->mapped);
     mb_os_section_close(&r->sec);
+    free(r->view_committed);
     memset(r, 0, sizeof *r);
   }
 }

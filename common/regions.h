@@ -26,6 +26,14 @@ typedef struct mb_region_map_s {
   uint32_t slot_size, page_size, flags;
   uint32_t holder;    /* who locks pages: MB_PAGE_HOLDER_BROKER in the broker, 0 = the owner */
   uint32_t max_owner; /* owners above it are forged (the broker: clients.max) */
+  /* Process-private, never in shared memory: one bit per data page that this view has
+   * committed itself (bit p % 32 of word p / 32), so a claim on such a page makes no system
+   * call (slots.c). Kept only where each view commits for itself and shared pages are never
+   * decommitted (mb_os_mem_config(): view_commit && !shared_decommit, i.e. Windows), so a bit
+   * can never go stale while the view exists; allocated with the view by the client
+   * (gamestate.c), freed at unmap. NULL (the broker, other OSes, an allocation that failed):
+   * every claim commits in its view as before. */
+  mb_au32 *view_committed;
   char name[MB_REGION_NAME_MAX];
 } mb_region_map_t;
 

@@ -61,6 +61,14 @@
  * the two leaves it one off until the broker sets it from the owners (every reap, compact and
  * deep repair: mb__slots_repair).
  * Compaction (regions.c) locks a committed page without users, decommits it and stores 0.
+ * The view's commit bitmap (regions.h: view_committed) is private to the process, so a kill
+ * loses it with the view and it has no crash point. A bit is set only after this view's own
+ * commit of the page succeeded, and only where views commit for themselves and shared pages
+ * are never decommitted (Windows: VirtualFree refuses the pages of a SEC_RESERVE section,
+ * compaction answers MB_ENOTSUP, nothing resets them): a committed page stays committed in
+ * the view until it is unmapped, so no bit can go stale and the broker needs no generation
+ * word. An OS that both needed per-view commits and could decommit would need one (bumped by
+ * compaction, read back untrusted); none does, and there the bitmap is not kept.
  * Freeing an entry (mb__client_free) and its crash points are the client table's: clients.h.
  * A client's fresh claim that gives back a forged slot (player 0, then release) killed half-way
  * leaves an owned slot without a player, freed at the reap.
@@ -90,6 +98,29 @@ static int mb__charge(mb_region_map_t *r, uint64_t bytes) {
                     "(%llu)",
                     r->name, (unsigned long long)bytes,
                     (unsigned long long)mb_load64(&r->state->game.commit_limit));
+}
+
+/*
+ * Whether this view has committed page p itself (regions.h: view_committed). Read under p's
+ * lock, as it is set, so a bit set by another thread of this process is seen; a bit not seen
+ * costs only the system call it would have saved.
+ */
+static int mb__view_has(const mb_region_map_t *r, uint64_t p) {
+  return r->view_committed != NULL &&
+         ((mb_load32_relaxed(&r->view_committed[p / 32]) >> (p % 32)) & 1u) != 0;
+}
+
+/* Record that this view committed page p, after the commit succeeded. The word's other bits
+ * are other pages, which other threads of this process may set meanwhile: a CAS. */
+static void mb__view_set(mb_region_map_t *r, uint64_t p) {
+  mb_au32 *w;
+  uint32_t v, bit = 1u << (p % 32);
+  if (r->view_committed == NULL)
+    return;
+  w = &r->view_committed[p / 32];
+  v = mb_load32_relaxed(w);
+  while (!(v & bit) && !mb_cas32(w, &v, v | bit)) {
+  }
 }
 
 /*
@@ -202,6 +233,7 @@ static int mb__page_commit_locked(mb_region_map_t *r, uint64_t p, uint32_t locke
     return rc;
   }
   mb_store32(w, locked | MB_PAGE_COMMITTED);
+  mb__view_set(r, p);
   return 0;
 }
 
@@ -259,11 +291,14 @@ static int mb__slot_try(mb_region_map_t *r, uint64_t i, uint32_t owner, int only
   for (p = first; p <= last; p++) {
     uint32_t locked = mb_load32(&pages[p]); /* BUSY | holder | users [| COMMITTED] */
     if (locked & MB_PAGE_COMMITTED) {
-      /* Committed through another process's view: where views commit for themselves
-       * (Windows), make it usable in ours too; that charges nothing. */
-      if (mb_os_mem_config()->view_commit &&
-          (rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0)
-        break;
+      /* Committed through another view: where views commit for themselves (Windows), make it
+       * usable in ours too (that charges nothing), once: a page this view committed before
+       * needs no system call (about 50 us under Wine; regions.h: view_committed). */
+      if (mb_os_mem_config()->view_commit && !mb__view_has(r, p)) {
+        if ((rc = mb_os_section_commit(&r->sec, r->base, p * r->page_size, r->page_size)) != 0)
+          break;
+        mb__view_set(r, p);
+      }
       *reused = 1;
       continue;
     }

@@ -7,6 +7,9 @@
  */
 #include "task.h"
 
+#include <stdlib.h>
+
+#include "../client/private.h"
 #include "broker.h"
 #include "fixture.h"
 #include "log.h"
@@ -417,4 +420,126 @@ TEST(live_clients_vs_repair_and_compact) {
 
 TEST(live_clients_vs_repair_and_compact_two_page_slots) {
   live_case(8192, "live2");
+}
+
+/*
+ * Whether an injected commit failure is still pending, i.e. no commit reached the OS layer
+ * since it was injected: one commit of page 0 of the broker's view (committed: a no-op
+ * otherwise) meets it (MB_ENOSPC) or not (0).
+ */
+static int commit_failure_pending(mb_region_map_t *r) {
+  int rc = mb_os_section_commit(&r->sec, r->base, 0, r->page_size);
+  if (rc != 0 && rc != MB_ENOSPC)
+    FAIL("commit of page 0: %s: %s", mb_err_name(rc), mb_last_error());
+  return rc == MB_ENOSPC;
+}
+
+/* The slotted region as client c mapped it (its view). */
+static mb_region_map_t *client_region(mb_client_t *c) {
+  ASSERT_GE(c->slot_region, 0);
+  return &c->regions[c->slot_region];
+}
+
+/*
+ * A connect on a page already committed in the client's own view makes no commit call (where
+ * views commit for themselves, Windows, the view's private bitmap of the pages it committed
+ * says so; elsewhere the claim never commits a committed page), counted through the platform
+ * layer's commit failure injection: a failure injected before six such claims is still
+ * pending after them, and none of them went on to the next page. A second view's first claim
+ * on a page another view committed still commits it in that view (its bytes are written), and
+ * a claim on a fresh page meets the injected failure.
+ */
+TEST(connect_on_a_page_committed_in_its_view_makes_no_commit_call) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *a, *o;
+  mb_region_map_t *r;
+  mb_slot_t *slots;
+  const mb_os_mem_config_t *mc = mb_os_mem_config();
+  void *s;
+  int i;
+  slots_config(&cfg, "vc");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  slots = mb__region_slots(r->desc, r->base);
+  ASSERT_EQ_U64(r->page_size / r->slot_size, 4); /* slots 0-3 on page 0 */
+  ASSERT_OK(mb_attach(cfg.instance, "a", NULL, &a));
+  ASSERT_OK(mb_attach(cfg.instance, "other", NULL, &o));
+  ASSERT_OK(mb_player_connect(a, 1, &s)); /* page 0: fresh, committed through a's view */
+  memcpy(s, "one", 4);
+  ASSERT_OK(mb_player_connect(o, 2, &s)); /* o's view: committed there where views commit */
+  memcpy(s, "two", 4);
+  /* Only where views commit for themselves and shared pages never decommit is there a
+   * bitmap: elsewhere nothing is allocated for it. */
+  if (mc->view_commit && !mc->shared_decommit) {
+    ASSERT(client_region(a)->view_committed != NULL);
+    ASSERT(client_region(o)->view_committed != NULL);
+    ASSERT_EQ_U64(mb_load32(&client_region(a)->view_committed[0]) & 3u, 1u); /* page 0 only */
+    ASSERT_EQ_U64(mb_load32(&client_region(o)->view_committed[0]) & 3u, 1u);
+  } else {
+    ASSERT(client_region(a)->view_committed == NULL);
+    ASSERT(client_region(o)->view_committed == NULL);
+  }
+
+  mb_os_inject_commit_failures(1);
+  ASSERT_OK(mb_player_connect(a, 3, &s));
+  ASSERT_OK(mb_player_connect(o, 4, &s));
+  ASSERT_OK(mb_player_disconnect(a, 3));
+  ASSERT_OK(mb_player_connect(a, 5, &s)); /* the reused slot 2 */
+  ASSERT_OK(mb_player_disconnect(o, 4));
+  ASSERT_OK(mb_player_connect(o, 6, &s));
+  memcpy(s, "six", 4);
+  for (i = 0; i < 4; i++)
+    ASSERT(mb_load64(&slots[i].owner) != 0);
+  ASSERT_EQ_U64(mb_load64(&slots[4].owner), 0); /* none went on past page 0 */
+  ASSERT(commit_failure_pending(r));            /* and none made a commit call */
+  ASSERT(!commit_failure_pending(r));
+  ASSERT_OK(mb_player_find(a, 1, &s));
+  ASSERT_STR_EQ((char *)s, "one");
+
+  /* A fresh page (1) is committed: the claim meets the injected failure and says so. */
+  mb_os_inject_commit_failures(1);
+  ASSERT_ERR(mb_player_connect(a, 7, &s), MB_ENOSPC);
+  ASSERT(!commit_failure_pending(r));
+  ASSERT_OK(mb_player_connect(a, 7, &s));
+  ASSERT(mb_load64(&slots[4].owner) != 0);
+  mb_detach(a);
+  mb_detach(o);
+  mb__broker_stop(&b);
+}
+
+/*
+ * Without the bitmap (its allocation failed at map time: the same NULL), a claim on a page
+ * committed in its view commits there again, as before, and succeeds: where views commit for
+ * themselves the injected failure is met (the claim goes on and, at its second pass, commits
+ * again), elsewhere no commit is made.
+ */
+TEST(connect_without_the_view_bitmap_commits_every_time) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *a;
+  mb_region_map_t *r, *ra;
+  mb_slot_t *slots;
+  void *s;
+  slots_config(&cfg, "vn");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  r = mb__broker_region(&b, "players");
+  slots = mb__region_slots(r->desc, r->base);
+  ASSERT_OK(mb_attach(cfg.instance, "a", NULL, &a));
+  ASSERT_OK(mb_player_connect(a, 1, &s));
+  ra = client_region(a);
+  free(ra->view_committed);
+  ra->view_committed = NULL;
+  mb_os_inject_commit_failures(1);
+  ASSERT_OK(mb_player_connect(a, 2, &s));
+  memcpy(s, "two", 4);
+  if (mb_os_mem_config()->view_commit) {
+    ASSERT(!commit_failure_pending(r)); /* the claim's commit met it */
+  } else {
+    ASSERT(commit_failure_pending(r));
+    ASSERT(mb_load64(&slots[1].owner) != 0);
+  }
+  mb_os_inject_commit_failures(0);
+  mb_detach(a);
+  mb__broker_stop(&b);
 }
