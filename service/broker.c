@@ -221,6 +221,8 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   uint64_t slots = rc_->slot_size ? rc_->size / rc_->slot_size : 0;
   uint64_t table = slots ? mb__region_table_size(rc_->size, page, slots, page) : 0;
   uint64_t section_size = mb__round_up(rc_->size + table, page);
+  /* The slot table as committed: whole normal pages after the data, large pages or not. */
+  uint64_t table_bytes = slots ? section_size - rc_->size : 0;
   char name[MB_OS_NAME_MAX + 1];
   int rc, large = 0;
 
@@ -258,9 +260,11 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   /* Charged now: a committed region whole, a lazy one's slot table. */
   mb_add64(&b->state->game.committed_total, rc_->lazy ? section_size - rc_->size : section_size);
   if (!rc_->lazy) {
-    uint64_t p;
-    mb_store64(&d->committed, d->size);
-    mb_store64(&d->peak_committed, d->size);
+    /* What the region holds: with large pages the section rounded up to whole large pages, less
+     * its slot table (TABLE), so that a region's committed + table_bytes is what it costs. */
+    uint64_t held = large ? section_size - table_bytes : d->size, p;
+    mb_store64(&d->committed, held);
+    mb_store64(&d->peak_committed, held);
     for (p = 0; slots && p < d->size / page; p++)
       mb_store32(&mb__region_pages(d, r->base)[p], MB_PAGE_COMMITTED);
   }

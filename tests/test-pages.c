@@ -470,6 +470,62 @@ TEST(huge_fallback_says_what_was_free) {
 #endif
 }
 
+#if MB_OS_POSIX
+/* Figure `key` of region `name`'s entry in the `regions` report. */
+static uint64_t lp_figure(const mb_broker_t *b, const char *name, const char *key) {
+  cJSON *arr = mb__report_regions(b), *r;
+  uint64_t v = UINT64_MAX;
+  ASSERT(arr != NULL);
+  cJSON_ArrayForEach(r, arr) {
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "name");
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(r, key);
+    if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0 && cJSON_IsNumber(f))
+      v = (uint64_t)f->valuedouble;
+  }
+  cJSON_Delete(arr);
+  ASSERT(v != UINT64_MAX);
+  return v;
+}
+#endif
+
+/*
+ * A slotted large-page region whose size is not a whole number of large pages: table_bytes is
+ * its slot table alone (as with normal pages), committed the rest of what it holds (the data
+ * rounded up to whole large pages), and the two add up to the huge pages it took.
+ */
+TEST(huge_region_figures_add_up) {
+#if !MB_OS_POSIX
+  SKIP("hugetlbfs is Linux's; Windows large pages: fallback_warns_once_and_reports_page_size");
+#else
+  mb_config_t cfg;
+  mb_broker_t b;
+  size_t huge = lp_mount_hugetlbfs(lp_mount);
+  uint64_t size = 3u * 1024 * 1024, table, held;
+  long free0;
+  int i;
+
+  ASSERT(setenv("MEMBROKER_HUGETLBFS", lp_mount, 1) == 0);
+  free0 = lp_reserve((long)(LP_REGION_SIZE / huge));
+  fx_config_pid(&cfg, "lp", "fg");
+  i = fx_region(&cfg, "odd", size, 0, 1024);
+  cfg.regions[i].large_pages = 1;
+  table = mb__config_slot_table(&cfg.regions[i]); /* as a normal-page start commits it */
+  held = mb__round_up(size + table, huge);
+  lp_log();
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT(b.state->regions[lp_index(&b, "odd")].flags & MB_REGION_LARGE_PAGES);
+  ASSERT_EQ(lp_warnings, 0);
+  ASSERT_EQ(lp_meminfo("HugePages_Free"), free0 - (long)(held / huge));
+  ASSERT_EQ_U64(lp_figure(&b, "odd", "reserved"), size);
+  ASSERT_EQ_U64(lp_figure(&b, "odd", "table_bytes"), table);
+  ASSERT_EQ_U64(lp_figure(&b, "odd", "committed"), held - table);
+  ASSERT_EQ_U64(lp_figure(&b, "odd", "peak"), held - table);
+  mb__broker_stop(&b);
+  mb__log_set_sink(NULL);
+  lp_restore();
+#endif
+}
+
 /* argv: instance file - attach and map region "big", and write why that failed to `file`; 0 if
  * it failed. */
 CHILD(attach_error) {
