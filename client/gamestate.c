@@ -5,6 +5,7 @@
  */
 #include "membroker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,8 +154,19 @@ int mb__region_map(mb_client_t *c, int i) {
   if ((rc = mb_os_section_open(&r->sec, name,
                                c->sec_flags | (lazy ? MB_OS_SEC_RESERVE : 0) |
                                    ((d.flags & MB_REGION_LARGE_PAGES) ? MB_OS_SEC_LARGE_PAGES : 0),
-                               1)) != 0)
+                               1)) != 0) {
+    if (d.flags & MB_REGION_LARGE_PAGES) {
+      /* Each process finds the hugetlbfs mount itself: say which one this one tried. */
+      char why[512];
+      snprintf(why, sizeof why, "%s", mb_last_error());
+      return mb__errorf(rc, 0,
+                        "region '%s' is in large pages and this process cannot open it (%s); it "
+                        "must find the broker's hugetlbfs mount: give it the broker's "
+                        "MEMBROKER_HUGETLBFS (the broker logs the mount at start)",
+                        d.name, why);
+    }
     return rc;
+  }
   if (r->sec.size < d.section_size) {
     mb_os_section_close(&r->sec);
     return mb__errorf(MB_ECORRUPT, 0, "region '%s' holds %llu bytes, its descriptor says %llu",

@@ -33,7 +33,7 @@ extern "C" {
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes (a field's size or offset): tests/test-protocol.c
  * pins a fingerprint of every field to each version and fails on a change without a bump. */
-#define MB_LAYOUT_VERSION 6u
+#define MB_LAYOUT_VERSION 7u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 

@@ -163,6 +163,17 @@ int mb_os_large_pages(size_t *page_size);
 int mb_os_hugetlbfs_dir(char *buf, size_t size);
 
 /*
+ * Remove every large-page section whose name starts with `prefix` (a dead broker's regions:
+ * "membroker.<instance>.region."). Linux: the files of that prefix in the directory
+ * mb_os_hugetlbfs_dir finds; their huge pages return to the free pool once no process maps them
+ * any more. *removed receives how many were removed; dir (may be NULL) receives the directory
+ * looked at ("" if none). Returns 0 also when there is no hugetlbfs mount (nothing to remove
+ * there), MB_EOS (with the path) if a file cannot be removed. Windows: 0 with *removed 0 (a
+ * large-page section dies with its last handle, as every section does).
+ */
+int mb_os_large_purge(const char *prefix, unsigned *removed, char *dir, size_t dir_size);
+
+/*
  * Open an existing named section. flags: MB_OS_SEC_GLOBAL (Windows namespace) and
  * MB_OS_SEC_RESERVE if the caller knows it was created reserve-then-commit (needed on Windows
  * to know pages must be committed per view; harmless elsewhere). writable: 0 = read-only.

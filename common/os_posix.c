@@ -244,6 +244,36 @@ int mb_os_large_pages(size_t *page_size) {
   return 0;
 }
 
+int mb_os_large_purge(const char *prefix, unsigned *removed, char *dir, size_t dir_size) {
+  char found[PATH_MAX];
+  size_t n = strlen(prefix);
+  struct dirent *e;
+  DIR *d;
+  int rc = 0;
+  *removed = 0;
+  if (dir != NULL && dir_size > 0)
+    dir[0] = '\0';
+  if (mb_os_hugetlbfs_dir(found, sizeof found) != 0)
+    return 0; /* no mount: no huge-page files to remove */
+  if (dir != NULL && dir_size > 0)
+    snprintf(dir, dir_size, "%s", found);
+  if ((d = opendir(found)) == NULL)
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "read hugetlbfs directory '%s'",
+                      found);
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, n) != 0)
+      continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+      (*removed)++;
+    } else if (errno != ENOENT) {
+      rc = mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "remove '%s/%s'", found, e->d_name);
+      break;
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
 /* The file of a large-page section: "<hugetlbfs dir>/<name>" into path (PATH_MAX bytes). */
 static int mb__huge_path(const char *name, char *path) {
   char dir[PATH_MAX];
@@ -297,6 +327,7 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
   int fd, rc;
 
   size_t huge = 0;
+  long free_pages;
   const int large = (flags & MB_OS_SEC_LARGE_PAGES) != 0;
 
   if ((rc = mb__shm_path(name, path)) != 0)
@@ -313,6 +344,8 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
                         "%zu bytes, or reserve-then-commit",
                         name, (unsigned long long)size, huge);
   }
+  /* Read before fallocate takes them: what was free is what the message must say. */
+  free_pages = large ? mb__meminfo_long("HugePages_Free") : -1;
   if ((rc = mb__sec_open_fd(name, flags, O_RDWR | O_CREAT | O_EXCL, 0600, &fd)) != 0)
     return rc;
   if (fd < 0)
@@ -329,10 +362,10 @@ int mb_os_section_create(mb_os_section_t *sec, const char *name, uint64_t size, 
   if (!(flags & MB_OS_SEC_RESERVE) && fallocate(fd, 0, 0, (off_t)size) != 0) {
     rc = errno == ENOSPC && large
              ? mb__errorf(MB_ENOSPC, errno,
-                          "commit section '%s' of %llu bytes in huge pages: %ld free of %ld "
-                          "(vm.nr_hugepages)",
-                          name, (unsigned long long)size, mb__meminfo_long("HugePages_Free"),
-                          mb__meminfo_long("HugePages_Total"))
+                          "section '%s' of %llu bytes needs %llu huge pages of %zu KiB, %ld "
+                          "free of %ld (vm.nr_hugepages)",
+                          name, (unsigned long long)size, (unsigned long long)(size / huge),
+                          huge >> 10, free_pages, mb__meminfo_long("HugePages_Total"))
              : mb__errorf(errno == ENOSPC ? MB_ENOSPC : mb__os_from_errno(errno, MB_EOS), errno,
                           "commit section '%s' of %llu bytes", name, (unsigned long long)size);
     goto fail;
@@ -356,6 +389,14 @@ int mb_os_section_open(mb_os_section_t *sec, const char *name, int flags, int wr
 
   if ((rc = mb__sec_open_fd(name, flags, writable ? O_RDWR : O_RDONLY, 0, &fd)) != 0)
     return rc;
+  if (fd < 0 && (flags & MB_OS_SEC_LARGE_PAGES)) {
+    char path[PATH_MAX];
+    int e = errno;
+    if (mb__huge_path(name, path) != 0)
+      path[0] = '\0';
+    return mb__errorf(mb__os_from_errno(e, MB_EOS), e, "open large-page section '%s' as '%s'", name,
+                      path);
+  }
   if (fd < 0)
     return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open section '%s'", name);
   if (fstat(fd, &st) != 0) {

@@ -553,6 +553,14 @@ int mb_os_hugetlbfs_dir(char *buf, size_t size) {
   return mb__errorf(MB_ENOTSUP, 0, "hugetlbfs is Linux's");
 }
 
+int mb_os_large_purge(const char *prefix, unsigned *removed, char *dir, size_t dir_size) {
+  (void)prefix;
+  *removed = 0;
+  if (dir != NULL && dir_size > 0)
+    dir[0] = '\0';
+  return 0;
+}
+
 /* MapViewOfFile, with FILE_MAP_LARGE_PAGES for a large-page section where the OS knows it. */
 static void *mb__map_view(int flags, HANDLE h, DWORD access, SIZE_T size) {
   void *p = NULL;

@@ -113,6 +113,33 @@ static int mb__purge_large(mb_broker_t *b, const char *name) {
   return rc == MB_ENOENT || rc == MB_ENOTSUP ? 0 : rc;
 }
 
+/*
+ * Remove every large-page region file of this instance a dead broker left (Linux: on the
+ * hugetlbfs mount this broker would use), whatever the config says now: a region since dropped,
+ * turned to normal pages or renamed would otherwise hold its huge pages until a reboot. Runs
+ * with the instance lock held and after the control block was found not to be a live broker's,
+ * so no running broker owns them. Game servers of the dead broker that still map a file keep its
+ * pages until they unmap it (the file is gone, its pages are not): b->large_purged tells the
+ * fallback warning so. Crash points: killed in the middle, the next start removes the rest.
+ */
+static int mb__purge_large_all(mb_broker_t *b) {
+  char prefix[MB_OS_NAME_MAX + 1], dir[256];
+  unsigned n = 0;
+  int rc;
+  if (snprintf(prefix, sizeof prefix, "membroker.%s.region.", b->cfg.instance) >=
+      (int)sizeof prefix)
+    return mb__errorf(MB_ENAMETOOLONG, 0, "instance name '%s' is too long", b->cfg.instance);
+  rc = mb_os_large_purge(prefix, &n, dir, sizeof dir);
+  if (n > 0) {
+    mb_log_warn("removed %u large-page region file%s (%s*) a broker that died left in '%s'; "
+                "their huge pages are free once no game server of it maps them",
+                n, n == 1 ? "" : "s", prefix, dir);
+    b->large_purged += n;
+    b->stale_purged += (int)n;
+  }
+  return rc; /* its message names the file that could not be removed */
+}
+
 /* Create a section, waiting a while for a stale one whose name cannot be removed at once. */
 static int mb__create(mb_broker_t *b, mb_os_section_t *s, const char *name, uint64_t size,
                       int flags) {
@@ -140,6 +167,17 @@ static uint32_t cfg_max_owner(const mb_broker_t *b) {
                                                                         : MB_CLIENTS_MAX;
 }
 
+/* The length of mb_last_error() without its ": <mb_strerror(rc)> (os error N)" tail, which for
+ * a large-page refusal only blurs the reason the message already gives ("commit limit reached"
+ * where no limit is set). */
+static int mb__detail_len(int rc) {
+  const char *msg = mb_last_error(), *tail = strstr(msg, mb_strerror(rc));
+  size_t n = strlen(msg);
+  if (tail != NULL && tail - msg >= 2 && tail[-2] == ':')
+    n = (size_t)(tail - msg) - 2;
+  return (int)n;
+}
+
 /*
  * Create the section of a region configured with large_pages in large pages: the section rounded
  * up to whole large pages. Where they cannot be had (none on this machine, the privilege or a
@@ -164,8 +202,13 @@ static int mb__region_create_large(mb_broker_t *b, const char *region, const cha
     if (rc == MB_EBUSY)
       return rc;
   }
-  mb_log_warn("region '%s': large pages refused, using %zu-byte pages: %s", region,
-              mb_os_mem_config()->page_size, mb_last_error());
+  mb_log_warn("region '%s': large pages refused, using %zu-byte pages: %.*s%s", region,
+              mb_os_mem_config()->page_size, mb__detail_len(rc), mb_last_error(),
+              rc == MB_ENOSPC && b->large_purged > 0
+                  ? "; the game servers of the broker that died may still map its large-page "
+                    "regions and hold their huge pages: restart the broker once they have "
+                    "reattached to get large pages"
+                  : "");
   return mb__create(b, sec, name, section_size, b->flags);
 }
 
@@ -178,6 +221,8 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   uint64_t slots = rc_->slot_size ? rc_->size / rc_->slot_size : 0;
   uint64_t table = slots ? mb__region_table_size(rc_->size, page, slots, page) : 0;
   uint64_t section_size = mb__round_up(rc_->size + table, page);
+  /* The slot table as committed: whole normal pages after the data, large pages or not. */
+  uint64_t table_bytes = slots ? section_size - rc_->size : 0;
   char name[MB_OS_NAME_MAX + 1];
   int rc, large = 0;
 
@@ -190,6 +235,8 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
     rc = mb__create(b, &r->sec, name, section_size, b->flags | (rc_->lazy ? MB_OS_SEC_RESERVE : 0));
   if (rc != 0)
     return rc;
+  if (r->sec.size > section_size)
+    b->large_rounding += r->sec.size - section_size;
   section_size = r->sec.size;
   if ((rc = mb_os_section_map(&r->sec, 0, 1, (void **)&r->base)) != 0)
     goto fail;
@@ -213,15 +260,23 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
   /* Charged now: a committed region whole, a lazy one's slot table. */
   mb_add64(&b->state->game.committed_total, rc_->lazy ? section_size - rc_->size : section_size);
   if (!rc_->lazy) {
-    uint64_t p;
-    mb_store64(&d->committed, d->size);
-    mb_store64(&d->peak_committed, d->size);
+    /* What the region holds: with large pages the section rounded up to whole large pages, less
+     * its slot table (TABLE), so that a region's committed + table_bytes is what it costs. */
+    uint64_t held = large ? section_size - table_bytes : d->size, p;
+    mb_store64(&d->committed, held);
+    mb_store64(&d->peak_committed, held);
     for (p = 0; slots && p < d->size / page; p++)
       mb_store32(&mb__region_pages(d, r->base)[p], MB_PAGE_COMMITTED);
   }
-  mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s%s", d->name,
-              (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
-              rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "", large ? ", large pages" : "");
+  {
+    char dir[256] = "", where[300] = "";
+    if (large && mb_os_hugetlbfs_dir(dir, sizeof dir) == 0)
+      snprintf(where, sizeof where, " on hugetlbfs '%s'", dir);
+    mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s%s%s", d->name,
+                (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
+                rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "", large ? ", large pages" : "",
+                where);
+  }
   if (slots)
     mb_log_debug("region %s: %llu slots of %u bytes, slot table %llu bytes", d->name,
                  (unsigned long long)slots, (unsigned)d->slot_size, (unsigned long long)table);
@@ -347,6 +402,8 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   if ((rc = mb_os_section_map(&b->state_sec, 0, 1, (void **)&b->state)) != 0)
     goto fail_state;
   st = b->state;
+  if ((rc = mb__purge_large_all(b)) != 0)
+    goto fail_map;
 
   for (i = 0; i < cfg->nregions; i++, b->nregions++) {
     if ((rc = mb__region_create(b, i, &prev_gen)) != 0) {
@@ -367,10 +424,16 @@ int mb__broker_start(mb_broker_t *b, const mb_config_t *cfg, int flags) {
   mb_add64(&st->game.committed_total, b->state_sec.size);
   mb_store64(&st->game.committed_peak, mb_load64(&st->game.committed_total));
   if (cfg->max_committed != 0 && mb_load64(&st->game.committed_total) > cfg->max_committed) {
+    char why[200] = "";
+    if (b->large_rounding != 0)
+      snprintf(why, sizeof why,
+               " (%llu of them are large-page rounding: regions with large_pages are committed "
+               "in whole %zu KiB pages)",
+               (unsigned long long)b->large_rounding, mb_os_mem_config()->large_page_size >> 10);
     rc = mb__errorf(MB_ENOSPC, 0,
                     "the control block, slot tables, pools, regions and maps committed at start "
-                    "take %llu bytes, more than limits.max_committed (%llu)",
-                    (unsigned long long)mb_load64(&st->game.committed_total),
+                    "take %llu bytes%s, more than limits.max_committed (%llu)",
+                    (unsigned long long)mb_load64(&st->game.committed_total), why,
                     (unsigned long long)cfg->max_committed);
     mb__objects_destroy(b);
     goto fail_map;

@@ -66,7 +66,9 @@ typedef struct mb_broker_s {
   mb_os_procid_t self;
   uint64_t start_mono_ns;
   uint64_t start_wall_ns;
-  int stale_purged; /* objects of a dead broker found and purged at start */
+  int stale_purged;        /* objects of a dead broker found and purged at start */
+  unsigned large_purged;   /* of them, large-page region files (hugetlbfs) */
+  uint64_t large_rounding; /* bytes large-page regions commit beyond their section size */
   /* The saved state (persist.h). */
   mb_persist_t persist;
   /* What the broker knows of each client-table entry (the sweep's own memory). */

@@ -1601,8 +1601,9 @@ int mb__config_check_log_file(const mb_config_t *cfg) {
 int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size_t size) {
   const char *src = cfg->path[0] ? cfg->path : "<config>";
   int start = (flags & MB_CONFIG_CHECK_START) != 0, rc, i;
-  uint64_t ctl, regions = 0, tables = 0, pools = 0, maps = 0, all;
-  char a[48], b[48], c[48], d[48], e[48], f[48], g[48];
+  uint64_t ctl, regions = 0, tables = 0, pools = 0, maps = 0, rounding = 0, all;
+  size_t lp = mb_os_mem_config()->large_page_size, pg = mb_os_mem_config()->page_size;
+  char a[48], b[48], c[48], d[48], e[48], f[48], g[48], h[48], lps[48], rnd[200] = "";
 
   if (skipped != NULL && size > 0)
     skipped[0] = '\0';
@@ -1627,6 +1628,13 @@ int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size
   for (i = 0; i < cfg->nregions; i++) {
     regions = sat_add(regions, cfg->regions[i].lazy ? 0 : cfg->regions[i].size);
     tables = sat_add(tables, mb__config_slot_table(&cfg->regions[i]));
+    /* A large-page region is committed in whole large pages where the host has them: the
+     * worst case, so a config this passes is not refused at start on a host that has them. */
+    if (cfg->regions[i].large_pages && !cfg->regions[i].lazy && lp > pg) {
+      uint64_t sec =
+          mb__round_up(sat_add(cfg->regions[i].size, mb__config_slot_table(&cfg->regions[i])), pg);
+      rounding = sat_add(rounding, mb__round_up(sec, lp) - sec);
+    }
   }
   for (i = 0; i < cfg->npools; i++) {
     mb_pool_desc_t pd;
@@ -1641,8 +1649,15 @@ int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size
       return rc;
     maps = sat_add(maps, bytes);
   }
-  all = sat_add(sat_add(sat_add(ctl, regions), sat_add(tables, pools)), maps);
+  all = sat_add(sat_add(sat_add(ctl, regions), sat_add(tables, pools)), sat_add(maps, rounding));
   if (cfg->max_committed != 0 && all > cfg->max_committed) {
+    if (rounding != 0) {
+      fmt_approx(h, sizeof h, rounding);
+      fmt_size(lps, sizeof lps, lp);
+      snprintf(rnd, sizeof rnd,
+               ", large-page rounding %s: the large_pages regions rounded up to whole %s pages", h,
+               lps);
+    }
     fmt_size(a, sizeof a, cfg->max_committed);
     fmt_approx(b, sizeof b, all);
     fmt_approx(c, sizeof c, ctl);
@@ -1652,8 +1667,8 @@ int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size
     fmt_approx(g, sizeof g, maps);
     return cfg_err(src, "limits.max_committed",
                    "%s is less than the %s a start commits (control block %s, regions %s, slot "
-                   "tables %s, pools %s, maps %s)",
-                   a, b, c, d, e, f, g);
+                   "tables %s, pools %s, maps %s%s)",
+                   a, b, c, d, e, f, g, rnd);
   }
   return 0;
 }

@@ -272,8 +272,14 @@ static cJSON *mb__regions(const mb_broker_t *b, int *ok) {
                                      : mb_os_mem_config()->page_size;
     v[MB_REGION_FIG_slot_count] = f->slot_count;
     v[MB_REGION_FIG_slot_size] = f->slot_size;
-    /* The slot table follows the data in the section (broker.c), committed at start. */
-    v[MB_REGION_FIG_table_bytes] = f->slot_count ? f->section_size - f->size : 0;
+    /* The slot table follows the data in the section (broker.c), in whole normal pages, committed
+     * at start; with large pages the section is longer (rounded), which `committed` counts. */
+    v[MB_REGION_FIG_table_bytes] =
+        f->slot_count ? mb__round_up(f->size + mb__region_table_size(f->size, f->page_size,
+                                                                     f->slot_count, f->page_size),
+                                     f->page_size) -
+                            f->size
+                      : 0;
     mb__figures(r, mb__region_stats, MB_REGION_FIGS, v, ok);
   }
   return arr;

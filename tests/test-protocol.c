@@ -2534,6 +2534,7 @@ static const struct {
     LC(MB_STATUS_SHUTTING_DOWN),
     LC(MB_STATUS_DRAINING),
     LC(MB_REGION_LAZY),
+    LC(MB_REGION_LARGE_PAGES),
     LC(MB_PAGE_USERS_MASK),
     LC(MB_PAGE_HOLDER_MASK),
     LC(MB_PAGE_HOLDER_BROKER),
@@ -2579,6 +2580,7 @@ static const struct {
 /* Recorded: MB_LAYOUT_VERSION -> the fingerprint of layout_fields. Append a line per bump. */
 static const fp_record_t layout_fps[] = {
     {6, UINT64_C(0x1d7e4e48db0f16e1)},
+    {7, UINT64_C(0xdbf7d343db5cf4ef)},
 };
 
 /* The shared layout's fingerprint is the one recorded for MB_LAYOUT_VERSION: moving, growing
