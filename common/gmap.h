@@ -102,6 +102,18 @@ int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t 
  */
 int mb__gmap_upgrade(void *data, uint64_t size, const char *what);
 
+/*
+ * The checks that need the header only, for a reader that has read the first 64 bytes of a
+ * file of `size` bytes (its real size) and not the rest: mb__gmap_check_header runs
+ * mb_gmap_check's checks (signature, version, counts against size, reserved words);
+ * mb__gmap_upgrade_check those of mb__gmap_upgrade (a version 1 header, its reserved words
+ * named by their version 1 index). Both read min(size, 64) bytes of `header` and nothing
+ * else, so a v1, forged-size or truncated file is refused before its body is read. The
+ * checksum is not among them (it needs the whole image). Same errors as the full checks.
+ */
+int mb__gmap_check_header(const void *header, uint64_t size, const char *what);
+int mb__gmap_upgrade_check(const void *header, uint64_t size, const char *what);
+
 #ifdef __cplusplus
 }
 #endif
