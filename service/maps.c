@@ -285,6 +285,30 @@ void mb__map_load_run(mb_map_load_t *job) {
                  (unsigned long long)mb__gmap_image_size(UINT32_MAX, UINT32_MAX));
     goto done;
   }
+  /* The header first (64 bytes) against the file's real size: a version 1, forged-size or
+   * truncated file is refused here, before any shared memory is taken or the body read. The
+   * whole check runs again on the section's bytes below (the file may change meanwhile). */
+  {
+    unsigned char head[MB_GMAP_HEADER_SIZE];
+    uint64_t want = size < sizeof head ? size : sizeof head, got = 0;
+    while (got < want) {
+      uv_buf_t ub = uv_buf_init((char *)head + got, (unsigned)(want - got));
+      r = uv_fs_read(NULL, &req, fd, &ub, 1, (int64_t)got, NULL);
+      uv_fs_req_cleanup(&req);
+      if (r < 0) {
+        mb__job_fail(job, mb__from_uv(r), 0, "map '%s': cannot read '%s' at offset %llu: %s",
+                     job->name, job->path, (unsigned long long)got, uv_strerror(r));
+        goto done;
+      }
+      if (r == 0)
+        break;
+      got += (uint64_t)r;
+    }
+    if ((rc = mb__gmap_check_header(head, got < want ? got : size, job->path)) != 0) {
+      mb__job_fail(job, rc, 1, "map '%s': %s", job->name, mb_last_error());
+      goto done;
+    }
+  }
   /* Refuse early what the commit limit cannot take (finish charges it exactly). */
   secsize = mb__round_up(size, mb_os_mem_config()->page_size);
   limit = mb_load64(&job->state->game.commit_limit);
@@ -529,7 +553,8 @@ int mb__map_unload(mb_broker_t *b, const char *name) {
   int i = name ? mb__slot_of(b, name, 0) : -1;
   if (i < 0) {
     if (name && mb__slot_of(b, name, 1) >= 0)
-      return mb__errorf(MB_ENOENT, 0, "map '%.64s' is not loaded yet (it is being loaded)", name);
+      return mb__errorf(MB_EBUSY, 0,
+                        "map '%.64s' is being loaded: unload it once the load has answered", name);
     return mb__errorf(MB_ENOENT, 0, "no map '%.64s' is loaded", name ? name : "");
   }
   mb__slot_unload(b, i, "");
