@@ -34,6 +34,72 @@ _Static_assert(sizeof(mb_persist_game_t) == 296, "persist game state size");
 _Static_assert(sizeof(mb_persist_region_t) == 48, "persist region size");
 _Static_assert(sizeof(mb_persist_slot_t) == 24, "persist slot size");
 
+/* A slot record and its place in the list, sorted by holder and player (pf_twins). */
+typedef struct pf_key_s {
+  uint32_t owner;
+  uint64_t player, index, pos;
+} pf_key_t;
+
+static int pf_key_cmp(const void *a, const void *b) {
+  const pf_key_t *x = (const pf_key_t *)a, *y = (const pf_key_t *)b;
+  if (x->owner != y->owner)
+    return x->owner < y->owner ? -1 : 1;
+  if (x->player != y->player)
+    return x->player < y->player ? -1 : 1;
+  return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+/*
+ * Keep one slot per player of a game server in recs[0..n) (in rising slot order): a player
+ * that a game server holds in two slots keeps the later one, the other record is dropped.
+ * Returns the number kept (the kept ones stay in order at the front), or -1 (MB_ENOMEM
+ * raised). `warn_path` non-NULL: each drop is logged as a warning naming the file, the game
+ * server (owners[owner]), the player and both slots.
+ *
+ * Why the later slot: a save reads the slot table in rising order while game servers change
+ * it, so a player that leaves slot k and is connected again into slot j > k between the two
+ * reads is seen in both; j was read last and is where the player is. The save drops k itself
+ * (pw_region), so only a damaged or forged file or one of an older release has such twins;
+ * the restore drops them the same way (with a warning) instead of holding a slot nobody can
+ * find (mb_player_find finds one of the two).
+ */
+static int64_t pf_twins(mb_persist_slot_t *recs, uint64_t n,
+                        const char (*owners)[MB_CLIENT_NAME_MAX], const char *warn_path) {
+  pf_key_t *keys;
+  uint64_t k, kept, dropped = 0;
+  if (n < 2)
+    return (int64_t)n;
+  if ((keys = malloc((size_t)n * sizeof *keys)) == NULL)
+    return mb__errorf(MB_ENOMEM, 0, "persist: slot records"), -1;
+  for (k = 0; k < n; k++) {
+    keys[k].owner = recs[k].owner;
+    keys[k].player = recs[k].player;
+    keys[k].index = recs[k].index;
+    keys[k].pos = k;
+  }
+  qsort(keys, (size_t)n, sizeof *keys, pf_key_cmp);
+  for (k = 0; k + 1 < n; k++) {
+    if (keys[k].owner != keys[k + 1].owner || keys[k].player != keys[k + 1].player)
+      continue;
+    if (warn_path != NULL)
+      mb_log_warn("persist: %s: player %llu of game server '%s' is saved in slots %llu and %llu: "
+                  "restored in slot %llu only (the later one; a save of an older release that "
+                  "raced a reconnect, or a damaged file)",
+                  warn_path, (unsigned long long)(keys[k].player - 1), owners[keys[k].owner],
+                  (unsigned long long)keys[k].index, (unsigned long long)keys[k + 1].index,
+                  (unsigned long long)keys[k + 1].index);
+    recs[keys[k].pos].player = 0; /* dropped */
+    dropped++;
+  }
+  free(keys);
+  if (dropped == 0)
+    return (int64_t)n;
+  for (k = 0, kept = 0; k < n; k++)
+    if (recs[k].player != 0)
+      recs[kept++] = recs[k];
+  return (int64_t)kept;
+}
+
 /* One region file as mb__persist_open found it. */
 typedef struct pf_region_s {
   int cfg_index; /* the region in the config (and in the broker) */
@@ -412,6 +478,14 @@ static int pf_region_body(mb_persist_image_t *img, pf_region_t *r, const mb_conf
         rc = pf_bad(MB_EIO, r->path, what);
         goto out;
       }
+  }
+  { /* one slot per player of a game server (pf_twins): the file is sound, its bytes are kept */
+    int64_t kept = pf_twins(r->slots, in->slot_records, r->owners, r->path);
+    if (kept < 0) {
+      rc = MB_ENOMEM;
+      goto out;
+    }
+    in->slot_records = (uint64_t)kept;
   }
 out:
   fclose(f);
@@ -834,6 +908,20 @@ static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_s
       recs[in.slot_records].player = player;
       recs[in.slot_records].owner = (uint32_t)o;
       in.slot_records++;
+    }
+    /* A player seen in two slots (it moved while the table was read) is saved once, in the
+     * slot read last (pf_twins); the pages of the kept slots go into the file. */
+    {
+      int64_t kept = pf_twins(recs, in.slot_records, NULL, NULL);
+      if (kept < 0) {
+        rc = MB_ENOMEM;
+        goto out;
+      }
+      in.slot_records = (uint64_t)kept;
+    }
+    for (k = 0; k < in.slot_records; k++) {
+      uint64_t first, last;
+      mb__slot_page_range(recs[k].index, d->slot_size, d->page_size, &first, &last);
       for (p = first; p <= last; p++)
         bitmap[p / 64] |= UINT64_C(1) << (p % 64);
     }
