@@ -523,6 +523,40 @@ static int pf_listed(char list[][MB_REGION_NAME_MAX], uint32_t n, const char *na
   return 0;
 }
 
+/* Remove "<file>.tmp" of the state file (region NULL) or of region `region` if there is one;
+ * 1 if one was removed. */
+static int pf_sweep_one(const char *dir, const char *instance, const char *region) {
+  char path[MB_PERSIST_PATH_MAX], tmp[MB_PERSIST_PATH_MAX + 4];
+  if (mb__persist_path(dir, instance, region, path, sizeof path) != 0)
+    return 0;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (mb_os_file_remove(tmp) != 0)
+    return 0;
+  mb_log_info("persist: removed %s, left by a save that did not finish (a broker killed while "
+              "it saved)",
+              tmp);
+  return 1;
+}
+
+/*
+ * At start, once the state file checked out (or there is none): remove the ".tmp" files a save of a
+ * killed broker of this instance left in the directory (no other broker of the instance runs now).
+ * Not only those of the regions saved now: the state file's, every region's of the config, and
+ * every region's the last state file lists (`saved`), so a region taken out of persist.regions does
+ * not keep its half-written file for good. A region gone from the config and from the last save is
+ * not known by name: its ".tmp" stays (README says so).
+ */
+static void pf_sweep(const char *dir, const mb_config_t *cfg, char saved[][MB_REGION_NAME_MAX],
+                     uint32_t nsaved) {
+  uint32_t i;
+  pf_sweep_one(dir, cfg->instance, NULL);
+  for (i = 0; i < (uint32_t)cfg->nregions; i++)
+    pf_sweep_one(dir, cfg->instance, cfg->regions[i].name);
+  for (i = 0; i < nsaved; i++)
+    if (pf_cfg_region(cfg, saved[i]) < 0)
+      pf_sweep_one(dir, cfg->instance, saved[i]);
+}
+
 int mb__persist_open(mb_persist_t *p, const mb_config_t *cfg, mb_persist_image_t **out) {
   char saved[MB_REGIONS_MAX][MB_REGION_NAME_MAX];
   mb_persist_image_t *img;
@@ -547,12 +581,14 @@ int mb__persist_open(mb_persist_t *p, const mb_config_t *cfg, mb_persist_image_t
     goto fail;
   rc = pf_verify(img->path, MB_PERSIST_MAGIC_STATE, cfg->instance, "", &img->hdr);
   if (rc == MB_ENOENT) {
+    pf_sweep(p->dir, cfg, saved, 0);
     mb_log_info("persist: no saved state in %s (no %s): starting fresh", p->dir, img->path);
     mb__persist_image_free(img);
     return 0;
   }
   if (rc != 0 || (rc = pf_state_body(img, saved, &nsaved)) != 0)
-    goto fail;
+    goto fail; /* the start stops here; a start that gets past it sweeps */
+  pf_sweep(p->dir, cfg, saved, nsaved);
   for (i = 0; i < MB_REGIONS_MAX && cfg->persist_regions[i][0] != '\0'; i++) {
     const char *name = cfg->persist_regions[i];
     pf_region_t *r = &img->regions[img->nregions];

@@ -840,3 +840,38 @@ TEST(save_keeps_one_slot_per_player) {
   mb__broker_stop(&b);
   cleanup(&cfg);
 }
+
+/*
+ * The ".tmp" files a killed save leaves are removed at the next start, whatever it saves: the
+ * state file's, a region's still saved, one's no longer saved (npc) and one's gone from the
+ * config but listed by the last save (world). Review 15m #11: they stayed until that region's
+ * next save, for good once it was no longer saved.
+ */
+TEST(start_removes_tmp_files_of_a_killed_save) {
+  static const char *const names[] = {NULL, "players", "npc", "world"};
+  mb_config_t cfg, less;
+  mb_broker_t b;
+  char dir[128], path[MB_PERSIST_PATH_MAX], tmp[MB_PERSIST_PATH_MAX + 8];
+  size_t i;
+
+  setup(&cfg, dir, sizeof dir, "tm");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb__broker_stop(&b); /* saves players and world */
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(tmp, sizeof tmp, "%s.tmp", file_of(&cfg, names[i], path, sizeof path));
+    spill(tmp, (const unsigned char *)"half a save", 11);
+  }
+  less = cfg;
+  fx_region_drop(&less, "world");
+  less.persist_regions[1][0] = '\0';
+  ASSERT_OK(mb__broker_start(&b, &less, 0));
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(tmp, sizeof tmp, "%s.tmp", file_of(&cfg, names[i], path, sizeof path));
+    if (file_exists(tmp))
+      FAIL("%s is still there after the start", tmp);
+  }
+  mb__broker_stop(&b);
+  file_of(&cfg, "world", path, sizeof path);
+  ASSERT_OK(mb_os_file_remove(path));
+  cleanup(&less);
+}
