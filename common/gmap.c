@@ -138,14 +138,15 @@ int mb_gmap_check(const void *data, uint64_t size, const char *what) {
   }
   version = mb__le32(p + offsetof(mb_gmap_header_t, version));
   if (version == 1)
-    return mb__errorf(MB_EVERSION, 0,
-                      "%s: header.version: 1, a format this version no longer reads (version 1 "
-                      "has no checksum; version %u has an " MB_HASH_NAME " one): convert the "
-                      "file with `gmaptool upgrade OLD NEW`",
-                      what, MB_GMAP_VERSION);
+    return mb__errorf_as(MB_EVERSION, MB_GMAP_TAIL_VERSION,
+                         "%s: header.version: 1, a format this version no longer reads (version 1 "
+                         "has no checksum; version %u has an " MB_HASH_NAME " one): convert the "
+                         "file with `gmaptool upgrade OLD NEW`",
+                         what, MB_GMAP_VERSION);
   if (version != MB_GMAP_VERSION)
-    return mb__errorf(MB_EVERSION, 0, "%s: header.version: %u, only version %u is known", what,
-                      (unsigned)version, MB_GMAP_VERSION);
+    return mb__errorf_as(MB_EVERSION, MB_GMAP_TAIL_VERSION,
+                         "%s: header.version: %u, only version %u is known", what,
+                         (unsigned)version, MB_GMAP_VERSION);
   width = mb__le32(p + offsetof(mb_gmap_header_t, width));
   height = mb__le32(p + offsetof(mb_gmap_header_t, height));
   if (width == 0)
@@ -421,11 +422,11 @@ int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t 
   if (sum != NULL)
     *sum = got;
   if (got != want)
-    return mb__errorf(MB_EIO, 0,
-                      "%s: checksum mismatch: header.checksum is %016llx, the bytes give "
-                      "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it "
-                      "was written",
-                      what, (unsigned long long)want, (unsigned long long)got);
+    return mb__errorf_as(MB_EIO, MB_GMAP_TAIL_CHECKSUM,
+                         "%s: checksum mismatch: header.checksum is %016llx, the bytes give "
+                         "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it "
+                         "was written",
+                         what, (unsigned long long)want, (unsigned long long)got);
   return 0;
 }
 

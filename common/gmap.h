@@ -21,6 +21,12 @@
 extern "C" {
 #endif
 
+/* How the messages of a GMAP file of another version and of one whose checksum does not match
+ * end (mb__errorf_as): their codes stay MB_EVERSION and MB_EIO (version_mismatch, io_error),
+ * whose own sentences speak of the shared-memory layout and of I/O. */
+#define MB_GMAP_TAIL_VERSION "unsupported GMAP format version"
+#define MB_GMAP_TAIL_CHECKSUM "corrupt GMAP file (checksum mismatch)"
+
 #define MB_GMAP_HEADER_SIZE 64u
 #define MB_GMAP_TILE_SIZE 4u
 #define MB_GMAP_OBJECT_SIZE 32u
@@ -84,7 +90,8 @@ void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out);
  * bytes of header.checksum read as 0. mb__gmap_stored_checksum reads header.checksum (data
  * holds at least the header). mb__gmap_verify compares the two: 0, or MB_EIO ("<what>:
  * checksum mismatch: header.checksum is X, the bytes give Y ...") when they differ; *sum (if
- * not NULL) receives the computed one either way. size is at least the header's (checked).
+ * not NULL) receives the computed one either way. The message ends in MB_GMAP_TAIL_CHECKSUM. size
+ * is at least the header's (checked).
  */
 #define MB_GMAP_CHECKSUM_OFFSET 24u
 uint64_t mb__gmap_checksum(const void *data, uint64_t size);

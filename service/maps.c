@@ -64,6 +64,7 @@ struct mb_map_load_s {
   int rc;
   long os_code; /* the OS's error behind rc, or 0 */
   int bad_input;
+  const char *tail; /* msg's own ending (mb__errorf_as), or NULL: rc's sentence */
   char msg[600];
   mb_os_section_t sec; /* created, filled and checked when rc == 0 */
   uint64_t size;
@@ -74,21 +75,34 @@ struct mb_map_load_s {
 /* ---- the job --------------------------------------------------------------------------------- */
 
 /*
- * Cut the ": <sentence of rc>" (and the " (os error N)" after it) that mb__errorf put at the
- * end of msg, so that the message can be recorded again without saying it twice.
+ * Cut the ": <ending>" (and the " (os error N)" after it) that mb__errorf or mb__errorf_as put
+ * at the end of msg, so that the message can be recorded again without saying it twice. The
+ * ending is this thread's last (mb__error_tail): returned when it is not rc's own sentence
+ * and was cut (give it to mb__errorf_as again), else NULL.
  */
-static void mb__cut_reason(char *msg, int rc) {
-  char tail[128];
+static const char *mb__cut_reason(char *msg, int rc) {
+  const char *own = mb__error_tail(rc);
+  char tail[160];
   size_t n = strlen(msg), k, i;
-  snprintf(tail, sizeof tail, ": %s", mb_strerror(rc));
+  snprintf(tail, sizeof tail, ": %s", own);
   k = strlen(tail);
   for (i = n; i-- > 0;) {
     if (strncmp(msg + i, tail, k) != 0)
       continue;
-    if (msg[i + k] == '\0' || strncmp(msg + i + k, " (os error ", 11) == 0)
+    if (msg[i + k] == '\0' || strncmp(msg + i + k, " (os error ", 11) == 0) {
       msg[i] = '\0';
-    return;
+      return own != mb_strerror(rc) ? own : NULL;
+    }
+    return NULL;
   }
+  return NULL;
+}
+
+/* Record again, for this thread, a message (rc, os) that mb__cut_reason left `tail` of. */
+static int mb__reraise(int rc, long os, const char *tail, const char *msg) {
+  if (tail != NULL)
+    return mb__errorf_as(rc, tail, "%s", msg);
+  return mb__errorf(rc, os, "%s", msg);
 }
 
 static void mb__job_fail(mb_map_load_t *job, int rc, int bad_input, const char *fmt, ...)
@@ -100,7 +114,7 @@ static void mb__job_fail(mb_map_load_t *job, int rc, int bad_input, const char *
   va_start(ap, fmt);
   vsnprintf(job->msg, sizeof job->msg, fmt, ap);
   va_end(ap);
-  mb__cut_reason(job->msg, rc);
+  job->tail = mb__cut_reason(job->msg, rc);
   job->rc = rc;
   job->bad_input = bad_input;
 }
@@ -374,6 +388,7 @@ void mb__map_load_run(mb_map_load_t *job) {
                  "written",
                  job->name, job->path, (unsigned long long)mb__gmap_stored_checksum(view),
                  (unsigned long long)sum);
+    job->tail = MB_GMAP_TAIL_CHECKSUM;
     goto done;
   }
   job->size = size;
@@ -466,6 +481,7 @@ int mb__map_load_finish(mb_broker_t *b, mb_map_load_t *job, int *bad_input, int 
   uint64_t ms = (mb_os_mono_ns() - job->start_ns) / 1000000u;
   int rc = job->rc, blame = job->bad_input;
   long job_os = job->os_code;
+  const char *tail = job->tail;
   char msg[sizeof job->msg];
 
   if (job->seq >= b->map_seq)
@@ -492,7 +508,7 @@ int mb__map_load_finish(mb_broker_t *b, mb_map_load_t *job, int *bad_input, int 
     mb_log_warn("%s", msg);
     if (bad_input)
       *bad_input = blame;
-    return mb__errorf(rc, job_os, "%s", msg);
+    return mb__reraise(rc, job_os, tail, msg);
   }
 
   s->state = MB_MAP_SLOT_LOADED;
@@ -580,10 +596,11 @@ int mb__maps_start(mb_broker_t *b) {
     if ((rc = mb__map_load(b, m->name, m->path, NULL, NULL)) != 0) {
       char msg[700];
       long os = mb_last_os_error();
-      snprintf(msg, sizeof msg, "%s", mb_last_error());
-      mb__cut_reason(msg, rc);
+      const char *tail;
+      snprintf(msg, sizeof msg, "maps[%d]: %s", i, mb_last_error());
+      tail = mb__cut_reason(msg, rc);
       mb__maps_stop(b);
-      return mb__errorf(rc, os, "maps[%d]: %s", i, msg);
+      return mb__reraise(rc, os, tail, msg);
     }
   }
   return 0;

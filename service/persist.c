@@ -198,6 +198,11 @@ int mb__persist_path(const char *dir, const char *instance, const char *region, 
 /* ---- pass 1: a file's header and checksum ------------------------------------------------- */
 
 /* Failure of a check of file `path`: "persist: <path>: <what>: <advice>". */
+/* How a refusal of a file of another format version ends: its code is MB_EVERSION
+ * (version_mismatch), whose own sentence speaks of the shared-memory layout (which a layout
+ * version refusal keeps, as it is one). */
+#define PF_TAIL_FORMAT "unsupported saved-state file format version"
+
 static int pf_bad(int code, const char *path, const char *what) {
   return mb__errorf(code, 0, "persist: %s: %s: " PF_ADVICE, path, what);
 }
@@ -251,17 +256,17 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
   } else if (h->format_version == 1 && h->header_size == sizeof *h) {
     /* Format 1 is format 2 with an FNV-1a checksum: the state in it is readable, but only by
      * the release that wrote it, which can still check that checksum. */
-    rc = mb__errorf(MB_EVERSION, 0,
-                    "persist: %s: file format version 1 (FNV-1a checksums) is no longer read; "
-                    "this broker reads version %u (" MB_HASH_NAME "). To keep the state in it, "
-                    "run the broker release that wrote it; else " PF_ADVICE,
-                    path, MB_PERSIST_FORMAT);
+    rc = mb__errorf_as(MB_EVERSION, PF_TAIL_FORMAT,
+                       "persist: %s: file format version 1 (FNV-1a checksums) is no longer read; "
+                       "this broker reads version %u (" MB_HASH_NAME "). To keep the state in it, "
+                       "run the broker release that wrote it; else " PF_ADVICE,
+                       path, MB_PERSIST_FORMAT);
   } else if (h->format_version != MB_PERSIST_FORMAT || h->header_size != sizeof *h) {
     snprintf(what, sizeof what,
              "file format version %u (header %u bytes); this broker reads "
              "version %u",
              (unsigned)h->format_version, (unsigned)h->header_size, MB_PERSIST_FORMAT);
-    rc = pf_bad(MB_EVERSION, path, what);
+    rc = mb__errorf_as(MB_EVERSION, PF_TAIL_FORMAT, "persist: %s: %s: " PF_ADVICE, path, what);
   } else if (h->layout_version != MB_LAYOUT_VERSION) {
     snprintf(what, sizeof what,
              "saved by a broker of layout version %u, this one has layout version %u (state "

@@ -1030,3 +1030,42 @@ TEST(tool_checks_header_first) {
   ASSERT_CONTAINS(out, "\"size\":\t150323855360");
   remove(path);
 }
+
+/* `s` ends with `tail`, and says nothing of the shared-memory layout or of I/O. */
+static void ends_with(const char *s, const char *tail) {
+  size_t n = strlen(s), k = strlen(tail);
+  if (n < k || strcmp(s + n - k, tail) != 0)
+    FAIL("'%s' does not end in '%s'", s, tail);
+  ASSERT(strstr(s, "layout version mismatch") == NULL);
+  ASSERT(strstr(s, "input/output error") == NULL);
+}
+
+/*
+ * A GMAP version refusal ends in ": unsupported GMAP format version", a checksum mismatch in
+ * ": corrupt GMAP file (checksum mismatch)"; their codes stay version_mismatch and io_error
+ * (README's names). Review 15m #10: they ended in "layout version mismatch" and
+ * "input/output error".
+ */
+TEST(refusals_end_in_what_happened) {
+  unsigned char img[T_IMG_MAX];
+  char path[700];
+  make_image(img, IMG(6, 5), SIG, 3, 3, 2, 6, 5);
+  ASSERT_ERR(mb_gmap_check(img, IMG(6, 5), "m"), MB_EVERSION);
+  ends_with(mb_last_error(), ", only version 2 is known: " MB_GMAP_TAIL_VERSION);
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  ASSERT_ERR(mb_gmap_check(img, IMG(6, 5), "m"), MB_EVERSION);
+  ends_with(mb_last_error(), "`gmaptool upgrade OLD NEW`: " MB_GMAP_TAIL_VERSION);
+  make_image(img, IMG(6, 5), SIG, 2, 3, 2, 6, 5);
+  ASSERT_ERR(mb__gmap_verify(img, IMG(6, 5), "m", NULL), MB_EIO);
+  ends_with(mb_last_error(), "after it was written: " MB_GMAP_TAIL_CHECKSUM);
+  /* gmaptool prints them with the code's name after. */
+  tmp_path(path, sizeof path, "tails.gmap");
+  spill(path, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "after it was written: corrupt GMAP file (checksum mismatch) (io_error)");
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  spill(path, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "upgrade OLD NEW`: unsupported GMAP format version (version_mismatch)");
+  remove(path);
+}

@@ -480,11 +480,15 @@ static const damage_t damages[] = {
     {NULL, SET_U32, 12, MB_LAYOUT_VERSION + 1, MB_EVERSION, "layout version"},
     {"players", SET_U32, 12, MB_LAYOUT_VERSION - 1, MB_EVERSION, "layout version"},
     {NULL, SET_U32, 8, MB_PERSIST_FORMAT + 1, MB_EVERSION, "file format version"},
+    /* ... ending in what it is, not in the layout's sentence (review 15m #10) */
+    {"players", SET_U32, 8, MB_PERSIST_FORMAT + 1, MB_EVERSION,
+     "this broker reads version 2: move it away to start without it: unsupported saved-state "
+     "file format version"},
     /* Format 1 (FNV-1a): refused with the way forward, whichever file it is. */
     {NULL, SET_U32, 8, 1, MB_EVERSION,
      "file format version 1 (FNV-1a checksums) is no longer read; this broker reads version 2 "
      "(XXH3-64). To keep the state in it, run the broker release that wrote it; else move it "
-     "away to start without it"},
+     "away to start without it: unsupported saved-state file format version"},
     {"players", SET_U32, 8, 1, MB_EVERSION, "file format version 1 (FNV-1a checksums)"},
     {NULL, SET_BYTE, 24, 'q', MB_EINVAL, "saved by instance 'q"},
     {"players", APPEND, 0, 0, MB_EIO, "7 bytes more than"},
