@@ -69,8 +69,10 @@ static int64_t pf_twins(mb_persist_slot_t *recs, uint64_t n,
   uint64_t k, kept, dropped = 0;
   if (n < 2)
     return (int64_t)n;
-  if ((keys = malloc((size_t)n * sizeof *keys)) == NULL)
-    return mb__errorf(MB_ENOMEM, 0, "persist: slot records"), -1;
+  if ((keys = malloc((size_t)n * sizeof *keys)) == NULL) {
+    (void)mb__errorf(MB_ENOMEM, 0, "persist: %llu slot records", (unsigned long long)n);
+    return -1;
+  }
   for (k = 0; k < n; k++) {
     keys[k].owner = recs[k].owner;
     keys[k].player = recs[k].player;
