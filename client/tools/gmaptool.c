@@ -114,7 +114,7 @@ static void print_json(cJSON *j) {
  * and the file's real size go through `check` (mb__gmap_check_header, or
  * mb__gmap_upgrade_check) before anything else is read or allocated, so a version 1, forged
  * or truncated file is refused after 64 bytes whatever its size. Anything but a regular file
- * is left to mb_os_read_file, which refuses it without reading or waiting on it.
+ * is refused first by mb_os_read_file, without reading or waiting on it.
  * Returns 0; -1 after printing why the file cannot be read; or -2 when `check` refused the
  * header: nothing printed, *check_rc its code (mb_last_error says why), *size the file's size,
  * *data NULL.
@@ -123,20 +123,23 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
                      unsigned char **data, uint64_t *size, int *check_rc) {
   char why[256];
   unsigned char head[MB_GMAP_HEADER_SIZE], *buf;
-  mb_os_path_kind_t kind;
   uint64_t len, done;
   FILE *f;
   size_t n;
   long os;
   *data = NULL;
   *size = 0;
-  if (mb_os_path_kind(path, 1, &kind) != 0 || kind != MB_OS_PATH_FILE) {
-    char *all;
+  {
+    /* What it is, first: the whole-file reader with a limit of 0 bytes refuses anything but
+     * a regular file without reading it or waiting on it (and says what it is), and a
+     * regular file that is not empty with MB_ERANGE, before it allocates or reads a byte. */
+    char *none;
     size_t got;
-    /* Not a regular file (or not there): the whole-file reader says what it is. */
-    if (mb_os_read_file(path, MB_GMAP_HEADER_SIZE, &all, &got) != 0)
+    int r = mb_os_read_file(path, 0, &none, &got);
+    if (r == 0)
+      free(none); /* empty: the check below says what an empty file lacks */
+    else if (r != MB_ERANGE)
       goto os_failed;
-    free(all); /* a file that appeared meanwhile: read it as one */
   }
   if (mb_os_file_open(path, "rb", &f) != 0)
     goto os_failed;
