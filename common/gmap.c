@@ -11,7 +11,11 @@
  * tiles and objects, and last seeks back and writes the checksum. A crash (or a full disk)
  * anywhere before that last write leaves a file whose checksum field is 0 or whose size is
  * short: the broker refuses it (checksum mismatch, or the size check), never loads half a
- * map. The same holds for `gmaptool upgrade`, which writes the converted image in one pass.
+ * map. The writer truncates an existing file first, so it is for new files. `gmaptool
+ * upgrade` (client/tools/gmaptool.c) never writes over its target: crash points there are
+ * (1) while NEW.tmp is written or synced: NEW untouched, NEW.tmp partial (removed on a
+ * failure the tool sees, else by hand); (2) at the rename: NEW is the old file or the whole
+ * new one (rename and MoveFileEx are atomic; POSIX then syncs the directory).
  */
 #include "gmap.h"
 
