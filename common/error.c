@@ -21,6 +21,7 @@ static const char *const mb__err_msgs[] = {
 
 static MB_THREAD_LOCAL char mb__errbuf[512];
 static MB_THREAD_LOCAL long mb__erros;
+static MB_THREAD_LOCAL const char *mb__errtail; /* mb__errorf_as's tail, or NULL */
 
 static int mb__err_index(int err) {
   if (err >= 0 || -err > MB__EIDX_COUNT)
@@ -71,10 +72,33 @@ int mb__errorf(int err, long os_code, const char *fmt, ...) {
   else
     snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s", mb_strerror(err));
   mb__erros = os_code;
+  mb__errtail = NULL;
   return err;
+}
+
+int mb__errorf_as(int err, const char *tail, const char *fmt, ...) {
+  char text[sizeof mb__errbuf];
+  va_list ap;
+  int n;
+  size_t len;
+
+  va_start(ap, fmt);
+  n = vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  memcpy(mb__errbuf, text, sizeof text);
+  len = n < 0 ? 0 : ((size_t)n >= sizeof mb__errbuf ? sizeof mb__errbuf - 1 : (size_t)n);
+  snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s", tail);
+  mb__erros = 0;
+  mb__errtail = tail;
+  return err;
+}
+
+const char *mb__error_tail(int err) {
+  return mb__errtail != NULL ? mb__errtail : mb_strerror(err);
 }
 
 void mb__error_clear(void) {
   mb__errbuf[0] = '\0';
   mb__erros = 0;
+  mb__errtail = NULL;
 }

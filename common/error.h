@@ -36,6 +36,21 @@ long mb_last_os_error(void);
  */
 int mb__errorf(int err, long os_code, const char *fmt, ...) MB_PRINTF(3, 4);
 
+/*
+ * Internal: as mb__errorf without an OS code, but the message ends in ": <tail>" instead of
+ * the code's sentence, for a code whose sentence would mislead the reader: a GMAP or saved-
+ * state file of another format version is MB_EVERSION ("layout version mismatch", the
+ * shared memory's), a file whose checksum does not match is MB_EIO ("input/output error").
+ * The code (and its name, e.g. "version_mismatch") is unchanged. `tail` is a string constant
+ * (it is kept: mb__error_tail).
+ */
+int mb__errorf_as(int err, const char *tail, const char *fmt, ...) MB_PRINTF(3, 4);
+
+/* Internal: the ending of this thread's last message: the tail given to mb__errorf_as, or,
+ * after mb__errorf, mb_strerror(err). For code that takes the message apart and puts it
+ * together again (service/maps.c). */
+const char *mb__error_tail(int err);
+
 /* Internal: forget the last failure of this thread. */
 void mb__error_clear(void);
 

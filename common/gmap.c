@@ -11,7 +11,11 @@
  * tiles and objects, and last seeks back and writes the checksum. A crash (or a full disk)
  * anywhere before that last write leaves a file whose checksum field is 0 or whose size is
  * short: the broker refuses it (checksum mismatch, or the size check), never loads half a
- * map. The same holds for `gmaptool upgrade`, which writes the converted image in one pass.
+ * map. The writer truncates an existing file first, so it is for new files. `gmaptool
+ * upgrade` (client/tools/gmaptool.c) never writes over its target: crash points there are
+ * (1) while NEW.tmp is written or synced: NEW untouched, NEW.tmp partial (removed on a
+ * failure the tool sees, else by hand); (2) at the rename: NEW is the old file or the whole
+ * new one (rename and MoveFileEx are atomic; POSIX then syncs the directory).
  */
 #include "gmap.h"
 
@@ -138,14 +142,15 @@ int mb_gmap_check(const void *data, uint64_t size, const char *what) {
   }
   version = mb__le32(p + offsetof(mb_gmap_header_t, version));
   if (version == 1)
-    return mb__errorf(MB_EVERSION, 0,
-                      "%s: header.version: 1, a format this version no longer reads (version 1 "
-                      "has no checksum; version %u has an " MB_HASH_NAME " one): convert the "
-                      "file with `gmaptool upgrade OLD NEW`",
-                      what, MB_GMAP_VERSION);
+    return mb__errorf_as(MB_EVERSION, MB_GMAP_TAIL_VERSION,
+                         "%s: header.version: 1, a format this version no longer reads (version 1 "
+                         "has no checksum; version %u has an " MB_HASH_NAME " one): convert the "
+                         "file with `gmaptool upgrade OLD NEW`",
+                         what, MB_GMAP_VERSION);
   if (version != MB_GMAP_VERSION)
-    return mb__errorf(MB_EVERSION, 0, "%s: header.version: %u, only version %u is known", what,
-                      (unsigned)version, MB_GMAP_VERSION);
+    return mb__errorf_as(MB_EVERSION, MB_GMAP_TAIL_VERSION,
+                         "%s: header.version: %u, only version %u is known", what,
+                         (unsigned)version, MB_GMAP_VERSION);
   width = mb__le32(p + offsetof(mb_gmap_header_t, width));
   height = mb__le32(p + offsetof(mb_gmap_header_t, height));
   if (width == 0)
@@ -421,43 +426,65 @@ int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t 
   if (sum != NULL)
     *sum = got;
   if (got != want)
-    return mb__errorf(MB_EIO, 0,
-                      "%s: checksum mismatch: header.checksum is %016llx, the bytes give "
-                      "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it "
-                      "was written",
-                      what, (unsigned long long)want, (unsigned long long)got);
+    return mb__errorf_as(MB_EIO, MB_GMAP_TAIL_CHECKSUM,
+                         "%s: checksum mismatch: header.checksum is %016llx, the bytes give "
+                         "%016llx (" MB_HASH_NAME "): the file is corrupt or was changed after it "
+                         "was written",
+                         what, (unsigned long long)want, (unsigned long long)got);
   return 0;
+}
+
+int mb__gmap_check_header(const void *header, uint64_t size, const char *what) {
+  /* mb_gmap_check reads the header's 64 bytes only (fewer when size is smaller, and then
+   * refuses before it reads any): the rest of the image is never touched. */
+  return mb_gmap_check(header, size, what);
+}
+
+int mb__gmap_upgrade_check(const void *header, uint64_t size, const char *what) {
+  const unsigned char *p = (const unsigned char *)header;
+  unsigned char h2[MB_GMAP_HEADER_SIZE];
+  int rc, i;
+  if (what == NULL)
+    what = "GMAP image";
+  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
+      mb__le32(p + offsetof(mb_gmap_header_t, version)) == MB_GMAP_VERSION) {
+    if ((rc = mb_gmap_check(header, size, what)) != 0)
+      return rc;
+    return mb__errorf(MB_EEXIST, 0, "%s: already GMAP version %u", what, MB_GMAP_VERSION);
+  }
+  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
+      mb__le32(p + offsetof(mb_gmap_header_t, version)) == 1) {
+    /* Version 1 is version 2 with reserved[0..1] (now the checksum) 0 and reserved[2..9]
+     * (now reserved[0..7]) 0: check its structure as version 2's, then its reserved words
+     * under their version 1 names, on a copy of the header. */
+    memcpy(h2, p, sizeof h2);
+    mb__put32(h2 + offsetof(mb_gmap_header_t, version), MB_GMAP_VERSION);
+    memset(h2 + MB_GMAP_CHECKSUM_OFFSET, 0, MB_GMAP_HEADER_SIZE - MB_GMAP_CHECKSUM_OFFSET);
+    if ((rc = mb_gmap_check(h2, size, what)) != 0)
+      return rc;
+    for (i = 0; i < 10; i++) {
+      uint32_t r = mb__le32(p + MB_GMAP_CHECKSUM_OFFSET + 4 * (size_t)i);
+      if (r != 0)
+        return mb__errorf(MB_EINVAL, 0,
+                          "%s: header.reserved[%d]: 0x%08X, must be 0 in version 1 (a version 1 "
+                          "file is read as version 2 with reserved[0..1] the checksum)",
+                          what, i, (unsigned)r);
+    }
+    return 0;
+  }
+  return mb_gmap_check(header, size, what); /* says what it is instead */
 }
 
 int mb__gmap_upgrade(void *data, uint64_t size, const char *what) {
   unsigned char *p = (unsigned char *)data;
   uint64_t sum;
   int rc;
-  if (what == NULL)
-    what = "GMAP image";
-  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
-      mb__le32(p + offsetof(mb_gmap_header_t, version)) == MB_GMAP_VERSION) {
-    if ((rc = mb_gmap_check(data, size, what)) != 0)
-      return rc;
-    return mb__errorf(MB_EEXIST, 0, "%s: already GMAP version %u", what, MB_GMAP_VERSION);
-  }
-  if (size >= MB_GMAP_HEADER_SIZE && mb__le32(p) == MB_GMAP_SIGNATURE &&
-      mb__le32(p + offsetof(mb_gmap_header_t, version)) == 1) {
-    /* Version 1 is version 2 with reserved[0..1] (now the checksum) 0: check it as that. */
-    mb__put32(p + offsetof(mb_gmap_header_t, version), MB_GMAP_VERSION);
-    if (mb__le32(p + MB_GMAP_CHECKSUM_OFFSET) != 0 || mb__le32(p + MB_GMAP_CHECKSUM_OFFSET + 4))
-      rc = mb__errorf(MB_EINVAL, 0, "%s: header.reserved[0..1] of version 1: not 0", what);
-    else
-      rc = mb_gmap_check(data, size, what);
-    if (rc != 0) {
-      mb__put32(p + offsetof(mb_gmap_header_t, version), 1);
-      return rc;
-    }
-    sum = mb__gmap_checksum(data, size);
-    p += MB_GMAP_CHECKSUM_OFFSET;
-    p = mb__put32(p, (uint32_t)sum);
-    mb__put32(p, (uint32_t)(sum >> 32));
-    return 0;
-  }
-  return mb_gmap_check(data, size, what); /* says what it is instead */
+  if ((rc = mb__gmap_upgrade_check(data, size, what)) != 0)
+    return rc;
+  mb__put32(p + offsetof(mb_gmap_header_t, version), MB_GMAP_VERSION);
+  sum = mb__gmap_checksum(data, size);
+  p += MB_GMAP_CHECKSUM_OFFSET;
+  p = mb__put32(p, (uint32_t)sum);
+  mb__put32(p, (uint32_t)(sum >> 32));
+  return 0;
 }

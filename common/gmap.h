@@ -21,6 +21,12 @@
 extern "C" {
 #endif
 
+/* How the messages of a GMAP file of another version and of one whose checksum does not match
+ * end (mb__errorf_as): their codes stay MB_EVERSION and MB_EIO (version_mismatch, io_error),
+ * whose own sentences speak of the shared-memory layout and of I/O. */
+#define MB_GMAP_TAIL_VERSION "unsupported GMAP format version"
+#define MB_GMAP_TAIL_CHECKSUM "corrupt GMAP file (checksum mismatch)"
+
 #define MB_GMAP_HEADER_SIZE 64u
 #define MB_GMAP_TILE_SIZE 4u
 #define MB_GMAP_OBJECT_SIZE 32u
@@ -84,7 +90,8 @@ void mb__gmap_expect_object(uint32_t i, uint32_t seed, mb_gmap_object_t *out);
  * bytes of header.checksum read as 0. mb__gmap_stored_checksum reads header.checksum (data
  * holds at least the header). mb__gmap_verify compares the two: 0, or MB_EIO ("<what>:
  * checksum mismatch: header.checksum is X, the bytes give Y ...") when they differ; *sum (if
- * not NULL) receives the computed one either way. size is at least the header's (checked).
+ * not NULL) receives the computed one either way. The message ends in MB_GMAP_TAIL_CHECKSUM. size
+ * is at least the header's (checked).
  */
 #define MB_GMAP_CHECKSUM_OFFSET 24u
 uint64_t mb__gmap_checksum(const void *data, uint64_t size);
@@ -101,6 +108,18 @@ int mb__gmap_verify(const void *data, uint64_t size, const char *what, uint64_t 
  * validator's errors for anything else.
  */
 int mb__gmap_upgrade(void *data, uint64_t size, const char *what);
+
+/*
+ * The checks that need the header only, for a reader that has read the first 64 bytes of a
+ * file of `size` bytes (its real size) and not the rest: mb__gmap_check_header runs
+ * mb_gmap_check's checks (signature, version, counts against size, reserved words);
+ * mb__gmap_upgrade_check those of mb__gmap_upgrade (a version 1 header, its reserved words
+ * named by their version 1 index). Both read min(size, 64) bytes of `header` and nothing
+ * else, so a v1, forged-size or truncated file is refused before its body is read. The
+ * checksum is not among them (it needs the whole image). Same errors as the full checks.
+ */
+int mb__gmap_check_header(const void *header, uint64_t size, const char *what);
+int mb__gmap_upgrade_check(const void *header, uint64_t size, const char *what);
 
 #ifdef __cplusplus
 }

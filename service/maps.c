@@ -64,6 +64,7 @@ struct mb_map_load_s {
   int rc;
   long os_code; /* the OS's error behind rc, or 0 */
   int bad_input;
+  const char *tail; /* msg's own ending (mb__errorf_as), or NULL: rc's sentence */
   char msg[600];
   mb_os_section_t sec; /* created, filled and checked when rc == 0 */
   uint64_t size;
@@ -74,21 +75,34 @@ struct mb_map_load_s {
 /* ---- the job --------------------------------------------------------------------------------- */
 
 /*
- * Cut the ": <sentence of rc>" (and the " (os error N)" after it) that mb__errorf put at the
- * end of msg, so that the message can be recorded again without saying it twice.
+ * Cut the ": <ending>" (and the " (os error N)" after it) that mb__errorf or mb__errorf_as put
+ * at the end of msg, so that the message can be recorded again without saying it twice. The
+ * ending is this thread's last (mb__error_tail): returned when it is not rc's own sentence
+ * and was cut (give it to mb__errorf_as again), else NULL.
  */
-static void mb__cut_reason(char *msg, int rc) {
-  char tail[128];
+static const char *mb__cut_reason(char *msg, int rc) {
+  const char *own = mb__error_tail(rc);
+  char tail[160];
   size_t n = strlen(msg), k, i;
-  snprintf(tail, sizeof tail, ": %s", mb_strerror(rc));
+  snprintf(tail, sizeof tail, ": %s", own);
   k = strlen(tail);
   for (i = n; i-- > 0;) {
     if (strncmp(msg + i, tail, k) != 0)
       continue;
-    if (msg[i + k] == '\0' || strncmp(msg + i + k, " (os error ", 11) == 0)
+    if (msg[i + k] == '\0' || strncmp(msg + i + k, " (os error ", 11) == 0) {
       msg[i] = '\0';
-    return;
+      return own != mb_strerror(rc) ? own : NULL;
+    }
+    return NULL;
   }
+  return NULL;
+}
+
+/* Record again, for this thread, a message (rc, os) that mb__cut_reason left `tail` of. */
+static int mb__reraise(int rc, long os, const char *tail, const char *msg) {
+  if (tail != NULL)
+    return mb__errorf_as(rc, tail, "%s", msg);
+  return mb__errorf(rc, os, "%s", msg);
 }
 
 static void mb__job_fail(mb_map_load_t *job, int rc, int bad_input, const char *fmt, ...)
@@ -100,7 +114,7 @@ static void mb__job_fail(mb_map_load_t *job, int rc, int bad_input, const char *
   va_start(ap, fmt);
   vsnprintf(job->msg, sizeof job->msg, fmt, ap);
   va_end(ap);
-  mb__cut_reason(job->msg, rc);
+  job->tail = mb__cut_reason(job->msg, rc);
   job->rc = rc;
   job->bad_input = bad_input;
 }
@@ -285,6 +299,30 @@ void mb__map_load_run(mb_map_load_t *job) {
                  (unsigned long long)mb__gmap_image_size(UINT32_MAX, UINT32_MAX));
     goto done;
   }
+  /* The header first (64 bytes) against the file's real size: a version 1, forged-size or
+   * truncated file is refused here, before any shared memory is taken or the body read. The
+   * whole check runs again on the section's bytes below (the file may change meanwhile). */
+  {
+    unsigned char head[MB_GMAP_HEADER_SIZE];
+    uint64_t want = size < sizeof head ? size : sizeof head, got = 0;
+    while (got < want) {
+      uv_buf_t ub = uv_buf_init((char *)head + got, (unsigned)(want - got));
+      r = uv_fs_read(NULL, &req, fd, &ub, 1, (int64_t)got, NULL);
+      uv_fs_req_cleanup(&req);
+      if (r < 0) {
+        mb__job_fail(job, mb__from_uv(r), 0, "map '%s': cannot read '%s' at offset %llu: %s",
+                     job->name, job->path, (unsigned long long)got, uv_strerror(r));
+        goto done;
+      }
+      if (r == 0)
+        break;
+      got += (uint64_t)r;
+    }
+    if ((rc = mb__gmap_check_header(head, got < want ? got : size, job->path)) != 0) {
+      mb__job_fail(job, rc, 1, "map '%s': %s", job->name, mb_last_error());
+      goto done;
+    }
+  }
   /* Refuse early what the commit limit cannot take (finish charges it exactly). */
   secsize = mb__round_up(size, mb_os_mem_config()->page_size);
   limit = mb_load64(&job->state->game.commit_limit);
@@ -350,6 +388,7 @@ void mb__map_load_run(mb_map_load_t *job) {
                  "written",
                  job->name, job->path, (unsigned long long)mb__gmap_stored_checksum(view),
                  (unsigned long long)sum);
+    job->tail = MB_GMAP_TAIL_CHECKSUM;
     goto done;
   }
   job->size = size;
@@ -442,6 +481,7 @@ int mb__map_load_finish(mb_broker_t *b, mb_map_load_t *job, int *bad_input, int 
   uint64_t ms = (mb_os_mono_ns() - job->start_ns) / 1000000u;
   int rc = job->rc, blame = job->bad_input;
   long job_os = job->os_code;
+  const char *tail = job->tail;
   char msg[sizeof job->msg];
 
   if (job->seq >= b->map_seq)
@@ -468,7 +508,7 @@ int mb__map_load_finish(mb_broker_t *b, mb_map_load_t *job, int *bad_input, int 
     mb_log_warn("%s", msg);
     if (bad_input)
       *bad_input = blame;
-    return mb__errorf(rc, job_os, "%s", msg);
+    return mb__reraise(rc, job_os, tail, msg);
   }
 
   s->state = MB_MAP_SLOT_LOADED;
@@ -529,7 +569,8 @@ int mb__map_unload(mb_broker_t *b, const char *name) {
   int i = name ? mb__slot_of(b, name, 0) : -1;
   if (i < 0) {
     if (name && mb__slot_of(b, name, 1) >= 0)
-      return mb__errorf(MB_ENOENT, 0, "map '%.64s' is not loaded yet (it is being loaded)", name);
+      return mb__errorf(MB_EBUSY, 0,
+                        "map '%.64s' is being loaded: unload it once the load has answered", name);
     return mb__errorf(MB_ENOENT, 0, "no map '%.64s' is loaded", name ? name : "");
   }
   mb__slot_unload(b, i, "");
@@ -555,10 +596,11 @@ int mb__maps_start(mb_broker_t *b) {
     if ((rc = mb__map_load(b, m->name, m->path, NULL, NULL)) != 0) {
       char msg[700];
       long os = mb_last_os_error();
-      snprintf(msg, sizeof msg, "%s", mb_last_error());
-      mb__cut_reason(msg, rc);
+      const char *tail;
+      snprintf(msg, sizeof msg, "maps[%d]: %s", i, mb_last_error());
+      tail = mb__cut_reason(msg, rc);
       mb__maps_stop(b);
-      return mb__errorf(rc, os, "maps[%d]: %s", i, msg);
+      return mb__reraise(rc, os, tail, msg);
     }
   }
   return 0;

@@ -34,6 +34,74 @@ _Static_assert(sizeof(mb_persist_game_t) == 296, "persist game state size");
 _Static_assert(sizeof(mb_persist_region_t) == 48, "persist region size");
 _Static_assert(sizeof(mb_persist_slot_t) == 24, "persist slot size");
 
+/* A slot record and its place in the list, sorted by holder and player (pf_twins). */
+typedef struct pf_key_s {
+  uint32_t owner;
+  uint64_t player, index, pos;
+} pf_key_t;
+
+static int pf_key_cmp(const void *a, const void *b) {
+  const pf_key_t *x = (const pf_key_t *)a, *y = (const pf_key_t *)b;
+  if (x->owner != y->owner)
+    return x->owner < y->owner ? -1 : 1;
+  if (x->player != y->player)
+    return x->player < y->player ? -1 : 1;
+  return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+/*
+ * Keep one slot per player of a game server in recs[0..n) (in rising slot order): a player
+ * that a game server holds in two slots keeps the later one, the other record is dropped.
+ * Returns the number kept (the kept ones stay in order at the front), or -1 (MB_ENOMEM
+ * raised). `warn_path` non-NULL: each drop is logged as a warning naming the file, the game
+ * server (owners[owner]), the player and both slots.
+ *
+ * Why the later slot: a save reads the slot table in rising order while game servers change
+ * it, so a player that leaves slot k and is connected again into slot j > k between the two
+ * reads is seen in both; j was read last and is where the player is. The save drops k itself
+ * (pw_region), so only a damaged or forged file or one of an older release has such twins;
+ * the restore drops them the same way (with a warning) instead of holding a slot nobody can
+ * find (mb_player_find finds one of the two).
+ */
+static int64_t pf_twins(mb_persist_slot_t *recs, uint64_t n,
+                        const char (*owners)[MB_CLIENT_NAME_MAX], const char *warn_path) {
+  pf_key_t *keys;
+  uint64_t k, kept, dropped = 0;
+  if (n < 2)
+    return (int64_t)n;
+  if ((keys = malloc((size_t)n * sizeof *keys)) == NULL) {
+    (void)mb__errorf(MB_ENOMEM, 0, "persist: %llu slot records", (unsigned long long)n);
+    return -1;
+  }
+  for (k = 0; k < n; k++) {
+    keys[k].owner = recs[k].owner;
+    keys[k].player = recs[k].player;
+    keys[k].index = recs[k].index;
+    keys[k].pos = k;
+  }
+  qsort(keys, (size_t)n, sizeof *keys, pf_key_cmp);
+  for (k = 0; k + 1 < n; k++) {
+    if (keys[k].owner != keys[k + 1].owner || keys[k].player != keys[k + 1].player)
+      continue;
+    if (warn_path != NULL)
+      mb_log_warn("persist: %s: player %llu of game server '%s' is saved in slots %llu and %llu: "
+                  "restored in slot %llu only (the later one; a save of an older release that "
+                  "raced a reconnect, or a damaged file)",
+                  warn_path, (unsigned long long)(keys[k].player - 1), owners[keys[k].owner],
+                  (unsigned long long)keys[k].index, (unsigned long long)keys[k + 1].index,
+                  (unsigned long long)keys[k + 1].index);
+    recs[keys[k].pos].player = 0; /* dropped */
+    dropped++;
+  }
+  free(keys);
+  if (dropped == 0)
+    return (int64_t)n;
+  for (k = 0, kept = 0; k < n; k++)
+    if (recs[k].player != 0)
+      recs[kept++] = recs[k];
+  return (int64_t)kept;
+}
+
 /* One region file as mb__persist_open found it. */
 typedef struct pf_region_s {
   int cfg_index; /* the region in the config (and in the broker) */
@@ -132,6 +200,11 @@ int mb__persist_path(const char *dir, const char *instance, const char *region, 
 /* ---- pass 1: a file's header and checksum ------------------------------------------------- */
 
 /* Failure of a check of file `path`: "persist: <path>: <what>: <advice>". */
+/* How a refusal of a file of another format version ends: its code is MB_EVERSION
+ * (version_mismatch), whose own sentence speaks of the shared-memory layout (which a layout
+ * version refusal keeps, as it is one). */
+#define PF_TAIL_FORMAT "unsupported saved-state file format version"
+
 static int pf_bad(int code, const char *path, const char *what) {
   return mb__errorf(code, 0, "persist: %s: %s: " PF_ADVICE, path, what);
 }
@@ -185,17 +258,17 @@ static int pf_verify(const char *path, const char *magic, const char *instance, 
   } else if (h->format_version == 1 && h->header_size == sizeof *h) {
     /* Format 1 is format 2 with an FNV-1a checksum: the state in it is readable, but only by
      * the release that wrote it, which can still check that checksum. */
-    rc = mb__errorf(MB_EVERSION, 0,
-                    "persist: %s: file format version 1 (FNV-1a checksums) is no longer read; "
-                    "this broker reads version %u (" MB_HASH_NAME "). To keep the state in it, "
-                    "run the broker release that wrote it; else " PF_ADVICE,
-                    path, MB_PERSIST_FORMAT);
+    rc = mb__errorf_as(MB_EVERSION, PF_TAIL_FORMAT,
+                       "persist: %s: file format version 1 (FNV-1a checksums) is no longer read; "
+                       "this broker reads version %u (" MB_HASH_NAME "). To keep the state in it, "
+                       "run the broker release that wrote it; else " PF_ADVICE,
+                       path, MB_PERSIST_FORMAT);
   } else if (h->format_version != MB_PERSIST_FORMAT || h->header_size != sizeof *h) {
     snprintf(what, sizeof what,
              "file format version %u (header %u bytes); this broker reads "
              "version %u",
              (unsigned)h->format_version, (unsigned)h->header_size, MB_PERSIST_FORMAT);
-    rc = pf_bad(MB_EVERSION, path, what);
+    rc = mb__errorf_as(MB_EVERSION, PF_TAIL_FORMAT, "persist: %s: %s: " PF_ADVICE, path, what);
   } else if (h->layout_version != MB_LAYOUT_VERSION) {
     snprintf(what, sizeof what,
              "saved by a broker of layout version %u, this one has layout version %u (state "
@@ -413,6 +486,14 @@ static int pf_region_body(mb_persist_image_t *img, pf_region_t *r, const mb_conf
         goto out;
       }
   }
+  { /* one slot per player of a game server (pf_twins): the file is sound, its bytes are kept */
+    int64_t kept = pf_twins(r->slots, in->slot_records, r->owners, r->path);
+    if (kept < 0) {
+      rc = MB_ENOMEM;
+      goto out;
+    }
+    in->slot_records = (uint64_t)kept;
+  }
 out:
   fclose(f);
   return rc;
@@ -449,6 +530,40 @@ static int pf_listed(char list[][MB_REGION_NAME_MAX], uint32_t n, const char *na
   return 0;
 }
 
+/* Remove "<file>.tmp" of the state file (region NULL) or of region `region` if there is one;
+ * 1 if one was removed. */
+static int pf_sweep_one(const char *dir, const char *instance, const char *region) {
+  char path[MB_PERSIST_PATH_MAX], tmp[MB_PERSIST_PATH_MAX + 4];
+  if (mb__persist_path(dir, instance, region, path, sizeof path) != 0)
+    return 0;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (mb_os_file_remove(tmp) != 0)
+    return 0;
+  mb_log_info("persist: removed %s, left by a save that did not finish (a broker killed while "
+              "it saved)",
+              tmp);
+  return 1;
+}
+
+/*
+ * At start, once the state file checked out (or there is none): remove the ".tmp" files a save of a
+ * killed broker of this instance left in the directory (no other broker of the instance runs now).
+ * Not only those of the regions saved now: the state file's, every region's of the config, and
+ * every region's the last state file lists (`saved`), so a region taken out of persist.regions does
+ * not keep its half-written file for good. A region gone from the config and from the last save is
+ * not known by name: its ".tmp" stays (README says so).
+ */
+static void pf_sweep(const char *dir, const mb_config_t *cfg, char saved[][MB_REGION_NAME_MAX],
+                     uint32_t nsaved) {
+  uint32_t i;
+  pf_sweep_one(dir, cfg->instance, NULL);
+  for (i = 0; i < (uint32_t)cfg->nregions; i++)
+    pf_sweep_one(dir, cfg->instance, cfg->regions[i].name);
+  for (i = 0; i < nsaved; i++)
+    if (pf_cfg_region(cfg, saved[i]) < 0)
+      pf_sweep_one(dir, cfg->instance, saved[i]);
+}
+
 int mb__persist_open(mb_persist_t *p, const mb_config_t *cfg, mb_persist_image_t **out) {
   char saved[MB_REGIONS_MAX][MB_REGION_NAME_MAX];
   mb_persist_image_t *img;
@@ -473,12 +588,14 @@ int mb__persist_open(mb_persist_t *p, const mb_config_t *cfg, mb_persist_image_t
     goto fail;
   rc = pf_verify(img->path, MB_PERSIST_MAGIC_STATE, cfg->instance, "", &img->hdr);
   if (rc == MB_ENOENT) {
+    pf_sweep(p->dir, cfg, saved, 0);
     mb_log_info("persist: no saved state in %s (no %s): starting fresh", p->dir, img->path);
     mb__persist_image_free(img);
     return 0;
   }
   if (rc != 0 || (rc = pf_state_body(img, saved, &nsaved)) != 0)
-    goto fail;
+    goto fail; /* the start stops here; a start that gets past it sweeps */
+  pf_sweep(p->dir, cfg, saved, nsaved);
   for (i = 0; i < MB_REGIONS_MAX && cfg->persist_regions[i][0] != '\0'; i++) {
     const char *name = cfg->persist_regions[i];
     pf_region_t *r = &img->regions[img->nregions];
@@ -834,6 +951,20 @@ static int pw_region(mb_broker_t *b, int i, uint64_t wall, const char *tmp, pw_s
       recs[in.slot_records].player = player;
       recs[in.slot_records].owner = (uint32_t)o;
       in.slot_records++;
+    }
+    /* A player seen in two slots (it moved while the table was read) is saved once, in the
+     * slot read last (pf_twins); the pages of the kept slots go into the file. */
+    {
+      int64_t kept = pf_twins(recs, in.slot_records, NULL, NULL);
+      if (kept < 0) {
+        rc = MB_ENOMEM;
+        goto out;
+      }
+      in.slot_records = (uint64_t)kept;
+    }
+    for (k = 0; k < in.slot_records; k++) {
+      uint64_t first, last;
+      mb__slot_page_range(recs[k].index, d->slot_size, d->page_size, &first, &last);
       for (p = first; p <= last; p++)
         bitmap[p / 64] |= UINT64_C(1) << (p % 64);
     }

@@ -18,6 +18,8 @@
 #include "gmap.h"
 
 #if MB_OS_POSIX
+#include <signal.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -872,4 +874,198 @@ TEST(fuzz_corpus_is_current) {
       FAIL("%s is accepted: it is meant to be broken (run tests/corpus/make-gmap.sh)", path);
     free(img);
   }
+}
+
+/* ---- review 15m: upgrade in place, header first ------------------------------------------- */
+
+/* A version 1 file of w x h tiles made from mb__gmap_write's version 2 one: *img (malloc'ed,
+ * *size bytes) and the file `path`. */
+static unsigned char *make_v1_file(const char *path, uint32_t w, uint32_t h, uint64_t *size) {
+  unsigned char *img;
+  ASSERT_OK(mb__gmap_write(path, w, h, 3, 5));
+  img = slurp(path, size);
+  put32(img + 4, 1);
+  memset(img + MB_GMAP_CHECKSUM_OFFSET, 0, 8);
+  spill(path, img, (size_t)*size);
+  return img;
+}
+
+/* path's bytes are img[0..size) */
+static void assert_file_is(const char *path, const unsigned char *img, uint64_t size) {
+  uint64_t got_size;
+  unsigned char *got = slurp(path, &got_size);
+  ASSERT_EQ_U64(got_size, size);
+  if (memcmp(got, img, (size_t)size) != 0)
+    FAIL("'%s' was changed", path);
+  free(got);
+}
+
+/* The same path under another spelling: DIR/./NAME. */
+static void respell(char *buf, size_t size, const char *path) {
+  const char *slash = strrchr(path, '/');
+  ASSERT(slash != NULL);
+  snprintf(buf, size, "%.*s/./%s", (int)(slash - path), path, slash + 1);
+}
+
+/*
+ * `gmaptool upgrade F F` (the source is the target, under any spelling) never truncates the
+ * source: the new image goes to F.tmp, is synced and renamed over F. A reader holding the old
+ * file keeps the old bytes (POSIX); a write that fails (file size limit = a full disk) leaves
+ * F as it was, no F.tmp, and says why. Review 15m #1: F was truncated, then lost.
+ */
+TEST(tool_upgrade_in_place_is_atomic) {
+  char path[700], other[760], tmp[800];
+  unsigned char *v1, *got;
+  uint64_t size, got_size;
+  tmp_path(path, sizeof path, "inplace.gmap");
+  respell(other, sizeof other, path);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  v1 = make_v1_file(path, 64, 64, &size);
+
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 0, out);
+  got = slurp(path, &got_size);
+  ASSERT_EQ_U64(got_size, size);
+  ASSERT_OK(mb_gmap_check(got, got_size, path));
+  ASSERT_OK(mb__gmap_verify(got, got_size, path, NULL));
+  free(got);
+  ASSERT_EQ(mb_os_file_remove(tmp), MB_ENOENT);
+
+#if MB_OS_POSIX
+  {
+    struct rlimit old, lim;
+    unsigned char held[64];
+    FILE *fp;
+    /* A reader of the old file still reads version 1 from it: it was replaced, not rewritten. */
+    spill(path, v1, (size_t)size);
+    ASSERT((fp = fopen(path, "rb")) != NULL);
+    ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", other, path, NULL), 0, out);
+    ASSERT_EQ(fread(held, 1, sizeof held, fp), sizeof held);
+    fclose(fp);
+    ASSERT_EQ(memcmp(held, v1, sizeof held), 0);
+
+    /* The write fails half way (RLIMIT_FSIZE, inherited by gmaptool, as is SIGXFSZ ignored). */
+    spill(path, v1, (size_t)size);
+    ASSERT_OK(getrlimit(RLIMIT_FSIZE, &old));
+    lim = old;
+    lim.rlim_cur = 8192; /* room for gmaptool's output, not for the 16 KiB image */
+    signal(SIGXFSZ, SIG_IGN);
+    ASSERT_OK(setrlimit(RLIMIT_FSIZE, &lim));
+    (void)GMAPTOOL(out, sizeof out, "upgrade", other, path, NULL);
+    ASSERT_OK(setrlimit(RLIMIT_FSIZE, &old));
+    signal(SIGXFSZ, SIG_DFL);
+    ASSERT_CONTAINS(out, "gmaptool: upgrade: cannot write '");
+    ASSERT_CONTAINS(out, "File too large");
+    ASSERT_CONTAINS(out, "is unchanged");
+    assert_file_is(path, v1, size);
+    ASSERT_EQ(mb_os_file_remove(tmp), MB_ENOENT);
+  }
+#endif
+
+  /* The temporary name cannot be created (a directory has it): refused, F as it was. */
+  spill(path, v1, (size_t)size);
+  ASSERT_OK(mb_os_dir_create(tmp));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "gmaptool: upgrade: cannot create '");
+  ASSERT_CONTAINS(out, "is unchanged");
+  ASSERT_OK(mb_os_dir_remove(tmp));
+  assert_file_is(path, v1, size);
+  free(v1);
+  remove(path);
+}
+
+/* A version 1 file's reserved words are named by their version 1 index (review 15m #10: the
+ * upgrade named reserved[5] of version 1 "reserved[3] ... in version 2"). */
+TEST(tool_upgrade_names_v1_reserved) {
+  char path[700], want[900];
+  unsigned char *v1;
+  uint64_t size;
+  tmp_path(path, sizeof path, "v1res.gmap");
+  v1 = make_v1_file(path, 8, 8, &size);
+  put32(v1 + MB_GMAP_CHECKSUM_OFFSET + 4 * 5, 1);
+  spill(path, v1, (size_t)size);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 1, out);
+  snprintf(want, sizeof want, "%s: header.reserved[5]: 0x00000001, must be 0 in version 1", path);
+  ASSERT_CONTAINS(out, want);
+  assert_file_is(path, v1, size);
+  put32(v1 + MB_GMAP_CHECKSUM_OFFSET + 4 * 5, 0);
+  put32(v1 + MB_GMAP_CHECKSUM_OFFSET, 7);
+  spill(path, v1, (size_t)size);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "header.reserved[0]: 0x00000007, must be 0 in version 1");
+  free(v1);
+  remove(path);
+}
+
+/* A sparse file of `size` bytes whose first 64 are `head`. */
+static void sparse_file(const char *path, const unsigned char *head, uint64_t size) {
+  FILE *fp;
+  ASSERT_OK(mb_os_file_open(path, "wb", &fp));
+  ASSERT_EQ(fwrite(head, 1, 64, fp), 64);
+  ASSERT_OK(mb_os_file_seek(fp, size - 1));
+  ASSERT_EQ(fputc(0, fp), 0);
+  ASSERT_EQ(fclose(fp), 0);
+}
+
+/*
+ * gmaptool reads a file's header and checks it against the file's real size before it reads
+ * (or allocates) the rest: a 140 GiB sparse file with a version 1 header, or a version 2 one
+ * whose counts do not make its size, is refused for what it is (review 15m #3: the tool
+ * allocated and read the whole file first, or failed for want of memory).
+ */
+TEST(tool_checks_header_first) {
+  const uint64_t big = UINT64_C(140) << 30;
+  char path[700];
+  unsigned char head[64];
+  make_image(head, 64, SIG, 1, 4, 4, 16, 0);
+  tmp_path(path, sizeof path, "sparse.gmap");
+  sparse_file(path, head, big);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "header.version: 1, a format this version no longer reads");
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "trailing bytes: ");
+  make_image(head, 64, SIG, 2, 4, 4, 16, 0);
+  sparse_file(path, head, big);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "--json", NULL), 1, out);
+  ASSERT_CONTAINS(out, "trailing bytes: 150323855232 after the last object");
+  ASSERT_CONTAINS(out, "\"size\":\t150323855360");
+  remove(path);
+}
+
+/* `s` ends with `tail`, and says nothing of the shared-memory layout or of I/O. */
+static void ends_with(const char *s, const char *tail) {
+  size_t n = strlen(s), k = strlen(tail);
+  if (n < k || strcmp(s + n - k, tail) != 0)
+    FAIL("'%s' does not end in '%s'", s, tail);
+  ASSERT(strstr(s, "layout version mismatch") == NULL);
+  ASSERT(strstr(s, "input/output error") == NULL);
+}
+
+/*
+ * A GMAP version refusal ends in ": unsupported GMAP format version", a checksum mismatch in
+ * ": corrupt GMAP file (checksum mismatch)"; their codes stay version_mismatch and io_error
+ * (README's names). Review 15m #10: they ended in "layout version mismatch" and
+ * "input/output error".
+ */
+TEST(refusals_end_in_what_happened) {
+  unsigned char img[T_IMG_MAX];
+  char path[700];
+  make_image(img, IMG(6, 5), SIG, 3, 3, 2, 6, 5);
+  ASSERT_ERR(mb_gmap_check(img, IMG(6, 5), "m"), MB_EVERSION);
+  ends_with(mb_last_error(), ", only version 2 is known: " MB_GMAP_TAIL_VERSION);
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  ASSERT_ERR(mb_gmap_check(img, IMG(6, 5), "m"), MB_EVERSION);
+  ends_with(mb_last_error(), "`gmaptool upgrade OLD NEW`: " MB_GMAP_TAIL_VERSION);
+  make_image(img, IMG(6, 5), SIG, 2, 3, 2, 6, 5);
+  ASSERT_ERR(mb__gmap_verify(img, IMG(6, 5), "m", NULL), MB_EIO);
+  ends_with(mb_last_error(), "after it was written: " MB_GMAP_TAIL_CHECKSUM);
+  /* gmaptool prints them with the code's name after. */
+  tmp_path(path, sizeof path, "tails.gmap");
+  spill(path, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "after it was written: corrupt GMAP file (checksum mismatch) (io_error)");
+  make_image(img, IMG(6, 5), SIG, 1, 3, 2, 6, 5);
+  spill(path, img, IMG(6, 5));
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
+  ASSERT_CONTAINS(out, "upgrade OLD NEW`: unsupported GMAP format version (version_mismatch)");
+  remove(path);
 }

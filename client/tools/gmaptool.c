@@ -9,12 +9,14 @@
  *   gmaptool object FILE I [--json]
  *   gmaptool upgrade OLD NEW
  *
- * The read commands read the whole file with stdio and check it first (structure and
- * checksum), so what they print comes only from a file the broker would accept. upgrade
+ * The read commands read the file's header first and check it against the file's size, then
+ * read the rest and check it all (structure and checksum), so what they print comes only from
+ * a file the broker would accept, and a forged size costs 64 bytes of reading. upgrade
  * converts a file of an older GMAP version (1, no checksum) into the current one. Exit codes: 0 ok,
  * 1 the command failed (the file cannot be read or written, is not a valid GMAP file, or has no
  * such tile or object), 2 usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,38 +110,104 @@ static void print_json(cJSON *j) {
 }
 
 /*
- * Read the whole file `path` into *data (malloc'ed; *size bytes) through the platform layer:
- * UTF-8 paths and 64-bit sizes on every OS; a FIFO, device or directory is refused rather
- * than waited on. Nothing larger than the largest GMAP image is read. Prints what went wrong
- * and returns -1 on failure.
+ * Read the GMAP file `path` into *data (malloc'ed; *size bytes), header first: its 64 bytes
+ * and the file's real size go through `check` (mb__gmap_check_header, or
+ * mb__gmap_upgrade_check) before anything else is read or allocated, so a version 1, forged
+ * or truncated file is refused after 64 bytes whatever its size. Anything but a regular file
+ * is refused first by mb_os_read_file, without reading or waiting on it.
+ * Returns 0; -1 after printing why the file cannot be read; or -2 when `check` refused the
+ * header: nothing printed, *check_rc its code (mb_last_error says why), *size the file's size,
+ * *data NULL.
  */
-static int read_file(const char *path, unsigned char **data, uint64_t *size) {
+static int read_gmap(const char *path, int (*check)(const void *, uint64_t, const char *),
+                     unsigned char **data, uint64_t *size, int *check_rc) {
   char why[256];
-  char *buf;
-  size_t len;
+  unsigned char head[MB_GMAP_HEADER_SIZE], *buf;
+  uint64_t len, done;
+  FILE *f;
+  size_t n;
   long os;
-  if (mb_os_read_file(path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &buf, &len) != 0) {
-    if ((os = mb_last_os_error()) != 0)
-      fprintf(stderr, "gmaptool: cannot %s '%s': %s\n",
-              strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
-              mb_os_error_text(os, why, sizeof why));
-    else
-      fprintf(stderr, "gmaptool: %s\n", mb_last_error());
+  *data = NULL;
+  *size = 0;
+  {
+    /* What it is, first: the whole-file reader with a limit of 0 bytes refuses anything but
+     * a regular file without reading it or waiting on it (and says what it is), and a
+     * regular file that is not empty with MB_ERANGE, before it allocates or reads a byte. */
+    char *none;
+    size_t got;
+    int r = mb_os_read_file(path, 0, &none, &got);
+    if (r == 0)
+      free(none); /* empty: the check below says what an empty file lacks */
+    else if (r != MB_ERANGE)
+      goto os_failed;
+  }
+  if (mb_os_file_open(path, "rb", &f) != 0)
+    goto os_failed;
+  n = fread(head, 1, sizeof head, f);
+  if (ferror(f) || mb_os_file_seek_end(f, &len) != 0) {
+    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
+            mb_os_errno_text(errno != 0 ? errno : EIO, why, sizeof why));
+    fclose(f);
     return -1;
   }
-  *data = (unsigned char *)buf;
-  *size = len;
+  if (n < sizeof head && len > n)
+    len = n; /* shrank under us: check what there is */
+  if ((*check_rc = check(head, len, path)) != 0) {
+    fclose(f);
+    *size = len;
+    return -2;
+  }
+  if ((buf = malloc((size_t)len > 0 ? (size_t)len : 1)) == NULL || (uint64_t)(size_t)len != len) {
+    fprintf(stderr, "gmaptool: '%s' (%llu bytes) does not fit in memory\n", path,
+            (unsigned long long)len);
+    free(buf);
+    fclose(f);
+    return -1;
+  }
+  memcpy(buf, head, sizeof head);
+  done = sizeof head;
+  if (mb_os_file_seek(f, done) != 0) {
+    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path, mb_last_error());
+    free(buf);
+    fclose(f);
+    return -1;
+  }
+  while (done < len) {
+    size_t want = len - done > (1u << 30) ? (1u << 30) : (size_t)(len - done);
+    if ((n = fread(buf + done, 1, want, f)) == 0)
+      break;
+    done += n;
+  }
+  if (ferror(f)) {
+    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
+            mb_os_errno_text(errno != 0 ? errno : EIO, why, sizeof why));
+    free(buf);
+    fclose(f);
+    return -1;
+  }
+  fclose(f);
+  *data = buf;
+  *size = done; /* short if it shrank: the full check after this says so */
   return 0;
+
+os_failed:
+  if ((os = mb_last_os_error()) != 0)
+    fprintf(stderr, "gmaptool: cannot %s '%s': %s\n",
+            strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
+            mb_os_error_text(os, why, sizeof why));
+  else
+    fprintf(stderr, "gmaptool: %s\n", mb_last_error());
+  return -1;
 }
 
 /* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why
  * (with --json the failure is also printed as JSON on stdout). */
 static int load(const char *path, int json, unsigned char **data, uint64_t *size,
                 mb_gmap_header_t *h) {
-  int rc;
-  if (read_file(path, data, size) != 0)
+  int rc = 0, r;
+  if ((r = read_gmap(path, mb__gmap_check_header, data, size, &rc)) == -1)
     return EXIT_FAILED;
-  if ((rc = mb_gmap_check(*data, *size, path)) != 0 ||
+  if (r == -2 || (rc = mb_gmap_check(*data, *size, path)) != 0 ||
       (rc = mb__gmap_verify(*data, *size, path, NULL)) != 0) {
     if (json) {
       cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
@@ -302,35 +370,66 @@ static int cmd_object(const char *path, uint32_t i, int json) {
   return EXIT_OK;
 }
 
-/* Write version 1 file `from` as a version 2 file `to` (created; removed again on failure). */
+/*
+ * Write version 1 file `from` as a version 2 file `to`. The image goes to "<to>.tmp" (in
+ * to's directory), is flushed to stable storage (fsync / FlushFileBuffers), and only then
+ * renamed over `to` in one step (mb_os_file_replace), so `to` - which may be `from` itself,
+ * under any spelling - is the old file or the whole new one, never a part: a failure (full
+ * disk, file size limit, a kill) leaves it as it was and at most "<to>.tmp" behind (removed
+ * on a failure this process sees). A failure names the file and the OS's reason.
+ */
 static int cmd_upgrade(const char *from, const char *to) {
   unsigned char *data;
   uint64_t size, done = 0;
+  char tmp[4096], why[256];
   FILE *f;
-  int rc, e;
-  if (read_file(from, &data, &size) != 0)
+  int rc = 0, e = 0;
+  if (read_gmap(from, mb__gmap_upgrade_check, &data, &size, &rc) == -1)
     return EXIT_FAILED;
-  if ((rc = mb__gmap_upgrade(data, size, from)) != 0) {
+  if (rc != 0 || (rc = mb__gmap_upgrade(data, size, from)) != 0) {
     fprintf(stderr, "gmaptool: upgrade: %s (%s)\n", mb_last_error(), mb_err_name(rc));
     free(data);
     return EXIT_FAILED;
   }
-  if (mb_os_file_create(to, &f) != 0) {
-    fprintf(stderr, "gmaptool: upgrade: cannot create '%s': %s\n", to, mb_last_error());
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", to) >= sizeof tmp) {
+    fprintf(stderr, "gmaptool: upgrade: '%s': path too long\n", to);
+    free(data);
+    return EXIT_FAILED;
+  }
+  if (mb_os_file_create(tmp, &f) != 0) {
+    fprintf(stderr, "gmaptool: upgrade: cannot create '%s' (next to '%s'): %s; '%s' is unchanged\n",
+            tmp, to, mb_last_error(), to);
     free(data);
     return EXIT_FAILED;
   }
   while (done < size) {
     size_t n = size - done > (1u << 30) ? (1u << 30) : (size_t)(size - done);
-    if (fwrite(data + done, 1, n, f) != n)
+    errno = 0;
+    if (fwrite(data + done, 1, n, f) != n) {
+      e = errno != 0 ? errno : EIO;
       break;
+    }
     done += n;
   }
-  e = fclose(f);
-  if (done != size || e != 0) {
-    fprintf(stderr, "gmaptool: upgrade: cannot write '%s'\n", to);
-    if (strcmp(from, to) != 0) /* written over itself: what is left is all there is */
-      mb_os_file_discard(to);
+  if (done == size && (rc = mb_os_file_sync(f)) != 0)
+    snprintf(why, sizeof why, "%s", mb_last_error());
+  else if (done != size)
+    mb_os_errno_text(e, why, sizeof why);
+  errno = 0;
+  if (fclose(f) != 0 && done == size && rc == 0) {
+    rc = MB_EIO;
+    mb_os_errno_text(errno != 0 ? errno : EIO, why, sizeof why);
+  }
+  if (done != size || rc != 0) {
+    fprintf(stderr, "gmaptool: upgrade: cannot write '%s': %s; '%s' is unchanged\n", tmp, why, to);
+    mb_os_file_discard(tmp);
+    free(data);
+    return EXIT_FAILED;
+  }
+  if (mb_os_file_replace(tmp, to) != 0) {
+    fprintf(stderr, "gmaptool: upgrade: cannot rename '%s' to '%s': %s; '%s' is unchanged\n", tmp,
+            to, mb_last_error(), to);
+    mb_os_file_discard(tmp);
     free(data);
     return EXIT_FAILED;
   }
