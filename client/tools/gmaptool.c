@@ -110,48 +110,76 @@ static void print_json(cJSON *j) {
 /*
  * Read the whole file `path` into *data (malloc'ed; *size bytes) through the platform layer:
  * UTF-8 paths and 64-bit sizes on every OS; a FIFO, device or directory is refused rather
- * than waited on. Nothing larger than the largest GMAP image is read. Prints what went wrong
- * and returns -1 on failure.
+ * than waited on. Nothing larger than the largest GMAP image is read. On failure: the MB_E*
+ * code, and what went wrong ("cannot open 'PATH': <the OS's words>", or the layer's message)
+ * in why[size]; nothing is printed.
  */
-static int read_file(const char *path, unsigned char **data, uint64_t *size) {
-  char why[256];
+static int read_file_quiet(const char *path, unsigned char **data, uint64_t *size, char *why,
+                           size_t wsize) {
+  char os_why[256];
   char *buf;
   size_t len;
   long os;
-  if (mb_os_read_file(path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &buf, &len) != 0) {
+  int rc = mb_os_read_file(path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &buf, &len);
+  if (rc != 0) {
     if ((os = mb_last_os_error()) != 0)
-      fprintf(stderr, "gmaptool: cannot %s '%s': %s\n",
-              strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
-              mb_os_error_text(os, why, sizeof why));
+      snprintf(why, wsize, "cannot %s '%s': %s",
+               strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
+               mb_os_error_text(os, os_why, sizeof os_why));
     else
-      fprintf(stderr, "gmaptool: %s\n", mb_last_error());
-    return -1;
+      snprintf(why, wsize, "%s", mb_last_error());
+    return rc;
   }
   *data = (unsigned char *)buf;
   *size = len;
   return 0;
 }
 
-/* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why
- * (with --json the failure is also printed as JSON on stdout). */
+/* read_file_quiet that prints what went wrong on stderr and returns -1 on failure. */
+static int read_file(const char *path, unsigned char **data, uint64_t *size) {
+  char why[1024];
+  if (read_file_quiet(path, data, size, why, sizeof why) != 0) {
+    fprintf(stderr, "gmaptool: %s\n", why);
+    return -1;
+  }
+  return 0;
+}
+
+/* With --json, a failure as one object on stdout:
+ * {"path": PATH, "valid": false, ["size": N,] "error": {"code": CODE, "message": MESSAGE}};
+ * the size only when the file was read (size_known). */
+static void print_json_failure(const char *path, int size_known, uint64_t size, int rc,
+                               const char *message) {
+  cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "path", path);
+  cJSON_AddBoolToObject(j, "valid", 0);
+  if (size_known)
+    cJSON_AddNumberToObject(j, "size", (double)size);
+  cJSON_AddStringToObject(e, "code", mb_err_name(rc));
+  cJSON_AddStringToObject(e, "message", message);
+  cJSON_AddItemToObject(j, "error", e);
+  print_json(j);
+  cJSON_Delete(j);
+}
+
+/* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why on
+ * stderr. With --json every failure, a file that cannot be read (missing, a directory, a FIFO,
+ * a device) as much as one that is not valid GMAP, is also one JSON object on stdout, first
+ * (print_json_failure), so a script parsing stdout always gets a document. */
 static int load(const char *path, int json, unsigned char **data, uint64_t *size,
                 mb_gmap_header_t *h) {
+  char why[1024];
   int rc;
-  if (read_file(path, data, size) != 0)
+  if ((rc = read_file_quiet(path, data, size, why, sizeof why)) != 0) {
+    if (json)
+      print_json_failure(path, 0, 0, rc, why);
+    fprintf(stderr, "gmaptool: %s\n", why);
     return EXIT_FAILED;
+  }
   if ((rc = mb_gmap_check(*data, *size, path)) != 0 ||
       (rc = mb__gmap_verify(*data, *size, path, NULL)) != 0) {
-    if (json) {
-      cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
-      cJSON_AddStringToObject(j, "path", path);
-      cJSON_AddBoolToObject(j, "valid", 0);
-      cJSON_AddNumberToObject(j, "size", (double)*size);
-      cJSON_AddStringToObject(e, "code", mb_err_name(rc));
-      cJSON_AddStringToObject(e, "message", mb_last_error());
-      cJSON_AddItemToObject(j, "error", e);
-      print_json(j);
-      cJSON_Delete(j);
-    }
+    if (json)
+      print_json_failure(path, 1, *size, rc, mb_last_error());
     fprintf(stderr, "gmaptool: not a valid GMAP file: %s (%s)\n", mb_last_error(), mb_err_name(rc));
     free(*data);
     *data = NULL;
