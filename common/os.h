@@ -1049,8 +1049,8 @@ int mb_os_memstatus(mb_os_memstatus_t *st);
  *  - section_space: what the file system shared sections live in holds. Linux: the size of
  *    the tmpfs at /dev/shm (statvfs), which a section's commit (fallocate) fills. Windows:
  *    UINT64_MAX (sections are charged to the commit limit).
- * commit_what / section_what say where each figure comes from, for messages ("CommitLimit in
- * /proc/meminfo, vm.overcommit_memory 2", "the size of /dev/shm"; "" when UINT64_MAX).
+ * commit_what / section_what say where each figure comes from, for messages ("the commit limit
+ * (CommitLimit, vm.overcommit_memory 2)", "the size of /dev/shm"; "" when UINT64_MAX).
  * Returns 0, or the MB_E* code of the first query that failed (with its message); reads only.
  */
 typedef struct mb_os_commit_caps_s {

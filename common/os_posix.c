@@ -1662,15 +1662,14 @@ int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
         return mb__errorf(MB_EIO, 0, "parse /proc/meminfo: no CommitLimit");
       caps->commit_limit = limit;
       snprintf(caps->commit_what, sizeof caps->commit_what,
-               "the commit limit (CommitLimit in /proc/meminfo, vm.overcommit_memory 2)");
+               "the commit limit (CommitLimit, vm.overcommit_memory 2)");
     }
   }
   if (statvfs(MB__SHM_DIR, &sv) != 0)
     return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "statvfs %s", MB__SHM_DIR);
   if (sv.f_blocks != 0) {
     caps->section_space = (uint64_t)sv.f_blocks * (uint64_t)sv.f_frsize;
-    snprintf(caps->section_what, sizeof caps->section_what,
-             "the size of " MB__SHM_DIR " (where shared sections live)");
+    snprintf(caps->section_what, sizeof caps->section_what, "the size of " MB__SHM_DIR);
   }
   return 0;
 }

@@ -1627,16 +1627,16 @@ static int check_capacity(const char *src, const mb_config_t *cfg, uint64_t all,
   }
   cap = caps.physical;
   fmt_approx(capn, sizeof capn, cap);
-  snprintf(what, sizeof what, "this machine's physical memory (%s)", capn);
+  snprintf(what, sizeof what, "this machine's physical memory, %s", capn);
   if (caps.commit_limit < cap) {
     cap = caps.commit_limit;
     fmt_approx(capn, sizeof capn, cap);
-    snprintf(what, sizeof what, "%s: %s", caps.commit_what, capn);
+    snprintf(what, sizeof what, "%s, %s", caps.commit_what, capn);
   }
   if (caps.section_space < cap) {
     cap = caps.section_space;
     fmt_approx(capn, sizeof capn, cap);
-    snprintf(what, sizeof what, "%s: %s", caps.section_what, capn);
+    snprintf(what, sizeof what, "%s, %s", caps.section_what, capn);
   }
   if (all <= cap)
     return 0;
