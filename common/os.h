@@ -882,6 +882,16 @@ int mb_os_path_writable(const char *path);
 int mb_os_group_exists(const char *name);
 
 /*
+ * 0 if this process may give the objects it creates to the group `name` as
+ * mb_os_section_create and mb_os_pipe_secure do. POSIX: the group exists and this process runs
+ * as root (effective uid 0) or has the group as its effective or a supplementary group (what
+ * chown(2) allows an owner); MB_EACCES ("this user is not in group 'G'") if not. Windows: an
+ * ACL may name any account, so 0 whenever the group exists. MB_ENOENT if there is no such
+ * group; MB_EINVAL for an empty name. Changes nothing.
+ */
+int mb_os_group_may_give(const char *name);
+
+/*
  * The machine-wide directory for the broker's own files (the service's default log) into
  * buf, without a trailing separator; not created here. Windows: "%ProgramData%\membroker"
  * (the ProgramData folder from SHGetKnownFolderPath, loaded at run time; else the registry's
@@ -1037,6 +1047,32 @@ typedef struct mb_os_memstatus_s {
 } mb_os_memstatus_t;
 
 int mb_os_memstatus(mb_os_memstatus_t *st);
+
+/*
+ * What this machine can commit at most, for checks made before anything is committed
+ * (membroker --check-config). Each figure is a capacity of the machine, not what is free now
+ * (other programs come and go); UINT64_MAX where there is no such limit.
+ *  - physical: physical memory (mb_os_memstatus's total).
+ *  - commit_limit: the OS's commit limit, shared by every process. Linux: CommitLimit from
+ *    /proc/meminfo when vm.overcommit_memory is 2; in modes 0 and 1 the kernel refuses no
+ *    shared-memory page for want of commit, so UINT64_MAX. Windows: physical memory plus the
+ *    page files (GlobalMemoryStatusEx's ullTotalPageFile).
+ *  - section_space: what the file system shared sections live in holds. Linux: the size of
+ *    the tmpfs at /dev/shm (statvfs), which a section's commit (fallocate) fills. Windows:
+ *    UINT64_MAX (sections are charged to the commit limit).
+ * commit_what / section_what say where each figure comes from, for messages ("the commit limit
+ * (CommitLimit, vm.overcommit_memory 2)", "the size of /dev/shm"; "" when UINT64_MAX).
+ * Returns 0, or the MB_E* code of the first query that failed (with its message); reads only.
+ */
+typedef struct mb_os_commit_caps_s {
+  uint64_t physical;
+  uint64_t commit_limit;
+  uint64_t section_space;
+  char commit_what[80];
+  char section_what[80];
+} mb_os_commit_caps_t;
+
+int mb_os_commit_caps(mb_os_commit_caps_t *caps);
 
 /* Resident memory of this process in bytes (Linux: VmRSS; Windows: working-set size). */
 int mb_os_self_rss(uint64_t *rss);

@@ -46,6 +46,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -1587,6 +1588,26 @@ int mb_os_group_exists(const char *name) {
   return mb__group_gid(name, &gid, NULL);
 }
 
+int mb_os_group_may_give(const char *name) {
+  gid_t gid, *list = NULL;
+  int n, i, rc, found = 0;
+  if (name == NULL || name[0] == '\0')
+    return mb__errorf(MB_EINVAL, 0, "no group name");
+  if ((rc = mb__group_gid(name, &gid, NULL)) != 0)
+    return rc;
+  if (geteuid() == 0 || getegid() == gid)
+    return 0;
+  if ((n = getgroups(0, NULL)) > 0 && (list = malloc((size_t)n * sizeof *list)) != NULL &&
+      (n = getgroups(n, list)) > 0)
+    for (i = 0; i < n && !found; i++)
+      found = list[i] == gid;
+  free(list);
+  if (found)
+    return 0;
+  return mb__errorf(MB_EACCES, 0, "this user (uid %u) is not in group '%s' (gid %u)",
+                    (unsigned)geteuid(), name, (unsigned)gid);
+}
+
 int mb_os_data_dir(char *buf, size_t size) {
   if (size > 0)
     buf[0] = '\0';
@@ -1650,6 +1671,47 @@ int mb_os_memstatus(mb_os_memstatus_t *st) {
   if (mb__meminfo(buf, "MemTotal:", &st->total) != 0 ||
       mb__meminfo(buf, "MemAvailable:", &st->available) != 0)
     return mb__errorf(MB_EIO, 0, "parse /proc/meminfo");
+  return 0;
+}
+
+int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
+  char buf[256];
+  struct statvfs sv;
+  uint64_t limit = 0;
+  ssize_t n;
+  int fd, rc;
+  mb_os_memstatus_t ms;
+  memset(caps, 0, sizeof *caps);
+  caps->commit_limit = caps->section_space = UINT64_MAX;
+  if ((rc = mb_os_memstatus(&ms)) != 0)
+    return rc;
+  caps->physical = ms.total;
+  /* vm.overcommit_memory: only mode 2 (never overcommit) refuses a page past CommitLimit. */
+  if ((fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC)) >= 0) {
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0 && buf[0] == '2') {
+      char info[4096];
+      if ((fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)) < 0)
+        return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
+      n = read(fd, info, sizeof info - 1);
+      close(fd);
+      if (n <= 0)
+        return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/meminfo");
+      info[n] = '\0';
+      if (mb__meminfo(info, "CommitLimit:", &limit) != 0)
+        return mb__errorf(MB_EIO, 0, "parse /proc/meminfo: no CommitLimit");
+      caps->commit_limit = limit;
+      snprintf(caps->commit_what, sizeof caps->commit_what,
+               "the commit limit (CommitLimit, vm.overcommit_memory 2)");
+    }
+  }
+  if (statvfs(MB__SHM_DIR, &sv) != 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "statvfs %s", MB__SHM_DIR);
+  if (sv.f_blocks != 0) {
+    caps->section_space = (uint64_t)sv.f_blocks * (uint64_t)sv.f_frsize;
+    snprintf(caps->section_what, sizeof caps->section_what, "the size of " MB__SHM_DIR);
+  }
   return 0;
 }
 

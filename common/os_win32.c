@@ -2949,6 +2949,10 @@ int mb_os_group_exists(const char *name) {
   return rc;
 }
 
+int mb_os_group_may_give(const char *name) {
+  return mb_os_group_exists(name); /* an ACL may name any account that exists */
+}
+
 int mb_os_dir_remove(const char *path) {
   wchar_t *w;
   DWORD e = 0;
@@ -3147,6 +3151,24 @@ int mb_os_memstatus(mb_os_memstatus_t *st) {
   }
   st->total = ms.ullTotalPhys;
   st->available = ms.ullAvailPhys;
+  return 0;
+}
+
+int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
+  MEMORYSTATUSEX ms;
+  memset(caps, 0, sizeof *caps);
+  caps->commit_limit = caps->section_space = UINT64_MAX;
+  ms.dwLength = sizeof ms;
+  if (!GlobalMemoryStatusEx(&ms)) {
+    DWORD e = GetLastError();
+    return mb__errorf(mb__from_win(e, MB_EOS), (long)e, "query memory status");
+  }
+  caps->physical = ms.ullTotalPhys;
+  if (ms.ullTotalPageFile != 0) {
+    caps->commit_limit = ms.ullTotalPageFile;
+    snprintf(caps->commit_what, sizeof caps->commit_what,
+             "the commit limit (physical memory and page files)");
+  }
   return 0;
 }
 

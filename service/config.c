@@ -1526,11 +1526,13 @@ static int check_group(const char *src, const char *key, const char *group, int 
     return mb__errorf(MB_ECONFIG, rc == MB_ENOENT ? 0 : mb_last_os_error(), "%s: %s '%s': %s", src,
                       key, group,
                       rc == MB_ENOENT ? "no such group on this machine" : mb_last_error());
-  if (!start)
+  /* This user may give its objects to the group (root, a member; on Windows anyone): so may
+   * the broker when it runs as this user, and there is nothing left to check. */
+  if (!start && mb_os_group_may_give(group) != 0)
     skip_note(skipped, ssize,
               "%s '%s': the group exists; whether the broker may give its objects to it (a "
-              "member of it, or an administrator) is checked at start",
-              key, group);
+              "member of it, or root) is checked at start: %s",
+              key, group, mb_last_error());
   return 0;
 }
 
@@ -1573,12 +1575,23 @@ static int check_tables(const char *src, const mb_config_t *cfg, char *skipped, 
   return 0;
 }
 
-/* Read and check map i as a start loads it; its section's size into *bytes. */
-static int check_map(const char *src, const mb_config_t *cfg, int i, uint64_t *bytes) {
+/* Read and check map i as a start loads it; its section's size into *bytes. A file this user
+ * may not read (the broker's account may) is not an error: it is noted in `skipped`, and
+ * *bytes is 0 (its size is not counted in what a start commits). */
+static int check_map(const char *src, const mb_config_t *cfg, int i, uint64_t *bytes, char *skipped,
+                     size_t ssize) {
   const mb_map_cfg_t *m = &cfg->maps[i];
   char why[256], *data = NULL;
   size_t len = 0;
   int rc = mb_os_read_file(m->path, mb__gmap_image_size(UINT32_MAX, UINT32_MAX), &data, &len);
+  *bytes = 0;
+  if (rc == MB_EACCES) {
+    skip_note(skipped, ssize,
+              "maps[%d].path '%s': not checked: this user may not read it (%s); its size is not "
+              "counted in what a start commits",
+              i, m->path, last_why(why, sizeof why));
+    return 0;
+  }
   if (rc != 0)
     return mb__errorf(MB_ECONFIG, mb_last_os_error(), "%s: maps[%d].path '%s': %s", src, i, m->path,
                       mb_last_os_error() != 0 ? last_why(why, sizeof why) : mb_last_error());
@@ -1589,6 +1602,60 @@ static int check_map(const char *src, const mb_config_t *cfg, int i, uint64_t *b
                       m->path, mb_last_error());
   *bytes = mb__round_up(len, mb_os_mem_config()->page_size);
   return 0;
+}
+
+/*
+ * What a start commits against what this machine can give (mb_os_commit_caps): physical
+ * memory, the OS commit limit where there is one, the shared-memory file system's size; the
+ * smallest of them is the cap. A region committed at start that alone passes it is named
+ * (regions[i]); else `all` (control block, regions committed at
+ * start, slot tables, pools, maps) passing it is refused as a whole. These are the machine's
+ * capacities, not what is free now: a start may still find less (other brokers, other
+ * programs) and then refuses with the commit's own error. Slot tables are held, besides, to
+ * MB_CONFIG_TABLE_SHARE_PCT % of physical memory on their own (check_tables).
+ */
+static int check_capacity(const char *src, const mb_config_t *cfg, uint64_t all, char *skipped,
+                          size_t ssize) {
+  mb_os_commit_caps_t caps;
+  uint64_t cap;
+  char what[160], capn[48], need[48], kp[CFG_PATH_LEN];
+  int i;
+  if (mb_os_commit_caps(&caps) != 0 || caps.physical == 0) {
+    skip_note(skipped, ssize, "what a start commits: not checked against this machine: %s",
+              mb_last_error());
+    return 0;
+  }
+  cap = caps.physical;
+  fmt_approx(capn, sizeof capn, cap);
+  snprintf(what, sizeof what, "this machine's physical memory, %s", capn);
+  if (caps.commit_limit < cap) {
+    cap = caps.commit_limit;
+    fmt_approx(capn, sizeof capn, cap);
+    snprintf(what, sizeof what, "%s, %s", caps.commit_what, capn);
+  }
+  if (caps.section_space < cap) {
+    cap = caps.section_space;
+    fmt_approx(capn, sizeof capn, cap);
+    snprintf(what, sizeof what, "%s, %s", caps.section_what, capn);
+  }
+  if (all <= cap)
+    return 0;
+  for (i = 0; i < cfg->nregions; i++) {
+    const mb_region_cfg_t *r = &cfg->regions[i];
+    if (!r->lazy && r->size > cap) {
+      fmt_approx(need, sizeof need, r->size);
+      snprintf(kp, sizeof kp, "regions[%d]", i);
+      return cfg_err(src, kp,
+                     "region '%s' is committed at start: %s, more than %s (use \"commit\": "
+                     "\"lazy\" or a smaller region)",
+                     r->name, need, what);
+    }
+  }
+  fmt_approx(need, sizeof need, all);
+  return cfg_err(src, "regions",
+                 "a start commits %s (control block, regions committed at start, slot tables, "
+                 "pools, maps), more than %s",
+                 need, what);
 }
 
 int mb__config_check_log_file(const mb_config_t *cfg) {
@@ -1645,11 +1712,13 @@ int mb__config_check_host(const mb_config_t *cfg, int flags, char *skipped, size
   }
   for (i = 0; i < cfg->nmaps; i++) {
     uint64_t bytes = 0;
-    if ((rc = check_map(src, cfg, i, &bytes)) != 0)
+    if ((rc = check_map(src, cfg, i, &bytes, skipped, size)) != 0)
       return rc;
     maps = sat_add(maps, bytes);
   }
   all = sat_add(sat_add(sat_add(ctl, regions), sat_add(tables, pools)), sat_add(maps, rounding));
+  if ((rc = check_capacity(src, cfg, all, skipped, size)) != 0)
+    return rc;
   if (cfg->max_committed != 0 && all > cfg->max_committed) {
     if (rounding != 0) {
       fmt_approx(h, sizeof h, rounding);

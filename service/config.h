@@ -144,11 +144,16 @@ uint64_t mb__config_slot_table(const mb_region_cfg_t *r);
  *  - slot tables (mb__config_slot_table): none, nor all of them, more than
  *    MB_CONFIG_TABLE_SHARE_PCT % of physical memory (mb_os_memstatus);
  *  - maps[i].path: read and checked whole (mb_gmap_check), as a start loads it;
- *  - limits.max_committed: at least what a start commits (control block, regions committed
- *    at start, slot tables, pools, maps).
+ *  - what a start commits (control block, regions committed at start, slot tables, pools,
+ *    maps): at most what this machine can give (mb_os_commit_caps: physical memory, the OS
+ *    commit limit, the size of the shared-memory file system; the capacity, not what is free
+ *    now), and at most limits.max_committed.
+ *  - the share of slot tables and the capacity are per broker: other brokers on the machine
+ *    are not counted.
  * Failure: MB_ECONFIG, one message "<file>: <key> '<value>': <why>: invalid configuration".
  * What needs the broker's privileges is not an error: whether the broker's account may write
- * log.file / persist.dir (a refusal for this user) or give its objects to the group; each
+ * log.file / persist.dir or read a map file (a refusal for this user), or give its objects to
+ * the group (when this user may not: not root, not a member); each
  * such check skipped is one line in skipped[size] ("" if none; skipped may be NULL).
  * With MB_CONFIG_CHECK_START (the start's own call, before it makes anything) only the
  * groups, persist.dir and the slot-table share are checked: the start opens the log, loads

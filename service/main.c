@@ -4,9 +4,13 @@
  *   membroker run [-c FILE]             run in the foreground until Ctrl-C / SIGTERM
  *   membroker -c FILE                   the same (-c and --config are one option everywhere)
  *   membroker service [-c FILE] [-n NAME]  run under the service manager (sc create / systemd)
- *   membroker install [--name N] [-c FILE] [--start auto|delayed|demand] [--account A [--password
- * P]] membroker uninstall [--name N]      register / remove the Windows service (svc_install.c)
+ *   membroker install [--name N] [-c FILE] [--start auto|delayed|demand]
+ *                     [--account A [--password P]]
+ *   membroker uninstall [--name N]      register / remove the Windows service (svc_install.c)
  *   membroker --check-config FILE       validate a config file; exit 0 (valid) or 1
+ *   membroker --check-config -c FILE    the same (-c / --config name the file as everywhere)
+ * A usage error exits 2 with one line saying what was wrong: an option given twice (a second
+ * -c does not silently win), an argument --check-config does not take.
  *   membroker --help | --version
  */
 #include <stdio.h>
@@ -34,7 +38,7 @@ static void mb__usage(FILE *fp) {
           "                         [--account LocalSystem|\"NT SERVICE\\NAME\"|USER "
           "[--password P]] [--force]\n"
           "       membroker uninstall [-n NAME]\n"
-          "       membroker --check-config FILE\n"
+          "       membroker --check-config FILE   (or --check-config -c FILE)\n"
           "       membroker --help | --version\n"
           "\n"
           "  run             run in the foreground; Ctrl-C or SIGTERM stops it cleanly\n"
@@ -102,19 +106,31 @@ static int mb__is_opt(const char *a, const char *shortname, const char *longname
   return strcmp(a, shortname) == 0 || strcmp(a, longname) == 0;
 }
 
-/* The value of the option at argv[*i]: advances *i past it and returns it, or prints
- * "membroker: OPT needs WHAT" and returns NULL when the option is the last argument. */
-static const char *mb__optval(int argc, char **argv, int *i, const char *what) {
+/*
+ * The value of the option at argv[*i] into *val: advances *i past it. Prints why and returns 2
+ * (a usage error) when the option is the last argument or its value is empty ("membroker: OPT
+ * needs WHAT"), or when *val was set already by this option or its other spelling ("membroker:
+ * -c given twice ('A', then 'B'): give one"): a second -c must not silently win over the first.
+ */
+static int mb__optval(int argc, char **argv, int *i, const char *what, const char **val) {
   if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
     fprintf(stderr, "membroker: %s needs %s (see membroker --help)\n", argv[*i], what);
-    return NULL;
+    return 2;
+  }
+  if (*val != NULL) {
+    fprintf(stderr, "membroker: %s given twice ('%s', then '%s'): give one\n", argv[*i], *val,
+            argv[*i + 1]);
+    return 2;
   }
   *i += 1;
-  return argv[*i];
+  *val = argv[*i];
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  const char *mode = NULL, *config = NULL, *name = "membroker";
+  const char *mode = NULL, *config = NULL, *name = NULL;
+  const char *check = NULL; /* --check-config's FILE, when it is given right after it */
+  int check_seen = 0;
   const char *start = NULL, *account = NULL, *password = NULL; /* install only */
   int force = 0;                                               /* install only */
   mb_config_t cfg;
@@ -132,38 +148,76 @@ int main(int argc, char **argv) {
       printf("membroker %s (layout %u)\n", MB_VERSION, (unsigned)MB_LAYOUT_VERSION);
       return 0;
     } else if (strcmp(a, "--check-config") == 0) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "membroker: --check-config needs a FILE\n");
+      /* --check-config FILE; or --check-config -c FILE, the file given as everywhere else. */
+      if (check_seen) {
+        fprintf(stderr, "membroker: --check-config given twice: give it one FILE\n");
         return 2;
       }
-      return mb__check_config(argv[i + 1]);
+      check_seen = 1;
+      if (i + 1 < argc && !mb__is_opt(argv[i + 1], "-c", "--config") &&
+          (rc = mb__optval(argc, argv, &i, "a FILE", &check)) != 0)
+        return rc;
     } else if (mb__is_opt(a, "-c", "--config")) {
-      if ((config = mb__optval(argc, argv, &i, "a FILE")) == NULL)
-        return 2;
+      if ((rc = mb__optval(argc, argv, &i, "a FILE", &config)) != 0)
+        return rc;
     } else if (mb__is_opt(a, "-n", "--name")) {
-      if ((name = mb__optval(argc, argv, &i, "a NAME")) == NULL)
-        return 2;
+      if ((rc = mb__optval(argc, argv, &i, "a NAME", &name)) != 0)
+        return rc;
     } else if (strcmp(a, "--start") == 0) {
-      if ((start = mb__optval(argc, argv, &i, "a value: auto, delayed or demand")) == NULL)
-        return 2;
+      if ((rc = mb__optval(argc, argv, &i, "a value: auto, delayed or demand", &start)) != 0)
+        return rc;
     } else if (strcmp(a, "--account") == 0) {
-      if ((account = mb__optval(argc, argv, &i, "an ACCOUNT")) == NULL)
-        return 2;
+      if ((rc = mb__optval(argc, argv, &i, "an ACCOUNT", &account)) != 0)
+        return rc;
     } else if (strcmp(a, "--password") == 0) {
-      if ((password = mb__optval(argc, argv, &i, "a PASSWORD")) == NULL)
-        return 2;
+      if ((rc = mb__optval(argc, argv, &i, "a PASSWORD", &password)) != 0)
+        return rc;
     } else if (strcmp(a, "--force") == 0) {
       force = 1;
     } else if (mode == NULL && (strcmp(a, "install") == 0 || strcmp(a, "uninstall") == 0)) {
       mode = a;
     } else if (mode == NULL && (strcmp(a, "run") == 0 || strcmp(a, "service") == 0)) {
       mode = a;
+    } else if (check_seen && a[0] != '-') {
+      /* `--check-config FILE extra`: one FILE, nothing else (it was ignored). */
+      fprintf(stderr,
+              "membroker: unexpected argument '%s': --check-config takes one FILE (see "
+              "membroker --help)\n",
+              a);
+      return 2;
     } else {
       fprintf(stderr, "membroker: unknown argument '%s'\n\n", a);
       mb__usage(stderr);
       return 2;
     }
   }
+  if (check_seen) {
+    if (mode != NULL || name != NULL || start != NULL || account != NULL || password != NULL ||
+        force) {
+      fprintf(stderr, "membroker: --check-config takes only a FILE (or -c FILE), not '%s'\n",
+              mode != NULL       ? mode
+              : name != NULL     ? "--name"
+              : start != NULL    ? "--start"
+              : account != NULL  ? "--account"
+              : password != NULL ? "--password"
+                                 : "--force");
+      return 2;
+    }
+    if (check != NULL && config != NULL) {
+      fprintf(stderr,
+              "membroker: two config files ('%s' after --check-config, '%s' after -c): give "
+              "one\n",
+              check, config);
+      return 2;
+    }
+    if (check == NULL && config == NULL) {
+      fprintf(stderr, "membroker: --check-config needs a FILE (see membroker --help)\n");
+      return 2;
+    }
+    return mb__check_config(check != NULL ? check : config);
+  }
+  if (name == NULL)
+    name = "membroker";
   /* `membroker --config FILE` (config/README's form) runs in the foreground, as `run` does. */
   if (mode == NULL && config != NULL)
     mode = "run";

@@ -1187,3 +1187,170 @@ TEST(run_says_log_file_is_not_written) {
   ASSERT_CONTAINS(exe_out, want);
   ASSERT_CONTAINS(exe_out, "cannot start: ");
 }
+
+/* ---- review rv14: the machine's capacity, maps and groups this user cannot check, arguments - */
+
+/* The smallest of what this machine can commit (mb_os_commit_caps), as --check-config takes it. */
+static uint64_t machine_cap(void) {
+  mb_os_commit_caps_t caps;
+  uint64_t cap;
+  mb_os_memstatus_t ms;
+  ASSERT_OK(mb_os_commit_caps(&caps));
+  ASSERT_OK(mb_os_memstatus(&ms));
+  ASSERT_EQ_U64(caps.physical, ms.total);
+  ASSERT(caps.physical > 0);
+  ASSERT(caps.commit_limit > 0 && caps.section_space > 0);
+  ASSERT((caps.commit_limit == UINT64_MAX) == (caps.commit_what[0] == '\0'));
+  ASSERT((caps.section_space == UINT64_MAX) == (caps.section_what[0] == '\0'));
+  if (MB_OS_POSIX) /* sections live in /dev/shm, which has a size */
+    ASSERT(caps.section_space != UINT64_MAX);
+  cap = caps.physical;
+  if (caps.commit_limit < cap)
+    cap = caps.commit_limit;
+  if (caps.section_space < cap)
+    cap = caps.section_space;
+  return cap;
+}
+
+/* A start commits more than the machine can give: one region committed at start (it said valid
+ * for 64 TiB, and the start failed "commit refused (os error 28)"), and two regions that fit
+ * alone but not together; a lazy region of the same size reserves only and passes. */
+TEST(check_config_machine_capacity) {
+  char text[512], want[200];
+  uint64_t cap = machine_cap(), half = (cap / 2 + 65536) / 65536 * 65536;
+  check_refuses("cap1", "{\"regions\": [{\"name\": \"w\", \"size\": \"64TiB\"}]}",
+                "regions[0]: region 'w' is committed at start: 64.0 TiB, more than ");
+  ASSERT_CONTAINS(exe_out, "(use \"commit\": \"lazy\" or a smaller region): invalid "
+                           "configuration\n");
+  snprintf(text, sizeof text,
+           "{\"regions\": [{\"name\": \"a\", \"size\": %llu}, {\"name\": \"b\", \"size\": %llu}]}",
+           (unsigned long long)half, (unsigned long long)half);
+  snprintf(want, sizeof want, "regions: a start commits ");
+  check_refuses("cap2", text, want);
+  ASSERT_CONTAINS(exe_out, " (control block, regions committed at start, slot tables, pools, "
+                           "maps), more than ");
+  ASSERT_EXIT(run_broker("--check-config", "cap3",
+                         "{\"regions\": [{\"name\": \"w\", \"size\": \"64TiB\", \"commit\": "
+                         "\"lazy\"}]}"),
+              0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (");
+}
+
+#if MB_OS_POSIX
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+/* As user nobody: --check-config's checks on the config file argv[0], whose map file nobody may
+ * not read and whose sections.group is "root": valid, both listed as not checked (exit 10). */
+CHILD(check_as_nobody) {
+  static mb_config_t cfg;
+  char skipped[4096];
+  if (argc != 1)
+    return 100;
+  if (mb__config_load(&cfg, argv[0]) != 0) {
+    printf("load: %s\n", mb_last_error());
+    return 101;
+  }
+  if (mb__config_check_host(&cfg, 0, skipped, sizeof skipped) != 0) {
+    printf("check: %s\n", mb_last_error());
+    return 102;
+  }
+  if (strstr(skipped, "maps[0].path '") == NULL ||
+      strstr(skipped, "': not checked: this user may not read it (") == NULL ||
+      strstr(skipped, "sections.group 'root': the group exists; whether the broker may give its "
+                      "objects to it") == NULL) {
+    printf("not checked:\n%s", skipped);
+    return 103;
+  }
+  return 10;
+}
+
+/* A map file only the broker's account may read is "not checked" for another user, as
+ * persist.dir and log.file are (it was "invalid", exit 1); a group the user is not in is
+ * listed too; the same file and group as root are checked, and nothing is listed. */
+TEST(check_config_not_checked_for_this_user) {
+#if MB_OS_POSIX
+  char map[64], cfgfile[128], text[800], abs[600], cwd[400];
+  int code = -1;
+  if (geteuid() != 0)
+    SKIP("needs root, to make a map file only root may read and to run a child as nobody");
+  ASSERT(getcwd(cwd, sizeof cwd) != NULL);
+  mb_test_name(map, sizeof map, "secret.gmap");
+  snprintf(abs, sizeof abs, "%s/%s", cwd, map);
+  ASSERT_OK(mb__gmap_write(abs, 16, 16, 0, 1));
+  ASSERT(chmod(abs, 0600) == 0);
+  snprintf(text, sizeof text,
+           "{\"sections\": {\"group\": \"root\"}, \"maps\": [{\"name\": \"m\", \"path\": \"%s\"}]}",
+           abs);
+  write_temp(cfgfile, sizeof cfgfile, "nobody", text, strlen(text));
+  ASSERT(chmod(cfgfile, 0644) == 0);
+  /* Root reads the map and may give objects to root: valid, nothing unchecked. */
+  ASSERT_EXIT(mb_test_run_exe(MB_BROKER_EXE, T_EXE_MS, exe_out, sizeof exe_out, "--check-config",
+                              cfgfile, NULL),
+              0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (");
+  ASSERT(strstr(exe_out, "not checked") == NULL);
+  if (mb_test_run_as_nobody("check_as_nobody", cfgfile, &code) != 0) {
+    remove(cfgfile);
+    remove(abs);
+    SKIP("cannot run a child as another user here");
+  }
+  remove(cfgfile);
+  remove(abs);
+  ASSERT_EQ(code, 10);
+#else
+  SKIP("POSIX permissions and groups (on Windows an ACL may name any group that exists)");
+#endif
+}
+
+/* sections.group naming this user's own group: root or not, the user may give objects to it,
+ * so it is not listed as "not checked" (it was, even for root). */
+TEST(check_config_own_group_checked) {
+#if MB_OS_POSIX
+  char text[256];
+  struct group *g = getgrgid(getegid());
+  if (g == NULL)
+    SKIP("this process's group has no name");
+  snprintf(text, sizeof text, "{\"sections\": {\"group\": \"%s\"}}", g->gr_name);
+  ASSERT_EXIT(run_broker("--check-config", "owngrp", text), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (");
+  ASSERT(strstr(exe_out, "sections.group") == NULL);
+#else
+  SKIP("POSIX groups (on Windows an ACL may name any group that exists: never listed)");
+#endif
+}
+
+/* membroker's arguments: a FILE after --check-config's is refused naming it (it was ignored);
+ * --check-config -c FILE and --check-config --config FILE take the file as `run -c` does; two
+ * -c refused (the second won silently), as are two files and --check-config with `run`. */
+TEST(broker_arguments) {
+  char file[128];
+  const char *good = "{\"regions\": [{\"name\": \"r\", \"size\": 65536}]}";
+  write_temp(file, sizeof file, "args", good, strlen(good));
+#define BROKER(...) mb_test_run_exe(MB_BROKER_EXE, T_EXE_MS, exe_out, sizeof exe_out, __VA_ARGS__)
+  ASSERT_EXIT(BROKER("--check-config", file, "extra", NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "membroker: unexpected argument 'extra': --check-config takes one FILE");
+  ASSERT_EXIT(BROKER("--check-config", "-c", file, NULL), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (instance default, 1 regions, 0 pools, 0 maps)\n");
+  ASSERT_EXIT(BROKER("--check-config", "--config", file, NULL), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (instance default, 1 regions, 0 pools, 0 maps)\n");
+  ASSERT_EXIT(BROKER("-c", file, "--check-config", NULL), 0, exe_out);
+  ASSERT_CONTAINS(exe_out, ": valid (");
+  ASSERT_EXIT(BROKER("run", "-c", file, "-c", "other.json", NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "membroker: -c given twice (");
+  ASSERT_CONTAINS(exe_out, "then 'other.json'): give one\n");
+  ASSERT_EXIT(BROKER("run", "--config", file, "-c", "other.json", NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "membroker: -c given twice (");
+  ASSERT_EXIT(BROKER("--check-config", file, "-c", "other.json", NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "membroker: two config files (");
+  ASSERT_EXIT(BROKER("--check-config", "-c", NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "membroker: -c needs a FILE");
+  ASSERT_EXIT(BROKER("run", "--check-config", file, NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "--check-config takes only a FILE (or -c FILE), not 'run'");
+  ASSERT_EXIT(BROKER("--check-config", file, "--check-config", file, NULL), 2, exe_out);
+  ASSERT_CONTAINS(exe_out, "--check-config given twice");
+#undef BROKER
+  remove(file);
+}

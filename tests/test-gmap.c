@@ -211,6 +211,27 @@ static void spill(const char *path, const unsigned char *img, size_t size) {
 
 static char out[T_OUT_MAX];
 
+/*
+ * `gmaptool info --json PATH` on a file it cannot read prints, before its line on stderr, the
+ * JSON object an invalid file gets: {"path": PATH, "valid": false, "error": {"code": CODE,
+ * "message": ...}}, the message holding `msg` up to its line end (it printed nothing on stdout).
+ */
+static void json_refusal(const char *path, const char *code, const char *msg) {
+  cJSON *j, *e;
+  char want[700];
+  size_t n = strcspn(msg, "\n");
+  snprintf(want, sizeof want, "%.*s", (int)n, msg);
+  ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", "--json", path, NULL), 1, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "path"), path);
+  ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "valid")));
+  e = cJSON_GetObjectItemCaseSensitive(j, "error");
+  ASSERT(cJSON_IsObject(e));
+  ASSERT_STR_EQ(jstr(e, "code"), code);
+  ASSERT_CONTAINS(jstr(e, "message"), want);
+  cJSON_Delete(j);
+}
+
 /* ---- the validator --------------------------------------------------------------------------- */
 
 /* Every malformed image is refused with its code, and a message that starts with `what` and
@@ -677,6 +698,11 @@ TEST(tool_errors) {
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", missing, NULL), 1, out);
   ASSERT_CONTAINS(out, "gmaptool: cannot open '");
   ASSERT_CONTAINS(out, missing);
+  {
+    char want[800];
+    snprintf(want, sizeof want, "cannot open '%s': ", missing);
+    json_refusal(missing, "not_found", want);
+  }
 
   make_image(img, IMG(4, 0), SIG, 3, 2, 2, 4, 0); /* version 3 */
   spill(bad, img, IMG(4, 0));
@@ -743,6 +769,7 @@ static void refuses_not_a_file(const char *path, const char *kind) {
       FAIL("gmaptool %s '%s' printed:\n%s\nnot:\n%s", cmds[i][0], path, out, want);
     ASSERT(strstr(out, "TiB") == NULL && strstr(out, "width") == NULL); /* nothing was sized */
   }
+  json_refusal(path, "invalid_argument", want + strlen("gmaptool: "));
 }
 
 /* A directory: refused on every OS (it was "8388608.0 TiB"). */

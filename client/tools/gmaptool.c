@@ -120,13 +120,15 @@ static void print_json(cJSON *j) {
  * *data NULL.
  */
 static int read_gmap(const char *path, int (*check)(const void *, uint64_t, const char *),
-                     unsigned char **data, uint64_t *size, int *check_rc) {
-  char why[256];
+                     unsigned char **data, uint64_t *size, int *check_rc, char *why, size_t wsize,
+                     int *err) {
+  char os_why[256];
   unsigned char head[MB_GMAP_HEADER_SIZE], *buf;
   uint64_t len, done;
   FILE *f;
   size_t n;
   long os;
+  int r0;
   *data = NULL;
   *size = 0;
   {
@@ -135,18 +137,19 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
      * regular file that is not empty with MB_ERANGE, before it allocates or reads a byte. */
     char *none;
     size_t got;
-    int r = mb_os_read_file(path, 0, &none, &got);
-    if (r == 0)
+    r0 = mb_os_read_file(path, 0, &none, &got);
+    if (r0 == 0)
       free(none); /* empty: the check below says what an empty file lacks */
-    else if (r != MB_ERANGE)
+    else if (r0 != MB_ERANGE)
       goto os_failed;
   }
-  if (mb_os_file_open(path, "rb", &f) != 0)
+  if ((r0 = mb_os_file_open(path, "rb", &f)) != 0)
     goto os_failed;
   n = fread(head, 1, sizeof head, f);
   if (ferror(f) || mb_os_file_seek_end(f, &len) != 0) {
-    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
-            mb_os_errno_text(errno != 0 ? errno : EIO, why, sizeof why));
+    snprintf(why, wsize, "cannot read '%s': %s", path,
+             mb_os_errno_text(errno != 0 ? errno : EIO, os_why, sizeof os_why));
+    *err = MB_EIO;
     fclose(f);
     return -1;
   }
@@ -158,8 +161,8 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
     return -2;
   }
   if ((buf = malloc((size_t)len > 0 ? (size_t)len : 1)) == NULL || (uint64_t)(size_t)len != len) {
-    fprintf(stderr, "gmaptool: '%s' (%llu bytes) does not fit in memory\n", path,
-            (unsigned long long)len);
+    snprintf(why, wsize, "'%s' (%llu bytes) does not fit in memory", path, (unsigned long long)len);
+    *err = MB_ENOMEM;
     free(buf);
     fclose(f);
     return -1;
@@ -167,7 +170,8 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
   memcpy(buf, head, sizeof head);
   done = sizeof head;
   if (mb_os_file_seek(f, done) != 0) {
-    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path, mb_last_error());
+    snprintf(why, wsize, "cannot read '%s': %s", path, mb_last_error());
+    *err = MB_EIO;
     free(buf);
     fclose(f);
     return -1;
@@ -179,8 +183,9 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
     done += n;
   }
   if (ferror(f)) {
-    fprintf(stderr, "gmaptool: cannot read '%s': %s\n", path,
-            mb_os_errno_text(errno != 0 ? errno : EIO, why, sizeof why));
+    snprintf(why, wsize, "cannot read '%s': %s", path,
+             mb_os_errno_text(errno != 0 ? errno : EIO, os_why, sizeof os_why));
+    *err = MB_EIO;
     free(buf);
     fclose(f);
     return -1;
@@ -191,35 +196,51 @@ static int read_gmap(const char *path, int (*check)(const void *, uint64_t, cons
   return 0;
 
 os_failed:
+  *err = r0;
   if ((os = mb_last_os_error()) != 0)
-    fprintf(stderr, "gmaptool: cannot %s '%s': %s\n",
-            strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
-            mb_os_error_text(os, why, sizeof why));
+    snprintf(why, wsize, "cannot %s '%s': %s",
+             strncmp(mb_last_error(), "open ", 5) == 0 ? "open" : "read", path,
+             mb_os_error_text(os, os_why, sizeof os_why));
   else
-    fprintf(stderr, "gmaptool: %s\n", mb_last_error());
+    snprintf(why, wsize, "%s", mb_last_error());
   return -1;
 }
 
-/* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why
- * (with --json the failure is also printed as JSON on stdout). */
+/* With --json, a failure as one object on stdout:
+ * {"path": PATH, "valid": false, ["size": N,] "error": {"code": CODE, "message": MESSAGE}};
+ * the size only when the file was read (size_known). */
+static void print_json_failure(const char *path, int size_known, uint64_t size, int rc,
+                               const char *message) {
+  cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "path", path);
+  cJSON_AddBoolToObject(j, "valid", 0);
+  if (size_known)
+    cJSON_AddNumberToObject(j, "size", (double)size);
+  cJSON_AddStringToObject(e, "code", mb_err_name(rc));
+  cJSON_AddStringToObject(e, "message", message);
+  cJSON_AddItemToObject(j, "error", e);
+  print_json(j);
+  cJSON_Delete(j);
+}
+
+/* Read and check `path`: 0 with the image and its header, or EXIT_FAILED after saying why on
+ * stderr. With --json every failure, a file that cannot be read (missing, a directory, a FIFO,
+ * a device) as much as one that is not valid GMAP, is also one JSON object on stdout, first
+ * (print_json_failure), so a script parsing stdout always gets a document. */
 static int load(const char *path, int json, unsigned char **data, uint64_t *size,
                 mb_gmap_header_t *h) {
-  int rc = 0, r;
-  if ((r = read_gmap(path, mb__gmap_check_header, data, size, &rc)) == -1)
+  char why[1024];
+  int rc = 0, r, err = 0;
+  if ((r = read_gmap(path, mb__gmap_check_header, data, size, &rc, why, sizeof why, &err)) == -1) {
+    if (json)
+      print_json_failure(path, 0, 0, err, why);
+    fprintf(stderr, "gmaptool: %s\n", why);
     return EXIT_FAILED;
+  }
   if (r == -2 || (rc = mb_gmap_check(*data, *size, path)) != 0 ||
       (rc = mb__gmap_verify(*data, *size, path, NULL)) != 0) {
-    if (json) {
-      cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
-      cJSON_AddStringToObject(j, "path", path);
-      cJSON_AddBoolToObject(j, "valid", 0);
-      cJSON_AddNumberToObject(j, "size", (double)*size);
-      cJSON_AddStringToObject(e, "code", mb_err_name(rc));
-      cJSON_AddStringToObject(e, "message", mb_last_error());
-      cJSON_AddItemToObject(j, "error", e);
-      print_json(j);
-      cJSON_Delete(j);
-    }
+    if (json)
+      print_json_failure(path, 1, *size, rc, mb_last_error());
     fprintf(stderr, "gmaptool: not a valid GMAP file: %s (%s)\n", mb_last_error(), mb_err_name(rc));
     free(*data);
     *data = NULL;
@@ -381,11 +402,13 @@ static int cmd_object(const char *path, uint32_t i, int json) {
 static int cmd_upgrade(const char *from, const char *to) {
   unsigned char *data;
   uint64_t size, done = 0;
-  char tmp[4096], why[256];
+  char tmp[4096], why[1024];
   FILE *f;
-  int rc = 0, e = 0;
-  if (read_gmap(from, mb__gmap_upgrade_check, &data, &size, &rc) == -1)
+  int rc = 0, e = 0, err = 0;
+  if (read_gmap(from, mb__gmap_upgrade_check, &data, &size, &rc, why, sizeof why, &err) == -1) {
+    fprintf(stderr, "gmaptool: %s\n", why);
     return EXIT_FAILED;
+  }
   if (rc != 0 || (rc = mb__gmap_upgrade(data, size, from)) != 0) {
     fprintf(stderr, "gmaptool: upgrade: %s (%s)\n", mb_last_error(), mb_err_name(rc));
     free(data);
