@@ -10,7 +10,9 @@
  *   malloc      malloc/free of this process: glibc's, or jemalloc's or mimalloc's when
  *               bench.sh preloads them (the allocator found is printed, so a preload that did
  *               not take is seen)
- *   freelist    an unlocked free list over one array: the single-thread floor (1 thread only)
+ *   freelist    an unlocked free list over one array: the single-thread floor (1 thread only),
+ *               inlined into the loop (the reference for shared-inl)
+ *   freelist-call  the same behind an out-of-line call (the reference for shared-tc)
  *   mutexpool   the seed's GameObjectPool: a free list of pointers behind one mutex
  *   lpool       mb_lpool_* (MB_POOL_THREADSAFE with two threads)
  *   shared      mb_pool_* of a broker's shared pool, MB_POOL_NO_CACHE
@@ -133,6 +135,14 @@ static inline void freelist_release(void *p) {
   g_free = p;
 }
 MB_BENCH_LOOPS(freelist, freelist_alloc(), freelist_release)
+/* The same free list behind an out-of-line call: the floor for mb_pool_alloc / mb_pool_free. */
+static __attribute__((noinline)) void *freelist_alloc_call(void) {
+  return freelist_alloc();
+}
+static __attribute__((noinline)) void freelist_release_call(void *p) {
+  freelist_release(p);
+}
+MB_BENCH_LOOPS(freelist_call, freelist_alloc_call(), freelist_release_call)
 
 /* ---- the seed's GameObjectPool: a stack of free pointers behind a mutex ---- */
 static mb_os_mutex_t g_lock;
@@ -249,6 +259,7 @@ MB_BENCH_LOOPS(inline, inline_alloc(), inline_release)
 static const impl_t impls[] = {
     {"malloc", 2, malloc_setup, malloc_pairs, malloc_batch, nothing},
     {"freelist", 1, freelist_setup, freelist_pairs, freelist_batch, arena_teardown},
+    {"freelist-call", 1, freelist_setup, freelist_call_pairs, freelist_call_batch, arena_teardown},
     {"mutexpool", 2, mutexpool_setup, mutexpool_pairs, mutexpool_batch, mutexpool_teardown},
     {"lpool", 2, lpool_setup, lpool_pairs, lpool_batch, lpool_teardown},
     {"shared", 2, shared_setup, shared_pairs, shared_batch, nothing},
