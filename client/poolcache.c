@@ -128,8 +128,8 @@ static void mb__tcache_flush(mb__tcache_t *t) {
   uint32_t k;
   if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word)
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
-      mb__pool_give(p, t->rec, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
-                    MB_STAMP_CACHED | t->owner, NULL);
+      mb__pool_give_cached(p, t->rec, t->idx + k,
+                           t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN, t->owner, NULL);
   t->n = 0;
 }
 
@@ -415,9 +415,12 @@ MB_COLD static int mb__pool_alloc_slow(mb_pool_t *pool, void **obj) {
  */
 int mb_pool_alloc(mb_pool_t *pool, void **obj) {
   mb__tcache_t *t = mb__tc_last;
-  if (t != NULL && t->pool == pool && t->n > 0 && obj != NULL &&
+  uint32_t n;
+  /* n is read once, before the entry word's acquire load (which would force a second read). */
+  if (t != NULL && t->pool == pool && (n = t->n) > 0 && obj != NULL &&
       mb_load64(t->entry_word) == t->word) {
-    uint32_t idx = t->idx[--t->n];
+    uint32_t idx = t->idx[n - 1];
+    t->n = n - 1;
     mb_store32(&t->stamps[idx], MB_STAMP_IN_USE | t->owner);
     *obj = t->blocks + (size_t)idx * t->stride;
     return 0;
@@ -452,7 +455,7 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
                       MB_POOL_NAME_MAX - 1, p->desc->name, (unsigned)idx);
   }
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
-    mb__pool_give(p, t->rec, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
+    mb__pool_give_cached(p, t->rec, t->idx, MB_POOL_CHAIN, owner, NULL);
     memmove(t->idx, t->idx + MB_POOL_CHAIN, (MB__TCACHE_MAX - MB_POOL_CHAIN) * sizeof t->idx[0]);
     t->n -= MB_POOL_CHAIN;
   }
@@ -462,16 +465,19 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
 
 int mb_pool_free(mb_pool_t *pool, void *obj) {
   mb__tcache_t *t = mb__tc_last;
+  uint32_t n;
   if (obj == NULL)
     return 0;
-  if (t != NULL && t->pool == pool && pool != NULL && t->n < MB__TCACHE_MAX && t->shift >= 0 &&
-      mb_load64(t->entry_word) == t->word) {
+  if (t != NULL && t->pool == pool && pool != NULL && (n = t->n) < MB__TCACHE_MAX &&
+      t->shift >= 0 && mb_load64(t->entry_word) == t->word) {
+    /* One unsigned subtraction: below the first block wraps to a huge offset. */
     uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
     if (off < t->span && (off & (t->stride - 1)) == 0) {
-      uint32_t idx = (uint32_t)(off >> t->shift), s = mb_load32(&t->stamps[idx]);
-      if (s == (MB_STAMP_IN_USE | t->owner)) { /* our own; another client's: the slow path */
-        mb_store32(&t->stamps[idx], MB_STAMP_CACHED | t->owner);
-        t->idx[t->n++] = idx;
+      uint32_t idx = (uint32_t)(off >> t->shift), mine = t->owner;
+      if (mb_load32(&t->stamps[idx]) == (MB_STAMP_IN_USE | mine)) { /* another's: slow path */
+        t->idx[n] = idx;
+        t->n = n + 1;
+        mb_store32(&t->stamps[idx], MB_STAMP_CACHED | mine);
         return 0;
       }
     }

@@ -10,7 +10,9 @@
  *   malloc      malloc/free of this process: glibc's, or jemalloc's or mimalloc's when
  *               bench.sh preloads them (the allocator found is printed, so a preload that did
  *               not take is seen)
- *   freelist    an unlocked free list over one array: the single-thread floor (1 thread only)
+ *   freelist    an unlocked free list over one array: the single-thread floor (1 thread only),
+ *               inlined into the loop (the reference for shared-inl)
+ *   freelist-call  the same behind an out-of-line call (the reference for shared-tc)
  *   mutexpool   the seed's GameObjectPool: a free list of pointers behind one mutex
  *   lpool       mb_lpool_* (MB_POOL_THREADSAFE with two threads)
  *   shared      mb_pool_* of a broker's shared pool, MB_POOL_NO_CACHE
@@ -49,14 +51,41 @@
 #define CAPACITY (2 * BATCH + 8192) /* pools hold both threads' batches and their caches */
 #define ALIGN 16
 
+/* Each allocator's two timed loops are functions of their own (MB_BENCH_LOOPS below), so the
+ * allocator's calls in them are direct calls, or inlined where its code is visible (the
+ * unlocked free list, the shared pool's inline fast path): what a game loop gets. */
 typedef struct impl_s {
   const char *name;
   int max_threads;
   void (*setup)(size_t size, int threads);
-  void *(*alloc)(void);
-  void (*release)(void *p);
+  void (*pairs)(uint32_t n);              /* n alloc+free pairs, each object written once */
+  void (*batch)(void **held, uint32_t n); /* n allocations into held[], then n frees */
   void (*teardown)(void);
 } impl_t;
+
+/* The timed loops of one allocator whose calls are ALLOC (an expression giving the object or
+ * NULL) and RELEASE(p). */
+#define MB_BENCH_LOOPS(name, ALLOC, RELEASE)                                                       \
+  static void name##_pairs(uint32_t n) {                                                           \
+    uint32_t i;                                                                                    \
+    for (i = 0; i < n; i++) {                                                                      \
+      void *p = ALLOC;                                                                             \
+      if (p == NULL)                                                                               \
+        die("alloc (pairs)", 0);                                                                   \
+      *(volatile uint64_t *)p = i;                                                                 \
+      RELEASE(p);                                                                                  \
+    }                                                                                              \
+  }                                                                                                \
+  static void name##_batch(void **held, uint32_t n) {                                              \
+    uint32_t i;                                                                                    \
+    for (i = 0; i < n; i++) {                                                                      \
+      if ((held[i] = ALLOC) == NULL)                                                               \
+        die("alloc (batch)", 0);                                                                   \
+      *(volatile uint64_t *)held[i] = i;                                                           \
+    }                                                                                              \
+    for (i = 0; i < n; i++)                                                                        \
+      RELEASE(held[i]);                                                                            \
+  }
 
 /* ---- malloc ---- */
 static size_t g_size;
@@ -64,12 +93,7 @@ static void malloc_setup(size_t size, int threads) {
   g_size = size;
   (void)threads;
 }
-static void *malloc_alloc(void) {
-  return malloc(g_size);
-}
-static void malloc_release(void *p) {
-  free(p);
-}
+MB_BENCH_LOOPS(malloc, malloc(g_size), free)
 static void nothing(void) {}
 
 /* ---- one array of blocks, carved once: the free lists below share it ---- */
@@ -94,7 +118,7 @@ static void freelist_setup(size_t size, int threads) {
   arena_setup(size);
   g_free = NULL;
 }
-static void *freelist_alloc(void) {
+static inline void *freelist_alloc(void) {
   void *p = g_free;
   if (p != NULL) {
     memcpy(&g_free, p, sizeof g_free);
@@ -106,10 +130,19 @@ static void *freelist_alloc(void) {
   g_bump += g_size;
   return p;
 }
-static void freelist_release(void *p) {
+static inline void freelist_release(void *p) {
   memcpy(p, &g_free, sizeof g_free);
   g_free = p;
 }
+MB_BENCH_LOOPS(freelist, freelist_alloc(), freelist_release)
+/* The same free list behind an out-of-line call: the floor for mb_pool_alloc / mb_pool_free. */
+static __attribute__((noinline)) void *freelist_alloc_call(void) {
+  return freelist_alloc();
+}
+static __attribute__((noinline)) void freelist_release_call(void *p) {
+  freelist_release(p);
+}
+MB_BENCH_LOOPS(freelist_call, freelist_alloc_call(), freelist_release_call)
 
 /* ---- the seed's GameObjectPool: a stack of free pointers behind a mutex ---- */
 static mb_os_mutex_t g_lock;
@@ -126,7 +159,7 @@ static void mutexpool_setup(size_t size, int threads) {
     g_stack[i] = g_arena + (CAPACITY - 1 - i) * size;
   g_top = CAPACITY;
 }
-static void *mutexpool_alloc(void) {
+static inline void *mutexpool_alloc(void) {
   void *p = NULL;
   mb_os_mutex_lock(&g_lock);
   if (g_top > 0)
@@ -134,11 +167,12 @@ static void *mutexpool_alloc(void) {
   mb_os_mutex_unlock(&g_lock);
   return p;
 }
-static void mutexpool_release(void *p) {
+static inline void mutexpool_release(void *p) {
   mb_os_mutex_lock(&g_lock);
   g_stack[g_top++] = p;
   mb_os_mutex_unlock(&g_lock);
 }
+MB_BENCH_LOOPS(mutexpool, mutexpool_alloc(), mutexpool_release)
 static void mutexpool_teardown(void) {
   mb_os_mutex_destroy(&g_lock);
   free(g_stack);
@@ -153,13 +187,14 @@ static void lpool_setup(size_t size, int threads) {
   if (rc != 0)
     die("mb_lpool_create", rc);
 }
-static void *lpool_alloc(void) {
+static inline void *lpool_alloc(void) {
   void *p;
   return mb_lpool_alloc(g_lpool, &p) == 0 ? p : NULL;
 }
-static void lpool_release(void *p) {
+static inline void lpool_release(void *p) {
   mb_lpool_free(g_lpool, p);
 }
+MB_BENCH_LOOPS(lpool, lpool_alloc(), lpool_release)
 static void lpool_teardown(void) {
   mb_lpool_destroy(g_lpool);
 }
@@ -204,29 +239,32 @@ static void shared_setup(size_t size, int threads) {
   if ((rc = mb_pool_open(g_client, size == 64 ? "p64" : "p256", g_pool_flags, &g_pool)) != 0)
     die("mb_pool_open", rc);
 }
-static void *shared_alloc(void) {
+static inline void *shared_alloc(void) {
   void *p;
   return mb_pool_alloc(g_pool, &p) == 0 ? p : NULL;
 }
-static void shared_release(void *p) {
+static inline void shared_release(void *p) {
   mb_pool_free(g_pool, p);
 }
-static void *inline_alloc(void) {
+static inline void *inline_alloc(void) {
   void *p;
   return mb_pool_alloc_inline(g_pool, &p) == 0 ? p : NULL;
 }
-static void inline_release(void *p) {
+static inline void inline_release(void *p) {
   mb_pool_free_inline(g_pool, p);
 }
+MB_BENCH_LOOPS(shared, shared_alloc(), shared_release)
+MB_BENCH_LOOPS(inline, inline_alloc(), inline_release)
 
 static const impl_t impls[] = {
-    {"malloc", 2, malloc_setup, malloc_alloc, malloc_release, nothing},
-    {"freelist", 1, freelist_setup, freelist_alloc, freelist_release, arena_teardown},
-    {"mutexpool", 2, mutexpool_setup, mutexpool_alloc, mutexpool_release, mutexpool_teardown},
-    {"lpool", 2, lpool_setup, lpool_alloc, lpool_release, lpool_teardown},
-    {"shared", 2, shared_setup, shared_alloc, shared_release, nothing},
-    {"shared-tc", 2, shared_setup, shared_alloc, shared_release, nothing},
-    {"shared-inl", 2, shared_setup, inline_alloc, inline_release, nothing},
+    {"malloc", 2, malloc_setup, malloc_pairs, malloc_batch, nothing},
+    {"freelist", 1, freelist_setup, freelist_pairs, freelist_batch, arena_teardown},
+    {"freelist-call", 1, freelist_setup, freelist_call_pairs, freelist_call_batch, arena_teardown},
+    {"mutexpool", 2, mutexpool_setup, mutexpool_pairs, mutexpool_batch, mutexpool_teardown},
+    {"lpool", 2, lpool_setup, lpool_pairs, lpool_batch, lpool_teardown},
+    {"shared", 2, shared_setup, shared_pairs, shared_batch, nothing},
+    {"shared-tc", 2, shared_setup, shared_pairs, shared_batch, nothing},
+    {"shared-inl", 2, shared_setup, inline_pairs, inline_batch, nothing},
 };
 
 /* ---- the workloads ---- */
@@ -242,27 +280,14 @@ typedef struct run_s {
 static void work(void *arg) {
   run_t *r = arg;
   void **held = NULL;
-  uint32_t i;
   mb_add32(&r->ready, 1);
   while (!mb_load32(&r->go)) {
   }
   if (r->batch) {
     held = r->held + (size_t)(mb_add32(&r->ready, 1) - (uint32_t)r->threads) * BATCH;
-    for (i = 0; i < BATCH; i++) {
-      if ((held[i] = r->impl->alloc()) == NULL)
-        die("alloc (batch)", 0);
-      *(volatile uint64_t *)held[i] = i;
-    }
-    for (i = 0; i < BATCH; i++)
-      r->impl->release(held[i]);
+    r->impl->batch(held, BATCH);
   } else {
-    for (i = 0; i < PAIRS; i++) {
-      void *p = r->impl->alloc();
-      if (p == NULL)
-        die("alloc (pairs)", 0);
-      *(volatile uint64_t *)p = i;
-      r->impl->release(p);
-    }
+    r->impl->pairs(PAIRS);
   }
 }
 
@@ -303,7 +328,6 @@ static double run_case_procs(const impl_t *impl, const char *name) {
   procs_sync_t *sy =
       mmap(NULL, sizeof *sy, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   uint64_t t0, t1, ce;
-  uint32_t i;
   pid_t pid;
   int status;
   if (sy == MAP_FAILED)
@@ -319,13 +343,7 @@ static double run_case_procs(const impl_t *impl, const char *name) {
     mb_store32(&sy->ready, 1);
     while (!mb_load32(&sy->go)) {
     }
-    for (i = 0; i < PAIRS; i++) {
-      void *p = impl->alloc();
-      if (p == NULL)
-        _exit(101);
-      *(volatile uint64_t *)p = i;
-      impl->release(p);
-    }
+    impl->pairs(PAIRS); /* dies (exit 1) if an allocation fails */
     mb_store64(&sy->child_end, mb_os_mono_ns());
     mb_detach(c);
     _exit(0);
@@ -335,13 +353,7 @@ static double run_case_procs(const impl_t *impl, const char *name) {
       die("the second process could not attach", 0);
   t0 = mb_os_mono_ns();
   mb_store32(&sy->go, 1);
-  for (i = 0; i < PAIRS; i++) {
-    void *p = impl->alloc();
-    if (p == NULL)
-      die("alloc (pairs, 2 processes)", 0);
-    *(volatile uint64_t *)p = i;
-    impl->release(p);
-  }
+  impl->pairs(PAIRS);
   t1 = mb_os_mono_ns();
   if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
       (ce = mb_load64(&sy->child_end)) == 0)

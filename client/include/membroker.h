@@ -478,9 +478,12 @@ static MB__PTC_TLS mb_pool_tcache_t *mb__ptc_last; /* this thread's last cache, 
 /* mb_pool_alloc, its common case inline. */
 static inline int mb_pool_alloc_inline(mb_pool_t *pool, void **obj) {
   mb_pool_tcache_t *t = mb__ptc_last;
-  if (t != NULL && t->pool == pool && t->n > 0 && obj != NULL &&
+  uint32_t n;
+  /* n is read once, before the entry word's acquire load (which would force a second read). */
+  if (t != NULL && t->pool == pool && (n = t->n) > 0 && obj != NULL &&
       MB__PTC_LOAD64(t->entry_word) == t->word) {
-    uint32_t i = t->idx[--t->n];
+    uint32_t i = t->idx[n - 1];
+    t->n = n - 1;
     MB__PTC_STORE32(&t->stamps[i], MB_POOL_TCACHE_IN_USE | t->owner);
     *obj = t->blocks + (size_t)i * t->stride;
     return 0;
@@ -491,14 +494,17 @@ static inline int mb_pool_alloc_inline(mb_pool_t *pool, void **obj) {
 /* mb_pool_free, its common case inline (a block of this client's, into a cache with room). */
 static inline int mb_pool_free_inline(mb_pool_t *pool, void *obj) {
   mb_pool_tcache_t *t = mb__ptc_last;
-  if (t != NULL && t->pool == pool && obj != NULL && t->n < t->cap && t->shift >= 0 &&
+  uint32_t n;
+  if (t != NULL && t->pool == pool && obj != NULL && (n = t->n) < t->cap && t->shift >= 0 &&
       MB__PTC_LOAD64(t->entry_word) == t->word) {
+    /* One unsigned subtraction: below the first block wraps to a huge offset. */
     uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
     if (off < t->span && (off & (t->stride - 1)) == 0) {
-      uint32_t i = (uint32_t)(off >> t->shift);
-      if (MB__PTC_LOAD32(&t->stamps[i]) == (MB_POOL_TCACHE_IN_USE | t->owner)) {
-        MB__PTC_STORE32(&t->stamps[i], MB_POOL_TCACHE_CACHED | t->owner);
-        t->idx[t->n++] = i;
+      uint32_t i = (uint32_t)(off >> t->shift), mine = t->owner;
+      if (MB__PTC_LOAD32(&t->stamps[i]) == (MB_POOL_TCACHE_IN_USE | mine)) {
+        t->idx[n] = i;
+        t->n = n + 1;
+        MB__PTC_STORE32(&t->stamps[i], MB_POOL_TCACHE_CACHED | mine);
         return 0;
       }
     }
