@@ -409,8 +409,12 @@ static void show_player(const cJSON *res, const char *instance) {
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(res, "client");
   const char *hex = str(res, "hex");
   size_t n = strlen(hex) / 2, i, j;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(res, "player");
   (void)instance;
-  printf("player      %.0f\n", num(res, "player"));
+  if (cJSON_IsString(id)) /* above 2^53: the broker sends it as a decimal string */
+    printf("player      %s\n", mbctl_text(id->valuestring));
+  else
+    printf("player      %.0f\n", num(res, "player"));
   printf("slot        %.0f of region '%s' (offset %.0f, %.0f bytes)\n", num(res, "slot"),
          str(res, "region"), num(res, "offset"), num(res, "slot_size"));
   if (cJSON_IsObject(c))
