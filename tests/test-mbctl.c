@@ -1166,7 +1166,7 @@ TEST(player_evict_save) {
   ASSERT_OK(mb_close(closed)); /* DEAD, closed: kept for the grace period */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "zone-9", NULL), 0, out);
   snprintf(want, sizeof want,
-           "evicted client 1 'zone-9' (pid %u, dead: closed): 1 slots and 0 pool objects freed\n",
+           "evicted client 1 'zone-9' (pid %u, dead: closed): 1 slot and 0 pool objects freed\n",
            (unsigned)self.pid);
   ASSERT_CONTAINS(out, want);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "43", NULL), 1, out);

@@ -449,11 +449,12 @@ static void show_player(const cJSON *res, const char *instance) {
 
 static void show_evict(const cJSON *res, const char *instance) {
   (void)instance;
-  printf("evicted client %.0f '%s' (pid %.0f, dead: %s%s): %.0f slots and %.0f pool objects "
+  printf("evicted client %.0f '%s' (pid %.0f, dead: %s%s): %.0f slot%s and %.0f pool object%s "
          "freed\n",
          num(res, "index"), str(res, "client"), num(res, "pid"), str(res, "dead_reason"),
          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "marked")) ? ", found dead now" : "",
-         num(res, "slots_freed"), num(res, "pool_objects_freed"));
+         num(res, "slots_freed"), num(res, "slots_freed") == 1 ? "" : "s",
+         num(res, "pool_objects_freed"), num(res, "pool_objects_freed") == 1 ? "" : "s");
   if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "pending")))
     printf("a page of another of its slots was held by another process: the broker's next sweep "
            "frees the rest\n");
