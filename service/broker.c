@@ -178,6 +178,11 @@ static int mb__detail_len(int rc) {
   return (int)n;
 }
 
+/* "" for one, "s" for any other count: "1 slot", "2 slots". */
+static const char *mb__plural(uint64_t n) {
+  return n == 1 ? "" : "s";
+}
+
 /*
  * Create the section of a region configured with large_pages in large pages: the section rounded
  * up to whole large pages. Where they cannot be had (none on this machine, the privilege or a
@@ -272,14 +277,20 @@ static int mb__region_create(mb_broker_t *b, int i, uint64_t *prev_gen) {
     char dir[256] = "", where[300] = "";
     if (large && mb_os_hugetlbfs_dir(dir, sizeof dir) == 0)
       snprintf(where, sizeof where, " on hugetlbfs '%s'", dir);
-    mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s%s%s", d->name,
-                (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
-                rc_->lazy ? ", lazy" : "", slots ? ", slotted" : "", large ? ", large pages" : "",
-                where);
+    /* The slot table is committed whole at start, lazy or not (counted in committed_total, not
+     * in the region's committed): its own figure, so a lazy region does not look free. */
+    if (slots)
+      mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s, slotted: %llu slot%s "
+                  "of %u bytes, slot table %llu bytes committed%s%s",
+                  d->name, (unsigned long long)d->size,
+                  (unsigned long long)mb_load64(&d->committed), rc_->lazy ? ", lazy" : "",
+                  (unsigned long long)slots, mb__plural(slots), (unsigned)d->slot_size,
+                  (unsigned long long)table, large ? ", large pages" : "", where);
+    else
+      mb_log_info("region %-10s %10llu bytes reserved, %10llu committed%s%s%s", d->name,
+                  (unsigned long long)d->size, (unsigned long long)mb_load64(&d->committed),
+                  rc_->lazy ? ", lazy" : "", large ? ", large pages" : "", where);
   }
-  if (slots)
-    mb_log_debug("region %s: %llu slots of %u bytes, slot table %llu bytes", d->name,
-                 (unsigned long long)slots, (unsigned)d->slot_size, (unsigned long long)table);
   return 0;
 
 fail_unmap:
@@ -592,6 +603,8 @@ void mb__broker_tick(mb_broker_t *b) {
   }
 }
 
+static void mb__client_seen(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t s);
+
 /* Why a client is dead, in words: MB_DEAD_REASONS (stats.h), the list `status` names too. */
 static const char *mb__dead_why(uint32_t reason) {
   return mb__dead_reason_why(reason);
@@ -605,14 +618,18 @@ static const char *mb__dead_why(uint32_t reason) {
 static int mb__client_dead(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t reason, uint64_t now) {
   char name[MB_CLIENT_NAME_MAX];
   uint64_t held = 0;
+  /* An attachment that dies before a sweep has seen it: its "attached" line first, so the
+   * log never shows a death (and a reap) of a client it never saw come. */
+  if (MB_CLIENT_WORD_STATE(w) == MB_CLIENT_ATTACHED && b->clients[i].seen_word != w)
+    mb__client_seen(b, i, w, MB_CLIENT_ATTACHED);
   if (!mb__client_mark_dead(b->state, i, w, reason, now, name, &held))
     return 0; /* it detached, was taken over or published meanwhile */
   if (reason < MB_BROKER_DEAD_REASONS)
     b->deaths[reason]++;
   mb_log_event(MB_EV_CLIENT_DIED, MB_LOG_WARN,
-               "client '%s' (pid %u) is dead: %s; its %llu slots are kept for %u ms", name,
+               "client '%s' (pid %u) is dead: %s; its %llu slot%s kept for %u ms", name,
                (unsigned)MB_CLIENT_WORD_PID(w), mb__dead_why(reason), (unsigned long long)held,
-               (unsigned)b->cfg.grace_period_ms);
+               held == 1 ? " is" : "s are", (unsigned)b->cfg.grace_period_ms);
   return 1;
 }
 
@@ -693,11 +710,12 @@ static void mb__client_hung(mb_broker_t *b, uint32_t i, uint64_t w, int late, ui
     b->hangs++;
     mb_log_event(MB_EV_CLIENT_HUNG, MB_LOG_WARN,
                  "client '%s' (pid %u) is hung: no heartbeat for %llu ms (its process still "
-                 "runs); it keeps its entry and %llu slots, and is dead only once its process "
+                 "runs); it keeps its entry and %llu slot%s, and is dead only once its process "
                  "exits",
                  name, (unsigned)MB_CLIENT_WORD_PID(w),
                  (unsigned long long)(hb < now ? (now - hb) / 1000000u : 0),
-                 (unsigned long long)mb_load64(&e->slots_held));
+                 (unsigned long long)mb_load64(&e->slots_held),
+                 mb__plural(mb_load64(&e->slots_held)));
   } else {
     mb_log_info("client '%s' (pid %u) beats again after %llu ms hung", name,
                 (unsigned)MB_CLIENT_WORD_PID(w),
@@ -736,14 +754,16 @@ static int mb__client_reap(mb_broker_t *b, uint32_t i, uint32_t pid, const char 
    * the entry DEAD, nameless and due: the next sweep frees the rest. */
   if ((rc = mb__client_free(st, i, b->regions, b->nregions, NULL, 0, &freed)) == 0)
     mb_log_event(MB_EV_CLIENT_RECLAIMED, MB_LOG_INFO,
-                 "client '%s' (pid %u, client %u) reaped %s (dead: %s): %llu slots and %llu "
-                 "pool objects freed",
+                 "client '%s' (pid %u, client %u) reaped %s (dead: %s): %llu slot%s and %llu "
+                 "pool object%s freed",
                  name, (unsigned)pid, (unsigned)i, when, mb__dead_reason_key(reason),
-                 (unsigned long long)freed, (unsigned long long)blocks);
+                 (unsigned long long)freed, mb__plural(freed), (unsigned long long)blocks,
+                 mb__plural(blocks));
   else
-    mb_log_debug("client '%s' (pid %u): %llu slots and %llu pool objects freed; a page of "
+    mb_log_debug("client '%s' (pid %u): %llu slot%s and %llu pool object%s freed; a page of "
                  "another of its slots is held by another process, freed at a later sweep",
-                 name, (unsigned)pid, (unsigned long long)freed, (unsigned long long)blocks);
+                 name, (unsigned)pid, (unsigned long long)freed, mb__plural(freed),
+                 (unsigned long long)blocks, mb__plural(blocks));
   b->clients[i].seen_word = 0;
   if (out != NULL) {
     memcpy(out->name, name, sizeof out->name);
@@ -774,10 +794,13 @@ static void mb__client_seen(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t s) 
       return;
     b->clients[i].seen_word = w;
     if (takeovers > 0)
-      mb_log_info("client '%s' (pid %u) took back its entry %u with %llu slots (reattach; "
-                  "restart %u)",
+      /* "holds N now": the new process may have added slots to those it took back before a
+       * sweep saw it, so N is what the entry holds at this sweep, not what it was left. */
+      mb_log_info("client '%s' (pid %u) took back its entry %u (reattach; restart %u): it holds "
+                  "%llu slot%s now",
                   b->clients[i].seen_name, (unsigned)MB_CLIENT_WORD_PID(w), (unsigned)i,
-                  (unsigned long long)mb_load64(&e->slots_held), (unsigned)takeovers);
+                  (unsigned)takeovers, (unsigned long long)mb_load64(&e->slots_held),
+                  mb__plural(mb_load64(&e->slots_held)));
     else
       mb_log_info("client '%s' (pid %u) attached as client %u", b->clients[i].seen_name,
                   (unsigned)MB_CLIENT_WORD_PID(w), (unsigned)i);
@@ -790,10 +813,11 @@ static void mb__client_seen(mb_broker_t *b, uint32_t i, uint64_t w, uint32_t s) 
                 (unsigned)MB_CLIENT_WORD_PID(seen), (unsigned)i);
   else if (s == MB_CLIENT_DEAD && mb_load32(&e->dead_reason) == MB_DEAD_CLOSED &&
            MB_CLIENT_WORD_PID(w) == MB_CLIENT_WORD_PID(seen))
-    mb_log_info("client '%s' (pid %u) closed without detaching: client %u keeps its %llu slots "
+    mb_log_info("client '%s' (pid %u) closed without detaching: client %u keeps its %llu slot%s "
                 "for %u ms",
                 b->clients[i].seen_name, (unsigned)MB_CLIENT_WORD_PID(seen), (unsigned)i,
-                (unsigned long long)mb_load64(&e->slots_held), (unsigned)b->cfg.grace_period_ms);
+                (unsigned long long)mb_load64(&e->slots_held),
+                mb__plural(mb_load64(&e->slots_held)), (unsigned)b->cfg.grace_period_ms);
   b->clients[i].seen_word = 0;
 }
 

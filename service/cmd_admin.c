@@ -156,42 +156,87 @@ int mb__cmd_shutdown(mb_ctl_call_t *call) {
 }
 
 /*
- * evict {"client": NAME or INDEX} -> {"client", "index", "pid", "dead_reason", "marked",
+ * The index in "#N" (the text after '#': 1 to 20 decimal digits) into *out; 0, or -1 when it
+ * is not such a number, -2 when it is one but passes UINT64_MAX.
+ */
+static int mb__index_text(const char *s, uint64_t *out) {
+  uint64_t n = 0;
+  size_t i;
+  if (s[0] == '\0')
+    return -1;
+  for (i = 0; s[i]; i++) {
+    unsigned d = (unsigned)(s[i] - '0');
+    if (d > 9)
+      return -1;
+    if (n > (UINT64_MAX - d) / 10)
+      n = UINT64_MAX; /* keeps reading: a letter later still makes it "not a number" */
+    else if (n != UINT64_MAX)
+      n = n * 10 + d;
+  }
+  *out = n;
+  return n == UINT64_MAX ? -2 : 0;
+}
+
+/*
+ * evict {"client": NAME, "#INDEX" or INDEX} -> {"client", "index", "pid", "dead_reason", "marked",
  * "slots_freed", "pool_objects_freed", "pending"}: a dead client's entry freed now, as the reaper
  * does after the grace period (mb__broker_evict; its takeover by name is then no longer
- * possible). The name is looked up first; a whole number that no name matches is an index.
- * A live process's entry is refused (busy): its slots are in use.
+ * possible). Which entry is never a guess: a JSON number or a string "#N" is the index N (as
+ * `clients` shows it; mbctl evict --index N); any other string is a name, also one of digits
+ * only (a client may be named "2"). A live process's entry is refused (busy): its slots are in
+ * use.
  */
 int mb__cmd_evict(mb_ctl_call_t *call) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->args, "client");
   mb_broker_t *b = call->broker;
   mb_broker_evicted_t ev;
   uint32_t i, index = UINT32_MAX;
+  uint64_t n = 0;
   char name[MB_CLIENT_NAME_MAX];
   int rc;
   if (v == NULL)
-    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'client' (a client's name or index)");
-  if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
-    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "'client' must be a client's name or index, got %s",
-                        cJSON_IsString(v) ? "\"\"" : mb__ctl_jtype(v));
-  for (i = 0; i < b->cfg.max_clients && index == UINT32_MAX; i++) {
-    uint32_t s = MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word));
-    mb__client_name_get(&b->state->clients[i], name);
-    if (s != MB_CLIENT_FREE && strcmp(name, v->valuestring) == 0)
-      index = i;
-  }
-  if (index == UINT32_MAX) {
-    char *end;
-    unsigned long n = strtoul(v->valuestring, &end, 10);
-    if (*end != '\0' || v->valuestring[0] < '0' || v->valuestring[0] > '9')
-      return mb__ctl_fail(call, MB_ENOENT,
-                          "no client named '%.64s' (see `clients` for the names and indexes)",
-                          v->valuestring);
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "missing 'client' (a client's name, or its index as a number or \"#N\")");
+  if (cJSON_IsNumber(v)) {
+    if (!(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+        v->valuedouble != (double)(uint64_t)v->valuedouble)
+      return mb__ctl_fail(
+          call, MB_CTL_EBAD_ARGS,
+          "'client' as a number is an index: a whole number from 0 to %u, got %.17g",
+          b->cfg.max_clients ? (unsigned)b->cfg.max_clients - 1 : 0, v->valuedouble);
+    n = (uint64_t)v->valuedouble;
     if (n >= b->cfg.max_clients)
-      return mb__ctl_fail(call, MB_ENOENT,
-                          "no client named '%.64s', and no index %lu (the table has %u entries)",
-                          v->valuestring, n, (unsigned)b->cfg.max_clients);
+      return mb__ctl_fail(
+          call, MB_ENOENT, "no client index %llu: the table has %u entries (0 to %u)",
+          (unsigned long long)n, (unsigned)b->cfg.max_clients, (unsigned)b->cfg.max_clients - 1);
     index = (uint32_t)n;
+  } else if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
+    return mb__ctl_fail(
+        call, MB_CTL_EBAD_ARGS,
+        "'client' must be a client's name, or its index as a number or \"#N\", got %s",
+        cJSON_IsString(v) ? "\"\"" : mb__ctl_jtype(v));
+  } else if (v->valuestring[0] == '#') {
+    if ((rc = mb__index_text(v->valuestring + 1, &n)) == -1)
+      return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                          "'client' '%.64s': after '#' comes an index, a whole number from 0 to %u",
+                          v->valuestring, (unsigned)b->cfg.max_clients - 1);
+    if (rc != 0 || n >= b->cfg.max_clients)
+      return mb__ctl_fail(
+          call, MB_ENOENT, "no client index %.64s: the table has %u entries (0 to %u)",
+          v->valuestring + 1, (unsigned)b->cfg.max_clients, (unsigned)b->cfg.max_clients - 1);
+    index = (uint32_t)n;
+  } else {
+    for (i = 0; i < b->cfg.max_clients && index == UINT32_MAX; i++) {
+      uint32_t s = MB_CLIENT_WORD_STATE(mb_load64(&b->state->clients[i].word));
+      mb__client_name_get(&b->state->clients[i], name);
+      if (s != MB_CLIENT_FREE && strcmp(name, v->valuestring) == 0)
+        index = i;
+    }
+    if (index == UINT32_MAX)
+      return mb__ctl_fail(call, MB_ENOENT,
+                          "no client named '%.64s' (see `clients` for the names; an index is "
+                          "given as #N, mbctl evict --index N)",
+                          v->valuestring);
   }
   if ((rc = mb__broker_evict(b, index, &ev)) != 0)
     return mb__ctl_fail_rc(call, rc);
@@ -230,7 +275,8 @@ static int mb__saved_file(cJSON *files, const char *path, uint64_t seq, uint64_t
  * save -> {"dir", "flush", "files": [{"file", "bytes"}], "bytes", "duration_ms"}: the state
  * persisted now by the same flush that runs on the interval and at stop (mb__persist_flush:
  * each file written whole, then renamed over the old one). Persistence off (no persist.dir) is
- * not_supported, a failed flush its code with the flush's message (the old files stay).
+ * not_supported, a failed flush its code with the flush's message (the old files stay); a
+ * persist.dir that is gone or is no longer a directory is said so (not_found, io_error).
  */
 int mb__cmd_save(mb_ctl_call_t *call) {
   mb_broker_t *b = call->broker;
@@ -243,9 +289,23 @@ int mb__cmd_save(mb_ctl_call_t *call) {
     return mb__ctl_fail(call, MB_ENOTSUP,
                         "persistence is off: set persist.dir in the config to save the state");
   t0 = mb_os_mono_ns();
-  if ((rc = mb__persist_flush(b)) != 0)
-    return mb__ctl_fail(call, rc, "save failed (the files of the last good save stay): %s",
-                        mb_last_error());
+  if ((rc = mb__persist_flush(b)) != 0) {
+    char why[512];
+    mb_os_path_kind_t kind = MB_OS_PATH_DIR;
+    snprintf(why, sizeof why, "%s", mb_last_error());
+    /* A dir that was moved away or replaced since the start: say so, and claim nothing of
+     * files that are not where they were. */
+    if (mb_os_path_kind(p->dir, 1, &kind) == 0 && kind != MB_OS_PATH_DIR)
+      return mb__ctl_fail(call, kind == MB_OS_PATH_NONE ? MB_ENOENT : MB_EIO,
+                          "save failed: persist.dir '%s' %s (was it moved or replaced since the "
+                          "start?): %s",
+                          p->dir,
+                          kind == MB_OS_PATH_NONE ? "no longer exists" : "is not a directory", why);
+    return mb__ctl_fail(call, rc,
+                        "save failed (a file is replaced only once its new copy is written "
+                        "whole: what persist.dir holds is the last good save): %s",
+                        why);
+  }
   t1 = mb_os_mono_ns();
   if ((call->result = cJSON_CreateObject()) == NULL ||
       !cJSON_AddStringToObject(call->result, "dir", p->dir) ||

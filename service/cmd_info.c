@@ -203,8 +203,47 @@ int mb__cmd_config(mb_ctl_call_t *call) {
   return 0;
 }
 
+/* Whole numbers up to this are exact in a JSON number (a double): 2^53. */
+#define MB_JSON_EXACT_MAX 9007199254740992ull
+
 /*
- * player {"player": ID, "bytes": N} -> {"player", "region", "slot", "slot_size", "offset",
+ * A player id (any uint64 but UINT64_MAX, as mb_player_connect takes) from a JSON value: a
+ * number that is a whole number 0..2^53 (exact), or a string of 1 to 20 decimal digits (no
+ * sign, spaces or leading zero) up to 18446744073709551614 - a SteamID64 passes 2^53. 0, or
+ * -1 (neither a number nor a string), -2 (a number out of range or not whole), -3 (a string
+ * that is not such a decimal).
+ */
+static int mb__player_id_arg(const cJSON *v, uint64_t *out) {
+  const char *s;
+  uint64_t n = 0;
+  size_t i;
+  if (cJSON_IsNumber(v)) {
+    if (!(v->valuedouble >= 0 && v->valuedouble <= (double)MB_JSON_EXACT_MAX) ||
+        v->valuedouble != (double)(uint64_t)v->valuedouble)
+      return -2;
+    *out = (uint64_t)v->valuedouble;
+    return 0;
+  }
+  if (!cJSON_IsString(v))
+    return -1;
+  s = v->valuestring;
+  if (s[0] == '\0' || strlen(s) > 20 || (s[0] == '0' && s[1] != '\0'))
+    return -3;
+  for (i = 0; s[i]; i++) {
+    unsigned d = (unsigned)(s[i] - '0');
+    if (d > 9 || n > (UINT64_MAX - d) / 10)
+      return -3;
+    n = n * 10 + d;
+  }
+  if (n == UINT64_MAX)
+    return -3;
+  *out = n;
+  return 0;
+}
+
+/*
+ * player {"player": ID, "bytes": N} -> {"player" (a number up to 2^53, above it a decimal
+ * string), "region", "slot", "slot_size", "offset",
  * "client": {"index", "name", "pid", "state"} or null, "bytes", "hex"}: the slot that holds
  * player ID (the first slotted region that has one), who holds it, and the slot's first
  * min(N, slot size) bytes (N default MB_CTL_PLAYER_BYTES_DEFAULT) as lowercase hex - "hex" is
@@ -220,18 +259,20 @@ int mb__cmd_player(mb_ctl_call_t *call) {
   mb_broker_t *b = call->broker;
   uint64_t id, index = 0, want = MB_CTL_PLAYER_BYTES_DEFAULT, n, k;
   uint32_t owner = 0;
-  int i, found = 0;
+  int i, rc, found = 0;
   mb_region_map_t *r = NULL;
   cJSON *o, *c;
-  char *hex;
+  char *hex, idtext[24];
   if (v == NULL)
-    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS, "missing 'player' (a player id, a whole number)");
-  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740990.0) ||
-      v->valuedouble != (double)(uint64_t)v->valuedouble)
     return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
-                        "'player' must be a whole number from 0 to 9007199254740990, got %s",
-                        cJSON_IsNumber(v) ? "another number" : mb__ctl_jtype(v));
-  id = (uint64_t)v->valuedouble;
+                        "missing 'player' (a player id from 0 to 18446744073709551614)");
+  if ((rc = mb__player_id_arg(v, &id)) != 0)
+    return mb__ctl_fail(call, MB_CTL_EBAD_ARGS,
+                        "'player' must be a player id from 0 to 18446744073709551614 (a decimal "
+                        "string, or a number up to 9007199254740992), got %s",
+                        rc == -2   ? "a number that is not a whole number in that range"
+                        : rc == -3 ? "a string that is not a decimal number in that range"
+                                   : mb__ctl_jtype(v));
   if (nb != NULL) {
     if (!cJSON_IsNumber(nb) ||
         !(nb->valuedouble >= 0 && nb->valuedouble <= MB_CTL_PLAYER_BYTES_MAX) ||
@@ -251,7 +292,9 @@ int mb__cmd_player(mb_ctl_call_t *call) {
   if ((o = cJSON_CreateObject()) == NULL)
     return mb__ctl_oom(call, "player");
   call->result = o;
-  if (!cJSON_AddNumberToObject(o, "player", (double)id) ||
+  snprintf(idtext, sizeof idtext, "%llu", (unsigned long long)id);
+  if (!(id <= MB_JSON_EXACT_MAX ? cJSON_AddNumberToObject(o, "player", (double)id) != NULL
+                                : cJSON_AddStringToObject(o, "player", idtext) != NULL) ||
       !cJSON_AddStringToObject(o, "region", r->name) ||
       !cJSON_AddNumberToObject(o, "slot", (double)index) ||
       !cJSON_AddNumberToObject(o, "slot_size", r->slot_size) ||

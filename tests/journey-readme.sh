@@ -3,14 +3,20 @@
 # the tree under test (CTest: readme.journey, native build).
 #
 # The commands and the code are taken from README.md's code blocks, so README cannot drift from
-# what works: scripts/run.sh with MB_CONFIG (the build it would do is the tree under test:
-# MB_RUN_BUILT), `mbctl status`, gameserver_sim attached, `cmake --install` into a scratch prefix
+# what works: scripts/run.sh with MB_CONFIG, its own build included (configure and build every
+# target, release, MB_TESTS=OFF) into BUILD_DIR/readme-release (MB_RUN_BUILD_DIR: the same
+# commands as into build/release, kept between test runs so a rerun builds only what changed),
+# `mbctl status`, gameserver_sim attached, `cmake --install` of that tree into a scratch prefix
 # (every file README lists is there), the C example ("A game server in C") built with README's
 # two pkg-config lines (shared with its rpath, static without libmembroker.so) and with a
 # find_package project made of README's CMake lines (membroker::static and ::shared), each run
-# against the broker. Differences from README, all of them substitutions: a private instance
-# name (the config's "instance" and the example's mb_attach), build/release -> BUILD_DIR,
-# /opt/membroker -> a temporary prefix, game_server.c -> the example extracted.
+# against the broker; then README's block of operators' verbs (instances, player, evict, save,
+# shutdown --wait), each command as written, its output compared line by line with README's
+# (numbers, pids and hex bytes aside), against game servers set up as the block shows them; and
+# Ctrl-C of a second run.sh. Differences from README, all of them substitutions: a private
+# instance name (the config's "instance" and the example's mb_attach), a persist.dir added to the
+# config (README's save), build/release -> BUILD_DIR/readme-release, /opt/membroker -> a
+# temporary prefix, game_server.c -> the example extracted.
 #
 # The broker and gameserver_sim it starts it stops by pid (SIGINT, as Ctrl-C); everything it
 # writes is in one temporary directory, removed at exit. Exit 0 ok, 1 a step failed (saying
@@ -18,7 +24,7 @@
 # -fsanitize in every consumer, which README's plain commands do not pass).
 set -uo pipefail
 src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
+build=$(cd "$2" && pwd)/readme-release
 sanitize=${3:-OFF}
 readme="$src/README.md"
 
@@ -34,12 +40,13 @@ inst="rj$$"
 prefix="$tmp/prefix"
 broker_pid=
 sim_pid=
+sims=
 
 # After a failed step: SIGTERM (a background job of a script ignores SIGINT until the program
 # sets its own handler), SIGKILL after 5 s, and what a killed broker leaves goes too.
 cleanup() {
   local pid killed=0
-  for pid in $sim_pid $broker_pid; do
+  for pid in $sim_pid $sims $broker_pid; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -88,14 +95,22 @@ step "scripts/run.sh"
 block sh '^## The two commands' | grep -q '^scripts/run.sh ' ||
   fail "README's first block no longer runs scripts/run.sh"
 grep -q 'MB_CONFIG=other.json scripts/run.sh' "$readme" || fail "README no longer names MB_CONFIG"
-# What README says run.sh builds, run.sh builds.
-for t in membroker mbctl gameserver_sim; do
-  grep -Eq -- "--target .*\b$t\b" "$src/scripts/run.sh" || fail "scripts/run.sh does not build $t"
-done
-sed "s/\"instance\": \"default\"/\"instance\": \"$inst\"/" "$src/config/membroker.json" >"$tmp/membroker.json"
+# README's next steps install everything from build/release: run.sh builds every target.
+grep -Eq -- '^cmake --build "\$dir" >' "$src/scripts/run.sh" ||
+  fail "scripts/run.sh no longer builds every target (cmake --build \"\$dir\")"
+# The config: a private instance, and a persist.dir for README's save.
+sed -e "s/\"instance\": \"default\"/\"instance\": \"$inst\",\n  \"persist\": { \"dir\": \"$(sed 's/[\/&]/\\&/g' <<<"$tmp/state")\", \"regions\": [\"players\"] }/" \
+  "$src/config/membroker.json" >"$tmp/membroker.json"
 grep -q "\"instance\": \"$inst\"" "$tmp/membroker.json" || fail "config/membroker.json has no \"instance\" line"
-MB_RUN_BUILT=$build MB_CONFIG=$tmp/membroker.json "$src/scripts/run.sh" >"$tmp/broker.log" 2>&1 &
+# run.sh's own build (no substitute): it builds, then execs the broker.
+MB_RUN_BUILD_DIR=$build MB_CONFIG=$tmp/membroker.json "$src/scripts/run.sh" >"$tmp/broker.log" 2>&1 &
 broker_pid=$! # run.sh execs the broker: this is its pid
+deadline=$((SECONDS + 80))
+until grep -q '^run.sh: in another terminal' "$tmp/broker.log"; do
+  kill -0 "$broker_pid" 2>/dev/null || fail "scripts/run.sh failed: $(cat "$tmp/broker.log")"
+  [ $SECONDS -ge $deadline ] && fail "scripts/run.sh built nothing in 80 s: $(cat "$tmp/broker.log")"
+  sleep 0.2
+done
 
 # ---- 2. mbctl status, gameserver_sim attached (README "In a second terminal") ----------------
 second=$(block sh 'In a second terminal, while it runs:' | sed 's/ *#.*$//')
@@ -196,11 +211,78 @@ for lib in static shared; do
     fail "find_package with membroker::$lib: game_server failed: $(cat "$d/run.log")"
 done
 
-# ---- 7. Ctrl-C stops the broker cleanly -----------------------------------------------------
+# ---- 7. README's operators' verbs ("mbctl runs one command of its own") ----------------------
+step "README's verbs block"
+verbs=$(awk '/^`mbctl` runs one command of its own/ { f = 1 } f && /^```$/ { if (in_) exit; in_ = 1; next } in_ { print }' "$readme")
+grep -q '^\$ mbctl instances$' <<<"$verbs" || fail "README's verbs block changed: $verbs"
+mb() { MEMBROKER_INSTANCE=$inst "$build/mbctl" "$@"; }
+# The game servers the block shows: zone-1 alive with player 3, zone-2 (index 1) and zone-3
+# (index 2) ended with --keep (closed, their slots kept for the grace period).
+"$build/gameserver_sim" --instance "$inst" --name zone-1 --players 3 --steady --seconds 60 >"$tmp/z1.log" 2>&1 &
+sims="$sims $!"
+deadline=$((SECONDS + 30))
+until mb player 3 >/dev/null 2>&1; do
+  [ $SECONDS -ge $deadline ] && fail "zone-1 never connected player 3: $(cat "$tmp/z1.log")"
+  sleep 0.2
+done
+for z in zone-2 zone-3; do
+  "$build/gameserver_sim" --instance "$inst" --name $z --players 3 --steady --seconds 60 --keep >"$tmp/$z.log" 2>&1 &
+  zpid=$!
+  deadline=$((SECONDS + 30))
+  until grep -q "attached to instance '$inst'" "$tmp/$z.log" && mb --json clients | grep -q "\"$z\""; do
+    [ $SECONDS -ge $deadline ] && fail "$z never attached: $(cat "$tmp/$z.log")"
+    sleep 0.2
+  done
+  sleep 0.3 # a player or more: any count does, README's are examples
+  kill -INT $zpid
+  wait $zpid || fail "$z exited $? after Ctrl-C: $(cat "$tmp/$z.log")"
+done
+# One line of output as README shows it: this run's instance, paths and runtime dir as README's,
+# numbers as N (pids, sizes, times), hex dump lines as HEX, runs of spaces as one, "N slot(s)".
+norm() {
+  sed -E -e "s#$tmp/state#/var/lib/membroker#g" -e "s#$MEMBROKER_RUNTIME_DIR#/run/membroker#g" \
+    -e "s/$inst/default/g" -e 's/^[0-9a-f]{8}  .*/HEX/' -e 's/[0-9]+(\.[0-9]+)?/N/g' \
+    -e 's/ +/ /g' -e 's/N (slot|object)s?/N \1(s)/g'
+}
+cmds=$(grep '^\$ ' <<<"$verbs")
+while IFS= read -r c; do
+  words=${c#\$ mbctl }
+  want=$(awk -v c="$c" '$0 == c { f = 1; next } f && /^\$ / { exit } f { print }' <<<"$verbs" | norm)
+  step "mbctl $words"
+  # shellcheck disable=SC2086
+  got=$(mb $words 2>&1)
+  rc=$?
+  if [ "$words" = instances ]; then # other brokers of this host aside: the header and ours
+    want=$(sed -n '1p;/^default /p' <<<"$want")
+    got=$(awk -v i="$inst" 'NR == 1 || $1 == i' <<<"$got")
+  fi
+  got=$(norm <<<"$got")
+  case $words in "evict zone-1") [ $rc -eq 1 ] ;; *) [ $rc -eq 0 ] ;; esac ||
+    fail "mbctl $words exited $rc: $got"
+  [ "$got" = "$want" ] || fail "mbctl $words does not print what README shows:
+--- README (normalized)
+$want
+--- mbctl (normalized)
+$got"
+done <<<"$cmds"
+wait "$broker_pid"
+rc=$?
+broker_pid=
+[ $rc -eq 0 ] || fail "the broker exited $rc after shutdown --wait: $(cat "$tmp/broker.log")"
+for pid in $sims; do # zone-1 would wait for a broker to come back: Ctrl-C ends it
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+done
+sims=
+
+# ---- 8. Ctrl-C stops the broker cleanly (a second run.sh: its build is done) ----------------
 step "Ctrl-C"
+MB_RUN_BUILD_DIR=$build MB_CONFIG=$tmp/membroker.json "$src/scripts/run.sh" >"$tmp/broker2.log" 2>&1 &
+broker_pid=$!
+wait_status "instance '$inst', running"
 kill -INT "$broker_pid"
 wait "$broker_pid"
 rc=$?
 broker_pid=
-[ $rc -eq 0 ] || fail "the broker exited $rc after SIGINT: $(cat "$tmp/broker.log")"
+[ $rc -eq 0 ] || fail "the broker exited $rc after SIGINT: $(cat "$tmp/broker2.log")"
 echo "readme.journey: ok"

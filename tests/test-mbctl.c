@@ -529,8 +529,20 @@ TEST(not_running) {
 /* Usage errors exit 2 before any connection is tried (no broker runs here). */
 TEST(usage_errors) {
   ASSERT_EXIT(MBCTL(out, sizeof out, "--bogus", NULL), 2, out);
-  ASSERT_CONTAINS(out, "unknown option '--bogus'");
-  ASSERT_CONTAINS(out, "usage: mbctl");
+  ASSERT_STR_EQ(out, "mbctl: unknown option '--bogus'\nrun 'mbctl --help' for usage\n");
+  /* A negative number is a word, refused by what takes it in one line. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", "-1", NULL), 2, out);
+  ASSERT_STR_EQ(out, "mbctl: player: '-1' is not a whole number from 0 to 18446744073709551614\n"
+                     "run 'mbctl --help' for usage\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "player", "18446744073709551615", NULL), 2, out);
+  ASSERT_CONTAINS(out,
+                  "'18446744073709551615' is not a whole number from 0 to 18446744073709551614");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "evict", "--index", "-1", NULL), 2, out);
+  ASSERT_STR_EQ(out, "mbctl: evict: --index needs a whole number (INDEX of `clients`), got '-1'\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "evict", "zone-1", "--index", "1", NULL), 2, out);
+  ASSERT_CONTAINS(out, "evict takes a CLIENT name or --index N, not both");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--index", "1", NULL), 2, out);
+  ASSERT_CONTAINS(out, "--index is an option of evict");
   ASSERT_EXIT(MBCTL(out, sizeof out, NULL), 2, out);
   ASSERT_CONTAINS(out, "usage: mbctl");
   ASSERT_EXIT(MBCTL(out, sizeof out, "status", "--count", "2", NULL), 2, out);
@@ -919,27 +931,54 @@ TEST(usage_lists_every_command) {
   }
 }
 
-/* mbctl help: the broker's commands with their one-line help; help COMMAND: one command and
- * its arguments; an unknown one is the broker's not_found (exit 1). */
+/* mbctl help: the commands with their one-line help; help COMMAND: one command and its
+ * arguments - from mbctl's own table, so no broker is needed (none runs for this instance);
+ * --json gives the broker's help object; an unknown one is a usage error with the closest
+ * name. */
 TEST(help_command) {
-  tbroker_t t = {0};
   size_t i;
-  broker_up(&t, "help");
-  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", NULL), 0, out);
+  cJSON *j;
+  const char *none = "p0nohelpbroker";
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", none, "help", NULL), 0, out);
   for (i = 0; i < sizeof def_cmds / sizeof def_cmds[0]; i++) {
     ASSERT_CONTAINS(out, def_cmds[i].name);
     ASSERT_CONTAINS(out, def_cmds[i].help);
   }
   ASSERT_CONTAINS(out, "\n  map-load NAME PATH ");
-  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "set-counter", NULL), 0,
-              out);
+  ASSERT_CONTAINS(out, "\n  instances ");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", none, "help", "set-counter", NULL), 0, out);
   ASSERT_CONTAINS(out, "set-counter players|npcs N");
   ASSERT_CONTAINS(out, "arguments:\n");
   ASSERT_CONTAINS(out, "  counter ");
   ASSERT_CONTAINS(out, "0..1000000000000000");
-  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "help", "fly", NULL), 1, out);
-  ASSERT_CONTAINS(out, "help failed: not_found: no command 'fly'");
-  broker_down(&t);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", none, "help", "evict", NULL), 0, out);
+  ASSERT_CONTAINS(out, "evict CLIENT   (administrators only)\n");
+  ASSERT_NOT_CONTAINS(out, "not running");
+  /* --json: the object the broker's help gives for one command, the array for all. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", none, "--json", "help", "player", NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "name"), "player");
+  ASSERT(cJSON_IsFalse(jget(j, "admin")));
+  ASSERT_EQ(cJSON_GetArraySize(jget(j, "args")), 2);
+  ASSERT_STR_EQ(cJSON_GetArrayItem(jget(j, "args"), 0)->valuestring, "player");
+  cJSON_Delete(j);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--json", "help", "instances", NULL), 0, out);
+  j = parse_json(out);
+  ASSERT_STR_EQ(jstr(j, "name"), "instances");
+  cJSON_Delete(j);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--json", "help", NULL), 0, out);
+  j = cJSON_Parse(out);
+  if (!cJSON_IsArray(j) ||
+      cJSON_GetArraySize(j) != (int)(sizeof def_cmds / sizeof def_cmds[0]) + 1 /* instances */)
+    FAIL("help --json is not the array of every command:\n%s", out);
+  cJSON_Delete(j);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "help", "stauts", NULL), 2, out);
+  ASSERT_STR_EQ(out, "mbctl: help: no command 'stauts'; did you mean 'status'?\n"
+                     "run 'mbctl --help' for the commands\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "help", "fly", NULL), 2, out);
+  ASSERT_CONTAINS(out, "mbctl: help: no command 'fly'\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "help", "a", "b", NULL), 2, out);
+  ASSERT_CONTAINS(out, "help takes at most one argument");
 }
 
 /* ---- operators' verbs: did you mean, instances, player, evict, save, shutdown --wait ------- */
@@ -956,6 +995,10 @@ TEST(unknown_command_did_you_mean) {
   ASSERT_CONTAINS(out, "did you mean 'shutdown'?");
   ASSERT_EXIT(MBCTL(out, sizeof out, "instance", NULL), 2, out); /* mbctl's own commands too */
   ASSERT_CONTAINS(out, "did you mean 'instances'?");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "STATUS", NULL), 2, out); /* case: a Windows habit */
+  ASSERT_CONTAINS(out, "mbctl: unknown command 'STATUS'; did you mean 'status'?\n");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "Shutdwon", NULL), 2, out);
+  ASSERT_CONTAINS(out, "did you mean 'shutdown'?");
   ASSERT_EXIT(MBCTL(out, sizeof out, "xyzzyplugh", NULL), 2, out);
   ASSERT_CONTAINS(out, "mbctl: unknown command 'xyzzyplugh'\n");
   ASSERT_NOT_CONTAINS(out, "did you mean");
@@ -1084,17 +1127,46 @@ TEST(player_evict_save) {
   ASSERT_CONTAINS(out, "00000010  00 00 00 00");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "44", NULL), 1, out);
   ASSERT_CONTAINS(out, "player failed: not_found: no slot holds player 44");
+  /* A SteamID64: past 2^53, looked up exactly (sent as a decimal string). */
+  ASSERT_OK(mb_player_connect(live, 76561197960287930ull, (void **)&slot));
+  memcpy(slot, "steam", 5);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "76561197960287930",
+                    "--bytes", "5", NULL),
+              0, out);
+  ASSERT_CONTAINS(out, "player      76561197960287930\n");
+  ASSERT_CONTAINS(out, "|steam|");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "--json", "player",
+                    "76561197960287930", NULL),
+              0, out);
+  ASSERT_CONTAINS(out, "\"player\":\t\"76561197960287930\"");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "76561197960287931", NULL),
+              1, out);
+  ASSERT_CONTAINS(out, "no slot holds player 76561197960287931");
 
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "zone-8", NULL), 1, out);
   snprintf(want, sizeof want, "evict failed: busy: client 'zone-8' (pid %u) is alive",
            (unsigned)self.pid);
   ASSERT_CONTAINS(out, want);
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "--index", "0", NULL), 1,
+              out);
+  ASSERT_CONTAINS(out, want); /* index 0 is zone-8 */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "nobody", NULL), 1, out);
   ASSERT_CONTAINS(out, "evict failed: not_found: no client named 'nobody'");
+  /* A bare number is a name; the index as typed when it is out of range. */
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "0", NULL), 1, out);
+  ASSERT_CONTAINS(out, "evict failed: not_found: no client named '0'");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "-1", NULL), 1, out);
+  ASSERT_EQ(count_lines(out), 1);
+  ASSERT_CONTAINS(out, "evict failed: not_found: no client named '-1'");
+  ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "--index",
+                    "99999999999999999999", NULL),
+              1, out);
+  ASSERT_CONTAINS(out, "evict failed: not_found: no client index 99999999999999999999: the table "
+                       "has ");
   ASSERT_OK(mb_close(closed)); /* DEAD, closed: kept for the grace period */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "evict", "zone-9", NULL), 0, out);
   snprintf(want, sizeof want,
-           "evicted client 1 'zone-9' (pid %u, dead: closed): 1 slots and 0 pool objects freed\n",
+           "evicted client 1 'zone-9' (pid %u, dead: closed): 1 slot and 0 pool objects freed\n",
            (unsigned)self.pid);
   ASSERT_CONTAINS(out, want);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "player", "43", NULL), 1, out);

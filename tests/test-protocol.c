@@ -2011,11 +2011,48 @@ TEST(player_verb) {
   expect_fail(r, "not_found", "no slot holds player 43");
   r = handle(&b, "{\"cmd\":\"player\"}");
   expect_fail(r, "bad_args", "missing 'player'");
-  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"42\"}}");
+  /* As a decimal string too. */
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"42\",\"bytes\":2}}");
+  expect_ok(r);
+  ASSERT_EQ(jnum(r, "result.player"), 42);
+  ASSERT_STR_EQ(jstr(r, "result.hex"), "0001");
+  cJSON_Delete(r);
+  /* A SteamID64 (above 2^53) and the largest id the library takes: as strings, exactly. */
+  ASSERT_OK(mb_player_connect(cl, 76561197960287930ull, (void **)&slot));
+  slot[0] = 0x5a;
+  ASSERT_OK(mb_player_connect(cl, UINT64_MAX - 1, (void **)&slot));
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"76561197960287930\",\"bytes\":1}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.player"), "76561197960287930");
+  ASSERT_EQ(jnum(r, "result.slot"), 2);
+  ASSERT_STR_EQ(jstr(r, "result.hex"), "5a");
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"18446744073709551614\"}}");
+  expect_ok(r);
+  ASSERT_STR_EQ(jstr(r, "result.player"), "18446744073709551614");
+  ASSERT_EQ(jnum(r, "result.slot"), 3);
+  cJSON_Delete(r);
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"76561197960287931\"}}");
+  expect_fail(r, "not_found", "no slot holds player 76561197960287931");
+  /* A number past 2^53 is not exact: refused, pointing at the string form. */
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":76561197960287930}}");
   expect_fail(r, "bad_args",
-              "'player' must be a whole number from 0 to 9007199254740990, got a string");
+              "'player' must be a player id from 0 to 18446744073709551614 (a decimal string, or "
+              "a number up to 9007199254740992), got a number that is not a whole number");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"18446744073709551615\"}}");
+  expect_fail(r, "bad_args", "got a string that is not a decimal number in that range");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"99999999999999999999\"}}");
+  expect_fail(r, "bad_args", "got a string that is not a decimal number in that range");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"042\"}}");
+  expect_fail(r, "bad_args", "got a string that is not a decimal number in that range");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\" 42\"}}");
+  expect_fail(r, "bad_args", "got a string that is not a decimal number in that range");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":\"\"}}");
+  expect_fail(r, "bad_args", "got a string that is not a decimal number in that range");
   r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":-1}}");
-  expect_fail(r, "bad_args", "'player' must be a whole number");
+  expect_fail(r, "bad_args", "got a number that is not a whole number in that range");
+  r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":true}}");
+  expect_fail(r, "bad_args", "got a boolean");
   r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":1,\"bytes\":65537}}");
   expect_fail(r, "bad_args", "'bytes' must be a whole number from 0 to 65536");
   r = handle(&b, "{\"cmd\":\"player\",\"args\":{\"player\":1,\"bytez\":1}}");
@@ -2050,7 +2087,9 @@ TEST(evict_verb) {
   snprintf(want, sizeof want, "client 'zone-3' (pid %u) is alive: evict frees only a dead",
            (unsigned)self.pid);
   expect_fail(r, "busy", want);
-  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}"); /* by index */
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#0\"}}"); /* by index */
+  expect_fail(r, "busy", want);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":0}}"); /* a JSON number */
   expect_fail(r, "busy", want);
   /* Hung (no heartbeat in time) but its process runs: refused all the same. */
   b.cfg.heartbeat_timeout_ms = 1;
@@ -2085,17 +2124,70 @@ TEST(evict_verb) {
   /* Gone now: by name and by index. */
   r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"zone-3\"}}");
   expect_fail(r, "not_found", "no client named 'zone-3'");
-  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#0\"}}");
   expect_fail(r, "not_found", "client 0 is free: nothing to evict");
-  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"64\"}}");
-  expect_fail(r, "not_found", "no index 64 (the table has 64 entries)");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":3}}");
+  expect_fail(r, "not_found", "client 3 is free: nothing to evict");
+  /* A bare word is a name, never an index: digits too. */
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}");
+  expect_fail(r, "not_found",
+              "no client named '0' (see `clients` for the names; an index is "
+              "given as #N, mbctl evict --index N)");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#64\"}}");
+  expect_fail(r, "not_found", "no client index 64: the table has 64 entries (0 to 63)");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":64}}");
+  expect_fail(r, "not_found", "no client index 64: the table has 64 entries (0 to 63)");
+  /* Out of range: named as typed, not as a wrapped number. */
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#99999999999999999999\"}}");
+  expect_fail(r, "not_found",
+              "no client index 99999999999999999999: the table has 64 entries (0 to 63)");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#1x\"}}");
+  expect_fail(r, "bad_args",
+              "'client' '#1x': after '#' comes an index, a whole number from 0 to 63");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":2.5}}");
+  expect_fail(r, "bad_args",
+              "'client' as a number is an index: a whole number from 0 to 63, got 2.5");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":-1}}");
+  expect_fail(r, "bad_args",
+              "'client' as a number is an index: a whole number from 0 to 63, got -1");
   r = handle_admin(&b, "{\"cmd\":\"evict\"}");
   expect_fail(r, "bad_args", "missing 'client'");
-  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":3}}");
-  expect_fail(r, "bad_args", "'client' must be a client's name or index, got a number");
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":true}}");
+  expect_fail(
+      r, "bad_args",
+      "'client' must be a client's name, or its index as a number or \"#N\", got a boolean");
   r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"\"}}");
-  expect_fail(r, "bad_args", "'client' must be a client's name or index, got \"\"");
+  expect_fail(r, "bad_args",
+              "'client' must be a client's name, or its index as a number or \"#N\", got \"\"");
   mb_close(cl); /* its entry is gone: nothing to let go */
+  verbs_broker_stop(&b, log);
+}
+
+/* evict: a bare word is always a name, an index is written #N (or a JSON number): a client
+ * named "0" and the client at index 0 are never confused. */
+TEST(evict_digit_name_is_a_name) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *a, *z;
+  mb_os_procid_t self;
+  char log[700], want[160];
+  cJSON *r;
+  mb_os_proc_self(&self);
+  verbs_broker(&b, &cfg, "evdg", log, sizeof log);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-a", NULL, &a)); /* index 0 */
+  ASSERT_OK(mb_attach(cfg.instance, "0", NULL, &z));      /* index 1, named "0" */
+  mb__broker_sweep(&b);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"0\"}}");
+  snprintf(want, sizeof want, "client '0' (pid %u) is alive", (unsigned)self.pid);
+  expect_fail(r, "busy", want);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":\"#0\"}}");
+  snprintf(want, sizeof want, "client 'zone-a' (pid %u) is alive", (unsigned)self.pid);
+  expect_fail(r, "busy", want);
+  r = handle_admin(&b, "{\"cmd\":\"evict\",\"args\":{\"client\":1}}");
+  snprintf(want, sizeof want, "client '0' (pid %u) is alive", (unsigned)self.pid);
+  expect_fail(r, "busy", want);
+  ASSERT_OK(mb_detach(z));
+  ASSERT_OK(mb_detach(a));
   verbs_broker_stop(&b, log);
 }
 
@@ -2104,10 +2196,10 @@ TEST(evict_verb) {
 TEST(save_verb) {
   mb_config_t cfg;
   mb_broker_t b;
-  char log[700], dir[400], path[1200];
+  char log[700], dir[400], path[1200], want[1400];
   const cJSON *f;
   mb_persist_header_t h;
-  double total = 0;
+  double total = 0, last = 0;
   cJSON *r;
   verbs_broker(&b, &cfg, "save", log, sizeof log);
   r = handle_admin(&b, "{\"cmd\":\"save\"}");
@@ -2141,10 +2233,36 @@ TEST(save_verb) {
   r = handle_admin(&b, "{\"cmd\":\"save\",\"args\":{\"now\":true}}");
   expect_error(r, "bad_args");
   cJSON_Delete(r);
+  /* persist.dir gone since the start: said so, and no claim that files "stay". */
+  ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, NULL, path, sizeof path));
+  ASSERT_OK(remove(path));
+  ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, "players", path, sizeof path));
+  ASSERT_OK(remove(path));
+  ASSERT_OK(mb_os_dir_remove(cfg.persist_dir));
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  snprintf(want, sizeof want, "save failed: persist.dir '%s' no longer exists", cfg.persist_dir);
+  expect_fail(r, "not_found", want);
+  /* ... or a file now. */
+  {
+    FILE *fp = fopen(cfg.persist_dir, "w");
+    ASSERT(fp != NULL);
+    fclose(fp);
+  }
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  snprintf(want, sizeof want, "save failed: persist.dir '%s' is not a directory", cfg.persist_dir);
+  expect_fail(r, "io_error", want);
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  expect_fail(r, "io_error", "was it moved or replaced since the start?");
+  ASSERT_OK(remove(cfg.persist_dir));
+  ASSERT_OK(mb_os_dir_create(cfg.persist_dir));
+  r = handle_admin(&b, "{\"cmd\":\"save\"}");
+  expect_ok(r);
+  last = jnum(r, "result.flush");
+  cJSON_Delete(r);
   mb__broker_stop(&b); /* its last save: flush 2 */
   ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, NULL, path, sizeof path));
   ASSERT_OK(mb__persist_read_header(path, &h));
-  ASSERT_EQ_U64(h.flush_seq, 2);
+  ASSERT_EQ_U64(h.flush_seq, (uint64_t)last + 1); /* the stop's, after the last save */
   remove(path);
   ASSERT_OK(mb__persist_path(cfg.persist_dir, cfg.instance, "players", path, sizeof path));
   remove(path);
@@ -2191,20 +2309,52 @@ TEST(client_life_logged) {
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
-           "info  client 'zone-5' (pid %u) closed without detaching: client 0 keeps its 1 slots",
+           "info  client 'zone-5' (pid %u) closed without detaching: client 0 keeps its 1 slot for",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
-           "info  client 'zone-5' (pid %u) took back its entry 0 with 1 slots (reattach; "
-           "restart 1)",
+           "info  client 'zone-5' (pid %u) took back its entry 0 (reattach; restart 1): it holds 1 "
+           "slot now",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   snprintf(want, sizeof want,
            "info  client 'zone-5' (pid %u, client 0) reaped after its grace period (dead: "
-           "closed): 1 slots and 0 pool objects freed",
+           "closed): 1 slot and 0 pool objects freed",
            (unsigned)self.pid);
   ASSERT_CONTAINS(text, want);
   free(text);
+  verbs_broker_stop(&b, log);
+}
+
+/* A client that attaches and dies before a sweep has seen it is logged as attached, then
+ * dead, then reaped - never a death of a client the log did not see come. The start's region
+ * line of a slotted region names its slot table, committed at start even when lazy. */
+TEST(attach_then_dead_logged) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *cl;
+  mb_os_procid_t self;
+  char log[700], want[200], *text, *att, *dead;
+  mb_os_proc_self(&self);
+  verbs_broker(&b, &cfg, "atdd", log, sizeof log);
+  ASSERT_OK(mb_attach(cfg.instance, "zone-6", NULL, &cl));
+  /* Its process "gone" before any sweep: the entry's start time is no longer this process's. */
+  mb_store64(&b.state->clients[0].start_time, self.start_time + 1);
+  mb__broker_sweep(&b);
+  text = mb_test_file_read(log);
+  ASSERT_CONTAINS(text, ", slotted: ");
+  ASSERT_CONTAINS(text, " slots of 1024 bytes, slot table ");
+  ASSERT_CONTAINS(text, " bytes committed");
+  snprintf(want, sizeof want, "info  client 'zone-6' (pid %u) attached as client 0",
+           (unsigned)self.pid);
+  att = strstr(text, want);
+  snprintf(want, sizeof want, "warn  client 'zone-6' (pid %u) is dead: ", (unsigned)self.pid);
+  dead = strstr(text, want);
+  if (att == NULL || dead == NULL || att > dead)
+    FAIL("the log must say attached, then dead:\n%s", text);
+  ASSERT_CONTAINS(dead, "its 0 slots are kept for");
+  free(text);
+  mb_close(cl);
   verbs_broker_stop(&b, log);
 }
 

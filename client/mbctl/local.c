@@ -306,6 +306,12 @@ const char *mbctl_did_you_mean(const char *word, const char *const *names, size_
   const char *best = NULL;
   int best_d = 1000;
   size_t i, len = strlen(word);
+  char lower[64]; /* the names are lower case: STATUS and Status are status (Windows habits) */
+  for (i = 0; i < len && i < sizeof lower - 1; i++)
+    lower[i] = word[i] >= 'A' && word[i] <= 'Z' ? (char)(word[i] - 'A' + 'a') : word[i];
+  lower[i] = '\0';
+  if (len < sizeof lower)
+    word = lower;
   for (i = 0; i < n; i++) {
     int d = edit_distance(word, names[i]);
     if (d < best_d) {

@@ -8,7 +8,7 @@
  *   mbctl [--instance NAME] [--json] [--timeout MS] COMMAND [ARGS]
  *   (the instance is --instance, else $MEMBROKER_INSTANCE, else "default")
  *   mbctl watch [--interval MS] [--count N] [SECTION...]   a live view, one line per event
- *   mbctl help [COMMAND]                                     the broker's commands
+ *   mbctl help [COMMAND]                                     the commands (mbctl's own table)
  *   mbctl instances                                          the brokers of this host (local.c)
  *   mbctl shutdown --wait [--timeout MS]                     stop, and wait for the exit
  *
@@ -165,6 +165,8 @@ static void usage(FILE *fp) {
           "                   textfile collector (membroker_up 0 when no answer comes)\n"
           "                   (watch --json prints the raw event lines)\n"
           "  --bytes N        player: how many of the slot's bytes to show, %s (default %d)\n"
+          "  --index N        evict: the client at INDEX N of `clients` (a bare CLIENT is\n"
+          "                   always a name, also one of digits only)\n"
           "  --wait           shutdown: wait until the broker's process has exited, --timeout\n"
           "                   MS at most (default %d); exit 1 if it has not\n"
           "\n"
@@ -246,25 +248,42 @@ static const char *n_arguments(int n, char *buf, size_t size) {
 }
 
 /*
- * The number in `word` for argument `a` (UNSIGNED or INT, within its "LO..HI" values) into
- * *out; -1 with a usage message when it is not one.
+ * The number in `word` for argument `a` (UNSIGNED or INT, within its "LO..HI" values) added to
+ * `obj` as a JSON number, or as a decimal string when it passes 2^53 (a double would round
+ * it: a SteamID64 player id); -1 with a one-line usage message when it is not one.
  */
-static int parse_number(const char *cmd, const mb_cmd_arg_t *a, const char *word, double *out) {
-  long long lo = a->type == MB_CMD_ARG_UNSIGNED ? 0 : -9007199254740991ll;
-  long long hi = 9007199254740991ll;
+static int add_number(cJSON *obj, const char *cmd, const mb_cmd_arg_t *a, const char *word) {
   char *end = NULL;
-  long long v;
-  if (a->values != NULL)
-    sscanf(a->values, "%lld..%lld", &lo, &hi);
-  errno = 0;
-  v = strtoll(word, &end, 10);
-  if (end == word || *end != '\0' || errno != 0 || v < lo || v > hi ||
-      (a->type == MB_CMD_ARG_UNSIGNED && (word[0] < '0' || word[0] > '9'))) {
-    fprintf(stderr, "mbctl: %s: '%s' is not a whole number from %lld to %lld\n", cmd, word, lo, hi);
-    return -1;
+  if (a->type == MB_CMD_ARG_UNSIGNED) {
+    unsigned long long lo = 0, hi = 9007199254740991ull, v;
+    if (a->values != NULL)
+      sscanf(a->values, "%llu..%llu", &lo, &hi);
+    errno = 0;
+    v = strtoull(word, &end, 10);
+    if (word[0] < '0' || word[0] > '9' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+      fprintf(stderr, "mbctl: %s: '%s' is not a whole number from %llu to %llu\n", cmd,
+              mbctl_text(word), lo, hi);
+      return -1;
+    }
+    if (v <= 9007199254740992ull)
+      cJSON_AddNumberToObject(obj, a->name, (double)v);
+    else
+      cJSON_AddStringToObject(obj, a->name, word);
+    return 0;
+  } else {
+    long long lo = -9007199254740991ll, hi = 9007199254740991ll, v;
+    if (a->values != NULL)
+      sscanf(a->values, "%lld..%lld", &lo, &hi);
+    errno = 0;
+    v = strtoll(word, &end, 10);
+    if (end == word || *end != '\0' || errno != 0 || v < lo || v > hi) {
+      fprintf(stderr, "mbctl: %s: '%s' is not a whole number from %lld to %lld\n", cmd,
+              mbctl_text(word), lo, hi);
+      return -1;
+    }
+    cJSON_AddNumberToObject(obj, a->name, (double)v);
+    return 0;
   }
-  *out = (double)v;
-  return 0;
 }
 
 /* argv[from..argc) joined by spaces, malloc'd (NULL: out of memory). */
@@ -329,7 +348,6 @@ static cJSON *build_request(int argc, char **argv, const req_opts_t *o) {
     goto usage;
   }
   for (a = args; a->name; a++) {
-    double v;
     if (!positional(a)) {
       if (strcmp(a->cli, "--interval") == 0 && o->interval_ms > 0)
         cJSON_AddNumberToObject(args_obj, a->name, (double)o->interval_ms);
@@ -362,9 +380,8 @@ static cJSON *build_request(int argc, char **argv, const req_opts_t *o) {
     }
     case MB_CMD_ARG_UNSIGNED:
     case MB_CMD_ARG_INT:
-      if (parse_number(cmd, a, argv[w], &v) != 0)
+      if (add_number(args_obj, cmd, a, argv[w]) != 0)
         goto usage;
-      cJSON_AddNumberToObject(args_obj, a->name, v);
       w++;
       break;
     case MB_CMD_ARG_STRING:
@@ -441,12 +458,82 @@ static int write_textfile(const char *dir, const char *instance, const char *tex
   return 0;
 }
 
+/* The help entry of one command, as the broker's help gives it: {"name", "admin", "args":
+ * [names], "help"}. */
+static cJSON *help_entry(const char *name, int admin, const mb_cmd_arg_t *args, const char *help) {
+  cJSON *o = cJSON_CreateObject(), *arr;
+  const mb_cmd_arg_t *a;
+  cJSON_AddStringToObject(o, "name", name);
+  cJSON_AddBoolToObject(o, "admin", admin);
+  arr = cJSON_AddArrayToObject(o, "args");
+  for (a = args; a->name; a++)
+    cJSON_AddItemToArray(arr, cJSON_CreateString(a->name));
+  cJSON_AddStringToObject(o, "help", help);
+  return o;
+}
+
+/*
+ * help [COMMAND], answered from mbctl's own table (commands.def, compiled in, plus the commands
+ * mbctl runs itself): no broker is asked, so help works while the broker is down (when it is
+ * needed most). The same JSON as the broker's help (--json), or its text. An unknown COMMAND
+ * is a usage error with the closest name.
+ */
+static int run_help(int cmdc, char **cmdv, int json) {
+  cJSON *res;
+  size_t k;
+  if (cmdc > 2) {
+    fprintf(stderr, "mbctl: help takes at most one argument: [COMMAND]\n"
+                    "run 'mbctl --help' for usage\n");
+    return EXIT_USAGE;
+  }
+  if (cmdc == 1) {
+    res = cJSON_CreateArray();
+    for (k = 0; k < NCOMMANDS; k++)
+      cJSON_AddItemToArray(
+          res, help_entry(commands[k].name, commands[k].admin, commands[k].args, commands[k].help));
+    for (k = 0; k < NLOCAL; k++)
+      cJSON_AddItemToArray(res,
+                           help_entry(local_cmds[k].name, 0, no_local_args, local_cmds[k].help));
+  } else {
+    const mbctl_cmd_t *c = mbctl_command(cmdv[1]);
+    res = NULL;
+    if (c != NULL)
+      res = help_entry(c->name, c->admin, c->args, c->help);
+    for (k = 0; k < NLOCAL && res == NULL; k++)
+      if (strcmp(cmdv[1], local_cmds[k].name) == 0)
+        res = help_entry(local_cmds[k].name, 0, no_local_args, local_cmds[k].help);
+    if (res == NULL) {
+      const char *names[NCOMMANDS + NLOCAL], *near;
+      size_t nn = 0;
+      for (k = 0; k < NCOMMANDS; k++)
+        names[nn++] = commands[k].name;
+      for (k = 0; k < NLOCAL; k++)
+        names[nn++] = local_cmds[k].name;
+      if ((near = mbctl_did_you_mean(cmdv[1], names, nn)) != NULL)
+        fprintf(stderr, "mbctl: help: no command '%s'; did you mean '%s'?\n", mbctl_text(cmdv[1]),
+                near);
+      else
+        fprintf(stderr, "mbctl: help: no command '%s'\n", mbctl_text(cmdv[1]));
+      fprintf(stderr, "run 'mbctl --help' for the commands\n");
+      return EXIT_USAGE;
+    }
+  }
+  if (json)
+    print_json(res);
+  else
+    print_result("help", res, "");
+  fflush(stdout);
+  cJSON_Delete(res);
+  return EXIT_OK;
+}
+
 int main(int argc, char **argv) {
   const char *instance = NULL, *instance_from = "--instance";
   char env[256]; /* $MEMBROKER_INSTANCE: room to name a bad value that is too long */
   int json = 0, timeout_ms = 10000, i, rc, is_path = 0, opts_done = 0, cmdc = 0;
   int openmetrics = 0, wait = 0, timeout_given = 0;
   const char *bytes_arg = NULL; /* player --bytes N */
+  const char *index_arg = NULL; /* evict --index N */
   req_opts_t ropts;
   const char *textfile = NULL; /* metrics --textfile DIR */
   int down = 0; /* --textfile: a failure to get an answer writes the down text (at `done`) */
@@ -465,7 +552,10 @@ int main(int argc, char **argv) {
   /* Options may stand before or after the command; "--" ends them (for a message that
    * starts with '-'). Everything else is the command and its arguments, in order. */
   for (i = 1; i < argc; i++) {
-    if (!opts_done && argv[i][0] == '-' && argv[i][1] != '\0') {
+    /* "-1" is a word (a bad player id or client name, said so by what takes it), not an
+     * option. */
+    if (!opts_done && argv[i][0] == '-' && argv[i][1] != '\0' &&
+        (argv[i][1] < '0' || argv[i][1] > '9')) {
       if (strcmp(argv[i], "--") == 0) {
         opts_done = 1;
       } else if (strcmp(argv[i], "--json") == 0) {
@@ -478,6 +568,8 @@ int main(int argc, char **argv) {
         wait = 1;
       } else if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc) {
         bytes_arg = argv[++i];
+      } else if (strcmp(argv[i], "--index") == 0 && i + 1 < argc) {
+        index_arg = argv[++i];
       } else if (strcmp(argv[i], "--textfile") == 0 && i + 1 < argc) {
         textfile = argv[++i];
       } else if ((strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--interval") == 0 ||
@@ -499,7 +591,8 @@ int main(int argc, char **argv) {
       } else if (i + 1 == argc &&
                  (strcmp(argv[i], "--instance") == 0 || strcmp(argv[i], "--timeout") == 0 ||
                   strcmp(argv[i], "--textfile") == 0 || strcmp(argv[i], "--interval") == 0 ||
-                  strcmp(argv[i], "--count") == 0 || strcmp(argv[i], "--bytes") == 0)) {
+                  strcmp(argv[i], "--count") == 0 || strcmp(argv[i], "--bytes") == 0 ||
+                  strcmp(argv[i], "--index") == 0)) {
         fprintf(stderr, "mbctl: %s needs a value\n", argv[i]);
         return EXIT_USAGE;
       } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -509,8 +602,8 @@ int main(int argc, char **argv) {
         printf("mbctl %s\n", MB_VERSION);
         return EXIT_OK;
       } else {
-        fprintf(stderr, "mbctl: unknown option '%s'\n\n", argv[i]);
-        usage(stderr);
+        fprintf(stderr, "mbctl: unknown option '%s'\nrun 'mbctl --help' for usage\n",
+                mbctl_text(argv[i]));
         return EXIT_USAGE;
       }
     } else if (cmdc < (int)(sizeof cmdv / sizeof cmdv[0])) {
@@ -565,6 +658,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mbctl: --bytes is an option of player\n");
     return EXIT_USAGE;
   }
+  if (index_arg && strcmp(cmdv[0], "evict") != 0) {
+    fprintf(stderr, "mbctl: --index is an option of evict\n");
+    return EXIT_USAGE;
+  }
+  if (index_arg && cmdc > 1) {
+    fprintf(stderr, "mbctl: evict takes a CLIENT name or --index N, not both\n");
+    return EXIT_USAGE;
+  }
   if (wait && strcmp(cmdv[0], "shutdown") != 0) {
     fprintf(stderr, "mbctl: --wait is an option of shutdown\n");
     return EXIT_USAGE;
@@ -583,16 +684,8 @@ int main(int argc, char **argv) {
     }
     ropts.bytes = v;
   }
-  /* help for a command of mbctl's own: the broker does not know it. */
-  if (strcmp(cmdv[0], "help") == 0 && cmdc == 2) {
-    size_t k;
-    for (k = 0; k < NLOCAL; k++)
-      if (strcmp(cmdv[1], local_cmds[k].name) == 0) {
-        printf("%s\n  %s\n  (run by mbctl itself: no broker is asked)\n", local_cmds[k].synopsis,
-               local_cmds[k].help);
-        return EXIT_OK;
-      }
-  }
+  if (strcmp(cmdv[0], "help") == 0)
+    return run_help(cmdc, cmdv, json);
   if (strcmp(cmdv[0], "instances") == 0) {
     if (cmdc > 1) {
       fprintf(stderr, "mbctl: 'instances' takes no arguments\n");
@@ -617,7 +710,23 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mbctl: --textfile needs a directory, got ''\n");
     return EXIT_USAGE;
   }
-  req = build_request(cmdc, cmdv, &ropts);
+  if (index_arg) {
+    char idx[48];
+    if (index_arg[strspn(index_arg, "0123456789")] != '\0' || index_arg[0] == '\0' ||
+        strlen(index_arg) > 40) {
+      fprintf(stderr, "mbctl: evict: --index needs a whole number (INDEX of `clients`), got '%s'\n",
+              mbctl_text(index_arg));
+      return EXIT_USAGE;
+    }
+    /* "#N": the broker checks N against its table and names it as typed, however large. */
+    snprintf(idx, sizeof idx, "#%s", index_arg);
+    req = cJSON_CreateObject();
+    cJSON_AddNumberToObject(req, "id", 1);
+    cJSON_AddStringToObject(req, "cmd", "evict");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(req, "args"), "client", idx);
+  } else {
+    req = build_request(cmdc, cmdv, &ropts);
+  }
   if (req == NULL) {
     fprintf(stderr, "run 'mbctl --help' for usage\n");
     return EXIT_USAGE;

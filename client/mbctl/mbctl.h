@@ -59,7 +59,7 @@ int mbctl_wait_exit(const cJSON *res, const char *instance, const char *pipe, in
                     int quiet);
 
 /* local.c: the name among names[0..n) that `word` is most likely a typo of (a small edit
- * distance), or NULL if none is close. */
+ * distance; case is ignored: STATUS is status), or NULL if none is close. */
 const char *mbctl_did_you_mean(const char *word, const char *const *names, size_t n);
 
 /* hint.c: after "membroker is not running for instance X", how to start it. */

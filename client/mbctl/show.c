@@ -409,8 +409,12 @@ static void show_player(const cJSON *res, const char *instance) {
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(res, "client");
   const char *hex = str(res, "hex");
   size_t n = strlen(hex) / 2, i, j;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(res, "player");
   (void)instance;
-  printf("player      %.0f\n", num(res, "player"));
+  if (cJSON_IsString(id)) /* above 2^53: the broker sends it as a decimal string */
+    printf("player      %s\n", mbctl_text(id->valuestring));
+  else
+    printf("player      %.0f\n", num(res, "player"));
   printf("slot        %.0f of region '%s' (offset %.0f, %.0f bytes)\n", num(res, "slot"),
          str(res, "region"), num(res, "offset"), num(res, "slot_size"));
   if (cJSON_IsObject(c))
@@ -445,11 +449,12 @@ static void show_player(const cJSON *res, const char *instance) {
 
 static void show_evict(const cJSON *res, const char *instance) {
   (void)instance;
-  printf("evicted client %.0f '%s' (pid %.0f, dead: %s%s): %.0f slots and %.0f pool objects "
+  printf("evicted client %.0f '%s' (pid %.0f, dead: %s%s): %.0f slot%s and %.0f pool object%s "
          "freed\n",
          num(res, "index"), str(res, "client"), num(res, "pid"), str(res, "dead_reason"),
          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "marked")) ? ", found dead now" : "",
-         num(res, "slots_freed"), num(res, "pool_objects_freed"));
+         num(res, "slots_freed"), num(res, "slots_freed") == 1 ? "" : "s",
+         num(res, "pool_objects_freed"), num(res, "pool_objects_freed") == 1 ? "" : "s");
   if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "pending")))
     printf("a page of another of its slots was held by another process: the broker's next sweep "
            "frees the rest\n");
