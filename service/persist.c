@@ -1120,8 +1120,8 @@ int mb__persist_flush(mb_broker_t *b) {
     return rc;
   }
   if (p->failed_in_row != 0)
-    mb_log_info("persist: saving works again after %llu failures",
-                (unsigned long long)p->failed_in_row);
+    mb_log_info("persist: saving works again after %llu failure%s",
+                (unsigned long long)p->failed_in_row, p->failed_in_row == 1 ? "" : "s");
   p->failed_in_row = 0;
   p->warn_ns = 0;
   p->warn_suppressed = 0;
