@@ -64,6 +64,13 @@ static void cleanup(const mb_config_t *cfg) {
     (void)mb_os_file_remove(tmp);
   }
   ASSERT_OK(mb_os_dir_remove(cfg->persist_dir));
+  /* A broker SIGKILLed here leaves its socket; the in-process broker that followed it serves
+   * no pipe, so nothing else removes it. */
+  {
+    int is_path = 0;
+    if (mb__pipe_name(cfg->instance, path, sizeof path, &is_path) == 0 && is_path)
+      (void)mb_os_file_remove(path);
+  }
 }
 
 static int file_exists(const char *path) {
