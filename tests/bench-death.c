@@ -88,7 +88,7 @@ static double pct(const double *sorted, int n, double p) {
 
 int main(int argc, char **argv) {
   int kills = 100, done = 0, rc, code, i;
-  char self_exe[1024], state_name[MB_OS_NAME_MAX + 1], pidtxt[32];
+  char self_exe[1024], pidtxt[32];
   bench_broker_t broker;
   int broker_rc;
   mb_os_section_t sec;
@@ -117,10 +117,7 @@ int main(int argc, char **argv) {
   cfg.grace_period_ms = 0; /* a dead entry is freed at the next sweep: the table never fills */
   cfg.max_clients = MB_CLIENTS_MAX;
   bench_broker_start(&broker, &cfg);
-  if ((rc = mb__object_name(state_name, sizeof state_name, cfg.instance, NULL)) != 0 ||
-      (rc = mb_os_section_open(&sec, state_name, 0, 0)) != 0 ||
-      (rc = mb_os_section_map(&sec, 0, 0, (void **)&st)) != 0)
-    die("map the control block", rc);
+  bench_map_state(cfg.instance, &sec, &st);
 
   while (done < kills) {
     mb_os_child_t kids[BATCH];
@@ -168,8 +165,7 @@ int main(int argc, char **argv) {
     done += n;
   }
 
-  mb_os_section_unmap(st, sec.size);
-  mb_os_section_close(&sec);
+  bench_unmap_state(&sec, st);
   broker_rc = bench_broker_stop(&broker);
 
   sort_doubles(lat, kills);

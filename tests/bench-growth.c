@@ -172,7 +172,7 @@ static void attach_round(const char *instance, double *att, double *det) {
 
 static void bench_clients(int rounds) {
   static mb_os_child_t kids[64];
-  char state_name[MB_OS_NAME_MAX + 1], pipe[MB_PIPE_NAME_MAX];
+  char pipe[MB_PIPE_NAME_MAX];
   double v[4][8], steps[CLIENT_STEPS], bytes = 0;
   double st[MAX_ROUNDS], at[MAX_ROUNDS], dt[MAX_ROUNDS];
   const char *cols[4] = {"status p50", "attach p50", "detach p50", "status answer"};
@@ -188,10 +188,7 @@ static void bench_clients(int rounds) {
   run_cfg.log_level = MB_LOG_ERROR;
   run_cfg.max_clients = MB_CLIENTS_MAX;
   bench_broker_start(&broker, &run_cfg);
-  if ((rc = mb__object_name(state_name, sizeof state_name, run_cfg.instance, NULL)) != 0 ||
-      (rc = mb_os_section_open(&sec, state_name, 0, 0)) != 0 ||
-      (rc = mb_os_section_map(&sec, 0, 0, (void **)&st_block)) != 0)
-    die("map the control block", rc);
+  bench_map_state(run_cfg.instance, &sec, &st_block);
   if ((rc = mb__pipe_name(run_cfg.instance, pipe, sizeof pipe, NULL)) != 0 ||
       (rc = mb__pipe_connect(&conn, pipe, 10000)) != 0)
     die("connect to the pipe", rc);
@@ -227,8 +224,7 @@ static void bench_clients(int rounds) {
     mb_os_child_kill(&kids[i]);
     mb_os_child_wait(&kids[i], 30000, &code);
   }
-  mb_os_section_unmap(st_block, sec.size);
-  mb_os_section_close(&sec);
+  bench_unmap_state(&sec, st_block);
   if (bench_broker_stop(&broker) != 0)
     die("the broker's loop failed", 0);
   table("growth: `status` over the pipe and attach/detach, by game servers attached (p50 per "

@@ -16,6 +16,7 @@
 #include "atomics.h"
 #include "config.h"
 #include "error.h"
+#include "layout.h"
 #include "os.h"
 #include "svc.h"
 
@@ -136,6 +137,25 @@ static inline int bench_broker_stop(bench_broker_t *b) {
   mb__run_request_stop();
   mb_os_thread_join(&b->thread);
   return b->rc;
+}
+
+/* ---- the broker's control block ---------------------------------------------------------------
+ */
+
+/* Map instance's control block (the state section) read-write into *st; dies if it cannot. */
+static inline void bench_map_state(const char *instance, mb_os_section_t *sec, mb_state_t **st) {
+  char name[MB_OS_NAME_MAX + 1];
+  int rc;
+  if ((rc = mb__object_name(name, sizeof name, instance, NULL)) != 0 ||
+      (rc = mb_os_section_open(sec, name, 0, 0)) != 0 ||
+      (rc = mb_os_section_map(sec, 0, 0, (void **)st)) != 0)
+    die("map the control block", rc);
+}
+
+/* Undo bench_map_state. */
+static inline void bench_unmap_state(mb_os_section_t *sec, mb_state_t *st) {
+  mb_os_section_unmap(st, sec->size);
+  mb_os_section_close(sec);
 }
 
 #endif /* MB_BENCH_H */
