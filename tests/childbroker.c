@@ -241,6 +241,14 @@ void broker_up(tbroker_t *t, const char *tag) {
   broker_up2(t, tag, "4096", "1024");
 }
 
+void broker_up_config(tbroker_t *t, const char *tag, const char *config) {
+  char opt[64];
+  const char *opts[] = {opt, "max_line=65536", NULL};
+  snprintf(opt, sizeof opt, "config=%s", config);
+  broker_spawn_ex(t, tag, "1024", "660", opts);
+  broker_wait_ready(t);
+}
+
 int broker_wait_exit(tbroker_t *t) {
   int code = -1;
   if (mb_os_child_wait(&t->child, 20000, &code) != 0) {

@@ -75,6 +75,10 @@ void broker_up3(tbroker_t *t, const char *tag, const char *max_line, const char 
 void broker_up2(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns);
 void broker_up(tbroker_t *t, const char *tag);
 
+/* broker_spawn_ex + broker_wait_ready for a child with the test file's BROKER_CONFIG `config`
+ * and the pipe as the built-in defaults (lines up to 64 KiB, 1024 connections, mode 660). */
+void broker_up_config(tbroker_t *t, const char *tag, const char *config);
+
 /* Wait for the child to exit (up to 20 s, else kill it and fail) and return its exit code. */
 int broker_wait_exit(tbroker_t *t);
 

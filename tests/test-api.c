@@ -35,13 +35,6 @@ static void api_config(mb_config_t *cfg) {
 
 BROKER_CONFIG(api, api_config)
 
-/* A broker child with api_config (pipe.max_line and pipe.mode as the built-in defaults), ready. */
-static void api_broker_up(tbroker_t *t, const char *tag) {
-  static const char *const opts[] = {"config=api", "max_line=65536", NULL};
-  broker_spawn_ex(t, tag, "1024", "660", opts);
-  broker_wait_ready(t);
-}
-
 /* ---- mb_shared_pool_stats_t against the list ----------------------------------------------- */
 
 /*
@@ -146,7 +139,7 @@ TEST(pool_stats_match_mbctl) {
   mb_shared_pool_stats_t st;
   void *obj[40], *x;
   int i;
-  api_broker_up(&t, "ps");
+  broker_up_config(&t, "ps", "api");
   ASSERT_OK(mb_attach(t.instance, "zone-1", NULL, &cl));
   ASSERT_OK(mb_pool_open(cl, "bullets", 0, &bullets));
   ASSERT_OK(mb_pool_open(cl, "shells", 0, &shells));
@@ -291,7 +284,7 @@ TEST(utf8_arguments_reach_the_broker) {
   tbroker_t t = {0};
   char path[160], want[400];
   cJSON *j, *m;
-  api_broker_up(&t, "u8");
+  broker_up_config(&t, "u8", "api");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", msg, NULL), 0, out);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
               0, out);

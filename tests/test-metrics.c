@@ -49,14 +49,6 @@ static void metrics_config(mb_config_t *cfg) {
 
 BROKER_CONFIG(metrics, metrics_config)
 
-/* A broker child with metrics_config (pipe.max_line and pipe.mode as the built-in defaults), ready.
- */
-static void metrics_broker_up(tbroker_t *t, const char *tag) {
-  static const char *const opts[] = {"config=metrics", "max_line=65536", NULL};
-  broker_spawn_ex(t, tag, "1024", "660", opts);
-  broker_wait_ready(t);
-}
-
 /* ---- reading the exposition ---------------------------------------------------------------- */
 
 /*
@@ -394,7 +386,7 @@ TEST(mbctl_promtool) {
   char names[8192];
   cJSON *j;
   int i, rc;
-  metrics_broker_up(&t, "pt");
+  broker_up_config(&t, "pt", "metrics");
   ASSERT_OK(mb_attach(t.instance, "zone-1", NULL, &cl));
   ASSERT_OK(mb_pool_open(cl, "bullets", MB_POOL_NO_CACHE, &pool));
   for (i = 0; i < 3; i++)
@@ -452,7 +444,7 @@ TEST(mbctl_promtool) {
 TEST(bad_args) {
   tbroker_t t = {0};
   mb_pipe_conn_t c;
-  metrics_broker_up(&t, "ba");
+  broker_up_config(&t, "ba", "metrics");
   ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
   expect_fail(call(&c, "{\"id\":1,\"cmd\":\"metrics\",\"args\":{\"format\":\"xml\"}}"), "bad_args",
               "'format' must be \"prometheus\" or \"openmetrics\", got \"xml\"");
@@ -494,7 +486,7 @@ TEST(textfile) {
   size_t len;
   int rc;
   test_dir(dir, sizeof dir, "tf");
-  metrics_broker_up(&t, "tf");
+  broker_up_config(&t, "tf", "metrics");
   snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, t.instance);
   fx_write_text(path, "# an old file\nold 1\n");
   {
@@ -664,8 +656,8 @@ TEST(two_textfiles) {
   char dir[128], c[MB_INSTANCE_MAX + 8], want[160], script[4096], *line;
   int rc;
   test_dir(dir, sizeof dir, "2t");
-  metrics_broker_up(&a, "2a");
-  metrics_broker_up(&b, "2b");
+  broker_up_config(&a, "2a", "metrics");
+  broker_up_config(&b, "2b", "metrics");
   snprintf(c, sizeof c, "%sc", b.instance); /* no broker runs for it */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", a.instance, "metrics", "--textfile", dir, NULL),
               0, out);
