@@ -53,43 +53,48 @@ long mb_last_os_error(void) {
   return mb__erros;
 }
 
-int mb__errorf(int err, long os_code, const char *fmt, ...) {
+/*
+ * The one writer of the message: fmt's text, then ": " and the tail (`tail`, or when it is NULL
+ * mb_strerror(err) plus " (os error N)" for a nonzero os_code). mb__errtail remembers `tail`
+ * (mb__error_tail).
+ */
+static int mb__verrorf(int err, long os_code, const char *tail, const char *fmt, va_list ap)
+    MB_PRINTF(4, 0);
+static int mb__verrorf(int err, long os_code, const char *tail, const char *fmt, va_list ap) {
   char text[sizeof mb__errbuf];
-  va_list ap;
   int n;
   size_t len;
 
   /* Formatted apart first: an argument may be mb_last_error() itself (a message prefixed to
    * the one before it), and vsnprintf must not read the buffer it writes. */
-  va_start(ap, fmt);
   n = vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
   memcpy(mb__errbuf, text, sizeof text);
   len = n < 0 ? 0 : ((size_t)n >= sizeof mb__errbuf ? sizeof mb__errbuf - 1 : (size_t)n);
-  if (os_code != 0)
+  if (tail != NULL)
+    snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s", tail);
+  else if (os_code != 0)
     snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s (os error %ld)", mb_strerror(err),
              os_code);
   else
     snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s", mb_strerror(err));
   mb__erros = os_code;
-  mb__errtail = NULL;
+  mb__errtail = tail;
+  return err;
+}
+
+int mb__errorf(int err, long os_code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  err = mb__verrorf(err, os_code, NULL, fmt, ap);
+  va_end(ap);
   return err;
 }
 
 int mb__errorf_as(int err, const char *tail, const char *fmt, ...) {
-  char text[sizeof mb__errbuf];
   va_list ap;
-  int n;
-  size_t len;
-
   va_start(ap, fmt);
-  n = vsnprintf(text, sizeof text, fmt, ap);
+  err = mb__verrorf(err, 0, tail, fmt, ap);
   va_end(ap);
-  memcpy(mb__errbuf, text, sizeof text);
-  len = n < 0 ? 0 : ((size_t)n >= sizeof mb__errbuf ? sizeof mb__errbuf - 1 : (size_t)n);
-  snprintf(mb__errbuf + len, sizeof mb__errbuf - len, ": %s", tail);
-  mb__erros = 0;
-  mb__errtail = tail;
   return err;
 }
 

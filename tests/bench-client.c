@@ -152,7 +152,6 @@ int main(int argc, char **argv) {
   char raw_name[MB_OS_NAME_MAX + 1];
   mb_os_section_t raw;
   unsigned char *raw_v, *raw_v2;
-  mb_os_procid_t self;
   mb_config_t cfg;
   mb_broker_t b;
   mb_client_t *c;
@@ -161,17 +160,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench-client [ROUNDS 1..64]\n");
     return 2;
   }
-  mb_os_proc_self(&self);
-  mb__config_defaults(&cfg);
+  bench_config(&cfg, "bench");
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "bench%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "players");
-  cfg.regions[0].size = (uint64_t)PAGES * page;
-  cfg.regions[0].lazy = 1;
-  cfg.regions[0].slot_size = (uint32_t)page;
-  cfg.heartbeat_timeout_ms = 0;
+  bench_only_region(&cfg, "players", (uint64_t)PAGES * page, 1, (uint32_t)page);
   if ((rc = mb__broker_start(&b, &cfg, 0)) != 0)
     die("start broker", rc);
   if ((rc = mb_attach(cfg.instance, "sim", NULL, &c)) != 0)

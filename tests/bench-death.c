@@ -28,22 +28,6 @@
 #define AIM_P99_MS 100.0
 
 static mb_config_t cfg;
-static mb_au32 broker_ready;
-static int broker_rc;
-
-static void on_ready(void *ctx) {
-  (void)ctx;
-  mb_store32(&broker_ready, 1);
-}
-
-static void broker_thread(void *arg) {
-  mb_run_hooks_t hooks;
-  (void)arg;
-  memset(&hooks, 0, sizeof hooks);
-  hooks.ready = on_ready;
-  broker_rc = mb__run(&cfg, 0, &hooks);
-  mb_store32(&broker_ready, 2);
-}
 
 /* The child: attach as `name`, then wait (no heartbeat) until killed or the parent is gone. */
 static int child_main(const char *instance, const char *name, const char *parent_pid) {
@@ -104,8 +88,9 @@ static double pct(const double *sorted, int n, double p) {
 
 int main(int argc, char **argv) {
   int kills = 100, done = 0, rc, code, i;
-  char self_exe[1024], state_name[MB_OS_NAME_MAX + 1], pidtxt[32];
-  mb_os_thread_t thread;
+  char self_exe[1024], pidtxt[32];
+  bench_broker_t broker;
+  int broker_rc;
   mb_os_section_t sec;
   mb_os_procid_t self;
   mb_state_t *st;
@@ -126,23 +111,13 @@ int main(int argc, char **argv) {
   mb_os_proc_self(&self);
   snprintf(pidtxt, sizeof pidtxt, "%u", (unsigned)self.pid);
 
-  mb__config_defaults(&cfg);
+  bench_config(&cfg, "benchdeath");
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "benchdeath%u", (unsigned)self.pid);
   cfg.nregions = 0;
-  cfg.heartbeat_timeout_ms = 0;
   cfg.grace_period_ms = 0; /* a dead entry is freed at the next sweep: the table never fills */
   cfg.max_clients = MB_CLIENTS_MAX;
-  if ((rc = mb_os_thread_start(&thread, broker_thread, NULL)) != 0)
-    die("broker thread", rc);
-  while (mb_load32(&broker_ready) == 0)
-    mb_os_sleep_ms(1);
-  if (mb_load32(&broker_ready) != 1)
-    die("the broker did not start", 0);
-  if ((rc = mb__object_name(state_name, sizeof state_name, cfg.instance, NULL)) != 0 ||
-      (rc = mb_os_section_open(&sec, state_name, 0, 0)) != 0 ||
-      (rc = mb_os_section_map(&sec, 0, 0, (void **)&st)) != 0)
-    die("map the control block", rc);
+  bench_broker_start(&broker, &cfg);
+  bench_map_state(cfg.instance, &sec, &st);
 
   while (done < kills) {
     mb_os_child_t kids[BATCH];
@@ -190,10 +165,8 @@ int main(int argc, char **argv) {
     done += n;
   }
 
-  mb_os_section_unmap(st, sec.size);
-  mb_os_section_close(&sec);
-  mb__run_request_stop();
-  mb_os_thread_join(&thread);
+  bench_unmap_state(&sec, st);
+  broker_rc = bench_broker_stop(&broker);
 
   sort_doubles(lat, kills);
   p50 = pct(lat, kills, 50);

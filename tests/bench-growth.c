@@ -130,24 +130,6 @@ static const int client_steps[CLIENT_STEPS] = {1, 8, 64};
 #define STATUS_REQS 200 /* status round trips per round */
 #define ATTACHES 100    /* attach + detach per round */
 
-static mb_config_t run_cfg;
-static mb_au32 broker_ready;
-static int broker_rc;
-
-static void on_ready(void *ctx) {
-  (void)ctx;
-  mb_store32(&broker_ready, 1);
-}
-
-static void broker_thread(void *arg) {
-  mb_run_hooks_t hooks;
-  (void)arg;
-  memset(&hooks, 0, sizeof hooks);
-  hooks.ready = on_ready;
-  broker_rc = mb__run(&run_cfg, 0, &hooks);
-  mb_store32(&broker_ready, 2);
-}
-
 /* p50 in µs of STATUS_REQS `status` round trips on one connection; *bytes receives the size
  * of the last answer (the work of one status grows with it). */
 static double status_round(mb_pipe_conn_t *conn, double *bytes) {
@@ -190,35 +172,23 @@ static void attach_round(const char *instance, double *att, double *det) {
 
 static void bench_clients(int rounds) {
   static mb_os_child_t kids[64];
-  char state_name[MB_OS_NAME_MAX + 1], pipe[MB_PIPE_NAME_MAX];
+  char pipe[MB_PIPE_NAME_MAX];
   double v[4][8], steps[CLIENT_STEPS], bytes = 0;
   double st[MAX_ROUNDS], at[MAX_ROUNDS], dt[MAX_ROUNDS];
   const char *cols[4] = {"status p50", "attach p50", "detach p50", "status answer"};
   const char *units[4] = {"us", "us", "us", "B"};
-  mb_os_thread_t thread;
+  static mb_config_t run_cfg;
+  bench_broker_t broker;
   mb_os_section_t sec;
   mb_pipe_conn_t conn;
-  mb_os_procid_t self;
   mb_state_t *st_block;
   int rc, k, r, i, nkids = 0, code;
 
-  mb_os_proc_self(&self);
-  mb__config_defaults(&run_cfg);
-  snprintf(run_cfg.instance, sizeof run_cfg.instance, "bgrowth%u", (unsigned)self.pid);
+  bench_config(&run_cfg, "bgrowth");
   run_cfg.log_level = MB_LOG_ERROR;
-  run_cfg.heartbeat_timeout_ms = 0;
   run_cfg.max_clients = MB_CLIENTS_MAX;
-  mb_store32(&broker_ready, 0);
-  if ((rc = mb_os_thread_start(&thread, broker_thread, NULL)) != 0)
-    die("broker thread", rc);
-  while (mb_load32(&broker_ready) == 0)
-    mb_os_sleep_ms(1);
-  if (mb_load32(&broker_ready) != 1)
-    die("the broker did not start", 0);
-  if ((rc = mb__object_name(state_name, sizeof state_name, run_cfg.instance, NULL)) != 0 ||
-      (rc = mb_os_section_open(&sec, state_name, 0, 0)) != 0 ||
-      (rc = mb_os_section_map(&sec, 0, 0, (void **)&st_block)) != 0)
-    die("map the control block", rc);
+  bench_broker_start(&broker, &run_cfg);
+  bench_map_state(run_cfg.instance, &sec, &st_block);
   if ((rc = mb__pipe_name(run_cfg.instance, pipe, sizeof pipe, NULL)) != 0 ||
       (rc = mb__pipe_connect(&conn, pipe, 10000)) != 0)
     die("connect to the pipe", rc);
@@ -254,11 +224,8 @@ static void bench_clients(int rounds) {
     mb_os_child_kill(&kids[i]);
     mb_os_child_wait(&kids[i], 30000, &code);
   }
-  mb_os_section_unmap(st_block, sec.size);
-  mb_os_section_close(&sec);
-  mb__run_request_stop();
-  mb_os_thread_join(&thread);
-  if (broker_rc != 0)
+  bench_unmap_state(&sec, st_block);
+  if (bench_broker_stop(&broker) != 0)
     die("the broker's loop failed", 0);
   table("growth: `status` over the pipe and attach/detach, by game servers attached (p50 per "
         "round, median of rounds)",
@@ -277,7 +244,6 @@ static void bench_players(int rounds) {
   double fr[PLAYER_STEPS][MAX_ROUNDS], re[PLAYER_STEPS][MAX_ROUNDS], di[PLAYER_STEPS][MAX_ROUNDS];
   const char *cols[3] = {"fresh page", "page reused", "disconnect"};
   const char *units[3] = {"ns", "ns", "ns"};
-  mb_os_procid_t self;
   mb_config_t cfg;
   mb_broker_t b;
   mb_client_t *c;
@@ -285,16 +251,9 @@ static void bench_players(int rounds) {
   void *slot;
   int rc, k, r, pass;
 
-  mb_os_proc_self(&self);
-  mb__config_defaults(&cfg);
-  snprintf(cfg.instance, sizeof cfg.instance, "bplayers%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "players");
-  cfg.regions[0].size = (uint64_t)(32768 + 2 * EXTRA) * 1024; /* 34 MiB, 1 KiB slots */
-  cfg.regions[0].lazy = 1;
-  cfg.regions[0].slot_size = 1024;
-  cfg.heartbeat_timeout_ms = 0;
+  bench_config(&cfg, "bplayers");
+  /* 34 MiB, 1 KiB slots */
+  bench_only_region(&cfg, "players", (uint64_t)(32768 + 2 * EXTRA) * 1024, 1, 1024);
   cfg.max_committed = 0;
   if ((rc = mb__broker_start(&b, &cfg, 0)) != 0)
     die("start broker", rc);
@@ -403,25 +362,13 @@ static void bench_reclaim(int rounds) {
   double v[1][8], steps[RECLAIM_STEPS], ms[MAX_ROUNDS];
   const char *cols[1] = {"reap sweep"};
   const char *units[1] = {"ms"};
-  mb_os_procid_t self;
   mb_config_t cfg;
   mb_broker_t b;
   int rc, k, r;
 
-  mb_os_proc_self(&self);
-  mb__config_defaults(&cfg);
-  snprintf(cfg.instance, sizeof cfg.instance, "breclaim%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
-  cfg.regions[0].size = 65536;
-  cfg.npools = 1;
-  memset(cfg.pools, 0, sizeof cfg.pools);
-  snprintf(cfg.pools[0].name, sizeof cfg.pools[0].name, "p64");
-  cfg.pools[0].object_size = 64;
-  cfg.pools[0].align = 16;
-  cfg.pools[0].capacity = 2 * 100000;
-  cfg.heartbeat_timeout_ms = 0;
+  bench_config(&cfg, "breclaim");
+  bench_only_region(&cfg, "world", 65536, 0, 0);
+  bench_add_pool(&cfg, "p64", 64, 16, 2 * 100000);
   cfg.grace_period_ms = 0; /* reaped at the sweep after the one that sees it dead */
   cfg.max_committed = 0;
   if ((rc = mb__broker_start(&b, &cfg, 0)) != 0)

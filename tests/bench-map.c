@@ -130,13 +130,8 @@ static void bench_persist(int rounds, const char *dir, const mb_os_procid_t *sel
   size_t f;
   int r, rc;
 
-  mb__config_defaults(&pc);
-  snprintf(pc.instance, sizeof pc.instance, "bper%u", (unsigned)self->pid);
-  pc.nregions = 1;
-  memset(pc.regions, 0, sizeof pc.regions);
-  snprintf(pc.regions[0].name, sizeof pc.regions[0].name, "world");
-  pc.regions[0].size = STATE_BYTES;
-  pc.heartbeat_timeout_ms = 0;
+  bench_config(&pc, "bper");
+  bench_only_region(&pc, "world", STATE_BYTES, 0, 0);
   snprintf(pc.persist_dir, sizeof pc.persist_dir, "%s/bench-persist-%u", dir, (unsigned)self->pid);
   snprintf(pc.persist_regions[0], sizeof pc.persist_regions[0], "world");
   pc.persist_interval_ms = 3600000; /* only the flushes below (and the one at stop) */
@@ -223,14 +218,9 @@ int main(int argc, char **argv) {
   printf("game data map: %u x %u tiles, %u objects, %llu bytes (%s, written in %.0f ms)\n", SIDE,
          SIDE, OBJECTS, (unsigned long long)size, path, (double)(mb_os_mono_ns() - t0) / 1e6);
 
-  mb__config_defaults(&cfg);
+  bench_config(&cfg, "bmap");
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "bmap%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
-  cfg.regions[0].size = 64 * 1024;
-  cfg.heartbeat_timeout_ms = 0;
+  bench_only_region(&cfg, "world", 64 * 1024, 0, 0);
   if ((rc = mb__broker_start(&b, &cfg, 0)) != 0)
     die("start broker", rc);
   if ((rc = mb_attach(cfg.instance, "bench", NULL, &c)) != 0)

@@ -207,25 +207,12 @@ static mb_pool_t *g_pool;
 static unsigned g_pool_flags;
 static void broker_start(void) {
   mb_config_t cfg;
-  mb_os_procid_t self;
-  int rc, i;
-  mb_os_proc_self(&self);
-  mb__config_defaults(&cfg);
+  int rc;
+  bench_config(&cfg, "bpool");
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "bpool%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
-  cfg.regions[0].size = 65536;
-  cfg.npools = 2;
-  memset(cfg.pools, 0, sizeof cfg.pools);
-  for (i = 0; i < 2; i++) {
-    snprintf(cfg.pools[i].name, sizeof cfg.pools[i].name, "p%d", i ? 256 : 64);
-    cfg.pools[i].object_size = i ? 256 : 64;
-    cfg.pools[i].align = ALIGN;
-    cfg.pools[i].capacity = CAPACITY;
-  }
-  cfg.heartbeat_timeout_ms = 0;
+  bench_only_region(&cfg, "world", 65536, 0, 0);
+  bench_add_pool(&cfg, "p64", 64, ALIGN, CAPACITY);
+  bench_add_pool(&cfg, "p256", 256, ALIGN, CAPACITY);
   cfg.max_committed = 0;
   if ((rc = mb__broker_start(&g_broker, &cfg, 0)) != 0)
     die("start broker", rc);
@@ -409,24 +396,12 @@ static double reclaim_round(const char *instance) {
 
 static int reclaim_main(int reps) {
   mb_config_t cfg;
-  mb_os_procid_t self;
   double v[16];
   int rc, k;
-  mb_os_proc_self(&self);
-  mb__config_defaults(&cfg);
+  bench_config(&cfg, "brec");
   mb__log_open(MB_LOG_ERROR, "");
-  snprintf(cfg.instance, sizeof cfg.instance, "brec%u", (unsigned)self.pid);
-  cfg.nregions = 1;
-  memset(cfg.regions, 0, sizeof cfg.regions);
-  snprintf(cfg.regions[0].name, sizeof cfg.regions[0].name, "world");
-  cfg.regions[0].size = 65536;
-  cfg.npools = 1;
-  memset(cfg.pools, 0, sizeof cfg.pools);
-  snprintf(cfg.pools[0].name, sizeof cfg.pools[0].name, "p64");
-  cfg.pools[0].object_size = 64;
-  cfg.pools[0].align = ALIGN;
-  cfg.pools[0].capacity = 2 * RECLAIM_BLOCKS;
-  cfg.heartbeat_timeout_ms = 0;
+  bench_only_region(&cfg, "world", 65536, 0, 0);
+  bench_add_pool(&cfg, "p64", 64, ALIGN, 2 * RECLAIM_BLOCKS);
   cfg.grace_period_ms = 0;
   cfg.max_committed = 0;
   if ((rc = mb__broker_start(&g_broker, &cfg, 0)) != 0)

@@ -52,10 +52,40 @@ static void child_on_watch(uv_timer_t *t) {
     child_stop_now();
 }
 
+/* The config writers of BROKER_CONFIG, by name (a test binary registers a few at most). */
+#define CHILD_CONFIGS_MAX 8
+static struct {
+  const char *name;
+  tbroker_config_fn fn;
+} child_configs[CHILD_CONFIGS_MAX];
+static int child_nconfigs;
+
+void broker_config_register(const char *name, tbroker_config_fn fn) {
+  if (child_nconfigs == CHILD_CONFIGS_MAX) {
+    fprintf(stderr, "childbroker: more than %d BROKER_CONFIG writers\n", CHILD_CONFIGS_MAX);
+    abort();
+  }
+  child_configs[child_nconfigs].name = name;
+  child_configs[child_nconfigs].fn = fn;
+  child_nconfigs++;
+}
+
+/* Apply the config writer registered as `name`; -1 if there is none. */
+static int child_config(mb_config_t *cfg, const char *name) {
+  int i;
+  for (i = 0; i < child_nconfigs; i++)
+    if (strcmp(child_configs[i].name, name) == 0) {
+      child_configs[i].fn(cfg);
+      return 0;
+    }
+  return -1;
+}
+
 /*
  * Apply one "key=value" option of the child (broker_spawn_ex): admin_reserve, idle_ms,
- * line_ms (pipe.*), nofile (RLIMIT_NOFILE's soft limit, POSIX), log (a file, at debug level).
- * Returns 0, or -1 for an unknown key or a limit that cannot be set.
+ * line_ms (pipe.*), max_line (pipe.max_line), nofile (RLIMIT_NOFILE's soft limit, POSIX), log
+ * (a file, at debug level), config (a BROKER_CONFIG writer's name).
+ * Returns 0, or -1 for an unknown key or writer, or a limit that cannot be set.
  */
 static int child_option(mb_config_t *cfg, const char *opt) {
   const char *v = strchr(opt, '=');
@@ -63,7 +93,11 @@ static int child_option(mb_config_t *cfg, const char *opt) {
   if (v == NULL)
     return -1;
   v++;
-  if (n == 13 && strncmp(opt, "admin_reserve", n) == 0)
+  if (n == 6 && strncmp(opt, "config", n) == 0)
+    return child_config(cfg, v);
+  else if (n == 8 && strncmp(opt, "max_line", n) == 0)
+    cfg->pipe_max_line = (uint64_t)strtoull(v, NULL, 10);
+  else if (n == 13 && strncmp(opt, "admin_reserve", n) == 0)
     cfg->pipe_admin_reserve = (uint32_t)strtoul(v, NULL, 10);
   else if (n == 7 && strncmp(opt, "idle_ms", n) == 0)
     cfg->pipe_idle_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
@@ -205,6 +239,14 @@ void broker_up2(tbroker_t *t, const char *tag, const char *max_line, const char 
 
 void broker_up(tbroker_t *t, const char *tag) {
   broker_up2(t, tag, "4096", "1024");
+}
+
+void broker_up_config(tbroker_t *t, const char *tag, const char *config) {
+  char opt[64];
+  const char *opts[] = {opt, "max_line=65536", NULL};
+  snprintf(opt, sizeof opt, "config=%s", config);
+  broker_spawn_ex(t, tag, "1024", "660", opts);
+  broker_wait_ready(t);
 }
 
 int broker_wait_exit(tbroker_t *t) {

@@ -1,6 +1,7 @@
 /*
  * childbroker.h - a broker in a child process for the tests that talk to it over its control
- * pipe (test-protocol.c, test-mbctl.c), and the client-side helpers they share.
+ * pipe (test-protocol.c, test-mbctl.c, test-api.c, test-metrics.c, ...), and the client-side
+ * helpers they share.
  *
  * childbroker.c defines CHILD(serve): the test binary itself, run as a child, starts a small
  * broker (fx_config), a libuv loop and the control server, serves until `shutdown`, and
@@ -30,6 +31,19 @@ typedef struct {
   int is_path; /* the pipe is a socket file (POSIX) */
 } tbroker_t;
 
+/*
+ * A test file's own broker config: BROKER_CONFIG(name, fn) at file scope registers
+ * void fn(mb_config_t *cfg), which the child applies to fx_config's config when started with
+ * the option "config=name" (broker_spawn_ex). The test can call fn itself for a broker in its
+ * own process, so the child's config and its own are written once.
+ */
+typedef void (*tbroker_config_fn)(mb_config_t *cfg);
+void broker_config_register(const char *name, tbroker_config_fn fn);
+#define BROKER_CONFIG(name, fn)                                                                    \
+  MB_TEST_CTOR(mb_reg_broker_config_##name) {                                                      \
+    broker_config_register(#name, fn);                                                             \
+  }
+
 /* Name the broker "p<pid><tag>" (unique to this test process) and find its pipe's name. */
 void broker_name(tbroker_t *t, const char *tag);
 
@@ -43,8 +57,10 @@ void broker_spawn(tbroker_t *t, const char *tag, const char *max_line, const cha
 
 /*
  * broker_spawn with lines up to 4096 bytes, no group, and the child's "key=value" options
- * `opts` (NULL-terminated, 5 at most): admin_reserve=N, idle_ms=N, line_ms=N (pipe.*),
- * nofile=N (RLIMIT_NOFILE, POSIX only), log=FILE (log there at debug level).
+ * `opts` (NULL-terminated, 5 at most, applied in order after the arguments): admin_reserve=N,
+ * idle_ms=N, line_ms=N, max_line=N (pipe.*), nofile=N (RLIMIT_NOFILE, POSIX only), log=FILE
+ * (log there at debug level), config=NAME (the test file's BROKER_CONFIG(NAME, fn) writer).
+ * An unknown option or writer makes the child exit 100 with the option on stderr.
  */
 void broker_spawn_ex(tbroker_t *t, const char *tag, const char *max_conns, const char *mode,
                      const char *const *opts);
@@ -58,6 +74,10 @@ void broker_up3(tbroker_t *t, const char *tag, const char *max_line, const char 
                 const char *mode);
 void broker_up2(tbroker_t *t, const char *tag, const char *max_line, const char *max_conns);
 void broker_up(tbroker_t *t, const char *tag);
+
+/* broker_spawn_ex + broker_wait_ready for a child with the test file's BROKER_CONFIG `config`
+ * and the pipe as the built-in defaults (lines up to 64 KiB, 1024 connections, mode 660). */
+void broker_up_config(tbroker_t *t, const char *tag, const char *config);
 
 /* Wait for the child to exit (up to 20 s, else kill it and fail) and return its exit code. */
 int broker_wait_exit(tbroker_t *t);

@@ -9,10 +9,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "broker.h"
-#include "ctl.h"
 #include "log.h"
 #include "membroker.h"
 #include "stats.h"
@@ -35,85 +33,7 @@ static void api_config(mb_config_t *cfg) {
   cfg->heartbeat_timeout_ms = 0;
 }
 
-/* ---- the broker child ---------------------------------------------------------------------- */
-
-static uv_async_t child_stop;
-static uv_timer_t child_watch;
-static mb_os_procid_t child_parent;
-static mb_broker_t child_brk;
-static int child_stopping;
-
-static void child_closed(uv_handle_t *h) {
-  (void)h;
-}
-
-static void child_stop_now(void) {
-  if (child_stopping)
-    return;
-  child_stopping = 1;
-  mb__ctl_stop();
-  mb__broker_begin_stop(&child_brk);
-  uv_close((uv_handle_t *)&child_stop, child_closed);
-  uv_close((uv_handle_t *)&child_watch, child_closed);
-}
-
-static void child_on_stop(uv_async_t *a) {
-  (void)a;
-  child_stop_now();
-}
-
-static void child_request_stop(void) {
-  uv_async_send(&child_stop);
-}
-
-static void child_on_watch(uv_timer_t *t) {
-  (void)t;
-  if (mb_os_proc_alive(&child_parent) == 0)
-    child_stop_now();
-}
-
-/* argv: instance parent_pid. The broker of api_config with its loop and control pipe, until
- * `shutdown` or the parent's death. 0 after a clean stop, 102/103 on a failed start. */
-CHILD(api_broker) {
-  mb_config_t cfg;
-  uv_loop_t loop;
-  if (argc != 2)
-    return 100;
-  mb__log_open(MB_LOG_ERROR, "");
-  fx_config(&cfg, argv[0]);
-  api_config(&cfg);
-  if (mb_os_proc_query((uint32_t)strtoul(argv[1], NULL, 10), &child_parent) != 0)
-    return 101;
-  if (mb__broker_start(&child_brk, &cfg, 0) != 0) {
-    fprintf(stderr, "child broker: %s\n", mb_last_error());
-    return 102;
-  }
-  uv_loop_init(&loop);
-  uv_async_init(&loop, &child_stop, child_on_stop);
-  uv_timer_init(&loop, &child_watch);
-  uv_timer_start(&child_watch, child_on_watch, 100, 100);
-  if (mb__ctl_start(&loop, &child_brk, child_request_stop) != 0) {
-    fprintf(stderr, "child ctl: %s\n", mb_last_error());
-    child_stop_now();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    mb__broker_stop(&child_brk);
-    uv_loop_close(&loop);
-    return 103;
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  mb__broker_stop(&child_brk);
-  return uv_loop_close(&loop) == 0 ? 0 : 104;
-}
-
-static void api_broker_up(tbroker_t *t, const char *tag) {
-  mb_os_procid_t self;
-  char pid[32];
-  broker_name(t, tag);
-  mb_os_proc_self(&self);
-  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
-  ASSERT_OK(mb_test_spawn(&t->child, "api_broker", t->instance, pid, (char *)NULL));
-  broker_wait_ready(t);
-}
+BROKER_CONFIG(api, api_config)
 
 /* ---- mb_shared_pool_stats_t against the list ----------------------------------------------- */
 
@@ -219,7 +139,7 @@ TEST(pool_stats_match_mbctl) {
   mb_shared_pool_stats_t st;
   void *obj[40], *x;
   int i;
-  api_broker_up(&t, "ps");
+  broker_up_config(&t, "ps", "api");
   ASSERT_OK(mb_attach(t.instance, "zone-1", NULL, &cl));
   ASSERT_OK(mb_pool_open(cl, "bullets", 0, &bullets));
   ASSERT_OK(mb_pool_open(cl, "shells", 0, &shells));
@@ -364,7 +284,7 @@ TEST(utf8_arguments_reach_the_broker) {
   tbroker_t t = {0};
   char path[160], want[400];
   cJSON *j, *m;
-  api_broker_up(&t, "u8");
+  broker_up_config(&t, "u8", "api");
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "set-message", msg, NULL), 0, out);
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", t.instance, "status", "server", "--json", NULL),
               0, out);

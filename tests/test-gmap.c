@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "gmap.h"
+#include "testfile.h"
 
 #if MB_OS_POSIX
 #include <signal.h>
@@ -1023,16 +1024,6 @@ TEST(tool_upgrade_names_v1_reserved) {
   remove(path);
 }
 
-/* A sparse file of `size` bytes whose first 64 are `head`. */
-static void sparse_file(const char *path, const unsigned char *head, uint64_t size) {
-  FILE *fp;
-  ASSERT_OK(mb_os_file_open(path, "wb", &fp));
-  ASSERT_EQ(fwrite(head, 1, 64, fp), 64);
-  ASSERT_OK(mb_os_file_seek(fp, size - 1));
-  ASSERT_EQ(fputc(0, fp), 0);
-  ASSERT_EQ(fclose(fp), 0);
-}
-
 /*
  * gmaptool reads a file's header and checks it against the file's real size before it reads
  * (or allocates) the rest: a 140 GiB sparse file with a version 1 header, or a version 2 one
@@ -1045,13 +1036,13 @@ TEST(tool_checks_header_first) {
   unsigned char head[64];
   make_image(head, 64, SIG, 1, 4, 4, 16, 0);
   tmp_path(path, sizeof path, "sparse.gmap");
-  sparse_file(path, head, big);
+  tf_sparse_file(path, head, 64, big);
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, NULL), 1, out);
   ASSERT_CONTAINS(out, "header.version: 1, a format this version no longer reads");
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "upgrade", path, path, NULL), 1, out);
   ASSERT_CONTAINS(out, "trailing bytes: ");
   make_image(head, 64, SIG, 2, 4, 4, 16, 0);
-  sparse_file(path, head, big);
+  tf_sparse_file(path, head, 64, big);
   ASSERT_EXIT(GMAPTOOL(out, sizeof out, "info", path, "--json", NULL), 1, out);
   ASSERT_CONTAINS(out, "trailing bytes: 150323855232 after the last object");
   ASSERT_CONTAINS(out, "\"size\":\t150323855360");

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "maps.h"
 #include "membroker.h"
+#include "testfile.h"
 
 /* The test config (fixture.h) for instance "m<pid><tag>" with one region, world 256 KiB, no
  * heartbeat timeout. */
@@ -1054,16 +1055,6 @@ static void count_hook(const char *path) {
   hook_calls++;
 }
 
-/* A file of `size` bytes (sparse past its first 64) whose header is a copy of `head`. */
-static void sparse_map(const char *path, const unsigned char *head, uint64_t size) {
-  FILE *fp;
-  ASSERT_OK(mb_os_file_open(path, "wb", &fp));
-  ASSERT_EQ(fwrite(head, 1, 64, fp), 64);
-  ASSERT_OK(mb_os_file_seek(fp, size - 1));
-  ASSERT_EQ(fputc(0, fp), 0);
-  ASSERT_EQ(fclose(fp), 0);
-}
-
 /*
  * map-load reads the file's 64-byte header and checks it against the file's real size before
  * it creates the section or reads the body (the test hook runs between the two): a version 1
@@ -1106,7 +1097,7 @@ TEST(load_checks_header_first) {
              strstr(mb_last_error(), "layout") == NULL);
     ASSERT_EQ(hook_calls, 0); /* refused before the section was made */
     /* The same header at the head of a 140 GiB sparse file. */
-    sparse_map(path, img, UINT64_C(140) << 30);
+    tf_sparse_file(path, img, 64, UINT64_C(140) << 30);
     ASSERT_ERR(mb__map_load(&b, "h", path, &bad, NULL), k == 0 ? MB_EVERSION : MB_EINVAL);
     ASSERT_CONTAINS(mb_last_error(), k == 0 ? expect[0] : "trailing bytes: 150323852736");
     ASSERT_EQ(hook_calls, 0);

@@ -13,10 +13,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "broker.h"
-#include "ctl.h"
 #include "log.h"
 #include "membroker.h"
 #include "metrics.h"
@@ -49,85 +47,7 @@ static void metrics_config(mb_config_t *cfg) {
   cfg->heartbeat_timeout_ms = 0;
 }
 
-/* ---- the broker child ---------------------------------------------------------------------- */
-
-static uv_async_t mchild_stop;
-static uv_timer_t mchild_watch;
-static mb_os_procid_t mchild_parent;
-static mb_broker_t mchild_brk;
-static int mchild_stopping;
-
-static void mchild_closed(uv_handle_t *h) {
-  (void)h;
-}
-
-static void mchild_stop_now(void) {
-  if (mchild_stopping)
-    return;
-  mchild_stopping = 1;
-  mb__ctl_stop();
-  mb__broker_begin_stop(&mchild_brk);
-  uv_close((uv_handle_t *)&mchild_stop, mchild_closed);
-  uv_close((uv_handle_t *)&mchild_watch, mchild_closed);
-}
-
-static void mchild_on_stop(uv_async_t *a) {
-  (void)a;
-  mchild_stop_now();
-}
-
-static void mchild_request_stop(void) {
-  uv_async_send(&mchild_stop);
-}
-
-static void mchild_on_watch(uv_timer_t *t) {
-  (void)t;
-  if (mb_os_proc_alive(&mchild_parent) == 0)
-    mchild_stop_now();
-}
-
-/* argv: instance parent_pid. The broker of metrics_config with its loop and control pipe,
- * until `shutdown` or the parent's death. 0 after a clean stop, 102/103 on a failed start. */
-CHILD(metrics_broker) {
-  mb_config_t cfg;
-  uv_loop_t loop;
-  if (argc != 2)
-    return 100;
-  mb__log_open(MB_LOG_ERROR, "");
-  fx_config(&cfg, argv[0]);
-  metrics_config(&cfg);
-  if (mb_os_proc_query((uint32_t)strtoul(argv[1], NULL, 10), &mchild_parent) != 0)
-    return 101;
-  if (mb__broker_start(&mchild_brk, &cfg, 0) != 0) {
-    fprintf(stderr, "child broker: %s\n", mb_last_error());
-    return 102;
-  }
-  uv_loop_init(&loop);
-  uv_async_init(&loop, &mchild_stop, mchild_on_stop);
-  uv_timer_init(&loop, &mchild_watch);
-  uv_timer_start(&mchild_watch, mchild_on_watch, 100, 100);
-  if (mb__ctl_start(&loop, &mchild_brk, mchild_request_stop) != 0) {
-    fprintf(stderr, "child ctl: %s\n", mb_last_error());
-    mchild_stop_now();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    mb__broker_stop(&mchild_brk);
-    uv_loop_close(&loop);
-    return 103;
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  mb__broker_stop(&mchild_brk);
-  return uv_loop_close(&loop) == 0 ? 0 : 104;
-}
-
-static void metrics_broker_up(tbroker_t *t, const char *tag) {
-  mb_os_procid_t self;
-  char pid[32];
-  broker_name(t, tag);
-  mb_os_proc_self(&self);
-  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
-  ASSERT_OK(mb_test_spawn(&t->child, "metrics_broker", t->instance, pid, (char *)NULL));
-  broker_wait_ready(t);
-}
+BROKER_CONFIG(metrics, metrics_config)
 
 /* ---- reading the exposition ---------------------------------------------------------------- */
 
@@ -466,7 +386,7 @@ TEST(mbctl_promtool) {
   char names[8192];
   cJSON *j;
   int i, rc;
-  metrics_broker_up(&t, "pt");
+  broker_up_config(&t, "pt", "metrics");
   ASSERT_OK(mb_attach(t.instance, "zone-1", NULL, &cl));
   ASSERT_OK(mb_pool_open(cl, "bullets", MB_POOL_NO_CACHE, &pool));
   for (i = 0; i < 3; i++)
@@ -524,7 +444,7 @@ TEST(mbctl_promtool) {
 TEST(bad_args) {
   tbroker_t t = {0};
   mb_pipe_conn_t c;
-  metrics_broker_up(&t, "ba");
+  broker_up_config(&t, "ba", "metrics");
   ASSERT_OK(mb__pipe_connect(&c, t.pipe, 5000));
   expect_fail(call(&c, "{\"id\":1,\"cmd\":\"metrics\",\"args\":{\"format\":\"xml\"}}"), "bad_args",
               "'format' must be \"prometheus\" or \"openmetrics\", got \"xml\"");
@@ -566,7 +486,7 @@ TEST(textfile) {
   size_t len;
   int rc;
   test_dir(dir, sizeof dir, "tf");
-  metrics_broker_up(&t, "tf");
+  broker_up_config(&t, "tf", "metrics");
   snprintf(path, sizeof path, "%s/membroker_%s.prom", dir, t.instance);
   fx_write_text(path, "# an old file\nold 1\n");
   {
@@ -736,8 +656,8 @@ TEST(two_textfiles) {
   char dir[128], c[MB_INSTANCE_MAX + 8], want[160], script[4096], *line;
   int rc;
   test_dir(dir, sizeof dir, "2t");
-  metrics_broker_up(&a, "2a");
-  metrics_broker_up(&b, "2b");
+  broker_up_config(&a, "2a", "metrics");
+  broker_up_config(&b, "2b", "metrics");
   snprintf(c, sizeof c, "%sc", b.instance); /* no broker runs for it */
   ASSERT_EXIT(MBCTL(out, sizeof out, "--instance", a.instance, "metrics", "--textfile", dir, NULL),
               0, out);
