@@ -128,8 +128,8 @@ static void mb__tcache_flush(mb__tcache_t *t) {
   uint32_t k;
   if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word)
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
-      mb__pool_give_cached(p, t->rec, t->idx + k,
-                           t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN, t->owner, NULL);
+      mb__pool_give(p, t->rec, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
+                    MB_STAMP_CACHED | t->owner, NULL);
   t->n = 0;
 }
 
@@ -455,7 +455,7 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
                       MB_POOL_NAME_MAX - 1, p->desc->name, (unsigned)idx);
   }
   if (t->n == MB__TCACHE_MAX) { /* full: the older half goes back as one chain */
-    mb__pool_give_cached(p, t->rec, t->idx, MB_POOL_CHAIN, owner, NULL);
+    mb__pool_give(p, t->rec, t->idx, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
     memmove(t->idx, t->idx + MB_POOL_CHAIN, (MB__TCACHE_MAX - MB_POOL_CHAIN) * sizeof t->idx[0]);
     t->n -= MB_POOL_CHAIN;
   }

@@ -67,30 +67,9 @@
  * Give (push), record r, client o (blocks stamped IN_USE/CACHED):
  *   G0 op = {q, PENDING, PUSH}, base = given, next = none                           (10)
  *        crash: nothing moved
- *   G1 each block: CAS stamp -> GIVING|r|o (a plain store for o's own cached blocks)  (11)
+ *   G1 each block: CAS stamp -> GIVING|r|o                                          (11)
  *        not landed: the reaper gives back (through its own record) every block stamped
- *        GIVING|r|o, as it does the IN_USE|o and CACHED|o ones.
- *        Why a store is enough for blocks of o's own thread caches (a flush, a full cache's
- *        older half, T5's rest: mb__pool_give_cached), and a CAS for every other give: a
- *        CAS guards a stamp against a second writer, and a CACHED|o stamp of a block in one
- *        of o's caches has none while o runs. Its writers are: (a) o's threads - the cache's
- *        own thread, or a detach/close/reattach flushing every cache under mb__tc_lock while
- *        no pool call runs (membroker.h's contract); a free needs IN_USE, a take stamps only
- *        blocks its own CAS detached, so no other thread of o writes it; (b) other clients -
- *        a foreign free CASes from IN_USE only, a take (T3) or a reaper's completion of a
- *        dead record's landed pop stamps only blocks of that pop's chain (detached by it,
- *        not ours), a slow pusher's G3 CASes from its own GIVING|r'|o' (r' != r: one record
- *        per thread), which our store never writes; (c) the broker and restarts - a reap
- *        (sweep, `evict`: service/broker.c) takes an entry only once the OS says its process
- *        is dead (an ABANDONED entry whose process runs is never taken, clients.h), and a
- *        takeover (common/clients.c, mb__client_claim) takes an ATTACHED entry only from a
- *        process the OS says is dead, or a DEAD one - which a live o reaches only by
- *        mb_close's hand-off, after its caches were flushed and let go. So no one writes the
- *        stamp between the check of `expect` and the store. A give of IN_USE blocks (an
- *        uncached free: two threads may free one block) and the reaper's gives (a live
- *        client may free a dead one's IN_USE block at the same moment) keep the CAS. G3
- *        keeps its CAS too: after G2 the block is in the stack, and a take may pop it and
- *        stamp it (T3) before our G3; a store of FREE would then erase that take's stamp
+ *        GIVING|r|o, as it does the IN_USE|o and CACHED|o ones
  *   G2 chain linked, first/count/next written, CAS head                         (12, 13 | 14)
  *        before the CAS: not landed (as G1); after: landed: the chain is in the stack
  *   G3 op LANDED; each block CAS GIVING|r|o -> FREE                             (15, 16)
@@ -518,8 +497,8 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
   if (MB__WORD_LOW(mb_load64(&d->bump)) > mb_load64(&d->peak) &&
       (kind == MB__OP_BUMP || base / MB__PEAK_EVERY != (base + n) / MB__PEAK_EVERY))
     mb__pool_peak(p);
-  if (n > want) /* T5: blocks this take just stamped CACHED|o, nobody else's to write */
-    mb__pool_give_cached(p, rec, chain + want, n - want, MB_STAMP_OWNER(stamp), NULL);
+  if (n > want) /* T5 */
+    mb__pool_give(p, rec, chain + want, n - want, rest, NULL);
   if (n > want)
     n = want;
   if (bad != UINT32_MAX) {
@@ -541,9 +520,8 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
   return 0;
 }
 
-/* mb__pool_give, and with `own` mb__pool_give_cached (G1 a plain store). */
-static int mb__give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n,
-                    uint32_t expect, uint32_t *given, int own) {
+int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
+                  uint32_t *given) {
   mb_pool_desc_t *d = p->desc;
   mb_pool_intent_t *r = &p->intents[rec];
   uint32_t ok[MB_POOL_CHAIN], m = 0, k, bad = UINT32_MAX, q, giving;
@@ -565,11 +543,9 @@ static int mb__give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_
     }
     s = mb_load32(&p->stamps[i]);
     fits = MB_STAMP_OWNER(expect) != 0 ? s == expect : (s & expect) && MB_STAMP_OWNER(s) != 0xFFFFu;
-    /* G1: claim the free: only one of two frees of a block can move its stamp. A block of the
-     * caller's own cache has no second writer while the caller runs: a plain store. */
+    /* G1: claim the free: only one of two frees of a block can move its stamp. */
     MB__CRASH(11);
-    if (!fits ||
-        (own ? (mb_store32(&p->stamps[i], giving), 0) : !mb_cas32(&p->stamps[i], &s, giving))) {
+    if (!fits || !mb_cas32(&p->stamps[i], &s, giving)) {
       if (bad == UINT32_MAX)
         bad = i;
       continue;
@@ -603,17 +579,6 @@ static int mb__give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_
                       (unsigned)bad);
   }
   return 0; /* with an exact stamp, a block that changed hands is simply not ours to give */
-}
-
-int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
-                  uint32_t *given) {
-  return mb__give(p, rec, idx, n, expect, given, 0);
-}
-
-int mb__pool_give_cached(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n,
-                         uint32_t owner, uint32_t *given) {
-  return mb__give(p, rec, idx, n, MB_STAMP_CACHED | MB_STAMP_OWNER(owner), given,
-                  MB_STAMP_OWNER(owner) != 0);
 }
 
 int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {

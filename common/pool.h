@@ -81,16 +81,6 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
                   uint32_t *given);
 
 /*
- * mb__pool_give of blocks of the calling client's own thread caches (stamped exactly
- * MB_STAMP_CACHED | owner, owner the caller's): the same, except that each block's first step
- * (G1, its stamp to GIVING) is a plain store, not a CAS - nobody else writes such a stamp while
- * its client runs (the argument is pool.c's, at G1). Only for blocks that are the caller's own
- * cached ones: a thread cache's flush, or the rest of a chain the caller's take just stamped.
- */
-int mb__pool_give_cached(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n,
-                         uint32_t owner, uint32_t *given);
-
-/*
  * Failure injection for tests: when set, called at each crash point of a take or give (the
  * numbers in pool.c, MB__CRASH); a test longjmps out of it to leave the op exactly as a thread
  * killed there leaves it. NULL (never set) outside tests.

@@ -884,8 +884,6 @@ static int crash_run(int point, int hit, int sc, int restart) {
   }
   if (sc == 3)
     ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 32, idx, &got));
-  if (sc == 4) /* a thread cache's refill, to be flushed */
-    ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_CACHED | 5u, 32, idx, &got));
   crash_at = point;
   crash_hits = 0;
   crash_wanted = hit;
@@ -894,8 +892,6 @@ static int crash_run(int point, int hit, int sc, int restart) {
     int rc;
     if (sc == 3)
       rc = mb__pool_give(p, dead, idx, 32, MB_STAMP_IN_USE, NULL);
-    else if (sc == 4) /* G1 a plain store (pool.c) */
-      rc = mb__pool_give_cached(p, dead, idx, 32, 5u, NULL);
     else
       rc = mb__pool_take(p, dead, MB_STAMP_CACHED | 5u, sc == 1 ? 1 : 32, idx, &got);
     ASSERT_OK(rc);
@@ -929,9 +925,8 @@ static int crash_run(int point, int hit, int sc, int restart) {
 
 /*
  * For every crash point of take and give (the first and second time a looped one is reached),
- * in five situations - a chain taken whole from the free stack, one block taken (the rest of
- * its chain given back), blocks taken from bump, a chain given back, a thread cache's chain
- * flushed (mb__pool_give_cached: its first step a store, not a CAS) - a client's thread is
+ * in four situations - a chain taken whole from the free stack, one block taken (the rest of
+ * its chain given back), blocks taken from bump, a chain given back - a client's thread is
  * "killed" there (pool.c's hook longjmps out). Then either the broker reaps the client, or a
  * restart under its name takes its entry over first (its held blocks stay, its cached and
  * half-given ones come back) and the broker reaps later. Each time every block is found once
@@ -942,7 +937,7 @@ TEST(crash_points_every_step) {
   for (point = 1; point <= 18; point++) {
     int here = 0;
     for (hit = 1; hit <= 2; hit++)
-      for (sc = 0; sc < 5; sc++)
+      for (sc = 0; sc < 4; sc++)
         for (restart = 0; restart < 2; restart++) {
           here += crash_run(point, hit, sc, restart);
           runs++;
