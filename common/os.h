@@ -517,6 +517,20 @@ typedef struct mb_os_procid_s {
 /* The calling process's identity. Never fails. */
 void mb_os_proc_self(mb_os_procid_t *id);
 
+/*
+ * The calling process's id without a system call after the first (a cached value; POSIX
+ * refreshes it in a fork child through a fork handler, so a child never sees its parent's).
+ * For telling a handle inherited over fork() from one of this process. Never fails.
+ */
+uint32_t mb_os_pid(void);
+
+/*
+ * Run fn in the child of every later fork() of this process, in the child's one thread before
+ * fork returns there (POSIX pthread_atfork; Windows has no fork: nothing is ever run). fn
+ * must not take locks another thread may have held at the fork. 0, or MB_ENOMEM.
+ */
+int mb_os_atfork_child(void (*fn)(void));
+
 /* The identity of the running process `pid`. MB_ESRCH if there is none. */
 int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id);
 

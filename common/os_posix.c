@@ -892,13 +892,69 @@ void mb_os_proc_self(mb_os_procid_t *id) {
   id->start_time = start;
 }
 
+/* mb_os_pid's cache: set once, and again in every fork child by the handler. */
+static volatile uint32_t mb__pid_cached;
+static pthread_once_t mb__pid_once = PTHREAD_ONCE_INIT;
+
+static void mb__pid_fork_child(void) {
+  mb__pid_cached = (uint32_t)getpid();
+}
+
+static void mb__pid_init(void) {
+  mb__pid_cached = (uint32_t)getpid();
+  (void)pthread_atfork(NULL, NULL, mb__pid_fork_child); /* ENOMEM: fork children then keep
+                                                           the parent's value */
+}
+
+uint32_t mb_os_pid(void) {
+  (void)pthread_once(&mb__pid_once, mb__pid_init);
+  return mb__pid_cached;
+}
+
+int mb_os_atfork_child(void (*fn)(void)) {
+  int rc = pthread_atfork(NULL, NULL, fn);
+  return rc == 0 ? 0 : mb__errorf(MB_ENOMEM, rc, "register a fork handler");
+}
+
+/*
+ * The `Threads:` count of /proc/<pid>/status: the threads of the group not yet released,
+ * a zombie leader included. 0 when the file cannot be read or parsed (the process is gone).
+ */
+static long mb__proc_threads(uint32_t pid) {
+  char path[64], buf[4096];
+  const char *p;
+  ssize_t n;
+  int fd;
+  snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  p = strstr(buf, "\nThreads:");
+  return p != NULL ? strtol(p + 9, NULL, 10) : 0;
+}
+
+/*
+ * A `Z` in /proc/<pid>/stat is the state of the thread-group leader, not of the process: a
+ * main thread that called pthread_exit() stays a zombie while the group's other threads run
+ * (proc(5); the kernel releases a zombie leader only once its group is empty). Such a process
+ * is alive. Its status `Threads:` still counts the zombie leader, so more than one thread
+ * means another one lives; a process that has really exited is a leader alone (1) or gone
+ * (0). A thread caught between its exit and its release counts for one more sweep at most:
+ * the error is "alive" a moment too long, never "dead" too early. This agrees with a pidfd,
+ * which polls readable only when the leader is a zombie and its group is empty.
+ */
 int mb_os_proc_query(uint32_t pid, mb_os_procid_t *id) {
   char state;
   uint64_t start;
   int rc = mb__proc_stat(pid, &state, &start);
   if (rc != 0)
     return rc;
-  if (state == 'Z' || state == 'X')
+  if (state == 'X' || (state == 'Z' && mb__proc_threads(pid) <= 1))
     return mb__errorf(MB_ESRCH, 0, "process %u has exited", (unsigned)pid);
   id->pid = pid;
   id->start_time = start;
@@ -920,7 +976,8 @@ int mb_os_proc_alive(const mb_os_procid_t *id) {
  * is asked of /proc each time) and the identity. pidfd_open refers to the process that has
  * the pid at the time of the call; the start time read after it proves it is the one meant
  * (if the pid had been reused in between, the start time differs and the watch is refused).
- * A pidfd polls readable once the process has exited, zombie or reaped.
+ * A pidfd polls readable once the whole process has exited, zombie or reaped (not while a
+ * zombie leader's other threads run: mb_os_proc_query agrees).
  */
 typedef struct mb__proc_watch_s {
   int fd;

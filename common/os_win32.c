@@ -1502,6 +1502,16 @@ static uint64_t mb__filetime_u64(const FILETIME *ft) {
   return ((uint64_t)ft->dwHighDateTime << 32) | ft->dwLowDateTime;
 }
 
+/* Read from the thread's TEB: no system call, and Windows has no fork. */
+uint32_t mb_os_pid(void) {
+  return (uint32_t)GetCurrentProcessId();
+}
+
+int mb_os_atfork_child(void (*fn)(void)) {
+  (void)fn; /* no fork on Windows */
+  return 0;
+}
+
 void mb_os_proc_self(mb_os_procid_t *id) {
   FILETIME created, exited, kernel, user;
   id->pid = (uint32_t)GetCurrentProcessId();

@@ -8,6 +8,9 @@
  *  - A client that stops beating but lives (stopped with SIGSTOP on POSIX; on Windows it just
  *    never calls mb_tick and has no heartbeat thread) is hung: logged once, shown so by
  *    status, still attached with its slots; killed, it becomes dead (reason "exited").
+ *  - A process whose main thread ended with pthread_exit (Linux shows its leader `Z`) while
+ *    another thread works is alive: attached across sweeps, `evict` refuses it, a same-name
+ *    attach gets MB_EEXIST; when its last thread returns it is dead.
  */
 #include "os_setup.h"
 
@@ -18,8 +21,11 @@
 #include "task.h"
 
 #if MB_OS_POSIX
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 #endif
 
 #include <uv.h>
@@ -272,4 +278,134 @@ TEST(silent_client_is_hung_until_its_process_exits) {
   ASSERT_EQ(count_lines(log_path, "is hung: no heartbeat for"), 1);
   ASSERT_EQ(count_lines(log_path, "is dead: its process exited"), 1);
   ASSERT_OK(mb_os_file_remove(log_path));
+}
+
+#if MB_OS_POSIX
+/* The state letter of /proc/<pid>/stat, or 0 if it cannot be read. */
+static char proc_state(uint32_t pid) {
+  char path[64], buf[512];
+  const char *p;
+  ssize_t n;
+  int fd;
+  snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return 0;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  p = strrchr(buf, ')');
+  return p != NULL && p[1] == ' ' ? p[2] : 0;
+}
+
+static pthread_t zl_main;
+static mb_client_t *zl_client;
+static const char *zl_flag;
+static mb_os_procid_t zl_parent;
+
+/* The worker: waits for the main thread to end, then works on (connects player 8, so the
+ * parent sees it live), and returns - the process's last thread - once the flag file exists
+ * or the parent is gone. */
+static void *zl_worker(void *arg) {
+  void *slot;
+  (void)arg;
+  if (pthread_join(zl_main, NULL) != 0)
+    exit(110);
+  if (mb_player_connect(zl_client, 8, &slot) != 0)
+    exit(111);
+  memcpy(slot, "player 8", 9);
+  while (access(zl_flag, F_OK) != 0 && mb_os_proc_alive(&zl_parent) == 1)
+    mb_os_sleep_ms(20);
+  return NULL;
+}
+#endif
+
+/* argv: instance name flag_path parent_pid - attach, connect player 7, start a worker, end the
+ * main thread with pthread_exit; the worker goes on (zl_worker). */
+CHILD(zombie_leader) {
+#if MB_OS_POSIX
+  pthread_t t;
+  void *slot;
+  if (argc != 4 || mb_os_proc_query((uint32_t)strtoul(argv[3], NULL, 10), &zl_parent) != 0)
+    return 100;
+  if (mb_attach(argv[0], argv[1], NULL, &zl_client) != 0)
+    return 101;
+  if (mb_player_connect(zl_client, 7, &slot) != 0)
+    return 102;
+  memcpy(slot, "player 7", 9);
+  zl_flag = argv[2];
+  zl_main = pthread_self();
+  if (pthread_create(&t, NULL, zl_worker, NULL) != 0)
+    return 103;
+  pthread_exit(NULL);
+#else
+  (void)argc;
+  (void)argv;
+  return 100;
+#endif
+}
+
+/*
+ * Linux keeps a thread-group leader that called pthread_exit as a zombie (`Z` in
+ * /proc/<pid>/stat) while its other threads run. That process is alive: the OS layer says so,
+ * the sweeps keep it attached with its slots, `evict` refuses it as busy, a same-name attach
+ * gets MB_EEXIST. When its last thread returns, the process exits and is seen dead.
+ */
+TEST(zombie_leader_with_live_threads_is_alive) {
+#if MB_OS_POSIX
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_broker_evicted_t ev;
+  mb_client_entry_t *e;
+  mb_client_t *d = NULL;
+  mb_os_procid_t self, id;
+  char pid[32], flag[256];
+  uint32_t i;
+  int k, code;
+  FILE *f;
+  death_config(&cfg, "z");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  mb_os_proc_self(&self);
+  snprintf(pid, sizeof pid, "%u", (unsigned)self.pid);
+  mb_test_name(flag, sizeof flag, "zleader.go");
+  (void)mb_os_file_remove(flag);
+  atexit(kill_victim);
+  ASSERT_OK(
+      mb_test_spawn(&victim, "zombie_leader", cfg.instance, "zleader", flag, pid, (char *)NULL));
+  victim_running = 1;
+  /* Two slots: the second one connected by the worker after the main thread ended. */
+  WAIT_FOR((e = mb_test_entry_named(b.state, "zleader")) != NULL && mb_load64(&e->slots_held) == 2,
+           30000);
+  i = (uint32_t)(e - b.state->clients);
+  WAIT_FOR(proc_state(victim.pid) == 'Z', 30000); /* the case under test, really there */
+
+  ASSERT_OK(mb_os_proc_query(victim.pid, &id));
+  ASSERT_EQ(mb_os_proc_alive(&id), 1);
+  for (k = 0; k < 5; k++) /* the first sweep opens its watch, asking /proc first */
+    ASSERT_EQ(mb__broker_sweep(&b), 0); /* nothing changed */
+  ASSERT_EQ(state_of(&b, i), MB_CLIENT_ATTACHED);
+  ASSERT_ERR(mb__broker_evict(&b, i, &ev), MB_EBUSY);
+  ASSERT_ERR(mb_attach(cfg.instance, "zleader", NULL, &d), MB_EEXIST);
+  ASSERT(d == NULL);
+  mb__broker_sweep(&b);
+  ASSERT_EQ(state_of(&b, i), MB_CLIENT_ATTACHED);
+  ASSERT_EQ_U64(mb_load64(&b.state->clients[i].slots_held), 2);
+  ASSERT_EQ(mb_load32(&b.state->clients_attached), 1);
+  ASSERT_EQ(proc_state(victim.pid), 'Z');
+
+  /* The last thread returns: the process exits, and the broker sees it dead. */
+  ASSERT_OK(mb_os_file_open(flag, "w", &f));
+  fclose(f);
+  WAIT_FOR((mb__broker_sweep(&b), state_of(&b, i) == MB_CLIENT_DEAD), 30000);
+  ASSERT_EQ(mb_load32(&b.state->clients[i].dead_reason), MB_DEAD_EXITED);
+  ASSERT_EQ(mb_os_proc_alive(&id), 0);
+  ASSERT_OK(mb_os_child_wait(&victim, 30000, &code));
+  victim_running = 0;
+  ASSERT_EQ(code, 0);
+  ASSERT_OK(mb_os_file_remove(flag));
+  mb__broker_stop(&b);
+#else
+  SKIP("Windows has no zombie thread-group leader: a process lives while any thread does");
+#endif
 }
