@@ -474,6 +474,8 @@ int mb_detach(mb_client_t *client) {
   int rc;
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_detach: no client");
+  if ((rc = mb__forked(client)) != 0) /* the parent's entry, caches and maps: not ours */
+    return rc;
   mb__hb_stop(client);
   mb__tcaches_release(client, NULL);
   rc = mb__leave(client);
@@ -486,8 +488,11 @@ int mb_detach(mb_client_t *client) {
 }
 
 int mb_close(mb_client_t *client) {
+  int rc;
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_close: no client");
+  if ((rc = mb__forked(client)) != 0) /* the parent's entry, caches and maps: not ours */
+    return rc;
   mb__hb_stop(client);
   mb__tcaches_release(client, NULL);
   mb__hand_off(client);
@@ -503,6 +508,8 @@ int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts) {
   int rc;
   if (client == NULL)
     return mb__errorf(MB_EINVAL, 0, "mb_reattach: no client");
+  if ((rc = mb__forked(client)) != 0) /* the parent's entry, caches and maps: not ours */
+    return rc;
   if ((rc = mb__check_opts(opts)) != 0)
     return rc;
   /* The heartbeat thread reads the options: stop it before they change. The entry is handed
@@ -515,10 +522,30 @@ int mb_reattach(mb_client_t *client, const mb_attach_options_t *opts) {
   return mb__attach_retry(client);
 }
 
+/*
+ * MB_EINVAL for a client handle used in a fork() child of the process that attached it (its
+ * pid is c->self.pid; mb_os_pid is a cached value, no system call): the child shares the
+ * parent's entry word and a copy of its thread caches, so anything it gave back or freed would
+ * be handed to both. The child attaches anew (mb_attach). 0 in the attaching process.
+ */
+int mb__forked(const mb_client_t *c) {
+  uint32_t now = mb_os_pid();
+  if (c->self.pid == now)
+    return 0;
+  return mb__errorf(MB_EINVAL, 0,
+                    "client '%s' was attached by process %u and inherited over fork() by process "
+                    "%u: attach anew in the child (mb_attach); a handle from the parent must not "
+                    "be used",
+                    c->name, (unsigned)c->self.pid, (unsigned)now);
+}
+
 /* The attachment or MB_ENOTRUNNING for a client left detached by a failed reattach. */
 int mb__need(const mb_client_t *c) {
+  int rc;
   if (c == NULL)
     return mb__errorf(MB_EINVAL, 0, "no client");
+  if ((rc = mb__forked(c)) != 0)
+    return rc;
   if (c->st == NULL)
     return mb__errorf(MB_ENOTRUNNING, 0, "client '%s' is not attached: call mb_reattach", c->name);
   return 0;

@@ -126,7 +126,9 @@ void mb__pools_free(mb_client_t *c) {
 static void mb__tcache_flush(mb__tcache_t *t) {
   mb_pool_map_t *p = t->pool ? t->pool->map : NULL;
   uint32_t k;
-  if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word)
+  /* A fork child's copy of a cache is the parent's blocks: never given back from here. */
+  if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word &&
+      t->pool->client->self.pid == mb_os_pid())
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
       mb__pool_give(p, t->rec, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
                     MB_STAMP_CACHED | t->owner, NULL);
@@ -154,7 +156,7 @@ static void mb__tcache_thread_exit(void *head) {
   mb_os_mutex_lock(&mb__tc_lock);
   for (; t != NULL; t = next) {
     next = t->tnext;
-    if (t->pool != NULL) {
+    if (t->pool != NULL && t->pool->client->self.pid == mb_os_pid()) { /* not a fork copy */
       mb__tcache_flush(t);
       mb__tcache_orphan(t);
     }
@@ -162,6 +164,25 @@ static void mb__tcache_thread_exit(void *head) {
   }
   mb_os_mutex_unlock(&mb__tc_lock);
   mb__tc_last = NULL;
+}
+
+/*
+ * In a fork() child (mb_os_atfork_child; the child's one thread is the copy of the forking
+ * one, with its thread-local values): the thread's caches are copies of the parent's, whose
+ * blocks the parent hands out too. Every fast path must miss on them - n = 0 for allocs, cap
+ * = 0 for frees (the inline code compares n with cap) - so each call goes to the slow path,
+ * which refuses a client attached by another process (mb__forked). They are never given
+ * back (mb__tcache_flush); the child frees them at its thread's exit. The lock may have been
+ * held by another of the parent's threads at the fork: the child, alone, starts it afresh.
+ */
+static void mb__tcache_fork_child(void) {
+  mb__tcache_t *t;
+  (void)mb_os_mutex_init(&mb__tc_lock);
+  mb__tc_last = NULL;
+  for (t = mb_os_tls_get(&mb__tc_key); t != NULL; t = t->tnext) {
+    t->n = 0;
+    t->cap = 0;
+  }
 }
 
 /* Set up the key and the lock once per process. 0, or the error that made it impossible. */
@@ -174,6 +195,10 @@ static int mb__tcache_init(void) {
       int ok = mb_os_mutex_init(&mb__tc_lock) == 0;
       if (ok && mb_os_tls_create(&mb__tc_key, mb__tcache_thread_exit) != 0) {
         mb_os_mutex_destroy(&mb__tc_lock);
+        ok = 0;
+      }
+      if (ok && mb_os_atfork_child(mb__tcache_fork_child) != 0) {
+        mb_os_mutex_destroy(&mb__tc_lock); /* the key stays unused: there is no delete */
         ok = 0;
       }
       mb_store32(&mb__tc_ready, ok ? 2 : 3);
@@ -350,7 +375,7 @@ static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
   if (pool == NULL)
     return mb__errorf(MB_EINVAL, 0, "no pool");
   c = pool->client;
-  if (c->st == NULL)
+  if (c->st == NULL || c->self.pid != mb_os_pid())
     return mb__need(c);
   if (!mb__entry_mine(c))
     return mb__stale(c);
@@ -417,7 +442,7 @@ int mb_pool_alloc(mb_pool_t *pool, void **obj) {
   mb__tcache_t *t = mb__tc_last;
   uint32_t n;
   /* n is read once, before the entry word's acquire load (which would force a second read). */
-  if (t != NULL && t->pool == pool && (n = t->n) > 0 && obj != NULL &&
+  if (t != NULL && t->pool == pool && pool != NULL && (n = t->n) > 0 && obj != NULL &&
       mb_load64(t->entry_word) == t->word) {
     uint32_t idx = t->idx[n - 1];
     t->n = n - 1;

@@ -100,6 +100,9 @@ void mb__hb_stop(mb_client_t *c);
 /* Undo the mappings of an attachment (not its table entry). */
 void mb__unmap(mb_client_t *c);
 
+/* MB_EINVAL if client c was attached by another process (inherited over fork()), else 0. */
+int mb__forked(const mb_client_t *c);
+
 /* The attachment or MB_ENOTRUNNING for a client left detached by a failed reattach. */
 int mb__need(const mb_client_t *c);
 

@@ -70,6 +70,12 @@
  *   G1 each block: CAS stamp -> GIVING|r|o                                          (11)
  *        not landed: the reaper gives back (through its own record) every block stamped
  *        GIVING|r|o, as it does the IN_USE|o and CACHED|o ones
+ *        A CAS even for a flush of o's own CACHED|o blocks: a second writer is always
+ *        possible - the reaper of an entry whose process the OS misjudged dead (Linux once read
+ *        a zombie main thread with live threads as exited), forged shared memory, two threads
+ *        freeing one block - and with a plain store both would push the block: a cycle in the
+ *        stack, blocks handed out twice (tests/test-pool.c rvpool_g1_store_vs_reaper). With
+ *        the CAS the loser's G1 fails and the block is pushed once.
  *   G2 chain linked, first/count/next written, CAS head                         (12, 13 | 14)
  *        before the CAS: not landed (as G1); after: landed: the chain is in the stack
  *   G3 op LANDED; each block CAS GIVING|r|o -> FREE                             (15, 16)

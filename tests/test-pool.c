@@ -8,6 +8,11 @@
 #include "task.h"
 
 #include <setjmp.h>
+#if MB_OS_POSIX
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 #include "broker.h"
 #include "fixture.h"
@@ -421,7 +426,7 @@ TEST(inline_fast_path) {
   mb_client_t *c;
   mb_pool_t *p, *q;
   mb_pool_tcache_t *tc = NULL;
-  void *o[32], *x;
+  void *o[32], *x, *y;
   uint64_t w;
   int i, k;
   pool_config(&cfg, "in", 100, 0);
@@ -466,8 +471,23 @@ TEST(inline_fast_path) {
   ASSERT_EQ(mb__ptc_last->n, 31);
   mb_store64(&b.state->clients[0].word, w);
   ASSERT_OK(mb_pool_free_inline(p, o[0]));
+  ASSERT_OK(mb_pool_alloc_inline(p, &y)); /* held across the flags change below */
   /* An uncached handle: every call goes to the library (and the shared pool). */
   ASSERT_OK(mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &q));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 1);
+  /* The flags change let the thread's cache go: the inline pointer now names an orphan (pool
+   * NULL). A NULL handle gets the library's MB_EINVAL from both inline calls, and no block
+   * lands in the orphan. */
+  ASSERT(mb__ptc_last != NULL);
+  ASSERT(mb__ptc_last->pool == NULL);
+  ASSERT_ERR(mb_pool_free(NULL, y), MB_EINVAL);
+  ASSERT_ERR(mb_pool_free_inline(NULL, y), MB_EINVAL);
+  ASSERT_CONTAINS(mb_last_error(), "no pool");
+  ASSERT_ERR(mb_pool_alloc_inline(NULL, &x), MB_EINVAL);
+  ASSERT_ERR(mb_pool_alloc(NULL, &x), MB_EINVAL);
+  ASSERT_EQ(mb__ptc_last->n, 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 1); /* y: still in use, in no cache */
+  ASSERT_OK(mb_pool_free_inline(q, y));
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_OK(mb_pool_alloc_inline(q, &x));
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 1);
@@ -485,6 +505,9 @@ TEST(inline_fast_path) {
   ASSERT_OK(mb_detach(c)); /* flushes */
   ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
   ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  /* After detach the pointer names an orphan whose entry word is unmapped: never read. */
+  ASSERT_ERR(mb_pool_free_inline(NULL, x), MB_EINVAL);
+  ASSERT_ERR(mb_pool_alloc_inline(NULL, &x), MB_EINVAL);
   mb__broker_stop(&b);
 }
 
@@ -1297,4 +1320,143 @@ TEST(rv_aba_16bit_tag) {
   check_whole(aba_p, &held);
   ASSERT_EQ(held, 32 + got); /* B by r2 and P's chain */
   mb__broker_stop(&b);
+}
+
+/*
+ * rvpool review (finding 2): G1 of a flush (mb__pool_give of CACHED|o blocks, as
+ * mb__tcache_flush and a full cache's older half call it) against a second writer of the
+ * stamp - the broker's reaper of a client declared dead while a thread of it still flushes.
+ * The flush thread is stopped between its load of the stamp (CACHED|5) and its G1 (crash
+ * point 11, first hit); the reaper runs to the end; the flush goes on. G1 must be a CAS: it
+ * fails on the block the reaper already gave, so each block is pushed once and a live record
+ * takes exactly the pool's 128 blocks, none twice. With G1 a plain store (e538bae, reverted)
+ * the first block was pushed by both: a cycle in the free stack, 400 takes, 2 blocks twice.
+ */
+static mb_pool_map_t *rv_p;
+static int rv_fired;
+static void rv_hook(int point) {
+  if (point == 11 && !rv_fired) {
+    rv_fired = 1;
+    mb__pool_crash_hook = NULL;
+    mb__pool_release_owner(rv_p, 5, 0); /* the broker's reap, through its record 0 */
+  }
+}
+TEST(rvpool_g1_store_vs_reaper) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  uint32_t rec, live, idx[MB_POOL_CHAIN], got = 0, n = 0, dup = 0, k;
+  static unsigned char count[128];
+  pool_config(&cfg, "rvg1", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  rv_p = &b.pools[0];
+  live = fake_record(rv_p, 7, 1);
+  rec = fake_record(rv_p, 5, 1);
+  ASSERT_OK(mb__pool_take(rv_p, rec, MB_STAMP_CACHED | 5u, 32, idx, &got)); /* a refill */
+  ASSERT_EQ(got, 32);
+  rv_fired = 0;
+  mb__pool_crash_hook = rv_hook;
+  ASSERT_OK(mb__pool_give(rv_p, rec, idx, 32, MB_STAMP_CACHED | 5u, NULL)); /* the flush */
+  mb__pool_crash_hook = NULL;
+  ASSERT(rv_fired);
+  memset(count, 0, sizeof count);
+  for (k = 0; k < 400 && mb__pool_take(rv_p, live, MB_STAMP_IN_USE | 7u, 1, idx, &got) == 0; k++) {
+    n++;
+    if (++count[idx[0]] == 2)
+      dup++;
+  }
+  printf("# %u takes succeeded on a pool of 128, %u blocks handed out twice (in_use says %llu)\n",
+         (unsigned)n, (unsigned)dup, (unsigned long long)mb__pool_in_use(rv_p));
+  ASSERT_EQ(dup, 0);
+  ASSERT_EQ(n, 128);
+  ASSERT_EQ_U64(mb__pool_in_use(rv_p), 128);
+  mb__broker_stop(&b);
+}
+
+#if MB_OS_POSIX
+/* The fork child of handle_inherited_over_fork_is_refused: every call on the parent's client
+ * and pool handle is refused, and none gives a block back; then it attaches anew and works.
+ * Its exit code names the first check that failed (0: all held). */
+static int fork_child(const char *instance, mb_client_t *c, mb_pool_t *p) {
+  mb_client_t *d;
+  mb_pool_t *q, *r;
+  void *x, *o[40];
+  int i;
+  if (mb_pool_alloc(p, &x) != MB_EINVAL) /* a cache hit in the parent: not in the child */
+    return 10;
+  if (strstr(mb_last_error(), "fork") == NULL)
+    return 11;
+  if (mb_pool_alloc_inline(p, &x) != MB_EINVAL)
+    return 12;
+  if (mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &q) != MB_EINVAL) /* the reviewer's case */
+    return 13;
+  if (mb_pool_flush(p) != MB_EINVAL || mb_pool_free(p, &i) != MB_EINVAL)
+    return 14;
+  if (mb_detach(c) != MB_EINVAL || mb_close(c) != MB_EINVAL || mb_reattach(c, NULL) != MB_EINVAL)
+    return 15;
+  if (mb_attach(instance, "forked", NULL, &d) != 0 || mb_pool_open(d, "obj", 0, &r) != 0)
+    return 16;
+  for (i = 0; i < 40; i++)
+    if (mb_pool_alloc(r, &o[i]) != 0)
+      return 17;
+  for (i = 0; i < 40; i++)
+    if (mb_pool_free(r, o[i]) != 0)
+      return 18;
+  if (mb_detach(d) != 0)
+    return 19;
+  return 0;
+}
+#endif
+
+/*
+ * A client and pool handle inherited over fork(): the child must attach anew (membroker.h).
+ * The parent holds one object and 31 cached blocks when it forks; in the child every call on
+ * the inherited handles - the cached alloc, the inline one, a reopen with MB_POOL_NO_CACHE
+ * (which used to flush the parent's caches: blocks handed to both), flush, free, detach, close,
+ * reattach - fails with MB_EINVAL naming fork, and its own new attachment works. Back in the
+ * parent, its entry is attached, its 31 cached blocks are still CACHED by it and hand out
+ * exactly once.
+ */
+TEST(handle_inherited_over_fork_is_refused) {
+#if MB_OS_POSIX
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c;
+  mb_pool_t *p;
+  void *o[32];
+  pid_t k;
+  int i, j, st = -1;
+  pool_config(&cfg, "fork", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone", NULL, &c));
+  ASSERT_OK(mb_pool_open(c, "obj", 0, &p));
+  ASSERT_OK(mb_pool_alloc_inline(p, &o[0])); /* a refill: this thread's cache holds 31 */
+  ASSERT(mb__ptc_last != NULL);
+  ASSERT_EQ(mb__ptc_last->n, 31); /* an inline alloc would hit it */
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 31);
+  fflush(NULL);
+  ASSERT((k = fork()) >= 0);
+  if (k == 0)
+    _exit(fork_child(cfg.instance, c, p));
+  ASSERT_EQ((int)waitpid(k, &st, 0), (int)k);
+  ASSERT(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0);
+  ASSERT_EQ(MB_CLIENT_WORD_STATE(mb_load64(&b.state->clients[0].word)), MB_CLIENT_ATTACHED);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_CACHED | 1u), 31); /* nothing given back by the child */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32);
+  for (i = 1; i < 32; i++)
+    ASSERT_OK(mb_pool_alloc(p, &o[i]));
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 32);
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 32); /* all from the cache, none twice */
+  for (i = 0; i < 32; i++)
+    for (j = 0; j < i; j++)
+      ASSERT(o[i] != o[j]);
+  for (i = 0; i < 32; i++)
+    ASSERT_OK(mb_pool_free(p, o[i]));
+  ASSERT_OK(mb_detach(c)); /* flushes */
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  mb__broker_stop(&b);
+#else
+  SKIP("Windows has no fork()");
+#endif
 }

@@ -339,8 +339,12 @@ enum {
  * thread's cache). Pool calls may come from many threads at once, but not while their client
  * detaches, closes or reattaches, nor while the handle is opened again with other flags
  * (which gives every thread's cache of it back). Caches belong to threads: do not use a
- * cached pool from fibers that move between threads, and do not use one in a child made by
- * fork() (open it with MB_POOL_NO_CACHE there, or attach anew).
+ * cached pool from fibers that move between threads. After fork(), attach anew in the child
+ * (mb_attach); a handle from the parent must not be used there: the child would share the
+ * parent's entry and a copy of its thread caches. The library refuses such a client and its
+ * pool handles in the child with MB_EINVAL (a fork handler empties the child's copy of the
+ * forking thread's caches, so even a would-be cache hit, inline too, asks the library), also
+ * for detach, close and reattach, and never gives a copied cache's blocks back.
  */
 MB_API int mb_pool_open(mb_client_t *client, const char *name, unsigned flags, mb_pool_t **pool);
 
@@ -480,7 +484,7 @@ static inline int mb_pool_alloc_inline(mb_pool_t *pool, void **obj) {
   mb_pool_tcache_t *t = mb__ptc_last;
   uint32_t n;
   /* n is read once, before the entry word's acquire load (which would force a second read). */
-  if (t != NULL && t->pool == pool && (n = t->n) > 0 && obj != NULL &&
+  if (t != NULL && t->pool == pool && pool != NULL && (n = t->n) > 0 && obj != NULL &&
       MB__PTC_LOAD64(t->entry_word) == t->word) {
     uint32_t i = t->idx[n - 1];
     t->n = n - 1;
@@ -495,8 +499,10 @@ static inline int mb_pool_alloc_inline(mb_pool_t *pool, void **obj) {
 static inline int mb_pool_free_inline(mb_pool_t *pool, void *obj) {
   mb_pool_tcache_t *t = mb__ptc_last;
   uint32_t n;
-  if (t != NULL && t->pool == pool && obj != NULL && (n = t->n) < t->cap && t->shift >= 0 &&
-      MB__PTC_LOAD64(t->entry_word) == t->word) {
+  /* pool != NULL: a cache let go (detach, close, reattach, a flags change) keeps its
+   * pointer here with pool NULL; a NULL handle must get the library's MB_EINVAL. */
+  if (t != NULL && t->pool == pool && pool != NULL && obj != NULL && (n = t->n) < t->cap &&
+      t->shift >= 0 && MB__PTC_LOAD64(t->entry_word) == t->word) {
     /* One unsigned subtraction: below the first block wraps to a huge offset. */
     uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
     if (off < t->span && (off & (t->stride - 1)) == 0) {
