@@ -382,7 +382,7 @@ TEST(zombie_leader_with_live_threads_is_alive) {
 
   ASSERT_OK(mb_os_proc_query(victim.pid, &id));
   ASSERT_EQ(mb_os_proc_alive(&id), 1);
-  for (k = 0; k < 5; k++) /* the first sweep opens its watch, asking /proc first */
+  for (k = 0; k < 5; k++)               /* the first sweep opens its watch, asking /proc first */
     ASSERT_EQ(mb__broker_sweep(&b), 0); /* nothing changed */
   ASSERT_EQ(state_of(&b, i), MB_CLIENT_ATTACHED);
   ASSERT_ERR(mb__broker_evict(&b, i, &ev), MB_EBUSY);
