@@ -146,37 +146,52 @@ static int mb__shm_path(const char *name, char *path) {
   return 0;
 }
 
+/*
+ * Read the small text file `path` (a /proc file: its size is not known before reading) into
+ * buf, NUL-terminated. 0, or the MB_E* code with "open PATH" / "read PATH" as the message.
+ */
+static int mb__read_text(const char *path, char *buf, size_t size) {
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open %s", path);
+  n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0)
+    return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read %s", path);
+  buf[n] = '\0';
+  return 0;
+}
+
+/* The kB figure `key` ("MemTotal:") of /proc/meminfo's text, in bytes; -1 if absent. */
+static int mb__meminfo(const char *text, const char *key, uint64_t *out) {
+  const char *p = strstr(text, key);
+  if (p == NULL)
+    return -1;
+  *out = strtoull(p + strlen(key), NULL, 10) * 1024u;
+  return 0;
+}
+
 /* The default huge page size (Hugepagesize in /proc/meminfo), or 0. */
 static size_t mb__huge_page_size(void) {
   static size_t size;
-  if (size == 0) {
-    FILE *f = fopen("/proc/meminfo", "re");
-    char line[128];
-    unsigned long kb = 0;
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-      if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
-        break;
-    if (f != NULL)
-      fclose(f);
-    size = (size_t)kb * 1024u;
-  }
+  char info[4096];
+  uint64_t bytes;
+  if (size == 0 && mb__read_text("/proc/meminfo", info, sizeof info) == 0 &&
+      mb__meminfo(info, "Hugepagesize:", &bytes) == 0)
+    size = (size_t)bytes;
   return size;
 }
 
-/* A huge-page figure of /proc/meminfo ("HugePages_Free" ...), or -1. */
+/* A huge-page count of /proc/meminfo ("HugePages_Free" ...), or -1. */
 static long mb__meminfo_long(const char *key) {
-  FILE *f = fopen("/proc/meminfo", "re");
-  char line[128];
-  size_t n = strlen(key);
-  long v = -1;
-  while (f != NULL && fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, key, n) == 0 && line[n] == ':') {
-      v = strtol(line + n + 1, NULL, 10);
-      break;
-    }
-  if (f != NULL)
-    fclose(f);
-  return v;
+  char info[4096], want[64];
+  const char *p;
+  if (mb__read_text("/proc/meminfo", info, sizeof info) != 0)
+    return -1;
+  snprintf(want, sizeof want, "\n%s:", key);
+  p = strstr(info, want);
+  return p != NULL ? strtol(p + strlen(want), NULL, 10) : -1;
 }
 
 int mb_os_hugetlbfs_dir(char *buf, size_t size) {
@@ -923,17 +938,9 @@ int mb_os_atfork_child(void (*fn)(void)) {
 static long mb__proc_threads(uint32_t pid) {
   char path[64], buf[4096];
   const char *p;
-  ssize_t n;
-  int fd;
   snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (mb__read_text(path, buf, sizeof buf) != 0)
     return 0;
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
   p = strstr(buf, "\nThreads:");
   return p != NULL ? strtol(p + 9, NULL, 10) : 0;
 }
@@ -1706,25 +1713,11 @@ void mb_os_sleep_ms(unsigned ms) {
 }
 
 /* Read "Key:   N kB" from /proc/meminfo into *out (bytes). */
-static int mb__meminfo(const char *text, const char *key, uint64_t *out) {
-  const char *p = strstr(text, key);
-  if (p == NULL)
-    return -1;
-  *out = strtoull(p + strlen(key), NULL, 10) * 1024u;
-  return 0;
-}
-
 int mb_os_memstatus(mb_os_memstatus_t *st) {
   char buf[4096];
-  ssize_t n;
-  int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/meminfo");
-  buf[n] = '\0';
+  int rc = mb__read_text("/proc/meminfo", buf, sizeof buf);
+  if (rc != 0)
+    return rc;
   if (mb__meminfo(buf, "MemTotal:", &st->total) != 0 ||
       mb__meminfo(buf, "MemAvailable:", &st->available) != 0)
     return mb__errorf(MB_EIO, 0, "parse /proc/meminfo");
@@ -1735,8 +1728,7 @@ int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
   char buf[256];
   struct statvfs sv;
   uint64_t limit = 0;
-  ssize_t n;
-  int fd, rc;
+  int rc;
   mb_os_memstatus_t ms;
   memset(caps, 0, sizeof *caps);
   caps->commit_limit = caps->section_space = UINT64_MAX;
@@ -1744,18 +1736,11 @@ int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
     return rc;
   caps->physical = ms.total;
   /* vm.overcommit_memory: only mode 2 (never overcommit) refuses a page past CommitLimit. */
-  if ((fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC)) >= 0) {
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0 && buf[0] == '2') {
+  if (mb__read_text("/proc/sys/vm/overcommit_memory", buf, sizeof buf) == 0) {
+    if (buf[0] == '2') {
       char info[4096];
-      if ((fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)) < 0)
-        return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/meminfo");
-      n = read(fd, info, sizeof info - 1);
-      close(fd);
-      if (n <= 0)
-        return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/meminfo");
-      info[n] = '\0';
+      if ((rc = mb__read_text("/proc/meminfo", info, sizeof info)) != 0)
+        return rc;
       if (mb__meminfo(info, "CommitLimit:", &limit) != 0)
         return mb__errorf(MB_EIO, 0, "parse /proc/meminfo: no CommitLimit");
       caps->commit_limit = limit;
@@ -1775,15 +1760,9 @@ int mb_os_commit_caps(mb_os_commit_caps_t *caps) {
 int mb_os_self_rss(uint64_t *rss) {
   char buf[128];
   unsigned long long size = 0, resident = 0;
-  ssize_t n;
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return mb__errorf(mb__os_from_errno(errno, MB_EOS), errno, "open /proc/self/statm");
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return mb__errorf(MB_EIO, n < 0 ? errno : 0, "read /proc/self/statm");
-  buf[n] = '\0';
+  int rc = mb__read_text("/proc/self/statm", buf, sizeof buf);
+  if (rc != 0)
+    return rc;
   if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
     return mb__errorf(MB_EIO, 0, "parse /proc/self/statm");
   *rss = (uint64_t)resident * mb_os_mem_config()->page_size;
