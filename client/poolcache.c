@@ -48,9 +48,13 @@ typedef struct mb__tcache_s {
   uint32_t cap;   /* MB__TCACHE_MAX */
   uint32_t idx[MB__TCACHE_MAX];
   /* the library's own */
-  uint32_t rec;                       /* the thread's intent record in the pool (pool.c) */
-  uint64_t holder;                    /* ... held under this attachment's MB_POOL_HOLDER */
-  struct mb__tcache_s *tnext;         /* this thread's caches */
+  mb_pool_map_t *map;         /* pool->map, for the uncached fast paths */
+  int mag;                    /* pool->mag: an uncached handle's calls go to the record's magazine
+                                 (0 in a fork child: every call asks the library, which refuses) */
+  int32_t mshift;             /* log2(stride) or -1, for an uncached free */
+  uint32_t rec;               /* the thread's intent record in the pool (pool.c) */
+  uint64_t holder;            /* ... held under this attachment's MB_POOL_HOLDER */
+  struct mb__tcache_s *tnext; /* this thread's caches */
   struct mb__tcache_s *cnext, *cprev; /* the client's caches */
 } mb__tcache_t;
 
@@ -85,6 +89,8 @@ struct mb_pool_s {
   mb_au64 seq;    /* the attach_seq map was set for (release, after the fields; 0: not yet) */
   uint32_t owner; /* the client's table index + 1, with map */
   int uncached;   /* with map: MB_POOL_NO_CACHE, or a debug pool */
+  int mag;        /* with map: MB_POOL_NO_CACHE on a pool that is not a debug pool: the
+                     thread's magazine in shared memory (pool.c) */
   unsigned flags; /* MB_POOL_* given to mb_pool_open */
   char name[MB_POOL_NAME_MAX];
 };
@@ -128,10 +134,12 @@ static void mb__tcache_flush(mb__tcache_t *t) {
   uint32_t k;
   /* A fork child's copy of a cache is the parent's blocks: never given back from here. */
   if (p != NULL && p->base != NULL && mb_load64(t->entry_word) == t->word &&
-      t->pool->client->self.pid == mb_os_pid())
+      t->pool->client->self.pid == mb_os_pid()) {
     for (k = 0; k < t->n; k += MB_POOL_CHAIN)
       mb__pool_give(p, t->rec, t->idx + k, t->n - k < MB_POOL_CHAIN ? t->n - k : MB_POOL_CHAIN,
                     MB_STAMP_CACHED | t->owner, NULL);
+    mb__pool_mag_flush(p, t->rec, t->owner); /* an uncached handle's magazine (one load if empty) */
+  }
   t->n = 0;
 }
 
@@ -182,6 +190,7 @@ static void mb__tcache_fork_child(void) {
   for (t = mb_os_tls_get(&mb__tc_key); t != NULL; t = t->tnext) {
     t->n = 0;
     t->cap = 0;
+    t->mag = 0;
   }
 }
 
@@ -250,6 +259,9 @@ static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
   t->stride = pool->map->stride;
   t->shift = pool->uncached ? -1 : pool->map->shift; /* -1: mb_pool_free's fast path never
                                                        caches for an uncached handle */
+  t->map = pool->map;
+  t->mag = pool->mag;
+  t->mshift = pool->map->shift;
   t->cprev = NULL;
   t->cnext = c->tcaches;
   if (c->tcaches)
@@ -391,6 +403,7 @@ static int mb__pool_need(mb_pool_t *pool, mb_pool_map_t **map) {
        * pool is a debug pool (each free checked with a CAS and poisoned, each alloc checks
        * the poison). */
       pool->uncached = (pool->flags & MB_POOL_NO_CACHE) || (pool->map->flags & MB_POOL_F_DEBUG);
+      pool->mag = pool->uncached && !(pool->map->flags & MB_POOL_F_DEBUG);
       mb_store64(&pool->seq, c->attach_seq);
     }
     mb_os_mutex_unlock(&c->mem_lock);
@@ -415,7 +428,10 @@ MB_COLD static int mb__pool_alloc_slow(mb_pool_t *pool, void **obj) {
     if ((rc = mb__tcache_get(pool, &t)) != 0) /* the record, even without caching */
       return rc;
   }
-  if (pool->uncached) {
+  if (pool->mag) {
+    if ((rc = mb__pool_mag_take(p, t->rec, MB_STAMP_IN_USE | owner, &idx)) != 0)
+      return rc;
+  } else if (pool->uncached) {
     if ((rc = mb__pool_take(p, t->rec, MB_STAMP_IN_USE | owner, 1, &idx, &got)) != 0)
       return rc;
   } else {
@@ -450,6 +466,15 @@ int mb_pool_alloc(mb_pool_t *pool, void **obj) {
     *obj = t->blocks + (size_t)idx * t->stride;
     return 0;
   }
+  /* An uncached handle's: straight to the thread's magazine (pool.c). */
+  if (t != NULL && t->mag && t->pool == pool && pool != NULL && obj != NULL &&
+      mb_load64(t->entry_word) == t->word) {
+    uint32_t idx;
+    int rc = mb__pool_mag_take(t->map, t->rec, MB_STAMP_IN_USE | t->owner, &idx);
+    if (rc == 0)
+      *obj = t->blocks + (size_t)idx * t->stride;
+    return rc;
+  }
   return mb__pool_alloc_slow(pool, obj);
 }
 
@@ -464,6 +489,8 @@ MB_COLD static int mb__pool_free_slow(mb_pool_t *pool, void *obj) {
     if ((rc = mb__tcache_get(pool, &t)) != 0)
       return rc;
   }
+  if (pool->mag)
+    return mb__pool_mag_give(p, t->rec, pool->owner, idx);
   if (pool->uncached)
     return mb__pool_give(p, t->rec, &idx, 1, MB_STAMP_IN_USE, NULL);
   /* A block of our own: a plain check and store (two threads freeing one block at once are
@@ -506,6 +533,13 @@ int mb_pool_free(mb_pool_t *pool, void *obj) {
         return 0;
       }
     }
+  }
+  if (t != NULL && t->mag && t->pool == pool && pool != NULL &&
+      mb_load64(t->entry_word) == t->word) {
+    uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
+    if (off < t->span && (t->mshift >= 0 ? (off & (t->stride - 1)) == 0 : off % t->stride == 0))
+      return mb__pool_mag_give(t->map, t->rec, t->owner,
+                               (uint32_t)(t->mshift >= 0 ? off >> t->mshift : off / t->stride));
   }
   return mb__pool_free_slow(pool, obj);
 }

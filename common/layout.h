@@ -33,7 +33,7 @@ extern "C" {
 #define MB_STATE_MAGIC UINT64_C(0x3145544154534D42)
 /* Bumped whenever any struct in this file changes (a field's size or offset): tests/test-protocol.c
  * pins a fingerprint of every field to each version and fails on a change without a bump. */
-#define MB_LAYOUT_VERSION 7u
+#define MB_LAYOUT_VERSION 8u
 /* Value of `initialised` once the block is complete. */
 #define MB_STATE_READY 0x59444552u /* "REDY" */
 
@@ -203,8 +203,11 @@ enum {
 /* | (intent record << 16) | owner: being given back through that record of client `owner`
  * (pool.c: in the free stack once the record's push landed, else not yet) */
 #define MB_STAMP_GIVING (1u << 29)
-#define MB_STAMP_REC(s) (((s) >> 16) & 0x3FFu) /* the intent record of a GIVING stamp */
-#define MB_STAMP_BROKER 0xFFFEu                /* owner of the blocks the broker gives back */
+#define MB_STAMP_REC(s) (((s) >> 16) & 0x3FFu) /* the intent record of a GIVING or MAG stamp */
+/* MB_STAMP_CACHED | MB_STAMP_MAG | (intent record << 16) | owner: free, in that record's
+ * magazine (mb_pool_mag_t), or taken out of it by a call that has not stamped it yet */
+#define MB_STAMP_MAG (1u << 28)
+#define MB_STAMP_BROKER 0xFFFEu /* owner of the blocks the broker gives back */
 
 /*
  * One fixed-size object pool, shared by every attached process. Its section
@@ -212,6 +215,9 @@ enum {
  *   mb_pool_intent_t intents[MB_POOL_INTENTS]   at offset 0: one record per thread (and per
  *                              process, and the broker's, record 0) that takes or gives
  *                              blocks: what it is doing and its counts (pool.c)
+ *   mb_pool_mag_t mags[MB_POOL_INTENTS]  at mags_offset: record r's magazine, free blocks
+ *                              of r's uncached (MB_POOL_NO_CACHE) calls, which any taker
+ *                              may take when the stack and bump are empty (pool.c)
  *   mb_au64 links[capacity]    per free block: next block of its chain + 1 (0: chain end) in
  *                              the low 32 bits; for a chain's first block, the first block of
  *                              the next chain + 1 in the high 32 bits
@@ -232,6 +238,18 @@ enum {
 #define MB_POOL_WORD_LOW(w) ((uint32_t)((w) & ((1u << MB_POOL_LOW_BITS) - 1)))
 #define MB_POOL_WORD_REC(w) ((uint32_t)((w) >> MB_POOL_LOW_BITS) & 0x3FFu)
 #define MB_POOL_WORD_TAG(w) ((uint64_t)(w) >> MB_POOL_TAG_SHIFT)
+
+/*
+ * Record r's magazine: free blocks (stamped MB_STAMP_CACHED | r's owner) in slot[0, count),
+ * where count is the low bits of `word`, a word of head's form (tag, writer record, low).
+ * Only r's holder writes slot[]; r's holder pushes and pops at the top, and anyone may take
+ * the top block with a CAS on word when the pool has no other free block (pool.c).
+ */
+#define MB_POOL_MAG 62
+typedef struct mb_pool_mag_s {
+  mb_au64 word;
+  mb_au32 slot[MB_POOL_MAG];
+} mb_pool_mag_t;
 
 /*
  * An intent record (pool.c has the protocol and the crash points). Written by the one thread
@@ -263,7 +281,8 @@ typedef struct mb_pool_desc_s {
   uint32_t align;
   uint32_t capacity;
   uint32_t flags; /* MB_POOL_F_* */
-  uint32_t reserved0[11];
+  uint32_t reserved0[9];
+  uint64_t mags_offset; /* mb_pool_mag_t mags[MB_POOL_INTENTS] */
   /* 128: the free stack, alone on its cache line */
   mb_au64 head;
   mb_au64 bump;
@@ -466,6 +485,8 @@ MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, head) == 128, "pool free stack on its 
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, stats_room) == 192, "pool statistics");
 MB_LAYOUT_ASSERT(offsetof(mb_pool_desc_t, allocated) == 192, "pool statistics: allocated first");
 MB_LAYOUT_ASSERT(sizeof(mb_pool_intent_t) == 64, "intent record: one cache line");
+MB_LAYOUT_ASSERT(sizeof(mb_pool_mag_t) == 256, "magazine: four cache lines of its own");
+MB_LAYOUT_ASSERT(MB_POOL_MAG >= MB_POOL_CHAIN + 1, "a magazine takes a chain when it is empty");
 MB_LAYOUT_ASSERT(MB_POOL_INTENTS == 1024,
                  "a GIVING stamp and a head word name a record in 10 bits (any 10 bits: a record)");
 MB_LAYOUT_ASSERT(MB_POOL_CAPACITY_MAX < (1u << MB_POOL_LOW_BITS) - 1,

@@ -109,6 +109,71 @@
  * CACHED|o or IN_USE|o, and R2 gives it back (a restart keeps an IN_USE|o one: mb_pool_next
  * finds it, as after T3). No count moves on a fast path: taken/given moved at the refill or
  * flush that brought the block in or takes it out.
+ *
+ * ---- Magazines: the uncached calls (MB_POOL_NO_CACHE) -----------------------------------------
+ *
+ * A thread's uncached frees go to its record r's magazine (layout.h, mb_pool_mag_t) in shared
+ * memory, and its allocs come from there; the free stack moves whole chains in and out of it.
+ * A magazine's blocks are free and counted so (taken / given move when a block is handed out
+ * of, or freed into, a magazine: allocated and freed stay exact, as without a magazine), and
+ * any taker that finds the stack and bump empty takes one (a steal): a pool needs no
+ * headroom for them. Blocks in r's magazine are stamped MAG(r, o) = CACHED|MAG|r|o. The
+ * magazine word has head's form (tag, writer, low = count); every write of it is a CAS that
+ * sets tag + 1. slot[] is written by r's holder only, slot[count] before the CAS that counts
+ * it, so a reader of the word (acquire) reads the slots below its count as they were.
+ * Who writes the word: r's holder (pops, pushes, chains in and out, writer r), a thief (writer:
+ * its own record), r's reaper (emptied, writer r). Whoever replaces a word a thief wrote
+ * acks the thief's op first (mb__ack, kind STEAL, the magazine named in the thief's count),
+ * exactly as for head, so a dead thief's "did my CAS happen?" has an answer.
+ * The ops (record r, client o; the MB__CRASH numbers; what the reaper does if r dies there):
+ * Alloc (MPOP): the top block i of r's magazine, taken = base + 1.
+ *   M0 op = {q, PENDING, MPOP}, base = taken, first = none                           (30)
+ *        crash: nothing moved
+ *   M1 CAS word: count - 1                                                          (31)
+ *        i is out of the magazine, stamped MAG(r, o), first still none: the reap's step 2
+ *        gives back every MAG(r, o) block of a dead r (uncounted: it is free)
+ *   M2 first = i; M3 CAS stamp MAG(r, o) -> IN_USE|o                            (32 | 33)
+ *        (fails: not ours - a reaper that judged o dead took it, or a forged slot: dropped)
+ *        stamp IN_USE|o with the op PENDING and first = i: M3 happened (after M1 no one else
+ *        can stamp i: it is in no magazine and not free), so taken = base + 1 (M4's value)
+ *   M4 taken = base + 1; M5 op IDLE                                                 (34)
+ *   An empty magazine first takes a chain (mb__take with MB__OP_NC: a pop or bump as above,
+ *   stamped MAG(r, o), taken does not move; completed the same way, with MAG(r, o) for
+ *   CACHED|o) and lists it (slots, then a CAS from count 0): killed in between (36), the
+ *   chain is MAG(r, o) blocks in no magazine: step 2 again.
+ * Free (MPUSH) of block i, in use by any client: given = base + 1, i listed.
+ *   A full magazine first gives its top MB_POOL_CHAIN back: slots read, CAS word count - 32
+ *   (40), then mb__give with MB__OP_NC (41..: G0..G4 with given not moving, and a dead
+ *   record's half-given GIVING blocks given back uncounted by step 2)
+ *   P0 op = {q, PENDING, MPUSH}, base = given, first = i                            (42)
+ *        crash: nothing moved (the stamp is what it was)
+ *   P1 CAS stamp IN_USE|x -> MAG(r, o): the free; only one of two frees moves it     (43)
+ *        stamp MAG(r, o) with the op PENDING and first = i: P1 happened (only r's own ops
+ *        write MAG(r, .), and i was in use before), so given = base + 1 (P2's value)
+ *   P2 given = base + 1; P3 op IDLE                                                 (44)
+ *   P4 slot[count] = i, CAS word count + 1                                          (45)
+ *        crash: a MAG(r, o) block in no magazine: step 2 gives it back, uncounted
+ *   A word that keeps moving (forged) sends the block to the stack instead (uncounted).
+ * Steal by record s of client q from r's magazine (the taker found the stack and bump empty):
+ *   S0 op = {q', PENDING, STEAL}, count = r, first = i = slot[top], next = the word its CAS
+ *      installs (writer s)                                                          (20)
+ *   S1 CAS r's word: count - 1                                                      (21)
+ *        landed exactly as a pop (r's word still next, or the op acked LANDED)
+ *   S2 op LANDED                                                                    (22)
+ *   S3 CAS stamp MAG(r, x) -> the taker's stamp (IN_USE|q, CACHED|q for a thread cache,
+ *      MAG(s, q) for s's own empty magazine); fails if r's reaper gave it back meanwhile
+ *        landed, stamp still MAG(r, .): it is s's now: stamped MAG(s, q), step 2 gives it
+ *        back uncounted; stamp IN_USE|q or CACHED|q: counted (S4's value)             (23)
+ *   S4 taken = base + 1 (not for MAG(s, q): still free); S5 op IDLE                 (24)
+ * The reap adds step 1b: every dead record's magazine word set to count 0 (acking a thief
+ * that wrote it); step 2 gives back the MAG(r, o) blocks of dead records uncounted, the
+ * GIVING blocks of a dead record's not-landed MB__OP_NC push uncounted too.
+ * Hostile memory: a count above MB_POOL_MAG empties the magazine (its blocks come back when
+ * their client is reaped), slots are range-checked and trusted only through a CAS from the
+ * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES, then straight to the stack).
+ * Known edge, as for the thread caches: a broker that wrongly judges a live client dead gives
+ * its magazine blocks back; the client's next pop of one fails its CAS and drops it.
+ *
  * Blocks of a detached chain are touched by no one else: a free needs an IN_USE stamp, and
  * links are written only by whoever owns a block. Every walk is bounded (MB_POOL_CHAIN,
  * capacity) and every index read from shared memory is range-checked: a forged link ends a
@@ -121,11 +186,22 @@
 #define MB_POOL_POISON 0xDB
 
 enum { MB__OP_IDLE = 0, MB__OP_PENDING = 1, MB__OP_LANDED = 2 };
-enum { MB__OP_POP = 1, MB__OP_BUMP = 2, MB__OP_PUSH = 3 };
+enum {
+  MB__OP_POP = 1,   /* a chain from the free stack */
+  MB__OP_BUMP = 2,  /* blocks never used */
+  MB__OP_PUSH = 3,  /* a chain onto the free stack */
+  MB__OP_STEAL = 4, /* the top block of another record's magazine */
+  MB__OP_MPOP = 5,  /* an uncached alloc: the top block of the record's own magazine */
+  MB__OP_MPUSH = 6, /* an uncached free: a block in use into the record's own magazine */
+};
+/* With a pop, bump or push: blocks that are free on both sides (into or out of a magazine),
+ * so taken and given do not move. */
+#define MB__OP_NC 0x10u
 #define MB__OP(seq, state, kind) (((uint64_t)(seq) << 32) | ((uint64_t)(state) << 8) | (kind))
 #define MB__OP_SEQ(op) ((uint32_t)((op) >> 32))
 #define MB__OP_STATE(op) ((uint32_t)(((op) >> 8) & 0xFFu))
-#define MB__OP_KIND(op) ((uint32_t)((op)&0xFFu))
+#define MB__OP_KIND(op) ((uint32_t)((op)&0x0Fu))
+#define MB__OP_BITS(op) ((uint32_t)((op)&0xFFu)) /* kind | MB__OP_NC */
 /* The fields of head and bump (layout.h): ABA tag, writer record, low (block + 1 / bump). */
 #define MB__WORD_REC(w) MB_POOL_WORD_REC(w)
 #define MB__WORD_LOW(w) MB_POOL_WORD_LOW(w)
@@ -136,7 +212,8 @@ void (*mb__pool_crash_hook)(int point);
     if (mb__pool_crash_hook != NULL)                                                               \
       mb__pool_crash_hook(n);                                                                      \
   } while (0)
-#define MB__NO_WORD UINT64_MAX /* `next` before a CAS is tried: never a head (low > capacity) */
+#define MB__NO_WORD UINT64_MAX  /* `next` before a CAS is tried: never a head (low > capacity) */
+#define MB__NO_BLOCK UINT64_MAX /* `first` before an op has a block: never one (>= capacity) */
 
 int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uint32_t capacity,
                     size_t page_size) {
@@ -153,7 +230,8 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
   d->stride = (uint32_t)stride;
   d->align = align;
   d->capacity = capacity;
-  d->links_offset = (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_intent_t); /* intents at 0 */
+  d->mags_offset = (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_intent_t); /* intents at 0 */
+  d->links_offset = d->mags_offset + (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_mag_t);
   d->stamps_offset = d->links_offset + (uint64_t)capacity * sizeof(mb_au64);
   d->blocks_offset =
       mb__round_up(d->stamps_offset + (uint64_t)capacity * sizeof(mb_au32), page_size);
@@ -164,6 +242,7 @@ int mb__pool_layout(mb_pool_desc_t *d, uint32_t object_size, uint32_t align, uin
 
 void mb__pool_bind(mb_pool_map_t *p) {
   p->intents = (mb_pool_intent_t *)p->base;
+  p->mags = (mb_pool_mag_t *)(p->base + p->desc->mags_offset);
   p->rec = UINT32_MAX;
   p->links = (mb_au64 *)(p->base + p->desc->links_offset);
   p->stamps = (mb_au32 *)(p->base + p->desc->stamps_offset);
@@ -180,6 +259,8 @@ void mb__pool_bind(mb_pool_map_t *p) {
 
 /* ---- intent records ------------------------------------------------------------------------- */
 
+static void mb__mag_empty(mb_pool_map_t *p, uint32_t rec);
+
 int mb__pool_intent_claim(mb_pool_map_t *p, uint64_t holder, uint32_t *rec) {
   uint32_t i;
   for (i = 1; i < MB_POOL_INTENTS; i++) {
@@ -187,6 +268,7 @@ int mb__pool_intent_claim(mb_pool_map_t *p, uint64_t holder, uint32_t *rec) {
     if (mb_load64_relaxed(&p->intents[i].holder) == 0 &&
         mb_cas64(&p->intents[i].holder, &h, holder)) {
       mb_store64(&p->intents[i].op, MB__OP(MB__OP_SEQ(mb_load64(&p->intents[i].op)), 0, 0));
+      mb__mag_empty(p, i); /* a forged count: nothing of this holder's is listed there */
       mb_max64(&p->desc->intents_used, i + 1);
       *rec = i;
       return 0;
@@ -285,42 +367,48 @@ void mb__pool_publish(mb_pool_map_t *p) {
   mb__peak_from(p, valid, low);
 }
 
-/* Start an op of `kind` on record r: a new seq, PENDING. Returns the seq. */
+/* Start an op of `kind` (| MB__OP_NC) on record r: a new seq, PENDING. Returns the seq. */
 static uint32_t mb__op_begin(mb_pool_intent_t *r, uint32_t kind, uint64_t base) {
   uint32_t q = MB__OP_SEQ(mb_load64_relaxed(&r->op)) + 1;
   mb_store64(&r->base, base);
-  mb_store64(&r->next, MB__NO_WORD); /* not the last op's: that one may still be in head */
+  mb_store64(&r->next, MB__NO_WORD);   /* not the last op's: that one may still be in head */
+  mb_store64(&r->first, MB__NO_BLOCK); /* not the last op's block */
   mb_store64(&r->op, MB__OP(q, MB__OP_PENDING, kind));
   return q;
 }
 
+/* The op's new state (its MB__OP_NC bit kept). */
 static void mb__op_set(mb_pool_intent_t *r, uint32_t q, uint32_t state, uint32_t kind) {
-  mb_store64(&r->op, MB__OP(q, state, kind));
+  uint32_t nc = MB__OP_BITS(mb_load64_relaxed(&r->op)) & MB__OP_NC;
+  mb_store64(&r->op, MB__OP(q, state, kind | nc));
 }
 
 #define MB__ACK_TRIES 4 /* an honest op moves at most twice while w is up (see mb__ack) */
 
 /*
- * `w` was just read from *word (head or bump): if its writer record's op is still PENDING, of
- * a kind that CASes that word (a pop or push: head; a bump take: bump), and its `next` is w
- * (the word that op's CAS installs), mark the op LANDED (its CAS happened) before anyone
- * replaces w. *word is read again after the op and next, so they are the ones of the op that
- * wrote w. The writer field is 10 bits: always a record of the array. Bounded: a CAS on the op
- * fails only when the op moved (its holder set it LANDED or started the next op, or another
- * acker won), after which the loop's test ends it - unless a hostile process keeps flipping
- * the op, and then its record is the one left unacknowledged.
+ * `w` was just read from *word (head, bump, or the magazine of record `mag`): if its writer
+ * record's op is still PENDING, of a kind that CASes that word (a pop or push: head; a bump
+ * take: bump; a steal from magazine `mag`: that magazine's word), and its `next` is w (the
+ * word that op's CAS installs), mark the op LANDED (its CAS happened) before anyone replaces
+ * w. *word is read again after the op and next, so they are the ones of the op that wrote w.
+ * The writer field is 10 bits: always a record of the array. Bounded: a CAS on the op fails
+ * only when the op moved (its holder set it LANDED or started the next op, or another acker
+ * won), after which the loop's test ends it - unless a hostile process keeps flipping the op,
+ * and then its record is the one left unacknowledged.
  */
-static void mb__ack(mb_pool_map_t *p, uint64_t w, const mb_au64 *word, uint32_t kind) {
+static void mb__ack(mb_pool_map_t *p, uint64_t w, const mb_au64 *word, uint32_t kind,
+                    uint32_t mag) {
   mb_pool_intent_t *r = &p->intents[MB__WORD_REC(w)];
   uint64_t op = mb_load64(&r->op);
   int k;
   for (k = 0; k < MB__ACK_TRIES; k++) {
     uint32_t ok = MB__OP_KIND(op);
     if (MB__OP_STATE(op) != MB__OP_PENDING ||
-        (kind == MB__OP_BUMP ? ok != MB__OP_BUMP : ok != MB__OP_POP && ok != MB__OP_PUSH) ||
-        mb_load64(&r->next) != w || mb_load64(word) != w)
+        (kind == MB__OP_POP ? ok != MB__OP_POP && ok != MB__OP_PUSH : ok != kind) ||
+        (kind == MB__OP_STEAL && mb_load64(&r->count) != mag) || mb_load64(&r->next) != w ||
+        mb_load64(word) != w)
       return;
-    if (mb_cas64(&r->op, &op, MB__OP(MB__OP_SEQ(op), MB__OP_LANDED, ok)))
+    if (mb_cas64(&r->op, &op, MB__OP(MB__OP_SEQ(op), MB__OP_LANDED, MB__OP_BITS(op))))
       return;
   }
 }
@@ -335,7 +423,9 @@ static uint64_t mb__next_word(uint64_t w, uint32_t rec, uint32_t low) {
 /* Did the CAS of record rec's op (read as `op`) happen? (See the top of the file.) */
 static int mb__landed(mb_pool_map_t *p, uint32_t rec, uint64_t op) {
   const mb_au64 *word = MB__OP_KIND(op) == MB__OP_BUMP ? &p->desc->bump : &p->desc->head;
-  uint64_t w;
+  uint64_t w, victim = mb_load64(&p->intents[rec].count);
+  if (MB__OP_KIND(op) == MB__OP_STEAL) /* count: the magazine it steals from (bounded) */
+    word = &p->mags[victim < MB_POOL_INTENTS ? victim : 0].word;
   if (MB__OP_STATE(op) == MB__OP_LANDED)
     return 1;
   if (MB__OP_STATE(op) != MB__OP_PENDING)
@@ -378,7 +468,7 @@ static void mb__push_chain(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, 
   h = mb_load64(&d->head);
   for (;;) {
     uint64_t low = n > 1 ? (uint64_t)idx[1] + 1 : 0;
-    mb__ack(p, h, &d->head, MB__OP_PUSH);
+    mb__ack(p, h, &d->head, MB__OP_POP, 0);
     uint64_t nw = mb__next_word(h, rec, first + 1);
     mb_store64(&p->links[first], ((uint64_t)MB__WORD_LOW(h) << 32) | low);
     mb_store64(&r->next, nw);
@@ -399,7 +489,7 @@ static uint32_t mb__pop_chain(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32
     first1 = MB__WORD_LOW(h);
     if (first1 == 0 || first1 > p->capacity)
       return 0;
-    mb__ack(p, h, &d->head, MB__OP_POP);
+    mb__ack(p, h, &d->head, MB__OP_POP, 0);
     next = (uint32_t)(mb_load64(&p->links[first1 - 1]) >> 32);
     if (next > p->capacity)
       next = 0; /* a bad link: the rest of the stack is cut off rather than followed */
@@ -429,7 +519,7 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
     if (v >= p->capacity)
       return 0;
     n = p->capacity - v < want ? p->capacity - v : want;
-    mb__ack(p, b, &d->bump, MB__OP_BUMP);
+    mb__ack(p, b, &d->bump, MB__OP_BUMP, 0);
     uint64_t nw = mb__next_word(b, rec, v + n);
     mb_store64(&r->first, v);
     mb_store64(&r->count, n);
@@ -445,6 +535,234 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
   return n;
 }
 
+/* ---- magazines ------------------------------------------------------------------------------ */
+
+#define MB__MAG_TRIES 8 /* CASes on a magazine word before a call goes around it (forged, busy) */
+#define MB__MAG_STAMP(rec, owner)                                                                  \
+  (MB_STAMP_CACHED | MB_STAMP_MAG | ((uint32_t)(rec) << 16) | MB_STAMP_OWNER(owner))
+
+static int mb__take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want, uint32_t *out,
+                    uint32_t *got, uint32_t nc);
+static int mb__give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n,
+                    uint32_t expect, uint32_t *given, uint32_t nc);
+
+/* Replace word *w (just read) of record rec's magazine by one of count c, writer rec, acking
+ * a steal that wrote *w first. 1 if it did (*w: the new word); else *w is the word now there. */
+static int mb__mag_set(mb_pool_map_t *p, uint32_t rec, uint64_t *w, uint32_t c) {
+  mb_pool_mag_t *m = &p->mags[rec];
+  uint64_t nw = mb__next_word(*w, rec, c);
+  if (MB__WORD_REC(*w) != rec)
+    mb__ack(p, *w, &m->word, MB__OP_STEAL, rec);
+  if (!mb_cas64(&m->word, w, nw))
+    return 0;
+  *w = nw;
+  return 1;
+}
+
+/* Set record rec's magazine empty. The blocks it listed keep their stamps: whoever reaps rec's
+ * client gives them back (a record's magazine is emptied by its holder, or its reaper). */
+static void mb__mag_empty(mb_pool_map_t *p, uint32_t rec) {
+  uint64_t w = mb_load64(&p->mags[rec].word);
+  int k;
+  for (k = 0; k < MB__MAG_TRIES && MB__WORD_LOW(w) != 0; k++)
+    if (mb__mag_set(p, rec, &w, 0))
+      return;
+}
+
+/* Raise the peak after a record's taken went from base to base + 1 (as mb__take does: every
+ * MB__PEAK_EVERY blocks), or now (`now`: a magazine just ran empty, a block was stolen: a
+ * pool being filled up), while bump is above it. */
+static void mb__peak_step(mb_pool_map_t *p, uint64_t base, int now) {
+  if ((now || (base + 1) % MB__PEAK_EVERY == 0) &&
+      MB__WORD_LOW(mb_load64(&p->desc->bump)) > mb_load64(&p->desc->peak))
+    mb__pool_peak(p);
+}
+
+/*
+ * Take the top block of another record's magazine, through record rec (S0..S4 at the top of
+ * the file), stamped `stamp`: the pool has no other free block. Counted as taken unless
+ * `stamp` is rec's own magazine stamp (a refill: the block stays free). 1 if *out is set.
+ * Tries each record in use (a magazine whose top moved is read again, a few times).
+ */
+static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *out) {
+  mb_pool_intent_t *r = &p->intents[rec];
+  uint32_t n = mb__intents_used(p), v;
+  int counted = !(stamp & MB_STAMP_MAG);
+  for (v = 0; v < n; v++) {
+    mb_pool_mag_t *m = &p->mags[v];
+    int k;
+    if (v == rec)
+      continue;
+    for (k = 0; k < MB__MAG_TRIES; k++) {
+      uint64_t w = mb_load64(&m->word), nw, base = mb_load64_relaxed(&r->taken);
+      uint32_t c = MB__WORD_LOW(w), i, s, q;
+      int ok;
+      if (c == 0 || c > MB_POOL_MAG)
+        break;
+      i = mb_load32(&m->slot[c - 1]);
+      q = mb__op_begin(r, MB__OP_STEAL, base); /* S0 */
+      mb_store64(&r->count, v);
+      mb_store64(&r->first, i);
+      mb__ack(p, w, &m->word, MB__OP_STEAL, v);
+      nw = mb__next_word(w, rec, c - 1);
+      mb_store64(&r->next, nw);
+      MB__CRASH(20);
+      if (!mb_cas64(&m->word, &w, nw)) { /* S1 */
+        mb__op_set(r, q, MB__OP_IDLE, MB__OP_STEAL);
+        continue;
+      }
+      MB__CRASH(21);
+      mb__op_set(r, q, MB__OP_LANDED, MB__OP_STEAL); /* S2 */
+      MB__CRASH(22);
+      s = i < p->capacity ? mb_load32(&p->stamps[i]) : 0;
+      ok = (s & ~0xFFFFu) == MB__MAG_STAMP(v, 0) && MB_STAMP_OWNER(s) != 0 &&
+           MB_STAMP_OWNER(s) < MB_STAMP_BROKER && mb_cas32(&p->stamps[i], &s, stamp); /* S3 */
+      MB__CRASH(23);
+      if (ok && counted) {
+        mb_store64(&r->taken, base + 1); /* S4 */
+        MB__CRASH(24);
+      }
+      mb__op_set(r, q, MB__OP_IDLE, MB__OP_STEAL);
+      if (ok) {
+        if (counted)
+          mb__peak_step(p, base, 1);
+        *out = i;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+int mb__pool_mag_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *out) {
+  mb_pool_intent_t *r = &p->intents[rec];
+  mb_pool_mag_t *m = &p->mags[rec];
+  uint32_t mine = MB__MAG_STAMP(rec, stamp), chain[MB_POOL_CHAIN], got = 0, k;
+  int t, rc, refilled = 0;
+  for (t = 0; t <= MB__MAG_TRIES; t++) {
+    uint64_t w = mb_load64(&m->word), base;
+    uint32_t c = MB__WORD_LOW(w), i, s, q;
+    if (c == 0 || c > MB_POOL_MAG) {
+      if (refilled)
+        break;
+      /* R: empty (or a forged count, dropped): a chain from the pool, still free (uncounted) */
+      mb__mag_empty(p, rec);
+      if ((rc = mb__take(p, rec, mine, MB_POOL_CHAIN, chain, &got, MB__OP_NC)) != 0)
+        return rc;
+      refilled = 1;
+      MB__CRASH(36);
+      for (k = 0; k < got; k++)
+        mb_store32(&m->slot[k], chain[k]);
+      w = mb_load64(&m->word);
+      if (MB__WORD_LOW(w) != 0 || !mb__mag_set(p, rec, &w, got)) {
+        /* the word moved (forged, or this client was reaped): the chain straight back */
+        mb__give(p, rec, chain, got, mine, NULL, MB__OP_NC);
+        break;
+      }
+      continue;
+    }
+    base = mb_load64_relaxed(&r->taken);
+    q = mb__op_begin(r, MB__OP_MPOP, base); /* M0 */
+    i = mb_load32(&m->slot[c - 1]);
+    MB__CRASH(30);
+    if (!mb__mag_set(p, rec, &w, c - 1)) { /* M1: a steal took the top meanwhile */
+      mb__op_set(r, q, MB__OP_IDLE, MB__OP_MPOP);
+      continue;
+    }
+    MB__CRASH(31);
+    mb_store64(&r->first, i); /* M2 */
+    MB__CRASH(32);
+    s = mine;
+    if (i < p->capacity && mb_cas32(&p->stamps[i], &s, stamp)) { /* M3 */
+      MB__CRASH(33);
+      mb_store64(&r->taken, base + 1); /* M4 */
+      MB__CRASH(34);
+      mb__op_set(r, q, MB__OP_IDLE, MB__OP_MPOP);
+      mb__peak_step(p, base, c == 1);
+      *out = i;
+      return 0;
+    }
+    /* Not ours: a block a reaper gave back (it judged this client dead), or a forged slot. */
+    mb__op_set(r, q, MB__OP_IDLE, MB__OP_MPOP);
+  }
+  /* A magazine that keeps moving or lies: one block straight from the pool. */
+  return mb__take(p, rec, stamp, 1, out, &got, 0);
+}
+
+int mb__pool_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t i) {
+  mb_pool_intent_t *r = &p->intents[rec];
+  mb_pool_mag_t *m = &p->mags[rec];
+  uint32_t mine = MB__MAG_STAMP(rec, owner), s, chain[MB_POOL_CHAIN], k, q;
+  uint64_t w = mb_load64(&m->word), base;
+  int t;
+  s = mb_load32(&p->stamps[i]);
+  if (!(s & MB_STAMP_IN_USE) || MB_STAMP_OWNER(s) == 0xFFFFu) {
+    mb_add64(&p->desc->errors, 1);
+    return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
+                      p->desc->name, (unsigned)i);
+  }
+  /* F: a full magazine (or a forged count) first gives its top chain back, still free. */
+  for (t = 0; t < MB__MAG_TRIES && MB__WORD_LOW(w) >= MB_POOL_MAG; t++) {
+    uint32_t c = MB__WORD_LOW(w);
+    if (c > MB_POOL_MAG) {
+      (void)mb__mag_set(p, rec, &w, 0);
+      continue;
+    }
+    for (k = 0; k < MB_POOL_CHAIN; k++)
+      chain[k] = mb_load32(&m->slot[c - MB_POOL_CHAIN + k]);
+    MB__CRASH(40);
+    if (mb__mag_set(p, rec, &w, c - MB_POOL_CHAIN)) {
+      MB__CRASH(41);
+      mb__give(p, rec, chain, MB_POOL_CHAIN, mine, NULL, MB__OP_NC);
+    }
+  }
+  base = mb_load64_relaxed(&r->given);
+  q = mb__op_begin(r, MB__OP_MPUSH, base); /* P0 */
+  mb_store64(&r->first, i);
+  MB__CRASH(42);
+  if (!mb_cas32(&p->stamps[i], &s, mine)) { /* P1: only one of two frees moves the stamp */
+    mb__op_set(r, q, MB__OP_IDLE, MB__OP_MPUSH);
+    mb_add64(&p->desc->errors, 1);
+    return mb__errorf(MB_EINVAL, 0, "pool '%s': block %u is not in use (double free?)",
+                      p->desc->name, (unsigned)i);
+  }
+  MB__CRASH(43);
+  mb_store64(&r->given, base + 1); /* P2 */
+  MB__CRASH(44);
+  mb__op_set(r, q, MB__OP_IDLE, MB__OP_MPUSH);
+  for (t = 0; t < MB__MAG_TRIES; t++) { /* P3: listed */
+    uint32_t c;
+    w = mb_load64(&m->word);
+    if ((c = MB__WORD_LOW(w)) >= MB_POOL_MAG)
+      break;
+    mb_store32(&m->slot[c], i);
+    MB__CRASH(45);
+    if (mb__mag_set(p, rec, &w, c + 1))
+      return 0;
+  }
+  mb__give(p, rec, &i, 1, mine, NULL, MB__OP_NC); /* a magazine that keeps moving: to the stack */
+  return 0;
+}
+
+void mb__pool_mag_flush(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
+  mb_pool_mag_t *m = &p->mags[rec];
+  uint32_t mine = MB__MAG_STAMP(rec, owner), chain[MB_POOL_CHAIN], k, n;
+  uint64_t w = mb_load64(&m->word);
+  int t;
+  for (t = 0; t < 2 * MB__MAG_TRIES && MB__WORD_LOW(w) != 0; t++) {
+    uint32_t c = MB__WORD_LOW(w);
+    if (c > MB_POOL_MAG) {
+      (void)mb__mag_set(p, rec, &w, 0);
+      continue;
+    }
+    n = c < MB_POOL_CHAIN ? c : MB_POOL_CHAIN;
+    for (k = 0; k < n; k++)
+      chain[k] = mb_load32(&m->slot[c - n + k]);
+    if (mb__mag_set(p, rec, &w, c - n))
+      mb__give(p, rec, chain, n, mine, NULL, MB__OP_NC);
+  }
+}
+
 /* 1 if block i holds nothing but poison (or, never used, nothing but zero). */
 static int mb__poison_intact(const mb_pool_map_t *p, uint32_t i) {
   const unsigned char *b = mb__pool_block(p, i);
@@ -457,14 +775,20 @@ static int mb__poison_intact(const mb_pool_map_t *p, uint32_t i) {
 
 int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want, uint32_t *out,
                   uint32_t *got) {
+  return mb__take(p, rec, stamp, want, out, got, 0);
+}
+
+/* mb__pool_take; with nc (MB__OP_NC), into a magazine: taken does not move. */
+static int mb__take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want, uint32_t *out,
+                    uint32_t *got, uint32_t nc) {
   mb_pool_desc_t *d = p->desc;
   mb_pool_intent_t *r = &p->intents[rec];
   uint32_t n, k, chain[MB_POOL_CHAIN], bad = UINT32_MAX, q, kind = MB__OP_POP, first = 0;
-  uint32_t rest = MB_STAMP_CACHED | MB_STAMP_OWNER(stamp);
+  uint32_t rest = nc ? stamp : MB_STAMP_CACHED | MB_STAMP_OWNER(stamp);
   uint64_t base = mb_load64_relaxed(&r->taken);
   if (want == 0 || want > MB_POOL_CHAIN)
     want = want == 0 ? 1 : MB_POOL_CHAIN;
-  q = mb__op_begin(r, MB__OP_POP, base);
+  q = mb__op_begin(r, MB__OP_POP | nc, base);
   MB__CRASH(1);
   n = mb__pop_chain(p, rec, q, chain);
   if (n == 0) {
@@ -473,6 +797,11 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
     mb__op_set(r, q, MB__OP_PENDING, MB__OP_BUMP); /* the pop did not land: no CAS names q */
     if ((n = mb__bump(p, rec, q, want, &first)) == 0) {
       mb__op_set(r, q, MB__OP_IDLE, MB__OP_BUMP);
+      if (mb__steal(p, rec, stamp, &first)) { /* a block another record's magazine holds */
+        out[0] = first;
+        *got = 1;
+        return 0;
+      }
       mb_add64(&d->misses, 1);
       return mb__errorf(MB_EFULL, 0, "pool '%s': all %u objects are in use", d->name,
                         (unsigned)p->capacity);
@@ -493,7 +822,8 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
   if (bad != UINT32_MAX)
     mb_store32(&p->stamps[chain[bad]], MB_STAMP_IN_USE | 0xFFFFu); /* set aside for good */
   MB__CRASH(6);
-  mb_store64(&r->taken, base + n);
+  if (!nc)
+    mb_store64(&r->taken, base + n);
   MB__CRASH(7);
   mb__op_set(r, q, MB__OP_IDLE, kind);
   /* The peak: no figure above bump was ever out, so only while bump is above it; then after
@@ -504,7 +834,7 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
       (kind == MB__OP_BUMP || base / MB__PEAK_EVERY != (base + n) / MB__PEAK_EVERY))
     mb__pool_peak(p);
   if (n > want) /* T5 */
-    mb__pool_give(p, rec, chain + want, n - want, rest, NULL);
+    mb__give(p, rec, chain + want, n - want, rest, NULL, nc);
   if (n > want)
     n = want;
   if (bad != UINT32_MAX) {
@@ -528,6 +858,12 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
 
 int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given) {
+  return mb__give(p, rec, idx, n, expect, given, 0);
+}
+
+/* mb__pool_give; with nc (MB__OP_NC), out of a magazine: given does not move. */
+static int mb__give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n,
+                    uint32_t expect, uint32_t *given, uint32_t nc) {
   mb_pool_desc_t *d = p->desc;
   mb_pool_intent_t *r = &p->intents[rec];
   uint32_t ok[MB_POOL_CHAIN], m = 0, k, bad = UINT32_MAX, q, giving;
@@ -536,7 +872,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
     n = MB_POOL_CHAIN;
   giving = MB_STAMP_GIVING | (rec << 16) |
            MB_POOL_HOLDER_OWNER(mb_load64_relaxed(&p->intents[rec].holder));
-  q = mb__op_begin(r, MB__OP_PUSH, base); /* G0 */
+  q = mb__op_begin(r, MB__OP_PUSH | nc, base); /* G0 */
   MB__CRASH(10);
   mb_store64(&r->count, 0);
   for (k = 0; k < n; k++) {
@@ -572,7 +908,8 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
       mb_cas32(&p->stamps[ok[k]], &s, MB_STAMP_FREE);
       MB__CRASH(16);
     }
-    mb_store64(&r->given, base + m); /* G4 */
+    if (!nc)
+      mb_store64(&r->given, base + m); /* G4 */
     MB__CRASH(17);
   }
   MB__CRASH(18);
@@ -614,12 +951,36 @@ int mb__pool_index(const mb_pool_map_t *p, const void *obj, uint32_t *idx) {
  * to base + n; a landed give has given set to base + count. Returns 1 if a push landed (its
  * GIVING blocks are in the stack), else 0 (GIVING blocks of rec are not: give them back).
  */
-static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
+static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint8_t *nc_push) {
   mb_pool_intent_t *r = &p->intents[rec];
   uint64_t op = mb_load64(&r->op), base = mb_load64(&r->base);
   uint64_t first = mb_load64(&r->first), count = mb_load64(&r->count);
   uint32_t kind = MB__OP_KIND(op), q = MB__OP_SEQ(op), chain[MB_POOL_CHAIN], n = 0, k;
+  uint32_t nc = MB__OP_BITS(op) & MB__OP_NC,
+           s = first < p->capacity ? mb_load32(&p->stamps[first]) : 0;
   int landed = mb__landed(p, rec, op);
+  *nc_push = 0;
+  if (kind == MB__OP_STEAL || kind == MB__OP_MPOP || kind == MB__OP_MPUSH) {
+    int pending = MB__OP_STATE(op) != MB__OP_IDLE;
+    if (kind == MB__OP_STEAL && landed && count < MB_POOL_INTENTS &&
+        (s & ~0xFFFFu) == MB__MAG_STAMP(count, 0)) {
+      /* Out of the victim's magazine, not stamped yet (S3): a free block of this record's
+       * magazine (given back by step 2, uncounted). */
+      mb_cas32(&p->stamps[first], &s, MB__MAG_STAMP(rec, owner));
+    } else if (pending && (kind == MB__OP_STEAL ? landed : kind == MB__OP_MPOP) &&
+               (s == (MB_STAMP_IN_USE | owner) ||
+                (kind == MB__OP_STEAL && s == (MB_STAMP_CACHED | owner)))) {
+      /* Handed out (S3, M3): counted (S4, M4) */
+      if (mb_load64(&r->taken) != base + 1)
+        mb_store64(&r->taken, base + 1);
+    } else if (pending && kind == MB__OP_MPUSH && s == MB__MAG_STAMP(rec, owner)) {
+      /* Freed (P1): counted (P2) */
+      if (mb_load64(&r->given) != base + 1)
+        mb_store64(&r->given, base + 1);
+    }
+    mb__op_set(r, q, MB__OP_IDLE, kind);
+    return 0;
+  }
   if (landed && kind == MB__OP_POP) {
     n = mb__walk_chain(p, first < p->capacity ? (uint32_t)first : UINT32_MAX, chain);
   } else if (landed && kind == MB__OP_BUMP && first < p->capacity) {
@@ -631,20 +992,22 @@ static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
   /* A detached block the op did not stamp yet is FREE, or still GIVING: the push that put it
    * in the stack (another record's, maybe of a thread that died with this one) had not done
    * its G3. Either is stale on a block this record holds; that push's own G3 CAS, if it comes,
-   * fails on CACHED. Bounded: the only other move is that G3 (GIVING -> FREE), once. */
+   * fails on CACHED. Bounded: the only other move is that G3 (GIVING -> FREE), once. A take
+   * into a magazine (nc) stamps them as the magazine's: still free, uncounted. */
   for (k = 0; k < n; k++) {
     int t;
     for (t = 0; t < 3; t++) {
-      uint32_t s = mb_load32(&p->stamps[chain[k]]);
-      if (s != MB_STAMP_FREE && !(s & MB_STAMP_GIVING))
+      uint32_t sk = mb_load32(&p->stamps[chain[k]]);
+      if (sk != MB_STAMP_FREE && !(sk & MB_STAMP_GIVING))
         break;
-      if (mb_cas32(&p->stamps[chain[k]], &s, MB_STAMP_CACHED | owner))
+      if (mb_cas32(&p->stamps[chain[k]], &sk,
+                   nc ? MB__MAG_STAMP(rec, owner) : MB_STAMP_CACHED | owner))
         break;
     }
   }
-  if (n > 0 && mb_load64(&r->taken) != base + n)
+  if (n > 0 && !nc && mb_load64(&r->taken) != base + n)
     mb_store64(&r->taken, base + n);
-  if (landed && kind == MB__OP_PUSH && count <= MB_POOL_CHAIN &&
+  if (landed && kind == MB__OP_PUSH && !nc && count <= MB_POOL_CHAIN &&
       mb_load64(&r->given) != base + count)
     mb_store64(&r->given, base + count);
   /* A landed push stays LANDED until release_owner has set its GIVING blocks FREE (step 2)
@@ -653,18 +1016,21 @@ static int mb__intent_complete(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
    * are stamped CACHED: IDLE now, before step 2 gives them back (a rerun must not walk a
    * chain that is back in the stack). */
   mb__op_set(r, q, landed && kind == MB__OP_PUSH ? MB__OP_LANDED : MB__OP_IDLE, kind);
+  *nc_push = kind == MB__OP_PUSH && nc;
   return landed && kind == MB__OP_PUSH;
 }
 
 /* A batch of blocks to give back with one stamp. */
 typedef struct mb__batch_s {
-  uint32_t stamp, n, idx[MB_POOL_CHAIN];
+  uint32_t stamp, n, nc, idx[MB_POOL_CHAIN]; /* nc: free blocks (a magazine's), uncounted */
 } mb__batch_t;
 
 static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, uint32_t i) {
   uint32_t given = 0;
   if (b->n > 0 && (b->stamp != stamp || b->n == MB_POOL_CHAIN)) {
-    mb__pool_give(p, p->rec, b->idx, b->n, b->stamp, &given);
+    mb__give(p, p->rec, b->idx, b->n, b->stamp, &given, b->nc);
+    if (b->nc)
+      given = 0; /* free blocks (a magazine's): back to the stack, not taken back from anyone */
     b->n = 0;
   }
   if (i != UINT32_MAX) {
@@ -681,9 +1047,9 @@ static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, 
  */
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only) {
   const mb_pool_desc_t *d = p->desc;
-  uint8_t dead[MB_POOL_INTENTS], landed[MB_POOL_INTENTS];
+  uint8_t dead[MB_POOL_INTENTS], landed[MB_POOL_INTENTS], ncpush[MB_POOL_INTENTS];
   uint64_t holders[MB_POOL_INTENTS];
-  mb__batch_t used, cached, giving;
+  mb__batch_t used, cached, giving, givingnc, mag;
   uint32_t i, cap = p->capacity, nrec = mb__intents_used(p), rec;
   uint64_t bump, total = 0, self;
   int any = 0;
@@ -692,7 +1058,10 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
   self = mb_load64(&p->intents[p->rec].holder);
   memset(dead, 0, sizeof dead);
   memset(landed, 0, sizeof landed);
-  used.n = cached.n = giving.n = 0;
+  memset(ncpush, 0, sizeof ncpush);
+  used.n = cached.n = giving.n = givingnc.n = mag.n = 0;
+  used.nc = cached.nc = giving.nc = 0;
+  givingnc.nc = mag.nc = MB__OP_NC;
   /* 1: the dead attachments' records, completed or rolled back. */
   for (rec = 0; rec < nrec; rec++) {
     uint64_t h = mb_load64(&p->intents[rec].holder);
@@ -701,11 +1070,15 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
       continue;
     dead[rec] = 1;
     any = 1;
-    landed[rec] = (uint8_t)mb__intent_complete(p, rec, owner);
+    landed[rec] = (uint8_t)mb__intent_complete(p, rec, owner, &ncpush[rec]);
   }
   /* A take killed after T4 counted its blocks but never raised the peak. */
   if (any)
     mb__pool_peak(p);
+  /* 1b: their magazines emptied (their blocks are found by their stamps below). */
+  for (rec = 0; rec < nrec; rec++)
+    if (dead[rec])
+      mb__mag_empty(p, rec);
   /* 2: the blocks. */
   bump = MB__WORD_LOW(mb_load64(&d->bump));
   if (bump < cap)
@@ -719,18 +1092,23 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
     } else if (s == (MB_STAMP_IN_USE | owner)) {
       if (!cached_only)
         total += mb__batch_add(p, &used, s, i);
+    } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_CACHED | MB_STAMP_MAG | owner) && any &&
+               dead[MB_STAMP_REC(s)]) {
+      total += mb__batch_add(p, &mag, s, i);
     } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_GIVING | owner) && any && dead[MB_STAMP_REC(s)]) {
       if (landed[MB_STAMP_REC(s)]) {
         uint32_t e = s;
         mb_cas32(&p->stamps[i], &e, MB_STAMP_FREE); /* in the stack already */
       } else {
-        total += mb__batch_add(p, &giving, s, i);
+        total += mb__batch_add(p, ncpush[MB_STAMP_REC(s)] ? &givingnc : &giving, s, i);
       }
     }
   }
   total += mb__batch_add(p, &cached, 0, UINT32_MAX);
   total += mb__batch_add(p, &used, 0, UINT32_MAX);
   total += mb__batch_add(p, &giving, 0, UINT32_MAX);
+  total += mb__batch_add(p, &givingnc, 0, UINT32_MAX);
+  total += mb__batch_add(p, &mag, 0, UINT32_MAX);
   /* 3: the dead records let go (a landed push goes IDLE only now, see mb__intent_complete). */
   for (rec = 0; rec < nrec; rec++)
     if (dead[rec]) {

@@ -23,7 +23,8 @@ typedef struct mb_pool_map_s {
   mb_os_section_t sec;
   unsigned char *base; /* view of the whole section; NULL when not mapped */
   mb_pool_intent_t *intents;
-  uint32_t rec; /* this process's own intent record (release_owner); UINT32_MAX: none */
+  mb_pool_mag_t *mags; /* one per intent record */
+  uint32_t rec;        /* this process's own intent record (release_owner); UINT32_MAX: none */
   mb_au64 *links;
   mb_au32 *stamps;
   unsigned char *blocks;
@@ -79,6 +80,21 @@ int mb__pool_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t want,
  */
 int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t n, uint32_t expect,
                   uint32_t *given);
+
+/*
+ * The calls of an uncached handle (MB_POOL_NO_CACHE), through record rec of the calling
+ * thread: blocks it frees go to the record's magazine in shared memory (a full one gives its
+ * top MB_POOL_CHAIN back to the free stack first), its allocs take from there (an empty one
+ * takes a chain first); a take that finds the pool empty takes a block from any other
+ * record's magazine. mag_take: a block stamped `stamp` (MB_STAMP_IN_USE | owner) into *out,
+ * or MB_EFULL as mb__pool_take (MB_ESTALE: the block was taken back, this client was reaped).
+ * mag_give: block i (< capacity) from in use (by any client) into the magazine, MB_EINVAL if
+ * it is not in use. mag_flush: every block of the magazine back to the free stack (thread
+ * exit, mb_pool_flush, detach).
+ */
+int mb__pool_mag_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *out);
+int mb__pool_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t i);
+void mb__pool_mag_flush(mb_pool_map_t *p, uint32_t rec, uint32_t owner);
 
 /*
  * Failure injection for tests: when set, called at each crash point of a take or give (the

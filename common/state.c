@@ -143,7 +143,8 @@ int mb__region_desc_check(const mb_region_desc_t *src, uint64_t section) {
 
 int mb__pool_desc_check(const mb_pool_desc_t *src, uint64_t section) {
   mb_pool_desc_t d;
-  uint64_t links, stamps, blocks;
+  uint64_t links, stamps, blocks, intents = (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_intent_t);
+  uint64_t mags = (uint64_t)MB_POOL_INTENTS * sizeof(mb_pool_mag_t);
   memcpy(&d, src, offsetof(mb_pool_desc_t, head));
   if (memchr(d.name, '\0', sizeof d.name) == NULL)
     return mb__errorf(MB_ECORRUPT, 0, "pool descriptor: name is not NUL-terminated");
@@ -161,7 +162,18 @@ int mb__pool_desc_check(const mb_pool_desc_t *src, uint64_t section) {
   links = (uint64_t)d.capacity * sizeof(mb_au64);
   stamps = (uint64_t)d.capacity * sizeof(mb_au32);
   blocks = (uint64_t)d.capacity * d.stride;
-  if (d.links_offset % 8 != 0 || d.stamps_offset % 4 != 0 || d.blocks_offset % d.align != 0 ||
+  if (d.mags_offset % 64 != 0 || d.mags_offset < intents ||
+      !mb__fits(d.mags_offset, mags, d.section_size) ||
+      !mb__apart(d.mags_offset, mags, d.links_offset, links) ||
+      !mb__apart(d.mags_offset, mags, d.stamps_offset, stamps) ||
+      !mb__apart(d.mags_offset, mags, d.blocks_offset, blocks))
+    return mb__errorf(MB_ECORRUPT, 0,
+                      "pool '%s': magazines at %llu do not fit after the intent records, apart "
+                      "from links, stamps and blocks, in %llu bytes",
+                      d.name, (unsigned long long)d.mags_offset,
+                      (unsigned long long)d.section_size);
+  if (d.links_offset < intents || d.stamps_offset < intents || d.blocks_offset < intents ||
+      d.links_offset % 8 != 0 || d.stamps_offset % 4 != 0 || d.blocks_offset % d.align != 0 ||
       !mb__fits(d.links_offset, links, d.section_size) ||
       !mb__fits(d.stamps_offset, stamps, d.section_size) ||
       !mb__fits(d.blocks_offset, blocks, d.section_size) ||

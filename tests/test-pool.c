@@ -866,12 +866,31 @@ static void check_whole(mb_pool_map_t *p, uint32_t *held_out) {
       b = low - 1;
     }
   }
+  /* Magazines: every listed block is a MAG block of that record, listed once; a record's
+   * magazine is empty once the record is let go. */
+  for (i = 0; i < MB_POOL_INTENTS; i++) {
+    uint32_t c = MB_POOL_WORD_LOW(mb_load64(&p->mags[i].word)), k;
+    ASSERT_LE(c, MB_POOL_MAG);
+    if (mb_load64(&p->intents[i].holder) == 0)
+      ASSERT_EQ(c, 0);
+    for (k = 0; k < c; k++) {
+      uint32_t b = mb_load32(&p->mags[i].slot[k]), st;
+      ASSERT(b < bump);
+      st = mb_load32(&p->stamps[b]);
+      if ((st & ~0xFFFFu) != (MB_STAMP_CACHED | MB_STAMP_MAG | (i << 16)))
+        FAIL("block %u listed in magazine %u is stamped %#x", (unsigned)b, (unsigned)i, st);
+      ASSERT_EQ(seen[b], 0);
+      seen[b] = 2;
+    }
+  }
   for (i = 0; i < bump; i++) {
     uint32_t s = mb_load32(&p->stamps[i]);
     if (seen[i])
       continue;
     if (s == MB_STAMP_FREE)
       FAIL("block %u is lost: stamped free, not in the free stack", (unsigned)i);
+    if (s & MB_STAMP_MAG)
+      FAIL("block %u is lost: stamped %#x (a magazine's), in no magazine", (unsigned)i, s);
     ASSERT_EQ(s & MB_STAMP_GIVING, 0); /* no give is left half done */
     held++;
   }
@@ -967,6 +986,136 @@ TEST(crash_points_every_step) {
         }
     if (here == 0)
       FAIL("crash point %d was never reached", point);
+    crashed += here;
+  }
+  printf("# %d runs, %d of them killed inside the call\n", runs, crashed);
+}
+
+/* ---- magazines (MB_POOL_NO_CACHE): a thread killed at each step of its ops ------------------ */
+
+enum {
+  MAG_FRESH,
+  MAG_REFILL,
+  MAG_POP,
+  MAG_PUSH,
+  MAG_FLUSH_FULL,
+  MAG_STEAL,
+  MAG_STEAL_REFILL,
+  MAG_EXIT,
+  MAG_SCS
+};
+
+/* One run: record `dead` (client 5) killed at the hit-th time its op reaches point; record
+ * `live` (client 7) goes on. With thief, live then takes all it can (stealing from the dead
+ * record's magazine) before the reap. Returns 1 if the op was killed inside. */
+static int mag_run(int point, int hit, int sc, int restart, int thief) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p, again;
+  uint32_t live, dead, idx[MB_POOL_CHAIN], held_live[128], got = 0, held, k, n, i;
+  volatile uint32_t nheld = 0;
+  volatile int crashed = 0;
+  pool_config(&cfg, "mag", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  live = fake_record(p, 7, 1);
+  dead = fake_record(p, 5, 1);
+  if (sc == MAG_REFILL || sc == MAG_POP || sc == MAG_PUSH) { /* two chains in the stack */
+    uint32_t a[MB_POOL_CHAIN], c[MB_POOL_CHAIN];
+    ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, a, &got));
+    ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, c, &got));
+    ASSERT_OK(mb__pool_give(p, live, a, 32, MB_STAMP_IN_USE | 7u, NULL));
+    ASSERT_OK(mb__pool_give(p, live, c, 32, MB_STAMP_IN_USE | 7u, NULL));
+  }
+  if (sc == MAG_POP || sc == MAG_PUSH) /* the dead record's magazine holds 31, it holds 1 */
+    ASSERT_OK(mb__pool_mag_take(p, dead, MB_STAMP_IN_USE | 5u, &idx[0]));
+  if (sc == MAG_FLUSH_FULL || sc == MAG_EXIT) { /* 64 held, 62 (or 20) freed to the magazine */
+    ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 32, idx, &got));
+    ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 32, held_live, &got));
+    for (k = 0; k < (sc == MAG_EXIT ? 20u : 62u); k++)
+      ASSERT_OK(mb__pool_mag_give(p, dead, 5, k < 32 ? idx[k] : held_live[k - 32]));
+    idx[0] = held_live[31];
+  }
+  if (sc == MAG_STEAL || sc == MAG_STEAL_REFILL) { /* all out; 10 in live's magazine */
+    for (n = 0; n < 128; n += got)
+      ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, held_live + n, &got));
+    for (k = 0; k < 10; k++)
+      ASSERT_OK(mb__pool_mag_give(p, live, 7, held_live[118 + k]));
+    nheld = 118;
+  }
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = hit;
+  mb__pool_crash_hook = crash_hook;
+  if (setjmp(crash_jb) == 0) {
+    if (sc == MAG_FRESH || sc == MAG_REFILL || sc == MAG_POP || sc == MAG_STEAL_REFILL)
+      ASSERT_OK(mb__pool_mag_take(p, dead, MB_STAMP_IN_USE | 5u, &i));
+    else if (sc == MAG_PUSH || sc == MAG_FLUSH_FULL)
+      ASSERT_OK(mb__pool_mag_give(p, dead, 5, idx[0]));
+    else if (sc == MAG_STEAL)
+      ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 1, idx, &got));
+    else
+      mb__pool_mag_flush(p, dead, 5);
+  } else {
+    crashed = 1;
+  }
+  mb__pool_crash_hook = NULL;
+  if (thief) /* the live record takes what it can: the dead record's magazine included */
+    while (nheld + MB_POOL_CHAIN <= 128 &&
+           mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, held_live + nheld, &got) == 0)
+      nheld = nheld + got;
+  if (restart) {
+    again = *p;
+    again.rec = fake_record(p, 5, 2);
+    mb__pool_release_owner(&again, 5, 1);
+    check_whole(p, &held);
+    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
+  }
+  mb__pool_release_owner(p, 5, 0); /* the broker's reap */
+  check_whole(p, &held);
+  ASSERT_EQ(held, nheld);
+  ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&p->mags[dead].word)), 0);
+  for (k = 0; k < 128; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+  /* Then the live one goes too: the whole capacity, again. */
+  mb__pool_release_owner(p, 7, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 0);
+  live = fake_record(p, 7, 3);
+  for (n = 0; mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0;)
+    n += got;
+  ASSERT_EQ(n, 128);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 128);
+  mb__broker_stop(&b);
+  return crashed;
+}
+
+/*
+ * Every crash point an uncached call can reach - its magazine's own (M, P, S: 20..24, 30..36,
+ * 40..45) and the take's and give's inside it (1..18) - in each situation (an empty magazine
+ * taking blocks never used, or a chain, a pop, a push, a full magazine giving a chain back, a take
+ * stealing from another record's magazine, an empty magazine stealing, a thread exit's flush),
+ * killed the first or second time, then reaped with or without a restart first, with or without
+ * another record taking all it can before: every block found once, the counts exact, the whole
+ * capacity taken again at the end.
+ */
+TEST(mag_crash_points_every_step) {
+  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
+                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
+  int pi, hit, sc, restart, thief, runs = 0, crashed = 0;
+  for (pi = 0; pi < (int)(sizeof points / sizeof points[0]); pi++) {
+    int here = 0;
+    for (sc = 0; sc < MAG_SCS; sc++)
+      for (hit = 1; hit <= 2; hit++)
+        for (restart = 0; restart < 2; restart++)
+          for (thief = 0; thief < 2; thief++) {
+            here += mag_run(points[pi], hit, sc, restart, thief);
+            runs++;
+          }
+    if (here == 0)
+      FAIL("crash point %d was never reached", points[pi]);
     crashed += here;
   }
   printf("# %d runs, %d of them killed inside the call\n", runs, crashed);

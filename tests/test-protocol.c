@@ -2595,6 +2595,9 @@ static const struct {
     LF(mb_pool_intent_t, next),
     LF(mb_pool_intent_t, taken),
     LF(mb_pool_intent_t, given),
+    LS(mb_pool_mag_t),
+    LF(mb_pool_mag_t, word),
+    LF(mb_pool_mag_t, slot),
     LS(mb_pool_desc_t),
     LF(mb_pool_desc_t, name),
     LF(mb_pool_desc_t, section_size),
@@ -2607,6 +2610,7 @@ static const struct {
     LF(mb_pool_desc_t, capacity),
     LF(mb_pool_desc_t, flags),
     LF(mb_pool_desc_t, reserved0),
+    LF(mb_pool_desc_t, mags_offset),
     LF(mb_pool_desc_t, head),
     LF(mb_pool_desc_t, bump),
     LF(mb_pool_desc_t, reserved1),
@@ -2707,6 +2711,8 @@ static const struct {
     LC(MB_STAMP_IN_USE),
     LC(MB_STAMP_CACHED),
     LC(MB_STAMP_GIVING),
+    LC(MB_STAMP_MAG),
+    LC(MB_POOL_MAG),
     LC(MB_STAMP_OWNER(0xFFFFFFFFu)),
     LC(MB_STAMP_REC(0xFFFFFFFFu)),
     LC(MB_STAMP_BROKER),
@@ -2731,6 +2737,7 @@ static const struct {
 static const fp_record_t layout_fps[] = {
     {6, UINT64_C(0x1d7e4e48db0f16e1)},
     {7, UINT64_C(0xdbf7d343db5cf4ef)},
+    {8, UINT64_C(0xee2baee87e85fd4a)},
 };
 
 /* The shared layout's fingerprint is the one recorded for MB_LAYOUT_VERSION: moving, growing
