@@ -564,7 +564,7 @@ static const struct {
      * 768 KiB of links and stamps, in whole pages) does not fit beside them. */
     {"{\"limits\": {\"max_committed\": \"81MiB\"}, \"pools\": [{\"name\": \"p\", "
      "\"object_size\": 256, \"capacity\": 65536}]}",
-     {"limits.max_committed: 81 MiB is less than the 99680 KiB the regions (slot tables "
+     {"limits.max_committed: 81 MiB is less than the 99936 KiB the regions (slot tables "
       "included) and pools commit at start"}},
     /* regions */
     {"{\"regions\": []}", {"bad.json: regions: the list is empty (give 1..16 regions)"}},

@@ -326,7 +326,10 @@ typedef struct mb_pool_s mb_pool_t;
 
 /* mb_pool_open flags */
 enum {
-  /* No thread caches: every alloc and free goes to the shared pool (one or two CAS). */
+  /* No thread caches: nothing is kept in process memory. Each thread's frees go to its
+   * magazine in the pool's shared memory and its allocs come from there (two CAS a call on
+   * lines of its own); a magazine's blocks count as free (allocated and freed move at every
+   * call) and any client's alloc takes one when the pool has no other free block. */
   MB_POOL_NO_CACHE = 1u << 0,
 };
 
