@@ -166,8 +166,9 @@
  *        back uncounted; stamp IN_USE|q or CACHED|q: counted (S4's value)             (23)
  *   S4 taken = base + 1 (not for MAG(s, q): still free); S5 op IDLE                 (24)
  * The reap adds step 1b: every dead record's magazine word set to count 0 (acking a thief
- * that wrote it); step 2 gives back the MAG(r, o) blocks of dead records uncounted, the
- * GIVING blocks of a dead record's not-landed MB__OP_NC push uncounted too.
+ * that wrote it); step 2 gives back uncounted the MAG(r, o) blocks of records that are dead
+ * or no longer o's (a detach releases its records first: blocks a forged word made a magazine
+ * forget come back then), and the GIVING blocks of a dead record's not-landed MB__OP_NC push.
  * Hostile memory: a count above MB_POOL_MAG empties the magazine (its blocks come back when
  * their client is reaped), slots are range-checked and trusted only through a CAS from the
  * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES, then straight to the stack).
@@ -1092,8 +1093,11 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
     } else if (s == (MB_STAMP_IN_USE | owner)) {
       if (!cached_only)
         total += mb__batch_add(p, &used, s, i);
-    } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_CACHED | MB_STAMP_MAG | owner) && any &&
-               dead[MB_STAMP_REC(s)]) {
+    } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_CACHED | MB_STAMP_MAG | owner) &&
+               (MB_STAMP_REC(s) >= nrec || dead[MB_STAMP_REC(s)] ||
+                MB_POOL_HOLDER_OWNER(holders[MB_STAMP_REC(s)]) != owner)) {
+      /* A magazine block of a dead record, or of one the client let go (at detach: its
+       * magazine was emptied, or a forged word made it forget the block). */
       total += mb__batch_add(p, &mag, s, i);
     } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_GIVING | owner) && any && dead[MB_STAMP_REC(s)]) {
       if (landed[MB_STAMP_REC(s)]) {

@@ -820,6 +820,137 @@ TEST(forged_pool_debug_bit_sets_nothing_aside) {
   mb__broker_stop(&b);
 }
 
+/* ---- garbage in every magazine (MB_POOL_NO_CACHE) --------------------------------------- */
+
+static uint64_t xs_next(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+/* The peer writes every magazine of the pool: words with counts in and past range and any
+ * writer and tag, slots naming blocks out of range, blocks held by a client, blocks in another
+ * magazine. */
+static void forge_magazines(peer_t *peer, uint64_t *x) {
+  mb_pool_desc_t d;
+  mb_pool_mag_t *mags;
+  uint32_t i, k;
+  memcpy(&d, &peer->st->pools[0], sizeof d);
+  mags = (mb_pool_mag_t *)(peer->pool + d.mags_offset);
+  for (i = 0; i < MB_POOL_INTENTS; i++) {
+    uint64_t w = xs_next(x);
+    if (i % 3 != 0) /* a count in range, under any tag and writer */
+      w = (w & ~(uint64_t)((1u << MB_POOL_LOW_BITS) - 1)) | (1 + w % MB_POOL_MAG);
+    for (k = 0; k < MB_POOL_MAG; k++) {
+      uint64_t v = xs_next(x);
+      mb_store32(&mags[i].slot[k], (uint32_t)(v % 3 == 0 ? v : v % d.capacity));
+    }
+    mb_store64(&mags[i].word, w);
+  }
+}
+
+/* Index of obj's block: a tag never written before is stored at its start through the
+ * client's view and found through the peer's (each view has its own address). */
+static uint32_t block_of(peer_t *peer, void *obj) {
+  static uint64_t tag = UINT64_C(0x7A67000000000000);
+  mb_pool_desc_t d;
+  uint32_t i;
+  memcpy(&d, &peer->st->pools[0], sizeof d);
+  tag++;
+  memcpy(obj, &tag, sizeof tag);
+  for (i = 0; i < d.capacity; i++)
+    if (memcmp(peer->pool + d.blocks_offset + (size_t)i * d.stride, &tag, sizeof tag) == 0)
+      return i;
+  return UINT32_MAX;
+}
+
+/*
+ * Two game servers with uncached handles (their threads' magazines in use) while a group member
+ * writes garbage into every magazine, again and again: every alloc gives a block no one holds
+ * (a book of who holds what, over the client's own views), every free of a held block works,
+ * the broker ticks through it, and once both have freed everything and detached the whole
+ * capacity can be taken again (blocks a forged word made a magazine forget come back at
+ * detach).
+ */
+TEST(garbage_in_every_magazine) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c[2];
+  mb_pool_t *p[2];
+  peer_t peer;
+  static void *held[2][256];
+  static unsigned char who[256];
+  uint64_t x = UINT64_C(0x9E3779B97F4A7C15), a, f;
+  int n[2] = {0, 0}, round, k, i, got, dups = 0, fails = 0, allocs = 0;
+  hostile_config(&cfg, "rvmag");
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-1", NULL, &c[0]));
+  ASSERT_OK(mb_attach(cfg.instance, "zone-2", NULL, &c[1]));
+  for (k = 0; k < 2; k++)
+    ASSERT_OK(mb_pool_open(c[k], "obj", MB_POOL_NO_CACHE, &p[k]));
+  peer_open(&peer, &cfg);
+  memset(who, 0, sizeof who);
+  for (round = 0; round < 200; round++) {
+    if (round % 10 == 0)
+      forge_magazines(&peer, &x);
+    for (k = 0; k < 2; k++) {
+      int want = (int)(xs_next(&x) % 40), give = (int)(xs_next(&x) % 40);
+      for (i = 0; i < want && n[k] < 256; i++) {
+        void *o;
+        int rc = mb_pool_alloc(p[k], &o);
+        uint32_t bi;
+        if (rc == MB_EFULL)
+          break;
+        if (rc != 0)
+          FAIL("alloc: %s (%s)", mb_err_name(rc), mb_last_error());
+        memset(o, 0x40 + k, 64);
+        bi = block_of(&peer, o);
+        ASSERT(bi < 256);
+        if (who[bi] != 0)
+          dups++;
+        who[bi] = (unsigned char)(k + 1);
+        held[k][n[k]++] = o;
+        allocs++;
+      }
+      for (i = 0; i < give && n[k] > 0; i++) {
+        int j = (int)(xs_next(&x) % (uint64_t)n[k]);
+        void *o = held[k][j];
+        who[block_of(&peer, o)] = 0;
+        held[k][j] = held[k][--n[k]];
+        if (mb_pool_free(p[k], o) != 0)
+          fails++;
+      }
+    }
+    if (round % 7 == 0)
+      mb__broker_tick(&b);
+  }
+  fprintf(stderr,
+          "# 200 rounds, magazines forged 20 times: %d allocs, %d blocks handed out twice, %d "
+          "frees refused; held %d + %d\n",
+          allocs, dups, fails, n[0], n[1]);
+  ASSERT_EQ(dups, 0);
+  ASSERT_EQ(fails, 0);
+  for (k = 0; k < 2; k++) {
+    while (n[k] > 0)
+      ASSERT_OK(mb_pool_free(p[k], held[k][--n[k]]));
+    ASSERT_OK(mb_detach(c[k]));
+  }
+  mb__broker_tick(&b);
+  mb__pool_totals(&b.pools[0], &a, &f);
+  ASSERT_EQ_U64(a - f, 0);
+  /* The whole capacity, again (uncached: from the stack, bump and magazines). */
+  ASSERT_OK(mb_attach(cfg.instance, "after", NULL, &c[0]));
+  ASSERT_OK(mb_pool_open(c[0], "obj", MB_POOL_NO_CACHE, &p[0]));
+  for (got = 0; got < 300 && mb_pool_alloc(p[0], &held[0][got % 256]) == 0;)
+    got++;
+  fprintf(stderr, "# after: %d of 256 taken again\n", got);
+  ASSERT_EQ(got, 256);
+  (void)mb_detach(c[0]);
+  peer_close(&peer);
+  mb__broker_stop(&b);
+}
+
 /* A forged state byte on a live client's entry: trust attaches it again (its process lives),
  * and nothing of it is reaped (before: its block and slot were freed under it). */
 TEST(forged_state_on_a_live_client_is_not_reaped) {
