@@ -1609,3 +1609,577 @@ TEST(handle_inherited_over_fork_is_refused) {
   SKIP("Windows has no fork()");
 #endif
 }
+
+/* ---- review of the magazines (7b9184f): attacks ------------------------------------------------
+ */
+
+/*
+ * Setting of the rvmag_steal_* tests: client 9 holds all 128 blocks but one, block i, which
+ * client 7's record v freed into its magazine. Thread A of client 5 (record a) takes: the stack
+ * and bump are empty, so it steals i from v's magazine, and is paused right after S2 (point 22:
+ * its CAS on v's word landed, i still stamped MAG(v, 7)). While it is paused, client 7 dies and
+ * the broker reaps it: step 2 gives i back to the free stack (the design comment: "S3 ... fails
+ * if r's reaper gave it back meanwhile"). Then rvmag_what says what happens to i before A dies
+ * there (its process is killed) and client 5 is reaped.
+ */
+static mb_pool_map_t *rvm_p;
+static uint32_t rvm_i, rvm_v, rvm_t2, rvm_what, rvm_fired;
+static void rvm_hook(int point) {
+  uint32_t got = 0, out[MB_POOL_CHAIN], r9;
+  if (point != 22 || rvm_fired)
+    return;
+  rvm_fired = 1;
+  mb__pool_crash_hook = NULL;
+  ASSERT_EQ(mb_load32(&rvm_p->stamps[rvm_i]), MB_STAMP_CACHED | MB_STAMP_MAG | (rvm_v << 16) | 7u);
+  mb__pool_release_owner(rvm_p, 7, 0); /* client 7 reaped: i back to the stack, uncounted */
+  ASSERT_EQ(mb_load32(&rvm_p->stamps[rvm_i]), MB_STAMP_FREE);
+  if (rvm_what == 0) {
+    /* Another thread of client 5 (still alive: A is only preempted) allocates: it gets i, a
+     * plain take, counted in its record. */
+    ASSERT_OK(mb__pool_take(rvm_p, rvm_t2, MB_STAMP_IN_USE | 5u, 1, out, &got));
+    ASSERT_EQ(out[0], rvm_i);
+  } else {
+    /* Client 9's next thread gets record v (let go by the reap) and uses it uncached: i goes
+     * through v's magazine and is freed into it again: listed there, stamped MAG(v, 9). */
+    r9 = fake_record(rvm_p, 9, 2);
+    ASSERT_EQ(r9, rvm_v);
+    ASSERT_OK(mb__pool_mag_take(rvm_p, r9, MB_STAMP_IN_USE | 9u, &out[0]));
+    ASSERT_EQ(out[0], rvm_i);
+    ASSERT_OK(mb__pool_mag_give(rvm_p, r9, 9, rvm_i));
+    ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&rvm_p->mags[r9].word)), 1);
+  }
+  longjmp(crash_jb, 1); /* A's process is killed now, still before its S3 */
+}
+
+static void rvm_run(uint32_t what, uint32_t *held) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  uint32_t hog, a, idx[MB_POOL_CHAIN], got = 0, n, k, heldout[128];
+  pool_config(&cfg, what ? "rvm1" : "rvm0", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  rvm_p = &b.pools[0];
+  rvm_v = fake_record(rvm_p, 7, 1);
+  hog = fake_record(rvm_p, 9, 1);
+  a = fake_record(rvm_p, 5, 1);
+  rvm_t2 = fake_record(rvm_p, 5, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(rvm_p, hog, MB_STAMP_IN_USE | 9u, 32, heldout + n, &got));
+  rvm_i = heldout[127];
+  ASSERT_OK(mb__pool_mag_give(rvm_p, rvm_v, 7, rvm_i)); /* a free by client 7 (any client may) */
+  check_whole(rvm_p, held);
+  ASSERT_EQ(*held, 127);
+  rvm_what = what;
+  rvm_fired = 0;
+  mb__pool_crash_hook = rvm_hook;
+  if (setjmp(crash_jb) == 0)
+    (void)mb__pool_take(rvm_p, a, MB_STAMP_IN_USE | 5u, 1, idx, &got);
+  mb__pool_crash_hook = NULL;
+  ASSERT(rvm_fired);
+  mb__pool_release_owner(rvm_p, 5, 0); /* the broker reaps client 5 */
+  for (k = 0; k < 128; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&rvm_p->stamps[k])), 5);
+  check_whole(rvm_p, held);
+  mb__broker_stop(&b);
+}
+
+/*
+ * Count drift. After the reap of client 5 nothing of it is held, and client 9 holds its 127:
+ * allocated - freed must be 127. The reap completed A's landed steal from the block's stamp as
+ * it is now (IN_USE|5: the other thread's allocation, already counted in that thread's record)
+ * and counted it a second time in A's taken (mb__intent_complete, "Handed out (S3, M3)"). The
+ * pool then says 128 in use for good (freed = allocated - 128): check_whole's
+ * ASSERT_EQ_U64(mb__pool_in_use(p), held) fails with 128 != 127.
+ */
+TEST(rvmag_steal_landed_block_recycled_counted_twice) {
+  uint32_t held;
+  rvm_run(0, &held);
+  ASSERT_EQ(held, 127);
+}
+
+/*
+ * The same, but i went through record v's magazine again under its next holder (client 9)
+ * and is listed there, stamped MAG(v, 9), when client 5 is reaped. The reap takes it for A's
+ * steal (mb__intent_complete: any MAG(v, .) stamp is "out of the victim's magazine, not
+ * stamped yet"), restamps it MAG(a, 5) and gives it back to the free stack: block i is then
+ * both in the free stack and listed in v's magazine (check_whole fails: "block .. listed in
+ * magazine 1 is stamped 0"). v's next MPOP of it fails its CAS and drops it (no block handed out
+ * twice: the stamp CAS holds), but the invariant "every block exactly once" is broken.
+ */
+TEST(rvmag_steal_landed_block_relisted_taken_by_reap) {
+  uint32_t held;
+  rvm_run(1, &held);
+  ASSERT_EQ(held, 127);
+}
+
+/*
+ * Real threads: two threads of client "nc" allocate and free through MB_POOL_NO_CACHE (their
+ * magazines), a thread of client "tc" through its thread cache, and a thread of client "nc2"
+ * uncached too, on a pool of 100 that is exhausted most of the time, so takers steal from the
+ * magazines all along. Each block holds its holder's tag while held (worker_main: a block
+ * handed out twice is caught). After all detach: in use 0, every block free, the whole capacity
+ * taken once again.
+ */
+TEST(rvmag_threads_hammer_with_thieves) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_client_t *c1, *c2, *c3, *chk;
+  mb_pool_t *p1, *p2, *p3, *pc;
+  worker_t w[4];
+  mb_os_thread_t t[4];
+  void *o[101];
+  int k, n = 0, i, j;
+  uint64_t a, f;
+  pool_config(&cfg, "rvmt", 100, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  ASSERT_OK(mb_attach(cfg.instance, "nc", NULL, &c1));
+  ASSERT_OK(mb_attach(cfg.instance, "tc", NULL, &c2));
+  ASSERT_OK(mb_attach(cfg.instance, "nc2", NULL, &c3));
+  ASSERT_OK(mb_pool_open(c1, "obj", MB_POOL_NO_CACHE, &p1));
+  ASSERT_OK(mb_pool_open(c2, "obj", 0, &p2));
+  ASSERT_OK(mb_pool_open(c3, "obj", MB_POOL_NO_CACHE, &p3));
+  for (k = 0; k < 4; k++) {
+    memset(&w[k], 0, sizeof w[k]);
+    w[k].pool = k < 2 ? p1 : k == 2 ? p2 : p3;
+    w[k].tag = 0x5000u + (uint32_t)k;
+    w[k].ms = 1500;
+    ASSERT_OK(mb_os_thread_start(&t[k], worker_main, &w[k]));
+  }
+  for (k = 0; k < 4; k++)
+    mb_os_thread_join(&t[k]);
+  for (k = 0; k < 4; k++) {
+    printf("# thread %d: %lu allocations, %d failures\n", k, w[k].ops, w[k].failures);
+    ASSERT_EQ(w[k].failures, 0);
+  }
+  printf("# misses %llu, errors %llu\n", (unsigned long long)mb_load64(&desc(&b)->misses),
+         (unsigned long long)mb_load64(&desc(&b)->errors));
+  mb__pool_totals(&b.pools[0], &a, &f);
+  ASSERT_OK(mb_detach(c1));
+  ASSERT_OK(mb_detach(c2));
+  ASSERT_OK(mb_detach(c3));
+  ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+  ASSERT_EQ_U64(mb_load64(&desc(&b)->errors), 0);
+  ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+  ASSERT_OK(mb_attach(cfg.instance, "check", NULL, &chk));
+  ASSERT_OK(mb_pool_open(chk, "obj", 0, &pc));
+  while (n < 101 && mb_pool_alloc(pc, &o[n]) == 0)
+    n++;
+  ASSERT_EQ(n, 100);
+  for (i = 0; i < 100; i++)
+    for (j = i + 1; j < 100; j++)
+      ASSERT(o[i] != o[j]);
+  ASSERT_OK(mb_detach(chk));
+  mb__broker_stop(&b);
+}
+
+/*
+ * Hostile magazine: record v's (client 7) word and slots forged by another member of the group
+ * while honest clients hold blocks: client 9 holds H (IN_USE|9), client 8's thread cache holds C
+ * (CACHED|8), 16 blocks are in the free stack, v's magazine lists 20 blocks of its own. The
+ * forger makes the count 62 (a full magazine: the next free gives 32 back) and points the slots
+ * above 20 at H, C, free blocks, v's own blocks again, and out of the pool; the word's writer
+ * field names record 0. Then v allocates 80 times and frees, client 5 takes all it can
+ * (stealing), a forged count above 62 is met, and both are reaped. No block an honest client
+ * holds (H, C) changes hands, nothing is handed out twice, everything ends.
+ */
+TEST(rvmag_forged_magazine_no_double_handout) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t h, c8, v, r5, H[32], C[32], F[16], own[20], got = 0, k, n, x, i;
+  uint32_t gets[256], ng = 0;
+  static unsigned char cnt[128];
+  pool_config(&cfg, "rvmf", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  h = fake_record(p, 9, 1);
+  c8 = fake_record(p, 8, 1);
+  v = fake_record(p, 7, 1);
+  r5 = fake_record(p, 5, 1);
+  ASSERT_OK(mb__pool_take(p, h, MB_STAMP_IN_USE | 9u, 32, H, &got));
+  ASSERT_OK(mb__pool_take(p, c8, MB_STAMP_CACHED | 8u, 32, C, &got));
+  ASSERT_OK(mb__pool_take(p, h, MB_STAMP_IN_USE | 9u, 16, F, &got));
+  for (k = 0; k < 20; k++) {
+    ASSERT_OK(mb__pool_take(p, h, MB_STAMP_IN_USE | 9u, 1, &own[k], &got));
+    ASSERT_OK(mb__pool_mag_give(p, v, 7, own[k]));
+  }
+  ASSERT_OK(mb__pool_give(p, h, F, 16, MB_STAMP_IN_USE, NULL)); /* 16 free, in the stack */
+  /* the forgery */
+  for (k = 20; k < MB_POOL_MAG; k++) {
+    static const uint32_t far[] = {128, 1000, 0xFFFFFFFFu, 0x00FFFFFFu};
+    switch (k % 5) {
+    case 0: x = H[k % 32]; break;
+    case 1: x = C[k % 32]; break;
+    case 2: x = F[k % 16]; break;
+    case 3: x = own[k % 20]; break;
+    default: x = far[k % 4]; break;
+    }
+    mb_store32(&p->mags[v].slot[k], x);
+  }
+  mb_store64(&p->mags[v].word, (UINT64_C(12345) << MB_POOL_TAG_SHIFT) | MB_POOL_MAG);
+  /* v frees one of H (a cross-client free: legal): the full magazine gives 32 back first */
+  ASSERT_OK(mb__pool_mag_give(p, v, 7, H[0]));
+  gets[ng++] = UINT32_MAX; /* H[0] is now free: not client 9's any more */
+  for (k = 0; k < 80; k++) {
+    if (mb__pool_mag_take(p, v, MB_STAMP_IN_USE | 7u, &i) != 0)
+      break;
+    ASSERT(i < 128);
+    ASSERT_EQ(mb_load32(&p->stamps[i]), MB_STAMP_IN_USE | 7u);
+    gets[ng++] = i;
+  }
+  /* client 5 takes all it can: stack, bump, then the magazines */
+  for (n = 0; n < 200; n++) {
+    uint32_t out[MB_POOL_CHAIN];
+    if (mb__pool_take(p, r5, MB_STAMP_IN_USE | 5u, 32, out, &got) != 0)
+      break;
+    for (k = 0; k < got; k++) {
+      ASSERT_EQ(mb_load32(&p->stamps[out[k]]), MB_STAMP_IN_USE | 5u);
+      gets[ng++] = out[k];
+      ASSERT(ng < 256);
+    }
+  }
+  memset(cnt, 0, sizeof cnt);
+  for (k = 0; k < ng; k++)
+    if (gets[k] != UINT32_MAX && ++cnt[gets[k]] > 1)
+      FAIL("block %u handed out twice", (unsigned)gets[k]);
+  for (k = 1; k < 32; k++) {
+    ASSERT_EQ(cnt[H[k]], 0);
+    ASSERT_EQ(mb_load32(&p->stamps[H[k]]), MB_STAMP_IN_USE | 9u);
+  }
+  for (k = 0; k < 32; k++) {
+    ASSERT_EQ(cnt[C[k]], 0);
+    ASSERT_EQ(mb_load32(&p->stamps[C[k]]), MB_STAMP_CACHED | 8u);
+  }
+  printf("# %u blocks handed out after the forgery, none twice\n", (unsigned)ng - 1);
+  /* a count above the magazine, writer a record with a pending steal of v */
+  mb_store64(&p->intents[r5].op, (UINT64_C(99) << 32) | (1u << 8) | 4u);
+  mb_store64(&p->intents[r5].count, v);
+  mb_store64(&p->mags[v].word, (UINT64_C(777) << MB_POOL_TAG_SHIFT) |
+                                   ((uint64_t)r5 << MB_POOL_LOW_BITS) | 5000u);
+  mb_store64(&p->intents[r5].next, mb_load64(&p->mags[v].word));
+  mb__pool_mag_flush(p, v, 7);
+  ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&p->mags[v].word)), 0);
+  mb__pool_release_owner(p, 7, 0);
+  mb__pool_release_owner(p, 5, 0);
+  mb__pool_release_owner(p, 9, 0);
+  mb__pool_release_owner(p, 8, 0);
+  mb__pool_publish(p);
+  ASSERT_LE(mb_load64(&p->desc->peak), 128);
+  mb__broker_stop(&b);
+}
+
+/*
+ * Thieves inside the window: as mag_crash_points_every_step, but at the hit-th time record
+ * `dead` (client 5) reaches `point`, a thief runs there first - a live record of client 7
+ * takes all it can (stealing from every magazine, the op's own included), through a plain take
+ * (thief 1) or through an uncached take of an empty magazine (thief 2: a refill that steals,
+ * stamped as its magazine's) - and then the op is killed there (kill 1) or goes on (kill 0).
+ * Then client 5 is reaped (after a restart's reclaim, every other run): every block found
+ * once, the counts exact; then client 7 too and the whole capacity is taken again.
+ */
+static mb_pool_map_t *tw_p;
+static uint32_t tw_live, tw_live2, tw_held[256], tw_n;
+static int tw_thief, tw_kill;
+static void tw_hook(int point) {
+  uint32_t got = 0, i;
+  if (point != crash_at || ++crash_hits != crash_wanted)
+    return;
+  mb__pool_crash_hook = NULL;
+  if (tw_thief == 1) {
+    while (tw_n + MB_POOL_CHAIN <= 256 &&
+           mb__pool_take(tw_p, tw_live, MB_STAMP_IN_USE | 7u, 32, tw_held + tw_n, &got) == 0)
+      tw_n += got;
+  } else {
+    while (tw_n < 256 && mb__pool_mag_take(tw_p, tw_live2, MB_STAMP_IN_USE | 7u, &i) == 0)
+      tw_held[tw_n++] = i;
+  }
+  if (tw_kill)
+    longjmp(crash_jb, 1);
+  mb__pool_crash_hook = tw_hook; /* counting goes on: no second hit wanted */
+}
+
+static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p, again;
+  uint32_t dead, idx[MB_POOL_CHAIN], hl[128], got = 0, held, k, n, i, mine = 0;
+  volatile int crashed = 0, fired;
+  if (getenv("TW_TRACE"))
+    fprintf(stderr, "tw_run point %d hit %d sc %d restart %d thief %d kill %d\n", point, hit, sc,
+            restart, thief, kill);
+  pool_config(&cfg, "tw", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = tw_p = &b.pools[0];
+  tw_live = fake_record(p, 7, 1);
+  dead = fake_record(p, 5, 1);
+  tw_live2 = fake_record(p, 7, 1);
+  tw_n = 0;
+  if (sc == MAG_REFILL || sc == MAG_POP || sc == MAG_PUSH) {
+    uint32_t a[MB_POOL_CHAIN], c[MB_POOL_CHAIN];
+    ASSERT_OK(mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, a, &got));
+    ASSERT_OK(mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, c, &got));
+    ASSERT_OK(mb__pool_give(p, tw_live, a, 32, MB_STAMP_IN_USE | 7u, NULL));
+    ASSERT_OK(mb__pool_give(p, tw_live, c, 32, MB_STAMP_IN_USE | 7u, NULL));
+  }
+  if (sc == MAG_POP || sc == MAG_PUSH)
+    ASSERT_OK(mb__pool_mag_take(p, dead, MB_STAMP_IN_USE | 5u, &idx[0]));
+  if (sc == MAG_FLUSH_FULL || sc == MAG_EXIT) {
+    ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 32, idx, &got));
+    ASSERT_OK(mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 32, hl, &got));
+    for (k = 0; k < (sc == MAG_EXIT ? 20u : 62u); k++)
+      ASSERT_OK(mb__pool_mag_give(p, dead, 5, k < 32 ? idx[k] : hl[k - 32]));
+    idx[0] = hl[31];
+  }
+  if (sc == MAG_STEAL || sc == MAG_STEAL_REFILL) {
+    for (n = 0; n < 128; n += got)
+      ASSERT_OK(mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, tw_held + n, &got));
+    for (k = 0; k < 10; k++)
+      ASSERT_OK(mb__pool_mag_give(p, tw_live, 7, tw_held[118 + k]));
+    tw_n = 118;
+  }
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = hit;
+  tw_thief = thief;
+  tw_kill = kill;
+  mb__pool_crash_hook = tw_hook;
+  if (setjmp(crash_jb) == 0) {
+    if (sc == MAG_FRESH || sc == MAG_REFILL || sc == MAG_POP || sc == MAG_STEAL_REFILL) {
+      if (mb__pool_mag_take(p, dead, MB_STAMP_IN_USE | 5u, &i) == 0)
+        mine = 1;
+    } else if (sc == MAG_PUSH || sc == MAG_FLUSH_FULL) {
+      ASSERT_OK(mb__pool_mag_give(p, dead, 5, idx[0]));
+    } else if (sc == MAG_STEAL) {
+      if (mb__pool_take(p, dead, MB_STAMP_IN_USE | 5u, 1, idx, &got) == 0)
+        mine = 1;
+    } else {
+      mb__pool_mag_flush(p, dead, 5);
+    }
+  } else {
+    crashed = 1;
+  }
+  fired = crash_hits >= crash_wanted;
+  mb__pool_crash_hook = NULL;
+  (void)mine;
+  (void)fired;
+  /* not killed: the op ended; the pool is whole whatever it did */
+  if (!crashed)
+    check_whole(p, &held);
+  if (restart) {
+    again = *p;
+    again.rec = fake_record(p, 5, 2);
+    mb__pool_release_owner(&again, 5, 1);
+    check_whole(p, &held);
+    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
+  }
+  mb__pool_release_owner(p, 5, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, tw_n);
+  for (k = 0; k < 128; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+  mb__pool_release_owner(p, 7, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 0);
+  tw_live = fake_record(p, 7, 3);
+  for (n = 0; mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0;)
+    n += got;
+  ASSERT_EQ(n, 128);
+  mb__broker_stop(&b);
+  return crashed;
+}
+
+TEST(rvmag_thief_inside_every_window) {
+  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
+                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
+  int pi, hit, sc, restart, thief, kill, runs = 0, crashed = 0;
+  for (pi = 0; pi < (int)(sizeof points / sizeof points[0]); pi++)
+    for (sc = 0; sc < MAG_SCS; sc++)
+      for (hit = 1; hit <= 2; hit++)
+        for (thief = 1; thief <= 2; thief++)
+          for (kill = 0; kill < 2; kill++)
+            for (restart = 0; restart < 2; restart++) {
+              crashed += tw_run(points[pi], hit, sc, restart, thief, kill);
+              runs++;
+            }
+  printf("# %d runs, %d killed inside the call\n", runs, crashed);
+}
+
+/*
+ * A flush (thread exit, mb_pool_flush, detach: mb__pool_mag_flush) while takers find the pool
+ * empty and steal from the flushing record's magazine: mb__pool_mag_flush gives up after 16
+ * CASes on the word. Real threads: two thieves of client 7 spin on takes (the pool is all held
+ * but the 62 blocks of record r's magazine, client 5) while r flushes. Whatever the thieves
+ * took, the flush must leave the magazine empty: the record is let go right after it (thread
+ * exit), and blocks still listed then are stamped MAG(r, 5) in a magazine no one of client 5
+ * holds - the reap of client 5 does not give them back (only records it holds are "dead"), and
+ * the next holder of r empties the word (mb__pool_intent_claim): lost for good.
+ */
+static mb_pool_map_t *fl_p;
+static mb_au32 fl_go, fl_stop, fl_spins[2];
+static uint32_t fl_rec[2], fl_got[2][64], fl_n[2];
+static void fl_thief(void *arg) {
+  int k = (int)(intptr_t)arg;
+  uint32_t idx[MB_POOL_CHAIN], got;
+  while (!mb_load32(&fl_stop)) {
+    if (!mb_load32(&fl_go))
+      continue;
+    if (fl_n[k] < 64 && mb__pool_take(fl_p, fl_rec[k], MB_STAMP_IN_USE | 7u, 1, idx, &got) == 0)
+      fl_got[k][fl_n[k]++] = idx[0];
+    else
+      mb_add32(&fl_spins[k], 1);
+  }
+}
+TEST(rvmag_flush_under_steals_leaves_magazine) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t hog, r, hl[128], got, n, k, left = 0, runs = 0;
+  uint64_t end = mb_os_mono_ns() + UINT64_C(2000000000);
+  mb_os_thread_t th[2];
+  pool_config(&cfg, "rvfl", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = fl_p = &b.pools[0];
+  hog = fake_record(p, 9, 1);
+  r = fake_record(p, 5, 1);
+  fl_rec[0] = fake_record(p, 7, 1);
+  fl_rec[1] = fake_record(p, 7, 1);
+  mb_store32(&fl_stop, 0);
+  mb_store32(&fl_go, 0);
+  for (k = 0; k < 2; k++)
+    ASSERT_OK(mb_os_thread_start(&th[k], fl_thief, (void *)(intptr_t)k));
+  while (mb_os_mono_ns() < end && left == 0) {
+    /* everything held by client 9, then 62 of it freed by r (client 5): r's magazine full */
+    for (n = 0; n < 128; n += got)
+      ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+    for (k = 0; k < MB_POOL_MAG; k++)
+      ASSERT_OK(mb__pool_mag_give(p, r, 5, hl[k]));
+    fl_n[0] = fl_n[1] = 0;
+    mb_store32(&fl_spins[0], 0);
+    mb_store32(&fl_spins[1], 0);
+    mb_store32(&fl_go, 1);
+    while (mb_load32(&fl_spins[0]) < 50 || mb_load32(&fl_spins[1]) < 50) {
+    }
+    mb__pool_mag_flush(p, r, 5);
+    left = MB_POOL_WORD_LOW(mb_load64(&p->mags[r].word));
+    mb_store32(&fl_go, 0);
+    mb_os_sleep_ms(1); /* the thieves are out of their takes */
+    runs++;
+    if (left)
+      break;
+    /* all back: 5's magazine empty, the thieves' and the hog's blocks freed */
+    for (k = 0; k < 2; k++)
+      if (fl_n[k] > 0)
+        for (n = 0; n < fl_n[k]; n += 32)
+          ASSERT_OK(mb__pool_give(p, fl_rec[k], fl_got[k] + n,
+                                  fl_n[k] - n < 32 ? fl_n[k] - n : 32, MB_STAMP_IN_USE, NULL));
+    for (n = MB_POOL_MAG; n < 128; n += 32)
+      ASSERT_OK(mb__pool_give(p, hog, hl + n, 128 - n < 32 ? 128 - n : 32, MB_STAMP_IN_USE, NULL));
+  }
+  mb_store32(&fl_stop, 1);
+  for (k = 0; k < 2; k++)
+    mb_os_thread_join(&th[k]);
+  printf("# %u runs; the last flush left %u blocks in the magazine (thieves took %u + %u)\n",
+         (unsigned)runs, (unsigned)left, (unsigned)fl_n[0], (unsigned)fl_n[1]);
+  if (left) {
+    uint32_t held;
+    mb__pool_intent_release(p, r, MB_POOL_HOLDER(5, 1, 424242)); /* its thread exits */
+    mb__pool_release_owner(p, 5, 0);                               /* client 5 detaches */
+    r = fake_record(p, 3, 1);                                      /* r's next holder */
+    check_whole(p, &held);                                         /* "... in no magazine" */
+  }
+  ASSERT_EQ(left, 0);
+  mb__broker_stop(&b);
+}
+
+/*
+ * A reaper killed inside its own gives while it gives back magazines: client 5 died with record
+ * d's magazine full (62 blocks, of which the full magazine's flush had 32 half given: killed at
+ * G1 or after its push landed), record d2's steal from client 7's magazine landed but not
+ * stamped (point 22), and 2 blocks in use. A restart's reclaim is killed at every give point
+ * (10..18), the 1st to 6th time; a thief of client 7 takes all it can; then (every other run)
+ * a second restart reclaims, and the broker reaps. Every block found once, counts exact.
+ */
+static int killed_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t i, int point);
+static int rk_run(int point, int hit, int second, int fpoint) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p, again;
+  uint32_t live, d, d2, hl[128], idx[MB_POOL_CHAIN], got = 0, held, k, n;
+  volatile uint32_t nl = 0;
+  int killed;
+  pool_config(&cfg, "rk", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  live = fake_record(p, 7, 1);
+  d = fake_record(p, 5, 1);
+  d2 = fake_record(p, 5, 1);
+  for (n = 0; n < 128; n += got) /* all out: client 7 takes 64, d 64 */
+    ASSERT_OK(mb__pool_take(p, n < 64 ? live : d, MB_STAMP_IN_USE | (n < 64 ? 7u : 5u), 32,
+                            hl + n, &got));
+  for (k = 0; k < 4; k++) /* 4 in client 7's magazine, 60 held by it */
+    ASSERT_OK(mb__pool_mag_give(p, live, 7, hl[k]));
+  nl = 60;
+  for (k = 0; k < 62; k++) /* d's magazine full, d holds 2 */
+    ASSERT_OK(mb__pool_mag_give(p, d, 5, hl[64 + k]));
+  /* d frees one more: its full magazine gives 32 back first, killed at fpoint of that give */
+  ASSERT(killed_mag_give(p, d, hl[126], fpoint));
+  /* d2 steals from client 7's magazine: killed at 22 */
+  crash_at = 22;
+  crash_hits = 0;
+  crash_wanted = 1;
+  mb__pool_crash_hook = crash_hook;
+  if (setjmp(crash_jb) == 0)
+    (void)mb__pool_take(p, d2, MB_STAMP_IN_USE | 5u, 1, idx, &got);
+  mb__pool_crash_hook = NULL;
+  again = *p;
+  again.rec = fake_record(p, 5, 2);
+  killed = killed_release(&again, 5, 1, point, hit);
+  for (; nl + MB_POOL_CHAIN <= 128 && mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, hl, &got) == 0;)
+    nl += got;
+  if (second) {
+    mb_pool_map_t third = *p;
+    third.rec = fake_record(p, 5, 3);
+    mb__pool_release_owner(&third, 5, 1);
+    check_whole(p, &held);
+    mb__pool_intent_release(p, third.rec, MB_POOL_HOLDER(5, 3, 424242));
+  }
+  mb__pool_release_owner(p, 5, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, nl);
+  for (k = 0; k < 128; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+  mb__pool_release_owner(p, 7, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 0);
+  mb__broker_stop(&b);
+  return killed;
+}
+
+/* mb__pool_mag_give killed at the first time it reaches point (the full magazine's flush). */
+static int killed_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t i, int point) {
+  volatile int crashed = 0;
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = 1;
+  mb__pool_crash_hook = crash_hook;
+  if (setjmp(crash_jb) == 0)
+    (void)mb__pool_mag_give(p, rec, 5, i);
+  else
+    crashed = 1;
+  mb__pool_crash_hook = NULL;
+  return crashed;
+}
+
+TEST(rvmag_reclaim_killed_in_its_gives_with_magazines) {
+  static const int fpoints[] = {11, 12, 15, 17};
+  int point, hit, second, fi, killed = 0, runs = 0;
+  for (fi = 0; fi < 4; fi++)
+    for (point = 10; point <= 18; point++)
+      for (hit = 1; hit <= 6; hit++)
+        for (second = 0; second < 2; second++) {
+          killed += rk_run(point, hit, second, fpoints[fi]);
+          runs++;
+        }
+  printf("# %d runs, %d with the reclaim killed in a give\n", runs, killed);
+  ASSERT(killed > 100);
+}
