@@ -2317,3 +2317,196 @@ TEST(rvmag_uncached_allocs_counted_as_refills) {
   ASSERT_OK(mb_detach(c));
   mb__broker_stop(&b);
 }
+
+/*
+ * The victim reaped inside a live thief's steal: client 5 (record d) died with 20 blocks in its
+ * magazine; the pool is otherwise all held by client 7. Record t of client 7 takes (stealing
+ * from d's magazine) and, at the hit-th time it reaches point (20..24), client 5 is reaped
+ * there - by the broker, or first by a restart's reclaim (cached_only) - and then t goes on
+ * (kill 0), or is killed there and client 7 is reaped too (kill 1). Every block found once,
+ * counts exact, nothing of client 5 left.
+ */
+static mb_pool_map_t *tp_p;
+static int tp_restart, tp_kill;
+static void tp_hook(int point) {
+  uint32_t held;
+  if (point != crash_at || ++crash_hits != crash_wanted)
+    return;
+  mb__pool_crash_hook = NULL;
+  if (tp_restart) {
+    mb_pool_map_t again = *tp_p;
+    again.rec = fake_record(tp_p, 5, 2);
+    mb__pool_release_owner(&again, 5, 1);
+    mb__pool_intent_release(tp_p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
+  }
+  mb__pool_release_owner(tp_p, 5, 0);
+  (void)held;
+  if (tp_kill)
+    longjmp(crash_jb, 1);
+}
+TEST(rvmag_victim_reaped_inside_a_steal) {
+  volatile int point, hit, restart, kill, runs = 0, fired = 0;
+  for (point = 20; point <= 24; point++)
+    for (hit = 1; hit <= 3; hit++)
+      for (restart = 0; restart < 2; restart++)
+        for (kill = 0; kill < 2; kill++) {
+          mb_config_t cfg;
+          mb_broker_t b;
+          mb_pool_map_t *p;
+          uint32_t hog, d, t, hl[128], got = 0, n, k, held, idx[MB_POOL_CHAIN];
+          volatile int ok = 0;
+          pool_config(&cfg, "rvtp", 128, 0);
+          ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+          p = tp_p = &b.pools[0];
+          hog = fake_record(p, 7, 1);
+          d = fake_record(p, 5, 1);
+          t = fake_record(p, 7, 1);
+          for (n = 0; n < 128; n += got)
+            ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 7u, 32, hl + n, &got));
+          for (k = 0; k < 20; k++)
+            ASSERT_OK(mb__pool_mag_give(p, d, 5, hl[k]));
+          crash_at = point;
+          crash_hits = 0;
+          crash_wanted = hit;
+          tp_restart = restart;
+          tp_kill = kill;
+          mb__pool_crash_hook = tp_hook;
+          if (setjmp(crash_jb) == 0)
+            ok = mb__pool_take(p, t, MB_STAMP_IN_USE | 7u, 1, idx, &got) == 0;
+          fired += crash_hits >= crash_wanted;
+          mb__pool_crash_hook = NULL;
+          if (crash_hits < crash_wanted) /* never got there: reap now */
+            mb__pool_release_owner(p, 5, 0);
+          if (kill && crash_hits >= crash_wanted) {
+            mb__pool_release_owner(p, 7, 0);
+            check_whole(p, &held);
+            ASSERT_EQ(held, 0);
+          } else {
+            check_whole(p, &held);
+            ASSERT_EQ(held, 108 + (ok ? 1u : 0u));
+          }
+          for (k = 0; k < 128; k++)
+            ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+          mb__broker_stop(&b);
+          runs++;
+        }
+  printf("# %d runs, %d reaped inside the steal\n", runs, fired);
+}
+
+/* argv: instance name count - uncached: allocate count objects, write 1000 + i into each, free
+ * every other one of the first half (into the thread's magazine), also from a second thread
+ * that exits (its magazine flushed at exit), set the NPC counter, wait to be killed. */
+static void nc_other(void *arg) {
+  mb_pool_t *p = arg;
+  void *o[40];
+  int i;
+  for (i = 0; i < 40; i++)
+    if (mb_pool_alloc(p, &o[i]) != 0)
+      abort();
+  for (i = 0; i < 40; i++)
+    if (mb_pool_free(p, o[i]) != 0)
+      abort();
+}
+CHILD(hold_objects_nc) {
+  mb_client_t *c;
+  mb_pool_t *p;
+  mb_os_thread_t t;
+  void *o[200];
+  long i, n;
+  if (argc != 3 || mb_attach(argv[0], argv[1], NULL, &c) != 0 ||
+      mb_pool_open(c, "obj", MB_POOL_NO_CACHE, &p) != 0)
+    return 100;
+  n = atol(argv[2]);
+  if (mb_os_thread_start(&t, nc_other, p) != 0)
+    return 102;
+  mb_os_thread_join(&t);
+  for (i = 0; i < n; i++) {
+    if (mb_pool_alloc(p, &o[i]) != 0)
+      return 101;
+    ((uint64_t *)o[i])[0] = 1000 + (uint64_t)i;
+  }
+  for (i = n; i < 2 * n; i++)
+    if (mb_pool_alloc(p, &o[i]) != 0)
+      return 103;
+  for (i = n; i < 2 * n; i++) /* n freed: into the magazine */
+    if (mb_pool_free(p, o[i]) != 0)
+      return 104;
+  mb_counter_set(c, MB_COUNTER_NPCS, (uint64_t)n);
+  for (;;)
+    mb_os_sleep_ms(10);
+}
+
+/* A game server using MB_POOL_NO_CACHE killed: the broker reaps its held objects and its
+ * magazine; or a restart finds exactly its objects and gives the magazine back. */
+TEST(rvmag_killed_uncached_client) {
+  int restart;
+  for (restart = 0; restart < 2; restart++) {
+    mb_config_t cfg;
+    mb_broker_t b;
+    mb_os_child_t k;
+    int code = -1;
+    uint32_t i;
+    pool_config(&cfg, restart ? "rvkr" : "rvkc", 100, 0);
+    cfg.grace_period_ms = restart ? 60000 : 200;
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    ASSERT_OK(mb_test_spawn(&k, "hold_objects_nc", cfg.instance, "zone", "25", (char *)NULL));
+    WAIT_FOR(mb_load64(&b.state->game.total_npcs) == 25, 30000);
+    ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 25);
+    ASSERT_EQ(count_stamps(&b, MB_STAMP_IN_USE | 1u), 25);
+    ASSERT_OK(mb_os_child_kill(&k));
+    ASSERT_OK(mb_os_child_wait(&k, 30000, &code));
+    if (restart) {
+      ASSERT_EQ(mb_test_run_child(60000, "find_objects", cfg.instance, "zone", "25", (char *)NULL),
+                0);
+    } else {
+      WAIT_FOR((mb__broker_sweep(&b), state_of(&b, 0) == MB_CLIENT_FREE), 10000);
+    }
+    ASSERT_EQ_U64(mb__pool_in_use(&b.pools[0]), 0);
+    for (i = 0; i < MB_POOL_INTENTS; i++)
+      ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&b.pools[0].mags[i].word)), 0);
+    ASSERT_EQ(count_stamps(&b, MB_STAMP_FREE), 100);
+    mb__broker_stop(&b);
+  }
+}
+
+/*
+ * The owner's side of the same: record v (client 5) has 20 free blocks in its magazine, the
+ * pool is otherwise all held, and takers of client 7 (finding the stack and bump empty) steal
+ * v's top block each time between v's M0 and its M1 (point 30). After MB__MAG_TRIES + 1 failed
+ * CASes mb__pool_mag_take falls back to a plain take of one block, whose steal skips the
+ * caller's own magazine: MB_EFULL, while v's own magazine still holds 11 free blocks.
+ */
+static uint32_t so_t7, so_hits;
+static void so_hook(int point) {
+  uint32_t idx[MB_POOL_CHAIN], got;
+  if (point != 30)
+    return;
+  so_hits++;
+  mb__pool_crash_hook = NULL;
+  ASSERT_OK(mb__pool_take(sp_p, so_t7, MB_STAMP_IN_USE | 7u, 1, idx, &got));
+  mb__pool_crash_hook = so_hook;
+}
+TEST(rvmag_own_magazine_efull_with_free_blocks) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  uint32_t hog, hl[128], got = 0, n, k, i = 0;
+  int rc;
+  pool_config(&cfg, "rvso", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  sp_p = &b.pools[0];
+  sp_v = fake_record(sp_p, 5, 1);
+  hog = fake_record(sp_p, 9, 1);
+  so_t7 = fake_record(sp_p, 7, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(sp_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 20; k++)
+    ASSERT_OK(mb__pool_mag_give(sp_p, sp_v, 5, hl[k]));
+  so_hits = 0;
+  mb__pool_crash_hook = so_hook;
+  rc = mb__pool_mag_take(sp_p, sp_v, MB_STAMP_IN_USE | 5u, &i);
+  mb__pool_crash_hook = NULL;
+  printf("# uncached alloc: %d after %u thefts; its own magazine holds %u\n", rc,
+         (unsigned)so_hits, (unsigned)MB_POOL_WORD_LOW(mb_load64(&sp_p->mags[sp_v].word)));
+  ASSERT_OK(rc);
+  mb__broker_stop(&b);
+}
