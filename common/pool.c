@@ -155,23 +155,30 @@
  *        crash: a MAG(r, o) block in no magazine: step 2 gives it back, uncounted
  *   A word that keeps moving (forged) sends the block to the stack instead (uncounted).
  * Steal by record s of client q from r's magazine (the taker found the stack and bump empty):
- *   S0 op = {q', PENDING, STEAL}, count = r, first = i = slot[top], next = the word its CAS
- *      installs (writer s)                                                          (20)
+ *   S0 i = slot[top], its stamp read (MAG(r, x), or the next magazine: a forged top); op =
+ *      {q', PENDING, STEAL}, count = r, first = i, next = the word its CAS installs (writer
+ *      s)                                                                           (20)
  *   S1 CAS r's word: count - 1                                                      (21)
  *        landed exactly as a pop (r's word still next, or the op acked LANDED)
  *   S2 op LANDED                                                                    (22)
- *   S3 CAS stamp MAG(r, x) -> the taker's stamp (IN_USE|q, CACHED|q for a thread cache,
- *      MAG(s, q) for s's own empty magazine); fails if r's reaper gave it back meanwhile
+ *   S3 CAS stamp MAG(r, x) (as read in S0) -> the taker's stamp (IN_USE|q, CACHED|q for a
+ *      thread cache, MAG(s, q) for s's own empty magazine). Between S1 and S3 no one else
+ *      moves i: it is in no magazine, and r's reaper leaves the block of a landed steal to its
+ *      thief (step 1b below)
  *        landed, stamp still MAG(r, .): it is s's now: stamped MAG(s, q), step 2 gives it
- *        back uncounted; stamp IN_USE|q or CACHED|q: counted (S4's value)             (23)
+ *        back uncounted; stamp IN_USE|q or CACHED|q: S3 happened, counted (S4's value) (23)
  *   S4 taken = base + 1 (not for MAG(s, q): still free); S5 op IDLE                 (24)
  * The reap adds step 1b: every dead record's magazine word set to count 0 (acking a thief
- * that wrote it); step 2 gives back uncounted the MAG(r, o) blocks of records that are dead
+ * that wrote it), then the blocks of landed steals of live records noted (a thief can land on
+ * a dead record's magazine only before the emptying, and is LANDED by then: by itself or the
+ * ack); step 2 gives back uncounted, but for those, the MAG(r, o) blocks of records that are dead
  * or no longer o's (a detach releases its records first: blocks a forged word made a magazine
  * forget come back then), and the GIVING blocks of a dead record's not-landed MB__OP_NC push.
  * Hostile memory: a count above MB_POOL_MAG empties the magazine (its blocks come back when
  * their client is reaped), slots are range-checked and trusted only through a CAS from the
- * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES, then straight to the stack).
+ * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES: each failed CAS on a word is
+ * another's progress, so only a process rewriting it forever gets there; then straight to
+ * the stack).
  * Known edge, as for the thread caches: a broker that wrongly judges a live client dead gives
  * its magazine blocks back; the client's next pop of one fails its CAS and drops it.
  *
@@ -538,7 +545,11 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
 
 /* ---- magazines ------------------------------------------------------------------------------ */
 
-#define MB__MAG_TRIES 8 /* CASes on a magazine word before a call goes around it (forged, busy) */
+/* CASes on a magazine word before a call goes around it. Each failure is someone's progress:
+ * a thief's take (a magazine its owner is not filling only shrinks: at most 62 of those) or
+ * its owner's pop or push; only a process that rewrites the word forever gets this far. */
+#define MB__MAG_TRIES 4096
+#define MB__MAG_REFILLS 4 /* chains one uncached alloc takes in, thieves emptying each */
 #define MB__MAG_STAMP(rec, owner)                                                                  \
   (MB_STAMP_CACHED | MB_STAMP_MAG | ((uint32_t)(rec) << 16) | MB_STAMP_OWNER(owner))
 
@@ -601,6 +612,13 @@ static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *o
       if (c == 0 || c > MB_POOL_MAG)
         break;
       i = mb_load32(&m->slot[c - 1]);
+      s = i < p->capacity ? mb_load32(&p->stamps[i]) : 0;
+      if ((s & ~0xFFFFu) != MB__MAG_STAMP(v, 0) || MB_STAMP_OWNER(s) == 0 ||
+          MB_STAMP_OWNER(s) >= MB_STAMP_BROKER) {
+        if (mb_load64(&m->word) != w)
+          continue; /* the top moved while it was read */
+        break;      /* a top that is no block of this magazine (forged): the next magazine */
+      }
       q = mb__op_begin(r, MB__OP_STEAL, base); /* S0 */
       mb_store64(&r->count, v);
       mb_store64(&r->first, i);
@@ -615,9 +633,7 @@ static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *o
       MB__CRASH(21);
       mb__op_set(r, q, MB__OP_LANDED, MB__OP_STEAL); /* S2 */
       MB__CRASH(22);
-      s = i < p->capacity ? mb_load32(&p->stamps[i]) : 0;
-      ok = (s & ~0xFFFFu) == MB__MAG_STAMP(v, 0) && MB_STAMP_OWNER(s) != 0 &&
-           MB_STAMP_OWNER(s) < MB_STAMP_BROKER && mb_cas32(&p->stamps[i], &s, stamp); /* S3 */
+      ok = mb_cas32(&p->stamps[i], &s, stamp); /* S3: from the stamp it was listed with */
       MB__CRASH(23);
       if (ok && counted) {
         mb_store64(&r->taken, base + 1); /* S4 */
@@ -639,18 +655,17 @@ int mb__pool_mag_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *
   mb_pool_intent_t *r = &p->intents[rec];
   mb_pool_mag_t *m = &p->mags[rec];
   uint32_t mine = MB__MAG_STAMP(rec, stamp), chain[MB_POOL_CHAIN], got = 0, k;
-  int t, rc, refilled = 0;
-  for (t = 0; t <= MB__MAG_TRIES; t++) {
+  int t, rc, refills = 0;
+  for (t = 0; t < MB__MAG_TRIES; t++) {
     uint64_t w = mb_load64(&m->word), base;
     uint32_t c = MB__WORD_LOW(w), i, s, q;
     if (c == 0 || c > MB_POOL_MAG) {
-      if (refilled)
-        break;
+      if (refills++ == MB__MAG_REFILLS)
+        break; /* thieves took every chain it brought in: one block straight from the pool */
       /* R: empty (or a forged count, dropped): a chain from the pool, still free (uncounted) */
       mb__mag_empty(p, rec);
       if ((rc = mb__take(p, rec, mine, MB_POOL_CHAIN, chain, &got, MB__OP_NC)) != 0)
         return rc;
-      refilled = 1;
       MB__CRASH(36);
       for (k = 0; k < got; k++)
         mb_store32(&m->slot[k], chain[k]);
@@ -850,7 +865,7 @@ static int mb__take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t wan
                       "it is set aside",
                       d->name, (unsigned)victim);
   }
-  if (stamp & MB_STAMP_CACHED) /* a thread cache's refill */
+  if ((stamp & (MB_STAMP_CACHED | MB_STAMP_MAG)) == MB_STAMP_CACHED) /* a thread cache's refill */
     mb_add64(&d->refills, 1);
   memcpy(out, chain, n * sizeof *out);
   *got = n;
@@ -1049,6 +1064,7 @@ static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, 
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only) {
   const mb_pool_desc_t *d = p->desc;
   uint8_t dead[MB_POOL_INTENTS], landed[MB_POOL_INTENTS], ncpush[MB_POOL_INTENTS];
+  uint32_t stolen[MB_POOL_INTENTS], nstolen = 0, k;
   uint64_t holders[MB_POOL_INTENTS];
   mb__batch_t used, cached, giving, givingnc, mag;
   uint32_t i, cap = p->capacity, nrec = mb__intents_used(p), rec;
@@ -1076,10 +1092,21 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
   /* A take killed after T4 counted its blocks but never raised the peak. */
   if (any)
     mb__pool_peak(p);
-  /* 1b: their magazines emptied (their blocks are found by their stamps below). */
+  /* 1b: their magazines emptied (their blocks are found by their stamps below). A thief
+   * whose CAS took a block from one of them before that has landed (acked by the emptying
+   * if not by itself) and not stamped it yet: that block is the thief's, left to it (and to
+   * its reaper, if it dies: mb__intent_complete). None can land after: the word moved. */
   for (rec = 0; rec < nrec; rec++)
     if (dead[rec])
       mb__mag_empty(p, rec);
+  for (rec = 0; rec < nrec; rec++) {
+    mb_pool_intent_t *r = &p->intents[rec];
+    uint64_t op = mb_load64(&r->op), first = mb_load64(&r->first);
+    if (!dead[rec] && MB__OP_KIND(op) == MB__OP_STEAL && first < cap &&
+        mb_load64(&r->count) < MB_POOL_INTENTS && mb__landed(p, rec, op) &&
+        nstolen < MB_POOL_INTENTS)
+      stolen[nstolen++] = (uint32_t)first;
+  }
   /* 2: the blocks. */
   bump = MB__WORD_LOW(mb_load64(&d->bump));
   if (bump < cap)
@@ -1097,8 +1124,12 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
                (MB_STAMP_REC(s) >= nrec || dead[MB_STAMP_REC(s)] ||
                 MB_POOL_HOLDER_OWNER(holders[MB_STAMP_REC(s)]) != owner)) {
       /* A magazine block of a dead record, or of one the client let go (at detach: its
-       * magazine was emptied, or a forged word made it forget the block). */
-      total += mb__batch_add(p, &mag, s, i);
+       * magazine was emptied, or a forged word made it forget the block) - unless a live
+       * thief has taken it (1b). */
+      for (k = 0; k < nstolen && stolen[k] != i; k++) {
+      }
+      if (k == nstolen)
+        total += mb__batch_add(p, &mag, s, i);
     } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_GIVING | owner) && any && dead[MB_STAMP_REC(s)]) {
       if (landed[MB_STAMP_REC(s)]) {
         uint32_t e = s;

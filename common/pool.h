@@ -87,7 +87,7 @@ int mb__pool_give(mb_pool_map_t *p, uint32_t rec, const uint32_t *idx, uint32_t 
  * top MB_POOL_CHAIN back to the free stack first), its allocs take from there (an empty one
  * takes a chain first); a take that finds the pool empty takes a block from any other
  * record's magazine. mag_take: a block stamped `stamp` (MB_STAMP_IN_USE | owner) into *out,
- * or MB_EFULL as mb__pool_take (MB_ESTALE: the block was taken back, this client was reaped).
+ * or MB_EFULL as mb__pool_take.
  * mag_give: block i (< capacity) from in use (by any client) into the magazine, MB_EINVAL if
  * it is not in use. mag_flush: every block of the magazine back to the free stack (thread
  * exit, mb_pool_flush, detach).

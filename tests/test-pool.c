@@ -1618,9 +1618,12 @@ TEST(handle_inherited_over_fork_is_refused) {
  * client 7's record v freed into its magazine. Thread A of client 5 (record a) takes: the stack
  * and bump are empty, so it steals i from v's magazine, and is paused right after S2 (point 22:
  * its CAS on v's word landed, i still stamped MAG(v, 7)). While it is paused, client 7 dies and
- * the broker reaps it: step 2 gives i back to the free stack (the design comment: "S3 ... fails
- * if r's reaper gave it back meanwhile"). Then rvmag_what says what happens to i before A dies
- * there (its process is killed) and client 5 is reaped.
+ * the broker reaps it. Before the fix, step 2 gave i back to the free stack, where another
+ * thread of client 5 (rvm_what 0) or v's next holder (client 9, rvm_what 1: i listed in v's
+ * magazine again) took it; A's reap then counted it twice (0) or took a listed block (1), and
+ * A, only preempted, took a listed block (2). Now the reap leaves a landed thief's block to the
+ * thief (step 1b): i stays MAG(v, 7), the others find the pool empty, then A dies (0, 1: its
+ * reap gives i back) or goes on (2: its take returns i).
  */
 static mb_pool_map_t *rvm_p;
 static uint32_t rvm_i, rvm_v, rvm_t2, rvm_what, rvm_fired;
@@ -1631,25 +1634,21 @@ static void rvm_hook(int point) {
   rvm_fired = 1;
   mb__pool_crash_hook = NULL;
   ASSERT_EQ(mb_load32(&rvm_p->stamps[rvm_i]), MB_STAMP_CACHED | MB_STAMP_MAG | (rvm_v << 16) | 7u);
-  mb__pool_release_owner(rvm_p, 7, 0); /* client 7 reaped: i back to the stack, uncounted */
-  ASSERT_EQ(mb_load32(&rvm_p->stamps[rvm_i]), MB_STAMP_FREE);
+  mb__pool_release_owner(rvm_p, 7, 0); /* client 7 reaped: i is the thief's, left alone */
+  ASSERT_EQ(mb_load32(&rvm_p->stamps[rvm_i]), MB_STAMP_CACHED | MB_STAMP_MAG | (rvm_v << 16) | 7u);
   if (rvm_what == 0) {
-    /* Another thread of client 5 (still alive: A is only preempted) allocates: it gets i, a
-     * plain take, counted in its record. */
-    ASSERT_OK(mb__pool_take(rvm_p, rvm_t2, MB_STAMP_IN_USE | 5u, 1, out, &got));
-    ASSERT_EQ(out[0], rvm_i);
+    /* Another thread of client 5 (still alive: A is only preempted): nothing is free. */
+    ASSERT_ERR(mb__pool_take(rvm_p, rvm_t2, MB_STAMP_IN_USE | 5u, 1, out, &got), MB_EFULL);
   } else {
-    /* Client 9's next thread gets record v (let go by the reap) and uses it uncached: i goes
-     * through v's magazine and is freed into it again: listed there, stamped MAG(v, 9). */
+    /* Client 9's next thread gets record v (let go by the reap) and uses it uncached: its
+     * magazine is empty, and so is the pool. */
     r9 = fake_record(rvm_p, 9, 2);
     ASSERT_EQ(r9, rvm_v);
-    ASSERT_OK(mb__pool_mag_take(rvm_p, r9, MB_STAMP_IN_USE | 9u, &out[0]));
-    ASSERT_EQ(out[0], rvm_i);
-    ASSERT_OK(mb__pool_mag_give(rvm_p, r9, 9, rvm_i));
-    ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&rvm_p->mags[r9].word)), 1);
+    ASSERT_ERR(mb__pool_mag_take(rvm_p, r9, MB_STAMP_IN_USE | 9u, &out[0]), MB_EFULL);
+    ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&rvm_p->mags[r9].word)), 0);
   }
   if (rvm_what == 2)
-    return; /* A was only preempted: it goes on with its S3 */
+    return;             /* A was only preempted: it goes on with its S3 */
   longjmp(crash_jb, 1); /* A's process is killed now, still before its S3 */
 }
 
@@ -1677,9 +1676,10 @@ static void rvm_run(uint32_t what, uint32_t *held) {
     (void)mb__pool_take(rvm_p, a, MB_STAMP_IN_USE | 5u, 1, idx, &got);
   mb__pool_crash_hook = NULL;
   ASSERT(rvm_fired);
-  if (what == 2) { /* A's take returned i: stamped IN_USE|5, and still listed in v's magazine */
+  if (what == 2) { /* A's take returned i: stamped IN_USE|5, listed nowhere */
     ASSERT_EQ(idx[0], rvm_i);
     check_whole(rvm_p, held);
+    ASSERT_EQ(*held, 128);
   }
   mb__pool_release_owner(rvm_p, 5, 0); /* the broker reaps client 5 */
   for (k = 0; k < 128; k++)
@@ -1688,43 +1688,25 @@ static void rvm_run(uint32_t what, uint32_t *held) {
   mb__broker_stop(&b);
 }
 
-/*
- * Count drift. After the reap of client 5 nothing of it is held, and client 9 holds its 127:
- * allocated - freed must be 127. The reap completed A's landed steal from the block's stamp as
- * it is now (IN_USE|5: the other thread's allocation, already counted in that thread's record)
- * and counted it a second time in A's taken (mb__intent_complete, "Handed out (S3, M3)"). The
- * pool then says 128 in use for good (freed = allocated - 128): check_whole's
- * ASSERT_EQ_U64(mb__pool_in_use(p), held) fails with 128 != 127.
- */
+/* A killed after its steal landed while the victim was reaped, another thread of its client
+ * taking meanwhile: after A's reap nothing of client 5 is held and the counts are exact (before
+ * the fix: 128 != 127, A's landed steal counted a second time). */
 TEST(rvmag_steal_landed_block_recycled_counted_twice) {
   uint32_t held;
   rvm_run(0, &held);
   ASSERT_EQ(held, 127);
 }
 
-/*
- * The same, but i went through record v's magazine again under its next holder (client 9)
- * and is listed there, stamped MAG(v, 9), when client 5 is reaped. The reap takes it for A's
- * steal (mb__intent_complete: any MAG(v, .) stamp is "out of the victim's magazine, not
- * stamped yet"), restamps it MAG(a, 5) and gives it back to the free stack: block i is then
- * both in the free stack and listed in v's magazine (check_whole fails: "block .. listed in
- * magazine 1 is stamped 0"). v's next MPOP of it fails its CAS and drops it (no block handed out
- * twice: the stamp CAS holds), but the invariant "every block exactly once" is broken.
- */
+/* The same with v's next holder (client 9) using v's magazine meanwhile: every block exactly
+ * once after A's reap (before the fix: i in the free stack and listed in v's magazine). */
 TEST(rvmag_steal_landed_block_relisted_taken_by_reap) {
   uint32_t held;
   rvm_run(1, &held);
   ASSERT_EQ(held, 127);
 }
 
-/*
- * No kill at all: A is only preempted between S2 and S3 while client 7 is reaped and i goes
- * through record v's magazine under client 9 and is listed there again. A's S3 then finds
- * MAG(v, 9) - "still v's", it judges - and stamps i IN_USE|5: A's alloc returns i while i is
- * still listed in client 9's magazine (check_whole: "block .. listed in magazine 1 is stamped
- * 0x80000005"). Client 9's next MPOP of it fails its CAS (no block handed out twice), but the
- * listing is stale and v's count is one too high.
- */
+/* No kill: A, preempted between S2 and S3 while the victim was reaped, takes i after all, and
+ * i is listed nowhere (before the fix: A took i while it was listed in client 9's magazine). */
 TEST(rvmag_preempted_thief_takes_relisted_block) {
   uint32_t held;
   rvm_run(2, &held);
@@ -1826,11 +1808,21 @@ TEST(rvmag_forged_magazine_no_double_handout) {
   for (k = 20; k < MB_POOL_MAG; k++) {
     static const uint32_t far[] = {128, 1000, 0xFFFFFFFFu, 0x00FFFFFFu};
     switch (k % 5) {
-    case 0: x = H[k % 32]; break;
-    case 1: x = C[k % 32]; break;
-    case 2: x = F[k % 16]; break;
-    case 3: x = own[k % 20]; break;
-    default: x = far[k % 4]; break;
+    case 0:
+      x = H[k % 32];
+      break;
+    case 1:
+      x = C[k % 32];
+      break;
+    case 2:
+      x = F[k % 16];
+      break;
+    case 3:
+      x = own[k % 20];
+      break;
+    default:
+      x = far[k % 4];
+      break;
     }
     mb_store32(&p->mags[v].slot[k], x);
   }
@@ -1872,8 +1864,8 @@ TEST(rvmag_forged_magazine_no_double_handout) {
   /* a count above the magazine, writer a record with a pending steal of v */
   mb_store64(&p->intents[r5].op, (UINT64_C(99) << 32) | (1u << 8) | 4u);
   mb_store64(&p->intents[r5].count, v);
-  mb_store64(&p->mags[v].word, (UINT64_C(777) << MB_POOL_TAG_SHIFT) |
-                                   ((uint64_t)r5 << MB_POOL_LOW_BITS) | 5000u);
+  mb_store64(&p->mags[v].word,
+             (UINT64_C(777) << MB_POOL_TAG_SHIFT) | ((uint64_t)r5 << MB_POOL_LOW_BITS) | 5000u);
   mb_store64(&p->intents[r5].next, mb_load64(&p->mags[v].word));
   mb__pool_mag_flush(p, v, 7);
   ASSERT_EQ(MB_POOL_WORD_LOW(mb_load64(&p->mags[v].word)), 0);
@@ -2089,8 +2081,8 @@ TEST(rvmag_flush_under_steals_leaves_magazine) {
     for (k = 0; k < 2; k++)
       if (fl_n[k] > 0)
         for (n = 0; n < fl_n[k]; n += 32)
-          ASSERT_OK(mb__pool_give(p, fl_rec[k], fl_got[k] + n,
-                                  fl_n[k] - n < 32 ? fl_n[k] - n : 32, MB_STAMP_IN_USE, NULL));
+          ASSERT_OK(mb__pool_give(p, fl_rec[k], fl_got[k] + n, fl_n[k] - n < 32 ? fl_n[k] - n : 32,
+                                  MB_STAMP_IN_USE, NULL));
     for (n = MB_POOL_MAG; n < 128; n += 32)
       ASSERT_OK(mb__pool_give(p, hog, hl + n, 128 - n < 32 ? 128 - n : 32, MB_STAMP_IN_USE, NULL));
   }
@@ -2102,9 +2094,9 @@ TEST(rvmag_flush_under_steals_leaves_magazine) {
   if (left) {
     uint32_t held;
     mb__pool_intent_release(p, r, MB_POOL_HOLDER(5, 1, 424242)); /* its thread exits */
-    mb__pool_release_owner(p, 5, 0);                               /* client 5 detaches */
-    r = fake_record(p, 3, 1);                                      /* r's next holder */
-    check_whole(p, &held);                                         /* "... in no magazine" */
+    mb__pool_release_owner(p, 5, 0);                             /* client 5 detaches */
+    r = fake_record(p, 3, 1);                                    /* r's next holder */
+    check_whole(p, &held);                                       /* "... in no magazine" */
   }
   ASSERT_EQ(left, 0);
   mb__broker_stop(&b);
@@ -2133,8 +2125,8 @@ static int rk_run(int point, int hit, int second, int fpoint) {
   d = fake_record(p, 5, 1);
   d2 = fake_record(p, 5, 1);
   for (n = 0; n < 128; n += got) /* all out: client 7 takes 64, d 64 */
-    ASSERT_OK(mb__pool_take(p, n < 64 ? live : d, MB_STAMP_IN_USE | (n < 64 ? 7u : 5u), 32,
-                            hl + n, &got));
+    ASSERT_OK(mb__pool_take(p, n < 64 ? live : d, MB_STAMP_IN_USE | (n < 64 ? 7u : 5u), 32, hl + n,
+                            &got));
   for (k = 0; k < 4; k++) /* 4 in client 7's magazine, 60 held by it */
     ASSERT_OK(mb__pool_mag_give(p, live, 7, hl[k]));
   nl = 60;
@@ -2153,7 +2145,8 @@ static int rk_run(int point, int hit, int second, int fpoint) {
   again = *p;
   again.rec = fake_record(p, 5, 2);
   killed = killed_release(&again, 5, 1, point, hit);
-  for (; nl + MB_POOL_CHAIN <= 128 && mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, hl, &got) == 0;)
+  for (; nl + MB_POOL_CHAIN <= 128 &&
+         mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, hl, &got) == 0;)
     nl += got;
   if (second) {
     mb_pool_map_t third = *p;
@@ -2208,15 +2201,15 @@ TEST(rvmag_reclaim_killed_in_its_gives_with_magazines) {
  * and v's thread keeps allocating and freeing one object uncached (MPUSH, MPOP: two CASes on
  * v's word, the count back where it was). A take by client 5 finds the stack and bump empty and
  * steals; each time between its S0 and its CAS (point 20) v's thread does one free and one
- * alloc. After MB__MAG_TRIES failed CASes mb__steal goes on to the next record, finds none, and
- * the take fails with MB_EFULL - counted as a miss - while 5 blocks were free all along ("any
- * taker that finds the stack and bump empty steals from a magazine, so a pool needs no
- * headroom"). The head's pop, by contrast, retries until it wins or the stack is empty.
+ * alloc, for 100 tries. With a bound of 8 tries mb__steal went on to the next record, found
+ * none, and the take failed with MB_EFULL - counted as a miss - while 5 blocks were free all
+ * along ("any taker that finds the stack and bump empty steals from a magazine, so a pool needs
+ * no headroom"). Now each failed CAS is someone's progress and the bound is 4096.
  */
 static mb_pool_map_t *sp_p;
 static uint32_t sp_v, sp_x, sp_hits;
 static void sp_hook(int point) {
-  if (point != 20)
+  if (point != 20 || sp_hits == 100) /* an owner busy for 100 of the thief's tries, then not */
     return;
   sp_hits++;
   mb__pool_crash_hook = NULL;
@@ -2491,14 +2484,14 @@ TEST(rvmag_killed_uncached_client) {
 /*
  * The owner's side of the same: record v (client 5) has 20 free blocks in its magazine, the
  * pool is otherwise all held, and takers of client 7 (finding the stack and bump empty) steal
- * v's top block each time between v's M0 and its M1 (point 30). After MB__MAG_TRIES + 1 failed
- * CASes mb__pool_mag_take falls back to a plain take of one block, whose steal skips the
- * caller's own magazine: MB_EFULL, while v's own magazine still holds 11 free blocks.
+ * v's top block between v's M0 and its M1 (point 30), 9 times. With a bound of 8 tries
+ * mb__pool_mag_take fell back to a plain take of one block, whose steal skips the caller's own
+ * magazine: MB_EFULL, while v's own magazine still held 11 free blocks.
  */
 static uint32_t so_t7, so_hits;
 static void so_hook(int point) {
   uint32_t idx[MB_POOL_CHAIN], got;
-  if (point != 30)
+  if (point != 30 || so_hits == 9) /* 9 thefts, as when the bound was 8 tries; 11 left */
     return;
   so_hits++;
   mb__pool_crash_hook = NULL;
@@ -2524,8 +2517,8 @@ TEST(rvmag_own_magazine_efull_with_free_blocks) {
   mb__pool_crash_hook = so_hook;
   rc = mb__pool_mag_take(sp_p, sp_v, MB_STAMP_IN_USE | 5u, &i);
   mb__pool_crash_hook = NULL;
-  printf("# uncached alloc: %d after %u thefts; its own magazine holds %u\n", rc,
-         (unsigned)so_hits, (unsigned)MB_POOL_WORD_LOW(mb_load64(&sp_p->mags[sp_v].word)));
+  printf("# uncached alloc: %d after %u thefts; its own magazine holds %u\n", rc, (unsigned)so_hits,
+         (unsigned)MB_POOL_WORD_LOW(mb_load64(&sp_p->mags[sp_v].word)));
   ASSERT_OK(rc);
   mb__broker_stop(&b);
 }
