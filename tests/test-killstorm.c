@@ -3,7 +3,8 @@
  *
  * A broker runs in this process. Each round spawns a child (this binary, CHILD storm) that
  * attaches and runs two threads allocating and freeing random batches from a shared pool
- * (thread caches on, flushes now and then, no yields); after a random delay of microseconds
+ * (thread caches on, or in every other child MB_POOL_NO_CACHE: the threads' magazines in
+ * shared memory; flushes now and then, no yields); after a random delay of microseconds
  * to milliseconds the child is killed (SIGKILL / TerminateProcess). Then either the broker
  * reaps it, or the next child attaches under the same name and takes its entry over.
  * Afterwards every block must be free or held by a live client, the whole capacity must be
@@ -80,7 +81,8 @@ CHILD(storm) {
   if (argc != 3 || mb_attach(argv[0], argv[1], NULL, &c) != 0)
     return 100;
   for (k = 0; k < 2; k++) {
-    if (mb_pool_open(c, "obj", 0, &w[k].pool) != 0)
+    /* every other child uncached: its threads' magazines in the pool's shared memory */
+    if (mb_pool_open(c, "obj", atol(argv[2]) % 2 ? MB_POOL_NO_CACHE : 0, &w[k].pool) != 0)
       return 101;
     w[k].rng = (uint64_t)atol(argv[2]) * 2 + (uint64_t)k + 1;
     if (mb_os_thread_start(&t[k], storm_main, &w[k]) != 0)
@@ -205,7 +207,8 @@ TEST(kill_storm_pool) {
 /*
  * Children of kill_storm_everything: game servers with two clients ("<name>.a", "<name>.b"),
  * each on its own thread doing, in a random busy mix, pool allocs and frees of random batches
- * through its thread cache (some blocks held across steps, a flush now and then), and player
+ * (.a through its thread cache, .b uncached: through its magazine; some blocks held across
+ * steps, a flush now and then), and player
  * connects and disconnects with slot writes, each followed by its mb_counter_add of players.
  * The parent keeps EV_LIVE of them running and kills one at a random instant.
  */
@@ -280,7 +283,7 @@ CHILD(everything) {
   for (i = 0; i < 2; i++) {
     snprintf(name, sizeof name, "%s.%c", argv[1], 'a' + i);
     if (mb_attach(argv[0], name, NULL, &w[i].c) != 0 ||
-        mb_pool_open(w[i].c, "obj", 0, &w[i].pool) != 0) {
+        mb_pool_open(w[i].c, "obj", i == 1 ? MB_POOL_NO_CACHE : 0, &w[i].pool) != 0) {
       fprintf(stderr, "# everything %s: %s\n", name, mb_last_error());
       return 101;
     }
