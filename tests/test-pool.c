@@ -11,6 +11,7 @@
 #if MB_OS_POSIX
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -2519,6 +2520,570 @@ TEST(rvmag_own_magazine_efull_with_free_blocks) {
   mb__pool_crash_hook = NULL;
   printf("# uncached alloc: %d after %u thefts; its own magazine holds %u\n", rc, (unsigned)so_hits,
          (unsigned)MB_POOL_WORD_LOW(mb_load64(&sp_p->mags[sp_v].word)));
+  ASSERT_OK(rc);
+  mb__broker_stop(&b);
+}
+
+/* ---- second review of the magazines (752e77e): the reap's skip list, attacked ----------------- */
+
+/*
+ * A thief T (record t, client 11) steals block i from record d's magazine (client 7, 20 blocks
+ * listed, the pool otherwise all held by client 9) and is paused at point 22 (landed, LANDED,
+ * not stamped). While it is paused: a restart of client 7 reclaims and is killed at the hit-th
+ * time its gives reach rpoint (10..18; its record stays held: dead too), optionally a second
+ * restart reclaims whole, then the broker reaps client 7 (the whole reap run again). Then T
+ * goes on (tdie 0: its take returns i) or is killed there (tdie 1) and client 11 is reaped.
+ * Every block found once, the counts exact, nothing of client 7 (or of a dead 11) left.
+ */
+static jmp_buf r2_jb;
+static mb_pool_map_t *r2_p;
+static int r2_rpoint, r2_rhit, r2_second, r2_tdie, r2_fired, r2_rkilled;
+static int r2_rhits;
+static jmp_buf r2_rjb;
+static void r2_reap_hook(int point) {
+  if (point == r2_rpoint && ++r2_rhits == r2_rhit)
+    longjmp(r2_rjb, 1);
+}
+static void r2_thief_hook(int point) {
+  mb_pool_map_t again;
+  if (point != 22 || r2_fired)
+    return;
+  r2_fired = 1;
+  mb__pool_crash_hook = NULL;
+  again = *r2_p;
+  again.rec = fake_record(r2_p, 7, 2);
+  r2_rhits = 0;
+  mb__pool_crash_hook = r2_reap_hook;
+  if (setjmp(r2_rjb) == 0)
+    (void)mb__pool_release_owner(&again, 7, 1);
+  else
+    r2_rkilled = 1;
+  mb__pool_crash_hook = NULL;
+  if (r2_second) {
+    mb_pool_map_t third = *r2_p;
+    third.rec = fake_record(r2_p, 7, 3);
+    mb__pool_release_owner(&third, 7, 1);
+    mb__pool_intent_release(r2_p, third.rec, MB_POOL_HOLDER(7, 3, 424242));
+  }
+  mb__pool_release_owner(r2_p, 7, 0);
+  if (r2_tdie)
+    longjmp(r2_jb, 1);
+}
+
+static int r2_run(int rpoint, int rhit, int second, int tdie) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  volatile int ok = 0;
+  pool_config(&cfg, "r2k", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = r2_p = &b.pools[0];
+  d = fake_record(p, 7, 1);
+  hog = fake_record(p, 9, 1);
+  t = fake_record(p, 11, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 20; k++)
+    ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
+  r2_rpoint = rpoint;
+  r2_rhit = rhit;
+  r2_second = second;
+  r2_tdie = tdie;
+  r2_fired = r2_rkilled = 0;
+  mb__pool_crash_hook = r2_thief_hook;
+  if (setjmp(r2_jb) == 0)
+    ok = mb__pool_take(p, t, MB_STAMP_IN_USE | 11u, 1, idx, &got) == 0;
+  mb__pool_crash_hook = NULL;
+  ASSERT(r2_fired);
+  if (tdie)
+    mb__pool_release_owner(p, 11, 0);
+  else
+    ASSERT(ok);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 108 + (tdie ? 0u : 1u));
+  for (k = 0; k < 128; k++) {
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 7);
+    if (tdie)
+      ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 11);
+  }
+  /* all go: the whole capacity again */
+  mb__pool_release_owner(p, 9, 0);
+  mb__pool_release_owner(p, 11, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 0);
+  t = fake_record(p, 9, 3);
+  for (n = 0; mb__pool_take(p, t, MB_STAMP_IN_USE | 9u, 32, idx, &got) == 0;)
+    n += got;
+  ASSERT_EQ(n, 128);
+  mb__broker_stop(&b);
+  return r2_rkilled;
+}
+
+TEST(rv2_reap_killed_and_rerun_around_a_landed_thief) {
+  int rpoint, rhit, second, tdie, killed = 0, runs = 0;
+  for (rpoint = 10; rpoint <= 18; rpoint++)
+    for (rhit = 1; rhit <= 3; rhit++)
+      for (second = 0; second < 2; second++)
+        for (tdie = 0; tdie < 2; tdie++) {
+          killed += r2_run(rpoint, rhit, second, tdie);
+          runs++;
+        }
+  printf("# %d runs, %d with the first reclaim killed in a give\n", runs, killed);
+  ASSERT(killed > 0);
+}
+
+/*
+ * A thief of the SAME dead client: records d and d2 of client 7; d's magazine holds 20 blocks,
+ * the pool is otherwise all held by client 9. d2 takes (finds the stack and bump empty: steals
+ * from d's magazine) and is killed at the hit-th time it reaches point (20..24); or instead d
+ * itself is killed in an uncached alloc (30..34) while d2 is paused at 22 (landed on d). Then a
+ * restart reclaims (every other run) and the broker reaps client 7. Every block found once.
+ */
+static uint32_t r2s_d;
+static void r2s_hook(int point) {
+  if (point == crash_at && ++crash_hits == crash_wanted)
+    longjmp(crash_jb, 1);
+}
+static void r2s_run(int point, int hit, int restart) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p, again;
+  uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  pool_config(&cfg, "r2s", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  d = r2s_d = fake_record(p, 7, 1);
+  hog = fake_record(p, 9, 1);
+  d2 = fake_record(p, 7, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 20; k++)
+    ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
+  crash_at = point;
+  crash_hits = 0;
+  crash_wanted = hit;
+  mb__pool_crash_hook = r2s_hook;
+  if (setjmp(crash_jb) == 0)
+    (void)mb__pool_take(p, d2, MB_STAMP_IN_USE | 7u, 1, idx, &got);
+  mb__pool_crash_hook = NULL;
+  if (restart) {
+    again = *p;
+    again.rec = fake_record(p, 7, 2);
+    mb__pool_release_owner(&again, 7, 1);
+    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(7, 2, 424242));
+  }
+  mb__pool_release_owner(p, 7, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 108);
+  for (k = 0; k < 128; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 7);
+  mb__broker_stop(&b);
+}
+TEST(rv2_thief_of_the_same_dead_client) {
+  int point, hit, restart;
+  for (point = 20; point <= 24; point++)
+    for (hit = 1; hit <= 2; hit++)
+      for (restart = 0; restart < 2; restart++)
+        r2s_run(point, hit, restart);
+}
+
+/*
+ * Two reapers at once, of two clients: thief T (record t, client 11) landed on record d's
+ * magazine (client 7) and died at 22 (before its S3). Reaper A (of client 7 or of client 11,
+ * the broker's reap or a restart's reclaim) is paused at the hit-th time its gives reach point
+ * (10..18), and reaper B (of the other client) runs whole meanwhile; then A goes on. Every
+ * block found once, nothing of either client left.
+ */
+static int r3_point, r3_hit, r3_hits, r3_fired, r3_first, r3_restart;
+static void r3_reap(uint32_t owner, int restart) {
+  if (restart) {
+    mb_pool_map_t again = *r2_p;
+    again.rec = fake_record(r2_p, owner, 2);
+    mb__pool_release_owner(&again, owner, 1);
+    mb__pool_intent_release(r2_p, again.rec, MB_POOL_HOLDER(owner, 2, 424242));
+  }
+  mb__pool_release_owner(r2_p, owner, 0);
+}
+static void r3_hook(int point) {
+  if (point != r3_point || ++r3_hits != r3_hit)
+    return;
+  mb__pool_crash_hook = NULL;
+  r3_fired = 1;
+  r3_reap(r3_first == 7 ? 11 : 7, r3_restart & 2);
+}
+static void r3_run(int point, int hit, int first, int restart) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  pool_config(&cfg, "r3", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = r2_p = &b.pools[0];
+  d = fake_record(p, 7, 1);
+  hog = fake_record(p, 9, 1);
+  t = fake_record(p, 11, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 20; k++)
+    ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
+  /* a second record of 11 with a few blocks in its magazine, so 11's reap gives too */
+  for (k = 0; k < 5; k++)
+    ASSERT_OK(mb__pool_mag_give(p, t, 11, hl[100 + k]));
+  {
+    uint32_t t2 = fake_record(p, 11, 1);
+    crash_at = 22;
+    crash_hits = 0;
+    crash_wanted = 1;
+    mb__pool_crash_hook = crash_hook;
+    if (setjmp(crash_jb) == 0)
+      (void)mb__pool_take(p, t2, MB_STAMP_IN_USE | 11u, 1, idx, &got);
+    mb__pool_crash_hook = NULL;
+    ASSERT_EQ(crash_hits, 1);
+  }
+  r3_point = point;
+  r3_hit = hit;
+  r3_hits = 0;
+  r3_fired = 0;
+  r3_first = first;
+  r3_restart = restart;
+  mb__pool_crash_hook = r3_hook;
+  r3_reap((uint32_t)first, restart & 1);
+  mb__pool_crash_hook = NULL;
+  if (!r3_fired)
+    r3_reap(first == 7 ? 11 : 7, restart & 2);
+  check_whole(p, &held);
+  ASSERT_EQ(held, 103);
+  for (k = 0; k < 128; k++) {
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 7);
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 11);
+  }
+  mb__broker_stop(&b);
+}
+TEST(rv2_two_reapers_at_once_around_a_dead_thief) {
+  int point, hit, first, restart;
+  for (point = 10; point <= 18; point++)
+    for (hit = 1; hit <= 3; hit++)
+      for (first = 7; first <= 11; first += 4)
+        for (restart = 0; restart < 4; restart++)
+          r3_run(point, hit, first, restart);
+}
+
+/*
+ * Real threads, with the victim "killed" for real: thread V (record d, client 5) allocates and
+ * frees uncached (its magazine fills and empties, chains go in and out) and dies (longjmp out of
+ * its own op, in its own thread) at a random crash point; two thieves of client 7 (one uncached,
+ * one plain uncached takes) keep allocating and freeing on a pool that is exhausted most of the
+ * time, so they steal from V's magazine (and each other's) all along; every thread yields at
+ * random crash points to open the windows. The broker reaps client 5 while the thieves run (a
+ * restart's reclaim first, every other round). A block handed out twice is caught (a per-block
+ * owner flag, CASed on every hand-out). At the end the thieves give all back and flush: every
+ * block found once, nothing held.
+ */
+static mb_pool_map_t *st_p;
+static uint32_t st_rec[3];
+static const uint32_t st_owner[3] = {5, 7, 9};
+static mb_au32 st_stop, st_dead, st_flag[128], st_dflag[128], st_bad;
+static _Thread_local int st_who = -1;
+static _Thread_local uint64_t st_rng;
+static _Thread_local jmp_buf st_jb;
+static int st_point, st_hit, st_dier;
+static _Thread_local int st_hits;
+static uint32_t st_rand(void) {
+  st_rng = st_rng * 6364136223846793005u + 1442695040888963407u;
+  return (uint32_t)(st_rng >> 33);
+}
+static void st_hook(int point) {
+  if (st_who < 0)
+    return;
+  if (st_who == st_dier && point == st_point && ++st_hits == st_hit)
+    longjmp(st_jb, 1);
+  if (st_rand() % 4 == 0)
+    sched_yield();
+}
+/* me's block i handed out: no one else may hold it */
+static void st_got(int me, uint32_t i) {
+  uint32_t z = 0;
+  if (i >= 128)
+    mb_store32(&st_bad, 1000 + i);
+  else if (me == st_dier ? mb_load32(&st_flag[i]) != 0 || !mb_cas32(&st_dflag[i], &z, 1)
+                         : mb_load32(&st_dflag[i]) != 0 || !mb_cas32(&st_flag[i], &z, 1))
+    mb_store32(&st_bad, 1000 + i);
+}
+static void st_put(int me, uint32_t i) {
+  uint32_t rec = st_rec[me], owner = st_owner[me];
+  mb_store32(me == st_dier ? &st_dflag[i] : &st_flag[i], 0);
+  if (me == 2)
+    (void)mb__pool_give(st_p, rec, &i, 1, MB_STAMP_IN_USE, NULL);
+  else
+    (void)mb__pool_mag_give(st_p, rec, owner, i);
+}
+static void st_thread(void *arg) {
+  int me = (int)(intptr_t)arg, n = 0, k;
+  uint32_t rec = st_rec[me], owner = st_owner[me], held[64], idx[MB_POOL_CHAIN], got;
+  volatile int iters = 0;
+  st_who = me;
+  st_rng = (uint64_t)me * 977 + 12345 + (uint64_t)st_point * 31 + (uint64_t)st_hit;
+  st_hits = 0;
+  if (me == st_dier && setjmp(st_jb) != 0) { /* killed inside an op: the thread is gone */
+    mb_store32(&st_dead, 1);
+    return;
+  }
+  while (!mb_load32(&st_stop)) {
+    uint32_t want = 1 + st_rand() % 40;
+    if (me == st_dier && ++iters > 400) { /* never reached its point: dies between calls */
+      mb_store32(&st_dead, 1);
+      return;
+    }
+    while ((uint32_t)n < want) {
+      uint32_t i;
+      int rc;
+      if (me == 2) {
+        rc = mb__pool_take(st_p, rec, MB_STAMP_IN_USE | owner, 1, idx, &got);
+        i = idx[0];
+      } else {
+        rc = mb__pool_mag_take(st_p, rec, MB_STAMP_IN_USE | owner, &i);
+      }
+      if (rc != 0)
+        break;
+      if (mb_load32(&st_p->stamps[i]) != (MB_STAMP_IN_USE | owner))
+        mb_store32(&st_bad, 2000 + i);
+      st_got(me, i);
+      held[n++] = i;
+    }
+    for (k = (int)(st_rand() % (uint32_t)(n + 1)); n > k;)
+      st_put(me, held[--n]);
+  }
+  while (n > 0)
+    st_put(me, held[--n]);
+  if (me != 2)
+    mb__pool_mag_flush(st_p, rec, owner);
+}
+TEST(rv2_threads_victim_killed_while_thieves_steal) {
+  static const int points[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+                               20, 21, 22, 23, 24, 30, 31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
+  int round, rounds = getenv("ST_ROUNDS") ? atoi(getenv("ST_ROUNDS")) : 210;
+  for (round = 0; round < rounds; round++) {
+    mb_config_t cfg;
+    mb_broker_t b;
+    mb_os_thread_t th[3];
+    uint32_t held, k, dead_owner;
+    int j;
+    pool_config(&cfg, "r2t", 128, 0);
+    ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+    st_p = &b.pools[0];
+    for (j = 0; j < 3; j++)
+      st_rec[j] = fake_record(st_p, st_owner[j], 1);
+    st_point = points[round % (int)(sizeof points / sizeof points[0])];
+    st_hit = 1 + round / 35 * 7 + round % 5;
+    st_dier = round % 3;
+    dead_owner = st_owner[st_dier];
+    mb_store32(&st_stop, 0);
+    mb_store32(&st_dead, 0);
+    mb_store32(&st_bad, 0);
+    for (k = 0; k < 128; k++) {
+      mb_store32(&st_flag[k], 0);
+      mb_store32(&st_dflag[k], 0);
+    }
+    mb__pool_crash_hook = st_hook;
+    for (j = 0; j < 3; j++)
+      ASSERT_OK(mb_os_thread_start(&th[j], st_thread, (void *)(intptr_t)j));
+    mb_os_thread_join(&th[st_dier]);
+    ASSERT(mb_load32(&st_dead));
+    if (mb_load32(&st_bad))
+      FAIL("round %d (point %d hit %d dier %d): bad %u before the reap", round, st_point, st_hit,
+           st_dier, (unsigned)mb_load32(&st_bad));
+    for (k = 0; k < 128; k++) /* the dead thread's blocks are the reaper's now */
+      mb_store32(&st_dflag[k], 0);
+    if ((round / 3) & 1) {
+      mb_pool_map_t again = *st_p;
+      again.rec = fake_record(st_p, dead_owner, 2);
+      mb__pool_release_owner(&again, dead_owner, 1);
+      mb__pool_intent_release(st_p, again.rec, MB_POOL_HOLDER(dead_owner, 2, 424242));
+    }
+    mb__pool_release_owner(st_p, dead_owner, 0); /* while the others run */
+    mb_os_sleep_ms(2);
+    mb_store32(&st_stop, 1);
+    for (j = 0; j < 3; j++)
+      if (j != st_dier)
+        mb_os_thread_join(&th[j]);
+    mb__pool_crash_hook = NULL;
+    if (mb_load32(&st_bad))
+      FAIL("round %d (point %d hit %d dier %d): bad %u", round, st_point, st_hit, st_dier,
+           (unsigned)mb_load32(&st_bad));
+    check_whole(st_p, &held);
+    if (held != 0)
+      FAIL("round %d (point %d hit %d dier %d): %u held after all gave back", round, st_point,
+           st_hit, st_dier, (unsigned)held);
+    for (k = 0; k < 128; k++)
+      ASSERT_NE(MB_STAMP_OWNER(mb_load32(&st_p->stamps[k])), dead_owner);
+    mb__broker_stop(&b);
+  }
+}
+
+/*
+ * A thief's record released and reclaimed: T (record t, client 11) is killed at 22, landed on
+ * record d's magazine (client 7, alive); client 11 is reaped (its reap gives T's block back);
+ * record t is claimed by client 13, whose take steals from d's magazine again and is paused at
+ * 22 (or 21: landed, not yet LANDED); client 7 dies and is reaped meanwhile (a restart's reclaim
+ * first, every other run); then 13's take goes on (kill 0) or 13 is killed there and reaped.
+ */
+static int r4_kill, r4_restart;
+static void r4_hook(int point) {
+  if (point != crash_at || ++crash_hits != crash_wanted)
+    return;
+  mb__pool_crash_hook = NULL;
+  r3_reap(7, r4_restart);
+  if (r4_kill)
+    longjmp(crash_jb, 1);
+}
+TEST(rv2_thief_record_reaped_reclaimed_steals_again) {
+  volatile int point, restart, kill;
+  for (point = 20; point <= 24; point++)
+    for (restart = 0; restart < 2; restart++)
+      for (kill = 0; kill < 2; kill++) {
+        mb_config_t cfg;
+        mb_broker_t b;
+        mb_pool_map_t *p;
+        uint32_t d, hog, t, t13, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+        volatile int ok = 0;
+        pool_config(&cfg, "r4", 128, 0);
+        ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+        p = r2_p = &b.pools[0];
+        d = fake_record(p, 7, 1);
+        hog = fake_record(p, 9, 1);
+        t = fake_record(p, 11, 1);
+        for (n = 0; n < 128; n += got)
+          ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+        for (k = 0; k < 20; k++)
+          ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
+        crash_at = 22;
+        crash_hits = 0;
+        crash_wanted = 1;
+        mb__pool_crash_hook = crash_hook;
+        if (setjmp(crash_jb) == 0)
+          (void)mb__pool_take(p, t, MB_STAMP_IN_USE | 11u, 1, idx, &got);
+        mb__pool_crash_hook = NULL;
+        mb__pool_release_owner(p, 11, 0); /* T's block back to the stack */
+        /* 13 takes the stack's block first (so its next take steals from d) */
+        t13 = fake_record(p, 13, 1);
+        ASSERT_EQ(t13, t);
+        ASSERT_OK(mb__pool_take(p, t13, MB_STAMP_IN_USE | 13u, 1, idx, &got));
+        crash_at = point;
+        crash_hits = 0;
+        crash_wanted = 1;
+        r4_kill = kill;
+        r4_restart = restart;
+        mb__pool_crash_hook = r4_hook;
+        if (setjmp(crash_jb) == 0)
+          ok = mb__pool_take(p, t13, MB_STAMP_IN_USE | 13u, 1, idx, &got) == 0;
+        mb__pool_crash_hook = NULL;
+        ASSERT_EQ(crash_hits, 1);
+        if (kill) {
+          mb__pool_release_owner(p, 13, 0);
+          check_whole(p, &held);
+          ASSERT_EQ(held, 108);
+        } else {
+          check_whole(p, &held);
+          ASSERT_EQ(held, 109 + (ok ? 1u : 0u));
+        }
+        for (k = 0; k < 128; k++)
+          ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 7);
+        mb__broker_stop(&b);
+      }
+}
+
+/*
+ * The skip list trusts any record's op: a record whose op reads {LANDED, STEAL}, count d, first
+ * i - forged by a client, or (in principle) a torn read: the reap reads op and first separately,
+ * and a thief that finished its landed steal and began its next one in between shows the old
+ * op with the new first - makes the reap of client 7 leave block i, stamped MAG(d, 7) with d let
+ * go, in no magazine: lost until a later reap of the same client index. Before 752e77e a record
+ * could not make the reap skip a dead client's free block.
+ */
+TEST(rv2_forged_landed_steal_makes_the_reap_leave_a_block) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  mb_pool_map_t *p;
+  uint32_t d, hog, f, hl[128], got = 0, n, k, held, i;
+  pool_config(&cfg, "r5", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  p = &b.pools[0];
+  d = fake_record(p, 7, 1);
+  hog = fake_record(p, 9, 1);
+  f = fake_record(p, 11, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 20; k++)
+    ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
+  i = mb_load32(&p->mags[d].slot[5]); /* a block still listed in d's magazine, no one's steal */
+  mb_store64(&p->intents[f].count, d);
+  mb_store64(&p->intents[f].first, i);
+  mb_store64(&p->intents[f].op, ((uint64_t)77 << 32) | (2u << 8) | 4u); /* {77, LANDED, STEAL} */
+  mb__pool_release_owner(p, 7, 0);
+  check_whole(p, &held); /* block i: stamped MAG(d, 7), in no magazine */
+  ASSERT_EQ(held, 108);
+  mb__broker_stop(&b);
+}
+
+/*
+ * The 4096 bound, measured: 100 records (clients 20..119) each hold one object and have one free
+ * block in their magazines; the pool is otherwise all held. A take by client 5 steals; each time
+ * between its S0 and its CAS (point 20) the owner of the magazine it is trying (its record's
+ * count) frees and allocates its object once - every failed CAS is that owner's progress, as
+ * the bound's comment says. The take makes 4096 tries per magazine, 409600 in all, then fails
+ * MB_EFULL with 100 free blocks in the pool: a busy owner is not "a process rewriting the word
+ * forever", and one call's cost is 4096 x records (up to 1023) CAS rounds.
+ */
+static mb_pool_map_t *bz_p;
+static uint32_t bz_t, bz_x[MB_POOL_INTENTS], bz_hits;
+static void bz_hook(int point) {
+  uint32_t v;
+  if (point != 20)
+    return;
+  v = (uint32_t)mb_load64(&bz_p->intents[bz_t].count);
+  if (v >= MB_POOL_INTENTS || bz_x[v] == UINT32_MAX)
+    return;
+  bz_hits++;
+  mb__pool_crash_hook = NULL;
+  ASSERT_OK(mb__pool_mag_give(bz_p, v, 20 + v, bz_x[v]));
+  ASSERT_OK(mb__pool_mag_take(bz_p, v, MB_STAMP_IN_USE | (20u + v), &bz_x[v]));
+  mb__pool_crash_hook = bz_hook;
+}
+TEST(rv2_steal_efull_with_free_blocks_under_busy_owners) {
+  mb_config_t cfg;
+  mb_broker_t b;
+  uint32_t hog, hl[128], got = 0, n, k, idx[MB_POOL_CHAIN], recs[100], free_in_mags = 0;
+  uint64_t t0;
+  int rc;
+  pool_config(&cfg, "rvbz", 128, 0);
+  ASSERT_OK(mb__broker_start(&b, &cfg, 0));
+  bz_p = &b.pools[0];
+  for (k = 0; k < MB_POOL_INTENTS; k++)
+    bz_x[k] = UINT32_MAX;
+  hog = fake_record(bz_p, 9, 1);
+  bz_t = fake_record(bz_p, 5, 1);
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(bz_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  for (k = 0; k < 100; k++) {
+    recs[k] = fake_record(bz_p, 20 + 3 + k, 1); /* record 3 + k, client 23 + k */
+    ASSERT_EQ(recs[k], 3 + k);
+    ASSERT_OK(mb__pool_mag_give(bz_p, recs[k], 23 + k, hl[k])); /* one free in its magazine */
+    bz_x[recs[k]] = hl[100 + (k % 28)];                          /* its object */
+  }
+  /* each record's object: its own (the hog lets go of 28 shared ones; the hook cycles them) */
+  for (k = 0; k < 28; k++)
+    mb_store32(&bz_p->stamps[hl[100 + k]], MB_STAMP_IN_USE | 9u);
+  for (k = 0; k < MB_POOL_INTENTS; k++)
+    free_in_mags += MB_POOL_WORD_LOW(mb_load64(&bz_p->mags[k].word));
+  ASSERT_EQ(free_in_mags, 100);
+  bz_hits = 0;
+  t0 = mb_os_mono_ns();
+  mb__pool_crash_hook = bz_hook;
+  rc = mb__pool_take(bz_p, bz_t, MB_STAMP_IN_USE | 5u, 1, idx, &got);
+  mb__pool_crash_hook = NULL;
+  printf("# take: %d after %u failed CASes (each an owner's progress), %.1f ms\n", rc,
+         (unsigned)bz_hits, (double)(mb_os_mono_ns() - t0) / 1e6);
   ASSERT_OK(rc);
   mb__broker_stop(&b);
 }
