@@ -2772,8 +2772,9 @@ TEST(rv2_two_reapers_at_once_around_a_dead_thief) {
 /*
  * Real threads, with the victim "killed" for real: thread V (record d, client 5) allocates and
  * frees uncached (its magazine fills and empties, chains go in and out) and dies (longjmp out of
- * its own op, in its own thread) at a random crash point; two thieves of client 7 (one uncached,
- * one plain uncached takes) keep allocating and freeing on a pool that is exhausted most of the
+ * its own op, in its own thread) at a random crash point; client 7 (uncached) and client 9 (plain
+ * uncached takes, or a thread cache's CACHED chains every other 6 rounds; the dying thread rotates
+ * among the three) keep allocating and freeing on a pool that is exhausted most of the
  * time, so they steal from V's magazine (and each other's) all along; every thread yields at
  * random crash points to open the windows. The broker reaps client 5 while the thieves run (a
  * restart's reclaim first, every other round). A block handed out twice is caught (a per-block
@@ -2787,7 +2788,8 @@ static mb_au32 st_stop, st_dead, st_flag[128], st_dflag[128], st_bad;
 static _Thread_local int st_who = -1;
 static _Thread_local uint64_t st_rng;
 static _Thread_local jmp_buf st_jb;
-static int st_point, st_hit, st_dier;
+static int st_point, st_hit, st_dier, st_tc;
+static uint32_t st_tci[MB_POOL_CHAIN * 2 + 1], st_tcn;
 static _Thread_local int st_hits;
 static uint32_t st_rand(void) {
   st_rng = st_rng * 6364136223846793005u + 1442695040888963407u;
@@ -2813,7 +2815,15 @@ static void st_got(int me, uint32_t i) {
 static void st_put(int me, uint32_t i) {
   uint32_t rec = st_rec[me], owner = st_owner[me];
   mb_store32(me == st_dier ? &st_dflag[i] : &st_flag[i], 0);
-  if (me == 2)
+  if (me == 2 && st_tc) {
+    mb_store32(&st_p->stamps[i], MB_STAMP_CACHED | owner);
+    if (st_tcn == MB_POOL_CHAIN * 2) {
+      mb__pool_give(st_p, rec, st_tci, MB_POOL_CHAIN, MB_STAMP_CACHED | owner, NULL);
+      memmove(st_tci, st_tci + MB_POOL_CHAIN, MB_POOL_CHAIN * sizeof st_tci[0]);
+      st_tcn -= MB_POOL_CHAIN;
+    }
+    st_tci[st_tcn++] = i;
+  } else if (me == 2)
     (void)mb__pool_give(st_p, rec, &i, 1, MB_STAMP_IN_USE, NULL);
   else
     (void)mb__pool_mag_give(st_p, rec, owner, i);
@@ -2838,7 +2848,19 @@ static void st_thread(void *arg) {
     while ((uint32_t)n < want) {
       uint32_t i;
       int rc;
-      if (me == 2) {
+      if (me == 2 && st_tc) { /* a thread cache: refills of CACHED|o chains, plain stores */
+        if (st_tcn == 0) {
+          rc = mb__pool_take(st_p, rec, MB_STAMP_CACHED | owner, MB_POOL_CHAIN, st_tci, &got);
+          if (rc == 0)
+            st_tcn = got;
+        } else {
+          rc = 0;
+        }
+        if (rc == 0) {
+          i = st_tci[--st_tcn];
+          mb_store32(&st_p->stamps[i], MB_STAMP_IN_USE | owner);
+        }
+      } else if (me == 2) {
         rc = mb__pool_take(st_p, rec, MB_STAMP_IN_USE | owner, 1, idx, &got);
         i = idx[0];
       } else {
@@ -2858,6 +2880,11 @@ static void st_thread(void *arg) {
     st_put(me, held[--n]);
   if (me != 2)
     mb__pool_mag_flush(st_p, rec, owner);
+  else if (st_tc)
+    for (k = 0; k < (int)st_tcn; k += MB_POOL_CHAIN)
+      mb__pool_give(st_p, rec, st_tci + k,
+                    st_tcn - (uint32_t)k < MB_POOL_CHAIN ? st_tcn - (uint32_t)k : MB_POOL_CHAIN,
+                    MB_STAMP_CACHED | owner, NULL);
 }
 TEST(rv2_threads_victim_killed_while_thieves_steal) {
   static const int points[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
@@ -2877,6 +2904,8 @@ TEST(rv2_threads_victim_killed_while_thieves_steal) {
     st_point = points[round % (int)(sizeof points / sizeof points[0])];
     st_hit = 1 + round / 35 * 7 + round % 5;
     st_dier = round % 3;
+    st_tc = (round / 6) & 1;
+    st_tcn = 0;
     dead_owner = st_owner[st_dier];
     mb_store32(&st_stop, 0);
     mb_store32(&st_dead, 0);
