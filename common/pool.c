@@ -176,9 +176,10 @@
  * forget come back then), and the GIVING blocks of a dead record's not-landed MB__OP_NC push.
  * Hostile memory: a count above MB_POOL_MAG empties the magazine (its blocks come back when
  * their client is reaped), slots are range-checked and trusted only through a CAS from the
- * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES: each failed CAS on a word is
- * another's progress, so only a process rewriting it forever gets there; then straight to
- * the stack).
+ * exact stamp MAG(r, .), every loop is bounded (MB__MAG_TRIES, MB__STEAL_TRIES: each failed
+ * CAS on a word is another's progress; then straight to the stack, or the next magazine). A
+ * record that reads as a landed steal is believed by the reap (1b) only for a block its victim
+ * does not list.
  * Known edge, as for the thread caches: a broker that wrongly judges a live client dead gives
  * its magazine blocks back; the client's next pop of one fails its CAS and drops it.
  *
@@ -267,7 +268,7 @@ void mb__pool_bind(mb_pool_map_t *p) {
 
 /* ---- intent records ------------------------------------------------------------------------- */
 
-static void mb__mag_empty(mb_pool_map_t *p, uint32_t rec);
+static uint32_t mb__mag_empty(mb_pool_map_t *p, uint32_t rec);
 
 int mb__pool_intent_claim(mb_pool_map_t *p, uint64_t holder, uint32_t *rec) {
   uint32_t i;
@@ -546,9 +547,13 @@ static uint32_t mb__bump(mb_pool_map_t *p, uint32_t rec, uint32_t q, uint32_t wa
 /* ---- magazines ------------------------------------------------------------------------------ */
 
 /* CASes on a magazine word before a call goes around it. Each failure is someone's progress:
- * a thief's take (a magazine its owner is not filling only shrinks: at most 62 of those) or
- * its owner's pop or push; only a process that rewrites the word forever gets this far. */
+ * on the caller's own magazine a thief's take (a magazine its owner is not filling only
+ * shrinks: at most 62 of those), so only a process that rewrites the word forever gets this
+ * far; a thief loses to the owner's pops and pushes too, and gives up on a magazine after
+ * MB__STEAL_TRIES in a row (the take then fails MB_EFULL if no other magazine has a block:
+ * an owner must win that many races in a row; the cost is bounded by records x tries). */
 #define MB__MAG_TRIES 4096
+#define MB__STEAL_TRIES 256
 #define MB__MAG_REFILLS 4 /* chains one uncached alloc takes in, thieves emptying each */
 #define MB__MAG_STAMP(rec, owner)                                                                  \
   (MB_STAMP_CACHED | MB_STAMP_MAG | ((uint32_t)(rec) << 16) | MB_STAMP_OWNER(owner))
@@ -573,12 +578,15 @@ static int mb__mag_set(mb_pool_map_t *p, uint32_t rec, uint64_t *w, uint32_t c) 
 
 /* Set record rec's magazine empty. The blocks it listed keep their stamps: whoever reaps rec's
  * client gives them back (a record's magazine is emptied by its holder, or its reaper). */
-static void mb__mag_empty(mb_pool_map_t *p, uint32_t rec) {
-  uint64_t w = mb_load64(&p->mags[rec].word);
+static uint32_t mb__mag_empty(mb_pool_map_t *p, uint32_t rec) {
+  uint64_t w = mb_load64(&p->mags[rec].word), old;
   int k;
-  for (k = 0; k < MB__MAG_TRIES && MB__WORD_LOW(w) != 0; k++)
+  for (k = 0; k < MB__MAG_TRIES && MB__WORD_LOW(w) != 0; k++) {
+    old = w;
     if (mb__mag_set(p, rec, &w, 0))
-      return;
+      return MB__WORD_LOW(old) <= MB_POOL_MAG ? MB__WORD_LOW(old) : 0;
+  }
+  return 0;
 }
 
 /* Raise the peak after a record's taken went from base to base + 1 (as mb__take does: every
@@ -596,16 +604,18 @@ static void mb__peak_step(mb_pool_map_t *p, uint64_t base, int now) {
  * `stamp` is rec's own magazine stamp (a refill: the block stays free). 1 if *out is set.
  * Tries each record in use (a magazine whose top moved is read again, a few times).
  */
-static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *out) {
+static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *out,
+                     uint32_t *busy) {
   mb_pool_intent_t *r = &p->intents[rec];
   uint32_t n = mb__intents_used(p), v;
   int counted = !(stamp & MB_STAMP_MAG);
+  *busy = 0;
   for (v = 0; v < n; v++) {
     mb_pool_mag_t *m = &p->mags[v];
     int k;
     if (v == rec)
       continue;
-    for (k = 0; k < MB__MAG_TRIES; k++) {
+    for (k = 0; k < MB__STEAL_TRIES; k++) {
       uint64_t w = mb_load64(&m->word), nw, base = mb_load64_relaxed(&r->taken);
       uint32_t c = MB__WORD_LOW(w), i, s, q;
       int ok;
@@ -647,6 +657,8 @@ static int mb__steal(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *o
         return 1;
       }
     }
+    if (k == MB__STEAL_TRIES)
+      ++*busy; /* its owner won every race */
   }
   return 0;
 }
@@ -813,12 +825,18 @@ static int mb__take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t wan
     mb__op_set(r, q, MB__OP_PENDING, MB__OP_BUMP); /* the pop did not land: no CAS names q */
     if ((n = mb__bump(p, rec, q, want, &first)) == 0) {
       mb__op_set(r, q, MB__OP_IDLE, MB__OP_BUMP);
-      if (mb__steal(p, rec, stamp, &first)) { /* a block another record's magazine holds */
+      uint32_t busy;
+      if (mb__steal(p, rec, stamp, &first, &busy)) { /* a block another record's magazine holds */
         out[0] = first;
         *got = 1;
         return 0;
       }
       mb_add64(&d->misses, 1);
+      if (busy > 0)
+        return mb__errorf(MB_EFULL, 0,
+                          "pool '%s': no free object to take: the free ones are in %u "
+                          "magazines whose threads won %u races in a row for each",
+                          d->name, (unsigned)busy, (unsigned)MB__STEAL_TRIES);
       return mb__errorf(MB_EFULL, 0, "pool '%s': all %u objects are in use", d->name,
                         (unsigned)p->capacity);
     }
@@ -1056,6 +1074,21 @@ static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, 
   return given;
 }
 
+/* 1 if key is in the sorted list (binary search). */
+static int mb__stolen(const uint64_t *list, uint32_t n, uint64_t key) {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (list[mid] == key)
+      return 1;
+    if (list[mid] < key)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return 0;
+}
+
 /*
  * The blocks are batched by the stamp they were seen with and given back only if they still
  * have it (a CAS from that exact value): a block freed and taken again by another client
@@ -1064,7 +1097,9 @@ static uint64_t mb__batch_add(mb_pool_map_t *p, mb__batch_t *b, uint32_t stamp, 
 uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_only) {
   const mb_pool_desc_t *d = p->desc;
   uint8_t dead[MB_POOL_INTENTS], landed[MB_POOL_INTENTS], ncpush[MB_POOL_INTENTS];
-  uint32_t stolen[MB_POOL_INTENTS], nstolen = 0, k;
+  uint8_t listed[MB_POOL_INTENTS];
+  uint64_t stolen[MB_POOL_INTENTS]; /* (block << 10) | victim record, sorted */
+  uint32_t nstolen = 0, k;
   uint64_t holders[MB_POOL_INTENTS];
   mb__batch_t used, cached, giving, givingnc, mag;
   uint32_t i, cap = p->capacity, nrec = mb__intents_used(p), rec;
@@ -1092,20 +1127,31 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
   /* A take killed after T4 counted its blocks but never raised the peak. */
   if (any)
     mb__pool_peak(p);
-  /* 1b: their magazines emptied (their blocks are found by their stamps below). A thief
-   * whose CAS took a block from one of them before that has landed (acked by the emptying
-   * if not by itself) and not stamped it yet: that block is the thief's, left to it (and to
-   * its reaper, if it dies: mb__intent_complete). None can land after: the word moved. */
+  /* 1b: their magazines emptied (their blocks are found by their stamps below), noting how
+   * many each listed. A live thief whose CAS took a block from a magazine before that has
+   * landed (acked by the emptying if not by itself) and not stamped it yet: that block is the
+   * thief's, left to it (and to its reaper, if it dies: mb__intent_complete). None can land
+   * on a dead record's magazine after: the word moved. A record that only reads as such a
+   * thief (forged) is believed only for a block its victim did not list: one listed when the
+   * magazine was emptied (or, for a live victim, now) was not taken out of it. */
   for (rec = 0; rec < nrec; rec++)
-    if (dead[rec])
-      mb__mag_empty(p, rec);
+    listed[rec] = dead[rec] ? (uint8_t)mb__mag_empty(p, rec) : 0;
   for (rec = 0; rec < nrec; rec++) {
     mb_pool_intent_t *r = &p->intents[rec];
-    uint64_t op = mb_load64(&r->op), first = mb_load64(&r->first);
-    if (!dead[rec] && MB__OP_KIND(op) == MB__OP_STEAL && first < cap &&
-        mb_load64(&r->count) < MB_POOL_INTENTS && mb__landed(p, rec, op) &&
-        nstolen < MB_POOL_INTENTS)
-      stolen[nstolen++] = (uint32_t)first;
+    uint64_t op = mb_load64(&r->op), first = mb_load64(&r->first), v = mb_load64(&r->count);
+    uint32_t c;
+    if (dead[rec] || MB__OP_KIND(op) != MB__OP_STEAL || first >= cap || v >= nrec ||
+        mb_load64(&r->op) != op || !mb__landed(p, rec, op))
+      continue; /* (op read again: first and count are that op's) */
+    c = dead[v] ? listed[v] : MB__WORD_LOW(mb_load64(&p->mags[v].word));
+    for (k = 0; k < c && k < MB_POOL_MAG && mb_load32(&p->mags[v].slot[k]) != first; k++) {
+    }
+    if (k < c && k < MB_POOL_MAG)
+      continue;
+    /* kept sorted by block (an insertion: at most one per record) */
+    for (k = nstolen++; k > 0 && stolen[k - 1] > ((first << 10) | v); k--)
+      stolen[k] = stolen[k - 1];
+    stolen[k] = (first << 10) | v;
   }
   /* 2: the blocks. */
   bump = MB__WORD_LOW(mb_load64(&d->bump));
@@ -1126,9 +1172,7 @@ uint64_t mb__pool_release_owner(mb_pool_map_t *p, uint32_t owner, int cached_onl
       /* A magazine block of a dead record, or of one the client let go (at detach: its
        * magazine was emptied, or a forged word made it forget the block) - unless a live
        * thief has taken it (1b). */
-      for (k = 0; k < nstolen && stolen[k] != i; k++) {
-      }
-      if (k == nstolen)
+      if (!mb__stolen(stolen, nstolen, ((uint64_t)i << 10) | MB_STAMP_REC(s)))
         total += mb__batch_add(p, &mag, s, i);
     } else if ((s & ~(0x3FFu << 16)) == (MB_STAMP_GIVING | owner) && any && dead[MB_STAMP_REC(s)]) {
       if (landed[MB_STAMP_REC(s)]) {

@@ -2205,7 +2205,7 @@ TEST(rvmag_reclaim_killed_in_its_gives_with_magazines) {
  * alloc, for 100 tries. With a bound of 8 tries mb__steal went on to the next record, found
  * none, and the take failed with MB_EFULL - counted as a miss - while 5 blocks were free all
  * along ("any taker that finds the stack and bump empty steals from a magazine, so a pool needs
- * no headroom"). Now each failed CAS is someone's progress and the bound is 4096.
+ * no headroom"). Now a thief gives up on a magazine only after 256 lost races in a row.
  */
 static mb_pool_map_t *sp_p;
 static uint32_t sp_v, sp_x, sp_hits;
@@ -2524,7 +2524,8 @@ TEST(rvmag_own_magazine_efull_with_free_blocks) {
   mb__broker_stop(&b);
 }
 
-/* ---- second review of the magazines (752e77e): the reap's skip list, attacked ----------------- */
+/* ---- second review of the magazines (752e77e): the reap's skip list, attacked -----------------
+ */
 
 /*
  * A thief T (record t, client 11) steals block i from record d's magazine (client 7, 20 blocks
@@ -2887,8 +2888,9 @@ static void st_thread(void *arg) {
                     MB_STAMP_CACHED | owner, NULL);
 }
 TEST(rv2_threads_victim_killed_while_thieves_steal) {
-  static const int points[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-                               20, 21, 22, 23, 24, 30, 31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
+  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
+                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
   int round, rounds = getenv("ST_ROUNDS") ? atoi(getenv("ST_ROUNDS")) : 210;
   for (round = 0; round < rounds; round++) {
     mb_config_t cfg;
@@ -3023,12 +3025,10 @@ TEST(rv2_thief_record_reaped_reclaimed_steals_again) {
 }
 
 /*
- * The skip list trusts any record's op: a record whose op reads {LANDED, STEAL}, count d, first
- * i - forged by a client, or (in principle) a torn read: the reap reads op and first separately,
- * and a thief that finished its landed steal and began its next one in between shows the old
- * op with the new first - makes the reap of client 7 leave block i, stamped MAG(d, 7) with d let
- * go, in no magazine: lost until a later reap of the same client index. Before 752e77e a record
- * could not make the reap skip a dead client's free block.
+ * A record forged to read {LANDED, STEAL}, count d, first i, where i is still listed in d's
+ * magazine: the reap of client 7 gives i back all the same (the review of 752e77e found it
+ * left: lost until a later reap of the same client index). The reap believes a landed steal
+ * only for a block its victim no longer listed, and reads the op twice around first and count.
  */
 TEST(rv2_forged_landed_steal_makes_the_reap_leave_a_block) {
   mb_config_t cfg;
@@ -3056,13 +3056,13 @@ TEST(rv2_forged_landed_steal_makes_the_reap_leave_a_block) {
 }
 
 /*
- * The 4096 bound, measured: 100 records (clients 20..119) each hold one object and have one free
- * block in their magazines; the pool is otherwise all held. A take by client 5 steals; each time
- * between its S0 and its CAS (point 20) the owner of the magazine it is trying (its record's
- * count) frees and allocates its object once - every failed CAS is that owner's progress, as
- * the bound's comment says. The take makes 4096 tries per magazine, 409600 in all, then fails
- * MB_EFULL with 100 free blocks in the pool: a busy owner is not "a process rewriting the word
- * forever", and one call's cost is 4096 x records (up to 1023) CAS rounds.
+ * The steal's bound, measured: 100 records (clients 23..122) each hold one object and have one
+ * free block in their magazines; the pool is otherwise all held. A take by client 5 steals;
+ * each time between its S0 and its CAS (point 20) the owner of the magazine it is trying (its
+ * record's count) frees and allocates its object once - every failed CAS is that owner's
+ * progress. No bounded take can win against owners that win every race: it makes
+ * MB__STEAL_TRIES (256) tries per magazine, then fails MB_EFULL with a message that says so
+ * (the review found 4096 tries each, 409,600 in all, and "all 128 objects are in use").
  */
 static mb_pool_map_t *bz_p;
 static uint32_t bz_t, bz_x[MB_POOL_INTENTS], bz_hits;
@@ -3098,7 +3098,7 @@ TEST(rv2_steal_efull_with_free_blocks_under_busy_owners) {
     recs[k] = fake_record(bz_p, 20 + 3 + k, 1); /* record 3 + k, client 23 + k */
     ASSERT_EQ(recs[k], 3 + k);
     ASSERT_OK(mb__pool_mag_give(bz_p, recs[k], 23 + k, hl[k])); /* one free in its magazine */
-    bz_x[recs[k]] = hl[100 + (k % 28)];                          /* its object */
+    bz_x[recs[k]] = hl[100 + (k % 28)];                         /* its object */
   }
   /* each record's object: its own (the hog lets go of 28 shared ones; the hook cycles them) */
   for (k = 0; k < 28; k++)
@@ -3111,8 +3111,10 @@ TEST(rv2_steal_efull_with_free_blocks_under_busy_owners) {
   mb__pool_crash_hook = bz_hook;
   rc = mb__pool_take(bz_p, bz_t, MB_STAMP_IN_USE | 5u, 1, idx, &got);
   mb__pool_crash_hook = NULL;
-  printf("# take: %d after %u failed CASes (each an owner's progress), %.1f ms\n", rc,
-         (unsigned)bz_hits, (double)(mb_os_mono_ns() - t0) / 1e6);
-  ASSERT_OK(rc);
+  printf("# take: %d after %u failed CASes (each an owner's progress), %.1f ms: %s\n", rc,
+         (unsigned)bz_hits, (double)(mb_os_mono_ns() - t0) / 1e6, mb_last_error());
+  ASSERT_EQ(rc, MB_EFULL);
+  ASSERT_EQ(bz_hits, 100 * 256);
+  ASSERT(strstr(mb_last_error(), "in 100 magazines whose threads won 256 races") != NULL);
   mb__broker_stop(&b);
 }
