@@ -992,6 +992,27 @@ TEST(crash_points_every_step) {
   printf("# %d runs, %d of them killed inside the call\n", runs, crashed);
 }
 
+/* Take all 128 blocks of the pool through record rec, stamped in use by client owner. */
+static void take_all(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t *out) {
+  uint32_t n, got = 0;
+  for (n = 0; n < 128; n += got)
+    ASSERT_OK(mb__pool_take(p, rec, MB_STAMP_IN_USE | owner, 32, out + n, &got));
+}
+
+/* The whole capacity (128) taken again through a new record of client owner. */
+static void take_whole_again(mb_pool_map_t *p, uint32_t owner) {
+  uint32_t rec = fake_record(p, owner, 3), n, got = 0, idx[MB_POOL_CHAIN];
+  for (n = 0; mb__pool_take(p, rec, MB_STAMP_IN_USE | owner, 32, idx, &got) == 0;)
+    n += got;
+  ASSERT_EQ(n, 128);
+}
+
+/* Every crash point an uncached call can reach: the take's and give's (1..18) and the
+ * magazine's own (S 20..24, M 30..36, P 40..45). */
+static const int mag_points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+                                 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
+                                 31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
+
 /* ---- magazines (MB_POOL_NO_CACHE): a thread killed at each step of its ops ------------------ */
 
 enum {
@@ -1013,7 +1034,7 @@ static int mag_run(int point, int hit, int sc, int restart, int thief) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p, again;
-  uint32_t live, dead, idx[MB_POOL_CHAIN], held_live[128], got = 0, held, k, n, i;
+  uint32_t live, dead, idx[MB_POOL_CHAIN], held_live[128], got = 0, held, k, i;
   volatile uint32_t nheld = 0;
   volatile int crashed = 0;
   pool_config(&cfg, "mag", 128, 0);
@@ -1038,8 +1059,7 @@ static int mag_run(int point, int hit, int sc, int restart, int thief) {
     idx[0] = held_live[31];
   }
   if (sc == MAG_STEAL || sc == MAG_STEAL_REFILL) { /* all out; 10 in live's magazine */
-    for (n = 0; n < 128; n += got)
-      ASSERT_OK(mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, held_live + n, &got));
+    take_all(p, live, 7u, held_live);
     for (k = 0; k < 10; k++)
       ASSERT_OK(mb__pool_mag_give(p, live, 7, held_live[118 + k]));
     nheld = 118;
@@ -1082,10 +1102,7 @@ static int mag_run(int point, int hit, int sc, int restart, int thief) {
   mb__pool_release_owner(p, 7, 0);
   check_whole(p, &held);
   ASSERT_EQ(held, 0);
-  live = fake_record(p, 7, 3);
-  for (n = 0; mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0;)
-    n += got;
-  ASSERT_EQ(n, 128);
+  take_whole_again(p, 7);
   check_whole(p, &held);
   ASSERT_EQ(held, 128);
   mb__broker_stop(&b);
@@ -1102,21 +1119,18 @@ static int mag_run(int point, int hit, int sc, int restart, int thief) {
  * capacity taken again at the end.
  */
 TEST(mag_crash_points_every_step) {
-  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
-                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
-                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
   int pi, hit, sc, restart, thief, runs = 0, crashed = 0;
-  for (pi = 0; pi < (int)(sizeof points / sizeof points[0]); pi++) {
+  for (pi = 0; pi < (int)(sizeof mag_points / sizeof mag_points[0]); pi++) {
     int here = 0;
     for (sc = 0; sc < MAG_SCS; sc++)
       for (hit = 1; hit <= 2; hit++)
         for (restart = 0; restart < 2; restart++)
           for (thief = 0; thief < 2; thief++) {
-            here += mag_run(points[pi], hit, sc, restart, thief);
+            here += mag_run(mag_points[pi], hit, sc, restart, thief);
             runs++;
           }
     if (here == 0)
-      FAIL("crash point %d was never reached", points[pi]);
+      FAIL("crash point %d was never reached", mag_points[pi]);
     crashed += here;
   }
   printf("# %d runs, %d of them killed inside the call\n", runs, crashed);
@@ -1656,7 +1670,7 @@ static void rvm_hook(int point) {
 static void rvm_run(uint32_t what, uint32_t *held) {
   mb_config_t cfg;
   mb_broker_t b;
-  uint32_t hog, a, idx[MB_POOL_CHAIN], got = 0, n, k, heldout[128];
+  uint32_t hog, a, idx[MB_POOL_CHAIN], got = 0, k, heldout[128];
   pool_config(&cfg, what == 2 ? "rvm2" : what ? "rvm1" : "rvm0", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   rvm_p = &b.pools[0];
@@ -1664,8 +1678,7 @@ static void rvm_run(uint32_t what, uint32_t *held) {
   hog = fake_record(rvm_p, 9, 1);
   a = fake_record(rvm_p, 5, 1);
   rvm_t2 = fake_record(rvm_p, 5, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(rvm_p, hog, MB_STAMP_IN_USE | 9u, 32, heldout + n, &got));
+  take_all(rvm_p, hog, 9u, heldout);
   rvm_i = heldout[127];
   ASSERT_OK(mb__pool_mag_give(rvm_p, rvm_v, 7, rvm_i)); /* a free by client 7 (any client may) */
   check_whole(rvm_p, held);
@@ -1913,7 +1926,7 @@ static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) 
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p, again;
-  uint32_t dead, idx[MB_POOL_CHAIN], hl[128], got = 0, held, k, n, i, mine = 0;
+  uint32_t dead, idx[MB_POOL_CHAIN], hl[128], got = 0, held, k, i, mine = 0;
   volatile int crashed = 0, fired;
   if (getenv("TW_TRACE"))
     fprintf(stderr, "tw_run point %d hit %d sc %d restart %d thief %d kill %d\n", point, hit, sc,
@@ -1942,8 +1955,7 @@ static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) 
     idx[0] = hl[31];
   }
   if (sc == MAG_STEAL || sc == MAG_STEAL_REFILL) {
-    for (n = 0; n < 128; n += got)
-      ASSERT_OK(mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, tw_held + n, &got));
+    take_all(p, tw_live, 7u, tw_held);
     for (k = 0; k < 10; k++)
       ASSERT_OK(mb__pool_mag_give(p, tw_live, 7, tw_held[118 + k]));
     tw_n = 118;
@@ -1991,26 +2003,20 @@ static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) 
   mb__pool_release_owner(p, 7, 0);
   check_whole(p, &held);
   ASSERT_EQ(held, 0);
-  tw_live = fake_record(p, 7, 3);
-  for (n = 0; mb__pool_take(p, tw_live, MB_STAMP_IN_USE | 7u, 32, idx, &got) == 0;)
-    n += got;
-  ASSERT_EQ(n, 128);
+  take_whole_again(p, 7);
   mb__broker_stop(&b);
   return crashed;
 }
 
 TEST(rvmag_thief_inside_every_window) {
-  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
-                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
-                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
   int pi, hit, sc, restart, thief, kill, runs = 0, crashed = 0;
-  for (pi = 0; pi < (int)(sizeof points / sizeof points[0]); pi++)
+  for (pi = 0; pi < (int)(sizeof mag_points / sizeof mag_points[0]); pi++)
     for (sc = 0; sc < MAG_SCS; sc++)
       for (hit = 1; hit <= 2; hit++)
         for (thief = 1; thief <= 2; thief++)
           for (kill = 0; kill < 2; kill++)
             for (restart = 0; restart < 2; restart++) {
-              crashed += tw_run(points[pi], hit, sc, restart, thief, kill);
+              crashed += tw_run(mag_points[pi], hit, sc, restart, thief, kill);
               runs++;
             }
   printf("# %d runs, %d killed inside the call\n", runs, crashed);
@@ -2045,7 +2051,7 @@ TEST(rvmag_flush_under_steals_leaves_magazine) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p;
-  uint32_t hog, r, hl[128], got, n, k, left = 0, runs = 0;
+  uint32_t hog, r, hl[128], n, k, left = 0, runs = 0;
   uint64_t end = mb_os_mono_ns() + UINT64_C(2000000000);
   mb_os_thread_t th[2];
   pool_config(&cfg, "rvfl", 128, 0);
@@ -2061,8 +2067,7 @@ TEST(rvmag_flush_under_steals_leaves_magazine) {
     ASSERT_OK(mb_os_thread_start(&th[k], fl_thief, (void *)(intptr_t)k));
   while (mb_os_mono_ns() < end && left == 0) {
     /* everything held by client 9, then 62 of it freed by r (client 5): r's magazine full */
-    for (n = 0; n < 128; n += got)
-      ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+    take_all(p, hog, 9u, hl);
     for (k = 0; k < MB_POOL_MAG; k++)
       ASSERT_OK(mb__pool_mag_give(p, r, 5, hl[k]));
     fl_n[0] = fl_n[1] = 0;
@@ -2221,7 +2226,7 @@ static void sp_hook(int point) {
 TEST(rvmag_steal_gives_up_efull_with_free_blocks) {
   mb_config_t cfg;
   mb_broker_t b;
-  uint32_t hog, t5, hl[128], got = 0, n, k, idx[MB_POOL_CHAIN];
+  uint32_t hog, t5, hl[128], got = 0, k, idx[MB_POOL_CHAIN];
   int rc;
   pool_config(&cfg, "rvsp", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2229,8 +2234,7 @@ TEST(rvmag_steal_gives_up_efull_with_free_blocks) {
   sp_v = fake_record(sp_p, 7, 1);
   hog = fake_record(sp_p, 9, 1);
   t5 = fake_record(sp_p, 5, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(sp_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(sp_p, hog, 9u, hl);
   for (k = 0; k < 6; k++)
     ASSERT_OK(mb__pool_mag_give(sp_p, sp_v, 7, hl[k]));
   ASSERT_OK(mb__pool_mag_take(sp_p, sp_v, MB_STAMP_IN_USE | 7u, &sp_x)); /* v's object */
@@ -2266,7 +2270,7 @@ static void sp_owner(void *arg) {
 TEST(rvmag_steal_efull_under_a_busy_owner_threads) {
   mb_config_t cfg;
   mb_broker_t b;
-  uint32_t hog, t5, hl[128], got = 0, n, k, idx[MB_POOL_CHAIN], fails = 0;
+  uint32_t hog, t5, hl[128], got = 0, k, idx[MB_POOL_CHAIN], fails = 0;
   uint64_t end = mb_os_mono_ns() + UINT64_C(3000000000);
   mb_os_thread_t th;
   pool_config(&cfg, "rvsq", 128, 0);
@@ -2275,8 +2279,7 @@ TEST(rvmag_steal_efull_under_a_busy_owner_threads) {
   sp_v = fake_record(sp_p, 7, 1);
   hog = fake_record(sp_p, 9, 1);
   t5 = fake_record(sp_p, 5, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(sp_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(sp_p, hog, 9u, hl);
   for (k = 0; k < 6; k++)
     ASSERT_OK(mb__pool_mag_give(sp_p, sp_v, 7, hl[k]));
   ASSERT_OK(mb__pool_mag_take(sp_p, sp_v, MB_STAMP_IN_USE | 7u, &sp_x));
@@ -2366,7 +2369,7 @@ TEST(rvmag_victim_reaped_inside_a_steal) {
           mb_config_t cfg;
           mb_broker_t b;
           mb_pool_map_t *p;
-          uint32_t hog, d, t, hl[128], got = 0, n, k, held, idx[MB_POOL_CHAIN];
+          uint32_t hog, d, t, hl[128], got = 0, k, held, idx[MB_POOL_CHAIN];
           volatile int ok = 0;
           pool_config(&cfg, "rvtp", 128, 0);
           ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2374,8 +2377,7 @@ TEST(rvmag_victim_reaped_inside_a_steal) {
           hog = fake_record(p, 7, 1);
           d = fake_record(p, 5, 1);
           t = fake_record(p, 7, 1);
-          for (n = 0; n < 128; n += got)
-            ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 7u, 32, hl + n, &got));
+          take_all(p, hog, 7u, hl);
           for (k = 0; k < 20; k++)
             ASSERT_OK(mb__pool_mag_give(p, d, 5, hl[k]));
           crash_at = point;
@@ -2502,7 +2504,7 @@ static void so_hook(int point) {
 TEST(rvmag_own_magazine_efull_with_free_blocks) {
   mb_config_t cfg;
   mb_broker_t b;
-  uint32_t hog, hl[128], got = 0, n, k, i = 0;
+  uint32_t hog, hl[128], k, i = 0;
   int rc;
   pool_config(&cfg, "rvso", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2510,8 +2512,7 @@ TEST(rvmag_own_magazine_efull_with_free_blocks) {
   sp_v = fake_record(sp_p, 5, 1);
   hog = fake_record(sp_p, 9, 1);
   so_t7 = fake_record(sp_p, 7, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(sp_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(sp_p, hog, 9u, hl);
   for (k = 0; k < 20; k++)
     ASSERT_OK(mb__pool_mag_give(sp_p, sp_v, 5, hl[k]));
   so_hits = 0;
@@ -2575,7 +2576,7 @@ static int r2_run(int rpoint, int rhit, int second, int tdie) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p;
-  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
   volatile int ok = 0;
   pool_config(&cfg, "r2k", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2583,8 +2584,7 @@ static int r2_run(int rpoint, int rhit, int second, int tdie) {
   d = fake_record(p, 7, 1);
   hog = fake_record(p, 9, 1);
   t = fake_record(p, 11, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(p, hog, 9u, hl);
   for (k = 0; k < 20; k++)
     ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
   r2_rpoint = rpoint;
@@ -2613,10 +2613,7 @@ static int r2_run(int rpoint, int rhit, int second, int tdie) {
   mb__pool_release_owner(p, 11, 0);
   check_whole(p, &held);
   ASSERT_EQ(held, 0);
-  t = fake_record(p, 9, 3);
-  for (n = 0; mb__pool_take(p, t, MB_STAMP_IN_USE | 9u, 32, idx, &got) == 0;)
-    n += got;
-  ASSERT_EQ(n, 128);
+  take_whole_again(p, 9);
   mb__broker_stop(&b);
   return r2_rkilled;
 }
@@ -2650,15 +2647,14 @@ static void r2s_run(int point, int hit, int restart) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p, again;
-  uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
   pool_config(&cfg, "r2s", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   p = &b.pools[0];
   d = r2s_d = fake_record(p, 7, 1);
   hog = fake_record(p, 9, 1);
   d2 = fake_record(p, 7, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(p, hog, 9u, hl);
   for (k = 0; k < 20; k++)
     ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
   crash_at = point;
@@ -2717,15 +2713,14 @@ static void r3_run(int point, int hit, int first, int restart) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p;
-  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+  uint32_t d, hog, t, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
   pool_config(&cfg, "r3", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   p = r2_p = &b.pools[0];
   d = fake_record(p, 7, 1);
   hog = fake_record(p, 9, 1);
   t = fake_record(p, 11, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(p, hog, 9u, hl);
   for (k = 0; k < 20; k++)
     ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
   /* a second record of 11 with a few blocks in its magazine, so 11's reap gives too */
@@ -2888,9 +2883,6 @@ static void st_thread(void *arg) {
                     MB_STAMP_CACHED | owner, NULL);
 }
 TEST(rv2_threads_victim_killed_while_thieves_steal) {
-  static const int points[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
-                               13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30,
-                               31, 32, 33, 34, 36, 40, 41, 42, 43, 44, 45};
   int round, rounds = getenv("ST_ROUNDS") ? atoi(getenv("ST_ROUNDS")) : 210;
   for (round = 0; round < rounds; round++) {
     mb_config_t cfg;
@@ -2903,7 +2895,7 @@ TEST(rv2_threads_victim_killed_while_thieves_steal) {
     st_p = &b.pools[0];
     for (j = 0; j < 3; j++)
       st_rec[j] = fake_record(st_p, st_owner[j], 1);
-    st_point = points[round % (int)(sizeof points / sizeof points[0])];
+    st_point = mag_points[round % (int)(sizeof mag_points / sizeof mag_points[0])];
     st_hit = 1 + round / 35 * 7 + round % 5;
     st_dier = round % 3;
     st_tc = (round / 6) & 1;
@@ -2976,7 +2968,7 @@ TEST(rv2_thief_record_reaped_reclaimed_steals_again) {
         mb_config_t cfg;
         mb_broker_t b;
         mb_pool_map_t *p;
-        uint32_t d, hog, t, t13, hl[128], idx[MB_POOL_CHAIN], got = 0, n, k, held;
+        uint32_t d, hog, t, t13, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
         volatile int ok = 0;
         pool_config(&cfg, "r4", 128, 0);
         ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2984,8 +2976,7 @@ TEST(rv2_thief_record_reaped_reclaimed_steals_again) {
         d = fake_record(p, 7, 1);
         hog = fake_record(p, 9, 1);
         t = fake_record(p, 11, 1);
-        for (n = 0; n < 128; n += got)
-          ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+        take_all(p, hog, 9u, hl);
         for (k = 0; k < 20; k++)
           ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
         crash_at = 22;
@@ -3034,15 +3025,14 @@ TEST(rv2_forged_landed_steal_makes_the_reap_leave_a_block) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p;
-  uint32_t d, hog, f, hl[128], got = 0, n, k, held, i;
+  uint32_t d, hog, f, hl[128], k, held, i;
   pool_config(&cfg, "r5", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   p = &b.pools[0];
   d = fake_record(p, 7, 1);
   hog = fake_record(p, 9, 1);
   f = fake_record(p, 11, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(p, hog, 9u, hl);
   for (k = 0; k < 20; k++)
     ASSERT_OK(mb__pool_mag_give(p, d, 7, hl[108 + k]));
   i = mb_load32(&p->mags[d].slot[5]); /* a block still listed in d's magazine, no one's steal */
@@ -3082,7 +3072,7 @@ static void bz_hook(int point) {
 TEST(rv2_steal_efull_with_free_blocks_under_busy_owners) {
   mb_config_t cfg;
   mb_broker_t b;
-  uint32_t hog, hl[128], got = 0, n, k, idx[MB_POOL_CHAIN], recs[100], free_in_mags = 0;
+  uint32_t hog, hl[128], got = 0, k, idx[MB_POOL_CHAIN], recs[100], free_in_mags = 0;
   uint64_t t0;
   int rc;
   pool_config(&cfg, "rvbz", 128, 0);
@@ -3092,8 +3082,7 @@ TEST(rv2_steal_efull_with_free_blocks_under_busy_owners) {
     bz_x[k] = UINT32_MAX;
   hog = fake_record(bz_p, 9, 1);
   bz_t = fake_record(bz_p, 5, 1);
-  for (n = 0; n < 128; n += got)
-    ASSERT_OK(mb__pool_take(bz_p, hog, MB_STAMP_IN_USE | 9u, 32, hl + n, &got));
+  take_all(bz_p, hog, 9u, hl);
   for (k = 0; k < 100; k++) {
     recs[k] = fake_record(bz_p, 20 + 3 + k, 1); /* record 3 + k, client 23 + k */
     ASSERT_EQ(recs[k], 3 + k);
