@@ -162,30 +162,32 @@ int mb__pool_desc_check(const mb_pool_desc_t *src, uint64_t section) {
   links = (uint64_t)d.capacity * sizeof(mb_au64);
   stamps = (uint64_t)d.capacity * sizeof(mb_au32);
   blocks = (uint64_t)d.capacity * d.stride;
-  if (d.mags_offset % 64 != 0 || d.mags_offset < intents ||
-      !mb__fits(d.mags_offset, mags, d.section_size) ||
-      !mb__apart(d.mags_offset, mags, d.links_offset, links) ||
-      !mb__apart(d.mags_offset, mags, d.stamps_offset, stamps) ||
-      !mb__apart(d.mags_offset, mags, d.blocks_offset, blocks))
-    return mb__errorf(MB_ECORRUPT, 0,
-                      "pool '%s': magazines at %llu do not fit after the intent records, apart "
-                      "from links, stamps and blocks, in %llu bytes",
-                      d.name, (unsigned long long)d.mags_offset,
-                      (unsigned long long)d.section_size);
-  if (d.links_offset < intents || d.stamps_offset < intents || d.blocks_offset < intents ||
-      d.links_offset % 8 != 0 || d.stamps_offset % 4 != 0 || d.blocks_offset % d.align != 0 ||
-      !mb__fits(d.links_offset, links, d.section_size) ||
-      !mb__fits(d.stamps_offset, stamps, d.section_size) ||
-      !mb__fits(d.blocks_offset, blocks, d.section_size) ||
-      !mb__apart(d.links_offset, links, d.stamps_offset, stamps) ||
-      !mb__apart(d.links_offset, links, d.blocks_offset, blocks) ||
-      !mb__apart(d.stamps_offset, stamps, d.blocks_offset, blocks))
-    return mb__errorf(MB_ECORRUPT, 0,
-                      "pool '%s': links at %llu, stamps at %llu, blocks at %llu (%u of %u bytes) "
-                      "do not fit apart in %llu bytes",
-                      d.name, (unsigned long long)d.links_offset,
-                      (unsigned long long)d.stamps_offset, (unsigned long long)d.blocks_offset,
-                      (unsigned)d.capacity, (unsigned)d.stride, (unsigned long long)d.section_size);
+  {
+    /* Each part after the intent records, aligned, inside the section, apart from the others. */
+    const struct {
+      const char *what;
+      uint64_t off, len, align;
+    } part[4] = {{"magazines", d.mags_offset, mags, 64},
+                 {"links", d.links_offset, links, 8},
+                 {"stamps", d.stamps_offset, stamps, 4},
+                 {"blocks", d.blocks_offset, blocks, d.align}};
+    int i, j;
+    for (i = 0; i < 4; i++) {
+      if (part[i].off % part[i].align != 0 || part[i].off < intents ||
+          !mb__fits(part[i].off, part[i].len, d.section_size))
+        return mb__errorf(MB_ECORRUPT, 0,
+                          "pool '%s': %s at %llu (%llu bytes, aligned to %llu) do not fit after "
+                          "the intent records in %llu bytes",
+                          d.name, part[i].what, (unsigned long long)part[i].off,
+                          (unsigned long long)part[i].len, (unsigned long long)part[i].align,
+                          (unsigned long long)d.section_size);
+      for (j = 0; j < i; j++)
+        if (!mb__apart(part[j].off, part[j].len, part[i].off, part[i].len))
+          return mb__errorf(MB_ECORRUPT, 0, "pool '%s': %s at %llu and %s at %llu overlap", d.name,
+                            part[j].what, (unsigned long long)part[j].off, part[i].what,
+                            (unsigned long long)part[i].off);
+    }
+  }
   return 0;
 }
 
