@@ -1054,6 +1054,9 @@ void mb__os_tm_fill(const struct tm *t, uint64_t wall_ns, mb_os_tm_t *tm);
 /* Sleep at least ms milliseconds. */
 void mb_os_sleep_ms(unsigned ms);
 
+/* Give the rest of this time slice to another ready thread, if any (no sleep). */
+void mb_os_yield(void);
+
 /* Physical memory of the machine, in bytes. */
 typedef struct mb_os_memstatus_s {
   uint64_t total;

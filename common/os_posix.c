@@ -52,6 +52,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1704,6 +1705,10 @@ void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
   struct tm t;
   int ok = (local ? localtime_r(&secs, &t) : gmtime_r(&secs, &t)) != NULL;
   mb__os_tm_fill(ok ? &t : NULL, wall_ns, tm);
+}
+
+void mb_os_yield(void) {
+  (void)sched_yield();
 }
 
 void mb_os_sleep_ms(unsigned ms) {

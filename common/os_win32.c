@@ -3144,6 +3144,10 @@ void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
  * Sleep() may wake a little early (before the next timer tick): sleep again for the rest.
  * Each Sleep stays below INFINITE, which would never return.
  */
+void mb_os_yield(void) {
+  (void)SwitchToThread();
+}
+
 void mb_os_sleep_ms(unsigned ms) {
   uint64_t deadline = mb_os_mono_ns() + (uint64_t)ms * 1000000u, now;
   while ((now = mb_os_mono_ns()) < deadline) {

@@ -11,7 +11,6 @@
 #if MB_OS_POSIX
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -2797,7 +2796,7 @@ static void st_hook(int point) {
   if (st_who == st_dier && point == st_point && ++st_hits == st_hit)
     longjmp(st_jb, 1);
   if (st_rand() % 4 == 0)
-    sched_yield();
+    mb_os_yield(); /* give the other threads the core: open the window */
 }
 /* me's block i handed out: no one else may hold it */
 static void st_got(int me, uint32_t i) {
