@@ -84,6 +84,7 @@ int run_sc(const wchar_t *args) {
   STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   DWORD code = 0, n = GetSystemDirectoryW(sysdir, MAX_PATH);
+  int tries;
   if (n == 0 || n >= MAX_PATH)
     FAIL("GetSystemDirectory failed (os error %lu)", (unsigned long)GetLastError());
   if (_snwprintf(cmd, 4096, L"\"%ls\\sc.exe\" %ls", sysdir, args) < 0)
@@ -91,8 +92,15 @@ int run_sc(const wchar_t *args) {
   cmd[4095] = L'\0';
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-    FAIL("cannot run sc.exe (os error %lu): %ls", (unsigned long)GetLastError(), cmd);
+  /* Wine's CreateProcess now and then fails a start with ERROR_INTERNAL_ERROR (1359, about 1
+   * run in 12 of svclog.scm_preshutdown here): the harness tries again, a few times. */
+  for (tries = 1; !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi); tries++) {
+    DWORD err = GetLastError();
+    if (err != ERROR_INTERNAL_ERROR || tries == 5)
+      FAIL("cannot run sc.exe (os error %lu, try %d): %ls", (unsigned long)err, tries, cmd);
+    printf("# sc.exe did not start (os error %lu): trying again\n", (unsigned long)err);
+    Sleep(100);
+  }
   if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
     TerminateProcess(pi.hProcess, 255);
     FAIL("sc.exe did not finish in 60 s: %ls", cmd);
