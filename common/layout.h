@@ -240,8 +240,9 @@ enum {
 #define MB_POOL_WORD_TAG(w) ((uint64_t)(w) >> MB_POOL_TAG_SHIFT)
 
 /*
- * Record r's magazine: free blocks (stamped MB_STAMP_CACHED | r's owner) in slot[0, count),
- * where count is the low bits of `word`, a word of head's form (tag, writer record, low).
+ * Record r's magazine: free blocks (stamped MB_STAMP_CACHED | MB_STAMP_MAG | r << 16 | r's
+ * owner) in slot[0, count), where count is the low bits of `word`, a word of head's form
+ * (tag, writer record, low).
  * Only r's holder writes slot[]; r's holder pushes and pops at the top, and anyone may take
  * the top block with a CAS on word when the pool has no other free block (pool.c).
  */

@@ -3140,14 +3140,14 @@ void mb_os_time_split(uint64_t wall_ns, int local, mb_os_tm_t *tm) {
   mb__os_tm_fill(ok ? &t : NULL, wall_ns, tm);
 }
 
-/*
- * Sleep() may wake a little early (before the next timer tick): sleep again for the rest.
- * Each Sleep stays below INFINITE, which would never return.
- */
 void mb_os_yield(void) {
   (void)SwitchToThread();
 }
 
+/*
+ * Sleep() may wake a little early (before the next timer tick): sleep again for the rest.
+ * Each Sleep stays below INFINITE, which would never return.
+ */
 void mb_os_sleep_ms(unsigned ms) {
   uint64_t deadline = mb_os_mono_ns() + (uint64_t)ms * 1000000u, now;
   while ((now = mb_os_mono_ns()) < deadline) {
