@@ -142,9 +142,10 @@
  *   CACHED|o) and lists it (slots, then a CAS from count 0): killed in between (36), the
  *   chain is MAG(r, o) blocks in no magazine: step 2 again.
  * Free (MPUSH) of block i, in use by any client: given = base + 1, i listed.
- *   A full magazine first gives its top MB_POOL_CHAIN back: slots read, CAS word count - 32
- *   (40), then mb__give with MB__OP_NC (41..: G0..G4 with given not moving, and a dead
- *   record's half-given GIVING blocks given back uncounted by step 2)
+ *   A full magazine first gives its top MB_POOL_CHAIN back (mb__mag_unlist, as a thread's
+ *   exit empties it): slots read, CAS word count - 32 (40), then mb__give with MB__OP_NC
+ *   (41..: G0..G4 with given not moving, and a dead record's half-given GIVING blocks given
+ *   back uncounted by step 2)
  *   P0 op = {q, PENDING, MPUSH}, base = given, first = i                            (42)
  *        crash: nothing moved (the stamp is what it was)
  *   P1 CAS stamp IN_USE|x -> MAG(r, o): the free; only one of two frees moves it     (43)
@@ -432,9 +433,11 @@ static uint64_t mb__next_word(uint64_t w, uint32_t rec, uint32_t low) {
 /* Did the CAS of record rec's op (read as `op`) happen? (See the top of the file.) */
 static int mb__landed(mb_pool_map_t *p, uint32_t rec, uint64_t op) {
   const mb_au64 *word = MB__OP_KIND(op) == MB__OP_BUMP ? &p->desc->bump : &p->desc->head;
-  uint64_t w, victim = mb_load64(&p->intents[rec].count);
-  if (MB__OP_KIND(op) == MB__OP_STEAL) /* count: the magazine it steals from (bounded) */
+  uint64_t w;
+  if (MB__OP_KIND(op) == MB__OP_STEAL) { /* count: the magazine it steals from (bounded) */
+    uint64_t victim = mb_load64(&p->intents[rec].count);
     word = &p->mags[victim < MB_POOL_INTENTS ? victim : 0].word;
+  }
   if (MB__OP_STATE(op) == MB__OP_LANDED)
     return 1;
   if (MB__OP_STATE(op) != MB__OP_PENDING)
@@ -589,6 +592,24 @@ static uint32_t mb__mag_empty(mb_pool_map_t *p, uint32_t rec) {
   return 0;
 }
 
+/* Take the top n (1..MB_POOL_CHAIN, at most the count) blocks out of record rec's magazine,
+ * whose word *w was just read, and give them back to the free stack, uncounted (they are
+ * free). A forged count is dropped instead (the magazine emptied). *w: the word now there. */
+static void mb__mag_unlist(mb_pool_map_t *p, uint32_t rec, uint64_t *w, uint32_t n, uint32_t mine) {
+  uint32_t c = MB__WORD_LOW(*w), chain[MB_POOL_CHAIN], k;
+  if (c > MB_POOL_MAG) {
+    (void)mb__mag_set(p, rec, w, 0);
+    return;
+  }
+  for (k = 0; k < n; k++)
+    chain[k] = mb_load32(&p->mags[rec].slot[c - n + k]);
+  MB__CRASH(40);
+  if (mb__mag_set(p, rec, w, c - n)) {
+    MB__CRASH(41);
+    mb__give(p, rec, chain, n, mine, NULL, MB__OP_NC);
+  }
+}
+
 /* Raise the peak after a record's taken went from base to base + 1 (as mb__take does: every
  * MB__PEAK_EVERY blocks), or now (`now`: a magazine just ran empty, a block was stolen: a
  * pool being filled up), while bump is above it. */
@@ -720,7 +741,7 @@ int mb__pool_mag_take(mb_pool_map_t *p, uint32_t rec, uint32_t stamp, uint32_t *
 int mb__pool_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t i) {
   mb_pool_intent_t *r = &p->intents[rec];
   mb_pool_mag_t *m = &p->mags[rec];
-  uint32_t mine = MB__MAG_STAMP(rec, owner), s, chain[MB_POOL_CHAIN], k, q;
+  uint32_t mine = MB__MAG_STAMP(rec, owner), s, q;
   uint64_t w = mb_load64(&m->word), base;
   int t;
   s = mb_load32(&p->stamps[i]);
@@ -730,20 +751,8 @@ int mb__pool_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t i
                       p->desc->name, (unsigned)i);
   }
   /* F: a full magazine (or a forged count) first gives its top chain back, still free. */
-  for (t = 0; t < MB__MAG_TRIES && MB__WORD_LOW(w) >= MB_POOL_MAG; t++) {
-    uint32_t c = MB__WORD_LOW(w);
-    if (c > MB_POOL_MAG) {
-      (void)mb__mag_set(p, rec, &w, 0);
-      continue;
-    }
-    for (k = 0; k < MB_POOL_CHAIN; k++)
-      chain[k] = mb_load32(&m->slot[c - MB_POOL_CHAIN + k]);
-    MB__CRASH(40);
-    if (mb__mag_set(p, rec, &w, c - MB_POOL_CHAIN)) {
-      MB__CRASH(41);
-      mb__give(p, rec, chain, MB_POOL_CHAIN, mine, NULL, MB__OP_NC);
-    }
-  }
+  for (t = 0; t < MB__MAG_TRIES && MB__WORD_LOW(w) >= MB_POOL_MAG; t++)
+    mb__mag_unlist(p, rec, &w, MB_POOL_CHAIN, mine);
   base = mb_load64_relaxed(&r->given);
   q = mb__op_begin(r, MB__OP_MPUSH, base); /* P0 */
   mb_store64(&r->first, i);
@@ -773,22 +782,11 @@ int mb__pool_mag_give(mb_pool_map_t *p, uint32_t rec, uint32_t owner, uint32_t i
 }
 
 void mb__pool_mag_flush(mb_pool_map_t *p, uint32_t rec, uint32_t owner) {
-  mb_pool_mag_t *m = &p->mags[rec];
-  uint32_t mine = MB__MAG_STAMP(rec, owner), chain[MB_POOL_CHAIN], k, n;
-  uint64_t w = mb_load64(&m->word);
+  uint64_t w = mb_load64(&p->mags[rec].word);
   int t;
-  for (t = 0; t < 2 * MB__MAG_TRIES && MB__WORD_LOW(w) != 0; t++) {
-    uint32_t c = MB__WORD_LOW(w);
-    if (c > MB_POOL_MAG) {
-      (void)mb__mag_set(p, rec, &w, 0);
-      continue;
-    }
-    n = c < MB_POOL_CHAIN ? c : MB_POOL_CHAIN;
-    for (k = 0; k < n; k++)
-      chain[k] = mb_load32(&m->slot[c - n + k]);
-    if (mb__mag_set(p, rec, &w, c - n))
-      mb__give(p, rec, chain, n, mine, NULL, MB__OP_NC);
-  }
+  for (t = 0; t < 2 * MB__MAG_TRIES && MB__WORD_LOW(w) != 0; t++)
+    mb__mag_unlist(p, rec, &w, MB__WORD_LOW(w) < MB_POOL_CHAIN ? MB__WORD_LOW(w) : MB_POOL_CHAIN,
+                   MB__MAG_STAMP(rec, owner));
 }
 
 /* 1 if block i holds nothing but poison (or, never used, nothing but zero). */
