@@ -48,10 +48,8 @@ typedef struct mb__tcache_s {
   uint32_t cap;   /* MB__TCACHE_MAX */
   uint32_t idx[MB__TCACHE_MAX];
   /* the library's own */
-  mb_pool_map_t *map;         /* pool->map, for the uncached fast paths */
   int mag;                    /* pool->mag: an uncached handle's calls go to the record's magazine
                                  (0 in a fork child: every call asks the library, which refuses) */
-  int32_t mshift;             /* log2(stride) or -1, for an uncached free */
   uint32_t rec;               /* the thread's intent record in the pool (pool.c) */
   uint64_t holder;            /* ... held under this attachment's MB_POOL_HOLDER */
   struct mb__tcache_s *tnext; /* this thread's caches */
@@ -259,9 +257,7 @@ static int mb__tcache_get(mb_pool_t *pool, mb__tcache_t **out) {
   t->stride = pool->map->stride;
   t->shift = pool->uncached ? -1 : pool->map->shift; /* -1: mb_pool_free's fast path never
                                                        caches for an uncached handle */
-  t->map = pool->map;
   t->mag = pool->mag;
-  t->mshift = pool->map->shift;
   t->cprev = NULL;
   t->cnext = c->tcaches;
   if (c->tcaches)
@@ -470,7 +466,7 @@ int mb_pool_alloc(mb_pool_t *pool, void **obj) {
   if (t != NULL && t->mag && t->pool == pool && pool != NULL && obj != NULL &&
       mb_load64(t->entry_word) == t->word) {
     uint32_t idx;
-    int rc = mb__pool_mag_take(t->map, t->rec, MB_STAMP_IN_USE | t->owner, &idx);
+    int rc = mb__pool_mag_take(pool->map, t->rec, MB_STAMP_IN_USE | t->owner, &idx);
     if (rc == 0)
       *obj = t->blocks + (size_t)idx * t->stride;
     return rc;
@@ -536,10 +532,9 @@ int mb_pool_free(mb_pool_t *pool, void *obj) {
   }
   if (t != NULL && t->mag && t->pool == pool && pool != NULL &&
       mb_load64(t->entry_word) == t->word) {
-    uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)t->blocks);
-    if (off < t->span && (t->mshift >= 0 ? (off & (t->stride - 1)) == 0 : off % t->stride == 0))
-      return mb__pool_mag_give(t->map, t->rec, t->owner,
-                               (uint32_t)(t->mshift >= 0 ? off >> t->mshift : off / t->stride));
+    uint32_t idx; /* a pointer that is no block's: the slow path says what is wrong */
+    if (mb__pool_index(pool->map, obj, &idx) == 0)
+      return mb__pool_mag_give(pool->map, t->rec, t->owner, idx);
   }
   return mb__pool_free_slow(pool, obj);
 }
