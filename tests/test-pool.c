@@ -905,11 +905,20 @@ static uint32_t fake_record(mb_pool_map_t *p, uint32_t owner, uint32_t seq) {
   return rec;
 }
 
+/* A restart of client owner reclaims (its entry taken over, attachment seq): its record gives
+ * back the cached and half-given blocks of its predecessor's, then is let go. */
+static void restart_reclaim(mb_pool_map_t *p, uint32_t owner, uint32_t seq) {
+  mb_pool_map_t again = *p;
+  again.rec = fake_record(p, owner, seq);
+  mb__pool_release_owner(&again, owner, 1);
+  mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(owner, seq, 424242));
+}
+
 /* One run of crash_points_every_step: returns 1 if the call was "killed" inside. */
 static int crash_run(int point, int hit, int sc, int restart) {
   mb_config_t cfg;
   mb_broker_t b;
-  mb_pool_map_t *p, again;
+  mb_pool_map_t *p;
   uint32_t live, dead, idx[MB_POOL_CHAIN], got = 0, held, k, n;
   volatile int crashed = 0;
   pool_config(&cfg, "crash", 128, 0);
@@ -943,11 +952,8 @@ static int crash_run(int point, int hit, int sc, int restart) {
   mb__pool_crash_hook = NULL;
   if (restart) {
     /* The restart's own record gives back the cached and half-given blocks. */
-    again = *p;
-    again.rec = fake_record(p, 5, 2);
-    mb__pool_release_owner(&again, 5, 1);
+    restart_reclaim(p, 5, 2);
     check_whole(p, &held);
-    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
   }
   mb__pool_release_owner(p, 5, 0); /* the broker's reap */
   check_whole(p, &held);
@@ -1032,7 +1038,7 @@ enum {
 static int mag_run(int point, int hit, int sc, int restart, int thief) {
   mb_config_t cfg;
   mb_broker_t b;
-  mb_pool_map_t *p, again;
+  mb_pool_map_t *p;
   uint32_t live, dead, idx[MB_POOL_CHAIN], held_live[128], got = 0, held, k, i;
   volatile uint32_t nheld = 0;
   volatile int crashed = 0;
@@ -1085,11 +1091,8 @@ static int mag_run(int point, int hit, int sc, int restart, int thief) {
            mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, held_live + nheld, &got) == 0)
       nheld = nheld + got;
   if (restart) {
-    again = *p;
-    again.rec = fake_record(p, 5, 2);
-    mb__pool_release_owner(&again, 5, 1);
+    restart_reclaim(p, 5, 2);
     check_whole(p, &held);
-    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
   }
   mb__pool_release_owner(p, 5, 0); /* the broker's reap */
   check_whole(p, &held);
@@ -1284,7 +1287,7 @@ TEST(two_threads_killed_every_pair) {
     for (c = 1; c <= 18; c++) {
       mb_config_t cfg;
       mb_broker_t b;
-      mb_pool_map_t *p, again;
+      mb_pool_map_t *p;
       uint32_t live, t1, t2, i1[MB_POOL_CHAIN], i2[MB_POOL_CHAIN], ch[MB_POOL_CHAIN], got, held, k;
       int k1, k2;
       pool_config(&cfg, "pair", 128, 0);
@@ -1307,11 +1310,8 @@ TEST(two_threads_killed_every_pair) {
       k2 = killed_op(p, t2, c < 10 ? MB_STAMP_CACHED | 5u : MB_STAMP_IN_USE, i2, 32, c, 1);
       both += k1 && k2;
       if ((a + c) & 1) {
-        again = *p;
-        again.rec = fake_record(p, 5, 2);
-        mb__pool_release_owner(&again, 5, 1);
+        restart_reclaim(p, 5, 2);
         check_whole(p, &held);
-        mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
       }
       mb__pool_release_owner(p, 5, 0);
       check_whole(p, &held);
@@ -1924,7 +1924,7 @@ static void tw_hook(int point) {
 static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) {
   mb_config_t cfg;
   mb_broker_t b;
-  mb_pool_map_t *p, again;
+  mb_pool_map_t *p;
   uint32_t dead, idx[MB_POOL_CHAIN], hl[128], got = 0, held, k, i, mine = 0;
   volatile int crashed = 0, fired;
   if (getenv("TW_TRACE"))
@@ -1988,11 +1988,8 @@ static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) 
   if (!crashed)
     check_whole(p, &held);
   if (restart) {
-    again = *p;
-    again.rec = fake_record(p, 5, 2);
-    mb__pool_release_owner(&again, 5, 1);
+    restart_reclaim(p, 5, 2);
     check_whole(p, &held);
-    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
   }
   mb__pool_release_owner(p, 5, 0);
   check_whole(p, &held);
@@ -2154,11 +2151,8 @@ static int rk_run(int point, int hit, int second, int fpoint) {
          mb__pool_take(p, live, MB_STAMP_IN_USE | 7u, 32, hl, &got) == 0;)
     nl += got;
   if (second) {
-    mb_pool_map_t third = *p;
-    third.rec = fake_record(p, 5, 3);
-    mb__pool_release_owner(&third, 5, 1);
+    restart_reclaim(p, 5, 3);
     check_whole(p, &held);
-    mb__pool_intent_release(p, third.rec, MB_POOL_HOLDER(5, 3, 424242));
   }
   mb__pool_release_owner(p, 5, 0);
   check_whole(p, &held);
@@ -2349,10 +2343,7 @@ static void tp_hook(int point) {
     return;
   mb__pool_crash_hook = NULL;
   if (tp_restart) {
-    mb_pool_map_t again = *tp_p;
-    again.rec = fake_record(tp_p, 5, 2);
-    mb__pool_release_owner(&again, 5, 1);
-    mb__pool_intent_release(tp_p, again.rec, MB_POOL_HOLDER(5, 2, 424242));
+    restart_reclaim(tp_p, 5, 2);
   }
   mb__pool_release_owner(tp_p, 5, 0);
   (void)held;
@@ -2561,10 +2552,7 @@ static void r2_thief_hook(int point) {
     r2_rkilled = 1;
   mb__pool_crash_hook = NULL;
   if (r2_second) {
-    mb_pool_map_t third = *r2_p;
-    third.rec = fake_record(r2_p, 7, 3);
-    mb__pool_release_owner(&third, 7, 1);
-    mb__pool_intent_release(r2_p, third.rec, MB_POOL_HOLDER(7, 3, 424242));
+    restart_reclaim(r2_p, 7, 3);
   }
   mb__pool_release_owner(r2_p, 7, 0);
   if (r2_tdie)
@@ -2645,7 +2633,7 @@ static void r2s_hook(int point) {
 static void r2s_run(int point, int hit, int restart) {
   mb_config_t cfg;
   mb_broker_t b;
-  mb_pool_map_t *p, again;
+  mb_pool_map_t *p;
   uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
   pool_config(&cfg, "r2s", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
@@ -2664,10 +2652,7 @@ static void r2s_run(int point, int hit, int restart) {
     (void)mb__pool_take(p, d2, MB_STAMP_IN_USE | 7u, 1, idx, &got);
   mb__pool_crash_hook = NULL;
   if (restart) {
-    again = *p;
-    again.rec = fake_record(p, 7, 2);
-    mb__pool_release_owner(&again, 7, 1);
-    mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(7, 2, 424242));
+    restart_reclaim(p, 7, 2);
   }
   mb__pool_release_owner(p, 7, 0);
   check_whole(p, &held);
@@ -2694,10 +2679,7 @@ TEST(rv2_thief_of_the_same_dead_client) {
 static int r3_point, r3_hit, r3_hits, r3_fired, r3_first, r3_restart;
 static void r3_reap(uint32_t owner, int restart) {
   if (restart) {
-    mb_pool_map_t again = *r2_p;
-    again.rec = fake_record(r2_p, owner, 2);
-    mb__pool_release_owner(&again, owner, 1);
-    mb__pool_intent_release(r2_p, again.rec, MB_POOL_HOLDER(owner, 2, 424242));
+    restart_reclaim(r2_p, owner, 2);
   }
   mb__pool_release_owner(r2_p, owner, 0);
 }
@@ -2918,10 +2900,7 @@ TEST(rv2_threads_victim_killed_while_thieves_steal) {
     for (k = 0; k < 128; k++) /* the dead thread's blocks are the reaper's now */
       mb_store32(&st_dflag[k], 0);
     if ((round / 3) & 1) {
-      mb_pool_map_t again = *st_p;
-      again.rec = fake_record(st_p, dead_owner, 2);
-      mb__pool_release_owner(&again, dead_owner, 1);
-      mb__pool_intent_release(st_p, again.rec, MB_POOL_HOLDER(dead_owner, 2, 424242));
+      restart_reclaim(st_p, dead_owner, 2);
     }
     mb__pool_release_owner(st_p, dead_owner, 0); /* while the others run */
     mb_os_sleep_ms(2);
