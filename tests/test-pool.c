@@ -914,6 +914,17 @@ static void restart_reclaim(mb_pool_map_t *p, uint32_t owner, uint32_t seq) {
   mb__pool_intent_release(p, again.rec, MB_POOL_HOLDER(owner, seq, 424242));
 }
 
+/* The broker reaps client owner: the pool is whole, `held` blocks are held (by others), and
+ * none is stamped with owner. */
+static void reap_whole(mb_pool_map_t *p, uint32_t owner, uint32_t held_want) {
+  uint32_t held, k;
+  mb__pool_release_owner(p, owner, 0);
+  check_whole(p, &held);
+  ASSERT_EQ(held, held_want);
+  for (k = 0; k < p->capacity; k++)
+    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), owner);
+}
+
 /* One run of crash_points_every_step: returns 1 if the call was "killed" inside. */
 static int crash_run(int point, int hit, int sc, int restart) {
   mb_config_t cfg;
@@ -1991,11 +2002,7 @@ static int tw_run(int point, int hit, int sc, int restart, int thief, int kill) 
     restart_reclaim(p, 5, 2);
     check_whole(p, &held);
   }
-  mb__pool_release_owner(p, 5, 0);
-  check_whole(p, &held);
-  ASSERT_EQ(held, tw_n);
-  for (k = 0; k < 128; k++)
-    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+  reap_whole(p, 5, tw_n);
   mb__pool_release_owner(p, 7, 0);
   check_whole(p, &held);
   ASSERT_EQ(held, 0);
@@ -2154,11 +2161,7 @@ static int rk_run(int point, int hit, int second, int fpoint) {
     restart_reclaim(p, 5, 3);
     check_whole(p, &held);
   }
-  mb__pool_release_owner(p, 5, 0);
-  check_whole(p, &held);
-  ASSERT_EQ(held, nl);
-  for (k = 0; k < 128; k++)
-    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 5);
+  reap_whole(p, 5, nl);
   mb__pool_release_owner(p, 7, 0);
   check_whole(p, &held);
   ASSERT_EQ(held, 0);
@@ -2634,7 +2637,7 @@ static void r2s_run(int point, int hit, int restart) {
   mb_config_t cfg;
   mb_broker_t b;
   mb_pool_map_t *p;
-  uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, k, held;
+  uint32_t d, d2, hog, hl[128], idx[MB_POOL_CHAIN], got = 0, k;
   pool_config(&cfg, "r2s", 128, 0);
   ASSERT_OK(mb__broker_start(&b, &cfg, 0));
   p = &b.pools[0];
@@ -2654,11 +2657,7 @@ static void r2s_run(int point, int hit, int restart) {
   if (restart) {
     restart_reclaim(p, 7, 2);
   }
-  mb__pool_release_owner(p, 7, 0);
-  check_whole(p, &held);
-  ASSERT_EQ(held, 108);
-  for (k = 0; k < 128; k++)
-    ASSERT_NE(MB_STAMP_OWNER(mb_load32(&p->stamps[k])), 7);
+  reap_whole(p, 7, 108);
   mb__broker_stop(&b);
 }
 TEST(rv2_thief_of_the_same_dead_client) {
